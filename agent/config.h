@@ -1,0 +1,134 @@
+/*
+ * agent/config.h -- the agent's YAML configuration.
+ *
+ * One YAML file per agent (docs/configuration.md is the full reference). The
+ * keys listed in DESIGN.md are a contract shared with deployment tooling:
+ * they may be extended, never renamed.
+ *
+ * Errors name the file, the line (1-based, as an editor shows it) and the
+ * key path, e.g.
+ *     single.yaml:7: cluster.election_timeout_ms: expected an integer, got "fast"
+ * Unknown keys are refused at every level, so a typo never silently falls
+ * back to a default.
+ */
+#ifndef CANOPY_AGENT_CONFIG_H
+#define CANOPY_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_MEMBERS 16
+#define CONFIG_MAX_URLS 8
+#define CONFIG_MAX_MAPPINGS 64
+
+/* Defaults for the optional keys (docs/configuration.md). */
+#define CONFIG_DEFAULT_ELECTION_TIMEOUT_MS 1000
+#define CONFIG_DEFAULT_HEARTBEAT_MS 100
+#define CONFIG_DEFAULT_SNAPSHOT_THRESHOLD 1024
+#define CONFIG_DEFAULT_MAX_IN_FLIGHT 8
+#define CONFIG_DEFAULT_DELETE_THRESHOLD 500
+#define CONFIG_DEFAULT_USER_FILTER "(objectClass=inetOrgPerson)"
+#define CONFIG_DEFAULT_GROUP_FILTER "(objectClass=groupOfNames)"
+
+/* A bootstrap voter: "ID@HOST:PORT". */
+struct config_member {
+	uint64_t id;
+	char address[256];
+};
+
+/* A search scope of the source: base DN + LDAP filter. */
+struct config_scope {
+	char base[512];
+	char filter[512];
+};
+
+/* One mapping line: target SCIM attribute path <- expression text. The line
+ * number is kept so that an expression parse error can point at the file. */
+struct config_mapping {
+	char attr[256];
+	char expr[1024];
+	int line;
+};
+
+struct config {
+	char path[512]; /* the file this was read from */
+
+	struct {
+		uint64_t id;
+		char raft_address[256];
+		char control_address[256];
+		char data_dir[512];
+	} node;
+
+	struct {
+		char name[128];
+		struct config_member members[CONFIG_MAX_MEMBERS];
+		unsigned n_members;
+		unsigned election_timeout_ms; /* default 1000 */
+		unsigned heartbeat_ms;        /* default 100 */
+		bool pre_vote;                /* default true (DESIGN.md) */
+		unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
+	} cluster;
+
+	struct {
+		bool present;
+		char kind[32]; /* "openldap" | "ad" */
+		char urls[CONFIG_MAX_URLS][512];
+		unsigned n_urls;
+		char bind_dn[512];
+		char password_file[512];
+		char *password; /* read from password_file; NULL if none */
+		struct config_scope users;  /* required when source is present */
+		struct config_scope groups; /* base "" when absent: groups not synced */
+	} source;
+
+	struct {
+		bool present;
+		char kind[32]; /* "scim" */
+		char url[512];
+		char token_file[512];
+		char *token; /* read from token_file; NULL if none */
+		unsigned max_in_flight; /* concurrent target requests; default 8 */
+	} target;
+
+	struct {
+		struct config_mapping user[CONFIG_MAX_MAPPINGS];
+		unsigned n_user;
+		struct config_mapping group[CONFIG_MAX_MAPPINGS];
+		unsigned n_group;
+	} mapping;
+
+	struct {
+		unsigned delete_threshold; /* default 500 */
+		unsigned delete_threshold_percent; /* 1..100; default 0 = no percent check */
+	} safety;
+
+	struct {
+		char level[16]; /* debug | info | warn | error; default info */
+	} log;
+};
+
+/*
+ * Read and validate the configuration in `path`.
+ *
+ * On success returns 0 and fills `*cfg` (release with config_free()).
+ * On failure returns a negative errno-style code and writes one line into
+ * `errmsg` naming the file, the line and the key; `*cfg` needs no freeing.
+ *
+ * Secrets (source.password_file, target.token_file) are read here. A secret
+ * file readable by group or others is refused: the agent must not run with a
+ * credential that other local users can read.
+ */
+int config_load(const char *path, struct config *cfg, char *errmsg, size_t errlen);
+
+/* Release what config_load() allocated (the secrets, zeroed first). */
+void config_free(struct config *cfg);
+
+/*
+ * Parse "ID@HOST:PORT" into `m`. Returns 0, or -EINVAL with the cause in
+ * errmsg. Also used by the CLI for `cluster add`.
+ */
+int config_parse_member(const char *text, struct config_member *m, char *errmsg, size_t errlen);
+
+#endif /* CANOPY_AGENT_CONFIG_H */

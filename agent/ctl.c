@@ -1,0 +1,218 @@
+/*
+ * agent/ctl.c -- canopyctl (see ctl.h).
+ */
+#include "agent/ctl.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_SERVER "127.0.0.1:8001"
+
+struct buf {
+	char *p;
+	size_t len;
+};
+
+static size_t on_data(char *data, size_t size, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+	char *p = realloc(b->p, b->len + size * n + 1);
+	if (p == NULL)
+		return 0;
+	memcpy(p + b->len, data, size * n);
+	b->p = p;
+	b->len += size * n;
+	b->p[b->len] = '\0';
+	return size * n;
+}
+
+/*
+ * One request to the control API. Returns the HTTP status (and the body in
+ * *body), or -1 with a one-line cause in errmsg when the server could not be
+ * reached.
+ */
+static long request(const char *server, const char *method, const char *path,
+		    const char *payload, struct buf *body, char *errmsg, size_t errlen)
+{
+	char url[512], curlerr[CURL_ERROR_SIZE] = "";
+	CURL *c;
+	CURLcode rc;
+	long status = -1;
+	struct curl_slist *hdrs = NULL;
+
+	snprintf(url, sizeof url, "http://%s%s", server, path);
+	c = curl_easy_init();
+	if (c == NULL) {
+		snprintf(errmsg, errlen, "cannot initialise libcurl");
+		return -1;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* followers may redirect to the leader */
+	curl_easy_setopt(c, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+	if (strcmp(method, "POST") == 0) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload ? payload : "{}");
+	}
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK)
+		snprintf(errmsg, errlen, "cannot reach canopy agent at %s: %s", server,
+			 curlerr[0] ? curlerr : curl_easy_strerror(rc));
+	else
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static const char *str(json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : dflt;
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static void print_status(FILE *out, json_t *st)
+{
+	json_t *leader = json_object_get(st, "leader"), *sync = json_object_get(st, "sync");
+	json_t *members = json_object_get(st, "members"), *m, *cursor, *reach, *state;
+	size_t i;
+
+	fprintf(out, "cluster   %s\n", str(st, "cluster", "?"));
+	fprintf(out, "node      %lld (%s)\n", num(st, "node_id"), str(st, "role", "?"));
+	fprintf(out, "term      %lld\n", num(st, "term"));
+	if (json_integer_value(json_object_get(leader, "id")) != 0)
+		fprintf(out, "leader    %lld at %s\n", num(leader, "id"), str(leader, "address", "?"));
+	else
+		fprintf(out, "leader    none known\n");
+	fprintf(out, "index     commit %lld, applied %lld\n", num(st, "commit_index"),
+		num(st, "applied_index"));
+	state = json_object_get(st, "state");
+	if (state)
+		fprintf(out, "objects   %lld (digest %s)\n", num(state, "objects"),
+			str(state, "digest", "?"));
+	fprintf(out, "\n%-6s %-24s %-8s %-10s\n", "ID", "ADDRESS", "ROLE", "REACHABLE");
+	json_array_foreach(members, i, m)
+	{
+		reach = json_object_get(m, "reachable");
+		fprintf(out, "%-6lld %-24s %-8s %-10s\n", num(m, "id"), str(m, "address", "?"),
+			str(m, "role", "?"),
+			json_is_true(reach) ? "yes" : json_is_false(reach) ? "no" : "unknown");
+	}
+	if (sync) {
+		cursor = json_object_get(sync, "cursor");
+		fprintf(out, "\nsync      %s\n", str(sync, "state", "?"));
+		fprintf(out, "cursor    %s\n", json_is_string(cursor) ? json_string_value(cursor) : "none");
+		fprintf(out, "exported  %lld, errors %lld, pending deletes %lld, last export %s\n",
+			num(sync, "exported_total"), num(sync, "errors_total"),
+			num(sync, "pending_deletes"), str(sync, "last_export_at", "never"));
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: canopyctl [--server HOST:PORT] COMMAND [--json]\n"
+		"\n"
+		"Ask a canopy agent about its cluster. Any node answers.\n"
+		"\n"
+		"commands:\n"
+		"  status          the cluster as this node sees it: role, term, leader,\n"
+		"                  commit/applied index, members, sync state\n"
+		"\n"
+		"options:\n"
+		"  -s, --server HOST:PORT  the agent's control_address (default: $CANOPY_SERVER,\n"
+		"                          else " DEFAULT_SERVER ")\n"
+		"  -j, --json              print the raw JSON answer\n"
+		"  -h, --help              this help\n");
+}
+
+int ctl_main(int argc, char **argv, FILE *out, FILE *err)
+{
+	const char *server = getenv("CANOPY_SERVER");
+	const char *cmd = NULL;
+	bool json = false;
+	struct buf body = {0};
+	char errmsg[512];
+	json_t *o;
+	json_error_t jerr;
+	long status;
+	int i, rc = 1;
+
+	if (server == NULL || server[0] == '\0')
+		server = DEFAULT_SERVER;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--server") == 0 || strcmp(argv[i], "-s") == 0) {
+			if (++i == argc) {
+				fprintf(err, "canopyctl: --server needs HOST:PORT\n");
+				return 2;
+			}
+			server = argv[i];
+		} else if (strncmp(argv[i], "--server=", 9) == 0) {
+			server = argv[i] + 9;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(out);
+			return 0;
+		} else if (argv[i][0] == '-') {
+			fprintf(err, "canopyctl: unknown option %s (see canopyctl --help)\n", argv[i]);
+			return 2;
+		} else if (cmd == NULL) {
+			cmd = argv[i];
+		} else {
+			fprintf(err, "canopyctl: unexpected argument %s (see canopyctl --help)\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	if (cmd == NULL) {
+		usage(err);
+		return 2;
+	}
+	if (strcmp(cmd, "status") != 0) {
+		fprintf(err, "canopyctl: unknown command %s (see canopyctl --help)\n", cmd);
+		return 2;
+	}
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	status = request(server, "GET", "/v1/status", NULL, &body, errmsg, sizeof errmsg);
+	if (status < 0) {
+		fprintf(err, "canopyctl: %s\n", errmsg);
+		goto out;
+	}
+	o = json_loadb(body.p ? body.p : "", body.len, 0, &jerr);
+	if (o == NULL) {
+		fprintf(err, "canopyctl: %s answered HTTP %ld with a body that is not JSON: %s\n",
+			server, status, jerr.text);
+		goto out;
+	}
+	if (status != 200) {
+		fprintf(err, "canopyctl: %s: HTTP %ld: %s\n", server, status,
+			str(o, "error", "no error message"));
+	} else {
+		if (json)
+			fprintf(out, "%s\n", body.p);
+		else
+			print_status(out, o);
+		rc = 0;
+	}
+	json_decref(o);
+out:
+	free(body.p);
+	curl_global_cleanup();
+	return rc;
+}

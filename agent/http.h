@@ -1,0 +1,63 @@
+/*
+ * agent/http.h -- the control API's HTTP server, on the agent's libuv loop.
+ *
+ * libmicrohttpd does the HTTP protocol work (parsing, keep-alive, limits); it
+ * runs without threads of its own, in "external epoll" mode: its epoll
+ * descriptor is watched with uv_poll and MHD_run() is called when it is
+ * readable, plus a uv_timer for MHD's own timeouts. So every handler runs on
+ * the loop thread and may read agent and raft state without locks.
+ */
+#ifndef CANOPY_AGENT_HTTP_H
+#define CANOPY_AGENT_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct http_request {
+	const char *method; /* "GET", "POST", ... */
+	const char *path;   /* without the query string */
+	const char *body;   /* NUL-terminated request body ("" when none) */
+	size_t body_len;
+	void *conn;         /* for http_request_arg() */
+};
+
+struct http_reply {
+	unsigned status;          /* HTTP status code */
+	const char *content_type; /* static string */
+	char *body;               /* malloc'd; freed by the server */
+	size_t body_len;
+	char location[256];       /* optional Location header (redirects) */
+};
+
+/* Handle one complete request on the loop thread; fill `reply`. */
+typedef void (*http_handler_fn)(void *data, const struct http_request *req,
+				struct http_reply *reply);
+
+struct http_server {
+	void *daemon; /* struct MHD_Daemon */
+	uv_poll_t poll;
+	uv_timer_t timer;
+	http_handler_fn handler;
+	void *data;
+	int open_handles;
+	void (*close_cb)(struct http_server *s);
+};
+
+/*
+ * Listen on `address` ("HOST:PORT", "[V6]:PORT"). Returns 0, or a negative
+ * code with the cause (e.g. "127.0.0.1:8001: Address already in use").
+ */
+int http_start(struct http_server *s, uv_loop_t *loop, const char *address,
+	       http_handler_fn handler, void *data, char *errmsg, size_t errlen);
+
+/* Stop listening, drop connections; `cb` runs when the loop handles are closed. */
+void http_close(struct http_server *s, void (*cb)(struct http_server *s));
+
+/* A query-string argument of the request, or NULL. */
+const char *http_request_arg(const struct http_request *req, const char *name);
+
+/* Fill `reply` with a JSON error body {"error": msg} and `status`. */
+void http_reply_error(struct http_reply *reply, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif /* CANOPY_AGENT_HTTP_H */

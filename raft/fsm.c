@@ -1,0 +1,196 @@
+/*
+ * raft/fsm.c -- adapter from libraft's raft_fsm to a canopy fsm_machine.
+ * See fsm.h for the entry framing and why every entry is versioned.
+ */
+#include "raft/fsm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const unsigned char magic[4] = {'C', 'N', 'P', 'Y'};
+
+static void put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+
+static uint16_t get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
+}
+
+int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
+	       struct raft_buffer *out)
+{
+	unsigned char *p;
+
+	if (len > UINT32_MAX - FSM_HEADER_SIZE)
+		return -EFBIG;
+	p = raft_malloc(FSM_HEADER_SIZE + len);
+	if (p == NULL)
+		return -ENOMEM;
+	memcpy(p, magic, 4);
+	put16(p + 4, version);
+	put16(p + 6, type);
+	put32(p + 8, (uint32_t)len);
+	put32(p + 12, 0);
+	if (len > 0)
+		memcpy(p + FSM_HEADER_SIZE, payload, len);
+	out->base = p;
+	out->len = FSM_HEADER_SIZE + len;
+	return 0;
+}
+
+int fsm_decode(const struct raft_buffer *buf, uint16_t max_version, uint16_t *type,
+	       uint16_t *version, const void **payload, size_t *len)
+{
+	const unsigned char *p = buf->base;
+	uint32_t n;
+
+	if (buf->len < FSM_HEADER_SIZE || memcmp(p, magic, 4) != 0)
+		return FSM_EBADMAGIC;
+	n = get32(p + 8);
+	/* libraft pads entries to 8 bytes, so the buffer may be longer. */
+	if ((size_t)n > buf->len - FSM_HEADER_SIZE)
+		return FSM_ETRUNCATED;
+	*version = get16(p + 4);
+	*type = get16(p + 6);
+	if (*version == 0 || *version > max_version)
+		return FSM_EVERSION;
+	if (get32(p + 12) != 0)
+		return FSM_ERESERVED;
+	*payload = p + FSM_HEADER_SIZE;
+	*len = n;
+	return 0;
+}
+
+const char *fsm_strerror(int rv)
+{
+	switch (rv) {
+	case FSM_EBADMAGIC:
+		return "not a canopy entry (bad magic)";
+	case FSM_ETRUNCATED:
+		return "entry shorter than its header says";
+	case FSM_ERESERVED:
+		return "reserved header bits set (written by a newer canopy?)";
+	case FSM_EVERSION:
+		return "entry format version not understood by this canopy (upgrade this node)";
+	default:
+		return rv < 0 ? strerror(-rv) : "unknown error";
+	}
+}
+
+static void refuse(struct fsm *f, const char *what, int rv, const char *detail)
+{
+	f->stats.refused++;
+	snprintf(f->stats.last_error, sizeof f->stats.last_error, "%s: %s%s%s", what,
+		 fsm_strerror(rv), detail[0] ? ": " : "", detail);
+}
+
+static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+	struct fsm *f = rf->data;
+	struct fsm_machine *m = f->machine;
+	uint16_t type, version;
+	const void *payload;
+	size_t len;
+	char err[200] = "";
+	int rv;
+
+	*result = NULL;
+	rv = fsm_decode(buf, m->max_version, &type, &version, &payload, &len);
+	if (rv != 0) {
+		refuse(f, "apply", rv, "");
+		return RAFT_MALFORMED;
+	}
+	rv = m->apply(m->data, type, version, payload, len, result, err, sizeof err);
+	if (rv != 0) {
+		refuse(f, "apply", rv, err);
+		return RAFT_MALFORMED;
+	}
+	f->stats.applied++;
+	return 0;
+}
+
+static int fsm_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct fsm *f = rf->data;
+	struct fsm_machine *m = f->machine;
+	struct raft_buffer *out;
+	void *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = m->snapshot(m->data, &data, &len);
+	if (rv != 0)
+		return RAFT_NOMEM;
+	out = raft_malloc(sizeof *out);
+	if (out == NULL)
+		goto err_after_snapshot;
+	/* The snapshot carries the machine's newest format version. */
+	rv = fsm_encode(0, m->max_version, data, len, out);
+	if (rv != 0)
+		goto err_after_out;
+	free(data);
+	*bufs = out;
+	*n_bufs = 1;
+	f->stats.snapshots++;
+	return 0;
+
+err_after_out:
+	raft_free(out);
+err_after_snapshot:
+	free(data);
+	return RAFT_NOMEM;
+}
+
+/* libraft hands over ownership of buf->base on success only. */
+static int fsm_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+	struct fsm *f = rf->data;
+	struct fsm_machine *m = f->machine;
+	uint16_t type, version;
+	const void *payload;
+	size_t len;
+	char err[200] = "";
+	int rv;
+
+	rv = fsm_decode(buf, m->max_version, &type, &version, &payload, &len);
+	if (rv != 0) {
+		refuse(f, "restore", rv, "");
+		return RAFT_MALFORMED;
+	}
+	rv = m->restore(m->data, version, payload, len, err, sizeof err);
+	if (rv != 0) {
+		refuse(f, "restore", rv, err);
+		return RAFT_MALFORMED;
+	}
+	raft_free(buf->base);
+	f->stats.restores++;
+	return 0;
+}
+
+void fsm_init(struct fsm *f, struct fsm_machine *machine)
+{
+	memset(f, 0, sizeof *f);
+	f->machine = machine;
+	f->raft.version = 1;
+	f->raft.data = f;
+	f->raft.apply = fsm_apply_cb;
+	f->raft.snapshot = fsm_snapshot_cb;
+	f->raft.restore = fsm_restore_cb;
+}

@@ -1,0 +1,100 @@
+/*
+ * raft/fsm.h -- a generic libraft state machine for versioned, opaque entries.
+ *
+ * raft/ knows nothing about identities. What canopy replicates (the cursor,
+ * the object table, staged deletes, configuration) is implemented in
+ * sync/state/ as a `struct fsm_machine`; this module adapts it to libraft's
+ * `struct raft_fsm` and owns the framing that every log entry and snapshot
+ * carries:
+ *
+ *     offset size  field
+ *     0      4     magic "CNPY"
+ *     4      2     format version (little endian)
+ *     6      2     entry type     (little endian, meaning owned by the machine)
+ *     8      4     payload length (little endian)
+ *     12     4     reserved, zero (libraft already checksums log segments
+ *                  and snapshot files on disk, so no CRC of our own)
+ *     16     n     payload
+ *
+ * Why a version on every entry: during a rolling upgrade a cluster runs mixed
+ * versions, and a node must refuse an entry it does not understand rather than
+ * misapply it (DESIGN.md, "The replicated state machine"). A refused entry
+ * makes fsm apply fail; libraft 0.15 then leaves last_applied where it was
+ * and retries later, so the node stalls visibly (its applied_index stops in
+ * /v1/status) instead of diverging. Upgrading the binary resumes it.
+ */
+#ifndef CANOPY_RAFT_FSM_H
+#define CANOPY_RAFT_FSM_H
+
+#include <raft.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FSM_HEADER_SIZE 16
+
+/* Errors the framing layer reports (negative, distinct from errno values). */
+enum {
+	FSM_EBADMAGIC = -1001, /* not a canopy entry */
+	FSM_ETRUNCATED = -1002, /* shorter than its header says */
+	FSM_ERESERVED = -1003, /* reserved bits set: a format we do not know */
+	FSM_EVERSION = -1004,  /* written by a newer canopy: refused */
+};
+
+/*
+ * The replicated state machine proper, implemented outside raft/.
+ *
+ * apply:    apply one entry; `version` is at most `max_version`. Must be
+ *           deterministic: every node applies the same entries in the same
+ *           order and must reach the same state. May set *result (passed to
+ *           the raft_apply callback on the node that proposed the entry).
+ *           Returns 0, or a negative code to refuse the entry.
+ * snapshot: serialize the whole state into one malloc'd buffer.
+ * restore:  replace the whole state with a snapshot's payload.
+ * errmsg:   where apply/restore describe a refusal (for the log).
+ */
+struct fsm_machine {
+	void *data;
+	uint16_t max_version;
+	int (*apply)(void *data, uint16_t type, uint16_t version, const void *payload, size_t len,
+		     void **result, char *errmsg, size_t errlen);
+	int (*snapshot)(void *data, void **buf, size_t *len);
+	int (*restore)(void *data, uint16_t version, const void *payload, size_t len, char *errmsg,
+		       size_t errlen);
+};
+
+/* Statistics of the adapter, for /metrics and tests. */
+struct fsm_stats {
+	uint64_t applied;       /* entries applied */
+	uint64_t refused;       /* entries refused (version, framing, machine error) */
+	uint64_t snapshots;     /* snapshots taken */
+	uint64_t restores;      /* snapshots restored */
+	char last_error[256];   /* why the last entry was refused */
+};
+
+struct fsm {
+	struct raft_fsm raft;   /* hand &fsm->raft to raft_init() */
+	struct fsm_machine *machine;
+	struct fsm_stats stats;
+};
+
+/* Wire `f` to `machine`. Never fails. */
+void fsm_init(struct fsm *f, struct fsm_machine *machine);
+
+/*
+ * Frame `payload` as an entry of `type`/`version` into `out`, allocated with
+ * raft_malloc() as raft_apply() requires. Returns 0 or -ENOMEM.
+ */
+int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
+	       struct raft_buffer *out);
+
+/*
+ * Check the framing of `buf` and return its fields. Returns 0 or one of the
+ * FSM_E* codes; `max_version` is the highest version the caller understands.
+ */
+int fsm_decode(const struct raft_buffer *buf, uint16_t max_version, uint16_t *type,
+	       uint16_t *version, const void **payload, size_t *len);
+
+/* Human-readable text for an FSM_E* code (or strerror for errno values). */
+const char *fsm_strerror(int rv);
+
+#endif /* CANOPY_RAFT_FSM_H */

@@ -1,0 +1,159 @@
+/*
+ * raft/leader.c -- barrier-before-leading and the write lease (see leader.h).
+ */
+#include "raft/leader.h"
+#include "raft/peek.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct leader_barrier {
+	struct raft_barrier req;
+	struct leader *l;   /* NULL once the tracker forgot this request */
+	raft_term term;
+	raft_time started;
+	bool establishing;  /* the first barrier of a term, not a renewal */
+};
+
+static raft_time now(const struct leader *l)
+{
+	return l->raft->io->time(l->raft->io);
+}
+
+static void set_phase(struct leader *l, enum leader_phase phase)
+{
+	enum leader_phase old = l->phase;
+	l->phase = phase;
+	if (old == LEADER_READY && phase != LEADER_READY) {
+		l->lost_leadership++;
+		if (l->on_change)
+			l->on_change(l, false);
+	} else if (old != LEADER_READY && phase == LEADER_READY) {
+		l->became_leader++;
+		if (l->on_change)
+			l->on_change(l, true);
+	}
+}
+
+static bool still_leader(const struct leader *l, raft_term term)
+{
+	return raft_state(l->raft) == RAFT_LEADER && peek_term(l->raft) == term;
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	struct leader_barrier *b = req->data;
+	struct leader *l = b->l;
+
+	if (l != NULL) {
+		assert(l->pending == b);
+		l->pending = NULL;
+		if (status != 0) {
+			l->barrier_failures++;
+		} else if (l->term == b->term && still_leader(l, b->term)) {
+			if (b->started > l->lease_start)
+				l->lease_start = b->started;
+			if (b->establishing) {
+				l->last_barrier_ms = (unsigned)(now(l) - b->started);
+				set_phase(l, LEADER_READY);
+			}
+		}
+	}
+	free(b);
+}
+
+static int start_barrier(struct leader *l, bool establishing)
+{
+	struct leader_barrier *b;
+	int rv;
+
+	assert(l->pending == NULL);
+	b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return RAFT_NOMEM;
+	b->l = l;
+	b->term = l->term;
+	b->started = now(l);
+	b->establishing = establishing;
+	b->req.data = b;
+	rv = raft_barrier(l->raft, &b->req, barrier_cb);
+	if (rv != 0) {
+		free(b);
+		l->barrier_failures++;
+		return rv;
+	}
+	l->pending = b;
+	l->last_renew = b->started;
+	return 0;
+}
+
+void leader_init(struct leader *l, struct raft *r)
+{
+	memset(l, 0, sizeof *l);
+	l->raft = r;
+	l->margin_pct = 20;
+}
+
+void leader_close(struct leader *l)
+{
+	if (l->pending != NULL) {
+		l->pending->l = NULL;
+		l->pending = NULL;
+	}
+	l->phase = LEADER_NONE;
+}
+
+void leader_tick(struct leader *l)
+{
+	struct raft *r = l->raft;
+	bool leader = raft_state(r) == RAFT_LEADER;
+
+	/* Lost leadership, or won a later term in between two ticks. */
+	if (l->phase != LEADER_NONE && (!leader || peek_term(r) != l->term)) {
+		if (l->pending != NULL) { /* its callback must not act on a new term */
+			l->pending->l = NULL;
+			l->pending = NULL;
+		}
+		set_phase(l, LEADER_NONE);
+		l->lease_start = 0;
+	}
+	if (!leader)
+		return;
+
+	if (l->phase == LEADER_NONE) {
+		l->term = peek_term(r);
+		l->won_at = now(l);
+		l->phase = LEADER_BARRIER;
+		if (start_barrier(l, true) != 0)
+			l->phase = LEADER_NONE; /* retried on the next tick */
+		return;
+	}
+	if (l->phase == LEADER_READY && l->pending == NULL &&
+	    now(l) - l->last_renew >= r->election_timeout / 3)
+		start_barrier(l, false); /* a failure is retried on the next tick */
+}
+
+bool leader_ready(struct leader *l)
+{
+	return l->phase == LEADER_READY && still_leader(l, l->term);
+}
+
+raft_time leader_lease_deadline(const struct leader *l)
+{
+	if (l->phase != LEADER_READY || l->lease_start == 0)
+		return 0;
+	return l->lease_start +
+	       (raft_time)l->raft->election_timeout * (100 - l->margin_pct) / 100;
+}
+
+bool leader_may_write(struct leader *l)
+{
+	return leader_ready(l) && now(l) < leader_lease_deadline(l);
+}
+
+void leader_note_commit(struct leader *l, raft_term term, raft_time started)
+{
+	if (l->phase == LEADER_READY && term == l->term && started > l->lease_start)
+		l->lease_start = started;
+}

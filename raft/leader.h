@@ -1,0 +1,93 @@
+/*
+ * raft/leader.h -- when may this node act as leader?
+ *
+ * libraft 0.15 has no state-change callback, so leadership is polled: the
+ * owner calls leader_tick() on every loop iteration (node.c does it from a
+ * uv_check handle, as dqlite does; unit tests call it between fixture steps).
+ *
+ * Being raft leader is not enough to export:
+ *
+ * 1. Barrier first. libraft 0.15 does not append a no-op entry when a node
+ *    wins an election, and entries of earlier terms are only committed
+ *    indirectly through an entry of the current term (Raft dissertation
+ *    §3.6.2). Until such an entry commits, the new leader's state machine may
+ *    lack committed entries -- the cursor could be stale. So after winning,
+ *    the tracker commits a raft_barrier and only then reports "leading"
+ *    (DESIGN.md: mandatory).
+ *
+ * 2. Lease (Raft dissertation §6.4.1). When an entry that the leader started
+ *    at time s commits, a majority heard from this leader at or after s; in
+ *    0.15 such a follower refuses votes until its own election timer expires,
+ *    at least T after that. No other leader can exist before s + T. The node
+ *    may therefore write to the target until s + T * (1 - margin) of its
+ *    latest committed entry. An idle leader renews the lease with a barrier
+ *    every T/3; the sync engine's own commits renew it too
+ *    (leader_note_commit()).
+ *
+ * Times are raft_time milliseconds from r->io->time(), so the same code runs
+ * on the real libuv clock and on raft_fixture's simulated one.
+ */
+#ifndef CANOPY_RAFT_LEADER_H
+#define CANOPY_RAFT_LEADER_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum leader_phase {
+	LEADER_NONE,    /* not leader (or leadership lost) */
+	LEADER_BARRIER, /* won an election, waiting for the barrier to commit */
+	LEADER_READY,   /* barrier committed in this term: may act as leader */
+};
+
+struct leader_barrier; /* an outstanding barrier request */
+
+struct leader {
+	struct raft *raft;
+	enum leader_phase phase;
+	raft_term term;          /* term of the leadership held or being established */
+	unsigned margin_pct;     /* lease safety margin, percent of T (default 20) */
+	raft_time lease_start;   /* start time s of the latest committed entry */
+	raft_time last_renew;    /* when the last renewal barrier was started */
+	raft_time won_at;        /* when this term's leadership was observed */
+	struct leader_barrier *pending;
+
+	/* Called when the node starts (leading=true, after the barrier) or stops
+	 * (false) acting as leader. Runs inside leader_tick() or a raft callback. */
+	void (*on_change)(struct leader *l, bool leading);
+	void *data;
+
+	/* Counters for /metrics. */
+	uint64_t became_leader;     /* barriers committed after an election */
+	uint64_t lost_leadership;   /* READY -> NONE transitions */
+	uint64_t barrier_failures;  /* barriers that failed (leadership lost, I/O) */
+	unsigned last_barrier_ms;   /* latency of the latest establishing barrier */
+};
+
+/* Set up a tracker for `r`. Never fails. */
+void leader_init(struct leader *l, struct raft *r);
+
+/*
+ * Forget any outstanding barrier (its callback becomes a no-op). Call before
+ * the tracker's memory goes away; raft_close() will still complete the
+ * request and free it.
+ */
+void leader_close(struct leader *l);
+
+/* Poll raft's state; start or renew barriers; fire on_change. */
+void leader_tick(struct leader *l);
+
+/* True once the barrier of the current term committed and we are still leader. */
+bool leader_ready(struct leader *l);
+
+/* True when leader_ready() and the lease holds right now: writes may go out. */
+bool leader_may_write(struct leader *l);
+
+/* The time after which no write may be on the wire (0 when not leading). */
+raft_time leader_lease_deadline(const struct leader *l);
+
+/* An entry started at `started` (r->io->time() when raft_apply was called)
+ * has committed in this term: extend the lease. */
+void leader_note_commit(struct leader *l, raft_term term, raft_time started);
+
+#endif /* CANOPY_RAFT_LEADER_H */

@@ -1,0 +1,299 @@
+/*
+ * raft/node.c -- libraft server on the libuv loop (see node.h).
+ */
+#include "raft/node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "raft/peek.h"
+
+raft_time node_now(struct node *n)
+{
+	return n->io.time(&n->io);
+}
+
+/* mkdir -p with mode 0700: the data dir holds the replicated state. */
+static int make_dir(const char *path, char *errmsg, size_t errlen)
+{
+	char buf[1024];
+	size_t i, len = strlen(path);
+
+	if (len == 0 || len >= sizeof buf) {
+		snprintf(errmsg, errlen, "data_dir %s: path empty or too long", path);
+		return -EINVAL;
+	}
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+			snprintf(errmsg, errlen, "data_dir %s: cannot create %s: %s", path, buf,
+				 strerror(errno));
+			return -errno;
+		}
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+static void on_check(uv_check_t *h)
+{
+	struct node *n = h->data;
+	int state;
+	raft_id id;
+	const char *addr;
+
+	if (n->closing)
+		return;
+	state = raft_state(&n->raft);
+	if (state == RAFT_CANDIDATE && n->last_state != RAFT_CANDIDATE)
+		n->elections++;
+	n->last_state = state;
+	raft_leader(&n->raft, &id, &addr);
+	if (id != 0 && id != n->last_leader_id) {
+		if (n->last_leader_id != 0)
+			n->leader_changes++;
+		n->last_leader_id = id;
+	}
+	leader_tick(&n->leader);
+}
+
+/* The check handle runs only when the loop iterates; this timer makes sure it
+ * does at least every T/10 so lease renewal never waits on unrelated I/O. */
+static void on_wake(uv_timer_t *t)
+{
+	(void)t;
+}
+
+static void on_leader_change(struct leader *l, bool leading)
+{
+	struct node *n = l->data;
+	if (n->on_leader_change)
+		n->on_leader_change(n, leading);
+}
+
+static int bootstrap(struct node *n, const struct node_config *cfg, char *errmsg, size_t errlen)
+{
+	struct raft_configuration conf;
+	bool member = false;
+	unsigned i;
+	int rv;
+
+	for (i = 0; i < cfg->n_members; i++)
+		if (cfg->members[i].id == cfg->id)
+			member = true;
+	if (!member)
+		return 0; /* joins an existing cluster through `canopyctl cluster add` */
+
+	raft_configuration_init(&conf);
+	for (i = 0; i < cfg->n_members; i++) {
+		rv = raft_configuration_add(&conf, cfg->members[i].id, cfg->members[i].address,
+					    RAFT_VOTER);
+		if (rv != 0) {
+			snprintf(errmsg, errlen, "cluster.members: member %llu@%s: %s",
+				 (unsigned long long)cfg->members[i].id, cfg->members[i].address,
+				 raft_strerror(rv));
+			raft_configuration_close(&conf);
+			return -EINVAL;
+		}
+	}
+	rv = raft_bootstrap(&n->raft, &conf);
+	raft_configuration_close(&conf);
+	if (rv == RAFT_CANTBOOTSTRAP)
+		return 0; /* already bootstrapped: restart from the data dir */
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "bootstrap in %s: %s", cfg->data_dir, raft_errmsg(&n->raft));
+		return -EIO;
+	}
+	n->bootstrapped = true;
+	return 0;
+}
+
+static void on_start_failed_closed(struct raft *r)
+{
+	(void)r;
+}
+
+int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
+	       struct fsm_machine *machine, char *errmsg, size_t errlen)
+{
+	int rv;
+
+	memset(n, 0, sizeof *n);
+	n->loop = loop;
+	rv = make_dir(cfg->data_dir, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+
+	rv = raft_uv_tcp_init(&n->transport, loop);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
+		return -EIO;
+	}
+	rv = raft_uv_init(&n->io, loop, cfg->data_dir, &n->transport);
+	if (rv != 0) {
+		/* e.g. a data dir on overlayfs: libraft needs kernel AIO */
+		snprintf(errmsg, errlen, "raft storage in %s: %s", cfg->data_dir, n->io.errmsg);
+		goto err_after_transport;
+	}
+	fsm_init(&n->fsm, machine);
+	rv = raft_init(&n->raft, &n->io, &n->fsm.raft, cfg->id, cfg->address);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "raft init: %s", raft_errmsg(&n->raft));
+		goto err_after_io;
+	}
+	n->raft.data = n;
+	raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
+	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
+	raft_set_pre_vote(&n->raft, cfg->pre_vote);
+	if (cfg->snapshot_threshold)
+		raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
+	if (cfg->snapshot_trailing)
+		raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
+
+	rv = bootstrap(n, cfg, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_raft;
+	rv = raft_start(&n->raft);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "raft start (data dir %s): %s", cfg->data_dir,
+			 raft_errmsg(&n->raft));
+		goto err_after_raft;
+	}
+
+	leader_init(&n->leader, &n->raft);
+	n->leader.data = n;
+	n->leader.on_change = on_leader_change;
+	uv_check_init(loop, &n->check);
+	n->check.data = n;
+	uv_check_start(&n->check, on_check);
+	uv_timer_init(loop, &n->wake);
+	n->wake.data = n;
+	uv_timer_start(&n->wake, on_wake, cfg->election_timeout_ms / 10,
+		       cfg->election_timeout_ms / 10);
+	n->started_at = node_now(n);
+	return 0;
+
+err_after_raft:
+	/* raft_init succeeded: raft_close is the only way to release it, and it
+	 * completes on the loop. Run the loop until it has. */
+	n->closing = true;
+	raft_close(&n->raft, on_start_failed_closed);
+	uv_run(loop, UV_RUN_DEFAULT);
+	raft_uv_close(&n->io);
+	raft_uv_tcp_close(&n->transport);
+	return -EIO;
+err_after_io:
+	raft_uv_close(&n->io);
+err_after_transport:
+	raft_uv_tcp_close(&n->transport);
+	return -EIO;
+}
+
+/* libuv runs close callbacks in the order uv_close() was called, so when the
+ * wake timer's runs, the check handle is closed too. */
+static void on_handles_closed(uv_handle_t *h)
+{
+	struct node *n = h->data;
+	raft_uv_close(&n->io);
+	raft_uv_tcp_close(&n->transport);
+	if (n->close_cb)
+		n->close_cb(n);
+}
+
+static void on_raft_closed(struct raft *r)
+{
+	struct node *n = r->data;
+	uv_close((uv_handle_t *)&n->check, NULL);
+	uv_close((uv_handle_t *)&n->wake, on_handles_closed);
+}
+
+void node_close(struct node *n, node_close_cb cb)
+{
+	if (n->closing)
+		return;
+	n->closing = true;
+	n->close_cb = cb;
+	leader_close(&n->leader);
+	raft_close(&n->raft, on_raft_closed);
+}
+
+static void on_transfer(struct raft_transfer *req)
+{
+	struct node *n = req->data;
+	raft_id id;
+	const char *addr;
+
+	n->transferring = false;
+	raft_leader(&n->raft, &id, &addr);
+	if (n->transfer_cb)
+		n->transfer_cb(n, id != 0 && id != n->raft.id);
+}
+
+int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb)
+{
+	int rv;
+
+	if (n->transferring)
+		return RAFT_BUSY;
+	n->transfer.data = n;
+	n->transfer_cb = cb;
+	rv = raft_transfer(&n->raft, &n->transfer, id, on_transfer);
+	if (rv == 0)
+		n->transferring = true;
+	return rv;
+}
+
+static const char *state_name(int state)
+{
+	switch (state) {
+	case RAFT_LEADER:
+		return "leader";
+	case RAFT_FOLLOWER:
+		return "follower";
+	case RAFT_CANDIDATE:
+		return "candidate";
+	default:
+		return "unavailable";
+	}
+}
+
+void node_status(struct node *n, struct node_status *out)
+{
+	struct raft *r = &n->raft;
+	const struct raft_configuration *conf;
+	raft_id id;
+	const char *addr;
+	unsigned i;
+
+	memset(out, 0, sizeof *out);
+	out->state = state_name(raft_state(r));
+	out->ready = leader_ready(&n->leader);
+	out->term = peek_term(r);
+	raft_leader(r, &id, &addr);
+	out->leader_id = id;
+	if (addr)
+		snprintf(out->leader_address, sizeof out->leader_address, "%s", addr);
+	out->commit_index = peek_commit_index(r);
+	out->applied_index = raft_last_applied(r);
+	out->last_index = raft_last_index(r);
+	conf = peek_configuration(r);
+	for (i = 0; i < conf->n && i < NODE_MAX_MEMBERS; i++) {
+		const struct raft_server *s = &conf->servers[i];
+		struct node_member_status *m = &out->members[i];
+		raft_index match;
+		m->id = s->id;
+		snprintf(m->address, sizeof m->address, "%s", s->address);
+		m->role = s->role == RAFT_VOTER ? NODE_VOTER
+			  : s->role == RAFT_STANDBY ? NODE_STANDBY
+						     : NODE_SPARE;
+		m->reachable = peek_reachable(r, i, &match);
+		m->match_index = match;
+	}
+	out->n_members = i;
+}

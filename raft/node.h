@@ -1,0 +1,128 @@
+/*
+ * raft/node.h -- one canopy agent's libraft server on the libuv loop.
+ *
+ * Owns the raft instance, its disk I/O (raft_uv, files in data_dir) and its
+ * TCP transport, wires the generic FSM (raft/fsm.h) to the state machine the
+ * caller provides, and polls leadership every loop iteration
+ * (raft/leader.h). It knows nothing about identities.
+ *
+ * Lifecycle: node_start() -> ... -> node_close(cb). node_close() may be
+ * preceded by node_transfer() so that a leader hands over before it goes.
+ */
+#ifndef CANOPY_RAFT_NODE_H
+#define CANOPY_RAFT_NODE_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "raft/fsm.h"
+#include "raft/leader.h"
+
+struct node_member {
+	uint64_t id;
+	const char *address;
+};
+
+struct node_config {
+	uint64_t id;
+	const char *address;  /* raft address, HOST:PORT; also the bind address */
+	const char *data_dir; /* created (0700) if missing */
+	const struct node_member *members; /* bootstrap voters */
+	unsigned n_members;
+	unsigned election_timeout_ms;
+	unsigned heartbeat_ms;
+	bool pre_vote;
+	unsigned snapshot_threshold; /* 0: libraft default */
+	unsigned snapshot_trailing;  /* 0: libraft default */
+};
+
+struct node;
+typedef void (*node_close_cb)(struct node *n);
+typedef void (*node_transfer_cb)(struct node *n, bool transferred);
+
+struct node {
+	uv_loop_t *loop;
+	struct raft raft;
+	struct raft_io io;
+	struct raft_uv_transport transport;
+	struct fsm fsm;
+	struct leader leader;
+	uv_check_t check;       /* polls leadership after every loop iteration */
+	uv_timer_t wake;        /* keeps leader_tick() running at least every T/10 */
+	bool bootstrapped;      /* this start created the cluster from members */
+	bool closing;
+	struct raft_transfer transfer;
+	bool transferring;
+	node_transfer_cb transfer_cb;
+	node_close_cb close_cb;
+	raft_time started_at;
+
+	/* Leadership changes, after the barrier (see leader.h). */
+	void (*on_leader_change)(struct node *n, bool leading);
+	void *data;
+
+	/* Counters for /metrics. */
+	uint64_t elections;     /* times this node became candidate */
+	uint64_t leader_changes;/* times the known leader id changed */
+	int last_state;
+	uint64_t last_leader_id;
+};
+
+/*
+ * Initialize and start the raft server. Bootstraps a new cluster from
+ * cfg->members when this node is one of them and its data dir is empty
+ * (RAFT_CANTBOOTSTRAP from libraft means "already bootstrapped": restart from
+ * disk). Returns 0, or a negative code with the cause in errmsg; on failure
+ * everything started so far is undone and `n` needs no closing.
+ */
+int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
+	       struct fsm_machine *machine, char *errmsg, size_t errlen);
+
+/* Stop raft and release everything; `cb` runs once all handles are closed. */
+void node_close(struct node *n, node_close_cb cb);
+
+/*
+ * Hand leadership to `id` (0: let libraft pick an up-to-date voter).
+ * Returns 0 and calls cb when done (transferred tells whether another node
+ * now leads), or a raft error code (RAFT_NOTLEADER, RAFT_NOTFOUND when there is
+ * no other voter, RAFT_BADID) without calling cb.
+ */
+int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb);
+
+/* ---- read-only views (raft/peek.c reads libraft 0.15 internals) -------- */
+
+enum node_role_code { NODE_VOTER, NODE_STANDBY, NODE_SPARE };
+
+struct node_member_status {
+	uint64_t id;
+	char address[256];
+	int role;          /* enum node_role_code */
+	int reachable;     /* 1 yes, 0 no, -1 unknown (only the leader knows) */
+	uint64_t match_index; /* leader only; 0 when unknown */
+};
+
+#define NODE_MAX_MEMBERS 32
+
+struct node_status {
+	const char *state; /* "leader" | "follower" | "candidate" | "unavailable" */
+	bool ready;        /* leader whose barrier committed */
+	uint64_t term;
+	uint64_t leader_id;
+	char leader_address[256];
+	uint64_t commit_index;
+	uint64_t applied_index;
+	uint64_t last_index;
+	unsigned n_members;
+	struct node_member_status members[NODE_MAX_MEMBERS];
+};
+
+void node_status(struct node *n, struct node_status *out);
+
+/* Milliseconds on raft's clock (libuv's loop time). */
+raft_time node_now(struct node *n);
+
+#endif /* CANOPY_RAFT_NODE_H */

@@ -1,0 +1,33 @@
+/* raft/peek.c -- see peek.h: the only reads of struct raft internals. */
+#include "raft/peek.h"
+
+raft_term peek_term(const struct raft *r)
+{
+	return r->current_term;
+}
+
+raft_index peek_commit_index(const struct raft *r)
+{
+	return r->commit_index;
+}
+
+int peek_reachable(const struct raft *r, unsigned i, raft_index *match_index)
+{
+	const struct raft_server *s = &r->configuration.servers[i];
+
+	*match_index = 0;
+	if (s->id == r->id)
+		return 1;
+	if (r->state == RAFT_LEADER && r->leader_state.progress != NULL) {
+		*match_index = r->leader_state.progress[i].match_index;
+		return r->leader_state.progress[i].recent_recv ? 1 : 0;
+	}
+	if (r->state == RAFT_FOLLOWER && s->id == r->follower_state.current_leader.id)
+		return 1; /* we hear from it, or we would not call it leader */
+	return -1;
+}
+
+const struct raft_configuration *peek_configuration(const struct raft *r)
+{
+	return &r->configuration;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh -- install what canopy needs to build and test, and
+# nothing when it is all there already.
+#
+#   Debian packages (apt-get): compiler, CMake, libraft, libuv, OpenSSL,
+#     libldap, libcurl, jansson, libyaml, libmicrohttpd, cmocka; and for the
+#     tests: slapd + ldap-utils (the real OpenLDAP fixture), Node.js + npm
+#     (the real SCIM server fixture), curl.
+#   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
+#
+# Runs as root, or through sudo when it is available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+	build-essential cmake pkg-config
+	libraft-dev libuv1-dev libssl-dev libldap-dev libcurl4-openssl-dev
+	libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
+	slapd ldap-utils curl util-linux iproute2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing+=("$p")
+	fi
+done
+# Node.js may come from Debian (nodejs + npm) or elsewhere (e.g. NodeSource,
+# whose nodejs package bundles npm): only install Debian's when there is none.
+if ! command -v node >/dev/null 2>&1; then
+	missing+=(nodejs)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+	missing+=(npm)
+fi
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+	SUDO=sudo
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# slapd's package would start a system-wide server; the tests run their
+	# own private ones, so keep the package from starting services.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+		$SUDO chmod +x /usr/sbin/policy-rc.d
+		trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+	echo "install-deps: Debian packages already installed"
+fi
+
+# The SCIM server fixture (SCIMMY + express), pinned by its lockfile.
+scim=tests/fixtures/scim
+if [ -f "$scim/package-lock.json" ]; then
+	stamp=$scim/node_modules/.canopy-lock
+	if [ ! -f "$stamp" ] || ! cmp -s "$scim/package-lock.json" "$stamp"; then
+		echo "install-deps: npm ci in $scim"
+		(cd "$scim" && npm ci --no-audit --no-fund --loglevel=error)
+		cp "$scim/package-lock.json" "$stamp"
+	else
+		echo "install-deps: SCIM fixture's npm packages already installed"
+	fi
+fi

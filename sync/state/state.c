@@ -1,0 +1,496 @@
+/*
+ * sync/state/state.c -- the replicated state machine (see state.h).
+ *
+ * The object table is a chained hash table: a million objects per domain is
+ * the target, and the standard C library has no map that supports deletion
+ * (hsearch does not), so this is written here; it is small.
+ */
+#include "sync/state/state.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct state_slot {
+	struct state_slot *next;
+	uint64_t hash;   /* of the key */
+	uint64_t digest; /* of key + value, XOR-ed into state->digest */
+	uint16_t klen;
+	uint32_t vlen;
+	unsigned char data[]; /* key, then value */
+};
+
+/* FNV-1a, 64 bit: deterministic on every node and platform. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	while (n--) {
+		h ^= *c++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+#define FNV_SEED 0xcbf29ce484222325ULL
+
+/* A final mix so that XOR-combining slot digests does not cancel structure. */
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t slot_digest(const void *key, size_t klen, const void *val, size_t vlen)
+{
+	/* The key length goes in too, so ("ab","c") and ("a","bc") differ. */
+	unsigned char sep[4] = {(unsigned char)klen, (unsigned char)(klen >> 8), 0xff, 0};
+	uint64_t h = fnv(FNV_SEED, key, klen);
+	h = fnv(h, sep, sizeof sep);
+	h = fnv(h, val, vlen);
+	return mix(h);
+}
+
+int state_init(struct state *s)
+{
+	memset(s, 0, sizeof *s);
+	s->n_buckets = 1024;
+	s->buckets = calloc(s->n_buckets, sizeof *s->buckets);
+	return s->buckets ? 0 : -ENOMEM;
+}
+
+static void clear(struct state *s)
+{
+	size_t i;
+	for (i = 0; i < s->n_buckets; i++) {
+		struct state_slot *e = s->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+		s->buckets[i] = NULL;
+	}
+	s->count = 0;
+	s->digest = 0;
+	free(s->cursor);
+	s->cursor = NULL;
+	s->cursor_len = 0;
+}
+
+void state_close(struct state *s)
+{
+	if (s->buckets)
+		clear(s);
+	free(s->buckets);
+	s->buckets = NULL;
+}
+
+static struct state_slot **find(const struct state *s, const void *key, size_t klen, uint64_t h)
+{
+	struct state_slot **p = &s->buckets[h & (s->n_buckets - 1)];
+	for (; *p; p = &(*p)->next)
+		if ((*p)->hash == h && (*p)->klen == klen && memcmp((*p)->data, key, klen) == 0)
+			return p;
+	return p;
+}
+
+static int grow(struct state *s)
+{
+	size_t n = s->n_buckets * 2, i;
+	struct state_slot **b = calloc(n, sizeof *b);
+	if (b == NULL)
+		return -ENOMEM;
+	for (i = 0; i < s->n_buckets; i++) {
+		struct state_slot *e = s->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (n - 1)];
+			b[e->hash & (n - 1)] = e;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->n_buckets = n;
+	return 0;
+}
+
+static int put(struct state *s, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	uint64_t h = fnv(FNV_SEED, key, klen);
+	struct state_slot **p, *e;
+
+	if (s->count >= s->n_buckets && grow(s) != 0)
+		return -ENOMEM;
+	e = malloc(sizeof *e + klen + vlen);
+	if (e == NULL)
+		return -ENOMEM;
+	e->hash = h;
+	e->klen = (uint16_t)klen;
+	e->vlen = (uint32_t)vlen;
+	memcpy(e->data, key, klen);
+	if (vlen)
+		memcpy(e->data + klen, val, vlen);
+	e->digest = slot_digest(key, klen, val, vlen);
+	p = find(s, key, klen, h);
+	if (*p) { /* replace */
+		e->next = (*p)->next;
+		s->digest ^= (*p)->digest;
+		free(*p);
+	} else {
+		e->next = NULL;
+		s->count++;
+	}
+	*p = e;
+	s->digest ^= e->digest;
+	return 0;
+}
+
+static void del(struct state *s, const void *key, size_t klen)
+{
+	struct state_slot **p = find(s, key, klen, fnv(FNV_SEED, key, klen)), *e = *p;
+	if (e == NULL)
+		return; /* deleting a missing key is a no-op: entries may be replayed */
+	*p = e->next;
+	s->digest ^= e->digest;
+	s->count--;
+	free(e);
+}
+
+static int set_cursor(struct state *s, const void *c, size_t len)
+{
+	void *copy = malloc(len ? len : 1);
+	if (copy == NULL)
+		return -ENOMEM;
+	memcpy(copy, c, len);
+	free(s->cursor);
+	s->cursor = copy;
+	s->cursor_len = len;
+	return 0;
+}
+
+bool state_get(const struct state *s, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+	struct state_slot *e = *find(s, key, klen, fnv(FNV_SEED, key, klen));
+	if (e == NULL)
+		return false;
+	*val = e->data + e->klen;
+	*vlen = e->vlen;
+	return true;
+}
+
+int state_foreach(const struct state *s,
+		  int (*cb)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen),
+		  void *ctx)
+{
+	size_t i;
+	int rv;
+	for (i = 0; i < s->n_buckets; i++) {
+		struct state_slot *e;
+		for (e = s->buckets[i]; e; e = e->next)
+			if ((rv = cb(ctx, e->data, e->klen, e->data + e->klen, e->vlen)) != 0)
+				return rv;
+	}
+	return 0;
+}
+
+uint64_t state_digest(const struct state *s)
+{
+	uint64_t c = s->cursor ? fnv(FNV_SEED ^ 1, s->cursor, s->cursor_len) : 0;
+	return mix(s->digest ^ c ^ (uint64_t)s->count);
+}
+
+/* ---- decoding helpers: a bounds-checked reader -------------------------- */
+
+struct reader {
+	const unsigned char *p, *end;
+};
+
+static bool rd(struct reader *r, void *out, size_t n)
+{
+	if ((size_t)(r->end - r->p) < n)
+		return false;
+	if (out)
+		memcpy(out, r->p, n);
+	r->p += n;
+	return true;
+}
+
+static bool rd_uint(struct reader *r, uint64_t *v, size_t n)
+{
+	unsigned char b[8];
+	size_t i;
+	if (!rd(r, b, n))
+		return false;
+	for (*v = 0, i = 0; i < n; i++)
+		*v |= (uint64_t)b[i] << (8 * i);
+	return true;
+}
+
+/* Borrow `n` bytes at the current position. */
+static bool rd_bytes(struct reader *r, const void **p, uint64_t n)
+{
+	if ((uint64_t)(r->end - r->p) < n)
+		return false;
+	*p = r->p;
+	r->p += n;
+	return true;
+}
+
+/*
+ * Apply one batch. It is checked in full before anything is changed, so a
+ * malformed entry is refused as a whole and never half-applied.
+ */
+static int apply_batch(struct state *s, const void *payload, size_t len, char *errmsg,
+		       size_t errlen)
+{
+	struct reader r;
+	int pass, rv;
+
+	for (pass = 0; pass < 2; pass++) {
+		r.p = payload;
+		r.end = r.p + len;
+		while (r.p < r.end) {
+			uint64_t op, klen, vlen;
+			const void *k, *v;
+			if (!rd_uint(&r, &op, 1))
+				goto bad;
+			switch (op) {
+			case STATE_OP_CURSOR:
+				if (!rd_uint(&r, &vlen, 4) || !rd_bytes(&r, &v, vlen))
+					goto bad;
+				if (pass && (rv = set_cursor(s, v, vlen)) != 0)
+					return rv;
+				break;
+			case STATE_OP_PUT:
+				if (!rd_uint(&r, &klen, 2) || !rd_bytes(&r, &k, klen) ||
+				    !rd_uint(&r, &vlen, 4) || !rd_bytes(&r, &v, vlen))
+					goto bad;
+				if (pass && (rv = put(s, k, klen, v, vlen)) != 0)
+					return rv;
+				break;
+			case STATE_OP_DEL:
+				if (!rd_uint(&r, &klen, 2) || !rd_bytes(&r, &k, klen))
+					goto bad;
+				if (pass)
+					del(s, k, klen);
+				break;
+			default:
+				snprintf(errmsg, errlen, "unknown batch operation %u at offset %zu",
+					 (unsigned)op, (size_t)(r.p - (const unsigned char *)payload - 1));
+				return -EPROTO;
+			}
+		}
+	}
+	return 0;
+bad:
+	snprintf(errmsg, errlen, "batch truncated at offset %zu of %zu",
+		 (size_t)(r.p - (const unsigned char *)payload), len);
+	return -EPROTO;
+}
+
+static int m_apply(void *data, uint16_t type, uint16_t version, const void *payload, size_t len,
+		   void **result, char *errmsg, size_t errlen)
+{
+	struct state *s = data;
+	(void)version; /* only version 1 exists; fsm refuses newer ones */
+	*result = NULL;
+	if (type != STATE_ENTRY_BATCH) {
+		snprintf(errmsg, errlen, "unknown entry type %u", type);
+		return -EPROTO;
+	}
+	return apply_batch(s, payload, len, errmsg, errlen);
+}
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+struct writer {
+	unsigned char *buf;
+	size_t len, cap;
+	int error;
+};
+
+static void wr(struct writer *w, const void *p, size_t n)
+{
+	if (w->error)
+		return;
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap : 256;
+		unsigned char *b;
+		while (cap < w->len + n)
+			cap *= 2;
+		b = realloc(w->buf, cap);
+		if (b == NULL) {
+			w->error = -ENOMEM;
+			return;
+		}
+		w->buf = b;
+		w->cap = cap;
+	}
+	if (n)
+		memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void wr_uint(struct writer *w, uint64_t v, size_t n)
+{
+	unsigned char b[8];
+	size_t i;
+	for (i = 0; i < n; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	wr(w, b, n);
+}
+
+static int snap_one(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct writer *w = ctx;
+	wr_uint(w, klen, 2);
+	wr(w, key, klen);
+	wr_uint(w, vlen, 4);
+	wr(w, val, vlen);
+	return w->error;
+}
+
+static int m_snapshot(void *data, void **buf, size_t *len)
+{
+	struct state *s = data;
+	struct writer w = {0};
+
+	wr_uint(&w, s->cursor_len, 4);
+	wr(&w, s->cursor, s->cursor_len);
+	wr_uint(&w, s->count, 8);
+	state_foreach(s, snap_one, &w);
+	if (w.error) {
+		free(w.buf);
+		return w.error;
+	}
+	*buf = w.buf;
+	*len = w.len;
+	return 0;
+}
+
+/* Restore into a fresh table first, so a bad snapshot leaves the state intact. */
+static int m_restore(void *data, uint16_t version, const void *payload, size_t len, char *errmsg,
+		     size_t errlen)
+{
+	struct state *s = data, fresh;
+	struct reader r = {payload, (const unsigned char *)payload + len};
+	uint64_t clen, count, i, klen, vlen;
+	const void *c, *k, *v;
+	int rv;
+
+	(void)version;
+	rv = state_init(&fresh);
+	if (rv != 0)
+		return rv;
+	if (!rd_uint(&r, &clen, 4) || !rd_bytes(&r, &c, clen) || !rd_uint(&r, &count, 8))
+		goto bad;
+	if (clen && (rv = set_cursor(&fresh, c, clen)) != 0)
+		goto err;
+	for (i = 0; i < count; i++) {
+		if (!rd_uint(&r, &klen, 2) || !rd_bytes(&r, &k, klen) || !rd_uint(&r, &vlen, 4) ||
+		    !rd_bytes(&r, &v, vlen))
+			goto bad;
+		if ((rv = put(&fresh, k, klen, v, vlen)) != 0)
+			goto err;
+	}
+	if (r.p != r.end || fresh.count != count)
+		goto bad;
+	fresh.machine = s->machine;
+	state_close(s);
+	*s = fresh;
+	return 0;
+bad:
+	snprintf(errmsg, errlen, "snapshot malformed at offset %zu of %zu",
+		 (size_t)(r.p - (const unsigned char *)payload), len);
+	rv = -EPROTO;
+err:
+	state_close(&fresh);
+	return rv;
+}
+
+struct fsm_machine *state_machine(struct state *s)
+{
+	s->machine.data = s;
+	s->machine.max_version = STATE_VERSION;
+	s->machine.apply = m_apply;
+	s->machine.snapshot = m_snapshot;
+	s->machine.restore = m_restore;
+	return &s->machine;
+}
+
+/* ---- batch builder -------------------------------------------------------- */
+
+void state_batch_init(struct state_batch *b)
+{
+	memset(b, 0, sizeof *b);
+}
+
+static void bw(struct state_batch *b, const void *p, size_t n)
+{
+	struct writer w = {b->buf, b->len, b->cap, b->error};
+	wr(&w, p, n);
+	b->buf = w.buf;
+	b->len = w.len;
+	b->cap = w.cap;
+	b->error = w.error;
+}
+
+static void bw_uint(struct state_batch *b, uint64_t v, size_t n)
+{
+	unsigned char x[8];
+	size_t i;
+	for (i = 0; i < n; i++)
+		x[i] = (unsigned char)(v >> (8 * i));
+	bw(b, x, n);
+}
+
+void state_batch_cursor(struct state_batch *b, const void *cursor, size_t len)
+{
+	if (len > UINT32_MAX && !b->error)
+		b->error = -EINVAL;
+	bw_uint(b, STATE_OP_CURSOR, 1);
+	bw_uint(b, len, 4);
+	bw(b, cursor, len);
+	b->n_ops++;
+}
+
+void state_batch_put(struct state_batch *b, const void *key, size_t klen, const void *val,
+		     size_t vlen)
+{
+	if ((klen > STATE_KEY_MAX || vlen > UINT32_MAX) && !b->error)
+		b->error = -EINVAL;
+	bw_uint(b, STATE_OP_PUT, 1);
+	bw_uint(b, klen, 2);
+	bw(b, key, klen);
+	bw_uint(b, vlen, 4);
+	bw(b, val, vlen);
+	b->n_ops++;
+}
+
+void state_batch_del(struct state_batch *b, const void *key, size_t klen)
+{
+	if (klen > STATE_KEY_MAX && !b->error)
+		b->error = -EINVAL;
+	bw_uint(b, STATE_OP_DEL, 1);
+	bw_uint(b, klen, 2);
+	bw(b, key, klen);
+	b->n_ops++;
+}
+
+int state_batch_encode(struct state_batch *b, struct raft_buffer *out)
+{
+	if (b->error)
+		return b->error;
+	return fsm_encode(STATE_ENTRY_BATCH, STATE_VERSION, b->buf, b->len, out);
+}
+
+void state_batch_close(struct state_batch *b)
+{
+	free(b->buf);
+	memset(b, 0, sizeof *b);
+}

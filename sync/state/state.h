@@ -1,0 +1,96 @@
+/*
+ * sync/state/state.h -- the replicated state: what another agent needs to
+ * take over.
+ *
+ * Every node holds one `struct state`, changed only by applying committed
+ * Raft entries (state_machine() plugs it into raft/fsm). It holds:
+ *   - the source cursor: an opaque blob (RFC 4533 cookie, DirSync cookie);
+ *   - the object table: key -> value, both opaque byte strings. The sync
+ *     engine keys it by source anchor (entryUUID, objectGUID) and stores its
+ *     encoded object record (target id, content hash, DN, type) as the value.
+ *
+ * Entries are batches of operations, applied atomically: a batch that sets
+ * the cursor and records the objects the target acknowledged is one entry, so
+ * the cursor can never be committed without the objects before it
+ * (invariant 1, "no lost change").
+ *
+ * Wire formats (little endian), version 1:
+ *   batch entry (type STATE_ENTRY_BATCH): repeated ops
+ *     u8 STATE_OP_CURSOR, u32 len, bytes
+ *     u8 STATE_OP_PUT,    u16 klen, key, u32 vlen, value
+ *     u8 STATE_OP_DEL,    u16 klen, key
+ *   snapshot: u32 cursor len, cursor, u64 count, count x (u16 klen, key, u32 vlen, value)
+ */
+#ifndef CANOPY_SYNC_STATE_H
+#define CANOPY_SYNC_STATE_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/fsm.h"
+
+#define STATE_VERSION 1 /* highest entry/snapshot format this build understands */
+#define STATE_KEY_MAX 65535
+
+enum { STATE_ENTRY_BATCH = 1 };
+enum { STATE_OP_CURSOR = 1, STATE_OP_PUT = 2, STATE_OP_DEL = 3 };
+
+struct state_slot;
+
+struct state {
+	struct state_slot **buckets;
+	size_t n_buckets;
+	size_t count;            /* objects in the table */
+	void *cursor;            /* NULL when never set */
+	size_t cursor_len;
+	uint64_t digest;         /* order-independent digest of the table, kept incrementally */
+	struct fsm_machine machine;
+};
+
+/* Set up an empty state. Returns 0 or -ENOMEM. */
+int state_init(struct state *s);
+void state_close(struct state *s);
+
+/* The fsm_machine to give to fsm_init(). */
+struct fsm_machine *state_machine(struct state *s);
+
+/* Look up `key`; returns true and borrows the value, or false. */
+bool state_get(const struct state *s, const void *key, size_t klen, const void **val, size_t *vlen);
+
+/*
+ * Visit every object, in no particular order. Stops early and returns the
+ * callback's value when it is non-zero.
+ */
+int state_foreach(const struct state *s,
+		  int (*cb)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen),
+		  void *ctx);
+
+/*
+ * A digest of the object table and cursor that is equal on two nodes exactly
+ * when (with overwhelming probability) they hold the same state. Shown by the
+ * status API so operators and tests can compare nodes.
+ */
+uint64_t state_digest(const struct state *s);
+
+/* ---- Building entries (on the leader) ---------------------------------- */
+
+struct state_batch {
+	unsigned char *buf;
+	size_t len, cap;
+	unsigned n_ops;
+	int error; /* first error while building; reported by encode */
+};
+
+void state_batch_init(struct state_batch *b);
+void state_batch_cursor(struct state_batch *b, const void *cursor, size_t len);
+void state_batch_put(struct state_batch *b, const void *key, size_t klen, const void *val,
+		     size_t vlen);
+void state_batch_del(struct state_batch *b, const void *key, size_t klen);
+/* Frame the batch into a raft_malloc'd buffer for raft_apply(). Returns 0 or
+ * a negative errno (-ENOMEM, -EINVAL for an oversized key). */
+int state_batch_encode(struct state_batch *b, struct raft_buffer *out);
+void state_batch_close(struct state_batch *b);
+
+#endif /* CANOPY_SYNC_STATE_H */

@@ -1,0 +1,303 @@
+/*
+ * tests/unit/test_state.c -- the replicated state machine through the FSM
+ * adapter: apply, snapshot round trip, refusal of unknown versions and of
+ * malformed entries.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "raft/fsm.h"
+#include "sync/state/state.h"
+
+struct fixture {
+	struct state s;
+	struct fsm f;
+};
+
+static int setup(void **ctx)
+{
+	struct fixture *x = calloc(1, sizeof *x);
+	assert_int_equal(state_init(&x->s), 0);
+	fsm_init(&x->f, state_machine(&x->s));
+	*ctx = x;
+	return 0;
+}
+
+static int teardown(void **ctx)
+{
+	struct fixture *x = *ctx;
+	state_close(&x->s);
+	free(x);
+	return 0;
+}
+
+/* Apply a raft buffer the way libraft does, then free it (libraft owns it). */
+static int apply_buf(struct fixture *x, struct raft_buffer *buf)
+{
+	void *result;
+	int rv = x->f.raft.apply(&x->f.raft, buf, &result);
+	raft_free(buf->base);
+	return rv;
+}
+
+static int apply_batch(struct fixture *x, struct state_batch *b)
+{
+	struct raft_buffer buf;
+	assert_int_equal(state_batch_encode(b, &buf), 0);
+	state_batch_close(b);
+	return apply_buf(x, &buf);
+}
+
+static void put(struct state_batch *b, const char *k, const char *v)
+{
+	state_batch_put(b, k, strlen(k), v, strlen(v));
+}
+
+static const char *get(struct fixture *x, const char *k, char *out, size_t size)
+{
+	const void *v;
+	size_t n;
+	if (!state_get(&x->s, k, strlen(k), &v, &n))
+		return NULL;
+	snprintf(out, size, "%.*s", (int)n, (const char *)v);
+	return out;
+}
+
+static void batch_sets_cursor_and_objects_together(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state_batch b;
+	char buf[64];
+
+	state_batch_init(&b);
+	put(&b, "uuid-1", "scim-1");
+	put(&b, "uuid-2", "scim-2");
+	state_batch_cursor(&b, "rid=000,csn=1", 13);
+	assert_int_equal(apply_batch(x, &b), 0);
+
+	assert_int_equal(x->s.count, 2);
+	assert_string_equal(get(x, "uuid-1", buf, sizeof buf), "scim-1");
+	assert_string_equal(get(x, "uuid-2", buf, sizeof buf), "scim-2");
+	assert_int_equal(x->s.cursor_len, 13);
+	assert_memory_equal(x->s.cursor, "rid=000,csn=1", 13);
+	assert_int_equal(x->f.stats.applied, 1);
+}
+
+static void put_replaces_and_delete_removes(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state_batch b;
+	char buf[64];
+
+	state_batch_init(&b);
+	put(&b, "a", "1");
+	put(&b, "b", "2");
+	assert_int_equal(apply_batch(x, &b), 0);
+	state_batch_init(&b);
+	put(&b, "a", "3");
+	state_batch_del(&b, "b", 1);
+	state_batch_del(&b, "never-there", 11); /* replayed deletes are no-ops */
+	assert_int_equal(apply_batch(x, &b), 0);
+
+	assert_int_equal(x->s.count, 1);
+	assert_string_equal(get(x, "a", buf, sizeof buf), "3");
+	assert_null(get(x, "b", buf, sizeof buf));
+}
+
+static void digest_depends_on_content_not_order(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state other;
+	struct fsm of;
+	struct state_batch b;
+	struct raft_buffer buf;
+	void *result;
+
+	assert_int_equal(state_init(&other), 0);
+	fsm_init(&of, state_machine(&other));
+
+	state_batch_init(&b);
+	put(&b, "a", "1");
+	put(&b, "b", "2");
+	assert_int_equal(apply_batch(x, &b), 0);
+
+	state_batch_init(&b);
+	put(&b, "b", "2");
+	put(&b, "a", "1");
+	assert_int_equal(state_batch_encode(&b, &buf), 0);
+	state_batch_close(&b);
+	assert_int_equal(of.raft.apply(&of.raft, &buf, &result), 0);
+	raft_free(buf.base);
+	assert_true(state_digest(&x->s) == state_digest(&other));
+
+	state_batch_init(&b);
+	put(&b, "a", "changed");
+	assert_int_equal(apply_batch(x, &b), 0);
+	assert_true(state_digest(&x->s) != state_digest(&other));
+	state_close(&other);
+}
+
+/* The table must survive growth (rehash) with every key still found. */
+static void table_grows_past_initial_buckets(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state_batch b;
+	char k[32], v[32], buf[64];
+	int i;
+
+	state_batch_init(&b);
+	for (i = 0; i < 10000; i++) {
+		snprintf(k, sizeof k, "key-%d", i);
+		snprintf(v, sizeof v, "val-%d", i);
+		put(&b, k, v);
+	}
+	assert_int_equal(apply_batch(x, &b), 0);
+	assert_int_equal(x->s.count, 10000);
+	for (i = 0; i < 10000; i += 997) {
+		snprintf(k, sizeof k, "key-%d", i);
+		snprintf(v, sizeof v, "val-%d", i);
+		assert_string_equal(get(x, k, buf, sizeof buf), v);
+	}
+}
+
+static void snapshot_restore_rebuilds_state_exactly(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state copy;
+	struct fsm cf;
+	struct state_batch b;
+	struct raft_buffer *bufs;
+	unsigned n, i;
+	char k[32], v[32], buf[64];
+
+	state_batch_init(&b);
+	for (i = 0; i < 3000; i++) {
+		snprintf(k, sizeof k, "uuid-%u", i);
+		snprintf(v, sizeof v, "target-%u", i * 7);
+		put(&b, k, v);
+	}
+	state_batch_cursor(&b, "\x01\x02cookie", 8);
+	assert_int_equal(apply_batch(x, &b), 0);
+
+	assert_int_equal(x->f.raft.snapshot(&x->f.raft, &bufs, &n), 0);
+	assert_int_equal(n, 1);
+
+	assert_int_equal(state_init(&copy), 0);
+	fsm_init(&cf, state_machine(&copy));
+	/* Some junk that the restore must replace entirely. */
+	state_batch_init(&b);
+	put(&b, "stale", "x");
+	{
+		struct raft_buffer jb;
+		void *r;
+		assert_int_equal(state_batch_encode(&b, &jb), 0);
+		assert_int_equal(cf.raft.apply(&cf.raft, &jb, &r), 0);
+		raft_free(jb.base);
+	}
+	state_batch_close(&b);
+	assert_int_equal(cf.raft.restore(&cf.raft, &bufs[0]), 0); /* takes bufs[0].base */
+	raft_free(bufs);
+
+	assert_int_equal(copy.count, 3000);
+	assert_true(state_digest(&copy) == state_digest(&x->s));
+	assert_int_equal(copy.cursor_len, 8);
+	assert_memory_equal(copy.cursor, "\x01\x02cookie", 8);
+	assert_false(state_get(&copy, "stale", 5, &(const void *){NULL}, &(size_t){0}));
+	for (i = 0; i < 3000; i += 101) {
+		const void *val;
+		size_t len;
+		snprintf(k, sizeof k, "uuid-%u", i);
+		snprintf(v, sizeof v, "target-%u", i * 7);
+		assert_true(state_get(&copy, k, strlen(k), &val, &len));
+		snprintf(buf, sizeof buf, "%.*s", (int)len, (const char *)val);
+		assert_string_equal(buf, v);
+	}
+	state_close(&copy);
+}
+
+/* A newer canopy's entry must be refused, not misapplied (rolling upgrades). */
+static void entry_of_unknown_version_is_refused(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct raft_buffer buf;
+	uint64_t before = state_digest(&x->s);
+
+	assert_int_equal(fsm_encode(STATE_ENTRY_BATCH, STATE_VERSION + 1, "\x02\x01\x00k\x00\x00\x00\x00", 8, &buf), 0);
+	assert_int_equal(apply_buf(x, &buf), RAFT_MALFORMED);
+	assert_int_equal(x->f.stats.refused, 1);
+	assert_non_null(strstr(x->f.stats.last_error, "version"));
+	assert_true(state_digest(&x->s) == before);
+}
+
+static void truncated_batch_is_refused_whole(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state_batch b;
+	struct raft_buffer buf;
+
+	state_batch_init(&b);
+	put(&b, "good", "1");
+	put(&b, "cut", "2");
+	/* Drop the last byte of the payload: the second op is truncated. */
+	b.len -= 1;
+	assert_int_equal(state_batch_encode(&b, &buf), 0);
+	state_batch_close(&b);
+	assert_int_equal(apply_buf(x, &buf), RAFT_MALFORMED);
+	/* Nothing of the batch was applied, not even the first, valid op. */
+	assert_int_equal(x->s.count, 0);
+	assert_non_null(strstr(x->f.stats.last_error, "truncated"));
+}
+
+static void foreign_bytes_are_refused(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct raft_buffer buf;
+
+	buf.len = 24;
+	buf.base = raft_calloc(1, buf.len);
+	memcpy(buf.base, "JUNKJUNK", 8);
+	assert_int_equal(apply_buf(x, &buf), RAFT_MALFORMED);
+	assert_non_null(strstr(x->f.stats.last_error, "magic"));
+}
+
+static void corrupt_snapshot_leaves_state_intact(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state_batch b;
+	struct raft_buffer buf;
+	uint64_t before;
+	char payload[] = "\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00"; /* claims 5 objects, has none */
+
+	state_batch_init(&b);
+	put(&b, "keep", "me");
+	assert_int_equal(apply_batch(x, &b), 0);
+	before = state_digest(&x->s);
+	assert_int_equal(fsm_encode(0, STATE_VERSION, payload, 12, &buf), 0);
+	assert_int_equal(x->f.raft.restore(&x->f.raft, &buf), RAFT_MALFORMED);
+	raft_free(buf.base); /* on failure the buffer stays libraft's (here: ours) */
+	assert_true(state_digest(&x->s) == before);
+	assert_int_equal(x->s.count, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(batch_sets_cursor_and_objects_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(put_replaces_and_delete_removes, setup, teardown),
+		cmocka_unit_test_setup_teardown(digest_depends_on_content_not_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(table_grows_past_initial_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(snapshot_restore_rebuilds_state_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(entry_of_unknown_version_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(truncated_batch_is_refused_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(foreign_bytes_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(corrupt_snapshot_leaves_state_intact, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
+}

@@ -11,6 +11,38 @@
 
 #include "agent/log.h"
 
+static void on_node_info_applied(void *arg, int status)
+{
+	(void)arg;
+	if (status != 0)
+		log_warn("could not record this node's control address", "error=\"%s\"",
+			 raft_strerror(status));
+}
+
+/*
+ * Record "n:<id>" -> control address in the replicated state, so that every
+ * node can point an operator's mutation at the leader's control API.
+ */
+static void publish_control_address(struct agent *a)
+{
+	char key[32];
+	const void *v;
+	size_t vlen, klen, alen = strlen(a->cfg.node.control_address);
+	struct state_batch b;
+	struct raft_buffer buf;
+
+	klen = (size_t)snprintf(key, sizeof key, "n:%llu", (unsigned long long)a->cfg.node.id);
+	if (state_get(&a->state, key, klen, &v, &vlen) && vlen == alen &&
+	    memcmp(v, a->cfg.node.control_address, alen) == 0)
+		return;
+	state_batch_init(&b);
+	state_batch_put(&b, key, klen, a->cfg.node.control_address, alen);
+	if (state_batch_encode(&b, &buf) == 0 &&
+	    node_apply(&a->node, &buf, on_node_info_applied, a) != 0)
+		raft_free(buf.base);
+	state_batch_close(&b);
+}
+
 static void on_leader_change(struct node *n, bool leading)
 {
 	struct agent *a = n->data;
@@ -21,11 +53,14 @@ static void on_leader_change(struct node *n, bool leading)
 		log_info("acting as leader", "term=%llu commit_index=%llu applied_index=%llu barrier_ms=%u",
 			 (unsigned long long)st.term, (unsigned long long)st.commit_index,
 			 (unsigned long long)st.applied_index, n->leader.last_barrier_ms);
-		a->sync.state = (a->cfg.source.present && a->cfg.target.present) ? "idle" : "disabled";
+		publish_control_address(a);
+		if (a->engine && !a->stopping)
+			engine_lead(a->engine);
 	} else {
 		log_info("stopped acting as leader", "term=%llu state=%s",
 			 (unsigned long long)st.term, st.state);
-		a->sync.state = (a->cfg.source.present && a->cfg.target.present) ? "standby" : "disabled";
+		if (a->engine)
+			engine_follow(a->engine);
 	}
 }
 
@@ -37,10 +72,20 @@ static void on_node_closed(struct node *n)
 	log_info("stopped", NULL);
 }
 
+static void on_engine_closed(void *data)
+{
+	struct agent *a = data;
+	a->engine = NULL;
+	node_close(&a->node, on_node_closed);
+}
+
 static void on_http_closed(struct http_server *s)
 {
 	struct agent *a = s->data;
-	node_close(&a->node, on_node_closed);
+	if (a->engine)
+		engine_close(a->engine, on_engine_closed, a);
+	else
+		node_close(&a->node, on_node_closed);
 }
 
 static void shutdown_now(struct agent *a)
@@ -82,6 +127,10 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	a->stopping = true;
 	log_info("stopping", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	/* Stop exporting before handing over: the next leader resumes from the
+	 * last committed cursor, and no two nodes write at once. */
+	if (a->engine)
+		engine_follow(a->engine);
 	if (raft_state(&a->node.raft) == RAFT_LEADER) {
 		rv = node_transfer(&a->node, 0, on_transferred);
 		if (rv == 0) {
@@ -92,6 +141,82 @@ static void on_signal(uv_signal_t *h, int signum)
 			log_warn("cannot hand leadership over", "error=\"%s\"", raft_strerror(rv));
 	}
 	shutdown_now(a);
+}
+
+static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
+{
+	struct mapping_rule_text rules[CONFIG_MAX_MAPPINGS];
+	char err[768];
+	unsigned i;
+	int rv;
+
+	for (i = 0; i < a->cfg.mapping.n_user; i++) {
+		rules[i].path = a->cfg.mapping.user[i].attr;
+		rules[i].expr = a->cfg.mapping.user[i].expr;
+		rules[i].line = a->cfg.mapping.user[i].line;
+	}
+	rv = mapping_compile(&a->user_map, OBJECT_USER, "mapping.user", rules,
+			     a->cfg.mapping.n_user, err, sizeof err);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, err);
+		return rv;
+	}
+	for (i = 0; i < a->cfg.mapping.n_group; i++) {
+		rules[i].path = a->cfg.mapping.group[i].attr;
+		rules[i].expr = a->cfg.mapping.group[i].expr;
+		rules[i].line = a->cfg.mapping.group[i].line;
+	}
+	rv = mapping_compile(&a->group_map, OBJECT_GROUP, "mapping.group", rules,
+			     a->cfg.mapping.n_group, err, sizeof err);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, err);
+		mapping_free(a->user_map);
+		a->user_map = NULL;
+		return rv;
+	}
+	return 0;
+}
+
+/* The sync engine runs only when both a source and a target are configured. */
+static int start_engine(struct agent *a, char *errmsg, size_t errlen)
+{
+	struct engine_config ec;
+	unsigned i;
+	int rv;
+
+	if (!a->cfg.source.present || !a->cfg.target.present)
+		return 0;
+	rv = compile_mappings(a, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	memset(&ec, 0, sizeof ec);
+	ec.node_id = a->cfg.node.id;
+	ec.data_dir = a->cfg.node.data_dir;
+	for (i = 0; i < a->cfg.source.n_urls; i++)
+		a->urls[i] = a->cfg.source.urls[i];
+	ec.source.urls = a->urls;
+	ec.source.n_urls = a->cfg.source.n_urls;
+	ec.source.bind_dn = a->cfg.source.bind_dn[0] ? a->cfg.source.bind_dn : NULL;
+	ec.source.password = a->cfg.source.password;
+	ec.source.user_base = a->cfg.source.users.base;
+	ec.source.user_filter = a->cfg.source.users.filter;
+	ec.source.group_base = a->cfg.source.groups.base[0] ? a->cfg.source.groups.base : NULL;
+	ec.source.group_filter = a->cfg.source.groups.filter;
+	ec.target.url = a->cfg.target.url;
+	ec.target.token_file = a->cfg.target.token_file[0] ? a->cfg.target.token_file : NULL;
+	ec.target.token = a->cfg.target.token;
+	ec.target.max_in_flight = a->cfg.target.max_in_flight;
+	ec.user_map = a->user_map;
+	ec.group_map = a->group_map;
+	ec.delete_threshold = a->cfg.safety.delete_threshold;
+	ec.delete_threshold_percent = a->cfg.safety.delete_threshold_percent;
+	rv = engine_init(&a->engine, &a->loop, &a->node, &a->state, &ec, errmsg, errlen);
+	if (rv != 0) {
+		mapping_free(a->user_map);
+		mapping_free(a->group_map);
+		a->user_map = a->group_map = NULL;
+	}
+	return rv;
 }
 
 static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
@@ -130,16 +255,21 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	nc.election_timeout_ms = a->cfg.cluster.election_timeout_ms;
 	nc.heartbeat_ms = a->cfg.cluster.heartbeat_ms;
 	nc.pre_vote = a->cfg.cluster.pre_vote;
+	nc.snapshot_threshold = a->cfg.cluster.snapshot_threshold;
 	rv = node_start(&a->node, &a->loop, &nc, state_machine(&a->state), errmsg, errlen);
 	if (rv != 0)
 		goto err_after_state;
 	a->node.data = a;
 	a->node.on_leader_change = on_leader_change;
 
+	rv = start_engine(a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_node;
+
 	rv = http_start(&a->http, &a->loop, a->cfg.node.control_address, control_handle, a,
 			errmsg, errlen);
 	if (rv != 0)
-		goto err_after_node;
+		goto err_after_engine;
 
 	uv_signal_init(&a->loop, &a->sigterm);
 	uv_signal_init(&a->loop, &a->sigint);
@@ -148,6 +278,12 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	uv_signal_start(&a->sigint, on_signal, SIGINT);
 	return 0;
 
+err_after_engine:
+	if (a->engine)
+		engine_close(a->engine, NULL, NULL);
+	a->engine = NULL;
+	mapping_free(a->user_map);
+	mapping_free(a->group_map);
 err_after_node:
 	node_close(&a->node, NULL);
 	uv_run(&a->loop, UV_RUN_DEFAULT);
@@ -178,7 +314,6 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 		free(a);
 		return 1;
 	}
-	a->sync.state = (a->cfg.source.present && a->cfg.target.present) ? "standby" : "disabled";
 	node_status(&a->node, &st);
 	log_info("started", "cluster=%s raft_address=%s control_address=%s data_dir=%s term=%llu "
 			    "last_index=%llu bootstrapped=%s",
@@ -192,6 +327,8 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	if (rv != 0)
 		log_warn("event loop closed with handles open", "error=%s", uv_err_name(rv));
 	state_close(&a->state);
+	mapping_free(a->user_map);
+	mapping_free(a->group_map);
 	config_free(&a->cfg);
 	rv = a->exit_code;
 	free(a);

@@ -17,16 +17,9 @@
 #include "agent/config.h"
 #include "agent/http.h"
 #include "raft/node.h"
+#include "sync/engine.h"
 #include "sync/state/state.h"
-
-/* Export counters shown by /v1/status and /metrics. */
-struct agent_sync_stats {
-	const char *state;        /* "disabled" | "standby" | "starting" | "idle" | ... */
-	uint64_t exported_total;
-	uint64_t errors_total;
-	time_t last_export_at;    /* wall clock, 0 = never */
-	uint64_t pending_deletes;
-};
+#include "sync/transform/mapping.h"
 
 struct agent {
 	uv_loop_t loop;
@@ -38,8 +31,11 @@ struct agent {
 	bool stopping;
 	int exit_code;
 	time_t started_wall;
-	struct agent_sync_stats sync;
 	uint64_t http_requests;
+	/* The sync engine; NULL when source or target is not configured. */
+	struct engine *engine;
+	struct mapping *user_map, *group_map;
+	const char *urls[CONFIG_MAX_URLS];
 };
 
 /*

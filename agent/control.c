@@ -5,6 +5,7 @@
  * "Contracts"). Field names are a contract with canopyctl and with
  * end-to-end checks: extend, never rename.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "sync/provlog.h"
+#include "sync/state/object.h"
 
 static const char *role_name(int role)
 {
@@ -65,6 +68,50 @@ static json_t *cursor_json(const struct state *s)
 	return j;
 }
 
+static struct engine_stats sync_stats(struct agent *a)
+{
+	struct engine_stats es;
+	memset(&es, 0, sizeof es);
+	if (a->engine)
+		engine_stats(a->engine, &es);
+	else
+		es.state = "disabled";
+	/* Staged deletes are replicated: every node knows how many. */
+	es.pending_deletes = a->state.by_prefix[(unsigned char)OBJECT_KEY_STAGED];
+	return es;
+}
+
+static json_t *sync_json(struct agent *a)
+{
+	struct engine_stats es = sync_stats(a);
+	json_t *o;
+
+	o = json_pack("{s:s,s:o,s:I,s:I,s:o,s:I,s:I,s:I}",
+		      "state", es.state,
+		      "cursor", cursor_json(&a->state),
+		      "exported_total", (json_int_t)es.exported_total,
+		      "errors_total", (json_int_t)es.errors_total,
+		      "last_export_at", time_or_null(es.last_export_at),
+		      "pending_deletes", (json_int_t)es.pending_deletes,
+		      "skipped_total", (json_int_t)es.skipped_total,
+		      "batches_total", (json_int_t)es.batches_total);
+	if (a->engine && a->engine != NULL && strcmp(es.state, "standby") != 0) {
+		json_object_set_new(o, "source",
+				    json_pack("{s:b,s:s}", "connected", es.source_connected,
+					      "message", es.source_message));
+		json_object_set_new(o, "target",
+				    json_pack("{s:b,s:s?,s:s?,s:I,s:I,s:I}", "quarantined",
+					      es.target.quarantined, "quarantine_reason",
+					      es.target.quarantined ? es.target.quarantine_reason : NULL,
+					      "quarantine_detail",
+					      es.target.quarantined ? es.target.quarantine_detail : NULL,
+					      "requests", (json_int_t)es.target.requests, "retries",
+					      (json_int_t)es.target.retries, "failures",
+					      (json_int_t)es.target.failures));
+	}
+	return o;
+}
+
 static json_t *status_json(struct agent *a)
 {
 	struct node_status st;
@@ -103,14 +150,7 @@ static json_t *status_json(struct agent *a)
 		      "members", members,
 		      "leader_ready", st.ready,
 		      "uptime_seconds", (json_int_t)(time(NULL) - a->started_wall));
-	json_object_set_new(o, "sync",
-			    json_pack("{s:s,s:o,s:I,s:I,s:o,s:I}",
-				      "state", a->sync.state ? a->sync.state : "disabled",
-				      "cursor", cursor_json(&a->state),
-				      "exported_total", (json_int_t)a->sync.exported_total,
-				      "errors_total", (json_int_t)a->sync.errors_total,
-				      "last_export_at", time_or_null(a->sync.last_export_at),
-				      "pending_deletes", (json_int_t)a->sync.pending_deletes));
+	json_object_set_new(o, "sync", sync_json(a));
 	json_object_set_new(o, "state",
 			    json_pack("{s:I,s:s}", "objects", (json_int_t)a->state.count,
 				      "digest", digest));
@@ -156,10 +196,12 @@ static void metric(struct text *t, const char *name, const char *type, const cha
 static char *metrics_text(struct agent *a, size_t *len)
 {
 	struct node_status st;
+	struct engine_stats es;
 	struct text t = {0};
 	static const char *const roles[] = {"leader", "follower", "candidate", "unavailable"};
 	unsigned i;
 
+	es = sync_stats(a);
 	node_status(&a->node, &st);
 	put(&t, "# HELP canopy_role 1 for the role this node has now.\n# TYPE canopy_role gauge\n");
 	for (i = 0; i < 4; i++)
@@ -188,15 +230,107 @@ static char *metrics_text(struct agent *a, size_t *len)
 	metric(&t, "canopy_objects", "gauge", "Objects in the replicated object table.",
 	       a->state.count);
 	metric(&t, "canopy_exported_total", "counter", "Target writes acknowledged.",
-	       a->sync.exported_total);
+	       es.exported_total);
 	metric(&t, "canopy_errors_total", "counter", "Target operations that failed.",
-	       a->sync.errors_total);
+	       es.errors_total);
 	metric(&t, "canopy_pending_deletes", "gauge", "Deletes staged awaiting approval.",
-	       a->sync.pending_deletes);
+	       es.pending_deletes);
+	metric(&t, "canopy_target_quarantined", "gauge", "1 while the target is quarantined.",
+	       es.target.quarantined);
 	metric(&t, "canopy_control_requests_total", "counter", "Control API requests served.",
 	       a->http_requests);
 	*len = t.len;
 	return t.buf;
+}
+
+static void reply_json(struct http_reply *reply, unsigned status, json_t *o)
+{
+	reply->body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	reply->status = status;
+	reply->content_type = "application/json";
+	reply->body_len = reply->body ? strlen(reply->body) : 0;
+}
+
+/*
+ * Mutations go to the leader. A follower answers 307 with the leader's
+ * control address (published in the replicated state as "n:<id>"), so
+ * canopyctl follows it; when that is unknown, 503 names the leader.
+ */
+static bool redirect_to_leader(struct agent *a, const struct http_request *req,
+			       struct http_reply *reply)
+{
+	struct node_status st;
+	char key[32];
+	const void *v;
+	size_t vlen, klen;
+
+	node_status(&a->node, &st);
+	if (st.ready)
+		return false;
+	if (st.leader_id == 0 || st.leader_id == a->cfg.node.id) {
+		http_reply_error(reply, 503, "no leader right now (this node is %s); retry shortly",
+				 st.state);
+		return true;
+	}
+	klen = (size_t)snprintf(key, sizeof key, "n:%llu", (unsigned long long)st.leader_id);
+	if (state_get(&a->state, key, klen, &v, &vlen) && vlen < 200) {
+		snprintf(reply->location, sizeof reply->location, "http://%.*s%s", (int)vlen,
+			 (const char *)v, req->path);
+		http_reply_error(reply, 307, "not the leader; the leader is node %llu at %.*s",
+				 (unsigned long long)st.leader_id, (int)vlen, (const char *)v);
+		return true;
+	}
+	http_reply_error(reply, 503, "not the leader; the leader is node %llu (raft %s)",
+			 (unsigned long long)st.leader_id, st.leader_address);
+	return true;
+}
+
+static void handle_deletes(struct agent *a, const struct http_request *req,
+			   struct http_reply *reply, bool approve)
+{
+	char err[256];
+	uint64_t n = a->state.by_prefix[(unsigned char)OBJECT_KEY_STAGED];
+	int rv;
+
+	if (strcmp(req->method, "POST") != 0) {
+		http_reply_error(reply, 405, "%s %s: use POST", req->method, req->path);
+		return;
+	}
+	if (a->engine == NULL) {
+		http_reply_error(reply, 409, "sync is not configured on this node");
+		return;
+	}
+	if (redirect_to_leader(a, req, reply))
+		return;
+	rv = engine_deletes_decide(a->engine, approve, err, sizeof err);
+	if (rv == -ENOENT) {
+		reply_json(reply, 200, json_pack("{s:s,s:i}", "result", "nothing staged", "deletes", 0));
+		return;
+	}
+	if (rv != 0) {
+		http_reply_error(reply, 409, "%s", err);
+		return;
+	}
+	reply_json(reply, 202, json_pack("{s:s,s:I}", "result", approve ? "approved" : "rejected",
+					 "deletes", (json_int_t)n));
+}
+
+static void handle_logs(struct agent *a, const struct http_request *req, struct http_reply *reply)
+{
+	struct provlog_query q;
+	char path[1100];
+	const char *errors = http_request_arg(req, "errors"), *limit = http_request_arg(req, "limit");
+
+	memset(&q, 0, sizeof q);
+	q.since = http_request_arg(req, "since");
+	q.object = http_request_arg(req, "object");
+	q.errors_only = errors && strcmp(errors, "0") != 0 && strcmp(errors, "false") != 0;
+	q.limit = limit ? (unsigned)strtoul(limit, NULL, 10) : 1000;
+	snprintf(path, sizeof path, "%s/provisioning.log", a->cfg.node.data_dir);
+	reply_json(reply, 200,
+		   json_pack("{s:I,s:o}", "node_id", (json_int_t)a->cfg.node.id, "entries",
+			     provlog_read(path, &q)));
 }
 
 void control_handle(void *data, const struct http_request *req, struct http_reply *reply)
@@ -222,6 +356,18 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 		reply->body = metrics_text(a, &reply->body_len);
 		reply->status = 200;
 		reply->content_type = "text/plain; version=0.0.4";
+		return;
+	}
+	if (strcmp(req->path, "/v1/deletes/approve") == 0) {
+		handle_deletes(a, req, reply, true);
+		return;
+	}
+	if (strcmp(req->path, "/v1/deletes/reject") == 0) {
+		handle_deletes(a, req, reply, false);
+		return;
+	}
+	if (strcmp(req->path, "/v1/logs") == 0 && strcmp(req->method, "GET") == 0) {
+		handle_logs(a, req, reply);
 		return;
 	}
 	http_reply_error(reply, 404, "no such endpoint: %s %s", req->method, req->path);

@@ -130,8 +130,15 @@ static void usage(FILE *f)
 		"Ask a canopy agent about its cluster. Any node answers.\n"
 		"\n"
 		"commands:\n"
-		"  status          the cluster as this node sees it: role, term, leader,\n"
-		"                  commit/applied index, members, sync state\n"
+		"  status                  the cluster as this node sees it: role, term, leader,\n"
+		"                          commit/applied index, members, sync state\n"
+		"  deletes approve         delete in the target every delete staged by delete\n"
+		"                          protection (safety.delete_threshold)\n"
+		"  deletes reject          drop the staged deletes; the objects stay in the target\n"
+		"  logs [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
+		"                          this node's provisioning log (one line per target\n"
+		"                          operation it made while leading); TIME is ISO 8601 UTC,\n"
+		"                          e.g. 2026-11-24T17:00:00Z\n"
 		"\n"
 		"options:\n"
 		"  -s, --server HOST:PORT  the agent's control_address (default: $CANOPY_SERVER,\n"
@@ -140,56 +147,128 @@ static void usage(FILE *f)
 		"  -h, --help              this help\n");
 }
 
+static char *urlencode(const char *v)
+{
+	CURL *c = curl_easy_init();
+	char *e = c ? curl_easy_escape(c, v, 0) : NULL, *d = e ? strdup(e) : NULL;
+	curl_free(e);
+	if (c)
+		curl_easy_cleanup(c);
+	return d;
+}
+
+static void append_arg(char *path, size_t size, const char *name, const char *value)
+{
+	char *e = urlencode(value);
+	size_t n = strlen(path);
+	snprintf(path + n, size - n, "%s%s=%s", strchr(path, '?') ? "&" : "?", name, e ? e : "");
+	free(e);
+}
+
+static void print_logs(FILE *out, json_t *o)
+{
+	json_t *entries = json_object_get(o, "entries"), *e;
+	size_t i;
+
+	if (json_array_size(entries) == 0) {
+		fprintf(out, "no matching provisioning log entries on node %lld\n", num(o, "node_id"));
+		return;
+	}
+	json_array_foreach(entries, i, e)
+	{
+		const char *err = str(e, "error", NULL);
+		fprintf(out, "%s term %-3lld %-13s %-6s %-5s %s %s", str(e, "time", "?"), num(e, "term"),
+			str(e, "action", "?"), str(e, "type", "?"), str(e, "result", "?"),
+			str(e, "anchor", "-"), str(e, "dn", ""));
+		if (num(e, "http_status"))
+			fprintf(out, " http=%lld", num(e, "http_status"));
+		if (err)
+			fprintf(out, " error=\"%s\"", err);
+		fputc('\n', out);
+	}
+}
+
 int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 {
 	const char *server = getenv("CANOPY_SERVER");
-	const char *cmd = NULL;
-	bool json = false;
+	const char *words[4] = {NULL};
+	const char *since = NULL, *object = NULL, *limit = NULL;
+	bool json = false, errors = false;
 	struct buf body = {0};
-	char errmsg[512];
+	char errmsg[512], path[1024];
+	const char *method = "GET";
 	json_t *o;
 	json_error_t jerr;
 	long status;
-	int i, rc = 1;
+	int i, n_words = 0, rc = 1;
 
 	if (server == NULL || server[0] == '\0')
 		server = DEFAULT_SERVER;
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
+		const char *a = argv[i];
+		const char **valopt = NULL;
+		if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0)
 			json = true;
-		} else if (strcmp(argv[i], "--server") == 0 || strcmp(argv[i], "-s") == 0) {
-			if (++i == argc) {
-				fprintf(err, "canopyctl: --server needs HOST:PORT\n");
-				return 2;
-			}
-			server = argv[i];
-		} else if (strncmp(argv[i], "--server=", 9) == 0) {
-			server = argv[i] + 9;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		else if (strcmp(a, "--errors") == 0)
+			errors = true;
+		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(out);
 			return 0;
-		} else if (argv[i][0] == '-') {
-			fprintf(err, "canopyctl: unknown option %s (see canopyctl --help)\n", argv[i]);
+		} else if (strcmp(a, "--server") == 0 || strcmp(a, "-s") == 0)
+			valopt = &server;
+		else if (strcmp(a, "--since") == 0)
+			valopt = &since;
+		else if (strcmp(a, "--object") == 0)
+			valopt = &object;
+		else if (strcmp(a, "--limit") == 0)
+			valopt = &limit;
+		else if (strncmp(a, "--server=", 9) == 0)
+			server = a + 9;
+		else if (a[0] == '-') {
+			fprintf(err, "canopyctl: unknown option %s (see canopyctl --help)\n", a);
 			return 2;
-		} else if (cmd == NULL) {
-			cmd = argv[i];
+		} else if (n_words < 3) {
+			words[n_words++] = a;
 		} else {
-			fprintf(err, "canopyctl: unexpected argument %s (see canopyctl --help)\n",
-				argv[i]);
+			fprintf(err, "canopyctl: unexpected argument %s (see canopyctl --help)\n", a);
 			return 2;
 		}
+		if (valopt) {
+			if (++i == argc) {
+				fprintf(err, "canopyctl: %s needs a value\n", a);
+				return 2;
+			}
+			*valopt = argv[i];
+		}
 	}
-	if (cmd == NULL) {
+	if (n_words == 0) {
 		usage(err);
 		return 2;
 	}
-	if (strcmp(cmd, "status") != 0) {
-		fprintf(err, "canopyctl: unknown command %s (see canopyctl --help)\n", cmd);
+	if (strcmp(words[0], "status") == 0 && n_words == 1) {
+		snprintf(path, sizeof path, "/v1/status");
+	} else if (strcmp(words[0], "deletes") == 0 && n_words == 2 &&
+		   (strcmp(words[1], "approve") == 0 || strcmp(words[1], "reject") == 0)) {
+		snprintf(path, sizeof path, "/v1/deletes/%s", words[1]);
+		method = "POST";
+	} else if (strcmp(words[0], "logs") == 0 && n_words == 1) {
+		snprintf(path, sizeof path, "/v1/logs");
+		if (since)
+			append_arg(path, sizeof path, "since", since);
+		if (object)
+			append_arg(path, sizeof path, "object", object);
+		if (limit)
+			append_arg(path, sizeof path, "limit", limit);
+		if (errors)
+			append_arg(path, sizeof path, "errors", "1");
+	} else {
+		fprintf(err, "canopyctl: unknown command \"%s%s%s\" (see canopyctl --help)\n", words[0],
+			n_words > 1 ? " " : "", n_words > 1 ? words[1] : "");
 		return 2;
 	}
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	status = request(server, "GET", "/v1/status", NULL, &body, errmsg, sizeof errmsg);
+	status = request(server, method, path, NULL, &body, errmsg, sizeof errmsg);
 	if (status < 0) {
 		fprintf(err, "canopyctl: %s\n", errmsg);
 		goto out;
@@ -200,14 +279,19 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			server, status, jerr.text);
 		goto out;
 	}
-	if (status != 200) {
+	if (status < 200 || status >= 300) {
 		fprintf(err, "canopyctl: %s: HTTP %ld: %s\n", server, status,
 			str(o, "error", "no error message"));
 	} else {
 		if (json)
 			fprintf(out, "%s\n", body.p);
-		else
+		else if (strcmp(words[0], "status") == 0)
 			print_status(out, o);
+		else if (strcmp(words[0], "logs") == 0)
+			print_logs(out, o);
+		else
+			fprintf(out, "%s: %lld staged deletes\n", str(o, "result", "done"),
+				num(o, "deletes"));
 		rc = 0;
 	}
 	json_decref(o);

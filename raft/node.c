@@ -297,3 +297,41 @@ void node_status(struct node *n, struct node_status *out)
 	}
 	out->n_members = i;
 }
+
+struct apply_req {
+	struct raft_apply req;
+	struct node *n;
+	raft_term term;
+	raft_time started;
+	node_apply_cb cb;
+	void *arg;
+};
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+	struct apply_req *a = req->data;
+	(void)result;
+	if (status == 0)
+		leader_note_commit(&a->n->leader, a->term, a->started);
+	a->cb(a->arg, status);
+	free(a);
+}
+
+int node_apply(struct node *n, struct raft_buffer *buf, node_apply_cb cb, void *arg)
+{
+	struct apply_req *a = calloc(1, sizeof *a);
+	int rv;
+
+	if (a == NULL)
+		return RAFT_NOMEM;
+	a->n = n;
+	a->term = peek_term(&n->raft);
+	a->started = node_now(n);
+	a->cb = cb;
+	a->arg = arg;
+	a->req.data = a;
+	rv = raft_apply(&n->raft, &a->req, buf, 1, on_applied);
+	if (rv != 0)
+		free(a);
+	return rv;
+}

@@ -93,6 +93,17 @@ void node_close(struct node *n, node_close_cb cb);
  */
 int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb);
 
+/*
+ * Propose one entry (a buffer from fsm_encode / state_batch_encode; ownership
+ * passes to libraft on success). `cb` runs once on the loop: status 0 when
+ * the entry is committed and applied on this node, RAFT_LEADERSHIPLOST /
+ * RAFT_NOTLEADER / ... otherwise. A committed entry renews the write lease
+ * from the time it was proposed (leader.h). Returns 0, or a raft error code
+ * without calling cb (the buffer then stays the caller's).
+ */
+typedef void (*node_apply_cb)(void *arg, int status);
+int node_apply(struct node *n, struct raft_buffer *buf, node_apply_cb cb, void *arg);
+
 /* ---- read-only views (raft/peek.c reads libraft 0.15 internals) -------- */
 
 enum node_role_code { NODE_VOTER, NODE_STANDBY, NODE_SPARE };

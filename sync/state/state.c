@@ -77,6 +77,7 @@ static void clear(struct state *s)
 	}
 	s->count = 0;
 	s->digest = 0;
+	memset(s->by_prefix, 0, sizeof s->by_prefix);
 	free(s->cursor);
 	s->cursor = NULL;
 	s->cursor_len = 0;
@@ -144,6 +145,8 @@ static int put(struct state *s, const void *key, size_t klen, const void *val, s
 	} else {
 		e->next = NULL;
 		s->count++;
+		if (klen)
+			s->by_prefix[*(const unsigned char *)key]++;
 	}
 	*p = e;
 	s->digest ^= e->digest;
@@ -158,6 +161,8 @@ static void del(struct state *s, const void *key, size_t klen)
 	*p = e->next;
 	s->digest ^= e->digest;
 	s->count--;
+	if (klen)
+		s->by_prefix[*(const unsigned char *)key]--;
 	free(e);
 }
 

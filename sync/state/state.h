@@ -46,6 +46,7 @@ struct state {
 	void *cursor;            /* NULL when never set */
 	size_t cursor_len;
 	uint64_t digest;         /* order-independent digest of the table, kept incrementally */
+	uint64_t by_prefix[256]; /* keys counted by their first byte (key namespaces) */
 	struct fsm_machine machine;
 };
 

@@ -1,0 +1,1247 @@
+/*
+ * agent/config.c -- load and validate the agent's YAML configuration.
+ *
+ * The file is read with libyaml's document API so that every node carries
+ * its position; every error names FILE:LINE and the key path. The whole file
+ * is checked structurally first (types, unknown and duplicate keys, required
+ * keys, ranges, cross-key rules); only then are the secret files read.
+ */
+#include "agent/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <yaml.h>
+
+#define SECRET_MAX (64 * 1024)
+
+/* Parsing context: where errors go and how relative paths resolve. */
+struct cx {
+	const char *file; /* as given by the caller; starts every error */
+	yaml_document_t *doc;
+	char *err;
+	size_t errlen;
+	char dir[PATH_MAX]; /* absolute directory of the config file */
+
+	/* Remembered for the checks that run after the structure. */
+	int password_line;
+	int token_line;
+};
+
+/* ---------------------------------------------------------------- errors */
+
+static int vfail(struct cx *c, int rc, int line, const char *fmt, va_list ap)
+{
+	if (c->err != NULL && c->errlen > 0) {
+		int n;
+		if (line > 0)
+			n = snprintf(c->err, c->errlen, "%s:%d: ", c->file, line);
+		else
+			n = snprintf(c->err, c->errlen, "%s: ", c->file);
+		if (n >= 0 && (size_t)n < c->errlen)
+			vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	}
+	return rc;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(struct cx *c, int line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vfail(c, -EINVAL, line, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+__attribute__((format(printf, 4, 5))) static int fail_rc(struct cx *c, int rc, int line, const char *fmt,
+							   ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	rc = vfail(c, rc, line, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* The error is one line whatever the file contained. */
+static void one_line(char *s)
+{
+	if (s == NULL)
+		return;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+	if (err == NULL || len == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+/* Quote text for an error message: "...", escaped, shortened. */
+static const char *quote(const char *s, size_t len, char *buf, size_t bufsz)
+{
+	const size_t show = 60;
+	size_t o = 0;
+	buf[o++] = '"';
+	for (size_t i = 0; i < len && i < show && o + 6 < bufsz; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			o += (size_t)snprintf(buf + o, bufsz - o, "\\x%02x", ch);
+		} else {
+			buf[o++] = (char)ch;
+		}
+	}
+	if (len > show && o + 5 < bufsz) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* ------------------------------------------------------------ yaml nodes */
+
+static int line_of(const yaml_node_t *n)
+{
+	return (int)n->start_mark.line + 1;
+}
+
+static const char *sval(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE)
+		return false;
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	const char *v = sval(n);
+	return strcmp(v, "") == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+	       strcmp(v, "NULL") == 0;
+}
+
+/* "a list", "a mapping", "an empty value" or the quoted scalar. */
+static const char *describe(const yaml_node_t *n, char *buf, size_t bufsz)
+{
+	switch (n->type) {
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	case YAML_SCALAR_NODE:
+		if (is_null(n))
+			return "an empty value";
+		return quote(sval(n), n->data.scalar.length, buf, bufsz);
+	default:
+		return "nothing";
+	}
+}
+
+static yaml_node_t *node_at(struct cx *c, int index)
+{
+	return yaml_document_get_node(c->doc, index);
+}
+
+/* A key path: "cluster" + "members" -> "cluster.members". */
+static void join_key(char *out, size_t outsz, const char *parent, const char *name)
+{
+	int n;
+	if (parent[0] != '\0')
+		n = snprintf(out, outsz, "%s.%s", parent, name);
+	else
+		n = snprintf(out, outsz, "%s", name);
+	if (n < 0 || (size_t)n >= outsz)
+		out[outsz - 1] = '\0';
+}
+
+/* "path: " or "" for the top level. */
+static void prefix(char *out, size_t outsz, const char *path)
+{
+	if (path[0] != '\0')
+		snprintf(out, outsz, "%s: ", path);
+	else
+		out[0] = '\0';
+}
+
+/* ------------------------------------------------------------- mappings */
+
+struct field {
+	const char *name;
+	yaml_node_t *val; /* NULL when the key is absent */
+	int line;         /* the key's line */
+};
+
+static int expect_mapping(struct cx *c, yaml_node_t *n, const char *path)
+{
+	if (n->type == YAML_MAPPING_NODE)
+		return 0;
+	char d[96];
+	return fail(c, line_of(n), "%s: expected a mapping, got %s", path, describe(n, d, sizeof d));
+}
+
+/*
+ * Keys of a mapping must be non-empty strings, each present once. Returns the
+ * key node of pair `i` or fails.
+ */
+static int check_key(struct cx *c, yaml_node_t *map, yaml_node_pair_t *pair, const char *path, yaml_node_t **out)
+{
+	char p[300], d[96];
+	prefix(p, sizeof p, path);
+	yaml_node_t *k = node_at(c, pair->key);
+	if (k == NULL)
+		return fail(c, line_of(map), "%sbroken mapping", p);
+	if (k->type != YAML_SCALAR_NODE || is_null(k))
+		return fail(c, line_of(k), "%skeys must be strings, got %s", p, describe(k, d, sizeof d));
+	if (strlen(sval(k)) != k->data.scalar.length)
+		return fail(c, line_of(k), "%skey %s contains a NUL character", p,
+			    quote(sval(k), k->data.scalar.length, d, sizeof d));
+	for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pair; q++) {
+		yaml_node_t *qk = node_at(c, q->key);
+		if (qk != NULL && qk->type == YAML_SCALAR_NODE && strcmp(sval(qk), sval(k)) == 0)
+			return fail(c, line_of(k), "%sduplicate key %s (first on line %d)", p,
+				    quote(sval(k), k->data.scalar.length, d, sizeof d), line_of(qk));
+	}
+	*out = k;
+	return 0;
+}
+
+/*
+ * Match the keys of `map` against the allowed `fields`: unknown keys and
+ * duplicates are refused, the value nodes are filled in.
+ */
+static int take_fields(struct cx *c, yaml_node_t *map, const char *path, struct field *f, size_t nf)
+{
+	int rc = expect_mapping(c, map, path[0] ? path : "the file");
+	if (rc != 0)
+		return rc;
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k;
+		if ((rc = check_key(c, map, pair, path, &k)) != 0)
+			return rc;
+		size_t i;
+		for (i = 0; i < nf; i++)
+			if (strcmp(f[i].name, sval(k)) == 0)
+				break;
+		if (i == nf) {
+			char list[400] = "", p[300], d[96];
+			size_t o = 0;
+			for (size_t j = 0; j < nf && o < sizeof list; j++)
+				o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", j ? ", " : "", f[j].name);
+			prefix(p, sizeof p, path);
+			return fail(c, line_of(k), "%sunknown key %s (%s keys: %s)", p,
+				    quote(sval(k), k->data.scalar.length, d, sizeof d),
+				    path[0] ? "allowed" : "top-level", list);
+		}
+		f[i].val = node_at(c, pair->value);
+		f[i].line = line_of(k);
+		if (f[i].val == NULL)
+			return fail(c, line_of(k), "%s: broken value", f[i].name);
+	}
+	return 0;
+}
+
+static struct field *field(struct field *f, size_t nf, const char *name)
+{
+	for (size_t i = 0; i < nf; i++)
+		if (strcmp(f[i].name, name) == 0)
+			return &f[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------- scalars */
+
+static int get_string(struct cx *c, const yaml_node_t *v, const char *kp, char *out, size_t outsz)
+{
+	char d[96];
+	if (v->type != YAML_SCALAR_NODE || is_null(v))
+		return fail(c, line_of(v), "%s: expected a string, got %s", kp, describe(v, d, sizeof d));
+	size_t len = v->data.scalar.length;
+	if (strlen(sval(v)) != len)
+		return fail(c, line_of(v), "%s: contains a NUL character", kp);
+	if (len == 0)
+		return fail(c, line_of(v), "%s: must not be empty", kp);
+	if (len >= outsz)
+		return fail(c, line_of(v), "%s: too long (%zu bytes, at most %zu)", kp, len, outsz - 1);
+	memcpy(out, sval(v), len + 1);
+	return 0;
+}
+
+/*
+ * A decimal integer in [min, max]. When max is UINT64_MAX or UINT_MAX the
+ * range is open ended and the message says "a positive integer" (min 1) or
+ * "a non-negative integer" (min 0).
+ */
+static int get_uint(struct cx *c, const yaml_node_t *v, const char *kp, uint64_t min, uint64_t max,
+		    uint64_t *out)
+{
+	char d[96];
+	bool bounded = !(max == UINT64_MAX || max == UINT_MAX);
+	const char *what = bounded ? "an integer" : (min >= 1 ? "a positive integer" : "a non-negative integer");
+	if (v->type != YAML_SCALAR_NODE || is_null(v))
+		return fail(c, line_of(v), "%s: expected %s, got %s", kp, what, describe(v, d, sizeof d));
+	const char *s = sval(v);
+	size_t len = v->data.scalar.length;
+	if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return fail(c, line_of(v), "%s: expected %s, got %s (a quoted string; write the number without quotes)",
+			    kp, what, describe(v, d, sizeof d));
+	bool neg = s[0] == '-';
+	const char *digits = s + (neg ? 1 : 0);
+	size_t nd = len - (neg ? 1 : 0);
+	if (nd == 0 || strlen(s) != len || strspn(digits, "0123456789") != nd)
+		return fail(c, line_of(v), "%s: expected %s, got %s", kp, what, describe(v, d, sizeof d));
+	if (neg) {
+		if (bounded)
+			return fail(c, line_of(v), "%s: %.40s is out of range (%" PRIu64 "..%" PRIu64 ")", kp, s, min,
+				    max);
+		return fail(c, line_of(v), "%s: expected %s, got %s", kp, what, describe(v, d, sizeof d));
+	}
+	errno = 0;
+	char *end = NULL;
+	unsigned long long x = strtoull(digits, &end, 10);
+	if (errno == ERANGE || end != digits + nd || x > max) {
+		if (bounded)
+			return fail(c, line_of(v), "%s: %.40s is out of range (%" PRIu64 "..%" PRIu64 ")", kp, s, min,
+				    max);
+		return fail(c, line_of(v), "%s: %.40s is too large (at most %" PRIu64 ")", kp, s, max);
+	}
+	if (x < min) {
+		if (bounded)
+			return fail(c, line_of(v), "%s: %.40s is out of range (%" PRIu64 "..%" PRIu64 ")", kp, s, min,
+				    max);
+		return fail(c, line_of(v), "%s: expected %s, got %s", kp, what, describe(v, d, sizeof d));
+	}
+	*out = (uint64_t)x;
+	return 0;
+}
+
+static int get_unsigned(struct cx *c, const yaml_node_t *v, const char *kp, unsigned min, unsigned max,
+			unsigned *out)
+{
+	uint64_t x;
+	int rc = get_uint(c, v, kp, min, max, &x);
+	if (rc == 0)
+		*out = (unsigned)x;
+	return rc;
+}
+
+static int get_bool(struct cx *c, const yaml_node_t *v, const char *kp, bool *out)
+{
+	char d[96];
+	if (v->type == YAML_SCALAR_NODE && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+		const char *s = sval(v);
+		if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return fail(c, line_of(v), "%s: expected true or false, got %s", kp, describe(v, d, sizeof d));
+}
+
+/* ----------------------------------------------------------- addresses */
+
+/* HOST:PORT or [IPV6]:PORT. On error, `why` says what is wrong. */
+static int check_hostport(const char *s, char *why, size_t whylen)
+{
+	const char *host = s, *colon;
+	size_t hl;
+	bool v6 = false;
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL) {
+			set_err(why, whylen, "missing \"]\" after an IPv6 address");
+			return -EINVAL;
+		}
+		if (rb[1] != ':') {
+			set_err(why, whylen, "missing \":PORT\"");
+			return -EINVAL;
+		}
+		host = s + 1;
+		hl = (size_t)(rb - host);
+		colon = rb + 1;
+		v6 = true;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL) {
+			set_err(why, whylen, "missing \":PORT\"");
+			return -EINVAL;
+		}
+		hl = (size_t)(colon - s);
+		if (memchr(s, ':', hl) != NULL) {
+			set_err(why, whylen, "write an IPv6 address as [ADDRESS]:PORT");
+			return -EINVAL;
+		}
+	}
+	if (hl == 0) {
+		set_err(why, whylen, "missing host");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < hl; i++) {
+		unsigned char ch = (unsigned char)host[i];
+		bool ok = isalnum(ch) || ch == '.' || ch == '-' || ch == '_' || (v6 && (ch == ':' || ch == '%'));
+		if (!ok) {
+			set_err(why, whylen, "invalid character '%c' in host", isprint(ch) ? ch : '?');
+			return -EINVAL;
+		}
+	}
+	const char *port = colon + 1;
+	size_t pl = strlen(port);
+	if (pl == 0) {
+		set_err(why, whylen, "missing port after \":\"");
+		return -EINVAL;
+	}
+	if (strspn(port, "0123456789") != pl) {
+		set_err(why, whylen, "port is not a number");
+		return -EINVAL;
+	}
+	unsigned long p = pl > 5 ? 99999UL : strtoul(port, NULL, 10);
+	if (p < 1 || p > 65535) {
+		set_err(why, whylen, "port %.10s%s is out of range (1..65535)", port, pl > 10 ? "..." : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Raft addresses: libraft 0.15's TCP transport parses them with
+ * uv_ip4_addr(), so only A.B.C.D:PORT works (no host names, no IPv6).
+ */
+static int check_raft_hostport(const char *s, char *why, size_t whylen)
+{
+	int rc = check_hostport(s, why, whylen);
+	if (rc != 0)
+		return rc;
+	const char *colon = strrchr(s, ':');
+	char host[64];
+	struct in_addr a;
+	size_t hl = (size_t)(colon - s);
+	if (s[0] == '[' || hl >= sizeof host) {
+		set_err(why, whylen, "libraft 0.15 takes an IPv4 address A.B.C.D:PORT, no host name or IPv6");
+		return -EINVAL;
+	}
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET, host, &a) != 1) {
+		set_err(why, whylen, "libraft 0.15 takes an IPv4 address A.B.C.D:PORT, no host name or IPv6");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int get_hostport(struct cx *c, const yaml_node_t *v, const char *kp, char *out, size_t outsz, bool raft)
+{
+	int rc = get_string(c, v, kp, out, outsz);
+	if (rc != 0)
+		return rc;
+	char why[128], d[96];
+	if ((raft ? check_raft_hostport(out, why, sizeof why) : check_hostport(out, why, sizeof why)) != 0)
+		return fail(c, line_of(v), "%s: expected HOST:PORT, got %s (%s)", kp, describe(v, d, sizeof d), why);
+	return 0;
+}
+
+int config_parse_member(const char *text, struct config_member *m, char *errmsg, size_t errlen)
+{
+	char d[96], why[128];
+	memset(m, 0, sizeof *m);
+	if (text == NULL) {
+		set_err(errmsg, errlen, "no member given (expected ID@HOST:PORT)");
+		return -EINVAL;
+	}
+	quote(text, strlen(text), d, sizeof d);
+	const char *at = strchr(text, '@');
+	if (at == NULL) {
+		set_err(errmsg, errlen, "bad member %s: missing \"@\" (expected ID@HOST:PORT)", d);
+		return -EINVAL;
+	}
+	size_t il = (size_t)(at - text);
+	if (il == 0) {
+		set_err(errmsg, errlen, "bad member %s: missing ID before \"@\" (expected ID@HOST:PORT)", d);
+		return -EINVAL;
+	}
+	if (strspn(text, "0123456789") != il) {
+		set_err(errmsg, errlen, "bad member %s: ID must be a positive integer", d);
+		return -EINVAL;
+	}
+	char idbuf[32];
+	if (il >= sizeof idbuf) {
+		set_err(errmsg, errlen, "bad member %s: ID is too large", d);
+		return -EINVAL;
+	}
+	memcpy(idbuf, text, il);
+	idbuf[il] = '\0';
+	errno = 0;
+	unsigned long long id = strtoull(idbuf, NULL, 10);
+	if (errno == ERANGE || id > UINT64_MAX) {
+		set_err(errmsg, errlen, "bad member %s: ID is too large", d);
+		return -EINVAL;
+	}
+	if (id == 0) {
+		set_err(errmsg, errlen, "bad member %s: ID must be a positive integer", d);
+		return -EINVAL;
+	}
+	const char *addr = at + 1;
+	if (check_raft_hostport(addr, why, sizeof why) != 0) {
+		set_err(errmsg, errlen, "bad member %s: address: %s (expected ID@HOST:PORT)", d, why);
+		return -EINVAL;
+	}
+	if (strlen(addr) >= sizeof m->address) {
+		set_err(errmsg, errlen, "bad member %s: address is too long (at most %zu bytes)", d,
+			sizeof m->address - 1);
+		return -EINVAL;
+	}
+	m->id = (uint64_t)id;
+	strcpy(m->address, addr);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- paths */
+
+static int config_dir(const char *path, char *out, size_t outsz)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (slash == path) {
+		strcpy(dir, "/");
+	} else if (slash != NULL) {
+		size_t n = (size_t)(slash - path);
+		if (n >= sizeof dir)
+			return -ENAMETOOLONG;
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	} else {
+		strcpy(dir, ".");
+	}
+	if (dir[0] == '/') {
+		if (strlen(dir) >= outsz)
+			return -ENAMETOOLONG;
+		strcpy(out, dir);
+		return 0;
+	}
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		return -errno;
+	const char *rel = dir;
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+	int n;
+	if (strcmp(rel, ".") == 0 || rel[0] == '\0')
+		n = snprintf(out, outsz, "%s", cwd);
+	else
+		n = snprintf(out, outsz, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", rel);
+	if (n < 0 || (size_t)n >= outsz)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* A path value: relative ones are resolved against the config's directory. */
+static int get_path(struct cx *c, const yaml_node_t *v, const char *kp, char *out, size_t outsz)
+{
+	char raw[PATH_MAX];
+	int rc = get_string(c, v, kp, raw, sizeof raw);
+	if (rc != 0)
+		return rc;
+	int n;
+	if (raw[0] == '/') {
+		n = snprintf(out, outsz, "%s", raw);
+	} else {
+		const char *rel = raw;
+		while (rel[0] == '.' && rel[1] == '/')
+			rel += 2;
+		if (strcmp(rel, ".") == 0 || rel[0] == '\0')
+			n = snprintf(out, outsz, "%s", c->dir);
+		else
+			n = snprintf(out, outsz, "%s%s%s", c->dir, strcmp(c->dir, "/") == 0 ? "" : "/", rel);
+	}
+	if (n < 0 || (size_t)n >= outsz)
+		return fail(c, line_of(v), "%s: too long once resolved against %s (%d bytes, at most %zu)", kp, c->dir,
+			    n, outsz - 1);
+	return 0;
+}
+
+/* ------------------------------------------------------------- sections */
+
+static int parse_node(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"id", NULL, 0}, {"raft_address", NULL, 0}, {"control_address", NULL, 0},
+			    {"data_dir", NULL, 0}};
+	const size_t nf = sizeof f / sizeof f[0];
+	int rc = take_fields(c, sec->val, "node", f, nf);
+	if (rc != 0)
+		return rc;
+	/* What is written is checked first, then what is missing. */
+	if (f[0].val != NULL && (rc = get_uint(c, f[0].val, "node.id", 1, UINT64_MAX, &cfg->node.id)) != 0)
+		return rc;
+	if (f[1].val != NULL && (rc = get_hostport(c, f[1].val, "node.raft_address", cfg->node.raft_address,
+						   sizeof cfg->node.raft_address, true)) != 0)
+		return rc;
+	if (f[2].val != NULL && (rc = get_hostport(c, f[2].val, "node.control_address", cfg->node.control_address,
+						   sizeof cfg->node.control_address, false)) != 0)
+		return rc;
+	if (f[3].val != NULL &&
+	    (rc = get_path(c, f[3].val, "node.data_dir", cfg->node.data_dir, sizeof cfg->node.data_dir)) != 0)
+		return rc;
+	for (size_t i = 0; i < nf; i++)
+		if (f[i].val == NULL)
+			return fail(c, sec->line, "missing required key node.%s", f[i].name);
+	if (strcmp(cfg->node.raft_address, cfg->node.control_address) == 0)
+		return fail(c, line_of(f[2].val), "node.control_address: must differ from node.raft_address (%s)",
+			    cfg->node.raft_address);
+	return 0;
+}
+
+static int parse_members(struct cx *c, struct field *fm, struct config *cfg)
+{
+	char d[96];
+	yaml_node_t *seq = fm->val;
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return fail(c, line_of(seq), "cluster.members: expected a list of \"ID@HOST:PORT\", got %s",
+			    describe(seq, d, sizeof d));
+	size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+	if (n == 0)
+		return fail(c, line_of(seq), "cluster.members: the list is empty (list at least this node)");
+	if (n > CONFIG_MAX_MEMBERS)
+		return fail(c, line_of(seq), "cluster.members: too many members (%zu, at most %d)", n,
+			    CONFIG_MAX_MEMBERS);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *it = node_at(c, seq->data.sequence.items.start[i]);
+		char kp[64], text[512], why[400];
+		snprintf(kp, sizeof kp, "cluster.members[%zu]", i);
+		int rc = get_string(c, it, kp, text, sizeof text);
+		if (rc != 0)
+			return rc;
+		struct config_member *m = &cfg->cluster.members[i];
+		if (config_parse_member(text, m, why, sizeof why) != 0)
+			return fail(c, line_of(it), "%s: %s", kp, why);
+		for (size_t j = 0; j < i; j++) {
+			if (cfg->cluster.members[j].id == m->id)
+				return fail(c, line_of(it), "%s: duplicate member id %" PRIu64 " (also cluster.members[%zu])",
+					    kp, m->id, j);
+			if (strcmp(cfg->cluster.members[j].address, m->address) == 0)
+				return fail(c, line_of(it), "%s: duplicate member address %s (also cluster.members[%zu])",
+					    kp, m->address, j);
+		}
+		if (m->id == cfg->node.id && strcmp(m->address, cfg->node.raft_address) != 0)
+			return fail(c, line_of(it), "%s: this node (id %" PRIu64 ") is listed at %s but node.raft_address is %s",
+				    kp, m->id, m->address, cfg->node.raft_address);
+		cfg->cluster.n_members = (unsigned)(i + 1);
+	}
+	return 0;
+}
+
+static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"name", NULL, 0},		    {"members", NULL, 0}, {"election_timeout_ms", NULL, 0},
+			    {"heartbeat_ms", NULL, 0},	    {"pre_vote", NULL, 0},
+			    {"snapshot_threshold", NULL, 0}};
+	const size_t nf = sizeof f / sizeof f[0];
+	int rc = take_fields(c, sec->val, "cluster", f, nf);
+	if (rc != 0)
+		return rc;
+	struct field *name = field(f, nf, "name"), *members = field(f, nf, "members");
+	struct field *et = field(f, nf, "election_timeout_ms"), *hb = field(f, nf, "heartbeat_ms");
+	struct field *pv = field(f, nf, "pre_vote"), *st = field(f, nf, "snapshot_threshold");
+	if (name->val != NULL &&
+	    (rc = get_string(c, name->val, "cluster.name", cfg->cluster.name, sizeof cfg->cluster.name)) != 0)
+		return rc;
+	if (members->val != NULL && (rc = parse_members(c, members, cfg)) != 0)
+		return rc;
+	if (et->val != NULL &&
+	    (rc = get_unsigned(c, et->val, "cluster.election_timeout_ms", 100, 60000, &cfg->cluster.election_timeout_ms)) !=
+		    0)
+		return rc;
+	if (hb->val != NULL &&
+	    (rc = get_unsigned(c, hb->val, "cluster.heartbeat_ms", 1, 60000, &cfg->cluster.heartbeat_ms)) != 0)
+		return rc;
+	if (pv->val != NULL && (rc = get_bool(c, pv->val, "cluster.pre_vote", &cfg->cluster.pre_vote)) != 0)
+		return rc;
+	if (st->val != NULL &&
+	    (rc = get_unsigned(c, st->val, "cluster.snapshot_threshold", 1, UINT_MAX, &cfg->cluster.snapshot_threshold)) !=
+		    0)
+		return rc;
+	if (name->val == NULL)
+		return fail(c, sec->line, "missing required key cluster.name");
+	if (members->val == NULL)
+		return fail(c, sec->line, "missing required key cluster.members");
+	if (cfg->cluster.heartbeat_ms >= cfg->cluster.election_timeout_ms) {
+		if (hb->val != NULL)
+			return fail(c, line_of(hb->val),
+				    "cluster.heartbeat_ms: must be less than cluster.election_timeout_ms (%u), got %u",
+				    cfg->cluster.election_timeout_ms, cfg->cluster.heartbeat_ms);
+		return fail(c, line_of(et->val),
+			    "cluster.election_timeout_ms: must be greater than cluster.heartbeat_ms (default %u); "
+			    "set cluster.heartbeat_ms lower",
+			    cfg->cluster.heartbeat_ms);
+	}
+	return 0;
+}
+
+/* An LDAP filter: "(...)", parentheses balanced, one filter. */
+static int check_filter(const char *s, char *why, size_t whylen)
+{
+	size_t n = strlen(s);
+	if (n < 2 || s[0] != '(' || s[n - 1] != ')') {
+		set_err(why, whylen, "must be enclosed in parentheses");
+		return -EINVAL;
+	}
+	int depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')')
+			depth--;
+		if (depth < 0 || (depth == 0 && i != n - 1)) {
+			set_err(why, whylen, "unbalanced parentheses (escape literal ones as \\28 and \\29)");
+			return -EINVAL;
+		}
+	}
+	if (depth != 0) {
+		set_err(why, whylen, "unbalanced parentheses (escape literal ones as \\28 and \\29)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_scope(struct cx *c, struct field *sec, const char *path, struct config_scope *scope)
+{
+	struct field f[] = {{"base", NULL, 0}, {"filter", NULL, 0}};
+	char kp[64], why[128], d[96];
+	int rc = take_fields(c, sec->val, path, f, 2);
+	if (rc != 0)
+		return rc;
+	join_key(kp, sizeof kp, path, "base");
+	if (f[0].val != NULL && (rc = get_string(c, f[0].val, kp, scope->base, sizeof scope->base)) != 0)
+		return rc;
+	if (f[1].val != NULL) {
+		join_key(kp, sizeof kp, path, "filter");
+		if ((rc = get_string(c, f[1].val, kp, scope->filter, sizeof scope->filter)) != 0)
+			return rc;
+		if (check_filter(scope->filter, why, sizeof why) != 0)
+			return fail(c, line_of(f[1].val), "%s: %s, got %s", kp, why, describe(f[1].val, d, sizeof d));
+	}
+	if (f[0].val == NULL)
+		return fail(c, sec->line, "missing required key %s.base", path);
+	return 0;
+}
+
+static bool has_prefix_ci(const char *s, const char *p)
+{
+	return strncasecmp(s, p, strlen(p)) == 0;
+}
+
+/* One URL: a known scheme, something after it, no whitespace. */
+static int check_url(struct cx *c, const yaml_node_t *v, const char *kp, const char *url, const char *const *schemes,
+		     const char *expect, const char *ws_hint)
+{
+	char d[96];
+	size_t i;
+	for (i = 0; schemes[i] != NULL; i++)
+		if (has_prefix_ci(url, schemes[i]))
+			break;
+	if (schemes[i] == NULL)
+		return fail(c, line_of(v), "%s: expected %s, got %s", kp, expect, describe(v, d, sizeof d));
+	if (url[strlen(schemes[i])] == '\0')
+		return fail(c, line_of(v), "%s: missing host after %s", kp, schemes[i]);
+	for (const char *p = url; *p; p++)
+		if (isspace((unsigned char)*p))
+			return fail(c, line_of(v), "%s: URL contains whitespace, got %s%s", kp, describe(v, d, sizeof d),
+				    ws_hint);
+	return 0;
+}
+
+static int parse_source_urls(struct cx *c, struct field *fu, struct config *cfg)
+{
+	static const char *const schemes[] = {"ldap://", "ldaps://", NULL};
+	const char *expect = "an ldap:// or ldaps:// URL";
+	const char *hint = " (list several URLs as a YAML list)";
+	char d[96], kp[64];
+	yaml_node_t *v = fu->val;
+	int rc;
+	if (v->type == YAML_SCALAR_NODE) {
+		if ((rc = get_string(c, v, "source.url", cfg->source.urls[0], sizeof cfg->source.urls[0])) != 0)
+			return rc;
+		if ((rc = check_url(c, v, "source.url", cfg->source.urls[0], schemes, expect, hint)) != 0)
+			return rc;
+		cfg->source.n_urls = 1;
+		return 0;
+	}
+	if (v->type != YAML_SEQUENCE_NODE)
+		return fail(c, line_of(v), "source.url: expected a URL or a list of URLs, got %s",
+			    describe(v, d, sizeof d));
+	size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	if (n == 0)
+		return fail(c, line_of(v), "source.url: the list is empty");
+	if (n > CONFIG_MAX_URLS)
+		return fail(c, line_of(v), "source.url: too many URLs (%zu, at most %d)", n, CONFIG_MAX_URLS);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *it = node_at(c, v->data.sequence.items.start[i]);
+		snprintf(kp, sizeof kp, "source.url[%zu]", i);
+		if ((rc = get_string(c, it, kp, cfg->source.urls[i], sizeof cfg->source.urls[i])) != 0)
+			return rc;
+		if ((rc = check_url(c, it, kp, cfg->source.urls[i], schemes, expect, hint)) != 0)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(cfg->source.urls[j], cfg->source.urls[i]) == 0)
+				return fail(c, line_of(it), "%s: duplicate of source.url[%zu]", kp, j);
+		cfg->source.n_urls = (unsigned)(i + 1);
+	}
+	return 0;
+}
+
+static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
+			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0}};
+	const size_t nf = sizeof f / sizeof f[0];
+	char d[96];
+	int rc = take_fields(c, sec->val, "source", f, nf);
+	if (rc != 0)
+		return rc;
+	struct field *kind = field(f, nf, "kind"), *url = field(f, nf, "url"), *bind = field(f, nf, "bind_dn");
+	struct field *pw = field(f, nf, "password_file"), *users = field(f, nf, "users");
+	struct field *groups = field(f, nf, "groups");
+	cfg->source.present = true;
+	if (kind->val != NULL) {
+		if ((rc = get_string(c, kind->val, "source.kind", cfg->source.kind, sizeof cfg->source.kind)) != 0)
+			return rc;
+		if (strcmp(cfg->source.kind, "openldap") != 0 && strcmp(cfg->source.kind, "ad") != 0)
+			return fail(c, line_of(kind->val), "source.kind: expected openldap or ad, got %s",
+				    describe(kind->val, d, sizeof d));
+	}
+	if (url->val != NULL && (rc = parse_source_urls(c, url, cfg)) != 0)
+		return rc;
+	if (bind->val != NULL &&
+	    (rc = get_string(c, bind->val, "source.bind_dn", cfg->source.bind_dn, sizeof cfg->source.bind_dn)) != 0)
+		return rc;
+	if (pw->val != NULL) {
+		if ((rc = get_path(c, pw->val, "source.password_file", cfg->source.password_file,
+				   sizeof cfg->source.password_file)) != 0)
+			return rc;
+		c->password_line = pw->line;
+	}
+	if (users->val != NULL && (rc = parse_scope(c, users, "source.users", &cfg->source.users)) != 0)
+		return rc;
+	if (groups->val != NULL && (rc = parse_scope(c, groups, "source.groups", &cfg->source.groups)) != 0)
+		return rc;
+	if (kind->val == NULL)
+		return fail(c, sec->line, "missing required key source.kind");
+	if (url->val == NULL)
+		return fail(c, sec->line, "missing required key source.url");
+	if (users->val == NULL)
+		return fail(c, sec->line, "missing required key source.users");
+	if (bind->val != NULL && pw->val == NULL)
+		return fail(c, bind->line, "source.bind_dn: needs source.password_file (the bind password)");
+	if (pw->val != NULL && bind->val == NULL)
+		return fail(c, pw->line, "source.password_file: needs source.bind_dn (whom to bind as)");
+	return 0;
+}
+
+static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
+{
+	static const char *const schemes[] = {"http://", "https://", NULL};
+	struct field f[] = {
+		{"kind", NULL, 0}, {"url", NULL, 0}, {"token_file", NULL, 0}, {"max_in_flight", NULL, 0}};
+	const size_t nf = sizeof f / sizeof f[0];
+	char d[96];
+	int rc = take_fields(c, sec->val, "target", f, nf);
+	if (rc != 0)
+		return rc;
+	cfg->target.present = true;
+	if (f[0].val != NULL) {
+		if ((rc = get_string(c, f[0].val, "target.kind", cfg->target.kind, sizeof cfg->target.kind)) != 0)
+			return rc;
+		if (strcmp(cfg->target.kind, "scim") != 0)
+			return fail(c, line_of(f[0].val), "target.kind: expected scim, got %s",
+				    describe(f[0].val, d, sizeof d));
+	}
+	if (f[1].val != NULL) {
+		if ((rc = get_string(c, f[1].val, "target.url", cfg->target.url, sizeof cfg->target.url)) != 0)
+			return rc;
+		if ((rc = check_url(c, f[1].val, "target.url", cfg->target.url, schemes, "an http:// or https:// URL",
+				    "")) != 0)
+			return rc;
+	}
+	if (f[2].val != NULL) {
+		if ((rc = get_path(c, f[2].val, "target.token_file", cfg->target.token_file,
+				   sizeof cfg->target.token_file)) != 0)
+			return rc;
+		c->token_line = f[2].line;
+	}
+	if (f[3].val != NULL &&
+	    (rc = get_unsigned(c, f[3].val, "target.max_in_flight", 1, 1024, &cfg->target.max_in_flight)) != 0)
+		return rc;
+	if (f[0].val == NULL)
+		return fail(c, sec->line, "missing required key target.kind");
+	if (f[1].val == NULL)
+		return fail(c, sec->line, "missing required key target.url");
+	return 0;
+}
+
+static int parse_mapping_list(struct cx *c, struct field *sec, const char *path, struct config_mapping *out,
+			      unsigned *n_out)
+{
+	yaml_node_t *map = sec->val;
+	int rc = expect_mapping(c, map, path);
+	if (rc != 0)
+		return rc;
+	size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+	if (n > CONFIG_MAX_MAPPINGS)
+		return fail(c, line_of(map), "%s: too many attributes (%zu, at most %d)", path, n, CONFIG_MAX_MAPPINGS);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_pair_t *pair = &map->data.mapping.pairs.start[i];
+		yaml_node_t *k, *v;
+		char kp[400], d[96];
+		if ((rc = check_key(c, map, pair, path, &k)) != 0)
+			return rc;
+		v = node_at(c, pair->value);
+		if (v == NULL)
+			return fail(c, line_of(k), "%s: broken value", path);
+		if (k->data.scalar.length >= sizeof out[i].attr)
+			return fail(c, line_of(k), "%s: attribute %s is too long (%zu bytes, at most %zu)", path,
+				    quote(sval(k), k->data.scalar.length, d, sizeof d), k->data.scalar.length,
+				    sizeof out[i].attr - 1);
+		snprintf(kp, sizeof kp, "%s.%s", path, sval(k));
+		if (v->type != YAML_SCALAR_NODE || is_null(v))
+			return fail(c, line_of(v), "%s: expected an expression string, got %s", kp,
+				    describe(v, d, sizeof d));
+		if ((rc = get_string(c, v, kp, out[i].expr, sizeof out[i].expr)) != 0)
+			return rc;
+		memcpy(out[i].attr, sval(k), k->data.scalar.length + 1);
+		out[i].line = line_of(k);
+		*n_out = (unsigned)(i + 1);
+	}
+	return 0;
+}
+
+static int parse_mapping(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"user", NULL, 0}, {"group", NULL, 0}};
+	int rc = take_fields(c, sec->val, "mapping", f, 2);
+	if (rc != 0)
+		return rc;
+	if (f[0].val != NULL &&
+	    (rc = parse_mapping_list(c, &f[0], "mapping.user", cfg->mapping.user, &cfg->mapping.n_user)) != 0)
+		return rc;
+	if (f[1].val != NULL &&
+	    (rc = parse_mapping_list(c, &f[1], "mapping.group", cfg->mapping.group, &cfg->mapping.n_group)) != 0)
+		return rc;
+	return 0;
+}
+
+static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"delete_threshold", NULL, 0}, {"delete_threshold_percent", NULL, 0}};
+	int rc = take_fields(c, sec->val, "safety", f, 2);
+	if (rc != 0)
+		return rc;
+	if (f[0].val != NULL &&
+	    (rc = get_unsigned(c, f[0].val, "safety.delete_threshold", 0, UINT_MAX, &cfg->safety.delete_threshold)) != 0)
+		return rc;
+	if (f[1].val != NULL && (rc = get_unsigned(c, f[1].val, "safety.delete_threshold_percent", 0, 100,
+						   &cfg->safety.delete_threshold_percent)) != 0)
+		return rc;
+	return 0;
+}
+
+static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"level", NULL, 0}};
+	char d[96];
+	int rc = take_fields(c, sec->val, "log", f, 1);
+	if (rc != 0 || f[0].val == NULL)
+		return rc;
+	if ((rc = get_string(c, f[0].val, "log.level", cfg->log.level, sizeof cfg->log.level)) != 0) {
+		if (f[0].val->type == YAML_SCALAR_NODE && !is_null(f[0].val))
+			return fail(c, line_of(f[0].val), "log.level: expected debug, info, warn or error, got %s",
+				    describe(f[0].val, d, sizeof d));
+		return rc;
+	}
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+		if (strcmp(cfg->log.level, levels[i]) == 0)
+			return 0;
+	return fail(c, line_of(f[0].val), "log.level: expected debug, info, warn or error, got %s",
+		    describe(f[0].val, d, sizeof d));
+}
+
+static int parse_root(struct cx *c, yaml_node_t *root, struct config *cfg)
+{
+	struct field f[] = {{"node", NULL, 0},	 {"cluster", NULL, 0}, {"source", NULL, 0}, {"target", NULL, 0},
+			    {"mapping", NULL, 0}, {"safety", NULL, 0},  {"log", NULL, 0}};
+	const size_t nf = sizeof f / sizeof f[0];
+	char d[96];
+	if (root->type != YAML_MAPPING_NODE)
+		return fail(c, line_of(root), "expected a mapping with the sections node, cluster, ..., got %s",
+			    describe(root, d, sizeof d));
+	int rc = take_fields(c, root, "", f, nf);
+	if (rc != 0)
+		return rc;
+	/* The node first: the cluster's member check reads node.id. */
+	if (f[0].val != NULL && (rc = parse_node(c, &f[0], cfg)) != 0)
+		return rc;
+	if (f[1].val != NULL && (rc = parse_cluster(c, &f[1], cfg)) != 0)
+		return rc;
+	if (f[2].val != NULL && (rc = parse_source(c, &f[2], cfg)) != 0)
+		return rc;
+	if (f[3].val != NULL && (rc = parse_target(c, &f[3], cfg)) != 0)
+		return rc;
+	if (f[4].val != NULL && (rc = parse_mapping(c, &f[4], cfg)) != 0)
+		return rc;
+	if (f[5].val != NULL && (rc = parse_safety(c, &f[5], cfg)) != 0)
+		return rc;
+	if (f[6].val != NULL && (rc = parse_log(c, &f[6], cfg)) != 0)
+		return rc;
+	if (f[0].val == NULL)
+		return fail(c, line_of(root), "missing required key node");
+	if (f[1].val == NULL)
+		return fail(c, line_of(root), "missing required key cluster");
+	return 0;
+}
+
+/* -------------------------------------------------------------- secrets */
+
+static void wipe(void *p, size_t n)
+{
+	explicit_bzero(p, n);
+}
+
+static int read_secret(struct cx *c, const char *kp, int line, const char *file, char **out)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+		return fail_rc(c, -e, line, "%s: cannot read %s: %s", kp, file, strerror(e));
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return fail_rc(c, -e, line, "%s: cannot read %s: %s", kp, file, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(c, line, "%s: %s is not a regular file", kp, file);
+	}
+	if ((st.st_mode & 077) != 0) {
+		close(fd);
+		return fail_rc(c, -EACCES, line, "%s: %s is readable by group or others (mode %04o); chmod 600 it", kp,
+			       file, (unsigned)(st.st_mode & 07777));
+	}
+	if (st.st_size > SECRET_MAX) {
+		close(fd);
+		return fail(c, line, "%s: %s is too large (%lld bytes, at most %d)", kp, file, (long long)st.st_size,
+			    SECRET_MAX);
+	}
+	size_t cap = (size_t)st.st_size;
+	char *buf = malloc(cap + 1);
+	if (buf == NULL) {
+		close(fd);
+		return fail_rc(c, -ENOMEM, line, "%s: out of memory", kp);
+	}
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, cap + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			wipe(buf, n);
+			free(buf);
+			return fail_rc(c, -e, line, "%s: cannot read %s: %s", kp, file, strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > cap) {
+			close(fd);
+			wipe(buf, n);
+			free(buf);
+			return fail(c, line, "%s: %s changed while being read", kp, file);
+		}
+	}
+	close(fd);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	int bad = 0;
+	if (n == 0)
+		bad = fail(c, line, "%s: %s is empty", kp, file);
+	else if (memchr(buf, '\0', n) != NULL)
+		bad = fail(c, line, "%s: %s contains a NUL byte", kp, file);
+	if (bad != 0) {
+		wipe(buf, cap + 1);
+		free(buf);
+		return bad;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* ----------------------------------------------------------------- load */
+
+static int syntax_error(struct cx *c, yaml_parser_t *p, FILE *f)
+{
+	switch (p->error) {
+	case YAML_MEMORY_ERROR:
+		return fail_rc(c, -ENOMEM, 0, "out of memory while parsing");
+	case YAML_READER_ERROR: {
+		/* The reader gives a byte offset; count the lines up to it. */
+		int line = 1;
+		if (fseek(f, 0, SEEK_SET) == 0) {
+			for (size_t i = 0; i < p->problem_offset; i++) {
+				int ch = fgetc(f);
+				if (ch == EOF)
+					break;
+				if (ch == '\n')
+					line++;
+			}
+		}
+		return fail(c, line, "YAML syntax error: %s (byte offset %zu)",
+			    p->problem ? p->problem : "unreadable input", p->problem_offset);
+	}
+	default: {
+		int line = (int)p->problem_mark.line + 1;
+		int col = (int)p->problem_mark.column + 1;
+		if (p->context != NULL)
+			return fail(c, line, "YAML syntax error at column %d: %s (%s at line %d)", col,
+				    p->problem ? p->problem : "unknown problem", p->context,
+				    (int)p->context_mark.line + 1);
+		return fail(c, line, "YAML syntax error at column %d: %s", col,
+			    p->problem ? p->problem : "unknown problem");
+	}
+	}
+}
+
+static void set_defaults(struct config *cfg)
+{
+	cfg->cluster.election_timeout_ms = CONFIG_DEFAULT_ELECTION_TIMEOUT_MS;
+	cfg->cluster.heartbeat_ms = CONFIG_DEFAULT_HEARTBEAT_MS;
+	cfg->cluster.pre_vote = true;
+	cfg->cluster.snapshot_threshold = CONFIG_DEFAULT_SNAPSHOT_THRESHOLD;
+	strcpy(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER);
+	strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER);
+	cfg->target.max_in_flight = CONFIG_DEFAULT_MAX_IN_FLIGHT;
+	cfg->safety.delete_threshold = CONFIG_DEFAULT_DELETE_THRESHOLD;
+	cfg->safety.delete_threshold_percent = 0;
+	strcpy(cfg->log.level, "info");
+}
+
+static int load(struct cx *c, const char *path, struct config *cfg)
+{
+	int rc = config_dir(path, c->dir, sizeof c->dir);
+	if (rc != 0)
+		return fail_rc(c, rc, 0, "cannot resolve the directory of the configuration: %s", strerror(-rc));
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		int e = errno;
+		return fail_rc(c, -e, 0, "cannot read configuration: %s", strerror(e));
+	}
+	yaml_parser_t parser;
+	if (!yaml_parser_initialize(&parser)) {
+		fclose(f);
+		return fail_rc(c, -ENOMEM, 0, "out of memory");
+	}
+	yaml_parser_set_input_file(&parser, f);
+	yaml_document_t doc;
+	if (!yaml_parser_load(&parser, &doc)) {
+		rc = syntax_error(c, &parser, f);
+		yaml_parser_delete(&parser);
+		fclose(f);
+		return rc;
+	}
+	c->doc = &doc;
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root == NULL) {
+		rc = fail(c, 1, "the configuration is empty (required sections: node, cluster)");
+		goto out;
+	}
+	/* One document per file: a second one would be silently ignored. */
+	yaml_document_t extra;
+	if (!yaml_parser_load(&parser, &extra)) {
+		rc = syntax_error(c, &parser, f);
+		goto out;
+	}
+	if (yaml_document_get_root_node(&extra) != NULL)
+		rc = fail(c, (int)extra.start_mark.line + 1, "only one YAML document is allowed in the file (found a second one)");
+	yaml_document_delete(&extra);
+	if (rc != 0)
+		goto out;
+
+	rc = parse_root(c, root, cfg);
+	if (rc == 0 && cfg->source.password_file[0] != '\0')
+		rc = read_secret(c, "source.password_file", c->password_line, cfg->source.password_file,
+				 &cfg->source.password);
+	if (rc == 0 && cfg->target.token_file[0] != '\0')
+		rc = read_secret(c, "target.token_file", c->token_line, cfg->target.token_file, &cfg->target.token);
+out:
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return rc;
+}
+
+int config_load(const char *path, struct config *cfg, char *errmsg, size_t errlen)
+{
+	struct cx c;
+	memset(&c, 0, sizeof c);
+	c.file = path != NULL ? path : "(null)";
+	c.err = errmsg;
+	c.errlen = errlen;
+	if (errmsg != NULL && errlen > 0)
+		errmsg[0] = '\0';
+	memset(cfg, 0, sizeof *cfg);
+	if (path == NULL || path[0] == '\0')
+		return fail(&c, 0, "no configuration file given");
+	if (strlen(path) >= sizeof cfg->path)
+		return fail_rc(&c, -ENAMETOOLONG, 0, "path too long (at most %zu bytes)", sizeof cfg->path - 1);
+	strcpy(cfg->path, path);
+	set_defaults(cfg);
+	int rc = load(&c, path, cfg);
+	if (rc != 0) {
+		config_free(cfg);
+		one_line(errmsg);
+	}
+	return rc;
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	if (cfg->source.password != NULL) {
+		wipe(cfg->source.password, strlen(cfg->source.password));
+		free(cfg->source.password);
+		cfg->source.password = NULL;
+	}
+	if (cfg->target.token != NULL) {
+		wipe(cfg->target.token, strlen(cfg->target.token));
+		free(cfg->target.token);
+		cfg->target.token = NULL;
+	}
+}

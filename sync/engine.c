@@ -1,0 +1,1335 @@
+/*
+ * sync/engine.c -- the sync engine (see engine.h for the flow and the rules).
+ */
+#include "sync/engine.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "raft/peek.h"
+#include "sync/state/object.h"
+
+#define KEY_MAX 600
+
+enum item_kind {
+	IT_UPSERT,       /* create/update (users, groups); groups then check members */
+	IT_MEMBERS,      /* a group not in the batch whose unresolved members may now resolve */
+	IT_DELETE,       /* delete in the target, then forget */
+	IT_STAGE,        /* record a staged delete ("d:" key), touch nothing */
+	IT_UNSTAGE,      /* a rejected staged delete: drop the "d:" key, keep the object */
+};
+
+struct item {
+	enum item_kind kind;
+	enum object_type type;
+	char *anchor, *dn;
+	json_t *resource;       /* IT_UPSERT */
+	uint64_t hash;
+	char **member_dns;      /* IT_UPSERT of a group: the source's member DNs */
+	size_t n_member_dns;
+	bool has_old;
+	struct object_record old;
+	struct object_record rec; /* what to commit */
+	bool write_rec;         /* commit rec under "o:" */
+	bool upsert_needed;
+	bool failed;            /* skip this object; cursor still advances */
+	bool cancelled;
+	uint64_t change;
+	struct scim_op op;
+	json_t *add, *remove;   /* IT_MEMBERS / group upserts: member target ids */
+	char **add_anchors;     /* anchors matching `add`, for the record */
+	size_t n_add_anchors;
+	struct session *s;
+};
+
+enum phase { PH_PLAN, PH_UPSERT, PH_MEMBERS, PH_DELETE, PH_COMMIT };
+
+struct batch {
+	struct item **items;
+	size_t n, cap;
+	struct strmap by_anchor; /* anchor -> item (borrowed) */
+	void *cursor;
+	size_t cursor_len;
+	enum phase phase;
+	unsigned outstanding;
+	uint64_t cycle;
+	bool orphan;            /* its session ended while the commit was in flight */
+	bool decision;          /* an approve/reject batch */
+};
+
+struct qnode {
+	struct source_event *ev;
+	struct qnode *next;
+};
+
+struct session {
+	struct engine *e;
+	struct ldap_source *src;
+	struct scim_target *tgt;
+	struct qnode *head, *tail;
+	size_t queued;
+	bool refreshing[3];
+	struct strmap seen[3];     /* anchors reported during the refresh of each type */
+	struct strmap refresh_deletes; /* anchor -> (void*)1, deletes reported in a refresh */
+	struct strmap dn_index;    /* normalized DN -> strdup(anchor) */
+	struct strmap unresolved;  /* normalized member DN -> strmap* of group anchors */
+	struct batch *batch;
+	uv_timer_t retry;
+	bool stopping;
+	int open;                  /* things to wait for before freeing: src, tgt, timer */
+	int pending_decision;      /* 0 none, 1 approve, 2 reject */
+	time_t *delete_times;      /* ring of recent executed-delete times (window) */
+	size_t n_delete_times, delete_times_head;
+	uint64_t term;
+	bool source_connected;
+	char source_message[256];
+};
+
+struct engine {
+	uv_loop_t *loop;
+	struct node *node;
+	struct state *state;
+	struct engine_config cfg;
+	char **attrs;              /* source attributes requested */
+	size_t n_attrs;
+	struct provlog log;
+	struct session *s;
+	uint64_t change_seq, cycle_seq;
+	struct engine_stats st;
+	bool closing;
+	void (*close_done)(void *);
+	void *close_data;
+	int sessions;   /* sessions alive, including ones still shutting down */
+};
+
+static void pump(struct session *s);
+static void session_end(struct session *s);
+
+/* ---- small helpers --------------------------------------------------------- */
+
+/* DNs compare case-insensitively and without spaces around separators
+ * (RFC 4514 §2 allows both spellings of the same name). */
+static void dn_norm(const char *dn, char *out, size_t size)
+{
+	size_t o = 0;
+	const char *p;
+	for (p = dn; *p && o + 1 < size; p++) {
+		if (*p == ' ' && (o == 0 || out[o - 1] == ',' || out[o - 1] == '=' || p[1] == ',' ||
+				  p[1] == '='))
+			continue;
+		out[o++] = (char)tolower((unsigned char)*p);
+	}
+	out[o] = '\0';
+}
+
+static bool get_record(struct engine *e, char prefix, const char *anchor,
+		       struct object_record *r)
+{
+	char key[KEY_MAX], err[128];
+	const void *v;
+	size_t klen = object_key(prefix, anchor, key, sizeof key), vlen;
+	if (!state_get(e->state, key, klen, &v, &vlen))
+		return false;
+	return object_record_decode(v, vlen, r, err, sizeof err) == 0;
+}
+
+static char **strv_dup(char *const *v, size_t n)
+{
+	char **d = calloc(n + 1, sizeof *d);
+	size_t i;
+	if (d == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		d[i] = strdup(v[i]);
+	return d;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	size_t i;
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static uint64_t term_of(struct engine *e)
+{
+	return peek_term(&e->node->raft);
+}
+
+static void log_op(struct engine *e, struct item *it, const char *action, const char *result,
+		   const char *error)
+{
+	struct provlog_entry le = {
+		.cycle = e->st.cycle,
+		.change = it->change,
+		.node = e->cfg.node_id,
+		.term = it->s ? it->s->term : term_of(e),
+		.anchor = it->anchor,
+		.dn = it->dn,
+		.type = object_type_name(it->type),
+		.action = action,
+		.result = result,
+		.target_id = it->op.result_id[0] ? it->op.result_id : it->rec.target_id,
+		.error = error,
+		.http_status = it->op.http_status,
+		.duration_ms = it->op.duration_ms,
+	};
+	provlog_write(&e->log, &le);
+}
+
+/* ---- items and batches ---------------------------------------------------- */
+
+static void item_free(struct item *it)
+{
+	free(it->anchor);
+	free(it->dn);
+	json_decref(it->resource);
+	strv_free(it->member_dns, it->n_member_dns);
+	object_record_free(&it->old);
+	object_record_free(&it->rec);
+	json_decref(it->add);
+	json_decref(it->remove);
+	strv_free(it->add_anchors, it->n_add_anchors);
+	free(it);
+}
+
+static struct batch *batch_new(uint64_t cycle)
+{
+	struct batch *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return NULL;
+	strmap_init(&b->by_anchor, NULL);
+	b->cycle = cycle;
+	return b;
+}
+
+static void batch_free(struct batch *b)
+{
+	size_t i;
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->n; i++)
+		item_free(b->items[i]);
+	free(b->items);
+	strmap_clear(&b->by_anchor);
+	free(b->cursor);
+	free(b);
+}
+
+/* Drop what an item planned, keeping its identity and the record it started from. */
+static void item_reset(struct item *it)
+{
+	free(it->dn);
+	json_decref(it->resource);
+	strv_free(it->member_dns, it->n_member_dns);
+	object_record_free(&it->rec);
+	json_decref(it->add);
+	json_decref(it->remove);
+	strv_free(it->add_anchors, it->n_add_anchors);
+	it->dn = NULL;
+	it->resource = it->add = it->remove = NULL;
+	it->member_dns = it->add_anchors = NULL;
+	it->n_member_dns = it->n_add_anchors = 0;
+	it->write_rec = it->upsert_needed = it->failed = it->cancelled = false;
+	memset(&it->op, 0, sizeof it->op);
+}
+
+static struct item *batch_add(struct session *s, struct batch *b, enum item_kind kind,
+			      enum object_type type, const char *anchor)
+{
+	struct item *it = strmap_get(&b->by_anchor, anchor);
+
+	if (it != NULL) {
+		/* A later event for the same object supersedes the earlier one. */
+		item_reset(it);
+	} else {
+		if (b->n == b->cap) {
+			size_t cap = b->cap ? b->cap * 2 : 64;
+			struct item **items = realloc(b->items, cap * sizeof *items);
+			if (items == NULL)
+				return NULL;
+			b->items = items;
+			b->cap = cap;
+		}
+		it = calloc(1, sizeof *it);
+		if (it == NULL || (it->anchor = strdup(anchor)) == NULL ||
+		    strmap_put(&b->by_anchor, it->anchor, it) != 0) {
+			if (it)
+				free(it->anchor);
+			free(it);
+			return NULL;
+		}
+		b->items[b->n++] = it;
+		it->has_old = get_record(s->e, OBJECT_KEY_OBJECT, anchor, &it->old);
+	}
+	it->kind = kind;
+	it->type = type;
+	it->s = s;
+	it->change = ++s->e->change_seq;
+	return it;
+}
+
+/* ---- planning ------------------------------------------------------------- */
+
+static void plan_entry(struct session *s, struct batch *b, struct source_event *ev)
+{
+	struct engine *e = s->e;
+	const struct mapping *m = ev->type == OBJECT_GROUP ? e->cfg.group_map : e->cfg.user_map;
+	struct item *it;
+	char err[512];
+	json_t *res = NULL;
+	size_t i, j;
+
+	if (m == NULL)
+		return;
+	it = batch_add(s, b, IT_UPSERT, ev->type, ev->anchor);
+	if (it == NULL)
+		return;
+	it->dn = ev->dn ? strdup(ev->dn) : NULL;
+	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &res, err, sizeof err) != 0) {
+		/* Invalid entry: skip the object with a provisioning-log entry, go on. */
+		it->failed = true;
+		e->st.errors_total++;
+		e->st.skipped_total++;
+		log_op(e, it, "skip", "error", err);
+		return;
+	}
+	it->resource = res;
+	it->hash = mapping_hash(res);
+	it->upsert_needed = !it->has_old || it->old.hash != it->hash || it->old.target_id == NULL;
+	if (ev->type == OBJECT_GROUP) {
+		const char *ma = e->cfg.member_attr ? e->cfg.member_attr : "member";
+		for (i = 0; i < ev->n_attrs; i++)
+			if (strcasecmp(ev->attrs[i].name, ma) == 0) {
+				it->member_dns = calloc(ev->attrs[i].n_values + 1, sizeof(char *));
+				for (j = 0; j < ev->attrs[i].n_values; j++)
+					it->member_dns[j] = strdup(ev->attrs[i].values[j]);
+				it->n_member_dns = ev->attrs[i].n_values;
+			}
+	}
+}
+
+static void plan_delete(struct session *s, struct batch *b, const char *anchor, bool stage)
+{
+	struct item *it;
+	struct object_record old;
+
+	if (!get_record(s->e, OBJECT_KEY_OBJECT, anchor, &old)) {
+		/* Not exported (never in scope, or already gone): nothing to do,
+		 * unless an upsert earlier in this batch created it. */
+		it = strmap_get(&b->by_anchor, anchor);
+		if (it == NULL)
+			return;
+	} else {
+		object_record_free(&old);
+	}
+	it = batch_add(s, b, stage ? IT_STAGE : IT_DELETE, OBJECT_UNKNOWN, anchor);
+	if (it == NULL)
+		return;
+	if (it->has_old) {
+		it->type = it->old.type;
+		it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+	}
+}
+
+static size_t recent_deletes(struct session *s)
+{
+	time_t now = time(NULL);
+	size_t i, n = 0;
+	unsigned window = s->e->cfg.delete_window_s ? s->e->cfg.delete_window_s : 300;
+	for (i = 0; i < s->n_delete_times; i++)
+		if (s->delete_times[i] && now - s->delete_times[i] < (time_t)window)
+			n++;
+	return n;
+}
+
+/* Should `n` more deletes be staged rather than executed? */
+static bool must_stage(struct session *s, size_t n)
+{
+	struct engine *e = s->e;
+	uint64_t objects = e->state->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
+
+	if (n == 0)
+		return false;
+	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] > 0)
+		return true; /* once staging, stay staging: keep deletes in order */
+	if (recent_deletes(s) + n > e->cfg.delete_threshold)
+		return true;
+	if (e->cfg.delete_threshold_percent > 0 && objects > 0 &&
+	    (recent_deletes(s) + n) * 100 > (uint64_t)e->cfg.delete_threshold_percent * objects)
+		return true;
+	return false;
+}
+
+struct absent_ctx {
+	struct session *s;
+	enum object_type type;
+	struct strmap *out;
+};
+
+static int find_absent(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct absent_ctx *a = ctx;
+	struct object_record r;
+	char anchor[KEY_MAX], err[64];
+
+	if (klen < 3 || klen >= sizeof anchor || ((const char *)key)[0] != OBJECT_KEY_OBJECT)
+		return 0;
+	memcpy(anchor, (const char *)key + 2, klen - 2);
+	anchor[klen - 2] = '\0';
+	if (strmap_has(&a->s->seen[a->type], anchor))
+		return 0;
+	if (object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	if (r.type == a->type)
+		strmap_put(a->out, anchor, (void *)1);
+	object_record_free(&r);
+	return 0;
+}
+
+struct plan_del_ctx {
+	struct session *s;
+	struct batch *b;
+	bool stage;
+};
+
+static int plan_one_delete(void *ctx, const char *anchor, void *v)
+{
+	struct plan_del_ctx *p = ctx;
+	(void)v;
+	plan_delete(p->s, p->b, anchor, p->stage);
+	return 0;
+}
+
+/* End of a refresh: explicit deletes plus, after a present phase, every
+ * exported object of that type the refresh did not mention (RFC 4533 §3.4). */
+static void plan_refresh_end(struct session *s, struct batch *b, struct source_event *ev)
+{
+	struct absent_ctx a = {s, ev->type, &s->refresh_deletes};
+	struct plan_del_ctx p = {s, b, false};
+
+	if (ev->present_phase)
+		state_foreach(s->e->state, find_absent, &a);
+	p.stage = must_stage(s, s->refresh_deletes.count);
+	strmap_foreach(&s->refresh_deletes, plan_one_delete, &p);
+	strmap_clear(&s->refresh_deletes);
+	strmap_clear(&s->seen[ev->type]);
+	s->refreshing[ev->type] = false;
+}
+
+static void take_cursor(struct batch *b, struct source_event *ev)
+{
+	if (ev->cursor == NULL)
+		return;
+	free(b->cursor);
+	b->cursor = ev->cursor;
+	b->cursor_len = ev->cursor_len;
+	ev->cursor = NULL;
+}
+
+/* Plan one event into the batch. Returns false when the event must wait for
+ * the next batch (a refresh end needs everything before it committed). */
+static void plan_event(struct session *s, struct batch *b, struct source_event *ev)
+{
+	enum object_type t = ev->type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER;
+
+	switch (ev->kind) {
+	case SOURCE_ENTRY:
+		if (s->refreshing[t])
+			strmap_put(&s->seen[t], ev->anchor, (void *)1);
+		plan_entry(s, b, ev);
+		break;
+	case SOURCE_PRESENT:
+		if (s->refreshing[t])
+			strmap_put(&s->seen[t], ev->anchor, (void *)1);
+		break;
+	case SOURCE_DELETE:
+		if (s->refreshing[t])
+			strmap_put(&s->refresh_deletes, ev->anchor, (void *)1);
+		else
+			plan_delete(s, b, ev->anchor, must_stage(s, 1));
+		break;
+	case SOURCE_REFRESH_BEGIN:
+		s->refreshing[t] = true;
+		strmap_clear(&s->seen[t]);
+		break;
+	case SOURCE_REFRESH_END:
+		plan_refresh_end(s, b, ev);
+		break;
+	case SOURCE_CURSOR:
+		break;
+	case SOURCE_STATUS:
+		s->source_connected = ev->connected;
+		snprintf(s->source_message, sizeof s->source_message, "%s",
+			 ev->message ? ev->message : "");
+		break;
+	}
+	take_cursor(b, ev);
+}
+
+/* ---- execution ------------------------------------------------------------ */
+
+static void run_phase(struct session *s);
+
+static void op_done(struct scim_op *op)
+{
+	struct item *it = op->data;
+	struct session *s = it->s;
+	struct batch *b = s->batch;
+
+	if (op->status == -ECANCELED)
+		it->cancelled = true;
+	assert(b->outstanding > 0);
+	b->outstanding--;
+	if (b->outstanding == 0 && !s->stopping)
+		run_phase(s);
+}
+
+static void submit(struct session *s, struct item *it, enum scim_action action)
+{
+	it->op.action = action;
+	it->op.type = it->type;
+	it->op.anchor = it->anchor;
+	it->op.data = it;
+	s->batch->outstanding++;
+	if (scim_submit(s->tgt, &it->op, op_done) != 0) {
+		it->op.status = -ESHUTDOWN;
+		it->cancelled = true;
+		s->batch->outstanding--;
+	}
+}
+
+static void start_upserts(struct session *s)
+{
+	struct batch *b = s->batch;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind != IT_UPSERT || it->failed)
+			continue;
+		if (!it->upsert_needed)
+			continue;
+		memset(&it->op, 0, sizeof it->op);
+		it->op.target_id = it->has_old ? it->old.target_id : NULL;
+		it->op.resource = it->resource;
+		submit(s, it, SCIM_UPSERT);
+	}
+}
+
+/* After upserts: the new target ids and DNs are known to this session. */
+static void finish_upserts(struct session *s)
+{
+	struct engine *e = s->e;
+	struct batch *b = s->batch;
+	char norm[1024];
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind != IT_UPSERT || it->failed || it->cancelled)
+			continue;
+		object_record_free(&it->rec);
+		it->rec.type = it->type;
+		it->rec.hash = it->hash;
+		it->rec.dn = it->dn ? strdup(it->dn) : NULL;
+		if (it->upsert_needed) {
+			if (it->op.status != 0) {
+				it->failed = true;
+				e->st.errors_total++;
+				log_op(e, it, it->has_old ? "update" : "create", "error", it->op.error);
+				continue;
+			}
+			it->rec.target_id = strdup(it->op.result_id);
+			e->st.exported_total++;
+			e->st.last_export_at = time(NULL);
+			log_op(e, it, it->op.created ? "create" : "update", "ok", NULL);
+		} else {
+			it->rec.target_id = strdup(it->old.target_id);
+		}
+		if (it->type == OBJECT_GROUP && it->has_old) {
+			/* members as exported so far; the members step updates them */
+			it->rec.members = strv_dup(it->old.members, it->old.n_members);
+			it->rec.n_members = it->old.n_members;
+		}
+		it->write_rec = it->upsert_needed || !it->has_old ||
+				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0));
+		if (it->has_old && it->old.dn) {
+			dn_norm(it->old.dn, norm, sizeof norm);
+			strmap_del(&s->dn_index, norm);
+		}
+		if (it->dn) {
+			dn_norm(it->dn, norm, sizeof norm);
+			strmap_put(&s->dn_index, norm, strdup(it->anchor));
+		}
+	}
+}
+
+/* The target id of an exported object: from this batch, else the state. */
+static char *target_id_of(struct session *s, const char *anchor)
+{
+	struct item *it = strmap_get(&s->batch->by_anchor, anchor);
+	struct object_record r;
+	char *id;
+
+	if (it && it->kind == IT_UPSERT && !it->failed && it->rec.target_id)
+		return strdup(it->rec.target_id);
+	if (it && (it->kind == IT_DELETE || it->kind == IT_STAGE))
+		return NULL;
+	if (!get_record(s->e, OBJECT_KEY_OBJECT, anchor, &r))
+		return NULL;
+	id = r.target_id ? strdup(r.target_id) : NULL;
+	object_record_free(&r);
+	return id;
+}
+
+static bool strv_has(char **v, size_t n, const char *s)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 2) * sizeof **v);
+	if (nv == NULL)
+		return;
+	nv[*n] = strdup(s);
+	nv[*n + 1] = NULL;
+	*v = nv;
+	(*n)++;
+}
+
+/* Compute desired members of a group item and the PATCH add/remove lists. */
+static void plan_members(struct session *s, struct item *it, char **dns, size_t n_dns,
+			 bool replace)
+{
+	char norm[1024], **desired = NULL, **unresolved = NULL;
+	size_t n_desired = 0, n_unres = 0, i;
+
+	for (i = 0; i < n_dns; i++) {
+		const char *anchor;
+		dn_norm(dns[i], norm, sizeof norm);
+		anchor = strmap_get(&s->dn_index, norm);
+		if (anchor && strcmp(anchor, it->anchor) != 0 && !strv_has(desired, n_desired, anchor))
+			strv_push(&desired, &n_desired, anchor);
+		else if (anchor == NULL)
+			strv_push(&unresolved, &n_unres, dns[i]);
+	}
+	if (!replace) /* IT_MEMBERS: keep what is exported, add what resolved now */
+		for (i = 0; i < it->rec.n_members; i++)
+			if (!strv_has(desired, n_desired, it->rec.members[i]))
+				strv_push(&desired, &n_desired, it->rec.members[i]);
+
+	it->add = json_array();
+	it->remove = json_array();
+	for (i = 0; i < n_desired; i++) {
+		if (strv_has(it->rec.members, it->rec.n_members, desired[i]))
+			continue;
+		char *id = target_id_of(s, desired[i]);
+		if (id == NULL) { /* not exported (failed or out of scope): not a member yet */
+			continue;
+		}
+		json_array_append_new(it->add, json_string(id));
+		strv_push(&it->add_anchors, &it->n_add_anchors, desired[i]);
+		free(id);
+	}
+	for (i = 0; i < it->rec.n_members; i++) {
+		if (strv_has(desired, n_desired, it->rec.members[i]))
+			continue;
+		char *id = target_id_of(s, it->rec.members[i]);
+		if (id != NULL)
+			json_array_append_new(it->remove, json_string(id));
+		/* no id: the member object is gone from the target, and with it
+		 * its membership */
+	}
+	/* The record after a successful PATCH: desired members that have ids. */
+	{
+		char **keep = NULL;
+		size_t n_keep = 0;
+		for (i = 0; i < it->rec.n_members; i++)
+			if (strv_has(desired, n_desired, it->rec.members[i]))
+				strv_push(&keep, &n_keep, it->rec.members[i]);
+		for (i = 0; i < it->n_add_anchors; i++)
+			strv_push(&keep, &n_keep, it->add_anchors[i]);
+		strv_free(it->add_anchors, it->n_add_anchors);
+		it->add_anchors = keep;
+		it->n_add_anchors = n_keep;
+	}
+	strv_free(it->rec.unresolved, it->rec.n_unresolved);
+	it->rec.unresolved = unresolved;
+	it->rec.n_unresolved = n_unres;
+	strv_free(desired, n_desired);
+}
+
+static void index_unresolved(struct session *s, const char *group, char **dns, size_t n)
+{
+	char norm[1024];
+	size_t i;
+	for (i = 0; i < n; i++) {
+		struct strmap *g;
+		dn_norm(dns[i], norm, sizeof norm);
+		g = strmap_get(&s->unresolved, norm);
+		if (g == NULL) {
+			g = malloc(sizeof *g);
+			strmap_init(g, NULL);
+			strmap_put(&s->unresolved, norm, g);
+		}
+		strmap_put(g, group, (void *)1);
+	}
+}
+
+struct add_groups_ctx {
+	struct session *s;
+	struct batch *b;
+};
+
+static int add_group_for_members(void *ctx, const char *group, void *v)
+{
+	struct add_groups_ctx *a = ctx;
+	struct item *it;
+	(void)v;
+	if (strmap_has(&a->b->by_anchor, group))
+		return 0; /* in the batch already: handled with its own members */
+	it = batch_add(a->s, a->b, IT_MEMBERS, OBJECT_GROUP, group);
+	if (it == NULL || !it->has_old) {
+		if (it)
+			it->failed = true;
+		return 0;
+	}
+	it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+	object_record_copy(&it->rec, &it->old);
+	return 0;
+}
+
+static void start_members(struct session *s)
+{
+	struct batch *b = s->batch;
+	struct add_groups_ctx ctx = {s, b};
+	char norm[1024];
+	size_t i, n = b->n;
+
+	/* Groups outside the batch waiting for a member that exists now. */
+	for (i = 0; i < n; i++) {
+		struct item *it = b->items[i];
+		struct strmap *g;
+		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !it->dn)
+			continue;
+		dn_norm(it->dn, norm, sizeof norm);
+		g = strmap_get(&s->unresolved, norm);
+		if (g)
+			strmap_foreach(g, add_group_for_members, &ctx);
+	}
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->type != OBJECT_GROUP || it->failed || it->cancelled)
+			continue;
+		if (it->kind == IT_UPSERT)
+			plan_members(s, it, it->member_dns, it->n_member_dns, true);
+		else if (it->kind == IT_MEMBERS)
+			plan_members(s, it, it->rec.unresolved, it->rec.n_unresolved, false);
+		else
+			continue;
+		if (json_array_size(it->add) == 0 && json_array_size(it->remove) == 0) {
+			/* nothing to PATCH; the record still changes if unresolved did */
+			strv_free(it->rec.members, it->rec.n_members);
+			it->rec.members = it->add_anchors;
+			it->rec.n_members = it->n_add_anchors;
+			it->add_anchors = NULL;
+			it->n_add_anchors = 0;
+			it->write_rec = true;
+			continue;
+		}
+		memset(&it->op, 0, sizeof it->op);
+		it->op.target_id = it->rec.target_id;
+		it->op.add = it->add;
+		it->op.remove = it->remove;
+		submit(s, it, SCIM_MEMBERS);
+	}
+}
+
+static void finish_members(struct session *s)
+{
+	struct engine *e = s->e;
+	struct batch *b = s->batch;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->type != OBJECT_GROUP || it->failed || it->cancelled || it->add == NULL ||
+		    it->op.action != SCIM_MEMBERS)
+			continue;
+		if (it->op.status != 0) {
+			/* The group exists; its members stay as recorded, so the next
+			 * change of the group retries the difference. */
+			e->st.errors_total++;
+			log_op(e, it, "members", "error", it->op.error);
+			continue;
+		}
+		strv_free(it->rec.members, it->rec.n_members);
+		it->rec.members = it->add_anchors;
+		it->rec.n_members = it->n_add_anchors;
+		it->add_anchors = NULL;
+		it->n_add_anchors = 0;
+		it->write_rec = true;
+		e->st.exported_total++;
+		e->st.last_export_at = time(NULL);
+		log_op(e, it, "members", "ok", NULL);
+	}
+}
+
+static void start_deletes(struct session *s)
+{
+	struct batch *b = s->batch;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind == IT_STAGE) {
+			log_op(s->e, it, "staged-delete", "ok", NULL);
+			continue;
+		}
+		if (it->kind != IT_DELETE || it->failed)
+			continue;
+		memset(&it->op, 0, sizeof it->op);
+		it->op.target_id = it->has_old ? it->old.target_id : NULL;
+		submit(s, it, SCIM_DELETE);
+	}
+}
+
+static void finish_deletes(struct session *s)
+{
+	struct engine *e = s->e;
+	struct batch *b = s->batch;
+	char norm[1024];
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind != IT_DELETE || it->failed || it->cancelled)
+			continue;
+		if (it->op.status != 0) {
+			it->failed = true;
+			e->st.errors_total++;
+			log_op(e, it, "delete", "error", it->op.error);
+			continue;
+		}
+		e->st.exported_total++;
+		e->st.last_export_at = time(NULL);
+		if (s->delete_times) {
+			s->delete_times[s->delete_times_head] = time(NULL);
+			s->delete_times_head = (s->delete_times_head + 1) % s->n_delete_times;
+		}
+		log_op(e, it, "delete", "ok", NULL);
+		if (it->dn) {
+			dn_norm(it->dn, norm, sizeof norm);
+			strmap_del(&s->dn_index, norm);
+		}
+	}
+}
+
+static void on_committed(void *arg, int status);
+
+static void commit(struct session *s)
+{
+	struct engine *e = s->e;
+	struct batch *b = s->batch;
+	struct state_batch sb;
+	struct raft_buffer buf;
+	char key[KEY_MAX], *val;
+	size_t i, klen, vlen;
+	bool cancelled = false;
+	int rv;
+
+	state_batch_init(&sb);
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->cancelled) {
+			cancelled = true;
+			continue;
+		}
+		if (it->failed)
+			continue;
+		switch (it->kind) {
+		case IT_UPSERT:
+		case IT_MEMBERS:
+			if (!it->write_rec)
+				break;
+			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
+			if (object_record_encode(&it->rec, &val, &vlen) == 0) {
+				state_batch_put(&sb, key, klen, val, vlen);
+				free(val);
+			}
+			break;
+		case IT_DELETE:
+			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
+			state_batch_del(&sb, key, klen);
+			/* fall through - an approved staged delete drops its "d:" key */
+		case IT_UNSTAGE:
+			klen = object_key(OBJECT_KEY_STAGED, it->anchor, key, sizeof key);
+			state_batch_del(&sb, key, klen);
+			break;
+		case IT_STAGE:
+			if (!it->has_old)
+				break;
+			klen = object_key(OBJECT_KEY_STAGED, it->anchor, key, sizeof key);
+			if (object_record_encode(&it->old, &val, &vlen) == 0) {
+				state_batch_put(&sb, key, klen, val, vlen);
+				free(val);
+			}
+			break;
+		}
+	}
+	/* Invariant 1: the cursor moves only when every change before it was
+	 * answered by the target (a cancelled operation was not). */
+	if (!cancelled && b->cursor)
+		state_batch_cursor(&sb, b->cursor, b->cursor_len);
+	if (sb.n_ops == 0) {
+		state_batch_close(&sb);
+		batch_free(b);
+		s->batch = NULL;
+		pump(s);
+		return;
+	}
+	rv = state_batch_encode(&sb, &buf);
+	state_batch_close(&sb);
+	if (rv == 0) {
+		b->phase = PH_COMMIT;
+		rv = node_apply(e->node, &buf, on_committed, s);
+		if (rv != 0)
+			raft_free(buf.base);
+	}
+	if (rv != 0) {
+		/* Not leader any more, or out of memory: the batch is re-done by
+		 * whoever leads next, from the last committed cursor. */
+		e->st.errors_total++;
+		batch_free(b);
+		s->batch = NULL;
+	}
+}
+
+static void on_committed(void *arg, int status)
+{
+	struct session *s = arg;
+	struct engine *e = s->e;
+	struct batch *b = s->batch;
+	size_t i;
+
+	if (b == NULL || b->orphan) { /* the session ended meanwhile */
+		batch_free(b);
+		if (s->stopping && --s->open == 0)
+			session_end(s);
+		return;
+	}
+	s->batch = NULL;
+	if (status == 0) {
+		e->st.batches_total++;
+		/* Groups that still wait for members: index them. */
+		for (i = 0; i < b->n; i++) {
+			struct item *it = b->items[i];
+			if (it->type == OBJECT_GROUP && !it->failed && !it->cancelled &&
+			    it->rec.n_unresolved)
+				index_unresolved(s, it->anchor, it->rec.unresolved,
+						 it->rec.n_unresolved);
+		}
+	}
+	batch_free(b);
+	if (status == 0)
+		pump(s);
+}
+
+static void run_phase(struct session *s)
+{
+	struct batch *b = s->batch;
+
+	for (;;) {
+		switch (b->phase) {
+		case PH_PLAN:
+			b->phase = PH_UPSERT;
+			start_upserts(s);
+			break;
+		case PH_UPSERT:
+			finish_upserts(s);
+			b->phase = PH_MEMBERS;
+			start_members(s);
+			break;
+		case PH_MEMBERS:
+			finish_members(s);
+			b->phase = PH_DELETE;
+			start_deletes(s);
+			break;
+		case PH_DELETE:
+			finish_deletes(s);
+			commit(s);
+			return;
+		case PH_COMMIT:
+			return;
+		}
+		if (b->outstanding > 0)
+			return; /* op_done calls back when the step is answered */
+	}
+}
+
+/* ---- decisions on staged deletes ----------------------------------------- */
+
+static int plan_staged(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct plan_del_ctx *p = ctx;
+	char anchor[KEY_MAX], err[64];
+	struct item *it;
+
+	if (klen < 3 || klen >= sizeof anchor || ((const char *)key)[0] != OBJECT_KEY_STAGED)
+		return 0;
+	memcpy(anchor, (const char *)key + 2, klen - 2);
+	anchor[klen - 2] = '\0';
+	it = batch_add(p->s, p->b, p->stage ? IT_DELETE : IT_UNSTAGE, OBJECT_UNKNOWN, anchor);
+	if (it == NULL)
+		return 0;
+	if (!it->has_old) /* the staged record carries what the object table had */
+		it->has_old = object_record_decode(val, vlen, &it->old, err, sizeof err) == 0;
+	if (it->has_old) {
+		it->type = it->old.type;
+		it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+	}
+	return 0;
+}
+
+/* ---- the pump ------------------------------------------------------------- */
+
+static void on_retry(uv_timer_t *t)
+{
+	pump(t->data);
+}
+
+static void pump(struct session *s)
+{
+	struct engine *e = s->e;
+	struct batch *b;
+	size_t max = e->cfg.batch_max ? e->cfg.batch_max : 256, taken = 0;
+
+	if (s->stopping || s->batch != NULL)
+		return;
+	if (s->head == NULL && s->pending_decision == 0)
+		return;
+	/* Fencing (DESIGN.md invariant 3): no batch without a live lease. */
+	if (!leader_may_write(&e->node->leader)) {
+		uv_timer_start(&s->retry, on_retry, 10, 0);
+		return;
+	}
+	b = batch_new(++e->cycle_seq);
+	if (b == NULL)
+		return;
+	e->st.cycle = b->cycle;
+	s->batch = b;
+	if (s->pending_decision) {
+		struct plan_del_ctx p = {s, b, s->pending_decision == 1};
+		b->decision = true;
+		s->pending_decision = 0;
+		state_foreach(e->state, plan_staged, &p);
+	} else {
+		while (s->head && taken < max) {
+			struct qnode *q = s->head;
+			s->head = q->next;
+			if (s->head == NULL)
+				s->tail = NULL;
+			s->queued--;
+			plan_event(s, b, q->ev);
+			source_event_free(q->ev);
+			free(q);
+			taken++;
+		}
+	}
+	run_phase(s);
+}
+
+static void on_source_event(void *data, struct source_event *ev)
+{
+	struct session *s = data;
+	struct qnode *q;
+
+	if (s->stopping) {
+		source_event_free(ev);
+		return;
+	}
+	if (ev->kind == SOURCE_STATUS) {
+		s->source_connected = ev->connected;
+		snprintf(s->source_message, sizeof s->source_message, "%s",
+			 ev->message ? ev->message : "");
+	}
+	q = malloc(sizeof *q);
+	if (q == NULL) {
+		source_event_free(ev);
+		return;
+	}
+	q->ev = ev;
+	q->next = NULL;
+	if (s->tail)
+		s->tail->next = q;
+	else
+		s->head = q;
+	s->tail = q;
+	s->queued++;
+	pump(s);
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+struct index_ctx {
+	struct session *s;
+};
+
+static int index_record(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct session *s = ctx;
+	struct object_record r;
+	char anchor[KEY_MAX], norm[1024], err[64];
+
+	if (klen < 3 || klen >= sizeof anchor || ((const char *)key)[0] != OBJECT_KEY_OBJECT)
+		return 0;
+	memcpy(anchor, (const char *)key + 2, klen - 2);
+	anchor[klen - 2] = '\0';
+	if (object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	if (r.dn) {
+		dn_norm(r.dn, norm, sizeof norm);
+		strmap_put(&s->dn_index, norm, strdup(anchor));
+	}
+	if (r.type == OBJECT_GROUP && r.n_unresolved)
+		index_unresolved(s, anchor, r.unresolved, r.n_unresolved);
+	object_record_free(&r);
+	return 0;
+}
+
+static void free_groupset(void *v)
+{
+	struct strmap *m = v;
+	strmap_clear(m);
+	free(m);
+}
+
+static void engine_free(struct engine *e)
+{
+	void (*done)(void *) = e->close_done;
+	void *data = e->close_data;
+	provlog_close(&e->log);
+	strv_free(e->attrs, e->n_attrs);
+	free(e);
+	if (done)
+		done(data);
+}
+
+static void session_end(struct session *s)
+{
+	struct engine *e = s->e;
+	struct qnode *q;
+	int i;
+
+	while ((q = s->head) != NULL) {
+		s->head = q->next;
+		source_event_free(q->ev);
+		free(q);
+	}
+	for (i = 0; i < 3; i++)
+		strmap_clear(&s->seen[i]);
+	strmap_clear(&s->refresh_deletes);
+	strmap_clear(&s->dn_index);
+	strmap_clear(&s->unresolved);
+	free(s->delete_times);
+	free(s);
+	if (--e->sessions == 0 && e->closing)
+		engine_free(e);
+}
+
+static void on_part_stopped(void *data)
+{
+	struct session *s = data;
+	if (--s->open == 0)
+		session_end(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	on_part_stopped(h->data);
+}
+
+void engine_lead(struct engine *e)
+{
+	struct session *s;
+	char err[512];
+	int i, rv;
+
+	if (e->s != NULL || e->closing)
+		return;
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return;
+	s->e = e;
+	s->term = term_of(e);
+	for (i = 0; i < 3; i++)
+		strmap_init(&s->seen[i], NULL);
+	strmap_init(&s->refresh_deletes, NULL);
+	strmap_init(&s->dn_index, free);
+	strmap_init(&s->unresolved, free_groupset);
+	s->n_delete_times = (size_t)e->cfg.delete_threshold + 1;
+	s->delete_times = calloc(s->n_delete_times, sizeof *s->delete_times);
+	uv_timer_init(e->loop, &s->retry);
+	s->retry.data = s;
+	s->open = 1; /* the timer */
+	state_foreach(e->state, index_record, s);
+	e->s = s;
+	e->sessions++;
+	e->st.state = "starting";
+
+	rv = scim_target_start(&s->tgt, e->loop, &e->cfg.target, err, sizeof err);
+	if (rv != 0) {
+		snprintf(s->source_message, sizeof s->source_message, "target: %.200s", err);
+		e->st.state = "error";
+		return;
+	}
+	s->open++;
+	scim_set_fence(s->tgt, e->cfg.node_id, s->term);
+	rv = ldap_source_start(&s->src, e->loop, &e->cfg.source, e->state->cursor,
+			       e->state->cursor_len, on_source_event, s, err, sizeof err);
+	if (rv != 0) {
+		snprintf(s->source_message, sizeof s->source_message, "source: %.200s", err);
+		e->st.state = "error";
+		return;
+	}
+	s->open++;
+}
+
+void engine_follow(struct engine *e)
+{
+	struct session *s = e->s;
+
+	if (s == NULL)
+		return;
+	e->s = NULL;
+	s->stopping = true;
+	e->st.state = "standby";
+	if (s->tgt)
+		scim_cancel_all(s->tgt); /* op callbacks see `stopping` */
+	if (s->batch) {
+		if (s->batch->phase == PH_COMMIT) {
+			s->batch->orphan = true; /* on_committed frees it */
+			s->open++;
+		} else {
+			batch_free(s->batch);
+			s->batch = NULL;
+		}
+	}
+	uv_timer_stop(&s->retry);
+	uv_close((uv_handle_t *)&s->retry, on_timer_closed);
+	if (s->src)
+		ldap_source_stop(s->src, on_part_stopped, s);
+	if (s->tgt)
+		scim_target_stop(s->tgt, on_part_stopped, s);
+}
+
+int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t errlen)
+{
+	if (e->s == NULL) {
+		snprintf(errmsg, errlen, "this node is not exporting (not the leader)");
+		return -EAGAIN;
+	}
+	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] == 0) {
+		snprintf(errmsg, errlen, "no staged deletes");
+		return -ENOENT;
+	}
+	e->s->pending_decision = approve ? 1 : 2;
+	pump(e->s);
+	return 0;
+}
+
+void engine_stats(struct engine *e, struct engine_stats *out)
+{
+	struct session *s = e->s;
+	*out = e->st;
+	out->pending_deletes = e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED];
+	if (s == NULL) {
+		out->state = e->closing ? "stopping" : "standby";
+		return;
+	}
+	out->source_connected = s->source_connected;
+	snprintf(out->source_message, sizeof out->source_message, "%s", s->source_message);
+	if (s->tgt)
+		scim_stats(s->tgt, &out->target);
+	if (strcmp(e->st.state, "error") == 0)
+		out->state = "error";
+	else if (out->target.quarantined)
+		out->state = "quarantined";
+	else if (s->refreshing[OBJECT_USER] || s->refreshing[OBJECT_GROUP])
+		out->state = "refreshing";
+	else if (s->batch || s->head)
+		out->state = "syncing";
+	else
+		out->state = s->src ? "idle" : "starting";
+}
+
+const char *engine_provlog_path(struct engine *e)
+{
+	return e->log.path;
+}
+
+static void add_attr(void *ctx, const char *name)
+{
+	struct engine *e = ctx;
+	size_t i;
+	for (i = 0; i < e->n_attrs; i++)
+		if (strcasecmp(e->attrs[i], name) == 0)
+			return;
+	e->attrs = realloc(e->attrs, (e->n_attrs + 2) * sizeof *e->attrs);
+	e->attrs[e->n_attrs++] = strdup(name);
+	e->attrs[e->n_attrs] = NULL;
+}
+
+int engine_init(struct engine **out, uv_loop_t *loop, struct node *node, struct state *state,
+		const struct engine_config *cfg, char *errmsg, size_t errlen)
+{
+	struct engine *e = calloc(1, sizeof *e);
+	int rv;
+
+	if (e == NULL)
+		return -ENOMEM;
+	e->loop = loop;
+	e->node = node;
+	e->state = state;
+	e->cfg = *cfg;
+	e->st.state = "standby";
+	rv = provlog_open(&e->log, cfg->data_dir, errmsg, errlen);
+	if (rv != 0) {
+		free(e);
+		return rv;
+	}
+	/* Request only what the mappings read, plus the member attribute. */
+	if (cfg->user_map)
+		mapping_attributes(cfg->user_map, add_attr, e);
+	if (cfg->group_map)
+		mapping_attributes(cfg->group_map, add_attr, e);
+	add_attr(e, cfg->member_attr ? cfg->member_attr : "member");
+	e->cfg.source.attrs = (const char *const *)e->attrs;
+	e->cfg.source.n_attrs = e->n_attrs;
+	*out = e;
+	return 0;
+}
+
+void engine_close(struct engine *e, void (*done)(void *data), void *data)
+{
+	e->closing = true;
+	e->close_done = done;
+	e->close_data = data;
+	engine_follow(e);
+	if (e->sessions == 0)
+		engine_free(e);
+}

@@ -1,0 +1,166 @@
+/* sync/state/object.c -- see object.h. */
+#include "sync/state/object.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t object_key(char prefix, const char *anchor, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%c:%s", prefix, anchor);
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+static json_t *strings(char **v, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+int object_record_encode(const struct object_record *r, char **buf, size_t *len)
+{
+	char hash[17];
+	json_t *o;
+
+	snprintf(hash, sizeof hash, "%016" PRIx64, r->hash);
+	o = json_pack("{s:i,s:s,s:s?,s:s,s:s?}", "v", OBJECT_RECORD_VERSION, "t",
+		      object_type_name(r->type), "id", r->target_id, "h", hash, "dn", r->dn);
+	if (o == NULL)
+		return -ENOMEM;
+	if (r->type == OBJECT_GROUP) {
+		json_object_set_new(o, "m", strings(r->members, r->n_members));
+		if (r->n_unresolved)
+			json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved));
+	}
+	*buf = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (*buf == NULL)
+		return -ENOMEM;
+	*len = strlen(*buf);
+	return 0;
+}
+
+static int take_strings(json_t *a, char ***out, size_t *n)
+{
+	size_t i;
+	json_t *v;
+
+	*out = NULL;
+	*n = 0;
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a))
+		return -EPROTO;
+	*out = calloc(json_array_size(a) + 1, sizeof **out);
+	if (*out == NULL)
+		return -ENOMEM;
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v))
+			return -EPROTO;
+		(*out)[i] = strdup(json_string_value(v));
+		if ((*out)[i] == NULL)
+			return -ENOMEM;
+		(*n)++;
+	}
+	return 0;
+}
+
+int object_record_decode(const void *buf, size_t len, struct object_record *r, char *errmsg,
+			 size_t errlen)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(buf, len, 0, &jerr);
+	const char *t, *id = NULL, *h, *dn = NULL;
+	int v, rv = -EPROTO;
+
+	memset(r, 0, sizeof *r);
+	if (o == NULL) {
+		snprintf(errmsg, errlen, "object record is not JSON: %s", jerr.text);
+		return -EPROTO;
+	}
+	if (json_unpack(o, "{s:i,s:s,s?s,s:s,s?s}", "v", &v, "t", &t, "id", &id, "h", &h, "dn",
+			&dn) != 0) {
+		snprintf(errmsg, errlen, "object record lacks v/t/h");
+		goto out;
+	}
+	if (v < 1 || v > OBJECT_RECORD_VERSION) {
+		snprintf(errmsg, errlen, "object record version %d not understood", v);
+		goto out;
+	}
+	r->type = strcmp(t, "user") == 0 ? OBJECT_USER
+		  : strcmp(t, "group") == 0 ? OBJECT_GROUP
+					     : OBJECT_UNKNOWN;
+	r->hash = strtoull(h, NULL, 16);
+	r->target_id = id ? strdup(id) : NULL;
+	r->dn = dn ? strdup(dn) : NULL;
+	if ((id && !r->target_id) || (dn && !r->dn)) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	rv = take_strings(json_object_get(o, "m"), &r->members, &r->n_members);
+	if (rv == 0)
+		rv = take_strings(json_object_get(o, "u"), &r->unresolved, &r->n_unresolved);
+	if (rv != 0)
+		snprintf(errmsg, errlen, "object record member lists malformed");
+out:
+	json_decref(o);
+	if (rv != 0)
+		object_record_free(r);
+	return rv;
+}
+
+static void free_strings(char **v, size_t n)
+{
+	size_t i;
+	if (v == NULL)
+		return;
+	(void)n; /* lists are always NULL-terminated, even when partly filled */
+	for (i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+void object_record_free(struct object_record *r)
+{
+	free(r->target_id);
+	free(r->dn);
+	free_strings(r->members, r->n_members);
+	free_strings(r->unresolved, r->n_unresolved);
+	memset(r, 0, sizeof *r);
+}
+
+static int copy_strings(char ***dst, char *const *src, size_t n)
+{
+	size_t i;
+	*dst = calloc(n + 1, sizeof **dst);
+	if (*dst == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (((*dst)[i] = strdup(src[i])) == NULL)
+			return -ENOMEM;
+	return 0;
+}
+
+int object_record_copy(struct object_record *dst, const struct object_record *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->type = src->type;
+	dst->hash = src->hash;
+	dst->n_members = src->n_members;
+	dst->n_unresolved = src->n_unresolved;
+	if ((src->target_id && !(dst->target_id = strdup(src->target_id))) ||
+	    (src->dn && !(dst->dn = strdup(src->dn))) ||
+	    copy_strings(&dst->members, src->members, src->n_members) != 0 ||
+	    copy_strings(&dst->unresolved, src->unresolved, src->n_unresolved) != 0) {
+		object_record_free(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}

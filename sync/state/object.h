@@ -1,0 +1,49 @@
+/*
+ * sync/state/object.h -- records of the replicated object table.
+ *
+ * The state machine (state.h) stores opaque keys and values; this module
+ * gives them meaning. Keys are namespaced by a one-letter prefix so that
+ * several tables share one replicated map (and one snapshot, one digest):
+ *   "o:" + anchor   an exported object (struct object_record)
+ *   "d:" + anchor   a staged delete awaiting approval (value: the record)
+ *
+ * Values are versioned JSON ({"v":1,...}): readable in a debugger, and a
+ * newer canopy can add fields that an older one ignores. A record of an
+ * unknown higher version fails to decode rather than being misread.
+ */
+#ifndef CANOPY_SYNC_STATE_OBJECT_H
+#define CANOPY_SYNC_STATE_OBJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sync/object.h"
+
+#define OBJECT_RECORD_VERSION 1
+
+#define OBJECT_KEY_OBJECT 'o'
+#define OBJECT_KEY_STAGED 'd'
+
+struct object_record {
+	enum object_type type;
+	char *target_id;   /* the SCIM id */
+	uint64_t hash;     /* content hash of the mapped resource (members excluded) */
+	char *dn;          /* source DN when exported */
+	char **members;    /* groups: member anchors as exported */
+	size_t n_members;
+	char **unresolved; /* groups: member DNs not (yet) exported */
+	size_t n_unresolved;
+};
+
+/* Build the key "<prefix>:<anchor>" into buf; returns its length. */
+size_t object_key(char prefix, const char *anchor, char *buf, size_t size);
+
+int object_record_encode(const struct object_record *r, char **buf, size_t *len);
+int object_record_decode(const void *buf, size_t len, struct object_record *r, char *errmsg,
+			 size_t errlen);
+void object_record_free(struct object_record *r);
+
+/* Deep copy; returns 0 or -ENOMEM. */
+int object_record_copy(struct object_record *dst, const struct object_record *src);
+
+#endif /* CANOPY_SYNC_STATE_OBJECT_H */

@@ -1,0 +1,64 @@
+/*
+ * sync/transform/mapping.h -- from a source entry to a SCIM resource.
+ *
+ * A mapping is a list of (SCIM attribute path, expression) pairs from the
+ * configuration (mapping.user / mapping.group). Paths follow RFC 7644 §3.10
+ * attribute notation, with the value filter form Entra uses:
+ *     userName                       top-level attribute
+ *     name.givenName                 sub-attribute of a complex attribute
+ *     emails[type eq "work"].value   the element of a multi-valued attribute
+ *                                    whose `type` is "work"
+ *     urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department
+ *                                    an extension attribute (schema URN prefix)
+ * An expression yielding no value leaves the attribute out; several values
+ * become a JSON array (filtered paths take the first value). The strings
+ * "True"/"False" become JSON booleans for `active`.
+ */
+#ifndef CANOPY_SYNC_TRANSFORM_MAPPING_H
+#define CANOPY_SYNC_TRANSFORM_MAPPING_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sync/object.h"
+
+#define SCIM_SCHEMA_USER "urn:ietf:params:scim:schemas:core:2.0:User"
+#define SCIM_SCHEMA_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define SCIM_SCHEMA_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+struct mapping; /* opaque: the compiled rules of one object type */
+
+struct mapping_rule_text {
+	const char *path; /* SCIM attribute path */
+	const char *expr; /* expression text */
+	int line;         /* line in the config file, for errors */
+};
+
+/*
+ * Compile the rules. Errors name the rule and the column:
+ *   "line 12: mapping.user.displayName: column 6: unknown function 'Joinn'"
+ * `what` is "mapping.user" or "mapping.group".
+ */
+int mapping_compile(struct mapping **out, enum object_type type, const char *what,
+		    const struct mapping_rule_text *rules, size_t n, char *errmsg, size_t errlen);
+void mapping_free(struct mapping *m);
+
+/* Every source attribute the rules read, for the source's attribute list. */
+void mapping_attributes(const struct mapping *m, void (*cb)(void *ctx, const char *name),
+			void *ctx);
+
+/*
+ * Map one entry to a SCIM resource (schemas + externalId = anchor + mapped
+ * attributes; no id, no members). Returns 0 and a new reference in *out, or
+ * -EINVAL with the rule and the cause in errmsg (the caller skips the object
+ * and logs it).
+ */
+int mapping_apply(const struct mapping *m, const char *anchor, const struct object_attr *attrs,
+		  size_t n_attrs, json_t **out, char *errmsg, size_t errlen);
+
+/* Content hash of a resource: equal resources hash equal (key order does not
+ * matter). An unchanged object costs no request. */
+uint64_t mapping_hash(const json_t *resource);
+
+#endif /* CANOPY_SYNC_TRANSFORM_MAPPING_H */

@@ -1,0 +1,1054 @@
+/*
+ * tests/unit/test_expr.c -- mapping expressions (sync/transform/expr.h).
+ *
+ * Each test evaluates expressions against one fixed directory entry (see
+ * `entry` below) and compares every value of the result. Expected values
+ * come from the Entra documentation where it gives examples.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cmocka.h>
+
+#include "sync/transform/expr.h"
+
+struct attr {
+	const char *name;
+	const char *v[6];
+	size_t n;
+};
+
+static const struct attr entry[] = {
+	{"givenName", {"John"}, 1},
+	{"sn", {"Smith"}, 1},
+	{"mail", {"John.Smith@Contoso.com"}, 1},
+	{"mailNickname", {"john_doe72"}, 1},
+	{"country", {"US"}, 1},
+	{"cn", {"Zoë Müller"}, 1},
+	{"proxyAddresses", {"SMTP:john@contoso.com", "smtp:js@contoso.com"}, 2},
+	{"memberOf", {"b", "a", "b", "c", "a"}, 5},
+	{"empty", {""}, 1},
+	{"padded", {"  hello  world \t"}, 1},
+	{"csv", {"a,b,,c"}, 1},
+	{"dn", {"CN=Smith\\, John,OU=Sales,DC=contoso,DC=com"}, 1},
+	{"createTimestamp", {"20230115103045Z"}, 1},
+	{"whenCreated", {"20150123105347.1Z"}, 1},
+	{"uac", {"514"}, 1},
+	{"userAccountControl", {"514"}, 1},
+	{"pattern", {"[0-9]+"}, 1},
+	{"badPattern", {"(unclosed"}, 1},
+	{"isActive", {"TRUE"}, 1},
+};
+
+static int lookup(void *ctx, const char *name, const char *const **values, size_t *n)
+{
+	(void)ctx;
+	if (strcasecmp(name, "broken") == 0)
+		return -EIO;
+	for (size_t i = 0; i < sizeof entry / sizeof entry[0]; i++)
+		if (strcasecmp(entry[i].name, name) == 0) {
+			*values = entry[i].v;
+			*n = entry[i].n;
+			return 0;
+		}
+	*n = 0;
+	return 0;
+}
+
+static struct expr *parse_ok(const char *text)
+{
+	char err[256];
+	struct expr *e = NULL;
+	int rc = expr_parse(text, &e, err, sizeof err);
+	if (rc)
+		fail_msg("parse of %s failed: %s", text, err);
+	return e;
+}
+
+/* Evaluate `text` and require exactly the `n` values `want`. */
+static void expect_values(const char *text, const char *const *want, size_t n)
+{
+	char err[256];
+	struct expr_value v = {0};
+	struct expr *e = parse_ok(text);
+	int rc = expr_eval(e, lookup, NULL, &v, err, sizeof err);
+	if (rc)
+		fail_msg("eval of %s failed: %s", text, err);
+	if (v.n != n)
+		fail_msg("%s: %zu values, expected %zu (first: \"%s\")", text, v.n, n,
+			 v.n ? v.v[0] : "");
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v.v[i], want[i]) != 0)
+			fail_msg("%s: value %zu is \"%s\", expected \"%s\"", text, i + 1, v.v[i], want[i]);
+	expr_value_free(&v);
+	expr_free(e);
+}
+
+#define EXPECT(text, ...)                                                    \
+	expect_values(text, (const char *const[]){__VA_ARGS__},              \
+		      sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define EXPECT_NULL(text) expect_values(text, NULL, 0)
+
+/* expr_parse must fail with -EINVAL and a message starting with `prefix`. */
+static void expect_parse_error(const char *text, const char *prefix)
+{
+	char err[256] = "unset";
+	struct expr *e = (struct expr *)1;
+	int rc = expr_parse(text, &e, err, sizeof err);
+	if (rc != -EINVAL)
+		fail_msg("parse of %s returned %d, expected -EINVAL", text, rc);
+	assert_null(e);
+	if (strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("parse of %s: message \"%s\", expected it to start with \"%s\"", text, err, prefix);
+}
+
+/* Parsing succeeds, evaluation fails with `code` and a message with `prefix`. */
+static void expect_eval_error(const char *text, int code, const char *prefix)
+{
+	char err[256] = "unset";
+	struct expr_value v = {0};
+	struct expr *e = parse_ok(text);
+	int rc = expr_eval(e, lookup, NULL, &v, err, sizeof err);
+	if (rc != code)
+		fail_msg("eval of %s returned %d, expected %d", text, rc, code);
+	assert_int_equal(v.n, 0);
+	assert_null(v.v);
+	if (strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("eval of %s: message \"%s\", expected it to start with \"%s\"", text, err, prefix);
+	expr_free(e);
+}
+
+/* ---- literals and references ---- */
+
+static void test_string_literal_yields_one_value(void **state)
+{
+	(void)state;
+	EXPECT("\"hello\"", "hello");
+	EXPECT("\"\"", "");
+}
+
+static void test_string_literal_escapes_quote_and_backslash_only(void **state)
+{
+	(void)state;
+	EXPECT("\"say \\\"hi\\\"\"", "say \"hi\"");
+	EXPECT("\"a\\\\b\"", "a\\b");
+	EXPECT("\"CN=Smith\\, John\"", "CN=Smith\\, John");
+	EXPECT("\"\\d+\"", "\\d+");
+}
+
+static void test_number_literal_is_decimal_string(void **state)
+{
+	(void)state;
+	EXPECT("42", "42");
+	EXPECT("-7", "-7");
+	EXPECT("1.5", "1.5");
+}
+
+static void test_boolean_literals_any_case(void **state)
+{
+	(void)state;
+	EXPECT("true", "True");
+	EXPECT("FALSE", "False");
+	EXPECT("Not(\"false\")", "True");
+}
+
+static void test_attribute_reference_is_case_insensitive(void **state)
+{
+	(void)state;
+	EXPECT("[givenName]", "John");
+	EXPECT("[GIVENNAME]", "John");
+	EXPECT("[ sn ]", "Smith");
+}
+
+static void test_attribute_reference_keeps_all_values(void **state)
+{
+	(void)state;
+	EXPECT("[proxyAddresses]", "SMTP:john@contoso.com", "smtp:js@contoso.com");
+}
+
+static void test_absent_attribute_is_null(void **state)
+{
+	(void)state;
+	EXPECT_NULL("[noSuchAttribute]");
+}
+
+static void test_whitespace_allowed_between_tokens(void **state)
+{
+	(void)state;
+	EXPECT("  Join ( \" \" ,\n\t[givenName] , [sn] )  ", "John Smith");
+}
+
+static void test_function_names_are_case_insensitive(void **state)
+{
+	(void)state;
+	EXPECT("join(\"-\", [givenName], [sn])", "John-Smith");
+	EXPECT("TOUPPER([sn])", "SMITH");
+}
+
+static void test_omitted_argument_is_null(void **state)
+{
+	(void)state;
+	EXPECT("Coalesce(, [sn])", "Smith");
+}
+
+/* ---- Join, Append ---- */
+
+static void test_join_entra_example(void **state)
+{
+	(void)state;
+	EXPECT("Join(\" \", [givenName], [sn])", "John Smith");
+}
+
+static void test_join_joins_every_value_and_skips_null(void **state)
+{
+	(void)state;
+	EXPECT("Join(\",\", [proxyAddresses], [missing], \"x\")",
+	       "SMTP:john@contoso.com,smtp:js@contoso.com,x");
+	EXPECT("Join(\"\", [givenName], [empty], [sn])", "JohnSmith");
+}
+
+static void test_join_of_only_nulls_is_null(void **state)
+{
+	(void)state;
+	EXPECT_NULL("Join(\" \", [missing], [alsoMissing])");
+}
+
+static void test_append_adds_suffix(void **state)
+{
+	(void)state;
+	EXPECT("Append([givenName], \"@contoso.com\")", "John@contoso.com");
+	EXPECT("Append([givenName], [missing])", "John");
+}
+
+static void test_append_to_each_value_and_null_stays_null(void **state)
+{
+	(void)state;
+	EXPECT("Append([memberOf], \"!\")", "b!", "a!", "b!", "c!", "a!");
+	EXPECT_NULL("Append([missing], \"@contoso.com\")");
+}
+
+/* ---- Replace ---- */
+
+static void test_replace_old_value_with_replacement(void **state)
+{
+	(void)state;
+	EXPECT("Replace([mail], \"@Contoso.com\", , , \"@fabrikam.com\", , )", "John.Smith@fabrikam.com");
+	EXPECT("Replace(\"a-b-c\", \"-\", , , \"\", , )", "abc");
+	EXPECT("Replace(\"aaa\", \"a\", , , \"bb\", , )", "bbbbbb");
+	/* case-sensitive: nothing matches */
+	EXPECT("Replace([mail], \"@contoso.com\", , , \"x\", , )", "John.Smith@Contoso.com");
+}
+
+static void test_replace_five_arguments_is_enough(void **state)
+{
+	(void)state;
+	EXPECT("Replace(\"a.b\", \".\", , , \"_\")", "a_b");
+}
+
+static void test_replace_old_value_in_template(void **state)
+{
+	(void)state;
+	EXPECT("Replace([sn], \"{name}\", , , , , \"Dear {name}, hi {name}\")", "Dear Smith, hi Smith");
+}
+
+static void test_replace_regex_entra_example(void **state)
+{
+	(void)state;
+	/* Entra: "Replace characters using a regular expression" */
+	EXPECT("Replace([mailNickname], , \"[a-zA-Z_]*\", , \"\", , )", "72");
+}
+
+static void test_replace_regex_replaces_every_match(void **state)
+{
+	(void)state;
+	EXPECT("Replace(\"a1b22c333\", , \"[0-9]+\", , \"#\", , )", "a#b#c#");
+	EXPECT("Replace(\"aab\", , \"a*\", , \"-\", , )", "--b-");
+	EXPECT("Replace(\"x\", , \"^\", , \"pre-\", , )", "pre-x");
+	EXPECT("Replace(\"xyx\", , \"^x\", , \"_\", , )", "_yx");
+	EXPECT("Replace(\"ab cd\", , \"\\b\", , \"|\", , )", "|ab| |cd|");
+	EXPECT("Replace(\"éa\", , \"a*\", , \"-\", , )", "-é--");
+}
+
+static void test_replace_regex_group_references_in_replacement(void **state)
+{
+	(void)state;
+	EXPECT("Replace([mail], , \"(?<user>[^@]*)@(?<domain>.*)\", , \"${domain}/${user}\", , )",
+	       "Contoso.com/John.Smith");
+	EXPECT("Replace(\"2023-01-15\", , \"([0-9]+)-([0-9]+)-([0-9]+)\", , \"$3.$2.$1 ($0) $$\", , )",
+	       "15.01.2023 (2023-01-15) $");
+	/* .NET numbers unnamed groups before named ones */
+	EXPECT("Replace(\"ab\", , \"(?<x>a)(b)\", , \"$1$2\", , )", "ba");
+	/* an unknown group reference is literal */
+	EXPECT("Replace(\"ab\", , \"a\", , \"${nope}$9\", , )", "${nope}$9b");
+}
+
+static void test_replace_regex_group_name_replaces_only_the_group(void **state)
+{
+	(void)state;
+	/* Entra: "Remove domain from email" with a named group */
+	EXPECT("Replace([mail], , \"(?<Suffix>@(.)*)\", \"Suffix\", \"\", , )", "John.Smith");
+	EXPECT("Replace(\"k=1;k=2\", , \"k=(?<v>[0-9])\", \"v\", \"X\", , )", "k=X;k=X");
+}
+
+static void test_replace_regex_from_replacement_attribute_when_source_null(void **state)
+{
+	(void)state;
+	EXPECT("Replace([missing], , \"(?<user>[^@]*)@\", \"user\", , [mail], )", "John.Smith");
+	EXPECT("Replace([sn], , \"(?<user>[^@]*)@\", \"user\", , [mail], )", "Smith");
+	EXPECT_NULL("Replace([missing], , \"(?<user>[^@]*)#\", \"user\", , [mail], )");
+}
+
+static void test_replace_regex_translates_dotnet_escapes(void **state)
+{
+	(void)state;
+	EXPECT("Replace(\"ab 12\tcd\", , \"\\d\", , \"N\", , )", "ab NN\tcd");
+	EXPECT("Replace(\"a.b-c d\", , \"[\\w.\\-]+\", , \"W\", , )", "W W");
+	EXPECT("Replace(\"a b\", , \"\\s\", , \"_\", , )", "a_b");
+	EXPECT("Replace(\"x.y\", , \"\\.\", , \"!\", , )", "x!y");
+	EXPECT("Replace(\"(a)\", , \"(?:\\()(?<in>a)\\)\", , \"${in}\", , )", "a");
+}
+
+static void test_replace_pattern_computed_at_run_time(void **state)
+{
+	(void)state;
+	EXPECT("Replace(\"a1b22\", , [pattern], , \"#\", , )", "a#b#");
+	expect_eval_error("Replace(\"a\", , [badPattern], , \"#\", , )", -EINVAL, "column 1: Replace: regexPattern: ");
+	expect_eval_error("Replace(\"a\", , [missing], , \"#\", , )", -EINVAL, "column 1: Replace: regexPattern is null");
+}
+
+static void test_replace_applies_to_each_value_and_null_stays_null(void **state)
+{
+	(void)state;
+	EXPECT("Replace([proxyAddresses], , \"^[Ss][Mm][Tt][Pp]:\", , \"\", , )",
+	       "john@contoso.com", "js@contoso.com");
+	EXPECT_NULL("Replace([missing], \"a\", , , \"b\", , )");
+}
+
+static void test_replace_argument_forms_checked_at_parse(void **state)
+{
+	(void)state;
+	expect_parse_error("Replace([sn], \"a\", \"b\", , \"c\", , )", "column 1: Replace: give oldValue");
+	expect_parse_error("Replace([sn], , , , \"c\", , )", "column 1: Replace: needs oldValue");
+	expect_parse_error("Replace([sn], \"a\", , , , , )", "column 1: Replace: oldValue needs");
+	expect_parse_error("Replace([sn], , \"a\", , , , )", "column 1: Replace: regexPattern needs");
+	expect_parse_error("Replace([sn], , \"a\", , \"x\", , \"t\")", "column 1: Replace: template goes");
+	expect_parse_error("Replace([sn], \"a\", , \"g\", \"x\", , )", "column 1: Replace: regexGroupName");
+}
+
+static void test_replace_bad_regex_is_parse_error_at_pattern(void **state)
+{
+	(void)state;
+	expect_parse_error("Replace([sn], , \"(a\", , \"x\", , )", "column 17: Replace: regexPattern: ");
+	expect_parse_error("Replace([sn], , \"a+?\", , \"x\", , )", "column 17: Replace: regexPattern: lazy quantifier");
+	expect_parse_error("Replace([sn], , \"(?=a)\", , \"x\", , )", "column 17: Replace: regexPattern: '(?=' at offset 0: only (?<name>...) and (?:...)");
+	expect_parse_error("Replace([sn], , \"(?<g>a)\", \"h\", \"x\", , )",
+			   "column 28: Replace: regexGroupName \"h\" is not a group");
+}
+
+/* ---- case, spaces, diacritics ---- */
+
+static void test_tolower_and_toupper(void **state)
+{
+	(void)state;
+	EXPECT("ToLower([mail])", "john.smith@contoso.com");
+	EXPECT("ToUpper([givenName], \"en-US\")", "JOHN");
+	EXPECT("ToUpper(\"zoë ÿ čž straße\")", "ZOË Ÿ ČŽ STRAßE");
+	EXPECT("ToLower(\"ÀÉÎÕÜ ŁŃŚŹ ΑΒΓ АБВ Ё\")", "àéîõü łńśź αβγ абв ё");
+	EXPECT("ToUpper(\"σς абв ё\")", "ΣΣ АБВ Ё");
+	EXPECT("ToLower([proxyAddresses])", "smtp:john@contoso.com", "smtp:js@contoso.com");
+}
+
+static void test_trim_removes_leading_and_trailing_white_space(void **state)
+{
+	(void)state;
+	EXPECT("Trim([padded])", "hello  world");
+	EXPECT("Trim(\"\u00a0 x \u3000\")", "x");
+	EXPECT("Trim(\"   \")", "");
+}
+
+static void test_stripspaces_removes_every_space(void **state)
+{
+	(void)state;
+	EXPECT("StripSpaces(\" J o h n \")", "John");
+	EXPECT("StripSpaces(\"a\tb\")", "a\tb");
+}
+
+static void test_normalizediacritics_entra_example(void **state)
+{
+	(void)state;
+	EXPECT("NormalizeDiacritics(\"Zoë Müller\")", "Zoe Muller");
+	EXPECT("NormalizeDiacritics([cn])", "Zoe Muller");
+}
+
+static void test_normalizediacritics_latin1_and_extended_a(void **state)
+{
+	(void)state;
+	EXPECT("NormalizeDiacritics(\"é ü ß Æ æ ø Ø ł Ł Œ Þ ñ Ç ğ İ ı Ĳ ſ\")",
+	       "e u ss AE ae o O l L OE TH n C g I i IJ s");
+	EXPECT("NormalizeDiacritics(\"ÀÁÂÃÄÅàáâãäå ČčĎďĚěŇňŘřŠšŤťŮůŽž\")",
+	       "AAAAAAaaaaaa CcDdEeNnRrSsTtUuZz");
+}
+
+static void test_normalizediacritics_keeps_other_characters(void **state)
+{
+	(void)state;
+	EXPECT("NormalizeDiacritics(\"× ÷ Ωmega 東京 x\")", "× ÷ Ωmega 東京 x");
+	/* decomposed input: the combining marks go */
+	EXPECT("NormalizeDiacritics(\"Zoe\xcc\x88 Jose\xcc\x81\")", "Zoe Jose");
+}
+
+/* ---- substrings ---- */
+
+static void test_left_takes_first_characters(void **state)
+{
+	(void)state;
+	EXPECT("Left([givenName], 2)", "Jo");
+	EXPECT("Left(\"Zoë\", 3)", "Zoë");
+	EXPECT("Left(\"Zoë\", 10)", "Zoë");
+	EXPECT("Left([givenName], 0)", "");
+	EXPECT("Left([givenName], -1)", "John");
+	EXPECT("Left([memberOf], 1)", "b", "a", "b", "c", "a");
+}
+
+static void test_left_of_null_is_empty_string(void **state)
+{
+	(void)state;
+	EXPECT("Left([missing], 3)", "");
+}
+
+static void test_left_non_numeric_count_is_eval_error(void **state)
+{
+	(void)state;
+	expect_eval_error("Left([givenName], [sn])", -EINVAL,
+			  "column 1: Left: NumChars is not an integer: \"Smith\"");
+	expect_eval_error("Left([givenName], [missing])", -EINVAL, "column 1: Left: NumChars is null");
+}
+
+static void test_mid_is_one_based(void **state)
+{
+	(void)state;
+	EXPECT("Mid(\"abcdef\", 2, 3)", "bcd");
+	EXPECT("Mid(\"abcdef\", 1, 100)", "abcdef");
+	EXPECT("Mid(\"abcdef\", 7, 2)", "");
+	EXPECT("Mid(\"čšž€x\", 3, 2)", "ž€");
+	EXPECT_NULL("Mid([missing], 1, 2)");
+}
+
+static void test_mid_rejects_start_below_one(void **state)
+{
+	(void)state;
+	expect_eval_error("Mid(\"abc\", 0, 1)", -EINVAL, "column 1: Mid: start must be 1 or more");
+	expect_eval_error("Mid(\"abc\", 1, -1)", -EINVAL, "column 1: Mid: length must not be negative");
+}
+
+static void test_instr_entra_examples(void **state)
+{
+	(void)state;
+	EXPECT("InStr(\"The quick brown fox\", \"quick\")", "5");
+	EXPECT("InStr(\"repEated\", \"e\", 3, vbBinaryCompare)", "7");
+	EXPECT("InStr(\"repEated\", \"e\", 3, vbTextCompare)", "4");
+}
+
+static void test_instr_not_found_and_edges(void **state)
+{
+	(void)state;
+	EXPECT("InStr(\"abc\", \"x\")", "0");
+	EXPECT("InStr(\"abc\", \"a\", 2)", "0");
+	EXPECT("InStr(\"Zoë Müller\", \"M\")", "5");
+	EXPECT("InStr(\"ABC\", \"b\", , \"vbTextCompare\")", "2");
+	EXPECT("InStr(\"abc\", \"\", 2)", "2");
+	EXPECT_NULL("InStr([missing], \"a\")");
+	expect_eval_error("InStr(\"abc\", \"a\", 1, \"fuzzy\")", -EINVAL, "column 1: InStr: compareType");
+}
+
+static void test_word_entra_examples(void **state)
+{
+	(void)state;
+	EXPECT("Word(\"The quick brown fox\", 3, \" \")", "brown");
+	EXPECT("Word(\"This,string!has&many separators\", 3, \",!&#\")", "has");
+}
+
+static void test_word_out_of_range_and_null_are_empty(void **state)
+{
+	(void)state;
+	EXPECT("Word(\"a  b\", 2, \" \")", "b");
+	EXPECT("Word(\"a b\", 3, \" \")", "");
+	EXPECT("Word(\"a b\", 0, \" \")", "");
+	EXPECT("Word([missing], 1, \" \")", "");
+	EXPECT("Word(\"x€y€z\", 2, \"€\")", "y");
+}
+
+static void test_dncomponent_entra_example_with_escaped_comma(void **state)
+{
+	(void)state;
+	EXPECT("DNComponent(1, \"CN=Smith\\, John,OU=x\")", "Smith, John");
+	EXPECT("DNComponent(2, [dn])", "Sales");
+	EXPECT("DNComponent(4, [dn])", "com");
+}
+
+static void test_dncomponent_unescapes_and_trims(void **state)
+{
+	(void)state;
+	EXPECT("DNComponent(2, \"cn=Joe,ou=Atlanta, ou=GA\")", "Atlanta");
+	EXPECT("DNComponent(3, \"cn=Joe,ou=Atlanta, ou = GA \")", "GA");
+	EXPECT("DNComponent(1, \"cn=a\\2Cb\\+c\\\\\\\\d\")", "a,b+c\\d");
+	EXPECT("DNComponent(1, \"cn=trail\\ \")", "trail ");
+	EXPECT_NULL("DNComponent(5, [dn])");
+	expect_eval_error("DNComponent(0, [dn])", -EINVAL, "column 1: DNComponent: ComponentNumber must be 1 or more");
+}
+
+/* ---- multi-valued ---- */
+
+static void test_split_gives_multiple_values(void **state)
+{
+	(void)state;
+	EXPECT("Split(\"PermissionSetOne,PermissionSetTwo\", \",\")", "PermissionSetOne", "PermissionSetTwo");
+	EXPECT("Split([csv], \",\")", "a", "b", "", "c");
+	EXPECT("Split(\"a::b\", \"::\")", "a", "b");
+	EXPECT("Split(\"ab\", \"\")", "ab");
+	EXPECT_NULL("Split([missing], \",\")");
+}
+
+static void test_item_is_one_based(void **state)
+{
+	(void)state;
+	EXPECT("Item([proxyAddresses], 1)", "SMTP:john@contoso.com");
+	EXPECT("Item([proxyAddresses], 2)", "smtp:js@contoso.com");
+	EXPECT_NULL("Item([proxyAddresses], 3)");
+	EXPECT_NULL("Item([proxyAddresses], 0)");
+	EXPECT("Item(Split(\"a,b,c\", \",\"), 3)", "c");
+}
+
+static void test_count_counts_values(void **state)
+{
+	(void)state;
+	EXPECT("Count([memberOf])", "5");
+	EXPECT("Count([missing])", "0");
+	EXPECT("Count([empty])", "1");
+}
+
+static void test_removeduplicates_keeps_first_occurrence_order(void **state)
+{
+	(void)state;
+	EXPECT("RemoveDuplicates([memberOf])", "b", "a", "c");
+	EXPECT("RemoveDuplicates(Split(\"x,X,x\", \",\"))", "x", "X");
+	EXPECT_NULL("RemoveDuplicates([missing])");
+}
+
+static void test_cstr_keeps_values(void **state)
+{
+	(void)state;
+	EXPECT("CStr(42)", "42");
+	EXPECT("CStr([proxyAddresses])", "SMTP:john@contoso.com", "smtp:js@contoso.com");
+	EXPECT_NULL("CStr([missing])");
+}
+
+/* ---- logic ---- */
+
+static void test_switch_entra_example(void **state)
+{
+	(void)state;
+	EXPECT("Switch([country], \"Unknown\", \"US\", \"United States\")", "United States");
+	EXPECT("Switch([country], \"Unknown\", \"DE\", \"Germany\", \"US\", \"United States\")", "United States");
+}
+
+static void test_switch_default_for_no_match_and_null(void **state)
+{
+	(void)state;
+	EXPECT("Switch([sn], \"Unknown\", \"US\", \"United States\")", "Unknown");
+	EXPECT("Switch([missing], \"Unknown\", \"US\", \"United States\")", "Unknown");
+	EXPECT("Switch(\"us\", \"Unknown\", \"US\", \"United States\")", "Unknown");
+	EXPECT("Switch([memberOf], \"-\", \"a\", \"A\", \"c\", \"C\")", "-", "A", "-", "C", "A");
+}
+
+static void test_switch_needs_key_value_pairs(void **state)
+{
+	(void)state;
+	expect_parse_error("Switch([country], \"Unknown\", \"US\")", "column 1: Switch expects at least 4 arguments, got 3");
+	expect_parse_error("Switch([country], \"Unknown\", \"US\", \"x\", \"DE\")", "column 1: Switch expects source, defaultValue");
+}
+
+static void test_iif_chooses_branch(void **state)
+{
+	(void)state;
+	EXPECT("IIF(IsPresent([givenName]), [givenName], \"none\")", "John");
+	EXPECT("IIF(IsPresent([missing]), [givenName], \"none\")", "none");
+	EXPECT("IIF(\"TRUE\", \"y\", \"n\")", "y");
+	EXPECT("IIF([isActive], \"y\", \"n\")", "y");
+	EXPECT("IIF([missing], \"y\", \"n\")", "n");
+}
+
+static void test_iif_evaluates_only_the_chosen_branch(void **state)
+{
+	(void)state;
+	EXPECT("IIF(true, \"ok\", Left(\"x\", [sn]))", "ok");
+}
+
+static void test_iif_equality_entra_example(void **state)
+{
+	(void)state;
+	EXPECT("IIF([country]=\"USA\",[country],[givenName])", "John");
+	EXPECT("IIF([country] = \"US\", [country], [givenName])", "US");
+	EXPECT("[missing] = [alsoMissing]", "True");
+	EXPECT("[proxyAddresses] = \"SMTP:john@contoso.com\"", "False");
+}
+
+static void test_iif_rejects_non_boolean_condition(void **state)
+{
+	(void)state;
+	expect_eval_error("IIF([sn], \"a\", \"b\")", -EINVAL, "column 1: IIF: condition is not True or False: \"Smith\"");
+}
+
+static void test_presence_predicates(void **state)
+{
+	(void)state;
+	EXPECT("IsPresent([sn])", "True");
+	EXPECT("IsPresent([empty])", "False");
+	EXPECT("IsPresent([missing])", "False");
+	EXPECT("IsNull([missing])", "True");
+	EXPECT("IsNull([empty])", "False");
+	EXPECT("IsNullOrEmpty([empty])", "True");
+	EXPECT("IsNullOrEmpty([missing])", "True");
+	EXPECT("IsNullOrEmpty([sn])", "False");
+}
+
+static void test_not_inverts_boolean(void **state)
+{
+	(void)state;
+	EXPECT("Not(IsNull([sn]))", "True");
+	EXPECT("Not(True)", "False");
+	EXPECT("Not(\"FALSE\")", "True");
+	expect_eval_error("Not(\"yes\")", -EINVAL, "column 1: Not: value is not True or False");
+}
+
+static void test_coalesce_returns_first_non_null(void **state)
+{
+	(void)state;
+	EXPECT("Coalesce([missing], [proxyAddresses], [sn])", "SMTP:john@contoso.com", "smtp:js@contoso.com");
+	EXPECT("Coalesce([missing], \"default\")", "default");
+	EXPECT_NULL("Coalesce([missing], [alsoMissing])");
+}
+
+static void test_cbool_and_bitand(void **state)
+{
+	(void)state;
+	EXPECT("BitAnd([uac], 2)", "2");
+	EXPECT("BitAnd(512, 2)", "0");
+	EXPECT("CBool(BitAnd([uac], 2))", "True");
+	EXPECT("CBool(0)", "False");
+	EXPECT("CBool(\"true\")", "True");
+	expect_eval_error("CBool(\"maybe\")", -EINVAL, "column 1: CBool: ");
+	expect_parse_error("BitAnd(\"x\", 2)", "column 8: BitAnd: argument 1 must be an integer, got \"x\"");
+}
+
+/* ---- FormatDateTime ---- */
+
+static void test_formatdatetime_generalized_time_with_fraction(void **state)
+{
+	(void)state;
+	EXPECT("FormatDateTime([whenCreated], , \"yyyyMMddHHmmss.fZ\", \"yyyy-MM-dd\")", "2015-01-23");
+	EXPECT("FormatDateTime([whenCreated], , \"yyyyMMddHHmmss.fZ\", \"yyyy-MM-ddTHH:mm:ssZ\")",
+	       "2015-01-23T10:53:47Z");
+	EXPECT("FormatDateTime(\"20150123105347.123Z\", , \"yyyyMMddHHmmss.fZ\", \"HH:mm:ss.fff\")",
+	       "10:53:47.123");
+}
+
+static void test_formatdatetime_generalized_time_without_fraction(void **state)
+{
+	(void)state;
+	EXPECT("FormatDateTime([createTimestamp], , \"yyyyMMddHHmmssZ\", \"yyyy-MM-ddTHH:mm:ssZ\")",
+	       "2023-01-15T10:30:45Z");
+	/* a fractional format also reads a value without the fraction */
+	EXPECT("FormatDateTime([createTimestamp], , \"yyyyMMddHHmmss.fZ\", \"yyyy-MM-dd HH:mm\")",
+	       "2023-01-15 10:30");
+}
+
+static void test_formatdatetime_three_argument_form(void **state)
+{
+	(void)state;
+	EXPECT("FormatDateTime([createTimestamp], \"yyyyMMddHHmmssZ\", \"dd/MM/yy\")", "15/01/23");
+}
+
+static void test_formatdatetime_offset_is_converted_to_utc(void **state)
+{
+	(void)state;
+	EXPECT("FormatDateTime(\"2023-01-15-08:00\", , \"yyyy-MM-ddzzz\", \"yyyyMMddHHmmss.0Z\")",
+	       "20230115080000.0Z");
+	EXPECT("FormatDateTime(\"2023-12-31T23:30:00+01:00\", , \"yyyy-MM-ddTHH:mm:ssK\", \"yyyy-MM-ddTHH:mm:ssK\")",
+	       "2023-12-31T22:30:00Z");
+	EXPECT("FormatDateTime(\"2023-12-31T23:30:00-01:00\", , \"yyyy-MM-ddTHH:mm:sszzz\", \"yyyy-MM-dd HH:mm zzz\")",
+	       "2024-01-01 00:30 +00:00");
+}
+
+static void test_formatdatetime_names_and_twelve_hour_clock(void **state)
+{
+	(void)state;
+	EXPECT("FormatDateTime([createTimestamp], , \"yyyyMMddHHmmssZ\", \"dddd, MMMM d, yyyy h:mm tt\")",
+	       "Sunday, January 15, 2023 10:30 AM");
+	EXPECT("FormatDateTime(\"Mar 5 2024 3:07 PM\", , \"MMM d yyyy h:mm tt\", \"ddd yyyy-MM-dd HH:mm\")",
+	       "Tue 2024-03-05 15:07");
+	EXPECT("FormatDateTime(\"20240229120000Z\", , \"yyyyMMddHHmmssZ\", \"'day' d 'of' M\")", "day 29 of 2");
+	EXPECT("FormatDateTime(\"20240229120000Z\", , \"yyyyMMddHHmmssZ\", \"ss.FFF\")", "00");
+}
+
+static void test_formatdatetime_styles_and_null(void **state)
+{
+	(void)state;
+	EXPECT("FormatDateTime(\" 20230115103045Z \", \"AllowWhiteSpaces\", \"yyyyMMddHHmmssZ\", \"yyyy\")", "2023");
+	EXPECT_NULL("FormatDateTime([missing], , \"yyyyMMddHHmmssZ\", \"yyyy\")");
+	expect_parse_error("FormatDateTime([x], \"Sometimes\", \"yyyy\", \"yyyy\")",
+			   "column 21: FormatDateTime: unknown dateTimeStyles");
+}
+
+static void test_formatdatetime_input_not_matching_is_eval_error(void **state)
+{
+	(void)state;
+	expect_eval_error("FormatDateTime([sn], , \"yyyyMMddHHmmssZ\", \"yyyy\")", -EINVAL,
+			  "column 1: FormatDateTime: \"Smith\" does not match inputFormat \"yyyyMMddHHmmssZ\"");
+	expect_eval_error("FormatDateTime(\"20230230000000Z\", , \"yyyyMMddHHmmssZ\", \"yyyy\")", -EINVAL,
+			  "column 1: FormatDateTime: \"20230230000000Z\" does not match inputFormat \"yyyyMMddHHmmssZ\": day out of range");
+}
+
+static void test_formatdatetime_bad_format_is_parse_error(void **state)
+{
+	(void)state;
+	expect_parse_error("FormatDateTime([x], , \"yyyyMMddHHmmssZ\", \"d\")",
+			   "column 42: FormatDateTime: outputFormat \"d\": one-letter");
+	expect_parse_error("FormatDateTime([x], , \"ffffffff\", \"yyyy\")",
+			   "column 23: FormatDateTime: inputFormat \"ffffffff\"");
+}
+
+/* ---- composition ---- */
+
+static void test_nested_calls(void **state)
+{
+	(void)state;
+	EXPECT("ToLower(Join(\".\", NormalizeDiacritics(Word([cn], 1, \" \")), "
+	       "NormalizeDiacritics(Word([cn], 2, \" \"))))", "zoe.muller");
+	EXPECT("Append(Left(ToLower([givenName]), 1), ToLower([sn]))", "jsmith");
+	EXPECT("Join(\"@\", Replace(Item(Split([mail], \"@\"), 1), \".\", , , \"\", , ), \"fabrikam.com\")",
+	       "JohnSmith@fabrikam.com");
+}
+
+static void test_null_propagates_through_string_functions(void **state)
+{
+	(void)state;
+	EXPECT_NULL("ToUpper(Trim(StripSpaces(NormalizeDiacritics(ToLower([missing])))))");
+	EXPECT_NULL("DNComponent(1, [missing])");
+	EXPECT("IsNull(Append(ToLower([missing]), \"x\"))", "True");
+}
+
+/* Examples of docs/mapping-expressions.md not exercised above. */
+static void test_documented_examples_hold(void **state)
+{
+	(void)state;
+	EXPECT("Join(\",\", [proxyAddresses])", "SMTP:john@contoso.com,smtp:js@contoso.com");
+	EXPECT("Coalesce([missing], [mail])", "John.Smith@Contoso.com");
+	EXPECT("CBool(BitAnd([userAccountControl], 2))", "True");
+	EXPECT("Count([proxyAddresses])", "2");
+	EXPECT("RemoveDuplicates(Split(\"b,a,b,c,a\", \",\"))", "b", "a", "c");
+	EXPECT("Replace([sn], \"{name}\", , , , , \"Dear {name}\")", "Dear Smith");
+	EXPECT("ToUpper(\"zoë\")", "ZOË");
+	EXPECT("Trim(\"  hello  world \")", "hello  world");
+	EXPECT("IsPresent([givenName])", "True");
+	EXPECT("IsNull([missing])", "True");
+	EXPECT("ToLower(Append(NormalizeDiacritics([cn]), \"@contoso.com\"))", "zoe muller@contoso.com");
+	EXPECT("Switch([country], \"Unknown\", \"US\", \"United States\", \"DE\", \"Germany\")", "United States");
+}
+
+/* ---- parse errors ---- */
+
+static void test_parse_error_unknown_function(void **state)
+{
+	(void)state;
+	expect_parse_error("Join(\" \", Lefty([sn], 1))", "column 11: unknown function 'Lefty'");
+}
+
+static void test_parse_error_wrong_argument_count(void **state)
+{
+	(void)state;
+	expect_parse_error("Left([sn], 1, 2)", "column 1: Left expects 2 arguments, got 3");
+	expect_parse_error("Join(\" \")", "column 1: Join expects at least 2 arguments, got 1");
+	expect_parse_error("ToLower()", "column 1: ToLower expects 1 to 2 arguments, got 0");
+	expect_parse_error("  IsPresent([a], [b])", "column 3: IsPresent expects 1 argument, got 2");
+}
+
+static void test_parse_error_unterminated_string(void **state)
+{
+	(void)state;
+	expect_parse_error("Join(\" \", \"abc)", "column 11: unterminated string literal");
+}
+
+static void test_parse_error_missing_close_paren(void **state)
+{
+	(void)state;
+	expect_parse_error("Join(\" \", [givenName]", "column 22: missing ')' to close Join( at column 1");
+	expect_parse_error("Join(\" \", [givenName], ", "column 24: missing ')' to close Join( at column 1");
+	expect_parse_error("Join(\" \" [givenName])", "column 10: expected ',' or ')' after argument 1 of Join, found '['");
+}
+
+static void test_parse_error_trailing_text(void **state)
+{
+	(void)state;
+	expect_parse_error("Trim([sn]))", "column 11: expected the end of the expression, found ')'");
+	expect_parse_error("[sn] [givenName]", "column 6: expected the end of the expression");
+}
+
+static void test_parse_error_bare_word_is_not_an_attribute(void **state)
+{
+	(void)state;
+	expect_parse_error("ToLower(givenName)", "column 9: unknown name 'givenName' (an attribute is written [givenName]");
+	expect_parse_error("Trim", "column 5: expected '(' after function name 'Trim'");
+}
+
+static void test_parse_error_bad_attribute_reference(void **state)
+{
+	(void)state;
+	expect_parse_error("Trim([])", "column 6: empty attribute name");
+	expect_parse_error("Trim([sn)", "column 6: unterminated attribute reference");
+	expect_parse_error("Trim([s\"n])", "column 8: unexpected character in attribute name");
+}
+
+static void test_parse_error_missing_value(void **state)
+{
+	(void)state;
+	expect_parse_error("", "column 1: expected a value");
+	expect_parse_error("Join(\" \", ))", "column 12: expected the end of the expression");
+	expect_parse_error("Trim(@)", "column 6: expected a value (\"text\", [attribute], number or Function(...)), found '@'");
+	expect_parse_error("Left([sn], 3x)", "column 13: unexpected 'x' in number");
+}
+
+static void test_parse_error_integer_literal_checked(void **state)
+{
+	(void)state;
+	expect_parse_error("Left([sn], \"three\")", "column 12: Left: argument 2 must be an integer, got \"three\"");
+	expect_parse_error("Mid([sn], 1, 2.5)", "column 14: Mid: argument 3 must be an integer, got \"2.5\"");
+}
+
+static void test_parse_error_column_counts_characters(void **state)
+{
+	(void)state;
+	expect_parse_error("Join(\"ëëë\", Nope())", "column 13: unknown function 'Nope'");
+}
+
+static void test_parse_error_nesting_too_deep(void **state)
+{
+	(void)state;
+	char text[EXPR_MAX_DEPTH * 8 + 16] = "";
+	for (int i = 0; i <= EXPR_MAX_DEPTH; i++)
+		strcat(text, "Trim(");
+	strcat(text, "[sn]");
+	for (int i = 0; i <= EXPR_MAX_DEPTH; i++)
+		strcat(text, ")");
+	expect_parse_error(text, "column ");
+	char err[128];
+	struct expr *e;
+	assert_int_equal(expr_parse(text, &e, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "nested too deeply"));
+
+	/* one level less is fine */
+	text[0] = '\0';
+	for (int i = 0; i < EXPR_MAX_DEPTH; i++)
+		strcat(text, "Trim(");
+	strcat(text, "[sn]");
+	for (int i = 0; i < EXPR_MAX_DEPTH; i++)
+		strcat(text, ")");
+	expect_values(text, (const char *const[]){"Smith"}, 1);
+}
+
+static void test_parse_error_message_truncates_safely(void **state)
+{
+	(void)state;
+	char err[8];
+	struct expr *e;
+	assert_int_equal(expr_parse("Nope()", &e, err, sizeof err), -EINVAL);
+	assert_string_equal(err, "column ");
+	assert_int_equal(expr_parse("Nope()", &e, NULL, 0), -EINVAL);
+	assert_null(e);
+}
+
+/* ---- evaluation plumbing ---- */
+
+static void test_lookup_error_is_returned(void **state)
+{
+	(void)state;
+	expect_eval_error("Join(\" \", [sn], [broken])", -EIO, "column 17: [broken]: attribute lookup failed");
+}
+
+static void test_null_lookup_makes_every_attribute_null(void **state)
+{
+	(void)state;
+	struct expr *e = parse_ok("Coalesce([sn], \"none\")");
+	struct expr_value v;
+	assert_int_equal(expr_eval(e, NULL, NULL, &v, NULL, 0), 0);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.v[0], "none");
+	expr_value_free(&v);
+	assert_int_equal(v.n, 0);
+	assert_null(v.v);
+	expr_value_free(&v); /* twice is harmless */
+	expr_free(e);
+}
+
+static void collect(void *ctx, const char *name)
+{
+	char *buf = ctx;
+	strcat(buf, name);
+	strcat(buf, ";");
+}
+
+static void test_attributes_lists_each_name_once(void **state)
+{
+	(void)state;
+	char buf[256] = "";
+	struct expr *e = parse_ok("IIF(IsPresent([mail]), Join(\" \", [givenName], [SN], [GivenName]), [sn])");
+	assert_int_equal(expr_attributes(e, collect, buf), 0);
+	assert_string_equal(buf, "mail;givenName;SN;");
+	expr_free(e);
+
+	buf[0] = '\0';
+	e = parse_ok("\"constant\"");
+	assert_int_equal(expr_attributes(e, collect, buf), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(expr_attributes(NULL, collect, buf), -EINVAL);
+	expr_free(e);
+}
+
+struct shared {
+	const struct expr *e;
+	int failures;
+};
+
+static void *eval_many(void *arg)
+{
+	struct shared *s = arg;
+	int bad = 0;
+	for (int i = 0; i < 500; i++) {
+		struct expr_value v;
+		char err[128];
+		if (expr_eval(s->e, lookup, NULL, &v, err, sizeof err) || v.n != 2 ||
+		    strcmp(v.v[0], "john@contoso.com") || strcmp(v.v[1], "js@contoso.com"))
+			bad++;
+		expr_value_free(&v);
+	}
+	return (void *)(intptr_t)bad;
+}
+
+static void test_one_parsed_expression_is_shared_by_threads(void **state)
+{
+	(void)state;
+	struct expr *e = parse_ok("ToLower(Replace([proxyAddresses], , \"^(?<p>[a-zA-Z]+):\", , \"\", , ))");
+	struct shared s = {.e = e};
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, eval_many, &s), 0);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		assert_int_equal(pthread_join(t[i], &r), 0);
+		assert_int_equal((intptr_t)r, 0);
+	}
+	expr_free(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_string_literal_yields_one_value),
+		cmocka_unit_test(test_string_literal_escapes_quote_and_backslash_only),
+		cmocka_unit_test(test_number_literal_is_decimal_string),
+		cmocka_unit_test(test_boolean_literals_any_case),
+		cmocka_unit_test(test_attribute_reference_is_case_insensitive),
+		cmocka_unit_test(test_attribute_reference_keeps_all_values),
+		cmocka_unit_test(test_absent_attribute_is_null),
+		cmocka_unit_test(test_whitespace_allowed_between_tokens),
+		cmocka_unit_test(test_function_names_are_case_insensitive),
+		cmocka_unit_test(test_omitted_argument_is_null),
+		cmocka_unit_test(test_join_entra_example),
+		cmocka_unit_test(test_join_joins_every_value_and_skips_null),
+		cmocka_unit_test(test_join_of_only_nulls_is_null),
+		cmocka_unit_test(test_append_adds_suffix),
+		cmocka_unit_test(test_append_to_each_value_and_null_stays_null),
+		cmocka_unit_test(test_replace_old_value_with_replacement),
+		cmocka_unit_test(test_replace_five_arguments_is_enough),
+		cmocka_unit_test(test_replace_old_value_in_template),
+		cmocka_unit_test(test_replace_regex_entra_example),
+		cmocka_unit_test(test_replace_regex_replaces_every_match),
+		cmocka_unit_test(test_replace_regex_group_references_in_replacement),
+		cmocka_unit_test(test_replace_regex_group_name_replaces_only_the_group),
+		cmocka_unit_test(test_replace_regex_from_replacement_attribute_when_source_null),
+		cmocka_unit_test(test_replace_regex_translates_dotnet_escapes),
+		cmocka_unit_test(test_replace_pattern_computed_at_run_time),
+		cmocka_unit_test(test_replace_applies_to_each_value_and_null_stays_null),
+		cmocka_unit_test(test_replace_argument_forms_checked_at_parse),
+		cmocka_unit_test(test_replace_bad_regex_is_parse_error_at_pattern),
+		cmocka_unit_test(test_tolower_and_toupper),
+		cmocka_unit_test(test_trim_removes_leading_and_trailing_white_space),
+		cmocka_unit_test(test_stripspaces_removes_every_space),
+		cmocka_unit_test(test_normalizediacritics_entra_example),
+		cmocka_unit_test(test_normalizediacritics_latin1_and_extended_a),
+		cmocka_unit_test(test_normalizediacritics_keeps_other_characters),
+		cmocka_unit_test(test_left_takes_first_characters),
+		cmocka_unit_test(test_left_of_null_is_empty_string),
+		cmocka_unit_test(test_left_non_numeric_count_is_eval_error),
+		cmocka_unit_test(test_mid_is_one_based),
+		cmocka_unit_test(test_mid_rejects_start_below_one),
+		cmocka_unit_test(test_instr_entra_examples),
+		cmocka_unit_test(test_instr_not_found_and_edges),
+		cmocka_unit_test(test_word_entra_examples),
+		cmocka_unit_test(test_word_out_of_range_and_null_are_empty),
+		cmocka_unit_test(test_dncomponent_entra_example_with_escaped_comma),
+		cmocka_unit_test(test_dncomponent_unescapes_and_trims),
+		cmocka_unit_test(test_split_gives_multiple_values),
+		cmocka_unit_test(test_item_is_one_based),
+		cmocka_unit_test(test_count_counts_values),
+		cmocka_unit_test(test_removeduplicates_keeps_first_occurrence_order),
+		cmocka_unit_test(test_cstr_keeps_values),
+		cmocka_unit_test(test_switch_entra_example),
+		cmocka_unit_test(test_switch_default_for_no_match_and_null),
+		cmocka_unit_test(test_switch_needs_key_value_pairs),
+		cmocka_unit_test(test_iif_chooses_branch),
+		cmocka_unit_test(test_iif_evaluates_only_the_chosen_branch),
+		cmocka_unit_test(test_iif_equality_entra_example),
+		cmocka_unit_test(test_iif_rejects_non_boolean_condition),
+		cmocka_unit_test(test_presence_predicates),
+		cmocka_unit_test(test_not_inverts_boolean),
+		cmocka_unit_test(test_coalesce_returns_first_non_null),
+		cmocka_unit_test(test_cbool_and_bitand),
+		cmocka_unit_test(test_formatdatetime_generalized_time_with_fraction),
+		cmocka_unit_test(test_formatdatetime_generalized_time_without_fraction),
+		cmocka_unit_test(test_formatdatetime_three_argument_form),
+		cmocka_unit_test(test_formatdatetime_offset_is_converted_to_utc),
+		cmocka_unit_test(test_formatdatetime_names_and_twelve_hour_clock),
+		cmocka_unit_test(test_formatdatetime_styles_and_null),
+		cmocka_unit_test(test_formatdatetime_input_not_matching_is_eval_error),
+		cmocka_unit_test(test_formatdatetime_bad_format_is_parse_error),
+		cmocka_unit_test(test_nested_calls),
+		cmocka_unit_test(test_null_propagates_through_string_functions),
+		cmocka_unit_test(test_documented_examples_hold),
+		cmocka_unit_test(test_parse_error_unknown_function),
+		cmocka_unit_test(test_parse_error_wrong_argument_count),
+		cmocka_unit_test(test_parse_error_unterminated_string),
+		cmocka_unit_test(test_parse_error_missing_close_paren),
+		cmocka_unit_test(test_parse_error_trailing_text),
+		cmocka_unit_test(test_parse_error_bare_word_is_not_an_attribute),
+		cmocka_unit_test(test_parse_error_bad_attribute_reference),
+		cmocka_unit_test(test_parse_error_missing_value),
+		cmocka_unit_test(test_parse_error_integer_literal_checked),
+		cmocka_unit_test(test_parse_error_column_counts_characters),
+		cmocka_unit_test(test_parse_error_nesting_too_deep),
+		cmocka_unit_test(test_parse_error_message_truncates_safely),
+		cmocka_unit_test(test_lookup_error_is_returned),
+		cmocka_unit_test(test_null_lookup_makes_every_attribute_null),
+		cmocka_unit_test(test_attributes_lists_each_name_once),
+		cmocka_unit_test(test_one_parsed_expression_is_shared_by_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -152,8 +152,11 @@ static json_t *status_json(struct agent *a)
 		      "uptime_seconds", (json_int_t)(time(NULL) - a->started_wall));
 	json_object_set_new(o, "sync", sync_json(a));
 	json_object_set_new(o, "state",
-			    json_pack("{s:I,s:s}", "objects", (json_int_t)a->state.count,
-				      "digest", digest));
+			    json_pack("{s:I,s:I,s:I,s:s}", "objects",
+				      (json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_OBJECT],
+				      "staged_deletes",
+				      (json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_STAGED],
+				      "keys", (json_int_t)a->state.count, "digest", digest));
 	return o;
 }
 
@@ -228,7 +231,7 @@ static char *metrics_text(struct agent *a, size_t *len)
 	metric(&t, "canopy_fsm_refused_total", "counter",
 	       "Entries refused (unknown version or malformed).", a->node.fsm.stats.refused);
 	metric(&t, "canopy_objects", "gauge", "Objects in the replicated object table.",
-	       a->state.count);
+	       a->state.by_prefix[(unsigned char)OBJECT_KEY_OBJECT]);
 	metric(&t, "canopy_exported_total", "counter", "Target writes acknowledged.",
 	       es.exported_total);
 	metric(&t, "canopy_errors_total", "counter", "Target operations that failed.",
@@ -333,6 +336,100 @@ static void handle_logs(struct agent *a, const struct http_request *req, struct 
 			     provlog_read(path, &q)));
 }
 
+static void on_change_done(void *arg, int status, const char *errmsg)
+{
+	struct http_pending *p = arg;
+	struct http_reply reply;
+
+	memset(&reply, 0, sizeof reply);
+	if (status == 0)
+		reply_json(&reply, 200, json_pack("{s:s}", "result", "done"));
+	else
+		http_reply_error(&reply, 409, "membership change failed: %s", errmsg);
+	http_finish(p, &reply);
+}
+
+static void on_transfer_done(struct node *n, bool transferred)
+{
+	struct agent *a = n->data;
+	struct node_status st;
+	struct http_reply reply;
+
+	if (a->transfer_pending == NULL)
+		return;
+	memset(&reply, 0, sizeof reply);
+	node_status(n, &st);
+	if (transferred)
+		reply_json(&reply, 200, json_pack("{s:s,s:I,s:I}", "result", "transferred", "leader",
+						  (json_int_t)st.leader_id, "term", (json_int_t)st.term));
+	else
+		http_reply_error(&reply, 409, "leadership transfer did not complete (leader is %llu)",
+				 (unsigned long long)st.leader_id);
+	http_finish(a->transfer_pending, &reply);
+	a->transfer_pending = NULL;
+	if (!transferred && a->engine && leader_ready(&n->leader))
+		engine_lead(a->engine); /* still leading: resume exporting */
+}
+
+/* POST /v1/cluster/{add,remove,transfer} with a JSON body. */
+static void handle_cluster(struct agent *a, const struct http_request *req,
+			   struct http_reply *reply, const char *what)
+{
+	json_error_t jerr;
+	json_t *body;
+	json_int_t id = 0;
+	const char *member = NULL;
+	struct config_member m;
+	char err[256];
+	int rv;
+
+	if (strcmp(req->method, "POST") != 0) {
+		http_reply_error(reply, 405, "%s %s: use POST", req->method, req->path);
+		return;
+	}
+	body = json_loadb(req->body_len ? req->body : "{}", req->body_len ? req->body_len : 2, 0,
+			  &jerr);
+	if (body == NULL || json_unpack_ex(body, &jerr, 0, "{s?I,s?s}", "id", &id, "member",
+					   &member) != 0) {
+		http_reply_error(reply, 400, "bad request body: %s", jerr.text);
+		json_decref(body);
+		return;
+	}
+	if (redirect_to_leader(a, req, reply))
+		goto out;
+	if (strcmp(what, "add") == 0) {
+		if (member == NULL || config_parse_member(member, &m, err, sizeof err) != 0) {
+			http_reply_error(reply, 400, "add: %s", member ? err : "\"member\": \"ID@HOST:PORT\" is required");
+			goto out;
+		}
+		rv = node_add(&a->node, m.id, m.address, on_change_done, http_defer(req));
+	} else if (strcmp(what, "remove") == 0) {
+		if (id <= 0) {
+			http_reply_error(reply, 400, "remove: \"id\" (a positive integer) is required");
+			goto out;
+		}
+		rv = node_remove(&a->node, (uint64_t)id, on_change_done, http_defer(req));
+	} else {
+		if (a->transfer_pending) {
+			http_reply_error(reply, 409, "a leadership transfer is already in progress");
+			goto out;
+		}
+		if (a->engine)
+			engine_follow(a->engine); /* stop exporting before handing over */
+		rv = node_transfer(&a->node, (uint64_t)(id < 0 ? 0 : id), on_transfer_done);
+		if (rv == 0)
+			a->transfer_pending = http_defer(req);
+		else if (a->engine && leader_ready(&a->node.leader))
+			engine_lead(a->engine); /* nothing changed: keep exporting */
+	}
+	if (rv != 0) { /* not started: answer now */
+		http_undefer(req);
+		http_reply_error(reply, 409, "%s: %s", what, raft_strerror(rv));
+	}
+out:
+	json_decref(body);
+}
+
 void control_handle(void *data, const struct http_request *req, struct http_reply *reply)
 {
 	struct agent *a = data;
@@ -364,6 +461,12 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 	}
 	if (strcmp(req->path, "/v1/deletes/reject") == 0) {
 		handle_deletes(a, req, reply, false);
+		return;
+	}
+	if (strncmp(req->path, "/v1/cluster/", 12) == 0 &&
+	    (strcmp(req->path + 12, "add") == 0 || strcmp(req->path + 12, "remove") == 0 ||
+	     strcmp(req->path + 12, "transfer") == 0)) {
+		handle_cluster(a, req, reply, req->path + 12);
 		return;
 	}
 	if (strcmp(req->path, "/v1/logs") == 0 && strcmp(req->method, "GET") == 0) {

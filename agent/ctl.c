@@ -132,6 +132,11 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  status                  the cluster as this node sees it: role, term, leader,\n"
 		"                          commit/applied index, members, sync state\n"
+		"  cluster add ID@HOST:PORT   add a member (joins as spare, promoted to voter once\n"
+		"                          it caught up); start its agent first, with the\n"
+		"                          cluster's members list (it does not bootstrap)\n"
+		"  cluster remove ID       remove a member\n"
+		"  cluster transfer [ID]   hand leadership to ID (default: an up-to-date voter)\n"
 		"  deletes approve         delete in the target every delete staged by delete\n"
 		"                          protection (safety.delete_threshold)\n"
 		"  deletes reject          drop the staged deletes; the objects stay in the target\n"
@@ -197,6 +202,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	struct buf body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
+	char payload[512] = "";
 	json_t *o;
 	json_error_t jerr;
 	long status;
@@ -251,6 +257,29 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		   (strcmp(words[1], "approve") == 0 || strcmp(words[1], "reject") == 0)) {
 		snprintf(path, sizeof path, "/v1/deletes/%s", words[1]);
 		method = "POST";
+	} else if (strcmp(words[0], "cluster") == 0 && n_words >= 2 &&
+		   ((strcmp(words[1], "add") == 0 && n_words == 3) ||
+		    (strcmp(words[1], "remove") == 0 && n_words == 3) ||
+		    (strcmp(words[1], "transfer") == 0 && n_words <= 3))) {
+		char *end = NULL;
+		unsigned long long id = 0;
+		snprintf(path, sizeof path, "/v1/cluster/%s", words[1]);
+		method = "POST";
+		if (strcmp(words[1], "add") == 0) {
+			json_t *b = json_pack("{s:s}", "member", words[2]);
+			char *d = json_dumps(b, JSON_COMPACT);
+			snprintf(payload, sizeof payload, "%s", d ? d : "{}");
+			free(d);
+			json_decref(b);
+		} else if (n_words == 3) {
+			id = strtoull(words[2], &end, 10);
+			if (*words[2] == '\0' || *end != '\0' || id == 0) {
+				fprintf(err, "canopyctl: cluster %s: \"%s\" is not a node id\n", words[1],
+					words[2]);
+				return 2;
+			}
+			snprintf(payload, sizeof payload, "{\"id\":%llu}", id);
+		}
 	} else if (strcmp(words[0], "logs") == 0 && n_words == 1) {
 		snprintf(path, sizeof path, "/v1/logs");
 		if (since)
@@ -268,7 +297,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	}
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	status = request(server, method, path, NULL, &body, errmsg, sizeof errmsg);
+	status = request(server, method, path, payload[0] ? payload : NULL, &body, errmsg,
+			 sizeof errmsg);
 	if (status < 0) {
 		fprintf(err, "canopyctl: %s\n", errmsg);
 		goto out;
@@ -289,6 +319,11 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			print_status(out, o);
 		else if (strcmp(words[0], "logs") == 0)
 			print_logs(out, o);
+		else if (strcmp(words[0], "cluster") == 0 && num(o, "leader"))
+			fprintf(out, "%s: node %lld leads term %lld\n", str(o, "result", "done"),
+				num(o, "leader"), num(o, "term"));
+		else if (strcmp(words[0], "cluster") == 0)
+			fprintf(out, "%s\n", str(o, "result", "done"));
 		else
 			fprintf(out, "%s: %lld staged deletes\n", str(o, "result", "done"),
 				num(o, "deletes"));

@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,20 @@
 
 #define MAX_BODY (1024 * 1024) /* control requests are small; refuse more */
 
-/* Per-connection upload buffer. */
+/* Per-request state: the upload buffer and, when deferred, the answer. */
 struct upload {
 	char *buf;
 	size_t len;
 	int too_large;
+};
+
+struct http_pending {
+	struct upload u;            /* first: on_request treats it as the upload */
+	struct http_server *s;
+	struct MHD_Connection *conn;
+	struct http_pending *next;  /* in s->pending */
+	bool deferred, answered;
+	struct http_reply reply;
 };
 
 static void schedule(struct http_server *s);
@@ -79,17 +89,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  const char *upload_data, size_t *upload_size, void **con_cls)
 {
 	struct http_server *s = cls;
-	struct upload *u = *con_cls;
+	struct http_pending *p = *con_cls;
+	struct upload *u = p ? &p->u : NULL;
 	struct http_request req;
 	struct http_reply reply;
 
 	(void)version;
-	if (u == NULL) { /* first call: headers only */
-		u = calloc(1, sizeof *u);
-		if (u == NULL)
+	if (p == NULL) { /* first call: headers only */
+		p = calloc(1, sizeof *p);
+		if (p == NULL)
 			return MHD_NO;
-		*con_cls = u;
+		p->s = s;
+		p->conn = c;
+		*con_cls = p;
 		return MHD_YES;
+	}
+	if (p->answered) { /* resumed after http_finish() */
+		p->answered = false;
+		return send_reply(c, &p->reply);
 	}
 	if (*upload_size > 0) {
 		if (u->len + *upload_size > MAX_BODY) {
@@ -116,7 +133,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		req.body = u->buf ? u->buf : "";
 		req.body_len = u->len;
 		req.conn = c;
+		req.priv = p;
 		s->handler(s->data, &req, &reply);
+		if (p->deferred) {
+			MHD_suspend_connection(c);
+			p->next = s->pending;
+			s->pending = p;
+			return MHD_YES;
+		}
 	}
 	return send_reply(c, &reply);
 }
@@ -124,13 +148,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct upload *u = *con_cls;
+	struct http_pending *p = *con_cls;
 	(void)cls;
 	(void)c;
 	(void)toe;
-	if (u) {
-		free(u->buf);
-		free(u);
+	if (p) {
+		free(p->u.buf);
+		free(p);
 		*con_cls = NULL;
 	}
 }
@@ -194,7 +218,7 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *address,
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	const union MHD_DaemonInfo *info;
-	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 	int rv;
 
 	memset(s, 0, sizeof *s);
@@ -267,12 +291,52 @@ void http_close(struct http_server *s, void (*cb)(struct http_server *s))
 			cb(s);
 		return;
 	}
+	/* MHD refuses to stop with suspended connections: answer them first. */
+	while (s->pending) {
+		struct http_reply r;
+		memset(&r, 0, sizeof r);
+		http_reply_error(&r, 503, "the agent is stopping");
+		http_finish(s->pending, &r);
+	}
+	MHD_run(s->daemon);
 	/* Close the poll handle before MHD closes the epoll fd under it. */
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 	uv_close((uv_handle_t *)&s->timer, on_closed);
 	MHD_stop_daemon(s->daemon);
 	s->daemon = NULL;
+}
+
+struct http_pending *http_defer(const struct http_request *req)
+{
+	struct http_pending *p = req->priv;
+	p->deferred = true;
+	return p;
+}
+
+void http_undefer(const struct http_request *req)
+{
+	struct http_pending *p = req->priv;
+	p->deferred = false;
+}
+
+void http_finish(struct http_pending *p, struct http_reply *reply)
+{
+	struct http_server *s = p->s;
+	struct http_pending **pp;
+
+	for (pp = &s->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	p->deferred = false;
+	p->answered = true;
+	p->reply = *reply;
+	reply->body = NULL;
+	MHD_resume_connection(p->conn);
+	if (s->daemon) /* let MHD pick the connection up on the next iteration */
+		uv_timer_start(&s->timer, on_timer, 0, 0);
 }
 
 const char *http_request_arg(const struct http_request *req, const char *name)

@@ -19,6 +19,7 @@ struct http_request {
 	const char *body;   /* NUL-terminated request body ("" when none) */
 	size_t body_len;
 	void *conn;         /* for http_request_arg() */
+	void *priv;         /* for http_defer() */
 };
 
 struct http_reply {
@@ -33,8 +34,11 @@ struct http_reply {
 typedef void (*http_handler_fn)(void *data, const struct http_request *req,
 				struct http_reply *reply);
 
+struct http_pending; /* a request whose answer comes later */
+
 struct http_server {
 	void *daemon; /* struct MHD_Daemon */
+	struct http_pending *pending; /* deferred requests, answered 503 on close */
 	uv_poll_t poll;
 	uv_timer_t timer;
 	http_handler_fn handler;
@@ -52,6 +56,20 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *address,
 
 /* Stop listening, drop connections; `cb` runs when the loop handles are closed. */
 void http_close(struct http_server *s, void (*cb)(struct http_server *s));
+
+/*
+ * Called from a handler: the answer will come later (e.g. after a Raft
+ * membership change commits). Leave `reply` untouched and call http_finish()
+ * exactly once, on the loop thread. The connection is suspended meanwhile.
+ */
+struct http_pending *http_defer(const struct http_request *req);
+
+/* Take a deferral back before the handler returns (the handler then fills
+ * `reply` as usual), e.g. when the work it waited for could not start. */
+void http_undefer(const struct http_request *req);
+
+/* Send the answer of a deferred request; takes reply->body. */
+void http_finish(struct http_pending *p, struct http_reply *reply);
 
 /* A query-string argument of the request, or NULL. */
 const char *http_request_arg(const struct http_request *req, const char *name);

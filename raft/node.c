@@ -335,3 +335,73 @@ int node_apply(struct node *n, struct raft_buffer *buf, node_apply_cb cb, void *
 		free(a);
 	return rv;
 }
+
+struct change_req {
+	struct raft_change req;
+	struct node *n;
+	uint64_t id;
+	bool promote; /* after raft_add: assign the voter role */
+	node_change_cb cb;
+	void *arg;
+};
+
+static void on_changed(struct raft_change *req, int status)
+{
+	struct change_req *c = req->data;
+	char err[256] = "";
+	int rv;
+
+	if (status == 0 && c->promote) {
+		c->promote = false;
+		rv = raft_assign(&c->n->raft, &c->req, c->id, RAFT_VOTER, on_changed);
+		if (rv == 0)
+			return;
+		status = rv;
+		snprintf(err, sizeof err, "promote %llu to voter: %s", (unsigned long long)c->id,
+			 raft_errmsg(&c->n->raft));
+	} else if (status != 0) {
+		snprintf(err, sizeof err, "%s", raft_strerror(status));
+	}
+	c->cb(c->arg, status, err);
+	free(c);
+}
+
+static struct change_req *change_new(struct node *n, uint64_t id, node_change_cb cb, void *arg)
+{
+	struct change_req *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return NULL;
+	c->n = n;
+	c->id = id;
+	c->cb = cb;
+	c->arg = arg;
+	c->req.data = c;
+	return c;
+}
+
+int node_add(struct node *n, uint64_t id, const char *address, node_change_cb cb, void *arg)
+{
+	struct change_req *c = change_new(n, id, cb, arg);
+	int rv;
+
+	if (c == NULL)
+		return RAFT_NOMEM;
+	c->promote = true;
+	rv = raft_add(&n->raft, &c->req, id, address, on_changed);
+	if (rv != 0)
+		free(c);
+	return rv;
+}
+
+int node_remove(struct node *n, uint64_t id, node_change_cb cb, void *arg)
+{
+	struct change_req *c = change_new(n, id, cb, arg);
+	int rv;
+
+	if (c == NULL)
+		return RAFT_NOMEM;
+	rv = raft_remove(&n->raft, &c->req, id, on_changed);
+	if (rv != 0)
+		free(c);
+	return rv;
+}

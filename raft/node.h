@@ -104,6 +104,17 @@ int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb);
 typedef void (*node_apply_cb)(void *arg, int status);
 int node_apply(struct node *n, struct raft_buffer *buf, node_apply_cb cb, void *arg);
 
+/*
+ * Membership changes (Raft dissertation ch. 4, one server at a time).
+ * node_add: raft_add (as spare), then raft_assign(RAFT_VOTER) -- libraft
+ * catches the new server up before promoting it, so the cluster never counts
+ * an empty log in its quorum. node_remove: raft_remove. Leader only.
+ * Returns 0 and calls cb(arg, status, errmsg) once, or a raft error code.
+ */
+typedef void (*node_change_cb)(void *arg, int status, const char *errmsg);
+int node_add(struct node *n, uint64_t id, const char *address, node_change_cb cb, void *arg);
+int node_remove(struct node *n, uint64_t id, node_change_cb cb, void *arg);
+
 /* ---- read-only views (raft/peek.c reads libraft 0.15 internals) -------- */
 
 enum node_role_code { NODE_VOTER, NODE_STANDBY, NODE_SPARE };

@@ -88,6 +88,7 @@ struct session {
 	uint64_t term;
 	bool source_connected;
 	char source_message[256];
+	bool paused;               /* source paused: our own queue is full */
 };
 
 struct engine {
@@ -458,8 +459,10 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 			plan_delete(s, b, ev->anchor, must_stage(s, 1));
 		break;
 	case SOURCE_REFRESH_BEGIN:
+		/* A new refresh abandons an unfinished one (openldap.h). */
 		s->refreshing[t] = true;
 		strmap_clear(&s->seen[t]);
+		strmap_clear(&s->refresh_deletes);
 		break;
 	case SOURCE_REFRESH_END:
 		plan_refresh_end(s, b, ev);
@@ -1007,6 +1010,11 @@ static int plan_staged(void *ctx, const void *key, size_t klen, const void *val,
 
 /* ---- the pump ------------------------------------------------------------- */
 
+static size_t batch_max(const struct engine *e)
+{
+	return e->cfg.batch_max ? e->cfg.batch_max : 256;
+}
+
 static void on_retry(uv_timer_t *t)
 {
 	pump(t->data);
@@ -1016,7 +1024,7 @@ static void pump(struct session *s)
 {
 	struct engine *e = s->e;
 	struct batch *b;
-	size_t max = e->cfg.batch_max ? e->cfg.batch_max : 256, taken = 0;
+	size_t max = batch_max(e), taken = 0;
 
 	if (s->stopping || s->batch != NULL)
 		return;
@@ -1049,6 +1057,10 @@ static void pump(struct session *s)
 			free(q);
 			taken++;
 		}
+		if (s->paused && s->queued < batch_max(e) && s->src) {
+			s->paused = false;
+			ldap_source_resume(s->src);
+		}
 	}
 	run_phase(s);
 }
@@ -1080,6 +1092,12 @@ static void on_source_event(void *data, struct source_event *ev)
 		s->head = q;
 	s->tail = q;
 	s->queued++;
+	/* Back-pressure: beyond two batches of our own, stop the source; its
+	 * bounded queue then fills and its worker stops reading the server. */
+	if (!s->paused && s->queued >= 2 * batch_max(s->e) && s->src) {
+		s->paused = true;
+		ldap_source_pause(s->src);
+	}
 	pump(s);
 }
 

@@ -12,6 +12,22 @@
  * to the next URL of source.url. e-syncRefreshRequired (the cookie is too old
  * for the server's session log): drop that session's cookie and refresh in
  * full, reported as a refresh with present_phase so deletions are found.
+ *
+ * Event order per scope: SOURCE_REFRESH_BEGIN, the refresh's ENTRY / PRESENT
+ * / DELETE events, SOURCE_REFRESH_END, then persist-phase events. A new
+ * SOURCE_REFRESH_BEGIN for a scope whose refresh has not ended (connection
+ * lost mid-refresh, e-syncRefreshRequired) abandons that refresh: the new
+ * one starts from the last cursor that was attached to an event, so what
+ * the abandoned refresh reported must not count towards present_phase.
+ * SOURCE_DELETE may name an anchor the consumer never saw (slapd's session
+ * log is not filtered by scope exactly): ignore those.
+ *
+ * Cursors: only the cookie of a *complete* refresh (refreshDone) or of a
+ * persist-phase change is put into a cursor; cookies the server sends in the
+ * middle of a refresh are not (restarting from one could skip deletions a
+ * present phase would have revealed). The blob is text:
+ * "v1\nusers=<base64 cookie>\ngroups=<base64 cookie>\n" (an empty value:
+ * no cookie yet, i.e. a full refresh of that scope on the next start).
  */
 #ifndef CANOPY_SYNC_SOURCE_OPENLDAP_H
 #define CANOPY_SYNC_SOURCE_OPENLDAP_H
@@ -57,5 +73,18 @@ int ldap_source_start(struct ldap_source **out, uv_loop_t *loop,
  * loop when the thread has exited and all memory is released.
  */
 void ldap_source_stop(struct ldap_source *s, void (*done)(void *data), void *data);
+
+/*
+ * Flow control for consumers that finish events asynchronously (loop thread
+ * only). While paused no event is delivered: the queue fills up to queue_max
+ * and then the worker stops reading from the directory. resume delivers the
+ * queued events from the next loop iteration on. Both are idempotent.
+ */
+void ldap_source_pause(struct ldap_source *s);
+void ldap_source_resume(struct ldap_source *s);
+
+/* The largest number of events the queue has held at once since start (for
+ * tests and metrics; any thread). Never more than queue_max. */
+size_t ldap_source_queue_peak(struct ldap_source *s);
 
 #endif /* CANOPY_SYNC_SOURCE_OPENLDAP_H */

@@ -24,6 +24,60 @@
  * Fencing: every request carries X-Canopy-Node and X-Canopy-Term (set with
  * scim_set_fence). scim_cancel_all() aborts everything in flight at once when
  * leadership or the lease is lost.
+ *
+ * Threading: everything (submit, callbacks, timers) happens on the loop
+ * thread given to scim_target_start; there are no threads of our own. A
+ * callback never runs from inside scim_submit; it does run from inside
+ * scim_cancel_all / scim_target_stop (-ECANCELED).
+ *
+ * Wire format, per action (paths below cfg.url):
+ *   SCIM_UPSERT  users:  PUT /Users/{id} (the whole resource);
+ *                groups: PATCH /Groups/{id} with one "replace" per attribute
+ *                        except members/id/meta/schemas (RFC 7644 §3.5.2.3),
+ *                        so membership is never wiped;
+ *                without target_id, or when that answers 404: POST /Users or
+ *                /Groups (a group's "members" in `resource` are sent on this
+ *                create only); 409 -> GET ?filter=externalId eq "anchor",
+ *                then userName / displayName eq (only objects without an
+ *                externalId are adopted: soft match) -> update as above.
+ *                id and meta are stripped; externalId is set to `anchor`.
+ *   SCIM_DELETE  DELETE /{Users|Groups}/{id}; 2xx and 404 are success.
+ *                Without target_id the object is found by externalId first;
+ *                none found is success.
+ *   SCIM_MEMBERS PATCH /Groups/{id}: {"op":"add","path":"members","value":[..]}
+ *                and one {"op":"remove","path":"members[value eq \"id\"]"} per
+ *                removed member (RFC 7644 §3.5.2.1/.2), in chunks of at most
+ *                cfg.members_per_patch changes; never a full replace.
+ * Filter values are JSON-quoted (RFC 7644 §3.4.2.2) and URL-encoded.
+ *
+ * Retries: each request of an operation (a step: create, lookup, update, a
+ * member chunk) gets max_attempts tries; delays are full-jitter exponential
+ * (uniform in [0, min(backoff_max_ms, backoff_min_ms * 2^(n-1))]); a
+ * Retry-After on 429/503 replaces that delay (capped at backoff_max_ms).
+ * Other 4xx fail the operation with -EPROTO; `error` names method, path,
+ * HTTP status, scimType and the SCIM error "detail" (RFC 7644 §3.12).
+ *
+ * Quarantine: 401/403 (when the token file has not changed since the request
+ * left) -> "unauthorized", and the operation is requeued, not failed; >= 16
+ * network/5xx failures among the last 20 completed requests ->
+ * "target_unreachable" (mostly network) or "server_errors" (mostly 5xx). In
+ * quarantine no new request starts; requests already on the wire finish
+ * (their retries wait in the queue too). The probe interval starts at
+ * probe_min_ms, doubles after every probe up to probe_max_ms, and returns to
+ * probe_min_ms once an operation's request succeeds again. A 2xx probe ends
+ * the quarantine and the queue resumes.
+ *
+ * Bulk (RFC 7644 §3.7), opt-in with cfg.bulk: once the ServiceProviderConfig
+ * (fetched asynchronously at start -- again once the target answers if that
+ * failed -- and by every probe) says bulk.supported,
+ * the creates, updates and deletes waiting in the queue go out together as
+ * one POST /Bulk (up to min(bulk_max_operations, the target's maxOperations)
+ * and its maxPayloadSize; POSTs carry bulkIds). Each operation's result is
+ * handled exactly as if it had been answered on its own (409 -> lookup, 404,
+ * retries, ...); lookups and member PATCHes always go alone. A bulk request
+ * counts as one request against max_in_flight. If the target refuses a bulk
+ * request as a whole (4xx other than 401/403/429, or 501), the target stops
+ * using Bulk and resends those operations one by one.
  */
 #ifndef CANOPY_SYNC_TARGET_SCIM_H
 #define CANOPY_SYNC_TARGET_SCIM_H
@@ -44,6 +98,12 @@ struct scim_config {
 	unsigned backoff_min_ms;  /* default 200 */
 	unsigned backoff_max_ms;  /* default 30000 */
 	unsigned timeout_ms;      /* per request (default 30000) */
+	/* additions */
+	unsigned probe_min_ms;      /* first quarantine probe after this (default 1000) */
+	unsigned probe_max_ms;      /* probe interval cap (default 60000) */
+	unsigned members_per_patch; /* SCIM_MEMBERS: member changes per PATCH (default 1000) */
+	bool bulk;                  /* batch upserts/deletes into POST /Bulk when supported */
+	unsigned bulk_max_operations; /* per bulk request (default 100; the target's limit wins) */
 };
 
 enum scim_action {
@@ -65,12 +125,17 @@ struct scim_op {
 	json_t *add, *remove;      /* SCIM_MEMBERS: arrays of target id strings; borrowed */
 	void *data;                /* the caller's */
 	/* out, valid in the callback */
-	int status;                /* 0 ok; negative: -ECANCELED, -ETIMEDOUT, -EIO, -EPROTO, ... */
-	char result_id[128];       /* the object's target id after UPSERT */
+	int status;                /* 0 ok; negative: -ECANCELED (cancel/stop), -ETIMEDOUT,
+				    * -ECONNREFUSED, -EHOSTUNREACH, -EIO (network or 5xx/429
+				    * after max_attempts), -EPROTO (4xx, unusable answer),
+				    * -EEXIST (the name belongs to another externalId),
+				    * -ENOENT (MEMBERS: group gone), -ELOOP, -EMSGSIZE, -ENOMEM */
+	char result_id[128];       /* the object's target id after UPSERT (DELETE/MEMBERS: the id
+				    * worked on; empty when DELETE found nothing) */
 	long http_status;          /* last HTTP status (0: no answer) */
-	unsigned attempts;
+	unsigned attempts;         /* HTTP requests sent for this operation, all steps */
 	bool matched;              /* UPSERT found an existing object (soft or hard match) */
-	bool created;              /* UPSERT created a new object */
+	bool created;              /* UPSERT created a new object (neither flag: updated the known id) */
 	double duration_ms;
 	char error[512];           /* when status != 0: what failed and why (incl. SCIM detail) */
 	/* private */
@@ -84,20 +149,40 @@ struct scim_stats {
 	char quarantine_detail[256];
 	uint64_t quarantine_since_ms; /* uv_now when entered */
 	bool bulk_supported;          /* from /ServiceProviderConfig */
+	/* additions */
+	unsigned in_flight;           /* operations with a request on the wire now */
+	unsigned queued;              /* operations waiting (ready, retry delay, quarantine) */
+	unsigned peak_requests_in_flight; /* most concurrent requests for operations seen
+					   * (<= max_in_flight; a bulk request counts once) */
+	uint64_t bulk_requests;       /* POST /Bulk requests sent */
+	uint64_t connects;            /* new connections opened (keep-alive reuses them) */
 };
+/* requests: HTTP requests completed (probes included); retries: requests
+ * re-sent after a transient failure; failures: operations completed with an
+ * error other than -ECANCELED. */
 
 struct scim_target; /* opaque */
 
+/* cfg is copied (strings too). Reads token_file when cfg->token is NULL.
+ * Returns 0, or a negative errno with errmsg filled (bad url, unreadable
+ * token file). Starts the ServiceProviderConfig fetch on the loop. */
 int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct scim_config *cfg,
 		      char *errmsg, size_t errlen);
 
 /* The headers sent with every request from now on. */
 void scim_set_fence(struct scim_target *t, uint64_t node_id, uint64_t term);
 
-/* Queue an operation. Returns 0 (cb will run exactly once) or -ESHUTDOWN. */
+/* Queue an operation. Returns 0 (cb will run exactly once, never from inside
+ * this call), -ESHUTDOWN (stopping), -EINVAL (malformed op: bad type, UPSERT
+ * without an object resource, DELETE with neither target_id nor anchor,
+ * MEMBERS without target_id or with non-string ids) or -ENOMEM; cb does not
+ * run then. op, its strings and its json stay the caller's and must live until
+ * cb; op's out fields are reset here. */
 int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb);
 
-/* Abort every queued and in-flight operation: each completes with -ECANCELED. */
+/* Abort every queued and in-flight operation: each completes with -ECANCELED,
+ * before this returns. Operations submitted from those callbacks are not
+ * cancelled. The quarantine state is kept. */
 void scim_cancel_all(struct scim_target *t);
 
 /* Operations queued or in flight. */
@@ -105,7 +190,8 @@ unsigned scim_pending(const struct scim_target *t);
 
 void scim_stats(const struct scim_target *t, struct scim_stats *out);
 
-/* Cancel everything, close handles; `done` runs on the loop when all is released. */
+/* Cancel everything, close handles; `done` runs on the loop when all is released
+ * (t is freed then). Call once; may be called from an operation's callback. */
 void scim_target_stop(struct scim_target *t, void (*done)(void *data), void *data);
 
 #endif /* CANOPY_SYNC_TARGET_SCIM_H */

@@ -12,18 +12,18 @@ wait_role 1 leader 10 || { cat "$dir/agent1.log.tmp" >&2; fail "single node did 
 pass "one-node cluster bootstrapped and leads"
 
 st=$(agent_status 1)
-[ "$(json_get "$st" 'j.node_id')" = 1 ] || fail "node_id: $st"
-[ "$(json_get "$st" 'j.cluster')" = test ] || fail "cluster: $st"
-[ "$(json_get "$st" 'j.leader.id')" = 1 ] || fail "leader.id: $st"
-[ "$(json_get "$st" 'j.leader.address')" = "${AGENT_RAFT[1]}" ] || fail "leader.address: $st"
-[ "$(json_get "$st" 'j.members.length===1 && j.members[0].role==="voter" && j.members[0].reachable===true')" = true ] || fail "members: $st"
-[ "$(json_get "$st" 'typeof j.sync.exported_total==="number" && "cursor" in j.sync && "pending_deletes" in j.sync && "last_export_at" in j.sync && "errors_total" in j.sync && typeof j.sync.state==="string"')" = true ] || fail "sync fields: $st"
-term1=$(json_get "$st" 'j.term')
+[ "$(json_eval "$st" 'j.node_id')" = 1 ] || fail "node_id: $st"
+[ "$(json_eval "$st" 'j.cluster')" = test ] || fail "cluster: $st"
+[ "$(json_eval "$st" 'j.leader.id')" = 1 ] || fail "leader.id: $st"
+[ "$(json_eval "$st" 'j.leader.address')" = "${AGENT_RAFT[1]}" ] || fail "leader.address: $st"
+[ "$(json_eval "$st" 'j.members.length===1 && j.members[0].role==="voter" && j.members[0].reachable===true')" = true ] || fail "members: $st"
+[ "$(json_eval "$st" 'typeof j.sync.exported_total==="number" && "cursor" in j.sync && "pending_deletes" in j.sync && "last_export_at" in j.sync && "errors_total" in j.sync && typeof j.sync.state==="string"')" = true ] || fail "sync fields: $st"
+term1=$(json_eval "$st" 'j.term')
 [ "$term1" -ge 1 ] || fail "term $term1"
 pass "status has the contract fields (term $term1)"
 
 out=$("$CANOPYCTL" --server "${AGENT_CTL[1]}" status --json) || fail "canopyctl status --json failed"
-[ "$(json_get "$out" 'j.role')" = leader ] || fail "canopyctl --json role: $out"
+[ "$(json_eval "$out" 'j.role')" = leader ] || fail "canopyctl --json role: $out"
 out=$(CANOPY_SERVER=${AGENT_CTL[1]} "$CANOPYCTL" status) || fail "canopyctl status (CANOPY_SERVER) failed"
 grep -q "^node .*1 (leader)" <<<"$out" || fail "readable status lacks the role: $out"
 grep -q "^1 .*${AGENT_RAFT[1]} .*voter .*yes" <<<"$out" || fail "readable status lacks the member row: $out"
@@ -40,7 +40,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://${AGENT_CTL[1]}/v1/nope")
 [ "$code" = 404 ] || fail "unknown endpoint answered $code"
 
 sleep 0.5 # let a few lease renewals commit
-applied1=$(json_get "$(agent_status 1)" 'j.applied_index')
+applied1=$(json_eval "$(agent_status 1)" 'j.applied_index')
 agent_stop 1 TERM
 [ "$AGENT_RC" = 0 ] || fail "agent exited $AGENT_RC on SIGTERM"
 grep -q 'msg=stopped' "$dir/agent1.log" || fail "no clean stop in log"
@@ -50,8 +50,8 @@ pass "SIGTERM stops cleanly (exit 0)"
 agent_start 1
 wait_role 1 leader 10 || fail "restarted node did not lead"
 st=$(agent_status 1)
-term2=$(json_get "$st" 'j.term')
-applied2=$(json_get "$st" 'j.applied_index')
+term2=$(json_eval "$st" 'j.term')
+applied2=$(json_eval "$st" 'j.applied_index')
 [ "$term2" -ge "$term1" ] || fail "term went back: $term1 -> $term2"
 [ "$applied2" -ge "$applied1" ] || fail "applied index went back: $applied1 -> $applied2"
 grep -q 'bootstrapped=no' "$dir/agent1.log.tmp" || fail "restart bootstrapped again"

@@ -1,0 +1,43 @@
+/*
+ * sync/source/source.c -- the parts of the source vocabulary that every
+ * source shares: freeing events and naming object types.
+ */
+#include <stdlib.h>
+
+#include "sync/object.h"
+#include "sync/source/source.h"
+
+const char *object_type_name(enum object_type t)
+{
+	switch (t) {
+	case OBJECT_USER:
+		return "user";
+	case OBJECT_GROUP:
+		return "group";
+	case OBJECT_UNKNOWN:
+		break;
+	}
+	return "unknown";
+}
+
+static void attr_free(struct object_attr *a)
+{
+	for (size_t i = 0; i < a->n_values; i++)
+		free(a->values[i]);
+	free(a->values);
+	free(a->name);
+}
+
+void source_event_free(struct source_event *ev)
+{
+	if (ev == NULL)
+		return;
+	for (size_t i = 0; i < ev->n_attrs; i++)
+		attr_free(&ev->attrs[i]);
+	free(ev->attrs);
+	free(ev->anchor);
+	free(ev->dn);
+	free(ev->cursor);
+	free(ev->message);
+	free(ev);
+}

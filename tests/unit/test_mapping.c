@@ -1,0 +1,129 @@
+/*
+ * tests/unit/test_mapping.c -- SCIM paths filled from expressions; content
+ * hashes; errors that name the rule.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sync/transform/mapping.h"
+
+static char *given[] = {"Zoë"}, *sn[] = {"Müller"}, *mail[] = {"zoe@example.com"},
+	    *uid[] = {"zmuller"}, *dept[] = {"R&D"}, *phones[] = {"+1 555", "+1 556"};
+static struct object_attr attrs[] = {
+	{"givenName", given, 1}, {"sn", sn, 1},       {"mail", mail, 1},
+	{"uid", uid, 1},         {"ou", dept, 1},     {"telephoneNumber", phones, 2},
+};
+
+static json_t *map(const struct mapping_rule_text *rules, size_t n)
+{
+	struct mapping *m;
+	json_t *res;
+	char err[256];
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, n, err, sizeof err), 0);
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &res, err, sizeof err), 0);
+	mapping_free(m);
+	return res;
+}
+
+static void paths_place_values_where_scim_expects_them(void **state)
+{
+	const struct mapping_rule_text rules[] = {
+		{"userName", "[uid]", 1},
+		{"displayName", "Join(\" \", [givenName], [sn])", 2},
+		{"name.givenName", "[givenName]", 3},
+		{"emails[type eq \"work\"].value", "[mail]", 4},
+		{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "[ou]", 5},
+		{"active", "\"True\"", 6},
+	};
+	json_t *r = map(rules, 6), *work;
+	(void)state;
+
+	assert_string_equal(json_string_value(json_object_get(r, "externalId")), "uuid-1");
+	assert_string_equal(json_string_value(json_object_get(r, "userName")), "zmuller");
+	assert_string_equal(json_string_value(json_object_get(r, "displayName")), "Zoë Müller");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "name"), "givenName")), "Zoë");
+	work = json_array_get(json_object_get(r, "emails"), 0);
+	assert_string_equal(json_string_value(json_object_get(work, "type")), "work");
+	assert_string_equal(json_string_value(json_object_get(work, "value")), "zoe@example.com");
+	assert_true(json_is_true(json_object_get(work, "primary")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, SCIM_SCHEMA_ENTERPRISE), "department")), "R&D");
+	assert_true(json_is_true(json_object_get(r, "active")));
+	/* both schemas announced */
+	assert_int_equal(json_array_size(json_object_get(r, "schemas")), 2);
+	json_decref(r);
+}
+
+static void multi_valued_source_keeps_all_values(void **state)
+{
+	const struct mapping_rule_text rules[] = {{"x-phones", "[telephoneNumber]", 1}};
+	json_t *r = map(rules, 1), *a = json_object_get(r, "x-phones");
+	(void)state;
+	assert_int_equal(json_array_size(a), 2);
+	assert_string_equal(json_string_value(json_array_get(a, 1)), "+1 556");
+	json_decref(r);
+}
+
+static void absent_attribute_is_left_out(void **state)
+{
+	const struct mapping_rule_text rules[] = {{"title", "[title]", 1}};
+	json_t *r = map(rules, 1);
+	(void)state;
+	assert_null(json_object_get(r, "title"));
+	json_decref(r);
+}
+
+static void hash_ignores_key_order_and_sees_changes(void **state)
+{
+	json_t *a = json_pack("{s:s,s:s}", "a", "1", "b", "2");
+	json_t *b = json_pack("{s:s,s:s}", "b", "2", "a", "1");
+	json_t *c = json_pack("{s:s,s:s}", "a", "1", "b", "3");
+	(void)state;
+	assert_true(mapping_hash(a) == mapping_hash(b));
+	assert_true(mapping_hash(a) != mapping_hash(c));
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+}
+
+static void parse_error_names_line_rule_and_column(void **state)
+{
+	const struct mapping_rule_text rules[] = {{"displayName", "Joinn(\" \", [sn])", 17}};
+	struct mapping *m = NULL;
+	char err[256];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 1, err, sizeof err), -22);
+	assert_null(m);
+	assert_non_null(strstr(err, "line 17"));
+	assert_non_null(strstr(err, "mapping.user.displayName"));
+	assert_non_null(strstr(err, "column 1"));
+	assert_non_null(strstr(err, "Joinn"));
+}
+
+static void bad_path_is_refused(void **state)
+{
+	const struct mapping_rule_text rules[] = {{"emails[type eq \"work\"]", "[mail]", 3}};
+	struct mapping *m = NULL;
+	char err[256];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 1, err, sizeof err), -22);
+	assert_non_null(strstr(err, "sub-attribute"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(paths_place_values_where_scim_expects_them),
+		cmocka_unit_test(multi_valued_source_keeps_all_values),
+		cmocka_unit_test(absent_attribute_is_left_out),
+		cmocka_unit_test(hash_ignores_key_order_and_sees_changes),
+		cmocka_unit_test(parse_error_names_line_rule_and_column),
+		cmocka_unit_test(bad_path_is_refused),
+	};
+	return cmocka_run_group_tests_name("mapping", tests, NULL, NULL);
+}

@@ -359,6 +359,10 @@ static void on_transfer_done(struct node *n, bool transferred)
 		return;
 	memset(&reply, 0, sizeof reply);
 	node_status(n, &st);
+	/* libraft calls back as soon as this node stepped down, sometimes before
+	 * the new leader is known here: leadership did move. */
+	if (raft_state(&n->raft) != RAFT_LEADER)
+		transferred = true;
 	if (transferred)
 		reply_json(&reply, 200, json_pack("{s:s,s:I,s:I}", "result", "transferred", "leader",
 						  (json_int_t)st.leader_id, "term", (json_int_t)st.term));

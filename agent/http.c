@@ -26,13 +26,24 @@ struct upload {
 	int too_large;
 };
 
-struct http_pending {
-	struct upload u;            /* first: on_request treats it as the upload */
+struct conn_state {
+	struct upload u;
 	struct http_server *s;
 	struct MHD_Connection *conn;
-	struct http_pending *next;  /* in s->pending */
+	struct http_pending *ticket; /* when deferred */
 	bool deferred, answered;
 	struct http_reply reply;
+};
+
+/*
+ * The handle a deferring handler keeps. It outlives the connection: if the
+ * server closes first (shutdown), http_finish() on it just frees it, so a
+ * late Raft callback never touches a stopped daemon.
+ */
+struct http_pending {
+	struct conn_state *c;       /* NULL once the connection is gone */
+	struct http_server *s;
+	struct http_pending *next;  /* in s->pending */
 };
 
 static void schedule(struct http_server *s);
@@ -89,7 +100,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  const char *upload_data, size_t *upload_size, void **con_cls)
 {
 	struct http_server *s = cls;
-	struct http_pending *p = *con_cls;
+	struct conn_state *p = *con_cls;
 	struct upload *u = p ? &p->u : NULL;
 	struct http_request req;
 	struct http_reply reply;
@@ -105,8 +116,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (p->answered) { /* resumed after http_finish() */
+		enum MHD_Result r;
 		p->answered = false;
-		return send_reply(c, &p->reply);
+		r = send_reply(c, &p->reply);
+		p->reply.body = NULL; /* MHD owns it now */
+		return r;
 	}
 	if (*upload_size > 0) {
 		if (u->len + *upload_size > MAX_BODY) {
@@ -137,8 +151,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		s->handler(s->data, &req, &reply);
 		if (p->deferred) {
 			MHD_suspend_connection(c);
-			p->next = s->pending;
-			s->pending = p;
+			p->ticket->next = s->pending;
+			s->pending = p->ticket;
 			return MHD_YES;
 		}
 	}
@@ -148,11 +162,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct http_pending *p = *con_cls;
+	struct conn_state *p = *con_cls;
 	(void)cls;
 	(void)c;
 	(void)toe;
 	if (p) {
+		if (p->ticket)
+			p->ticket->c = NULL;
+		free(p->reply.body);
 		free(p->u.buf);
 		free(p);
 		*con_cls = NULL;
@@ -291,12 +308,24 @@ void http_close(struct http_server *s, void (*cb)(struct http_server *s))
 			cb(s);
 		return;
 	}
-	/* MHD refuses to stop with suspended connections: answer them first. */
+	/* MHD refuses to stop with suspended connections: resume them, and
+	 * detach their tickets, so that a late http_finish() only frees. */
 	while (s->pending) {
-		struct http_reply r;
-		memset(&r, 0, sizeof r);
-		http_reply_error(&r, 503, "the agent is stopping");
-		http_finish(s->pending, &r);
+		struct http_pending *t = s->pending;
+		s->pending = t->next;
+		t->next = NULL;
+		if (t->c) {
+			struct http_reply r;
+			memset(&r, 0, sizeof r);
+			http_reply_error(&r, 503, "the agent is stopping");
+			t->c->reply = r;
+			t->c->answered = true;
+			t->c->deferred = false;
+			t->c->ticket = NULL;
+			MHD_resume_connection(t->c->conn);
+			t->c = NULL;
+		}
+		t->s = NULL; /* http_finish must not touch the server */
 	}
 	MHD_run(s->daemon);
 	/* Close the poll handle before MHD closes the epoll fd under it. */
@@ -309,34 +338,57 @@ void http_close(struct http_server *s, void (*cb)(struct http_server *s))
 
 struct http_pending *http_defer(const struct http_request *req)
 {
-	struct http_pending *p = req->priv;
+	struct conn_state *p = req->priv;
+	struct http_pending *t = calloc(1, sizeof *t);
+
+	if (t == NULL)
+		return NULL; /* the handler sees NULL and answers at once */
+	t->c = p;
+	t->s = p->s;
+	p->ticket = t;
 	p->deferred = true;
-	return p;
+	return t;
 }
 
 void http_undefer(const struct http_request *req)
 {
-	struct http_pending *p = req->priv;
+	struct conn_state *p = req->priv;
 	p->deferred = false;
+	free(p->ticket);
+	p->ticket = NULL;
 }
 
-void http_finish(struct http_pending *p, struct http_reply *reply)
+void http_finish(struct http_pending *t, struct http_reply *reply)
 {
-	struct http_server *s = p->s;
+	struct http_server *s = t->s;
+	struct conn_state *p = t->c;
 	struct http_pending **pp;
 
+	if (s == NULL) { /* detached when the server closed */
+		free(t);
+		free(reply->body);
+		reply->body = NULL;
+		return;
+	}
 	for (pp = &s->pending; *pp; pp = &(*pp)->next)
-		if (*pp == p) {
-			*pp = p->next;
+		if (*pp == t) {
+			*pp = t->next;
 			break;
 		}
+	free(t);
+	if (p == NULL || s->daemon == NULL) { /* connection or server gone */
+		free(reply->body);
+		reply->body = NULL;
+		return;
+	}
+	p->ticket = NULL;
 	p->deferred = false;
 	p->answered = true;
 	p->reply = *reply;
 	reply->body = NULL;
 	MHD_resume_connection(p->conn);
-	if (s->daemon) /* let MHD pick the connection up on the next iteration */
-		uv_timer_start(&s->timer, on_timer, 0, 0);
+	/* let MHD pick the connection up on the next iteration */
+	uv_timer_start(&s->timer, on_timer, 0, 0);
 }
 
 const char *http_request_arg(const struct http_request *req, const char *name)

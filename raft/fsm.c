@@ -37,10 +37,18 @@ int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
 	       struct raft_buffer *out)
 {
 	unsigned char *p;
+	size_t total;
 
-	if (len > UINT32_MAX - FSM_HEADER_SIZE)
+	if (len > UINT32_MAX - FSM_HEADER_SIZE - 8)
 		return -EFBIG;
-	p = raft_malloc(FSM_HEADER_SIZE + len);
+	/* libraft 0.15 pads entries to 8 bytes on disk with zeros but computes
+	 * the batch checksum over the padded length of *our* buffer: bytes past
+	 * an unaligned allocation are heap garbage, the stored checksum then does
+	 * not match, and on restart the loader moves the segment aside as
+	 * "corrupt-*" -- committed entries lost. So allocate the padding
+	 * ourselves, zeroed. (The payload length in our header stays exact.) */
+	total = (FSM_HEADER_SIZE + len + 7) & ~(size_t)7;
+	p = raft_calloc(1, total);
 	if (p == NULL)
 		return -ENOMEM;
 	memcpy(p, magic, 4);
@@ -51,7 +59,7 @@ int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
 	if (len > 0)
 		memcpy(p + FSM_HEADER_SIZE, payload, len);
 	out->base = p;
-	out->len = FSM_HEADER_SIZE + len;
+	out->len = total;
 	return 0;
 }
 

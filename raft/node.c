@@ -161,8 +161,16 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 		goto err_after_raft;
 	rv = raft_start(&n->raft);
 	if (rv != 0) {
-		snprintf(errmsg, errlen, "raft start (data dir %s): %s", cfg->data_dir,
-			 raft_errmsg(&n->raft));
+		/* libraft leaves the cause in one of two places, or in neither
+		 * (e.g. its listen() failing): say the most specific one. */
+		const char *why = raft_errmsg(&n->raft);
+		if (why == NULL || why[0] == '\0')
+			why = n->io.errmsg;
+		if (why == NULL || why[0] == '\0')
+			why = raft_strerror(rv);
+		snprintf(errmsg, errlen, "raft start (raft_address %s, data dir %s): %s%s",
+			 cfg->address, cfg->data_dir, why,
+			 rv == RAFT_IOERR ? " (is raft_address already in use?)" : "");
 		goto err_after_raft;
 	}
 
@@ -213,14 +221,35 @@ static void on_raft_closed(struct raft *r)
 	uv_close((uv_handle_t *)&n->wake, on_handles_closed);
 }
 
+/*
+ * libraft 0.15 can leave a closed log segment with a truncated last batch
+ * when raft_close() runs while an append is still being written; on the next
+ * start the loader then moves the whole segment aside as "corrupt-*" and
+ * committed entries are gone. So close only once every appended entry is on
+ * disk (bounded: give up waiting after 2 s, e.g. if the disk hangs).
+ */
+static void close_when_stored(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	if (peek_last_stored(&n->raft) < raft_last_index(&n->raft) &&
+	    node_now(n) - n->close_started < 2000) {
+		uv_timer_start(&n->wake, close_when_stored, 5, 0);
+		return;
+	}
+	uv_timer_stop(&n->wake);
+	raft_close(&n->raft, on_raft_closed);
+}
+
 void node_close(struct node *n, node_close_cb cb)
 {
 	if (n->closing)
 		return;
-	n->closing = true;
+	n->closing = true; /* stops leader_tick: no new barriers */
 	n->close_cb = cb;
+	n->close_started = node_now(n);
 	leader_close(&n->leader);
-	raft_close(&n->raft, on_raft_closed);
+	uv_timer_stop(&n->wake);
+	close_when_stored(&n->wake);
 }
 
 static void on_transfer(struct raft_transfer *req)
@@ -340,30 +369,64 @@ struct change_req {
 	struct raft_change req;
 	struct node *n;
 	uint64_t id;
-	bool promote; /* after raft_add: assign the voter role */
+	bool promote;     /* after raft_add: assign the voter role */
+	bool promoting;   /* raft_assign in flight */
+	unsigned retries; /* of the promotion, while the new server is not reachable yet */
+	uv_timer_t timer;
 	node_change_cb cb;
 	void *arg;
 };
+
+static void on_changed(struct raft_change *req, int status);
+
+static void on_change_timer_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void change_done(struct change_req *c, int status, const char *err)
+{
+	c->cb(c->arg, status, err);
+	c->timer.data = c;
+	uv_close((uv_handle_t *)&c->timer, on_change_timer_closed);
+}
+
+static void promote(uv_timer_t *t)
+{
+	struct change_req *c = t->data;
+	char err[256];
+	int rv;
+
+	c->promoting = true;
+	rv = raft_assign(&c->n->raft, &c->req, c->id, RAFT_VOTER, on_changed);
+	if (rv != 0) {
+		snprintf(err, sizeof err, "promote %llu to voter: %s", (unsigned long long)c->id,
+			 raft_errmsg(&c->n->raft));
+		change_done(c, rv, err);
+	}
+}
 
 static void on_changed(struct raft_change *req, int status)
 {
 	struct change_req *c = req->data;
 	char err[256] = "";
-	int rv;
 
 	if (status == 0 && c->promote) {
+		/* Added as spare; now catch it up and make it a voter. */
 		c->promote = false;
-		rv = raft_assign(&c->n->raft, &c->req, c->id, RAFT_VOTER, on_changed);
-		if (rv == 0)
-			return;
-		status = rv;
-		snprintf(err, sizeof err, "promote %llu to voter: %s", (unsigned long long)c->id,
-			 raft_errmsg(&c->n->raft));
-	} else if (status != 0) {
-		snprintf(err, sizeof err, "%s", raft_strerror(status));
+		promote(&c->timer);
+		return;
 	}
-	c->cb(c->arg, status, err);
-	free(c);
+	if (c->promoting && status == RAFT_NOCONNECTION && c->retries++ < 50) {
+		/* The new agent may still be starting: it is a spare already, so
+		 * the cluster is unaffected; try the promotion again shortly. */
+		uv_timer_start(&c->timer, promote, 200, 0);
+		return;
+	}
+	if (status != 0)
+		snprintf(err, sizeof err, "%s%s", c->promoting ? "promote to voter: " : "",
+			 raft_strerror(status));
+	change_done(c, status, err);
 }
 
 static struct change_req *change_new(struct node *n, uint64_t id, node_change_cb cb, void *arg)
@@ -376,6 +439,8 @@ static struct change_req *change_new(struct node *n, uint64_t id, node_change_cb
 	c->cb = cb;
 	c->arg = arg;
 	c->req.data = c;
+	uv_timer_init(n->loop, &c->timer);
+	c->timer.data = c;
 	return c;
 }
 
@@ -389,7 +454,7 @@ int node_add(struct node *n, uint64_t id, const char *address, node_change_cb cb
 	c->promote = true;
 	rv = raft_add(&n->raft, &c->req, id, address, on_changed);
 	if (rv != 0)
-		free(c);
+		uv_close((uv_handle_t *)&c->timer, on_change_timer_closed);
 	return rv;
 }
 
@@ -402,6 +467,6 @@ int node_remove(struct node *n, uint64_t id, node_change_cb cb, void *arg)
 		return RAFT_NOMEM;
 	rv = raft_remove(&n->raft, &c->req, id, on_changed);
 	if (rv != 0)
-		free(c);
+		uv_close((uv_handle_t *)&c->timer, on_change_timer_closed);
 	return rv;
 }

@@ -60,6 +60,7 @@ struct node {
 	node_transfer_cb transfer_cb;
 	node_close_cb close_cb;
 	raft_time started_at;
+	raft_time close_started;
 
 	/* Leadership changes, after the barrier (see leader.h). */
 	void (*on_leader_change)(struct node *n, bool leading);

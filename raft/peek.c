@@ -31,3 +31,8 @@ const struct raft_configuration *peek_configuration(const struct raft *r)
 {
 	return &r->configuration;
 }
+
+raft_index peek_last_stored(const struct raft *r)
+{
+	return r->last_stored;
+}

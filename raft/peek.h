@@ -16,6 +16,9 @@
 raft_term peek_term(const struct raft *r);
 raft_index peek_commit_index(const struct raft *r);
 
+/* Highest log index persisted on this node's disk. */
+raft_index peek_last_stored(const struct raft *r);
+
 /* The latest configuration (committed or not) this node knows. */
 const struct raft_configuration *peek_configuration(const struct raft *r);
 

@@ -52,7 +52,7 @@ wait_until 5 same_view 1 2 3 || fail "views differ after transfer"
 [ "$(leader_of 1)" = "$target" ] || fail "leader after transfer is $(leader_of 1), wanted $target"
 pass "cluster transfer $target (asked on follower $other): $out"
 
-# Grow to 5, asking a follower each time.
+# Grow to 5 after the leadership change, asking a follower each time.
 for i in 4 5; do
 	agent_start $i
 	f=$(( $(leader_of 1) % 3 + 1 ))

@@ -114,7 +114,14 @@ static void print_status(FILE *out, json_t *st)
 	}
 	if (sync) {
 		cursor = json_object_get(sync, "cursor");
+		json_t *tgt = json_object_get(sync, "target"), *src = json_object_get(sync, "source");
 		fprintf(out, "\nsync      %s\n", str(sync, "state", "?"));
+		if (json_is_true(json_object_get(tgt, "quarantined")))
+			fprintf(out, "target    QUARANTINED (%s): %s\n",
+				str(tgt, "quarantine_reason", "?"), str(tgt, "quarantine_detail", ""));
+		if (src && !json_is_true(json_object_get(src, "connected")) &&
+		    str(src, "message", "")[0])
+			fprintf(out, "source    %s\n", str(src, "message", ""));
 		fprintf(out, "cursor    %s\n", json_is_string(cursor) ? json_string_value(cursor) : "none");
 		fprintf(out, "exported  %lld, errors %lld, pending deletes %lld, last export %s\n",
 			num(sync, "exported_total"), num(sync, "errors_total"),

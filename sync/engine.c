@@ -830,7 +830,8 @@ static void finish_deletes(struct session *s)
 		}
 		e->st.exported_total++;
 		e->st.last_export_at = time(NULL);
-		if (s->delete_times) {
+		/* Deletes an operator approved do not count against the threshold. */
+		if (s->delete_times && !b->decision) {
 			s->delete_times[s->delete_times_head] = time(NULL);
 			s->delete_times_head = (s->delete_times_head + 1) % s->n_delete_times;
 		}

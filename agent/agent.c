@@ -256,6 +256,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	nc.heartbeat_ms = a->cfg.cluster.heartbeat_ms;
 	nc.pre_vote = a->cfg.cluster.pre_vote;
 	nc.snapshot_threshold = a->cfg.cluster.snapshot_threshold;
+	nc.snapshot_trailing = a->cfg.cluster.snapshot_trailing;
 	rv = node_start(&a->node, &a->loop, &nc, state_machine(&a->state), errmsg, errlen);
 	if (rv != 0)
 		goto err_after_state;

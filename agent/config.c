@@ -658,7 +658,7 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"name", NULL, 0},		    {"members", NULL, 0}, {"election_timeout_ms", NULL, 0},
 			    {"heartbeat_ms", NULL, 0},	    {"pre_vote", NULL, 0},
-			    {"snapshot_threshold", NULL, 0}};
+			    {"snapshot_threshold", NULL, 0}, {"snapshot_trailing", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "cluster", f, nf);
 	if (rc != 0)
@@ -682,6 +682,11 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 		return rc;
 	if (st->val != NULL &&
 	    (rc = get_unsigned(c, st->val, "cluster.snapshot_threshold", 1, UINT_MAX, &cfg->cluster.snapshot_threshold)) !=
+		    0)
+		return rc;
+	struct field *tr = field(f, nf, "snapshot_trailing");
+	if (tr->val != NULL &&
+	    (rc = get_unsigned(c, tr->val, "cluster.snapshot_trailing", 1, UINT_MAX, &cfg->cluster.snapshot_trailing)) !=
 		    0)
 		return rc;
 	if (name->val == NULL)
@@ -1144,6 +1149,7 @@ static void set_defaults(struct config *cfg)
 	cfg->cluster.heartbeat_ms = CONFIG_DEFAULT_HEARTBEAT_MS;
 	cfg->cluster.pre_vote = true;
 	cfg->cluster.snapshot_threshold = CONFIG_DEFAULT_SNAPSHOT_THRESHOLD;
+	cfg->cluster.snapshot_trailing = CONFIG_DEFAULT_SNAPSHOT_TRAILING;
 	strcpy(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER);
 	strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER);
 	cfg->target.max_in_flight = CONFIG_DEFAULT_MAX_IN_FLIGHT;

@@ -26,6 +26,7 @@
 #define CONFIG_DEFAULT_ELECTION_TIMEOUT_MS 1000
 #define CONFIG_DEFAULT_HEARTBEAT_MS 100
 #define CONFIG_DEFAULT_SNAPSHOT_THRESHOLD 1024
+#define CONFIG_DEFAULT_SNAPSHOT_TRAILING 2048
 #define CONFIG_DEFAULT_MAX_IN_FLIGHT 8
 #define CONFIG_DEFAULT_DELETE_THRESHOLD 500
 #define CONFIG_DEFAULT_USER_FILTER "(objectClass=inetOrgPerson)"
@@ -69,6 +70,7 @@ struct config {
 		unsigned heartbeat_ms;        /* default 100 */
 		bool pre_vote;                /* default true (DESIGN.md) */
 		unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
+		unsigned snapshot_trailing;   /* entries kept after a snapshot; default 2048 */
 	} cluster;
 
 	struct {

@@ -37,13 +37,16 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx)
 static long request(const char *server, const char *method, const char *path,
 		    const char *payload, struct buf *body, char *errmsg, size_t errlen)
 {
-	char url[512], curlerr[CURL_ERROR_SIZE] = "";
+	char url[2048], curlerr[CURL_ERROR_SIZE] = "";
 	CURL *c;
 	CURLcode rc;
 	long status = -1;
 	struct curl_slist *hdrs = NULL;
 
-	snprintf(url, sizeof url, "http://%s%s", server, path);
+	if ((size_t)snprintf(url, sizeof url, "http://%s%s", server, path) >= sizeof url) {
+		snprintf(errmsg, errlen, "request URL too long");
+		return -1;
+	}
 	c = curl_easy_init();
 	if (c == NULL) {
 		snprintf(errmsg, errlen, "cannot initialise libcurl");

@@ -206,6 +206,16 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.target.token_file = a->cfg.target.token_file[0] ? a->cfg.target.token_file : NULL;
 	ec.target.token = a->cfg.target.token;
 	ec.target.max_in_flight = a->cfg.target.max_in_flight;
+	ec.target.bulk = a->cfg.target.bulk;
+	for (i = 0; i < a->cfg.source.users.n_exclude; i++)
+		a->user_exclude[i] = a->cfg.source.users.exclude[i];
+	for (i = 0; i < a->cfg.source.groups.n_exclude; i++)
+		a->group_exclude[i] = a->cfg.source.groups.exclude[i];
+	ec.user_exclude = a->user_exclude;
+	ec.n_user_exclude = a->cfg.source.users.n_exclude;
+	ec.group_exclude = a->group_exclude;
+	ec.n_group_exclude = a->cfg.source.groups.n_exclude;
+	ec.disable_users = strcmp(a->cfg.safety.deprovision, "disable") == 0;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;
 	ec.delete_threshold = a->cfg.safety.delete_threshold;

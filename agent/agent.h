@@ -36,6 +36,7 @@ struct agent {
 	struct engine *engine;
 	struct mapping *user_map, *group_map;
 	const char *urls[CONFIG_MAX_URLS];
+	const char *user_exclude[CONFIG_MAX_EXCLUDES], *group_exclude[CONFIG_MAX_EXCLUDES];
 	struct http_pending *transfer_pending; /* a `cluster transfer` awaiting its result */
 };
 

@@ -734,9 +734,9 @@ static int check_filter(const char *s, char *why, size_t whylen)
 
 static int parse_scope(struct cx *c, struct field *sec, const char *path, struct config_scope *scope)
 {
-	struct field f[] = {{"base", NULL, 0}, {"filter", NULL, 0}};
+	struct field f[] = {{"base", NULL, 0}, {"filter", NULL, 0}, {"exclude", NULL, 0}};
 	char kp[64], why[128], d[96];
-	int rc = take_fields(c, sec->val, path, f, 2);
+	int rc = take_fields(c, sec->val, path, f, 3);
 	if (rc != 0)
 		return rc;
 	join_key(kp, sizeof kp, path, "base");
@@ -748,6 +748,26 @@ static int parse_scope(struct cx *c, struct field *sec, const char *path, struct
 			return rc;
 		if (check_filter(scope->filter, why, sizeof why) != 0)
 			return fail(c, line_of(f[1].val), "%s: %s, got %s", kp, why, describe(f[1].val, d, sizeof d));
+	}
+	if (f[2].val != NULL) { /* subtrees below base that are out of scope */
+		yaml_node_t *v = f[2].val;
+		if (v->type != YAML_SEQUENCE_NODE)
+			return fail(c, line_of(v), "%s.exclude: expected a list of DNs, got %s", path,
+				    describe(v, d, sizeof d));
+		size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+		if (n > CONFIG_MAX_EXCLUDES)
+			return fail(c, line_of(v), "%s.exclude: too many subtrees (%zu, at most %d)", path, n,
+				    CONFIG_MAX_EXCLUDES);
+		for (size_t i = 0; i < n; i++) {
+			yaml_node_t *it = node_at(c, v->data.sequence.items.start[i]);
+			snprintf(kp, sizeof kp, "%s.exclude[%zu]", path, i);
+			if ((rc = get_string(c, it, kp, scope->exclude[i], sizeof scope->exclude[i])) != 0)
+				return rc;
+			if (strchr(scope->exclude[i], '=') == NULL)
+				return fail(c, line_of(it), "%s: expected a DN like ou=contractors,dc=example,dc=com, got %s",
+					    kp, describe(it, d, sizeof d));
+			scope->n_exclude = (unsigned)(i + 1);
+		}
 	}
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key %s.base", path);
@@ -869,14 +889,19 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 {
 	static const char *const schemes[] = {"http://", "https://", NULL};
-	struct field f[] = {
-		{"kind", NULL, 0}, {"url", NULL, 0}, {"token_file", NULL, 0}, {"max_in_flight", NULL, 0}};
+	struct field f[] = {{"kind", NULL, 0},
+			    {"url", NULL, 0},
+			    {"token_file", NULL, 0},
+			    {"max_in_flight", NULL, 0},
+			    {"bulk", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	char d[96];
 	int rc = take_fields(c, sec->val, "target", f, nf);
 	if (rc != 0)
 		return rc;
 	cfg->target.present = true;
+	if (f[4].val != NULL && (rc = get_bool(c, f[4].val, "target.bulk", &cfg->target.bulk)) != 0)
+		return rc;
 	if (f[0].val != NULL) {
 		if ((rc = get_string(c, f[0].val, "target.kind", cfg->target.kind, sizeof cfg->target.kind)) != 0)
 			return rc;
@@ -960,10 +985,21 @@ static int parse_mapping(struct cx *c, struct field *sec, struct config *cfg)
 
 static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 {
-	struct field f[] = {{"delete_threshold", NULL, 0}, {"delete_threshold_percent", NULL, 0}};
-	int rc = take_fields(c, sec->val, "safety", f, 2);
+	struct field f[] = {{"delete_threshold", NULL, 0}, {"delete_threshold_percent", NULL, 0},
+			    {"deprovision", NULL, 0}};
+	char d[96];
+	int rc = take_fields(c, sec->val, "safety", f, 3);
 	if (rc != 0)
 		return rc;
+	if (f[2].val != NULL) {
+		if ((rc = get_string(c, f[2].val, "safety.deprovision", cfg->safety.deprovision,
+				     sizeof cfg->safety.deprovision)) != 0)
+			return rc;
+		if (strcmp(cfg->safety.deprovision, "delete") != 0 &&
+		    strcmp(cfg->safety.deprovision, "disable") != 0)
+			return fail(c, line_of(f[2].val), "safety.deprovision: expected delete or disable, got %s",
+				    describe(f[2].val, d, sizeof d));
+	}
 	if (f[0].val != NULL &&
 	    (rc = get_unsigned(c, f[0].val, "safety.delete_threshold", 0, UINT_MAX, &cfg->safety.delete_threshold)) != 0)
 		return rc;
@@ -1150,6 +1186,7 @@ static void set_defaults(struct config *cfg)
 	cfg->cluster.pre_vote = true;
 	cfg->cluster.snapshot_threshold = CONFIG_DEFAULT_SNAPSHOT_THRESHOLD;
 	cfg->cluster.snapshot_trailing = CONFIG_DEFAULT_SNAPSHOT_TRAILING;
+	strcpy(cfg->safety.deprovision, "delete");
 	strcpy(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER);
 	strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER);
 	cfg->target.max_in_flight = CONFIG_DEFAULT_MAX_IN_FLIGHT;

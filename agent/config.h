@@ -38,10 +38,14 @@ struct config_member {
 	char address[256];
 };
 
-/* A search scope of the source: base DN + LDAP filter. */
+#define CONFIG_MAX_EXCLUDES 8
+
+/* A search scope of the source: base DN + LDAP filter, minus excluded subtrees. */
 struct config_scope {
 	char base[512];
 	char filter[512];
+	char exclude[CONFIG_MAX_EXCLUDES][512]; /* subtrees below base that are out of scope */
+	unsigned n_exclude;
 };
 
 /* One mapping line: target SCIM attribute path <- expression text. The line
@@ -92,6 +96,7 @@ struct config {
 		char token_file[512];
 		char *token; /* read from token_file; NULL if none */
 		unsigned max_in_flight; /* concurrent target requests; default 8 */
+		bool bulk;              /* use SCIM Bulk (RFC 7644 §3.7) when advertised; default false */
 	} target;
 
 	struct {
@@ -104,6 +109,7 @@ struct config {
 	struct {
 		unsigned delete_threshold; /* default 500 */
 		unsigned delete_threshold_percent; /* 1..100; default 0 = no percent check */
+		char deprovision[16];              /* "delete" (default) | "disable": users leaving scope */
 	} safety;
 
 	struct {

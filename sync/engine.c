@@ -20,6 +20,7 @@ enum item_kind {
 	IT_UPSERT,       /* create/update (users, groups); groups then check members */
 	IT_MEMBERS,      /* a group not in the batch whose unresolved members may now resolve */
 	IT_DELETE,       /* delete in the target, then forget */
+	IT_DISABLE,      /* users with safety.deprovision=disable: PATCH active=false, keep the record */
 	IT_STAGE,        /* record a staged delete ("d:" key), touch nothing */
 	IT_UNSTAGE,      /* a rejected staged delete: drop the "d:" key, keep the object */
 };
@@ -126,6 +127,26 @@ static void dn_norm(const char *dn, char *out, size_t size)
 		out[o++] = (char)tolower((unsigned char)*p);
 	}
 	out[o] = '\0';
+}
+
+/* Is `dn` in an excluded subtree of its scope? */
+static bool excluded(const struct engine *e, enum object_type type, const char *dn)
+{
+	const char *const *ex = type == OBJECT_GROUP ? e->cfg.group_exclude : e->cfg.user_exclude;
+	size_t n = type == OBJECT_GROUP ? e->cfg.n_group_exclude : e->cfg.n_user_exclude, i, dl, sl;
+	char nd[1024], ns[1024];
+
+	if (dn == NULL || n == 0)
+		return false;
+	dn_norm(dn, nd, sizeof nd);
+	dl = strlen(nd);
+	for (i = 0; i < n; i++) {
+		dn_norm(ex[i], ns, sizeof ns);
+		sl = strlen(ns);
+		if (dl >= sl && strcmp(nd + dl - sl, ns) == 0 && (dl == sl || nd[dl - sl - 1] == ','))
+			return true;
+	}
+	return false;
 }
 
 static bool get_record(struct engine *e, char prefix, const char *anchor,
@@ -303,6 +324,10 @@ static void plan_entry(struct session *s, struct batch *b, struct source_event *
 		log_op(e, it, "skip", "error", err);
 		return;
 	}
+	/* With deprovision=disable a user may have been disabled by canopy:
+	 * bringing it back into scope must enable it again. */
+	if (ev->type == OBJECT_USER && e->cfg.disable_users && json_object_get(res, "active") == NULL)
+		json_object_set_new(res, "active", json_true());
 	it->resource = res;
 	it->hash = mapping_hash(res);
 	it->upsert_needed = !it->has_old || it->old.hash != it->hash || it->old.target_id == NULL;
@@ -338,6 +363,10 @@ static void plan_delete(struct session *s, struct batch *b, const char *anchor, 
 	if (it->has_old) {
 		it->type = it->old.type;
 		it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+		if (it->kind == IT_DELETE && it->type == OBJECT_USER && s->e->cfg.disable_users)
+			it->kind = IT_DISABLE;
+		if (it->kind == IT_DISABLE && it->old.hash == 0)
+			it->failed = true; /* disabled already: nothing to do, nothing to commit */
 	}
 }
 
@@ -444,13 +473,29 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 
 	switch (ev->kind) {
 	case SOURCE_ENTRY:
+		if (excluded(s->e, t, ev->dn)) { /* out of scope: deprovision if exported */
+			if (s->refreshing[t])
+				strmap_put(&s->refresh_deletes, ev->anchor, (void *)1);
+			else
+				plan_delete(s, b, ev->anchor, must_stage(s, 1));
+			break;
+		}
 		if (s->refreshing[t])
 			strmap_put(&s->seen[t], ev->anchor, (void *)1);
 		plan_entry(s, b, ev);
 		break;
 	case SOURCE_PRESENT:
-		if (s->refreshing[t])
-			strmap_put(&s->seen[t], ev->anchor, (void *)1);
+		if (s->refreshing[t]) {
+			struct object_record r;
+			bool out = false;
+			/* unchanged, but the scope may have changed under it */
+			if (s->e->cfg.n_user_exclude + s->e->cfg.n_group_exclude > 0 &&
+			    get_record(s->e, OBJECT_KEY_OBJECT, ev->anchor, &r)) {
+				out = excluded(s->e, t, r.dn);
+				object_record_free(&r);
+			}
+			strmap_put(out ? &s->refresh_deletes : &s->seen[t], ev->anchor, (void *)1);
+		}
 		break;
 	case SOURCE_DELETE:
 		if (s->refreshing[t])
@@ -803,6 +848,17 @@ static void start_deletes(struct session *s)
 			log_op(s->e, it, "staged-delete", "ok", NULL);
 			continue;
 		}
+		if (it->kind == IT_DISABLE && !it->failed && it->has_old && it->old.target_id) {
+			memset(&it->op, 0, sizeof it->op);
+			json_decref(it->resource);
+			it->resource = json_pack("{s:[s],s:s,s:b}", "schemas", SCIM_SCHEMA_USER,
+						 "externalId", it->anchor, "active", 0);
+			it->op.target_id = it->old.target_id;
+			it->op.resource = it->resource;
+			it->op.patch = true;
+			submit(s, it, SCIM_UPSERT);
+			continue;
+		}
 		if (it->kind != IT_DELETE || it->failed)
 			continue;
 		memset(&it->op, 0, sizeof it->op);
@@ -820,12 +876,14 @@ static void finish_deletes(struct session *s)
 
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
-		if (it->kind != IT_DELETE || it->failed || it->cancelled)
+		if ((it->kind != IT_DELETE && it->kind != IT_DISABLE) || it->failed || it->cancelled)
 			continue;
+		if (it->kind == IT_DISABLE && it->op.action != SCIM_UPSERT)
+			continue; /* nothing was sent (no target id) */
 		if (it->op.status != 0) {
 			it->failed = true;
 			e->st.errors_total++;
-			log_op(e, it, "delete", "error", it->op.error);
+			log_op(e, it, it->kind == IT_DISABLE ? "disable" : "delete", "error", it->op.error);
 			continue;
 		}
 		e->st.exported_total++;
@@ -835,7 +893,9 @@ static void finish_deletes(struct session *s)
 			s->delete_times[s->delete_times_head] = time(NULL);
 			s->delete_times_head = (s->delete_times_head + 1) % s->n_delete_times;
 		}
-		log_op(e, it, "delete", "ok", NULL);
+		log_op(e, it, it->kind == IT_DISABLE ? "disable" : "delete", "ok", NULL);
+		if (it->kind == IT_DISABLE)
+			continue; /* still exported: keep its DN */
 		if (it->dn) {
 			dn_norm(it->dn, norm, sizeof norm);
 			strmap_del(&s->dn_index, norm);
@@ -881,6 +941,20 @@ static void commit(struct session *s)
 			state_batch_del(&sb, key, klen);
 			/* fall through - an approved staged delete drops its "d:" key */
 		case IT_UNSTAGE:
+			klen = object_key(OBJECT_KEY_STAGED, it->anchor, key, sizeof key);
+			state_batch_del(&sb, key, klen);
+			break;
+		case IT_DISABLE:
+			if (it->op.action != SCIM_UPSERT)
+				break;
+			/* Keep the record with a hash no mapping produces: when the
+			 * user is back in scope it is written again in full. */
+			it->old.hash = 0;
+			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
+			if (object_record_encode(&it->old, &val, &vlen) == 0) {
+				state_batch_put(&sb, key, klen, val, vlen);
+				free(val);
+			}
 			klen = object_key(OBJECT_KEY_STAGED, it->anchor, key, sizeof key);
 			state_batch_del(&sb, key, klen);
 			break;
@@ -1005,6 +1079,8 @@ static int plan_staged(void *ctx, const void *key, size_t klen, const void *val,
 	if (it->has_old) {
 		it->type = it->old.type;
 		it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+		if (it->kind == IT_DELETE && it->type == OBJECT_USER && p->s->e->cfg.disable_users)
+			it->kind = IT_DISABLE;
 	}
 	return 0;
 }

@@ -20,6 +20,12 @@
  * passes an unacknowledged change). Only then does the next batch start, so
  * planning always sees the committed state.
  *
+ * Scope and deprovisioning. An entry under an excluded subtree is out of
+ * scope: if it was exported it is deprovisioned, like a deleted entry.
+ * Deprovisioning deletes the object in the target, or for users with
+ * safety.deprovision = disable, PATCHes active=false (the record stays, so
+ * the user comes back in full when back in scope).
+ *
  * Delete protection. Deletes found by a refresh are counted together when the
  * refresh ends; deletes streamed while persisting are counted over a rolling
  * window (safety.delete_window_s). Above safety.delete_threshold (or the
@@ -50,6 +56,11 @@ struct engine_config {
 	struct scim_config target;
 	struct mapping *user_map, *group_map; /* owned by the caller */
 	const char *member_attr;           /* default "member" */
+	const char *const *user_exclude;   /* subtrees below the users base that are out of scope */
+	size_t n_user_exclude;
+	const char *const *group_exclude;
+	size_t n_group_exclude;
+	bool disable_users;                /* deprovision users with active=false, not DELETE */
 	unsigned delete_threshold;         /* stage when more deletes than this (0: stage all) */
 	unsigned delete_threshold_percent; /* 0: off */
 	unsigned delete_window_s;          /* persist-mode window, default 300 */

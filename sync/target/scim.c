@@ -808,8 +808,8 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 	switch (s->step) {
 	case ST_UPDATE:
 		*path = id_path(op->type, s->id);
-		*method = op->type == OBJECT_GROUP ? "PATCH" : "PUT";
-		*body = op->type == OBJECT_GROUP ? group_patch(op) : resource_copy(op, false);
+		*method = op->type == OBJECT_GROUP || op->patch ? "PATCH" : "PUT";
+		*body = op->type == OBJECT_GROUP || op->patch ? group_patch(op) : resource_copy(op, false);
 		break;
 	case ST_CREATE:
 		*method = "POST";
@@ -1102,6 +1102,10 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		if (is2xx(h)) {
 			snprintf(op->result_id, sizeof op->result_id, "%s", s->id);
 			op->matched = s->found;
+			finish(s, 0);
+			return;
+		}
+		if (h == 404 && op->patch) { /* nothing left to patch (e.g. to disable) */
 			finish(s, 0);
 			return;
 		}

@@ -123,6 +123,9 @@ struct scim_op {
 	const char *target_id;     /* known target id, or NULL */
 	json_t *resource;          /* SCIM_UPSERT: full resource incl. schemas + externalId; borrowed */
 	json_t *add, *remove;      /* SCIM_MEMBERS: arrays of target id strings; borrowed */
+	bool patch;                /* SCIM_UPSERT with target_id: PATCH "replace" only the attributes
+				    * in `resource` (e.g. {"active": false} to disable a user) instead of
+				    * PUT; an object gone from the target (404) then counts as done */
 	void *data;                /* the caller's */
 	/* out, valid in the callback */
 	int status;                /* 0 ok; negative: -ECANCELED (cancel/stop), -ETIMEDOUT,

@@ -286,6 +286,34 @@ static void test_url_list_with_two_entries(void **state)
 	assert_string_equal(cfg.source.urls[1], "ldaps://ldap2.example.com");
 }
 
+static void test_scope_exclude_bulk_and_deprovision(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "source:\n"
+			"  kind: openldap\n"
+			"  url: ldap://h\n"
+			"  users: { base: \"dc=example,dc=com\", exclude: [\"ou=contractors,dc=example,dc=com\"] }\n"
+			"target:\n"
+			"  kind: scim\n"
+			"  url: http://t/scim/v2\n"
+			"  bulk: true\n"
+			"safety:\n"
+			"  deprovision: disable\n");
+	assert_int_equal(cfg.source.users.n_exclude, 1);
+	assert_string_equal(cfg.source.users.exclude[0], "ou=contractors,dc=example,dc=com");
+	assert_true(cfg.target.bulk);
+	assert_string_equal(cfg.safety.deprovision, "disable");
+	config_free(&cfg);
+	load_fails_with(MINIMAL "safety:\n"
+				"  deprovision: archive\n",
+			":10: safety.deprovision: expected delete or disable, got \"archive\"");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  users: { base: x, exclude: \"ou=a\" }\n",
+			":12: source.users.exclude: expected a list of DNs, got \"ou=a\"");
+}
+
 static void test_relative_data_dir_resolved_against_config_dir(void **state)
 {
 	(void)state;
@@ -541,7 +569,7 @@ static void test_unknown_nested_key_refused(void **state)
 				"  kind: openldap\n"
 				"  url: ldap://h\n"
 				"  users: { base: x, filtre: \"(a=b)\" }\n",
-			":12: source.users: unknown key \"filtre\" (allowed keys: base, filter)");
+			":12: source.users: unknown key \"filtre\" (allowed keys: base, filter, exclude)");
 }
 
 static void test_duplicate_key_refused(void **state)
@@ -967,6 +995,7 @@ int main(void)
 		T(test_absent_groups_scope_keeps_empty_base_and_default_filter),
 		T(test_node_not_in_members_is_allowed),
 		T(test_url_list_with_two_entries),
+		T(test_scope_exclude_bulk_and_deprovision),
 		T(test_relative_data_dir_resolved_against_config_dir),
 		T(test_relative_secret_paths_resolved_against_config_dir),
 		T(test_secret_read_and_trailing_newline_stripped),

@@ -216,6 +216,7 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.group_exclude = a->group_exclude;
 	ec.n_group_exclude = a->cfg.source.groups.n_exclude;
 	ec.disable_users = strcmp(a->cfg.safety.deprovision, "disable") == 0;
+	ec.user_member_of = a->cfg.source.users.member_of[0] ? a->cfg.source.users.member_of : NULL;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;
 	ec.delete_threshold = a->cfg.safety.delete_threshold;

@@ -734,9 +734,11 @@ static int check_filter(const char *s, char *why, size_t whylen)
 
 static int parse_scope(struct cx *c, struct field *sec, const char *path, struct config_scope *scope)
 {
-	struct field f[] = {{"base", NULL, 0}, {"filter", NULL, 0}, {"exclude", NULL, 0}};
+	struct field f[] = {{"base", NULL, 0}, {"filter", NULL, 0}, {"exclude", NULL, 0}, {"member_of", NULL, 0}};
 	char kp[64], why[128], d[96];
-	int rc = take_fields(c, sec->val, path, f, 3);
+	/* member_of scopes users by group membership; groups have no such key */
+	bool users = strcmp(path, "source.users") == 0;
+	int rc = take_fields(c, sec->val, path, f, users ? 4 : 3);
 	if (rc != 0)
 		return rc;
 	join_key(kp, sizeof kp, path, "base");
@@ -768,6 +770,14 @@ static int parse_scope(struct cx *c, struct field *sec, const char *path, struct
 					    kp, describe(it, d, sizeof d));
 			scope->n_exclude = (unsigned)(i + 1);
 		}
+	}
+	if (users && f[3].val != NULL) {
+		join_key(kp, sizeof kp, path, "member_of");
+		if ((rc = get_string(c, f[3].val, kp, scope->member_of, sizeof scope->member_of)) != 0)
+			return rc;
+		if (strchr(scope->member_of, '=') == NULL)
+			return fail(c, line_of(f[3].val), "%s: expected a group DN like cn=staff,ou=groups,dc=example,dc=com, got %s",
+				    kp, describe(f[3].val, d, sizeof d));
 	}
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key %s.base", path);

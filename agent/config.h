@@ -46,6 +46,7 @@ struct config_scope {
 	char filter[512];
 	char exclude[CONFIG_MAX_EXCLUDES][512]; /* subtrees below base that are out of scope */
 	unsigned n_exclude;
+	char member_of[512]; /* users only: in scope only as (nested) members of this group; "" = off */
 };
 
 /* One mapping line: target SCIM attribute path <- expression text. The line

@@ -21,14 +21,19 @@
  *                                 (what an application such as canopy waits
  *                                 for before it acts as leader)
  *   follower ID term TERM at MS   it stopped being leader
+ *   follows ID leader L term TERM at MS
+ *                                 it learned of leader L (another server) in
+ *                                 TERM: e.g. a restarted server has rejoined
  *
- * SIGTERM/SIGINT: raft_close, then exit 0.
+ * SIGPIPE is ignored (a killed peer would otherwise kill the survivors on
+ * their next write to it). SIGTERM/SIGINT: raft_close, then exit 0.
  */
 #include <raft.h>
 #include <raft/uv.h>
 #include <uv.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +59,8 @@ struct server {
 	raft_id id;
 	int last_state;
 	raft_term leader_term;
+	raft_id followed;      /* the other leader last reported by "follows" */
+	raft_term followed_term;
 	bool closing;
 };
 
@@ -141,6 +148,19 @@ static void poll_state(struct server *s)
 		fflush(stdout);
 	}
 	s->last_state = state;
+	if (state == RAFT_FOLLOWER) {
+		raft_id lid;
+		const char *laddr;
+		raft_leader(&s->raft, &lid, &laddr);
+		if (lid != 0 && lid != s->id &&
+		    (lid != s->followed || s->raft.current_term != s->followed_term)) {
+			s->followed = lid;
+			s->followed_term = s->raft.current_term;
+			printf("follows %llu leader %llu term %llu at %llu\n",
+			       (unsigned long long)s->id, (unsigned long long)lid,
+			       (unsigned long long)s->followed_term, now_ms());
+		}
+	}
 }
 
 static void on_check(uv_check_t *h)
@@ -230,6 +250,9 @@ int main(int argc, char *argv[])
 	}
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* libraft writes to peers' sockets: a dead peer must be an error code,
+	 * not SIGPIPE (canopy-agent ignores it too). */
+	signal(SIGPIPE, SIG_IGN);
 	s.id = id;
 	uv_loop_init(&s.loop);
 	rv = raft_uv_tcp_init(&s.transport, &s.loop);

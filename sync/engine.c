@@ -90,6 +90,9 @@ struct session {
 	bool source_connected;
 	char source_message[256];
 	bool paused;               /* source paused: our own queue is full */
+	struct strmap scope;       /* group-based scoping: normalized user DNs in scope */
+	uint64_t scope_digest;     /* of `scope`, to notice changes */
+	bool scope_on;
 };
 
 struct engine {
@@ -147,6 +150,89 @@ static bool excluded(const struct engine *e, enum object_type type, const char *
 			return true;
 	}
 	return false;
+}
+
+static bool get_record(struct engine *e, char prefix, const char *anchor,
+		       struct object_record *r);
+
+static uint64_t str_hash(const char *p)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	while (*p) {
+		h ^= (unsigned char)*p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Walk a group's members (as exported + unresolved DNs), nested groups
+ * followed once each, collecting user DNs. */
+static void scope_walk(struct session *s, const char *group_anchor, struct strmap *visited)
+{
+	struct object_record g, m;
+	char norm[1024];
+	size_t i;
+
+	if (strmap_has(visited, group_anchor) || !get_record(s->e, OBJECT_KEY_OBJECT, group_anchor, &g))
+		return;
+	strmap_put(visited, group_anchor, (void *)1);
+	for (i = 0; i < g.n_members; i++) {
+		if (!get_record(s->e, OBJECT_KEY_OBJECT, g.members[i], &m))
+			continue;
+		if (m.type == OBJECT_GROUP) {
+			scope_walk(s, g.members[i], visited);
+		} else if (m.dn) {
+			dn_norm(m.dn, norm, sizeof norm);
+			if (!strmap_has(&s->scope, norm)) {
+				strmap_put(&s->scope, norm, (void *)1);
+				s->scope_digest ^= str_hash(norm);
+			}
+		}
+		object_record_free(&m);
+	}
+	for (i = 0; i < g.n_unresolved; i++) {
+		/* not exported: an out-of-scope user (or a group outside the groups scope) */
+		dn_norm(g.unresolved[i], norm, sizeof norm);
+		if (!strmap_has(&s->scope, norm)) {
+			strmap_put(&s->scope, norm, (void *)1);
+			s->scope_digest ^= str_hash(norm);
+		}
+	}
+	object_record_free(&g);
+}
+
+/* Recompute the users in scope; returns true when the set changed. */
+static bool scope_compute(struct session *s)
+{
+	uint64_t before = s->scope_digest;
+	size_t n_before = s->scope.count;
+	struct strmap visited;
+	char norm[1024];
+	const char *anchor;
+
+	strmap_clear(&s->scope);
+	s->scope_digest = 0;
+	dn_norm(s->e->cfg.user_member_of, norm, sizeof norm);
+	anchor = strmap_get(&s->dn_index, norm);
+	if (anchor != NULL) {
+		strmap_init(&visited, NULL);
+		scope_walk(s, anchor, &visited);
+		strmap_clear(&visited);
+	}
+	return s->scope_digest != before || s->scope.count != n_before;
+}
+
+static bool in_scope(const struct session *s, enum object_type type, const char *dn)
+{
+	char norm[1024];
+	if (excluded(s->e, type, dn))
+		return false;
+	if (type != OBJECT_USER || !s->scope_on)
+		return true;
+	if (dn == NULL)
+		return false;
+	dn_norm(dn, norm, sizeof norm);
+	return strmap_has(&s->scope, norm);
 }
 
 static bool get_record(struct engine *e, char prefix, const char *anchor,
@@ -473,7 +559,7 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 
 	switch (ev->kind) {
 	case SOURCE_ENTRY:
-		if (excluded(s->e, t, ev->dn)) { /* out of scope: deprovision if exported */
+		if (!in_scope(s, t, ev->dn)) { /* out of scope: deprovision if exported */
 			if (s->refreshing[t])
 				strmap_put(&s->refresh_deletes, ev->anchor, (void *)1);
 			else
@@ -489,9 +575,9 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 			struct object_record r;
 			bool out = false;
 			/* unchanged, but the scope may have changed under it */
-			if (s->e->cfg.n_user_exclude + s->e->cfg.n_group_exclude > 0 &&
+			if ((s->e->cfg.n_user_exclude + s->e->cfg.n_group_exclude > 0 || s->scope_on) &&
 			    get_record(s->e, OBJECT_KEY_OBJECT, ev->anchor, &r)) {
-				out = excluded(s->e, t, r.dn);
+				out = !in_scope(s, t, r.dn);
 				object_record_free(&r);
 			}
 			strmap_put(out ? &s->refresh_deletes : &s->seen[t], ev->anchor, (void *)1);
@@ -997,6 +1083,15 @@ static void commit(struct session *s)
 	}
 }
 
+static void log_scope_change(struct engine *e, struct session *s)
+{
+	struct provlog_entry le = {
+		.cycle = e->st.cycle, .node = e->cfg.node_id, .term = s->term, .type = "user",
+		.action = "scope-change", .result = "ok", .dn = e->cfg.user_member_of,
+	};
+	provlog_write(&e->log, &le);
+}
+
 static void on_committed(void *arg, int status)
 {
 	struct session *s = arg;
@@ -1011,6 +1106,16 @@ static void on_committed(void *arg, int status)
 		return;
 	}
 	s->batch = NULL;
+	if (status == 0 && s->scope_on) {
+		bool groups_changed = false;
+		for (i = 0; i < b->n; i++)
+			if (b->items[i]->type == OBJECT_GROUP && b->items[i]->write_rec)
+				groups_changed = true;
+		if (groups_changed && scope_compute(s) && s->src) {
+			log_scope_change(e, s);
+			ldap_source_refresh(s->src, OBJECT_USER);
+		}
+	}
 	if (status == 0) {
 		e->st.batches_total++;
 		/* Groups that still wait for members: index them. */
@@ -1240,6 +1345,7 @@ static void session_end(struct session *s)
 	strmap_clear(&s->refresh_deletes);
 	strmap_clear(&s->dn_index);
 	strmap_clear(&s->unresolved);
+	strmap_clear(&s->scope);
 	free(s->delete_times);
 	free(s);
 	if (--e->sessions == 0 && e->closing)
@@ -1282,6 +1388,10 @@ void engine_lead(struct engine *e)
 	s->retry.data = s;
 	s->open = 1; /* the timer */
 	state_foreach(e->state, index_record, s);
+	strmap_init(&s->scope, NULL);
+	s->scope_on = e->cfg.user_member_of != NULL && e->cfg.user_member_of[0] != '\0';
+	if (s->scope_on)
+		scope_compute(s);
 	e->s = s;
 	e->sessions++;
 	e->st.state = "starting";

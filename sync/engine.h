@@ -26,6 +26,16 @@
  * safety.deprovision = disable, PATCHes active=false (the record stays, so
  * the user comes back in full when back in scope).
  *
+ * Group-based scoping (user_member_of): the set of user DNs in scope is
+ * computed from the exported group records (members as exported plus
+ * unresolved member DNs, nested groups followed). It is recomputed after
+ * every batch that changed a group; when it changed, the users session
+ * refreshes in full (ldap_source_refresh), so users that entered the scope
+ * arrive with their attributes and users that left it are deprovisioned by
+ * the present phase. On the very first start the users refresh runs before
+ * the groups are known: the scope is then empty, and the first groups commit
+ * triggers the refresh that provisions the users.
+ *
  * Delete protection. Deletes found by a refresh are counted together when the
  * refresh ends; deletes streamed while persisting are counted over a rolling
  * window (safety.delete_window_s). Above safety.delete_threshold (or the
@@ -61,6 +71,8 @@ struct engine_config {
 	const char *const *group_exclude;
 	size_t n_group_exclude;
 	bool disable_users;                /* deprovision users with active=false, not DELETE */
+	const char *user_member_of;        /* group-based scoping: users in scope only as nested
+					    * members of this group DN; NULL = off */
 	unsigned delete_threshold;         /* stage when more deletes than this (0: stage all) */
 	unsigned delete_threshold_percent; /* 0: off */
 	unsigned delete_window_s;          /* persist-mode window, default 300 */

@@ -105,6 +105,7 @@ struct ldap_source {
 	struct source_event **ring;
 	size_t head, len, peak;
 	bool stopping, exited;
+	bool refresh_req[2];     /* ldap_source_refresh() asked for this session */
 
 	/* loop thread only */
 	bool paused, closing;
@@ -838,6 +839,25 @@ static void wake_drain(struct ldap_source *s)
 	(void)eventfd_read(s->wake_fd, &v);
 }
 
+/* A full refresh was asked for (ldap_source_refresh): drop that session's
+ * cookie and end the persist phase; the worker reconnects at once. */
+static bool take_refresh_request(struct ldap_source *s)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_sess; i++)
+		if (s->refresh_req[i]) {
+			s->refresh_req[i] = false;
+			session_drop_cookie(&s->sess[i]);
+			any = true;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return any;
+}
+
+#define REFRESH_ASKED 1 /* persist()'s "reconnect now, no error" */
+
 static int persist(struct ldap_source *s, const char *url, char *msg, size_t len)
 {
 	struct pollfd p[3];
@@ -845,6 +865,8 @@ static int persist(struct ldap_source *s, const char *url, char *msg, size_t len
 	for (;;) {
 		size_t n = 1;
 
+		if (take_refresh_request(s))
+			return REFRESH_ASKED;
 		for (size_t i = 0; i < s->n_sess; i++) {
 			int rc = session_drain(&s->sess[i], url, msg, len);
 			if (rc != 0)
@@ -935,6 +957,8 @@ static void *worker_main(void *arg)
 			session_disconnect(&s->sess[i]);
 		if (is_stopping(s))
 			break;
+		if (rc == REFRESH_ASKED)
+			continue; /* same URL, at once: not a failure */
 		status(s, false, msg);
 		if (backoff_wait(s, failures++, &seed))
 			break;
@@ -1040,6 +1064,16 @@ void ldap_source_stop(struct ldap_source *s, void (*done)(void *data), void *dat
 		s->head = (s->head + 1) % s->queue_max;
 	}
 	pthread_cond_broadcast(&s->not_full);
+	pthread_mutex_unlock(&s->lock);
+	(void)eventfd_write(s->wake_fd, 1);
+}
+
+void ldap_source_refresh(struct ldap_source *s, enum object_type type)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_sess; i++)
+		if (s->sess[i].type == type)
+			s->refresh_req[i] = true;
 	pthread_mutex_unlock(&s->lock);
 	(void)eventfd_write(s->wake_fd, 1);
 }

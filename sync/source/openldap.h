@@ -80,6 +80,15 @@ void ldap_source_stop(struct ldap_source *s, void (*done)(void *data), void *dat
  * and then the worker stops reading from the directory. resume delivers the
  * queued events from the next loop iteration on. Both are idempotent.
  */
+/*
+ * Read every entry of `type`'s scope again: that session drops its cookie
+ * and refreshes in full (a refresh with present_phase), while the other keeps
+ * its cookie. For when the scope changed in a way the directory cannot tell
+ * us (group-based scoping: a user entered the scope because a group changed,
+ * and its attributes are needed). Loop thread only.
+ */
+void ldap_source_refresh(struct ldap_source *s, enum object_type type);
+
 void ldap_source_pause(struct ldap_source *s);
 void ldap_source_resume(struct ldap_source *s);
 

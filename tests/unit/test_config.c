@@ -292,7 +292,8 @@ static void test_scope_exclude_bulk_and_deprovision(void **state)
 	load_ok(MINIMAL "source:\n"
 			"  kind: openldap\n"
 			"  url: ldap://h\n"
-			"  users: { base: \"dc=example,dc=com\", exclude: [\"ou=contractors,dc=example,dc=com\"] }\n"
+			"  users: { base: \"dc=example,dc=com\", exclude: [\"ou=contractors,dc=example,dc=com\"],\n"
+			"           member_of: \"cn=staff,dc=example,dc=com\" }\n"
 			"target:\n"
 			"  kind: scim\n"
 			"  url: http://t/scim/v2\n"
@@ -301,12 +302,19 @@ static void test_scope_exclude_bulk_and_deprovision(void **state)
 			"  deprovision: disable\n");
 	assert_int_equal(cfg.source.users.n_exclude, 1);
 	assert_string_equal(cfg.source.users.exclude[0], "ou=contractors,dc=example,dc=com");
+	assert_string_equal(cfg.source.users.member_of, "cn=staff,dc=example,dc=com");
 	assert_true(cfg.target.bulk);
 	assert_string_equal(cfg.safety.deprovision, "disable");
 	config_free(&cfg);
 	load_fails_with(MINIMAL "safety:\n"
 				"  deprovision: archive\n",
 			":10: safety.deprovision: expected delete or disable, got \"archive\"");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  users: { base: x }\n"
+				"  groups: { base: y, member_of: \"cn=a\" }\n",
+			":13: source.groups: unknown key \"member_of\" (allowed keys: base, filter, exclude)");
 	load_fails_with(MINIMAL "source:\n"
 				"  kind: openldap\n"
 				"  url: ldap://h\n"
@@ -569,7 +577,7 @@ static void test_unknown_nested_key_refused(void **state)
 				"  kind: openldap\n"
 				"  url: ldap://h\n"
 				"  users: { base: x, filtre: \"(a=b)\" }\n",
-			":12: source.users: unknown key \"filtre\" (allowed keys: base, filter, exclude)");
+			":12: source.users: unknown key \"filtre\" (allowed keys: base, filter, exclude, member_of)");
 }
 
 static void test_duplicate_key_refused(void **state)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Group-based scoping: with source.users.member_of, only (nested) members of
+# that group are provisioned; adding a user to a nested group brings it in,
+# removing one from the scope group deprovisions it; groups carry only
+# in-scope members. Also across a restart (scope rebuilt from the state).
+source "$(dirname "$0")/../fixtures/sync.sh"
+dir=$(fixture_tmpdir)
+
+sync_setup 50 2
+slapd_ldapmodify <<LDIF >/dev/null || fail "seed scope groups"
+dn: cn=scope-nested,ou=groups,$SLAPD_BASE
+changetype: add
+objectClass: groupOfNames
+cn: scope-nested
+member: uid=user00003,ou=people,$SLAPD_BASE
+
+dn: cn=scope,ou=groups,$SLAPD_BASE
+changetype: add
+objectClass: groupOfNames
+cn: scope
+member: uid=user00001,ou=people,$SLAPD_BASE
+member: uid=user00002,ou=people,$SLAPD_BASE
+member: cn=scope-nested,ou=groups,$SLAPD_BASE
+LDIF
+USER_MEMBER_OF="cn=scope,ou=groups,$SLAPD_BASE"
+export USER_MEMBER_OF
+agent_ports 1
+sync_agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]"
+agent_start 1
+
+user_names() { scim_ctl GET store | json_get 'j.Users.map(u=>u.userName).sort().join(",")'; }
+users_are() { [ "$(user_names)" = "$1" ]; }
+wait_until 60 users_are "user00001,user00002,user00003" || fail "in-scope users: $(user_names); $(agent_status 1)"
+groups_are() { [ "$(scim_count Groups)" = 4 ]; }
+wait_until 30 groups_are || fail "groups: $(scim_count Groups)"
+members_of() { scim_ctl GET store | json_get "(()=>{const g=j.Groups.find(g=>g.displayName==='$1');const byId={};for(const u of j.Users)byId[u.id]=u.userName;for(const x of j.Groups)byId[x.id]=x.displayName;return (g.members||[]).map(m=>byId[m.value]).sort().join(',')})()"; }
+members_are() { [ "$(members_of "$1")" = "$2" ]; }
+wait_until 20 members_are group0001 "user00001,user00002,user00003" || fail "group0001 members: $(members_of group0001)"
+wait_until 20 members_are scope "scope-nested,user00001,user00002" || fail "scope members: $(members_of scope)"
+pass "only (nested) members of cn=scope provisioned; groups carry only in-scope members"
+
+slapd_ldapmodify <<LDIF >/dev/null
+dn: cn=scope-nested,ou=groups,$SLAPD_BASE
+changetype: modify
+add: member
+member: uid=user00010,ou=people,$SLAPD_BASE
+LDIF
+wait_until 20 users_are "user00001,user00002,user00003,user00010" || fail "user00010 not brought into scope: $(user_names)"
+pass "added to the nested group: provisioned"
+
+slapd_ldapmodify <<LDIF >/dev/null
+dn: cn=scope,ou=groups,$SLAPD_BASE
+changetype: modify
+delete: member
+member: uid=user00001,ou=people,$SLAPD_BASE
+LDIF
+wait_until 20 users_are "user00002,user00003,user00010" || fail "user00001 not deprovisioned: $(user_names)"
+pass "removed from the scope group: deprovisioned"
+
+# A change to an out-of-scope user costs nothing; after a restart the scope
+# comes back from the replicated state (no flapping).
+before=$(scim_writes)
+slapd_ldapmodify <<LDIF >/dev/null
+dn: uid=user00020,ou=people,$SLAPD_BASE
+changetype: modify
+replace: sn
+sn: Outside
+LDIF
+agent_stop 1 TERM
+agent_start 1
+wait_role 1 leader 10 || fail "no leader after restart"
+sleep 2
+users_are "user00002,user00003,user00010" || fail "after restart: $(user_names)"
+[ "$(scim_writes)" = "$before" ] || fail "out-of-scope change or restart wrote $(( $(scim_writes) - before )) times"
+pass "out-of-scope change and restart: no writes, scope unchanged"

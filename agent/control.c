@@ -240,6 +240,9 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       es.pending_deletes);
 	metric(&t, "canopy_target_quarantined", "gauge", "1 while the target is quarantined.",
 	       es.target.quarantined);
+	metric(&t, "canopy_lease_cancels_total", "counter",
+	       "Batches whose in-flight requests were cancelled when the write lease ran out.",
+	       es.lease_cancels_total);
 	metric(&t, "canopy_control_requests_total", "counter", "Control API requests served.",
 	       a->http_requests);
 	*len = t.len;

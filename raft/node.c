@@ -185,6 +185,7 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 	uv_timer_start(&n->wake, on_wake, cfg->election_timeout_ms / 10,
 		       cfg->election_timeout_ms / 10);
 	n->started_at = node_now(n);
+	n->election_timeout_ms = cfg->election_timeout_ms;
 	return 0;
 
 err_after_raft:

@@ -61,6 +61,7 @@ struct node {
 	node_close_cb close_cb;
 	raft_time started_at;
 	raft_time close_started;
+	unsigned election_timeout_ms; /* T, as configured */
 
 	/* Leadership changes, after the barrier (see leader.h). */
 	void (*on_leader_change)(struct node *n, bool leading);

@@ -60,6 +60,7 @@ struct batch {
 	unsigned outstanding;
 	uint64_t cycle;
 	bool orphan;            /* its session ended while the commit was in flight */
+	bool rewind;            /* the lease ran out mid-batch: redo it from the start */
 	bool decision;          /* an approve/reject batch */
 };
 
@@ -81,6 +82,7 @@ struct session {
 	struct strmap unresolved;  /* normalized member DN -> strmap* of group anchors */
 	struct batch *batch;
 	uv_timer_t retry;
+	uv_timer_t lease;          /* watches the write lease while requests are in flight */
 	bool stopping;
 	int open;                  /* things to wait for before freeing: src, tgt, timer */
 	int pending_decision;      /* 0 none, 1 approve, 2 reject */
@@ -612,6 +614,7 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 /* ---- execution ------------------------------------------------------------ */
 
 static void run_phase(struct session *s);
+static void batch_rewind(struct session *s);
 
 static void op_done(struct scim_op *op)
 {
@@ -623,8 +626,12 @@ static void op_done(struct scim_op *op)
 		it->cancelled = true;
 	assert(b->outstanding > 0);
 	b->outstanding--;
-	if (b->outstanding == 0 && !s->stopping)
-		run_phase(s);
+	if (b->outstanding == 0 && !s->stopping) {
+		if (b->rewind)
+			batch_rewind(s);
+		else
+			run_phase(s);
+	}
 }
 
 static void submit(struct session *s, struct item *it, enum scim_action action)
@@ -1164,6 +1171,80 @@ static void run_phase(struct session *s)
 	}
 }
 
+static void on_rewind_retry(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	if (s->stopping || s->batch == NULL)
+		return;
+	if (!leader_may_write(&s->e->node->leader)) {
+		uv_timer_start(&s->retry, on_rewind_retry, 10, 0);
+		return;
+	}
+	run_phase(s);
+}
+
+/*
+ * The lease ran out while requests were on the wire; they were cancelled.
+ * Nothing of this batch is committed: when the lease is back (or never, if a
+ * new leader takes over -- then the session ends and the next leader redoes
+ * it from the cursor), the whole batch runs again. Completed operations are
+ * repeated, which is harmless: writes are idempotent upserts keyed by
+ * externalId.
+ */
+static void batch_rewind(struct session *s)
+{
+	struct batch *b = s->batch;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		it->cancelled = false;
+		json_decref(it->add);
+		json_decref(it->remove);
+		it->add = it->remove = NULL;
+		strv_free(it->add_anchors, it->n_add_anchors);
+		it->add_anchors = NULL;
+		it->n_add_anchors = 0;
+		memset(&it->op, 0, sizeof it->op);
+		it->write_rec = false;
+		if (it->kind == IT_MEMBERS) {
+			object_record_free(&it->rec);
+			object_record_copy(&it->rec, &it->old);
+		} else if (it->kind == IT_UPSERT) {
+			object_record_free(&it->rec);
+		}
+	}
+	b->rewind = false;
+	b->phase = PH_PLAN;
+	s->e->st.errors_total++;
+	uv_timer_start(&s->retry, on_rewind_retry, 10, 0);
+}
+
+/* Fencing (DESIGN.md invariant 3): no request may be on the wire after the
+ * lease deadline. Checked every T/10 while a batch has requests out. */
+static void on_lease_check(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	struct batch *b = s->batch;
+
+	if (s->stopping || b == NULL || b->outstanding == 0 || b->rewind)
+		return;
+	if (leader_may_write(&s->e->node->leader))
+		return;
+	b->rewind = true;
+	s->e->st.lease_cancels_total++;
+	{
+		struct provlog_entry le = {
+			.cycle = b->cycle, .node = s->e->cfg.node_id, .term = s->term,
+			.action = "lease-expired", .result = "cancelled",
+			.error = "write lease ran out with requests in flight: cancelled them; the batch "
+				 "runs again once the lease is renewed (or the next leader redoes it)",
+		};
+		provlog_write(&s->e->log, &le);
+	}
+	scim_cancel_all(s->tgt); /* op_done rewinds once the last one is back */
+}
+
 /* ---- decisions on staged deletes ----------------------------------------- */
 
 static int plan_staged(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -1386,7 +1467,11 @@ void engine_lead(struct engine *e)
 	s->delete_times = calloc(s->n_delete_times, sizeof *s->delete_times);
 	uv_timer_init(e->loop, &s->retry);
 	s->retry.data = s;
-	s->open = 1; /* the timer */
+	uv_timer_init(e->loop, &s->lease);
+	s->lease.data = s;
+	uv_timer_start(&s->lease, on_lease_check, 1,
+		       e->node->election_timeout_ms / 10 ? e->node->election_timeout_ms / 10 : 10);
+	s->open = 2; /* the timers */
 	state_foreach(e->state, index_record, s);
 	strmap_init(&s->scope, NULL);
 	s->scope_on = e->cfg.user_member_of != NULL && e->cfg.user_member_of[0] != '\0';
@@ -1436,6 +1521,8 @@ void engine_follow(struct engine *e)
 	}
 	uv_timer_stop(&s->retry);
 	uv_close((uv_handle_t *)&s->retry, on_timer_closed);
+	uv_timer_stop(&s->lease);
+	uv_close((uv_handle_t *)&s->lease, on_timer_closed);
 	if (s->src)
 		ldap_source_stop(s->src, on_part_stopped, s);
 	if (s->tgt)

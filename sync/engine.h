@@ -88,6 +88,7 @@ struct engine_stats {
 	char source_message[256];
 	struct scim_stats target;
 	uint64_t cycle;      /* batches started in this leadership */
+	uint64_t lease_cancels_total; /* batches whose requests were cancelled at lease expiry */
 };
 
 struct engine;

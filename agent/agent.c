@@ -67,6 +67,7 @@ static void on_leader_change(struct node *n, bool leading)
 static void on_node_closed(struct node *n)
 {
 	struct agent *a = n->data;
+	uv_close((uv_handle_t *)&a->cursor_watch, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	log_info("stopped", NULL);
@@ -141,6 +142,24 @@ static void on_signal(uv_signal_t *h, int signum)
 			log_warn("cannot hand leadership over", "error=\"%s\"", raft_strerror(rv));
 	}
 	shutdown_now(a);
+}
+
+/* Notice when the replicated cursor changes, for its age in /v1/status. */
+static void on_cursor_watch(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	const unsigned char *c = a->state.cursor;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; c && i < a->state.cursor_len; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ULL;
+	}
+	if (c && h != a->cursor_digest) {
+		a->cursor_digest = h;
+		a->cursor_seen_at = time(NULL);
+	}
 }
 
 static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
@@ -283,6 +302,9 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	if (rv != 0)
 		goto err_after_engine;
 
+	uv_timer_init(&a->loop, &a->cursor_watch);
+	a->cursor_watch.data = a;
+	uv_timer_start(&a->cursor_watch, on_cursor_watch, 0, 250);
 	uv_signal_init(&a->loop, &a->sigterm);
 	uv_signal_init(&a->loop, &a->sigint);
 	a->sigterm.data = a->sigint.data = a;

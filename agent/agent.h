@@ -38,6 +38,11 @@ struct agent {
 	const char *urls[CONFIG_MAX_URLS];
 	const char *user_exclude[CONFIG_MAX_EXCLUDES], *group_exclude[CONFIG_MAX_EXCLUDES];
 	struct http_pending *transfer_pending; /* a `cluster transfer` awaiting its result */
+	/* When this node last saw the replicated cursor change (the cursor's age
+	 * in status); polled on the loop, local to this node. */
+	time_t cursor_seen_at;
+	uint64_t cursor_digest;
+	uv_timer_t cursor_watch;
 };
 
 /*

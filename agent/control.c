@@ -95,6 +95,8 @@ static json_t *sync_json(struct agent *a)
 		      "pending_deletes", (json_int_t)es.pending_deletes,
 		      "skipped_total", (json_int_t)es.skipped_total,
 		      "batches_total", (json_int_t)es.batches_total);
+	json_object_set_new(o, "export_lag_ms", json_integer((json_int_t)es.export_lag_ms));
+	json_object_set_new(o, "cursor_updated_at", time_or_null(a->cursor_seen_at));
 	if (a->engine && a->engine != NULL && strcmp(es.state, "standby") != 0) {
 		json_object_set_new(o, "source",
 				    json_pack("{s:b,s:s}", "connected", es.source_connected,
@@ -240,6 +242,9 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       es.pending_deletes);
 	metric(&t, "canopy_target_quarantined", "gauge", "1 while the target is quarantined.",
 	       es.target.quarantined);
+	metric(&t, "canopy_export_lag_ms", "gauge",
+	       "Latest batch: from its oldest source event reaching the engine to its commit.",
+	       es.export_lag_ms);
 	metric(&t, "canopy_lease_cancels_total", "counter",
 	       "Batches whose in-flight requests were cancelled when the write lease ran out.",
 	       es.lease_cancels_total);

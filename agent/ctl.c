@@ -125,7 +125,9 @@ static void print_status(FILE *out, json_t *st)
 		if (src && !json_is_true(json_object_get(src, "connected")) &&
 		    str(src, "message", "")[0])
 			fprintf(out, "source    %s\n", str(src, "message", ""));
-		fprintf(out, "cursor    %s\n", json_is_string(cursor) ? json_string_value(cursor) : "none");
+		fprintf(out, "cursor    %s%s%s%s\n", json_is_string(cursor) ? json_string_value(cursor) : "none",
+			str(sync, "cursor_updated_at", NULL) ? " (changed " : "",
+			str(sync, "cursor_updated_at", ""), str(sync, "cursor_updated_at", NULL) ? ")" : "");
 		fprintf(out, "exported  %lld, errors %lld, pending deletes %lld, last export %s\n",
 			num(sync, "exported_total"), num(sync, "errors_total"),
 			num(sync, "pending_deletes"), str(sync, "last_export_at", "never"));

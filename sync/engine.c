@@ -62,10 +62,12 @@ struct batch {
 	bool orphan;            /* its session ended while the commit was in flight */
 	bool rewind;            /* the lease ran out mid-batch: redo it from the start */
 	bool decision;          /* an approve/reject batch */
+	uint64_t first_event;   /* uv_now of its oldest event (export lag) */
 };
 
 struct qnode {
 	struct source_event *ev;
+	uint64_t received; /* uv_now when it reached the engine */
 	struct qnode *next;
 };
 
@@ -1125,6 +1127,8 @@ static void on_committed(void *arg, int status)
 	}
 	if (status == 0) {
 		e->st.batches_total++;
+		if (b->first_event)
+			e->st.export_lag_ms = uv_now(e->loop) - b->first_event;
 		/* Groups that still wait for members: index them. */
 		for (i = 0; i < b->n; i++) {
 			struct item *it = b->items[i];
@@ -1315,6 +1319,8 @@ static void pump(struct session *s)
 			if (s->head == NULL)
 				s->tail = NULL;
 			s->queued--;
+			if (b->first_event == 0)
+				b->first_event = q->received;
 			plan_event(s, b, q->ev);
 			source_event_free(q->ev);
 			free(q);
@@ -1348,6 +1354,7 @@ static void on_source_event(void *data, struct source_event *ev)
 		return;
 	}
 	q->ev = ev;
+	q->received = uv_now(s->e->loop);
 	q->next = NULL;
 	if (s->tail)
 		s->tail->next = q;

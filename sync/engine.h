@@ -89,6 +89,7 @@ struct engine_stats {
 	struct scim_stats target;
 	uint64_t cycle;      /* batches started in this leadership */
 	uint64_t lease_cancels_total; /* batches whose requests were cancelled at lease expiry */
+	uint64_t export_lag_ms;       /* latest batch: oldest event received -> committed */
 };
 
 struct engine;

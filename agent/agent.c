@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agent/log.h"
+#include "sync/hash.h"
 
 static void on_node_info_applied(void *arg, int status)
 {
@@ -148,14 +149,9 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_cursor_watch(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	const unsigned char *c = a->state.cursor;
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t i;
+	const void *c = a->state.cursor;
+	uint64_t h = c ? hash_bytes(HASH_SEED, c, a->state.cursor_len) : 0;
 
-	for (i = 0; c && i < a->state.cursor_len; i++) {
-		h ^= c[i];
-		h *= 0x100000001b3ULL;
-	}
 	if (c && h != a->cursor_digest) {
 		a->cursor_digest = h;
 		a->cursor_seen_at = time(NULL);

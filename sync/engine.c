@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "raft/peek.h"
+#include "sync/hash.h"
 #include "sync/state/object.h"
 
 #define KEY_MAX 600
@@ -159,15 +160,6 @@ static bool excluded(const struct engine *e, enum object_type type, const char *
 static bool get_record(struct engine *e, char prefix, const char *anchor,
 		       struct object_record *r);
 
-static uint64_t str_hash(const char *p)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	while (*p) {
-		h ^= (unsigned char)*p++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 /* Walk a group's members (as exported + unresolved DNs), nested groups
  * followed once each, collecting user DNs. */
@@ -189,7 +181,7 @@ static void scope_walk(struct session *s, const char *group_anchor, struct strma
 			dn_norm(m.dn, norm, sizeof norm);
 			if (!strmap_has(&s->scope, norm)) {
 				strmap_put(&s->scope, norm, (void *)1);
-				s->scope_digest ^= str_hash(norm);
+				s->scope_digest ^= hash_str(norm);
 			}
 		}
 		object_record_free(&m);
@@ -199,7 +191,7 @@ static void scope_walk(struct session *s, const char *group_anchor, struct strma
 		dn_norm(g.unresolved[i], norm, sizeof norm);
 		if (!strmap_has(&s->scope, norm)) {
 			strmap_put(&s->scope, norm, (void *)1);
-			s->scope_digest ^= str_hash(norm);
+			s->scope_digest ^= hash_str(norm);
 		}
 	}
 	object_record_free(&g);

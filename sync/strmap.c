@@ -1,5 +1,6 @@
 /* sync/strmap.c -- see strmap.h. */
 #include "sync/strmap.h"
+#include "sync/hash.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -15,12 +16,7 @@ struct strmap_entry {
 
 static uint64_t hash(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return hash_str(s);
 }
 
 void strmap_init(struct strmap *m, void (*free_value)(void *value))

@@ -6,6 +6,7 @@
  * (hsearch does not), so this is written here; it is small.
  */
 #include "sync/state/state.h"
+#include "sync/hash.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -22,18 +23,8 @@ struct state_slot {
 	unsigned char data[]; /* key, then value */
 };
 
-/* FNV-1a, 64 bit: deterministic on every node and platform. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	while (n--) {
-		h ^= *c++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-#define FNV_SEED 0xcbf29ce484222325ULL
+#define fnv hash_bytes
+#define FNV_SEED HASH_SEED
 
 /* A final mix so that XOR-combining slot digests does not cancel structure. */
 static uint64_t mix(uint64_t x)

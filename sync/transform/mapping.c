@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sync/hash.h"
 #include "sync/transform/expr.h"
 
 /* A parsed SCIM path: [urn:]attr[ [filterAttr eq "value"] ][.sub] */
@@ -282,14 +283,10 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 uint64_t mapping_hash(const json_t *resource)
 {
 	char *s = json_dumps(resource, JSON_COMPACT | JSON_SORT_KEYS);
-	uint64_t h = 0xcbf29ce484222325ULL;
-	const unsigned char *p;
+	uint64_t h;
 	if (s == NULL)
 		return 0;
-	for (p = (const unsigned char *)s; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
+	h = hash_str(s);
 	free(s);
 	return h;
 }

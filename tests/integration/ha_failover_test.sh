@@ -17,15 +17,8 @@ members="[\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\"
 for i in 1 2 3; do sync_agent_config $i "$members"; done
 for i in 1 2 3; do agent_start $i; done
 
-leader() { # prints the id of the ready leader among the given nodes, or fails
-	local i
-	for i in "$@"; do
-		[ "$(json_eval "$(agent_status "$i" 2>/dev/null || echo '{}')" 'j.role==="leader" && j.leader_ready===true')" = true ] && { echo "$i"; return 0; }
-	done
-	return 1
-}
-wait_until 15 leader 1 2 3 || fail "no leader"
-L=$(leader 1 2 3)
+wait_until 15 ready_leader 1 2 3 || fail "no leader"
+L=$(ready_leader 1 2 3)
 some() { [ "$(scim_count Users)" -ge 1000 ]; }
 wait_until 60 some || fail "initial sync did not progress: $(agent_status "$L")"
 nodes=$(scim_ctl GET audit | json_get '[...new Set(j.filter(a=>a.status<300).map(a=>a.node))].join(",")')
@@ -35,8 +28,8 @@ pass "one leader (node $L) exports; $(scim_count Users) users so far"
 t0=$EPOCHREALTIME
 agent_stop "$L" KILL
 rest=(); for i in 1 2 3; do [ "$i" != "$L" ] && rest+=("$i"); done
-wait_until 15 leader "${rest[@]}" || fail "no new leader after killing $L"
-N=$(leader "${rest[@]}")
+wait_until 15 ready_leader "${rest[@]}" || fail "no new leader after killing $L"
+N=$(ready_leader "${rest[@]}")
 t1=$EPOCHREALTIME
 echo "kill -> new ready leader: $(awk "BEGIN{printf \"%d\", ($t1-$t0)*1000}") ms (observed by polling)"
 scim_fault '{}'

@@ -14,14 +14,7 @@ for i in 1 2 3 4 5; do sync_agent_config $i "$members"; done
 for i in 1 2 3; do agent_start $i; done
 users_are() { [ "$(scim_count Users)" = "$1" ]; }
 wait_until 60 users_are 200 || fail "initial sync"
-leader() {
-	local i
-	for i in "$@"; do
-		[ "$(json_eval "$(agent_status "$i" 2>/dev/null || echo '{}')" 'j.role==="leader" && j.leader_ready===true')" = true ] && { echo "$i"; return 0; }
-	done
-	return 1
-}
-wait_until 15 leader 1 2 3 || fail "no leader"
+wait_until 15 ready_leader 1 2 3 || fail "no leader"
 
 # A steady stream of changes: user00001..user00100 get a new surname, one every 50 ms.
 cat >"$dir/changes.sh" <<SH
@@ -37,10 +30,10 @@ changer=$SPAWNED_PID
 
 for i in 4 5; do
 	agent_start $i
-	L=$(leader 1 2 3 4 5) || fail "no leader while adding $i"
+	L=$(ready_leader 1 2 3 4 5) || fail "no leader while adding $i"
 	out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster add "$i@${AGENT_RAFT[$i]}") || fail "cluster add $i: $out"
 done
-L=$(leader 1 2 3 4 5) || fail "no leader"
+L=$(ready_leader 1 2 3 4 5) || fail "no leader"
 victim=1; [ "$L" = 1 ] && victim=2
 out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster remove "$victim") || fail "cluster remove: $out"
 out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster transfer) || fail "cluster transfer: $out"

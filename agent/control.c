@@ -53,7 +53,7 @@ static json_t *cursor_json(const struct state *s)
 	if (c == NULL)
 		return json_null();
 	for (i = 0; i < s->cursor_len; i++)
-		if (c[i] < 0x20 || c[i] >= 0x7f)
+		if ((c[i] < 0x20 && c[i] != '\n') || c[i] >= 0x7f)
 			break;
 	if (i == s->cursor_len)
 		return json_stringn((const char *)c, s->cursor_len);

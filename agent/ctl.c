@@ -125,7 +125,13 @@ static void print_status(FILE *out, json_t *st)
 		if (src && !json_is_true(json_object_get(src, "connected")) &&
 		    str(src, "message", "")[0])
 			fprintf(out, "source    %s\n", str(src, "message", ""));
-		fprintf(out, "cursor    %s%s%s%s\n", json_is_string(cursor) ? json_string_value(cursor) : "none",
+		char cur[1024];
+		size_t k;
+		snprintf(cur, sizeof cur, "%s", json_is_string(cursor) ? json_string_value(cursor) : "none");
+		for (k = 0; cur[k]; k++) /* the cursor's lines, on one line */
+			if (cur[k] == '\n')
+				cur[k] = cur[k + 1] ? ' ' : '\0';
+		fprintf(out, "cursor    %s%s%s%s\n", cur,
 			str(sync, "cursor_updated_at", NULL) ? " (changed " : "",
 			str(sync, "cursor_updated_at", ""), str(sync, "cursor_updated_at", NULL) ? ")" : "");
 		fprintf(out, "exported  %lld, errors %lld, pending deletes %lld, last export %s\n",

@@ -201,6 +201,12 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 
 	if (!a->cfg.source.present || !a->cfg.target.present)
 		return 0;
+	if (strcmp(a->cfg.source.kind, "openldap") != 0) {
+		snprintf(errmsg, errlen,
+			 "%s: source.kind %s: this canopy has no such source yet (only openldap)",
+			 a->cfg.path, a->cfg.source.kind);
+		return -ENOTSUP;
+	}
 	rv = compile_mappings(a, errmsg, errlen);
 	if (rv != 0)
 		return rv;

@@ -41,11 +41,12 @@ int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
 
 	if (len > UINT32_MAX - FSM_HEADER_SIZE - 8)
 		return -EFBIG;
-	/* libraft 0.15 pads entries to 8 bytes on disk with zeros but computes
-	 * the batch checksum over the padded length of *our* buffer: bytes past
-	 * an unaligned allocation are heap garbage, the stored checksum then does
-	 * not match, and on restart the loader moves the segment aside as
-	 * "corrupt-*" -- committed entries lost. So allocate the padding
+	/* With libraft 0.15 an entry whose length is not a multiple of 8 was
+	 * stored with a checksum that did not match (seen with a 41-byte entry):
+	 * on restart the loader moved the segment aside as "corrupt-*" --
+	 * committed entries lost -- and a joining server rejected it as
+	 * malformed. Our reading: the checksum covers the 8-byte padding taken
+	 * from past our buffer, the file gets zeros. So allocate the padding
 	 * ourselves, zeroed. (The payload length in our header stays exact.) */
 	total = (FSM_HEADER_SIZE + len + 7) & ~(size_t)7;
 	p = raft_calloc(1, total);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "agent/log.h"
 #include "sync/provlog.h"
 #include "sync/state/object.h"
 
@@ -344,17 +345,92 @@ static void handle_logs(struct agent *a, const struct http_request *req, struct 
 			     provlog_read(path, &q)));
 }
 
-static void on_change_done(void *arg, int status, const char *errmsg)
+/*
+ * A membership change being waited for. libraft may take long (catching a
+ * new server up, in rounds of up to 5 s): the operator gets an answer within
+ * CHANGE_ANSWER_MS either way -- "done", the failure, or "in progress" --
+ * and the change goes on in the background.
+ */
+#define CHANGE_ANSWER_MS 15000
+
+struct change_wait {
+	struct http_pending *p; /* NULL once answered */
+	uv_timer_t timer;
+	bool change_done, timer_closed;
+	char what[64];
+};
+
+static void change_wait_release(struct change_wait *w)
 {
-	struct http_pending *p = arg;
+	if (w->change_done && w->timer_closed)
+		free(w);
+}
+
+static void on_change_timer_closed(uv_handle_t *h)
+{
+	struct change_wait *w = h->data;
+	w->timer_closed = true;
+	change_wait_release(w);
+}
+
+static void on_change_slow(uv_timer_t *t)
+{
+	struct change_wait *w = t->data;
 	struct http_reply reply;
 
 	memset(&reply, 0, sizeof reply);
-	if (status == 0)
-		reply_json(&reply, 200, json_pack("{s:s}", "result", "done"));
-	else
-		http_reply_error(&reply, 409, "membership change failed: %s", errmsg);
-	http_finish(p, &reply);
+	reply_json(&reply, 202,
+		   json_pack("{s:s,s:s}", "result", "in progress", "detail",
+			     "the change was accepted and is still running (a new server is caught "
+			     "up before it votes); see canopyctl status"));
+	http_finish(w->p, &reply);
+	w->p = NULL;
+	uv_close((uv_handle_t *)&w->timer, on_change_timer_closed);
+}
+
+static void on_change_done(void *arg, int status, const char *errmsg)
+{
+	struct change_wait *w = arg;
+	struct http_reply reply;
+
+	if (w->p != NULL) {
+		memset(&reply, 0, sizeof reply);
+		if (status == 0)
+			reply_json(&reply, 200, json_pack("{s:s}", "result", "done"));
+		else
+			http_reply_error(&reply, 409, "%s failed: %s", w->what, errmsg);
+		http_finish(w->p, &reply);
+		w->p = NULL;
+		uv_close((uv_handle_t *)&w->timer, on_change_timer_closed);
+	} else if (status != 0) {
+		log_warn("membership change failed after the operator was answered", "change=%s error=\"%s\"",
+			 w->what, errmsg);
+	}
+	w->change_done = true;
+	change_wait_release(w);
+}
+
+static struct change_wait *change_wait_new(struct agent *a, const struct http_request *req,
+					   const char *what)
+{
+	struct change_wait *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return NULL;
+	w->p = http_defer(req);
+	snprintf(w->what, sizeof w->what, "%s", what);
+	uv_timer_init(&a->loop, &w->timer);
+	w->timer.data = w;
+	uv_timer_start(&w->timer, on_change_slow, CHANGE_ANSWER_MS, 0);
+	return w;
+}
+
+/* The change did not start: take the deferral back and free the waiter. */
+static void change_wait_cancel(struct change_wait *w, const struct http_request *req)
+{
+	http_undefer(req);
+	w->p = NULL;
+	w->change_done = true;
+	uv_close((uv_handle_t *)&w->timer, on_change_timer_closed);
 }
 
 static void on_transfer_done(struct node *n, bool transferred)
@@ -392,6 +468,7 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 	json_int_t id = 0;
 	const char *member = NULL;
 	struct config_member m;
+	struct change_wait *w = NULL;
 	char err[256];
 	int rv;
 
@@ -414,13 +491,15 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 			http_reply_error(reply, 400, "add: %s", member ? err : "\"member\": \"ID@HOST:PORT\" is required");
 			goto out;
 		}
-		rv = node_add(&a->node, m.id, m.address, on_change_done, http_defer(req));
+		w = change_wait_new(a, req, "add");
+		rv = w ? node_add(&a->node, m.id, m.address, on_change_done, w) : RAFT_NOMEM;
 	} else if (strcmp(what, "remove") == 0) {
 		if (id <= 0) {
 			http_reply_error(reply, 400, "remove: \"id\" (a positive integer) is required");
 			goto out;
 		}
-		rv = node_remove(&a->node, (uint64_t)id, on_change_done, http_defer(req));
+		w = change_wait_new(a, req, "remove");
+		rv = w ? node_remove(&a->node, (uint64_t)id, on_change_done, w) : RAFT_NOMEM;
 	} else {
 		if (a->transfer_pending) {
 			http_reply_error(reply, 409, "a leadership transfer is already in progress");
@@ -435,7 +514,10 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 			engine_lead(a->engine); /* nothing changed: keep exporting */
 	}
 	if (rv != 0) { /* not started: answer now */
-		http_undefer(req);
+		if (w != NULL)
+			change_wait_cancel(w, req);
+		else
+			http_undefer(req);
 		http_reply_error(reply, 409, "%s: %s", what, raft_strerror(rv));
 	}
 out:

@@ -10,10 +10,12 @@
 //     the server answered, e.g. a request cancelled by a node losing leadership)
 //   - late writes: a write of an older term audited after the first write of a
 //     newer term (fencing: must not happen), with how late
-//   - terms written by more than one node; objects created (201) twice
+//   - terms written by more than one node; objects created (201) while they
+//     existed; DELETEs (the bench deletes nothing, so each one is wrong) and
+//     objects created again after them
 //   - per term change: the old term's writes audited after the change began to
-//     show (its last write) and the new term's repeats: writes in the new
-//     term's first 2 s to an object the old term wrote in its last 4 s (the
+//     show (its last write) and the new term's repeats: updates (PUT/PATCH) in
+//     the new term's first 2 s of an object the old term updated in its last 4 s (the
 //     bench changes each user only every ~5 s, so these are re-done writes of
 //     changes the old leader had sent but not committed -- idempotent by design)
 "use strict";
@@ -59,13 +61,31 @@ for (const r of rows) {
 }
 const shared = [...nodesOfTerm].filter(([, s]) => s.size > 1).map(([t, s]) => `${t}: ${[...s].join("+")}`);
 out.push(`terms written by more than one node: ${shared.length ? shared.join(", ") : "none"}`);
-const created = {};
-let dupCreates = 0;
-for (const r of rows) if (r.method === "POST" && r.status === 201 && r.externalId) {
-	if (created[r.externalId]) dupCreates++;
-	created[r.externalId] = true;
+// Object lifecycle by externalId: a create of an object that exists is a
+// duplicate; a create after a DELETE is a re-creation. The bench deletes
+// nothing in the directory, so every DELETE here is one canopy should not
+// have made.
+const exists = new Map();
+let dupCreates = 0, recreated = 0;
+const deletes = [];
+for (const r of rows) {
+	if (!ok(r) || !r.externalId) continue;
+	if (r.method === "POST" && r.status === 201) {
+		if (exists.get(r.externalId) === true) dupCreates++;
+		else if (exists.get(r.externalId) === false) recreated++;
+		exists.set(r.externalId, true);
+	} else if (r.method === "DELETE") {
+		exists.set(r.externalId, false);
+		deletes.push(r);
+	}
 }
-out.push(`objects created twice (POST 201, same externalId): ${dupCreates}`);
+out.push(`objects created while they existed (duplicates): ${dupCreates}`);
+const delTerms = {};
+for (const r of deletes) delTerms[r.term] = (delTerms[r.term] ?? 0) + 1;
+out.push(`DELETEs (the bench deletes nothing in the directory, so all are wrong): ${deletes.length}` +
+	(deletes.length ? ` -- per term: ${Object.entries(delTerms).map(([t, n]) => `${t}:${n}`).join(" ")}` : ""));
+out.push(`objects created again after such a DELETE (on their next change): ${recreated}; ` +
+	`deleted and not re-created at the end: ${[...exists.values()].filter((v) => v === false).length}`);
 const bad = rows.filter((r) => !ok(r));
 if (bad.length) {
 	out.push(`writes not answered 2xx: ${bad.length}`);
@@ -81,8 +101,9 @@ function changes(arg, label) {
 		const n = rows.filter((r) => r.term === newT);
 		if (!o.length || !n.length) continue;
 		const lastOld = o[o.length - 1].ms, firstNew = n[0].ms;
-		const recent = new Set(o.filter((r) => r.ms >= lastOld - 4000).map((r) => r.externalId));
-		const rep = n.filter((r) => r.ms <= firstNew + 2000 && recent.has(r.externalId));
+		const upd = (r) => ok(r) && (r.method === "PUT" || r.method === "PATCH");
+		const recent = new Set(o.filter((r) => upd(r) && r.ms >= lastOld - 4000).map((r) => r.externalId));
+		const rep = n.filter((r) => upd(r) && r.ms <= firstNew + 2000 && recent.has(r.externalId));
 		repeats.push(rep.length);
 	}
 	if (pairs.length)

@@ -67,6 +67,18 @@ fi
 
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 iso_ms() { date -u -d "$1" +%s%3N; }
+# wait_for SECS CMD...: polls CMD every 50 ms until it succeeds or SECS of wall
+# time passed (wait_until counts polls, which is much longer when CMD is slow)
+wait_for() {
+	local secs=$1 end; shift
+	end=$(($(now_ms) + secs * 1000))
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		[ "$(now_ms)" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
 over_budget() { [ "$SECONDS" -ge "$BUDGET_S" ]; }
 forget_pid() {
 	local p keep=()
@@ -160,7 +172,7 @@ for i in 1 2 3; do sync_agent_config $i "$members"; done
 for i in 1 2 3; do agent_start $i; done
 alog() { echo "$dir/agent$1.log.tmp"; }
 
-ready_leader() { # prints "ID TERM" of a ready leader among the given nodes
+bench_leader() { # prints "ID TERM" of a ready leader among the given nodes
 	local i st
 	for i in "$@"; do
 		st=$(agent_status "$i" 2>/dev/null) || continue
@@ -169,9 +181,9 @@ ready_leader() { # prints "ID TERM" of a ready leader among the given nodes
 	done
 	return 1
 }
-wait_until 30 ready_leader 1 2 3 || fail "canopy: no ready leader within 30 s"
+wait_for 30 bench_leader 1 2 3 || fail "canopy: no ready leader within 30 s"
 all_users() { [ "$(scim_count Users)" = 100 ] && [ "$(scim_count Groups)" = 10 ]; }
-wait_until 60 all_users || fail "canopy: initial sync did not finish: $(scim_count Users) users"
+wait_for 60 all_users || fail "canopy: initial sync did not finish: $(scim_count Users) users"
 say "  initial sync done ($(scim_count Users) users, $(scim_count Groups) groups)"
 
 # The change generator: one ldapmodify reading LDIF from a loop, so each change
@@ -230,17 +242,16 @@ wait_audit_first() { # NODE TERM SECS: prints the line
 	return 1
 }
 
-caught_up() { # ID LEADER: ID is a follower whose applied index reached the leader's commit index
-	local s l
+caught_up() { # ID INDEX: ID is a follower that applied INDEX
+	local s
 	s=$(agent_status "$1") || return 1
-	l=$(agent_status "$2") || return 1
-	[ "$(json_eval "$s" 'j.role')" = follower ] &&
-		[ "$(json_eval "$s" 'j.applied_index')" -ge "$(json_eval "$l" 'j.commit_index')" ]
+	[ "$(json_eval "$s" 'j.role === "follower" && j.applied_index >= '"$2")" = true ]
 }
+commit_index() { json_eval "$(agent_status "$1")" 'j.commit_index'; }
 
 # let changes flow into the target first
-wait_until 10 test -s "$GEN_TIMES" || fail "change generator did not start: $(tail -n 5 "$dir/gen.log")"
-read -r CL CT <<<"$(ready_leader 1 2 3)"
+wait_for 10 test -s "$GEN_TIMES" || fail "change generator did not start: $(tail -n 5 "$dir/gen.log")"
+read -r CL CT <<<"$(bench_leader 1 2 3)"
 wait_audit_first "$CL" "$CT" 10 >/dev/null || fail "canopy: no write of leader $CL in term $CT after changes started"
 sleep 0.5
 
@@ -248,7 +259,7 @@ C_LEADER=() C_ELECTED=() C_BARRIER=() C_WRITE=() C_RESUME=()
 KILL_ROUNDS=()
 for ((r = 1; r <= KILLS; r++)); do
 	over_budget && { note "time budget reached in part b after $((r - 1)) rounds"; break; }
-	read -r CL CT <<<"$(ready_leader 1 2 3)" || fail "canopy: no ready leader before round $r"
+	read -r CL CT <<<"$(bench_leader 1 2 3)" || fail "canopy: no ready leader before round $r"
 	rest=()
 	for i in 1 2 3; do [ "$i" != "$CL" ] && rest+=("$i"); done
 	tk=$(now_ms)
@@ -258,7 +269,7 @@ for ((r = 1; r <= KILLS; r++)); do
 		note "canopy round $r: no survivor acted as leader within 20 s of killing $CL (term $CT)"
 		record canopy "$r" kill_to_ready_leader "" "no leader"
 		agent_start "$CL"
-		wait_until 30 ready_leader 1 2 3 || fail "canopy: cluster has no leader any more"
+		wait_for 30 bench_leader 1 2 3 || fail "canopy: cluster has no leader any more"
 		continue
 	fi
 	read -r NL NT AMS BMS <<<"$act"
@@ -280,8 +291,9 @@ for ((r = 1; r <= KILLS; r++)); do
 	KILL_ROUNDS+=("$CT:$NT")
 	say "$msg"
 	agent_start "$CL"
-	wait_role "$CL" follower 20 || note "canopy round $r: restarted agent $CL is not a follower after 20 s"
-	wait_until 20 caught_up "$CL" "$NL" || note "canopy round $r: restarted agent $CL did not catch up in 20 s"
+	ci=$(commit_index "$NL") || ci=0
+	wait_for 20 caught_up "$CL" "$ci" ||
+		note "canopy round $r: restarted agent $CL is not a follower that applied index $ci after 20 s: $(agent_status "$CL" | cut -c1-300)"
 	sleep 0.3
 done
 
@@ -291,7 +303,7 @@ X_GAP=() X_ACT=() X_WRITE=()
 XFER_ROUNDS=()
 for ((r = 1; r <= KILLS; r++)); do
 	over_budget && { note "time budget reached in part c after $((r - 1)) rounds"; break; }
-	read -r CL CT <<<"$(ready_leader 1 2 3)" || fail "canopy: no ready leader before transfer $r"
+	read -r CL CT <<<"$(bench_leader 1 2 3)" || fail "canopy: no ready leader before transfer $r"
 	t0=$(now_ms)
 	out=$("$CANOPYCTL" --server "${AGENT_CTL[$CL]}" cluster transfer --json 2>&1)
 	rc=$?
@@ -329,7 +341,8 @@ kill -TERM "$GEN_PID" 2>/dev/null
 wait "$GEN_PID" 2>/dev/null
 forget_pid "$GEN_PID"
 NCHANGES=$(wc -l <"$GEN_TIMES")
-if wait_until 20 sync_compare; then CONVERGED=yes; else CONVERGED=no; note "the SCIM store does not equal the directory 20 s after the changes stopped"; fi
+if wait_for 20 sync_compare; then CONVERGED=yes; else CONVERGED=no; note "the SCIM store does not equal the directory 20 s after the changes stopped"; fi
+END_USERS=$(scim_count Users 2>/dev/null || echo "?")
 AUDIT_REPORT=$(node "$BENCH_SRC/failover-audit.js" "$SCIM_AUDIT" "${KILL_ROUNDS[*]:-}" "${XFER_ROUNDS[*]:-}" 2>&1) ||
 	note "audit analysis failed: $AUDIT_REPORT"
 
@@ -342,7 +355,7 @@ median() { read -r _ _ m _ <<<"$(stats "$@")"; echo "$m"; }
 row() { # LABEL values...
 	local label=$1; shift
 	read -r n mn md mx <<<"$(stats "$@")"
-	printf '| %-58s | %3s | %6s | %6s | %6s |\n' "$label" "$n" "$mn" "$md" "$mx"
+	printf '| %-62s | %3s | %6s | %6s | %6s |\n' "$label" "$n" "$mn" "$md" "$mx"
 }
 ratio() { [ "$2" != - ] && [ "$2" -gt 0 ] 2>/dev/null && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}' || echo -; }
 count_over() { local lim=$1 c=0 v; shift; for v in "$@"; do [ "$v" -gt "$lim" ] && c=$((c + 1)); done; echo "$c"; }
@@ -352,8 +365,8 @@ count_over() { local lim=$1 c=0 v; shift; for v in "$@"; do [ "$v" -gt "$lim" ] 
 	echo "failover bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, T=$T ms, heartbeat $HB ms, pre-vote on, KILLS=$KILLS"
 	echo "command: bench/failover.sh $KILLS $T   (wall time ${SECONDS} s)"
 	echo
-	printf '| %-58s | %3s | %6s | %6s | %6s |\n' "ms (wall clock)" n min median max
-	printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" ----- -------- -------- --------
+	printf '| %-62s | %3s | %6s | %6s | %6s |\n' "ms (wall clock)" n min median max
+	printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" ----- -------- -------- --------
 	row "ceiling: bare libraft kill -> new leader" "${BARE_LEADER[@]}"
 	row "ceiling: bare libraft kill -> its first barrier committed" "${BARE_READY[@]}"
 	row "canopy: kill -> new ready leader (\"acting as leader\")" "${C_LEADER[@]}"
@@ -379,7 +392,7 @@ count_over() { local lim=$1 c=0 v; shift; for v in "$@"; do [ "$v" -gt "$lim" ] 
 	echo "  new leader <= 2 x T = $((2 * T)) ms: ${#C_LEADER[@]} rounds, $(count_over $((2 * T)) "${C_LEADER[@]}") over (bare: $(count_over $((2 * T)) "${BARE_LEADER[@]}") of ${#BARE_LEADER[@]} over)"
 	echo "  export resumed <= 250 ms after the ready leader: ${#C_RESUME[@]} rounds, $(count_over 250 "${C_RESUME[@]}") over"
 	echo "  transfer export gap < 100 ms: ${#X_GAP[@]} rounds, $(count_over 99 "${X_GAP[@]}") at or over 100 ms"
-	echo "changes made: $NCHANGES (one every ~50 ms); target equals source afterwards: $CONVERGED"
+	echo "changes made: $NCHANGES (one every ~50 ms); target equals source 20 s after they stopped: $CONVERGED ($END_USERS of 100 users in the target)"
 	echo "audit log:"
 	printf '%s\n' "$AUDIT_REPORT" | sed 's/^/  /'
 	if [ ${#NOTES[@]} -gt 0 ]; then

@@ -60,7 +60,7 @@ for i in 4 5; do
 done
 voters() { json_eval "$(agent_status "$1")" 'j.members.filter(m=>m.role==="voter").length'; }
 five_voters() { [ "$(voters 1)" = 5 ] && [ "$(voters 5)" = 5 ]; }
-wait_until 10 five_voters || fail "not 5 voters: $(agent_status 1)"
+wait_until 40 five_voters || fail "not 5 voters: $(agent_status 1)"
 wait_until 5 same_view 1 2 3 4 5 || fail "5 nodes disagree"
 pass "nodes 4 and 5 joined as voters"
 

@@ -217,7 +217,7 @@ audit_field() { [[ $1 =~ \"$2\":(\"[^\"]*\"|[^,}]*) ]] && echo "${BASH_REMATCH[1
 # acting_after TERM SECS NODES...: waits for msg="acting as leader" with a term
 # above TERM in the given nodes' logs; prints "NODE TERM MS BARRIER_MS".
 acting_after() {
-	local term=$1 secs=$2 i f line; shift 2
+	local term=$1 secs=$2 i line; shift 2
 	local files=()
 	for i in "$@"; do files+=("$(alog "$i")"); done
 	for ((i = 0; i < secs * 100; i++)); do
@@ -252,6 +252,7 @@ commit_index() { json_eval "$(agent_status "$1")" 'j.commit_index'; }
 # let changes flow into the target first
 wait_for 10 test -s "$GEN_TIMES" || fail "change generator did not start: $(tail -n 5 "$dir/gen.log")"
 read -r CL CT <<<"$(bench_leader 1 2 3)"
+[ -n "$CT" ] || fail "canopy: no ready leader"
 wait_audit_first "$CL" "$CT" 10 >/dev/null || fail "canopy: no write of leader $CL in term $CT after changes started"
 sleep 0.5
 
@@ -259,7 +260,9 @@ C_LEADER=() C_ELECTED=() C_BARRIER=() C_WRITE=() C_RESUME=()
 KILL_ROUNDS=()
 for ((r = 1; r <= KILLS; r++)); do
 	over_budget && { note "time budget reached in part b after $((r - 1)) rounds"; break; }
-	read -r CL CT <<<"$(bench_leader 1 2 3)" || fail "canopy: no ready leader before round $r"
+	wait_for 20 bench_leader 1 2 3 || fail "canopy: no ready leader before round $r"
+	read -r CL CT <<<"$(bench_leader 1 2 3)"
+	[ -n "$CT" ] || fail "canopy: no ready leader before round $r"
 	rest=()
 	for i in 1 2 3; do [ "$i" != "$CL" ] && rest+=("$i"); done
 	tk=$(now_ms)
@@ -303,7 +306,9 @@ X_GAP=() X_ACT=() X_WRITE=()
 XFER_ROUNDS=()
 for ((r = 1; r <= KILLS; r++)); do
 	over_budget && { note "time budget reached in part c after $((r - 1)) rounds"; break; }
-	read -r CL CT <<<"$(bench_leader 1 2 3)" || fail "canopy: no ready leader before transfer $r"
+	wait_for 20 bench_leader 1 2 3 || fail "canopy: no ready leader before transfer $r"
+	read -r CL CT <<<"$(bench_leader 1 2 3)"
+	[ -n "$CT" ] || fail "canopy: no ready leader before transfer $r"
 	t0=$(now_ms)
 	out=$("$CANOPYCTL" --server "${AGENT_CTL[$CL]}" cluster transfer --json 2>&1)
 	rc=$?

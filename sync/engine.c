@@ -80,7 +80,7 @@ struct session {
 	size_t queued;
 	bool refreshing[3];
 	struct strmap seen[3];     /* anchors reported during the refresh of each type */
-	struct strmap refresh_deletes; /* anchor -> (void*)1, deletes reported in a refresh */
+	struct strmap refresh_deletes[3]; /* per type: anchors reported deleted in its refresh */
 	struct strmap dn_index;    /* normalized DN -> strdup(anchor) */
 	struct strmap unresolved;  /* normalized member DN -> strmap* of group anchors */
 	struct batch *batch;
@@ -425,19 +425,30 @@ static void plan_entry(struct session *s, struct batch *b, struct source_event *
 	}
 }
 
-static void plan_delete(struct session *s, struct batch *b, const char *anchor, bool stage)
+/*
+ * Deprovision `anchor`, reported gone by the session of `type`. Only an
+ * object of that type is touched: slapd's session log reports, to each
+ * session, every entry changed since its cookie that it no longer matches --
+ * so the groups session names changed *users* as "deleted" (seen on resume
+ * and on failover; before this check a new leader deleted users).
+ */
+static void plan_delete(struct session *s, struct batch *b, const char *anchor, bool stage,
+			enum object_type type)
 {
 	struct item *it;
 	struct object_record old;
 
-	if (!get_record(s->e, OBJECT_KEY_OBJECT, anchor, &old)) {
+	if (get_record(s->e, OBJECT_KEY_OBJECT, anchor, &old)) {
+		bool other = old.type != type;
+		object_record_free(&old);
+		if (other)
+			return;
+	} else {
 		/* Not exported (never in scope, or already gone): nothing to do,
 		 * unless an upsert earlier in this batch created it. */
 		it = strmap_get(&b->by_anchor, anchor);
-		if (it == NULL)
+		if (it == NULL || it->type != type)
 			return;
-	} else {
-		object_record_free(&old);
 	}
 	it = batch_add(s, b, stage ? IT_STAGE : IT_DELETE, OBJECT_UNKNOWN, anchor);
 	if (it == NULL)
@@ -511,13 +522,14 @@ struct plan_del_ctx {
 	struct session *s;
 	struct batch *b;
 	bool stage;
+	enum object_type type;
 };
 
 static int plan_one_delete(void *ctx, const char *anchor, void *v)
 {
 	struct plan_del_ctx *p = ctx;
 	(void)v;
-	plan_delete(p->s, p->b, anchor, p->stage);
+	plan_delete(p->s, p->b, anchor, p->stage, p->type);
 	return 0;
 }
 
@@ -525,14 +537,15 @@ static int plan_one_delete(void *ctx, const char *anchor, void *v)
  * exported object of that type the refresh did not mention (RFC 4533 §3.4). */
 static void plan_refresh_end(struct session *s, struct batch *b, struct source_event *ev)
 {
-	struct absent_ctx a = {s, ev->type, &s->refresh_deletes};
-	struct plan_del_ctx p = {s, b, false};
+	struct strmap *gone = &s->refresh_deletes[ev->type];
+	struct absent_ctx a = {s, ev->type, gone};
+	struct plan_del_ctx p = {s, b, false, ev->type};
 
 	if (ev->present_phase)
 		state_foreach(s->e->state, find_absent, &a);
-	p.stage = must_stage(s, s->refresh_deletes.count);
-	strmap_foreach(&s->refresh_deletes, plan_one_delete, &p);
-	strmap_clear(&s->refresh_deletes);
+	p.stage = must_stage(s, gone->count);
+	strmap_foreach(gone, plan_one_delete, &p);
+	strmap_clear(gone);
 	strmap_clear(&s->seen[ev->type]);
 	s->refreshing[ev->type] = false;
 }
@@ -557,9 +570,9 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 	case SOURCE_ENTRY:
 		if (!in_scope(s, t, ev->dn)) { /* out of scope: deprovision if exported */
 			if (s->refreshing[t])
-				strmap_put(&s->refresh_deletes, ev->anchor, (void *)1);
+				strmap_put(&s->refresh_deletes[t], ev->anchor, (void *)1);
 			else
-				plan_delete(s, b, ev->anchor, must_stage(s, 1));
+				plan_delete(s, b, ev->anchor, must_stage(s, 1), t);
 			break;
 		}
 		if (s->refreshing[t])
@@ -576,20 +589,20 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 				out = !in_scope(s, t, r.dn);
 				object_record_free(&r);
 			}
-			strmap_put(out ? &s->refresh_deletes : &s->seen[t], ev->anchor, (void *)1);
+			strmap_put(out ? &s->refresh_deletes[t] : &s->seen[t], ev->anchor, (void *)1);
 		}
 		break;
 	case SOURCE_DELETE:
 		if (s->refreshing[t])
-			strmap_put(&s->refresh_deletes, ev->anchor, (void *)1);
+			strmap_put(&s->refresh_deletes[t], ev->anchor, (void *)1);
 		else
-			plan_delete(s, b, ev->anchor, must_stage(s, 1));
+			plan_delete(s, b, ev->anchor, must_stage(s, 1), t);
 		break;
 	case SOURCE_REFRESH_BEGIN:
 		/* A new refresh abandons an unfinished one (openldap.h). */
 		s->refreshing[t] = true;
 		strmap_clear(&s->seen[t]);
-		strmap_clear(&s->refresh_deletes);
+		strmap_clear(&s->refresh_deletes[t]);
 		break;
 	case SOURCE_REFRESH_END:
 		plan_refresh_end(s, b, ev);
@@ -1300,7 +1313,7 @@ static void pump(struct session *s)
 	e->st.cycle = b->cycle;
 	s->batch = b;
 	if (s->pending_decision) {
-		struct plan_del_ctx p = {s, b, s->pending_decision == 1};
+		struct plan_del_ctx p = {s, b, s->pending_decision == 1, OBJECT_UNKNOWN};
 		b->decision = true;
 		s->pending_decision = 0;
 		state_foreach(e->state, plan_staged, &p);
@@ -1420,9 +1433,10 @@ static void session_end(struct session *s)
 		source_event_free(q->ev);
 		free(q);
 	}
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 3; i++) {
 		strmap_clear(&s->seen[i]);
-	strmap_clear(&s->refresh_deletes);
+		strmap_clear(&s->refresh_deletes[i]);
+	}
 	strmap_clear(&s->dn_index);
 	strmap_clear(&s->unresolved);
 	strmap_clear(&s->scope);
@@ -1457,9 +1471,10 @@ void engine_lead(struct engine *e)
 		return;
 	s->e = e;
 	s->term = term_of(e);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 3; i++) {
 		strmap_init(&s->seen[i], NULL);
-	strmap_init(&s->refresh_deletes, NULL);
+		strmap_init(&s->refresh_deletes[i], NULL);
+	}
 	strmap_init(&s->dn_index, free);
 	strmap_init(&s->unresolved, free_groupset);
 	s->n_delete_times = (size_t)e->cfg.delete_threshold + 1;

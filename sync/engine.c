@@ -24,6 +24,8 @@ enum item_kind {
 	IT_DISABLE,      /* users with safety.deprovision=disable: PATCH active=false, keep the record */
 	IT_STAGE,        /* record a staged delete ("d:" key), touch nothing */
 	IT_UNSTAGE,      /* a rejected staged delete: drop the "d:" key, keep the object */
+	IT_REPAIR,       /* in doubt after a failover: forget its content hash, so the full
+			  * refresh that follows writes it again */
 };
 
 struct item {
@@ -49,7 +51,7 @@ struct item {
 	struct session *s;
 };
 
-enum phase { PH_PLAN, PH_UPSERT, PH_MEMBERS, PH_DELETE, PH_COMMIT };
+enum phase { PH_PLAN, PH_INTENT, PH_UPSERT, PH_MEMBERS, PH_DELETE, PH_COMMIT };
 
 struct batch {
 	struct item **items;
@@ -63,6 +65,7 @@ struct batch {
 	bool orphan;            /* its session ended while the commit was in flight */
 	bool rewind;            /* the lease ran out mid-batch: redo it from the start */
 	bool decision;          /* an approve/reject batch */
+	bool repair;            /* the in-doubt repair batch */
 	uint64_t first_event;   /* uv_now of its oldest event (export lag) */
 };
 
@@ -95,6 +98,9 @@ struct session {
 	bool source_connected;
 	char source_message[256];
 	bool paused;               /* source paused: our own queue is full */
+	struct strmap in_doubt;    /* anchors with an intent of an earlier leader, see engine_lead */
+	uv_timer_t repair_timer;
+	bool repair_due;
 	struct strmap scope;       /* group-based scoping: normalized user DNs in scope */
 	uint64_t scope_digest;     /* of `scope`, to notice changes */
 	bool scope_on;
@@ -622,6 +628,7 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 
 static void run_phase(struct session *s);
 static void batch_rewind(struct session *s);
+static int commit_intents(struct session *s);
 
 static void op_done(struct scim_op *op)
 {
@@ -1019,6 +1026,21 @@ static void commit(struct session *s)
 	state_batch_init(&sb);
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
+		if (it->kind != IT_STAGE && it->kind != IT_UNSTAGE) {
+			/* the intent is settled: written, refused, or (cancelled)
+			 * left to the cursor, which does not move past it */
+			klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
+			state_batch_del(&sb, key, klen);
+		}
+		if (it->kind == IT_REPAIR && it->has_old) {
+			it->old.hash = 0;
+			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
+			if (object_record_encode(&it->old, &val, &vlen) == 0) {
+				state_batch_put(&sb, key, klen, val, vlen);
+				free(val);
+			}
+			continue;
+		}
 		if (it->cancelled) {
 			cancelled = true;
 			continue;
@@ -1043,6 +1065,8 @@ static void commit(struct session *s)
 		case IT_UNSTAGE:
 			klen = object_key(OBJECT_KEY_STAGED, it->anchor, key, sizeof key);
 			state_batch_del(&sb, key, klen);
+			break;
+		case IT_REPAIR:
 			break;
 		case IT_DISABLE:
 			if (it->op.action != SCIM_UPSERT)
@@ -1130,6 +1154,19 @@ static void on_committed(void *arg, int status)
 			ldap_source_refresh(s->src, OBJECT_USER);
 		}
 	}
+	if (status == 0 && b->repair && s->src) {
+		struct provlog_entry le = {
+			.cycle = b->cycle, .node = e->cfg.node_id, .term = s->term,
+			.action = "in-doubt-repair", .result = "ok",
+			.error = "objects an earlier leader may have written after its last commit: "
+				 "rewriting them from a full refresh",
+			.http_status = (long)b->n,
+		};
+		provlog_write(&e->log, &le);
+		strmap_clear(&s->in_doubt);
+		ldap_source_refresh(s->src, OBJECT_USER);
+		ldap_source_refresh(s->src, OBJECT_GROUP);
+	}
 	if (status == 0) {
 		e->st.batches_total++;
 		if (b->first_event)
@@ -1148,6 +1185,75 @@ static void on_committed(void *arg, int status)
 		pump(s);
 }
 
+static void on_intents(void *arg, int status)
+{
+	struct session *s = arg;
+	struct batch *b = s->batch;
+
+	if (b == NULL || b->orphan) { /* the session ended meanwhile */
+		batch_free(b);
+		if (s->stopping && --s->open == 0)
+			session_end(s);
+		return;
+	}
+	if (status != 0) { /* not leader any more: the next leader redoes it */
+		s->e->st.errors_total++;
+		batch_free(b);
+		s->batch = NULL;
+		return;
+	}
+	b->phase = PH_UPSERT;
+	start_upserts(s);
+	if (b->outstanding == 0)
+		run_phase(s);
+}
+
+/*
+ * Fencing, last step (DESIGN.md invariant 3): before any request of the
+ * batch goes out, commit an intent for each object it may write. A request
+ * already on the wire cannot be recalled; if this leader dies or is cut off
+ * before the batch's own commit, the next leader finds the intents and, once
+ * a late write has surely landed, rewrites those objects (engine_lead).
+ * Returns 0 when an intent entry was proposed, 1 when none is needed, or a
+ * raft error.
+ */
+static int commit_intents(struct session *s)
+{
+	struct batch *b = s->batch;
+	struct state_batch sb;
+	struct raft_buffer buf;
+	char key[KEY_MAX], term[24];
+	size_t i, klen;
+	int rv, tl = snprintf(term, sizeof term, "%llu", (unsigned long long)s->term);
+
+	if (b->repair || b->decision)
+		return 1;
+	state_batch_init(&sb);
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind == IT_STAGE || it->kind == IT_UNSTAGE || it->failed)
+			continue;
+		if (it->kind == IT_UPSERT && !it->upsert_needed && it->type != OBJECT_GROUP)
+			continue; /* nothing will be written for it */
+		klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
+		state_batch_put(&sb, key, klen, term, (size_t)tl);
+	}
+	if (sb.n_ops == 0) {
+		state_batch_close(&sb);
+		return 1;
+	}
+	rv = state_batch_encode(&sb, &buf);
+	state_batch_close(&sb);
+	if (rv != 0)
+		return -1;
+	rv = node_apply(s->e->node, &buf, on_intents, s);
+	if (rv != 0) {
+		raft_free(buf.base);
+		return -1;
+	}
+	return 0;
+}
+
 static void run_phase(struct session *s)
 {
 	struct batch *b = s->batch;
@@ -1155,9 +1261,21 @@ static void run_phase(struct session *s)
 	for (;;) {
 		switch (b->phase) {
 		case PH_PLAN:
+			switch (commit_intents(s)) {
+			case 0:
+				b->phase = PH_INTENT; /* on_intents continues */
+				return;
+			case -1: /* not leader any more: the next leader redoes it */
+				s->e->st.errors_total++;
+				batch_free(b);
+				s->batch = NULL;
+				return;
+			}
 			b->phase = PH_UPSERT;
 			start_upserts(s);
 			break;
+		case PH_INTENT:
+			return;
 		case PH_UPSERT:
 			finish_upserts(s);
 			b->phase = PH_MEMBERS;
@@ -1282,6 +1400,25 @@ static int plan_staged(void *ctx, const void *key, size_t klen, const void *val,
 
 /* ---- the pump ------------------------------------------------------------- */
 
+static int plan_repair(void *ctx, const char *anchor, void *v)
+{
+	struct batch *b = ctx;
+	struct session *s = v;
+	batch_add(s, b, IT_REPAIR, OBJECT_UNKNOWN, anchor);
+	return 0;
+}
+
+/* The old leader's lease has surely ended, and with it any write it had on
+ * the wire: rewrite what it may have written (see commit_intents). */
+static void on_repair_due(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	if (s->stopping)
+		return;
+	s->repair_due = true;
+	pump(s);
+}
+
 static size_t batch_max(const struct engine *e)
 {
 	return e->cfg.batch_max ? e->cfg.batch_max : 256;
@@ -1300,7 +1437,7 @@ static void pump(struct session *s)
 
 	if (s->stopping || s->batch != NULL)
 		return;
-	if (s->head == NULL && s->pending_decision == 0)
+	if (s->head == NULL && s->pending_decision == 0 && !s->repair_due)
 		return;
 	/* Fencing (DESIGN.md invariant 3): no batch without a live lease. */
 	if (!leader_may_write(&e->node->leader)) {
@@ -1312,7 +1449,11 @@ static void pump(struct session *s)
 		return;
 	e->st.cycle = b->cycle;
 	s->batch = b;
-	if (s->pending_decision) {
+	if (s->repair_due) {
+		s->repair_due = false;
+		b->repair = true;
+		strmap_foreach(&s->in_doubt, plan_repair, b);
+	} else if (s->pending_decision) {
 		struct plan_del_ctx p = {s, b, s->pending_decision == 1, OBJECT_UNKNOWN};
 		b->decision = true;
 		s->pending_decision = 0;
@@ -1404,6 +1545,20 @@ static int index_record(void *ctx, const void *key, size_t klen, const void *val
 	return 0;
 }
 
+static int collect_in_doubt(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct session *s = ctx;
+	char anchor[KEY_MAX];
+	(void)val;
+	(void)vlen;
+	if (klen < 3 || klen >= sizeof anchor || ((const char *)key)[0] != OBJECT_KEY_INTENT)
+		return 0;
+	memcpy(anchor, (const char *)key + 2, klen - 2);
+	anchor[klen - 2] = '\0';
+	strmap_put(&s->in_doubt, anchor, s);
+	return 0;
+}
+
 static void free_groupset(void *v)
 {
 	struct strmap *m = v;
@@ -1440,6 +1595,7 @@ static void session_end(struct session *s)
 	strmap_clear(&s->dn_index);
 	strmap_clear(&s->unresolved);
 	strmap_clear(&s->scope);
+	strmap_clear(&s->in_doubt);
 	free(s->delete_times);
 	free(s);
 	if (--e->sessions == 0 && e->closing)
@@ -1487,6 +1643,15 @@ void engine_lead(struct engine *e)
 		       e->node->election_timeout_ms / 10 ? e->node->election_timeout_ms / 10 : 10);
 	s->open = 2; /* the timers */
 	state_foreach(e->state, index_record, s);
+	strmap_init(&s->in_doubt, NULL);
+	state_foreach(e->state, collect_in_doubt, s);
+	uv_timer_init(e->loop, &s->repair_timer);
+	s->repair_timer.data = s;
+	s->open++;
+	if (s->in_doubt.count > 0)
+		/* 2 T: the old leader's lease ended before we could win (leader.h);
+		 * the rest is slack for a request still in the network. */
+		uv_timer_start(&s->repair_timer, on_repair_due, 2 * (uint64_t)e->node->election_timeout_ms, 0);
 	strmap_init(&s->scope, NULL);
 	s->scope_on = e->cfg.user_member_of != NULL && e->cfg.user_member_of[0] != '\0';
 	if (s->scope_on)
@@ -1525,7 +1690,7 @@ void engine_follow(struct engine *e)
 	if (s->tgt)
 		scim_cancel_all(s->tgt); /* op callbacks see `stopping` */
 	if (s->batch) {
-		if (s->batch->phase == PH_COMMIT) {
+		if (s->batch->phase == PH_COMMIT || s->batch->phase == PH_INTENT) {
 			s->batch->orphan = true; /* on_committed frees it */
 			s->open++;
 		} else {
@@ -1537,6 +1702,8 @@ void engine_follow(struct engine *e)
 	uv_close((uv_handle_t *)&s->retry, on_timer_closed);
 	uv_timer_stop(&s->lease);
 	uv_close((uv_handle_t *)&s->lease, on_timer_closed);
+	uv_timer_stop(&s->repair_timer);
+	uv_close((uv_handle_t *)&s->repair_timer, on_timer_closed);
 	if (s->src)
 		ldap_source_stop(s->src, on_part_stopped, s);
 	if (s->tgt)

@@ -6,6 +6,8 @@
  * several tables share one replicated map (and one snapshot, one digest):
  *   "o:" + anchor   an exported object (struct object_record)
  *   "d:" + anchor   a staged delete awaiting approval (value: the record)
+ *   "i:" + anchor   an intent: a batch is about to write this object to the
+ *                   target (value: the term); removed by the batch's commit
  *
  * Values are versioned JSON ({"v":1,...}): readable in a debugger, and a
  * newer canopy can add fields that an older one ignores. A record of an
@@ -23,6 +25,7 @@
 
 #define OBJECT_KEY_OBJECT 'o'
 #define OBJECT_KEY_STAGED 'd'
+#define OBJECT_KEY_INTENT 'i'
 
 struct object_record {
 	enum object_type type;

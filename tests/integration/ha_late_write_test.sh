@@ -8,21 +8,11 @@ source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 
 sync_setup 20 1
-for i in 1 2 3; do agent_ports $i; done
-members="[\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\"]"
-for i in 1 2 3; do sync_agent_config $i "$members"; done
-for i in 1 2 3; do agent_start $i; done
+sync_start_cluster 3
 users_are() { [ "$(scim_count Users)" = "$1" ]; }
 wait_until 60 users_are 20 || fail "initial sync"
-idle_leader() {
-	local i
-	for i in 1 2 3; do
-		[ "$(json_eval "$(agent_status "$i" 2>/dev/null || echo '{}')" 'j.role==="leader" && j.leader_ready===true && j.sync.state==="idle"')" = true ] && { echo "$i"; return 0; }
-	done
-	return 1
-}
-wait_until 30 idle_leader || fail "no idle leader"
-L=$(idle_leader)
+wait_until 30 idle_leader 1 2 3 || fail "no idle leader"
+L=$(idle_leader 1 2 3)
 rest=(); for i in 1 2 3; do [ "$i" != "$L" ] && rest+=("$i"); done
 
 sn_of() { scim_ctl GET store | json_get "(j.Users.find(u=>u.userName==='user00001')||{name:{}}).name.familyName"; }

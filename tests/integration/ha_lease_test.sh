@@ -7,21 +7,11 @@ source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 
 sync_setup 50 2
-for i in 1 2 3; do agent_ports $i; done
-members="[\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\"]"
-for i in 1 2 3; do sync_agent_config $i "$members"; done
-for i in 1 2 3; do agent_start $i; done
+sync_start_cluster 3
 users_are() { [ "$(scim_count Users)" = "$1" ]; }
 wait_until 60 users_are 50 || fail "initial sync"
-leader() {
-	local i
-	for i in 1 2 3; do
-		[ "$(json_eval "$(agent_status "$i" 2>/dev/null || echo '{}')" 'j.role==="leader" && j.leader_ready===true && j.sync.state==="idle"')" = true ] && { echo "$i"; return 0; }
-	done
-	return 1
-}
-wait_until 30 leader || fail "no idle leader"
-L=$(leader)
+wait_until 30 idle_leader 1 2 3 || fail "no idle leader"
+L=$(idle_leader 1 2 3)
 followers=(); for i in 1 2 3; do [ "$i" != "$L" ] && followers+=("${AGENT_PID[$i]}"); done
 
 scim_fault '{"delayMs":5000,"count":-1}'

@@ -158,38 +158,40 @@ static void on_cursor_watch(uv_timer_t *t)
 	}
 }
 
-static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
+/* Compile one mapping section; errors name the config file, line, rule and column. */
+static int compile_one(struct agent *a, const struct config_mapping *m, unsigned n,
+		       enum object_type type, const char *what, struct mapping **out, char *errmsg,
+		       size_t errlen)
 {
 	struct mapping_rule_text rules[CONFIG_MAX_MAPPINGS];
 	char err[768];
 	unsigned i;
 	int rv;
 
-	for (i = 0; i < a->cfg.mapping.n_user; i++) {
-		rules[i].path = a->cfg.mapping.user[i].attr;
-		rules[i].expr = a->cfg.mapping.user[i].expr;
-		rules[i].line = a->cfg.mapping.user[i].line;
+	for (i = 0; i < n; i++) {
+		rules[i].path = m[i].attr;
+		rules[i].expr = m[i].expr;
+		rules[i].line = m[i].line;
 	}
-	rv = mapping_compile(&a->user_map, OBJECT_USER, "mapping.user", rules,
-			     a->cfg.mapping.n_user, err, sizeof err);
-	if (rv != 0) {
+	rv = mapping_compile(out, type, what, rules, n, err, sizeof err);
+	if (rv != 0)
 		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, err);
+	return rv;
+}
+
+static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
+{
+	int rv = compile_one(a, a->cfg.mapping.user, a->cfg.mapping.n_user, OBJECT_USER,
+			     "mapping.user", &a->user_map, errmsg, errlen);
+	if (rv != 0)
 		return rv;
-	}
-	for (i = 0; i < a->cfg.mapping.n_group; i++) {
-		rules[i].path = a->cfg.mapping.group[i].attr;
-		rules[i].expr = a->cfg.mapping.group[i].expr;
-		rules[i].line = a->cfg.mapping.group[i].line;
-	}
-	rv = mapping_compile(&a->group_map, OBJECT_GROUP, "mapping.group", rules,
-			     a->cfg.mapping.n_group, err, sizeof err);
+	rv = compile_one(a, a->cfg.mapping.group, a->cfg.mapping.n_group, OBJECT_GROUP,
+			 "mapping.group", &a->group_map, errmsg, errlen);
 	if (rv != 0) {
-		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, err);
 		mapping_free(a->user_map);
 		a->user_map = NULL;
-		return rv;
 	}
-	return 0;
+	return rv;
 }
 
 /* The sync engine runs only when both a source and a target are configured. */

@@ -71,3 +71,30 @@ if err=$("$CANOPYCTL" --server 127.0.0.1:"$port" status 2>&1); then fail "canopy
 [ "$(wc -l <<<"$err")" = 1 ] || fail "canopyctl error is not one line: $err"
 grep -q "cannot reach canopy agent at 127.0.0.1:$port" <<<"$err" || fail "canopyctl error: $err"
 pass "canopyctl reports an unreachable agent in one line"
+
+# A mapping expression that does not parse stops the agent at start, naming
+# the file, line, rule and column.
+cat >"$dir/badmap.yaml" <<YAML
+node:
+  id: 3
+  raft_address: 127.0.0.1:$(free_port)
+  control_address: 127.0.0.1:$(free_port)
+  data_dir: $dir/data3
+cluster:
+  name: test
+  members: ["3@127.0.0.1:1"]
+source:
+  kind: openldap
+  url: ldap://127.0.0.1:1
+  users: { base: "dc=example,dc=com" }
+target:
+  kind: scim
+  url: http://127.0.0.1:1/scim/v2
+mapping:
+  user:
+    userName: "Joinn(\" \", [uid])"
+YAML
+sed -i "s|3@127.0.0.1:1|3@$(grep raft_address "$dir/badmap.yaml" | awk '{print $2}')|" "$dir/badmap.yaml"
+if err=$("$CANOPY_AGENT" --config "$dir/badmap.yaml" 2>&1); then fail "agent started with a bad mapping"; fi
+grep -q "badmap.yaml: line 18: mapping.user.userName: column 1: unknown function 'Joinn'" <<<"$err" || fail "bad mapping error: $err"
+pass "a bad mapping expression is refused at start with file, line, rule and column"

@@ -55,8 +55,8 @@ static void on_leader_change(struct node *n, bool leading)
 			 (unsigned long long)st.term, (unsigned long long)st.commit_index,
 			 (unsigned long long)st.applied_index, n->leader.last_barrier_ms);
 		publish_control_address(a);
-		if (a->engine && !a->stopping)
-			engine_lead(a->engine);
+		/* The engine starts once the cluster id is committed (identity.h). */
+		identity_lead(a);
 	} else {
 		log_info("stopped acting as leader", "term=%llu state=%s",
 			 (unsigned long long)st.term, st.state);
@@ -69,6 +69,8 @@ static void on_node_closed(struct node *n)
 {
 	struct agent *a = n->data;
 	uv_close((uv_handle_t *)&a->cursor_watch, NULL);
+	identity_close(a);
+	member_watch_close(a);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	log_info("stopped", NULL);
@@ -92,6 +94,8 @@ static void on_http_closed(struct http_server *s)
 
 static void shutdown_now(struct agent *a)
 {
+	health_stop(a->health);
+	a->health = NULL;
 	http_close(&a->http, on_http_closed);
 }
 
@@ -145,7 +149,68 @@ static void on_signal(uv_signal_t *h, int signum)
 	shutdown_now(a);
 }
 
+void agent_shutdown(struct agent *a, int exit_code, const char *reason)
+{
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	a->exit_code = exit_code;
+	snprintf(a->exit_reason, sizeof a->exit_reason, "%s", reason ? reason : "");
+	if (a->engine)
+		engine_follow(a->engine);
+	shutdown_now(a);
+}
+
+const char *agent_bootstrap_mode(const struct agent *a)
+{
+	const struct config *c = &a->cfg;
+	bool listed = false;
+	unsigned i;
+
+	for (i = 0; i < c->cluster.n_members; i++)
+		if (c->cluster.members[i].id == c->node.id)
+			listed = true;
+	if (!listed)
+		return "join";
+	if (c->cluster.bootstrap == CONFIG_BOOTSTRAP_NO)
+		return "never";
+	if (c->cluster.bootstrap == CONFIG_BOOTSTRAP_YES)
+		return "explicit";
+	/* A node of a longer list cannot win an election alone, so bootstrapping
+	 * it from the list is harmless; a list of only this node makes it a
+	 * writer on its own. */
+	return c->cluster.n_members == 1 ? "implicit" : "members";
+}
+
 /* Notice when the replicated cursor changes, for its age in /v1/status. */
+/* Log the raft storage state once when it changes (raft/storage.h). */
+static void watch_storage(struct agent *a)
+{
+	const struct storage_health *h = &a->node.storage;
+	char q[600];
+
+	if ((int)h->state == a->storage_logged)
+		return;
+	a->storage_logged = (int)h->state;
+	if (h->state == STORAGE_OK)
+		log_info("storage ok again", "data_dir=%s", a->cfg.node.data_dir);
+	else
+		log_error("storage cannot be written", "state=%s detail=%s",
+			  storage_state_name(h->state), log_quote(q, sizeof q, h->detail));
+}
+
+static void on_provlog_health(void *data, const struct provlog_health *h)
+{
+	(void)data;
+	if (h->failing)
+		log_error("provisioning log cannot be written", "state=%s file=%s error=\"%s\" "
+			  "write_errors=%llu", h->last_errno == ENOSPC ? "storage_full" : "error",
+			  h->path, strerror(h->last_errno), (unsigned long long)h->write_errors);
+	else
+		log_info("provisioning log written again", "file=%s lost_entries=%llu", h->path,
+			 (unsigned long long)h->write_errors);
+}
+
 static void on_cursor_watch(uv_timer_t *t)
 {
 	struct agent *a = t->data;
@@ -156,6 +221,7 @@ static void on_cursor_watch(uv_timer_t *t)
 		a->cursor_digest = h;
 		a->cursor_seen_at = time(NULL);
 	}
+	watch_storage(a);
 }
 
 /* Compile one mapping section; errors name the config file, line, rule and column. */
@@ -192,6 +258,16 @@ static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
 		a->user_map = NULL;
 	}
 	return rv;
+}
+
+/* The engine's operator-facing lines (quarantine, staged deletes, refused
+ * objects, session restarts) go to the agent's log. */
+static void on_engine_log(void *data, int level, const char *msg, const char *detail)
+{
+	char q[1024];
+	(void)data;
+	log_write(level <= 0 ? LOG_DEBUG : level == 1 ? LOG_INFO : level == 2 ? LOG_WARN : LOG_ERROR, msg,
+		  "detail=%s", log_quote(q, sizeof q, detail ? detail : ""));
 }
 
 /* The sync engine runs only when both a source and a target are configured. */
@@ -244,6 +320,13 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.group_map = a->group_map;
 	ec.delete_threshold = a->cfg.safety.delete_threshold;
 	ec.delete_threshold_percent = a->cfg.safety.delete_threshold_percent;
+	ec.delete_window_s = a->cfg.safety.delete_window_s;
+	ec.delete_stop = strcmp(a->cfg.safety.on_threshold, "stop") == 0;
+	ec.source.password_file = a->cfg.source.password_file[0] ? a->cfg.source.password_file : NULL;
+	ec.target.timeout_ms = a->cfg.target.timeout_ms;
+	ec.target.max_attempts = a->cfg.target.max_attempts;
+	ec.log = on_engine_log;
+	ec.log_data = a;
 	rv = engine_init(&a->engine, &a->loop, &a->node, &a->state, &ec, errmsg, errlen);
 	if (rv != 0) {
 		mapping_free(a->user_map);
@@ -264,6 +347,9 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	if (rv != 0)
 		return rv;
 	log_setup(a->cfg.node.id, (enum log_level)log_level_parse(a->cfg.log.level));
+	rv = identity_load(a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_config;
 
 	rv = uv_loop_init(&a->loop);
 	if (rv != 0) {
@@ -291,6 +377,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	nc.pre_vote = a->cfg.cluster.pre_vote;
 	nc.snapshot_threshold = a->cfg.cluster.snapshot_threshold;
 	nc.snapshot_trailing = a->cfg.cluster.snapshot_trailing;
+	nc.never_bootstrap = a->cfg.cluster.bootstrap == CONFIG_BOOTSTRAP_NO;
 	rv = node_start(&a->node, &a->loop, &nc, state_machine(&a->state), errmsg, errlen);
 	if (rv != 0)
 		goto err_after_state;
@@ -306,6 +393,10 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	if (rv != 0)
 		goto err_after_engine;
 
+	rv = health_start(&a->health, a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_http;
+
 	uv_timer_init(&a->loop, &a->cursor_watch);
 	a->cursor_watch.data = a;
 	uv_timer_start(&a->cursor_watch, on_cursor_watch, 0, 250);
@@ -314,8 +405,12 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	a->sigterm.data = a->sigint.data = a;
 	uv_signal_start(&a->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&a->sigint, on_signal, SIGINT);
+	identity_start(a);
+	member_watch_start(a);
 	return 0;
 
+err_after_http:
+	http_close(&a->http, NULL);
 err_after_engine:
 	if (a->engine)
 		engine_close(a->engine, NULL, NULL);
@@ -358,6 +453,22 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 		 a->cfg.cluster.name, a->cfg.node.raft_address, a->cfg.node.control_address,
 		 a->cfg.node.data_dir, (unsigned long long)st.term,
 		 (unsigned long long)st.last_index, a->node.bootstrapped ? "yes" : "no");
+	if (a->node.storage_info.warning[0]) {
+		char q[600];
+		log_warn("storage", "data_dir=%s detail=%s", a->cfg.node.data_dir,
+			 log_quote(q, sizeof q, a->node.storage_info.warning));
+	}
+	provlog_on_health_change(on_provlog_health, a);
+	if (strcmp(agent_bootstrap_mode(a), "implicit") == 0)
+		log_warn("cluster.members lists only this node and cluster.bootstrap is not set: with an "
+			 "empty data dir this node creates a new one-node cluster of its own and writes "
+			 "to the target; set cluster.bootstrap: true to confirm, or false to wait for "
+			 "canopyctl cluster add",
+			 "bootstrapped=%s data_dir=%s", a->node.bootstrapped ? "yes" : "no",
+			 a->cfg.node.data_dir);
+	else if (strcmp(agent_bootstrap_mode(a), "never") == 0 && st.last_index == 0)
+		log_info("not bootstrapping (cluster.bootstrap: false): waiting to be added with "
+			 "canopyctl cluster add", NULL);
 
 	uv_run(&a->loop, UV_RUN_DEFAULT);
 
@@ -369,6 +480,8 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	mapping_free(a->group_map);
 	config_free(&a->cfg);
 	rv = a->exit_code;
+	if (rv != 0)
+		snprintf(errmsg, errlen, "%s", a->exit_reason);
 	free(a);
 	return rv;
 }

@@ -15,7 +15,10 @@
 #include <uv.h>
 
 #include "agent/config.h"
+#include "agent/health.h"
 #include "agent/http.h"
+#include "agent/identity.h"
+#include "agent/member_watch.h"
 #include "raft/node.h"
 #include "sync/engine.h"
 #include "sync/state/state.h"
@@ -38,11 +41,18 @@ struct agent {
 	const char *urls[CONFIG_MAX_URLS];
 	const char *user_exclude[CONFIG_MAX_EXCLUDES], *group_exclude[CONFIG_MAX_EXCLUDES];
 	struct http_pending *transfer_pending; /* a `cluster transfer` awaiting its result */
+	struct identity identity;         /* the cluster id (agent/identity.h) */
+	struct member_watch member_watch; /* notices removal (agent/member_watch.h) */
+	char exit_reason[512];            /* why agent_shutdown() stopped with a non-zero code */
 	/* When this node last saw the replicated cursor change (the cursor's age
 	 * in status); polled on the loop, local to this node. */
 	time_t cursor_seen_at;
 	uint64_t cursor_digest;
 	uv_timer_t cursor_watch;
+	int storage_logged; /* the storage state last logged (raft/storage.h), polled with the cursor */
+	/* This node's source/target health and the health hand-over
+	 * (agent/health.h); NULL once stopped. */
+	struct health *health;
 };
 
 /*
@@ -52,7 +62,29 @@ struct agent {
  */
 int agent_run(const char *config_path, char *errmsg, size_t errlen);
 
+/*
+ * Stop on the agent's own account (not a signal), without hand-over: a node
+ * that was removed from the cluster (exit_code 0) or whose data dir belongs
+ * to another cluster (1, `reason` is what agent_run reports).
+ */
+void agent_shutdown(struct agent *a, int exit_code, const char *reason);
+
+/* How this node's start treats bootstrapping (status "bootstrap"):
+ * "members" (listed among several members: bootstraps from the list),
+ * "implicit" (the only member, cluster.bootstrap unset: bootstraps, warned),
+ * "explicit" (cluster.bootstrap: true), "never" (cluster.bootstrap: false),
+ * "join" (not listed: waits for `canopyctl cluster add`). */
+const char *agent_bootstrap_mode(const struct agent *a);
+
 /* The control API's request handler (agent/control.c). */
 void control_handle(void *data, const struct http_request *req, struct http_reply *reply);
+
+/* A follower answers a mutation with a redirect to the leader (307, or 503
+ * when no leader is known): returns true when it did, false on the leader. */
+bool control_redirect_to_leader(struct agent *a, const struct http_request *req, struct http_reply *reply);
+
+/* GET /v1/deletes, GET /v1/failed, POST /v1/resync (agent/control_sync.c):
+ * returns false when the path is none of these. */
+bool control_sync_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
 
 #endif /* CANOPY_AGENT_AGENT_H */

@@ -7,6 +7,7 @@
  * keys, ranges, cross-key rules); only then are the secret files read.
  */
 #include "agent/config.h"
+#include "sync/secret.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,7 +25,6 @@
 #include <arpa/inet.h>
 #include <yaml.h>
 
-#define SECRET_MAX (64 * 1024)
 
 /* Parsing context: where errors go and how relative paths resolve. */
 struct cx {
@@ -658,7 +658,8 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"name", NULL, 0},		    {"members", NULL, 0}, {"election_timeout_ms", NULL, 0},
 			    {"heartbeat_ms", NULL, 0},	    {"pre_vote", NULL, 0},
-			    {"snapshot_threshold", NULL, 0}, {"snapshot_trailing", NULL, 0}};
+			    {"snapshot_threshold", NULL, 0}, {"snapshot_trailing", NULL, 0},
+			    {"bootstrap", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "cluster", f, nf);
 	if (rc != 0)
@@ -689,6 +690,13 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 	    (rc = get_unsigned(c, tr->val, "cluster.snapshot_trailing", 1, UINT_MAX, &cfg->cluster.snapshot_trailing)) !=
 		    0)
 		return rc;
+	struct field *bs = field(f, nf, "bootstrap");
+	if (bs->val != NULL) {
+		bool yes;
+		if ((rc = get_bool(c, bs->val, "cluster.bootstrap", &yes)) != 0)
+			return rc;
+		cfg->cluster.bootstrap = yes ? CONFIG_BOOTSTRAP_YES : CONFIG_BOOTSTRAP_NO;
+	}
 	if (name->val == NULL)
 		return fail(c, sec->line, "missing required key cluster.name");
 	if (members->val == NULL)
@@ -903,7 +911,9 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"url", NULL, 0},
 			    {"token_file", NULL, 0},
 			    {"max_in_flight", NULL, 0},
-			    {"bulk", NULL, 0}};
+			    {"bulk", NULL, 0},
+			    {"timeout_ms", NULL, 0},
+			    {"max_attempts", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	char d[96];
 	int rc = take_fields(c, sec->val, "target", f, nf);
@@ -934,6 +944,12 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 	}
 	if (f[3].val != NULL &&
 	    (rc = get_unsigned(c, f[3].val, "target.max_in_flight", 1, 1024, &cfg->target.max_in_flight)) != 0)
+		return rc;
+	if (f[5].val != NULL &&
+	    (rc = get_unsigned(c, f[5].val, "target.timeout_ms", 100, 600000, &cfg->target.timeout_ms)) != 0)
+		return rc;
+	if (f[6].val != NULL &&
+	    (rc = get_unsigned(c, f[6].val, "target.max_attempts", 1, 100, &cfg->target.max_attempts)) != 0)
 		return rc;
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key target.kind");
@@ -996,9 +1012,10 @@ static int parse_mapping(struct cx *c, struct field *sec, struct config *cfg)
 static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"delete_threshold", NULL, 0}, {"delete_threshold_percent", NULL, 0},
-			    {"deprovision", NULL, 0}};
+			    {"deprovision", NULL, 0}, {"delete_window_s", NULL, 0},
+			    {"on_threshold", NULL, 0}};
 	char d[96];
-	int rc = take_fields(c, sec->val, "safety", f, 3);
+	int rc = take_fields(c, sec->val, "safety", f, 5);
 	if (rc != 0)
 		return rc;
 	if (f[2].val != NULL) {
@@ -1016,6 +1033,18 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 	if (f[1].val != NULL && (rc = get_unsigned(c, f[1].val, "safety.delete_threshold_percent", 0, 100,
 						   &cfg->safety.delete_threshold_percent)) != 0)
 		return rc;
+	if (f[3].val != NULL && (rc = get_unsigned(c, f[3].val, "safety.delete_window_s", 1, 30 * 86400,
+						   &cfg->safety.delete_window_s)) != 0)
+		return rc;
+	if (f[4].val != NULL) {
+		if ((rc = get_string(c, f[4].val, "safety.on_threshold", cfg->safety.on_threshold,
+				     sizeof cfg->safety.on_threshold)) != 0)
+			return rc;
+		if (strcmp(cfg->safety.on_threshold, "stage_excess") != 0 &&
+		    strcmp(cfg->safety.on_threshold, "stop") != 0)
+			return fail(c, line_of(f[4].val), "safety.on_threshold: expected stage_excess or stop, got %s",
+				    describe(f[4].val, d, sizeof d));
+	}
 	return 0;
 }
 
@@ -1076,81 +1105,14 @@ static int parse_root(struct cx *c, yaml_node_t *root, struct config *cfg)
 
 /* -------------------------------------------------------------- secrets */
 
-static void wipe(void *p, size_t n)
-{
-	explicit_bzero(p, n);
-}
-
+/* One reader for secrets at start-up and at every runtime re-read
+ * (sync/secret.h), so the checks are the same each time. */
 static int read_secret(struct cx *c, const char *kp, int line, const char *file, char **out)
 {
-	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		int e = errno;
-		return fail_rc(c, -e, line, "%s: cannot read %s: %s", kp, file, strerror(e));
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		int e = errno;
-		close(fd);
-		return fail_rc(c, -e, line, "%s: cannot read %s: %s", kp, file, strerror(e));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return fail(c, line, "%s: %s is not a regular file", kp, file);
-	}
-	if ((st.st_mode & 077) != 0) {
-		close(fd);
-		return fail_rc(c, -EACCES, line, "%s: %s is readable by group or others (mode %04o); chmod 600 it", kp,
-			       file, (unsigned)(st.st_mode & 07777));
-	}
-	if (st.st_size > SECRET_MAX) {
-		close(fd);
-		return fail(c, line, "%s: %s is too large (%lld bytes, at most %d)", kp, file, (long long)st.st_size,
-			    SECRET_MAX);
-	}
-	size_t cap = (size_t)st.st_size;
-	char *buf = malloc(cap + 1);
-	if (buf == NULL) {
-		close(fd);
-		return fail_rc(c, -ENOMEM, line, "%s: out of memory", kp);
-	}
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + n, cap + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			close(fd);
-			wipe(buf, n);
-			free(buf);
-			return fail_rc(c, -e, line, "%s: cannot read %s: %s", kp, file, strerror(e));
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > cap) {
-			close(fd);
-			wipe(buf, n);
-			free(buf);
-			return fail(c, line, "%s: %s changed while being read", kp, file);
-		}
-	}
-	close(fd);
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-	int bad = 0;
-	if (n == 0)
-		bad = fail(c, line, "%s: %s is empty", kp, file);
-	else if (memchr(buf, '\0', n) != NULL)
-		bad = fail(c, line, "%s: %s contains a NUL byte", kp, file);
-	if (bad != 0) {
-		wipe(buf, cap + 1);
-		free(buf);
-		return bad;
-	}
-	*out = buf;
+	char msg[512];
+	int rc = secret_read(file, out, msg, sizeof msg);
+	if (rc != 0)
+		return fail_rc(c, rc, line, "%s: %s", kp, msg);
 	return 0;
 }
 
@@ -1196,7 +1158,10 @@ static void set_defaults(struct config *cfg)
 	cfg->cluster.pre_vote = true;
 	cfg->cluster.snapshot_threshold = CONFIG_DEFAULT_SNAPSHOT_THRESHOLD;
 	cfg->cluster.snapshot_trailing = CONFIG_DEFAULT_SNAPSHOT_TRAILING;
+	cfg->cluster.bootstrap = CONFIG_BOOTSTRAP_UNSET;
 	strcpy(cfg->safety.deprovision, "delete");
+	strcpy(cfg->safety.on_threshold, "stage_excess");
+	cfg->safety.delete_window_s = 300;
 	strcpy(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER);
 	strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER);
 	cfg->target.max_in_flight = CONFIG_DEFAULT_MAX_IN_FLIGHT;
@@ -1287,14 +1252,8 @@ void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	if (cfg->source.password != NULL) {
-		wipe(cfg->source.password, strlen(cfg->source.password));
-		free(cfg->source.password);
-		cfg->source.password = NULL;
-	}
-	if (cfg->target.token != NULL) {
-		wipe(cfg->target.token, strlen(cfg->target.token));
-		free(cfg->target.token);
-		cfg->target.token = NULL;
-	}
+	secret_free(cfg->source.password);
+	cfg->source.password = NULL;
+	secret_free(cfg->target.token);
+	cfg->target.token = NULL;
 }

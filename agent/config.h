@@ -57,6 +57,9 @@ struct config_mapping {
 	int line;
 };
 
+/* cluster.bootstrap: absent, false, true. */
+enum { CONFIG_BOOTSTRAP_UNSET = -1, CONFIG_BOOTSTRAP_NO = 0, CONFIG_BOOTSTRAP_YES = 1 };
+
 struct config {
 	char path[512]; /* the file this was read from */
 
@@ -76,6 +79,9 @@ struct config {
 		bool pre_vote;                /* default true (DESIGN.md) */
 		unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
 		unsigned snapshot_trailing;   /* entries kept after a snapshot; default 2048 */
+		/* cluster.bootstrap: CONFIG_BOOTSTRAP_UNSET when absent. Only
+		 * matters when members lists this node (see docs/configuration.md). */
+		int bootstrap;
 	} cluster;
 
 	struct {
@@ -98,6 +104,9 @@ struct config {
 		char *token; /* read from token_file; NULL if none */
 		unsigned max_in_flight; /* concurrent target requests; default 8 */
 		bool bulk;              /* use SCIM Bulk (RFC 7644 §3.7) when advertised; default false */
+		unsigned timeout_ms;    /* one request; default 30000 */
+		unsigned max_attempts;  /* tries of one request before the object goes to the retry set;
+					 * default 6 */
 	} target;
 
 	struct {
@@ -111,6 +120,9 @@ struct config {
 		unsigned delete_threshold; /* default 500 */
 		unsigned delete_threshold_percent; /* 1..100; default 0 = no percent check */
 		char deprovision[16];              /* "delete" (default) | "disable": users leaving scope */
+		unsigned delete_window_s;          /* sliding window deletes are counted over; default 300 */
+		char on_threshold[16];             /* "stage_excess" (default): run deletes up to the
+						    * threshold, stage the rest; "stop": stage them all */
 	} safety;
 
 	struct {

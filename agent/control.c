@@ -18,6 +18,7 @@
 #include "agent/log.h"
 #include "sync/provlog.h"
 #include "sync/state/object.h"
+#include "sync/state/retry.h"
 
 static const char *role_name(int role)
 {
@@ -97,6 +98,12 @@ static json_t *sync_json(struct agent *a)
 		      "skipped_total", (json_int_t)es.skipped_total,
 		      "batches_total", (json_int_t)es.batches_total);
 	json_object_set_new(o, "export_lag_ms", json_integer((json_int_t)es.export_lag_ms));
+	/* replicated: every node shows the same retry set and failed objects */
+	json_object_set_new(o, "retrying", json_integer((json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_RETRY]));
+	json_object_set_new(o, "failed", json_integer((json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_FAILED]));
+	if (es.quarantine_reason[0])
+		json_object_set_new(o, "quarantine", json_pack("{s:s,s:s}", "reason", es.quarantine_reason,
+								"detail", es.quarantine_detail));
 	json_object_set_new(o, "cursor_updated_at", time_or_null(a->cursor_seen_at));
 	if (a->engine && a->engine != NULL && strcmp(es.state, "standby") != 0) {
 		json_object_set_new(o, "source",
@@ -113,6 +120,29 @@ static json_t *sync_json(struct agent *a)
 					      (json_int_t)es.target.failures));
 	}
 	return o;
+}
+
+/*
+ * "storage": the raft data dir's health (raft/storage.h) and the provisioning
+ * log's write errors; state is the worse of the two (storage_full | error | ok).
+ */
+static json_t *storage_json(const struct node_status *st)
+{
+	struct provlog_health ph;
+	const char *state = st->storage_state ? st->storage_state : "ok";
+	char detail[1200];
+
+	provlog_health(&ph);
+	snprintf(detail, sizeof detail, "%s", st->storage_detail);
+	if (ph.failing) {
+		if (strcmp(state, "ok") == 0 || (ph.last_errno == ENOSPC && strcmp(state, "error") == 0))
+			state = ph.last_errno == ENOSPC ? "storage_full" : "error";
+		snprintf(detail + strlen(detail), sizeof detail - strlen(detail), "%s%s: %s",
+			 detail[0] ? "; " : "", ph.path, strerror(ph.last_errno));
+	}
+	return json_pack("{s:s,s:s,s:{s:I,s:I,s:b}}", "state", state, "detail", detail,
+			 "provisioning_log", "write_errors", (json_int_t)ph.write_errors, "reopens",
+			 (json_int_t)ph.reopens, "failing", ph.failing);
 }
 
 static json_t *status_json(struct agent *a)
@@ -153,7 +183,15 @@ static json_t *status_json(struct agent *a)
 		      "members", members,
 		      "leader_ready", st.ready,
 		      "uptime_seconds", (json_int_t)(time(NULL) - a->started_wall));
+	json_object_set_new(o, "cluster_id",
+			    identity_cluster_id(a) ? json_string(identity_cluster_id(a)) : json_null());
+	json_object_set_new(o, "bootstrap", json_string(agent_bootstrap_mode(a)));
 	json_object_set_new(o, "sync", sync_json(a));
+	json_object_set_new(o, "storage", storage_json(&st));
+	if (a->health) {
+		json_object_set_new(o, "health", health_json(a->health));
+		json_object_set_new(o, "cluster_health", health_cluster_json(a->health));
+	}
 	json_object_set_new(o, "state",
 			    json_pack("{s:I,s:I,s:I,s:s}", "objects",
 				      (json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_OBJECT],
@@ -161,6 +199,20 @@ static json_t *status_json(struct agent *a)
 				      (json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_STAGED],
 				      "keys", (json_int_t)a->state.count, "digest", digest));
 	return o;
+}
+
+static bool provlog_failing(void)
+{
+	struct provlog_health ph;
+	provlog_health(&ph);
+	return ph.failing;
+}
+
+static unsigned long long provlog_write_errors(void)
+{
+	struct provlog_health ph;
+	provlog_health(&ph);
+	return ph.write_errors;
 }
 
 /* Append printf output to a growing buffer. */
@@ -219,6 +271,11 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       st.applied_index);
 	metric(&t, "canopy_leader_ready", "gauge",
 	       "1 when this node is leader and its post-election barrier committed.", st.ready);
+	metric(&t, "canopy_storage_ok", "gauge",
+	       "1 when the data dir and the provisioning log can be written (status: storage).",
+	       st.storage_state && strcmp(st.storage_state, "ok") == 0 && !provlog_failing());
+	metric(&t, "canopy_provlog_write_errors_total", "counter",
+	       "Provisioning log entries that could not be written.", provlog_write_errors());
 	metric(&t, "canopy_uptime_seconds", "counter", "Seconds since the agent started.",
 	       (unsigned long long)(time(NULL) - a->started_wall));
 	metric(&t, "canopy_elections_total", "counter", "Times this node became candidate.",
@@ -243,6 +300,20 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       es.pending_deletes);
 	metric(&t, "canopy_target_quarantined", "gauge", "1 while the target is quarantined.",
 	       es.target.quarantined);
+	metric(&t, "canopy_sync_quarantined", "gauge",
+	       "1 while the sync is quarantined (any reason: source, target, delete threshold).",
+	       es.quarantine_reason[0] != '\0');
+	if (es.quarantine_reason[0]) {
+		put(&t, "# HELP canopy_sync_quarantine_reason The reason of the current quarantine.\n"
+			"# TYPE canopy_sync_quarantine_reason gauge\n"
+			"canopy_sync_quarantine_reason{reason=\"%s\"} 1\n", es.quarantine_reason);
+	}
+	metric(&t, "canopy_retry_set_objects", "gauge",
+	       "Objects whose change the target has not taken yet; retried with backoff (replicated).",
+	       a->state.by_prefix[(unsigned char)OBJECT_KEY_RETRY]);
+	metric(&t, "canopy_failed_objects", "gauge",
+	       "Objects the target refused for good; retried on canopyctl resync (replicated).",
+	       a->state.by_prefix[(unsigned char)OBJECT_KEY_FAILED]);
 	metric(&t, "canopy_export_lag_ms", "gauge",
 	       "Latest batch: from its oldest source event reaching the engine to its commit.",
 	       es.export_lag_ms);
@@ -251,6 +322,19 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       es.lease_cancels_total);
 	metric(&t, "canopy_control_requests_total", "counter", "Control API requests served.",
 	       a->http_requests);
+	if (a->health) {
+		struct health_metrics hm;
+		health_metrics(a->health, &hm);
+		metric(&t, "canopy_source_up", "gauge",
+		       "1 when this node's latest source check (bind + read of the users base) worked.",
+		       (unsigned long long)hm.source_up);
+		metric(&t, "canopy_target_up", "gauge",
+		       "1 when this node's latest target check (GET ServiceProviderConfig) worked.",
+		       (unsigned long long)hm.target_up);
+		metric(&t, "canopy_health_handovers_total", "counter",
+		       "Leadership transfers made because this leader could not use its source or target.",
+		       hm.handovers);
+	}
 	*len = t.len;
 	return t.buf;
 }
@@ -296,6 +380,11 @@ static bool redirect_to_leader(struct agent *a, const struct http_request *req,
 	http_reply_error(reply, 503, "not the leader; the leader is node %llu (raft %s)",
 			 (unsigned long long)st.leader_id, st.leader_address);
 	return true;
+}
+
+bool control_redirect_to_leader(struct agent *a, const struct http_request *req, struct http_reply *reply)
+{
+	return redirect_to_leader(a, req, reply);
 }
 
 static void handle_deletes(struct agent *a, const struct http_request *req,
@@ -396,7 +485,9 @@ static void on_change_done(void *arg, int status, const char *errmsg)
 	if (w->p != NULL) {
 		memset(&reply, 0, sizeof reply);
 		if (status == 0)
-			reply_json(&reply, 200, json_pack("{s:s}", "result", "done"));
+			reply_json(&reply, 200,
+				   json_pack("{s:s}", "result",
+					     strcmp(w->what, "abort") == 0 ? "aborted" : "done"));
 		else
 			http_reply_error(&reply, 409, "%s failed: %s", w->what, errmsg);
 		http_finish(w->p, &reply);
@@ -410,18 +501,25 @@ static void on_change_done(void *arg, int status, const char *errmsg)
 	change_wait_release(w);
 }
 
-static struct change_wait *change_wait_new(struct agent *a, const struct http_request *req,
-					   const char *what)
+/* Wait for a change whose request is deferred already (p). */
+static struct change_wait *change_wait_start(struct agent *a, struct http_pending *p,
+					     const char *what)
 {
 	struct change_wait *w = calloc(1, sizeof *w);
 	if (w == NULL)
 		return NULL;
-	w->p = http_defer(req);
+	w->p = p;
 	snprintf(w->what, sizeof w->what, "%s", what);
 	uv_timer_init(&a->loop, &w->timer);
 	w->timer.data = w;
 	uv_timer_start(&w->timer, on_change_slow, CHANGE_ANSWER_MS, 0);
 	return w;
+}
+
+static struct change_wait *change_wait_new(struct agent *a, const struct http_request *req,
+					   const char *what)
+{
+	return change_wait_start(a, http_defer(req), what); /* NULL: the caller undefers */
 }
 
 /* The change did not start: take the deferral back and free the waiter. */
@@ -459,7 +557,208 @@ static void on_transfer_done(struct node *n, bool transferred)
 		engine_lead(a->engine); /* still leading: resume exporting */
 }
 
-/* POST /v1/cluster/{add,remove,transfer} with a JSON body. */
+/*
+ * `cluster add` first checks that something answers a TCP connect on the new
+ * member's raft address within ADD_PROBE_MS. Without it libraft adds the
+ * server as spare and then tries to catch it up (rounds of up to 5 s), and
+ * while a promotion is pending every other change fails with
+ * RAFT_CANTCHANGE: an add of an agent that is not running wedged membership.
+ */
+#define ADD_PROBE_MS 1000
+
+struct add_probe {
+	struct agent *a;
+	struct http_pending *p;
+	struct config_member m;
+	char host[256], port[16];
+	uv_getaddrinfo_t gai;
+	uv_tcp_t tcp;
+	uv_connect_t conn;
+	uv_timer_t timer;
+	bool answered;  /* the probe's outcome is decided */
+	bool tcp_open;  /* tcp was initialized (and must be closed) */
+	unsigned refs;  /* callbacks still to come: getaddrinfo, connect, handle closes */
+};
+
+static void probe_release(struct add_probe *pr)
+{
+	if (--pr->refs == 0)
+		free(pr);
+}
+
+static void on_probe_handle_closed(uv_handle_t *h)
+{
+	probe_release(h->data);
+}
+
+static void probe_close_tcp(struct add_probe *pr)
+{
+	if (pr->tcp_open && !uv_is_closing((uv_handle_t *)&pr->tcp))
+		uv_close((uv_handle_t *)&pr->tcp, on_probe_handle_closed);
+}
+
+static void on_add_started(struct add_probe *pr)
+{
+	struct agent *a = pr->a;
+	struct change_wait *w;
+	struct http_reply reply;
+	int rv;
+
+	memset(&reply, 0, sizeof reply);
+	if (raft_state(&a->node.raft) != RAFT_LEADER) {
+		http_reply_error(&reply, 409, "add: this node stopped leading while checking %s; retry",
+				 pr->m.address);
+		http_finish(pr->p, &reply);
+		return;
+	}
+	w = change_wait_start(a, pr->p, "add");
+	if (w == NULL) {
+		http_reply_error(&reply, 500, "add: out of memory");
+		http_finish(pr->p, &reply);
+		return;
+	}
+	rv = node_add(&a->node, pr->m.id, pr->m.address, on_change_done, w);
+	if (rv != 0) {
+		http_reply_error(&reply, 409, "add: %s", raft_strerror(rv));
+		http_finish(w->p, &reply);
+		w->p = NULL;
+		w->change_done = true;
+		uv_close((uv_handle_t *)&w->timer, on_change_timer_closed);
+	}
+}
+
+/* Decide once: ok (start the add) or a 4xx naming the address. */
+static void probe_answer(struct add_probe *pr, bool ok, const char *why)
+{
+	struct http_reply reply;
+
+	if (pr->answered)
+		return;
+	pr->answered = true;
+	uv_close((uv_handle_t *)&pr->timer, on_probe_handle_closed);
+	if (ok) {
+		on_add_started(pr);
+		return;
+	}
+	memset(&reply, 0, sizeof reply);
+	http_reply_error(&reply, 422,
+			 "add %llu@%s: nothing answers on %s (%s); start the new agent first "
+			 "(nothing was changed)",
+			 (unsigned long long)pr->m.id, pr->m.address, pr->m.address, why);
+	http_finish(pr->p, &reply);
+}
+
+static void on_probe_connected(uv_connect_t *c, int status)
+{
+	struct add_probe *pr = c->data;
+
+	probe_answer(pr, status == 0, status == 0 ? "" : uv_strerror(status));
+	probe_close_tcp(pr); /* nothing is sent: the connect was the question */
+	probe_release(pr);   /* the connect callback */
+}
+
+static void on_probe_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+{
+	struct add_probe *pr = g->data;
+	int rv;
+
+	if (pr->answered)
+		goto out; /* timed out meanwhile */
+	if (status != 0 || res == NULL) {
+		probe_answer(pr, false, status != 0 ? uv_strerror(status) : "no address");
+		goto out;
+	}
+	rv = uv_tcp_init(&pr->a->loop, &pr->tcp);
+	if (rv != 0) {
+		probe_answer(pr, false, uv_strerror(rv));
+		goto out;
+	}
+	pr->tcp.data = pr;
+	pr->conn.data = pr;
+	pr->tcp_open = true;
+	pr->refs++; /* the tcp handle's close */
+	rv = uv_tcp_connect(&pr->conn, &pr->tcp, res->ai_addr, on_probe_connected);
+	if (rv != 0) {
+		probe_answer(pr, false, uv_strerror(rv));
+		probe_close_tcp(pr);
+		goto out;
+	}
+	pr->refs++; /* the connect callback */
+out:
+	if (res)
+		uv_freeaddrinfo(res);
+	probe_release(pr); /* the getaddrinfo callback */
+}
+
+static void on_probe_timeout(uv_timer_t *t)
+{
+	struct add_probe *pr = t->data;
+
+	probe_answer(pr, false, "no answer within 1 s");
+	/* Closing the socket cancels the connect; its callback then finds the
+	 * probe answered. */
+	probe_close_tcp(pr);
+}
+
+/* HOST:PORT or [V6]:PORT into host and port. */
+static int split_hostport(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon = strrchr(addr, ':');
+	size_t n;
+
+	if (colon == NULL || colon[1] == '\0')
+		return -EINVAL;
+	n = (size_t)(colon - addr);
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
+		addr++;
+		n -= 2;
+	}
+	if (n == 0 || n >= hlen || strlen(colon + 1) >= plen)
+		return -EINVAL;
+	memcpy(host, addr, n);
+	host[n] = '\0';
+	snprintf(port, plen, "%s", colon + 1);
+	return 0;
+}
+
+/* Start the probe; the request is answered from its callbacks. */
+static int add_probe_start(struct agent *a, const struct http_request *req,
+			   const struct config_member *m, char *errmsg, size_t errlen)
+{
+	struct add_probe *pr = calloc(1, sizeof *pr);
+	struct addrinfo hints;
+	int rv;
+
+	if (pr == NULL) {
+		snprintf(errmsg, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pr->a = a;
+	pr->m = *m;
+	if (split_hostport(m->address, pr->host, sizeof pr->host, pr->port, sizeof pr->port) != 0) {
+		snprintf(errmsg, errlen, "%s: not HOST:PORT", m->address);
+		free(pr);
+		return -EINVAL;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	pr->gai.data = pr;
+	rv = uv_getaddrinfo(&a->loop, &pr->gai, on_probe_resolved, pr->host, pr->port, &hints);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s", m->address, uv_strerror(rv));
+		free(pr);
+		return -EIO;
+	}
+	pr->refs = 2; /* getaddrinfo callback + timer close */
+	uv_timer_init(&a->loop, &pr->timer);
+	pr->timer.data = pr;
+	uv_timer_start(&pr->timer, on_probe_timeout, ADD_PROBE_MS, 0);
+	pr->p = http_defer(req);
+	return 0;
+}
+
+/* POST /v1/cluster/{add,remove,transfer,abort} with a JSON body. */
 static void handle_cluster(struct agent *a, const struct http_request *req,
 			   struct http_reply *reply, const char *what)
 {
@@ -469,7 +768,7 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 	const char *member = NULL;
 	struct config_member m;
 	struct change_wait *w = NULL;
-	char err[256];
+	char err[512];
 	int rv;
 
 	if (strcmp(req->method, "POST") != 0) {
@@ -491,8 +790,26 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 			http_reply_error(reply, 400, "add: %s", member ? err : "\"member\": \"ID@HOST:PORT\" is required");
 			goto out;
 		}
-		w = change_wait_new(a, req, "add");
-		rv = w ? node_add(&a->node, m.id, m.address, on_change_done, w) : RAFT_NOMEM;
+		/* Answered from the probe's callbacks: 422 when nothing answers,
+		 * else the add's outcome as below. */
+		if (add_probe_start(a, req, &m, err, sizeof err) != 0)
+			http_reply_error(reply, 400, "add: %s", err);
+		goto out;
+	} else if (strcmp(what, "abort") == 0 ||
+		   (strcmp(what, "remove") == 0 && id > 0 &&
+		    node_change_adding(&a->node) == (uint64_t)id)) {
+		/* Abort the add in progress (removing a server that is still
+		 * being promoted is that same abort: it removes the spare). */
+		w = change_wait_new(a, req, what);
+		rv = w ? node_abort_change(&a->node, on_change_done, w, err, sizeof err) : -ENOMEM;
+		if (rv != 0) {
+			if (w != NULL)
+				change_wait_cancel(w, req);
+			else
+				http_undefer(req);
+			http_reply_error(reply, 409, "%s: %s", what, rv == -ENOMEM ? "out of memory" : err);
+		}
+		goto out;
 	} else if (strcmp(what, "remove") == 0) {
 		if (id <= 0) {
 			http_reply_error(reply, 400, "remove: \"id\" (a positive integer) is required");
@@ -549,6 +866,8 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 		reply->content_type = "text/plain; version=0.0.4";
 		return;
 	}
+	if (control_sync_handle(a, req, reply))
+		return;
 	if (strcmp(req->path, "/v1/deletes/approve") == 0) {
 		handle_deletes(a, req, reply, true);
 		return;
@@ -559,8 +878,12 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 	}
 	if (strncmp(req->path, "/v1/cluster/", 12) == 0 &&
 	    (strcmp(req->path + 12, "add") == 0 || strcmp(req->path + 12, "remove") == 0 ||
-	     strcmp(req->path + 12, "transfer") == 0)) {
+	     strcmp(req->path + 12, "transfer") == 0 || strcmp(req->path + 12, "abort") == 0)) {
 		handle_cluster(a, req, reply, req->path + 12);
+		return;
+	}
+	if (strcmp(req->path, "/v1/health/report") == 0 && a->health) {
+		health_handle_report(a->health, req, reply);
 		return;
 	}
 	if (strcmp(req->path, "/v1/logs") == 0 && strcmp(req->method, "GET") == 0) {

@@ -88,13 +88,36 @@ static long long num(json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
+/* One line: this node's own checks, then the cluster's verdict; the
+ * detail of a failed check on the next line. */
+static void print_health(FILE *out, json_t *h, json_t *cluster)
+{
+	json_t *src = json_object_get(h, "source"), *tgt = json_object_get(h, "target");
+
+	if (h == NULL)
+		return;
+	fprintf(out, "health    source %s, target %s", str(src, "state", "?"), str(tgt, "state", "?"));
+	if (cluster)
+		fprintf(out, " (cluster: source %s, target %s)", str(cluster, "source", "?"),
+			str(cluster, "target", "?"));
+	fprintf(out, "\n");
+	if (strcmp(str(src, "state", "ok"), "ok") != 0 && str(src, "detail", "")[0])
+		fprintf(out, "          source: %s\n", str(src, "detail", ""));
+	if (strcmp(str(tgt, "state", "ok"), "ok") != 0 && str(tgt, "detail", "")[0])
+		fprintf(out, "          target: %s\n", str(tgt, "detail", ""));
+	if (cluster && str(cluster, "detail", NULL))
+		fprintf(out, "          cluster: %s\n", str(cluster, "detail", ""));
+}
+
 static void print_status(FILE *out, json_t *st)
 {
 	json_t *leader = json_object_get(st, "leader"), *sync = json_object_get(st, "sync");
 	json_t *members = json_object_get(st, "members"), *m, *cursor, *reach, *state;
 	size_t i;
 
-	fprintf(out, "cluster   %s\n", str(st, "cluster", "?"));
+	fprintf(out, "cluster   %s (id %s)\n", str(st, "cluster", "?"), str(st, "cluster_id", "not yet committed"));
+	if (strcmp(str(st, "bootstrap", ""), "implicit") == 0)
+		fprintf(out, "bootstrap implicit: cluster.members lists only this node; set cluster.bootstrap\n");
 	fprintf(out, "node      %lld (%s)\n", num(st, "node_id"), str(st, "role", "?"));
 	fprintf(out, "term      %lld\n", num(st, "term"));
 	if (json_integer_value(json_object_get(leader, "id")) != 0)
@@ -107,6 +130,7 @@ static void print_status(FILE *out, json_t *st)
 	if (state)
 		fprintf(out, "objects   %lld (digest %s)\n", num(state, "objects"),
 			str(state, "digest", "?"));
+	print_health(out, json_object_get(st, "health"), json_object_get(st, "cluster_health"));
 	fprintf(out, "\n%-6s %-24s %-8s %-10s\n", "ID", "ADDRESS", "ROLE", "REACHABLE");
 	json_array_foreach(members, i, m)
 	{
@@ -152,12 +176,22 @@ static void usage(FILE *f)
 		"                          commit/applied index, members, sync state\n"
 		"  cluster add ID@HOST:PORT   add a member (joins as spare, promoted to voter once\n"
 		"                          it caught up); start its agent first, with the\n"
-		"                          cluster's members list (it does not bootstrap)\n"
-		"  cluster remove ID       remove a member\n"
+		"                          cluster's members list (it does not bootstrap); the\n"
+		"                          leader first checks that it answers on HOST:PORT\n"
+		"  cluster remove ID       remove a member (a member still being added: its add\n"
+		"                          is aborted); the removed agent notices and exits 0\n"
+		"  cluster abort           abort the add in progress (the new server is not\n"
+		"                          promoted yet): the spare it added is removed again\n"
 		"  cluster transfer [ID]   hand leadership to ID (default: an up-to-date voter)\n"
 		"  deletes approve         delete in the target every delete staged by delete\n"
 		"                          protection (safety.delete_threshold)\n"
 		"  deletes reject          drop the staged deletes; the objects stay in the target\n"
+		"  deletes list            the staged deletes (DN, type, target id)\n"
+		"  failed                  objects the target has not taken: the retry set (retried\n"
+		"                          with backoff) and the failed objects (refused for good)\n"
+		"  resync DN | --failed    retry now: the object with that DN (failed, retrying, or\n"
+		"                          exported: written again from a fresh read), or every\n"
+		"                          failed object\n"
 		"  logs [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
 		"                          this node's provisioning log (one line per target\n"
 		"                          operation it made while leading); TIME is ISO 8601 UTC,\n"
@@ -211,12 +245,37 @@ static void print_logs(FILE *out, json_t *o)
 	}
 }
 
+/* One line per staged delete, failed or retrying object. */
+static void print_list(FILE *out, json_t *o, const char *key, const char *what)
+{
+	json_t *list = json_object_get(o, key), *e;
+	size_t i;
+
+	fprintf(out, "%zu %s%s\n", json_array_size(list), what,
+		json_is_true(json_object_get(o, "truncated")) ? " (list truncated)" : "");
+	json_array_foreach(list, i, e)
+	{
+		fprintf(out, "  %-5s %s", str(e, "type", "?"), str(e, "dn", str(e, "anchor", "?")));
+		if (str(e, "kind", NULL))
+			fprintf(out, " (%s, %lld attempts", str(e, "kind", ""), num(e, "attempts"));
+		if (num(e, "http_status"))
+			fprintf(out, ", http %lld", num(e, "http_status"));
+		if (str(e, "kind", NULL))
+			fputc(')', out);
+		if (str(e, "target_id", NULL))
+			fprintf(out, " target id %s", str(e, "target_id", ""));
+		if (str(e, "error", NULL))
+			fprintf(out, ": %s", str(e, "error", ""));
+		fputc('\n', out);
+	}
+}
+
 int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 {
 	const char *server = getenv("CANOPY_SERVER");
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL;
-	bool json = false, errors = false;
+	bool json = false, errors = false, failed = false;
 	struct buf body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
@@ -235,6 +294,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			json = true;
 		else if (strcmp(a, "--errors") == 0)
 			errors = true;
+		else if (strcmp(a, "--failed") == 0)
+			failed = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(out);
 			return 0;
@@ -271,6 +332,24 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	}
 	if (strcmp(words[0], "status") == 0 && n_words == 1) {
 		snprintf(path, sizeof path, "/v1/status");
+	} else if (strcmp(words[0], "deletes") == 0 && n_words == 2 && strcmp(words[1], "list") == 0) {
+		snprintf(path, sizeof path, "/v1/deletes");
+	} else if (strcmp(words[0], "failed") == 0 && n_words == 1) {
+		snprintf(path, sizeof path, "/v1/failed");
+	} else if (strcmp(words[0], "resync") == 0 && (n_words == 2) != failed && n_words <= 2) {
+		json_t *b = n_words == 2 ? json_pack("{s:s}", "dn", words[1]) : json_pack("{s:b}", "failed", 1);
+		char *d = json_dumps(b, JSON_COMPACT);
+		snprintf(path, sizeof path, "/v1/resync");
+		method = "POST";
+		if (d == NULL || strlen(d) >= sizeof payload) {
+			fprintf(err, "canopyctl: resync: the DN is too long\n");
+			free(d);
+			json_decref(b);
+			return 2;
+		}
+		snprintf(payload, sizeof payload, "%s", d);
+		free(d);
+		json_decref(b);
 	} else if (strcmp(words[0], "deletes") == 0 && n_words == 2 &&
 		   (strcmp(words[1], "approve") == 0 || strcmp(words[1], "reject") == 0)) {
 		snprintf(path, sizeof path, "/v1/deletes/%s", words[1]);
@@ -278,6 +357,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	} else if (strcmp(words[0], "cluster") == 0 && n_words >= 2 &&
 		   ((strcmp(words[1], "add") == 0 && n_words == 3) ||
 		    (strcmp(words[1], "remove") == 0 && n_words == 3) ||
+		    (strcmp(words[1], "abort") == 0 && n_words == 2) ||
 		    (strcmp(words[1], "transfer") == 0 && n_words <= 3))) {
 		char *end = NULL;
 		unsigned long long id = 0;
@@ -337,6 +417,13 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			print_status(out, o);
 		else if (strcmp(words[0], "logs") == 0)
 			print_logs(out, o);
+		else if (strcmp(words[0], "deletes") == 0 && strcmp(words[1], "list") == 0)
+			print_list(out, o, "deletes", "staged deletes");
+		else if (strcmp(words[0], "failed") == 0) {
+			print_list(out, o, "retrying", "in the retry set");
+			print_list(out, o, "failed", "failed objects");
+		} else if (strcmp(words[0], "resync") == 0)
+			fprintf(out, "%s: %lld objects\n", str(o, "result", "done"), num(o, "objects"));
 		else if (strcmp(words[0], "cluster") == 0 && num(o, "leader"))
 			fprintf(out, "%s: node %lld leads term %lld\n", str(o, "result", "done"),
 				num(o, "leader"), num(o, "term"));

@@ -41,6 +41,33 @@ static int make_dir(const char *path, char *errmsg, size_t errlen)
 	return 0;
 }
 
+/*
+ * Storage, every loop iteration (cheap: the marker is rewritten at most once a
+ * second on the thread pool, the disk looked at at most once a second). The
+ * marker gets the commit index only as far as it is stored here too.
+ */
+static raft_index stored_commit(struct node *n)
+{
+	raft_index stored = peek_last_stored(&n->raft), commit = peek_commit_index(&n->raft);
+	return commit < stored ? commit : stored;
+}
+
+static void storage_tick(struct node *n)
+{
+	raft_time now = node_now(n);
+
+	if (raft_last_index(&n->raft) > peek_last_stored(&n->raft)) {
+		if (n->unstored_since == 0)
+			n->unstored_since = now;
+	} else {
+		n->unstored_since = 0;
+	}
+	storage_marker_note(&n->marker, stored_commit(n), peek_term(&n->raft), now);
+	storage_health_update(&n->storage, n->data_dir, &n->marker,
+			      n->unstored_since ? now - n->unstored_since : 0, n->io.errmsg, now,
+			      &n->storage_checked);
+}
+
 static void on_check(uv_check_t *h)
 {
 	struct node *n = h->data;
@@ -55,12 +82,17 @@ static void on_check(uv_check_t *h)
 		n->elections++;
 	n->last_state = state;
 	raft_leader(&n->raft, &id, &addr);
+	if (id != 0)
+		n->leader_seen_at = node_now(n);
+	if (!n->was_member && node_membership(n) == 1)
+		n->was_member = true;
 	if (id != 0 && id != n->last_leader_id) {
 		if (n->last_leader_id != 0)
 			n->leader_changes++;
 		n->last_leader_id = id;
 	}
 	leader_tick(&n->leader);
+	storage_tick(n);
 }
 
 /* The check handle runs only when the loop iterates; this timer makes sure it
@@ -87,7 +119,7 @@ static int bootstrap(struct node *n, const struct node_config *cfg, char *errmsg
 	for (i = 0; i < cfg->n_members; i++)
 		if (cfg->members[i].id == cfg->id)
 			member = true;
-	if (!member)
+	if (!member || cfg->never_bootstrap)
 		return 0; /* joins an existing cluster through `canopyctl cluster add` */
 
 	raft_configuration_init(&conf);
@@ -129,6 +161,15 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 	rv = make_dir(cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
 		return rv;
+	/* Before libraft reads anything: it would move a damaged segment aside
+	 * and start with less, or spin on a truncated snapshot (storage.h). */
+	rv = storage_inspect(cfg->data_dir, &n->storage_info, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	rv = storage_marker_init(&n->marker, loop, cfg->data_dir, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	snprintf(n->data_dir, sizeof n->data_dir, "%s", cfg->data_dir);
 
 	rv = raft_uv_tcp_init(&n->transport, loop);
 	if (rv != 0) {
@@ -238,6 +279,9 @@ static void close_when_stored(uv_timer_t *t)
 		return;
 	}
 	uv_timer_stop(&n->wake);
+	/* Clean shutdown: record how far this node got (storage.h). */
+	storage_marker_note(&n->marker, stored_commit(n), peek_term(&n->raft), node_now(n));
+	storage_marker_flush(&n->marker);
 	raft_close(&n->raft, on_raft_closed);
 }
 
@@ -326,6 +370,8 @@ void node_status(struct node *n, struct node_status *out)
 		m->match_index = match;
 	}
 	out->n_members = i;
+	out->storage_state = storage_state_name(n->storage.state);
+	snprintf(out->storage_detail, sizeof out->storage_detail, "%s", n->storage.detail);
 }
 
 struct apply_req {
@@ -366,16 +412,32 @@ int node_apply(struct node *n, struct raft_buffer *buf, node_apply_cb cb, void *
 	return rv;
 }
 
+/*
+ * How long a promotion is retried while the new server does not answer its
+ * catch-up rounds (libraft gives up on a round after
+ * max_catch_up_round_duration, 5 s by default, with RAFT_NOCONNECTION). After
+ * that the add is undone: the spare is removed again, so a failed add leaves
+ * the configuration as it was and the next change can run.
+ */
+#define PROMOTE_TRY_MS 30000
+
 struct change_req {
 	struct raft_change req;
 	struct node *n;
 	uint64_t id;
 	bool promote;     /* after raft_add: assign the voter role */
-	bool promoting;   /* raft_assign in flight */
-	unsigned retries; /* of the promotion, while the new server is not reachable yet */
+	bool promoting;   /* raft_assign in flight, or waiting to be retried */
+	bool undoing;     /* the add is being undone: raft_remove of the spare in flight */
+	bool abort_asked; /* `cluster abort` while raft_add was being committed */
+	raft_time promote_started;
 	uv_timer_t timer;
 	node_change_cb cb;
 	void *arg;
+	node_change_cb abort_cb; /* the operator's abort waiting for the undo, or NULL */
+	void *abort_arg;
+	int undo_status;  /* what cb reports once the add is undone */
+	int undo_rv;      /* raft_remove's immediate failure, reported from the timer */
+	char undo_why[128];
 };
 
 static void on_changed(struct raft_change *req, int status);
@@ -387,9 +449,58 @@ static void on_change_timer_closed(uv_handle_t *h)
 
 static void change_done(struct change_req *c, int status, const char *err)
 {
+	if (c->n->change == c)
+		c->n->change = NULL;
 	c->cb(c->arg, status, err);
 	c->timer.data = c;
 	uv_close((uv_handle_t *)&c->timer, on_change_timer_closed);
+}
+
+/* The spare is out again (status 0) or could not be removed: tell whoever
+ * aborted, then the add's own waiter. */
+static void undo_done(struct change_req *c, int status)
+{
+	char err[384];
+
+	if (c->abort_cb)
+		c->abort_cb(c->abort_arg, status, status == 0 ? "" : raft_strerror(status));
+	if (status == 0)
+		snprintf(err, sizeof err, "%s; the spare %llu was removed again, the configuration is as before",
+			 c->undo_why, (unsigned long long)c->id);
+	else
+		snprintf(err, sizeof err,
+			 "%s; removing the spare %llu failed (%s): run canopyctl cluster remove %llu",
+			 c->undo_why, (unsigned long long)c->id, raft_strerror(status),
+			 (unsigned long long)c->id);
+	change_done(c, c->undo_status, err);
+}
+
+static void on_undo_failed(uv_timer_t *t)
+{
+	struct change_req *c = t->data;
+	undo_done(c, c->undo_rv);
+}
+
+/*
+ * Take back an add that will not complete: remove the spare it added (one
+ * server at a time, Raft dissertation §4.1 -- this is an ordinary removal,
+ * allowed because the add's configuration entry is committed and no
+ * promotion is pending any more).
+ */
+static void undo_add(struct change_req *c, int status, const char *why)
+{
+	int rv;
+
+	uv_timer_stop(&c->timer);
+	c->promote = c->promoting = false;
+	c->undoing = true;
+	c->undo_status = status;
+	snprintf(c->undo_why, sizeof c->undo_why, "%s", why);
+	rv = raft_remove(&c->n->raft, &c->req, c->id, on_changed);
+	if (rv != 0) { /* report from the loop, never from inside the caller */
+		c->undo_rv = rv;
+		uv_timer_start(&c->timer, on_undo_failed, 0, 0);
+	}
 }
 
 static void promote(uv_timer_t *t)
@@ -412,16 +523,32 @@ static void on_changed(struct raft_change *req, int status)
 	struct change_req *c = req->data;
 	char err[256] = "";
 
+	if (c->undoing) {
+		undo_done(c, status);
+		return;
+	}
 	if (status == 0 && c->promote) {
 		/* Added as spare; now catch it up and make it a voter. */
 		c->promote = false;
+		if (c->abort_asked) {
+			undo_add(c, RAFT_CANCELED, "aborted by the operator");
+			return;
+		}
+		c->promote_started = node_now(c->n);
 		promote(&c->timer);
 		return;
 	}
-	if (c->promoting && status == RAFT_NOCONNECTION && c->retries++ < 50) {
+	if (c->promoting && status == RAFT_NOCONNECTION) {
 		/* The new agent may still be starting: it is a spare already, so
-		 * the cluster is unaffected; try the promotion again shortly. */
-		uv_timer_start(&c->timer, promote, 200, 0);
+		 * the cluster is unaffected; try the promotion again shortly, for
+		 * a while, then undo the add. */
+		if (node_now(c->n) - c->promote_started < PROMOTE_TRY_MS) {
+			uv_timer_start(&c->timer, promote, 200, 0);
+			return;
+		}
+		snprintf(err, sizeof err, "promote to voter: server %llu did not catch up within %d s",
+			 (unsigned long long)c->id, PROMOTE_TRY_MS / 1000);
+		undo_add(c, status, err);
 		return;
 	}
 	if (status != 0)
@@ -456,6 +583,8 @@ int node_add(struct node *n, uint64_t id, const char *address, node_change_cb cb
 	rv = raft_add(&n->raft, &c->req, id, address, on_changed);
 	if (rv != 0)
 		uv_close((uv_handle_t *)&c->timer, on_change_timer_closed);
+	else
+		n->change = c;
 	return rv;
 }
 
@@ -469,5 +598,71 @@ int node_remove(struct node *n, uint64_t id, node_change_cb cb, void *arg)
 	rv = raft_remove(&n->raft, &c->req, id, on_changed);
 	if (rv != 0)
 		uv_close((uv_handle_t *)&c->timer, on_change_timer_closed);
+	else
+		n->change = c;
 	return rv;
+}
+
+uint64_t node_change_adding(struct node *n)
+{
+	struct change_req *c = n->change;
+	return c && (c->promote || c->promoting) && !c->undoing ? c->id : 0;
+}
+
+int node_abort_change(struct node *n, node_change_cb cb, void *arg, char *errmsg, size_t errlen)
+{
+	struct change_req *c = n->change;
+
+	if (c == NULL) {
+		snprintf(errmsg, errlen, "no membership change is in progress on this leader");
+		return -ENOENT;
+	}
+	if (c->undoing || c->abort_asked) {
+		snprintf(errmsg, errlen, "the add of server %llu is already being undone",
+			 (unsigned long long)c->id);
+		return -EBUSY;
+	}
+	if (!c->promote && !c->promoting) {
+		snprintf(errmsg, errlen,
+			 "the removal of server %llu is being committed; it cannot be taken back",
+			 (unsigned long long)c->id);
+		return -EBUSY;
+	}
+	if (c->promote) {
+		/* raft_add's entry is on its way: undo as soon as it commits. */
+		c->abort_asked = true;
+		c->abort_cb = cb;
+		c->abort_arg = arg;
+		return 0;
+	}
+	/* Promoting: either waiting to retry, or libraft is catching the new
+	 * server up (promotee_id set; see peek_cancel_promotion). */
+	if (!uv_is_active((uv_handle_t *)&c->timer) && peek_cancel_promotion(&n->raft, &c->req) != 0) {
+		snprintf(errmsg, errlen,
+			 "server %llu caught up and its promotion to voter is being committed; "
+			 "remove it once that is done",
+			 (unsigned long long)c->id);
+		return -EBUSY;
+	}
+	c->abort_cb = cb;
+	c->abort_arg = arg;
+	undo_add(c, RAFT_CANCELED, "aborted by the operator");
+	return 0;
+}
+
+int node_membership(struct node *n)
+{
+	const struct raft_configuration *conf = peek_configuration(&n->raft);
+	unsigned i;
+
+	for (i = 0; i < conf->n; i++)
+		if (conf->servers[i].id == n->raft.id)
+			return 1;
+	return n->was_member ? -1 : 0;
+}
+
+raft_time node_leaderless_ms(struct node *n)
+{
+	raft_time since = n->leader_seen_at ? n->leader_seen_at : n->started_at;
+	return node_now(n) - since;
 }

@@ -21,6 +21,7 @@
 
 #include "raft/fsm.h"
 #include "raft/leader.h"
+#include "raft/storage.h"
 
 struct node_member {
 	uint64_t id;
@@ -38,6 +39,8 @@ struct node_config {
 	bool pre_vote;
 	unsigned snapshot_threshold; /* 0: libraft default */
 	unsigned snapshot_trailing;  /* 0: libraft default */
+	bool never_bootstrap; /* do not bootstrap even when members lists this node:
+			       * it waits to be added (`canopyctl cluster add`) */
 };
 
 struct node;
@@ -59,6 +62,9 @@ struct node {
 	bool transferring;
 	node_transfer_cb transfer_cb;
 	node_close_cb close_cb;
+	struct change_req *change; /* the membership change this leader runs, or NULL */
+	bool was_member;        /* a configuration this node knew listed it */
+	raft_time leader_seen_at; /* when a leader was last known (0: never) */
 	raft_time started_at;
 	raft_time close_started;
 	unsigned election_timeout_ms; /* T, as configured */
@@ -72,13 +78,24 @@ struct node {
 	uint64_t leader_changes;/* times the known leader id changed */
 	int last_state;
 	uint64_t last_leader_id;
+
+	/* Storage (raft/storage.h): what the start-up check found, the
+	 * canopy-state marker, and the health shown in status. */
+	char data_dir[1024];
+	struct storage_info storage_info;
+	struct storage_marker marker;
+	struct storage_health storage;
+	uint64_t storage_checked; /* when the disk was last looked at (ms) */
+	raft_time unstored_since; /* appended entries not yet on disk since (0: none) */
 };
 
 /*
  * Initialize and start the raft server. Bootstraps a new cluster from
  * cfg->members when this node is one of them and its data dir is empty
  * (RAFT_CANTBOOTSTRAP from libraft means "already bootstrapped": restart from
- * disk). Returns 0, or a negative code with the cause in errmsg; on failure
+ * disk). The data dir is checked first (storage_inspect): a damaged file or
+ * missing committed state is refused with -EBADMSG / -ENODATA, naming the
+ * file and the remedy. Returns 0, or a negative code with the cause in errmsg; on failure
  * everything started so far is undone and `n` needs no closing.
  */
 int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
@@ -117,6 +134,31 @@ typedef void (*node_change_cb)(void *arg, int status, const char *errmsg);
 int node_add(struct node *n, uint64_t id, const char *address, node_change_cb cb, void *arg);
 int node_remove(struct node *n, uint64_t id, node_change_cb cb, void *arg);
 
+/*
+ * Abort the membership change this leader is running (`canopyctl cluster
+ * abort`): an add whose new server has not been promoted yet is cancelled and
+ * the spare it added is removed again; cb(arg, status, errmsg) runs once that
+ * removal is committed (the add's own callback then reports RAFT_CANCELED).
+ * Returns 0, or without calling cb: -ENOENT (no change running), -EBUSY (the
+ * change is a removal, or a promotion already being committed: it cannot be
+ * taken back), or a raft error code; errmsg says which.
+ */
+int node_abort_change(struct node *n, node_change_cb cb, void *arg, char *errmsg, size_t errlen);
+
+/* The id of the server the running change adds (0: none, or a removal). */
+uint64_t node_change_adding(struct node *n);
+
+/*
+ * Whether this node is still a member: 1 while the latest configuration it
+ * knows lists it, 0 before it was ever in one (a new node waiting for
+ * `cluster add`), -1 once it was and no longer is (it applied a
+ * configuration that removed it).
+ */
+int node_membership(struct node *n);
+
+/* Milliseconds since this node last knew a leader (since start if never). */
+raft_time node_leaderless_ms(struct node *n);
+
 /* ---- read-only views (raft/peek.c reads libraft 0.15 internals) -------- */
 
 enum node_role_code { NODE_VOTER, NODE_STANDBY, NODE_SPARE };
@@ -142,6 +184,8 @@ struct node_status {
 	uint64_t last_index;
 	unsigned n_members;
 	struct node_member_status members[NODE_MAX_MEMBERS];
+	const char *storage_state; /* "ok" | "storage_full" | "error" (storage.h) */
+	char storage_detail[512];
 };
 
 void node_status(struct node *n, struct node_status *out);

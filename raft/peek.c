@@ -36,3 +36,21 @@ raft_index peek_last_stored(const struct raft *r)
 {
 	return r->last_stored;
 }
+
+raft_id peek_promotee(const struct raft *r)
+{
+	return r->state == RAFT_LEADER ? r->leader_state.promotee_id : 0;
+}
+
+int peek_cancel_promotion(struct raft *r, const struct raft_change *req)
+{
+	if (r->state != RAFT_LEADER || r->leader_state.promotee_id == 0 ||
+	    r->leader_state.change != req)
+		return -ENOENT;
+	r->leader_state.promotee_id = 0;
+	r->leader_state.round_number = 0;
+	r->leader_state.round_index = 0;
+	r->leader_state.round_start = 0;
+	r->leader_state.change = NULL;
+	return 0;
+}

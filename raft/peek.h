@@ -1,5 +1,6 @@
 /*
- * raft/peek.h -- reads of libraft 0.15's public-but-internal struct raft.
+ * raft/peek.h -- reads (and the one write) of libraft 0.15's public-but-internal
+ * struct raft.
  *
  * libraft 0.15 exposes `struct raft` but offers no getters for the current
  * term, the commit index or a leader's view of follower reachability. Every
@@ -10,6 +11,7 @@
 #ifndef CANOPY_RAFT_PEEK_H
 #define CANOPY_RAFT_PEEK_H
 
+#include <errno.h>
 #include <raft.h>
 #include <stdbool.h>
 
@@ -28,5 +30,24 @@ const struct raft_configuration *peek_configuration(const struct raft *r);
  * progress[i].recent_recv: a message received within the election timeout.
  */
 int peek_reachable(const struct raft *r, unsigned i, raft_index *match_index);
+
+/* The server a leader is catching up for promotion (0: none, or not leader). */
+raft_id peek_promotee(const struct raft *r);
+
+/*
+ * Cancel a leader's pending promotion started by raft_assign(req, VOTER):
+ * libraft 0.15 has no call for it, and while leader_state.promotee_id is set
+ * every further change fails with RAFT_CANTCHANGE (src/membership.c,
+ * membershipCanChangeConfiguration). This does what src/tick.c (tickLeader)
+ * does when a promotee is unresponsive -- clear promotee_id and the catch-up
+ * round fields, which membershipCanChangeConfiguration asserts are zero, and
+ * drop leader_state.change -- except that req's callback is not called (the
+ * caller owns it and reports the outcome). Later AppendEntries results from
+ * that server are then ordinary replication results (src/replication.c only
+ * counts catch-up rounds for the current promotee_id).
+ * Returns 0, or -ENOENT when `req` is not a pending promotion of this leader
+ * (e.g. it caught up and its configuration entry is being committed).
+ */
+int peek_cancel_promotion(struct raft *r, const struct raft_change *req);
 
 #endif /* CANOPY_RAFT_PEEK_H */

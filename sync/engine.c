@@ -13,9 +13,16 @@
 
 #include "raft/peek.h"
 #include "sync/hash.h"
+#include "sync/state/cluster.h"
 #include "sync/state/object.h"
+#include "sync/state/retry.h"
 
 #define KEY_MAX 600
+#define OBJECT_KEY_WINDOW 'w'     /* "w:" deletes executed recently: "sec:count,..." */
+#define OBJECT_KEY_QUARANTINE 'q' /* "q:" the leader's quarantine, for every node */
+#define RETRY_TICK_MS 1000
+
+enum { L_DEBUG, L_INFO, L_WARN, L_ERROR };
 
 enum item_kind {
 	IT_UPSERT,       /* create/update (users, groups); groups then check members */
@@ -41,7 +48,9 @@ struct item {
 	struct object_record rec; /* what to commit */
 	bool write_rec;         /* commit rec under "o:" */
 	bool upsert_needed;
-	bool failed;            /* skip this object; cursor still advances */
+	bool failed;            /* its write did not happen (see retry/refused) or was not needed */
+	bool retry;             /* the target or the network failed it: commit puts it in the retry set */
+	bool refused;           /* refused for good (or unmappable): commit records it as failed */
 	bool cancelled;
 	uint64_t change;
 	struct scim_op op;
@@ -66,6 +75,8 @@ struct batch {
 	bool rewind;            /* the lease ran out mid-batch: redo it from the start */
 	bool decision;          /* an approve/reject batch */
 	bool repair;            /* the in-doubt repair batch */
+	bool retry_batch;       /* made from the retry set */
+	bool rerun;             /* runs again after a lease expiry: writes may have landed */
 	uint64_t first_event;   /* uv_now of its oldest event (export lag) */
 };
 
@@ -92,11 +103,19 @@ struct session {
 	bool stopping;
 	int open;                  /* things to wait for before freeing: src, tgt, timer */
 	int pending_decision;      /* 0 none, 1 approve, 2 reject */
-	time_t *delete_times;      /* ring of recent executed-delete times (window) */
-	size_t n_delete_times, delete_times_head;
 	uint64_t term;
 	bool source_connected;
+	bool source_reported;      /* the source has said whether it can read */
+	enum source_problem source_problem;
 	char source_message[256];
+	char start_problem[256];   /* the source or target could not even start */
+	struct strmap retry_due;   /* anchors in the retry set -> unix ms when due (uintptr_t) */
+	uint64_t retry_next_at;    /* earliest of them (0: none) */
+	bool retry_now;            /* the target came back: all of them are due */
+	bool last_was_retry;       /* the previous batch came from the retry set */
+	bool target_was_quarantined;
+	uv_timer_t tick;           /* retry set and quarantine bookkeeping */
+	bool q_committing;         /* a "q:" update is in flight */
 	bool paused;               /* source paused: our own queue is full */
 	struct strmap in_doubt;    /* anchors with an intent of an earlier leader, see engine_lead */
 	uv_timer_t repair_timer;
@@ -118,6 +137,10 @@ struct engine {
 	uint64_t change_seq, cycle_seq;
 	struct engine_stats st;
 	bool closing;
+	uv_timer_t relead;         /* restarts the session after a failed commit */
+	unsigned relead_ms;
+	uint64_t rng;
+	char logged_reason[64];    /* the quarantine reason last logged */
 	void (*close_done)(void *);
 	void *close_data;
 	int sessions;   /* sessions alive, including ones still shutting down */
@@ -295,6 +318,85 @@ static void log_op(struct engine *e, struct item *it, const char *action, const 
 	provlog_write(&e->log, &le);
 }
 
+static void engine_log(struct engine *e, int level, const char *msg, const char *detail)
+{
+	if (e->cfg.log != NULL)
+		e->cfg.log(e->cfg.log_data, level, msg, detail);
+}
+
+static uint64_t unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t rnd(struct engine *e)
+{
+	/* xorshift64*: jitter only, no secrecy needed */
+	e->rng ^= e->rng >> 12;
+	e->rng ^= e->rng << 25;
+	e->rng ^= e->rng >> 27;
+	return e->rng * 2685821657736338717ULL;
+}
+
+static bool has_key(struct engine *e, char prefix, const char *anchor)
+{
+	char key[KEY_MAX];
+	const void *v;
+	size_t vlen, klen = object_key(prefix, anchor, key, sizeof key);
+	return state_get(e->state, key, klen, &v, &vlen);
+}
+
+static bool get_retry(struct engine *e, char prefix, const char *anchor, struct retry_record *r)
+{
+	char key[KEY_MAX], err[128];
+	const void *v;
+	size_t vlen, klen = object_key(prefix, anchor, key, sizeof key);
+	if (!state_get(e->state, key, klen, &v, &vlen))
+		return false;
+	return retry_record_decode(v, vlen, r, err, sizeof err) == 0;
+}
+
+/*
+ * Whose failure is it? Only a refusal of this one object may leave it behind
+ * (recorded as failed): a 4xx about its content (RFC 7644 §3.12), or an
+ * operation the target module refused to build. Everything else -- network,
+ * timeouts, 5xx, 429, 401/403 (credentials), 404 (gone), 408, 409 (a
+ * conflict that may clear), an unusable answer -- is the target's or the
+ * network's, and the object stays in the retry set until it goes through.
+ */
+static bool permanent_failure(const struct scim_op *op)
+{
+	long h = op->http_status;
+
+	if (op->status == -EINVAL)
+		return true;
+	if (op->status != -EPROTO)
+		return false;
+	return h >= 400 && h < 500 && h != 401 && h != 403 && h != 404 && h != 408 && h != 409 && h != 429;
+}
+
+/* The target did not take an item's operation: mark it for the retry set or
+ * the failed objects (commit records it), log it. */
+static void item_failed(struct session *s, struct item *it, const char *action)
+{
+	struct engine *e = s->e;
+	char detail[700];
+
+	e->st.errors_total++;
+	if (permanent_failure(&it->op)) {
+		it->refused = true;
+		log_op(e, it, action, "error", it->op.error);
+		snprintf(detail, sizeof detail, "%s %s: %s (canopyctl failed; canopyctl resync --failed)",
+			 action, it->dn ? it->dn : it->anchor, it->op.error);
+		engine_log(e, L_ERROR, "the target refused an object", detail);
+	} else {
+		it->retry = true;
+		log_op(e, it, action, "retry", it->op.error);
+	}
+}
+
 /* ---- items and batches ---------------------------------------------------- */
 
 static void item_free(struct item *it)
@@ -349,6 +451,7 @@ static void item_reset(struct item *it)
 	it->member_dns = it->add_anchors = NULL;
 	it->n_member_dns = it->n_add_anchors = 0;
 	it->write_rec = it->upsert_needed = it->failed = it->cancelled = false;
+	it->retry = it->refused = false;
 	memset(&it->op, 0, sizeof it->op);
 }
 
@@ -389,12 +492,19 @@ static struct item *batch_add(struct session *s, struct batch *b, enum item_kind
 
 /* ---- planning ------------------------------------------------------------- */
 
+/* An upsert of mapped content (from a source entry or the retry set). */
+static void plan_upsert(struct item *it, json_t *res, uint64_t hash)
+{
+	it->resource = res;
+	it->hash = hash;
+	it->upsert_needed = !it->has_old || it->old.hash != it->hash || it->old.target_id == NULL;
+}
+
 static void plan_entry(struct session *s, struct batch *b, struct source_event *ev)
 {
 	struct engine *e = s->e;
 	const struct mapping *m = ev->type == OBJECT_GROUP ? e->cfg.group_map : e->cfg.user_map;
 	struct item *it;
-	char err[512];
 	json_t *res = NULL;
 	size_t i, j;
 
@@ -404,21 +514,21 @@ static void plan_entry(struct session *s, struct batch *b, struct source_event *
 	if (it == NULL)
 		return;
 	it->dn = ev->dn ? strdup(ev->dn) : NULL;
-	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &res, err, sizeof err) != 0) {
-		/* Invalid entry: skip the object with a provisioning-log entry, go on. */
+	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &res, it->op.error, sizeof it->op.error) != 0) {
+		/* An entry the mapping cannot map: recorded as a failed object
+		 * (shown by status, retried on resync), never silently skipped. */
 		it->failed = true;
+		it->refused = true;
 		e->st.errors_total++;
 		e->st.skipped_total++;
-		log_op(e, it, "skip", "error", err);
+		log_op(e, it, "skip", "error", it->op.error);
 		return;
 	}
 	/* With deprovision=disable a user may have been disabled by canopy:
 	 * bringing it back into scope must enable it again. */
 	if (ev->type == OBJECT_USER && e->cfg.disable_users && json_object_get(res, "active") == NULL)
 		json_object_set_new(res, "active", json_true());
-	it->resource = res;
-	it->hash = mapping_hash(res);
-	it->upsert_needed = !it->has_old || it->old.hash != it->hash || it->old.target_id == NULL;
+	plan_upsert(it, res, mapping_hash(res));
 	if (ev->type == OBJECT_GROUP) {
 		const char *ma = e->cfg.member_attr ? e->cfg.member_attr : "member";
 		for (i = 0; i < ev->n_attrs; i++)
@@ -438,8 +548,7 @@ static void plan_entry(struct session *s, struct batch *b, struct source_event *
  * so the groups session names changed *users* as "deleted" (seen on resume
  * and on failover; before this check a new leader deleted users).
  */
-static void plan_delete(struct session *s, struct batch *b, const char *anchor, bool stage,
-			enum object_type type)
+static void plan_delete(struct session *s, struct batch *b, const char *anchor, enum object_type type)
 {
 	struct item *it;
 	struct object_record old;
@@ -456,7 +565,7 @@ static void plan_delete(struct session *s, struct batch *b, const char *anchor, 
 		if (it == NULL || it->type != type)
 			return;
 	}
-	it = batch_add(s, b, stage ? IT_STAGE : IT_DELETE, OBJECT_UNKNOWN, anchor);
+	it = batch_add(s, b, IT_DELETE, OBJECT_UNKNOWN, anchor);
 	if (it == NULL)
 		return;
 	if (it->has_old) {
@@ -467,35 +576,6 @@ static void plan_delete(struct session *s, struct batch *b, const char *anchor, 
 		if (it->kind == IT_DISABLE && it->old.hash == 0)
 			it->failed = true; /* disabled already: nothing to do, nothing to commit */
 	}
-}
-
-static size_t recent_deletes(struct session *s)
-{
-	time_t now = time(NULL);
-	size_t i, n = 0;
-	unsigned window = s->e->cfg.delete_window_s ? s->e->cfg.delete_window_s : 300;
-	for (i = 0; i < s->n_delete_times; i++)
-		if (s->delete_times[i] && now - s->delete_times[i] < (time_t)window)
-			n++;
-	return n;
-}
-
-/* Should `n` more deletes be staged rather than executed? */
-static bool must_stage(struct session *s, size_t n)
-{
-	struct engine *e = s->e;
-	uint64_t objects = e->state->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
-
-	if (n == 0)
-		return false;
-	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] > 0)
-		return true; /* once staging, stay staging: keep deletes in order */
-	if (recent_deletes(s) + n > e->cfg.delete_threshold)
-		return true;
-	if (e->cfg.delete_threshold_percent > 0 && objects > 0 &&
-	    (recent_deletes(s) + n) * 100 > (uint64_t)e->cfg.delete_threshold_percent * objects)
-		return true;
-	return false;
 }
 
 struct absent_ctx {
@@ -527,7 +607,7 @@ static int find_absent(void *ctx, const void *key, size_t klen, const void *val,
 struct plan_del_ctx {
 	struct session *s;
 	struct batch *b;
-	bool stage;
+	bool stage;             /* plan_staged: approve (true) or reject */
 	enum object_type type;
 };
 
@@ -535,7 +615,7 @@ static int plan_one_delete(void *ctx, const char *anchor, void *v)
 {
 	struct plan_del_ctx *p = ctx;
 	(void)v;
-	plan_delete(p->s, p->b, anchor, p->stage, p->type);
+	plan_delete(p->s, p->b, anchor, p->type);
 	return 0;
 }
 
@@ -549,7 +629,6 @@ static void plan_refresh_end(struct session *s, struct batch *b, struct source_e
 
 	if (ev->present_phase)
 		state_foreach(s->e->state, find_absent, &a);
-	p.stage = must_stage(s, gone->count);
 	strmap_foreach(gone, plan_one_delete, &p);
 	strmap_clear(gone);
 	strmap_clear(&s->seen[ev->type]);
@@ -578,7 +657,7 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 			if (s->refreshing[t])
 				strmap_put(&s->refresh_deletes[t], ev->anchor, (void *)1);
 			else
-				plan_delete(s, b, ev->anchor, must_stage(s, 1), t);
+				plan_delete(s, b, ev->anchor, t);
 			break;
 		}
 		if (s->refreshing[t])
@@ -602,7 +681,7 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 		if (s->refreshing[t])
 			strmap_put(&s->refresh_deletes[t], ev->anchor, (void *)1);
 		else
-			plan_delete(s, b, ev->anchor, must_stage(s, 1), t);
+			plan_delete(s, b, ev->anchor, t);
 		break;
 	case SOURCE_REFRESH_BEGIN:
 		/* A new refresh abandons an unfinished one (openldap.h). */
@@ -616,10 +695,7 @@ static void plan_event(struct session *s, struct batch *b, struct source_event *
 	case SOURCE_CURSOR:
 		break;
 	case SOURCE_STATUS:
-		s->source_connected = ev->connected;
-		snprintf(s->source_message, sizeof s->source_message, "%s",
-			 ev->message ? ev->message : "");
-		break;
+		break; /* noted when it arrived (on_source_event) */
 	}
 	take_cursor(b, ev);
 }
@@ -699,8 +775,7 @@ static void finish_upserts(struct session *s)
 		if (it->upsert_needed) {
 			if (it->op.status != 0) {
 				it->failed = true;
-				e->st.errors_total++;
-				log_op(e, it, it->has_old ? "update" : "create", "error", it->op.error);
+				item_failed(s, it, it->has_old ? "update" : "create");
 				continue;
 			}
 			it->rec.target_id = strdup(it->op.result_id);
@@ -710,8 +785,9 @@ static void finish_upserts(struct session *s)
 		} else {
 			it->rec.target_id = strdup(it->old.target_id);
 		}
-		if (it->type == OBJECT_GROUP && it->has_old) {
-			/* members as exported so far; the members step updates them */
+		if (it->type == OBJECT_GROUP && it->has_old && !(it->upsert_needed && it->op.created)) {
+			/* members as exported so far; the members step updates them
+			 * (a group created anew -- gone from the target -- has none) */
 			it->rec.members = strv_dup(it->old.members, it->old.n_members);
 			it->rec.n_members = it->old.n_members;
 		}
@@ -910,6 +986,8 @@ static void start_members(struct session *s)
 		it->op.target_id = it->rec.target_id;
 		it->op.add = it->add;
 		it->op.remove = it->remove;
+		/* a re-run may repeat a PATCH that landed: read back first */
+		it->op.verify = b->retry_batch || b->rerun;
 		submit(s, it, SCIM_MEMBERS);
 	}
 }
@@ -926,10 +1004,14 @@ static void finish_members(struct session *s)
 		    it->op.action != SCIM_MEMBERS)
 			continue;
 		if (it->op.status != 0) {
-			/* The group exists; its members stay as recorded, so the next
-			 * change of the group retries the difference. */
-			e->st.errors_total++;
-			log_op(e, it, "members", "error", it->op.error);
+			/* Its members stay as recorded; the retry set redoes the
+			 * difference. A group gone from the target (-ENOENT) is
+			 * written again in full: forget its content hash. */
+			item_failed(s, it, "members");
+			if (it->op.status == -ENOENT) {
+				it->rec.hash = 0;
+				it->write_rec = true;
+			}
 			continue;
 		}
 		strv_free(it->rec.members, it->rec.n_members);
@@ -952,7 +1034,8 @@ static void start_deletes(struct session *s)
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
 		if (it->kind == IT_STAGE) {
-			log_op(s->e, it, "staged-delete", "ok", NULL);
+			log_op(s->e, it, "staged-delete", "held",
+			       "delete threshold: held until approved (canopyctl deletes list | approve | reject)");
 			continue;
 		}
 		if (it->kind == IT_DISABLE && !it->failed && it->has_old && it->old.target_id) {
@@ -989,17 +1072,11 @@ static void finish_deletes(struct session *s)
 			continue; /* nothing was sent (no target id) */
 		if (it->op.status != 0) {
 			it->failed = true;
-			e->st.errors_total++;
-			log_op(e, it, it->kind == IT_DISABLE ? "disable" : "delete", "error", it->op.error);
+			item_failed(s, it, it->kind == IT_DISABLE ? "disable" : "delete");
 			continue;
 		}
 		e->st.exported_total++;
 		e->st.last_export_at = time(NULL);
-		/* Deletes an operator approved do not count against the threshold. */
-		if (s->delete_times && !b->decision) {
-			s->delete_times[s->delete_times_head] = time(NULL);
-			s->delete_times_head = (s->delete_times_head + 1) % s->n_delete_times;
-		}
 		log_op(e, it, it->kind == IT_DISABLE ? "disable" : "delete", "ok", NULL);
 		if (it->kind == IT_DISABLE)
 			continue; /* still exported: keep its DN */
@@ -1010,7 +1087,170 @@ static void finish_deletes(struct session *s)
 	}
 }
 
+/* ---- the commit: records, retry set, failed objects, delete window -------- */
+
+static enum retry_kind retry_kind_of(const struct item *it)
+{
+	switch (it->kind) {
+	case IT_DELETE:
+		return RETRY_DELETE;
+	case IT_DISABLE:
+		return RETRY_DISABLE;
+	case IT_UPSERT:
+	case IT_MEMBERS:
+		return it->kind == IT_UPSERT && it->resource == NULL ? RETRY_REREAD : RETRY_UPSERT;
+	default:
+		return RETRY_REREAD;
+	}
+}
+
+/* Record what the item was to do under "r:" (retry set) or "f:" (failed). */
+static void put_retry(struct session *s, struct state_batch *sb, struct item *it, char prefix)
+{
+	struct engine *e = s->e;
+	struct retry_record r, prev;
+	bool had = get_retry(e, prefix, it->anchor, &prev) || get_retry(e, OBJECT_KEY_RETRY, it->anchor, &prev);
+	uint64_t now = unix_ms();
+	char key[KEY_MAX], *val;
+	size_t klen, vlen;
+
+	memset(&r, 0, sizeof r);
+	r.kind = retry_kind_of(it);
+	r.type = it->type != OBJECT_UNKNOWN ? it->type : it->old.type;
+	r.dn = it->dn ? it->dn : it->old.dn;
+	r.resource = r.kind == RETRY_UPSERT && it->kind == IT_UPSERT ? it->resource : NULL;
+	r.hash = it->hash;
+	if (r.kind == RETRY_UPSERT && it->kind == IT_UPSERT) {
+		r.member_dns = it->member_dns;
+		r.n_member_dns = it->n_member_dns;
+	}
+	if (it->kind == IT_MEMBERS && had && prev.resource != NULL) {
+		/* only the members failed again: keep the pending upsert */
+		r.kind = prev.kind;
+		r.resource = prev.resource;
+		r.hash = prev.hash;
+		r.member_dns = prev.member_dns;
+		r.n_member_dns = prev.n_member_dns;
+	}
+	r.attempts = had ? prev.attempts + 1 : 1;
+	r.first_at_ms = had && prev.first_at_ms ? prev.first_at_ms : now;
+	r.next_at_ms = prefix == OBJECT_KEY_RETRY
+			       ? now + retry_backoff_ms(r.attempts,
+							(uint64_t)(e->cfg.retry_max_s ? e->cfg.retry_max_s : 300) * 1000,
+							rnd(e))
+			       : 0;
+	r.http_status = it->op.http_status;
+	r.error = it->op.error[0] ? it->op.error : NULL;
+	klen = object_key(prefix, it->anchor, key, sizeof key);
+	/* An encoding that fails (out of memory) must not let the cursor pass
+	 * the change: abort() under the one OOM policy is better than a loss. */
+	if (retry_record_encode(&r, &val, &vlen) != 0)
+		abort();
+	state_batch_put(sb, key, klen, val, vlen);
+	free(val);
+	if (had)
+		retry_record_free(&prev);
+	if (prefix == OBJECT_KEY_RETRY) {
+		strmap_del(&s->retry_due, it->anchor);
+		if (strmap_put(&s->retry_due, it->anchor, (void *)(uintptr_t)r.next_at_ms) != 0)
+			abort();
+	}
+}
+
+static void del_key(struct engine *e, struct state_batch *sb, char prefix, const char *anchor)
+{
+	char key[KEY_MAX];
+	size_t klen;
+	if (!has_key(e, prefix, anchor))
+		return; /* nothing to delete: keep the entry small */
+	klen = object_key(prefix, anchor, key, sizeof key);
+	state_batch_del(sb, key, klen);
+}
+
+/* The retry set and failed objects after this item's outcome. */
+static void settle(struct session *s, struct state_batch *sb, struct item *it)
+{
+	struct engine *e = s->e;
+
+	if (it->retry) {
+		put_retry(s, sb, it, OBJECT_KEY_RETRY);
+		del_key(e, sb, OBJECT_KEY_FAILED, it->anchor);
+		return;
+	}
+	if (it->refused) {
+		put_retry(s, sb, it, OBJECT_KEY_FAILED);
+	} else if (it->kind == IT_MEMBERS) {
+		/* members reconciled; an upsert still pending stays pending */
+		struct retry_record r;
+		bool keep = false;
+		if (get_retry(e, OBJECT_KEY_RETRY, it->anchor, &r)) {
+			keep = r.resource != NULL;
+			retry_record_free(&r);
+		}
+		if (keep)
+			return;
+	} else {
+		del_key(e, sb, OBJECT_KEY_FAILED, it->anchor);
+	}
+	del_key(e, sb, OBJECT_KEY_RETRY, it->anchor);
+	strmap_del(&s->retry_due, it->anchor);
+}
+
+static void retry_recompute_next(struct session *s);
+
+/* Deletes executed within the window, from the replicated "w:" record
+ * ("sec:count,..."); with add > 0, also the new record with `add` deletes
+ * now (older seconds dropped) in *rec (malloc'd). */
+static size_t window_count(struct engine *e, size_t add, char **rec)
+{
+	static const char key[] = {OBJECT_KEY_WINDOW, ':'};
+	unsigned window = e->cfg.delete_window_s ? e->cfg.delete_window_s : 300;
+	time_t now = time(NULL);
+	const void *v;
+	size_t vlen, n = 0, len = 0, cap = 0;
+	char buf[64], *out = NULL;
+
+	if (state_get(e->state, key, sizeof key, &v, &vlen)) {
+		const char *p = v, *end = p + vlen;
+		while (p < end) {
+			unsigned long long t = 0, c = 0;
+			int used = 0;
+			char tmp[48];
+			size_t l = (size_t)(end - p) < sizeof tmp - 1 ? (size_t)(end - p) : sizeof tmp - 1;
+			memcpy(tmp, p, l);
+			tmp[l] = '\0';
+			if (sscanf(tmp, "%llu:%llu%n", &t, &c, &used) != 2 || used <= 0)
+				break;
+			p += used;
+			if (p < end && *p == ',')
+				p++;
+			if (now - (time_t)t >= (time_t)window)
+				continue;
+			n += c;
+			if (add > 0) {
+				int w = snprintf(buf, sizeof buf, "%llu:%llu,", t, c);
+				if (len + (size_t)w + 1 > cap) {
+					cap = (cap + (size_t)w + 1) * 2;
+					if ((out = realloc(out, cap)) == NULL)
+						abort();
+				}
+				memcpy(out + len, buf, (size_t)w + 1);
+				len += (size_t)w;
+			}
+		}
+	}
+	if (add > 0) {
+		int w = snprintf(buf, sizeof buf, "%llu:%zu", (unsigned long long)now, add);
+		if ((out = realloc(out, len + (size_t)w + 1)) == NULL)
+			abort();
+		memcpy(out + len, buf, (size_t)w + 1);
+		*rec = out;
+	}
+	return n;
+}
+
 static void on_committed(void *arg, int status);
+static void session_restart(struct engine *e, const char *why);
 
 static void commit(struct session *s)
 {
@@ -1019,7 +1259,7 @@ static void commit(struct session *s)
 	struct state_batch sb;
 	struct raft_buffer buf;
 	char key[KEY_MAX], *val;
-	size_t i, klen, vlen;
+	size_t i, klen, vlen, deleted = 0;
 	bool cancelled = false;
 	int rv;
 
@@ -1035,15 +1275,23 @@ static void commit(struct session *s)
 		if (it->kind == IT_REPAIR && it->has_old) {
 			it->old.hash = 0;
 			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
-			if (object_record_encode(&it->old, &val, &vlen) == 0) {
-				state_batch_put(&sb, key, klen, val, vlen);
-				free(val);
-			}
+			if (object_record_encode(&it->old, &val, &vlen) != 0)
+				abort();
+			state_batch_put(&sb, key, klen, val, vlen);
+			free(val);
 			continue;
 		}
 		if (it->cancelled) {
 			cancelled = true;
 			continue;
+		}
+		if (it->kind == IT_STAGE) {
+			/* the newest intent for the object is a delete, held: an
+			 * older retry must not write it again */
+			del_key(e, &sb, OBJECT_KEY_RETRY, it->anchor);
+			strmap_del(&s->retry_due, it->anchor);
+		} else if (it->kind != IT_UNSTAGE && it->kind != IT_REPAIR) {
+			settle(s, &sb, it);
 		}
 		if (it->failed)
 			continue;
@@ -1053,12 +1301,14 @@ static void commit(struct session *s)
 			if (!it->write_rec)
 				break;
 			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
-			if (object_record_encode(&it->rec, &val, &vlen) == 0) {
-				state_batch_put(&sb, key, klen, val, vlen);
-				free(val);
-			}
+			if (object_record_encode(&it->rec, &val, &vlen) != 0)
+				abort();
+			state_batch_put(&sb, key, klen, val, vlen);
+			free(val);
 			break;
 		case IT_DELETE:
+			if (!b->decision)
+				deleted++;
 			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
 			state_batch_del(&sb, key, klen);
 			/* fall through - an approved staged delete drops its "d:" key */
@@ -1071,14 +1321,16 @@ static void commit(struct session *s)
 		case IT_DISABLE:
 			if (it->op.action != SCIM_UPSERT)
 				break;
+			if (!b->decision)
+				deleted++;
 			/* Keep the record with a hash no mapping produces: when the
 			 * user is back in scope it is written again in full. */
 			it->old.hash = 0;
 			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
-			if (object_record_encode(&it->old, &val, &vlen) == 0) {
-				state_batch_put(&sb, key, klen, val, vlen);
-				free(val);
-			}
+			if (object_record_encode(&it->old, &val, &vlen) != 0)
+				abort();
+			state_batch_put(&sb, key, klen, val, vlen);
+			free(val);
 			klen = object_key(OBJECT_KEY_STAGED, it->anchor, key, sizeof key);
 			state_batch_del(&sb, key, klen);
 			break;
@@ -1086,15 +1338,26 @@ static void commit(struct session *s)
 			if (!it->has_old)
 				break;
 			klen = object_key(OBJECT_KEY_STAGED, it->anchor, key, sizeof key);
-			if (object_record_encode(&it->old, &val, &vlen) == 0) {
-				state_batch_put(&sb, key, klen, val, vlen);
-				free(val);
-			}
+			if (object_record_encode(&it->old, &val, &vlen) != 0)
+				abort();
+			state_batch_put(&sb, key, klen, val, vlen);
+			free(val);
 			break;
 		}
 	}
+	/* Deletes executed outside an operator's approval count against the
+	 * threshold over the window, on whichever node leads next too. */
+	if (deleted > 0) {
+		static const char wkey[] = {OBJECT_KEY_WINDOW, ':'};
+		char *rec = NULL;
+		window_count(e, deleted, &rec);
+		state_batch_put(&sb, wkey, sizeof wkey, rec, strlen(rec));
+		free(rec);
+	}
+	retry_recompute_next(s);
 	/* Invariant 1: the cursor moves only when every change before it was
-	 * answered by the target (a cancelled operation was not). */
+	 * answered by the target or recorded above (retry set, failed objects);
+	 * a cancelled operation was neither. */
 	if (!cancelled && b->cursor)
 		state_batch_cursor(&sb, b->cursor, b->cursor_len);
 	if (sb.n_ops == 0) {
@@ -1113,11 +1376,14 @@ static void commit(struct session *s)
 			raft_free(buf.base);
 	}
 	if (rv != 0) {
-		/* Not leader any more, or out of memory: the batch is re-done by
-		 * whoever leads next, from the last committed cursor. */
+		/* Not leader any more, or the entry could not be proposed: the
+		 * events of this batch are consumed, so this session must not go
+		 * on (a later commit would carry the cursor past them). Start over
+		 * from the last committed cursor -- or let the next leader. */
 		e->st.errors_total++;
 		batch_free(b);
 		s->batch = NULL;
+		session_restart(e, "could not propose the batch's commit");
 	}
 }
 
@@ -1181,8 +1447,14 @@ static void on_committed(void *arg, int status)
 		}
 	}
 	batch_free(b);
-	if (status == 0)
+	if (status == 0) {
+		e->relead_ms = 0; /* commits go through again */
 		pump(s);
+	} else {
+		/* The batch's events are consumed but not committed: never go on
+		 * past them (the cursor would skip them). */
+		session_restart(e, "the batch's commit failed");
+	}
 }
 
 static void on_intents(void *arg, int status)
@@ -1196,10 +1468,11 @@ static void on_intents(void *arg, int status)
 			session_end(s);
 		return;
 	}
-	if (status != 0) { /* not leader any more: the next leader redoes it */
+	if (status != 0) { /* its events are consumed: start over (or the next leader) */
 		s->e->st.errors_total++;
 		batch_free(b);
 		s->batch = NULL;
+		session_restart(s->e, "the batch's intent could not be committed");
 		return;
 	}
 	b->phase = PH_UPSERT;
@@ -1265,10 +1538,11 @@ static void run_phase(struct session *s)
 			case 0:
 				b->phase = PH_INTENT; /* on_intents continues */
 				return;
-			case -1: /* not leader any more: the next leader redoes it */
+			case -1: /* its events are consumed: start over (or the next leader) */
 				s->e->st.errors_total++;
 				batch_free(b);
 				s->batch = NULL;
+				session_restart(s->e, "the batch's intent could not be proposed");
 				return;
 			}
 			b->phase = PH_UPSERT;
@@ -1326,6 +1600,7 @@ static void batch_rewind(struct session *s)
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
 		it->cancelled = false;
+		it->retry = it->refused = false;
 		json_decref(it->add);
 		json_decref(it->remove);
 		it->add = it->remove = NULL;
@@ -1342,6 +1617,7 @@ static void batch_rewind(struct session *s)
 		}
 	}
 	b->rewind = false;
+	b->rerun = true;
 	b->phase = PH_PLAN;
 	s->e->st.errors_total++;
 	uv_timer_start(&s->retry, on_rewind_retry, 10, 0);
@@ -1429,6 +1705,268 @@ static void on_retry(uv_timer_t *t)
 	pump(t->data);
 }
 
+/* ---- the retry set ---------------------------------------------------------- */
+
+static int min_due(void *ctx, const char *anchor, void *v)
+{
+	uint64_t *min = ctx, at = (uint64_t)(uintptr_t)v;
+	(void)anchor;
+	if (*min == 0 || at < *min)
+		*min = at;
+	return 0;
+}
+
+static void retry_recompute_next(struct session *s)
+{
+	s->retry_next_at = 0;
+	strmap_foreach(&s->retry_due, min_due, &s->retry_next_at);
+	if (s->retry_next_at == 0 && s->retry_due.count > 0)
+		s->retry_next_at = 1; /* due at once */
+}
+
+static bool retry_due_now(const struct session *s)
+{
+	return s->retry_due.count > 0 && (s->retry_now || s->retry_next_at <= unix_ms());
+}
+
+struct due_ctx {
+	struct session *s;
+	struct batch *b;
+	uint64_t now;
+	size_t max;
+	char *stale[64];   /* anchors whose "r:" is gone (a resync, a newer change) */
+	size_t n_stale;
+};
+
+/* Plan one object of the retry set back into a batch, as it was meant. */
+static int plan_due(void *ctx, const char *anchor, void *v)
+{
+	struct due_ctx *d = ctx;
+	struct session *s = d->s;
+	struct retry_record r;
+	struct item *it = NULL;
+
+	if ((uint64_t)(uintptr_t)v > d->now || strmap_has(&d->b->by_anchor, anchor))
+		return 0;
+	if (d->b->n >= d->max)
+		return 1;
+	if (!get_retry(s->e, OBJECT_KEY_RETRY, anchor, &r)) {
+		if (d->n_stale < sizeof d->stale / sizeof d->stale[0] && (d->stale[d->n_stale] = strdup(anchor)))
+			d->n_stale++;
+		return 0;
+	}
+	switch (r.kind) {
+	case RETRY_UPSERT:
+		if (r.resource == NULL) { /* a group's members only */
+			it = batch_add(s, d->b, IT_MEMBERS, OBJECT_GROUP, anchor);
+			if (it == NULL || !it->has_old) {
+				if (it)
+					it->failed = true; /* nothing exported to fix: drop it */
+				break;
+			}
+			it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+			object_record_copy(&it->rec, &it->old);
+			break;
+		}
+		it = batch_add(s, d->b, IT_UPSERT, r.type, anchor);
+		if (it == NULL)
+			break;
+		it->dn = r.dn ? strdup(r.dn) : NULL;
+		plan_upsert(it, json_incref(r.resource), r.hash);
+		it->member_dns = r.member_dns;
+		it->n_member_dns = r.n_member_dns;
+		r.member_dns = NULL;
+		r.n_member_dns = 0;
+		break;
+	case RETRY_DELETE:
+	case RETRY_DISABLE:
+		it = batch_add(s, d->b, r.kind == RETRY_DELETE ? IT_DELETE : IT_DISABLE, r.type, anchor);
+		if (it == NULL)
+			break;
+		if (!it->has_old) {
+			it->failed = true; /* not exported any more: nothing to do */
+			break;
+		}
+		it->type = it->old.type;
+		it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+		break;
+	case RETRY_REREAD:
+		break;
+	}
+	retry_record_free(&r);
+	return 0;
+}
+
+/* ---- delete protection ------------------------------------------------------ */
+
+static bool is_delete(const struct item *it)
+{
+	return (it->kind == IT_DELETE || it->kind == IT_DISABLE) && !it->failed;
+}
+
+/*
+ * The one place deletes are counted (engine.h): before any request of the
+ * batch leaves, its deletes plus those executed in the window must stay
+ * within the threshold; what would cross it is staged. While anything is
+ * staged, every later delete is staged too, so that deletes stay in order.
+ */
+static void protect_deletes(struct session *s, struct batch *b)
+{
+	struct engine *e = s->e;
+	uint64_t objects = e->state->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
+	size_t n = 0, allowed, recent, i, k = 0;
+	char detail[400];
+
+	if (b->decision || b->repair)
+		return;
+	for (i = 0; i < b->n; i++)
+		if (is_delete(b->items[i]))
+			n++;
+	if (n == 0)
+		return;
+	recent = window_count(e, 0, NULL);
+	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] > 0) {
+		allowed = 0;
+	} else {
+		allowed = e->cfg.delete_threshold > recent ? e->cfg.delete_threshold - recent : 0;
+		if (e->cfg.delete_threshold_percent > 0 && objects > 0) {
+			size_t cap = (size_t)(objects * e->cfg.delete_threshold_percent / 100);
+			cap = cap > recent ? cap - recent : 0;
+			if (cap < allowed)
+				allowed = cap;
+		}
+		if (n > allowed && e->cfg.delete_stop)
+			allowed = 0;
+	}
+	if (n <= allowed)
+		return;
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (!is_delete(it) || k++ < allowed)
+			continue;
+		it->kind = IT_STAGE;
+	}
+	snprintf(detail, sizeof detail,
+		 "staged=%zu executed_now=%zu executed_in_window=%zu threshold=%u percent=%u window_s=%u "
+		 "(canopyctl deletes list, then approve or reject)",
+		 n - allowed, allowed, recent, e->cfg.delete_threshold, e->cfg.delete_threshold_percent,
+		 e->cfg.delete_window_s ? e->cfg.delete_window_s : 300);
+	engine_log(e, L_WARN, "delete threshold reached: deletes staged until an operator decides", detail);
+}
+
+/* ---- quarantine ------------------------------------------------------------- */
+
+/* Why this leader cannot export right now (NULL: it can), with detail. */
+static const char *quarantine_of(struct session *s, char *detail, size_t len)
+{
+	struct engine *e = s->e;
+	struct scim_stats ts;
+
+	detail[0] = '\0';
+	if (s->start_problem[0]) {
+		snprintf(detail, len, "%s", s->start_problem);
+		return strncmp(s->start_problem, "target", 6) == 0 ? "target_error" : "source_error";
+	}
+	if (s->source_reported && !s->source_connected) {
+		snprintf(detail, len, "%s", s->source_message);
+		return source_problem_name(s->source_problem ? s->source_problem : SOURCE_UNREACHABLE);
+	}
+	if (s->tgt != NULL) {
+		scim_stats(s->tgt, &ts);
+		if (ts.quarantined) {
+			snprintf(detail, len, "%s", ts.quarantine_detail);
+			if (strcmp(ts.quarantine_reason, "unauthorized") == 0)
+				return "target_unauthorized";
+			if (strcmp(ts.quarantine_reason, "server_errors") == 0)
+				return "target_server_errors";
+			return "target_unreachable";
+		}
+	}
+	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] > 0) {
+		snprintf(detail, len, "%llu deletes staged: canopyctl deletes list, then approve or reject",
+			 (unsigned long long)e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED]);
+		return "delete_threshold";
+	}
+	return NULL;
+}
+
+static void on_q_committed(void *arg, int status)
+{
+	struct session *s = arg;
+	(void)status;
+	s->q_committing = false;
+	if (--s->open == 0) /* only once stopping: the timers hold it open until then */
+		session_end(s);
+}
+
+/*
+ * Say it once: log entering and leaving quarantine, and replicate the reason
+ * ("q:") so that every node's status shows it, not only the leader's.
+ */
+static void quarantine_update(struct session *s)
+{
+	static const char qkey[] = {OBJECT_KEY_QUARANTINE, ':'};
+	struct engine *e = s->e;
+	char detail[300], val[400];
+	const char *reason = quarantine_of(s, detail, sizeof detail);
+	const void *cur;
+	size_t curlen;
+	bool have = state_get(e->state, qkey, sizeof qkey, &cur, &curlen);
+	struct state_batch sb;
+	struct raft_buffer buf;
+	int n;
+
+	if (strcmp(reason ? reason : "", e->logged_reason) != 0) {
+		if (reason != NULL)
+			engine_log(e, L_WARN, "sync quarantined", detail[0] ? detail : reason);
+		else
+			engine_log(e, L_INFO, "sync quarantine cleared", e->logged_reason);
+		snprintf(e->logged_reason, sizeof e->logged_reason, "%s", reason ? reason : "");
+	}
+	if (s->q_committing || !leader_may_write(&e->node->leader))
+		return;
+	n = reason ? snprintf(val, sizeof val, "%s\n%s", reason, detail) : 0;
+	if (n < 0 || (size_t)n >= sizeof val)
+		n = (int)sizeof val - 1;
+	if (reason ? have && curlen >= strlen(reason) + 1 && memcmp(cur, reason, strlen(reason)) == 0 &&
+			     ((const char *)cur)[strlen(reason)] == '\n'
+		   : !have)
+		return; /* the replicated reason is current (the detail may drift) */
+	state_batch_init(&sb);
+	if (reason)
+		state_batch_put(&sb, qkey, sizeof qkey, val, (size_t)n);
+	else
+		state_batch_del(&sb, qkey, sizeof qkey);
+	if (state_batch_encode(&sb, &buf) == 0) {
+		if (node_apply(e->node, &buf, on_q_committed, s) == 0) {
+			s->q_committing = true;
+			s->open++;
+		} else {
+			raft_free(buf.base);
+		}
+	}
+	state_batch_close(&sb);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	struct scim_stats ts;
+
+	if (s->stopping)
+		return;
+	if (s->tgt != NULL) {
+		scim_stats(s->tgt, &ts);
+		if (s->target_was_quarantined && !ts.quarantined) {
+			/* the target is back: everything held is due now */
+			s->retry_now = s->retry_due.count > 0;
+		}
+		s->target_was_quarantined = ts.quarantined;
+	}
+	quarantine_update(s);
+	pump(s);
+}
+
 static void pump(struct session *s)
 {
 	struct engine *e = s->e;
@@ -1437,7 +1975,7 @@ static void pump(struct session *s)
 
 	if (s->stopping || s->batch != NULL)
 		return;
-	if (s->head == NULL && s->pending_decision == 0 && !s->repair_due)
+	if (s->head == NULL && s->pending_decision == 0 && !s->repair_due && !retry_due_now(s))
 		return;
 	/* Fencing (DESIGN.md invariant 3): no batch without a live lease. */
 	if (!leader_may_write(&e->node->leader)) {
@@ -1458,7 +1996,21 @@ static void pump(struct session *s)
 		b->decision = true;
 		s->pending_decision = 0;
 		state_foreach(e->state, plan_staged, &p);
+	} else if (retry_due_now(s) && (s->head == NULL || !s->last_was_retry)) {
+		/* the retry set and new changes take turns: neither starves */
+		struct due_ctx d = {.s = s, .b = b, .now = s->retry_now ? UINT64_MAX : unix_ms(), .max = max};
+		size_t i;
+		b->retry_batch = true;
+		s->retry_now = false;
+		s->last_was_retry = true;
+		strmap_foreach(&s->retry_due, plan_due, &d);
+		for (i = 0; i < d.n_stale; i++) {
+			strmap_del(&s->retry_due, d.stale[i]);
+			free(d.stale[i]);
+		}
+		retry_recompute_next(s);
 	} else {
+		s->last_was_retry = false;
 		while (s->head && taken < max) {
 			struct qnode *q = s->head;
 			s->head = q->next;
@@ -1477,6 +2029,7 @@ static void pump(struct session *s)
 			ldap_source_resume(s->src);
 		}
 	}
+	protect_deletes(s, b);
 	run_phase(s);
 }
 
@@ -1491,14 +2044,15 @@ static void on_source_event(void *data, struct source_event *ev)
 	}
 	if (ev->kind == SOURCE_STATUS) {
 		s->source_connected = ev->connected;
+		s->source_reported = true;
+		s->source_problem = ev->problem;
 		snprintf(s->source_message, sizeof s->source_message, "%s",
 			 ev->message ? ev->message : "");
+		quarantine_update(s);
 	}
 	q = malloc(sizeof *q);
-	if (q == NULL) {
-		source_event_free(ev);
-		return;
-	}
+	if (q == NULL)
+		abort(); /* dropping an event would lose a change: the OOM policy is to stop */
 	q->ev = ev;
 	q->received = uv_now(s->e->loop);
 	q->next = NULL;
@@ -1545,6 +2099,24 @@ static int index_record(void *ctx, const void *key, size_t klen, const void *val
 	return 0;
 }
 
+static int collect_retry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct session *s = ctx;
+	struct retry_record r;
+	char anchor[KEY_MAX], err[128];
+
+	if (klen < 3 || klen >= sizeof anchor || ((const char *)key)[0] != OBJECT_KEY_RETRY)
+		return 0;
+	memcpy(anchor, (const char *)key + 2, klen - 2);
+	anchor[klen - 2] = '\0';
+	if (retry_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	if (strmap_put(&s->retry_due, anchor, (void *)(uintptr_t)r.next_at_ms) != 0)
+		abort();
+	retry_record_free(&r);
+	return 0;
+}
+
 static int collect_in_doubt(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct session *s = ctx;
@@ -1566,8 +2138,9 @@ static void free_groupset(void *v)
 	free(m);
 }
 
-static void engine_free(struct engine *e)
+static void on_relead_closed(uv_handle_t *h)
 {
+	struct engine *e = h->data;
 	void (*done)(void *) = e->close_done;
 	void *data = e->close_data;
 	provlog_close(&e->log);
@@ -1575,6 +2148,12 @@ static void engine_free(struct engine *e)
 	free(e);
 	if (done)
 		done(data);
+}
+
+static void engine_free(struct engine *e)
+{
+	uv_timer_stop(&e->relead);
+	uv_close((uv_handle_t *)&e->relead, on_relead_closed);
 }
 
 static void session_end(struct session *s)
@@ -1596,7 +2175,7 @@ static void session_end(struct session *s)
 	strmap_clear(&s->unresolved);
 	strmap_clear(&s->scope);
 	strmap_clear(&s->in_doubt);
-	free(s->delete_times);
+	strmap_clear(&s->retry_due);
 	free(s);
 	if (--e->sessions == 0 && e->closing)
 		engine_free(e);
@@ -1633,15 +2212,19 @@ void engine_lead(struct engine *e)
 	}
 	strmap_init(&s->dn_index, free);
 	strmap_init(&s->unresolved, free_groupset);
-	s->n_delete_times = (size_t)e->cfg.delete_threshold + 1;
-	s->delete_times = calloc(s->n_delete_times, sizeof *s->delete_times);
+	strmap_init(&s->retry_due, NULL);
+	state_foreach(e->state, collect_retry, s);
+	retry_recompute_next(s);
 	uv_timer_init(e->loop, &s->retry);
 	s->retry.data = s;
 	uv_timer_init(e->loop, &s->lease);
 	s->lease.data = s;
 	uv_timer_start(&s->lease, on_lease_check, 1,
 		       e->node->election_timeout_ms / 10 ? e->node->election_timeout_ms / 10 : 10);
-	s->open = 2; /* the timers */
+	uv_timer_init(e->loop, &s->tick);
+	s->tick.data = s;
+	uv_timer_start(&s->tick, on_tick, RETRY_TICK_MS, RETRY_TICK_MS);
+	s->open = 3; /* the timers */
 	state_foreach(e->state, index_record, s);
 	strmap_init(&s->in_doubt, NULL);
 	state_foreach(e->state, collect_in_doubt, s);
@@ -1662,17 +2245,18 @@ void engine_lead(struct engine *e)
 
 	rv = scim_target_start(&s->tgt, e->loop, &e->cfg.target, err, sizeof err);
 	if (rv != 0) {
-		snprintf(s->source_message, sizeof s->source_message, "target: %.200s", err);
-		e->st.state = "error";
+		snprintf(s->start_problem, sizeof s->start_problem, "target: %.200s", err);
+		quarantine_update(s);
 		return;
 	}
 	s->open++;
 	scim_set_fence(s->tgt, e->cfg.node_id, s->term);
+	scim_set_cluster(s->tgt, cluster_id_get(e->state)); /* committed before engine_lead */
 	rv = ldap_source_start(&s->src, e->loop, &e->cfg.source, e->state->cursor,
 			       e->state->cursor_len, on_source_event, s, err, sizeof err);
 	if (rv != 0) {
-		snprintf(s->source_message, sizeof s->source_message, "source: %.200s", err);
-		e->st.state = "error";
+		snprintf(s->start_problem, sizeof s->start_problem, "source: %.200s", err);
+		quarantine_update(s);
 		return;
 	}
 	s->open++;
@@ -1704,6 +2288,8 @@ void engine_follow(struct engine *e)
 	uv_close((uv_handle_t *)&s->lease, on_timer_closed);
 	uv_timer_stop(&s->repair_timer);
 	uv_close((uv_handle_t *)&s->repair_timer, on_timer_closed);
+	uv_timer_stop(&s->tick);
+	uv_close((uv_handle_t *)&s->tick, on_timer_closed);
 	if (s->src)
 		ldap_source_stop(s->src, on_part_stopped, s);
 	if (s->tgt)
@@ -1727,27 +2313,203 @@ int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t e
 
 void engine_stats(struct engine *e, struct engine_stats *out)
 {
+	static const char qkey[] = {OBJECT_KEY_QUARANTINE, ':'};
 	struct session *s = e->s;
+	const char *reason;
+	const void *q;
+	size_t qlen;
+
 	*out = e->st;
 	out->pending_deletes = e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED];
+	out->quarantine_reason[0] = out->quarantine_detail[0] = '\0';
 	if (s == NULL) {
 		out->state = e->closing ? "stopping" : "standby";
+		/* the leader's quarantine is replicated: every node says it */
+		if (!e->closing && state_get(e->state, qkey, sizeof qkey, &q, &qlen) && qlen > 0) {
+			const char *nl = memchr(q, '\n', qlen);
+			size_t rl = nl ? (size_t)(nl - (const char *)q) : qlen;
+			out->state = "quarantined";
+			snprintf(out->quarantine_reason, sizeof out->quarantine_reason, "%.*s", (int)rl,
+				 (const char *)q);
+			if (nl)
+				snprintf(out->quarantine_detail, sizeof out->quarantine_detail, "%.*s",
+					 (int)(qlen - rl - 1), nl + 1);
+		}
 		return;
 	}
 	out->source_connected = s->source_connected;
 	snprintf(out->source_message, sizeof out->source_message, "%s", s->source_message);
 	if (s->tgt)
 		scim_stats(s->tgt, &out->target);
-	if (strcmp(e->st.state, "error") == 0)
-		out->state = "error";
-	else if (out->target.quarantined)
+	reason = quarantine_of(s, out->quarantine_detail, sizeof out->quarantine_detail);
+	if (reason != NULL) {
 		out->state = "quarantined";
-	else if (s->refreshing[OBJECT_USER] || s->refreshing[OBJECT_GROUP])
+		snprintf(out->quarantine_reason, sizeof out->quarantine_reason, "%s", reason);
+	} else if (s->refreshing[OBJECT_USER] || s->refreshing[OBJECT_GROUP]) {
 		out->state = "refreshing";
-	else if (s->batch || s->head)
+	} else if (s->batch || s->head || retry_due_now(s)) {
 		out->state = "syncing";
-	else
-		out->state = s->src ? "idle" : "starting";
+	} else {
+		out->state = s->src && s->source_reported ? "idle" : "starting";
+	}
+}
+
+/* ---- restarting a session -------------------------------------------------- */
+
+static void on_relead(uv_timer_t *t)
+{
+	struct engine *e = t->data;
+
+	if (e->closing || e->s != NULL)
+		return;
+	if (!leader_ready(&e->node->leader))
+		return; /* not leading: the agent starts the next session when it is */
+	engine_lead(e);
+}
+
+/*
+ * A batch's events were taken but its commit did not go through while this
+ * node may still lead. Going on would let a later commit carry the cursor
+ * past them, so the session ends and a new one starts from the committed
+ * cursor, after a delay that grows while commits keep failing (a full disk).
+ */
+static void session_restart(struct engine *e, const char *why)
+{
+	char detail[200];
+
+	e->relead_ms = e->relead_ms ? e->relead_ms * 2 : 200;
+	if (e->relead_ms > 30000)
+		e->relead_ms = 30000;
+	snprintf(detail, sizeof detail, "%s; restarting from the committed cursor in %u ms", why, e->relead_ms);
+	engine_log(e, L_WARN, "export session restarts", detail);
+	engine_follow(e);
+	uv_timer_start(&e->relead, on_relead, e->relead_ms, 0);
+}
+
+/* ---- resync ------------------------------------------------------------------ */
+
+struct resync_ctx {
+	struct engine *e;
+	const char *dn;
+	bool failed;
+	struct state_batch *sb;
+	size_t n;
+	bool reread[3];
+};
+
+static int resync_one(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct resync_ctx *c = ctx;
+	char prefix = klen > 2 ? ((const char *)key)[0] : 0, rk[KEY_MAX], *enc;
+	size_t rklen, enclen;
+	char err[128];
+
+	if (prefix == OBJECT_KEY_FAILED || prefix == OBJECT_KEY_RETRY) {
+		struct retry_record r;
+		if (retry_record_decode(val, vlen, &r, err, sizeof err) != 0)
+			return 0;
+		if ((c->dn == NULL && prefix == OBJECT_KEY_FAILED && c->failed) ||
+		    (c->dn != NULL && r.dn != NULL && strcasecmp(r.dn, c->dn) == 0)) {
+			if (r.kind == RETRY_REREAD) {
+				/* nothing to write from here: read it again */
+				c->reread[r.type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER] = true;
+				state_batch_del(c->sb, key, klen);
+			} else {
+				rklen = snprintf(rk, sizeof rk, "%c%.*s", OBJECT_KEY_RETRY, (int)(klen - 1),
+						 (const char *)key + 1);
+				r.next_at_ms = 0;
+				r.attempts = 0;
+				if (retry_record_encode(&r, &enc, &enclen) != 0)
+					abort();
+				state_batch_put(c->sb, rk, rklen, enc, enclen);
+				free(enc);
+				if (prefix == OBJECT_KEY_FAILED)
+					state_batch_del(c->sb, key, klen);
+			}
+			c->n++;
+		}
+		retry_record_free(&r);
+	} else if (prefix == OBJECT_KEY_OBJECT && c->dn != NULL) {
+		struct object_record o;
+		if (object_record_decode(val, vlen, &o, err, sizeof err) != 0)
+			return 0;
+		if (o.dn != NULL && strcasecmp(o.dn, c->dn) == 0) {
+			/* forget its content: the re-read writes it in full */
+			o.hash = 0;
+			if (object_record_encode(&o, &enc, &enclen) != 0)
+				abort();
+			state_batch_put(c->sb, key, klen, enc, enclen);
+			free(enc);
+			c->reread[o.type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER] = true;
+			c->n++;
+		}
+		object_record_free(&o);
+	}
+	return 0;
+}
+
+struct resync_done {
+	struct engine *e;
+	bool reread[3];
+};
+
+static void on_resync_committed(void *arg, int status)
+{
+	struct resync_done *d = arg;
+	struct session *s = d->e->s;
+
+	if (status == 0 && s != NULL && !s->stopping) {
+		state_foreach(d->e->state, collect_retry, s);
+		s->retry_now = true;
+		retry_recompute_next(s);
+		if (s->src && d->reread[OBJECT_USER])
+			ldap_source_refresh(s->src, OBJECT_USER);
+		if (s->src && d->reread[OBJECT_GROUP])
+			ldap_source_refresh(s->src, OBJECT_GROUP);
+		pump(s);
+	}
+	free(d);
+}
+
+int engine_resync(struct engine *e, const char *dn, bool failed, size_t *n_out, char *errmsg, size_t errlen)
+{
+	struct state_batch sb;
+	struct resync_ctx c = {.e = e, .dn = dn, .failed = failed, .sb = &sb};
+	struct resync_done *d;
+	struct raft_buffer buf = {NULL, 0};
+	int rv;
+
+	*n_out = 0;
+	if (e->s == NULL || !leader_ready(&e->node->leader)) {
+		snprintf(errmsg, errlen, "this node is not exporting (not the leader)");
+		return -EAGAIN;
+	}
+	state_batch_init(&sb);
+	state_foreach(e->state, resync_one, &c);
+	if (c.n == 0) {
+		state_batch_close(&sb);
+		if (dn != NULL)
+			snprintf(errmsg, errlen, "no exported, retrying or failed object has the DN %s", dn);
+		else
+			snprintf(errmsg, errlen, "no failed objects");
+		return -ENOENT;
+	}
+	d = calloc(1, sizeof *d);
+	if (d == NULL)
+		abort();
+	d->e = e;
+	memcpy(d->reread, c.reread, sizeof d->reread);
+	rv = state_batch_encode(&sb, &buf);
+	state_batch_close(&sb);
+	if (rv != 0 || (rv = node_apply(e->node, &buf, on_resync_committed, d)) != 0) {
+		if (buf.base != NULL)
+			raft_free(buf.base);
+		free(d);
+		snprintf(errmsg, errlen, "could not commit the resync (raft error %d)", rv);
+		return -EAGAIN;
+	}
+	*n_out = c.n;
+	return 0;
 }
 
 const char *engine_provlog_path(struct engine *e)
@@ -1780,11 +2542,14 @@ int engine_init(struct engine **out, uv_loop_t *loop, struct node *node, struct 
 	e->state = state;
 	e->cfg = *cfg;
 	e->st.state = "standby";
+	e->rng = uv_hrtime() ^ ((uint64_t)cfg->node_id << 32) ^ 0x9e3779b97f4a7c15ULL;
 	rv = provlog_open(&e->log, cfg->data_dir, errmsg, errlen);
 	if (rv != 0) {
 		free(e);
 		return rv;
 	}
+	uv_timer_init(loop, &e->relead);
+	e->relead.data = e;
 	/* Request only what the mappings read, plus the member attribute. */
 	if (cfg->user_map)
 		mapping_attributes(cfg->user_map, add_attr, e);

@@ -36,12 +36,24 @@
  * the groups are known: the scope is then empty, and the first groups commit
  * triggers the refresh that provisions the users.
  *
- * Delete protection. Deletes found by a refresh are counted together when the
- * refresh ends; deletes streamed while persisting are counted over a rolling
- * window (safety.delete_window_s). Above safety.delete_threshold (or the
- * percentage threshold), the deletes are staged in the replicated state ("d:"
- * keys) and nothing is deleted until engine_deletes_decide(); while any
- * delete is staged, later deletes are staged too.
+ * Delete protection, in one place (protect_deletes) after a batch is planned
+ * and before any of its requests leave: every delete and deprovisioning
+ * (refresh or persist phase, scope changes, retries) of the batch is counted
+ * together with the deletes executed in the sliding window
+ * safety.delete_window_s (replicated, "w:" key, so a new leader counts what
+ * the old one did). What would cross safety.delete_threshold (or the
+ * percentage) is staged in the replicated state ("d:" keys) -- the excess, or
+ * with safety.on_threshold: stop every delete of the batch -- and nothing
+ * staged is deleted until engine_deletes_decide(); while any delete is
+ * staged, later deletes are staged too, and the state reads quarantined
+ * (delete_threshold).
+ *
+ * No lost change (docs/architecture.md): an operation the target did not
+ * take is recorded in the batch's commit, in the retry set ("r:") when the
+ * failure is the target's or the network's, or in the failed objects ("f:")
+ * when the target refused that one object for good -- the cursor never moves
+ * past a change that is neither done nor recorded. The retry set is retried
+ * with backoff by whichever node leads (sync/state/retry.h).
  */
 #ifndef CANOPY_SYNC_ENGINE_H
 #define CANOPY_SYNC_ENGINE_H
@@ -75,8 +87,15 @@ struct engine_config {
 					    * members of this group DN; NULL = off */
 	unsigned delete_threshold;         /* stage when more deletes than this (0: stage all) */
 	unsigned delete_threshold_percent; /* 0: off */
-	unsigned delete_window_s;          /* persist-mode window, default 300 */
+	unsigned delete_window_s;          /* sliding window of executed deletes, default 300 */
+	bool delete_stop;                  /* safety.on_threshold: stop -- stage every delete of a
+					    * batch that would cross the threshold, not only the excess */
 	unsigned batch_max;                /* events per batch, default 256 */
+	unsigned retry_max_s;              /* longest backoff of the retry set, default 300 */
+	/* Operator-facing log lines (state changes, quarantine, staged deletes,
+	 * refused objects); level 0 debug, 1 info, 2 warn, 3 error. NULL: none. */
+	void (*log)(void *log_data, int level, const char *msg, const char *detail);
+	void *log_data;
 };
 
 struct engine_stats {
@@ -90,6 +109,11 @@ struct engine_stats {
 	uint64_t cycle;      /* batches started in this leadership */
 	uint64_t lease_cancels_total; /* batches whose requests were cancelled at lease expiry */
 	uint64_t export_lag_ms;       /* latest batch: oldest event received -> committed */
+	/* state "quarantined": why, as a reason code (source_unreachable,
+	 * source_unauthorized, target_unreachable, target_unauthorized,
+	 * server_errors, delete_threshold), and the detail; "" otherwise */
+	char quarantine_reason[64];
+	char quarantine_detail[256];
 };
 
 struct engine;
@@ -109,6 +133,15 @@ void engine_follow(struct engine *e);
 int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t errlen);
 
 void engine_stats(struct engine *e, struct engine_stats *out);
+
+/*
+ * Retry now. dn NULL and failed true: every failed object ("f:") goes back
+ * into the retry set, due now. With a DN: that object -- failed, in the retry
+ * set, or exported (its content is forgotten and its scope re-read from the
+ * source, so it is written again). Leader only: -EAGAIN when not leading,
+ * -ENOENT when nothing matches; 0 when started (n_out: how many objects).
+ */
+int engine_resync(struct engine *e, const char *dn, bool failed, size_t *n_out, char *errmsg, size_t errlen);
 
 /* Path of this node's provisioning log. */
 const char *engine_provlog_path(struct engine *e);

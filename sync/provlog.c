@@ -2,33 +2,123 @@
 #include "sync/provlog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
+
+static struct provlog_health health;
+static void (*health_cb)(void *data, const struct provlog_health *h);
+static void *health_cb_data;
+
+void provlog_health(struct provlog_health *out)
+{
+	*out = health;
+}
+
+void provlog_on_health_change(void (*cb)(void *data, const struct provlog_health *h), void *data)
+{
+	health_cb = cb;
+	health_cb_data = data;
+}
+
+static void set_failing(bool failing, int err)
+{
+	bool changed = failing != health.failing;
+	health.failing = failing;
+	if (failing)
+		health.last_errno = err;
+	if (changed && health_cb)
+		health_cb(health_cb_data, &health);
+}
+
+/* (Re)open for appending; cut off a torn tail a failed write left behind. */
+static int open_file(struct provlog *l)
+{
+	l->fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (l->fd < 0)
+		return -errno;
+	if (l->cut_at >= 0) {
+		struct stat st;
+		if (fstat(l->fd, &st) == 0 && st.st_size > l->cut_at &&
+		    ftruncate(l->fd, (off_t)l->cut_at) != 0) {
+			int err = errno;
+			close(l->fd);
+			l->fd = -1;
+			return -err;
+		}
+		l->cut_at = -1;
+	}
+	return 0;
+}
 
 int provlog_open(struct provlog *l, const char *dir, char *errmsg, size_t errlen)
 {
-	int n = snprintf(l->path, sizeof l->path, "%s/provisioning.log", dir);
+	int rv, n = snprintf(l->path, sizeof l->path, "%s/provisioning.log", dir);
 	if (n < 0 || (size_t)n >= sizeof l->path) {
 		snprintf(errmsg, errlen, "provisioning log: data_dir path too long");
 		return -ENAMETOOLONG;
 	}
-	l->f = fopen(l->path, "a");
-	if (l->f == NULL) {
-		snprintf(errmsg, errlen, "provisioning log %s: %s", l->path, strerror(errno));
-		return -errno;
+	l->cut_at = -1;
+	rv = open_file(l);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "provisioning log %s: %s", l->path, strerror(-rv));
+		return rv;
 	}
-	setvbuf(l->f, NULL, _IOLBF, 0); /* a line at a time: readable while running */
+	snprintf(health.path, sizeof health.path, "%s", l->path);
 	return 0;
 }
 
 void provlog_close(struct provlog *l)
 {
-	if (l->f)
-		fclose(l->f);
-	l->f = NULL;
+	/* path[0] == 0: never opened (a zeroed struct has fd 0: not ours) */
+	if (l->path[0] != '\0' && l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+}
+
+/*
+ * One entry = one write() of the whole line, so readers never see half of one
+ * from us. A short or failed write is undone (ftruncate back) and the file is
+ * reopened on the next entry.
+ */
+static void write_line(struct provlog *l, const char *line, size_t len)
+{
+	struct stat st;
+	off_t before = -1;
+	ssize_t n;
+	int err;
+
+	if (l->fd < 0) {
+		int rv = open_file(l);
+		if (rv != 0) {
+			health.write_errors++;
+			set_failing(true, -rv);
+			return;
+		}
+		health.reopens++;
+	}
+	if (fstat(l->fd, &st) == 0)
+		before = st.st_size;
+	do
+		n = write(l->fd, line, len);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)len) {
+		if (health.failing)
+			set_failing(false, 0);
+		return;
+	}
+	err = n < 0 ? errno : ENOSPC; /* a short write: the disk filled up mid-line */
+	if (n > 0 && before >= 0 && ftruncate(l->fd, before) != 0)
+		l->cut_at = before;
+	close(l->fd);
+	l->fd = -1;
+	health.write_errors++;
+	set_failing(true, err);
 }
 
 static void now_iso(char *buf, size_t size)
@@ -47,7 +137,7 @@ void provlog_write(struct provlog *l, const struct provlog_entry *e)
 	char ts[40], *line;
 	json_t *o;
 
-	if (l->f == NULL)
+	if (l->path[0] == '\0')
 		return;
 	now_iso(ts, sizeof ts);
 	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:s?,s:s?,s:s?,s:s,s:s,s:s?,s:I,s:f,s:s?}", "time", ts,
@@ -60,7 +150,14 @@ void provlog_write(struct provlog *l, const struct provlog_entry *e)
 		return;
 	line = json_dumps(o, JSON_COMPACT);
 	if (line) {
-		fprintf(l->f, "%s\n", line);
+		size_t len = strlen(line);
+		char *nl = realloc(line, len + 2);
+		if (nl != NULL) {
+			line = nl;
+			line[len] = '\n';
+			line[len + 1] = '\0';
+			write_line(l, line, len + 1);
+		}
 		free(line);
 	}
 	json_decref(o);
@@ -79,7 +176,8 @@ static bool matches(json_t *o, const struct provlog_query *q)
 	if (q->object && !((a && strcasecmp(a, q->object) == 0) ||
 			   (dn && strcasecmp(dn, q->object) == 0)))
 		return false;
-	if (q->errors_only && (r == NULL || strcmp(r, "error") != 0))
+	/* errors: refused ("error"), waiting in the retry set ("retry"), held deletes ("held") */
+	if (q->errors_only && (r == NULL || (strcmp(r, "error") != 0 && strcmp(r, "retry") != 0 && strcmp(r, "held") != 0)))
 		return false;
 	return true;
 }

@@ -16,10 +16,37 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/*
+ * Write errors (ENOSPC, EIO, a short write) never leave a torn line: each
+ * entry goes out in one write() of the whole line, and a partial one is cut
+ * back off (ftruncate to the length before it; if even that fails, on the
+ * next reopen). After an error the file is closed and reopened on the next
+ * write, so entries resume once space returns. Entries written while it fails
+ * are lost from the file and counted.
+ */
 struct provlog {
-	FILE *f;
+	int fd;              /* -1: closed (reopened by the next write) */
+	char path[1024];
+	long long cut_at;    /* a torn tail to cut off at reopen (-1: none) */
+};
+
+/* Process-wide health of the provisioning log (one per agent). */
+struct provlog_health {
+	uint64_t write_errors; /* entries that could not be written */
+	uint64_t reopens;      /* times the file was reopened after an error */
+	bool failing;          /* the last write failed */
+	int last_errno;        /* errno of the last failure (ENOSPC for a short write) */
 	char path[1024];
 };
+
+/* Copy of the current health. */
+void provlog_health(struct provlog_health *out);
+
+/*
+ * Called on the writing thread when writes start failing (`h->failing`) and
+ * when they work again: the owner logs it (once each way). NULL: none.
+ */
+void provlog_on_health_change(void (*cb)(void *data, const struct provlog_health *h), void *data);
 
 struct provlog_entry {
 	uint64_t cycle, change, node, term;

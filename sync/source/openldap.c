@@ -51,6 +51,7 @@
 #include <uv.h>
 
 #include "sync/source/openldap.h"
+#include "sync/secret.h"
 
 #define QUEUE_DEFAULT 1024
 #define BACKOFF_MIN_DEFAULT 100
@@ -90,7 +91,9 @@ struct ldap_source {
 	size_t n_urls;
 	char *bind_dn;
 	char *password;
+	char *password_file;
 	size_t queue_max;
+	enum source_problem problem; /* worker only: why the last attempt failed */
 	unsigned backoff_min_ms, backoff_max_ms;
 
 	struct session sess[2];
@@ -674,15 +677,36 @@ static int session_connect(struct session *x, const char *url, char *msg, size_t
 	rc = ldap_connect(x->ls.ls_ld);
 	if (rc != LDAP_SUCCESS) {
 		status_fmt(msg, len, url, rc, x->ls.ls_ld, "connect");
+		s->problem = SOURCE_UNREACHABLE;
 		return -ECONNREFUSED;
 	}
 	rc = publish_fd(x);
 	if (rc != 0 || s->bind_dn == NULL)
 		return rc; /* no bind_dn: anonymous, a password alone means nothing */
-	struct berval cred = {s->password ? strlen(s->password) : 0, s->password};
+	char *fresh = NULL, why[256];
+	if (s->password_file != NULL) {
+		/* Re-read on every bind: fixing the file takes effect without a
+		 * restart, under the same checks as at start-up. */
+		rc = secret_read(s->password_file, &fresh, why, sizeof why);
+		if (rc != 0) {
+			snprintf(msg, len, "%s: cannot bind as %s: bind password: %s", url, s->bind_dn, why);
+			s->problem = SOURCE_UNAUTHORIZED;
+			return -EACCES;
+		}
+	}
+	const char *pw = fresh != NULL ? fresh : s->password;
+	struct berval cred = {pw ? strlen(pw) : 0, (char *)pw};
 	rc = ldap_sasl_bind_s(x->ls.ls_ld, s->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	secret_free(fresh);
 	if (rc != LDAP_SUCCESS) {
-		status_fmt(msg, len, url, ldap_code(x->ls.ls_ld, rc), x->ls.ls_ld, "bind");
+		int code = ldap_code(x->ls.ls_ld, rc);
+		status_fmt(msg, len, url, code, x->ls.ls_ld, "bind");
+		/* RFC 4511 §4.2.2 / appendix A: the server refused these credentials */
+		s->problem = code == LDAP_INVALID_CREDENTIALS || code == LDAP_INAPPROPRIATE_AUTH ||
+					     code == LDAP_INSUFFICIENT_ACCESS || code == LDAP_UNWILLING_TO_PERFORM ||
+					     code == LDAP_STRONG_AUTH_REQUIRED || code == LDAP_CONFIDENTIALITY_REQUIRED
+				     ? SOURCE_UNAUTHORIZED
+				     : SOURCE_UNREACHABLE;
 		return -EACCES;
 	}
 	return 0;
@@ -721,14 +745,19 @@ static int session_check(struct session *x, int rc, const char *url, char *msg, 
 	snprintf(what, sizeof what, "%s search", x->key);
 	if (x->err != 0) {
 		snprintf(msg, len, "%s: %s (%s)", url, strerror(-x->err), what);
+		x->src->problem = SOURCE_FAILING;
 		return x->err;
 	}
 	if (rc != LDAP_SUCCESS) {
-		status_fmt(msg, len, url, ldap_code(x->ls.ls_ld, rc), x->ls.ls_ld, what);
+		int code = ldap_code(x->ls.ls_ld, rc);
+		status_fmt(msg, len, url, code, x->ls.ls_ld, what);
+		x->src->problem = rc < 0 ? SOURCE_UNREACHABLE
+			      : code == LDAP_INSUFFICIENT_ACCESS ? SOURCE_UNAUTHORIZED : SOURCE_FAILING;
 		return rc < 0 ? -ECONNRESET : -EIO;
 	}
 	if (x->ended) {
 		snprintf(msg, len, "%s: the server ended the %s", url, what);
+		x->src->problem = SOURCE_UNREACHABLE;
 		return -EIO;
 	}
 	return 0;
@@ -886,6 +915,7 @@ static int persist(struct ldap_source *s, const char *url, char *msg, size_t len
 
 static int status(struct ldap_source *s, bool connected, const char *msg)
 {
+	enum source_problem problem = connected ? SOURCE_PROBLEM_NONE : s->problem;
 	struct source_event *ev;
 
 	/* report changes only: a server that stays down is one event */
@@ -897,6 +927,7 @@ static int status(struct ldap_source *s, bool connected, const char *msg)
 		return -ENOMEM;
 	}
 	ev->connected = connected;
+	ev->problem = problem != SOURCE_PROBLEM_NONE || connected ? problem : SOURCE_UNREACHABLE;
 	s->status_sent = true;
 	s->last_connected = connected;
 	snprintf(s->last_msg, sizeof s->last_msg, "%s", msg);
@@ -945,6 +976,7 @@ static void *worker_main(void *arg)
 		int rc;
 
 		snprintf(msg, sizeof msg, "%s: disconnected", url); /* failures say more */
+		s->problem = SOURCE_UNREACHABLE;
 		rc = connect_all(s, url, msg, sizeof msg);
 
 		for (size_t i = 0; i < s->n_sess && rc == 0; i++)
@@ -986,6 +1018,7 @@ static void source_release(struct ldap_source *s)
 	if (s->password != NULL)
 		explicit_bzero(s->password, strlen(s->password));
 	free(s->password);
+	free(s->password_file);
 	if (s->ring != NULL)
 		for (size_t i = 0; i < s->len; i++)
 			source_event_free(s->ring[(s->head + i) % s->queue_max]);
@@ -1176,6 +1209,8 @@ static int config_copy(struct ldap_source *s, const struct ldap_source_config *c
 	if (cfg->bind_dn && (s->bind_dn = strdup(cfg->bind_dn)) == NULL)
 		return -ENOMEM;
 	if (cfg->password && (s->password = strdup(cfg->password)) == NULL)
+		return -ENOMEM;
+	if (cfg->password_file && (s->password_file = strdup(cfg->password_file)) == NULL)
 		return -ENOMEM;
 	s->queue_max = cfg->queue_max ? cfg->queue_max : QUEUE_DEFAULT;
 	s->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : BACKOFF_MIN_DEFAULT;

@@ -42,6 +42,8 @@ struct ldap_source_config {
 	size_t n_urls;
 	const char *bind_dn;      /* NULL: anonymous */
 	const char *password;     /* NULL: none */
+	const char *password_file; /* when set, re-read before every bind (sync/secret.h), so a
+				    * fixed password file takes effect without a restart */
 	const char *user_base, *user_filter;
 	const char *group_base, *group_filter;
 	const char *const *attrs; /* attributes to request; NULL = all user attributes */

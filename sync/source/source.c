@@ -41,3 +41,18 @@ void source_event_free(struct source_event *ev)
 	free(ev->message);
 	free(ev);
 }
+
+const char *source_problem_name(enum source_problem p)
+{
+	switch (p) {
+	case SOURCE_PROBLEM_NONE:
+		return "none";
+	case SOURCE_UNREACHABLE:
+		return "source_unreachable";
+	case SOURCE_UNAUTHORIZED:
+		return "source_unauthorized";
+	case SOURCE_FAILING:
+		return "source_error";
+	}
+	return "source_error";
+}

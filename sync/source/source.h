@@ -38,6 +38,18 @@ enum source_event_kind {
 	SOURCE_STATUS,         /* connection state changed: message says how */
 };
 
+/* Why a source cannot read the directory (SOURCE_STATUS with connected false). */
+enum source_problem {
+	SOURCE_PROBLEM_NONE = 0,
+	SOURCE_UNREACHABLE,    /* connect, TLS or network failure, server down */
+	SOURCE_UNAUTHORIZED,   /* bind refused, or the secret cannot be read */
+	SOURCE_FAILING,        /* connected, but the search fails (bad base, refused control) */
+};
+
+/* "none" / "source_unreachable" / "source_unauthorized" / "source_error":
+ * the quarantine reason codes shown in status. */
+const char *source_problem_name(enum source_problem p);
+
 struct source_event {
 	enum source_event_kind kind;
 	enum object_type type;     /* the scope (users or groups) it came from */
@@ -49,6 +61,7 @@ struct source_event {
 	void *cursor;              /* or NULL; see above */
 	size_t cursor_len;
 	bool connected;            /* SOURCE_STATUS: true once (re)connected */
+	enum source_problem problem; /* SOURCE_STATUS with connected false: why */
 	char *message;             /* SOURCE_STATUS: "ldap://h:389: Can't contact LDAP server" */
 };
 

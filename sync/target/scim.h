@@ -126,11 +126,15 @@ struct scim_op {
 	bool patch;                /* SCIM_UPSERT with target_id: PATCH "replace" only the attributes
 				    * in `resource` (e.g. {"active": false} to disable a user) instead of
 				    * PUT; an object gone from the target (404) then counts as done */
+	bool verify;               /* SCIM_MEMBERS: read the group's members back first and send
+				    * only the changes that have not landed (a re-run of a PATCH
+				    * that may have been applied) */
 	void *data;                /* the caller's */
 	/* out, valid in the callback */
 	int status;                /* 0 ok; negative: -ECANCELED (cancel/stop), -ETIMEDOUT,
 				    * -ECONNREFUSED, -EHOSTUNREACH, -EIO (network or 5xx/429
-				    * after max_attempts), -EPROTO (4xx, unusable answer),
+				    * after max_attempts), -EBADMSG (2xx/3xx answers we cannot
+				    * use, after max_attempts), -EPROTO (a 4xx refusal),
 				    * -EEXIST (the name belongs to another externalId),
 				    * -ENOENT (MEMBERS: group gone), -ELOOP, -EMSGSIZE, -ENOMEM */
 	char result_id[128];       /* the object's target id after UPSERT (DELETE/MEMBERS: the id
@@ -174,6 +178,8 @@ int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct sc
 
 /* The headers sent with every request from now on. */
 void scim_set_fence(struct scim_target *t, uint64_t node_id, uint64_t term);
+/* ... and X-Canopy-Cluster: the cluster id (NULL or "": not sent). */
+void scim_set_cluster(struct scim_target *t, const char *cluster_id);
 
 /* Queue an operation. Returns 0 (cb will run exactly once, never from inside
  * this call), -ESHUTDOWN (stopping), -EINVAL (malformed op: bad type, UPSERT

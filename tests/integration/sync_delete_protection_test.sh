@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Deleting 600 users (threshold 500) stages the deletes and deletes nothing
-# until an operator approves; `canopyctl deletes approve` then deletes them.
-# Also: a small number of deletes goes through, and reject keeps objects.
+# Deleting 600 users (threshold 500, safety.on_threshold: stop) stages every
+# delete and deletes nothing until an operator approves; the sync reads
+# quarantined (delete_threshold), `deletes list` and `logs --errors` show them;
+# `canopyctl deletes approve` then deletes them. Also: a small number of
+# deletes goes through. (Streamed deletes and the excess mode:
+# sync_delete_stream_test.)
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 
 DELETE_THRESHOLD=500
+ON_THRESHOLD=stop
 sync_setup 1000 5
 agent_ports 1
 sync_agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]"
@@ -30,7 +34,20 @@ sleep 1
 [ "$(scim_ctl GET audit | json_get 'j.filter(a=>a.method==="DELETE").length')" = "$deletes_before" ] || fail "DELETE requests were sent"
 out=$("$CANOPYCTL" --server "${AGENT_CTL[1]}" status) || fail "status"
 grep -q "pending deletes 600" <<<"$out" || fail "status does not show the pending deletes: $out"
-pass "600 deletes staged, nothing deleted, status shows them"
+st=$(agent_status 1)
+[ "$(json_eval "$st" 'j.sync.state + " " + (j.sync.quarantine||{}).reason')" = "quarantined delete_threshold" ] ||
+	fail "held deletes must read quarantined (delete_threshold): $(json_eval "$st" 'JSON.stringify(j.sync)')"
+"$CANOPYCTL" --server "${AGENT_CTL[1]}" deletes list --json >"$dir/deletes.json" || fail "deletes list"
+[ "$(json_get 'j.deletes.length' <"$dir/deletes.json")" = 600 ] || fail "deletes list does not list 600"
+json_get 'j.deletes.every(d => /^uid=user\d+,ou=people,/.test(d.dn) && d.type === "user" && d.target_id)' <"$dir/deletes.json" |
+	grep -q true || fail "deletes list entries lack dn/type/target_id: $(json_get 'j.deletes[0]' <"$dir/deletes.json")"
+out=$("$CANOPYCTL" --server "${AGENT_CTL[1]}" deletes list) || fail "deletes list (text)"
+grep -q "^600 staged deletes" <<<"$out" || fail "deletes list text: $(head -3 <<<"$out")"
+held=$("$CANOPYCTL" --server "${AGENT_CTL[1]}" logs --errors --limit 1000 --json |
+	json_get 'j.entries.filter(e => e.result === "held" && e.action === "staged-delete").length') || fail "logs --errors"
+[ "$held" = 600 ] || fail "logs --errors does not show the 600 held deletes (shows $held)"
+agent_logs 1 | grep -q 'msg="delete threshold reached' || fail "no log line for the staged deletes"
+pass "600 deletes staged, nothing deleted; quarantined, listed, logged"
 
 # The staged deletes survive a restart (they are replicated state).
 agent_stop 1 TERM

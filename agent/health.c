@@ -1,0 +1,913 @@
+/*
+ * agent/health.c -- probes, the cluster verdict, and hand-over (see health.h).
+ *
+ * Threads: everything here runs on the loop thread except job_run(), which
+ * runs on a libuv worker thread and touches only its job and the (immutable
+ * after start-up) configuration.
+ */
+#include "agent/health.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "agent/agent.h"
+#include "agent/log.h"
+#include "sync/secret.h"
+#include "sync/source/ldap_probe.h"
+#include "sync/target/scim_probe.h"
+
+#define LDAP_PROBE_TIMEOUT_MS 2000
+#define SCIM_PROBE_TIMEOUT_MS 4000
+#define REPORT_TIMEOUT_MS 2000
+#define REPLY_MAX (64 * 1024)
+#define DETAIL_MAX 512
+
+enum side { SIDE_SOURCE, SIDE_TARGET, SIDE_N };
+
+static const char *const side_names[SIDE_N] = {"source", "target"};
+
+const char *health_state_name(enum health_state s)
+{
+	switch (s) {
+	case HEALTH_OK:
+		return "ok";
+	case HEALTH_UNREACHABLE:
+		return "unreachable";
+	case HEALTH_UNAUTHORIZED:
+		return "unauthorized";
+	case HEALTH_ERROR:
+		return "error";
+	default:
+		return "unknown";
+	}
+}
+
+enum health_state health_state_parse(const char *name)
+{
+	static const enum health_state all[] = {HEALTH_OK, HEALTH_UNREACHABLE, HEALTH_UNAUTHORIZED,
+						HEALTH_ERROR};
+	size_t i;
+
+	for (i = 0; name != NULL && i < sizeof all / sizeof all[0]; i++)
+		if (strcmp(name, health_state_name(all[i])) == 0)
+			return all[i];
+	return HEALTH_UNKNOWN;
+}
+
+/* The latest probe of one side on this node. */
+struct check {
+	enum health_state state;
+	char detail[DETAIL_MAX];
+	time_t checked_at;   /* wall clock; 0: never */
+	uint64_t checked_ms; /* loop time */
+	unsigned bad_in_row; /* consecutive results other than ok */
+};
+
+/* A voter's latest report, as the leader received it. */
+struct peer {
+	uint64_t id;
+	enum health_state state[SIDE_N];
+	char detail[SIDE_N][256];
+	uint64_t age_ms;      /* of its results when it sent them */
+	uint64_t handed_over_at; /* loop time it last handed leadership over for health (0: never) */
+	uint64_t received_ms; /* loop time */
+};
+
+/* One probe (and, on a follower, its report to the leader) on a worker. */
+struct job {
+	uv_work_t req;
+	struct health *h;
+	const struct config *cfg;
+	uint64_t node_id;
+	char report_url[320]; /* "" when there is nobody to report to */
+	int64_t handed_over_ago_ms; /* since this node last handed over for health; -1: never */
+	enum health_state state[SIDE_N];
+	char detail[SIDE_N][DETAIL_MAX];
+	long report_status; /* HTTP status; 0 when it could not be sent */
+	char *reply;        /* the leader's answer body */
+};
+
+struct verdict {
+	enum health_state self[SIDE_N]; /* this leader's own view of each side */
+	const char *side[SIDE_N];       /* "ok" | "unavailable" | "unknown" */
+	char detail[512];
+};
+
+struct health {
+	struct agent *a;
+	uv_timer_t tick;
+	bool stopping, tick_closed;
+	struct job *job; /* in flight on a worker, or NULL */
+	bool probe_wanted;
+	uint64_t last_probe_ms;
+	bool probed_once;
+	struct check check[SIDE_N];
+
+	/* follower: reporting to the leader */
+	uint64_t leader_seen;   /* leader id at the last tick */
+	uint64_t early_report;  /* leader id an early report was sent for */
+	json_t *leader_verdict; /* the leader's latest answer (cluster_health) */
+	uint64_t leader_verdict_ms, leader_verdict_from;
+	bool report_failing;
+
+	/* leader */
+	struct peer peers[NODE_MAX_MEMBERS];
+	unsigned n_peers;
+	bool leading;
+	uint64_t quarantined_since[SIDE_N]; /* engine seen quarantined for the side (0: not) */
+	bool episode;           /* a side is bad: looking for someone to hand over to */
+	uint64_t episode_since;
+	bool told_no_candidate;
+	bool transferring;
+	uint64_t transfer_to, transfer_started_ms, next_attempt_ms;
+	uint64_t handovers;
+	uint64_t handed_over_ms; /* loop time of this node's latest health hand-over (0: never) */
+	struct verdict verdict;
+};
+
+static uint64_t now_ms(struct health *h)
+{
+	return uv_now(&h->a->loop);
+}
+
+/* --------------------------------------------------------------- worker */
+
+static void probe_source(struct job *j)
+{
+	const struct config *cfg = j->cfg;
+	const char *urls[CONFIG_MAX_URLS];
+	struct ldap_probe_config pc;
+	char err[DETAIL_MAX - 64];
+	char *password = NULL;
+	unsigned i;
+	int rv;
+
+	if (!cfg->source.present) {
+		j->state[SIDE_SOURCE] = HEALTH_UNKNOWN;
+		snprintf(j->detail[SIDE_SOURCE], DETAIL_MAX, "no source configured");
+		return;
+	}
+	/* Re-read every time, with the start-up checks: a fixed file is used
+	 * at the next probe, and a file that became unsafe is noticed. */
+	if (cfg->source.password_file[0] != '\0') {
+		rv = secret_read(cfg->source.password_file, &password, err, sizeof err);
+		if (rv != 0) {
+			j->state[SIDE_SOURCE] = HEALTH_ERROR;
+			snprintf(j->detail[SIDE_SOURCE], DETAIL_MAX, "source.password_file: %s", err);
+			return;
+		}
+	}
+	for (i = 0; i < cfg->source.n_urls && i < CONFIG_MAX_URLS; i++)
+		urls[i] = cfg->source.urls[i];
+	memset(&pc, 0, sizeof pc);
+	pc.urls = urls;
+	pc.n_urls = i;
+	pc.bind_dn = cfg->source.bind_dn[0] ? cfg->source.bind_dn : NULL;
+	pc.password = password;
+	pc.base = cfg->source.users.base;
+	pc.timeout_ms = LDAP_PROBE_TIMEOUT_MS;
+	switch (ldap_probe_run(&pc, j->detail[SIDE_SOURCE], DETAIL_MAX)) {
+	case LDAP_PROBE_OK:
+		j->state[SIDE_SOURCE] = HEALTH_OK;
+		break;
+	case LDAP_PROBE_UNREACHABLE:
+		j->state[SIDE_SOURCE] = HEALTH_UNREACHABLE;
+		break;
+	case LDAP_PROBE_UNAUTHORIZED:
+		j->state[SIDE_SOURCE] = HEALTH_UNAUTHORIZED;
+		break;
+	default:
+		j->state[SIDE_SOURCE] = HEALTH_ERROR;
+	}
+	secret_free(password);
+}
+
+static void probe_target(struct job *j)
+{
+	const struct config *cfg = j->cfg;
+	struct scim_probe_config pc;
+	char err[DETAIL_MAX - 64];
+	char *token = NULL;
+	int rv;
+
+	if (!cfg->target.present) {
+		j->state[SIDE_TARGET] = HEALTH_UNKNOWN;
+		snprintf(j->detail[SIDE_TARGET], DETAIL_MAX, "no target configured");
+		return;
+	}
+	if (cfg->target.token_file[0] != '\0') {
+		rv = secret_read(cfg->target.token_file, &token, err, sizeof err);
+		if (rv != 0) {
+			j->state[SIDE_TARGET] = HEALTH_ERROR;
+			snprintf(j->detail[SIDE_TARGET], DETAIL_MAX, "target.token_file: %s", err);
+			return;
+		}
+	}
+	memset(&pc, 0, sizeof pc);
+	pc.url = cfg->target.url;
+	pc.token = token;
+	pc.node_id = j->node_id;
+	pc.timeout_ms = SCIM_PROBE_TIMEOUT_MS;
+	switch (scim_probe_run(&pc, j->detail[SIDE_TARGET], DETAIL_MAX)) {
+	case SCIM_PROBE_OK:
+		j->state[SIDE_TARGET] = HEALTH_OK;
+		break;
+	case SCIM_PROBE_UNREACHABLE:
+		j->state[SIDE_TARGET] = HEALTH_UNREACHABLE;
+		break;
+	case SCIM_PROBE_UNAUTHORIZED:
+		j->state[SIDE_TARGET] = HEALTH_UNAUTHORIZED;
+		break;
+	default:
+		j->state[SIDE_TARGET] = HEALTH_ERROR;
+	}
+	secret_free(token);
+}
+
+struct reply_buf {
+	char *p;
+	size_t len;
+};
+
+static size_t on_reply(char *data, size_t size, size_t n, void *ctx)
+{
+	struct reply_buf *b = ctx;
+	char *p;
+
+	if (b->len + size * n > REPLY_MAX)
+		return 0;
+	p = realloc(b->p, b->len + size * n + 1);
+	if (p == NULL)
+		return 0;
+	memcpy(p + b->len, data, size * n);
+	b->p = p;
+	b->len += size * n;
+	b->p[b->len] = '\0';
+	return size * n;
+}
+
+/* Send this node's results to the leader; keep its answer. */
+static void report(struct job *j)
+{
+	struct curl_slist *hdrs = NULL, *hd;
+	struct reply_buf b = {NULL, 0};
+	json_t *o;
+	char *body;
+	CURL *c;
+	int s;
+
+	o = json_pack("{s:I,s:s}", "id", (json_int_t)j->node_id, "control_address",
+		      j->cfg->node.control_address);
+	for (s = 0; o != NULL && s < SIDE_N; s++)
+		json_object_set_new(o, side_names[s],
+				    json_pack("{s:s,s:s,s:i}", "state", health_state_name(j->state[s]),
+					      "detail", j->detail[s], "age_ms", 0));
+	if (o != NULL && j->handed_over_ago_ms >= 0)
+		json_object_set_new(o, "handed_over_ms_ago", json_integer(j->handed_over_ago_ms));
+	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	c = body ? curl_easy_init() : NULL;
+	if (c == NULL) {
+		free(body);
+		return;
+	}
+	hd = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = hd ? hd : hdrs;
+	curl_easy_setopt(c, CURLOPT_URL, j->report_url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_reply);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)REPORT_TIMEOUT_MS / 2);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)REPORT_TIMEOUT_MS);
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &j->report_status);
+		j->reply = b.p;
+		b.p = NULL;
+	}
+	free(b.p);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(body);
+}
+
+static void job_run(uv_work_t *req)
+{
+	struct job *j = req->data;
+
+	probe_source(j);
+	probe_target(j);
+	if (j->report_url[0] != '\0')
+		report(j);
+}
+
+/* ------------------------------------------------------------ loop side */
+
+static void maybe_free(struct health *h)
+{
+	if (!h->stopping || !h->tick_closed || h->job != NULL)
+		return;
+	json_decref(h->leader_verdict);
+	free(h);
+	curl_global_cleanup();
+}
+
+static bool fresh(uint64_t at_ms, uint64_t age_ms, uint64_t now)
+{
+	return at_ms != 0 && age_ms + (now - at_ms) <= HEALTH_FRESH_MS;
+}
+
+/* This node's latest probe of a side, or unknown when too old. */
+static enum health_state own_state(struct health *h, enum side s, uint64_t now)
+{
+	const struct check *c = &h->check[s];
+	return fresh(c->checked_ms, 0, now) ? c->state : HEALTH_UNKNOWN;
+}
+
+static void take_result(struct health *h, struct job *j, enum side s)
+{
+	struct check *c = &h->check[s];
+	enum health_state was = c->state;
+	char q[DETAIL_MAX + 16];
+
+	c->state = j->state[s];
+	snprintf(c->detail, sizeof c->detail, "%s", j->detail[s]);
+	c->checked_at = time(NULL);
+	c->checked_ms = now_ms(h);
+	c->bad_in_row = c->state == HEALTH_OK || c->state == HEALTH_UNKNOWN ? 0 : c->bad_in_row + 1;
+	if (c->state == was)
+		return;
+	/* Logged on change only: a broken credential is one line, not one per probe. */
+	if (c->state == HEALTH_OK)
+		log_info(s == SIDE_SOURCE ? "source check ok" : "target check ok", "was=%s detail=%s",
+			 health_state_name(was), log_quote(q, sizeof q, c->detail));
+	else if (c->state != HEALTH_UNKNOWN)
+		log_warn(s == SIDE_SOURCE ? "source check failed" : "target check failed",
+			 "state=%s detail=%s", health_state_name(c->state),
+			 log_quote(q, sizeof q, c->detail));
+}
+
+static void job_done(uv_work_t *req, int status)
+{
+	struct job *j = req->data;
+	struct health *h = j->h;
+	json_t *o, *v;
+
+	h->job = NULL;
+	if (h->stopping || status != 0) {
+		free(j->reply);
+		free(j);
+		maybe_free(h);
+		return;
+	}
+	take_result(h, j, SIDE_SOURCE);
+	take_result(h, j, SIDE_TARGET);
+	h->probed_once = true;
+	/* A leader's first failed probe is confirmed after HEALTH_CONFIRM_MS,
+	 * not a whole period later: the hand-over waits for two in a row. */
+	if (h->leading && now_ms(h) > HEALTH_PROBE_MS &&
+	    (h->check[SIDE_SOURCE].bad_in_row == 1 || h->check[SIDE_TARGET].bad_in_row == 1))
+		h->last_probe_ms = now_ms(h) - (HEALTH_PROBE_MS - HEALTH_CONFIRM_MS);
+	if (j->report_url[0] != '\0') {
+		o = j->reply && j->report_status == 200 ? json_loads(j->reply, 0, NULL) : NULL;
+		v = json_object_get(o, "cluster_health");
+		if (json_is_object(v)) {
+			json_decref(h->leader_verdict);
+			h->leader_verdict = json_incref(v);
+			h->leader_verdict_ms = now_ms(h);
+			h->leader_verdict_from = (uint64_t)json_integer_value(json_object_get(v, "leader"));
+			h->report_failing = false;
+		} else if (!h->report_failing) {
+			/* debug: a leader that just lost leadership answers 409 */
+			log_debug("health report to the leader not taken", "url=%s status=%ld",
+				  j->report_url, j->report_status);
+			h->report_failing = true;
+		}
+		json_decref(o);
+	}
+	free(j->reply);
+	free(j);
+}
+
+/* The leader's control address from the replicated "n:<id>" record. */
+static bool control_address_of(struct health *h, uint64_t id, char *out, size_t len)
+{
+	char key[32];
+	const void *v;
+	size_t vlen, klen;
+
+	klen = (size_t)snprintf(key, sizeof key, "n:%llu", (unsigned long long)id);
+	if (!state_get(&h->a->state, key, klen, &v, &vlen) || vlen == 0 || vlen >= len)
+		return false;
+	memcpy(out, v, vlen);
+	out[vlen] = '\0';
+	return true;
+}
+
+static void start_probe(struct health *h, const struct node_status *st)
+{
+	struct job *j;
+	char addr[256];
+	int rv;
+
+	j = calloc(1, sizeof *j);
+	if (j == NULL)
+		return;
+	j->h = h;
+	j->cfg = &h->a->cfg;
+	j->node_id = h->a->cfg.node.id;
+	j->req.data = j;
+	j->handed_over_ago_ms = h->handed_over_ms ? (int64_t)(now_ms(h) - h->handed_over_ms) : -1;
+	/* nothing to report without a source or target (a bare Raft group) */
+	if ((h->a->cfg.source.present || h->a->cfg.target.present) && st->leader_id != 0 &&
+	    st->leader_id != j->node_id && control_address_of(h, st->leader_id, addr, sizeof addr))
+		snprintf(j->report_url, sizeof j->report_url, "http://%s/v1/health/report", addr);
+	rv = uv_queue_work(&h->a->loop, &j->req, job_run, job_done);
+	if (rv != 0) {
+		log_warn("cannot start a health probe", "error=%s", uv_err_name(rv));
+		free(j);
+		return;
+	}
+	h->job = j;
+	h->probe_wanted = false;
+	h->last_probe_ms = now_ms(h);
+}
+
+/* ---------------------------------------------------------------- leader */
+
+static struct peer *peer_of(struct health *h, uint64_t id, bool add)
+{
+	unsigned i;
+
+	for (i = 0; i < h->n_peers; i++)
+		if (h->peers[i].id == id)
+			return &h->peers[i];
+	if (!add || h->n_peers == NODE_MAX_MEMBERS)
+		return NULL;
+	memset(&h->peers[h->n_peers], 0, sizeof h->peers[0]);
+	h->peers[h->n_peers].id = id;
+	return &h->peers[h->n_peers++];
+}
+
+static enum health_state peer_state(struct health *h, uint64_t id, enum side s, uint64_t now)
+{
+	struct peer *p = peer_of(h, id, false);
+	return p && fresh(p->received_ms, p->age_ms, now) ? p->state[s] : HEALTH_UNKNOWN;
+}
+
+/* Which side an engine quarantine reason blames, and how. */
+static bool reason_side(const char *reason, enum side *s, enum health_state *how)
+{
+	if (strcmp(reason, "source_unauthorized") == 0 || strcmp(reason, "source_unreachable") == 0) {
+		*s = SIDE_SOURCE;
+	} else if (strcmp(reason, "target_unauthorized") == 0 || strcmp(reason, "unauthorized") == 0 ||
+		   strcmp(reason, "target_unreachable") == 0) {
+		*s = SIDE_TARGET;
+	} else {
+		return false; /* server_errors, delete_threshold: another node would not do better */
+	}
+	*how = strstr(reason, "unreachable") ? HEALTH_UNREACHABLE : HEALTH_UNAUTHORIZED;
+	return true;
+}
+
+/*
+ * Which sides this leader cannot use: the engine quarantined for it for the
+ * grace period (the engine knows first), or two failed probes in a row (so
+ * that a hand-over does not wait for the engine to notice, and one lost
+ * probe is not enough).
+ */
+static void bad_sides(struct health *h, uint64_t now, bool bad[SIDE_N])
+{
+	struct engine_stats es;
+	bool q[SIDE_N] = {false, false};
+	enum health_state how[SIDE_N] = {HEALTH_UNKNOWN, HEALTH_UNKNOWN};
+	enum side s;
+	enum health_state st;
+	int i;
+
+	memset(&es, 0, sizeof es);
+	if (h->a->engine != NULL)
+		engine_stats(h->a->engine, &es);
+	if (es.state && strcmp(es.state, "quarantined") == 0 && reason_side(es.quarantine_reason, &s, &st)) {
+		q[s] = true;
+		how[s] = st;
+	}
+	if (es.target.quarantined && reason_side(es.target.quarantine_reason, &s, &st) &&
+	    s == SIDE_TARGET) {
+		q[s] = true;
+		how[s] = st;
+	}
+	for (i = 0; i < SIDE_N; i++) {
+		if (!q[i]) {
+			h->quarantined_since[i] = 0;
+		} else if (h->quarantined_since[i] == 0) {
+			h->quarantined_since[i] = now;
+			h->probe_wanted = true; /* fresh evidence for the verdict */
+		}
+		bad[i] = (q[i] && now - h->quarantined_since[i] >= HEALTH_QUARANTINE_GRACE_MS) ||
+			 (h->check[i].bad_in_row >= 2 && own_state(h, (enum side)i, now) != HEALTH_OK &&
+			  own_state(h, (enum side)i, now) != HEALTH_UNKNOWN);
+		/* for the verdict: what the engine met beats what the probe saw */
+		h->verdict.self[i] = q[i] ? how[i] : own_state(h, (enum side)i, now);
+	}
+}
+
+/* The cluster verdict from this leader's view and every voter's report. */
+static void compute_verdict(struct health *h, const struct node_status *st, uint64_t now)
+{
+	struct verdict *v = &h->verdict;
+	size_t n = 0;
+	unsigned i;
+	int s;
+
+	v->detail[0] = '\0';
+	for (s = 0; s < SIDE_N; s++) {
+		bool any_ok = false, all_known = true;
+		for (i = 0; i < st->n_members; i++) {
+			const struct node_member_status *m = &st->members[i];
+			enum health_state hs;
+			if (m->role != NODE_VOTER)
+				continue;
+			hs = m->id == h->a->cfg.node.id ? v->self[s] : peer_state(h, m->id, (enum side)s, now);
+			if (hs == HEALTH_OK)
+				any_ok = true;
+			else if (hs == HEALTH_UNKNOWN)
+				all_known = false;
+		}
+		v->side[s] = any_ok ? "ok" : all_known ? "unavailable" : "unknown";
+		if (!any_ok && all_known && n < sizeof v->detail)
+			n += (size_t)snprintf(v->detail + n, sizeof v->detail - n, "%sno voter can %s",
+					      n ? "; " : "",
+					      s == SIDE_SOURCE ? "read the source" : "use the target");
+	}
+}
+
+/* A voter whose latest report says every bad side works; 0 when none. */
+static uint64_t pick_voter(struct health *h, const struct node_status *st, const bool bad[SIDE_N],
+			   uint64_t now)
+{
+	uint64_t best = 0;
+	int best_score = -1;
+	unsigned i;
+	int s;
+
+	for (i = 0; i < st->n_members; i++) {
+		const struct node_member_status *m = &st->members[i];
+		struct peer *p;
+		int score = 0;
+		bool fit = true;
+		if (m->role != NODE_VOTER || m->id == h->a->cfg.node.id)
+			continue;
+		p = peer_of(h, m->id, false);
+		if (p == NULL || !fresh(p->received_ms, p->age_ms, now))
+			continue;
+		/* A voter that itself handed over for health a short while ago
+		 * probes ok but failed as leader (e.g. the sync's own search is
+		 * refused where the probe's read is not): choosing it again would
+		 * make two such nodes pass leadership back and forth. */
+		if (p->handed_over_at != 0 && now - p->handed_over_at < HEALTH_RECENT_HANDOVER_MS)
+			continue;
+		for (s = 0; s < SIDE_N; s++) {
+			if (bad[s] && p->state[s] != HEALTH_OK)
+				fit = false;
+			if (p->state[s] == HEALTH_OK)
+				score += 2;
+		}
+		if (!fit)
+			continue;
+		if (m->reachable == 1)
+			score += 1;
+		if (score > best_score) {
+			best_score = score;
+			best = m->id;
+		}
+	}
+	return best;
+}
+
+static void on_handed_over(struct node *n, bool transferred)
+{
+	struct agent *a = n->data;
+	struct health *h = a->health;
+	struct node_status st;
+	uint64_t now;
+
+	if (h == NULL || h->stopping)
+		return;
+	now = now_ms(h);
+	h->transferring = false;
+	node_status(n, &st);
+	if (raft_state(&n->raft) != RAFT_LEADER)
+		transferred = true; /* stepped down before the new leader is known here */
+	if (transferred) {
+		h->handovers++;
+		h->handed_over_ms = now;
+		log_warn("leadership handed over to a voter whose source and target work",
+			 "to=%llu leader=%llu term=%llu bad_for_ms=%llu transfer_ms=%llu",
+			 (unsigned long long)h->transfer_to, (unsigned long long)st.leader_id,
+			 (unsigned long long)st.term, (unsigned long long)(now - h->episode_since),
+			 (unsigned long long)(now - h->transfer_started_ms));
+		h->episode = false;
+		return;
+	}
+	log_warn("health hand-over did not complete; staying leader for now", "to=%llu",
+		 (unsigned long long)h->transfer_to);
+	h->next_attempt_ms = now + HEALTH_PROBE_MS;
+	if (a->engine && leader_ready(&n->leader))
+		engine_lead(a->engine); /* still leading: resume exporting */
+}
+
+static void handover_tick(struct health *h, const struct node_status *st, uint64_t now)
+{
+	struct agent *a = h->a;
+	bool bad[SIDE_N];
+	uint64_t to;
+	int rv;
+
+	if (!st->ready || a->stopping) {
+		if (h->leading && h->episode && !h->transferring)
+			log_info("no longer leading; health hand-over not needed", NULL);
+		h->leading = h->episode = false;
+		h->quarantined_since[SIDE_SOURCE] = h->quarantined_since[SIDE_TARGET] = 0;
+		return;
+	}
+	if (!h->leading) {
+		h->leading = true;
+		h->episode = false;
+		h->next_attempt_ms = 0;
+	}
+	bad_sides(h, now, bad);
+	compute_verdict(h, st, now);
+	if (a->engine == NULL)
+		return; /* no sync here: nothing to hand over */
+	if (!bad[SIDE_SOURCE] && !bad[SIDE_TARGET]) {
+		if (h->episode && !h->transferring)
+			log_info("this leader's source and target work again; no hand-over", NULL);
+		h->episode = false;
+		return;
+	}
+	if (!h->episode) {
+		h->episode = true;
+		h->episode_since = now;
+		h->told_no_candidate = false;
+		log_warn("this leader cannot use its source or target; handing leadership to a voter whose "
+			 "own check works",
+			 "source=%s target=%s", bad[SIDE_SOURCE] ? health_state_name(h->verdict.self[SIDE_SOURCE]) : "ok",
+			 bad[SIDE_TARGET] ? health_state_name(h->verdict.self[SIDE_TARGET]) : "ok");
+	}
+	if (h->transferring || a->node.transferring || a->transfer_pending || now < h->next_attempt_ms)
+		return;
+	to = pick_voter(h, st, bad, now);
+	if (to == 0) {
+		/* say it once, and only when the others had time to report: right
+		 * after an election the new leader has heard from nobody yet */
+		if (!h->told_no_candidate && (now - h->episode_since >= HEALTH_PROBE_MS + 1000 ||
+					      (bad[SIDE_SOURCE] && strcmp(h->verdict.side[SIDE_SOURCE], "unavailable") == 0) ||
+					      (bad[SIDE_TARGET] && strcmp(h->verdict.side[SIDE_TARGET], "unavailable") == 0))) {
+			char q[600];
+			log_warn("no other voter reports a working source and target; staying leader",
+				 "cluster=%s", log_quote(q, sizeof q, h->verdict.detail[0] ? h->verdict.detail : "some voters not heard from"));
+			h->told_no_candidate = true;
+		}
+		return;
+	}
+	/* Stop exporting before handing over: the next leader resumes from the
+	 * last committed cursor, and no two nodes write at once. */
+	engine_follow(a->engine);
+	rv = node_transfer(&a->node, to, on_handed_over);
+	if (rv != 0) {
+		log_warn("cannot hand leadership over", "to=%llu error=\"%s\"", (unsigned long long)to,
+			 raft_strerror(rv));
+		h->next_attempt_ms = now + HEALTH_PROBE_MS;
+		if (leader_ready(&a->node.leader))
+			engine_lead(a->engine);
+		return;
+	}
+	h->transferring = true;
+	h->transfer_to = to;
+	h->transfer_started_ms = now;
+	log_info("handing leadership over", "to=%llu bad_for_ms=%llu", (unsigned long long)to,
+		 (unsigned long long)(now - h->episode_since));
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct health *h = t->data;
+	struct node_status st;
+	uint64_t now = now_ms(h), self = h->a->cfg.node.id;
+	char addr[256];
+
+	if (h->stopping)
+		return;
+	node_status(&h->a->node, &st);
+	if (st.leader_id != h->leader_seen) {
+		h->leader_seen = st.leader_id;
+		h->report_failing = false;
+	}
+	/* A new leader knows nothing of this node yet: report as soon as its
+	 * control address is known, not at the next period. */
+	if (st.leader_id != 0 && st.leader_id != self && st.leader_id != h->early_report &&
+	    control_address_of(h, st.leader_id, addr, sizeof addr)) {
+		h->early_report = st.leader_id;
+		h->probe_wanted = true;
+	}
+	if (h->job == NULL && (h->probe_wanted || !h->probed_once ||
+			       now - h->last_probe_ms >= HEALTH_PROBE_MS))
+		start_probe(h, &st);
+	handover_tick(h, &st, now);
+}
+
+int health_start(struct health **out, struct agent *a, char *errmsg, size_t errlen)
+{
+	struct health *h;
+	int rv;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(errmsg, errlen, "health: cannot initialise libcurl");
+		return -EIO;
+	}
+	h = calloc(1, sizeof *h);
+	if (h == NULL) {
+		snprintf(errmsg, errlen, "health: out of memory");
+		rv = -ENOMEM;
+		goto err_after_curl;
+	}
+	h->a = a;
+	rv = uv_timer_init(&a->loop, &h->tick);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "health: timer: %s", uv_strerror(rv));
+		goto err_after_alloc;
+	}
+	h->tick.data = h;
+	uv_timer_start(&h->tick, on_tick, 0, HEALTH_TICK_MS);
+	*out = h;
+	return 0;
+
+err_after_alloc:
+	free(h);
+err_after_curl:
+	curl_global_cleanup();
+	return rv;
+}
+
+void health_probe_now(struct health *h)
+{
+	if (h != NULL)
+		h->probe_wanted = true;
+}
+
+static void on_tick_closed(uv_handle_t *handle)
+{
+	struct health *h = handle->data;
+	h->tick_closed = true;
+	maybe_free(h);
+}
+
+void health_stop(struct health *h)
+{
+	if (h == NULL || h->stopping)
+		return;
+	h->stopping = true;
+	uv_close((uv_handle_t *)&h->tick, on_tick_closed);
+}
+
+/* ---------------------------------------------------------------- views */
+
+static json_t *time_or_null(time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (t == 0)
+		return json_null();
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+json_t *health_json(struct health *h)
+{
+	uint64_t now = now_ms(h);
+	json_t *o = json_object();
+	int s;
+
+	for (s = 0; s < SIDE_N; s++) {
+		const struct check *c = &h->check[s];
+		json_object_set_new(
+			o, side_names[s],
+			json_pack("{s:s,s:s,s:o,s:o}", "state", health_state_name(own_state(h, (enum side)s, now)),
+				  "detail", c->detail, "checked_at", time_or_null(c->checked_at), "age_ms",
+				  c->checked_ms ? json_integer((json_int_t)(now - c->checked_ms)) : json_null()));
+	}
+	return o;
+}
+
+json_t *health_cluster_json(struct health *h)
+{
+	uint64_t now = now_ms(h), self = h->a->cfg.node.id;
+	struct node_status st;
+	json_t *o, *voters;
+	unsigned i;
+	int s;
+
+	node_status(&h->a->node, &st);
+	if (!h->leading) {
+		/* the leader's answer to our latest report, while it is recent */
+		if (h->leader_verdict && st.leader_id != 0 && h->leader_verdict_from == st.leader_id &&
+		    now - h->leader_verdict_ms <= HEALTH_FRESH_MS) {
+			o = json_deep_copy(h->leader_verdict);
+			json_object_set_new(o, "age_ms", json_integer((json_int_t)(now - h->leader_verdict_ms)));
+			return o;
+		}
+		return json_pack("{s:s,s:s,s:o,s:s}", "source", "unknown", "target", "unknown", "leader",
+				 st.leader_id ? json_integer((json_int_t)st.leader_id) : json_null(),
+				 "detail", st.leader_id ? "no recent answer from the leader" : "no leader");
+	}
+	voters = json_array();
+	for (i = 0; i < st.n_members; i++) {
+		const struct node_member_status *m = &st.members[i];
+		json_t *v;
+		if (m->role != NODE_VOTER)
+			continue;
+		v = json_pack("{s:I}", "id", (json_int_t)m->id);
+		for (s = 0; s < SIDE_N; s++)
+			json_object_set_new(v, side_names[s],
+					    json_string(health_state_name(
+						    m->id == self ? h->verdict.self[s]
+								  : peer_state(h, m->id, (enum side)s, now))));
+		json_array_append_new(voters, v);
+	}
+	o = json_pack("{s:s,s:s,s:I,s:i,s:o}", "source", h->verdict.side[SIDE_SOURCE] ? h->verdict.side[SIDE_SOURCE] : "unknown",
+		      "target", h->verdict.side[SIDE_TARGET] ? h->verdict.side[SIDE_TARGET] : "unknown",
+		      "leader", (json_int_t)self, "age_ms", 0, "voters", voters);
+	if (h->verdict.detail[0])
+		json_object_set_new(o, "detail", json_string(h->verdict.detail));
+	return o;
+}
+
+void health_metrics(struct health *h, struct health_metrics *out)
+{
+	uint64_t now = now_ms(h);
+
+	out->source_up = own_state(h, SIDE_SOURCE, now) == HEALTH_OK;
+	out->target_up = own_state(h, SIDE_TARGET, now) == HEALTH_OK;
+	out->handovers = h->handovers;
+}
+
+void health_handle_report(struct health *h, const struct http_request *req,
+			  struct http_reply *reply)
+{
+	json_t *body, *side;
+	json_error_t jerr;
+	json_int_t id = 0;
+	struct peer *p;
+	int s;
+
+	if (strcmp(req->method, "POST") != 0) {
+		http_reply_error(reply, 405, "%s %s: use POST", req->method, req->path);
+		return;
+	}
+	if (!h->leading) {
+		http_reply_error(reply, 409, "not the leader");
+		return;
+	}
+	body = json_loadb(req->body, req->body_len, 0, &jerr);
+	if (body == NULL || json_unpack_ex(body, &jerr, 0, "{s:I}", "id", &id) != 0 || id <= 0 ||
+	    (uint64_t)id == h->a->cfg.node.id) {
+		http_reply_error(reply, 400, "bad health report: %s", body ? jerr.text : "not JSON");
+		json_decref(body);
+		return;
+	}
+	p = peer_of(h, (uint64_t)id, true);
+	if (p == NULL) {
+		http_reply_error(reply, 503, "too many reporting nodes");
+		json_decref(body);
+		return;
+	}
+	for (s = 0; s < SIDE_N; s++) {
+		const char *d;
+		side = json_object_get(body, side_names[s]);
+		p->state[s] = health_state_parse(json_string_value(json_object_get(side, "state")));
+		d = json_string_value(json_object_get(side, "detail"));
+		snprintf(p->detail[s], sizeof p->detail[s], "%s", d ? d : "");
+	}
+	p->age_ms = (uint64_t)json_integer_value(json_object_get(json_object_get(body, "source"), "age_ms"));
+	p->received_ms = now_ms(h);
+	side = json_object_get(body, "handed_over_ms_ago");
+	p->handed_over_at = json_is_integer(side) && (uint64_t)json_integer_value(side) < p->received_ms
+				    ? p->received_ms - (uint64_t)json_integer_value(side)
+				    : 0;
+	json_decref(body);
+	body = json_pack("{s:o}", "cluster_health", health_cluster_json(h));
+	reply->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	reply->status = 200;
+	reply->content_type = "application/json";
+	reply->body_len = reply->body ? strlen(reply->body) : 0;
+}

@@ -1,0 +1,174 @@
+/*
+ * sync/source/ldap_probe.c -- one blocking bind + read of the users base (see
+ * ldap_probe.h).
+ */
+#include "sync/source/ldap_probe.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <ldap.h>
+
+#define DEFAULT_TIMEOUT_MS 3000
+
+const char *ldap_probe_status_name(enum ldap_probe_status s)
+{
+	switch (s) {
+	case LDAP_PROBE_OK:
+		return "ok";
+	case LDAP_PROBE_UNREACHABLE:
+		return "unreachable";
+	case LDAP_PROBE_UNAUTHORIZED:
+		return "unauthorized";
+	default:
+		return "error";
+	}
+}
+
+/* What a result code says about this agent's access to the directory. */
+static enum ldap_probe_status classify(int code)
+{
+	switch (code) {
+	case LDAP_SUCCESS:
+		return LDAP_PROBE_OK;
+	case LDAP_SERVER_DOWN:
+	case LDAP_CONNECT_ERROR:
+	case LDAP_TIMEOUT:
+	case LDAP_TIMELIMIT_EXCEEDED:
+	case LDAP_UNAVAILABLE:
+	case LDAP_BUSY:
+		return LDAP_PROBE_UNREACHABLE;
+	case LDAP_INVALID_CREDENTIALS:
+	case LDAP_INAPPROPRIATE_AUTH:
+	case LDAP_INSUFFICIENT_ACCESS:
+	case LDAP_STRONG_AUTH_REQUIRED:
+	case LDAP_CONFIDENTIALITY_REQUIRED:
+		return LDAP_PROBE_UNAUTHORIZED;
+	default:
+		return LDAP_PROBE_ERROR;
+	}
+}
+
+/* The code behind a libldap failure: rc itself, or for a negative rc the
+ * handle's own code (e.g. LDAP_SERVER_DOWN after a failed connect). */
+static int result_code(LDAP *ld, int rc)
+{
+	int err = rc;
+
+	if (rc < 0 && ld != NULL)
+		ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &err);
+	return err;
+}
+
+static void describe(char *msg, size_t len, const char *url, const char *what, int code, LDAP *ld)
+{
+	char *diag = NULL;
+
+	if (ld != NULL)
+		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	snprintf(msg, len, "%s: %s: %s%s%s", url, what, ldap_err2string(code),
+		 diag && *diag ? ": " : "", diag ? diag : "");
+	ldap_memfree(diag);
+}
+
+static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, const char *url,
+					char *msg, size_t len)
+{
+	unsigned ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	const int v3 = LDAP_VERSION3;
+	char *attrs[] = {LDAP_NO_ATTRS, NULL};
+	LDAPMessage *res = NULL;
+	LDAP *ld = NULL;
+	int rc, code;
+	enum ldap_probe_status st;
+
+	rc = ldap_initialize(&ld, url);
+	if (rc != LDAP_SUCCESS) {
+		describe(msg, len, url, "initialize", rc, NULL);
+		return LDAP_PROBE_ERROR;
+	}
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3); /* libldap defaults to v2 */
+	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv); /* bounds the synchronous calls below */
+
+	if (cfg->bind_dn != NULL && cfg->bind_dn[0] != '\0') {
+		struct berval cred = {cfg->password ? strlen(cfg->password) : 0,
+				      (char *)(cfg->password ? cfg->password : "")};
+		rc = ldap_sasl_bind_s(ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+		if (rc != LDAP_SUCCESS) {
+			code = result_code(ld, rc);
+			describe(msg, len, url, "bind", code, ld);
+			st = classify(code);
+			goto out;
+		}
+	}
+	rc = ldap_search_ext_s(ld, cfg->base, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
+			       NULL, &tv, 1, &res);
+	code = result_code(ld, rc);
+	if (code != LDAP_SUCCESS) {
+		describe(msg, len, url, "read of the users base", code, ld);
+		/* slapd answers noSuchObject, not insufficientAccess, for an entry
+		 * the bind DN may not see: say both, it cannot be told apart */
+		if (code == LDAP_NO_SUCH_OBJECT) {
+			size_t n = strlen(msg);
+			snprintf(msg + n, len - n, " (%s missing, or not visible to the bind DN)",
+				 cfg->base);
+		}
+		st = classify(code);
+		goto out;
+	}
+	if (ldap_count_entries(ld, res) < 1) {
+		snprintf(msg, len, "%s: read of the users base: %s was not returned (not visible to the "
+			 "bind DN?)", url, cfg->base);
+		st = LDAP_PROBE_UNAUTHORIZED;
+		goto out;
+	}
+	snprintf(msg, len, "%s: bound%s and read %s", url,
+		 cfg->bind_dn && cfg->bind_dn[0] ? "" : " anonymously", cfg->base);
+	st = LDAP_PROBE_OK;
+out:
+	ldap_msgfree(res);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return st;
+}
+
+/* Order of preference when no URL works: the most specific finding wins,
+ * so that one refused bind is not hidden behind an unreachable replica. */
+static int rank(enum ldap_probe_status s)
+{
+	switch (s) {
+	case LDAP_PROBE_OK:
+		return 3;
+	case LDAP_PROBE_UNAUTHORIZED:
+		return 2;
+	case LDAP_PROBE_ERROR:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+enum ldap_probe_status ldap_probe_run(const struct ldap_probe_config *cfg, char *msg, size_t len)
+{
+	enum ldap_probe_status best = LDAP_PROBE_ERROR;
+	char one[512];
+	size_t i;
+
+	if (cfg->n_urls == 0 || cfg->base == NULL) {
+		snprintf(msg, len, "no source URL or users base configured");
+		return LDAP_PROBE_ERROR;
+	}
+	for (i = 0; i < cfg->n_urls; i++) {
+		enum ldap_probe_status st = probe_one(cfg, cfg->urls[i], one, sizeof one);
+		if (i == 0 || rank(st) > rank(best)) {
+			best = st;
+			snprintf(msg, len, "%s", one);
+		}
+		if (st == LDAP_PROBE_OK)
+			break;
+	}
+	return best;
+}

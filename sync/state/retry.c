@@ -1,0 +1,149 @@
+/* sync/state/retry.c -- see retry.h. */
+#include "sync/state/retry.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[] = {"", "upsert", "delete", "disable", "reread"};
+
+const char *retry_kind_name(enum retry_kind k)
+{
+	return k >= RETRY_UPSERT && k <= RETRY_REREAD ? kind_names[k] : "unknown";
+}
+
+static enum retry_kind kind_of(const char *s)
+{
+	for (int k = RETRY_UPSERT; k <= RETRY_REREAD; k++)
+		if (strcmp(s, kind_names[k]) == 0)
+			return (enum retry_kind)k;
+	return 0;
+}
+
+int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
+{
+	char hash[17];
+	json_t *o, *m;
+	size_t i;
+
+	snprintf(hash, sizeof hash, "%016" PRIx64, r->hash);
+	o = json_pack("{s:i,s:s,s:s,s:s?,s:s,s:I,s:I,s:I,s:I,s:s?}", "v", RETRY_RECORD_VERSION, "k",
+		      retry_kind_name(r->kind), "t", object_type_name(r->type), "dn", r->dn, "h", hash, "n",
+		      (json_int_t)r->attempts, "first", (json_int_t)r->first_at_ms, "next",
+		      (json_int_t)r->next_at_ms, "http", (json_int_t)r->http_status, "err", r->error);
+	if (o == NULL)
+		return -ENOMEM;
+	if (r->resource != NULL && json_object_set(o, "res", r->resource) != 0)
+		goto nomem;
+	if (r->n_member_dns > 0) {
+		if ((m = json_array()) == NULL || json_object_set_new(o, "m", m) != 0)
+			goto nomem;
+		for (i = 0; i < r->n_member_dns; i++)
+			if (json_array_append_new(m, json_string(r->member_dns[i])) != 0)
+				goto nomem;
+	}
+	*buf = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (*buf == NULL)
+		return -ENOMEM;
+	*len = strlen(*buf);
+	return 0;
+nomem:
+	json_decref(o);
+	return -ENOMEM;
+}
+
+int retry_record_decode(const void *buf, size_t len, struct retry_record *r, char *errmsg, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v;
+	const char *k, *t, *h, *dn = NULL, *err = NULL;
+	json_int_t ver, n = 0, first = 0, next = 0, http = 0;
+	size_t i;
+	int rc = -EPROTO;
+
+	memset(r, 0, sizeof *r);
+	if (o == NULL) {
+		snprintf(errmsg, errlen, "retry record: %s", jerr.text);
+		return -EPROTO;
+	}
+	if (json_unpack_ex(o, &jerr, 0, "{s:I,s:s,s:s,s:s,s?s,s?I,s?I,s?I,s?I,s?s,s?o,s?o}", "v", &ver, "k", &k,
+			   "t", &t, "h", &h, "dn", &dn, "n", &n, "first", &first, "next", &next, "http", &http,
+			   "err", &err, "res", &res, "m", &m) != 0) {
+		snprintf(errmsg, errlen, "retry record: %s", jerr.text);
+		goto out;
+	}
+	if (ver > RETRY_RECORD_VERSION) {
+		snprintf(errmsg, errlen, "retry record version %lld is newer than this canopy (%d)", (long long)ver,
+			 RETRY_RECORD_VERSION);
+		rc = -ENOTSUP;
+		goto out;
+	}
+	r->kind = kind_of(k);
+	r->type = strcmp(t, "group") == 0 ? OBJECT_GROUP : strcmp(t, "user") == 0 ? OBJECT_USER : OBJECT_UNKNOWN;
+	if (r->kind == 0 || (res != NULL && !json_is_object(res)) || (m != NULL && !json_is_array(m))) {
+		snprintf(errmsg, errlen, "retry record: bad kind, resource or members");
+		goto out;
+	}
+	r->hash = strtoull(h, NULL, 16);
+	r->attempts = (unsigned)n;
+	r->first_at_ms = (uint64_t)first;
+	r->next_at_ms = (uint64_t)next;
+	r->http_status = (long)http;
+	rc = -ENOMEM;
+	if ((dn != NULL && (r->dn = strdup(dn)) == NULL) || (err != NULL && (r->error = strdup(err)) == NULL))
+		goto out;
+	r->resource = json_incref(res);
+	if (m != NULL) {
+		if ((r->member_dns = calloc(json_array_size(m) + 1, sizeof *r->member_dns)) == NULL)
+			goto out;
+		json_array_foreach(m, i, v)
+		{
+			if (!json_is_string(v)) {
+				snprintf(errmsg, errlen, "retry record: a member DN is not a string");
+				rc = -EPROTO;
+				goto out;
+			}
+			if ((r->member_dns[i] = strdup(json_string_value(v))) == NULL)
+				goto out;
+			r->n_member_dns++;
+		}
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	if (rc != 0) {
+		retry_record_free(r);
+		if (rc == -ENOMEM)
+			snprintf(errmsg, errlen, "retry record: out of memory");
+	}
+	return rc;
+}
+
+void retry_record_free(struct retry_record *r)
+{
+	size_t i;
+
+	free(r->dn);
+	json_decref(r->resource);
+	for (i = 0; i < r->n_member_dns; i++)
+		free(r->member_dns[i]);
+	free(r->member_dns);
+	free(r->error);
+	memset(r, 0, sizeof *r);
+}
+
+uint64_t retry_backoff_ms(unsigned attempts, uint64_t max_ms, uint64_t rnd)
+{
+	uint64_t d = 1000;
+	unsigned i;
+
+	for (i = 1; i < attempts && d < max_ms; i++)
+		d *= 2;
+	if (d > max_ms)
+		d = max_ms;
+	/* +-20 %: d * (0.8 + 0.4 * u), u uniform in [0, 1) */
+	return d * 8 / 10 + (d * 4 / 10 ? rnd % (d * 4 / 10 + 1) : 0);
+}

@@ -1,0 +1,136 @@
+/*
+ * sync/target/scim_probe.c -- one blocking GET of ServiceProviderConfig (see
+ * scim_probe.h).
+ */
+#include "sync/target/scim_probe.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#define DEFAULT_TIMEOUT_MS 4000
+#define BODY_MAX (256 * 1024) /* a probe needs no body; bound what a broken target can send */
+
+const char *scim_probe_status_name(enum scim_probe_status s)
+{
+	switch (s) {
+	case SCIM_PROBE_OK:
+		return "ok";
+	case SCIM_PROBE_UNREACHABLE:
+		return "unreachable";
+	case SCIM_PROBE_UNAUTHORIZED:
+		return "unauthorized";
+	default:
+		return "error";
+	}
+}
+
+static size_t discard(char *data, size_t size, size_t n, void *ctx)
+{
+	size_t *total = ctx;
+
+	(void)data;
+	*total += size * n;
+	return *total > BODY_MAX ? 0 : size * n;
+}
+
+/* Failures where no HTTP answer came back: the target is out of reach from
+ * this agent (another agent's network path may still work). */
+static bool no_answer(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void wipe(void *p, size_t n)
+{
+	explicit_bzero(p, n);
+}
+
+enum scim_probe_status scim_probe_run(const struct scim_probe_config *cfg, char *msg, size_t len)
+{
+	unsigned ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+	char url[1100], auth[8192], node[64], curlerr[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL, *h;
+	enum scim_probe_status st;
+	size_t ulen, body = 0;
+	long http = 0;
+	CURLcode rc;
+	CURL *c;
+
+	if (cfg->url == NULL || cfg->url[0] == '\0') {
+		snprintf(msg, len, "no target URL configured");
+		return SCIM_PROBE_ERROR;
+	}
+	ulen = strlen(cfg->url);
+	while (ulen > 0 && cfg->url[ulen - 1] == '/')
+		ulen--;
+	if ((size_t)snprintf(url, sizeof url, "%.*s/ServiceProviderConfig", (int)ulen, cfg->url) >=
+	    sizeof url) {
+		snprintf(msg, len, "target URL too long");
+		return SCIM_PROBE_ERROR;
+	}
+	c = curl_easy_init();
+	if (c == NULL) {
+		snprintf(msg, len, "cannot initialise libcurl");
+		return SCIM_PROBE_ERROR;
+	}
+	h = curl_slist_append(hdrs, "Accept: application/scim+json");
+	hdrs = h ? h : hdrs;
+	if (cfg->token != NULL && cfg->token[0] != '\0' &&
+	    (size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", cfg->token) < sizeof auth) {
+		h = curl_slist_append(hdrs, auth);
+		hdrs = h ? h : hdrs;
+	}
+	wipe(auth, sizeof auth);
+	if (cfg->node_id != 0) {
+		snprintf(node, sizeof node, "X-Canopy-Node: %llu", (unsigned long long)cfg->node_id);
+		h = curl_slist_append(hdrs, node);
+		hdrs = h ? h : hdrs;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* worker thread: no SIGALRM for DNS timeouts */
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(ms / 2 ? ms / 2 : 1));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ms);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would take the token elsewhere */
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_WRITE_ERROR && body > BODY_MAX)
+		rc = CURLE_OK; /* the status line is what counts */
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+	if (rc != CURLE_OK) {
+		snprintf(msg, len, "GET %s: %s", url, curlerr[0] ? curlerr : curl_easy_strerror(rc));
+		st = no_answer(rc) ? SCIM_PROBE_UNREACHABLE : SCIM_PROBE_ERROR;
+	} else if (http >= 200 && http < 300) {
+		snprintf(msg, len, "GET %s: %ld", url, http);
+		st = SCIM_PROBE_OK;
+	} else if (http == 401 || http == 403) {
+		snprintf(msg, len, "GET %s: %ld: the target refused the token", url, http);
+		st = SCIM_PROBE_UNAUTHORIZED;
+	} else {
+		snprintf(msg, len, "GET %s: %ld", url, http);
+		st = SCIM_PROBE_ERROR;
+	}
+	/* the slist holds a copy of the token: wipe it before it is freed */
+	for (h = hdrs; h != NULL; h = h->next)
+		wipe(h->data, strlen(h->data));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return st;
+}

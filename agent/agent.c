@@ -458,6 +458,10 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 		log_warn("storage", "data_dir=%s detail=%s", a->cfg.node.data_dir,
 			 log_quote(q, sizeof q, a->node.storage_info.warning));
 	}
+	if (a->cfg.control.token == NULL)
+		log_warn("the control API takes mutations (deletes approve, cluster add/remove/transfer, "
+			 "resync) from anyone who can connect to it: set control.token_file",
+			 "control_address=%s", a->cfg.node.control_address);
 	provlog_on_health_change(on_provlog_health, a);
 	if (strcmp(agent_bootstrap_mode(a), "implicit") == 0)
 		log_warn("cluster.members lists only this node and cluster.bootstrap is not set: with an "

@@ -37,6 +37,8 @@ struct cx {
 	/* Remembered for the checks that run after the structure. */
 	int password_line;
 	int token_line;
+	int control_token_line;
+	int client_secret_line; /* target.auth.client_secret_file */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -856,10 +858,91 @@ static int parse_source_urls(struct cx *c, struct field *fu, struct config *cfg)
 	return 0;
 }
 
+/* `tls: {ca: FILE}` (source.tls, target.tls). The CA file must be readable
+ * now, so a typo fails at start and not at the first connection. */
+static int parse_tls(struct cx *c, struct field *sec, const char *path, char *ca, size_t casz)
+{
+	struct field f[] = {{"ca", NULL, 0}};
+	char kp[64];
+	int rc = take_fields(c, sec->val, path, f, 1);
+	if (rc != 0 || f[0].val == NULL)
+		return rc;
+	snprintf(kp, sizeof kp, "%s.ca", path);
+	if ((rc = get_path(c, f[0].val, kp, ca, casz)) != 0)
+		return rc;
+	if (access(ca, R_OK) != 0) {
+		int e = errno;
+		return fail_rc(c, -e, line_of(f[0].val), "%s: cannot read %s: %s", kp, ca, strerror(e));
+	}
+	return 0;
+}
+
+/* target.auth: OAuth2 client credentials (RFC 6749 §4.4), with a client
+ * secret or a certificate (RFC 7523 client assertion). */
+static int parse_auth(struct cx *c, struct field *sec, struct config *cfg)
+{
+	static const char *const schemes[] = {"http://", "https://", NULL};
+	struct field f[] = {{"kind", NULL, 0},	      {"token_url", NULL, 0},  {"client_id", NULL, 0},
+			    {"client_secret_file", NULL, 0}, {"scope", NULL, 0}, {"client_cert", NULL, 0},
+			    {"client_key", NULL, 0}};
+	const size_t nf = sizeof f / sizeof f[0];
+	struct config_oauth2 *a = &cfg->target.auth;
+	char d[96];
+	int rc = take_fields(c, sec->val, "target.auth", f, nf);
+	if (rc != 0)
+		return rc;
+	if (f[0].val != NULL) {
+		if ((rc = get_string(c, f[0].val, "target.auth.kind", a->kind, sizeof a->kind)) != 0)
+			return rc;
+		if (strcmp(a->kind, "oauth2") != 0)
+			return fail(c, line_of(f[0].val), "target.auth.kind: expected oauth2, got %s",
+				    describe(f[0].val, d, sizeof d));
+	}
+	if (f[1].val != NULL) {
+		if ((rc = get_string(c, f[1].val, "target.auth.token_url", a->token_url, sizeof a->token_url)) != 0)
+			return rc;
+		if ((rc = check_url(c, f[1].val, "target.auth.token_url", a->token_url, schemes,
+				    "an http:// or https:// URL", "")) != 0)
+			return rc;
+	}
+	if (f[2].val != NULL &&
+	    (rc = get_string(c, f[2].val, "target.auth.client_id", a->client_id, sizeof a->client_id)) != 0)
+		return rc;
+	if (f[3].val != NULL) {
+		if ((rc = get_path(c, f[3].val, "target.auth.client_secret_file", a->client_secret_file,
+				   sizeof a->client_secret_file)) != 0)
+			return rc;
+		c->client_secret_line = f[3].line;
+	}
+	if (f[4].val != NULL && (rc = get_string(c, f[4].val, "target.auth.scope", a->scope, sizeof a->scope)) != 0)
+		return rc;
+	if (f[5].val != NULL && (rc = get_path(c, f[5].val, "target.auth.client_cert", a->client_cert,
+					       sizeof a->client_cert)) != 0)
+		return rc;
+	if (f[6].val != NULL && (rc = get_path(c, f[6].val, "target.auth.client_key", a->client_key,
+					       sizeof a->client_key)) != 0)
+		return rc;
+	if (f[0].val == NULL)
+		return fail(c, sec->line, "missing required key target.auth.kind");
+	if (f[1].val == NULL)
+		return fail(c, sec->line, "missing required key target.auth.token_url");
+	if (f[2].val == NULL)
+		return fail(c, sec->line, "missing required key target.auth.client_id");
+	if ((f[5].val == NULL) != (f[6].val == NULL))
+		return fail(c, f[5].val != NULL ? f[5].line : f[6].line,
+			    "target.auth: client_cert and client_key go together");
+	if (f[3].val != NULL && f[5].val != NULL)
+		return fail(c, f[3].line, "target.auth: give client_secret_file or client_cert + client_key, not both");
+	if (f[3].val == NULL && f[5].val == NULL)
+		return fail(c, sec->line, "target.auth: needs client_secret_file, or client_cert + client_key");
+	return 0;
+}
+
 static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
-			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0}};
+			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0},
+			    {"tls", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	char d[96];
 	int rc = take_fields(c, sec->val, "source", f, nf);
@@ -891,6 +974,12 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 		return rc;
 	if (groups->val != NULL && (rc = parse_scope(c, groups, "source.groups", &cfg->source.groups)) != 0)
 		return rc;
+	struct field *tls = field(f, nf, "tls");
+	if (tls->val != NULL) {
+		if ((rc = parse_tls(c, tls, "source.tls", cfg->source.tls_ca, sizeof cfg->source.tls_ca)) != 0)
+			return rc;
+		cfg->source.tls = true;
+	}
 	if (kind->val == NULL)
 		return fail(c, sec->line, "missing required key source.kind");
 	if (url->val == NULL)
@@ -913,7 +1002,9 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"max_in_flight", NULL, 0},
 			    {"bulk", NULL, 0},
 			    {"timeout_ms", NULL, 0},
-			    {"max_attempts", NULL, 0}};
+			    {"max_attempts", NULL, 0},
+			    {"tls", NULL, 0},
+			    {"auth", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	char d[96];
 	int rc = take_fields(c, sec->val, "target", f, nf);
@@ -951,6 +1042,13 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 	if (f[6].val != NULL &&
 	    (rc = get_unsigned(c, f[6].val, "target.max_attempts", 1, 100, &cfg->target.max_attempts)) != 0)
 		return rc;
+	if (f[7].val != NULL &&
+	    (rc = parse_tls(c, &f[7], "target.tls", cfg->target.tls_ca, sizeof cfg->target.tls_ca)) != 0)
+		return rc;
+	if (f[8].val != NULL && (rc = parse_auth(c, &f[8], cfg)) != 0)
+		return rc;
+	if (f[8].val != NULL && f[2].val != NULL)
+		return fail(c, f[8].line, "target.auth: give target.token_file or target.auth, not both");
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key target.kind");
 	if (f[1].val == NULL)
@@ -1069,10 +1167,50 @@ static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 		    describe(f[0].val, d, sizeof d));
 }
 
+bool config_is_loopback(const char *address)
+{
+	char host[256];
+	const char *h = address, *colon = strrchr(address, ':');
+	size_t hl;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (colon == NULL)
+		return false;
+	hl = (size_t)(colon - address);
+	if (hl >= 2 && address[0] == '[' && address[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof host)
+		return false;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false; /* another name: it may resolve to anything */
+}
+
+static int parse_control(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"token_file", NULL, 0}};
+	int rc = take_fields(c, sec->val, "control", f, 1);
+	if (rc != 0 || f[0].val == NULL)
+		return rc;
+	rc = get_path(c, f[0].val, "control.token_file", cfg->control.token_file, sizeof cfg->control.token_file);
+	if (rc == 0)
+		c->control_token_line = f[0].line;
+	return rc;
+}
+
 static int parse_root(struct cx *c, yaml_node_t *root, struct config *cfg)
 {
 	struct field f[] = {{"node", NULL, 0},	 {"cluster", NULL, 0}, {"source", NULL, 0}, {"target", NULL, 0},
-			    {"mapping", NULL, 0}, {"safety", NULL, 0},  {"log", NULL, 0}};
+			    {"mapping", NULL, 0}, {"safety", NULL, 0},  {"log", NULL, 0}, {"control", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	char d[96];
 	if (root->type != YAML_MAPPING_NODE)
@@ -1096,10 +1234,20 @@ static int parse_root(struct cx *c, yaml_node_t *root, struct config *cfg)
 		return rc;
 	if (f[6].val != NULL && (rc = parse_log(c, &f[6], cfg)) != 0)
 		return rc;
+	if (f[7].val != NULL && (rc = parse_control(c, &f[7], cfg)) != 0)
+		return rc;
 	if (f[0].val == NULL)
 		return fail(c, line_of(root), "missing required key node");
 	if (f[1].val == NULL)
 		return fail(c, line_of(root), "missing required key cluster");
+	/* Anyone who can reach a non-loopback control API could approve deletes
+	 * or change membership: there it needs a token. On loopback it works
+	 * without one, as it always did (the agent warns at start). */
+	if (cfg->control.token_file[0] == '\0' && !config_is_loopback(cfg->node.control_address))
+		return fail(c, line_of(f[0].val),
+			    "node.control_address %s is not a loopback address: set control.token_file "
+			    "(mutations then need \"Authorization: Bearer <token>\"), or listen on 127.0.0.1",
+			    cfg->node.control_address);
 	return 0;
 }
 
@@ -1118,7 +1266,7 @@ static int read_secret(struct cx *c, const char *kp, int line, const char *file,
 
 /* ----------------------------------------------------------------- load */
 
-static int syntax_error(struct cx *c, yaml_parser_t *p, FILE *f)
+static int syntax_error(struct cx *c, yaml_parser_t *p, const char *buf, size_t len)
 {
 	switch (p->error) {
 	case YAML_MEMORY_ERROR:
@@ -1126,15 +1274,9 @@ static int syntax_error(struct cx *c, yaml_parser_t *p, FILE *f)
 	case YAML_READER_ERROR: {
 		/* The reader gives a byte offset; count the lines up to it. */
 		int line = 1;
-		if (fseek(f, 0, SEEK_SET) == 0) {
-			for (size_t i = 0; i < p->problem_offset; i++) {
-				int ch = fgetc(f);
-				if (ch == EOF)
-					break;
-				if (ch == '\n')
-					line++;
-			}
-		}
+		for (size_t i = 0; i < p->problem_offset && i < len; i++)
+			if (buf[i] == '\n')
+				line++;
 		return fail(c, line, "YAML syntax error: %s (byte offset %zu)",
 			    p->problem ? p->problem : "unreadable input", p->problem_offset);
 	}
@@ -1170,39 +1312,158 @@ static void set_defaults(struct config *cfg)
 	strcpy(cfg->log.level, "info");
 }
 
-static int load(struct cx *c, const char *path, struct config *cfg)
+/*
+ * Read the whole file into memory, refusing what is not a regular file (a
+ * FIFO or a device would block or never end: opened with O_NONBLOCK and
+ * checked with fstat before any read) and anything over CONFIG_MAX_FILE_BYTES.
+ */
+static int read_file(struct cx *c, const char *path, char **out, size_t *outlen)
 {
-	int rc = config_dir(path, c->dir, sizeof c->dir);
-	if (rc != 0)
-		return fail_rc(c, rc, 0, "cannot resolve the directory of the configuration: %s", strerror(-rc));
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		int e = errno;
+	struct stat st;
+	size_t n = 0;
+	char *buf;
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		e = errno;
 		return fail_rc(c, -e, 0, "cannot read configuration: %s", strerror(e));
 	}
-	yaml_parser_t parser;
-	if (!yaml_parser_initialize(&parser)) {
-		fclose(f);
+	if (fstat(fd, &st) != 0) {
+		e = errno;
+		close(fd);
+		return fail_rc(c, -e, 0, "cannot read configuration: %s", strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail_rc(c, -EINVAL, 0, "the configuration is not a regular file");
+	}
+	if (st.st_size > CONFIG_MAX_FILE_BYTES) {
+		close(fd);
+		return fail_rc(c, -EFBIG, 0, "the configuration is too large (%lld bytes, at most %d)",
+			       (long long)st.st_size, CONFIG_MAX_FILE_BYTES);
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		close(fd);
 		return fail_rc(c, -ENOMEM, 0, "out of memory");
 	}
-	yaml_parser_set_input_file(&parser, f);
-	yaml_document_t doc;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, (size_t)st.st_size + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			e = errno;
+			free(buf);
+			close(fd);
+			return fail_rc(c, -e, 0, "cannot read configuration: %s", strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > (size_t)st.st_size) { /* grew while read: refuse rather than guess */
+			free(buf);
+			close(fd);
+			return fail_rc(c, -EAGAIN, 0, "the configuration changed while being read");
+		}
+	}
+	close(fd);
+	buf[n] = '\0';
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
+
+/*
+ * A first pass over libyaml's events, before any document is built: refuse
+ * nesting deeper than CONFIG_MAX_DEPTH (libyaml's scanner costs the square of
+ * the depth: 100k "[" took 44 s), more than CONFIG_MAX_ALIASES aliases (each
+ * one may stand for a whole subtree), and explicit tags: `id: !!str 1` would
+ * otherwise be read as the integer 1, as if the tag were not there.
+ */
+static int check_events(struct cx *c, const char *buf, size_t len)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int depth = 0, aliases = 0, rc = 0;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&p))
+		return fail_rc(c, -ENOMEM, 0, "out of memory");
+	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+	while (!done && rc == 0) {
+		if (!yaml_parser_parse(&p, &ev)) {
+			rc = syntax_error(c, &p, buf, len);
+			break;
+		}
+		int line = (int)ev.start_mark.line + 1;
+		const yaml_char_t *tag = NULL;
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		case YAML_DOCUMENT_START_EVENT:
+			if (ev.data.document_start.tag_directives.start != ev.data.document_start.tag_directives.end)
+				rc = fail(c, line, "YAML %%TAG directives are not allowed in the configuration");
+			break;
+		case YAML_MAPPING_START_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+			tag = ev.type == YAML_MAPPING_START_EVENT ? ev.data.mapping_start.tag
+								   : ev.data.sequence_start.tag;
+			if (++depth > CONFIG_MAX_DEPTH)
+				rc = fail(c, line, "nested deeper than %d levels", CONFIG_MAX_DEPTH);
+			break;
+		case YAML_MAPPING_END_EVENT:
+		case YAML_SEQUENCE_END_EVENT:
+			depth--;
+			break;
+		case YAML_SCALAR_EVENT:
+			tag = ev.data.scalar.tag;
+			break;
+		case YAML_ALIAS_EVENT:
+			if (++aliases > CONFIG_MAX_ALIASES)
+				rc = fail(c, line, "more than %d YAML aliases", CONFIG_MAX_ALIASES);
+			break;
+		default:
+			break;
+		}
+		if (rc == 0 && tag != NULL) {
+			char q[80];
+			rc = fail(c, line, "YAML tags are not allowed (found %s): write the plain value",
+				  quote((const char *)tag, strlen((const char *)tag), q, sizeof q));
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+static int load_buffer(struct cx *c, const char *buf, size_t len, struct config *cfg)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+	yaml_node_t *root;
+	int rc = check_events(c, buf, len);
+
+	if (rc != 0)
+		return rc;
+	if (!yaml_parser_initialize(&parser))
+		return fail_rc(c, -ENOMEM, 0, "out of memory");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		rc = syntax_error(c, &parser, f);
+		rc = syntax_error(c, &parser, buf, len);
 		yaml_parser_delete(&parser);
-		fclose(f);
 		return rc;
 	}
 	c->doc = &doc;
-	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	root = yaml_document_get_root_node(&doc);
 	if (root == NULL) {
 		rc = fail(c, 1, "the configuration is empty (required sections: node, cluster)");
 		goto out;
 	}
 	/* One document per file: a second one would be silently ignored. */
-	yaml_document_t extra;
 	if (!yaml_parser_load(&parser, &extra)) {
-		rc = syntax_error(c, &parser, f);
+		rc = syntax_error(c, &parser, buf, len);
 		goto out;
 	}
 	if (yaml_document_get_root_node(&extra) != NULL)
@@ -1217,10 +1478,60 @@ static int load(struct cx *c, const char *path, struct config *cfg)
 				 &cfg->source.password);
 	if (rc == 0 && cfg->target.token_file[0] != '\0')
 		rc = read_secret(c, "target.token_file", c->token_line, cfg->target.token_file, &cfg->target.token);
+	if (rc == 0 && cfg->target.auth.client_secret_file[0] != '\0')
+		rc = read_secret(c, "target.auth.client_secret_file", c->client_secret_line,
+				 cfg->target.auth.client_secret_file, &cfg->target.auth.client_secret);
+	if (rc == 0 && cfg->control.token_file[0] != '\0')
+		rc = read_secret(c, "control.token_file", c->control_token_line, cfg->control.token_file,
+				 &cfg->control.token);
 out:
+	c->doc = NULL;
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
-	fclose(f);
+	return rc;
+}
+
+static int load(struct cx *c, const char *path, struct config *cfg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = config_dir(path, c->dir, sizeof c->dir);
+	if (rc != 0)
+		return fail_rc(c, rc, 0, "cannot resolve the directory of the configuration: %s", strerror(-rc));
+	rc = read_file(c, path, &buf, &len);
+	if (rc != 0)
+		return rc;
+	rc = load_buffer(c, buf, len, cfg);
+	free(buf);
+	return rc;
+}
+
+int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *errmsg,
+		       size_t errlen)
+{
+	struct cx c;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	c.file = name != NULL ? name : "(memory)";
+	c.err = errmsg;
+	c.errlen = errlen;
+	if (errmsg != NULL && errlen > 0)
+		errmsg[0] = '\0';
+	memset(cfg, 0, sizeof *cfg);
+	snprintf(cfg->path, sizeof cfg->path, "%s", c.file);
+	set_defaults(cfg);
+	if (getcwd(c.dir, sizeof c.dir) == NULL)
+		strcpy(c.dir, "/");
+	if (len > CONFIG_MAX_FILE_BYTES)
+		rc = fail_rc(&c, -EFBIG, 0, "the configuration is too large (%zu bytes, at most %d)", len,
+			     CONFIG_MAX_FILE_BYTES);
+	else
+		rc = load_buffer(&c, buf, len, cfg);
+	if (rc != 0) {
+		config_free(cfg);
+		one_line(errmsg);
+	}
 	return rc;
 }
 
@@ -1256,4 +1567,8 @@ void config_free(struct config *cfg)
 	cfg->source.password = NULL;
 	secret_free(cfg->target.token);
 	cfg->target.token = NULL;
+	secret_free(cfg->target.auth.client_secret);
+	cfg->target.auth.client_secret = NULL;
+	secret_free(cfg->control.token);
+	cfg->control.token = NULL;
 }

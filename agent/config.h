@@ -94,6 +94,11 @@ struct config {
 		char *password; /* read from password_file; NULL if none */
 		struct config_scope users;  /* required when source is present */
 		struct config_scope groups; /* base "" when absent: groups not synced */
+		/* source.tls: verify the directory's certificate against this CA
+		 * only (ldaps://), and StartTLS on ldap:// URLs (RFC 4513 §3).
+		 * tls false: ldaps:// against the system store, ldap:// in clear. */
+		bool tls;
+		char tls_ca[512]; /* source.tls.ca (absolute); "" = the system store */
 	} source;
 
 	struct {
@@ -107,6 +112,22 @@ struct config {
 		unsigned timeout_ms;    /* one request; default 30000 */
 		unsigned max_attempts;  /* tries of one request before the object goes to the retry set;
 					 * default 6 */
+		/* target.tls.ca: an extra CA for the target's certificate; the
+		 * system store is always used too. "" = system store only. */
+		char tls_ca[512];
+		/* target.auth: OAuth2 client credentials (RFC 6749 §4.4), instead
+		 * of token_file. kind "" = absent. Either client_secret_file or
+		 * client_cert + client_key (RFC 7523 JWT client assertion). */
+		struct config_oauth2 {
+			char kind[16];                /* "oauth2" */
+			char token_url[512];
+			char client_id[256];
+			char client_secret_file[512]; /* "" with client_cert */
+			char *client_secret;          /* read at load (checks); re-read before each fetch */
+			char scope[512];              /* "" = none sent */
+			char client_cert[512];        /* PEM certificate registered with the IdP */
+			char client_key[512];         /* its PEM private key (mode 0600) */
+		} auth;
 	} target;
 
 	struct {
@@ -128,6 +149,13 @@ struct config {
 	struct {
 		char level[16]; /* debug | info | warn | error; default info */
 	} log;
+
+	/* The control API (agent/control.c). Without token_file, mutations are
+	 * unauthenticated, which is only allowed on a loopback control_address. */
+	struct {
+		char token_file[512]; /* "" when absent */
+		char *token;          /* read from token_file at start; NULL if none */
+	} control;
 };
 
 /*
@@ -142,6 +170,24 @@ struct config {
  * credential that other local users can read.
  */
 int config_load(const char *path, struct config *cfg, char *errmsg, size_t errlen);
+
+/*
+ * The same from memory: `name` stands for the file in errors and relative
+ * paths resolve against the current directory (tests/fuzz/fuzz_config.c).
+ */
+int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *errmsg,
+		       size_t errlen);
+
+/* Limits of the YAML reader: a configuration is small and flat, so anything
+ * past these is refused before it is built into a document (libyaml's cost
+ * grows with the square of the nesting depth). */
+#define CONFIG_MAX_FILE_BYTES (1024 * 1024)
+#define CONFIG_MAX_DEPTH 32
+#define CONFIG_MAX_ALIASES 64
+
+/* True when `address` (HOST:PORT, [V6]:PORT) names a loopback host:
+ * 127.0.0.0/8, ::1 or "localhost". */
+bool config_is_loopback(const char *address);
 
 /* Release what config_load() allocated (the secrets, zeroed first). */
 void config_free(struct config *cfg);

@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "agent/agent.h"
+#include "agent/control.h"
 #include "agent/log.h"
 #include "sync/provlog.h"
 #include "sync/state/object.h"
@@ -417,21 +420,89 @@ static void handle_deletes(struct agent *a, const struct http_request *req,
 					 "deletes", (json_int_t)n));
 }
 
+/*
+ * GET /v1/logs reads the provisioning log on a libuv worker thread: the file
+ * can be large (the issue measured 133 MB read in 11.8 s on the loop, and the
+ * leader lost its leadership meanwhile). provlog_read() reads from the file's
+ * end and stops after `limit` matches.
+ */
+struct logs_job {
+	uv_work_t work;
+	struct http_pending *p;
+	uint64_t node_id;
+	char path[1100];
+	char *since, *object;
+	struct provlog_query q;
+	json_t *entries;
+};
+
+static void logs_job_free(struct logs_job *j)
+{
+	free(j->since);
+	free(j->object);
+	free(j);
+}
+
+static void logs_work(uv_work_t *w)
+{
+	struct logs_job *j = w->data;
+	j->entries = provlog_read(j->path, &j->q);
+}
+
+static void logs_done(uv_work_t *w, int status)
+{
+	struct logs_job *j = w->data;
+	struct http_reply reply;
+
+	memset(&reply, 0, sizeof reply);
+	if (status != 0 || j->entries == NULL) {
+		json_decref(j->entries);
+		http_reply_error(&reply, 500, "cannot read the provisioning log");
+	} else {
+		reply_json(&reply, 200, json_pack("{s:I,s:o}", "node_id", (json_int_t)j->node_id, "entries",
+						  j->entries));
+	}
+	http_finish(j->p, &reply);
+	logs_job_free(j);
+}
+
 static void handle_logs(struct agent *a, const struct http_request *req, struct http_reply *reply)
 {
-	struct provlog_query q;
-	char path[1100];
 	const char *errors = http_request_arg(req, "errors"), *limit = http_request_arg(req, "limit");
+	const char *since = http_request_arg(req, "since"), *object = http_request_arg(req, "object");
+	struct logs_job *j;
+	unsigned n;
 
-	memset(&q, 0, sizeof q);
-	q.since = http_request_arg(req, "since");
-	q.object = http_request_arg(req, "object");
-	q.errors_only = errors && strcmp(errors, "0") != 0 && strcmp(errors, "false") != 0;
-	q.limit = limit ? (unsigned)strtoul(limit, NULL, 10) : 1000;
-	snprintf(path, sizeof path, "%s/provisioning.log", a->cfg.node.data_dir);
-	reply_json(reply, 200,
-		   json_pack("{s:I,s:o}", "node_id", (json_int_t)a->cfg.node.id, "entries",
-			     provlog_read(path, &q)));
+	if (control_parse_limit(limit, &n) != 0) {
+		http_reply_error(reply, 400, "limit: expected a number from 1 to %u", CONTROL_LOGS_MAX_LIMIT);
+		return;
+	}
+	j = calloc(1, sizeof *j);
+	if (j == NULL || (since && (j->since = strdup(since)) == NULL) ||
+	    (object && (j->object = strdup(object)) == NULL)) {
+		if (j)
+			logs_job_free(j);
+		http_reply_error(reply, 500, "out of memory");
+		return;
+	}
+	j->node_id = a->cfg.node.id;
+	j->q.since = j->since;
+	j->q.object = j->object;
+	j->q.errors_only = errors && strcmp(errors, "0") != 0 && strcmp(errors, "false") != 0;
+	j->q.limit = n;
+	snprintf(j->path, sizeof j->path, "%s/provisioning.log", a->cfg.node.data_dir);
+	j->work.data = j;
+	j->p = http_defer(req);
+	if (j->p == NULL) {
+		logs_job_free(j);
+		http_reply_error(reply, 500, "out of memory");
+		return;
+	}
+	if (uv_queue_work(&a->loop, &j->work, logs_work, logs_done) != 0) {
+		http_undefer(req);
+		logs_job_free(j);
+		http_reply_error(reply, 500, "cannot start reading the provisioning log");
+	}
 }
 
 /*
@@ -554,7 +625,7 @@ static void on_transfer_done(struct node *n, bool transferred)
 	http_finish(a->transfer_pending, &reply);
 	a->transfer_pending = NULL;
 	if (!transferred && a->engine && leader_ready(&n->leader))
-		engine_lead(a->engine); /* still leading: resume exporting */
+		identity_resume(a); /* still leading: resume exporting */
 }
 
 /*
@@ -762,10 +833,8 @@ static int add_probe_start(struct agent *a, const struct http_request *req,
 static void handle_cluster(struct agent *a, const struct http_request *req,
 			   struct http_reply *reply, const char *what)
 {
-	json_error_t jerr;
-	json_t *body;
-	json_int_t id = 0;
-	const char *member = NULL;
+	int64_t id = 0;
+	char member[300];
 	struct config_member m;
 	struct change_wait *w = NULL;
 	char err[512];
@@ -775,19 +844,16 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 		http_reply_error(reply, 405, "%s %s: use POST", req->method, req->path);
 		return;
 	}
-	body = json_loadb(req->body_len ? req->body : "{}", req->body_len ? req->body_len : 2, 0,
-			  &jerr);
-	if (body == NULL || json_unpack_ex(body, &jerr, 0, "{s?I,s?s}", "id", &id, "member",
-					   &member) != 0) {
-		http_reply_error(reply, 400, "bad request body: %s", jerr.text);
-		json_decref(body);
+	if (control_parse_cluster_body(req->body, req->body_len, &id, member, sizeof member, err,
+				       sizeof err) != 0) {
+		http_reply_error(reply, 400, "bad request body: %s", err);
 		return;
 	}
 	if (redirect_to_leader(a, req, reply))
 		goto out;
 	if (strcmp(what, "add") == 0) {
-		if (member == NULL || config_parse_member(member, &m, err, sizeof err) != 0) {
-			http_reply_error(reply, 400, "add: %s", member ? err : "\"member\": \"ID@HOST:PORT\" is required");
+		if (member[0] == '\0' || config_parse_member(member, &m, err, sizeof err) != 0) {
+			http_reply_error(reply, 400, "add: %s", member[0] ? err : "\"member\": \"ID@HOST:PORT\" is required");
 			goto out;
 		}
 		/* Answered from the probe's callbacks: 422 when nothing answers,
@@ -828,7 +894,7 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 		if (rv == 0)
 			a->transfer_pending = http_defer(req);
 		else if (a->engine && leader_ready(&a->node.leader))
-			engine_lead(a->engine); /* nothing changed: keep exporting */
+			identity_resume(a); /* nothing changed: keep exporting */
 	}
 	if (rv != 0) { /* not started: answer now */
 		if (w != NULL)
@@ -838,7 +904,95 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 		http_reply_error(reply, 409, "%s: %s", what, raft_strerror(rv));
 	}
 out:
-	json_decref(body);
+	return;
+}
+
+bool control_token_ok(const char *token, const char *authorization)
+{
+	const char *p = authorization;
+	size_t tlen, plen;
+	bool same;
+
+	if (token == NULL || p == NULL || strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+		return false;
+	p += 6;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	plen = strlen(p);
+	while (plen > 0 && (p[plen - 1] == ' ' || p[plen - 1] == '\t'))
+		plen--;
+	tlen = strlen(token);
+	/* Compare as many bytes either way, so the time says nothing about
+	 * where a wrong token differs (only, at most, its length). */
+	same = CRYPTO_memcmp(plen == tlen ? p : token, token, tlen) == 0;
+	return same && plen == tlen;
+}
+
+int control_parse_limit(const char *text, unsigned *out)
+{
+	unsigned long v = 0;
+	const char *p;
+
+	if (text == NULL) {
+		*out = CONTROL_LOGS_DEFAULT_LIMIT;
+		return 0;
+	}
+	if (*text == '\0')
+		return -EINVAL;
+	for (p = text; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > CONTROL_LOGS_MAX_LIMIT)
+			return -EINVAL;
+	}
+	if (v == 0)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int control_parse_cluster_body(const char *body, size_t len, int64_t *id, char *member, size_t member_len,
+			       char *errmsg, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *o;
+	json_int_t jid = 0;
+	const char *m = NULL;
+	int rc = 0;
+
+	member[0] = '\0';
+	*id = 0;
+	o = json_loadb(len ? body : "{}", len ? len : 2, 0, &jerr);
+	if (o == NULL || json_unpack_ex(o, &jerr, 0, "{s?I,s?s}", "id", &jid, "member", &m) != 0) {
+		snprintf(errmsg, errlen, "%s", jerr.text);
+		rc = -EINVAL;
+	} else if (m != NULL && strlen(m) >= member_len) {
+		snprintf(errmsg, errlen, "\"member\" is too long");
+		rc = -EINVAL;
+	} else {
+		*id = (int64_t)jid;
+		if (m != NULL)
+			snprintf(member, member_len, "%s", m);
+	}
+	json_decref(o);
+	return rc;
+}
+
+/* Mutations are every method but GET (all are POSTs under /v1/). */
+static bool authorized(struct agent *a, const struct http_request *req, struct http_reply *reply)
+{
+	if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+		return true;
+	if (a->cfg.control.token == NULL) /* loopback only: warned at start */
+		return true;
+	if (control_token_ok(a->cfg.control.token, req->authorization))
+		return true;
+	http_reply_error(reply, 401, "%s %s needs \"Authorization: Bearer <token>\" with the token of "
+				     "control.token_file (canopyctl --token-file FILE)",
+			 req->method, req->path);
+	reply->www_authenticate = "Bearer realm=\"canopy\"";
+	return false;
 }
 
 void control_handle(void *data, const struct http_request *req, struct http_reply *reply)
@@ -847,6 +1001,8 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 	json_t *o;
 
 	a->http_requests++;
+	if (!authorized(a, req, reply))
+		return;
 	if (strcmp(req->path, "/v1/status") == 0) {
 		if (strcmp(req->method, "GET") != 0) {
 			http_reply_error(reply, 405, "%s %s: use GET", req->method, req->path);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "agent/control.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
 
@@ -76,10 +77,9 @@ static void reply_json(struct http_reply *reply, unsigned status, json_t *o)
 
 static void handle_resync(struct agent *a, const struct http_request *req, struct http_reply *reply)
 {
-	json_error_t jerr;
-	json_t *body;
-	const char *dn = NULL;
-	int failed = 0, rv;
+	char dn[2048];
+	bool failed = false;
+	int rv;
 	size_t n = 0;
 	char err[600];
 
@@ -87,24 +87,13 @@ static void handle_resync(struct agent *a, const struct http_request *req, struc
 		http_reply_error(reply, 409, "sync is not configured on this node");
 		return;
 	}
-	body = json_loadb(req->body_len ? req->body : "{}", req->body_len ? req->body_len : 2, 0, &jerr);
-	if (body == NULL || json_unpack_ex(body, &jerr, JSON_STRICT, "{s?s,s?b}", "dn", &dn, "failed", &failed) != 0) {
-		http_reply_error(reply, 400, "bad request body: %s (expected {\"dn\": \"...\"} or {\"failed\": true})",
-				 jerr.text);
-		json_decref(body);
+	if (control_parse_resync_body(req->body, req->body_len, dn, sizeof dn, &failed, err, sizeof err) != 0) {
+		http_reply_error(reply, 400, "%s", err);
 		return;
 	}
-	if ((dn == NULL) == !failed) {
-		http_reply_error(reply, 400, "say what to resync: {\"dn\": \"...\"} or {\"failed\": true}");
-		json_decref(body);
+	if (control_redirect_to_leader(a, req, reply))
 		return;
-	}
-	if (control_redirect_to_leader(a, req, reply)) {
-		json_decref(body);
-		return;
-	}
-	rv = engine_resync(a->engine, dn, failed != 0, &n, err, sizeof err);
-	json_decref(body);
+	rv = engine_resync(a->engine, dn[0] ? dn : NULL, failed, &n, err, sizeof err);
 	if (rv == -ENOENT) {
 		http_reply_error(reply, 404, "%s", err);
 		return;
@@ -114,6 +103,36 @@ static void handle_resync(struct agent *a, const struct http_request *req, struc
 		return;
 	}
 	reply_json(reply, 202, json_pack("{s:s,s:I}", "result", "resync started", "objects", (json_int_t)n));
+}
+
+int control_parse_resync_body(const char *body, size_t len, char *dn, size_t dn_len, bool *failed,
+			      char *errmsg, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *o;
+	const char *d = NULL;
+	int f = 0, rc = 0;
+
+	dn[0] = '\0';
+	*failed = false;
+	o = json_loadb(len ? body : "{}", len ? len : 2, 0, &jerr);
+	if (o == NULL || json_unpack_ex(o, &jerr, JSON_STRICT, "{s?s,s?b}", "dn", &d, "failed", &f) != 0) {
+		snprintf(errmsg, errlen, "bad request body: %s (expected {\"dn\": \"...\"} or {\"failed\": true})",
+			 jerr.text);
+		rc = -EINVAL;
+	} else if ((d == NULL) == !f) {
+		snprintf(errmsg, errlen, "say what to resync: {\"dn\": \"...\"} or {\"failed\": true}");
+		rc = -EINVAL;
+	} else if (d != NULL && (d[0] == '\0' || strlen(d) >= dn_len)) {
+		snprintf(errmsg, errlen, "\"dn\" is empty or too long");
+		rc = -EINVAL;
+	} else {
+		if (d != NULL)
+			snprintf(dn, dn_len, "%s", d);
+		*failed = f != 0;
+	}
+	json_decref(o);
+	return rc;
 }
 
 bool control_sync_handle(struct agent *a, const struct http_request *req, struct http_reply *reply)

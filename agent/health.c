@@ -278,6 +278,21 @@ static void report(struct job *j)
 	}
 	hd = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = hd ? hd : hdrs;
+	/* The leader's control API takes POSTs only with the control token when
+	 * one is configured; read it like every secret, each time. */
+	if (j->cfg->control.token_file[0] != '\0') {
+		char *token = NULL, err[256], *line = NULL;
+		size_t n;
+		if (secret_read(j->cfg->control.token_file, &token, err, sizeof err) == 0 &&
+		    (line = malloc(n = strlen(token) + 32)) != NULL) {
+			snprintf(line, n, "Authorization: Bearer %s", token);
+			hd = curl_slist_append(hdrs, line);
+			hdrs = hd ? hd : hdrs;
+			explicit_bzero(line, strlen(line));
+			free(line);
+		}
+		secret_free(token);
+	}
 	curl_easy_setopt(c, CURLOPT_URL, j->report_url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -620,7 +635,7 @@ static void on_handed_over(struct node *n, bool transferred)
 		 (unsigned long long)h->transfer_to);
 	h->next_attempt_ms = now + HEALTH_PROBE_MS;
 	if (a->engine && leader_ready(&n->leader))
-		engine_lead(a->engine); /* still leading: resume exporting */
+		identity_resume(a); /* still leading: resume exporting */
 }
 
 static void handover_tick(struct health *h, const struct node_status *st, uint64_t now)
@@ -686,7 +701,7 @@ static void handover_tick(struct health *h, const struct node_status *st, uint64
 			 raft_strerror(rv));
 		h->next_attempt_ms = now + HEALTH_PROBE_MS;
 		if (leader_ready(&a->node.leader))
-			engine_lead(a->engine);
+			identity_resume(a);
 		return;
 	}
 	h->transferring = true;

@@ -11,13 +11,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "agent/log.h"
 
-#define MAX_BODY (1024 * 1024) /* control requests are small; refuse more */
+#define MAX_BODY HTTP_MAX_BODY /* control requests are small; refuse more */
+
+/*
+ * Connection limits (the issue: 70 slow-header connections took the API down
+ * for 40 s). A client gets at most PER_IP_LIMIT connections, so one host
+ * cannot fill the daemon's CONN_LIMIT; a connection idle for IDLE_TIMEOUT_S
+ * (headers that stopped coming, an abandoned keep-alive) is dropped.
+ */
+#define CONN_LIMIT 256u
+#define PER_IP_LIMIT 16u
+#define IDLE_TIMEOUT_S 10u
 
 /* Per-request state: the upload buffer and, when deferred, the answer. */
 struct upload {
@@ -76,7 +87,7 @@ static void schedule(struct http_server *s)
 		uv_timer_stop(&s->timer);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_reply *r)
+static enum MHD_Result send_reply_ex(struct MHD_Connection *c, struct http_reply *r, bool close_after)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -90,9 +101,106 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_reply *r
 				r->content_type ? r->content_type : "application/json");
 	if (r->location[0])
 		MHD_add_response_header(resp, "Location", r->location);
+	if (r->www_authenticate)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
+	/* Refused before its body was read: where the next request would start
+	 * is not known, so nothing more is read from this connection. */
+	if (close_after)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(c, r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_reply *r)
+{
+	return send_reply_ex(c, r, false);
+}
+
+static bool token_eq(const char *a, const char *b)
+{
+	return a != NULL && strcasecmp(a, b) == 0;
+}
+
+unsigned http_check_head(const struct http_head *h, struct http_reply *reply)
+{
+	if (h->origin != NULL) {
+		http_reply_error(reply, 403, "requests from a web browser (Origin: header) are refused; "
+					     "use canopyctl or curl");
+		return 403;
+	}
+	if (h->n_content_length > 1 || h->n_transfer_encoding > 1) {
+		http_reply_error(reply, 400, "repeated Content-Length or Transfer-Encoding header");
+		return 400;
+	}
+	if (h->content_length != NULL && h->transfer_encoding != NULL) {
+		http_reply_error(reply, 400, "both Content-Length and Transfer-Encoding (RFC 9112 section 6.3)");
+		return 400;
+	}
+	if (h->transfer_encoding != NULL && !token_eq(h->transfer_encoding, "chunked")) {
+		http_reply_error(reply, 501, "Transfer-Encoding %.40s is not supported (only chunked)",
+				 h->transfer_encoding);
+		return 501;
+	}
+	if (h->content_length != NULL) {
+		const char *p = h->content_length;
+		unsigned long long n = 0;
+		if (*p == '\0') {
+			http_reply_error(reply, 400, "empty Content-Length");
+			return 400;
+		}
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9') {
+				http_reply_error(reply, 400, "Content-Length is not a number");
+				return 400;
+			}
+			n = n * 10 + (unsigned)(*p - '0');
+			if (n > MAX_BODY)
+				break;
+		}
+		if (n > MAX_BODY) {
+			http_reply_error(reply, 413, "request body larger than %d bytes", MAX_BODY);
+			return 413;
+		}
+	}
+	if (h->method != NULL && strcmp(h->method, "POST") == 0) {
+		const char *ct = h->content_type;
+		size_t n = ct ? strcspn(ct, ";") : 0;
+		while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+			n--;
+		if (ct == NULL || n != strlen("application/json") || strncasecmp(ct, "application/json", n) != 0) {
+			http_reply_error(reply, 415, "a POST must have Content-Type: application/json");
+			return 415;
+		}
+	}
+	return 0;
+}
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct http_head *h = cls;
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		h->n_content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		h->n_transfer_encoding++;
+	return MHD_YES;
+}
+
+/* Headers are complete: refuse what must not reach a handler (see http.h). */
+static unsigned check_head(struct MHD_Connection *c, const char *method, struct http_reply *reply)
+{
+	struct http_head h;
+
+	memset(&h, 0, sizeof h);
+	h.method = method;
+	h.origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	h.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	h.content_length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	h.transfer_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &h);
+	return http_check_head(&h, reply);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -107,6 +215,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 	(void)version;
 	if (p == NULL) { /* first call: headers only */
+		memset(&reply, 0, sizeof reply);
+		if (check_head(c, method, &reply) != 0)
+			return send_reply_ex(c, &reply, true);
 		p = calloc(1, sizeof *p);
 		if (p == NULL)
 			return MHD_NO;
@@ -148,6 +259,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		req.body_len = u->len;
 		req.conn = c;
 		req.priv = p;
+		req.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 		s->handler(s->data, &req, &reply);
 		if (p->deferred) {
 			MHD_suspend_connection(c);
@@ -267,8 +380,12 @@ int http_start(struct http_server *s, uv_loop_t *loop, const char *address,
 				     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-				     MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+				     MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+				     MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
+				     MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_LIMIT,
+				     /* refuse malformed requests (bad header lines,
+				      * whitespace before colons) instead of guessing */
+				     MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
 	if (s->daemon == NULL) {
 		snprintf(errmsg, errlen, "control_address %s: cannot start HTTP server", address);
 		return -EIO;

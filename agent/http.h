@@ -20,6 +20,9 @@ struct http_request {
 	size_t body_len;
 	void *conn;         /* for http_request_arg() */
 	void *priv;         /* for http_defer() */
+	/* Headers the handlers decide on (NULL when absent). */
+	const char *authorization;
+	const char *content_type;
 };
 
 struct http_reply {
@@ -28,6 +31,7 @@ struct http_reply {
 	char *body;               /* malloc'd; freed by the server */
 	size_t body_len;
 	char location[256];       /* optional Location header (redirects) */
+	const char *www_authenticate; /* static; the WWW-Authenticate header of a 401 */
 };
 
 /* Handle one complete request on the loop thread; fill `reply`. */
@@ -70,6 +74,32 @@ void http_undefer(const struct http_request *req);
 
 /* Send the answer of a deferred request; takes reply->body. */
 void http_finish(struct http_pending *p, struct http_reply *reply);
+
+/*
+ * What every request must pass before a handler sees it (RFC 9110, RFC 9112),
+ * from its method and headers (NULL when absent) and whether it carried more
+ * than one Content-Length or Transfer-Encoding field. Returns 0 when it may
+ * go on, else the status to answer with (reply filled; the connection is
+ * then closed, since the body's end is not known for sure):
+ *   403 an Origin header: a browser sends it, canopyctl and curl do not, so
+ *       a page an operator visits cannot drive the API (CSRF);
+ *   400 both Content-Length and Transfer-Encoding (RFC 9112 §6.3: the
+ *       message framing is ambiguous, a request smuggling vector), or one of
+ *       them repeated;
+ *   501 a Transfer-Encoding other than "chunked" (RFC 9112 §6.1);
+ *   413 a Content-Length over HTTP_MAX_BODY;
+ *   415 a POST whose Content-Type is not application/json (RFC 9110 §15.5.16):
+ *       an HTML form cannot send JSON without a CORS preflight.
+ * Pure, so that tests/fuzz/fuzz_control.c can drive it.
+ */
+#define HTTP_MAX_BODY (64 * 1024)
+
+struct http_head {
+	const char *method, *origin, *content_type, *content_length, *transfer_encoding;
+	unsigned n_content_length, n_transfer_encoding;
+};
+
+unsigned http_check_head(const struct http_head *h, struct http_reply *reply);
 
 /* A query-string argument of the request, or NULL. */
 const char *http_request_arg(const struct http_request *req, const char *name);

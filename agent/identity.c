@@ -172,6 +172,11 @@ static void start_export(struct agent *a)
 		engine_lead(a->engine);
 }
 
+void identity_resume(struct agent *a)
+{
+	start_export(a);
+}
+
 static void on_id_committed(void *arg, int status)
 {
 	struct agent *a = arg;

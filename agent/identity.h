@@ -45,6 +45,10 @@ void identity_close(struct agent *a);
  */
 void identity_lead(struct agent *a);
 
+/* Resume exporting on this leader after a pause (e.g. a transfer that did not
+ * happen), under the same checks as identity_lead, without a new commit. */
+void identity_resume(struct agent *a);
+
 /* The committed cluster id, or NULL. */
 const char *identity_cluster_id(struct agent *a);
 

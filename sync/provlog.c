@@ -182,28 +182,112 @@ static bool matches(json_t *o, const struct provlog_query *q)
 	return true;
 }
 
+/*
+ * Read from the file's end backwards, newest entry first, and stop after
+ * `limit` matches (or, with `since`, at the first entry older than it: one
+ * agent appends in time order). So the cost follows what is asked, not the
+ * file's size; a line longer than PROVLOG_LINE_MAX is skipped.
+ */
+#define PROVLOG_CHUNK (64 * 1024)
+#define PROVLOG_LINE_MAX (1024 * 1024)
+
+/* One line, newest first: returns false when reading can stop. */
+static bool take_line(json_t *rev, const char *line, size_t len, const struct provlog_query *q, size_t limit)
+{
+	json_t *o;
+	const char *t;
+
+	if (len == 0)
+		return true;
+	o = json_loadb(line, len, 0, NULL);
+	if (o == NULL)
+		return true; /* a torn last line after a crash */
+	t = json_string_value(json_object_get(o, "time"));
+	if (q->since && t && strcmp(t, q->since) < 0) {
+		json_decref(o);
+		return false;
+	}
+	if (matches(o, q))
+		json_array_append_new(rev, o);
+	else
+		json_decref(o);
+	return json_array_size(rev) < limit;
+}
+
 json_t *provlog_read(const char *path, const struct provlog_query *q)
 {
-	json_t *out = json_array(), *o;
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0, limit = q->limit ? q->limit : 1000;
+	json_t *rev = json_array(), *out = json_array();
+	size_t limit = q->limit ? q->limit : 1000, clen = 0, i;
+	char *carry = NULL; /* the start of the line that the previous chunk began in the middle of */
+	bool more = true, skip_partial = false;
+	struct stat st;
+	off_t pos;
+	int fd;
 
-	if (f == NULL)
-		return out;
-	while (getline(&line, &cap, f) > 0) {
-		o = json_loads(line, 0, NULL);
-		if (o == NULL)
-			continue; /* a torn last line after a crash */
-		if (matches(o, q)) {
-			json_array_append_new(out, o);
-			if (json_array_size(out) > limit)
-				json_array_remove(out, 0);
-		} else {
-			json_decref(o);
-		}
+	if (rev == NULL || out == NULL)
+		goto done;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		goto done;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		goto done;
 	}
-	free(line);
-	fclose(f);
+	pos = st.st_size;
+	while (more && pos > 0) {
+		size_t n = pos > PROVLOG_CHUNK ? PROVLOG_CHUNK : (size_t)pos, got = 0, len, end;
+		char *b = malloc(n + clen + 1);
+		if (b == NULL)
+			break;
+		pos -= (off_t)n;
+		while (got < n) {
+			ssize_t r = pread(fd, b + got, n - got, pos + (off_t)got);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got < n) { /* truncated meanwhile or an I/O error: what was read stands */
+			free(b);
+			break;
+		}
+		if (clen)
+			memcpy(b + n, carry, clen);
+		len = n + clen;
+		free(carry);
+		carry = NULL;
+		clen = 0;
+		end = len;
+		for (i = len; i > 0 && more; i--) {
+			if (b[i - 1] != '\n')
+				continue;
+			if (skip_partial)
+				skip_partial = false; /* the rest of a line that was too long */
+			else
+				more = take_line(rev, b + i, end - i, q, limit);
+			end = i - 1;
+		}
+		if (more && pos == 0 && !skip_partial) {
+			more = take_line(rev, b, end, q, limit);
+		} else if (more && end > PROVLOG_LINE_MAX) {
+			skip_partial = true;
+		} else if (more && end > 0) {
+			carry = malloc(end);
+			if (carry == NULL) {
+				free(b);
+				break;
+			}
+			memcpy(carry, b, end);
+			clen = end;
+		}
+		free(b);
+	}
+	free(carry);
+	close(fd);
+	for (i = json_array_size(rev); i > 0; i--)
+		json_array_append(out, json_array_get(rev, i - 1));
+done:
+	json_decref(rev);
 	return out;
 }

@@ -93,6 +93,26 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
 	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv); /* bounds the synchronous calls below */
+	if (ldap_tls_prepare(ld, url, &cfg->tls, msg, len) != 0) {
+		st = LDAP_PROBE_ERROR;
+		goto out;
+	}
+	rc = ldap_connect(ld);
+	if (rc != LDAP_SUCCESS) {
+		code = result_code(ld, rc);
+		if (ldap_tls_explain(url, &cfg->tls, ms, msg, len)) {
+			st = LDAP_PROBE_UNREACHABLE;
+			goto out;
+		}
+		describe(msg, len, url, "connect", code, ld);
+		st = classify(code);
+		goto out;
+	}
+	rc = ldap_tls_start(ld, url, &cfg->tls, msg, len);
+	if (rc != LDAP_SUCCESS) {
+		st = LDAP_PROBE_UNREACHABLE;
+		goto out;
+	}
 
 	if (cfg->bind_dn != NULL && cfg->bind_dn[0] != '\0') {
 		struct berval cred = {cfg->password ? strlen(cfg->password) : 0,

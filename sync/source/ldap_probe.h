@@ -8,7 +8,10 @@
  * its own connection each time: it shares nothing with the sync session of
  * sync/source/openldap.c, so a probe can never disturb a running export.
  *
- * The probe: ldap_initialize, LDAPv3, a network timeout, a simple bind (when
+ * The probe: ldap_initialize, LDAPv3, a network timeout, TLS as the sync
+ * source does it (sync/source/ldap_tls.h: the same CA, DEMAND, StartTLS on
+ * ldap:// with source.tls; a certificate failure is "unreachable" with the
+ * reason), a simple bind (when
  * a bind DN is configured), then a base-scope search of the users base that
  * asks for no attributes ("1.1"). With several URLs they are tried in order
  * and the first that works wins.
@@ -17,6 +20,8 @@
 #define CANOPY_SYNC_SOURCE_LDAP_PROBE_H
 
 #include <stddef.h>
+
+#include "sync/source/ldap_tls.h"
 
 enum ldap_probe_status {
 	LDAP_PROBE_OK,           /* bound and read the users base */
@@ -35,6 +40,7 @@ struct ldap_probe_config {
 	const char *password;    /* the caller re-reads it from its file before every probe */
 	const char *base;        /* the users base */
 	unsigned timeout_ms;     /* per URL: connect, and again for each operation; 0: 3000 */
+	struct ldap_tls_config tls; /* the same TLS settings as the sync source (source.tls) */
 };
 
 /*

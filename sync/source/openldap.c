@@ -92,6 +92,8 @@ struct ldap_source {
 	char *bind_dn;
 	char *password;
 	char *password_file;
+	bool starttls;   /* source.tls: StartTLS on ldap:// */
+	char *tls_ca;    /* source.tls.ca, or NULL: the system store */
 	size_t queue_max;
 	enum source_problem problem; /* worker only: why the last attempt failed */
 	unsigned backoff_min_ms, backoff_max_ms;
@@ -674,9 +676,22 @@ static int session_connect(struct session *x, const char *url, char *msg, size_t
 		return -EINVAL;
 	}
 	set_options(x->ls.ls_ld);
+	const struct ldap_tls_config tls = {.starttls = s->starttls, .ca_file = s->tls_ca};
+	if (ldap_tls_prepare(x->ls.ls_ld, url, &tls, msg, len) != 0) {
+		s->problem = SOURCE_UNREACHABLE;
+		return -EIO;
+	}
 	rc = ldap_connect(x->ls.ls_ld);
 	if (rc != LDAP_SUCCESS) {
-		status_fmt(msg, len, url, rc, x->ls.ls_ld, "connect");
+		/* an ldaps:// certificate failure reads "Can't contact LDAP server"
+		 * here: look at the certificate and say what is wrong with it */
+		if (!ldap_tls_explain(url, &tls, NETWORK_TIMEOUT_S * 1000, msg, len))
+			status_fmt(msg, len, url, rc, x->ls.ls_ld, "connect");
+		s->problem = SOURCE_UNREACHABLE;
+		return -ECONNREFUSED;
+	}
+	rc = ldap_tls_start(x->ls.ls_ld, url, &tls, msg, len);
+	if (rc != LDAP_SUCCESS) {
 		s->problem = SOURCE_UNREACHABLE;
 		return -ECONNREFUSED;
 	}
@@ -1019,6 +1034,7 @@ static void source_release(struct ldap_source *s)
 		explicit_bzero(s->password, strlen(s->password));
 	free(s->password);
 	free(s->password_file);
+	free(s->tls_ca);
 	if (s->ring != NULL)
 		for (size_t i = 0; i < s->len; i++)
 			source_event_free(s->ring[(s->head + i) % s->queue_max]);
@@ -1211,6 +1227,9 @@ static int config_copy(struct ldap_source *s, const struct ldap_source_config *c
 	if (cfg->password && (s->password = strdup(cfg->password)) == NULL)
 		return -ENOMEM;
 	if (cfg->password_file && (s->password_file = strdup(cfg->password_file)) == NULL)
+		return -ENOMEM;
+	s->starttls = cfg->tls.starttls;
+	if (cfg->tls.ca_file && cfg->tls.ca_file[0] && (s->tls_ca = strdup(cfg->tls.ca_file)) == NULL)
 		return -ENOMEM;
 	s->queue_max = cfg->queue_max ? cfg->queue_max : QUEUE_DEFAULT;
 	s->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : BACKOFF_MIN_DEFAULT;

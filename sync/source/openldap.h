@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "sync/source/ldap_tls.h"
 #include "sync/source/source.h"
 
 struct ldap_source_config {
@@ -51,6 +52,7 @@ struct ldap_source_config {
 	size_t queue_max;         /* bounded queue length (default 1024) */
 	unsigned backoff_min_ms;  /* default 100 */
 	unsigned backoff_max_ms;  /* default 30000 */
+	struct ldap_tls_config tls; /* source.tls: CA and StartTLS (sync/source/ldap_tls.h) */
 };
 
 struct ldap_source; /* opaque */

@@ -8,9 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent/log.h"
+#include "raft/transport_tls.h"
 #include "sync/hash.h"
+#include "sync/target/http_tls.h"
+#include "sync/target/oauth2.h"
 
 static void on_node_info_applied(void *arg, int status)
 {
@@ -73,6 +77,7 @@ static void on_node_closed(struct node *n)
 	member_watch_close(a);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
+	uv_close((uv_handle_t *)&a->sighup, NULL);
 	log_info("stopped", NULL);
 }
 
@@ -147,6 +152,52 @@ static void on_signal(uv_signal_t *h, int signum)
 			log_warn("cannot hand leadership over", "error=\"%s\"", raft_strerror(rv));
 	}
 	shutdown_now(a);
+}
+
+/*
+ * SIGHUP: re-read cluster.tls's CA, certificate and key for new raft
+ * connections (certificate rotation). Established connections keep their
+ * session; a file that does not load leaves the old ones in use.
+ */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct agent *a = h->data;
+	char err[768], warn[768], q[800];
+	(void)signum;
+
+	if (!a->node.tls)
+		return;
+	if (node_tls_reload(&a->node, err, sizeof err, warn, sizeof warn) != 0) {
+		log_error("cluster TLS files not reloaded: keeping the previous ones", "error=%s",
+			  log_quote(q, sizeof q, err));
+		return;
+	}
+	log_info("cluster TLS files reloaded: new raft connections use them", "cert=%s ca=%s",
+		 a->cfg.cluster.tls_cert, a->cfg.cluster.tls_ca);
+	if (warn[0])
+		log_warn("this node's certificate will be refused by its peers", "reason=%s",
+			 log_quote(q, sizeof q, warn));
+}
+
+/* The raft transport's lines (raft/transport_tls.h): refusals name the peer
+ * and the reason. */
+static void on_transport_log(void *arg, int level, const char *msg, const char *peer,
+			     const char *detail)
+{
+	char q[600];
+	(void)arg;
+	log_write(level <= 0 ? LOG_DEBUG : level == 1 ? LOG_INFO : level == 2 ? LOG_WARN : LOG_ERROR, msg,
+		  "peer=%s reason=%s", peer ? peer : "-", log_quote(q, sizeof q, detail ? detail : ""));
+}
+
+/* A connection with an authenticated peer closed. Only a hint (libraft
+ * reconnects); kept as a debug line for now -- a dropped leader connection is
+ * an early sign of a crashed leader. */
+static void on_peer_closed(void *arg, uint64_t id, bool inbound)
+{
+	(void)arg;
+	log_debug("raft connection closed", "peer_id=%llu direction=%s", (unsigned long long)id,
+		  inbound ? "in" : "out");
 }
 
 void agent_shutdown(struct agent *a, int exit_code, const char *reason)
@@ -224,6 +275,29 @@ static void on_cursor_watch(uv_timer_t *t)
 	watch_storage(a);
 }
 
+/*
+ * Every start says how members talk: without cluster.tls anyone who can reach
+ * the raft port can join the conversation (forge entries, votes, a leader
+ * change), so plain TCP is a warning each time, not once.
+ */
+static void log_cluster_transport(struct agent *a)
+{
+	char warn[768], q[800];
+
+	if (!a->node.tls) {
+		log_warn("raft transport is plain TCP: cluster.tls is not set, so anyone who can reach "
+			 "raft_address can take part in the cluster; set cluster.tls {ca, cert, key} "
+			 "(canopyctl certs)",
+			 "transport=plain raft_address=%s", a->cfg.node.raft_address);
+		return;
+	}
+	log_info("raft transport is mutual TLS", "transport=tls ca=%s cert=%s", a->cfg.cluster.tls_ca,
+		 a->cfg.cluster.tls_cert);
+	if (tls_transport_check_identity(&a->node.transport, a->cfg.node.id, warn, sizeof warn) != 0)
+		log_warn("this node's certificate will be refused by its peers", "reason=%s",
+			 log_quote(q, sizeof q, warn));
+}
+
 /* Compile one mapping section; errors name the config file, line, rule and column. */
 static int compile_one(struct agent *a, const struct config_mapping *m, unsigned n,
 		       enum object_type type, const char *what, struct mapping **out, char *errmsg,
@@ -268,6 +342,71 @@ static void on_engine_log(void *data, int level, const char *msg, const char *de
 	(void)data;
 	log_write(level <= 0 ? LOG_DEBUG : level == 1 ? LOG_INFO : level == 2 ? LOG_WARN : LOG_ERROR, msg,
 		  "detail=%s", log_quote(q, sizeof q, detail ? detail : ""));
+}
+
+/* target.tls and target.auth, for the SCIM target and the health probe. */
+static int outbound_init(struct agent *a, char *errmsg, size_t errlen)
+{
+	const struct config_oauth2 *au = &a->cfg.target.auth;
+	char why[512];
+	int rv;
+
+	if (!a->cfg.target.present)
+		return 0;
+	rv = http_tls_new(a->cfg.target.tls_ca, &a->target_tls, why, sizeof why);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, why);
+		return rv;
+	}
+	if (au->kind[0] == '\0')
+		return 0;
+	struct oauth2_config oc = {
+		.token_url = au->token_url,
+		.client_id = au->client_id,
+		.client_secret_file = au->client_secret_file[0] ? au->client_secret_file : NULL,
+		.scope = au->scope[0] ? au->scope : NULL,
+		.client_cert = au->client_cert[0] ? au->client_cert : NULL,
+		.client_key = au->client_key[0] ? au->client_key : NULL,
+		.tls = a->target_tls,
+		.timeout_ms = a->cfg.target.timeout_ms < 10000 ? a->cfg.target.timeout_ms : 10000,
+	};
+	rv = oauth2_new(&oc, &a->target_auth, why, sizeof why);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, why);
+		http_tls_free(a->target_tls);
+		a->target_tls = NULL;
+	}
+	return rv;
+}
+
+static void outbound_free(struct agent *a)
+{
+	oauth2_free(a->target_auth); /* fetches still running keep their reference */
+	a->target_auth = NULL;
+	http_tls_free(a->target_tls);
+	a->target_tls = NULL;
+}
+
+/* Credentials that would cross the network in clear text: allowed (a lab,
+ * a TLS-terminating sidecar), but said at every start. */
+static void outbound_warn(struct agent *a)
+{
+	const struct config *c = &a->cfg;
+
+	if (c->target.present && strncasecmp(c->target.url, "http://", 7) == 0 &&
+	    (c->target.token != NULL || c->target.auth.kind[0] != '\0'))
+		log_warn("target.url is http:// and requests carry a bearer token: anyone on the path can read "
+			 "and reuse it; use https://", "url=%s", c->target.url);
+	if (c->target.present && c->target.auth.kind[0] != '\0' &&
+	    strncasecmp(c->target.auth.token_url, "http://", 7) == 0)
+		log_warn("target.auth.token_url is http://: the client credentials and the tokens travel in "
+			 "clear text; use https://", "url=%s", c->target.auth.token_url);
+	if (!c->source.present || c->source.password_file[0] == '\0' || c->source.tls)
+		return;
+	for (unsigned i = 0; i < c->source.n_urls; i++)
+		if (strncasecmp(c->source.urls[i], "ldap://", 7) == 0)
+			log_warn("source.url is ldap:// without source.tls: the bind password travels in clear "
+				 "text; use ldaps:// or set source.tls (StartTLS)", "url=%s", c->source.urls[i]);
 }
 
 /* The sync engine runs only when both a source and a target are configured. */
@@ -325,6 +464,10 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.source.password_file = a->cfg.source.password_file[0] ? a->cfg.source.password_file : NULL;
 	ec.target.timeout_ms = a->cfg.target.timeout_ms;
 	ec.target.max_attempts = a->cfg.target.max_attempts;
+	ec.target.tls = a->target_tls;
+	ec.target.auth = a->target_auth;
+	ec.source.tls.starttls = a->cfg.source.tls;
+	ec.source.tls.ca_file = a->cfg.source.tls_ca[0] ? a->cfg.source.tls_ca : NULL;
 	ec.log = on_engine_log;
 	ec.log_data = a;
 	rv = engine_init(&a->engine, &a->loop, &a->node, &a->state, &ec, errmsg, errlen);
@@ -348,6 +491,9 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 		return rv;
 	log_setup(a->cfg.node.id, (enum log_level)log_level_parse(a->cfg.log.level));
 	rv = identity_load(a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_config;
+	rv = outbound_init(a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_config;
 
@@ -378,6 +524,14 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	nc.snapshot_threshold = a->cfg.cluster.snapshot_threshold;
 	nc.snapshot_trailing = a->cfg.cluster.snapshot_trailing;
 	nc.never_bootstrap = a->cfg.cluster.bootstrap == CONFIG_BOOTSTRAP_NO;
+	if (a->cfg.cluster.tls_ca[0]) {
+		nc.tls_ca = a->cfg.cluster.tls_ca;
+		nc.tls_cert = a->cfg.cluster.tls_cert;
+		nc.tls_key = a->cfg.cluster.tls_key;
+	}
+	nc.transport_log = on_transport_log;
+	nc.on_peer_closed = on_peer_closed;
+	nc.transport_arg = a;
 	rv = node_start(&a->node, &a->loop, &nc, state_machine(&a->state), errmsg, errlen);
 	if (rv != 0)
 		goto err_after_state;
@@ -405,6 +559,9 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	a->sigterm.data = a->sigint.data = a;
 	uv_signal_start(&a->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&a->sigint, on_signal, SIGINT);
+	uv_signal_init(&a->loop, &a->sighup);
+	a->sighup.data = a;
+	uv_signal_start(&a->sighup, on_sighup, SIGHUP);
 	identity_start(a);
 	member_watch_start(a);
 	return 0;
@@ -425,6 +582,7 @@ err_after_state:
 err_after_loop:
 	uv_loop_close(&a->loop);
 err_after_config:
+	outbound_free(a);
 	config_free(&a->cfg);
 	return rv;
 }
@@ -462,7 +620,9 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 		log_warn("the control API takes mutations (deletes approve, cluster add/remove/transfer, "
 			 "resync) from anyone who can connect to it: set control.token_file",
 			 "control_address=%s", a->cfg.node.control_address);
+	outbound_warn(a);
 	provlog_on_health_change(on_provlog_health, a);
+	log_cluster_transport(a);
 	if (strcmp(agent_bootstrap_mode(a), "implicit") == 0)
 		log_warn("cluster.members lists only this node and cluster.bootstrap is not set: with an "
 			 "empty data dir this node creates a new one-node cluster of its own and writes "
@@ -482,6 +642,7 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	state_close(&a->state);
 	mapping_free(a->user_map);
 	mapping_free(a->group_map);
+	outbound_free(a);
 	config_free(&a->cfg);
 	rv = a->exit_code;
 	if (rv != 0)

@@ -31,6 +31,7 @@ struct agent {
 	struct node node;
 	struct http_server http;
 	uv_signal_t sigterm, sigint;
+	uv_signal_t sighup; /* reloads the cluster TLS files (raft/transport_tls.h) */
 	bool stopping;
 	int exit_code;
 	time_t started_wall;
@@ -53,6 +54,12 @@ struct agent {
 	/* This node's source/target health and the health hand-over
 	 * (agent/health.h); NULL once stopped. */
 	struct health *health;
+	/* Outbound trust and credentials of the target side, shared by the SCIM
+	 * target and the health probe: target.tls (sync/target/http_tls.h;
+	 * NULL without a target) and target.auth (sync/target/oauth2.h; NULL
+	 * without it). Made at start, read-only, released after the loop ends. */
+	struct http_tls *target_tls;
+	struct oauth2 *target_auth;
 };
 
 /*

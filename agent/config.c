@@ -7,6 +7,7 @@
  * keys, ranges, cross-key rules); only then are the secret files read.
  */
 #include "agent/config.h"
+#include "raft/transport_tls.h"
 #include "sync/secret.h"
 
 #include <ctype.h>
@@ -656,12 +657,46 @@ static int parse_members(struct cx *c, struct field *fm, struct config *cfg)
 	return 0;
 }
 
+/*
+ * cluster.tls: {ca, cert, key}, all three or none. The files must be readable
+ * now, and the key file follow the rule for secrets (no access for group or
+ * others; raft/transport_tls.h: tls_transport_check_key_file), so a mistake
+ * fails at start with the key named, not at the first connection.
+ */
+static int parse_cluster_tls(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"ca", NULL, 0}, {"cert", NULL, 0}, {"key", NULL, 0}};
+	char *out[] = {cfg->cluster.tls_ca, cfg->cluster.tls_cert, cfg->cluster.tls_key};
+	size_t sz[] = {sizeof cfg->cluster.tls_ca, sizeof cfg->cluster.tls_cert, sizeof cfg->cluster.tls_key};
+	char kp[64], why[600];
+	int rc = take_fields(c, sec->val, "cluster.tls", f, 3);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < 3; i++)
+		if (f[i].val == NULL)
+			return fail(c, sec->line,
+				    "cluster.tls: missing key %s (ca, cert and key are required together)",
+				    f[i].name);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(kp, sizeof kp, "cluster.tls.%s", f[i].name);
+		if ((rc = get_path(c, f[i].val, kp, out[i], sz[i])) != 0)
+			return rc;
+		if (access(out[i], R_OK) != 0) {
+			int e = errno;
+			return fail_rc(c, -e, line_of(f[i].val), "%s: cannot read %s: %s", kp, out[i], strerror(e));
+		}
+	}
+	if ((rc = tls_transport_check_key_file(cfg->cluster.tls_key, why, sizeof why)) != 0)
+		return fail_rc(c, rc, line_of(f[2].val), "cluster.tls.key: %s", why);
+	return 0;
+}
+
 static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"name", NULL, 0},		    {"members", NULL, 0}, {"election_timeout_ms", NULL, 0},
 			    {"heartbeat_ms", NULL, 0},	    {"pre_vote", NULL, 0},
 			    {"snapshot_threshold", NULL, 0}, {"snapshot_trailing", NULL, 0},
-			    {"bootstrap", NULL, 0}};
+			    {"bootstrap", NULL, 0},	    {"tls", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "cluster", f, nf);
 	if (rc != 0)
@@ -699,6 +734,9 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 			return rc;
 		cfg->cluster.bootstrap = yes ? CONFIG_BOOTSTRAP_YES : CONFIG_BOOTSTRAP_NO;
 	}
+	struct field *tls = field(f, nf, "tls");
+	if (tls->val != NULL && (rc = parse_cluster_tls(c, tls, cfg)) != 0)
+		return rc;
 	if (name->val == NULL)
 		return fail(c, sec->line, "missing required key cluster.name");
 	if (members->val == NULL)

@@ -82,6 +82,9 @@ struct config {
 		/* cluster.bootstrap: CONFIG_BOOTSTRAP_UNSET when absent. Only
 		 * matters when members lists this node (see docs/configuration.md). */
 		int bootstrap;
+		/* cluster.tls: mutual TLS between members (raft/transport_tls.h).
+		 * All three set (absolute paths), or all "" for plain TCP. */
+		char tls_ca[512], tls_cert[512], tls_key[512];
 	} cluster;
 
 	struct {

@@ -19,6 +19,7 @@
 #include "agent/agent.h"
 #include "agent/control.h"
 #include "agent/log.h"
+#include "raft/transport_tls.h"
 #include "sync/provlog.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
@@ -148,6 +149,25 @@ static json_t *storage_json(const struct node_status *st)
 			 (json_int_t)ph.reopens, "failing", ph.failing);
 }
 
+/* The failover bound T and how libraft is set for it (raft/node.c), and this
+ * node's last election won: how long it took to notice the old leader was
+ * gone, and to win. */
+static json_t *failover_json(struct agent *a)
+{
+	unsigned t = a->cfg.cluster.election_timeout_ms;
+	json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I}", "bound_ms", (json_int_t)t, "raft_timeout_ms",
+			      (json_int_t)node_raft_timeout_ms(t), "heartbeat_ms",
+			      (json_int_t)node_heartbeat_ms(t, a->cfg.cluster.heartbeat_ms), "elections",
+			      (json_int_t)a->node.elections, "spurious_elections",
+			      (json_int_t)a->node.spurious_elections);
+	if (a->node.failover.at != 0)
+		json_object_set_new(o, "last", json_pack("{s:I,s:I,s:I}", "detected_ms",
+							   (json_int_t)a->node.failover.detected_ms, "elected_ms",
+							   (json_int_t)a->node.failover.elected_ms, "ago_ms",
+							   (json_int_t)(node_now(&a->node) - a->node.failover.at)));
+	return o;
+}
+
 static json_t *status_json(struct agent *a)
 {
 	struct node_status st;
@@ -189,7 +209,19 @@ static json_t *status_json(struct agent *a)
 	json_object_set_new(o, "cluster_id",
 			    identity_cluster_id(a) ? json_string(identity_cluster_id(a)) : json_null());
 	json_object_set_new(o, "bootstrap", json_string(agent_bootstrap_mode(a)));
+	/* How members talk (raft/transport_tls.h): "tls" or "plain". */
+	json_object_set_new(o, "transport", json_string(node_transport(&a->node)));
+	if (a->node.tls) {
+		struct tls_transport_stats ts;
+		tls_transport_stats(&a->node.transport, &ts);
+		json_object_set_new(o, "transport_stats",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:i}", "accepted", (json_int_t)ts.accepted,
+					      "connected", (json_int_t)ts.connected, "refused",
+					      (json_int_t)ts.refused, "malformed", (json_int_t)ts.malformed,
+					      "reloads", (json_int_t)ts.reloads, "open", (int)ts.open));
+	}
 	json_object_set_new(o, "sync", sync_json(a));
+	json_object_set_new(o, "failover", failover_json(a));
 	json_object_set_new(o, "storage", storage_json(&st));
 	if (a->health) {
 		json_object_set_new(o, "health", health_json(a->health));
@@ -283,6 +315,11 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       (unsigned long long)(time(NULL) - a->started_wall));
 	metric(&t, "canopy_elections_total", "counter", "Times this node became candidate.",
 	       a->node.elections);
+	metric(&t, "canopy_spurious_elections_total", "counter",
+	       "Times this node lost leadership while alive and not handing over.", a->node.spurious_elections);
+	metric(&t, "canopy_failover_bound_ms", "gauge",
+	       "cluster.election_timeout_ms: a stopped leader is replaced, and exporting, within it.",
+	       a->cfg.cluster.election_timeout_ms);
 	metric(&t, "canopy_leader_changes_total", "counter", "Times the known leader changed.",
 	       a->node.leader_changes);
 	metric(&t, "canopy_became_leader_total", "counter",

@@ -2,6 +2,8 @@
  * agent/ctl.c -- canopyctl (see ctl.h).
  */
 #include "agent/ctl.h"
+#include "agent/certs.h"
+#include "sync/secret.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -35,7 +37,7 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx)
  * reached.
  */
 static long request(const char *server, const char *method, const char *path,
-		    const char *payload, struct buf *body, char *errmsg, size_t errlen)
+		    const char *payload, const char *token, struct buf *body, char *errmsg, size_t errlen)
 {
 	char url[2048], curlerr[CURL_ERROR_SIZE] = "";
 	CURL *c;
@@ -61,11 +63,32 @@ static long request(const char *server, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* followers may redirect to the leader */
 	curl_easy_setopt(c, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http");
+#else
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTP);
+#endif
 	if (strcmp(method, "POST") == 0) {
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload ? payload : "{}");
 	}
+	if (token != NULL) {
+		/* libcurl drops a custom Authorization header when a redirect goes
+		 * to another host:port; the 307 of a follower names the leader of
+		 * the same cluster, which checks the same token: keep it. */
+		size_t n = strlen(token) + 32;
+		char *line = malloc(n);
+		if (line != NULL) {
+			snprintf(line, n, "Authorization: Bearer %s", token);
+			hdrs = curl_slist_append(hdrs, line);
+			explicit_bzero(line, n);
+			free(line);
+		}
+		curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 1L);
+	}
+	if (hdrs)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK)
 		snprintf(errmsg, errlen, "cannot reach canopy agent at %s: %s", server,
@@ -167,7 +190,7 @@ static void print_status(FILE *out, json_t *st)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: canopyctl [--server HOST:PORT] COMMAND [--json]\n"
+		"usage: canopyctl [--server HOST:PORT] [--token-file FILE] COMMAND [--json]\n"
 		"\n"
 		"Ask a canopy agent about its cluster. Any node answers.\n"
 		"\n"
@@ -192,6 +215,9 @@ static void usage(FILE *f)
 		"  resync DN | --failed    retry now: the object with that DN (failed, retrying, or\n"
 		"                          exported: written again from a fresh read), or every\n"
 		"                          failed object\n"
+		"  certs init-ca DIR       a CA for cluster.tls: DIR/ca.pem, DIR/ca.key (local)\n"
+		"  certs issue --ca DIR --node ID --address IP --out PREFIX [--days N]\n"
+		"                          a node certificate (CN node-ID): PREFIX.pem, PREFIX.key\n"
 		"  logs [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
 		"                          this node's provisioning log (one line per target\n"
 		"                          operation it made while leading); TIME is ISO 8601 UTC,\n"
@@ -200,6 +226,9 @@ static void usage(FILE *f)
 		"options:\n"
 		"  -s, --server HOST:PORT  the agent's control_address (default: $CANOPY_SERVER,\n"
 		"                          else " DEFAULT_SERVER ")\n"
+		"  -t, --token-file FILE   the control token (control.token_file of the agents;\n"
+		"                          default: $CANOPY_TOKEN_FILE); needed by every command\n"
+		"                          that changes something when the agents have one\n"
 		"  -j, --json              print the raw JSON answer\n"
 		"  -h, --help              this help\n");
 }
@@ -273,6 +302,8 @@ static void print_list(FILE *out, json_t *o, const char *key, const char *what)
 int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 {
 	const char *server = getenv("CANOPY_SERVER");
+	const char *token_file = getenv("CANOPY_TOKEN_FILE");
+	char *token = NULL;
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL;
 	bool json = false, errors = false, failed = false;
@@ -287,6 +318,9 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 
 	if (server == NULL || server[0] == '\0')
 		server = DEFAULT_SERVER;
+	/* Local: certificates for cluster.tls (agent/certs.h), no server. */
+	if (argc >= 2 && strcmp(argv[1], "certs") == 0)
+		return certs_main(argc - 1, argv + 1, out, err);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char **valopt = NULL;
@@ -307,6 +341,10 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			valopt = &object;
 		else if (strcmp(a, "--limit") == 0)
 			valopt = &limit;
+		else if (strcmp(a, "--token-file") == 0 || strcmp(a, "-t") == 0)
+			valopt = &token_file;
+		else if (strncmp(a, "--token-file=", 13) == 0)
+			token_file = a + 13;
 		else if (strncmp(a, "--server=", 9) == 0)
 			server = a + 9;
 		else if (a[0] == '-') {
@@ -394,9 +432,17 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		return 2;
 	}
 
+	/* Read the token only for a mutation: it is sent with POSTs alone. */
+	if (token_file != NULL && token_file[0] != '\0' && strcmp(method, "POST") == 0 &&
+	    secret_read(token_file, &token, errmsg, sizeof errmsg) != 0) {
+		fprintf(err, "canopyctl: token file: %s\n", errmsg);
+		return 2;
+	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	status = request(server, method, path, payload[0] ? payload : NULL, &body, errmsg,
+	status = request(server, method, path, payload[0] ? payload : NULL, token, &body, errmsg,
 			 sizeof errmsg);
+	secret_free(token);
+	token = NULL;
 	if (status < 0) {
 		fprintf(err, "canopyctl: %s\n", errmsg);
 		goto out;

@@ -171,6 +171,8 @@ static void probe_source(struct job *j)
 	pc.password = password;
 	pc.base = cfg->source.users.base;
 	pc.timeout_ms = LDAP_PROBE_TIMEOUT_MS;
+	pc.tls.starttls = cfg->source.tls; /* the sync source's TLS settings */
+	pc.tls.ca_file = cfg->source.tls_ca[0] ? cfg->source.tls_ca : NULL;
 	switch (ldap_probe_run(&pc, j->detail[SIDE_SOURCE], DETAIL_MAX)) {
 	case LDAP_PROBE_OK:
 		j->state[SIDE_SOURCE] = HEALTH_OK;
@@ -213,6 +215,8 @@ static void probe_target(struct job *j)
 	pc.token = token;
 	pc.node_id = j->node_id;
 	pc.timeout_ms = SCIM_PROBE_TIMEOUT_MS;
+	pc.tls = j->h->a->target_tls;   /* the same trust and credentials as the target */
+	pc.auth = j->h->a->target_auth;
 	switch (scim_probe_run(&pc, j->detail[SIDE_TARGET], DETAIL_MAX)) {
 	case SCIM_PROBE_OK:
 		j->state[SIDE_TARGET] = HEALTH_OK;

@@ -37,6 +37,13 @@ int main(int argc, char **argv)
 	char errmsg[1024] = "";
 	int c, rv;
 
+	/* libldap reads ldap.conf, ~/.ldaprc and the LDAP* / LDAPTLS_* variables
+	 * (LDAPTLS_REQCERT=never, say) once, at its first call; LDAPNOINIT
+	 * turns that off, so only the configuration decides how the directory
+	 * is verified (sync/source/ldap_tls.h sets every TLS option per handle
+	 * too). Before any thread or libldap call. */
+	setenv("LDAPNOINIT", "1", 1);
+
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "raft/peek.h"
+#include "raft/transport_tls.h"
 
 raft_time node_now(struct node *n)
 {
@@ -78,8 +79,26 @@ static void on_check(uv_check_t *h)
 	if (n->closing)
 		return;
 	state = raft_state(&n->raft);
-	if (state == RAFT_CANDIDATE && n->last_state != RAFT_CANDIDATE)
+	if (state == RAFT_CANDIDATE && n->last_state != RAFT_CANDIDATE) {
 		n->elections++;
+		/* the leader was last heard of at leader_seen_at: detection */
+		n->candidate_at = node_now(n);
+		n->candidate_leader_seen_at = n->heard_at;
+	}
+	if (state == RAFT_FOLLOWER)
+		n->heard_at = peek_heard_at(&n->raft); /* before becoming candidate resets it */
+	if (state == RAFT_LEADER && n->last_state != RAFT_LEADER && n->candidate_at != 0) {
+		n->failover.detected_ms = n->candidate_leader_seen_at
+						  ? n->candidate_at - n->candidate_leader_seen_at
+						  : 0;
+		n->failover.elected_ms = node_now(n) - n->candidate_at;
+		n->failover.at = node_now(n);
+		n->candidate_at = 0;
+	}
+	/* Deposed while alive and not handing over: whoever started that
+	 * election did not hear from this leader in time (a spurious election). */
+	if (n->last_state == RAFT_LEADER && state != RAFT_LEADER && !n->transferring && !n->closing)
+		n->spurious_elections++;
 	n->last_state = state;
 	raft_leader(&n->raft, &id, &addr);
 	if (id != 0)
@@ -96,7 +115,7 @@ static void on_check(uv_check_t *h)
 }
 
 /* The check handle runs only when the loop iterates; this timer makes sure it
- * does at least every T/10 so lease renewal never waits on unrelated I/O. */
+ * does at least every T'/10 (T' = T/3, libraft's own timeout) so lease renewal never waits on unrelated I/O. */
 static void on_wake(uv_timer_t *t)
 {
 	(void)t;
@@ -107,6 +126,31 @@ static void on_leader_change(struct leader *l, bool leading)
 	struct node *n = l->data;
 	if (n->on_leader_change)
 		n->on_leader_change(n, leading);
+}
+
+/*
+ * T (cluster.election_timeout_ms) is canopy's failover bound: a leader that
+ * stops is replaced -- and the new leader has exported -- within T. libraft
+ * 0.15 draws each follower's timeout uniformly in [T', 2T') of the timeout it
+ * is given (src/election.c, election__reset_timer), so handing it T itself
+ * made failovers take 1.2-2 T. It gets T' = T/3: followers time out in
+ * [T/3, 2T/3) after the last heartbeat, which leaves T/3 for pre-vote, vote,
+ * the barrier, the new leader's source session and its first batch (with
+ * T' = 2T/5 a loaded machine went over T in 1 of 8 kills). The write lease (leader.c) is
+ * computed from the same T', which keeps fencing sound: docs/architecture.md
+ * ("Failover bound") has the inequality.
+ */
+unsigned node_raft_timeout_ms(unsigned t)
+{
+	unsigned rt = t / 3;
+	return rt < 20 ? 20 : rt;
+}
+
+/* Heartbeats at most every T'/4: a follower misses four before it times out. */
+unsigned node_heartbeat_ms(unsigned t, unsigned configured)
+{
+	unsigned cap = node_raft_timeout_ms(t) / 4;
+	return configured < cap ? configured : cap;
 }
 
 static int bootstrap(struct node *n, const struct node_config *cfg, char *errmsg, size_t errlen)
@@ -146,6 +190,82 @@ static int bootstrap(struct node *n, const struct node_config *cfg, char *errmsg
 	return 0;
 }
 
+/* Who may open a raft connection to this node (transport_tls.h: peer_allowed). */
+static bool peer_allowed(void *arg, uint64_t id)
+{
+	struct node *n = arg;
+	const struct raft_configuration *conf = peek_configuration(&n->raft);
+	unsigned i;
+
+	/* In no configuration yet: a new node waiting for `cluster add` must
+	 * hear the leader that adds it; the certificate still proves the peer
+	 * is node-<id> of this cluster's CA. */
+	if (conf->n == 0)
+		return true;
+	for (i = 0; i < conf->n; i++)
+		if (conf->servers[i].id == id)
+			return true;
+	return node_change_adding(n) == id;
+}
+
+static int transport_init(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
+			  char *errmsg, size_t errlen)
+{
+	struct tls_transport_config tc;
+	int rv;
+
+	if (cfg->tls_ca == NULL) {
+		rv = raft_uv_tcp_init(&n->transport, loop);
+		if (rv != 0) {
+			snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
+			return -EIO;
+		}
+		return 0;
+	}
+	memset(&tc, 0, sizeof tc);
+	tc.ca_file = cfg->tls_ca;
+	tc.cert_file = cfg->tls_cert;
+	tc.key_file = cfg->tls_key;
+	tc.peer_allowed = peer_allowed;
+	tc.peer_allowed_arg = n;
+	tc.on_peer_closed = cfg->on_peer_closed;
+	tc.on_peer_closed_arg = cfg->transport_arg;
+	tc.log = cfg->transport_log;
+	tc.log_arg = cfg->transport_arg;
+	rv = tls_transport_init(&n->transport, loop, &tc, errmsg, errlen);
+	if (rv == 0)
+		n->tls = true;
+	return rv;
+}
+
+static void transport_free(struct node *n)
+{
+	if (n->tls)
+		tls_transport_free(&n->transport);
+	else
+		raft_uv_tcp_close(&n->transport);
+}
+
+const char *node_transport(const struct node *n)
+{
+	return n->tls ? "tls" : "plain";
+}
+
+int node_tls_reload(struct node *n, char *errmsg, size_t errlen, char *warning, size_t warnlen)
+{
+	int rv;
+
+	warning[0] = '\0';
+	if (!n->tls) {
+		snprintf(errmsg, errlen, "cluster.tls is not configured");
+		return -ENOTSUP;
+	}
+	rv = tls_transport_reload(&n->transport, errmsg, errlen);
+	if (rv == 0 && tls_transport_check_identity(&n->transport, n->raft.id, warning, warnlen) == 0)
+		warning[0] = '\0';
+	return rv;
+}
+
 static void on_start_failed_closed(struct raft *r)
 {
 	(void)r;
@@ -171,11 +291,9 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 		return rv;
 	snprintf(n->data_dir, sizeof n->data_dir, "%s", cfg->data_dir);
 
-	rv = raft_uv_tcp_init(&n->transport, loop);
-	if (rv != 0) {
-		snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
-		return -EIO;
-	}
+	rv = transport_init(n, loop, cfg, errmsg, errlen);
+	if (rv != 0)
+		return rv;
 	rv = raft_uv_init(&n->io, loop, cfg->data_dir, &n->transport);
 	if (rv != 0) {
 		/* e.g. a data dir on overlayfs: libraft needs kernel AIO */
@@ -189,8 +307,8 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 		goto err_after_io;
 	}
 	n->raft.data = n;
-	raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
-	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
+	raft_set_election_timeout(&n->raft, node_raft_timeout_ms(cfg->election_timeout_ms));
+	raft_set_heartbeat_timeout(&n->raft, node_heartbeat_ms(cfg->election_timeout_ms, cfg->heartbeat_ms));
 	raft_set_pre_vote(&n->raft, cfg->pre_vote);
 	if (cfg->snapshot_threshold)
 		raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
@@ -223,8 +341,8 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 	uv_check_start(&n->check, on_check);
 	uv_timer_init(loop, &n->wake);
 	n->wake.data = n;
-	uv_timer_start(&n->wake, on_wake, cfg->election_timeout_ms / 10,
-		       cfg->election_timeout_ms / 10);
+	uv_timer_start(&n->wake, on_wake, node_raft_timeout_ms(cfg->election_timeout_ms) / 10,
+		       node_raft_timeout_ms(cfg->election_timeout_ms) / 10);
 	n->started_at = node_now(n);
 	n->election_timeout_ms = cfg->election_timeout_ms;
 	return 0;
@@ -236,12 +354,12 @@ err_after_raft:
 	raft_close(&n->raft, on_start_failed_closed);
 	uv_run(loop, UV_RUN_DEFAULT);
 	raft_uv_close(&n->io);
-	raft_uv_tcp_close(&n->transport);
+	transport_free(n);
 	return -EIO;
 err_after_io:
 	raft_uv_close(&n->io);
 err_after_transport:
-	raft_uv_tcp_close(&n->transport);
+	transport_free(n);
 	return -EIO;
 }
 
@@ -251,7 +369,7 @@ static void on_handles_closed(uv_handle_t *h)
 {
 	struct node *n = h->data;
 	raft_uv_close(&n->io);
-	raft_uv_tcp_close(&n->transport);
+	transport_free(n);
 	if (n->close_cb)
 		n->close_cb(n);
 }

@@ -41,6 +41,17 @@ struct node_config {
 	unsigned snapshot_trailing;  /* 0: libraft default */
 	bool never_bootstrap; /* do not bootstrap even when members lists this node:
 			       * it waits to be added (`canopyctl cluster add`) */
+	/* Mutual TLS between members (raft/transport_tls.h): all three set, or
+	 * all NULL for libraft's plain TCP transport. With TLS an inbound peer
+	 * must be in this node's configuration, be the server this leader is
+	 * adding, or -- while this node is in no configuration yet (a new node
+	 * waiting for `cluster add`) -- hold a certificate of the cluster CA. */
+	const char *tls_ca, *tls_cert, *tls_key;
+	/* The transport's lines and the peer-closed hint (see transport_tls.h). */
+	void (*transport_log)(void *arg, int level, const char *msg, const char *peer,
+			      const char *detail);
+	void (*on_peer_closed)(void *arg, uint64_t id, bool inbound);
+	void *transport_arg;
 };
 
 struct node;
@@ -52,10 +63,11 @@ struct node {
 	struct raft raft;
 	struct raft_io io;
 	struct raft_uv_transport transport;
+	bool tls;               /* transport is raft/transport_tls.h, not raft_uv_tcp */
 	struct fsm fsm;
 	struct leader leader;
 	uv_check_t check;       /* polls leadership after every loop iteration */
-	uv_timer_t wake;        /* keeps leader_tick() running at least every T/10 */
+	uv_timer_t wake;        /* keeps leader_tick() running at least every T'/10 */
 	bool bootstrapped;      /* this start created the cluster from members */
 	bool closing;
 	struct raft_transfer transfer;
@@ -75,6 +87,14 @@ struct node {
 
 	/* Counters for /metrics. */
 	uint64_t elections;     /* times this node became candidate */
+	uint64_t spurious_elections; /* times this node was deposed while alive and not handing over */
+	raft_time candidate_at, candidate_leader_seen_at;
+	raft_time heard_at;     /* follower: when the leader was last heard from */
+	struct {
+		raft_time at;          /* when this node last won an election (0: never) */
+		raft_time detected_ms; /* the old leader last heard of -> candidate */
+		raft_time elected_ms;  /* candidate -> leader */
+	} failover;
 	uint64_t leader_changes;/* times the known leader id changed */
 	int last_state;
 	uint64_t last_leader_id;
@@ -189,6 +209,23 @@ struct node_status {
 };
 
 void node_status(struct node *n, struct node_status *out);
+
+/* libraft's own election timeout T' and heartbeat for the failover bound T
+ * (see node.c): T' = T/3, heartbeat at most T'/4. */
+unsigned node_raft_timeout_ms(unsigned t);
+unsigned node_heartbeat_ms(unsigned t, unsigned configured);
+
+/* "tls" or "plain" (status "transport"). */
+const char *node_transport(const struct node *n);
+
+/*
+ * SIGHUP: re-read the TLS CA, certificate and key (tls_transport_reload) for
+ * new connections. Returns 0, -ENOTSUP without TLS, or a negative errno with
+ * errmsg naming the file; the old files stay in use on failure. On success a
+ * certificate peers will refuse (wrong CN, expired, other CA) is reported in
+ * `warning` (empty otherwise).
+ */
+int node_tls_reload(struct node *n, char *errmsg, size_t errlen, char *warning, size_t warnlen);
 
 /* Milliseconds on raft's clock (libuv's loop time). */
 raft_time node_now(struct node *n);

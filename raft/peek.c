@@ -54,3 +54,8 @@ int peek_cancel_promotion(struct raft *r, const struct raft_change *req)
 	r->leader_state.change = NULL;
 	return 0;
 }
+
+raft_time peek_heard_at(const struct raft *r)
+{
+	return r->election_timer_start;
+}

@@ -16,6 +16,10 @@
 #include <stdbool.h>
 
 raft_term peek_term(const struct raft *r);
+/* A follower: when it last heard from its leader (libraft 0.15 resets
+ * election_timer_start on every AppendEntries and snapshot from the current
+ * leader: src/replication.c, src/recv_install_snapshot.c). */
+raft_time peek_heard_at(const struct raft *r);
 raft_index peek_commit_index(const struct raft *r);
 
 /* Highest log index persisted on this node's disk. */

@@ -165,7 +165,13 @@ static int check_configuration(const uint8_t *p, size_t n, const char *what, cha
 	return 0;
 }
 
-/* Everything but the payload of an AppendEntries: returns the payload length. */
+/*
+ * Everything but the payload of an AppendEntries: returns the payload length.
+ * Header (uv_encoding.c): term, prev log index, prev log term, leader commit,
+ * entry count, 16 bytes per entry (term, type, 3 unused, length u32). Its
+ * length is 48 + 16 n: sizeofAppendEntries counts a leader id that
+ * encodeAppendEntries never writes, so the last 8 bytes are unused.
+ */
 static int check_append_entries(const uint8_t *h, size_t hlen, size_t *payload, char *why,
 				size_t whylen)
 {
@@ -177,7 +183,7 @@ static int check_append_entries(const uint8_t *h, size_t hlen, size_t *payload, 
 	term = get64(h);
 	if (term == 0)
 		return bad(why, whylen, "AppendEntries: term 0");
-	count = get64(h + 40);
+	count = get64(h + 32);
 	if (count != (hlen - 48) / 16)
 		return bad(why, whylen, "AppendEntries: %llu entries announced, header has room for %zu",
 			   (unsigned long long)count, (hlen - 48) / 16);
@@ -185,7 +191,7 @@ static int check_append_entries(const uint8_t *h, size_t hlen, size_t *payload, 
 		return bad(why, whylen, "AppendEntries: %llu entries (at most %u)",
 			   (unsigned long long)count, WIRE_CHECK_MAX_ENTRIES);
 	for (uint64_t i = 0; i < count; i++) {
-		const uint8_t *e = h + 48 + 16 * i;
+		const uint8_t *e = h + 40 + 16 * i;
 		uint64_t eterm = get64(e);
 		uint8_t type = e[8];
 		uint32_t elen = get32(e + 12);
@@ -216,10 +222,14 @@ static int check_install_snapshot(const uint8_t *h, size_t hlen, size_t *payload
 	uint64_t clen, dlen;
 	int rv;
 
-	if (hlen < 48 + 9)
+	/* Header (uv_encoding.c): term, last index, last term, configuration
+	 * index, configuration length, configuration, data length; 56 + the
+	 * configuration long (as with AppendEntries, sizeofInstallSnapshot
+	 * counts a leader id that is never written: 8 unused bytes at the end). */
+	if (hlen < 56 + 9)
 		return bad(why, whylen, "InstallSnapshot: header of %zu bytes", hlen);
 	clen = get64(h + 32);
-	if (clen != hlen - 48)
+	if (clen != hlen - 56)
 		return bad(why, whylen,
 			   "InstallSnapshot: configuration of %llu bytes in a header of %zu bytes",
 			   (unsigned long long)clen, hlen);
@@ -270,12 +280,12 @@ static int check_header(uint64_t type, const uint8_t *h, size_t hlen, size_t *pa
 static int check_entries_payload(const uint8_t *h, const uint8_t *payload, char *why,
 				 size_t whylen)
 {
-	uint64_t count = get64(h + 40);
+	uint64_t count = get64(h + 32);
 	size_t off = 0;
 	char what[64];
 
 	for (uint64_t i = 0; i < count; i++) {
-		const uint8_t *e = h + 48 + 16 * i;
+		const uint8_t *e = h + 40 + 16 * i;
 		uint32_t elen = get32(e + 12);
 		if (e[8] == RAFT_CHANGE) {
 			snprintf(what, sizeof what, "AppendEntries: entry %llu", (unsigned long long)i);

@@ -87,7 +87,7 @@ int wire_check_handshake(const void *buf, size_t avail, size_t *len, uint64_t *i
  *   - the header length is exactly what that type's decoder reads
  *     (RequestVote 32 or 40, RequestVoteResult 16 or 24, AppendEntriesResult
  *     24, TimeoutNow 24, AppendEntries 48 + 16 per entry with the count in the
- *     header matching, InstallSnapshot 48 + its configuration);
+ *     header matching, InstallSnapshot 56 + its configuration);
  *   - AppendEntries: at most WIRE_CHECK_MAX_ENTRIES entries, each of type
  *     RAFT_COMMAND, RAFT_BARRIER or RAFT_CHANGE, with a term in 1..the
  *     message's term, a length in 8..WIRE_CHECK_MAX_ENTRY that is a multiple

@@ -9,6 +9,7 @@
 #   scripts/test.sh              everything
 #   scripts/test.sh -L unit      only tests with that ctest label (unit|integration)
 #   SKIP_ASAN=1 scripts/test.sh  only the normal build
+#   SKIP_FUZZ=1 scripts/test.sh  without the fuzzing run (tests/fuzz/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +36,10 @@ fi
 echo "== normal build =="
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 (cd build && ctest --output-on-failure -j "$jobs" "$@") || rc=$?
+# libFuzzer targets (tests/fuzz): each runs FUZZ_SECONDS from its seed
+# corpus; a crash, leak or sanitizer report fails the run. SKIP_FUZZ=1 skips.
+if [ -z "${SKIP_FUZZ:-}" ] && [ $# -eq 0 ]; then
+	echo "== fuzzing (${FUZZ_SECONDS:-20} s per target) =="
+	FUZZ_JOBS=$jobs tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" || rc=$?
+fi
 exit $rc

@@ -1624,7 +1624,7 @@ static void batch_rewind(struct session *s)
 }
 
 /* Fencing (DESIGN.md invariant 3): no request may be on the wire after the
- * lease deadline. Checked every T/10 while a batch has requests out. */
+ * lease deadline. Checked every T'/10 (T' = T/3) while a batch has requests out. */
 static void on_lease_check(uv_timer_t *t)
 {
 	struct session *s = t->data;
@@ -2220,7 +2220,10 @@ void engine_lead(struct engine *e)
 	uv_timer_init(e->loop, &s->lease);
 	s->lease.data = s;
 	uv_timer_start(&s->lease, on_lease_check, 1,
-		       e->node->election_timeout_ms / 10 ? e->node->election_timeout_ms / 10 : 10);
+		       /* well inside the lease's slack, 0.2 T' (docs/architecture.md) */
+		       node_raft_timeout_ms(e->node->election_timeout_ms) / 10
+			       ? node_raft_timeout_ms(e->node->election_timeout_ms) / 10
+			       : 2);
 	uv_timer_init(e->loop, &s->tick);
 	s->tick.data = s;
 	uv_timer_start(&s->tick, on_tick, RETRY_TICK_MS, RETRY_TICK_MS);
@@ -2231,10 +2234,18 @@ void engine_lead(struct engine *e)
 	uv_timer_init(e->loop, &s->repair_timer);
 	s->repair_timer.data = s;
 	s->open++;
-	if (s->in_doubt.count > 0)
-		/* 2 T: the old leader's lease ended before we could win (leader.h);
-		 * the rest is slack for a request still in the network. */
-		uv_timer_start(&s->repair_timer, on_repair_due, 2 * (uint64_t)e->node->election_timeout_ms, 0);
+	if (s->in_doubt.count > 0) {
+		/* The old leader's lease ended before we could win (leader.h),
+		 * but a request it had on the wire may still land: no later than
+		 * its own timeout (target.timeout_ms) after it left. Repair once
+		 * that has passed, plus T of slack -- earlier, a late write
+		 * could land after the repair (seen once failovers became fast). */
+		uint64_t timeout = e->cfg.target.timeout_ms ? e->cfg.target.timeout_ms : 30000;
+		uint64_t wait = timeout + e->node->election_timeout_ms;
+		if (wait < 2 * (uint64_t)e->node->election_timeout_ms)
+			wait = 2 * (uint64_t)e->node->election_timeout_ms;
+		uv_timer_start(&s->repair_timer, on_repair_due, wait, 0);
+	}
 	strmap_init(&s->scope, NULL);
 	s->scope_on = e->cfg.user_member_of != NULL && e->cfg.user_member_of[0] != '\0';
 	if (s->scope_on)

@@ -170,6 +170,13 @@ struct scim_target {
 	uv_timer_t retry_timer; /* earliest due sop in `delayed` */
 	uv_timer_t probe_timer; /* quarantine probe */
 	uv_timer_t kick_timer;  /* 0 ms: pump from a clean stack / finalize on stop */
+	uv_timer_t auth_timer;  /* OAuth2: refresh the token before it expires */
+	struct oauth2 *auth;    /* cfg.auth, borrowed; NULL: bearer token file or none */
+	struct oauth2_req *auth_req; /* a token fetch in flight */
+	bool auth_wait;         /* no usable token: hold new requests */
+	bool auth_from_401;     /* the current token was fetched because of a 401/403 */
+	bool auth_pending_401, auth_pending_probe; /* why the fetch in flight was started */
+	uint64_t auth_due;      /* uv_now() when the current token is due for renewal */
 	struct link socks, ready, delayed, wire;
 	unsigned n_wire;     /* requests on the wire, internal ones included */
 	unsigned n_op_wire;  /* ... of which for operations (single or bulk) */
@@ -373,7 +380,9 @@ static void describe(const struct req *r, const struct reply *rep, char *out, si
 {
 	char d[320];
 	if (rep->rc != CURLE_OK) {
-		snprintf(out, len, "%s %s: %s", r->method, r->path, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rep->rc));
+		char why[CURL_ERROR_SIZE + 600];
+		http_tls_explain(r->t ? r->t->cfg.tls : NULL, r->t ? r->t->url : "", rep->rc, r->errbuf, why, sizeof why);
+		snprintf(out, len, "%s %s: %s", r->method, r->path, why);
 		return;
 	}
 	error_detail(r, rep, d, sizeof d);
@@ -515,7 +524,8 @@ static uint64_t backoff_ms(struct scim_target *t, unsigned tries)
 
 static void pump(struct scim_target *t)
 {
-	while (!t->stopping && !t->stats.quarantined && t->n_wire < t->cfg.max_in_flight && !list_empty(&t->ready)) {
+	while (!t->stopping && !t->stats.quarantined && !t->auth_wait && t->n_wire < t->cfg.max_in_flight &&
+	       !list_empty(&t->ready)) {
 		struct sop *s = container_of(t->ready.next, struct sop, link);
 		if (bulk_on(t) && bulkable(s)) {
 			start_bulk(t); /* takes s and what can go with it */
@@ -579,11 +589,121 @@ static void health(struct scim_target *t, uint8_t what, const char *detail)
 		quarantine(t, net >= server ? "target_unreachable" : "server_errors", detail);
 }
 
+/* ------------------------------------------------------------------ OAuth2 */
+
+static void fetch_spc(struct scim_target *t);
+static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms, const char *errmsg);
+
+/* Ask for a token (sync/target/oauth2.h) unless a fetch is in flight.
+ * reject: the token a 401 answered to (a new one is needed). after_401:
+ * hold new requests until it is there. probe: a quarantine probe follows. */
+static void auth_fetch(struct scim_target *t, const char *reject, bool after_401, bool probe)
+{
+	if (after_401) {
+		t->auth_wait = true;
+		t->auth_pending_401 = true;
+	}
+	if (probe)
+		t->auth_pending_probe = true;
+	if (t->auth_req != NULL || t->stopping)
+		return;
+	uv_timer_stop(&t->auth_timer);
+	int rc = oauth2_token_async(t->auth, t->loop, reject, on_token, t, &t->auth_req);
+	if (rc != 0) {
+		char detail[128];
+		snprintf(detail, sizeof detail, "token request to %s: %s", oauth2_token_url(t->auth),
+			 rc == -ENOMEM ? "out of memory" : uv_strerror(rc));
+		t->auth_wait = true;
+		quarantine(t, "target_unreachable", detail);
+	}
+}
+
+static void on_auth_timer(uv_timer_t *h)
+{
+	struct scim_target *t = h->data;
+	auth_fetch(t, NULL, false, false); /* 80 % of the lifetime: a new one */
+}
+
+static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms, const char *errmsg)
+{
+	struct scim_target *t = data;
+	bool from_401 = t->auth_pending_401, probe = t->auth_pending_probe;
+
+	t->auth_req = NULL;
+	t->auth_pending_401 = t->auth_pending_probe = false;
+	if (t->stopping) {
+		secret_free(token);
+		return;
+	}
+	if (status == 0) {
+		wipe_free(t->token);
+		t->token = token;
+		t->auth_wait = false;
+		t->auth_from_401 = from_401;
+		t->auth_due = uv_now(t->loop) + refresh_in_ms;
+		uv_timer_start(&t->auth_timer, on_auth_timer, refresh_in_ms > 50 ? refresh_in_ms : 50, 0);
+		if (probe && t->stats.quarantined && !t->probe_on_wire) {
+			char *path = strdup("/ServiceProviderConfig");
+			struct req *r;
+			if (path != NULL && req_start(t, R_PROBE, "GET", path, NULL, false, &r) == 0)
+				t->probe_on_wire = true;
+			else
+				uv_timer_start(&t->probe_timer, on_probe, t->probe_ms, 0);
+		}
+		if (!t->spc_known && !t->spc_on_wire)
+			fetch_spc(t);
+		pump(t);
+		return;
+	}
+	if (status == -EIO && !t->auth_wait && t->token != NULL && !probe) {
+		/* the endpoint is out of reach but the token has a fifth of its
+		 * life left: try again soon, keep working meanwhile */
+		uv_timer_start(&t->auth_timer, on_auth_timer, 2000, 0);
+		return;
+	}
+	/* No token to work with: stop until a probe gets one. */
+	t->auth_wait = true;
+	bool was = t->stats.quarantined;
+	quarantine(t, status == -EACCES ? "unauthorized" : "target_unreachable", errmsg);
+	if (was && !t->probe_on_wire) { /* quarantine() arms the probe only on entering */
+		t->probe_ms = t->probe_ms >= t->cfg.probe_max_ms / 2 ? t->cfg.probe_max_ms : t->probe_ms * 2;
+		uv_timer_start(&t->probe_timer, on_probe, t->probe_ms, 0);
+	}
+}
+
+/* A 401/403 answer with OAuth2: the first to the current token gets a new
+ * token (the request is re-sent with it); one to a token fetched that way
+ * quarantines. Returns false without OAuth2 (the bearer token path). */
+static bool auth_rejected(struct scim_target *t, const struct req *r, const char *detail)
+{
+	if (t->auth == NULL)
+		return false;
+	if (t->token == NULL || strcmp(r->token_used, t->token) != 0)
+		return true; /* answered to an older token: a newer one is in use */
+	/* a fresh token refused: the grant itself is not good enough (one that
+	 * was near its end may just have expired on the way: renew it) */
+	if (t->auth_from_401 && !t->auth_wait && uv_now(t->loop) < t->auth_due) {
+		char d[1100];
+		snprintf(d, sizeof d, "%s (with a token fetched after an earlier refusal)", detail);
+		t->auth_wait = true;
+		quarantine(t, "unauthorized", d);
+		return true;
+	}
+	auth_fetch(t, r->token_used, true, false);
+	return true;
+}
+
 static void on_probe(uv_timer_t *h)
 {
 	struct scim_target *t = h->data;
 	if (t->stopping || !t->stats.quarantined || t->probe_on_wire)
 		return;
+	if (t->auth != NULL && (t->auth_wait || strcmp(t->stats.quarantine_reason, "unauthorized") == 0)) {
+		/* a new token first (a fixed secret or grant takes effect); the
+		 * probe request follows when it is there (on_token) */
+		auth_fetch(t, t->token, false, true);
+		return;
+	}
 	reread_token(t); /* so that fixing the token file recovers without a restart */
 	char *path = strdup("/ServiceProviderConfig");
 	struct req *r;
@@ -653,6 +773,8 @@ static void spc_done(struct scim_target *t, const struct req *r, const struct re
 		return;
 	}
 	health(t, H_OK, NULL);
+	if ((rep->http == 401 || rep->http == 403) && auth_rejected(t, r, detail))
+		return;
 	if (rep->http == 401 || rep->http == 403)
 		quarantine(t, "unauthorized", detail);
 	else if (is2xx(rep->http))
@@ -1323,9 +1445,11 @@ static void op_reply(struct req *r, const struct reply *rep, bool count)
 		 * has changed since this request left, just try again with it;
 		 * otherwise stop everything until a probe gets through. */
 		s->tries--;
+		ready_push(t, s, true);
+		if (auth_rejected(t, r, detail))
+			return;
 		reread_token(t);
 		bool same = strcmp(r->token_used, t->token != NULL ? t->token : "") == 0;
-		ready_push(t, s, true);
 		if (same)
 			quarantine(t, "unauthorized", detail);
 		return;
@@ -1552,6 +1676,10 @@ static int req_start(struct scim_target *t, enum req_kind kind, const char *meth
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "canopy/" CANOPY_VERSION);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (http_tls_apply(t->cfg.tls, e) != CURLE_OK) {
+		rc = -EIO;
+		goto fail;
+	}
 	if (strcmp(method, "GET") == 0) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else {
@@ -1807,6 +1935,7 @@ static void finalize(struct scim_target *t)
 	close_handle(t, (uv_handle_t *)&t->retry_timer);
 	close_handle(t, (uv_handle_t *)&t->probe_timer);
 	close_handle(t, (uv_handle_t *)&t->kick_timer);
+	close_handle(t, (uv_handle_t *)&t->auth_timer);
 }
 
 static void on_kick(uv_timer_t *h)
@@ -1898,12 +2027,18 @@ int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct sc
 	curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->cfg.max_in_flight + 2);
 	curl_multi_setopt(t->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 
-	uv_timer_t *timers[] = {&t->curl_timer, &t->retry_timer, &t->probe_timer, &t->kick_timer};
-	for (size_t i = 0; i < 4; i++) {
+	uv_timer_t *timers[] = {&t->curl_timer, &t->retry_timer, &t->probe_timer, &t->kick_timer, &t->auth_timer};
+	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
 		uv_timer_init(loop, timers[i]);
 		timers[i]->data = t;
 	}
-	fetch_spc(t);
+	t->auth = cfg->auth;
+	if (t->auth != NULL) {
+		t->auth_wait = true; /* nothing leaves without a token */
+		auth_fetch(t, NULL, false, false);
+	} else {
+		fetch_spc(t);
+	}
 	*out = t;
 	return 0;
 fail:
@@ -2057,7 +2192,55 @@ void scim_target_stop(struct scim_target *t, void (*done)(void *data), void *dat
 	uv_timer_stop(&t->curl_timer);
 	uv_timer_stop(&t->retry_timer);
 	uv_timer_stop(&t->probe_timer);
+	uv_timer_stop(&t->auth_timer);
+	oauth2_cancel(t->auth_req); /* its worker finishes on its own; no callback */
+	t->auth_req = NULL;
 	/* The rest (curl_multi_cleanup, closing handles) from a clean stack: we
 	 * may be inside check_done() right now. */
 	uv_timer_start(&t->kick_timer, on_kick, 0, 0);
+}
+
+/* ------------------------------------------------------------------ test hook (scim_test.h) */
+
+int scim_test_answer(unsigned step, long http, const char *body, size_t len)
+{
+	struct scim_op op;
+	struct sop s;
+	struct req r;
+	struct reply rep;
+	char why[256], detail[1024], path[] = "/Users?filter=externalId%20eq%20%22x%22";
+	size_t n, other;
+	bool bad;
+
+	memset(&op, 0, sizeof op);
+	memset(&s, 0, sizeof s);
+	memset(&r, 0, sizeof r);
+	memset(&rep, 0, sizeof rep);
+	op.add = json_pack("[s,s]", "a", "b");
+	op.remove = json_pack("[s]", "c");
+	s.op = &op;
+	s.step = (enum step)(step % (ST_READ_MEMBERS + 1));
+	r.kind = R_OP;
+	r.sop = &s;
+	snprintf(r.method, sizeof r.method, "GET");
+	r.path = path;
+	r.resp = (char *)body;
+	r.resp_len = len;
+	rep.rc = CURLE_OK;
+	rep.http = http;
+	rep.json = len > 0 ? json_loadb(body, len, 0, NULL) : NULL;
+	bad = unusable_answer(&s, &r, &rep, why, sizeof why);
+	describe(&r, &rep, detail, sizeof detail);
+	if (!bad && is2xx(http)) {
+		pick(rep.json, "x", &n, &other);
+		pick(rep.json, NULL, &n, &other);
+		if (s.step == ST_READ_MEMBERS)
+			(void)members_filter(&s, rep.json);
+	}
+	json_decref(s.eff_add);
+	json_decref(s.eff_rm);
+	json_decref(rep.json);
+	json_decref(op.add);
+	json_decref(op.remove);
+	return !bad;
 }

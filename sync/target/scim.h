@@ -67,6 +67,20 @@
  * probe_min_ms once an operation's request succeeds again. A 2xx probe ends
  * the quarantine and the queue resumes.
  *
+ * OAuth2 (cfg.auth): no request leaves before the first access token is
+ * there; the token is refreshed on a timer at 80 % of its lifetime, so
+ * requests always carry a valid one. A 401/403 to the current token fetches a
+ * new one once (requests wait meanwhile and are re-sent with it); a 401/403
+ * to a token fetched that way, or a token endpoint that refuses the client,
+ * quarantines the target as "unauthorized" with the endpoint's error and
+ * error_description; a token endpoint out of reach while no valid token is
+ * left quarantines as "target_unreachable". The quarantine probe fetches a
+ * new token first.
+ *
+ * TLS: every request verifies the target against the system store plus
+ * cfg.tls's CA (sync/target/http_tls.h); a certificate failure counts as a
+ * network failure, and its message names the host and the CA file.
+ *
  * Bulk (RFC 7644 §3.7), opt-in with cfg.bulk: once the ServiceProviderConfig
  * (fetched asynchronously at start -- again once the target answers if that
  * failed -- and by every probe) says bulk.supported,
@@ -88,6 +102,8 @@
 #include <uv.h>
 
 #include "sync/object.h"
+#include "sync/target/http_tls.h"
+#include "sync/target/oauth2.h"
 
 struct scim_config {
 	const char *url;          /* base, e.g. http://127.0.0.1:8080/scim/v2 (no trailing /) */
@@ -104,6 +120,10 @@ struct scim_config {
 	unsigned members_per_patch; /* SCIM_MEMBERS: member changes per PATCH (default 1000) */
 	bool bulk;                  /* batch upserts/deletes into POST /Bulk when supported */
 	unsigned bulk_max_operations; /* per bulk request (default 100; the target's limit wins) */
+	const struct http_tls *tls; /* trust for https:// (target.tls; sync/target/http_tls.h); NULL:
+				     * the system store. Borrowed: must outlive the target */
+	struct oauth2 *auth;        /* target.auth (sync/target/oauth2.h), instead of token/token_file;
+				     * borrowed like tls. See "OAuth2" above */
 };
 
 enum scim_action {

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <errno.h>
+
+#include "sync/secret.h"
 
 #define DEFAULT_TIMEOUT_MS 4000
 #define BODY_MAX (256 * 1024) /* a probe needs no body; bound what a broken target can send */
@@ -59,7 +62,8 @@ static void wipe(void *p, size_t n)
 	explicit_bzero(p, n);
 }
 
-enum scim_probe_status scim_probe_run(const struct scim_probe_config *cfg, char *msg, size_t len)
+static enum scim_probe_status probe_once(const struct scim_probe_config *cfg, const char *token, long *http_out,
+					 char *msg, size_t len)
 {
 	unsigned ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 	char url[1100], auth[8192], node[64], curlerr[CURL_ERROR_SIZE] = "";
@@ -89,8 +93,8 @@ enum scim_probe_status scim_probe_run(const struct scim_probe_config *cfg, char 
 	}
 	h = curl_slist_append(hdrs, "Accept: application/scim+json");
 	hdrs = h ? h : hdrs;
-	if (cfg->token != NULL && cfg->token[0] != '\0' &&
-	    (size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", cfg->token) < sizeof auth) {
+	if (token != NULL && token[0] != '\0' &&
+	    (size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", token) < sizeof auth) {
 		h = curl_slist_append(hdrs, auth);
 		hdrs = h ? h : hdrs;
 	}
@@ -109,13 +113,18 @@ enum scim_probe_status scim_probe_run(const struct scim_probe_config *cfg, char 
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(ms / 2 ? ms / 2 : 1));
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ms);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would take the token elsewhere */
-	rc = curl_easy_perform(c);
+	rc = http_tls_apply(cfg->tls, c); /* the same trust as the target's own requests */
+	if (rc == CURLE_OK)
+		rc = curl_easy_perform(c);
 	if (rc == CURLE_WRITE_ERROR && body > BODY_MAX)
 		rc = CURLE_OK; /* the status line is what counts */
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+	*http_out = http;
 	if (rc != CURLE_OK) {
-		snprintf(msg, len, "GET %s: %s", url, curlerr[0] ? curlerr : curl_easy_strerror(rc));
+		char why[CURL_ERROR_SIZE + 300];
+		http_tls_explain(cfg->tls, url, rc, curlerr, why, sizeof why);
+		snprintf(msg, len, "GET %s: %s", url, why);
 		st = no_answer(rc) ? SCIM_PROBE_UNREACHABLE : SCIM_PROBE_ERROR;
 	} else if (http >= 200 && http < 300) {
 		snprintf(msg, len, "GET %s: %ld", url, http);
@@ -132,5 +141,31 @@ enum scim_probe_status scim_probe_run(const struct scim_probe_config *cfg, char 
 		wipe(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
+	return st;
+}
+
+enum scim_probe_status scim_probe_run(const struct scim_probe_config *cfg, char *msg, size_t len)
+{
+	enum scim_probe_status st;
+	uint64_t refresh_in;
+	char *token = NULL;
+	long http = 0;
+	int rc;
+
+	if (cfg->auth == NULL)
+		return probe_once(cfg, cfg->token, &http, msg, len);
+	/* OAuth2: the cached token (shared with the target), and after a 401
+	 * one new one, as the target's requests do */
+	for (int round = 0; round < 2; round++) {
+		char *old = token;
+		rc = oauth2_token(cfg->auth, old, &token, &refresh_in, msg, len);
+		secret_free(old);
+		if (rc != 0)
+			return rc == -EACCES ? SCIM_PROBE_UNAUTHORIZED : SCIM_PROBE_UNREACHABLE;
+		st = probe_once(cfg, token, &http, msg, len);
+		if (st != SCIM_PROBE_UNAUTHORIZED || http != 401)
+			break;
+	}
+	secret_free(token);
 	return st;
 }

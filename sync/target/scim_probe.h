@@ -19,6 +19,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "sync/target/http_tls.h"
+#include "sync/target/oauth2.h"
+
 enum scim_probe_status {
 	SCIM_PROBE_OK,           /* 2xx */
 	SCIM_PROBE_UNREACHABLE,  /* no HTTP answer: DNS, connect, timeout, connection reset */
@@ -34,6 +37,9 @@ struct scim_probe_config {
 	const char *token;   /* bearer token; the caller re-reads it before every probe; NULL: none */
 	uint64_t node_id;    /* sent as X-Canopy-Node, as every request of this agent does; 0: none */
 	unsigned timeout_ms; /* whole request; connect gets half of it; 0: 4000 */
+	const struct http_tls *tls; /* trust, as the target's requests (target.tls); NULL: system store */
+	struct oauth2 *auth; /* target.auth: the token comes from here (cached; a 401 gets one refresh)
+			      * instead of `token`; NULL: none */
 };
 
 /*

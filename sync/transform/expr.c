@@ -593,6 +593,91 @@ static void rx_free(struct rx *rx)
 	free(rx);
 }
 
+/*
+ * glibc's regcomp copies the subtree of every `+` and `{m,n}` (n copies), so
+ * stacked quantifiers (`a++++`, found by tests/fuzz/fuzz_expr.c: 2 GB) and
+ * nested repeated groups (`((a{100}){100}){100}`) grow exponentially. Refuse
+ * a quantifier that follows another, a bound over RX_MAX_BOUND, and repeated
+ * groups whose copies multiply past RX_MAX_COPIES. Works on the translated
+ * POSIX ERE; an estimate from above (sibling groups multiply too).
+ */
+#define RX_MAX_BOUND 1000
+#define RX_MAX_COPIES 1000
+
+static int rx_check_cost(struct rxb *t, const char *ere)
+{
+	unsigned long copies = 1;
+	bool after_quant = false, after_group = false;
+	size_t i = 0;
+
+	while (ere[i]) {
+		char c = ere[i];
+		unsigned long factor = 1;
+		bool quant = false;
+
+		if (c == '\\' && ere[i + 1]) {
+			i += 2;
+			after_quant = after_group = false;
+			continue;
+		}
+		if (c == '[') { /* a bracket expression: skip to its end */
+			size_t j = i + 1;
+			if (ere[j] == '^')
+				j++;
+			if (ere[j] == ']')
+				j++;
+			while (ere[j] && ere[j] != ']')
+				j++;
+			i = ere[j] ? j + 1 : j;
+			after_quant = after_group = false;
+			continue;
+		}
+		if (c == '*' || c == '?') {
+			quant = true;
+		} else if (c == '+') {
+			quant = true;
+			factor = 2;
+		} else if (c == '{' && (ere[i + 1] >= '0' && ere[i + 1] <= '9')) {
+			unsigned long lo = 0, hi = 0;
+			size_t j = i + 1;
+			while (ere[j] >= '0' && ere[j] <= '9' && lo <= RX_MAX_BOUND)
+				lo = lo * 10 + (unsigned long)(ere[j++] - '0');
+			hi = lo;
+			if (ere[j] == ',') {
+				j++;
+				hi = 0;
+				while (ere[j] >= '0' && ere[j] <= '9' && hi <= RX_MAX_BOUND)
+					hi = hi * 10 + (unsigned long)(ere[j++] - '0');
+				if (hi < lo)
+					hi = lo;
+			}
+			if (lo > RX_MAX_BOUND || hi > RX_MAX_BOUND)
+				return rx_err(t, "a repetition bound over %d is not supported", RX_MAX_BOUND);
+			quant = true;
+			factor = hi + 1;
+			while (ere[j] && ere[j] != '}')
+				j++;
+			i = ere[j] ? j : j - 1;
+		}
+		if (quant) {
+			if (after_quant)
+				return rx_err(t, "a quantifier right after another one is not supported");
+			if (after_group) {
+				copies *= factor;
+				if (copies > RX_MAX_COPIES)
+					return rx_err(t, "repeated groups too large (over %d copies)", RX_MAX_COPIES);
+			}
+			after_quant = true;
+			after_group = false;
+		} else {
+			after_quant = false;
+			after_group = c == ')';
+		}
+		i++;
+	}
+	return 0;
+}
+
 /* Compile .NET-style `pat`. On error the message (without column) is in
  * err. */
 static int rx_compile(const char *pat, struct rx **out, char *err, size_t errlen)
@@ -604,6 +689,9 @@ static int rx_compile(const char *pat, struct rx **out, char *err, size_t errlen
 	*out = NULL;
 	if (rc == -ENOMEM)
 		rx_err(&t, "out of memory");
+	if (rc)
+		goto done;
+	rc = rx_check_cost(&t, t.out.p ? t.out.p : "");
 	if (rc)
 		goto done;
 	rx = calloc(1, sizeof *rx);

@@ -7,6 +7,9 @@
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 
+# The frozen leader's requests time out after 4 s: the new leader repairs
+# once that has passed (+ T), so a write held 3 s lands before the repair.
+TARGET_TIMEOUT_MS=4000
 sync_setup 20 1
 sync_start_cluster 3
 users_are() { [ "$(scim_count Users)" = "$1" ]; }

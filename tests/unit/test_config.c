@@ -562,7 +562,7 @@ static void test_unknown_top_level_key_refused(void **state)
 	load_fails_with(MINIMAL "sorce:\n"
 				"  kind: openldap\n",
 			":9: unknown key \"sorce\" (top-level keys: node, cluster, source, target, mapping, safety, "
-			"log)");
+			"log, control)");
 }
 
 static void test_unknown_nested_key_refused(void **state)
@@ -994,6 +994,110 @@ static void test_example_three_node_configs_only_lack_secrets(void **state)
 	}
 }
 
+/* ------------------------------------------------ control API and limits */
+
+static void test_control_token_file_read(void **state)
+{
+	(void)state;
+	char tok[PLEN], text[1024];
+	write_file("control.token", "ctl-tok\n", 0600, tok, sizeof tok);
+	snprintf(text, sizeof text, MINIMAL "control:\n  token_file: %s\n", tok);
+	load_ok(text);
+	assert_string_equal(cfg.control.token_file, tok);
+	assert_string_equal(cfg.control.token, "ctl-tok");
+	config_free(&cfg);
+	assert_null(cfg.control.token);
+}
+
+static void test_control_token_file_unsafe_refused(void **state)
+{
+	(void)state;
+	char tok[PLEN], text[1024];
+	write_file("open.token", "ctl-tok\n", 0644, tok, sizeof tok);
+	snprintf(text, sizeof text, MINIMAL "control:\n  token_file: %s\n", tok);
+	write_file("node.yaml", text, 0644, path, sizeof path);
+	assert_int_equal(config_load(path, &cfg, errbuf, sizeof errbuf), -EACCES);
+	assert_non_null(strstr(errbuf, ":10: control.token_file: "));
+	assert_non_null(strstr(errbuf, "readable by group or others"));
+}
+
+static void test_non_loopback_control_needs_token(void **state)
+{
+	(void)state;
+	load_fails_with(NODE("1", "127.0.0.1:7001", "0.0.0.0:8001"),
+			":2: node.control_address 0.0.0.0:8001 is not a loopback address: set control.token_file "
+			"(mutations then need \"Authorization: Bearer <token>\"), or listen on 127.0.0.1");
+	load_ok(NODE("1", "127.0.0.1:7001", "127.0.0.5:8001"));
+	load_ok(NODE("1", "127.0.0.1:7001", "localhost:8001"));
+	load_ok(NODE("1", "127.0.0.1:7001", "\"[::1]:8001\""));
+	assert_true(config_is_loopback("127.1.2.3:1"));
+	assert_false(config_is_loopback("10.0.0.1:1"));
+	assert_false(config_is_loopback("[::]:1"));
+	assert_false(config_is_loopback("agent.example.com:1"));
+}
+
+static void test_yaml_tags_refused(void **state)
+{
+	(void)state;
+	load_fails_with(NODE("!!str 1", "127.0.0.1:7001", "127.0.0.1:8001"),
+			":2: YAML tags are not allowed (found \"tag:yaml.org,2002:str\"): write the plain value");
+	load_fails_with("node: !!map\n  id: 1\n", ":1: YAML tags are not allowed (found \"tag:yaml.org,2002:map\"): "
+						 "write the plain value");
+}
+
+static void test_yaml_depth_and_aliases_capped(void **state)
+{
+	(void)state;
+	char *deep = malloc(200001);
+	assert_non_null(deep);
+	memset(deep, '[', 200000);
+	deep[200000] = '\0';
+	write_file("deep.yaml", deep, 0644, path, sizeof path);
+	free(deep);
+	assert_int_equal(config_load(path, &cfg, errbuf, sizeof errbuf), -EINVAL);
+	assert_non_null(strstr(errbuf, "nested deeper than 32 levels"));
+
+	char text[8192];
+	size_t n = (size_t)snprintf(text, sizeof text, MINIMAL "safety:\n  x: &a 1\n");
+	for (int i = 0; i < 70; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n, "  y%d: *a\n", i);
+	write_file("alias.yaml", text, 0644, path, sizeof path);
+	assert_int_equal(config_load(path, &cfg, errbuf, sizeof errbuf), -EINVAL);
+	assert_non_null(strstr(errbuf, "more than 64 YAML aliases"));
+}
+
+static void test_config_file_size_and_type(void **state)
+{
+	(void)state;
+	char fifo[PLEN];
+	snprintf(fifo, sizeof fifo, "%s/fifo.yaml", tmpdir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	/* must not block: opened O_NONBLOCK and refused after fstat */
+	assert_int_equal(config_load(fifo, &cfg, errbuf, sizeof errbuf), -EINVAL);
+	assert_non_null(strstr(errbuf, "not a regular file"));
+	assert_int_equal(config_load(tmpdir, &cfg, errbuf, sizeof errbuf), -EINVAL);
+
+	char *big = malloc(CONFIG_MAX_FILE_BYTES + 2);
+	assert_non_null(big);
+	memset(big, '#', CONFIG_MAX_FILE_BYTES + 1);
+	big[CONFIG_MAX_FILE_BYTES + 1] = '\0';
+	write_file("big.yaml", big, 0644, path, sizeof path);
+	free(big);
+	assert_int_equal(config_load(path, &cfg, errbuf, sizeof errbuf), -EFBIG);
+	assert_non_null(strstr(errbuf, "too large"));
+}
+
+static void test_config_load_buffer(void **state)
+{
+	(void)state;
+	const char text[] = MINIMAL;
+	assert_int_equal(config_load_buffer("mem.yaml", text, sizeof text - 1, &cfg, errbuf, sizeof errbuf), 0);
+	assert_int_equal(cfg.node.id, 1);
+	config_free(&cfg);
+	assert_int_equal(config_load_buffer("mem.yaml", "node: [", 7, &cfg, errbuf, sizeof errbuf), -EINVAL);
+	assert_non_null(strstr(errbuf, "mem.yaml:"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1055,6 +1159,13 @@ int main(void)
 		T(test_secret_not_read_when_structure_is_wrong),
 		T(test_example_single_yaml_loads),
 		T(test_example_three_node_configs_only_lack_secrets),
+		T(test_control_token_file_read),
+		T(test_control_token_file_unsafe_refused),
+		T(test_non_loopback_control_needs_token),
+		T(test_yaml_tags_refused),
+		T(test_yaml_depth_and_aliases_capped),
+		T(test_config_file_size_and_type),
+		T(test_config_load_buffer),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

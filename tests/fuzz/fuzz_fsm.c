@@ -1,0 +1,80 @@
+/*
+ * tests/fuzz/fuzz_fsm.c -- the replicated state's decoders: an FSM entry
+ * (raft/fsm.c framing, then sync/state/state.c's batch apply) or a snapshot
+ * restore, then the records a state holds (object and retry records).
+ * Input: byte 0 picks what the rest is.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include "raft/fsm.h"
+#include "sync/state/object.h"
+#include "sync/state/retry.h"
+#include "sync/state/state.h"
+
+static int each(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct object_record o;
+	struct retry_record r;
+	char err[128];
+	(void)ctx;
+	(void)key;
+	(void)klen;
+	if (object_record_decode(val, vlen, &o, err, sizeof err) == 0)
+		object_record_free(&o);
+	if (retry_record_decode(val, vlen, &r, err, sizeof err) == 0)
+		retry_record_free(&r);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct state s;
+	struct fsm_machine *m;
+	struct raft_buffer buf;
+	const void *payload;
+	size_t len;
+	uint16_t type, version;
+	void *result = NULL, *snap = NULL;
+	char err[256];
+
+	if (size < 1 || state_init(&s) != 0)
+		return 0;
+	m = state_machine(&s);
+	/* a copy of exactly `size` bytes, so reads past it are caught */
+	buf.len = size - 1;
+	buf.base = malloc(buf.len ? buf.len : 1);
+	if (buf.base == NULL)
+		goto out;
+	memcpy(buf.base, data + 1, buf.len);
+	switch (data[0] % 4) {
+	case 0: /* an entry, framed */
+		if (fsm_decode(&buf, m->max_version, &type, &version, &payload, &len) == 0)
+			m->apply(m->data, type, version, payload, len, &result, err, sizeof err);
+		break;
+	case 1: /* an entry's payload, unframed */
+		m->apply(m->data, STATE_ENTRY_BATCH, STATE_VERSION, buf.base, buf.len, &result, err, sizeof err);
+		break;
+	case 2: /* a snapshot */
+		m->restore(m->data, STATE_VERSION, buf.base, buf.len, err, sizeof err);
+		break;
+	default: /* a snapshot, framed like an entry */
+		if (fsm_decode(&buf, m->max_version, &type, &version, &payload, &len) == 0)
+			m->restore(m->data, version, payload, len, err, sizeof err);
+		break;
+	}
+	state_foreach(&s, each, NULL);
+	/* whatever was accepted must round-trip */
+	if (m->snapshot(m->data, &snap, &len) == 0) {
+		m->restore(m->data, STATE_VERSION, snap, len, err, sizeof err);
+		free(snap);
+	}
+	free(buf.base);
+out:
+	free(result);
+	state_close(&s);
+	return 0;
+}

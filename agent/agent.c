@@ -75,6 +75,7 @@ static void on_node_closed(struct node *n)
 	uv_close((uv_handle_t *)&a->cursor_watch, NULL);
 	identity_close(a);
 	member_watch_close(a);
+	leader_watch_close(a);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sighup, NULL);
@@ -101,6 +102,10 @@ static void shutdown_now(struct agent *a)
 {
 	health_stop(a->health);
 	a->health = NULL;
+	/* Followers read a refused leader watch as "the leader's process is
+	 * gone" and elect at once (agent/leader_watch.h): no write after the
+	 * listener closes. */
+	leader_stop(&a->node.leader);
 	http_close(&a->http, on_http_closed);
 }
 
@@ -564,6 +569,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	uv_signal_start(&a->sighup, on_sighup, SIGHUP);
 	identity_start(a);
 	member_watch_start(a);
+	leader_watch_start(a);
 	return 0;
 
 err_after_http:

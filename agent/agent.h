@@ -9,6 +9,7 @@
 #ifndef CANOPY_AGENT_AGENT_H
 #define CANOPY_AGENT_AGENT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -19,6 +20,7 @@
 #include "agent/http.h"
 #include "agent/identity.h"
 #include "agent/member_watch.h"
+#include "agent/leader_watch.h"
 #include "raft/node.h"
 #include "sync/engine.h"
 #include "sync/state/state.h"
@@ -44,6 +46,7 @@ struct agent {
 	struct http_pending *transfer_pending; /* a `cluster transfer` awaiting its result */
 	struct identity identity;         /* the cluster id (agent/identity.h) */
 	struct member_watch member_watch; /* notices removal (agent/member_watch.h) */
+	struct leader_watch leader_watch; /* a crashed leader in milliseconds (agent/leader_watch.h) */
 	char exit_reason[512];            /* why agent_shutdown() stopped with a non-zero code */
 	/* When this node last saw the replicated cursor change (the cursor's age
 	 * in status); polled on the loop, local to this node. */
@@ -89,6 +92,9 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 /* A follower answers a mutation with a redirect to the leader (307, or 503
  * when no leader is known): returns true when it did, false on the leader. */
 bool control_redirect_to_leader(struct agent *a, const struct http_request *req, struct http_reply *reply);
+
+/* Answer with `o` as JSON (takes the reference). */
+void control_reply_json(struct http_reply *reply, unsigned status, json_t *o);
 
 /* GET /v1/deletes, GET /v1/failed, POST /v1/resync (agent/control_sync.c):
  * returns false when the path is none of these. */

@@ -2,7 +2,7 @@
  * agent/config.h -- the agent's YAML configuration.
  *
  * One YAML file per agent (docs/configuration.md is the full reference). The
- * keys listed in DESIGN.md are a contract shared with deployment tooling:
+ * keys listed in docs/configuration.md are a contract shared with deployment tooling:
  * they may be extended, never renamed.
  *
  * Errors name the file, the line (1-based, as an editor shows it) and the
@@ -76,7 +76,7 @@ struct config {
 		unsigned n_members;
 		unsigned election_timeout_ms; /* default 1000 */
 		unsigned heartbeat_ms;        /* default 100 */
-		bool pre_vote;                /* default true (DESIGN.md) */
+		bool pre_vote;                /* default true (docs/configuration.md) */
 		unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
 		unsigned snapshot_trailing;   /* entries kept after a snapshot; default 2048 */
 		/* cluster.bootstrap: CONFIG_BOOTSTRAP_UNSET when absent. Only

@@ -1,7 +1,7 @@
 /*
  * agent/control.c -- the control API: GET /v1/status, GET /metrics.
  *
- * Answered by every node, leader or not, from its own view (DESIGN.md,
+ * Answered by every node, leader or not, from its own view (docs/operations.md,
  * "Contracts"). Field names are a contract with canopyctl and with
  * end-to-end checks: extend, never rename.
  */
@@ -160,6 +160,15 @@ static json_t *failover_json(struct agent *a)
 			      (json_int_t)node_heartbeat_ms(t, a->cfg.cluster.heartbeat_ms), "elections",
 			      (json_int_t)a->node.elections, "spurious_elections",
 			      (json_int_t)a->node.spurious_elections);
+	json_object_set_new(o, "early_elections", json_integer((json_int_t)a->leader_watch.early_elections));
+	json_object_set_new(o, "watch_drops", json_integer((json_int_t)a->leader_watch.drops_seen));
+	json_object_set_new(o, "watch_drops_leader_alive",
+			    json_integer((json_int_t)a->leader_watch.drops_alive));
+	json_object_set_new(o, "lease_suspensions", json_integer((json_int_t)a->leader_watch.suspensions));
+	if (a->leader_watch.last_at != 0)
+		json_object_set_new(o, "last_early", json_pack("{s:I,s:I}", "detected_ms",
+							     (json_int_t)a->leader_watch.last_detect_ms, "ago_ms",
+							     (json_int_t)(node_now(&a->node) - a->leader_watch.last_at)));
 	if (a->node.failover.at != 0)
 		json_object_set_new(o, "last", json_pack("{s:I,s:I,s:I}", "detected_ms",
 							   (json_int_t)a->node.failover.detected_ms, "elected_ms",
@@ -315,6 +324,15 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       (unsigned long long)(time(NULL) - a->started_wall));
 	metric(&t, "canopy_elections_total", "counter", "Times this node became candidate.",
 	       a->node.elections);
+	metric(&t, "canopy_early_elections_total", "counter",
+	       "Elections this node started at once: its leader watch was refused, or the leader said it no longer leads.",
+	       a->leader_watch.early_elections);
+	metric(&t, "canopy_leader_watch_drops_total", "counter",
+	       "Leader watch connections that dropped (each is re-asked before any election).",
+	       a->leader_watch.drops_seen);
+	metric(&t, "canopy_lease_suspensions_total", "counter",
+	       "Times this leader suspended its write lease because a follower's watch closed.",
+	       a->leader_watch.suspensions);
 	metric(&t, "canopy_spurious_elections_total", "counter",
 	       "Times this node lost leadership while alive and not handing over.", a->node.spurious_elections);
 	metric(&t, "canopy_failover_bound_ms", "gauge",
@@ -379,7 +397,7 @@ static char *metrics_text(struct agent *a, size_t *len)
 	return t.buf;
 }
 
-static void reply_json(struct http_reply *reply, unsigned status, json_t *o)
+void control_reply_json(struct http_reply *reply, unsigned status, json_t *o)
 {
 	reply->body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -446,14 +464,14 @@ static void handle_deletes(struct agent *a, const struct http_request *req,
 		return;
 	rv = engine_deletes_decide(a->engine, approve, err, sizeof err);
 	if (rv == -ENOENT) {
-		reply_json(reply, 200, json_pack("{s:s,s:i}", "result", "nothing staged", "deletes", 0));
+		control_reply_json(reply, 200, json_pack("{s:s,s:i}", "result", "nothing staged", "deletes", 0));
 		return;
 	}
 	if (rv != 0) {
 		http_reply_error(reply, 409, "%s", err);
 		return;
 	}
-	reply_json(reply, 202, json_pack("{s:s,s:I}", "result", approve ? "approved" : "rejected",
+	control_reply_json(reply, 202, json_pack("{s:s,s:I}", "result", approve ? "approved" : "rejected",
 					 "deletes", (json_int_t)n));
 }
 
@@ -496,7 +514,7 @@ static void logs_done(uv_work_t *w, int status)
 		json_decref(j->entries);
 		http_reply_error(&reply, 500, "cannot read the provisioning log");
 	} else {
-		reply_json(&reply, 200, json_pack("{s:I,s:o}", "node_id", (json_int_t)j->node_id, "entries",
+		control_reply_json(&reply, 200, json_pack("{s:I,s:o}", "node_id", (json_int_t)j->node_id, "entries",
 						  j->entries));
 	}
 	http_finish(j->p, &reply);
@@ -576,7 +594,7 @@ static void on_change_slow(uv_timer_t *t)
 	struct http_reply reply;
 
 	memset(&reply, 0, sizeof reply);
-	reply_json(&reply, 202,
+	control_reply_json(&reply, 202,
 		   json_pack("{s:s,s:s}", "result", "in progress", "detail",
 			     "the change was accepted and is still running (a new server is caught "
 			     "up before it votes); see canopyctl status"));
@@ -593,7 +611,7 @@ static void on_change_done(void *arg, int status, const char *errmsg)
 	if (w->p != NULL) {
 		memset(&reply, 0, sizeof reply);
 		if (status == 0)
-			reply_json(&reply, 200,
+			control_reply_json(&reply, 200,
 				   json_pack("{s:s}", "result",
 					     strcmp(w->what, "abort") == 0 ? "aborted" : "done"));
 		else
@@ -654,7 +672,7 @@ static void on_transfer_done(struct node *n, bool transferred)
 	if (raft_state(&n->raft) != RAFT_LEADER)
 		transferred = true;
 	if (transferred)
-		reply_json(&reply, 200, json_pack("{s:s,s:I,s:I}", "result", "transferred", "leader",
+		control_reply_json(&reply, 200, json_pack("{s:s,s:I,s:I}", "result", "transferred", "leader",
 						  (json_int_t)st.leader_id, "term", (json_int_t)st.term));
 	else
 		http_reply_error(&reply, 409, "leadership transfer did not complete (leader is %llu)",
@@ -1051,6 +1069,14 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 		reply->status = 200;
 		reply->content_type = "application/json";
 		reply->body_len = reply->body ? strlen(reply->body) : 0;
+		return;
+	}
+	if (strcmp(req->path, "/v1/leader/watch") == 0) {
+		if (strcmp(req->method, "GET") != 0) {
+			http_reply_error(reply, 405, "%s %s: use GET", req->method, req->path);
+			return;
+		}
+		leader_watch_handle(a, req, reply);
 		return;
 	}
 	if (strcmp(req->path, "/metrics") == 0) {

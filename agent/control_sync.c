@@ -66,14 +66,6 @@ static int list_one(void *ctx, const void *key, size_t klen, const void *val, si
 	return 0;
 }
 
-static void reply_json(struct http_reply *reply, unsigned status, json_t *o)
-{
-	reply->body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	reply->status = status;
-	reply->content_type = "application/json";
-	reply->body_len = reply->body ? strlen(reply->body) : 0;
-}
 
 static void handle_resync(struct agent *a, const struct http_request *req, struct http_reply *reply)
 {
@@ -102,7 +94,7 @@ static void handle_resync(struct agent *a, const struct http_request *req, struc
 		http_reply_error(reply, 409, "%s", err);
 		return;
 	}
-	reply_json(reply, 202, json_pack("{s:s,s:I}", "result", "resync started", "objects", (json_int_t)n));
+	control_reply_json(reply, 202, json_pack("{s:s,s:I}", "result", "resync started", "objects", (json_int_t)n));
 }
 
 int control_parse_resync_body(const char *body, size_t len, char *dn, size_t dn_len, bool *failed,
@@ -155,7 +147,7 @@ bool control_sync_handle(struct agent *a, const struct http_request *req, struct
 		o = c.deletes != NULL ? json_pack("{s:o}", "deletes", c.deletes)
 				      : json_pack("{s:o,s:o}", "failed", c.failed, "retrying", c.retrying);
 		json_object_set_new(o, "truncated", json_boolean(c.n > LIST_MAX));
-		reply_json(reply, 200, o);
+		control_reply_json(reply, 200, o);
 		return true;
 	}
 	if (strcmp(req->path, "/v1/resync") == 0) {

@@ -2,6 +2,7 @@
  * agent/ctl.c -- canopyctl (see ctl.h).
  */
 #include "agent/ctl.h"
+#include "agent/http_body.h"
 #include "agent/certs.h"
 #include "sync/secret.h"
 
@@ -13,23 +14,6 @@
 
 #define DEFAULT_SERVER "127.0.0.1:8001"
 
-struct buf {
-	char *p;
-	size_t len;
-};
-
-static size_t on_data(char *data, size_t size, size_t n, void *ctx)
-{
-	struct buf *b = ctx;
-	char *p = realloc(b->p, b->len + size * n + 1);
-	if (p == NULL)
-		return 0;
-	memcpy(p + b->len, data, size * n);
-	b->p = p;
-	b->len += size * n;
-	b->p[b->len] = '\0';
-	return size * n;
-}
 
 /*
  * One request to the control API. Returns the HTTP status (and the body in
@@ -37,7 +21,7 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx)
  * reached.
  */
 static long request(const char *server, const char *method, const char *path,
-		    const char *payload, const char *token, struct buf *body, char *errmsg, size_t errlen)
+		    const char *payload, const char *token, struct http_body *body, char *errmsg, size_t errlen)
 {
 	char url[2048], curlerr[CURL_ERROR_SIZE] = "";
 	CURL *c;
@@ -55,7 +39,7 @@ static long request(const char *server, const char *method, const char *path,
 		return -1;
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
@@ -165,7 +149,11 @@ static void print_status(FILE *out, json_t *st)
 	if (sync) {
 		cursor = json_object_get(sync, "cursor");
 		json_t *tgt = json_object_get(sync, "target"), *src = json_object_get(sync, "source");
-		fprintf(out, "\nsync      %s\n", str(sync, "state", "?"));
+		fprintf(out, "\nsync      %s", str(sync, "state", "?"));
+		json_t *q = json_object_get(sync, "quarantine");
+		if (q != NULL)
+			fprintf(out, " (%s): %s", str(q, "reason", "?"), str(q, "detail", ""));
+		fputc('\n', out);
 		if (json_is_true(json_object_get(tgt, "quarantined")))
 			fprintf(out, "target    QUARANTINED (%s): %s\n",
 				str(tgt, "quarantine_reason", "?"), str(tgt, "quarantine_detail", ""));
@@ -184,6 +172,9 @@ static void print_status(FILE *out, json_t *st)
 		fprintf(out, "exported  %lld, errors %lld, pending deletes %lld, last export %s\n",
 			num(sync, "exported_total"), num(sync, "errors_total"),
 			num(sync, "pending_deletes"), str(sync, "last_export_at", "never"));
+		if (num(sync, "retrying") || num(sync, "failed"))
+			fprintf(out, "held      %lld in the retry set, %lld failed (canopyctl failed)\n",
+				num(sync, "retrying"), num(sync, "failed"));
 	}
 }
 
@@ -307,7 +298,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL;
 	bool json = false, errors = false, failed = false;
-	struct buf body = {0};
+	struct http_body body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
 	char payload[512] = "";

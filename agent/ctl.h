@@ -5,7 +5,7 @@
  *
  * It talks to any agent's control API (node.control_address); the server
  * defaults to $CANOPY_SERVER, then 127.0.0.1:8001. Exit code 0 on success,
- * non-zero with a one-line error on stderr otherwise (DESIGN.md, "Contracts").
+ * non-zero with a one-line error on stderr otherwise (docs/configuration.md and README.md: the CLI contract).
  */
 #ifndef CANOPY_AGENT_CTL_H
 #define CANOPY_AGENT_CTL_H

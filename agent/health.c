@@ -6,6 +6,7 @@
  * after start-up) configuration.
  */
 #include "agent/health.h"
+#include "agent/http_body.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -233,33 +234,12 @@ static void probe_target(struct job *j)
 	secret_free(token);
 }
 
-struct reply_buf {
-	char *p;
-	size_t len;
-};
-
-static size_t on_reply(char *data, size_t size, size_t n, void *ctx)
-{
-	struct reply_buf *b = ctx;
-	char *p;
-
-	if (b->len + size * n > REPLY_MAX)
-		return 0;
-	p = realloc(b->p, b->len + size * n + 1);
-	if (p == NULL)
-		return 0;
-	memcpy(p + b->len, data, size * n);
-	b->p = p;
-	b->len += size * n;
-	b->p[b->len] = '\0';
-	return size * n;
-}
 
 /* Send this node's results to the leader; keep its answer. */
 static void report(struct job *j)
 {
 	struct curl_slist *hdrs = NULL, *hd;
-	struct reply_buf b = {NULL, 0};
+	struct http_body b = {NULL, 0, REPLY_MAX};
 	json_t *o;
 	char *body;
 	CURL *c;
@@ -300,7 +280,7 @@ static void report(struct job *j)
 	curl_easy_setopt(c, CURLOPT_URL, j->report_url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_reply);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)REPORT_TIMEOUT_MS / 2);

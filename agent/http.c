@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -473,6 +474,23 @@ void http_undefer(const struct http_request *req)
 	p->deferred = false;
 	free(p->ticket);
 	p->ticket = NULL;
+}
+
+bool http_pending_peer_closed(const struct http_pending *t)
+{
+	const union MHD_ConnectionInfo *ci;
+	char b;
+	ssize_t n;
+
+	if (t->s == NULL || t->c == NULL)
+		return true;
+	ci = MHD_get_connection_info(t->c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return false;
+	n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0)
+		return true;
+	return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 void http_finish(struct http_pending *t, struct http_reply *reply)

@@ -10,6 +10,7 @@
 #ifndef CANOPY_AGENT_HTTP_H
 #define CANOPY_AGENT_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -71,6 +72,15 @@ struct http_pending *http_defer(const struct http_request *req);
 /* Take a deferral back before the handler returns (the handler then fills
  * `reply` as usual), e.g. when the work it waited for could not start. */
 void http_undefer(const struct http_request *req);
+
+/*
+ * Whether the client of a deferred request has closed its end (or the
+ * connection is already gone). libmicrohttpd does not watch a suspended
+ * connection at all (no read, no timeout), so a long-lived deferred request
+ * (agent/leader_watch.h) is checked with a non-blocking MSG_PEEK on its
+ * socket: 0 bytes is the peer's FIN, an error its RST.
+ */
+bool http_pending_peer_closed(const struct http_pending *p);
 
 /* Send the answer of a deferred request; takes reply->body. */
 void http_finish(struct http_pending *p, struct http_reply *reply);

@@ -10,35 +10,15 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/http_body.h"
 #include "agent/log.h"
 
-struct body {
-	char *p;
-	size_t len;
-};
-
-static size_t on_data(char *data, size_t size, size_t n, void *ctx)
-{
-	struct body *b = ctx;
-	char *p;
-
-	if (b->len + size * n > 1 << 20)
-		return 0; /* a status is small; anything else is not ours */
-	p = realloc(b->p, b->len + size * n + 1);
-	if (p == NULL)
-		return 0;
-	memcpy(p + b->len, data, size * n);
-	b->p = p;
-	b->len += size * n;
-	b->p[b->len] = '\0';
-	return size * n;
-}
 
 /* One GET /v1/status; returns the parsed object or NULL. Worker thread. */
 static json_t *get_status(const char *addr)
 {
 	char url[300];
-	struct body b = {0};
+	struct http_body b = {NULL, 0, 1 << 20}; /* a status is small; anything else is not ours */
 	CURL *c = curl_easy_init();
 	long code = 0;
 	json_t *o = NULL;
@@ -47,7 +27,7 @@ static json_t *get_status(const char *addr)
 		return NULL;
 	snprintf(url, sizeof url, "http://%s/v1/status", addr);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);

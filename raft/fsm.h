@@ -18,7 +18,7 @@
  *
  * Why a version on every entry: during a rolling upgrade a cluster runs mixed
  * versions, and a node must refuse an entry it does not understand rather than
- * misapply it (DESIGN.md, "The replicated state machine"). A refused entry
+ * misapply it (docs/architecture.md, "The replicated state"). A refused entry
  * makes fsm apply fail; libraft 0.15 then leaves last_applied where it was
  * and retries later, so the node stalls visibly (its applied_index stops in
  * /v1/status) instead of diverging. Upgrading the binary resumes it.

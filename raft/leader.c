@@ -13,6 +13,7 @@ struct leader_barrier {
 	struct leader *l;   /* NULL once the tracker forgot this request */
 	raft_term term;
 	raft_time started;
+	uint64_t epoch;     /* l->epoch when started (leader_suspend) */
 	bool establishing;  /* the first barrier of a term, not a renewal */
 };
 
@@ -52,8 +53,11 @@ static void barrier_cb(struct raft_barrier *req, int status)
 		if (status != 0) {
 			l->barrier_failures++;
 		} else if (l->term == b->term && still_leader(l, b->term)) {
-			if (b->started > l->lease_start)
+			if (b->epoch == l->epoch &&
+			    (b->started > l->lease_start || l->lease_epoch != l->epoch)) {
 				l->lease_start = b->started;
+				l->lease_epoch = l->epoch;
+			}
 			if (b->establishing) {
 				l->last_barrier_ms = (unsigned)(now(l) - b->started);
 				set_phase(l, LEADER_READY);
@@ -75,6 +79,7 @@ static int start_barrier(struct leader *l, bool establishing)
 	b->l = l;
 	b->term = l->term;
 	b->started = now(l);
+	b->epoch = l->epoch;
 	b->establishing = establishing;
 	b->req.data = b;
 	rv = raft_barrier(l->raft, &b->req, barrier_cb);
@@ -129,8 +134,8 @@ void leader_tick(struct leader *l)
 			l->phase = LEADER_NONE; /* retried on the next tick */
 		return;
 	}
-	if (l->phase == LEADER_READY && l->pending == NULL &&
-	    now(l) - l->last_renew >= r->election_timeout / 3)
+	if (l->phase == LEADER_READY && l->pending == NULL && !l->stopped &&
+	    (now(l) - l->last_renew >= r->election_timeout / 3 || l->lease_epoch != l->epoch))
 		start_barrier(l, false); /* a failure is retried on the next tick */
 }
 
@@ -141,7 +146,8 @@ bool leader_ready(struct leader *l)
 
 raft_time leader_lease_deadline(const struct leader *l)
 {
-	if (l->phase != LEADER_READY || l->lease_start == 0)
+	if (l->phase != LEADER_READY || l->lease_start == 0 || l->stopped ||
+	    l->lease_epoch != l->epoch)
 		return 0;
 	return l->lease_start +
 	       (raft_time)l->raft->election_timeout * (100 - l->margin_pct) / 100;
@@ -154,6 +160,27 @@ bool leader_may_write(struct leader *l)
 
 void leader_note_commit(struct leader *l, raft_term term, raft_time started)
 {
-	if (l->phase == LEADER_READY && term == l->term && started > l->lease_start)
+	/* After a suspension only an entry started after it renews (strictly
+	 * later: one started in the same millisecond may predate it). */
+	if (l->phase == LEADER_READY && term == l->term && !l->stopped &&
+	    started > l->lease_start &&
+	    (l->lease_epoch == l->epoch || started > l->suspended_at)) {
 		l->lease_start = started;
+		l->lease_epoch = l->epoch;
+	}
+}
+
+void leader_suspend(struct leader *l)
+{
+	if (l->phase != LEADER_READY)
+		return;
+	l->epoch++;
+	l->suspended_at = now(l);
+	/* A barrier started before the suspension cannot renew (its epoch is
+	 * old); leader_tick() starts a fresh one as soon as it completes. */
+}
+
+void leader_stop(struct leader *l)
+{
+	l->stopped = true;
 }

@@ -13,7 +13,7 @@
  *    §3.6.2). Until such an entry commits, the new leader's state machine may
  *    lack committed entries -- the cursor could be stale. So after winning,
  *    the tracker commits a raft_barrier and only then reports "leading"
- *    (DESIGN.md: mandatory).
+ *    (docs/architecture.md: mandatory).
  *
  * 2. Lease (Raft dissertation §6.4.1). When an entry that the leader started
  *    at time s commits, a majority heard from this leader at or after s; in
@@ -51,6 +51,11 @@ struct leader {
 	raft_time last_renew;    /* when the last renewal barrier was started */
 	raft_time won_at;        /* when this term's leadership was observed */
 	struct leader_barrier *pending;
+	/* leader_suspend(): the lease counts only commits started after it. */
+	uint64_t epoch;          /* bumped by every suspension */
+	uint64_t lease_epoch;    /* epoch of the commit lease_start came from */
+	raft_time suspended_at;
+	bool stopped;            /* leader_stop(): never write again */
 
 	/* Called when the node starts (leading=true, after the barrier) or stops
 	 * (false) acting as leader. Runs inside leader_tick() or a raft callback. */
@@ -89,5 +94,20 @@ raft_time leader_lease_deadline(const struct leader *l);
 /* An entry started at `started` (r->io->time() when raft_apply was called)
  * has committed in this term: extend the lease. */
 void leader_note_commit(struct leader *l, raft_term term, raft_time started);
+
+/*
+ * End the current lease at once: leader_may_write() is false (and the
+ * engine's watchdog cancels in-flight requests) until an entry started
+ * after this call commits; a renewal barrier is started right away. Used
+ * when a follower's leader watch closes (agent/leader_watch.h): that
+ * follower may be about to vote early, so the lease argument (Raft
+ * dissertation §6.4.1) must restart from a commit it no longer can be part
+ * of unless it heard from this leader again.
+ */
+void leader_suspend(struct leader *l);
+
+/* Never write again (shutdown: the control listener is about to close, and
+ * a follower reads a refused watch connection as "the leader is gone"). */
+void leader_stop(struct leader *l);
 
 #endif /* CANOPY_RAFT_LEADER_H */

@@ -59,3 +59,42 @@ raft_time peek_heard_at(const struct raft *r)
 {
 	return r->election_timer_start;
 }
+
+struct tick_find {
+	void *impl;
+	uv_timer_t *timer;
+};
+
+static void find_tick_timer(uv_handle_t *h, void *arg)
+{
+	struct tick_find *f = arg;
+	if (h->type == UV_TIMER && h->data == f->impl && !uv_is_closing(h))
+		f->timer = (uv_timer_t *)h;
+}
+
+int peek_early_election(struct raft *r, uv_loop_t *loop, unsigned stagger_ms)
+{
+	raft_time now = r->io->time(r->io);
+	unsigned timeout = r->follower_state.randomized_election_timeout;
+	struct tick_find f = {r->io->impl, NULL};
+
+	if (r->state != RAFT_FOLLOWER || r->follower_state.current_leader.id == 0)
+		return -EAGAIN;
+	r->follower_state.current_leader.id = 0;
+	if (r->follower_state.current_leader.address != NULL) {
+		raft_free(r->follower_state.current_leader.address);
+		r->follower_state.current_leader.address = NULL;
+	}
+	if (stagger_ms > timeout)
+		stagger_ms = timeout;
+	/* expires when now' - start >= timeout, i.e. at now + stagger_ms */
+	if (now >= timeout - stagger_ms)
+		r->election_timer_start = now - (timeout - stagger_ms);
+	else
+		r->election_timer_start = 0;
+	uv_walk(loop, find_tick_timer, &f);
+	if (f.timer == NULL)
+		return -ENOENT;
+	uv_timer_start(f.timer, f.timer->timer_cb, stagger_ms + 1, uv_timer_get_repeat(f.timer));
+	return 0;
+}

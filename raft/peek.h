@@ -5,7 +5,7 @@
  * libraft 0.15 exposes `struct raft` but offers no getters for the current
  * term, the commit index or a leader's view of follower reachability. Every
  * such read lives here, in one small file, because it is tied to this
- * library version (DESIGN.md): a libraft upgrade is checked against this
+ * library version (docs/architecture.md, "Things learned about libraft 0.15"): a libraft upgrade is checked against this
  * file alone.
  */
 #ifndef CANOPY_RAFT_PEEK_H
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <raft.h>
 #include <stdbool.h>
+#include <uv.h>
 
 raft_term peek_term(const struct raft *r);
 /* A follower: when it last heard from its leader (libraft 0.15 resets
@@ -53,5 +54,29 @@ raft_id peek_promotee(const struct raft *r);
  * (e.g. it caught up and its configuration entry is being committed).
  */
 int peek_cancel_promotion(struct raft *r, const struct raft_change *req);
+
+/*
+ * Early election (agent/leader_watch.h): this follower has confirmed that
+ * its current leader's process is gone. libraft 0.15 has no call to start
+ * an election now, so this writes its follower state directly:
+ *   - forgets the current leader (follower_state.current_leader), so this
+ *     node grants (pre-)votes to others: src/recv_request_vote.c rejects
+ *     every RequestVote, pre-vote included, while current_leader.id != 0
+ *     (Raft dissertation §4.2.3); the address is freed as src/convert.c
+ *     (convertClear) does;
+ *   - moves election_timer_start back so that electionTimerExpired()
+ *     (src/election.c: now - election_timer_start >=
+ *     randomized_election_timeout) becomes true `stagger_ms` from now; an
+ *     AppendEntries from a leader in the meantime resets
+ *     election_timer_start (src/replication.c) and so cancels it;
+ *   - re-arms raft_uv's tick timer (src/uv.c uvStart: a uv_timer whose data
+ *     is io->impl, repeating every heartbeat) to fire in stagger_ms + 1, so
+ *     tickFollower (src/tick.c) converts to candidate -- with pre-vote, as
+ *     configured -- without waiting up to a heartbeat for the next tick.
+ * Returns 0, -EAGAIN when this node is not a follower that knows a leader,
+ * or -ENOENT when the tick timer was not found (the election then starts
+ * at the next regular tick).
+ */
+int peek_early_election(struct raft *r, uv_loop_t *loop, unsigned stagger_ms);
 
 #endif /* CANOPY_RAFT_PEEK_H */

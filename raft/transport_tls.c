@@ -375,8 +375,12 @@ static void conn_free(struct conn *c)
 {
 	struct impl *im = c->impl;
 
-	if (c->req != NULL) /* libraft's connect request gets its answer */
-		c->cb(c->req, NULL, c->status ? c->status : RAFT_NOCONNECTION);
+	/* libraft's connect request gets its answer. Once the transport is
+	 * closing it must be RAFT_CANCELED whatever happened before: uv_send.c
+	 * (connectCb) expects exactly that from a closing transport. */
+	if (c->req != NULL)
+		c->cb(c->req, NULL, im->closing ? RAFT_CANCELED
+					      : c->status ? c->status : RAFT_NOCONNECTION);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -766,7 +770,7 @@ static void inbound_handshake(struct conn *c)
 		return;
 	}
 	send_verdict(c, VERDICT_OK, NULL);
-	if (c->state == C_CLOSING)
+	if (c->state == C_CLOSING || c->draining)
 		return;
 	uv_timer_stop(&c->timer);
 	im->pending_inbound--;

@@ -1482,7 +1482,7 @@ static void on_intents(void *arg, int status)
 }
 
 /*
- * Fencing, last step (DESIGN.md invariant 3): before any request of the
+ * Fencing, last step (docs/architecture.md, one exporter at a time): before any request of the
  * batch goes out, commit an intent for each object it may write. A request
  * already on the wire cannot be recalled; if this leader dies or is cut off
  * before the batch's own commit, the next leader finds the intents and, once
@@ -1623,7 +1623,7 @@ static void batch_rewind(struct session *s)
 	uv_timer_start(&s->retry, on_rewind_retry, 10, 0);
 }
 
-/* Fencing (DESIGN.md invariant 3): no request may be on the wire after the
+/* Fencing (docs/architecture.md, one exporter at a time): no request may be on the wire after the
  * lease deadline. Checked every T'/10 (T' = T/3) while a batch has requests out. */
 static void on_lease_check(uv_timer_t *t)
 {
@@ -1977,7 +1977,7 @@ static void pump(struct session *s)
 		return;
 	if (s->head == NULL && s->pending_decision == 0 && !s->repair_due && !retry_due_now(s))
 		return;
-	/* Fencing (DESIGN.md invariant 3): no batch without a live lease. */
+	/* Fencing (docs/architecture.md, one exporter at a time): no batch without a live lease. */
 	if (!leader_may_write(&e->node->leader)) {
 		uv_timer_start(&s->retry, on_retry, 10, 0);
 		return;

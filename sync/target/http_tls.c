@@ -15,7 +15,7 @@
 #include <openssl/x509.h>
 
 #define FALLBACK_CAINFO "/etc/ssl/certs/ca-certificates.crt"
-#define FALLBACK_CAPATH "/etc/ssl/certs"
+
 
 struct http_tls {
 	char *ca_file;
@@ -100,22 +100,21 @@ static CURLcode on_ssl_ctx(CURL *e, void *sslctx, void *userp)
 
 CURLcode http_tls_apply(const struct http_tls *t, CURL *e)
 {
-	char *cainfo = NULL, *capath = NULL;
+	char *cainfo = NULL;
 	CURLcode rc;
 
-	/* libcurl's own defaults, set explicitly: then nothing in the
-	 * environment can point it elsewhere (or add to them) */
+	/* libcurl's own default bundle, set explicitly: then nothing in the
+	 * environment can point it elsewhere (or add to it) */
 	curl_easy_getinfo(e, CURLINFO_CAINFO, &cainfo);
-	curl_easy_getinfo(e, CURLINFO_CAPATH, &capath);
 	if ((rc = curl_easy_setopt(e, CURLOPT_CAINFO, cainfo ? cainfo : FALLBACK_CAINFO)) != CURLE_OK)
 		return rc;
-	if ((rc = curl_easy_setopt(e, CURLOPT_CAPATH, capath ? capath : FALLBACK_CAPATH)) != CURLE_OK)
+	/* no CA directory: the bundle holds the same certificates, and libcurl
+	 * caches a parsed bundle only without one (see http_tls.h) */
+	if ((rc = curl_easy_setopt(e, CURLOPT_CAPATH, NULL)) != CURLE_OK)
 		return rc;
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	/* a store shared between handles must not get our CA added */
-	curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, 0L);
 	if (t == NULL || t->certs == NULL)
 		return CURLE_OK;
 	if ((rc = curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx)) != CURLE_OK)

@@ -5,14 +5,21 @@
  * (sync/target/oauth2.c) all go through http_tls_apply, so they trust the
  * same certificates.
  *
- * Trusted: the system store (libcurl's built-in CA bundle and directory,
- * /etc/ssl/certs on Debian) plus, when target.tls.ca is set, the certificates
- * in that file. Both are set explicitly on every handle (CURLOPT_CAINFO and
- * CURLOPT_CAPATH to libcurl's own defaults, the extra CA added to the
- * connection's OpenSSL store from CURLOPT_SSL_CTX_FUNCTION), so the CA
- * environment variables (CURL_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR) have
- * no effect. Peer and host verification stay on (libcurl's defaults; never
- * turned off), TLS 1.2 at least.
+ * Trusted: the system store (libcurl's built-in CA bundle,
+ * /etc/ssl/certs/ca-certificates.crt on Debian) plus, when target.tls.ca is
+ * set, the certificates in that file. Both are set explicitly on every handle
+ * (CURLOPT_CAINFO to libcurl's own default, CURLOPT_CAPATH to none, the extra
+ * CA added to the connection's OpenSSL store from CURLOPT_SSL_CTX_FUNCTION),
+ * so the CA environment variables (CURL_CA_BUNDLE, SSL_CERT_FILE,
+ * SSL_CERT_DIR) have no effect. Peer and host verification stay on
+ * (libcurl's defaults; never turned off), TLS 1.2 at least.
+ *
+ * No CAPATH, so that libcurl keeps the parsed bundle in its CA cache (per
+ * multi handle, 24 h): parsing ~150 certificates for every new connection
+ * cost enough loop time to stall the export under load. The cached store is
+ * shared by the handles of one multi handle, and gets the extra CA added:
+ * every handle of a multi handle must use the same struct http_tls (the
+ * SCIM target's do; the probe and the token fetch use their own).
  *
  * Why CURLOPT_SSL_CTX_FUNCTION and not CURLOPT_CAINFO_BLOB or a combined
  * bundle file: CAINFO_BLOB replaces the bundle file in some libcurl versions,

@@ -176,7 +176,8 @@ struct scim_target {
 	bool auth_wait;         /* no usable token: hold new requests */
 	bool auth_from_401;     /* the current token was fetched because of a 401/403 */
 	bool auth_pending_401, auth_pending_probe; /* why the fetch in flight was started */
-	uint64_t auth_due;      /* uv_now() when the current token is due for renewal */
+	uint64_t auth_due;      /* uv_hrtime() in ms when the current token is due for renewal (the
+				 * clock itself, not the loop's cached time: an iteration may be long) */
 	struct link socks, ready, delayed, wire;
 	unsigned n_wire;     /* requests on the wire, internal ones included */
 	unsigned n_op_wire;  /* ... of which for operations (single or bulk) */
@@ -640,7 +641,7 @@ static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms
 		t->token = token;
 		t->auth_wait = false;
 		t->auth_from_401 = from_401;
-		t->auth_due = uv_now(t->loop) + refresh_in_ms;
+		t->auth_due = uv_hrtime() / 1000000 + refresh_in_ms;
 		uv_timer_start(&t->auth_timer, on_auth_timer, refresh_in_ms > 50 ? refresh_in_ms : 50, 0);
 		if (probe && t->stats.quarantined && !t->probe_on_wire) {
 			char *path = strdup("/ServiceProviderConfig");
@@ -682,7 +683,7 @@ static bool auth_rejected(struct scim_target *t, const struct req *r, const char
 		return true; /* answered to an older token: a newer one is in use */
 	/* a fresh token refused: the grant itself is not good enough (one that
 	 * was near its end may just have expired on the way: renew it) */
-	if (t->auth_from_401 && !t->auth_wait && uv_now(t->loop) < t->auth_due) {
+	if (t->auth_from_401 && !t->auth_wait && uv_hrtime() / 1000000 < t->auth_due) {
 		char d[1100];
 		snprintf(d, sizeof d, "%s (with a token fetched after an earlier refusal)", detail);
 		t->auth_wait = true;
@@ -840,6 +841,17 @@ static json_t *members_rm(const struct sop *s)
 	return s->eff_rm != NULL ? s->eff_rm : s->op->remove;
 }
 
+/* Is `id` among a group's "members" ([{"value": id}, ...])? */
+static bool has_member(json_t *members, json_t *id)
+{
+	json_t *m;
+	size_t j;
+	json_array_foreach(members, j, m)
+		if (json_equal(json_object_get(m, "value"), id))
+			return true;
+	return false;
+}
+
 /*
  * Read-back (ST_READ_MEMBERS answered): keep only the adds that are not
  * members yet and the removes that still are. A PATCH "add" of a value that is
@@ -850,29 +862,17 @@ static json_t *members_rm(const struct sop *s)
  */
 static int members_filter(struct sop *s, json_t *group)
 {
-	json_t *cur = json_object_get(group, "members"), *add = json_array(), *rm = json_array(), *v, *m;
-	size_t i, j;
+	json_t *cur = json_object_get(group, "members"), *add = json_array(), *rm = json_array(), *v;
+	size_t i;
 
 	if (add == NULL || rm == NULL)
 		goto nomem;
 	json_array_foreach(s->op->add, i, v)
-	{
-		bool present = false;
-		json_array_foreach(cur, j, m)
-			if (json_equal(json_object_get(m, "value"), v))
-				present = true;
-		if (!present && json_array_append(add, v) != 0)
+		if (!has_member(cur, v) && json_array_append(add, v) != 0)
 			goto nomem;
-	}
 	json_array_foreach(s->op->remove, i, v)
-	{
-		bool present = false;
-		json_array_foreach(cur, j, m)
-			if (json_equal(json_object_get(m, "value"), v))
-				present = true;
-		if (present && json_array_append(rm, v) != 0)
+		if (has_member(cur, v) && json_array_append(rm, v) != 0)
 			goto nomem;
-	}
 	json_decref(s->eff_add);
 	json_decref(s->eff_rm);
 	s->eff_add = add;

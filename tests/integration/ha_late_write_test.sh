@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# In-doubt repair (DESIGN.md invariant 3): a leader freezes (SIGSTOP) right
+# In-doubt repair (docs/architecture.md, fencing by intents): a leader freezes (SIGSTOP) right
 # after sending a write that the network delivers late -- after the new
 # leader wrote a newer value. The late write would leave the target stale;
 # the new leader finds the frozen leader's intent in the replicated state

@@ -47,8 +47,11 @@ scim_reset
 export LDAPTLS_REQCERT=never LDAPTLS_CACERT=$OTHER_CA LDAPCONF=/dev/null
 one_agent 1 "$SLAPD_LDAPS_URL" "$SLAPD_CA"
 wait_until 30 sync_compare || fail "ldaps:// sync incomplete: $(st_of 1 'j.sync')"
-printf 'dn: uid=user1,ou=people,%s\nchangetype: modify\nreplace: sn\nsn: OverTLS\n' "$SLAPD_BASE" | slapd_ldapmodify >/dev/null
-wait_until 15 sync_compare || fail "a change over ldaps:// did not arrive"
+printf 'dn: uid=user00001,ou=people,%s\nchangetype: modify\nreplace: sn\nsn: OverTLS\n' "$SLAPD_BASE" |
+	slapd_ldapmodify >/dev/null || fail "ldapmodify"
+has_sn() { scim_ctl GET store | json_get 'j.Users.filter(u=>u.userName==="user00001")[0].name.familyName' | grep -qx OverTLS; }
+wait_until 15 has_sn || fail "a change over ldaps:// did not arrive"
+wait_until 15 sync_compare || fail "target differs after a change over ldaps://"
 wait_until 15 health_ok 1 || fail "health probe over ldaps:// not ok: $(st_of 1 'j.health.source')"
 grep -q 'level=warn.*source.url is ldap://' "$dir/agent1.log.tmp" && fail "warned about ldap:// on an ldaps:// source"
 agent_stop 1

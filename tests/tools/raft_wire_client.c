@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,7 +79,11 @@ static size_t append_entries(uint8_t *b, uint64_t announced, uint8_t type, const
 	return 16 + hlen + dlen;
 }
 
-int main(int argc, char **argv)
+static SSL_CTX *ctx;
+static SSL *ssl;
+static int fd = -1;
+
+static int run(int argc, char **argv)
 {
 	const char *ca = NULL, *cert = NULL, *key = NULL, *address = NULL, *connect_to = NULL, *kase = NULL;
 	uint64_t id = 0;
@@ -116,12 +121,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* A member that drops the connection may do so while we write:
+	 * that is an answer (EPIPE), not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	if (!ca || !address || !connect_to || !kase || id == 0) {
 		fprintf(stderr, "usage: see the comment at the top of raft_wire_client.c\n");
 		return 2;
 	}
 
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_load_verify_locations(ctx, ca, NULL);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -136,14 +144,14 @@ int main(int argc, char **argv)
 	snprintf(host, sizeof host, "%.*s", (int)(colon - connect_to), connect_to);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
 	inet_pton(AF_INET, host, &sa.sin_addr);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
 		fprintf(stderr, "connect %s: %s\n", connect_to, strerror(errno));
 		return 1;
 	}
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	SSL *ssl = SSL_new(ctx);
+	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	if (SSL_connect(ssl) != 1) {
 		unsigned long e = ERR_get_error();
@@ -193,7 +201,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "unknown case %s\n", kase);
 			return 2;
 		}
-		if (SSL_write(ssl, buf, (int)n) <= 0) {
+		if (SSL_write(ssl, buf, (int)n) <= 0 && strcmp(kase, "forged-entry") == 0) {
 			fprintf(stderr, "write of the case failed\n");
 			return 1;
 		}
@@ -216,4 +224,17 @@ int main(int argc, char **argv)
 		printf("dropped: %s\n", kase);
 		return 0;
 	}
+}
+
+/* Everything freed on every path, so that a sanitizer build of this tool
+ * exits with the code run() chose, not LeakSanitizer's. */
+int main(int argc, char **argv)
+{
+	int rc = run(argc, argv);
+	fflush(stdout);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }

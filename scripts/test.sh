@@ -4,7 +4,8 @@
 # Two builds: build/ (RelWithDebInfo) and build-asan/ (AddressSanitizer +
 # UndefinedBehaviorSanitizer). Both run the whole suite through ctest: unit
 # tests (cmocka) and integration tests against real slapd, a real SCIM
-# server and real agent processes. The last line printed is ctest's summary.
+# server and real agent processes. Before them, each libFuzzer target runs
+# briefly. The last line printed is ctest's summary.
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh -L unit      only tests with that ctest label (unit|integration)
@@ -28,6 +29,13 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 rc=0
+# libFuzzer targets (tests/fuzz): each runs FUZZ_SECONDS from its seed
+# corpus; a crash, leak or sanitizer report fails the run. SKIP_FUZZ=1 skips.
+# First, so that ctest's summary stays the last line.
+if [ -z "${SKIP_FUZZ:-}" ] && [ $# -eq 0 ]; then
+	echo "== fuzzing (${FUZZ_SECONDS:-20} s per target) =="
+	FUZZ_JOBS=$jobs tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" || rc=$?
+fi
 if [ -z "${SKIP_ASAN:-}" ]; then
 	echo "== sanitizer build (ASan + UBSan) =="
 	build build-asan -DCMAKE_BUILD_TYPE=Debug -DCANOPY_SANITIZE=ON
@@ -36,10 +44,4 @@ fi
 echo "== normal build =="
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 (cd build && ctest --output-on-failure -j "$jobs" "$@") || rc=$?
-# libFuzzer targets (tests/fuzz): each runs FUZZ_SECONDS from its seed
-# corpus; a crash, leak or sanitizer report fails the run. SKIP_FUZZ=1 skips.
-if [ -z "${SKIP_FUZZ:-}" ] && [ $# -eq 0 ]; then
-	echo "== fuzzing (${FUZZ_SECONDS:-20} s per target) =="
-	FUZZ_JOBS=$jobs tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" || rc=$?
-fi
 exit $rc

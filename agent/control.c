@@ -83,7 +83,7 @@ static struct engine_stats sync_stats(struct agent *a)
 	else
 		es.state = "disabled";
 	/* Staged deletes are replicated: every node knows how many. */
-	es.pending_deletes = a->state.by_prefix[(unsigned char)OBJECT_KEY_STAGED];
+	es.pending_deletes = OBJECT_STAGED_COUNT(a->state.by_prefix);
 	return es;
 }
 
@@ -240,7 +240,7 @@ static json_t *status_json(struct agent *a)
 			    json_pack("{s:I,s:I,s:I,s:s}", "objects",
 				      (json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_OBJECT],
 				      "staged_deletes",
-				      (json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_STAGED],
+				      (json_int_t)OBJECT_STAGED_COUNT(a->state.by_prefix),
 				      "keys", (json_int_t)a->state.count, "digest", digest));
 	return o;
 }
@@ -449,7 +449,7 @@ static void handle_deletes(struct agent *a, const struct http_request *req,
 			   struct http_reply *reply, bool approve)
 {
 	char err[256];
-	uint64_t n = a->state.by_prefix[(unsigned char)OBJECT_KEY_STAGED];
+	uint64_t n = OBJECT_STAGED_COUNT(a->state.by_prefix);
 	int rv;
 
 	if (strcmp(req->method, "POST") != 0) {

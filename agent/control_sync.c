@@ -23,9 +23,25 @@
 #define LIST_MAX 10000 /* entries per answer; "truncated" says when there are more */
 
 struct list_ctx {
+	const struct state *state;
 	json_t *deletes, *failed, *retrying;
 	size_t n;
 };
+
+/* The DN of an exported object, or NULL (malloc'd). */
+static char *dn_of(const struct state *st, const char *anchor)
+{
+	char key[700], err[64], *dn = NULL;
+	const void *v;
+	size_t vlen, klen = object_key(OBJECT_KEY_OBJECT, anchor, key, sizeof key);
+	struct object_record r;
+
+	if (state_get(st, key, klen, &v, &vlen) && object_record_decode(v, vlen, &r, err, sizeof err) == 0) {
+		dn = r.dn ? strdup(r.dn) : NULL;
+		object_record_free(&r);
+	}
+	return dn;
+}
 
 static void anchor_of(const void *key, size_t klen, char *out, size_t size)
 {
@@ -41,7 +57,23 @@ static int list_one(void *ctx, const void *key, size_t klen, const void *val, si
 
 	if (klen < 3 || ((const char *)key)[1] != ':')
 		return 0;
-	if (prefix == OBJECT_KEY_STAGED && c->deletes != NULL) {
+	if (prefix == OBJECT_KEY_STAGED_MEMBER && c->deletes != NULL) {
+		/* "m:<group>#<member>": a held member removal; value: the member */
+		struct object_record r;
+		char *hash, *gdn;
+		if (c->n++ >= LIST_MAX || object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+			return 0;
+		anchor_of(key, klen, anchor, sizeof anchor);
+		hash = strchr(anchor, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		gdn = dn_of(c->state, anchor);
+		json_array_append_new(c->deletes, json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "anchor", hash ? hash + 1 : anchor,
+							    "type", "member", "dn", r.dn, "group", gdn,
+							    "target_id", r.target_id));
+		free(gdn);
+		object_record_free(&r);
+	} else if (prefix == OBJECT_KEY_STAGED && c->deletes != NULL) {
 		struct object_record r;
 		if (c->n++ >= LIST_MAX || object_record_decode(val, vlen, &r, err, sizeof err) != 0)
 			return 0;
@@ -129,7 +161,7 @@ int control_parse_resync_body(const char *body, size_t len, char *dn, size_t dn_
 
 bool control_sync_handle(struct agent *a, const struct http_request *req, struct http_reply *reply)
 {
-	struct list_ctx c = {0};
+	struct list_ctx c = {.state = &a->state};
 	json_t *o;
 
 	if (strcmp(req->path, "/v1/deletes") == 0 || strcmp(req->path, "/v1/failed") == 0) {

@@ -276,6 +276,8 @@ static void print_list(FILE *out, json_t *o, const char *key, const char *what)
 	json_array_foreach(list, i, e)
 	{
 		fprintf(out, "  %-5s %s", str(e, "type", "?"), str(e, "dn", str(e, "anchor", "?")));
+		if (str(e, "group", NULL))
+			fprintf(out, " from group %s", str(e, "group", ""));
 		if (str(e, "kind", NULL))
 			fprintf(out, " (%s, %lld attempts", str(e, "kind", ""), num(e, "attempts"));
 		if (num(e, "http_status"))

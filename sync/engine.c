@@ -57,6 +57,12 @@ struct item {
 	json_t *add, *remove;   /* IT_MEMBERS / group upserts: member target ids */
 	char **add_anchors;     /* anchors matching `add`, for the record */
 	size_t n_add_anchors;
+	char **rm_anchors;      /* member anchors matching `remove` */
+	size_t n_rm_anchors;
+	char **held;            /* member removals staged ("m:" keys): put by a normal
+				 * batch's commit, removed by a decision batch's */
+	size_t n_held;
+	bool member_decision;   /* a decision on staged member removals: add/remove preset */
 	struct session *s;
 };
 
@@ -410,6 +416,8 @@ static void item_free(struct item *it)
 	json_decref(it->add);
 	json_decref(it->remove);
 	strv_free(it->add_anchors, it->n_add_anchors);
+	strv_free(it->rm_anchors, it->n_rm_anchors);
+	strv_free(it->held, it->n_held);
 	free(it);
 }
 
@@ -446,10 +454,12 @@ static void item_reset(struct item *it)
 	json_decref(it->add);
 	json_decref(it->remove);
 	strv_free(it->add_anchors, it->n_add_anchors);
+	strv_free(it->rm_anchors, it->n_rm_anchors);
+	strv_free(it->held, it->n_held);
 	it->dn = NULL;
 	it->resource = it->add = it->remove = NULL;
-	it->member_dns = it->add_anchors = NULL;
-	it->n_member_dns = it->n_add_anchors = 0;
+	it->member_dns = it->add_anchors = it->rm_anchors = it->held = NULL;
+	it->n_member_dns = it->n_add_anchors = it->n_rm_anchors = it->n_held = 0;
 	it->write_rec = it->upsert_needed = it->failed = it->cancelled = false;
 	it->retry = it->refused = false;
 	memset(&it->op, 0, sizeof it->op);
@@ -880,8 +890,11 @@ static void plan_members(struct session *s, struct item *it, char **dns, size_t 
 		if (strv_has(desired, n_desired, it->rec.members[i]))
 			continue;
 		char *id = target_id_of(s, it->rec.members[i]);
-		if (id != NULL)
+		if (id != NULL) {
 			json_array_append_new(it->remove, json_string(id));
+			strv_push(&it->rm_anchors, &it->n_rm_anchors, it->rec.members[i]);
+			free(id);
+		}
 		/* no id: the member object is gone from the target, and with it
 		 * its membership */
 	}
@@ -944,6 +957,8 @@ static int add_group_for_members(void *ctx, const char *group, void *v)
 	return 0;
 }
 
+static void protect_members(struct session *s, struct batch *b);
+
 static void start_members(struct session *s)
 {
 	struct batch *b = s->batch;
@@ -964,13 +979,18 @@ static void start_members(struct session *s)
 	}
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
-		if (it->type != OBJECT_GROUP || it->failed || it->cancelled)
+		if (it->type != OBJECT_GROUP || it->failed || it->cancelled || it->member_decision)
 			continue;
 		if (it->kind == IT_UPSERT)
 			plan_members(s, it, it->member_dns, it->n_member_dns, true);
 		else if (it->kind == IT_MEMBERS)
 			plan_members(s, it, it->rec.unresolved, it->rec.n_unresolved, false);
-		else
+	}
+	protect_members(s, b);
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->type != OBJECT_GROUP || it->failed || it->cancelled || it->add == NULL ||
+		    (it->kind != IT_UPSERT && it->kind != IT_MEMBERS))
 			continue;
 		if (json_array_size(it->add) == 0 && json_array_size(it->remove) == 0) {
 			/* nothing to PATCH; the record still changes if unresolved did */
@@ -1198,6 +1218,41 @@ static void settle(struct session *s, struct state_batch *sb, struct item *it)
 
 static void retry_recompute_next(struct session *s);
 
+/* "m:<group>#<member>" */
+static size_t held_key(const char *group, const char *member, char *key, size_t size)
+{
+	char both[KEY_MAX];
+	snprintf(both, sizeof both, "%s#%s", group, member);
+	return object_key(OBJECT_KEY_STAGED_MEMBER, both, key, size);
+}
+
+/* Staged member removals: a normal batch records them (value: the member's
+ * record, for `deletes list`); a decision batch drops them once decided --
+ * an approval only when its PATCH went through (else they stay staged). */
+static void settle_held(struct session *s, struct state_batch *sb, struct item *it, bool decision)
+{
+	char key[KEY_MAX], *val;
+	size_t i, klen, vlen;
+
+	if (decision && (it->retry || it->refused))
+		return;
+	for (i = 0; i < it->n_held; i++) {
+		struct object_record m;
+		klen = held_key(it->anchor, it->held[i], key, sizeof key);
+		if (decision) {
+			state_batch_del(sb, key, klen);
+			continue;
+		}
+		if (!get_record(s->e, OBJECT_KEY_OBJECT, it->held[i], &m))
+			continue;
+		if (object_record_encode(&m, &val, &vlen) != 0)
+			abort();
+		state_batch_put(sb, key, klen, val, vlen);
+		free(val);
+		object_record_free(&m);
+	}
+}
+
 /* Deletes executed within the window, from the replicated "w:" record
  * ("sec:count,..."); with add > 0, also the new record with `add` deletes
  * now (older seconds dropped) in *rec (malloc'd). */
@@ -1285,6 +1340,8 @@ static void commit(struct session *s)
 			cancelled = true;
 			continue;
 		}
+		if (it->n_held > 0)
+			settle_held(s, &sb, it, b->decision);
 		if (it->kind == IT_STAGE) {
 			/* the newest intent for the object is a delete, held: an
 			 * older retry must not write it again */
@@ -1298,6 +1355,8 @@ static void commit(struct session *s)
 		switch (it->kind) {
 		case IT_UPSERT:
 		case IT_MEMBERS:
+			if (it->op.action == SCIM_MEMBERS && it->op.status == 0 && !b->decision)
+				deleted += json_array_size(it->remove); /* member removals count too */
 			if (!it->write_rec)
 				break;
 			klen = object_key(OBJECT_KEY_OBJECT, it->anchor, key, sizeof key);
@@ -1650,12 +1709,65 @@ static void on_lease_check(uv_timer_t *t)
 
 /* ---- decisions on staged deletes ----------------------------------------- */
 
+/* A staged member removal ("m:<group>#<member>"): approve removes the member
+ * from the group in the target; reject keeps it. One item per group. */
+static void plan_staged_member(struct plan_del_ctx *p, const char *both)
+{
+	char group[KEY_MAX], *member, *id;
+	struct item *it;
+	size_t i;
+
+	snprintf(group, sizeof group, "%s", both);
+	member = strchr(group, '#');
+	if (member == NULL)
+		return;
+	*member++ = '\0';
+	it = strmap_get(&p->b->by_anchor, group);
+	if (it == NULL) {
+		it = batch_add(p->s, p->b, IT_MEMBERS, OBJECT_GROUP, group);
+		if (it == NULL)
+			abort();
+		it->member_decision = true;
+		if (!it->has_old) {
+			it->failed = true; /* the group is gone: only the key is dropped */
+		} else {
+			it->dn = it->old.dn ? strdup(it->old.dn) : NULL;
+			object_record_copy(&it->rec, &it->old);
+			it->add = json_array();
+			it->remove = json_array();
+			for (i = 0; i < it->rec.n_members; i++)
+				strv_push(&it->add_anchors, &it->n_add_anchors, it->rec.members[i]);
+		}
+	}
+	strv_push(&it->held, &it->n_held, member);
+	if (!p->stage || it->failed || !it->member_decision)
+		return; /* reject: it stays a member */
+	id = target_id_of(p->s, member);
+	if (id != NULL)
+		json_array_append_new(it->remove, json_string(id));
+	free(id);
+	for (i = 0; i < it->n_add_anchors; i++)
+		if (strcmp(it->add_anchors[i], member) == 0) {
+			free(it->add_anchors[i]);
+			it->add_anchors[i] = it->add_anchors[--it->n_add_anchors];
+			it->add_anchors[it->n_add_anchors] = NULL;
+			break;
+		}
+}
+
 static int plan_staged(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct plan_del_ctx *p = ctx;
 	char anchor[KEY_MAX], err[64];
 	struct item *it;
 
+	if (klen >= 3 && klen < sizeof anchor && ((const char *)key)[0] == OBJECT_KEY_STAGED_MEMBER &&
+	    ((const char *)key)[1] == ':') {
+		memcpy(anchor, (const char *)key + 2, klen - 2);
+		anchor[klen - 2] = '\0';
+		plan_staged_member(p, anchor);
+		return 0;
+	}
 	if (klen < 3 || klen >= sizeof anchor || ((const char *)key)[0] != OBJECT_KEY_STAGED)
 		return 0;
 	memcpy(anchor, (const char *)key + 2, klen - 2);
@@ -1825,7 +1937,7 @@ static void protect_deletes(struct session *s, struct batch *b)
 	if (n == 0)
 		return;
 	recent = window_count(e, 0, NULL);
-	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] > 0) {
+	if (OBJECT_STAGED_COUNT(e->state->by_prefix) > 0) {
 		allowed = 0;
 	} else {
 		allowed = e->cfg.delete_threshold > recent ? e->cfg.delete_threshold - recent : 0;
@@ -1852,6 +1964,76 @@ static void protect_deletes(struct session *s, struct batch *b)
 		 n - allowed, allowed, recent, e->cfg.delete_threshold, e->cfg.delete_threshold_percent,
 		 e->cfg.delete_window_s ? e->cfg.delete_window_s : 300);
 	engine_log(e, L_WARN, "delete threshold reached: deletes staged until an operator decides", detail);
+}
+
+/*
+ * Member removals count against the same threshold and window as deletes
+ * (one place for both: what protect_deletes let run in this batch, plus the
+ * window). What would cross it is held: the member stays in the group (in the
+ * target and in the record) and an "m:" key waits for the operator.
+ */
+static void protect_members(struct session *s, struct batch *b)
+{
+	struct engine *e = s->e;
+	uint64_t objects = e->state->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
+	size_t n = 0, deletes = 0, recent, allowed, i, j, k = 0, held = 0;
+	char detail[300];
+
+	if (b->decision || b->repair)
+		return;
+	for (i = 0; i < b->n; i++) {
+		if (is_delete(b->items[i]))
+			deletes++;
+		if (b->items[i]->remove != NULL && !b->items[i]->member_decision)
+			n += json_array_size(b->items[i]->remove);
+	}
+	if (n == 0)
+		return;
+	recent = window_count(e, 0, NULL) + deletes;
+	if (OBJECT_STAGED_COUNT(e->state->by_prefix) > 0) {
+		allowed = 0;
+	} else {
+		allowed = e->cfg.delete_threshold > recent ? e->cfg.delete_threshold - recent : 0;
+		if (e->cfg.delete_threshold_percent > 0 && objects > 0) {
+			size_t cap = (size_t)(objects * e->cfg.delete_threshold_percent / 100);
+			cap = cap > recent ? cap - recent : 0;
+			if (cap < allowed)
+				allowed = cap;
+		}
+		if (n > allowed && e->cfg.delete_stop)
+			allowed = 0;
+	}
+	if (n <= allowed)
+		return;
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		json_t *keep;
+		if (it->remove == NULL || it->member_decision || json_array_size(it->remove) == 0)
+			continue;
+		if ((keep = json_array()) == NULL)
+			abort();
+		for (j = 0; j < json_array_size(it->remove); j++) {
+			if (k++ < allowed) {
+				json_array_append(keep, json_array_get(it->remove, j));
+				continue;
+			}
+			/* held: still a member, as far as the record knows */
+			strv_push(&it->held, &it->n_held, it->rm_anchors[j]);
+			strv_push(&it->add_anchors, &it->n_add_anchors, it->rm_anchors[j]);
+			log_op(e, it, "staged-member-removal", "held",
+			       "delete threshold: member removal held until approved (canopyctl deletes list)");
+			held++;
+		}
+		json_decref(it->remove);
+		it->remove = keep;
+	}
+	snprintf(detail, sizeof detail,
+		 "member_removals_staged=%zu executed_now=%zu executed_in_window=%zu threshold=%u window_s=%u "
+		 "(canopyctl deletes list, then approve or reject)",
+		 held, allowed, recent, e->cfg.delete_threshold,
+		 e->cfg.delete_window_s ? e->cfg.delete_window_s : 300);
+	engine_log(e, L_WARN, "delete threshold reached: group member removals staged until an operator decides",
+		   detail);
 }
 
 /* ---- quarantine ------------------------------------------------------------- */
@@ -1882,9 +2064,9 @@ static const char *quarantine_of(struct session *s, char *detail, size_t len)
 			return "target_unreachable";
 		}
 	}
-	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] > 0) {
+	if (OBJECT_STAGED_COUNT(e->state->by_prefix) > 0) {
 		snprintf(detail, len, "%llu deletes staged: canopyctl deletes list, then approve or reject",
-			 (unsigned long long)e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED]);
+			 (unsigned long long)OBJECT_STAGED_COUNT(e->state->by_prefix));
 		return "delete_threshold";
 	}
 	return NULL;
@@ -2313,7 +2495,7 @@ int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t e
 		snprintf(errmsg, errlen, "this node is not exporting (not the leader)");
 		return -EAGAIN;
 	}
-	if (e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED] == 0) {
+	if (OBJECT_STAGED_COUNT(e->state->by_prefix) == 0) {
 		snprintf(errmsg, errlen, "no staged deletes");
 		return -ENOENT;
 	}
@@ -2331,7 +2513,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 	size_t qlen;
 
 	*out = e->st;
-	out->pending_deletes = e->state->by_prefix[(unsigned char)OBJECT_KEY_STAGED];
+	out->pending_deletes = OBJECT_STAGED_COUNT(e->state->by_prefix);
 	out->quarantine_reason[0] = out->quarantine_detail[0] = '\0';
 	if (s == NULL) {
 		out->state = e->closing ? "stopping" : "standby";

@@ -8,6 +8,9 @@
  *   "d:" + anchor   a staged delete awaiting approval (value: the record)
  *   "i:" + anchor   an intent: a batch is about to write this object to the
  *                   target (value: the term); removed by the batch's commit
+ *   "m:" + group anchor + "#" + member anchor
+ *                   a staged member removal awaiting approval (value: the
+ *                   member's record), counted with the staged deletes
  *
  * Values are versioned JSON ({"v":1,...}): readable in a debugger, and a
  * newer canopy can add fields that an older one ignores. A record of an
@@ -26,6 +29,12 @@
 #define OBJECT_KEY_OBJECT 'o'
 #define OBJECT_KEY_STAGED 'd'
 #define OBJECT_KEY_INTENT 'i'
+#define OBJECT_KEY_STAGED_MEMBER 'm'
+
+/* Deletes and member removals staged by delete protection, from the
+ * state's per-prefix key counts (`by_prefix`, sync/state/state.h). */
+#define OBJECT_STAGED_COUNT(by_prefix) \
+	((by_prefix)[(unsigned char)OBJECT_KEY_STAGED] + (by_prefix)[(unsigned char)OBJECT_KEY_STAGED_MEMBER])
 
 struct object_record {
 	enum object_type type;

@@ -35,7 +35,7 @@ wait_until 30 users_are 300 || fail "expected exactly 100 deleted: $(scim_count 
 st=$(agent_status 1)
 [ "$(json_eval "$st" 'j.sync.state + " " + (j.sync.quarantine||{}).reason')" = "quarantined delete_threshold" ] ||
 	fail "not quarantined (delete_threshold): $(json_eval "$st" 'JSON.stringify(j.sync)')"
-agent_logs 1 | grep -q 'msg="delete threshold reached' ||
+agent_logs 1 | grep >/dev/null 'msg="delete threshold reached' ||
 	fail "the log does not say what was staged: $(agent_logs 1 | grep -i delete | tail -3)"
 pass "150 fast deletes, threshold 100: 100 executed, 50 staged, quarantined, logged"
 

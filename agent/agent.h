@@ -93,6 +93,9 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
  * when no leader is known): returns true when it did, false on the leader. */
 bool control_redirect_to_leader(struct agent *a, const struct http_request *req, struct http_reply *reply);
 
+/* An ISO 8601 UTC time ("2026-11-29T21:40:41Z"), or JSON null for 0. */
+json_t *control_time_or_null(time_t t);
+
 /* Answer with `o` as JSON (takes the reference). */
 void control_reply_json(struct http_reply *reply, unsigned status, json_t *o);
 

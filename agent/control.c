@@ -36,7 +36,7 @@ static const char *role_name(int role)
 	}
 }
 
-static json_t *time_or_null(time_t t)
+json_t *control_time_or_null(time_t t)
 {
 	char buf[32];
 	struct tm tm;
@@ -97,7 +97,7 @@ static json_t *sync_json(struct agent *a)
 		      "cursor", cursor_json(&a->state),
 		      "exported_total", (json_int_t)es.exported_total,
 		      "errors_total", (json_int_t)es.errors_total,
-		      "last_export_at", time_or_null(es.last_export_at),
+		      "last_export_at", control_time_or_null(es.last_export_at),
 		      "pending_deletes", (json_int_t)es.pending_deletes,
 		      "skipped_total", (json_int_t)es.skipped_total,
 		      "batches_total", (json_int_t)es.batches_total);
@@ -108,7 +108,7 @@ static json_t *sync_json(struct agent *a)
 	if (es.quarantine_reason[0])
 		json_object_set_new(o, "quarantine", json_pack("{s:s,s:s}", "reason", es.quarantine_reason,
 								"detail", es.quarantine_detail));
-	json_object_set_new(o, "cursor_updated_at", time_or_null(a->cursor_seen_at));
+	json_object_set_new(o, "cursor_updated_at", control_time_or_null(a->cursor_seen_at));
 	if (a->engine && a->engine != NULL && strcmp(es.state, "standby") != 0) {
 		json_object_set_new(o, "source",
 				    json_pack("{s:b,s:s}", "connected", es.source_connected,

@@ -778,17 +778,6 @@ void health_stop(struct health *h)
 
 /* ---------------------------------------------------------------- views */
 
-static json_t *time_or_null(time_t t)
-{
-	char buf[32];
-	struct tm tm;
-
-	if (t == 0)
-		return json_null();
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
 
 json_t *health_json(struct health *h)
 {
@@ -801,7 +790,7 @@ json_t *health_json(struct health *h)
 		json_object_set_new(
 			o, side_names[s],
 			json_pack("{s:s,s:s,s:o,s:o}", "state", health_state_name(own_state(h, (enum side)s, now)),
-				  "detail", c->detail, "checked_at", time_or_null(c->checked_at), "age_ms",
+				  "detail", c->detail, "checked_at", control_time_or_null(c->checked_at), "age_ms",
 				  c->checked_ms ? json_integer((json_int_t)(now - c->checked_ms)) : json_null()));
 	}
 	return o;

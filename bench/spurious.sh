@@ -10,6 +10,7 @@
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export CANOPY_SOURCE_DIR=${CANOPY_SOURCE_DIR:-$(cd "$BENCH_SRC/.." && pwd)}
 source "$CANOPY_SOURCE_DIR/tests/fixtures/sync.sh"
+source "$CANOPY_SOURCE_DIR/tests/fixtures/failover.sh"
 SECS=${1:-600} RATE=${2:-0}
 ELECTION_TIMEOUT_MS=${T:-1000}
 dir=$(fixture_tmpdir)
@@ -18,18 +19,7 @@ sync_start_cluster 3
 wait_until 60 ready_leader 1 2 3 || fail "no leader"
 wait_until 120 idle_leader 1 2 3 || fail "initial sync did not finish"
 term0=$(json_eval "$(agent_status 1)" 'j.term')
-if [ "$RATE" -gt 0 ]; then
-	export SLAPD_URL SLAPD_ADMIN_DN SLAPD_PW_FILE SLAPD_BASE RATE
-	spawn gen "$dir/gen.log" bash -c '
-		exec ldapmodify -x -c -H "$SLAPD_URL" -D "$SLAPD_ADMIN_DN" -y "$SLAPD_PW_FILE" < <(
-			i=0
-			while :; do
-				i=$((i + 1))
-				printf "dn: uid=user%05d,ou=people,%s\nchangetype: modify\nreplace: givenName\ngivenName: S%d\n\n" \
-					$(( (i % 1000) + 1 )) "$SLAPD_BASE" "$i"
-				sleep "$(awk "BEGIN{print 1/$RATE}")"
-			done)'
-fi
+[ "$RATE" -gt 0 ] && failover_stream 1000 "$(awk "BEGIN{print 1/$RATE}")"
 end=$((SECONDS + SECS))
 while [ "$SECONDS" -lt "$end" ]; do sleep 5; done
 echo "T=${ELECTION_TIMEOUT_MS} ms, ${SECS} s, ${RATE} changes/s; term at start of the run: $term0"

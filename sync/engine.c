@@ -1917,6 +1917,31 @@ static bool is_delete(const struct item *it)
 }
 
 /*
+ * How many of `n` more deletes may run now, `recent` having run in the window
+ * (and in this batch): none while anything is staged (deletes stay in
+ * order), else what the threshold and the percentage leave -- and with
+ * safety.on_threshold: stop, all or none.
+ */
+static size_t allowance(struct engine *e, size_t recent, size_t n)
+{
+	uint64_t objects = e->state->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
+	size_t allowed;
+
+	if (OBJECT_STAGED_COUNT(e->state->by_prefix) > 0)
+		return 0;
+	allowed = e->cfg.delete_threshold > recent ? e->cfg.delete_threshold - recent : 0;
+	if (e->cfg.delete_threshold_percent > 0 && objects > 0) {
+		size_t cap = (size_t)(objects * e->cfg.delete_threshold_percent / 100);
+		cap = cap > recent ? cap - recent : 0;
+		if (cap < allowed)
+			allowed = cap;
+	}
+	if (n > allowed && e->cfg.delete_stop)
+		allowed = 0;
+	return allowed;
+}
+
+/*
  * The one place deletes are counted (engine.h): before any request of the
  * batch leaves, its deletes plus those executed in the window must stay
  * within the threshold; what would cross it is staged. While anything is
@@ -1925,7 +1950,6 @@ static bool is_delete(const struct item *it)
 static void protect_deletes(struct session *s, struct batch *b)
 {
 	struct engine *e = s->e;
-	uint64_t objects = e->state->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
 	size_t n = 0, allowed, recent, i, k = 0;
 	char detail[400];
 
@@ -1937,19 +1961,7 @@ static void protect_deletes(struct session *s, struct batch *b)
 	if (n == 0)
 		return;
 	recent = window_count(e, 0, NULL);
-	if (OBJECT_STAGED_COUNT(e->state->by_prefix) > 0) {
-		allowed = 0;
-	} else {
-		allowed = e->cfg.delete_threshold > recent ? e->cfg.delete_threshold - recent : 0;
-		if (e->cfg.delete_threshold_percent > 0 && objects > 0) {
-			size_t cap = (size_t)(objects * e->cfg.delete_threshold_percent / 100);
-			cap = cap > recent ? cap - recent : 0;
-			if (cap < allowed)
-				allowed = cap;
-		}
-		if (n > allowed && e->cfg.delete_stop)
-			allowed = 0;
-	}
+	allowed = allowance(e, recent, n);
 	if (n <= allowed)
 		return;
 	for (i = 0; i < b->n; i++) {
@@ -1975,7 +1987,6 @@ static void protect_deletes(struct session *s, struct batch *b)
 static void protect_members(struct session *s, struct batch *b)
 {
 	struct engine *e = s->e;
-	uint64_t objects = e->state->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
 	size_t n = 0, deletes = 0, recent, allowed, i, j, k = 0, held = 0;
 	char detail[300];
 
@@ -1990,19 +2001,7 @@ static void protect_members(struct session *s, struct batch *b)
 	if (n == 0)
 		return;
 	recent = window_count(e, 0, NULL) + deletes;
-	if (OBJECT_STAGED_COUNT(e->state->by_prefix) > 0) {
-		allowed = 0;
-	} else {
-		allowed = e->cfg.delete_threshold > recent ? e->cfg.delete_threshold - recent : 0;
-		if (e->cfg.delete_threshold_percent > 0 && objects > 0) {
-			size_t cap = (size_t)(objects * e->cfg.delete_threshold_percent / 100);
-			cap = cap > recent ? cap - recent : 0;
-			if (cap < allowed)
-				allowed = cap;
-		}
-		if (n > allowed && e->cfg.delete_stop)
-			allowed = 0;
-	}
+	allowed = allowance(e, recent, n);
 	if (n <= allowed)
 		return;
 	for (i = 0; i < b->n; i++) {

@@ -1333,12 +1333,8 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			next_step(s, ST_MEMBERS);
 			return;
 		}
-		if (h == 404) {
-			char detail[1024];
-			describe(r, rep, detail, sizeof detail);
-			fail(s, -ENOENT, "%s", detail);
-			return;
-		}
+		if (h == 404)
+			goto group_gone;
 		break;
 	case ST_MEMBERS:
 		if (is2xx(h)) {
@@ -1348,15 +1344,17 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			next_step(s, ST_MEMBERS);
 			return;
 		}
-		if (h == 404) {
-			char detail[1024];
-			describe(r, rep, detail, sizeof detail);
-			fail(s, -ENOENT, "%s", detail);
-			return;
-		}
+		if (h == 404)
+			goto group_gone;
 		break;
 	}
 	fail_http(s, r, rep);
+	return;
+group_gone: { /* SCIM_MEMBERS on a group the target no longer has */
+	char detail[1024];
+	describe(r, rep, detail, sizeof detail);
+	fail(s, -ENOENT, "%s", detail);
+}
 }
 
 /*

@@ -696,7 +696,8 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 	struct field f[] = {{"name", NULL, 0},		    {"members", NULL, 0}, {"election_timeout_ms", NULL, 0},
 			    {"heartbeat_ms", NULL, 0},	    {"pre_vote", NULL, 0},
 			    {"snapshot_threshold", NULL, 0}, {"snapshot_trailing", NULL, 0},
-			    {"bootstrap", NULL, 0},	    {"tls", NULL, 0}};
+			    {"bootstrap", NULL, 0},	    {"tls", NULL, 0},
+			    {"early_election", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "cluster", f, nf);
 	if (rc != 0)
@@ -717,6 +718,10 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 	    (rc = get_unsigned(c, hb->val, "cluster.heartbeat_ms", 1, 60000, &cfg->cluster.heartbeat_ms)) != 0)
 		return rc;
 	if (pv->val != NULL && (rc = get_bool(c, pv->val, "cluster.pre_vote", &cfg->cluster.pre_vote)) != 0)
+		return rc;
+	struct field *ee = field(f, nf, "early_election");
+	if (ee->val != NULL &&
+	    (rc = get_bool(c, ee->val, "cluster.early_election", &cfg->cluster.early_election)) != 0)
 		return rc;
 	if (st->val != NULL &&
 	    (rc = get_unsigned(c, st->val, "cluster.snapshot_threshold", 1, UINT_MAX, &cfg->cluster.snapshot_threshold)) !=
@@ -1336,6 +1341,7 @@ static void set_defaults(struct config *cfg)
 	cfg->cluster.election_timeout_ms = CONFIG_DEFAULT_ELECTION_TIMEOUT_MS;
 	cfg->cluster.heartbeat_ms = CONFIG_DEFAULT_HEARTBEAT_MS;
 	cfg->cluster.pre_vote = true;
+	cfg->cluster.early_election = true;
 	cfg->cluster.snapshot_threshold = CONFIG_DEFAULT_SNAPSHOT_THRESHOLD;
 	cfg->cluster.snapshot_trailing = CONFIG_DEFAULT_SNAPSHOT_TRAILING;
 	cfg->cluster.bootstrap = CONFIG_BOOTSTRAP_UNSET;

@@ -77,6 +77,7 @@ struct config {
 		unsigned election_timeout_ms; /* default 1000 */
 		unsigned heartbeat_ms;        /* default 100 */
 		bool pre_vote;                /* default true (docs/configuration.md) */
+		bool early_election;          /* default true: agent/leader_watch.h */
 		unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
 		unsigned snapshot_trailing;   /* entries kept after a snapshot; default 2048 */
 		/* cluster.bootstrap: CONFIG_BOOTSTRAP_UNSET when absent. Only

@@ -160,6 +160,7 @@ static json_t *failover_json(struct agent *a)
 			      (json_int_t)node_heartbeat_ms(t, a->cfg.cluster.heartbeat_ms), "elections",
 			      (json_int_t)a->node.elections, "spurious_elections",
 			      (json_int_t)a->node.spurious_elections);
+	json_object_set_new(o, "vote_retries", json_integer((json_int_t)a->node.vote_retries));
 	json_object_set_new(o, "early_elections", json_integer((json_int_t)a->leader_watch.early_elections));
 	json_object_set_new(o, "watch_drops", json_integer((json_int_t)a->leader_watch.drops_seen));
 	json_object_set_new(o, "watch_drops_leader_alive",
@@ -324,6 +325,8 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       (unsigned long long)(time(NULL) - a->started_wall));
 	metric(&t, "canopy_elections_total", "counter", "Times this node became candidate.",
 	       a->node.elections);
+	metric(&t, "canopy_vote_retries_total", "counter",
+	       "Candidate rounds (split votes, lost pre-votes) this node retried early, through pre-vote.", a->node.vote_retries);
 	metric(&t, "canopy_early_elections_total", "counter",
 	       "Elections this node started at once: its leader watch was refused, or the leader said it no longer leads.",
 	       a->leader_watch.early_elections);

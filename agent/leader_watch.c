@@ -319,8 +319,9 @@ void leader_watch_start(struct agent *a)
 
 	memset(w, 0, sizeof *w);
 	w->a = a;
-	/* Experimental, off unless asked for: CANOPY_EARLY_ELECTION=1. */
-	w->follow = getenv("CANOPY_EARLY_ELECTION") != NULL && strcmp(getenv("CANOPY_EARLY_ELECTION"), "1") == 0;
+	/* cluster.early_election (default on); needs pre-vote, which keeps a
+	 * flapping leader's followers from bumping terms. */
+	w->follow = a->cfg.cluster.early_election && a->cfg.cluster.pre_vote;
 	srand((unsigned)(a->cfg.node.id * 2654435761u) ^ (unsigned)uv_hrtime());
 	uv_timer_init(&a->loop, &w->timer);
 	w->timer.data = w;

@@ -135,7 +135,7 @@ void leader_tick(struct leader *l)
 		return;
 	}
 	if (l->phase == LEADER_READY && l->pending == NULL && !l->stopped &&
-	    (now(l) - l->last_renew >= r->election_timeout / 3 || l->lease_epoch != l->epoch))
+	    (now(l) - l->last_renew >= peek_election_timeout(r) / 3 || l->lease_epoch != l->epoch))
 		start_barrier(l, false); /* a failure is retried on the next tick */
 }
 
@@ -149,13 +149,23 @@ raft_time leader_lease_deadline(const struct leader *l)
 	if (l->phase != LEADER_READY || l->lease_start == 0 || l->stopped ||
 	    l->lease_epoch != l->epoch)
 		return 0;
-	return l->lease_start +
-	       (raft_time)l->raft->election_timeout * (100 - l->margin_pct) / 100;
+	return l->lease_start + leader_lease_length(l);
+}
+
+raft_time leader_lease_length(const struct leader *l)
+{
+	return (raft_time)peek_election_timeout(l->raft) * (100 - l->margin_pct) / 100;
 }
 
 bool leader_may_write(struct leader *l)
 {
-	return leader_ready(l) && now(l) < leader_lease_deadline(l);
+	raft_time t = now(l);
+	return leader_ready(l) && t >= l->not_before && t < leader_lease_deadline(l);
+}
+
+void leader_hold(struct leader *l, raft_time until)
+{
+	l->not_before = until;
 }
 
 void leader_note_commit(struct leader *l, raft_term term, raft_time started)

@@ -18,11 +18,13 @@
  * 2. Lease (Raft dissertation §6.4.1). When an entry that the leader started
  *    at time s commits, a majority heard from this leader at or after s; in
  *    0.15 such a follower refuses votes until its own election timer expires,
- *    at least T after that. No other leader can exist before s + T. The node
- *    may therefore write to the target until s + T * (1 - margin) of its
- *    latest committed entry. An idle leader renews the lease with a barrier
- *    every T/3; the sync engine's own commits renew it too
- *    (leader_note_commit()).
+ *    at least T after that (T here is libraft's timeout, T' in the docs). No
+ *    other leader can exist before s + T. The node may therefore write to
+ *    the target until s + T * (1 - margin) of its latest committed entry. An
+ *    idle leader renews the lease with a barrier every T/3; the sync
+ *    engine's own commits renew it too (leader_note_commit()). A follower
+ *    that votes early (agent/leader_watch.h) breaks the "refuses votes"
+ *    basis; leader_hold() makes the new leader wait the lease out instead.
  *
  * Times are raft_time milliseconds from r->io->time(), so the same code runs
  * on the real libuv clock and on raft_fixture's simulated one.
@@ -56,6 +58,7 @@ struct leader {
 	uint64_t lease_epoch;    /* epoch of the commit lease_start came from */
 	raft_time suspended_at;
 	bool stopped;            /* leader_stop(): never write again */
+	raft_time not_before;    /* leader_hold(): no write before this time */
 
 	/* Called when the node starts (leading=true, after the barrier) or stops
 	 * (false) acting as leader. Runs inside leader_tick() or a raft callback. */
@@ -105,6 +108,25 @@ void leader_note_commit(struct leader *l, raft_term term, raft_time started);
  * of unless it heard from this leader again.
  */
 void leader_suspend(struct leader *l);
+
+/*
+ * No write before `until`, whatever the lease says (leader_may_write() is
+ * false until then). The owner calls it when this node wins an election,
+ * with the time any earlier leader's lease has surely ended: the previous
+ * leader's lease ran to s + T'(1 - margin), s being when it started its
+ * latest committed entry; this node, elected, holds every committed entry
+ * (Raft dissertation §3.6), so it received that entry at or after s, and so
+ * at or before it last heard from that leader -- h. Waiting until
+ * h + T'(1 - margin) (leader_lease_length()) needs no vote to have waited
+ * for a follower timer, which is what makes early elections
+ * (agent/leader_watch.h) safe even when the old leader is alive behind a
+ * firewall that refuses connections. After an election by timeout, h + T'
+ * has passed already: no cost.
+ */
+void leader_hold(struct leader *l, raft_time until);
+
+/* T'(1 - margin): how long a commit keeps the lease. */
+raft_time leader_lease_length(const struct leader *l);
 
 /* Never write again (shutdown: the control listener is about to close, and
  * a follower reads a refused watch connection as "the leader is gone"). */

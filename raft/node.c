@@ -69,6 +69,33 @@ static void storage_tick(struct node *n)
 			      &n->storage_checked);
 }
 
+/*
+ * A candidate round that has not won after a draw in [T'/8, T'/3) is
+ * retried through pre-vote (peek.h: peek_candidate_retry: split votes, lost
+ * pre-votes) instead of after libraft's own [T', 2T'): detection (<= 2T')
+ * plus a retry or two still fits in T. The draw differs per node and round,
+ * so two candidates that split once rarely split again. Without pre-vote
+ * (cluster.pre_vote: false) libraft's own retry stays: fast real-vote
+ * retries by a node whose log is behind would keep resetting the others'
+ * timers.
+ */
+static void vote_retry_tick(struct node *n)
+{
+	raft_time round = peek_candidate_round(&n->raft, NULL);
+	unsigned rt = node_raft_timeout_ms(n->election_timeout_ms);
+
+	if (round == 0) {
+		n->vote_round = 0;
+		return;
+	}
+	if (round != n->vote_round) {
+		n->vote_round = round;
+		n->vote_retry_ms = (unsigned)n->io.random(&n->io, (int)(rt / 8), (int)(rt / 3));
+	}
+	if (peek_candidate_retry(&n->raft, n->loop, n->vote_retry_ms) == 0)
+		n->vote_retries++;
+}
+
 static void on_check(uv_check_t *h)
 {
 	struct node *n = h->data;
@@ -84,9 +111,19 @@ static void on_check(uv_check_t *h)
 		/* the leader was last heard of at leader_seen_at: detection */
 		n->candidate_at = node_now(n);
 		n->candidate_leader_seen_at = n->heard_at;
+		n->transferee = peek_transferee(&n->raft);
 	}
-	if (state == RAFT_FOLLOWER)
-		n->heard_at = peek_heard_at(&n->raft); /* before becoming candidate resets it */
+	/* Won: no write before any earlier leader's lease has surely ended
+	 * (leader.h: leader_hold). Not after a transfer: the old leader
+	 * suspended its lease before handing over (node_transfer). */
+	if (state == RAFT_LEADER && n->last_state != RAFT_LEADER) {
+		raft_time h = n->heard_at > n->started_at ? n->heard_at : n->started_at;
+		leader_hold(&n->leader, n->transferee ? 0 : h + leader_lease_length(&n->leader));
+	}
+	/* Before becoming candidate resets it; never backwards: an early
+	 * election (peek_early_election) moves libraft's timer start back. */
+	if (state == RAFT_FOLLOWER && peek_heard_at(&n->raft) > n->heard_at)
+		n->heard_at = peek_heard_at(&n->raft);
 	if (state == RAFT_LEADER && n->last_state != RAFT_LEADER && n->candidate_at != 0) {
 		n->failover.detected_ms = n->candidate_leader_seen_at
 						  ? n->candidate_at - n->candidate_leader_seen_at
@@ -110,6 +147,7 @@ static void on_check(uv_check_t *h)
 			n->leader_changes++;
 		n->last_leader_id = id;
 	}
+	vote_retry_tick(n);
 	leader_tick(&n->leader);
 	storage_tick(n);
 }
@@ -435,6 +473,9 @@ int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb)
 		return RAFT_BUSY;
 	n->transfer.data = n;
 	n->transfer_cb = cb;
+	/* The new leader writes at once (no leader_hold after a transfer):
+	 * this one stops now; a failed transfer renews with a fresh commit. */
+	leader_suspend(&n->leader);
 	rv = raft_transfer(&n->raft, &n->transfer, id, on_transfer);
 	if (rv == 0)
 		n->transferring = true;

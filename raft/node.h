@@ -88,8 +88,12 @@ struct node {
 	/* Counters for /metrics. */
 	uint64_t elections;     /* times this node became candidate */
 	uint64_t spurious_elections; /* times this node was deposed while alive and not handing over */
+	uint64_t vote_retries;  /* candidate rounds retried early (peek_candidate_retry) */
+	raft_time vote_round;   /* start of the candidate round vote_retry_ms was drawn for */
+	unsigned vote_retry_ms;
 	raft_time candidate_at, candidate_leader_seen_at;
 	raft_time heard_at;     /* follower: when the leader was last heard from */
+	bool transferee;        /* this candidacy came from a leadership transfer */
 	struct {
 		raft_time at;          /* when this node last won an election (0: never) */
 		raft_time detected_ms; /* the old leader last heard of -> candidate */

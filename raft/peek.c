@@ -6,6 +6,16 @@ raft_term peek_term(const struct raft *r)
 	return r->current_term;
 }
 
+unsigned peek_election_timeout(const struct raft *r)
+{
+	return r->election_timeout;
+}
+
+bool peek_transferee(const struct raft *r)
+{
+	return r->state == RAFT_CANDIDATE && r->candidate_state.disrupt_leader;
+}
+
 raft_index peek_commit_index(const struct raft *r)
 {
 	return r->commit_index;
@@ -72,11 +82,46 @@ static void find_tick_timer(uv_handle_t *h, void *arg)
 		f->timer = (uv_timer_t *)h;
 }
 
+static int rearm_tick(struct raft *r, uv_loop_t *loop, unsigned in_ms)
+{
+	struct tick_find f = {r->io->impl, NULL};
+
+	uv_walk(loop, find_tick_timer, &f);
+	if (f.timer == NULL)
+		return -ENOENT;
+	uv_timer_start(f.timer, f.timer->timer_cb, in_ms, uv_timer_get_repeat(f.timer));
+	return 0;
+}
+
+raft_time peek_candidate_round(const struct raft *r, raft_term *vote_term)
+{
+	if (vote_term != NULL)
+		*vote_term = r->state == RAFT_CANDIDATE && !r->candidate_state.in_pre_vote
+				     ? r->current_term
+				     : 0;
+	return r->state == RAFT_CANDIDATE ? r->election_timer_start : 0;
+}
+
+int peek_candidate_retry(struct raft *r, uv_loop_t *loop, unsigned retry_ms)
+{
+	raft_time now = r->io->time(r->io);
+
+	if (r->state != RAFT_CANDIDATE || !r->pre_vote || r->candidate_state.disrupt_leader)
+		return -EAGAIN;
+	if (now - r->election_timer_start < retry_ms ||
+	    r->candidate_state.randomized_election_timeout == 0 /* already due */)
+		return -EAGAIN;
+	r->candidate_state.in_pre_vote = true;
+	r->candidate_state.randomized_election_timeout = 0;
+	if (loop != NULL)
+		(void)rearm_tick(r, loop, 1); /* else: at the next regular tick */
+	return 0;
+}
+
 int peek_early_election(struct raft *r, uv_loop_t *loop, unsigned stagger_ms)
 {
 	raft_time now = r->io->time(r->io);
 	unsigned timeout = r->follower_state.randomized_election_timeout;
-	struct tick_find f = {r->io->impl, NULL};
 
 	if (r->state != RAFT_FOLLOWER || r->follower_state.current_leader.id == 0)
 		return -EAGAIN;
@@ -92,9 +137,5 @@ int peek_early_election(struct raft *r, uv_loop_t *loop, unsigned stagger_ms)
 		r->election_timer_start = now - (timeout - stagger_ms);
 	else
 		r->election_timer_start = 0;
-	uv_walk(loop, find_tick_timer, &f);
-	if (f.timer == NULL)
-		return -ENOENT;
-	uv_timer_start(f.timer, f.timer->timer_cb, stagger_ms + 1, uv_timer_get_repeat(f.timer));
-	return 0;
+	return rearm_tick(r, loop, stagger_ms + 1);
 }

@@ -17,6 +17,10 @@
 #include <uv.h>
 
 raft_term peek_term(const struct raft *r);
+/* libraft's election timeout as set (raft_set_election_timeout: T' = T/3). */
+unsigned peek_election_timeout(const struct raft *r);
+/* A candidate started by a leadership transfer (it may disrupt the leader). */
+bool peek_transferee(const struct raft *r);
 /* A follower: when it last heard from its leader (libraft 0.15 resets
  * election_timer_start on every AppendEntries and snapshot from the current
  * leader: src/replication.c, src/recv_install_snapshot.c). */
@@ -78,5 +82,44 @@ int peek_cancel_promotion(struct raft *r, const struct raft_change *req);
  * at the next regular tick).
  */
 int peek_early_election(struct raft *r, uv_loop_t *loop, unsigned stagger_ms);
+
+/*
+ * Candidate retry. libraft 0.15 gives a candidate round that fails a whole
+ * new randomized timeout in [T', 2T') before the next (src/tick.c
+ * tickCandidate), which, on top of detection (<= 2T'), is over canopy's
+ * failover bound T. Rounds fail in two ordinary ways:
+ *   - a split vote: two followers time out within a message delay of each
+ *     other, both pass pre-vote (a pre-candidate has no leader, so it grants
+ *     the other's pre-vote: src/recv_request_vote.c), both bump the term and
+ *     vote for themselves, and neither wins; libraft 0.15 then retries with a
+ *     real vote straight away (tickCandidate calls electionStart with
+ *     in_pre_vote still false; later libraft versions reset it to
+ *     r->pre_vote first);
+ *   - a lost pre-vote: raft_uv's cached connection to a peer that restarted
+ *     is dead, and the first message written to it is lost (the peer never
+ *     sees the request; libraft reconnects after the write fails).
+ *
+ * This lets a candidate retry sooner, and only through pre-vote: when `r` is
+ * a candidate (pre-vote enabled, not a leadership transferee) whose current
+ * round started at least `retry_ms` ago, it sets candidate_state.in_pre_vote
+ * (what later libraft does in tickCandidate), expires the election timer
+ * (randomized_election_timeout = 0) and re-arms raft_uv's tick timer (as
+ * peek_early_election) so that the next tick starts a new pre-vote round. A
+ * pre-vote neither bumps anyone's term nor resets anyone's election timer
+ * (src/election.c electionVote), so a candidate whose log is behind cannot
+ * hold back one whose log is ahead by retrying often -- the livelock that
+ * makes fast retries with real votes wrong (Raft dissertation §9.6) -- and a
+ * node cut off from the majority only sends a few more small messages. A
+ * real vote granted late, in the pre-vote round, counts as a pre-vote
+ * grant, which it implies.
+ * `loop` may be NULL (no tick re-arm: libraft's in-memory fixture).
+ * Returns 0 when it started a new round, -EAGAIN when there is nothing to do.
+ */
+int peek_candidate_retry(struct raft *r, uv_loop_t *loop, unsigned retry_ms);
+
+/* A candidate's current round: when it started (election_timer_start; 0: not
+ * a candidate). `vote_term`, when not NULL, gets the term of a real-vote
+ * round (0 in pre-vote). */
+raft_time peek_candidate_round(const struct raft *r, raft_term *vote_term);
 
 #endif /* CANOPY_RAFT_PEEK_H */

@@ -131,6 +131,28 @@ static void new_leader_acts_only_after_its_barrier_commits(void **ctx)
 	assert_int_equal(c->changes[1] + c->changes[2], 0);
 }
 
+/* leader_hold(): a leader elected early writes only once any earlier
+ * leader's lease has surely ended, even with its barrier committed. */
+static void held_leader_writes_only_after_the_hold(void **ctx)
+{
+	struct cluster *c = *ctx;
+	struct raft *r0 = raft_fixture_get(&c->f, 0);
+	raft_time until;
+
+	raft_fixture_elect(&c->f, 0);
+	until = r0->io->time(r0->io) + leader_lease_length(&c->leaders[0]);
+	leader_hold(&c->leaders[0], until);
+	assert_true(step_until_ready(c, 0, 1000));
+	assert_true(r0->io->time(r0->io) < until);
+	assert_false(leader_may_write(&c->leaders[0]));
+	while (r0->io->time(r0->io) < until) {
+		assert_false(leader_may_write(&c->leaders[0]));
+		step(c);
+	}
+	assert_true(leader_ready(&c->leaders[0]));
+	assert_true(leader_may_write(&c->leaders[0]));
+}
+
 struct apply_req {
 	struct raft_apply req;
 	int status;
@@ -234,6 +256,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(new_leader_acts_only_after_its_barrier_commits, setup, teardown),
+		cmocka_unit_test_setup_teardown(held_leader_writes_only_after_the_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(leadership_loss_fails_pending_applies, setup, teardown),
 		cmocka_unit_test_setup_teardown(lease_ends_before_partitioned_leader_steps_down, setup, teardown),
 	};

@@ -24,5 +24,5 @@ end=$((SECONDS + SECS))
 while [ "$SECONDS" -lt "$end" ]; do sleep 5; done
 echo "T=${ELECTION_TIMEOUT_MS} ms, ${SECS} s, ${RATE} changes/s; term at start of the run: $term0"
 for i in 1 2 3; do
-	json_eval "$(agent_status "$i")" '"agent '"$i"': role " + j.role + ", term " + j.term + ", elections " + j.failover.elections + ", spurious " + j.failover.spurious_elections'
+	json_eval "$(agent_status "$i")" '"agent '"$i"': role " + j.role + ", term " + j.term + ", elections " + j.failover.elections + ", spurious " + j.failover.spurious_elections + ", early elections " + j.failover.early_elections + ", vote retries " + j.failover.vote_retries + ", watch drops " + j.failover.watch_drops'
 done

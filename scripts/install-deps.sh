@@ -3,8 +3,9 @@
 # nothing when it is all there already.
 #
 #   Debian packages (apt-get): compiler, CMake, libraft, libuv, OpenSSL,
-#     libldap, libcurl, jansson, libyaml, libmicrohttpd, cmocka; and for the
-#     tests: slapd + ldap-utils (the real OpenLDAP fixture), Node.js + npm
+#     libldap, libcurl, jansson, libyaml, libmicrohttpd, cmocka, PCRE2 and
+#     libunistring (mapping expressions: regular expressions, Unicode); and
+#     for the tests: slapd + ldap-utils (the real OpenLDAP fixture), Node.js + npm
 #     (the real SCIM server fixture), curl; clang + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
@@ -17,6 +18,7 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	libraft-dev libuv1-dev libssl-dev libldap-dev libcurl4-openssl-dev
 	libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
+	libpcre2-dev libunistring-dev
 	slapd ldap-utils curl util-linux iproute2
 	clang libclang-rt-14-dev
 )

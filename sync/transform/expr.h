@@ -24,15 +24,22 @@
  * its values, an empty list is null (absent attribute). Booleans are the
  * strings "True"/"False"; numbers are decimal strings.
  *
- * Threads. A parsed `struct expr` is immutable: any number of threads may call
- * expr_eval/expr_attributes on it at once. Nothing here has global state.
+ * Regular expressions (Replace) are .NET's syntax, run by PCRE2; case
+ * mapping and NormalizeDiacritics use libunistring's Unicode tables.
+ *
+ * Threads. A parsed `struct expr` is read-only: any number of threads may call
+ * expr_eval/expr_attributes on it at once. Its one mutable part, the patterns
+ * a Replace computed from the data has compiled, is behind a mutex. Nothing
+ * here has global state.
  *
  * Errors. Functions return 0 or a negative errno code (-EINVAL for a bad
- * expression or a value a function cannot use, -ENOMEM, or the lookup
- * callback's own code) and write the cause, NUL-terminated, to the caller's
- * `errmsg` (`errlen` bytes, may be 0). Every message starts with
- * "column N: " (1-based, in characters from the start of the expression),
- * so the config loader only prefixes its file, line and mapping key.
+ * expression or a value a function cannot use, such as a regular expression
+ * that gives up on its backtracking limits, or the lookup callback's own
+ * code) and write the cause, NUL-terminated, to the caller's `errmsg`
+ * (`errlen` bytes, may be 0). Every message starts with "column N: "
+ * (1-based, in characters from the start of the expression), so the config
+ * loader only prefixes its file, line and mapping key. Running out of memory
+ * aborts (common/xalloc.h).
  */
 #ifndef CANOPY_SYNC_TRANSFORM_EXPR_H
 #define CANOPY_SYNC_TRANSFORM_EXPR_H
@@ -73,9 +80,8 @@ typedef int (*expr_lookup_fn)(void *ctx, const char *name,
  * data: syntax, function names, argument counts, Replace's argument forms,
  * and regular expressions given as literals (compiled here, once).
  *
- * Returns 0, -EINVAL with e.g. "column 12: unknown function 'Joinn'" or
- * "column 1: Left expects 2 arguments, got 3", or -ENOMEM. On error `*out`
- * is NULL.
+ * Returns 0, or -EINVAL with e.g. "column 12: unknown function 'Joinn'" or
+ * "column 1: Left expects 2 arguments, got 3". On error `*out` is NULL.
  */
 int expr_parse(const char *text, struct expr **out, char *errmsg, size_t errlen);
 
@@ -86,8 +92,8 @@ int expr_parse(const char *text, struct expr **out, char *errmsg, size_t errlen)
  *
  * Returns 0; -EINVAL when a function cannot use its input, with a message
  * naming the function and its column, e.g.
- * "column 1: Left: NumChars is not an integer: \"ten\""; -ENOMEM; or the
- * negative code returned by `lookup`.
+ * "column 1: Left: NumChars is not an integer: \"ten\""; or the negative
+ * code returned by `lookup`.
  */
 int expr_eval(const struct expr *e, expr_lookup_fn lookup, void *ctx,
 	      struct expr_value *out, char *errmsg, size_t errlen);

@@ -104,6 +104,7 @@
 #include "sync/object.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
+#include "sync/target/target.h"
 
 struct scim_config {
 	const char *url;          /* base, e.g. http://127.0.0.1:8080/scim/v2 (no trailing /) */
@@ -222,5 +223,15 @@ void scim_stats(const struct scim_target *t, struct scim_stats *out);
 /* Cancel everything, close handles; `done` runs on the loop when all is released
  * (t is freed then). Call once; may be called from an operation's callback. */
 void scim_target_stop(struct scim_target *t, void (*done)(void *data), void *data);
+
+/*
+ * The SCIM target behind the target port (target.h), for the engine. `cfg`
+ * is copied; its strings, tls and auth are borrowed and must outlive the
+ * target. Never fails (out of memory aborts, common/xalloc.h); a bad
+ * configuration is reported by start(). The port's neutral operations map
+ * onto the actions above: TARGET_DISABLE is an SCIM_UPSERT with `patch` of
+ * {"active": false}; member ids become SCIM_MEMBERS arrays.
+ */
+struct target *scim_target_new(const struct scim_config *cfg);
 
 #endif /* CANOPY_SYNC_TARGET_SCIM_H */

@@ -10,7 +10,7 @@
 
 /* ---- reading the state ------------------------------------------------------ */
 
-bool record_get(const struct state *st, char prefix, const char *anchor, struct object_record *r)
+bool engine_record(const struct state *st, char prefix, const char *anchor, struct object_record *r)
 {
 	char key[KEY_MAX], err[128];
 	const void *v;
@@ -21,7 +21,7 @@ bool record_get(const struct state *st, char prefix, const char *anchor, struct 
 	return object_record_decode(v, vlen, r, err, sizeof err) == 0;
 }
 
-bool retry_get(const struct state *st, char prefix, const char *anchor, struct retry_record *r)
+bool engine_retry_record(const struct state *st, char prefix, const char *anchor, struct retry_record *r)
 {
 	char key[KEY_MAX], err[128];
 	const void *v;
@@ -32,7 +32,7 @@ bool retry_get(const struct state *st, char prefix, const char *anchor, struct r
 	return retry_record_decode(v, vlen, r, err, sizeof err) == 0;
 }
 
-bool key_exists(const struct state *st, char prefix, const char *anchor)
+bool engine_has_key(const struct state *st, char prefix, const char *anchor)
 {
 	char key[KEY_MAX];
 	const void *v;
@@ -41,7 +41,7 @@ bool key_exists(const struct state *st, char prefix, const char *anchor)
 	return state_get(st, key, klen, &v, &vlen);
 }
 
-bool key_anchor(const void *key, size_t klen, char prefix, char *buf, size_t size)
+bool engine_key_anchor(const void *key, size_t klen, char prefix, char *buf, size_t size)
 {
 	const char *k = key;
 
@@ -52,23 +52,23 @@ bool key_anchor(const void *key, size_t klen, char prefix, char *buf, size_t siz
 	return true;
 }
 
-uint64_t staged_count(const struct state *st)
+uint64_t engine_staged_count(const struct state *st)
 {
 	return OBJECT_STAGED_COUNT(st->by_prefix);
 }
 
-uint64_t object_count(const struct state *st)
+uint64_t engine_object_count(const struct state *st)
 {
 	return st->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
 }
 
-void map_put(struct strmap *m, const char *key, void *value)
+void engine_map_put(struct strmap *m, const char *key, void *value)
 {
 	if (strmap_put(m, key, value) != 0)
 		xoom("strmap_put");
 }
 
-void record_copy(struct object_record *dst, const struct object_record *src)
+void engine_record_copy(struct object_record *dst, const struct object_record *src)
 {
 	if (object_record_copy(dst, src) != 0)
 		xoom("object_record_copy");
@@ -76,7 +76,7 @@ void record_copy(struct object_record *dst, const struct object_record *src)
 
 /* ---- string vectors (NULL-terminated, with their count) -------------------- */
 
-char **strv_dup(char *const *v, size_t n)
+char **engine_strv_dup(char *const *v, size_t n)
 {
 	char **d = xcalloc(n + 1, sizeof *d);
 
@@ -85,7 +85,7 @@ char **strv_dup(char *const *v, size_t n)
 	return d;
 }
 
-void strv_free(char **v, size_t n)
+void engine_strv_free(char **v, size_t n)
 {
 	if (v == NULL)
 		return;
@@ -94,7 +94,7 @@ void strv_free(char **v, size_t n)
 	free(v);
 }
 
-bool strv_has(char *const *v, size_t n, const char *s)
+bool engine_strv_has(char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(v[i], s) == 0)
@@ -102,7 +102,7 @@ bool strv_has(char *const *v, size_t n, const char *s)
 	return false;
 }
 
-void strv_push(char ***v, size_t *n, const char *s)
+void engine_strv_push(char ***v, size_t *n, const char *s)
 {
 	char **nv = xrealloc(*v, (*n + 2) * sizeof **v);
 
@@ -112,7 +112,7 @@ void strv_push(char ***v, size_t *n, const char *s)
 	(*n)++;
 }
 
-void strv_remove(char **v, size_t *n, const char *s)
+void engine_strv_remove(char **v, size_t *n, const char *s)
 {
 	for (size_t i = 0; i < *n; i++)
 		if (strcmp(v[i], s) == 0) {
@@ -125,12 +125,12 @@ void strv_remove(char **v, size_t *n, const char *s)
 
 /* ---- items and batches ------------------------------------------------------- */
 
-void item_clear_members(struct item *it)
+void batch_item_clear_members(struct item *it)
 {
-	strv_free(it->add_ids, it->n_add_ids);
-	strv_free(it->rm_ids, it->n_rm_ids);
-	strv_free(it->add_anchors, it->n_add_anchors);
-	strv_free(it->rm_anchors, it->n_rm_anchors);
+	engine_strv_free(it->add_ids, it->n_add_ids);
+	engine_strv_free(it->rm_ids, it->n_rm_ids);
+	engine_strv_free(it->add_anchors, it->n_add_anchors);
+	engine_strv_free(it->rm_anchors, it->n_rm_anchors);
 	it->add_ids = it->rm_ids = it->add_anchors = it->rm_anchors = NULL;
 	it->n_add_ids = it->n_rm_ids = it->n_add_anchors = it->n_rm_anchors = 0;
 	it->members_planned = false;
@@ -141,11 +141,11 @@ static void item_free(struct item *it)
 	free(it->anchor);
 	free(it->dn);
 	json_decref(it->attrs);
-	strv_free(it->member_dns, it->n_member_dns);
+	engine_strv_free(it->member_dns, it->n_member_dns);
 	object_record_free(&it->old);
 	object_record_free(&it->rec);
-	item_clear_members(it);
-	strv_free(it->held, it->n_held);
+	batch_item_clear_members(it);
+	engine_strv_free(it->held, it->n_held);
 	free(it);
 }
 
@@ -154,10 +154,10 @@ static void item_reset(struct item *it)
 {
 	free(it->dn);
 	json_decref(it->attrs);
-	strv_free(it->member_dns, it->n_member_dns);
+	engine_strv_free(it->member_dns, it->n_member_dns);
 	object_record_free(&it->rec);
-	item_clear_members(it);
-	strv_free(it->held, it->n_held);
+	batch_item_clear_members(it);
+	engine_strv_free(it->held, it->n_held);
 	it->dn = NULL;
 	it->attrs = NULL;
 	it->member_dns = it->held = NULL;
@@ -167,7 +167,7 @@ static void item_reset(struct item *it)
 	memset(&it->op, 0, sizeof it->op);
 }
 
-void item_noop(struct item *it)
+void batch_item_noop(struct item *it)
 {
 	it->failed = true;
 	it->noop = true;
@@ -216,9 +216,9 @@ struct item *batch_add(struct planner *p, struct batch *b, enum item_kind kind, 
 		}
 		it = xcalloc(1, sizeof *it);
 		it->anchor = xstrdup(anchor);
-		map_put(&b->by_anchor, it->anchor, it);
+		engine_map_put(&b->by_anchor, it->anchor, it);
 		b->items[b->n++] = it;
-		it->has_old = record_get(p->state, OBJECT_KEY_OBJECT, anchor, &it->old);
+		it->has_old = engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &it->old);
 	}
 	it->kind = kind;
 	it->type = type;

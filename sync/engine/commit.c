@@ -54,7 +54,7 @@ static void del_key(struct state_batch *sb, char prefix, const char *anchor)
 /* Delete only what is there: keeps the entry small. */
 static void del_existing(struct engine *e, struct state_batch *sb, char prefix, const char *anchor)
 {
-	if (key_exists(e->state, prefix, anchor))
+	if (engine_has_key(e->state, prefix, anchor))
 		del_key(sb, prefix, anchor);
 }
 
@@ -80,9 +80,9 @@ static void on_intents(void *arg, int status)
 		return;
 	}
 	b->phase = PH_UPSERT;
-	start_upserts(s);
+	exec_upserts(s);
 	if (b->outstanding == 0)
-		run_phase(s);
+		exec_run(s);
 }
 
 /*
@@ -146,9 +146,9 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 {
 	struct engine *e = s->e;
 	struct retry_record r, prev;
-	bool had = retry_get(e->state, prefix, it->anchor, &prev) ||
-		   retry_get(e->state, OBJECT_KEY_RETRY, it->anchor, &prev);
-	uint64_t now = unix_ms(), max_ms;
+	bool had = engine_retry_record(e->state, prefix, it->anchor, &prev) ||
+		   engine_retry_record(e->state, OBJECT_KEY_RETRY, it->anchor, &prev);
+	uint64_t now = engine_unix_ms(), max_ms;
 	char key[KEY_MAX];
 	size_t klen;
 
@@ -173,7 +173,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 	r.attempts = had ? prev.attempts + 1 : 1;
 	r.first_at_ms = had && prev.first_at_ms ? prev.first_at_ms : now;
 	max_ms = (uint64_t)(e->cfg.retry_max_s ? e->cfg.retry_max_s : DEFAULT_RETRY_MAX_S) * 1000;
-	r.next_at_ms = prefix == OBJECT_KEY_RETRY ? now + retry_backoff_ms(r.attempts, max_ms, rnd(e)) : 0;
+	r.next_at_ms = prefix == OBJECT_KEY_RETRY ? now + retry_backoff_ms(r.attempts, max_ms, engine_rnd(e)) : 0;
 	r.http_status = it->op.http_status;
 	r.error = it->op.error[0] ? it->op.error : NULL;
 	klen = object_key(prefix, it->anchor, key, sizeof key);
@@ -181,7 +181,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 	if (had)
 		retry_record_free(&prev);
 	if (prefix == OBJECT_KEY_RETRY)
-		map_put(&s->retry_due, it->anchor, (void *)(uintptr_t)r.next_at_ms);
+		engine_map_put(&s->retry_due, it->anchor, (void *)(uintptr_t)r.next_at_ms);
 }
 
 /* The retry set and failed objects after this item's outcome. */
@@ -200,7 +200,7 @@ static void settle(struct session *s, struct state_batch *sb, struct item *it)
 		/* members reconciled; an upsert still pending stays pending */
 		struct retry_record r;
 		bool keep = false;
-		if (retry_get(e->state, OBJECT_KEY_RETRY, it->anchor, &r)) {
+		if (engine_retry_record(e->state, OBJECT_KEY_RETRY, it->anchor, &r)) {
 			keep = r.resource != NULL;
 			retry_record_free(&r);
 		}
@@ -239,7 +239,7 @@ static void settle_held(struct session *s, struct state_batch *sb, struct item *
 			state_batch_del(sb, key, klen);
 			continue;
 		}
-		if (!record_get(s->e->state, OBJECT_KEY_OBJECT, it->held[i], &m))
+		if (!engine_record(s->e->state, OBJECT_KEY_OBJECT, it->held[i], &m))
 			continue;
 		if (object_record_encode(&m, &val, &vlen) != 0)
 			xoom("object_record_encode");
@@ -325,7 +325,7 @@ static size_t commit_item(struct session *s, struct state_batch *sb, struct item
 
 static void on_committed(void *arg, int status);
 
-void commit(struct session *s)
+void commit_batch(struct session *s)
 {
 	struct engine *e = s->e;
 	struct batch *b = s->batch;
@@ -360,11 +360,11 @@ void commit(struct session *s)
 	if (deleted > 0) {
 		static const char wkey[] = {OBJECT_KEY_WINDOW, ':'};
 		char *rec = NULL;
-		window_count(e, deleted, &rec);
+		protect_window(e, deleted, &rec);
 		state_batch_put(&sb, wkey, sizeof wkey, rec, strlen(rec));
 		free(rec);
 	}
-	retry_recompute_next(s);
+	retryset_recompute(s);
 	/* Invariant 1: the cursor moves only when every change before it was
 	 * answered by the target or recorded above (retry set, failed objects);
 	 * a cancelled operation was neither. */
@@ -376,7 +376,7 @@ void commit(struct session *s)
 		state_batch_close(&sb);
 		batch_free(b);
 		s->batch = NULL;
-		pump(s);
+		session_pump(s);
 		return;
 	}
 	b->phase = PH_COMMIT;
@@ -474,7 +474,7 @@ static void on_committed(void *arg, int status)
 	batch_free(b);
 	if (status == 0) {
 		e->relead_ms = 0; /* commits go through again */
-		pump(s);
+		session_pump(s);
 	} else {
 		/* The batch's events are consumed but not committed: never go on
 		 * past them (the cursor would skip them). */

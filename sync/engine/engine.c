@@ -50,7 +50,7 @@ static void add_attr(void *ctx, const char *name)
 	for (size_t i = 0; i < e->n_attrs; i++)
 		if (strcasecmp(e->attrs[i], name) == 0)
 			return;
-	strv_push(&e->attrs, &e->n_attrs, name);
+	engine_strv_push(&e->attrs, &e->n_attrs, name);
 }
 
 int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports *ports, struct state *state,
@@ -94,7 +94,7 @@ static void on_relead_closed(uv_handle_t *h)
 	struct engine_ports ports = {e->source, e->target, e->log};
 
 	provlog_close(&e->provlog);
-	strv_free(e->attrs, e->n_attrs);
+	engine_strv_free(e->attrs, e->n_attrs);
 	free(e);
 	ports_close(&ports);
 	if (done)
@@ -102,7 +102,7 @@ static void on_relead_closed(uv_handle_t *h)
 }
 
 /* Every session is gone: release the rest. */
-void engine_free(struct engine *e)
+void engine_release(struct engine *e)
 {
 	uv_timer_stop(&e->relead);
 	uv_close((uv_handle_t *)&e->relead, on_relead_closed);
@@ -115,7 +115,7 @@ void engine_close(struct engine *e, void (*done)(void *data), void *data)
 	e->close_data = data;
 	engine_follow(e);
 	if (e->sessions == 0)
-		engine_free(e);
+		engine_release(e);
 }
 
 void engine_lead(struct engine *e)
@@ -136,12 +136,12 @@ int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t e
 		snprintf(errmsg, errlen, "this node is not exporting (not the leader)");
 		return -EAGAIN;
 	}
-	if (staged_count(e->state) == 0) {
+	if (engine_staged_count(e->state) == 0) {
 		snprintf(errmsg, errlen, "no staged deletes");
 		return -ENOENT;
 	}
 	e->s->pending_decision = approve ? DECISION_APPROVE : DECISION_REJECT;
-	pump(e->s);
+	session_pump(e->s);
 	return 0;
 }
 
@@ -152,7 +152,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 	enum engine_quarantine q;
 
 	*out = e->st;
-	out->pending_deletes = staged_count(e->state);
+	out->pending_deletes = engine_staged_count(e->state);
 	out->quarantine_reason[0] = out->quarantine_detail[0] = '\0';
 	if (s == NULL) {
 		out->state = e->closing ? ENGINE_STOPPING : ENGINE_STANDBY;
@@ -175,7 +175,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 		snprintf(out->quarantine_reason, sizeof out->quarantine_reason, "%s", engine_quarantine_name(q));
 	} else if (s->plan.refreshing[OBJECT_USER] || s->plan.refreshing[OBJECT_GROUP]) {
 		out->state = ENGINE_REFRESHING;
-	} else if (s->batch || s->head || retry_due_now(s)) {
+	} else if (s->batch || s->head || retryset_due_now(s)) {
 		out->state = ENGINE_SYNCING;
 	} else {
 		out->state = s->src && ss.reported ? ENGINE_IDLE : ENGINE_STARTING;

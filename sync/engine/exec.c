@@ -1,7 +1,7 @@
 /*
  * sync/engine/exec.c -- running a planned batch against the target port.
  *
- * Phases (run_phase), each waiting for every answer of the one before:
+ * Phases (exec_run), each waiting for every answer of the one before:
  *   PH_PLAN     intents: one entry names every object the batch may write
  *               (commit.c), so that a new leader can repair a write that was
  *               on the wire when this one died (docs/architecture.md,
@@ -11,8 +11,8 @@
  *               since they need the target ids of members created above --
  *               after member removals were counted (protect_members);
  *   PH_DELETE   deletes and disables; then the commit (commit.c).
- * Fencing: pump() starts a batch only while the lease holds, and the lease
- * watchdog (on_lease_check) cancels every request still out when it ends;
+ * Fencing: session_pump() starts a batch only while the lease holds, and the lease
+ * watchdog (exec_lease_check) cancels every request still out when it ends;
  * the batch then runs again from the start once the lease is back
  * (docs/architecture.md, "Write lease").
  */
@@ -30,7 +30,7 @@ void engine_log(struct engine *e, int level, const char *msg, const char *detail
 		e->cfg.log(e->cfg.log_data, level, msg, detail);
 }
 
-void log_op(struct session *s, const struct item *it, const char *action, const char *result,
+void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
 	    const char *error)
 {
 	struct engine *e = s->e;
@@ -52,7 +52,7 @@ void log_op(struct session *s, const struct item *it, const char *action, const 
 	provlog_write(&e->provlog, &le);
 }
 
-void log_skips(struct session *s, struct batch *b)
+void exec_log_skips(struct session *s, struct batch *b)
 {
 	struct engine *e = s->e;
 
@@ -81,13 +81,13 @@ static void item_failed(struct session *s, struct item *it, const char *action)
 	e->st.errors_total++;
 	if (it->op.permanent) {
 		it->refused = true;
-		log_op(s, it, action, "error", it->op.error);
+		exec_log_op(s, it, action, "error", it->op.error);
 		snprintf(detail, sizeof detail, "%s %s: %s (canopyctl failed; canopyctl resync --failed)",
 			 action, it->dn ? it->dn : it->anchor, it->op.error);
 		engine_log(e, L_ERROR, "the target refused an object", detail);
 	} else {
 		it->retry = true;
-		log_op(s, it, action, "retry", it->op.error);
+		exec_log_op(s, it, action, "retry", it->op.error);
 	}
 }
 
@@ -95,7 +95,7 @@ static void exported(struct session *s, struct item *it, const char *action)
 {
 	s->e->st.exported_total++;
 	s->e->st.last_export_at = time(NULL);
-	log_op(s, it, action, "ok", NULL);
+	exec_log_op(s, it, action, "ok", NULL);
 }
 
 static void batch_rewind(struct session *s);
@@ -114,7 +114,7 @@ static void op_done(struct target_op *op)
 		if (b->rewind)
 			batch_rewind(s);
 		else
-			run_phase(s);
+			exec_run(s);
 	}
 }
 
@@ -137,7 +137,7 @@ static void submit(struct session *s, struct item *it, enum target_action action
 	}
 }
 
-void start_upserts(struct session *s)
+void exec_upserts(struct session *s)
 {
 	struct batch *b = s->batch;
 
@@ -182,18 +182,18 @@ static void finish_upserts(struct session *s)
 		if (it->type == OBJECT_GROUP && it->has_old && !(it->upsert_needed && it->op.created)) {
 			/* members as exported so far; the members step updates them
 			 * (a group created anew -- gone from the target -- has none) */
-			it->rec.members = strv_dup(it->old.members, it->old.n_members);
+			it->rec.members = engine_strv_dup(it->old.members, it->old.n_members);
 			it->rec.n_members = it->old.n_members;
 		}
 		it->write_rec = it->upsert_needed || !it->has_old ||
 				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0));
 		if (it->has_old && it->old.dn) {
-			dn_norm(it->old.dn, norm, sizeof norm);
+			scope_dn_norm(it->old.dn, norm, sizeof norm);
 			strmap_del(&p->dn_index, norm);
 		}
 		if (it->dn) {
-			dn_norm(it->dn, norm, sizeof norm);
-			map_put(&p->dn_index, norm, xstrdup(it->anchor));
+			scope_dn_norm(it->dn, norm, sizeof norm);
+			engine_map_put(&p->dn_index, norm, xstrdup(it->anchor));
 		}
 	}
 }
@@ -202,8 +202,8 @@ static void finish_upserts(struct session *s)
  * done. A copy: a decision's plan must survive a rewind (batch_rewind). */
 static void take_members(struct item *it)
 {
-	strv_free(it->rec.members, it->rec.n_members);
-	it->rec.members = strv_dup(it->add_anchors, it->n_add_anchors);
+	engine_strv_free(it->rec.members, it->rec.n_members);
+	it->rec.members = engine_strv_dup(it->add_anchors, it->n_add_anchors);
 	it->rec.n_members = it->n_add_anchors;
 	it->write_rec = true;
 }
@@ -271,7 +271,7 @@ static void start_deletes(struct session *s)
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
 		if (it->kind == IT_STAGE) {
-			log_op(s, it, "staged-delete", "held",
+			exec_log_op(s, it, "staged-delete", "held",
 			       "delete threshold: held until approved (canopyctl deletes list | approve | reject)");
 			continue;
 		}
@@ -310,13 +310,13 @@ static void finish_deletes(struct session *s)
 		if (disable)
 			continue; /* still exported: keep its DN */
 		if (it->dn) {
-			dn_norm(it->dn, norm, sizeof norm);
+			scope_dn_norm(it->dn, norm, sizeof norm);
 			strmap_del(&s->plan.dn_index, norm);
 		}
 	}
 }
 
-void run_phase(struct session *s)
+void exec_run(struct session *s)
 {
 	struct batch *b = s->batch;
 
@@ -336,7 +336,7 @@ void run_phase(struct session *s)
 				return;
 			}
 			b->phase = PH_UPSERT; /* nothing to fence */
-			start_upserts(s);
+			exec_upserts(s);
 			break;
 		case PH_INTENT:
 			return; /* on_intents continues */
@@ -352,7 +352,7 @@ void run_phase(struct session *s)
 			break;
 		case PH_DELETE:
 			finish_deletes(s);
-			commit(s);
+			commit_batch(s);
 			return;
 		case PH_COMMIT:
 			return;
@@ -372,7 +372,7 @@ static void on_rewind_retry(uv_timer_t *t)
 		uv_timer_start(&s->retry, on_rewind_retry, 10, 0);
 		return;
 	}
-	run_phase(s);
+	exec_run(s);
 }
 
 /*
@@ -399,10 +399,10 @@ static void batch_rewind(struct session *s)
 		memset(&it->op, 0, sizeof it->op);
 		it->write_rec = false;
 		if (!it->member_decision) /* planned again in PH_MEMBERS; a decision's are preset */
-			item_clear_members(it);
+			batch_item_clear_members(it);
 		if (it->kind == IT_MEMBERS) {
 			object_record_free(&it->rec);
-			record_copy(&it->rec, &it->old);
+			engine_record_copy(&it->rec, &it->old);
 		} else if (it->kind == IT_UPSERT) {
 			object_record_free(&it->rec);
 		}
@@ -417,7 +417,7 @@ static void batch_rewind(struct session *s)
 /* Fencing (docs/architecture.md, "Write lease"): no request may be on the
  * wire after the lease deadline. Checked every lease_check_ms while a batch
  * has requests out. */
-void on_lease_check(uv_timer_t *t)
+void exec_lease_check(uv_timer_t *t)
 {
 	struct session *s = t->data;
 	struct engine *e = s->e;

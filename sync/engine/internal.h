@@ -5,7 +5,7 @@
  * change through the files"):
  *
  *   session.c     the source run's events arrive (on_source_event), wait in
- *                 the session's queue, and pump() takes up to batch_max of
+ *                 the session's queue, and session_pump() takes up to batch_max of
  *                 them into a batch -- or the retry set, a decision on
  *                 staged deletes, the in-doubt repair;
  *   plan.c        the planner, pure: events + the replicated state in, items
@@ -175,7 +175,7 @@ struct session {
 	size_t queued;
 	bool paused;               /* source paused: our own queue is full */
 	struct batch *batch;
-	uv_timer_t retry;          /* pump again shortly (no lease, a rewind) */
+	uv_timer_t retry;          /* session_pump again shortly (no lease, a rewind) */
 	uv_timer_t lease;          /* watches the write lease while requests are in flight */
 	uv_timer_t tick;           /* retry set and quarantine bookkeeping */
 	uv_timer_t repair_timer;
@@ -221,28 +221,28 @@ struct engine {
 /* ---- batch.c: items, batches, small helpers ------------------------------ */
 
 /* The state's records, decoded (false: none, or undecodable). */
-bool record_get(const struct state *st, char prefix, const char *anchor, struct object_record *r);
-bool retry_get(const struct state *st, char prefix, const char *anchor, struct retry_record *r);
-bool key_exists(const struct state *st, char prefix, const char *anchor);
+bool engine_record(const struct state *st, char prefix, const char *anchor, struct object_record *r);
+bool engine_retry_record(const struct state *st, char prefix, const char *anchor, struct retry_record *r);
+bool engine_has_key(const struct state *st, char prefix, const char *anchor);
 /* The anchor of a key "<prefix>:<anchor>" into buf (false: another prefix or
  * too long). */
-bool key_anchor(const void *key, size_t klen, char prefix, char *buf, size_t size);
+bool engine_key_anchor(const void *key, size_t klen, char prefix, char *buf, size_t size);
 /* Deletes and member removals staged, from the state's key counts. */
-uint64_t staged_count(const struct state *st);
+uint64_t engine_staged_count(const struct state *st);
 /* Exported objects. */
-uint64_t object_count(const struct state *st);
+uint64_t engine_object_count(const struct state *st);
 
 /* strmap_put under the out-of-memory policy: a failed insert must never read
  * as "absent" (that plans deletes). */
-void map_put(struct strmap *m, const char *key, void *value);
+void engine_map_put(struct strmap *m, const char *key, void *value);
 
-char **strv_dup(char *const *v, size_t n);
-void strv_free(char **v, size_t n);
-bool strv_has(char *const *v, size_t n, const char *s);
-void strv_push(char ***v, size_t *n, const char *s);
+char **engine_strv_dup(char *const *v, size_t n);
+void engine_strv_free(char **v, size_t n);
+bool engine_strv_has(char *const *v, size_t n, const char *s);
+void engine_strv_push(char ***v, size_t *n, const char *s);
 /* Remove the first `s` (order not kept). */
-void strv_remove(char **v, size_t *n, const char *s);
-void record_copy(struct object_record *dst, const struct object_record *src);
+void engine_strv_remove(char **v, size_t *n, const char *s);
+void engine_record_copy(struct object_record *dst, const struct object_record *src);
 
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
 void batch_free(struct batch *b);
@@ -251,15 +251,15 @@ void batch_free(struct batch *b);
 struct item *batch_add(struct planner *p, struct batch *b, enum item_kind kind, enum object_type type,
 		       const char *anchor);
 /* Mark an item that needs no write. */
-void item_noop(struct item *it);
+void batch_item_noop(struct item *it);
 /* Drop the member changes planned for an item. */
-void item_clear_members(struct item *it);
+void batch_item_clear_members(struct item *it);
 
 /* ---- scope.c: what is in scope -------------------------------------------- */
 
 /* DNs compare case-insensitively and without spaces around separators. */
-void dn_norm(const char *dn, char *out, size_t size);
-bool in_scope(const struct planner *p, enum object_type type, const char *dn);
+void scope_dn_norm(const char *dn, char *out, size_t size);
+bool scope_has(const struct planner *p, enum object_type type, const char *dn);
 /* Recompute the users in scope (group-based scoping); true when it changed. */
 bool scope_compute(struct planner *p);
 
@@ -292,22 +292,22 @@ void plan_members(struct planner *p, struct batch *b);
 
 /* Deletes executed in the window; with add > 0 also the new "w:" value in
  * *rec (xmalloc'd). */
-size_t window_count(struct engine *e, size_t add, char **rec);
+size_t protect_window(struct engine *e, size_t add, char **rec);
 void protect_deletes(struct engine *e, struct batch *b);
 void protect_members(struct session *s, struct batch *b);
 
 /* ---- exec.c: the batch against the target ---------------------------------- */
 
 void engine_log(struct engine *e, int level, const char *msg, const char *detail);
-void log_op(struct session *s, const struct item *it, const char *action, const char *result,
+void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
 	    const char *error);
 /* Log the entries the mapping refused (after planning). */
-void log_skips(struct session *s, struct batch *b);
+void exec_log_skips(struct session *s, struct batch *b);
 /* Advance the batch through its phases until it waits for answers. */
-void run_phase(struct session *s);
+void exec_run(struct session *s);
 /* PH_UPSERT's requests (after the intents committed). */
-void start_upserts(struct session *s);
-void on_lease_check(uv_timer_t *t);
+void exec_upserts(struct session *s);
+void exec_lease_check(uv_timer_t *t);
 
 /* ---- commit.c: entries -------------------------------------------------------- */
 
@@ -315,15 +315,15 @@ void on_lease_check(uv_timer_t *t);
  * 1 when none is needed, -1 when it could not be proposed. */
 int commit_intents(struct session *s);
 /* Record every outcome (and the cursor when all are settled). */
-void commit(struct session *s);
+void commit_batch(struct session *s);
 
 /* ---- retryset.c: the retry set on this leader ------------------------------------ */
 
-void retry_load(struct session *s);
-void retry_recompute_next(struct session *s);
-bool retry_due_now(const struct session *s);
-uint64_t unix_ms(void);
-uint64_t rnd(struct engine *e);
+void retryset_load(struct session *s);
+void retryset_recompute(struct session *s);
+bool retryset_due_now(const struct session *s);
+uint64_t engine_unix_ms(void);
+uint64_t engine_rnd(struct engine *e);
 
 /* ---- repair.c: in-doubt repair ----------------------------------------------- */
 
@@ -334,7 +334,7 @@ void repair_schedule(struct session *s);
 
 enum engine_quarantine quarantine_of(struct session *s, char *detail, size_t len);
 void quarantine_update(struct session *s);
-void on_tick(uv_timer_t *t);
+void quarantine_tick(uv_timer_t *t);
 /* A follower's view: the leader's replicated quarantine (false: none). */
 bool quarantine_replicated(struct engine *e, char *reason, size_t rlen, char *detail, size_t dlen);
 
@@ -346,11 +346,10 @@ void session_stop(struct engine *e);
  * cursor after a growing delay. */
 void session_restart(struct engine *e, const char *why);
 void session_release(struct session *s); /* one of s->open is done */
-void pump(struct session *s);
-void on_pump_timer(uv_timer_t *t);
-size_t batch_max(const struct engine *e);
+void session_pump(struct session *s);
+size_t session_batch_max(const struct engine *e);
 
 /* engine.c */
-void engine_free(struct engine *e);
+void engine_release(struct engine *e);
 
 #endif /* CANOPY_SYNC_ENGINE_INTERNAL_H */

@@ -65,14 +65,14 @@ void planner_index_unresolved(struct planner *p, const char *group, char *const 
 
 	for (size_t i = 0; i < n; i++) {
 		struct strmap *g;
-		dn_norm(dns[i], norm, sizeof norm);
+		scope_dn_norm(dns[i], norm, sizeof norm);
 		g = strmap_get(&p->unresolved, norm);
 		if (g == NULL) {
 			g = xmalloc(sizeof *g);
 			strmap_init(g, NULL);
-			map_put(&p->unresolved, norm, g);
+			engine_map_put(&p->unresolved, norm, g);
 		}
-		map_put(g, group, (void *)1);
+		engine_map_put(g, group, (void *)1);
 	}
 }
 
@@ -82,13 +82,13 @@ static int index_record(void *ctx, const void *key, size_t klen, const void *val
 	struct object_record r;
 	char anchor[KEY_MAX], norm[DN_MAX], err[64];
 
-	if (!key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor))
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor))
 		return 0;
 	if (object_record_decode(val, vlen, &r, err, sizeof err) != 0)
 		return 0;
 	if (r.dn) {
-		dn_norm(r.dn, norm, sizeof norm);
-		map_put(&p->dn_index, norm, xstrdup(anchor));
+		scope_dn_norm(r.dn, norm, sizeof norm);
+		engine_map_put(&p->dn_index, norm, xstrdup(anchor));
 	}
 	if (r.type == OBJECT_GROUP && r.n_unresolved)
 		planner_index_unresolved(p, anchor, r.unresolved, r.n_unresolved);
@@ -153,8 +153,8 @@ static void plan_entry(struct planner *p, struct batch *b, struct source_event *
 	const char *ma = cfg->member_attr ? cfg->member_attr : "member";
 	for (size_t i = 0; i < ev->n_attrs; i++)
 		if (strcasecmp(ev->attrs[i].name, ma) == 0) {
-			strv_free(it->member_dns, it->n_member_dns);
-			it->member_dns = strv_dup(ev->attrs[i].values, ev->attrs[i].n_values);
+			engine_strv_free(it->member_dns, it->n_member_dns);
+			it->member_dns = engine_strv_dup(ev->attrs[i].values, ev->attrs[i].n_values);
 			it->n_member_dns = ev->attrs[i].n_values;
 		}
 }
@@ -171,7 +171,7 @@ static void plan_delete(struct planner *p, struct batch *b, const char *anchor, 
 	struct item *it;
 	struct object_record old;
 
-	if (record_get(p->state, OBJECT_KEY_OBJECT, anchor, &old)) {
+	if (engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &old)) {
 		bool other = old.type != type;
 		object_record_free(&old);
 		if (other)
@@ -191,7 +191,7 @@ static void plan_delete(struct planner *p, struct batch *b, const char *anchor, 
 	if (it->type == OBJECT_USER && p->cfg->disable_users)
 		it->kind = IT_DISABLE;
 	if (it->kind == IT_DISABLE && it->old.hash == 0)
-		item_noop(it); /* disabled already: nothing to do, nothing to commit */
+		batch_item_noop(it); /* disabled already: nothing to do, nothing to commit */
 }
 
 struct absent_ctx {
@@ -206,14 +206,14 @@ static int find_absent(void *ctx, const void *key, size_t klen, const void *val,
 	struct object_record r;
 	char anchor[KEY_MAX], err[64];
 
-	if (!key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor))
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor))
 		return 0;
 	if (strmap_has(&a->p->seen[a->type], anchor))
 		return 0;
 	if (object_record_decode(val, vlen, &r, err, sizeof err) != 0)
 		return 0;
 	if (r.type == a->type)
-		map_put(&a->p->refresh_deletes[a->type], anchor, (void *)1);
+		engine_map_put(&a->p->refresh_deletes[a->type], anchor, (void *)1);
 	object_record_free(&r);
 	return 0;
 }
@@ -266,8 +266,8 @@ static bool present_out_of_scope(struct planner *p, enum object_type t, const ch
 	bool out = false;
 
 	if ((cfg->n_user_exclude + cfg->n_group_exclude > 0 || p->scope_on) &&
-	    record_get(p->state, OBJECT_KEY_OBJECT, anchor, &r)) {
-		out = !in_scope(p, t, r.dn);
+	    engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &r)) {
+		out = !scope_has(p, t, r.dn);
 		object_record_free(&r);
 	}
 	return out;
@@ -279,25 +279,25 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 
 	switch (ev->kind) {
 	case SOURCE_ENTRY:
-		if (!in_scope(p, t, ev->dn)) { /* out of scope: deprovision if exported */
+		if (!scope_has(p, t, ev->dn)) { /* out of scope: deprovision if exported */
 			if (p->refreshing[t])
-				map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
+				engine_map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
 			else
 				plan_delete(p, b, ev->anchor, t);
 			break;
 		}
 		if (p->refreshing[t])
-			map_put(&p->seen[t], ev->anchor, (void *)1);
+			engine_map_put(&p->seen[t], ev->anchor, (void *)1);
 		plan_entry(p, b, ev);
 		break;
 	case SOURCE_PRESENT:
 		if (p->refreshing[t])
-			map_put(present_out_of_scope(p, t, ev->anchor) ? &p->refresh_deletes[t] : &p->seen[t],
+			engine_map_put(present_out_of_scope(p, t, ev->anchor) ? &p->refresh_deletes[t] : &p->seen[t],
 				ev->anchor, (void *)1);
 		break;
 	case SOURCE_DELETE:
 		if (p->refreshing[t])
-			map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
+			engine_map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
 		else
 			plan_delete(p, b, ev->anchor, t);
 		break;
@@ -331,7 +331,7 @@ static char *target_id_of(struct planner *p, struct batch *b, const char *anchor
 		return xstrdup(it->rec.target_id);
 	if (it && (it->kind == IT_DELETE || it->kind == IT_STAGE))
 		return NULL;
-	if (!record_get(p->state, OBJECT_KEY_OBJECT, anchor, &r))
+	if (!engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &r))
 		return NULL;
 	id = r.target_id ? xstrdup(r.target_id) : NULL;
 	object_record_free(&r);
@@ -349,53 +349,53 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 
 	for (i = 0; i < n_dns; i++) {
 		const char *anchor;
-		dn_norm(dns[i], norm, sizeof norm);
+		scope_dn_norm(dns[i], norm, sizeof norm);
 		anchor = strmap_get(&p->dn_index, norm);
-		if (anchor && strcmp(anchor, it->anchor) != 0 && !strv_has(desired, n_desired, anchor))
-			strv_push(&desired, &n_desired, anchor);
+		if (anchor && strcmp(anchor, it->anchor) != 0 && !engine_strv_has(desired, n_desired, anchor))
+			engine_strv_push(&desired, &n_desired, anchor);
 		else if (anchor == NULL)
-			strv_push(&unresolved, &n_unres, dns[i]);
+			engine_strv_push(&unresolved, &n_unres, dns[i]);
 	}
 	if (!replace) /* keep what is exported, add what resolved now */
 		for (i = 0; i < it->rec.n_members; i++)
-			if (!strv_has(desired, n_desired, it->rec.members[i]))
-				strv_push(&desired, &n_desired, it->rec.members[i]);
+			if (!engine_strv_has(desired, n_desired, it->rec.members[i]))
+				engine_strv_push(&desired, &n_desired, it->rec.members[i]);
 
-	item_clear_members(it);
+	batch_item_clear_members(it);
 	it->members_planned = true;
 	for (i = 0; i < n_desired; i++) {
-		if (strv_has(it->rec.members, it->rec.n_members, desired[i]))
+		if (engine_strv_has(it->rec.members, it->rec.n_members, desired[i]))
 			continue;
 		if ((id = target_id_of(p, b, desired[i])) == NULL)
 			continue; /* not exported (failed or out of scope): not a member yet */
-		strv_push(&it->add_ids, &it->n_add_ids, id);
-		strv_push(&it->add_anchors, &it->n_add_anchors, desired[i]);
+		engine_strv_push(&it->add_ids, &it->n_add_ids, id);
+		engine_strv_push(&it->add_anchors, &it->n_add_anchors, desired[i]);
 		free(id);
 	}
 	for (i = 0; i < it->rec.n_members; i++) {
-		if (strv_has(desired, n_desired, it->rec.members[i]))
+		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
 			continue;
 		/* no id: the member object is gone from the target, and with it
 		 * its membership */
 		if ((id = target_id_of(p, b, it->rec.members[i])) == NULL)
 			continue;
-		strv_push(&it->rm_ids, &it->n_rm_ids, id);
-		strv_push(&it->rm_anchors, &it->n_rm_anchors, it->rec.members[i]);
+		engine_strv_push(&it->rm_ids, &it->n_rm_ids, id);
+		engine_strv_push(&it->rm_anchors, &it->n_rm_anchors, it->rec.members[i]);
 		free(id);
 	}
 	/* The record after the change is done: desired members that have ids. */
 	for (i = 0; i < it->rec.n_members; i++)
-		if (strv_has(desired, n_desired, it->rec.members[i]))
-			strv_push(&keep, &n_keep, it->rec.members[i]);
+		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
+			engine_strv_push(&keep, &n_keep, it->rec.members[i]);
 	for (i = 0; i < it->n_add_anchors; i++)
-		strv_push(&keep, &n_keep, it->add_anchors[i]);
-	strv_free(it->add_anchors, it->n_add_anchors);
+		engine_strv_push(&keep, &n_keep, it->add_anchors[i]);
+	engine_strv_free(it->add_anchors, it->n_add_anchors);
 	it->add_anchors = keep;
 	it->n_add_anchors = n_keep;
-	strv_free(it->rec.unresolved, it->rec.n_unresolved);
+	engine_strv_free(it->rec.unresolved, it->rec.n_unresolved);
 	it->rec.unresolved = unresolved;
 	it->rec.n_unresolved = n_unres;
-	strv_free(desired, n_desired);
+	engine_strv_free(desired, n_desired);
 }
 
 struct waiting_ctx {
@@ -413,11 +413,11 @@ static int add_waiting_group(void *ctx, const char *group, void *v)
 		return 0; /* in the batch already: handled with its own members */
 	it = batch_add(w->p, w->b, IT_MEMBERS, OBJECT_GROUP, group);
 	if (!it->has_old) {
-		item_noop(it);
+		batch_item_noop(it);
 		return 0;
 	}
 	it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
-	record_copy(&it->rec, &it->old);
+	engine_record_copy(&it->rec, &it->old);
 	return 0;
 }
 
@@ -432,7 +432,7 @@ void plan_members(struct planner *p, struct batch *b)
 		struct strmap *g;
 		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !it->dn)
 			continue;
-		dn_norm(it->dn, norm, sizeof norm);
+		scope_dn_norm(it->dn, norm, sizeof norm);
 		if ((g = strmap_get(&p->unresolved, norm)) != NULL)
 			strmap_foreach(g, add_waiting_group, &w);
 	}
@@ -469,7 +469,7 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 		return 0;
 	if (d->b->n >= d->max)
 		return 1;
-	if (!retry_get(d->p->state, OBJECT_KEY_RETRY, anchor, &r)) {
+	if (!engine_retry_record(d->p->state, OBJECT_KEY_RETRY, anchor, &r)) {
 		/* its "r:" is gone (a resync, a newer change) */
 		if (d->n_stale < d->max_stale)
 			d->stale[d->n_stale++] = xstrdup(anchor);
@@ -480,11 +480,11 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 		if (r.resource == NULL) { /* a group's members only */
 			it = batch_add(d->p, d->b, IT_MEMBERS, OBJECT_GROUP, anchor);
 			if (!it->has_old) {
-				item_noop(it); /* nothing exported to fix: drop it */
+				batch_item_noop(it); /* nothing exported to fix: drop it */
 				break;
 			}
 			it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
-			record_copy(&it->rec, &it->old);
+			engine_record_copy(&it->rec, &it->old);
 			break;
 		}
 		it = batch_add(d->p, d->b, IT_UPSERT, r.type, anchor);
@@ -499,7 +499,7 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 	case RETRY_DISABLE:
 		it = batch_add(d->p, d->b, r.kind == RETRY_DELETE ? IT_DELETE : IT_DISABLE, r.type, anchor);
 		if (!it->has_old) {
-			item_noop(it); /* not exported any more: nothing to do */
+			batch_item_noop(it); /* not exported any more: nothing to do */
 			break;
 		}
 		it->type = it->old.type;
@@ -546,22 +546,22 @@ static void plan_staged_member(struct decision_ctx *c, const char *both)
 		it = batch_add(c->p, c->b, IT_MEMBERS, OBJECT_GROUP, group);
 		it->member_decision = true;
 		if (!it->has_old) {
-			item_noop(it); /* the group is gone: only the key is dropped */
+			batch_item_noop(it); /* the group is gone: only the key is dropped */
 		} else {
 			it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
-			record_copy(&it->rec, &it->old);
+			engine_record_copy(&it->rec, &it->old);
 			it->members_planned = true;
-			it->add_anchors = strv_dup(it->rec.members, it->rec.n_members);
+			it->add_anchors = engine_strv_dup(it->rec.members, it->rec.n_members);
 			it->n_add_anchors = it->rec.n_members;
 		}
 	}
-	strv_push(&it->held, &it->n_held, member);
+	engine_strv_push(&it->held, &it->n_held, member);
 	if (!c->approve || it->failed || !it->member_decision)
 		return; /* reject: it stays a member */
 	if ((id = target_id_of(c->p, c->b, member)) != NULL)
-		strv_push(&it->rm_ids, &it->n_rm_ids, id);
+		engine_strv_push(&it->rm_ids, &it->n_rm_ids, id);
 	free(id);
-	strv_remove(it->add_anchors, &it->n_add_anchors, member);
+	engine_strv_remove(it->add_anchors, &it->n_add_anchors, member);
 }
 
 static int plan_staged(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -570,11 +570,11 @@ static int plan_staged(void *ctx, const void *key, size_t klen, const void *val,
 	char anchor[KEY_MAX], err[64];
 	struct item *it;
 
-	if (key_anchor(key, klen, OBJECT_KEY_STAGED_MEMBER, anchor, sizeof anchor)) {
+	if (engine_key_anchor(key, klen, OBJECT_KEY_STAGED_MEMBER, anchor, sizeof anchor)) {
 		plan_staged_member(c, anchor);
 		return 0;
 	}
-	if (!key_anchor(key, klen, OBJECT_KEY_STAGED, anchor, sizeof anchor))
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_STAGED, anchor, sizeof anchor))
 		return 0;
 	it = batch_add(c->p, c->b, c->approve ? IT_DELETE : IT_UNSTAGE, OBJECT_UNKNOWN, anchor);
 	if (!it->has_old) /* the staged record carries what the object table had */

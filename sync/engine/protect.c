@@ -22,7 +22,7 @@ static unsigned window_s(const struct engine *e)
 	return e->cfg.delete_window_s ? e->cfg.delete_window_s : DEFAULT_DELETE_WINDOW_S;
 }
 
-size_t window_count(struct engine *e, size_t add, char **rec)
+size_t protect_window(struct engine *e, size_t add, char **rec)
 {
 	static const char key[] = {OBJECT_KEY_WINDOW, ':'};
 	time_t now = time(NULL);
@@ -81,10 +81,10 @@ static bool is_delete(const struct item *it)
  */
 static size_t allowance(struct engine *e, size_t recent, size_t n)
 {
-	uint64_t objects = object_count(e->state);
+	uint64_t objects = engine_object_count(e->state);
 	size_t allowed;
 
-	if (staged_count(e->state) > 0)
+	if (engine_staged_count(e->state) > 0)
 		return 0;
 	allowed = e->cfg.delete_threshold > recent ? e->cfg.delete_threshold - recent : 0;
 	if (e->cfg.delete_threshold_percent > 0 && objects > 0) {
@@ -115,7 +115,7 @@ void protect_deletes(struct engine *e, struct batch *b)
 			n++;
 	if (n == 0)
 		return;
-	recent = window_count(e, 0, NULL);
+	recent = protect_window(e, 0, NULL);
 	allowed = allowance(e, recent, n);
 	if (n <= allowed)
 		return;
@@ -154,7 +154,7 @@ void protect_members(struct session *s, struct batch *b)
 	}
 	if (n == 0)
 		return;
-	recent = window_count(e, 0, NULL) + deletes;
+	recent = protect_window(e, 0, NULL) + deletes;
 	allowed = allowance(e, recent, n);
 	if (n <= allowed)
 		return;
@@ -166,17 +166,17 @@ void protect_members(struct session *s, struct batch *b)
 			continue;
 		for (size_t j = 0; j < it->n_rm_ids; j++) {
 			if (k++ < allowed) {
-				strv_push(&keep, &n_keep, it->rm_ids[j]);
+				engine_strv_push(&keep, &n_keep, it->rm_ids[j]);
 				continue;
 			}
 			/* held: still a member, as far as the record knows */
-			strv_push(&it->held, &it->n_held, it->rm_anchors[j]);
-			strv_push(&it->add_anchors, &it->n_add_anchors, it->rm_anchors[j]);
-			log_op(s, it, "staged-member-removal", "held",
+			engine_strv_push(&it->held, &it->n_held, it->rm_anchors[j]);
+			engine_strv_push(&it->add_anchors, &it->n_add_anchors, it->rm_anchors[j]);
+			exec_log_op(s, it, "staged-member-removal", "held",
 			       "delete threshold: member removal held until approved (canopyctl deletes list)");
 			held++;
 		}
-		strv_free(it->rm_ids, it->n_rm_ids);
+		engine_strv_free(it->rm_ids, it->n_rm_ids);
 		it->rm_ids = keep;
 		it->n_rm_ids = n_keep;
 	}

@@ -90,9 +90,9 @@ enum engine_quarantine quarantine_of(struct session *s, char *detail, size_t len
 			return of_target(ts.problem);
 		}
 	}
-	if (staged_count(e->state) > 0) {
+	if (engine_staged_count(e->state) > 0) {
 		snprintf(detail, len, "%llu deletes staged: canopyctl deletes list, then approve or reject",
-			 (unsigned long long)staged_count(e->state));
+			 (unsigned long long)engine_staged_count(e->state));
 		return ENGINE_Q_DELETE_THRESHOLD;
 	}
 	return ENGINE_Q_NONE;
@@ -169,8 +169,8 @@ void quarantine_update(struct session *s)
 }
 
 /* Every RETRY_TICK_MS: notice the target's return, keep the quarantine
- * current, and let pump() see retries that came due. */
-void on_tick(uv_timer_t *t)
+ * current, and let session_pump() see retries that came due. */
+void quarantine_tick(uv_timer_t *t)
 {
 	struct session *s = t->data;
 	struct engine *e = s->e;
@@ -185,5 +185,5 @@ void on_tick(uv_timer_t *t)
 		s->target_was_quarantined = ts.quarantined;
 	}
 	quarantine_update(s);
-	pump(s);
+	session_pump(s);
 }

@@ -24,13 +24,13 @@ static int collect_in_doubt(void *ctx, const void *key, size_t klen, const void 
 	struct session *s = ctx;
 	char anchor[KEY_MAX];
 
-	if (key_anchor(key, klen, OBJECT_KEY_INTENT, anchor, sizeof anchor))
-		map_put(&s->in_doubt, anchor, s);
+	if (engine_key_anchor(key, klen, OBJECT_KEY_INTENT, anchor, sizeof anchor))
+		engine_map_put(&s->in_doubt, anchor, s);
 	return 0;
 }
 
 /* The old leader's lease has surely ended, and with it any write it had on
- * the wire: rewrite what it may have written (pump plans the repair batch). */
+ * the wire: rewrite what it may have written (session_pump plans the repair batch). */
 static void on_repair_due(uv_timer_t *t)
 {
 	struct session *s = t->data;
@@ -38,7 +38,7 @@ static void on_repair_due(uv_timer_t *t)
 	if (s->stopping)
 		return;
 	s->repair_due = true;
-	pump(s);
+	session_pump(s);
 }
 
 void repair_schedule(struct session *s)
@@ -142,13 +142,13 @@ static void on_resync_committed(void *arg, int status)
 	struct session *s = e->s;
 
 	if (status == 0 && s != NULL && !s->stopping) {
-		retry_load(s);
+		retryset_load(s);
 		s->retry_now = true;
 		if (s->src && d->reread[OBJECT_USER])
 			e->source->refresh(s->src, OBJECT_USER);
 		if (s->src && d->reread[OBJECT_GROUP])
 			e->source->refresh(s->src, OBJECT_GROUP);
-		pump(s);
+		session_pump(s);
 	}
 	free(d);
 }

@@ -4,14 +4,14 @@
  * The set itself is replicated ("r:" records, sync/state/retry.h): a change
  * the target has not taken yet, with its next try. This file keeps an
  * in-memory index of when each is due, loaded when a session starts and kept
- * current by every commit, so that pump() knows without scanning the state
+ * current by every commit, so that session_pump() knows without scanning the state
  * whether a retry batch is due. Retry batches and new changes take turns.
  */
 #include <time.h>
 
 #include "sync/engine/internal.h"
 
-uint64_t unix_ms(void)
+uint64_t engine_unix_ms(void)
 {
 	struct timespec ts;
 
@@ -19,7 +19,7 @@ uint64_t unix_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint64_t rnd(struct engine *e)
+uint64_t engine_rnd(struct engine *e)
 {
 	/* xorshift64*: jitter only, no secrecy needed */
 	e->rng ^= e->rng >> 12;
@@ -38,7 +38,7 @@ static int min_due(void *ctx, const char *anchor, void *v)
 	return 0;
 }
 
-void retry_recompute_next(struct session *s)
+void retryset_recompute(struct session *s)
 {
 	s->retry_next_at = 0;
 	strmap_foreach(&s->retry_due, min_due, &s->retry_next_at);
@@ -46,9 +46,9 @@ void retry_recompute_next(struct session *s)
 		s->retry_next_at = 1; /* due at once */
 }
 
-bool retry_due_now(const struct session *s)
+bool retryset_due_now(const struct session *s)
 {
-	return s->retry_due.count > 0 && (s->retry_now || s->retry_next_at <= unix_ms());
+	return s->retry_due.count > 0 && (s->retry_now || s->retry_next_at <= engine_unix_ms());
 }
 
 static int collect_retry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -57,17 +57,17 @@ static int collect_retry(void *ctx, const void *key, size_t klen, const void *va
 	struct retry_record r;
 	char anchor[KEY_MAX], err[128];
 
-	if (!key_anchor(key, klen, OBJECT_KEY_RETRY, anchor, sizeof anchor))
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_RETRY, anchor, sizeof anchor))
 		return 0;
 	if (retry_record_decode(val, vlen, &r, err, sizeof err) != 0)
 		return 0;
-	map_put(&s->retry_due, anchor, (void *)(uintptr_t)r.next_at_ms);
+	engine_map_put(&s->retry_due, anchor, (void *)(uintptr_t)r.next_at_ms);
 	retry_record_free(&r);
 	return 0;
 }
 
-void retry_load(struct session *s)
+void retryset_load(struct session *s)
 {
 	state_foreach(s->e->state, collect_retry, s);
-	retry_recompute_next(s);
+	retryset_recompute(s);
 }

@@ -11,7 +11,7 @@
 
 /* DNs compare case-insensitively and without spaces around separators
  * (RFC 4514 §2 allows both spellings of the same name). */
-void dn_norm(const char *dn, char *out, size_t size)
+void scope_dn_norm(const char *dn, char *out, size_t size)
 {
 	size_t o = 0;
 
@@ -33,10 +33,10 @@ static bool excluded(const struct engine_config *cfg, enum object_type type, con
 
 	if (dn == NULL || n == 0)
 		return false;
-	dn_norm(dn, nd, sizeof nd);
+	scope_dn_norm(dn, nd, sizeof nd);
 	dl = strlen(nd);
 	for (size_t i = 0; i < n; i++) {
-		dn_norm(ex[i], ns, sizeof ns);
+		scope_dn_norm(ex[i], ns, sizeof ns);
 		sl = strlen(ns);
 		if (dl >= sl && strcmp(nd + dl - sl, ns) == 0 && (dl == sl || nd[dl - sl - 1] == ','))
 			return true;
@@ -44,7 +44,7 @@ static bool excluded(const struct engine_config *cfg, enum object_type type, con
 	return false;
 }
 
-bool in_scope(const struct planner *p, enum object_type type, const char *dn)
+bool scope_has(const struct planner *p, enum object_type type, const char *dn)
 {
 	char norm[DN_MAX];
 
@@ -54,7 +54,7 @@ bool in_scope(const struct planner *p, enum object_type type, const char *dn)
 		return true;
 	if (dn == NULL)
 		return false;
-	dn_norm(dn, norm, sizeof norm);
+	scope_dn_norm(dn, norm, sizeof norm);
 	return strmap_has(&p->scope, norm);
 }
 
@@ -62,9 +62,9 @@ static void scope_add(struct planner *p, const char *dn)
 {
 	char norm[DN_MAX];
 
-	dn_norm(dn, norm, sizeof norm);
+	scope_dn_norm(dn, norm, sizeof norm);
 	if (!strmap_has(&p->scope, norm)) {
-		map_put(&p->scope, norm, (void *)1);
+		engine_map_put(&p->scope, norm, (void *)1);
 		p->scope_digest ^= hash_str(norm);
 	}
 }
@@ -75,11 +75,11 @@ static void scope_walk(struct planner *p, const char *group_anchor, struct strma
 {
 	struct object_record g, m;
 
-	if (strmap_has(visited, group_anchor) || !record_get(p->state, OBJECT_KEY_OBJECT, group_anchor, &g))
+	if (strmap_has(visited, group_anchor) || !engine_record(p->state, OBJECT_KEY_OBJECT, group_anchor, &g))
 		return;
-	map_put(visited, group_anchor, (void *)1);
+	engine_map_put(visited, group_anchor, (void *)1);
 	for (size_t i = 0; i < g.n_members; i++) {
-		if (!record_get(p->state, OBJECT_KEY_OBJECT, g.members[i], &m))
+		if (!engine_record(p->state, OBJECT_KEY_OBJECT, g.members[i], &m))
 			continue;
 		if (m.type == OBJECT_GROUP)
 			scope_walk(p, g.members[i], visited);
@@ -103,7 +103,7 @@ bool scope_compute(struct planner *p)
 
 	strmap_clear(&p->scope);
 	p->scope_digest = 0;
-	dn_norm(p->cfg->user_member_of, norm, sizeof norm);
+	scope_dn_norm(p->cfg->user_member_of, norm, sizeof norm);
 	anchor = strmap_get(&p->dn_index, norm);
 	if (anchor != NULL) {
 		strmap_init(&visited, NULL);

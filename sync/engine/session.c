@@ -1,6 +1,6 @@
 /*
  * sync/engine/session.c -- one leadership's export: the source run and the
- * target run it opened, the queue of events between them, and pump(), which
+ * target run it opened, the queue of events between them, and session_pump(), which
  * turns what is waiting into the next batch.
  *
  * A session starts when this node may act as leader (engine_lead) and ends
@@ -16,21 +16,21 @@
 #include "sync/engine/internal.h"
 #include "sync/state/cluster.h"
 
-size_t batch_max(const struct engine *e)
+size_t session_batch_max(const struct engine *e)
 {
 	return e->cfg.batch_max ? e->cfg.batch_max : DEFAULT_BATCH_MAX;
 }
 
-void on_pump_timer(uv_timer_t *t)
+static void on_pump_timer(uv_timer_t *t)
 {
-	pump(t->data);
+	session_pump(t->data);
 }
 
 /* Source events into the batch, in order, at most batch_max. */
 static void take_events(struct session *s, struct batch *b)
 {
 	struct engine *e = s->e;
-	size_t max = batch_max(e);
+	size_t max = session_batch_max(e);
 
 	for (size_t taken = 0; s->head && taken < max; taken++) {
 		struct qnode *q = s->head;
@@ -54,17 +54,17 @@ static void take_events(struct session *s, struct batch *b)
 static void take_retries(struct session *s, struct batch *b)
 {
 	char *stale[64];
-	uint64_t now = s->retry_now ? UINT64_MAX : unix_ms();
+	uint64_t now = s->retry_now ? UINT64_MAX : engine_unix_ms();
 	size_t n;
 
 	s->retry_now = false;
 	s->last_was_retry = true;
-	n = plan_retries(&s->plan, b, &s->retry_due, now, batch_max(s->e), stale, sizeof stale / sizeof stale[0]);
+	n = plan_retries(&s->plan, b, &s->retry_due, now, session_batch_max(s->e), stale, sizeof stale / sizeof stale[0]);
 	for (size_t i = 0; i < n; i++) {
 		strmap_del(&s->retry_due, stale[i]);
 		free(stale[i]);
 	}
-	retry_recompute_next(s);
+	retryset_recompute(s);
 }
 
 /*
@@ -73,14 +73,14 @@ static void take_retries(struct session *s, struct batch *b)
  * turns (neither starves). Planning sees the committed state: a batch starts
  * only after the previous one's commit applied.
  */
-void pump(struct session *s)
+void session_pump(struct session *s)
 {
 	struct engine *e = s->e;
 	struct batch *b;
 
 	if (s->stopping || s->batch != NULL)
 		return;
-	if (s->head == NULL && s->pending_decision == DECISION_NONE && !s->repair_due && !retry_due_now(s))
+	if (s->head == NULL && s->pending_decision == DECISION_NONE && !s->repair_due && !retryset_due_now(s))
 		return;
 	/* Fencing (docs/architecture.md, "Write lease"): no batch without a live lease. */
 	if (!e->log->may_write(e->log)) {
@@ -98,16 +98,16 @@ void pump(struct session *s)
 		b->kind = BATCH_DECISION;
 		plan_decision(&s->plan, b, s->pending_decision == DECISION_APPROVE);
 		s->pending_decision = DECISION_NONE;
-	} else if (retry_due_now(s) && (s->head == NULL || !s->last_was_retry)) {
+	} else if (retryset_due_now(s) && (s->head == NULL || !s->last_was_retry)) {
 		b->kind = BATCH_RETRY;
 		take_retries(s, b);
 	} else {
 		s->last_was_retry = false;
 		take_events(s, b);
 	}
-	log_skips(s, b);
+	exec_log_skips(s, b);
 	protect_deletes(e, b);
-	run_phase(s);
+	exec_run(s);
 }
 
 static void on_source_event(void *data, struct source_event *ev)
@@ -135,11 +135,11 @@ static void on_source_event(void *data, struct source_event *ev)
 	s->queued++;
 	/* Back-pressure: beyond two batches of our own, pause the source; its
 	 * bounded queue then fills and it stops reading the directory. */
-	if (!s->paused && s->queued >= 2 * batch_max(e) && s->src) {
+	if (!s->paused && s->queued >= 2 * session_batch_max(e) && s->src) {
 		s->paused = true;
 		e->source->pause(s->src);
 	}
-	pump(s);
+	session_pump(s);
 }
 
 /* ---- start and stop ------------------------------------------------------------ */
@@ -159,7 +159,7 @@ static void session_end(struct session *s)
 	strmap_clear(&s->retry_due);
 	free(s);
 	if (--e->sessions == 0 && e->closing)
-		engine_free(e);
+		engine_release(e);
 }
 
 void session_release(struct session *s)
@@ -205,14 +205,14 @@ void session_start(struct engine *e)
 	planner_init(&s->plan, &e->cfg, e->state, &e->change_seq);
 	planner_load(&s->plan);
 	strmap_init(&s->retry_due, NULL);
-	retry_load(s);
+	retryset_load(s);
 	strmap_init(&s->in_doubt, NULL);
 	timer_init(s, &s->retry);
 	timer_init(s, &s->lease);
 	timer_init(s, &s->tick);
 	timer_init(s, &s->repair_timer);
-	uv_timer_start(&s->lease, on_lease_check, 1, e->log->lease_check_ms(e->log));
-	uv_timer_start(&s->tick, on_tick, RETRY_TICK_MS, RETRY_TICK_MS);
+	uv_timer_start(&s->lease, exec_lease_check, 1, e->log->lease_check_ms(e->log));
+	uv_timer_start(&s->tick, quarantine_tick, RETRY_TICK_MS, RETRY_TICK_MS);
 	repair_schedule(s);
 	e->s = s;
 	e->sessions++;

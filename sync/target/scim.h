@@ -157,7 +157,8 @@ struct scim_op {
 				    * after max_attempts), -EBADMSG (2xx/3xx answers we cannot
 				    * use, after max_attempts), -EPROTO (a 4xx refusal),
 				    * -EEXIST (the name belongs to another externalId),
-				    * -ENOENT (MEMBERS: group gone), -ELOOP, -EMSGSIZE, -ENOMEM */
+				    * -ENOENT (MEMBERS: group gone), -ELOOP, -EINVAL (a value
+				    * that is not UTF-8) */
 	char result_id[128];       /* the object's target id after UPSERT (DELETE/MEMBERS: the id
 				    * worked on; empty when DELETE found nothing) */
 	long http_status;          /* last HTTP status (0: no answer) */
@@ -203,10 +204,10 @@ void scim_set_fence(struct scim_target *t, uint64_t node_id, uint64_t term);
 void scim_set_cluster(struct scim_target *t, const char *cluster_id);
 
 /* Queue an operation. Returns 0 (cb will run exactly once, never from inside
- * this call), -ESHUTDOWN (stopping), -EINVAL (malformed op: bad type, UPSERT
+ * this call), -ESHUTDOWN (stopping) or -EINVAL (malformed op: bad type, UPSERT
  * without an object resource, DELETE with neither target_id nor anchor,
- * MEMBERS without target_id or with non-string ids) or -ENOMEM; cb does not
- * run then. op, its strings and its json stay the caller's and must live until
+ * MEMBERS without target_id or with non-string ids); cb does not run then.
+ * Out of memory aborts (common/xalloc.h). op, its strings and its json stay the caller's and must live until
  * cb; op's out fields are reset here. */
 int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb);
 

@@ -31,7 +31,7 @@ void engine_log(struct engine *e, int level, const char *msg, const char *detail
 }
 
 void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
-	    const char *error)
+		 const char *error)
 {
 	struct engine *e = s->e;
 	struct provlog_entry le = {
@@ -272,7 +272,8 @@ static void start_deletes(struct session *s)
 		struct item *it = b->items[i];
 		if (it->kind == IT_STAGE) {
 			exec_log_op(s, it, "staged-delete", "held",
-			       "delete threshold: held until approved (canopyctl deletes list | approve | reject)");
+				    "delete threshold: held until approved "
+				    "(canopyctl deletes list | approve | reject)");
 			continue;
 		}
 		if (it->kind == IT_DISABLE && !it->failed && it->has_old && it->old.target_id) {

@@ -300,7 +300,7 @@ void protect_members(struct session *s, struct batch *b);
 
 void engine_log(struct engine *e, int level, const char *msg, const char *detail);
 void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
-	    const char *error);
+		 const char *error);
 /* Log the entries the mapping refused (after planning). */
 void exec_log_skips(struct session *s, struct batch *b);
 /* Advance the batch through its phases until it waits for answers. */

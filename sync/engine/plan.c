@@ -293,7 +293,7 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 	case SOURCE_PRESENT:
 		if (p->refreshing[t])
 			engine_map_put(present_out_of_scope(p, t, ev->anchor) ? &p->refresh_deletes[t] : &p->seen[t],
-				ev->anchor, (void *)1);
+				       ev->anchor, (void *)1);
 		break;
 	case SOURCE_DELETE:
 		if (p->refreshing[t])

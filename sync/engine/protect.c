@@ -173,7 +173,7 @@ void protect_members(struct session *s, struct batch *b)
 			engine_strv_push(&it->held, &it->n_held, it->rm_anchors[j]);
 			engine_strv_push(&it->add_anchors, &it->n_add_anchors, it->rm_anchors[j]);
 			exec_log_op(s, it, "staged-member-removal", "held",
-			       "delete threshold: member removal held until approved (canopyctl deletes list)");
+				    "delete threshold: member removal held until approved (canopyctl deletes list)");
 			held++;
 		}
 		engine_strv_free(it->rm_ids, it->n_rm_ids);

@@ -59,7 +59,8 @@ static void take_retries(struct session *s, struct batch *b)
 
 	s->retry_now = false;
 	s->last_was_retry = true;
-	n = plan_retries(&s->plan, b, &s->retry_due, now, session_batch_max(s->e), stale, sizeof stale / sizeof stale[0]);
+	n = plan_retries(&s->plan, b, &s->retry_due, now, session_batch_max(s->e), stale,
+			 sizeof stale / sizeof stale[0]);
 	for (size_t i = 0; i < n; i++) {
 		strmap_del(&s->retry_due, stale[i]);
 		free(stale[i]);

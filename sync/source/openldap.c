@@ -169,7 +169,7 @@ static int config_check(const struct ldap_source_config *cfg, char *errmsg, size
 	for (size_t i = 0; i < cfg->n_urls; i++)
 		if (cfg->urls[i] == NULL || !ldap_is_ldap_url(cfg->urls[i]))
 			return openldap__fail(errmsg, errlen, -EINVAL, "source.url: \"%s\" is not an LDAP URL",
-				    cfg->urls[i] ? cfg->urls[i] : "(null)");
+					      cfg->urls[i] ? cfg->urls[i] : "(null)");
 	if (cfg->user_base == NULL || cfg->user_base[0] == '\0')
 		return openldap__fail(errmsg, errlen, -EINVAL, "source.users.base is empty");
 	if (cfg->n_attrs > 0 && cfg->attrs == NULL)

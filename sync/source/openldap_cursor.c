@@ -126,7 +126,7 @@ static int cursor_line(struct ldap_source *s, const char *p, size_t n, unsigned 
 
 	if (eq == NULL)
 		return openldap__fail(errmsg, errlen, -EINVAL, "cursor: line \"%.*s\" is not key=value",
-			    (int)(n > 40 ? 40 : n), p);
+				      (int)(n > 40 ? 40 : n), p);
 	if (klen == 5 && memcmp(p, "users", 5) == 0)
 		bit = 1;
 	else if (klen == 6 && memcmp(p, "groups", 6) == 0)
@@ -162,7 +162,7 @@ int openldap__cursor_decode(struct ldap_source *s, const void *blob, size_t len,
 		return 0; /* from scratch: full refresh of every scope */
 	if (len < vlen + 1 || memcmp(p, CURSOR_VERSION "\n", vlen + 1) != 0)
 		return openldap__fail(errmsg, errlen, -EINVAL,
-			    "cursor: not an OpenLDAP source cursor (no \"" CURSOR_VERSION "\" header)");
+				      "cursor: not an OpenLDAP source cursor (no \"" CURSOR_VERSION "\" header)");
 	if (memchr(p, '\0', len) != NULL || end[-1] != '\n')
 		return openldap__fail(errmsg, errlen, -EINVAL, "cursor: malformed (NUL byte or no final newline)");
 	for (p += vlen + 1; p < end;) {

@@ -19,6 +19,12 @@
  * set, every object of that type that was *not* reported in between has been
  * deleted or has left the scope (a full refresh, or the server chose the
  * present phase); otherwise deletes come as explicit SOURCE_DELETE events.
+ * A new SOURCE_REFRESH_BEGIN for a type whose refresh has not ended (the
+ * connection was lost mid-refresh, the cursor was too old) abandons that
+ * refresh: what it reported must not count towards present_phase.
+ * SOURCE_DELETE may name an anchor the consumer never saw, or one of the
+ * other type (a directory's change log need not be filtered by scope
+ * exactly): the consumer ignores those.
  */
 #ifndef CANOPY_SYNC_SOURCE_H
 #define CANOPY_SYNC_SOURCE_H

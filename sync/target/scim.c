@@ -140,7 +140,7 @@ void scim__next_step(struct sop *s, enum step step)
 {
 	if (++s->hops > MAX_HOPS) {
 		scim__fail(s, -ELOOP, "%s %s: no stable outcome after %u steps (objects changing under us?)",
-		     scim__op_name(s->op->action), s->op->anchor != NULL ? s->op->anchor : s->id, s->hops);
+			   scim__op_name(s->op->action), s->op->anchor != NULL ? s->op->anchor : s->id, s->hops);
 		return;
 	}
 	s->step = step;

@@ -130,7 +130,7 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			const char *id = json_string_value(json_object_get(rep->json, "id"));
 			if (id == NULL || strlen(id) >= sizeof op->result_id) {
 				scim__fail(s, -EPROTO, "%s %s: HTTP %ld without a usable \"id\" in the answer", r->method,
-				     r->path, h);
+					   r->path, h);
 				return;
 			}
 			snprintf(op->result_id, sizeof op->result_id, "%s", id);
@@ -309,7 +309,7 @@ void scim__op_reply(struct req *r, const struct reply *rep, bool count)
 	if (net || server || rep->http == 429) {
 		if (s->tries >= t->cfg.max_attempts) {
 			scim__fail(s, garbage ? -EBADMSG : net ? curl_errno(rep->rc) : -EIO, "%s (after %u attempts)", detail,
-			     s->tries);
+				   s->tries);
 			return;
 		}
 		/* A member PATCH whose answer was lost may have landed: read the

@@ -62,7 +62,7 @@ static struct curl_slist *headers(struct scim_target *t)
 }
 
 int scim__req_start(struct scim_target *t, enum req_kind kind, const char *method, char *path, char *body, bool fresh,
-		     struct req **out)
+		    struct req **out)
 {
 	struct req *r = xcalloc(1, sizeof *r);
 	char *url;

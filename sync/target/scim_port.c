@@ -11,7 +11,8 @@
 
 #include "common/xalloc.h"
 #include "sync/target/scim.h"
-#include "sync/transform/mapping.h"
+
+static const char SCHEMA_USER[] = "urn:ietf:params:scim:schemas:core:2.0:User"; /* RFC 7643 §4.1 */
 
 /* One target_op on its way through scim.c. */
 struct call {
@@ -104,7 +105,7 @@ static int p_submit(struct target_run *run, struct target_op *top, target_done_c
 		break;
 	case TARGET_DISABLE:
 		/* RFC 7644 §3.5.2.3 replace of "active"; a user gone counts as done */
-		c->resource = xcheck(json_pack("{s:[s],s:s,s:b}", "schemas", SCIM_SCHEMA_USER, "externalId",
+		c->resource = xcheck(json_pack("{s:[s],s:s,s:b}", "schemas", SCHEMA_USER, "externalId",
 					       top->anchor, "active", 0));
 		c->op.action = SCIM_UPSERT;
 		c->op.resource = c->resource;

@@ -49,11 +49,11 @@ void repair_schedule(struct session *s)
 	state_foreach(e->state, collect_in_doubt, s);
 	if (s->in_doubt.count == 0)
 		return;
-	/* The old leader's lease ended before we could win (raft/leader.h),
-	 * but a request it had on the wire may still land: no later than its
-	 * own timeout after it left. Repair once that has passed, plus T of
-	 * slack -- earlier, a late write could land after the repair (seen once
-	 * failovers became fast). */
+	/* The old leader's lease ended before we could write (docs/
+	 * architecture.md, "Write lease"), but a request it had on the wire
+	 * may still land: no later than its own timeout after it left. Repair
+	 * once that has passed, plus T of slack -- earlier, a late write could
+	 * land after the repair (seen once failovers became fast). */
 	timeout = e->target->request_timeout_ms ? e->target->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
 	t = e->log->failover_ms(e->log);
 	wait = timeout + t;

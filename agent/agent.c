@@ -13,8 +13,12 @@
 #include "agent/log.h"
 #include "raft/transport_tls.h"
 #include "sync/hash.h"
+#include "sync/provlog.h"
+#include "sync/replog/raft_replog.h"
+#include "sync/source/openldap.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
+#include "sync/target/scim.h"
 
 static void on_node_info_applied(void *arg, int status)
 {
@@ -414,10 +418,52 @@ static void outbound_warn(struct agent *a)
 				 "text; use ldaps:// or set source.tls (StartTLS)", "url=%s", c->source.urls[i]);
 }
 
+/* The source port: the OpenLDAP source from source.* (sync/source/openldap.h). */
+static struct source *make_source(struct agent *a)
+{
+	struct ldap_source_config lc;
+	unsigned i;
+
+	memset(&lc, 0, sizeof lc);
+	for (i = 0; i < a->cfg.source.n_urls; i++)
+		a->urls[i] = a->cfg.source.urls[i];
+	lc.urls = a->urls;
+	lc.n_urls = a->cfg.source.n_urls;
+	lc.bind_dn = a->cfg.source.bind_dn[0] ? a->cfg.source.bind_dn : NULL;
+	lc.password = a->cfg.source.password;
+	lc.password_file = a->cfg.source.password_file[0] ? a->cfg.source.password_file : NULL;
+	lc.user_base = a->cfg.source.users.base;
+	lc.user_filter = a->cfg.source.users.filter;
+	lc.group_base = a->cfg.source.groups.base[0] ? a->cfg.source.groups.base : NULL;
+	lc.group_filter = a->cfg.source.groups.filter;
+	lc.tls.starttls = a->cfg.source.tls;
+	lc.tls.ca_file = a->cfg.source.tls_ca[0] ? a->cfg.source.tls_ca : NULL;
+	return openldap_source_new(&lc);
+}
+
+/* The target port: the SCIM target from target.* (sync/target/scim.h). */
+static struct target *make_target(struct agent *a)
+{
+	struct scim_config sc;
+
+	memset(&sc, 0, sizeof sc);
+	sc.url = a->cfg.target.url;
+	sc.token_file = a->cfg.target.token_file[0] ? a->cfg.target.token_file : NULL;
+	sc.token = a->cfg.target.token;
+	sc.max_in_flight = a->cfg.target.max_in_flight;
+	sc.bulk = a->cfg.target.bulk;
+	sc.timeout_ms = a->cfg.target.timeout_ms;
+	sc.max_attempts = a->cfg.target.max_attempts;
+	sc.tls = a->target_tls;
+	sc.auth = a->target_auth;
+	return scim_target_new(&sc);
+}
+
 /* The sync engine runs only when both a source and a target are configured. */
 static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 {
 	struct engine_config ec;
+	struct engine_ports ports;
 	unsigned i;
 	int rv;
 
@@ -435,21 +481,6 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	memset(&ec, 0, sizeof ec);
 	ec.node_id = a->cfg.node.id;
 	ec.data_dir = a->cfg.node.data_dir;
-	for (i = 0; i < a->cfg.source.n_urls; i++)
-		a->urls[i] = a->cfg.source.urls[i];
-	ec.source.urls = a->urls;
-	ec.source.n_urls = a->cfg.source.n_urls;
-	ec.source.bind_dn = a->cfg.source.bind_dn[0] ? a->cfg.source.bind_dn : NULL;
-	ec.source.password = a->cfg.source.password;
-	ec.source.user_base = a->cfg.source.users.base;
-	ec.source.user_filter = a->cfg.source.users.filter;
-	ec.source.group_base = a->cfg.source.groups.base[0] ? a->cfg.source.groups.base : NULL;
-	ec.source.group_filter = a->cfg.source.groups.filter;
-	ec.target.url = a->cfg.target.url;
-	ec.target.token_file = a->cfg.target.token_file[0] ? a->cfg.target.token_file : NULL;
-	ec.target.token = a->cfg.target.token;
-	ec.target.max_in_flight = a->cfg.target.max_in_flight;
-	ec.target.bulk = a->cfg.target.bulk;
 	for (i = 0; i < a->cfg.source.users.n_exclude; i++)
 		a->user_exclude[i] = a->cfg.source.users.exclude[i];
 	for (i = 0; i < a->cfg.source.groups.n_exclude; i++)
@@ -466,16 +497,12 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.delete_threshold_percent = a->cfg.safety.delete_threshold_percent;
 	ec.delete_window_s = a->cfg.safety.delete_window_s;
 	ec.delete_stop = strcmp(a->cfg.safety.on_threshold, "stop") == 0;
-	ec.source.password_file = a->cfg.source.password_file[0] ? a->cfg.source.password_file : NULL;
-	ec.target.timeout_ms = a->cfg.target.timeout_ms;
-	ec.target.max_attempts = a->cfg.target.max_attempts;
-	ec.target.tls = a->target_tls;
-	ec.target.auth = a->target_auth;
-	ec.source.tls.starttls = a->cfg.source.tls;
-	ec.source.tls.ca_file = a->cfg.source.tls_ca[0] ? a->cfg.source.tls_ca : NULL;
 	ec.log = on_engine_log;
 	ec.log_data = a;
-	rv = engine_init(&a->engine, &a->loop, &a->node, &a->state, &ec, errmsg, errlen);
+	ports.source = make_source(a);
+	ports.target = make_target(a);
+	ports.log = raft_replog_new(&a->node);
+	rv = engine_init(&a->engine, &a->loop, &ports, &a->state, &ec, errmsg, errlen);
 	if (rv != 0) {
 		mapping_free(a->user_map);
 		mapping_free(a->group_map);

@@ -81,7 +81,7 @@ static struct engine_stats sync_stats(struct agent *a)
 	if (a->engine)
 		engine_stats(a->engine, &es);
 	else
-		es.state = "disabled";
+		es.state = ENGINE_DISABLED;
 	/* Staged deletes are replicated: every node knows how many. */
 	es.pending_deletes = OBJECT_STAGED_COUNT(a->state.by_prefix);
 	return es;
@@ -93,7 +93,7 @@ static json_t *sync_json(struct agent *a)
 	json_t *o;
 
 	o = json_pack("{s:s,s:o,s:I,s:I,s:o,s:I,s:I,s:I}",
-		      "state", es.state,
+		      "state", engine_state_name(es.state),
 		      "cursor", cursor_json(&a->state),
 		      "exported_total", (json_int_t)es.exported_total,
 		      "errors_total", (json_int_t)es.errors_total,
@@ -109,7 +109,7 @@ static json_t *sync_json(struct agent *a)
 		json_object_set_new(o, "quarantine", json_pack("{s:s,s:s}", "reason", es.quarantine_reason,
 								"detail", es.quarantine_detail));
 	json_object_set_new(o, "cursor_updated_at", control_time_or_null(a->cursor_seen_at));
-	if (a->engine && a->engine != NULL && strcmp(es.state, "standby") != 0) {
+	if (a->engine && a->engine != NULL && es.state != ENGINE_STANDBY) {
 		json_object_set_new(o, "source",
 				    json_pack("{s:b,s:s}", "connected", es.source_connected,
 					      "message", es.source_message));

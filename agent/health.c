@@ -493,7 +493,7 @@ static void bad_sides(struct health *h, uint64_t now, bool bad[SIDE_N])
 	memset(&es, 0, sizeof es);
 	if (h->a->engine != NULL)
 		engine_stats(h->a->engine, &es);
-	if (es.state && strcmp(es.state, "quarantined") == 0 && reason_side(es.quarantine_reason, &s, &st)) {
+	if (es.state == ENGINE_QUARANTINED && reason_side(es.quarantine_reason, &s, &st)) {
 		q[s] = true;
 		how[s] = st;
 	}

@@ -3,19 +3,26 @@
  * replicated state meet.
  *
  *   source -> transform (mapping) -> plan (diff against the object table)
- *          -> target -> commit through Raft -> state applied on every node
+ *          -> target -> commit through the replicated log -> state applied
+ *             on every node
+ *
+ * The engine knows no directory, no target protocol and no Raft: it talks to
+ * three ports, each an operations table the agent builds and hands over --
+ * sync/source/source.h (OpenLDAP today), sync/target/target.h (SCIM today)
+ * and sync/replog/replog.h (libraft). docs/architecture.md, "One change
+ * through the files", follows a change through sync/engine/.
  *
  * The engine runs on the leader only. engine_lead() starts a session when the
- * node may act as leader (after its barrier, raft/leader.h); engine_follow()
- * ends it at once when leadership is lost: in-flight target requests are
- * cancelled, the source stream is dropped, and the next leader resumes from
- * the last committed cursor.
+ * node may act as leader (after its barrier); engine_follow() ends it at once
+ * when leadership is lost: in-flight target requests are cancelled, the
+ * source run is dropped, and the next leader resumes from the last committed
+ * cursor.
  *
  * Batches. Events are taken from the source in order, planned as one batch
  * (a later change of the same object in the batch supersedes the earlier
- * one), and executed in three steps: upserts, then group membership PATCHes
+ * one), and executed in three steps: upserts, then group membership changes
  * (which need the target ids of members created in the same batch), then
- * deletes. When every operation of the batch has an answer, one Raft entry
+ * deletes. When every operation of the batch has an answer, one entry
  * records the objects and advances the cursor (invariant 1: the cursor never
  * passes an unacknowledged change). Only then does the next batch start, so
  * planning always sees the committed state.
@@ -23,30 +30,29 @@
  * Scope and deprovisioning. An entry under an excluded subtree is out of
  * scope: if it was exported it is deprovisioned, like a deleted entry.
  * Deprovisioning deletes the object in the target, or for users with
- * safety.deprovision = disable, PATCHes active=false (the record stays, so
- * the user comes back in full when back in scope).
+ * safety.deprovision = disable, disables it (the record stays, so the user
+ * comes back in full when back in scope).
  *
  * Group-based scoping (user_member_of): the set of user DNs in scope is
  * computed from the exported group records (members as exported plus
  * unresolved member DNs, nested groups followed). It is recomputed after
- * every batch that changed a group; when it changed, the users session
- * refreshes in full (ldap_source_refresh), so users that entered the scope
- * arrive with their attributes and users that left it are deprovisioned by
- * the present phase. On the very first start the users refresh runs before
- * the groups are known: the scope is then empty, and the first groups commit
+ * every batch that changed a group; when it changed, the users scope is read
+ * again in full (source refresh), so users that entered the scope arrive
+ * with their attributes and users that left it are deprovisioned by the
+ * present phase. On the very first start the users refresh runs before the
+ * groups are known: the scope is then empty, and the first groups commit
  * triggers the refresh that provisions the users.
  *
- * Delete protection, in one place (protect_deletes) after a batch is planned
- * and before any of its requests leave: every delete and deprovisioning
- * (refresh or persist phase, scope changes, retries) of the batch is counted
- * together with the deletes executed in the sliding window
- * safety.delete_window_s (replicated, "w:" key, so a new leader counts what
- * the old one did). What would cross safety.delete_threshold (or the
- * percentage) is staged in the replicated state ("d:" keys) -- the excess, or
- * with safety.on_threshold: stop every delete of the batch -- and nothing
- * staged is deleted until engine_deletes_decide(); while any delete is
- * staged, later deletes are staged too, and the state reads quarantined
- * (delete_threshold).
+ * Delete protection, in one place (sync/engine/protect.c) after a batch is
+ * planned and before any of its requests leave: every delete and
+ * deprovisioning of the batch is counted together with the deletes executed
+ * in the sliding window safety.delete_window_s (replicated, "w:" key, so a
+ * new leader counts what the old one did). What would cross
+ * safety.delete_threshold (or the percentage) is staged in the replicated
+ * state ("d:" keys) -- the excess, or with safety.on_threshold: stop every
+ * delete of the batch -- and nothing staged is deleted until
+ * engine_deletes_decide(); while any delete is staged, later deletes are
+ * staged too, and the state reads quarantined (delete_threshold).
  *
  * No lost change (docs/architecture.md): an operation the target did not
  * take is recorded in the batch's commit, in the retry set ("r:") when the
@@ -59,30 +65,37 @@
 #define CANOPY_SYNC_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 #include <uv.h>
 
-#include "raft/node.h"
-#include "sync/provlog.h"
-#include "sync/source/openldap.h"
 #include "sync/state/state.h"
-#include "sync/strmap.h"
-#include "sync/target/scim.h"
-#include "sync/transform/mapping.h"
+#include "sync/target/target.h"
+
+struct mapping;
+struct source;
+struct replog;
+
+/* The ports the engine works through; the engine owns them from
+ * engine_init() on (it closes them in engine_close(), or in engine_init()
+ * when that fails). */
+struct engine_ports {
+	struct source *source; /* sync/source/source.h */
+	struct target *target; /* sync/target/target.h */
+	struct replog *log;    /* sync/replog/replog.h */
+};
 
 struct engine_config {
 	uint64_t node_id;
 	const char *data_dir;              /* provisioning.log goes here */
-	struct ldap_source_config source;  /* attrs are filled by the engine from the mappings */
-	struct scim_config target;
 	struct mapping *user_map, *group_map; /* owned by the caller */
 	const char *member_attr;           /* default "member" */
 	const char *const *user_exclude;   /* subtrees below the users base that are out of scope */
 	size_t n_user_exclude;
 	const char *const *group_exclude;
 	size_t n_group_exclude;
-	bool disable_users;                /* deprovision users with active=false, not DELETE */
+	bool disable_users;                /* deprovision users by disabling them, not deleting */
 	const char *user_member_of;        /* group-based scoping: users in scope only as nested
 					    * members of this group DN; NULL = off */
 	unsigned delete_threshold;         /* stage when more deletes than this (0: stage all) */
@@ -98,28 +111,59 @@ struct engine_config {
 	void *log_data;
 };
 
+/* The sync state shown as "sync.state" by status (a public contract: the
+ * names below are what GET /v1/status and canopyctl print). */
+enum engine_state {
+	ENGINE_DISABLED = 0, /* "disabled": no engine (no source or no target configured) */
+	ENGINE_STANDBY,      /* "standby": not leading */
+	ENGINE_STARTING,     /* "starting": leading, the source has not reported yet */
+	ENGINE_REFRESHING,   /* "refreshing": a refresh phase is running */
+	ENGINE_SYNCING,      /* "syncing": changes are being exported */
+	ENGINE_IDLE,         /* "idle": nothing to do */
+	ENGINE_QUARANTINED,  /* "quarantined": cannot export, see quarantine_reason */
+	ENGINE_STOPPING,     /* "stopping": shutting down */
+};
+
+const char *engine_state_name(enum engine_state s);
+
+/* Why a leader cannot export (status "sync.quarantine.reason"). */
+enum engine_quarantine {
+	ENGINE_Q_NONE = 0,
+	ENGINE_Q_SOURCE_UNREACHABLE,   /* "source_unreachable" */
+	ENGINE_Q_SOURCE_UNAUTHORIZED,  /* "source_unauthorized" */
+	ENGINE_Q_SOURCE_ERROR,         /* "source_error": searches fail, or the source cannot start */
+	ENGINE_Q_TARGET_UNREACHABLE,   /* "target_unreachable" */
+	ENGINE_Q_TARGET_UNAUTHORIZED,  /* "target_unauthorized" */
+	ENGINE_Q_TARGET_SERVER_ERRORS, /* "target_server_errors" */
+	ENGINE_Q_TARGET_ERROR,         /* "target_error": the target cannot start */
+	ENGINE_Q_DELETE_THRESHOLD,     /* "delete_threshold": deletes are staged */
+};
+
+/* The reason code ("" for ENGINE_Q_NONE). */
+const char *engine_quarantine_name(enum engine_quarantine q);
+
 struct engine_stats {
-	const char *state;   /* disabled|standby|starting|refreshing|syncing|idle|quarantined|stopping */
+	enum engine_state state;
 	uint64_t exported_total, errors_total, skipped_total, batches_total;
 	time_t last_export_at;
 	uint64_t pending_deletes;
 	bool source_connected;
 	char source_message[256];
-	struct scim_stats target;
+	struct target_stats target;
 	uint64_t cycle;      /* batches started in this leadership */
 	uint64_t lease_cancels_total; /* batches whose requests were cancelled at lease expiry */
 	uint64_t export_lag_ms;       /* latest batch: oldest event received -> committed */
-	/* state "quarantined": why, as a reason code (source_unreachable,
-	 * source_unauthorized, target_unreachable, target_unauthorized,
-	 * server_errors, delete_threshold), and the detail; "" otherwise */
+	/* state ENGINE_QUARANTINED: why, as a reason code (engine_quarantine_name;
+	 * on a follower the leader's, as replicated), and the detail; "" otherwise */
 	char quarantine_reason[64];
 	char quarantine_detail[256];
 };
 
 struct engine;
 
-/* Set up (nothing runs until engine_lead). Returns 0 or -errno with errmsg. */
-int engine_init(struct engine **out, uv_loop_t *loop, struct node *node, struct state *state,
+/* Set up (nothing runs until engine_lead). Takes the ports (see struct
+ * engine_ports). Returns 0 or -errno with errmsg. */
+int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports *ports, struct state *state,
 		const struct engine_config *cfg, char *errmsg, size_t errlen);
 
 /* This node may now act as leader: start source and target from the cursor. */
@@ -129,7 +173,8 @@ void engine_lead(struct engine *e);
 void engine_follow(struct engine *e);
 
 /* Approve (delete in the target) or reject (keep) every staged delete. Leader
- * only: returns -EAGAIN when not leading, 0 when started. */
+ * only: returns -EAGAIN when not leading, -ENOENT when nothing is staged, 0
+ * when started. */
 int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t errlen);
 
 void engine_stats(struct engine *e, struct engine_stats *out);
@@ -143,10 +188,8 @@ void engine_stats(struct engine *e, struct engine_stats *out);
  */
 int engine_resync(struct engine *e, const char *dn, bool failed, size_t *n_out, char *errmsg, size_t errlen);
 
-/* Path of this node's provisioning log. */
-const char *engine_provlog_path(struct engine *e);
-
-/* Stop everything; `done` runs on the loop once all is released. */
+/* Stop everything; `done` runs on the loop once all is released (the ports
+ * are closed then). */
 void engine_close(struct engine *e, void (*done)(void *data), void *data);
 
 #endif /* CANOPY_SYNC_ENGINE_H */

@@ -1,6 +1,7 @@
 /*
  * sync/object.h -- vocabulary shared by sources, transform, targets and the
- * engine. Deliberately tiny: the modules meet only in sync/engine.c.
+ * engine. Deliberately tiny: the modules meet only in sync/engine/, through
+ * the ports (sync/source/source.h, sync/target/target.h).
  */
 #ifndef CANOPY_SYNC_OBJECT_H
 #define CANOPY_SYNC_OBJECT_H

@@ -100,4 +100,13 @@ void ldap_source_resume(struct ldap_source *s);
  * tests and metrics; any thread). Never more than queue_max. */
 size_t ldap_source_queue_peak(struct ldap_source *s);
 
+/*
+ * The OpenLDAP source behind the source port (source.h), for the engine.
+ * `cfg` is copied; its strings and arrays are borrowed and must outlive the
+ * source. cfg->attrs is ignored: the engine names the attributes at each
+ * start. Never fails (out of memory aborts, common/xalloc.h); a bad
+ * configuration is reported by start().
+ */
+struct source *openldap_source_new(const struct ldap_source_config *cfg);
+
 #endif /* CANOPY_SYNC_SOURCE_OPENLDAP_H */

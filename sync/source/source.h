@@ -19,12 +19,19 @@
  * set, every object of that type that was *not* reported in between has been
  * deleted or has left the scope (a full refresh, or the server chose the
  * present phase); otherwise deletes come as explicit SOURCE_DELETE events.
+ * A new SOURCE_REFRESH_BEGIN for a type whose refresh has not ended (the
+ * connection was lost mid-refresh, the cursor was too old) abandons that
+ * refresh: what it reported must not count towards present_phase.
+ * SOURCE_DELETE may name an anchor the consumer never saw, or one of the
+ * other type (a directory's change log need not be filtered by scope
+ * exactly): the consumer ignores those.
  */
 #ifndef CANOPY_SYNC_SOURCE_H
 #define CANOPY_SYNC_SOURCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <uv.h>
 
 #include "sync/object.h"
 
@@ -67,5 +74,75 @@ struct source_event {
 
 /* Free an event and everything it owns. */
 void source_event_free(struct source_event *ev);
+
+/* ---- the source port: what the engine calls ------------------------------
+ *
+ * A `struct source` is a configured directory source (sync/source/openldap.c
+ * is one; an Active Directory source would be another file behind the same
+ * table). The engine never sees its configuration: the agent builds it and
+ * hands it over (sync/engine.h, struct engine_ports). The operations table
+ * follows libraft's struct raft_io: function pointers plus `impl`.
+ *
+ * One leadership reads the directory through one *run*: start() begins it
+ * from a cursor, stop() ends it. Runs may overlap briefly: a new one can start
+ * while the previous one is still shutting down (stop is asynchronous).
+ * Every call happens on the loop thread given to start().
+ */
+
+/* One run of a source, from start() to stop(): opaque, the implementation's
+ * own object behind a cast. */
+struct source_run;
+
+/* Called on the loop thread for every event, in order. The callee owns `ev`
+ * (free with source_event_free). Never called from inside a source call. */
+typedef void (*source_event_cb)(void *data, struct source_event *ev);
+
+/* What a run has said about its connection, for status and quarantine. */
+struct source_status {
+	bool reported;             /* a SOURCE_STATUS event was delivered */
+	bool connected;            /* ... and said the source can read */
+	enum source_problem problem; /* the last one's problem (connected false) */
+	char message[256];         /* the last one's message */
+	size_t queue_peak;         /* most events ever waiting for the consumer */
+};
+
+struct source {
+	void *impl;       /* the implementation's configuration */
+	const char *name; /* "openldap": for messages */
+
+	/*
+	 * Start reading from `cursor` (NULL / 0: from scratch, i.e. a full
+	 * refresh of every scope), requesting `attrs` (the attributes the
+	 * mappings read; NULL: all user attributes). Events go to cb(data, ev).
+	 * Returns 0 and the run in *out, or a negative errno with errmsg filled
+	 * (bad configuration, a cursor of another source, no thread). Failing to
+	 * reach the directory is not a start error: it is retried and reported
+	 * with SOURCE_STATUS events.
+	 */
+	int (*start)(struct source *src, uv_loop_t *loop, const void *cursor, size_t cursor_len,
+		     const char *const *attrs, size_t n_attrs, source_event_cb cb, void *data,
+		     struct source_run **out, char *errmsg, size_t errlen);
+
+	/* Read every entry of `type`'s scope again: a refresh with present_phase
+	 * for that scope only (the others keep their cursor). For scope changes
+	 * the directory cannot tell (group-based scoping, in-doubt repair). */
+	void (*refresh)(struct source_run *run, enum object_type type);
+
+	/* Flow control: while paused no event is delivered and the source stops
+	 * reading once its own bounded queue is full; resume delivers the rest
+	 * from the next loop iteration on. Both idempotent. */
+	void (*pause)(struct source_run *run);
+	void (*resume)(struct source_run *run);
+
+	/* What the run has reported so far (see struct source_status). */
+	void (*status)(struct source_run *run, struct source_status *out);
+
+	/* End the run at once: undelivered events are dropped without a
+	 * callback; `done` runs on the loop once everything is released. */
+	void (*stop)(struct source_run *run, void (*done)(void *data), void *data);
+
+	/* Release the source itself (no run may be left). */
+	void (*close)(struct source *src);
+};
 
 #endif /* CANOPY_SYNC_SOURCE_H */

@@ -104,6 +104,7 @@
 #include "sync/object.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
+#include "sync/target/target.h"
 
 struct scim_config {
 	const char *url;          /* base, e.g. http://127.0.0.1:8080/scim/v2 (no trailing /) */
@@ -156,7 +157,8 @@ struct scim_op {
 				    * after max_attempts), -EBADMSG (2xx/3xx answers we cannot
 				    * use, after max_attempts), -EPROTO (a 4xx refusal),
 				    * -EEXIST (the name belongs to another externalId),
-				    * -ENOENT (MEMBERS: group gone), -ELOOP, -EMSGSIZE, -ENOMEM */
+				    * -ENOENT (MEMBERS: group gone), -ELOOP, -EINVAL (a value
+				    * that is not UTF-8) */
 	char result_id[128];       /* the object's target id after UPSERT (DELETE/MEMBERS: the id
 				    * worked on; empty when DELETE found nothing) */
 	long http_status;          /* last HTTP status (0: no answer) */
@@ -202,10 +204,10 @@ void scim_set_fence(struct scim_target *t, uint64_t node_id, uint64_t term);
 void scim_set_cluster(struct scim_target *t, const char *cluster_id);
 
 /* Queue an operation. Returns 0 (cb will run exactly once, never from inside
- * this call), -ESHUTDOWN (stopping), -EINVAL (malformed op: bad type, UPSERT
+ * this call), -ESHUTDOWN (stopping) or -EINVAL (malformed op: bad type, UPSERT
  * without an object resource, DELETE with neither target_id nor anchor,
- * MEMBERS without target_id or with non-string ids) or -ENOMEM; cb does not
- * run then. op, its strings and its json stay the caller's and must live until
+ * MEMBERS without target_id or with non-string ids); cb does not run then.
+ * Out of memory aborts (common/xalloc.h). op, its strings and its json stay the caller's and must live until
  * cb; op's out fields are reset here. */
 int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb);
 
@@ -222,5 +224,15 @@ void scim_stats(const struct scim_target *t, struct scim_stats *out);
 /* Cancel everything, close handles; `done` runs on the loop when all is released
  * (t is freed then). Call once; may be called from an operation's callback. */
 void scim_target_stop(struct scim_target *t, void (*done)(void *data), void *data);
+
+/*
+ * The SCIM target behind the target port (target.h), for the engine. `cfg`
+ * is copied; its strings, tls and auth are borrowed and must outlive the
+ * target. Never fails (out of memory aborts, common/xalloc.h); a bad
+ * configuration is reported by start(). The port's neutral operations map
+ * onto the actions above: TARGET_DISABLE is an SCIM_UPSERT with `patch` of
+ * {"active": false}; member ids become SCIM_MEMBERS arrays.
+ */
+struct target *scim_target_new(const struct scim_config *cfg);
 
 #endif /* CANOPY_SYNC_TARGET_SCIM_H */

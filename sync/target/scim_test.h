@@ -1,5 +1,5 @@
 /*
- * sync/target/scim_test.h -- a hook into sync/target/scim.c for fuzzing
+ * sync/target/scim_test.h -- a hook into sync/target/scim_answer.c for fuzzing
  * (tests/fuzz/fuzz_scim_answer.c): one target answer through the checks and
  * readers an operation's answer meets, without a target or the network.
  */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/xalloc.h"
 #include "sync/hash.h"
 #include "sync/transform/expr.h"
 
@@ -278,6 +279,13 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 		json_array_append_new(schemas, json_string(SCIM_SCHEMA_ENTERPRISE));
 	*out = res;
 	return 0;
+}
+
+void mapping_default_active(json_t *resource)
+{
+	if (json_object_get(resource, "active") == NULL &&
+	    json_object_set_new(resource, "active", json_true()) != 0)
+		xoom("json_object_set_new");
 }
 
 uint64_t mapping_hash(const json_t *resource)

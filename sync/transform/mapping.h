@@ -57,6 +57,11 @@ void mapping_attributes(const struct mapping *m, void (*cb)(void *ctx, const cha
 int mapping_apply(const struct mapping *m, const char *anchor, const struct object_attr *attrs,
 		  size_t n_attrs, json_t **out, char *errmsg, size_t errlen);
 
+/* With safety.deprovision: disable, canopy may have disabled a user: its
+ * mapped content says active = true unless the mapping says otherwise, so a
+ * user back in scope is enabled again. */
+void mapping_default_active(json_t *resource);
+
 /* Content hash of a resource: equal resources hash equal (key order does not
  * matter). An unchanged object costs no request. */
 uint64_t mapping_hash(const json_t *resource);

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_scim_answer.c -- what the SCIM target does with an answer
- * (sync/target/scim.c through scim_test_answer): JSON parsing, the RFC 7644
+ * (sync/target/scim_answer.c through scim_test_answer): JSON parsing, the RFC 7644
  * shape checks, the log description, list matching, group member filtering.
  * Input: byte 0 = the step, bytes 1-2 = the status code, the rest = the body.
  */

@@ -1,0 +1,441 @@
+/*
+ * sync/engine/exec.c -- running a planned batch against the target port.
+ *
+ * Phases (exec_run), each waiting for every answer of the one before:
+ *   PH_PLAN     intents: one entry names every object the batch may write
+ *               (commit.c), so that a new leader can repair a write that was
+ *               on the wire when this one died (docs/architecture.md,
+ *               "Intents");
+ *   PH_UPSERT   creates and updates;
+ *   PH_MEMBERS  group member changes -- planned only now (plan_members),
+ *               since they need the target ids of members created above --
+ *               after member removals were counted (protect_members);
+ *   PH_DELETE   deletes and disables; then the commit (commit.c).
+ * Fencing: session_pump() starts a batch only while the lease holds, and the lease
+ * watchdog (exec_lease_check) cancels every request still out when it ends;
+ * the batch then runs again from the start once the lease is back
+ * (docs/architecture.md, "Write lease").
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/engine/internal.h"
+
+void engine_log(struct engine *e, int level, const char *msg, const char *detail)
+{
+	if (e->cfg.log != NULL)
+		e->cfg.log(e->cfg.log_data, level, msg, detail);
+}
+
+void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
+		 const char *error)
+{
+	struct engine *e = s->e;
+	struct provlog_entry le = {
+		.cycle = e->st.cycle,
+		.change = it->change,
+		.node = e->cfg.node_id,
+		.term = s->term,
+		.anchor = it->anchor,
+		.dn = it->dn,
+		.type = object_type_name(it->type),
+		.action = action,
+		.result = result,
+		.target_id = it->op.result_id[0] ? it->op.result_id : it->rec.target_id,
+		.error = error,
+		.http_status = it->op.http_status,
+		.duration_ms = it->op.duration_ms,
+	};
+	provlog_write(&e->provlog, &le);
+}
+
+void exec_log_skips(struct session *s, struct batch *b)
+{
+	struct engine *e = s->e;
+
+	for (size_t i = 0; i < b->n_skips; i++) {
+		const struct skip *k = &b->skips[i];
+		struct provlog_entry le = {
+			.cycle = e->st.cycle, .change = k->change, .node = e->cfg.node_id, .term = s->term,
+			.anchor = k->anchor, .dn = k->dn, .type = object_type_name(k->type),
+			.action = "skip", .result = "error", .error = k->error,
+		};
+		e->st.errors_total++;
+		e->st.skipped_total++;
+		provlog_write(&e->provlog, &le);
+	}
+}
+
+/* The target did not take an item's operation: mark it for the retry set or
+ * the failed objects (commit.c records it), and log it. Only a refusal of
+ * this one object (op.permanent, target.h) may leave it behind as failed;
+ * everything else stays in the retry set until it goes through. */
+static void item_failed(struct session *s, struct item *it, const char *action)
+{
+	struct engine *e = s->e;
+	char detail[700];
+
+	e->st.errors_total++;
+	if (it->op.permanent) {
+		it->refused = true;
+		exec_log_op(s, it, action, "error", it->op.error);
+		snprintf(detail, sizeof detail, "%s %s: %s (canopyctl failed; canopyctl resync --failed)",
+			 action, it->dn ? it->dn : it->anchor, it->op.error);
+		engine_log(e, L_ERROR, "the target refused an object", detail);
+	} else {
+		it->retry = true;
+		exec_log_op(s, it, action, "retry", it->op.error);
+	}
+}
+
+static void exported(struct session *s, struct item *it, const char *action)
+{
+	s->e->st.exported_total++;
+	s->e->st.last_export_at = time(NULL);
+	exec_log_op(s, it, action, "ok", NULL);
+}
+
+static void batch_rewind(struct session *s);
+
+static void op_done(struct target_op *op)
+{
+	struct item *it = op->data;
+	struct session *s = it->s;
+	struct batch *b = s->batch;
+
+	if (op->status == -ECANCELED)
+		it->cancelled = true;
+	assert(b != NULL && b->outstanding > 0);
+	b->outstanding--;
+	if (b->outstanding == 0 && !s->stopping) {
+		if (b->rewind)
+			batch_rewind(s);
+		else
+			exec_run(s);
+	}
+}
+
+/* it->op's action-specific fields are set by the caller. */
+static void submit(struct session *s, struct item *it, enum target_action action)
+{
+	struct engine *e = s->e;
+
+	it->op.action = action;
+	it->op.type = it->type;
+	it->op.anchor = it->anchor;
+	it->op.data = it;
+	it->s = s;
+	s->batch->outstanding++;
+	if (s->tgt == NULL || e->target->submit(s->tgt, &it->op, op_done) != 0) {
+		/* not taken: neither done nor recorded, so the cursor stays */
+		it->op.status = -ESHUTDOWN;
+		it->cancelled = true;
+		s->batch->outstanding--;
+	}
+}
+
+void exec_upserts(struct session *s)
+{
+	struct batch *b = s->batch;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		assert(!it->cancelled);
+		if (it->kind != IT_UPSERT || it->failed || !it->upsert_needed)
+			continue;
+		memset(&it->op, 0, sizeof it->op);
+		it->op.target_id = it->has_old ? it->old.target_id : NULL;
+		it->op.attrs = it->attrs;
+		submit(s, it, TARGET_UPSERT);
+	}
+}
+
+/* After upserts: the new target ids and DNs are known to this session. */
+static void finish_upserts(struct session *s)
+{
+	struct planner *p = &s->plan;
+	struct batch *b = s->batch;
+	char norm[DN_MAX];
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind != IT_UPSERT || it->failed || it->cancelled)
+			continue;
+		object_record_free(&it->rec);
+		it->rec.type = it->type;
+		it->rec.hash = it->hash;
+		it->rec.dn = it->dn ? xstrdup(it->dn) : NULL;
+		if (it->upsert_needed) {
+			if (it->op.status != 0) {
+				it->failed = true;
+				item_failed(s, it, it->has_old ? "update" : "create");
+				continue;
+			}
+			it->rec.target_id = xstrdup(it->op.result_id);
+			exported(s, it, it->op.created ? "create" : "update");
+		} else {
+			it->rec.target_id = xstrdup(it->old.target_id);
+		}
+		if (it->type == OBJECT_GROUP && it->has_old && !(it->upsert_needed && it->op.created)) {
+			/* members as exported so far; the members step updates them
+			 * (a group created anew -- gone from the target -- has none) */
+			it->rec.members = engine_strv_dup(it->old.members, it->old.n_members);
+			it->rec.n_members = it->old.n_members;
+		}
+		it->write_rec = it->upsert_needed || !it->has_old ||
+				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0));
+		if (it->has_old && it->old.dn) {
+			scope_dn_norm(it->old.dn, norm, sizeof norm);
+			strmap_del(&p->dn_index, norm);
+		}
+		if (it->dn) {
+			scope_dn_norm(it->dn, norm, sizeof norm);
+			engine_map_put(&p->dn_index, norm, xstrdup(it->anchor));
+		}
+	}
+}
+
+/* The record lists the members planned (add_anchors) once the change is
+ * done. A copy: a decision's plan must survive a rewind (batch_rewind). */
+static void take_members(struct item *it)
+{
+	engine_strv_free(it->rec.members, it->rec.n_members);
+	it->rec.members = engine_strv_dup(it->add_anchors, it->n_add_anchors);
+	it->rec.n_members = it->n_add_anchors;
+	it->write_rec = true;
+}
+
+static bool has_member_change(const struct item *it)
+{
+	return it->type == OBJECT_GROUP && !it->failed && !it->cancelled && it->members_planned &&
+	       (it->kind == IT_UPSERT || it->kind == IT_MEMBERS);
+}
+
+static void start_members(struct session *s)
+{
+	struct batch *b = s->batch;
+
+	plan_members(&s->plan, b);
+	protect_members(s, b);
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (!has_member_change(it))
+			continue;
+		if (it->n_add_ids == 0 && it->n_rm_ids == 0) {
+			take_members(it); /* nothing to send; the record changes if unresolved did */
+			continue;
+		}
+		memset(&it->op, 0, sizeof it->op);
+		it->op.target_id = it->rec.target_id;
+		it->op.add = (const char *const *)it->add_ids;
+		it->op.n_add = it->n_add_ids;
+		it->op.remove = (const char *const *)it->rm_ids;
+		it->op.n_remove = it->n_rm_ids;
+		/* a re-run may repeat a change that landed: read back first */
+		it->op.verify = b->kind == BATCH_RETRY || b->rerun;
+		submit(s, it, TARGET_MEMBERS);
+	}
+}
+
+static void finish_members(struct session *s)
+{
+	struct batch *b = s->batch;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (!has_member_change(it) || it->op.action != TARGET_MEMBERS)
+			continue;
+		if (it->op.status != 0) {
+			/* Its members stay as recorded; the retry set redoes the
+			 * difference. A group gone from the target (-ENOENT) is
+			 * written again in full: forget its content hash. */
+			item_failed(s, it, "members");
+			if (it->op.status == -ENOENT) {
+				it->rec.hash = 0;
+				it->write_rec = true;
+			}
+			continue;
+		}
+		take_members(it);
+		exported(s, it, "members");
+	}
+}
+
+static void start_deletes(struct session *s)
+{
+	struct batch *b = s->batch;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind == IT_STAGE) {
+			exec_log_op(s, it, "staged-delete", "held",
+				    "delete threshold: held until approved "
+				    "(canopyctl deletes list | approve | reject)");
+			continue;
+		}
+		if (it->kind == IT_DISABLE && !it->failed && it->has_old && it->old.target_id) {
+			memset(&it->op, 0, sizeof it->op);
+			it->op.target_id = it->old.target_id;
+			submit(s, it, TARGET_DISABLE);
+			continue;
+		}
+		if (it->kind != IT_DELETE || it->failed)
+			continue;
+		memset(&it->op, 0, sizeof it->op);
+		it->op.target_id = it->has_old ? it->old.target_id : NULL;
+		submit(s, it, TARGET_DELETE);
+	}
+}
+
+static void finish_deletes(struct session *s)
+{
+	struct batch *b = s->batch;
+	char norm[DN_MAX];
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		bool disable = it->kind == IT_DISABLE;
+		if ((it->kind != IT_DELETE && !disable) || it->failed || it->cancelled)
+			continue;
+		if (disable && it->op.action != TARGET_DISABLE)
+			continue; /* nothing was sent (no target id) */
+		if (it->op.status != 0) {
+			it->failed = true;
+			item_failed(s, it, disable ? "disable" : "delete");
+			continue;
+		}
+		exported(s, it, disable ? "disable" : "delete");
+		if (disable)
+			continue; /* still exported: keep its DN */
+		if (it->dn) {
+			scope_dn_norm(it->dn, norm, sizeof norm);
+			strmap_del(&s->plan.dn_index, norm);
+		}
+	}
+}
+
+void exec_run(struct session *s)
+{
+	struct batch *b = s->batch;
+
+	for (;;) {
+		assert(b->outstanding == 0);
+		switch (b->phase) {
+		case PH_PLAN:
+			switch (commit_intents(s)) {
+			case 0:
+				b->phase = PH_INTENT; /* on_intents continues */
+				return;
+			case -1: /* its events are consumed: start over (or the next leader) */
+				s->e->st.errors_total++;
+				batch_free(b);
+				s->batch = NULL;
+				session_restart(s->e, "the batch's intent could not be proposed");
+				return;
+			}
+			b->phase = PH_UPSERT; /* nothing to fence */
+			exec_upserts(s);
+			break;
+		case PH_INTENT:
+			return; /* on_intents continues */
+		case PH_UPSERT:
+			finish_upserts(s);
+			b->phase = PH_MEMBERS;
+			start_members(s);
+			break;
+		case PH_MEMBERS:
+			finish_members(s);
+			b->phase = PH_DELETE;
+			start_deletes(s);
+			break;
+		case PH_DELETE:
+			finish_deletes(s);
+			commit_batch(s);
+			return;
+		case PH_COMMIT:
+			return;
+		}
+		if (b->outstanding > 0)
+			return; /* op_done calls back when the step is answered */
+	}
+}
+
+static void on_rewind_retry(uv_timer_t *t)
+{
+	struct session *s = t->data;
+
+	if (s->stopping || s->batch == NULL)
+		return;
+	if (!s->e->log->may_write(s->e->log)) {
+		uv_timer_start(&s->retry, on_rewind_retry, 10, 0);
+		return;
+	}
+	exec_run(s);
+}
+
+/*
+ * The lease ran out while requests were on the wire; they were cancelled.
+ * Nothing of this batch is committed: when the lease is back (or never, if a
+ * new leader takes over -- then the session ends and the next leader redoes
+ * it from the cursor), the whole batch runs again. Completed operations are
+ * repeated, which is harmless: writes are idempotent, keyed by the anchor.
+ * What the planner decided (an entry the mapping refused, nothing to do)
+ * stands; what the target answered is forgotten -- a failure is retried too.
+ */
+static void batch_rewind(struct session *s)
+{
+	struct batch *b = s->batch;
+
+	assert(b->outstanding == 0);
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->op.action != 0 && (it->retry || it->refused || it->failed)) {
+			it->failed = false; /* the target's answer, not the plan's */
+			it->retry = it->refused = false;
+		}
+		it->cancelled = false;
+		memset(&it->op, 0, sizeof it->op);
+		it->write_rec = false;
+		if (!it->member_decision) /* planned again in PH_MEMBERS; a decision's are preset */
+			batch_item_clear_members(it);
+		if (it->kind == IT_MEMBERS) {
+			object_record_free(&it->rec);
+			engine_record_copy(&it->rec, &it->old);
+		} else if (it->kind == IT_UPSERT) {
+			object_record_free(&it->rec);
+		}
+	}
+	b->rewind = false;
+	b->rerun = true;
+	b->phase = PH_PLAN;
+	s->e->st.errors_total++;
+	uv_timer_start(&s->retry, on_rewind_retry, 10, 0);
+}
+
+/* Fencing (docs/architecture.md, "Write lease"): no request may be on the
+ * wire after the lease deadline. Checked every lease_check_ms while a batch
+ * has requests out. */
+void exec_lease_check(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	struct engine *e = s->e;
+	struct batch *b = s->batch;
+
+	if (s->stopping || b == NULL || b->outstanding == 0 || b->rewind)
+		return;
+	if (e->log->may_write(e->log))
+		return;
+	b->rewind = true;
+	e->st.lease_cancels_total++;
+	struct provlog_entry le = {
+		.cycle = b->cycle, .node = e->cfg.node_id, .term = s->term,
+		.action = "lease-expired", .result = "cancelled",
+		.error = "write lease ran out with requests in flight: cancelled them; the batch "
+			 "runs again once the lease is renewed (or the next leader redoes it)",
+	};
+	provlog_write(&e->provlog, &le);
+	e->target->cancel_all(s->tgt); /* op_done rewinds once the last one is back */
+}

@@ -1,0 +1,355 @@
+/*
+ * sync/engine/internal.h -- the engine's private types, shared by its files.
+ *
+ * One change, in the order the files handle it (docs/architecture.md, "One
+ * change through the files"):
+ *
+ *   session.c     the source run's events arrive (on_source_event), wait in
+ *                 the session's queue, and session_pump() takes up to batch_max of
+ *                 them into a batch -- or the retry set, a decision on
+ *                 staged deletes, the in-doubt repair;
+ *   plan.c        the planner, pure: events + the replicated state in, items
+ *                 out. It maps entries (sync/transform), diffs them against
+ *                 the object table, turns refresh ends into deletes; scope.c
+ *                 decides what is in scope;
+ *   protect.c     delete protection stages what would cross the threshold;
+ *   exec.c        runs the batch against the target port: intents first
+ *                 (commit.c), then upserts, member changes, deletes;
+ *   commit.c      one entry records every outcome and moves the cursor;
+ *   retryset.c    the retry set's due times on this leader;
+ *   repair.c      in-doubt repair after a failover, and resync;
+ *   quarantine.c  why this leader cannot export, said once and replicated;
+ *   engine.c      the public API (sync/engine.h).
+ *
+ * Ownership: an engine has at most one live session (engine->s); a session
+ * has at most one batch; a batch owns its items. Everything runs on the loop
+ * thread.
+ */
+#ifndef CANOPY_SYNC_ENGINE_INTERNAL_H
+#define CANOPY_SYNC_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/xalloc.h"
+#include "sync/engine.h"
+#include "sync/provlog.h"
+#include "sync/replog/replog.h"
+#include "sync/source/source.h"
+#include "sync/state/object.h"
+#include "sync/state/retry.h"
+#include "sync/state/state.h"
+#include "sync/strmap.h"
+#include "sync/target/target.h"
+#include "sync/transform/mapping.h"
+
+#define KEY_MAX 600               /* a state key: prefix, ':' and an anchor (or group#member) */
+#define DN_MAX 1024               /* a normalized DN */
+#define OBJECT_KEY_WINDOW 'w'     /* "w:" deletes executed recently: "sec:count,..." */
+#define OBJECT_KEY_QUARANTINE 'q' /* "q:" the leader's quarantine, for every node */
+#define RETRY_TICK_MS 1000        /* retry set and quarantine bookkeeping */
+#define DEFAULT_BATCH_MAX 256
+#define DEFAULT_DELETE_WINDOW_S 300
+#define DEFAULT_RETRY_MAX_S 300
+#define DEFAULT_REQUEST_TIMEOUT_MS 30000
+
+/* Levels of the operator log (engine_config.log). */
+enum log_level { L_DEBUG, L_INFO, L_WARN, L_ERROR };
+
+enum item_kind {
+	IT_UPSERT,  /* create/update (users, groups); groups then check members */
+	IT_MEMBERS, /* a group not in the batch whose unresolved members may now resolve */
+	IT_DELETE,  /* delete in the target, then forget */
+	IT_DISABLE, /* users with safety.deprovision=disable: disable, keep the record */
+	IT_STAGE,   /* record a staged delete ("d:" key), touch nothing */
+	IT_UNSTAGE, /* a rejected staged delete: drop the "d:" key, keep the object */
+	IT_REPAIR,  /* in doubt after a failover: forget its content hash, so the full
+		     * refresh that follows writes it again */
+};
+
+/* One object's change in a batch. Outcome flags, set by exec.c: exactly one
+ * of "done" (none set), cancelled, or failed -- and a failed item is
+ * retry, refused or noop (nothing to do). commit.c records each. */
+struct item {
+	enum item_kind kind;
+	enum object_type type;
+	char *anchor, *dn;
+	json_t *attrs;          /* IT_UPSERT: the mapped attributes */
+	uint64_t hash;          /* their content hash */
+	char **member_dns;      /* IT_UPSERT of a group: the source's member DNs */
+	size_t n_member_dns;
+	bool has_old;
+	struct object_record old; /* the record before this batch */
+	struct object_record rec; /* what to commit */
+	bool write_rec;         /* commit rec under "o:" */
+	bool upsert_needed;     /* the content changed (or no target id yet) */
+	bool failed;            /* its write did not happen: see retry / refused / noop */
+	bool retry;             /* the target or the network failed it: the retry set */
+	bool refused;           /* refused for good (or unmappable): the failed objects */
+	bool noop;              /* nothing to do (already disabled, nothing exported) */
+	bool cancelled;         /* cancelled (lease or leadership lost): not settled */
+	uint64_t change;        /* the engine's change number, for the provisioning log */
+	struct target_op op;
+	bool members_planned;   /* add_ids / rm_ids are this batch's member changes */
+	char **add_ids;         /* member target ids to add ... */
+	size_t n_add_ids;
+	char **rm_ids;          /* ... and to remove */
+	size_t n_rm_ids;
+	char **add_anchors;     /* anchors matching add_ids; after planning, the members the
+				 * record will list once the change is done */
+	size_t n_add_anchors;
+	char **rm_anchors;      /* member anchors matching rm_ids */
+	size_t n_rm_anchors;
+	char **held;            /* member removals staged ("m:" keys): put by a normal
+				 * batch's commit, removed by a decision batch's */
+	size_t n_held;
+	bool member_decision;   /* a decision on staged member removals: ids preset */
+	struct session *s;      /* set when submitted: op callbacks find the session */
+};
+
+enum phase { PH_PLAN, PH_INTENT, PH_UPSERT, PH_MEMBERS, PH_DELETE, PH_COMMIT };
+
+enum batch_kind {
+	BATCH_CHANGES,  /* source events */
+	BATCH_RETRY,    /* made from the retry set */
+	BATCH_DECISION, /* an approve/reject of staged deletes */
+	BATCH_REPAIR,   /* the in-doubt repair */
+};
+
+enum decision { DECISION_NONE, DECISION_APPROVE, DECISION_REJECT };
+
+/* A source entry the mapping refused: logged once the batch is planned. */
+struct skip {
+	char *anchor, *dn, *error;
+	enum object_type type;
+	uint64_t change;
+};
+
+struct batch {
+	enum batch_kind kind;
+	struct item **items;
+	size_t n, cap;
+	struct strmap by_anchor; /* anchor -> item (borrowed) */
+	struct skip *skips;
+	size_t n_skips;
+	void *cursor;            /* the cursor once every item is settled, or NULL */
+	size_t cursor_len;
+	enum phase phase;
+	unsigned outstanding;    /* target operations not answered yet */
+	uint64_t cycle;
+	bool orphan;             /* its session ended while an entry was in flight */
+	bool rewind;             /* the lease ran out mid-batch: redo it from the start */
+	bool rerun;              /* runs again after a lease expiry: writes may have landed */
+	uint64_t first_event;    /* uv_now of its oldest event (export lag) */
+};
+
+/* What the planner reads and keeps between the batches of one session. */
+struct planner {
+	const struct engine_config *cfg;
+	const struct state *state;
+	uint64_t *change_seq;        /* the engine's: every planned change takes the next */
+	bool refreshing[3];          /* per object type: between refresh begin and end */
+	struct strmap seen[3];       /* anchors reported during the refresh of each type */
+	struct strmap refresh_deletes[3]; /* per type: anchors reported gone in its refresh */
+	struct strmap dn_index;      /* normalized DN -> xstrdup(anchor) of exported objects */
+	struct strmap unresolved;    /* normalized member DN -> strmap* of group anchors */
+	struct strmap scope;         /* group-based scoping: normalized user DNs in scope */
+	uint64_t scope_digest;       /* of `scope`, to notice changes */
+	bool scope_on;
+};
+
+struct qnode {
+	struct source_event *ev;
+	uint64_t received; /* uv_now when it reached the engine */
+	struct qnode *next;
+};
+
+struct session {
+	struct engine *e;
+	struct planner plan;
+	struct source_run *src;    /* NULL when the source could not start */
+	struct target_run *tgt;    /* NULL when the target could not start */
+	struct qnode *head, *tail; /* events not planned yet */
+	size_t queued;
+	bool paused;               /* source paused: our own queue is full */
+	struct batch *batch;
+	uv_timer_t retry;          /* session_pump again shortly (no lease, a rewind) */
+	uv_timer_t lease;          /* watches the write lease while requests are in flight */
+	uv_timer_t tick;           /* retry set and quarantine bookkeeping */
+	uv_timer_t repair_timer;
+	bool stopping;
+	int open;                  /* things to wait for before freeing: runs, timers, entries */
+	enum decision pending_decision;
+	uint64_t term;
+	enum engine_quarantine start_problem; /* the source or target could not even start */
+	char start_detail[256];
+	struct strmap retry_due;   /* anchors in the retry set -> unix ms when due (uintptr_t) */
+	uint64_t retry_next_at;    /* earliest of them (0: none) */
+	bool retry_now;            /* the target came back: all of them are due */
+	bool last_was_retry;       /* the previous batch came from the retry set */
+	bool target_was_quarantined;
+	bool q_committing;         /* a "q:" update is in flight */
+	struct strmap in_doubt;    /* anchors with an intent of an earlier leader (repair.c) */
+	bool repair_due;
+};
+
+struct engine {
+	uv_loop_t *loop;
+	struct state *state;
+	struct source *source;
+	struct target *target;
+	struct replog *log;
+	struct engine_config cfg;
+	char **attrs;              /* source attributes requested: what the mappings read */
+	size_t n_attrs;
+	struct provlog provlog;
+	struct session *s;         /* the live session, or NULL */
+	int sessions;              /* sessions alive, including ones still shutting down */
+	uint64_t change_seq, cycle_seq;
+	struct engine_stats st;
+	bool closing;
+	uv_timer_t relead;         /* restarts the session after a failed commit */
+	unsigned relead_ms;
+	uint64_t rng;
+	enum engine_quarantine logged_reason; /* the quarantine last logged */
+	void (*close_done)(void *);
+	void *close_data;
+};
+
+/* ---- batch.c: items, batches, small helpers ------------------------------ */
+
+/* The state's records, decoded (false: none, or undecodable). */
+bool engine_record(const struct state *st, char prefix, const char *anchor, struct object_record *r);
+bool engine_retry_record(const struct state *st, char prefix, const char *anchor, struct retry_record *r);
+bool engine_has_key(const struct state *st, char prefix, const char *anchor);
+/* The anchor of a key "<prefix>:<anchor>" into buf (false: another prefix or
+ * too long). */
+bool engine_key_anchor(const void *key, size_t klen, char prefix, char *buf, size_t size);
+/* Deletes and member removals staged, from the state's key counts. */
+uint64_t engine_staged_count(const struct state *st);
+/* Exported objects. */
+uint64_t engine_object_count(const struct state *st);
+
+/* strmap_put under the out-of-memory policy: a failed insert must never read
+ * as "absent" (that plans deletes). */
+void engine_map_put(struct strmap *m, const char *key, void *value);
+
+char **engine_strv_dup(char *const *v, size_t n);
+void engine_strv_free(char **v, size_t n);
+bool engine_strv_has(char *const *v, size_t n, const char *s);
+void engine_strv_push(char ***v, size_t *n, const char *s);
+/* Remove the first `s` (order not kept). */
+void engine_strv_remove(char **v, size_t *n, const char *s);
+void engine_record_copy(struct object_record *dst, const struct object_record *src);
+
+struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
+void batch_free(struct batch *b);
+/* The item of `anchor`, new or reset (a later change supersedes an earlier
+ * one), with its committed record in ->old. */
+struct item *batch_add(struct planner *p, struct batch *b, enum item_kind kind, enum object_type type,
+		       const char *anchor);
+/* Mark an item that needs no write. */
+void batch_item_noop(struct item *it);
+/* Drop the member changes planned for an item. */
+void batch_item_clear_members(struct item *it);
+
+/* ---- scope.c: what is in scope -------------------------------------------- */
+
+/* DNs compare case-insensitively and without spaces around separators. */
+void scope_dn_norm(const char *dn, char *out, size_t size);
+bool scope_has(const struct planner *p, enum object_type type, const char *dn);
+/* Recompute the users in scope (group-based scoping); true when it changed. */
+bool scope_compute(struct planner *p);
+
+/* ---- plan.c: the planner (pure: no I/O, no target, no log) ---------------- */
+
+void planner_init(struct planner *p, const struct engine_config *cfg, const struct state *st,
+		  uint64_t *change_seq);
+/* Index the exported objects (DNs, groups waiting for members) and, with
+ * group-based scoping, compute the scope. */
+void planner_load(struct planner *p);
+void planner_clear(struct planner *p);
+/* Groups waiting for members that are not exported yet. */
+void planner_index_unresolved(struct planner *p, const char *group, char *const *dns, size_t n);
+
+/* Plan one source event into the batch (takes its cursor). */
+void plan_event(struct planner *p, struct batch *b, struct source_event *ev);
+/* The retry set's due objects, up to `max` items. Anchors whose record is
+ * gone are returned in stale (xstrdup'd, at most max_stale). */
+size_t plan_retries(struct planner *p, struct batch *b, const struct strmap *due, uint64_t now, size_t max,
+		    char **stale, size_t max_stale);
+/* Every staged delete and member removal, approved or rejected. */
+void plan_decision(struct planner *p, struct batch *b, bool approve);
+/* Objects an earlier leader may have written after its last commit. */
+void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_doubt);
+/* After the upserts: groups whose members changed, or that wait for members
+ * that exist now -- the member ids to add and remove. */
+void plan_members(struct planner *p, struct batch *b);
+
+/* ---- protect.c: delete protection ------------------------------------------ */
+
+/* Deletes executed in the window; with add > 0 also the new "w:" value in
+ * *rec (xmalloc'd). */
+size_t protect_window(struct engine *e, size_t add, char **rec);
+void protect_deletes(struct engine *e, struct batch *b);
+void protect_members(struct session *s, struct batch *b);
+
+/* ---- exec.c: the batch against the target ---------------------------------- */
+
+void engine_log(struct engine *e, int level, const char *msg, const char *detail);
+void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
+		 const char *error);
+/* Log the entries the mapping refused (after planning). */
+void exec_log_skips(struct session *s, struct batch *b);
+/* Advance the batch through its phases until it waits for answers. */
+void exec_run(struct session *s);
+/* PH_UPSERT's requests (after the intents committed). */
+void exec_upserts(struct session *s);
+void exec_lease_check(uv_timer_t *t);
+
+/* ---- commit.c: entries -------------------------------------------------------- */
+
+/* Propose the intents of the batch: 0 when proposed (on_intents continues),
+ * 1 when none is needed, -1 when it could not be proposed. */
+int commit_intents(struct session *s);
+/* Record every outcome (and the cursor when all are settled). */
+void commit_batch(struct session *s);
+
+/* ---- retryset.c: the retry set on this leader ------------------------------------ */
+
+void retryset_load(struct session *s);
+void retryset_recompute(struct session *s);
+bool retryset_due_now(const struct session *s);
+uint64_t engine_unix_ms(void);
+uint64_t engine_rnd(struct engine *e);
+
+/* ---- repair.c: in-doubt repair ----------------------------------------------- */
+
+/* Find an earlier leader's intents and schedule their repair. */
+void repair_schedule(struct session *s);
+
+/* ---- quarantine.c ----------------------------------------------------------- */
+
+enum engine_quarantine quarantine_of(struct session *s, char *detail, size_t len);
+void quarantine_update(struct session *s);
+void quarantine_tick(uv_timer_t *t);
+/* A follower's view: the leader's replicated quarantine (false: none). */
+bool quarantine_replicated(struct engine *e, char *reason, size_t rlen, char *detail, size_t dlen);
+
+/* ---- session.c ----------------------------------------------------------------- */
+
+void session_start(struct engine *e);
+void session_stop(struct engine *e);
+/* The session ends after a failed commit; a new one starts from the committed
+ * cursor after a growing delay. */
+void session_restart(struct engine *e, const char *why);
+void session_release(struct session *s); /* one of s->open is done */
+void session_pump(struct session *s);
+size_t session_batch_max(const struct engine *e);
+
+/* engine.c */
+void engine_release(struct engine *e);
+
+#endif /* CANOPY_SYNC_ENGINE_INTERNAL_H */

@@ -1,0 +1,613 @@
+/*
+ * sync/engine/plan.c -- the planner: events and the replicated state in,
+ * items out. Pure: no request, no entry, no log line (exec.c logs what the
+ * planner decided, such as entries the mapping refused). So it can be run,
+ * and tested, without a loop, a source or a target.
+ *
+ * What it decides, per object (docs/architecture.md, "The engine"):
+ *   - an entry in scope: map it (sync/transform) and upsert it when its
+ *     content hash changed or it has no target id yet;
+ *   - an entry out of scope, a delete, or -- at the end of a refresh with a
+ *     present phase (RFC 4533 §3.4) -- an exported object of that type that
+ *     was not reported: deprovision it (delete, or disable);
+ *   - after the upserts (plan_members): the member ids to add and remove.
+ * A later change of the same object in the batch supersedes an earlier one
+ * (batch_add).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sync/engine/internal.h"
+
+/* ---- the planner's own state ----------------------------------------------------- */
+
+static void free_groupset(void *v)
+{
+	struct strmap *m = v;
+
+	strmap_clear(m);
+	free(m);
+}
+
+void planner_init(struct planner *p, const struct engine_config *cfg, const struct state *st,
+		  uint64_t *change_seq)
+{
+	memset(p, 0, sizeof *p);
+	p->cfg = cfg;
+	p->state = st;
+	p->change_seq = change_seq;
+	for (int i = 0; i < 3; i++) {
+		strmap_init(&p->seen[i], NULL);
+		strmap_init(&p->refresh_deletes[i], NULL);
+	}
+	strmap_init(&p->dn_index, free);
+	strmap_init(&p->unresolved, free_groupset);
+	strmap_init(&p->scope, NULL);
+	p->scope_on = cfg->user_member_of != NULL && cfg->user_member_of[0] != '\0';
+}
+
+void planner_clear(struct planner *p)
+{
+	for (int i = 0; i < 3; i++) {
+		strmap_clear(&p->seen[i]);
+		strmap_clear(&p->refresh_deletes[i]);
+	}
+	strmap_clear(&p->dn_index);
+	strmap_clear(&p->unresolved);
+	strmap_clear(&p->scope);
+}
+
+void planner_index_unresolved(struct planner *p, const char *group, char *const *dns, size_t n)
+{
+	char norm[DN_MAX];
+
+	for (size_t i = 0; i < n; i++) {
+		struct strmap *g;
+		scope_dn_norm(dns[i], norm, sizeof norm);
+		g = strmap_get(&p->unresolved, norm);
+		if (g == NULL) {
+			g = xmalloc(sizeof *g);
+			strmap_init(g, NULL);
+			engine_map_put(&p->unresolved, norm, g);
+		}
+		engine_map_put(g, group, (void *)1);
+	}
+}
+
+static int index_record(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct planner *p = ctx;
+	struct object_record r;
+	char anchor[KEY_MAX], norm[DN_MAX], err[64];
+
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor))
+		return 0;
+	if (object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	if (r.dn) {
+		scope_dn_norm(r.dn, norm, sizeof norm);
+		engine_map_put(&p->dn_index, norm, xstrdup(anchor));
+	}
+	if (r.type == OBJECT_GROUP && r.n_unresolved)
+		planner_index_unresolved(p, anchor, r.unresolved, r.n_unresolved);
+	object_record_free(&r);
+	return 0;
+}
+
+void planner_load(struct planner *p)
+{
+	state_foreach(p->state, index_record, p);
+	if (p->scope_on)
+		scope_compute(p);
+}
+
+/* ---- source events ------------------------------------------------------------------ */
+
+/* An upsert of mapped content (from a source entry or the retry set). */
+static void plan_upsert(struct item *it, json_t *attrs, uint64_t hash)
+{
+	it->attrs = attrs;
+	it->hash = hash;
+	it->upsert_needed = !it->has_old || it->old.hash != it->hash || it->old.target_id == NULL;
+}
+
+static void note_skip(struct batch *b, const struct item *it)
+{
+	struct skip *k;
+
+	b->skips = xrealloc(b->skips, (b->n_skips + 1) * sizeof *b->skips);
+	k = &b->skips[b->n_skips++];
+	k->anchor = xstrdup(it->anchor);
+	k->dn = it->dn ? xstrdup(it->dn) : NULL;
+	k->error = xstrdup(it->op.error);
+	k->type = it->type;
+	k->change = it->change;
+}
+
+static void plan_entry(struct planner *p, struct batch *b, struct source_event *ev)
+{
+	const struct engine_config *cfg = p->cfg;
+	const struct mapping *m = ev->type == OBJECT_GROUP ? cfg->group_map : cfg->user_map;
+	struct item *it;
+	json_t *attrs = NULL;
+
+	if (m == NULL)
+		return;
+	it = batch_add(p, b, IT_UPSERT, ev->type, ev->anchor);
+	it->dn = ev->dn ? xstrdup(ev->dn) : NULL;
+	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &attrs, it->op.error, sizeof it->op.error) != 0) {
+		/* An entry the mapping cannot map: recorded as a failed object
+		 * (shown by status, retried on resync), never silently skipped. */
+		it->failed = true;
+		it->refused = true;
+		note_skip(b, it);
+		return;
+	}
+	if (ev->type == OBJECT_USER && cfg->disable_users)
+		mapping_default_active(attrs);
+	plan_upsert(it, attrs, mapping_hash(attrs));
+	if (ev->type != OBJECT_GROUP)
+		return;
+	const char *ma = cfg->member_attr ? cfg->member_attr : "member";
+	for (size_t i = 0; i < ev->n_attrs; i++)
+		if (strcasecmp(ev->attrs[i].name, ma) == 0) {
+			engine_strv_free(it->member_dns, it->n_member_dns);
+			it->member_dns = engine_strv_dup(ev->attrs[i].values, ev->attrs[i].n_values);
+			it->n_member_dns = ev->attrs[i].n_values;
+		}
+}
+
+/*
+ * Deprovision `anchor`, reported gone by the scope of `type`. Only an object
+ * of that type is touched: slapd's session log reports, to each session,
+ * every entry changed since its cookie that it no longer matches -- so the
+ * groups session names changed *users* as "deleted" (seen on resume and on
+ * failover; before this check a new leader deleted users).
+ */
+static void plan_delete(struct planner *p, struct batch *b, const char *anchor, enum object_type type)
+{
+	struct item *it;
+	struct object_record old;
+
+	if (engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &old)) {
+		bool other = old.type != type;
+		object_record_free(&old);
+		if (other)
+			return;
+	} else {
+		/* Not exported (never in scope, or already gone): nothing to do,
+		 * unless an upsert earlier in this batch created it. */
+		it = strmap_get(&b->by_anchor, anchor);
+		if (it == NULL || it->type != type)
+			return;
+	}
+	it = batch_add(p, b, IT_DELETE, OBJECT_UNKNOWN, anchor);
+	if (!it->has_old)
+		return;
+	it->type = it->old.type;
+	it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
+	if (it->type == OBJECT_USER && p->cfg->disable_users)
+		it->kind = IT_DISABLE;
+	if (it->kind == IT_DISABLE && it->old.hash == 0)
+		batch_item_noop(it); /* disabled already: nothing to do, nothing to commit */
+}
+
+struct absent_ctx {
+	struct planner *p;
+	enum object_type type;
+};
+
+/* An exported object of the refreshed type that the refresh did not report. */
+static int find_absent(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct absent_ctx *a = ctx;
+	struct object_record r;
+	char anchor[KEY_MAX], err[64];
+
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor))
+		return 0;
+	if (strmap_has(&a->p->seen[a->type], anchor))
+		return 0;
+	if (object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	if (r.type == a->type)
+		engine_map_put(&a->p->refresh_deletes[a->type], anchor, (void *)1);
+	object_record_free(&r);
+	return 0;
+}
+
+struct delete_ctx {
+	struct planner *p;
+	struct batch *b;
+	enum object_type type;
+};
+
+static int plan_one_delete(void *ctx, const char *anchor, void *v)
+{
+	struct delete_ctx *d = ctx;
+
+	plan_delete(d->p, d->b, anchor, d->type);
+	return 0;
+}
+
+/* End of a refresh: explicit deletes plus, after a present phase, every
+ * exported object of that type the refresh did not mention (RFC 4533 §3.4). */
+static void plan_refresh_end(struct planner *p, struct batch *b, struct source_event *ev)
+{
+	struct absent_ctx a = {p, ev->type};
+	struct delete_ctx d = {p, b, ev->type};
+
+	if (ev->present_phase)
+		state_foreach(p->state, find_absent, &a);
+	strmap_foreach(&p->refresh_deletes[ev->type], plan_one_delete, &d);
+	strmap_clear(&p->refresh_deletes[ev->type]);
+	strmap_clear(&p->seen[ev->type]);
+	p->refreshing[ev->type] = false;
+}
+
+static void take_cursor(struct batch *b, struct source_event *ev)
+{
+	if (ev->cursor == NULL)
+		return;
+	free(b->cursor);
+	b->cursor = ev->cursor;
+	b->cursor_len = ev->cursor_len;
+	ev->cursor = NULL;
+}
+
+/* An unchanged entry still present in a refresh: the scope may have changed
+ * under it (an exclusion, group-based scoping). */
+static bool present_out_of_scope(struct planner *p, enum object_type t, const char *anchor)
+{
+	const struct engine_config *cfg = p->cfg;
+	struct object_record r;
+	bool out = false;
+
+	if ((cfg->n_user_exclude + cfg->n_group_exclude > 0 || p->scope_on) &&
+	    engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &r)) {
+		out = !scope_has(p, t, r.dn);
+		object_record_free(&r);
+	}
+	return out;
+}
+
+void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
+{
+	enum object_type t = ev->type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER;
+
+	switch (ev->kind) {
+	case SOURCE_ENTRY:
+		if (!scope_has(p, t, ev->dn)) { /* out of scope: deprovision if exported */
+			if (p->refreshing[t])
+				engine_map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
+			else
+				plan_delete(p, b, ev->anchor, t);
+			break;
+		}
+		if (p->refreshing[t])
+			engine_map_put(&p->seen[t], ev->anchor, (void *)1);
+		plan_entry(p, b, ev);
+		break;
+	case SOURCE_PRESENT:
+		if (p->refreshing[t])
+			engine_map_put(present_out_of_scope(p, t, ev->anchor) ? &p->refresh_deletes[t] : &p->seen[t],
+				       ev->anchor, (void *)1);
+		break;
+	case SOURCE_DELETE:
+		if (p->refreshing[t])
+			engine_map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
+		else
+			plan_delete(p, b, ev->anchor, t);
+		break;
+	case SOURCE_REFRESH_BEGIN:
+		/* A new refresh abandons an unfinished one (source.h). */
+		p->refreshing[t] = true;
+		strmap_clear(&p->seen[t]);
+		strmap_clear(&p->refresh_deletes[t]);
+		break;
+	case SOURCE_REFRESH_END:
+		plan_refresh_end(p, b, ev);
+		break;
+	case SOURCE_CURSOR:
+	case SOURCE_STATUS: /* noted when it arrived (session.c) */
+		break;
+	}
+	take_cursor(b, ev);
+}
+
+/* ---- group members ----------------------------------------------------------------- */
+
+/* The target id of an exported object: from this batch, else the state
+ * (xstrdup'd; NULL: not exported, or on its way out). */
+static char *target_id_of(struct planner *p, struct batch *b, const char *anchor)
+{
+	struct item *it = strmap_get(&b->by_anchor, anchor);
+	struct object_record r;
+	char *id;
+
+	if (it && it->kind == IT_UPSERT && !it->failed && it->rec.target_id)
+		return xstrdup(it->rec.target_id);
+	if (it && (it->kind == IT_DELETE || it->kind == IT_STAGE))
+		return NULL;
+	if (!engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &r))
+		return NULL;
+	id = r.target_id ? xstrdup(r.target_id) : NULL;
+	object_record_free(&r);
+	return id;
+}
+
+/* A group's desired members from `dns`, and the changes against its record:
+ * replace -- the DNs are the whole membership (an upsert); otherwise they
+ * only add to what is exported (a group waiting for members). */
+static void plan_group_members(struct planner *p, struct batch *b, struct item *it, char *const *dns,
+			       size_t n_dns, bool replace)
+{
+	char norm[DN_MAX], **desired = NULL, **unresolved = NULL, **keep = NULL, *id;
+	size_t n_desired = 0, n_unres = 0, n_keep = 0, i;
+
+	for (i = 0; i < n_dns; i++) {
+		const char *anchor;
+		scope_dn_norm(dns[i], norm, sizeof norm);
+		anchor = strmap_get(&p->dn_index, norm);
+		if (anchor && strcmp(anchor, it->anchor) != 0 && !engine_strv_has(desired, n_desired, anchor))
+			engine_strv_push(&desired, &n_desired, anchor);
+		else if (anchor == NULL)
+			engine_strv_push(&unresolved, &n_unres, dns[i]);
+	}
+	if (!replace) /* keep what is exported, add what resolved now */
+		for (i = 0; i < it->rec.n_members; i++)
+			if (!engine_strv_has(desired, n_desired, it->rec.members[i]))
+				engine_strv_push(&desired, &n_desired, it->rec.members[i]);
+
+	batch_item_clear_members(it);
+	it->members_planned = true;
+	for (i = 0; i < n_desired; i++) {
+		if (engine_strv_has(it->rec.members, it->rec.n_members, desired[i]))
+			continue;
+		if ((id = target_id_of(p, b, desired[i])) == NULL)
+			continue; /* not exported (failed or out of scope): not a member yet */
+		engine_strv_push(&it->add_ids, &it->n_add_ids, id);
+		engine_strv_push(&it->add_anchors, &it->n_add_anchors, desired[i]);
+		free(id);
+	}
+	for (i = 0; i < it->rec.n_members; i++) {
+		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
+			continue;
+		/* no id: the member object is gone from the target, and with it
+		 * its membership */
+		if ((id = target_id_of(p, b, it->rec.members[i])) == NULL)
+			continue;
+		engine_strv_push(&it->rm_ids, &it->n_rm_ids, id);
+		engine_strv_push(&it->rm_anchors, &it->n_rm_anchors, it->rec.members[i]);
+		free(id);
+	}
+	/* The record after the change is done: desired members that have ids. */
+	for (i = 0; i < it->rec.n_members; i++)
+		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
+			engine_strv_push(&keep, &n_keep, it->rec.members[i]);
+	for (i = 0; i < it->n_add_anchors; i++)
+		engine_strv_push(&keep, &n_keep, it->add_anchors[i]);
+	engine_strv_free(it->add_anchors, it->n_add_anchors);
+	it->add_anchors = keep;
+	it->n_add_anchors = n_keep;
+	engine_strv_free(it->rec.unresolved, it->rec.n_unresolved);
+	it->rec.unresolved = unresolved;
+	it->rec.n_unresolved = n_unres;
+	engine_strv_free(desired, n_desired);
+}
+
+struct waiting_ctx {
+	struct planner *p;
+	struct batch *b;
+};
+
+/* A group outside the batch that waits for a member exported now. */
+static int add_waiting_group(void *ctx, const char *group, void *v)
+{
+	struct waiting_ctx *w = ctx;
+	struct item *it;
+
+	if (strmap_has(&w->b->by_anchor, group))
+		return 0; /* in the batch already: handled with its own members */
+	it = batch_add(w->p, w->b, IT_MEMBERS, OBJECT_GROUP, group);
+	if (!it->has_old) {
+		batch_item_noop(it);
+		return 0;
+	}
+	it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
+	engine_record_copy(&it->rec, &it->old);
+	return 0;
+}
+
+void plan_members(struct planner *p, struct batch *b)
+{
+	struct waiting_ctx w = {p, b};
+	char norm[DN_MAX];
+	size_t i, n = b->n;
+
+	for (i = 0; i < n; i++) {
+		struct item *it = b->items[i];
+		struct strmap *g;
+		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !it->dn)
+			continue;
+		scope_dn_norm(it->dn, norm, sizeof norm);
+		if ((g = strmap_get(&p->unresolved, norm)) != NULL)
+			strmap_foreach(g, add_waiting_group, &w);
+	}
+	for (i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->type != OBJECT_GROUP || it->failed || it->cancelled || it->member_decision)
+			continue;
+		if (it->kind == IT_UPSERT)
+			plan_group_members(p, b, it, it->member_dns, it->n_member_dns, true);
+		else if (it->kind == IT_MEMBERS)
+			plan_group_members(p, b, it, it->rec.unresolved, it->rec.n_unresolved, false);
+	}
+}
+
+/* ---- the retry set --------------------------------------------------------------- */
+
+struct due_ctx {
+	struct planner *p;
+	struct batch *b;
+	uint64_t now;
+	size_t max;
+	char **stale;
+	size_t n_stale, max_stale;
+};
+
+/* Plan one object of the retry set back into a batch, as it was meant. */
+static int plan_due(void *ctx, const char *anchor, void *v)
+{
+	struct due_ctx *d = ctx;
+	struct retry_record r;
+	struct item *it;
+
+	if ((uint64_t)(uintptr_t)v > d->now || strmap_has(&d->b->by_anchor, anchor))
+		return 0;
+	if (d->b->n >= d->max)
+		return 1;
+	if (!engine_retry_record(d->p->state, OBJECT_KEY_RETRY, anchor, &r)) {
+		/* its "r:" is gone (a resync, a newer change) */
+		if (d->n_stale < d->max_stale)
+			d->stale[d->n_stale++] = xstrdup(anchor);
+		return 0;
+	}
+	switch (r.kind) {
+	case RETRY_UPSERT:
+		if (r.resource == NULL) { /* a group's members only */
+			it = batch_add(d->p, d->b, IT_MEMBERS, OBJECT_GROUP, anchor);
+			if (!it->has_old) {
+				batch_item_noop(it); /* nothing exported to fix: drop it */
+				break;
+			}
+			it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
+			engine_record_copy(&it->rec, &it->old);
+			break;
+		}
+		it = batch_add(d->p, d->b, IT_UPSERT, r.type, anchor);
+		it->dn = r.dn ? xstrdup(r.dn) : NULL;
+		plan_upsert(it, json_incref(r.resource), r.hash);
+		it->member_dns = r.member_dns;
+		it->n_member_dns = r.n_member_dns;
+		r.member_dns = NULL;
+		r.n_member_dns = 0;
+		break;
+	case RETRY_DELETE:
+	case RETRY_DISABLE:
+		it = batch_add(d->p, d->b, r.kind == RETRY_DELETE ? IT_DELETE : IT_DISABLE, r.type, anchor);
+		if (!it->has_old) {
+			batch_item_noop(it); /* not exported any more: nothing to do */
+			break;
+		}
+		it->type = it->old.type;
+		it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
+		break;
+	case RETRY_REREAD:
+		break;
+	}
+	retry_record_free(&r);
+	return 0;
+}
+
+size_t plan_retries(struct planner *p, struct batch *b, const struct strmap *due, uint64_t now, size_t max,
+		    char **stale, size_t max_stale)
+{
+	struct due_ctx d = {.p = p, .b = b, .now = now, .max = max, .stale = stale, .max_stale = max_stale};
+
+	strmap_foreach(due, plan_due, &d);
+	return d.n_stale;
+}
+
+/* ---- decisions on staged deletes -------------------------------------------------- */
+
+struct decision_ctx {
+	struct planner *p;
+	struct batch *b;
+	bool approve;
+};
+
+/* A staged member removal ("m:<group>#<member>"): approve removes the member
+ * from the group in the target; reject keeps it. One item per group. */
+static void plan_staged_member(struct decision_ctx *c, const char *both)
+{
+	char group[KEY_MAX], *member, *id;
+	struct item *it;
+
+	snprintf(group, sizeof group, "%s", both);
+	member = strchr(group, '#');
+	if (member == NULL)
+		return;
+	*member++ = '\0';
+	it = strmap_get(&c->b->by_anchor, group);
+	if (it == NULL) {
+		it = batch_add(c->p, c->b, IT_MEMBERS, OBJECT_GROUP, group);
+		it->member_decision = true;
+		if (!it->has_old) {
+			batch_item_noop(it); /* the group is gone: only the key is dropped */
+		} else {
+			it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
+			engine_record_copy(&it->rec, &it->old);
+			it->members_planned = true;
+			it->add_anchors = engine_strv_dup(it->rec.members, it->rec.n_members);
+			it->n_add_anchors = it->rec.n_members;
+		}
+	}
+	engine_strv_push(&it->held, &it->n_held, member);
+	if (!c->approve || it->failed || !it->member_decision)
+		return; /* reject: it stays a member */
+	if ((id = target_id_of(c->p, c->b, member)) != NULL)
+		engine_strv_push(&it->rm_ids, &it->n_rm_ids, id);
+	free(id);
+	engine_strv_remove(it->add_anchors, &it->n_add_anchors, member);
+}
+
+static int plan_staged(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct decision_ctx *c = ctx;
+	char anchor[KEY_MAX], err[64];
+	struct item *it;
+
+	if (engine_key_anchor(key, klen, OBJECT_KEY_STAGED_MEMBER, anchor, sizeof anchor)) {
+		plan_staged_member(c, anchor);
+		return 0;
+	}
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_STAGED, anchor, sizeof anchor))
+		return 0;
+	it = batch_add(c->p, c->b, c->approve ? IT_DELETE : IT_UNSTAGE, OBJECT_UNKNOWN, anchor);
+	if (!it->has_old) /* the staged record carries what the object table had */
+		it->has_old = object_record_decode(val, vlen, &it->old, err, sizeof err) == 0;
+	if (it->has_old) {
+		it->type = it->old.type;
+		it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
+		if (it->kind == IT_DELETE && it->type == OBJECT_USER && c->p->cfg->disable_users)
+			it->kind = IT_DISABLE;
+	}
+	return 0;
+}
+
+void plan_decision(struct planner *p, struct batch *b, bool approve)
+{
+	struct decision_ctx c = {p, b, approve};
+
+	state_foreach(p->state, plan_staged, &c);
+}
+
+/* ---- in-doubt repair ------------------------------------------------------------------ */
+
+static int plan_one_repair(void *ctx, const char *anchor, void *v)
+{
+	struct waiting_ctx *w = ctx;
+
+	batch_add(w->p, w->b, IT_REPAIR, OBJECT_UNKNOWN, anchor);
+	return 0;
+}
+
+void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_doubt)
+{
+	struct waiting_ctx w = {p, b};
+
+	strmap_foreach(in_doubt, plan_one_repair, &w);
+}

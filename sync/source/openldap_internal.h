@@ -1,0 +1,173 @@
+/*
+ * sync/source/openldap_internal.h -- the OpenLDAP source's private types,
+ * shared by its files (openldap.h is the contract): two RFC 4533
+ * refreshAndPersist sessions driven by libldap's ldap_sync_* client on one
+ * worker thread.
+ *
+ * Threads. The loop thread owns struct ldap_source and its uv handle; the
+ * worker owns the LDAP handles and the ldap_sync_t state of both sessions.
+ * They share only the event ring, the stop flag and the published socket
+ * descriptors, all under `lock`.
+ *
+ * What libldap 2.5 and slapd 2.5 (syncprov + sessionlog) do, checked by
+ * experiment, and how it shaped these files:
+ *  - ldap_sync_init(LDAP_SYNC_REFRESH_AND_PERSIST) sends the search and
+ *    returns only at refreshDone or on an error: the whole refresh phase, its
+ *    callbacks included, runs inside it (polling ldap_result every 100 ms,
+ *    forever if the server says nothing). So stop() breaks a blocked worker
+ *    by shutdown() of the published sockets, and back-pressure is the
+ *    callbacks blocking on the full ring.
+ *  - A refresh without a cookie ends with a refreshDelete syncInfo although
+ *    it transferred the full content, so "present phase" means: no cookie at
+ *    the start, or the server sent refreshPresent / present syncIdSets.
+ *  - libldap reports the final refreshPresent and refreshDelete both as
+ *    LDAP_SYNC_CAPI_DONE; which one it was is read back from the syncInfo
+ *    value's tag (decoding only, RFC 4533 §2.5).
+ *  - Cookies arrive in the middle of a refresh (a syncIdSet of deletes
+ *    carries "delcsn="), but only the refreshDone cookie stands for a
+ *    complete refresh, so only that one and persist-phase cookies go into a
+ *    cursor (`committed`); a reconnect resumes from `committed`.
+ *  - A newcookie syncInfo reaches no callback: the cookie change is noticed
+ *    after ldap_sync_poll returns and reported as SOURCE_CURSOR. slapd sends
+ *    one to every persistent search for each write outside its scope.
+ *  - ldap_sync_poll with a zero timeout can read a message and report
+ *    nothing (see session_drain), so it is called blocking, on input only.
+ *
+ * The files:
+ *   openldap.c         the loop side: start, stop, delivery of events, flow control
+ *   openldap_conn.c    the worker: connections, binds, reconnects with backoff
+ *   openldap_sync.c    RFC 4533 on a connection: the ldap_sync_* callbacks into events
+ *   openldap_cursor.c  the cursor blob (both sessions' cookies)
+ *   openldap_port.c    the source port (source.h) over all of it
+ * Names shared between them carry the openldap__ prefix.
+ */
+#ifndef CANOPY_SYNC_SOURCE_OPENLDAP_INTERNAL_H
+#define CANOPY_SYNC_SOURCE_OPENLDAP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lber.h>
+#include <ldap.h>
+#include <uv.h>
+
+#include "common/xalloc.h"
+#include "sync/source/openldap.h"
+
+#define QUEUE_DEFAULT 1024
+#define BACKOFF_MIN_DEFAULT 100
+#define BACKOFF_MAX_DEFAULT 30000
+#define DELIVER_BATCH 256    /* events per loop iteration: do not starve the loop */
+#define NETWORK_TIMEOUT_S 3  /* connect(); the one wait stop() cannot cut short */
+#define OP_TIMEOUT_S 30      /* synchronous operations (bind) */
+#define MSG_MAX 512
+#define CURSOR_VERSION "v1"
+
+/* One RFC 4533 session: one scope, one connection, one cookie. */
+struct ldap_session {
+	struct ldap_source *src;
+	enum object_type type;
+	const char *key;          /* "users" / "groups": cursor keys, messages */
+	ldap_sync_t ls;           /* base, filter, attrs and ls_cookie are libldap-allocated */
+	int fd;                   /* socket, published for stop(); written under src->lock */
+	struct berval committed;  /* the cookie cursors carry, see the top comment */
+	bool full;                /* this refresh started without a cookie */
+	bool saw_present;         /* the server used the present phase (§3.4.1) */
+	bool refreshing;          /* between REFRESH_BEGIN and REFRESH_END */
+	bool refresh_done;        /* refreshDone seen in this refresh */
+	bool ended;               /* searchResultDone: the server ended the search */
+	int err;                  /* first failure inside a callback; later ones are skipped */
+};
+
+/* Threads. The loop thread owns struct ldap_source and its uv handle; the
+ * worker owns the LDAP handles and the ldap_sync_t state of both sessions.
+ * They share only the event ring, the stop flag and the published socket
+ * descriptors, all under `lock`. */
+struct ldap_source {
+	uv_loop_t *loop;
+	uv_async_t async;
+	ldap_source_event_cb cb;
+	void *data;
+
+	/* configuration, copied */
+	char **urls;
+	size_t n_urls;
+	char *bind_dn;
+	char *password;
+	char *password_file;
+	bool starttls;   /* source.tls: StartTLS on ldap:// */
+	char *tls_ca;    /* source.tls.ca, or NULL: the system store */
+	size_t queue_max;
+	enum source_problem problem; /* worker only: why the last attempt failed */
+	unsigned backoff_min_ms, backoff_max_ms;
+
+	struct ldap_session sess[2];
+	size_t n_sess;
+
+	pthread_t thread;
+	int wake_fd; /* eventfd: wakes the worker's poll() and backoff sleep */
+
+	/* shared with the worker, under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t not_full;
+	struct source_event **ring;
+	size_t head, len, peak;
+	bool stopping, exited;
+	bool refresh_req[2];     /* ldap_source_refresh() asked for this session */
+
+	/* loop thread only */
+	bool paused, closing;
+	void (*done)(void *data);
+	void *done_data;
+
+	/* worker only */
+	size_t url_idx;
+	bool status_sent, last_connected;
+	char last_msg[MSG_MAX];
+};
+
+/* ---- openldap.c ------------------------------------------------------------ */
+
+/* Fill errmsg (if given) and return rc. */
+int openldap__fail(char *errmsg, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- openldap_cursor.c: the cursor blob and cookies ------------------------- */
+
+bool openldap__bv_eq(const struct berval *a, const struct berval *b);
+void openldap__bv_clear(struct berval *bv);
+/* dst := copy of src (libldap allocator, as ls_cookie needs). */
+void openldap__bv_copy(struct berval *dst, const struct berval *src);
+/* "v1\nusers=<b64>\ngroups=<b64>\n" from the committed cookies (malloc'd). */
+void openldap__cursor_encode(struct ldap_source *s, void **out, size_t *out_len);
+/* The cookies of a cursor into the sessions. Returns 0 or -EINVAL with errmsg. */
+int openldap__cursor_decode(struct ldap_source *s, const void *blob, size_t len, char *errmsg, size_t errlen);
+
+/* ---- openldap_sync.c: RFC 4533 on one connection (worker) -------------------- */
+
+bool openldap__is_stopping(struct ldap_source *s);
+/* Hand an event to the loop thread (waits while the ring is full). Takes
+ * ownership of ev. Returns 0 or -ECANCELED (stopping). */
+int openldap__push(struct ldap_source *s, struct source_event *ev);
+struct source_event *openldap__ev_new(enum source_event_kind kind, enum object_type type);
+/* The ldap_sync_t callbacks. */
+int openldap__on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid, ldap_sync_refresh_t phase);
+int openldap__on_reference(ldap_sync_t *ls, LDAPMessage *msg);
+int openldap__on_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uuids, ldap_sync_refresh_t phase);
+int openldap__on_result(ldap_sync_t *ls, LDAPMessage *msg, int refresh_deletes);
+void openldap__session_drop_cookie(struct ldap_session *x);
+/* The refresh phase (§3.4); the persist phase's waiting messages. Return 0 or
+ * a negative errno with msg filled. */
+int openldap__session_refresh(struct ldap_session *x, const char *url, char *msg, size_t len);
+int openldap__session_drain(struct ldap_session *x, const char *url, char *msg, size_t len);
+
+/* ---- openldap_conn.c: connections and the worker --------------------------------- */
+
+void openldap__status_fmt(char *msg, size_t len, const char *url, int err, LDAP *ld, const char *what);
+/* The result code behind a libldap failure. */
+int openldap__ldap_code(LDAP *ld, int rc);
+/* Start the worker thread. Returns 0 or a negative errno. */
+int openldap__worker_spawn(struct ldap_source *s);
+
+#endif /* CANOPY_SYNC_SOURCE_OPENLDAP_INTERNAL_H */

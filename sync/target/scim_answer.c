@@ -1,0 +1,467 @@
+/*
+ * sync/target/scim_answer.c -- what an answer means: usable or not (RFC 7644
+ * shapes), the target's fault or the object's, the next step of the
+ * operation, and the results of a bulk request.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sync/target/scim_internal.h"
+#include "sync/target/scim_test.h"
+
+/* "scimType: detail" from a SCIM error body (RFC 7644 §3.12), else a
+ * printable prefix of the raw body. */
+static void error_detail(const struct req *r, const struct reply *rep, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (rep->json != NULL) {
+		const char *detail = json_string_value(json_object_get(rep->json, "detail"));
+		const char *type = json_string_value(json_object_get(rep->json, "scimType"));
+		if (detail != NULL || type != NULL) {
+			snprintf(out, len, "%s%s%s", type != NULL ? type : "", type != NULL && detail != NULL ? ": " : "",
+				 detail != NULL ? detail : "");
+			return;
+		}
+	}
+	size_t n = r->resp_len < 200 ? r->resp_len : 200, o = 0;
+	for (size_t i = 0; i < n && o + 1 < len; i++) {
+		char c = r->resp[i];
+		out[o++] = (c >= 0x20 && c < 0x7f) ? c : ' ';
+	}
+	out[o] = '\0';
+}
+
+/* "METHOD PATH: HTTP 503: scimType: detail" or "METHOD PATH: <curl error>" */
+void scim__describe(const struct req *r, const struct reply *rep, char *out, size_t len)
+{
+	char d[320];
+	if (rep->rc != CURLE_OK) {
+		char why[CURL_ERROR_SIZE + 600];
+		http_tls_explain(r->t ? r->t->cfg.tls : NULL, r->t ? r->t->url : "", rep->rc, r->errbuf, why, sizeof why);
+		snprintf(out, len, "%s %s: %s", r->method, r->path, why);
+		return;
+	}
+	error_detail(r, rep, d, sizeof d);
+	snprintf(out, len, "%s %s: HTTP %ld%s%s", r->method, r->path, rep->http, d[0] ? ": " : "", d);
+}
+
+static int curl_errno(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return -EHOSTUNREACH;
+	default:
+		return -EIO;
+	}
+}
+
+/* libcurl errors no retry can fix */
+static bool curl_permanent(CURLcode rc)
+{
+	return rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_BAD_FUNCTION_ARGUMENT ||
+	       rc == CURLE_OUT_OF_MEMORY || rc == CURLE_WRITE_ERROR;
+}
+
+/* Resources of a list response (RFC 7644 §3.4.2) whose externalId is `ext`
+ * (exact: caseExact, RFC 7643 §3.1) -- or, with ext NULL, that have none. */
+static json_t *pick(json_t *list, const char *ext, size_t *n_out, size_t *n_other)
+{
+	json_t *res = json_object_get(list, "Resources"), *v, *first = NULL;
+	size_t i;
+	*n_out = *n_other = 0;
+	json_array_foreach(res, i, v)
+	{
+		if (json_string_value(json_object_get(v, "id")) == NULL)
+			continue;
+		const char *e = json_string_value(json_object_get(v, "externalId"));
+		bool ok = ext != NULL ? (e != NULL && strcmp(e, ext) == 0) : (e == NULL || e[0] == '\0');
+		if (!ok) {
+			(*n_other)++;
+			continue;
+		}
+		if ((*n_out)++ == 0)
+			first = v;
+	}
+	return first;
+}
+
+static void adopt(struct sop *s, json_t *obj)
+{
+	snprintf(s->id, sizeof s->id, "%s", json_string_value(json_object_get(obj, "id")));
+	s->found = true;
+	scim__next_step(s, s->op->action == SCIM_DELETE ? ST_DELETE : ST_UPDATE);
+}
+
+/* The answer to a step that was not a transient failure or 401/403. */
+static void step_reply(struct sop *s, const struct req *r, const struct reply *rep)
+{
+	struct scim_op *op = s->op;
+	long h = rep->http;
+	size_t n, other;
+
+	switch (s->step) {
+	case ST_UPDATE:
+		if (is2xx(h)) {
+			snprintf(op->result_id, sizeof op->result_id, "%s", s->id);
+			op->matched = s->found;
+			scim__finish(s, 0);
+			return;
+		}
+		if (h == 404 && op->patch) { /* nothing left to patch (e.g. to disable) */
+			scim__finish(s, 0);
+			return;
+		}
+		if (h == 404) { /* vanished in the target: create it again */
+			s->id[0] = '\0';
+			s->found = false;
+			scim__next_step(s, ST_CREATE);
+			return;
+		}
+		break;
+	case ST_CREATE:
+		if (is2xx(h)) {
+			const char *id = json_string_value(json_object_get(rep->json, "id"));
+			if (id == NULL || strlen(id) >= sizeof op->result_id) {
+				scim__fail(s, -EPROTO, "%s %s: HTTP %ld without a usable \"id\" in the answer", r->method,
+					   r->path, h);
+				return;
+			}
+			snprintf(op->result_id, sizeof op->result_id, "%s", id);
+			op->created = true;
+			scim__finish(s, 0);
+			return;
+		}
+		if (h == 409) { /* RFC 7644 §3.3: uniqueness -- it exists: find it */
+			scim__next_step(s, op->anchor != NULL ? ST_FIND_EXT : ST_FIND_NAME);
+			return;
+		}
+		break;
+	case ST_FIND_EXT:
+		if (is2xx(h)) {
+			json_t *obj = pick(rep->json, op->anchor, &n, &other);
+			if (obj != NULL)
+				adopt(s, obj);
+			else if (op->action == SCIM_DELETE)
+				scim__finish(s, 0); /* nothing carries this anchor: already gone */
+			else
+				scim__next_step(s, ST_FIND_NAME);
+			return;
+		}
+		break;
+	case ST_FIND_NAME:
+		if (is2xx(h)) {
+			/* Soft match: adopt an object only if no other anchor owns it. */
+			json_t *obj = pick(rep->json, NULL, &n, &other);
+			if (n == 1) {
+				adopt(s, obj);
+			} else if (n > 1) {
+				scim__fail(s, -EPROTO, "upsert %s: %s: %zu objects without externalId match; refusing to "
+						 "guess", op->anchor, r->path, n);
+			} else if (other > 0) {
+				scim__fail(s, -EEXIST, "upsert %s: %s: the name is taken by an object with another "
+						 "externalId", op->anchor, r->path);
+			} else {
+				scim__fail(s, -EPROTO, "upsert %s: the target reports a conflict (409) but neither "
+						 "externalId nor name finds the object", op->anchor);
+			}
+			return;
+		}
+		break;
+	case ST_DELETE:
+		if (is2xx(h) || h == 404) { /* 404: already gone -- the goal is reached */
+			snprintf(op->result_id, sizeof op->result_id, "%s", s->id);
+			scim__finish(s, 0);
+			return;
+		}
+		break;
+	case ST_READ_MEMBERS:
+		if (is2xx(h)) {
+			scim__members_filter(s, rep->json);
+			scim__next_step(s, ST_MEMBERS);
+			return;
+		}
+		if (h == 404)
+			goto group_gone;
+		break;
+	case ST_MEMBERS:
+		if (is2xx(h)) {
+			s->add_pos += s->chunk_add;
+			s->rm_pos += s->chunk_rm;
+			s->hops = 0; /* chunks are progress, not churn */
+			scim__next_step(s, ST_MEMBERS);
+			return;
+		}
+		if (h == 404)
+			goto group_gone;
+		break;
+	}
+	scim__fail_http(s, r, rep);
+	return;
+group_gone: { /* SCIM_MEMBERS on a group the target no longer has */
+	char detail[1024];
+	scim__describe(r, rep, detail, sizeof detail);
+	scim__fail(s, -ENOENT, "%s", detail);
+}
+}
+
+/*
+ * Is this answer unusable for s's step? A 3xx (we never follow redirects:
+ * a bearer token must not travel to another origin), or a 2xx whose body is
+ * not what RFC 7644 promises: not JSON (an HTML error page of a proxy), not an
+ * object, a create without a string "id" (§3.3), a list without a
+ * "Resources" array (§3.4.2), an "id" of the wrong type. Fills why (if given).
+ */
+static bool unusable_answer(const struct sop *s, const struct req *r, const struct reply *rep, char *why,
+			    size_t len)
+{
+	const char *problem = NULL;
+	json_t *j = rep->json, *id;
+
+	if (rep->rc != CURLE_OK)
+		return false;
+	if (rep->http >= 300 && rep->http < 400)
+		problem = "a redirect (not followed)";
+	else if (!is2xx(rep->http) || r->kind != R_OP)
+		return false;
+	else if (r->resp_len > 0 && j == NULL)
+		problem = "the body is not JSON";
+	else if (j != NULL && !json_is_object(j))
+		problem = "the body is not a JSON object";
+	else if (s->step == ST_CREATE && (!json_is_string(id = json_object_get(j, "id")) ||
+					  json_string_length(id) == 0 || json_string_length(id) >= 128))
+		problem = "a create answered without a usable \"id\"";
+	else if ((s->step == ST_UPDATE || s->step == ST_CREATE) && j != NULL &&
+		 (id = json_object_get(j, "id")) != NULL && !json_is_string(id))
+		problem = "\"id\" is not a string";
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) &&
+		 (j == NULL || !json_is_array(json_object_get(j, "Resources"))) &&
+		 json_integer_value(json_object_get(j, "totalResults")) != 0)
+		problem = "a list answer without a \"Resources\" array";
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) && j == NULL)
+		problem = "a list answer without a body";
+	else if (s->step == ST_READ_MEMBERS && (j == NULL || (json_object_get(j, "members") != NULL &&
+							     !json_is_array(json_object_get(j, "members")))))
+		problem = "a group without a \"members\" array";
+	if (problem != NULL && why != NULL)
+		snprintf(why, len, "%s", problem);
+	return problem != NULL;
+}
+
+/* The answer to one operation's request (single, or its part of a bulk).
+ * count: record it in the health window (a bulk request counts once). */
+void scim__op_reply(struct req *r, const struct reply *rep, bool count)
+{
+	struct scim_target *t = r->t;
+	struct sop *s = r->sop;
+	struct scim_op *op = s->op;
+	char detail[1024];
+
+	op->http_status = rep->rc == CURLE_OK ? rep->http : 0;
+	bool net = rep->rc != CURLE_OK, server = !net && rep->http >= 500;
+	scim__describe(r, rep, detail, sizeof detail);
+
+	char bad[256];
+	bool garbage = (net && rep->rc == CURLE_WRITE_ERROR && r->resp_too_big) ||
+		       (!net && !server && unusable_answer(s, r, rep, bad, sizeof bad));
+	if (garbage) {
+		/* An answer we cannot use is the target's failure, not the object's:
+		 * it counts against the target's health (quarantine) and is retried;
+		 * the engine keeps the object in its retry set if it stays so. */
+		if (net)
+			snprintf(bad, sizeof bad, "the answer is larger than %u bytes", RESP_MAX);
+		snprintf(detail, sizeof detail, "%s %s: HTTP %ld: unusable answer: %s", r->method, r->path, rep->http,
+			 bad);
+		net = false;
+		server = true;
+	}
+	if (count)
+		scim__health(t, net ? H_NET : server ? H_SERVER : H_OK, detail);
+	if (!net && !server && rep->http != 429 && rep->http != 401 && rep->http != 403) {
+		t->probe_ms = t->cfg.probe_min_ms;
+		if (!t->spc_known && !t->spc_on_wire && !t->stopping)
+			scim__fetch_spc(t); /* the fetch at start failed: the target answers now */
+	}
+	if (!garbage && net && curl_permanent(rep->rc)) {
+		scim__fail(s, -EIO, "%s", detail);
+		return;
+	}
+	if (!net && (rep->http == 401 || rep->http == 403)) {
+		/* Not the operation's fault: put it back, unpaid. If the token file
+		 * has changed since this request left, just try again with it;
+		 * otherwise stop everything until a probe gets through. */
+		s->tries--;
+		scim__ready_push(t, s, true);
+		if (scim__auth_rejected(t, r, detail))
+			return;
+		scim__reread_token(t);
+		bool same = strcmp(r->token_used, t->token != NULL ? t->token : "") == 0;
+		if (same)
+			scim__quarantine(t, "unauthorized", detail);
+		return;
+	}
+	if (net || server || rep->http == 429) {
+		if (s->tries >= t->cfg.max_attempts) {
+			scim__fail(s, garbage ? -EBADMSG : net ? curl_errno(rep->rc) : -EIO, "%s (after %u attempts)", detail,
+				   s->tries);
+			return;
+		}
+		/* A member PATCH whose answer was lost may have landed: read the
+		 * group back before sending it again (members_filter). */
+		if (s->step == ST_MEMBERS) {
+			s->step = ST_READ_MEMBERS;
+			s->tries = 0;
+		}
+		uint64_t ms = scim__backoff_ms(t, s->tries);
+		/* RFC 7231 §7.1.3 (RFC 6585 §4 for 429): honour Retry-After, capped */
+		if ((rep->http == 429 || rep->http == 503) && rep->retry_after_s > 0) {
+			ms = (uint64_t)rep->retry_after_s * 1000;
+			if (ms > t->cfg.backoff_max_ms)
+				ms = t->cfg.backoff_max_ms;
+		}
+		t->stats.retries++;
+		scim__copy_str(op->error, sizeof op->error, detail); /* what we are retrying, for the curious */
+		scim__delay(s, ms);
+		return;
+	}
+	step_reply(s, r, rep);
+}
+
+/* The result of batch[i] in a BulkResponse (§3.7.3): same position when the
+ * server answered every operation, else by bulkId (POST). */
+static json_t *bulk_result(json_t *results, size_t i, size_t n, const struct sop *s)
+{
+	char want[32];
+	json_t *res = json_array_size(results) == n ? json_array_get(results, i) : NULL;
+	const char *m = json_string_value(json_object_get(res, "method"));
+	if (res != NULL && m != NULL && strcasecmp(m, s->method) == 0)
+		return res;
+	if (strcmp(s->method, "POST") != 0)
+		return NULL;
+	snprintf(want, sizeof want, "op%zu", i);
+	size_t k;
+	json_array_foreach(results, k, res)
+	{
+		const char *b = json_string_value(json_object_get(res, "bulkId"));
+		if (b != NULL && strcmp(b, want) == 0)
+			return res;
+	}
+	return NULL;
+}
+
+/* One operation's result as if it had been answered on its own: status
+ * (a string in RFC 7644's examples, a number elsewhere), the error
+ * "response", or {"id": last segment of "location"} on success. */
+static void bulk_one(const json_t *res, struct reply *one)
+{
+	json_t *st = json_object_get(res, "status");
+	one->http = json_is_string(st) ? strtol(json_string_value(st), NULL, 10) : (long)json_integer_value(st);
+	one->retry_after_s = 0;
+	if (!is2xx(one->http)) {
+		one->json = json_incref(json_object_get(res, "response"));
+		return;
+	}
+	const char *loc = json_string_value(json_object_get(res, "location"));
+	const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
+	one->json = slash != NULL && slash[1] != '\0' ? json_pack("{s:s}", "id", slash + 1) : NULL;
+}
+
+void scim__bulk_done(struct req *r, const struct reply *rep)
+{
+	struct scim_target *t = r->t;
+	size_t n = r->n_batch;
+	char detail[1024];
+	for (size_t i = 0; i < n; i++)
+		scim__detach(r->batch[i]);
+	bool net = rep->rc != CURLE_OK, server = !net && rep->http >= 500;
+	scim__describe(r, rep, detail, sizeof detail);
+	scim__health(t, net ? H_NET : server ? H_SERVER : H_OK, detail);
+
+	json_t *results = !net && is2xx(rep->http) ? json_object_get(rep->json, "Operations") : NULL;
+	bool transient = net || server || rep->http == 429 || rep->http == 401 || rep->http == 403;
+	if (rep->http == 501 || (!transient && !json_is_array(results))) {
+		/* The target will not take this bulk (too large, not implemented,
+		 * an answer we cannot read): from now on, one request each. */
+		t->bulk_off = true;
+		for (size_t i = n; i-- > 0;) {
+			r->batch[i]->tries--;
+			scim__ready_push(t, r->batch[i], true);
+		}
+		return;
+	}
+	uint64_t gen = t->cancel_gen;
+	for (size_t i = 0; i < n; i++) {
+		struct sop *s = r->batch[i];
+		if (t->stopping || t->cancel_gen != gen) { /* a callback cancelled */
+			scim__fail(s, -ECANCELED, "%s: cancelled", scim__op_name(s->op->action));
+			continue;
+		}
+		struct req sub = {.t = t, .kind = R_OP, .sop = s, .path = s->path, .token_used = r->token_used};
+		struct reply one = *rep;
+		snprintf(sub.method, sizeof sub.method, "%s", s->method);
+		if (!json_is_array(results)) { /* the whole request failed */
+			one.json = json_incref(rep->json);
+			scim__copy_str(sub.errbuf, sizeof sub.errbuf, r->errbuf);
+		} else {
+			json_t *res = bulk_result(results, i, n, s);
+			if (res != NULL) {
+				bulk_one(res, &one);
+			} else { /* unanswered: retry it as if the connection had failed */
+				one.rc = CURLE_GOT_NOTHING;
+				one.json = NULL;
+				snprintf(sub.errbuf, sizeof sub.errbuf, "no result for it in the bulk response");
+			}
+		}
+		scim__op_reply(&sub, &one, false);
+		json_decref(one.json);
+	}
+}
+
+int scim_test_answer(unsigned step, long http, const char *body, size_t len)
+{
+	struct scim_op op;
+	struct sop s;
+	struct req r;
+	struct reply rep;
+	char why[256], detail[1024], path[] = "/Users?filter=externalId%20eq%20%22x%22";
+	size_t n, other;
+	bool bad;
+
+	memset(&op, 0, sizeof op);
+	memset(&s, 0, sizeof s);
+	memset(&r, 0, sizeof r);
+	memset(&rep, 0, sizeof rep);
+	op.add = xcheck(json_pack("[s,s]", "a", "b"));
+	op.remove = xcheck(json_pack("[s]", "c"));
+	s.op = &op;
+	s.step = (enum step)(step % (ST_READ_MEMBERS + 1));
+	r.kind = R_OP;
+	r.sop = &s;
+	snprintf(r.method, sizeof r.method, "GET");
+	r.path = path;
+	r.resp = (char *)body;
+	r.resp_len = len;
+	rep.rc = CURLE_OK;
+	rep.http = http;
+	rep.json = len > 0 ? json_loadb(body, len, 0, NULL) : NULL;
+	bad = unusable_answer(&s, &r, &rep, why, sizeof why);
+	scim__describe(&r, &rep, detail, sizeof detail);
+	if (!bad && is2xx(http)) {
+		pick(rep.json, "x", &n, &other);
+		pick(rep.json, NULL, &n, &other);
+		if (s.step == ST_READ_MEMBERS)
+			(void)scim__members_filter(&s, rep.json);
+	}
+	json_decref(s.eff_add);
+	json_decref(s.eff_rm);
+	json_decref(rep.json);
+	json_decref(op.add);
+	json_decref(op.remove);
+	return !bad;
+}

@@ -1,0 +1,217 @@
+/*
+ * sync/target/scim_port.c -- the SCIM target behind the target port
+ * (target.h): each run is one scim_target (scim.h), each operation one
+ * scim_op. The engine's neutral data becomes SCIM here: the disable PATCH,
+ * member id arrays, and which failures are a refusal of the object itself.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "sync/target/scim.h"
+
+static const char SCHEMA_USER[] = "urn:ietf:params:scim:schemas:core:2.0:User"; /* RFC 7643 §4.1 */
+
+/* One target_op on its way through scim.c. */
+struct call {
+	struct scim_op op;
+	struct target_op *top;
+	target_done_cb cb;
+	json_t *resource; /* TARGET_DISABLE: the PATCH; owned */
+	json_t *add, *remove;
+};
+
+static struct scim_target *run_of(struct target_run *run)
+{
+	return (struct scim_target *)run;
+}
+
+/*
+ * Whose failure is it? Only a refusal of this one object may leave it behind
+ * (recorded as failed): a 4xx about its content (RFC 7644 §3.12), or an
+ * operation scim.c refused to build. Everything else -- network, timeouts,
+ * 5xx, 429, 401/403 (credentials), 404 (gone), 408, 409 (a conflict that may
+ * clear), an unusable answer -- is the target's or the network's, and the
+ * engine keeps the object in its retry set until it goes through.
+ */
+static bool permanent(const struct scim_op *op)
+{
+	long h = op->http_status;
+
+	if (op->status == -EINVAL)
+		return true;
+	if (op->status != -EPROTO)
+		return false;
+	return h >= 400 && h < 500 && h != 401 && h != 403 && h != 404 && h != 408 && h != 409 && h != 429;
+}
+
+static void call_free(struct call *c)
+{
+	json_decref(c->resource);
+	json_decref(c->add);
+	json_decref(c->remove);
+	free(c);
+}
+
+static void on_done(struct scim_op *op)
+{
+	struct call *c = op->data;
+	struct target_op *top = c->top;
+	target_done_cb cb = c->cb;
+
+	top->status = op->status;
+	top->permanent = op->status != 0 && permanent(op);
+	snprintf(top->result_id, sizeof top->result_id, "%s", op->result_id);
+	top->created = op->created;
+	top->matched = op->matched;
+	top->http_status = op->http_status;
+	top->attempts = op->attempts;
+	top->duration_ms = op->duration_ms;
+	snprintf(top->error, sizeof top->error, "%s", op->error);
+	call_free(c);
+	cb(top);
+}
+
+static json_t *id_array(const char *const *ids, size_t n)
+{
+	json_t *a = xcheck(json_array());
+
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(a, xcheck(json_string(ids[i]))) != 0)
+			xoom("json_array_append_new");
+	return a;
+}
+
+static int p_submit(struct target_run *run, struct target_op *top, target_done_cb cb)
+{
+	struct call *c;
+	int rv;
+
+	if (run == NULL)
+		return -ESHUTDOWN;
+	c = xcalloc(1, sizeof *c);
+	c->top = top;
+	c->cb = cb;
+	c->op.type = top->type;
+	c->op.anchor = top->anchor;
+	c->op.target_id = top->target_id;
+	c->op.data = c;
+	switch (top->action) {
+	case TARGET_UPSERT:
+		c->op.action = SCIM_UPSERT;
+		c->op.resource = (json_t *)top->attrs; /* read only: scim.c copies what it sends */
+		break;
+	case TARGET_DISABLE:
+		/* RFC 7644 §3.5.2.3 replace of "active"; a user gone counts as done */
+		c->resource = xcheck(json_pack("{s:[s],s:s,s:b}", "schemas", SCHEMA_USER, "externalId",
+					       top->anchor, "active", 0));
+		c->op.action = SCIM_UPSERT;
+		c->op.resource = c->resource;
+		c->op.patch = true;
+		break;
+	case TARGET_DELETE:
+		c->op.action = SCIM_DELETE;
+		break;
+	case TARGET_MEMBERS:
+		c->add = id_array(top->add, top->n_add);
+		c->remove = id_array(top->remove, top->n_remove);
+		c->op.action = SCIM_MEMBERS;
+		c->op.add = c->add;
+		c->op.remove = c->remove;
+		c->op.verify = top->verify;
+		break;
+	default:
+		call_free(c);
+		return -EINVAL;
+	}
+	top->status = 0;
+	top->permanent = top->created = top->matched = false;
+	top->result_id[0] = top->error[0] = '\0';
+	top->http_status = 0;
+	top->attempts = 0;
+	top->duration_ms = 0;
+	rv = scim_submit(run_of(run), &c->op, on_done);
+	if (rv != 0)
+		call_free(c);
+	return rv;
+}
+
+static int p_start(struct target *t, uv_loop_t *loop, struct target_run **out, char *errmsg, size_t errlen)
+{
+	struct scim_target *st = NULL;
+	int rv = scim_target_start(&st, loop, t->impl, errmsg, errlen);
+
+	*out = (struct target_run *)st;
+	return rv;
+}
+
+static void p_set_fence(struct target_run *run, uint64_t node_id, uint64_t term, const char *cluster_id)
+{
+	scim_set_fence(run_of(run), node_id, term);
+	scim_set_cluster(run_of(run), cluster_id);
+}
+
+static void p_cancel_all(struct target_run *run)
+{
+	scim_cancel_all(run_of(run));
+}
+
+static enum target_problem problem_of(const struct scim_stats *st)
+{
+	if (!st->quarantined)
+		return TARGET_PROBLEM_NONE;
+	if (strcmp(st->quarantine_reason, "unauthorized") == 0)
+		return TARGET_UNAUTHORIZED;
+	if (strcmp(st->quarantine_reason, "server_errors") == 0)
+		return TARGET_SERVER_ERRORS;
+	return TARGET_UNREACHABLE;
+}
+
+static void p_stats(struct target_run *run, struct target_stats *out)
+{
+	struct scim_stats st;
+
+	scim_stats(run_of(run), &st);
+	memset(out, 0, sizeof *out);
+	out->requests = st.requests;
+	out->retries = st.retries;
+	out->failures = st.failures;
+	out->quarantined = st.quarantined;
+	out->problem = problem_of(&st);
+	snprintf(out->quarantine_reason, sizeof out->quarantine_reason, "%s", st.quarantine_reason);
+	snprintf(out->quarantine_detail, sizeof out->quarantine_detail, "%s", st.quarantine_detail);
+	out->in_flight = st.in_flight;
+	out->queued = st.queued;
+}
+
+static void p_stop(struct target_run *run, void (*done)(void *data), void *data)
+{
+	scim_target_stop(run_of(run), done, data);
+}
+
+static void p_close(struct target *t)
+{
+	free(t->impl);
+	free(t);
+}
+
+struct target *scim_target_new(const struct scim_config *cfg)
+{
+	struct target *t = xcalloc(1, sizeof *t);
+	struct scim_config *copy = xmalloc(sizeof *copy);
+
+	*copy = *cfg;
+	t->impl = copy;
+	t->name = "scim";
+	t->request_timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
+	t->start = p_start;
+	t->set_fence = p_set_fence;
+	t->submit = p_submit;
+	t->cancel_all = p_cancel_all;
+	t->stats = p_stats;
+	t->stop = p_stop;
+	t->close = p_close;
+	return t;
+}

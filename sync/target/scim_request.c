@@ -1,0 +1,435 @@
+/*
+ * sync/target/scim_request.c -- building each step's request: the resource
+ * bodies (RFC 7643), PATCH operations and filters (RFC 7644 §3.4.2, §3.5.2),
+ * and bulk requests (RFC 7644 §3.7). The wire format per action is in
+ * scim.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/target/scim_internal.h"
+
+static const char SCHEMA_PATCHOP[] = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+static const char SCHEMA_BULKREQ[] = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+
+/* Percent-encode everything but RFC 3986 unreserved characters. */
+static char *url_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = xmalloc(3 * n + 1), *o = out;
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		    *p == '.' || *p == '_' || *p == '~') {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A filter comparison value (RFC 7644 §3.4.2.2: "Attribute values are JSON
+ * strings"): the value JSON-encoded, quotes included, so `"` and `\` come out
+ * backslash-escaped and control characters as \uXXXX. NULL: `v` is not
+ * UTF-8 (jansson refuses it); out of memory aborts. */
+static char *filter_value(const char *v)
+{
+	json_t *j = json_string(v);
+	if (j == NULL)
+		return NULL;
+	char *s = xcheck(json_dumps(j, JSON_ENCODE_ANY));
+	json_decref(j);
+	return s;
+}
+
+static const char *endpoint(enum object_type type)
+{
+	return type == OBJECT_GROUP ? "/Groups" : "/Users";
+}
+
+/* The resource as written by PUT/POST: id and meta are the server's (RFC 7643
+ * §3.1), externalId is the anchor (invariant 2). */
+static json_t *resource_copy(const struct scim_op *op, bool keep_members)
+{
+	json_t *c = xcheck(json_copy(op->resource)); /* shallow: values shared, keys ours */
+	json_object_del(c, "id");
+	json_object_del(c, "meta");
+	if (!keep_members)
+		json_object_del(c, "members");
+	if (op->anchor != NULL && json_object_set_new(c, "externalId", xcheck(json_string(op->anchor))) != 0)
+		xoom("json_object_set_new");
+	return c;
+}
+
+/* `j` as compact text; takes the reference. */
+static char *dump(json_t *j)
+{
+	char *s = xcheck(json_dumps(j, JSON_COMPACT));
+	json_decref(j);
+	return s;
+}
+
+static void append_new(json_t *array, json_t *v)
+{
+	if (json_array_append_new(array, xcheck(v)) != 0)
+		xoom("json_array_append_new");
+}
+
+/* Group update: PATCH "replace" of every attribute but members (RFC 7644
+ * §3.5.2.3), so that the membership, managed incrementally, is never wiped. */
+static json_t *group_patch(const struct scim_op *op)
+{
+	json_t *res = resource_copy(op, false), *ops = xcheck(json_array()), *body, *val;
+	const char *key;
+
+	json_object_foreach(res, key, val)
+	{
+		if (strcmp(key, "schemas") == 0)
+			continue;
+		append_new(ops, json_pack("{s:s, s:s, s:O}", "op", "replace", "path", key, "value", val));
+	}
+	body = xcheck(json_pack("{s:[s], s:o}", "schemas", SCHEMA_PATCHOP, "Operations", ops));
+	json_decref(res);
+	return body;
+}
+
+/* The member changes still to make: after a read-back, only those that had
+ * not landed; before, the operation's own lists. */
+static json_t *members_add(const struct sop *s)
+{
+	return s->eff_add != NULL ? s->eff_add : s->op->add;
+}
+
+static json_t *members_rm(const struct sop *s)
+{
+	return s->eff_rm != NULL ? s->eff_rm : s->op->remove;
+}
+
+/* Is `id` among a group's "members" ([{"value": id}, ...])? */
+static bool has_member(json_t *members, json_t *id)
+{
+	json_t *m;
+	size_t j;
+	json_array_foreach(members, j, m)
+		if (json_equal(json_object_get(m, "value"), id))
+			return true;
+	return false;
+}
+
+/*
+ * Read-back (ST_READ_MEMBERS answered): keep only the adds that are not
+ * members yet and the removes that still are. A PATCH "add" of a value that is
+ * present already is not idempotent on every server (RFC 7644 §3.5.2.1 leaves
+ * duplicates to the service provider; some append them), so a PATCH that may
+ * have landed -- a retry after a lost answer, or a re-run the engine asks
+ * for -- is never sent blind.
+ */
+void scim__members_filter(struct sop *s, json_t *group)
+{
+	json_t *cur = json_object_get(group, "members"), *add = xcheck(json_array()), *rm = xcheck(json_array()), *v;
+	size_t i;
+
+	json_array_foreach(s->op->add, i, v)
+		if (!has_member(cur, v) && json_array_append(add, v) != 0)
+			xoom("json_array_append");
+	json_array_foreach(s->op->remove, i, v)
+		if (has_member(cur, v) && json_array_append(rm, v) != 0)
+			xoom("json_array_append");
+	json_decref(s->eff_add);
+	json_decref(s->eff_rm);
+	s->eff_add = add;
+	s->eff_rm = rm;
+	s->add_pos = s->rm_pos = 0;
+}
+
+/* One chunk of SCIM_MEMBERS (RFC 7644 §3.5.2.1 add, §3.5.2.2 remove with a
+ * value filter): at most members_per_patch member changes. */
+static json_t *members_patch(struct sop *s)
+{
+	size_t max = s->t->cfg.members_per_patch, n = 0;
+	json_t *add = members_add(s), *remove = members_rm(s);
+	size_t n_add = add != NULL ? json_array_size(add) : 0;
+	size_t n_rm = remove != NULL ? json_array_size(remove) : 0;
+	json_t *ops = xcheck(json_array()), *vals = xcheck(json_array()), *out = NULL;
+
+	s->chunk_add = s->chunk_rm = 0;
+	while (s->add_pos + s->chunk_add < n_add && n < max) {
+		json_t *id = json_array_get(add, s->add_pos + s->chunk_add++);
+		append_new(vals, json_pack("{s:O}", "value", id));
+		n++;
+	}
+	if (json_array_size(vals) > 0)
+		append_new(ops, json_pack("{s:s, s:s, s:O}", "op", "add", "path", "members", "value", vals));
+	while (s->rm_pos + s->chunk_rm < n_rm && n < max) {
+		const char *id = json_string_value(json_array_get(remove, s->rm_pos + s->chunk_rm++));
+		char *fv = filter_value(id), *path;
+		if (fv == NULL)
+			goto out; /* not UTF-8: build() refuses the operation */
+		path = scim__asprintf("members[value eq %s]", fv);
+		free(fv);
+		append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", path));
+		free(path);
+		n++;
+	}
+	out = xcheck(json_pack("{s:[s], s:O}", "schemas", SCHEMA_PATCHOP, "Operations", ops));
+out:
+	json_decref(ops);
+	json_decref(vals);
+	return out;
+}
+
+/* "/Users?filter=<attr eq "v">&attributes=id,externalId" (RFC 7644 §3.4.2.2,
+ * §3.4.2.5: only what the match needs, never a big group's members). */
+static char *filter_path(enum object_type type, const char *attr, const char *value)
+{
+	char *fv = filter_value(value), *f, *enc, *path;
+
+	if (fv == NULL)
+		return NULL; /* not UTF-8: build() refuses the operation */
+	f = scim__asprintf("%s eq %s", attr, fv);
+	enc = url_encode(f);
+	path = scim__asprintf("%s?filter=%s&attributes=id,externalId", endpoint(type), enc);
+	free(fv);
+	free(f);
+	free(enc);
+	return path;
+}
+
+static char *id_path(enum object_type type, const char *id)
+{
+	char *enc = url_encode(id), *path = scim__asprintf("%s/%s", endpoint(type), enc);
+
+	free(enc);
+	return path;
+}
+
+/* The request of s's current step: method, path below the base URL (owned)
+ * and body (owned, or NULL). Returns 0; 1 when nothing is left to send
+ * (SCIM_MEMBERS done); or -EPROTO / -EINVAL with op->error set (nothing to
+ * match a conflict on; a value jansson refuses). */
+static int build(struct sop *s, const char **method, char **path, json_t **body)
+{
+	struct scim_op *op = s->op;
+	*method = "GET";
+	*path = NULL;
+	*body = NULL;
+	switch (s->step) {
+	case ST_UPDATE:
+		*path = id_path(op->type, s->id);
+		*method = op->type == OBJECT_GROUP || op->patch ? "PATCH" : "PUT";
+		*body = op->type == OBJECT_GROUP || op->patch ? group_patch(op) : resource_copy(op, false);
+		break;
+	case ST_CREATE:
+		*method = "POST";
+		*path = xstrdup(endpoint(op->type));
+		*body = resource_copy(op, true); /* a group's initial members ride along */
+		break;
+	case ST_FIND_EXT:
+		*path = filter_path(op->type, "externalId", op->anchor);
+		break;
+	case ST_FIND_NAME: {
+		const char *attr = op->type == OBJECT_GROUP ? "displayName" : "userName";
+		const char *name = json_string_value(json_object_get(op->resource, attr));
+		if (name == NULL) {
+			snprintf(op->error, sizeof op->error,
+				 "upsert %s: the target reports a conflict, no object has this externalId, and the "
+				 "resource has no %s to match on", op->anchor, attr);
+			return -EPROTO;
+		}
+		*path = filter_path(op->type, attr, name);
+		break;
+	}
+	case ST_DELETE:
+		*method = "DELETE";
+		*path = id_path(op->type, s->id);
+		break;
+	case ST_READ_MEMBERS: {
+		char *base = id_path(op->type, s->id);
+		*path = scim__asprintf("%s?attributes=members", base);
+		free(base);
+		break;
+	}
+	case ST_MEMBERS: {
+		size_t n_add = members_add(s) != NULL ? json_array_size(members_add(s)) : 0;
+		size_t n_rm = members_rm(s) != NULL ? json_array_size(members_rm(s)) : 0;
+		if (s->add_pos >= n_add && s->rm_pos >= n_rm)
+			return 1;
+		*method = "PATCH";
+		*path = id_path(op->type, s->id);
+		*body = members_patch(s);
+		break;
+	}
+	}
+	bool needs_body = strcmp(*method, "GET") != 0 && strcmp(*method, "DELETE") != 0;
+	if (*path == NULL || (needs_body && *body == NULL)) {
+		free(*path);
+		json_decref(*body);
+		*path = NULL;
+		*body = NULL;
+		snprintf(op->error, sizeof op->error, "%s: cannot build the request: a value is not UTF-8",
+			 scim__op_name(op->action));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* s is about to go out with this request (path: owned copy kept for messages) */
+static void sending(struct sop *s, const char *method, char *path)
+{
+	free(s->path);
+	s->path = path;
+	s->method = method;
+	s->tries++;
+	s->op->attempts++;
+}
+
+static void attach(struct req *r, struct sop *s)
+{
+	s->req = r;
+	s->where = W_WIRE;
+	r->t->n_ops_wire++;
+}
+
+void scim__detach(struct sop *s)
+{
+	s->req = NULL;
+	s->where = W_NONE;
+	s->t->n_ops_wire--;
+}
+
+/* Send the request of s's current step on its own. */
+void scim__start_step(struct sop *s)
+{
+	struct scim_target *t = s->t;
+	const char *method;
+	char *path, *text;
+	json_t *body;
+	struct req *r;
+	int rc = build(s, &method, &path, &body);
+	if (rc == 1) {
+		snprintf(s->op->result_id, sizeof s->op->result_id, "%s", s->id);
+		scim__finish(s, 0);
+		return;
+	}
+	if (rc < 0) {
+		scim__finish(s, rc);
+		return;
+	}
+	text = body != NULL ? dump(body) : NULL;
+	sending(s, method, xstrdup(path));
+	if ((rc = scim__req_start(t, R_OP, method, path, text, s->step == ST_MEMBERS, &r)) != 0) {
+		scim__fail(s, rc, "%s %s: cannot start the request: %s", method, s->path, strerror(-rc));
+		return;
+	}
+	r->sop = s;
+	attach(r, s);
+}
+
+bool scim__bulkable(const struct sop *s)
+{
+	return s->step == ST_CREATE || s->step == ST_UPDATE || s->step == ST_DELETE;
+}
+
+bool scim__bulk_on(const struct scim_target *t)
+{
+	return t->cfg.bulk && t->stats.bulk_supported && !t->bulk_off;
+}
+
+/* s's current step as one BulkRequest operation; bulkId "op<i>" (required
+ * for POST, §3.7) lets us find its result. */
+static char *bulk_entry(struct sop *s, size_t i, const char **method, char **path)
+{
+	json_t *body, *e;
+
+	if (build(s, method, path, &body) != 0)
+		return NULL; /* the single path will report it */
+	e = xcheck(json_pack("{s:s, s:s}", "method", *method, "path", *path));
+	if (strcmp(*method, "POST") == 0 && json_object_set_new(e, "bulkId", xcheck(json_sprintf("op%zu", i))) != 0)
+		xoom("json_object_set_new");
+	if (body != NULL && json_object_set_new(e, "data", body) != 0)
+		xoom("json_object_set_new");
+	return dump(e);
+}
+
+static char *bulk_body(char **parts, size_t n)
+{
+	size_t len = strlen(SCHEMA_BULKREQ) + 64;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(parts[i]) + 1;
+	char *body = xmalloc(len), *p = body;
+
+	p += sprintf(p, "{\"schemas\":[\"%s\"],\"Operations\":[", SCHEMA_BULKREQ);
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%s", i ? "," : "", parts[i]);
+	strcpy(p, "]}");
+	return body;
+}
+
+/* Put the head of the ready queue, and whatever bulkable operations follow
+ * it, into one POST /Bulk (within the target's maxOperations and
+ * maxPayloadSize). A lone operation goes out on its own. */
+void scim__start_bulk(struct scim_target *t)
+{
+	size_t max = t->cfg.bulk_max_operations, bytes = 128, n = 0;
+	size_t limit = t->bulk_max_payload > 0 ? t->bulk_max_payload : 1048576;
+	if (t->bulk_max_ops > 0 && t->bulk_max_ops < max)
+		max = t->bulk_max_ops;
+	struct sop **batch = xcalloc(max, sizeof *batch);
+	char **parts = xcalloc(max, sizeof *parts);
+	struct req *r = NULL;
+
+	for (struct link *l = t->ready.next, *nx; l != &t->ready && n < max; l = nx) {
+		nx = l->next;
+		struct sop *s = container_of(l, struct sop, link);
+		const char *method;
+		char *path, *part;
+		if (!scim__bulkable(s) || (part = bulk_entry(s, n, &method, &path)) == NULL)
+			continue;
+		if (bytes + strlen(part) + 1 > limit && n > 0) {
+			free(part);
+			free(path);
+			break;
+		}
+		bytes += strlen(part) + 1;
+		list_remove(&s->link);
+		s->where = W_NONE;
+		s->method = method;
+		free(s->path);
+		s->path = path;
+		batch[n] = s;
+		parts[n++] = part;
+	}
+	if (n < 2)
+		goto single;
+	if (scim__req_start(t, R_BULK, "POST", xstrdup("/Bulk"), bulk_body(parts, n), false, &r) != 0)
+		goto single;
+	r->batch = batch;
+	r->n_batch = n;
+	for (size_t i = 0; i < n; i++) {
+		batch[i]->tries++;
+		batch[i]->op->attempts++;
+		attach(r, batch[i]);
+		free(parts[i]);
+	}
+	free(parts);
+	t->stats.bulk_requests++;
+	return;
+single:
+	/* put them back in order and send the head by itself */
+	while (n > 0) {
+		free(parts[--n]);
+		scim__ready_push(t, batch[n], true);
+	}
+	free(parts);
+	free(batch);
+	struct sop *head = container_of(t->ready.next, struct sop, link);
+	list_remove(&head->link);
+	head->where = W_NONE;
+	scim__start_step(head);
+}

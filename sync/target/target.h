@@ -1,0 +1,139 @@
+/*
+ * sync/target/target.h -- the target port: what the engine asks of an
+ * identity target.
+ *
+ * A `struct target` is a configured target (sync/target/scim.c is one; an
+ * Entra ID target speaking Microsoft Graph would be another file behind the
+ * same table). The engine never sees its configuration or its wire format:
+ * the agent builds the target and hands it over (sync/engine.h, struct
+ * engine_ports), and the engine passes neutral data -- an object's anchor,
+ * its known target id, the attributes the mapping produced, member target
+ * ids. Building requests (JSON, paths, filters) is the target's business.
+ * The table follows libraft's struct raft_io: function pointers plus `impl`.
+ *
+ * One leadership writes through one *run*: start() opens it, stop() closes
+ * it. Runs may overlap briefly (stop is asynchronous). Every call and every
+ * callback happens on the loop thread given to start(); a callback never runs
+ * from inside submit(), but does from inside cancel_all() and stop().
+ *
+ * Idempotence (docs/architecture.md, "No lost change"): every write is keyed
+ * by the anchor, so repeating an operation -- after a lost answer, a lease
+ * expiry, a failover -- converges on one object in the target, never two.
+ */
+#ifndef CANOPY_SYNC_TARGET_TARGET_H
+#define CANOPY_SYNC_TARGET_TARGET_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sync/object.h"
+
+enum target_action {
+	TARGET_UPSERT = 1, /* create, or update the object known as target_id, from `attrs` */
+	TARGET_DISABLE,    /* users: mark target_id disabled, keep it; gone counts as done */
+	TARGET_DELETE,     /* delete target_id (or the object carrying `anchor`); gone is done */
+	TARGET_MEMBERS,    /* group target_id: add the `add` ids, remove the `remove` ids */
+};
+
+/* "upsert" / "disable" / "delete" / "members" */
+const char *target_action_name(enum target_action a);
+
+struct target_op;
+typedef void (*target_done_cb)(struct target_op *op);
+
+struct target_op {
+	/* in: borrowed, must live until the callback */
+	enum target_action action;
+	enum object_type type;
+	const char *anchor;          /* the source anchor: the key of every write */
+	const char *target_id;       /* the object's id in the target, or NULL when unknown */
+	const json_t *attrs;         /* UPSERT: the mapped attributes (sync/transform/mapping.h);
+				      * a group's members are never in it */
+	const char *const *add;      /* MEMBERS: target ids to add ... */
+	size_t n_add;
+	const char *const *remove;   /* ... and to remove */
+	size_t n_remove;
+	bool verify;                 /* MEMBERS: a re-run of changes that may have landed: read
+				      * the group back first and send only what is missing */
+	void *data;                  /* the caller's */
+
+	/* out: valid in the callback */
+	int status;                  /* 0 done; -ECANCELED (cancel_all, stop); -ENOENT (MEMBERS:
+				      * the group is gone from the target); another negative
+				      * errno: not done (network, server, refusal) */
+	bool permanent;              /* status != 0 and the target refused this one object for
+				      * good (its content, not the target's health): retrying
+				      * cannot help until the object changes */
+	char result_id[128];         /* the object's target id after UPSERT; DELETE / DISABLE /
+				      * MEMBERS: the id worked on (empty: nothing was found) */
+	bool created;                /* UPSERT made a new object */
+	bool matched;                /* UPSERT adopted an existing object (found by anchor or name) */
+	long http_status;            /* the last answer's status, for the provisioning log (0: none) */
+	unsigned attempts;           /* requests sent for it */
+	double duration_ms;
+	char error[512];             /* status != 0: what failed and why, for operators */
+
+	void *priv;                  /* the target's */
+};
+
+/* Why a target holds every request back (quarantine). */
+enum target_problem {
+	TARGET_PROBLEM_NONE = 0,
+	TARGET_UNAUTHORIZED,   /* credentials refused */
+	TARGET_UNREACHABLE,    /* network failures */
+	TARGET_SERVER_ERRORS,  /* the server keeps failing (5xx, unusable answers) */
+};
+
+struct target_stats {
+	uint64_t requests, retries, failures; /* requests completed; re-sent; operations failed */
+	bool quarantined;
+	enum target_problem problem;
+	char quarantine_reason[64];  /* the target's own word for it, as status shows it */
+	char quarantine_detail[256];
+	unsigned in_flight, queued;  /* operations on the wire / waiting */
+};
+
+/* One run of a target, from start() to stop(): opaque, the implementation's
+ * own object behind a cast. */
+struct target_run;
+
+struct target {
+	void *impl;       /* the implementation's configuration */
+	const char *name; /* "scim": for messages */
+	/* The longest one request may stay on the wire. A new leader's in-doubt
+	 * repair waits this long for an old leader's late write to land. */
+	unsigned request_timeout_ms;
+
+	/* Open a run. Returns 0 and *out, or a negative errno with errmsg
+	 * (bad configuration, an unreadable credential). */
+	int (*start)(struct target *t, uv_loop_t *loop, struct target_run **out, char *errmsg,
+		     size_t errlen);
+
+	/* Fencing: who writes, in which term, for which cluster (NULL: none).
+	 * Every request from now on carries them. */
+	void (*set_fence)(struct target_run *run, uint64_t node_id, uint64_t term, const char *cluster_id);
+
+	/* Queue an operation; cb runs exactly once, never from inside this
+	 * call. Returns 0, or -ESHUTDOWN (stopping) / -EINVAL (malformed) and
+	 * cb does not run. op's out fields are reset here. */
+	int (*submit)(struct target_run *run, struct target_op *op, target_done_cb cb);
+
+	/* Complete every queued and in-flight operation with -ECANCELED before
+	 * returning (leadership or lease lost). */
+	void (*cancel_all)(struct target_run *run);
+
+	/* Counters and quarantine (see struct target_stats). */
+	void (*stats)(struct target_run *run, struct target_stats *out);
+
+	/* Cancel everything and release the run; `done` runs on the loop when
+	 * all is released. */
+	void (*stop)(struct target_run *run, void (*done)(void *data), void *data);
+
+	/* Release the target itself (no run may be left). */
+	void (*close)(struct target *t);
+};
+
+#endif /* CANOPY_SYNC_TARGET_TARGET_H */

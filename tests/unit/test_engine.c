@@ -1,0 +1,1045 @@
+/*
+ * tests/unit/test_engine.c -- the sync engine (sync/engine/) against fake
+ * ports: a source the test feeds events to, a target that answers as each
+ * test says, and a replicated log that applies entries to a bare struct
+ * state. The planner is also driven directly: it is pure (plan.c), so a test
+ * needs no loop for it.
+ *
+ * The rules shown here (docs/architecture.md, "No lost change"): the cursor
+ * never passes an item that was not committed as done or recorded; a failed
+ * target write is recorded in the retry set, not left behind the cursor; a
+ * cancelled one keeps the cursor where it was; and an allocation failure
+ * aborts rather than plans a delete or drops a record.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/xalloc.h"
+#include "raft/fsm.h"
+#include "sync/engine.h"
+#include "sync/engine/internal.h"
+#include "sync/replog/replog.h"
+#include "sync/source/source.h"
+#include "sync/state/object.h"
+#include "sync/state/retry.h"
+#include "sync/state/state.h"
+#include "sync/target/target.h"
+#include "sync/transform/mapping.h"
+
+#define MAX_OPS 256
+
+/* ---- the fixture ------------------------------------------------------------ */
+
+struct deferred {
+	void (*fn)(void *);
+	void *arg;
+};
+
+struct proposal {
+	struct raft_buffer buf;
+	replog_done_cb cb;
+	void *arg;
+};
+
+struct seen_op {
+	enum target_action action;
+	char anchor[64];
+	char target_id[64];
+	size_t n_add, n_remove;
+};
+
+struct fx {
+	uv_loop_t loop;
+	char dir[64];
+	struct state st;
+	struct fsm fsm;
+	struct mapping *user_map, *group_map;
+	struct engine_config cfg;
+	struct engine *e;
+	bool closed;
+
+	uv_timer_t defer_timer;
+	struct deferred deferred[16];
+	size_t n_deferred;
+
+	/* replicated log */
+	struct replog log;
+	uv_timer_t commit_timer;
+	struct proposal proposals[64];
+	size_t n_proposals;
+	bool may_write;
+	int fail_commit; /* status of the next commits (0: they go through) */
+	unsigned entries;
+
+	/* source */
+	struct source source;
+	source_event_cb src_cb;
+	void *src_data;
+	bool src_running;
+	char start_cursor[64];
+	unsigned refreshes[3];
+
+	/* target */
+	struct target target;
+	uv_timer_t answer_timer;
+	struct target_op *pending[MAX_OPS];
+	target_done_cb pending_cb[MAX_OPS];
+	size_t n_pending;
+	struct seen_op seen[MAX_OPS];
+	size_t n_seen;
+	const char *fail_anchor;   /* its operations fail with fail_status ... */
+	int fail_status;
+	bool fail_permanent;
+	enum target_action hold;   /* operations of this action wait (0: none) */
+};
+
+static struct fx *fx_of(void *impl)
+{
+	return impl;
+}
+
+static void defer(struct fx *f, void (*fn)(void *), void *arg);
+
+/* the log: entries apply to f->st on the next loop iteration */
+
+static uint64_t l_term(struct replog *l)
+{
+	(void)l;
+	return 7;
+}
+
+static bool l_ready(struct replog *l)
+{
+	(void)l;
+	return true;
+}
+
+static bool l_may_write(struct replog *l)
+{
+	return fx_of(l->impl)->may_write;
+}
+
+static void on_commit_timer(uv_timer_t *t)
+{
+	struct fx *f = t->data;
+
+	while (f->n_proposals > 0) {
+		struct proposal p = f->proposals[0];
+		void *result;
+		memmove(f->proposals, f->proposals + 1, --f->n_proposals * sizeof p);
+		if (f->fail_commit == 0) {
+			assert_int_equal(f->fsm.raft.apply(&f->fsm.raft, &p.buf, &result), 0);
+			f->entries++;
+		}
+		raft_free(p.buf.base);
+		p.cb(p.arg, f->fail_commit);
+	}
+}
+
+static int l_propose(struct replog *l, struct state_batch *b, replog_done_cb cb, void *arg)
+{
+	struct fx *f = fx_of(l->impl);
+	struct proposal *p = &f->proposals[f->n_proposals++];
+
+	assert_true(f->n_proposals <= 64);
+	assert_int_equal(state_batch_encode(b, &p->buf), 0);
+	p->cb = cb;
+	p->arg = arg;
+	uv_timer_start(&f->commit_timer, on_commit_timer, 0, 0);
+	return 0;
+}
+
+static unsigned l_failover_ms(struct replog *l)
+{
+	(void)l;
+	return 20;
+}
+
+static unsigned l_lease_check_ms(struct replog *l)
+{
+	(void)l;
+	return 5;
+}
+
+static void nothing_to_close_log(struct replog *l)
+{
+	(void)l;
+}
+
+/* the source: the test emits events itself */
+
+static int s_start(struct source *src, uv_loop_t *loop, const void *cursor, size_t cursor_len,
+		   const char *const *attrs, size_t n_attrs, source_event_cb cb, void *data, struct source_run **out,
+		   char *errmsg, size_t errlen)
+{
+	struct fx *f = fx_of(src->impl);
+
+	(void)loop, (void)attrs, (void)n_attrs, (void)errmsg, (void)errlen;
+	f->src_cb = cb;
+	f->src_data = data;
+	f->src_running = true;
+	snprintf(f->start_cursor, sizeof f->start_cursor, "%.*s", (int)cursor_len, cursor ? (const char *)cursor : "");
+	*out = (struct source_run *)f;
+	return 0;
+}
+
+static void s_refresh(struct source_run *run, enum object_type type)
+{
+	fx_of(run)->refreshes[type]++;
+}
+
+static void s_pause(struct source_run *run)
+{
+	(void)run;
+}
+
+static void s_status(struct source_run *run, struct source_status *out)
+{
+	(void)run;
+	memset(out, 0, sizeof *out);
+	out->reported = out->connected = true;
+	snprintf(out->message, sizeof out->message, "fake: connected");
+}
+
+static void s_stop(struct source_run *run, void (*done)(void *), void *data)
+{
+	struct fx *f = fx_of(run);
+
+	f->src_running = false;
+	defer(f, done, data);
+}
+
+static void nothing_to_close_source(struct source *s)
+{
+	(void)s;
+}
+
+/* the target: answers on the next loop iteration, as the test says */
+
+static int t_start(struct target *t, uv_loop_t *loop, struct target_run **out, char *errmsg, size_t errlen)
+{
+	(void)loop, (void)errmsg, (void)errlen;
+	*out = (struct target_run *)t->impl;
+	return 0;
+}
+
+static void t_set_fence(struct target_run *run, uint64_t node_id, uint64_t term, const char *cluster_id)
+{
+	(void)run, (void)node_id, (void)term, (void)cluster_id;
+}
+
+static void answer(struct fx *f, size_t i, int status)
+{
+	struct target_op *op = f->pending[i];
+	target_done_cb cb = f->pending_cb[i];
+
+	memmove(f->pending + i, f->pending + i + 1, (f->n_pending - i - 1) * sizeof *f->pending);
+	memmove(f->pending_cb + i, f->pending_cb + i + 1, (f->n_pending - i - 1) * sizeof *f->pending_cb);
+	f->n_pending--;
+	op->status = status;
+	if (status == 0 && op->action == TARGET_UPSERT) {
+		op->created = op->target_id == NULL;
+		snprintf(op->result_id, sizeof op->result_id, "%s", op->target_id ? op->target_id : "");
+		if (op->target_id == NULL)
+			snprintf(op->result_id, sizeof op->result_id, "id-%s", op->anchor);
+	} else if (status != 0 && status != -ECANCELED) {
+		op->permanent = f->fail_permanent;
+		op->http_status = f->fail_permanent ? 400 : 503;
+		snprintf(op->error, sizeof op->error, "fake: %s failed", target_action_name(op->action));
+	}
+	cb(op);
+}
+
+static void on_answer_timer(uv_timer_t *t)
+{
+	struct fx *f = t->data;
+
+	for (size_t i = 0; i < f->n_pending;) {
+		struct target_op *op = f->pending[i];
+		if (op->action == f->hold) {
+			i++;
+			continue;
+		}
+		answer(f, i, f->fail_anchor && strcmp(op->anchor, f->fail_anchor) == 0 ? f->fail_status : 0);
+	}
+}
+
+static int t_submit(struct target_run *run, struct target_op *op, target_done_cb cb)
+{
+	struct fx *f = fx_of(run);
+	struct seen_op *s = &f->seen[f->n_seen++];
+
+	assert_true(f->n_seen <= MAX_OPS && f->n_pending < MAX_OPS);
+	s->action = op->action;
+	snprintf(s->anchor, sizeof s->anchor, "%s", op->anchor);
+	snprintf(s->target_id, sizeof s->target_id, "%s", op->target_id ? op->target_id : "");
+	s->n_add = op->n_add;
+	s->n_remove = op->n_remove;
+	op->status = 0;
+	op->permanent = op->created = false;
+	op->result_id[0] = op->error[0] = '\0';
+	f->pending[f->n_pending] = op;
+	f->pending_cb[f->n_pending++] = cb;
+	uv_timer_start(&f->answer_timer, on_answer_timer, 0, 0);
+	return 0;
+}
+
+static void t_cancel_all(struct target_run *run)
+{
+	struct fx *f = fx_of(run);
+	size_t n = f->n_pending; /* operations submitted from the callbacks stay */
+
+	while (n-- > 0)
+		answer(f, 0, -ECANCELED);
+}
+
+static void t_stats(struct target_run *run, struct target_stats *out)
+{
+	(void)run;
+	memset(out, 0, sizeof *out);
+}
+
+static void t_stop(struct target_run *run, void (*done)(void *), void *data)
+{
+	t_cancel_all(run);
+	defer(fx_of(run), done, data);
+}
+
+static void nothing_to_close_target(struct target *t)
+{
+	(void)t;
+}
+
+static void on_defer_timer(uv_timer_t *t)
+{
+	struct fx *f = t->data;
+
+	while (f->n_deferred > 0) {
+		struct deferred d = f->deferred[0];
+		memmove(f->deferred, f->deferred + 1, --f->n_deferred * sizeof d);
+		d.fn(d.arg);
+	}
+}
+
+static void defer(struct fx *f, void (*fn)(void *), void *arg)
+{
+	assert_true(f->n_deferred < 16);
+	f->deferred[f->n_deferred++] = (struct deferred){fn, arg};
+	uv_timer_start(&f->defer_timer, on_defer_timer, 0, 0);
+}
+
+static struct mapping *compile(enum object_type type, const struct mapping_rule_text *rules, size_t n)
+{
+	struct mapping *m;
+	char err[256];
+
+	assert_int_equal(mapping_compile(&m, type, type == OBJECT_GROUP ? "mapping.group" : "mapping.user", rules, n,
+					 err, sizeof err), 0);
+	return m;
+}
+
+static int setup(void **state)
+{
+	static const struct mapping_rule_text users[] = {{"userName", "[uid]", 1}, {"displayName", "[cn]", 2}};
+	static const struct mapping_rule_text groups[] = {{"displayName", "[cn]", 1}};
+	struct fx *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	snprintf(f->dir, sizeof f->dir, "/tmp/canopy-test-engine-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(state_init(&f->st), 0);
+	fsm_init(&f->fsm, state_machine(&f->st));
+	f->user_map = compile(OBJECT_USER, users, 2);
+	f->group_map = compile(OBJECT_GROUP, groups, 1);
+	f->cfg.node_id = 1;
+	f->cfg.data_dir = f->dir;
+	f->cfg.user_map = f->user_map;
+	f->cfg.group_map = f->group_map;
+	f->cfg.delete_threshold = 100;
+	f->may_write = true;
+	uv_timer_init(&f->loop, &f->defer_timer);
+	uv_timer_init(&f->loop, &f->commit_timer);
+	uv_timer_init(&f->loop, &f->answer_timer);
+	f->defer_timer.data = f->commit_timer.data = f->answer_timer.data = f;
+	f->log = (struct replog){.impl = f, .term = l_term, .ready = l_ready, .may_write = l_may_write,
+				 .propose = l_propose, .failover_ms = l_failover_ms,
+				 .lease_check_ms = l_lease_check_ms, .close = nothing_to_close_log};
+	f->source = (struct source){.impl = f, .name = "fake", .start = s_start, .refresh = s_refresh,
+				    .pause = s_pause, .resume = s_pause, .status = s_status, .stop = s_stop,
+				    .close = nothing_to_close_source};
+	f->target = (struct target){.impl = f, .name = "fake", .request_timeout_ms = 10, .start = t_start,
+				    .set_fence = t_set_fence, .submit = t_submit, .cancel_all = t_cancel_all,
+				    .stats = t_stats, .stop = t_stop, .close = nothing_to_close_target};
+	*state = f;
+	return 0;
+}
+
+static void on_engine_closed(void *data)
+{
+	((struct fx *)data)->closed = true;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	if (f->e != NULL) {
+		engine_close(f->e, on_engine_closed, f);
+		while (!f->closed)
+			uv_run(&f->loop, UV_RUN_ONCE);
+	}
+	uv_walk(&f->loop, close_walk, NULL);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+	for (size_t i = 0; i < f->n_proposals; i++)
+		raft_free(f->proposals[i].buf.base);
+	state_close(&f->st);
+	mapping_free(f->user_map);
+	mapping_free(f->group_map);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		print_error("could not remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+static void start(struct fx *f)
+{
+	struct engine_ports ports = {&f->source, &f->target, &f->log};
+	char err[256];
+
+	assert_int_equal(engine_init(&f->e, &f->loop, &ports, &f->st, &f->cfg, err, sizeof err), 0);
+	engine_lead(f->e);
+	assert_true(f->src_running);
+}
+
+static bool all_held(struct fx *f)
+{
+	for (size_t i = 0; i < f->n_pending; i++)
+		if (f->pending[i]->action != f->hold)
+			return false;
+	return true;
+}
+
+/* Run the loop until every event, answer and entry is through (or only
+ * held operations are left). */
+static void settle(struct fx *f)
+{
+	struct engine_stats es;
+	uint64_t until = uv_hrtime() + 5000000000ull;
+
+	for (;;) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		engine_stats(f->e, &es);
+		if (es.state != ENGINE_SYNCING && es.state != ENGINE_REFRESHING && f->n_pending == 0 &&
+		    f->n_proposals == 0 && f->n_deferred == 0)
+			return;
+		if (f->n_pending > 0 && all_held(f))
+			return; /* waiting for held operations, as the test asked */
+		assert_true(uv_hrtime() < until);
+		usleep(500);
+	}
+}
+
+/* Run the loop for about `ms`. */
+static void spin(struct fx *f, unsigned ms)
+{
+	uint64_t until = uv_hrtime() + (uint64_t)ms * 1000000;
+
+	while (uv_hrtime() < until) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(500);
+	}
+}
+
+static struct source_event *event(enum source_event_kind kind, enum object_type type, const char *anchor,
+				  const char *cursor)
+{
+	struct source_event *ev = xcalloc(1, sizeof *ev);
+
+	ev->kind = kind;
+	ev->type = type;
+	ev->anchor = anchor ? xstrdup(anchor) : NULL;
+	if (cursor) {
+		ev->cursor = xstrdup(cursor);
+		ev->cursor_len = strlen(cursor);
+	}
+	return ev;
+}
+
+/* A user entry: uid and cn, DN uid=<uid>,ou=people. */
+static struct source_event *user(const char *anchor, const char *uid, const char *cn, const char *cursor)
+{
+	struct source_event *ev = event(SOURCE_ENTRY, OBJECT_USER, anchor, cursor);
+	char dn[128];
+
+	snprintf(dn, sizeof dn, "uid=%s,ou=people,dc=example", uid);
+	ev->dn = xstrdup(dn);
+	ev->attrs = xcalloc(2, sizeof *ev->attrs);
+	ev->n_attrs = 2;
+	ev->attrs[0].name = xstrdup("uid");
+	ev->attrs[0].values = xcalloc(1, sizeof(char *));
+	ev->attrs[0].values[0] = xstrdup(uid);
+	ev->attrs[0].n_values = 1;
+	ev->attrs[1].name = xstrdup("cn");
+	ev->attrs[1].values = xcalloc(1, sizeof(char *));
+	ev->attrs[1].values[0] = xstrdup(cn);
+	ev->attrs[1].n_values = 1;
+	return ev;
+}
+
+static void emit(struct fx *f, struct source_event *ev)
+{
+	f->src_cb(f->src_data, ev);
+}
+
+/* Apply one entry to the state directly (what an earlier leader committed). */
+static void apply(struct fx *f, struct state_batch *b)
+{
+	struct raft_buffer buf;
+	void *result;
+
+	assert_int_equal(state_batch_encode(b, &buf), 0);
+	state_batch_close(b);
+	assert_int_equal(f->fsm.raft.apply(&f->fsm.raft, &buf, &result), 0);
+	raft_free(buf.base);
+}
+
+static void put_record(struct state_batch *b, char prefix, const char *anchor, enum object_type type,
+		       const char *dn, const char *target_id, uint64_t hash)
+{
+	struct object_record r = {.type = type, .target_id = (char *)target_id, .hash = hash, .dn = (char *)dn};
+	char key[KEY_MAX], *val;
+	size_t vlen, klen = object_key(prefix, anchor, key, sizeof key);
+
+	assert_int_equal(object_record_encode(&r, &val, &vlen), 0);
+	state_batch_put(b, key, klen, val, vlen);
+	free(val);
+}
+
+/* Exported users u1..un (anchors "a1".."an"). */
+static void exported_users(struct fx *f, int n)
+{
+	struct state_batch b;
+	char anchor[16], dn[64], id[16];
+
+	state_batch_init(&b);
+	for (int i = 1; i <= n; i++) {
+		snprintf(anchor, sizeof anchor, "a%d", i);
+		snprintf(dn, sizeof dn, "uid=u%d,ou=people,dc=example", i);
+		snprintf(id, sizeof id, "id-a%d", i);
+		put_record(&b, OBJECT_KEY_OBJECT, anchor, OBJECT_USER, dn, id, 1000 + (uint64_t)i);
+	}
+	apply(f, &b);
+}
+
+static bool has(struct fx *f, char prefix, const char *anchor)
+{
+	char key[KEY_MAX];
+	const void *v;
+	size_t vlen, klen = object_key(prefix, anchor, key, sizeof key);
+
+	return state_get(&f->st, key, klen, &v, &vlen);
+}
+
+static struct object_record record(struct fx *f, const char *anchor)
+{
+	struct object_record r;
+
+	assert_true(engine_record(&f->st, OBJECT_KEY_OBJECT, anchor, &r));
+	return r;
+}
+
+static void assert_cursor(struct fx *f, const char *want)
+{
+	if (want == NULL) {
+		assert_null(f->st.cursor);
+		return;
+	}
+	assert_non_null(f->st.cursor);
+	assert_int_equal(f->st.cursor_len, strlen(want));
+	assert_memory_equal(f->st.cursor, want, strlen(want));
+}
+
+static size_t count_seen(struct fx *f, enum target_action a)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->n_seen; i++)
+		n += f->seen[i].action == a;
+	return n;
+}
+
+/* ---- batching and planning --------------------------------------------------------- */
+
+static void a_batch_takes_at_most_batch_max_events(void **state)
+{
+	struct fx *f = *state;
+	struct engine_stats es;
+	char anchor[8], uid[8], cursor[8];
+
+	f->cfg.batch_max = 2;
+	start(f);
+	f->may_write = false; /* the events queue up while no batch may start */
+	for (int i = 1; i <= 5; i++) {
+		snprintf(anchor, sizeof anchor, "a%d", i);
+		snprintf(uid, sizeof uid, "u%d", i);
+		snprintf(cursor, sizeof cursor, "c%d", i);
+		emit(f, user(anchor, uid, "User", cursor));
+	}
+	f->may_write = true;
+	settle(f);
+	engine_stats(f->e, &es);
+	assert_int_equal(es.batches_total, 3); /* 2 + 2 + 1 */
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 5);
+	assert_cursor(f, "c5");
+}
+
+static void a_later_change_supersedes_an_earlier_one_in_the_batch(void **state)
+{
+	struct fx *f = *state;
+	struct planner p;
+	struct batch *b = batch_new(BATCH_CHANGES, 1);
+	uint64_t seq = 0;
+	struct source_event *ev;
+
+	planner_init(&p, &f->cfg, &f->st, &seq);
+	ev = user("a1", "u1", "First", "c1");
+	plan_event(&p, b, ev);
+	source_event_free(ev);
+	ev = user("a1", "u1", "Second", "c2");
+	plan_event(&p, b, ev);
+	source_event_free(ev);
+	assert_int_equal(b->n, 1);
+	assert_int_equal(b->items[0]->kind, IT_UPSERT);
+	assert_string_equal(json_string_value(json_object_get(b->items[0]->attrs, "displayName")), "Second");
+	assert_int_equal(b->cursor_len, 2);
+	assert_memory_equal(b->cursor, "c2", 2);
+	batch_free(b);
+	planner_clear(&p);
+}
+
+static void an_unchanged_object_costs_no_request(void **state)
+{
+	struct fx *f = *state;
+
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	emit(f, user("a1", "u1", "User", "c2"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	assert_cursor(f, "c2");
+}
+
+static void a_present_phase_deletes_what_the_refresh_did_not_report(void **state)
+{
+	struct fx *f = *state;
+	struct planner p;
+	struct batch *b = batch_new(BATCH_CHANGES, 1);
+	uint64_t seq = 0;
+	struct source_event *evs[] = {
+		event(SOURCE_REFRESH_BEGIN, OBJECT_USER, NULL, NULL),
+		event(SOURCE_PRESENT, OBJECT_USER, "a1", NULL),
+		event(SOURCE_REFRESH_END, OBJECT_USER, NULL, "c1"),
+	};
+
+	exported_users(f, 2);
+	evs[2]->present_phase = true;
+	planner_init(&p, &f->cfg, &f->st, &seq);
+	for (size_t i = 0; i < 3; i++) {
+		plan_event(&p, b, evs[i]);
+		source_event_free(evs[i]);
+	}
+	assert_int_equal(b->n, 1);
+	assert_string_equal(b->items[0]->anchor, "a2");
+	assert_int_equal(b->items[0]->kind, IT_DELETE);
+	batch_free(b);
+	planner_clear(&p);
+}
+
+static void a_delete_from_the_other_scope_is_ignored(void **state)
+{
+	struct fx *f = *state;
+	struct planner p;
+	struct batch *b = batch_new(BATCH_CHANGES, 1);
+	uint64_t seq = 0;
+	struct source_event *ev = event(SOURCE_DELETE, OBJECT_GROUP, "a1", NULL);
+
+	exported_users(f, 1);
+	planner_init(&p, &f->cfg, &f->st, &seq);
+	plan_event(&p, b, ev); /* slapd's groups session names a changed user */
+	source_event_free(ev);
+	assert_int_equal(b->n, 0);
+	batch_free(b);
+	planner_clear(&p);
+}
+
+/* ---- delete protection -------------------------------------------------------------- */
+
+static void deletes_over_the_threshold_are_staged_not_sent(void **state)
+{
+	struct fx *f = *state;
+	struct engine_stats es;
+
+	f->cfg.delete_threshold = 1;
+	exported_users(f, 3);
+	start(f);
+	f->may_write = false;
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "a1", NULL));
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "a2", NULL));
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "a3", "c1"));
+	f->may_write = true;
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_DELETE), 1);
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a1"));
+	assert_true(has(f, OBJECT_KEY_STAGED, "a2") && has(f, OBJECT_KEY_STAGED, "a3"));
+	assert_true(has(f, OBJECT_KEY_OBJECT, "a2") && has(f, OBJECT_KEY_OBJECT, "a3"));
+	assert_cursor(f, "c1"); /* staged is recorded: the cursor may pass */
+	engine_stats(f->e, &es);
+	assert_int_equal(es.state, ENGINE_QUARANTINED);
+	assert_string_equal(es.quarantine_reason, "delete_threshold");
+	assert_int_equal(es.pending_deletes, 2);
+}
+
+static void an_approved_staged_delete_is_deleted(void **state)
+{
+	struct fx *f = *state;
+	char err[128];
+
+	f->cfg.delete_threshold = 0; /* stage every delete */
+	exported_users(f, 1);
+	start(f);
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "a1", "c1"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_DELETE), 0);
+	assert_true(has(f, OBJECT_KEY_STAGED, "a1"));
+	assert_int_equal(engine_deletes_decide(f->e, true, err, sizeof err), 0);
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_DELETE), 1);
+	assert_string_equal(f->seen[0].target_id, "id-a1");
+	assert_false(has(f, OBJECT_KEY_STAGED, "a1"));
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a1"));
+}
+
+static void member_removals_count_against_the_delete_threshold(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	char *members[] = {"a1", "a2"};
+	struct object_record g = {.type = OBJECT_GROUP, .target_id = "id-g1", .hash = 1,
+				  .dn = "cn=g1,ou=groups,dc=example", .members = members, .n_members = 2};
+	struct source_event *ev;
+	char key[KEY_MAX], *val;
+	size_t vlen, klen;
+
+	f->cfg.delete_threshold = 1;
+	exported_users(f, 2);
+	state_batch_init(&b);
+	klen = object_key(OBJECT_KEY_OBJECT, "g1", key, sizeof key);
+	assert_int_equal(object_record_encode(&g, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	start(f);
+	/* the group now has no member attribute: both members leave it */
+	ev = event(SOURCE_ENTRY, OBJECT_GROUP, "g1", "c1");
+	ev->dn = xstrdup("cn=g1,ou=groups,dc=example");
+	emit(f, ev);
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_MEMBERS), 1);
+	for (size_t i = 0; i < f->n_seen; i++)
+		if (f->seen[i].action == TARGET_MEMBERS)
+			assert_int_equal(f->seen[i].n_remove, 1); /* the threshold's one */
+	assert_int_equal(f->st.by_prefix[(unsigned char)OBJECT_KEY_STAGED_MEMBER], 1);
+	g = record(f, "g1");
+	assert_int_equal(g.n_members, 1); /* the held one is still a member */
+	object_record_free(&g);
+	assert_cursor(f, "c1");
+}
+
+/* ---- in-doubt repair ---------------------------------------------------------------------- */
+
+static void in_doubt_objects_are_rewritten_after_the_old_leases_end(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	struct object_record r;
+
+	exported_users(f, 1);
+	state_batch_init(&b);
+	state_batch_put(&b, "i:a1", 4, "6", 1); /* an intent of term 6's leader */
+	apply(f, &b);
+	start(f);
+	settle(f);
+	assert_true(has(f, OBJECT_KEY_INTENT, "a1")); /* not before its requests surely ended */
+	spin(f, 60); /* request timeout 10 ms + T 20 ms, at least 2 T */
+	settle(f);
+	assert_false(has(f, OBJECT_KEY_INTENT, "a1"));
+	r = record(f, "a1");
+	assert_int_equal(r.hash, 0); /* forgotten: the refresh writes it again */
+	object_record_free(&r);
+	assert_int_equal(f->refreshes[OBJECT_USER], 1);
+	assert_int_equal(f->refreshes[OBJECT_GROUP], 1);
+}
+
+/* ---- the cursor ----------------------------------------------------------------------------- */
+
+static void the_cursor_moves_with_a_batch_whose_writes_are_done(void **state)
+{
+	struct fx *f = *state;
+	struct object_record r;
+
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_cursor(f, "c1");
+	r = record(f, "a1");
+	assert_string_equal(r.target_id, "id-a1");
+	object_record_free(&r);
+	assert_false(has(f, OBJECT_KEY_INTENT, "a1")); /* settled in the same entry */
+}
+
+static void a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor(void **state)
+{
+	struct fx *f = *state;
+	size_t n;
+	char err[128];
+
+	start(f);
+	f->fail_anchor = "a1";
+	f->fail_status = -EIO;
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_cursor(f, "c1");
+	assert_true(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a1"));
+	/* the target takes it now: retried from the retry set, not the source */
+	f->fail_anchor = NULL;
+	assert_int_equal(engine_resync(f->e, "uid=u1,ou=people,dc=example", false, &n, err, sizeof err), 0);
+	settle(f);
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_true(has(f, OBJECT_KEY_OBJECT, "a1"));
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 2);
+}
+
+static void a_refused_object_is_recorded_as_failed(void **state)
+{
+	struct fx *f = *state;
+
+	start(f);
+	f->fail_anchor = "a1";
+	f->fail_status = -EPROTO;
+	f->fail_permanent = true;
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_cursor(f, "c1");
+	assert_true(has(f, OBJECT_KEY_FAILED, "a1"));
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+}
+
+static void an_unmappable_entry_is_recorded_as_failed_not_skipped(void **state)
+{
+	static const struct mapping_rule_text bad[] = {{"userName", "Mid([uid], 0, 1)", 1}};
+	struct fx *f = *state;
+	struct engine_stats es;
+
+	mapping_free(f->user_map);
+	f->cfg.user_map = f->user_map = compile(OBJECT_USER, bad, 1);
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 0);
+	assert_true(has(f, OBJECT_KEY_FAILED, "a1"));
+	assert_cursor(f, "c1");
+	engine_stats(f->e, &es);
+	assert_int_equal(es.skipped_total, 1);
+}
+
+static void a_cancelled_write_leaves_the_cursor_where_it_was(void **state)
+{
+	struct fx *f = *state;
+
+	start(f);
+	f->hold = TARGET_UPSERT;
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_int_equal(f->n_pending, 1);
+	engine_follow(f->e); /* leadership lost with the request out */
+	spin(f, 10);
+	assert_cursor(f, NULL);
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a1"));
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_true(has(f, OBJECT_KEY_INTENT, "a1")); /* the next leader repairs it */
+}
+
+static void a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set(void **state)
+{
+	struct fx *f = *state;
+
+	exported_users(f, 2);
+	start(f);
+	/* one batch: a3's upsert fails, then a2's delete is on the wire when
+	 * the lease ends */
+	f->fail_anchor = "a3";
+	f->fail_status = -EIO;
+	f->hold = TARGET_DELETE;
+	f->may_write = false;
+	emit(f, user("a3", "u3", "User", NULL));
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "a2", "c1"));
+	f->may_write = true;
+	settle(f);
+	assert_int_equal(f->n_pending, 1);
+	f->may_write = false; /* the watchdog cancels the delete: the batch rewinds */
+	spin(f, 30);
+	assert_int_equal(f->n_pending, 0);
+	assert_cursor(f, NULL);
+	f->hold = 0;
+	f->may_write = true; /* the lease is back: the whole batch runs again */
+	settle(f);
+	assert_cursor(f, "c1");
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a2"));
+	/* a3 failed again: recorded, not forgotten because it failed before */
+	assert_true(has(f, OBJECT_KEY_RETRY, "a3"));
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 2);
+}
+
+/* ---- out of memory --------------------------------------------------------------------------- */
+
+/* In a child: plan a refresh that reports both exported users changed, with
+ * the n-th allocation failing. Exits 0 when the plan is right (two upserts,
+ * no delete), 1 when it is wrong; an allocation failure aborts. */
+static void plan_refresh_in_child(struct fx *f, unsigned long n)
+{
+	struct planner p;
+	uint64_t seq = 0;
+	struct source_event *evs[] = {
+		event(SOURCE_REFRESH_BEGIN, OBJECT_USER, NULL, NULL),
+		user("a1", "u1", "One", NULL),
+		user("a2", "u2", "Two", NULL),
+		event(SOURCE_REFRESH_END, OBJECT_USER, NULL, "c1"),
+	};
+	struct rlimit no_core = {0, 0};
+	struct batch *b;
+	size_t upserts = 0, deletes = 0;
+
+	setrlimit(RLIMIT_CORE, &no_core);
+	evs[3]->present_phase = true;
+	planner_init(&p, &f->cfg, &f->st, &seq);
+	xalloc_fail_after(n);
+	b = batch_new(BATCH_CHANGES, 1);
+	for (size_t i = 0; i < 4; i++)
+		plan_event(&p, b, evs[i]);
+	xalloc_fail_after(0);
+	for (size_t i = 0; i < b->n; i++) {
+		upserts += b->items[i]->kind == IT_UPSERT;
+		deletes += b->items[i]->kind == IT_DELETE;
+	}
+	_exit(upserts == 2 && deletes == 0 ? 0 : 1);
+}
+
+static void an_allocation_failure_while_planning_aborts_instead_of_planning_a_delete(void **state)
+{
+	struct fx *f = *state;
+	unsigned long n;
+	int aborted = 0, status;
+
+	exported_users(f, 2);
+	for (n = 1; n < 1000; n++) {
+		pid_t pid;
+		fflush(NULL);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int devnull = open("/dev/null", O_WRONLY);
+			dup2(devnull, 2); /* the abort's own message */
+			plan_refresh_in_child(f, n);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status)) {
+			assert_int_equal(WEXITSTATUS(status), 0); /* a plan made is the right plan */
+			break; /* the n-th allocation comes after planning: done */
+		}
+		assert_true(WIFSIGNALED(status));
+		assert_int_equal(WTERMSIG(status), SIGABRT);
+		aborted++;
+	}
+	assert_true(n < 1000);
+	assert_true(aborted >= 5); /* every allocation of the plan failed once */
+}
+
+/* ---- names ------------------------------------------------------------------------------------ */
+
+static void state_and_reason_names_are_the_public_strings(void **state)
+{
+	static const char *const states[] = {"disabled", "standby", "starting", "refreshing",
+					     "syncing", "idle", "quarantined", "stopping"};
+	static const char *const reasons[] = {"", "source_unreachable", "source_unauthorized", "source_error",
+					      "target_unreachable", "target_unauthorized", "target_server_errors",
+					      "target_error", "delete_threshold"};
+	(void)state;
+
+	for (int i = ENGINE_DISABLED; i <= ENGINE_STOPPING; i++)
+		assert_string_equal(engine_state_name((enum engine_state)i), states[i]);
+	for (int i = ENGINE_Q_NONE; i <= ENGINE_Q_DELETE_THRESHOLD; i++)
+		assert_string_equal(engine_quarantine_name((enum engine_quarantine)i), reasons[i]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(a_batch_takes_at_most_batch_max_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_later_change_supersedes_an_earlier_one_in_the_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_unchanged_object_costs_no_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_present_phase_deletes_what_the_refresh_did_not_report, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_delete_from_the_other_scope_is_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(deletes_over_the_threshold_are_staged_not_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_approved_staged_delete_is_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(member_removals_count_against_the_delete_threshold, setup, teardown),
+		cmocka_unit_test_setup_teardown(in_doubt_objects_are_rewritten_after_the_old_leases_end, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(the_cursor_moves_with_a_batch_whose_writes_are_done, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_refused_object_is_recorded_as_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_unmappable_entry_is_recorded_as_failed_not_skipped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_cancelled_write_leaves_the_cursor_where_it_was, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			an_allocation_failure_while_planning_aborts_instead_of_planning_a_delete, setup, teardown),
+		cmocka_unit_test(state_and_reason_names_are_the_public_strings),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -19,7 +19,12 @@ synced() { [ "$(json_eval "$(agent_status 1)" 'j.sync.state')" = idle ]; }
 wait_until 30 synced || fail "not idle"
 
 has_user() { [ "$(scim_ctl GET store | json_get "j.Users.some(u => u.userName === '$1')")" = true ]; }
-retried() { [ "$(json_eval "$(agent_status 1)" 'j.sync.retrying')" -ge 1 ]; }
+# In the retry set now, or already out of it again: the target's failure
+# count (requests that used up their attempts) grew since the fault was set.
+# Polling for the retry set alone misses it on a loaded machine, where the
+# retry can run and succeed between two polls.
+failures() { json_eval "$(agent_status 1)" 'j.sync.target.failures'; }
+retried() { [ "$(json_eval "$(agent_status 1)" 'j.sync.retrying')" -ge 1 ] || [ "$(failures)" -gt "$before" ]; }
 n=0
 for fault in '{"answer":"garbage","methods":["POST"],"count":4}' \
 	'{"answer":"big","methods":["POST"],"count":4}' \
@@ -30,6 +35,7 @@ for fault in '{"answer":"garbage","methods":["POST"],"count":4}' \
 	'{"delayMs":3000,"methods":["POST"],"count":4}'; do
 	n=$((n + 1))
 	name=answer$n
+	before=$(failures)
 	scim_fault "$fault"
 	slapd_ldapmodify <<LDIF >/dev/null || fail "add $name"
 dn: uid=$name,ou=people,$SLAPD_BASE

@@ -6,7 +6,7 @@
 # then incremental after a modify, a delete, a move and member changes, with
 # and without LDAP_DIRSYNC_INCREMENTAL_VALUES), what an ordinary account may
 # do with DirSync, change notification, a second forest on another loopback
-# address, and that samba dies with a SIGKILLed test shell.
+# address, a restart, and that samba dies with a SIGKILLed test shell.
 # docs/active-directory.md explains the DirSync answers asserted here.
 #
 # run: CANOPY_SOURCE_DIR=<repo root> bash tests/integration/ad_fixture_test.sh
@@ -314,6 +314,14 @@ _samba_listening "$dc2_ip" 636 && fail "something still listens on $dc2_ip:636"
 samba_use "$DC1"
 samba_search -b "" -s base 1.1 >/dev/null || fail "DC1 stopped answering when DC2 stopped"
 pass "samba_stop stopped DC2 only"
+
+oldpid=$SAMBA_PID
+samba_restart || fail "samba_restart"
+[ "$SAMBA_PID" != "$oldpid" ] && ! kill -0 "$oldpid" 2>/dev/null || fail "samba_restart kept pid $oldpid"
+[ "$SAMBA_IP" = "$dc1_ip" ] || fail "restarted on $SAMBA_IP"
+out=$(samba_dirsync 0 "$c1" "$ALL" "${ATTRS[@]}") || fail "DirSync with an old cookie after a restart: $out"
+grep -qx "dn: CN=user00044,OU=Moved,$SAMBA_BASE" <<<"$out" || fail "old cookie after restart: $out"
+pass "samba_restart on $SAMBA_IP in ${SAMBA_START_MS} ms; a cookie from before the restart still works"
 
 # --- samba dies with a SIGKILLed shell ---------------------------------------
 sub="$(fixture_tmpdir)/sub"

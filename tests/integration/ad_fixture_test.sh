@@ -79,6 +79,11 @@ out=$(_samba_ldap ldapsearch -x -ZZ -LLL -H "$SAMBA_LDAP_URL" -D "$SAMBA_ADMIN_D
 grep -q "defaultNamingContext: $SAMBA_BASE" <<<"$out" || fail "StartTLS rootDSE: $out"
 pass "StartTLS on $SAMBA_LDAP_URL"
 
+out=$(_samba_ldap ldapsearch -x -LLL -H "$SAMBA_URL" -D "$SAMBA_ADMIN_UPN" -y "$SAMBA_PW_FILE" \
+	-b "" -s base dnsHostName 2>&1) || fail "simple bind as $SAMBA_ADMIN_UPN: $out"
+grep -qx 'dnsHostName: dc1.canopy.test' <<<"$out" || fail "rootDSE as $SAMBA_ADMIN_UPN: $out"
+pass "simple bind by UPN ($SAMBA_ADMIN_UPN)"
+
 other="$(fixture_tmpdir)/other-ca"
 mkdir -p "$other" && tls_ca "$other" ca || fail "making another CA"
 rc=0
@@ -288,10 +293,10 @@ pass "change notification on the root (subtree) delivers the changed entry (afte
 samba_start auto FOREST2.TEST || fail "samba_start (second forest)"
 DC2=$SAMBA_INSTANCE
 echo "info: second forest: template ${SAMBA_TEMPLATE_MS} ms (cached: $SAMBA_TEMPLATE_CACHED), start ${SAMBA_START_MS} ms on $SAMBA_IP"
-dc2_ip=$SAMBA_IP dc2_ca=$SAMBA_CA dc2_url=$SAMBA_URL dc2_pid=$SAMBA_PID
+dc2_ip=$SAMBA_IP dc2_url=$SAMBA_URL dc2_pid=$SAMBA_PID
 [ "$SAMBA_BASE" = "DC=forest2,DC=test" ] && [ "$SAMBA_DOMAIN" = FOREST2 ] || fail "DC2: $SAMBA_BASE $SAMBA_DOMAIN"
 samba_use "$DC1" || fail "samba_use $DC1"
-dc1_ip=$SAMBA_IP dc1_ca=$SAMBA_CA dc1_url=$SAMBA_URL
+dc1_ip=$SAMBA_IP dc1_ca=$SAMBA_CA
 [ "$dc1_ip" != "$dc2_ip" ] || fail "both DCs on $dc1_ip"
 samba_search -b "" -s base defaultNamingContext | grep -qx 'defaultNamingContext: DC=canopy,DC=test' ||
 	fail "DC1 does not answer after DC2 started"

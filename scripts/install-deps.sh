@@ -5,7 +5,8 @@
 #   Debian packages (apt-get): compiler, CMake, libraft, libuv, OpenSSL,
 #     libldap, libcurl, jansson, libyaml, libmicrohttpd, cmocka, PCRE2 and
 #     libunistring (mapping expressions: regular expressions, Unicode); and
-#     for the tests: slapd + ldap-utils (the real OpenLDAP fixture), Node.js + npm
+#     for the tests: slapd + ldap-utils (the real OpenLDAP fixture), Samba (a
+#     real AD domain controller for the Active Directory source), Node.js + npm
 #     (the real SCIM server fixture), curl; clang + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
@@ -21,6 +22,11 @@ PACKAGES=(
 	libpcre2-dev libunistring-dev
 	slapd ldap-utils curl util-linux iproute2
 	clang libclang-rt-14-dev
+	# A real Samba AD DC for the Active Directory source's tests
+	# (tests/fixtures/samba.sh): the samba binary, samba-tool's provisioning
+	# files, the DC's database modules, and ldbsearch for DirSync by hand.
+	# policy-rc.d below keeps smbd/nmbd/samba-ad-dc/winbind from starting.
+	samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind ldb-tools
 )
 
 missing=()
@@ -46,8 +52,9 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "install-deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	# slapd's package would start a system-wide server; the tests run their
-	# own private ones, so keep the package from starting services.
+	# slapd's and samba's packages would start system-wide servers (slapd,
+	# smbd, nmbd, winbind, samba-ad-dc); the tests run their own private
+	# ones, so keep the packages from starting services.
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
 		$SUDO chmod +x /usr/sbin/policy-rc.d

@@ -570,6 +570,16 @@ bool node_leader_ready(struct node *n)
 	return leader_ready(&n->leader);
 }
 
+bool node_may_write(struct node *n)
+{
+	return leader_may_write(&n->leader);
+}
+
+unsigned node_election_timeout_ms(const struct node *n)
+{
+	return n->election_timeout_ms;
+}
+
 bool node_lease_suspend(struct node *n)
 {
 	if (!leader_ready(&n->leader))

@@ -210,6 +210,13 @@ bool node_is_voter(struct node *n);
 /* Leader whose post-election barrier committed (raft/leader.h). */
 bool node_leader_ready(struct node *n);
 
+/* A ready leader within its write lease: may write to the target now
+ * (leader_may_write). */
+bool node_may_write(struct node *n);
+
+/* T, the failover bound (cluster.election_timeout_ms), as configured. */
+unsigned node_election_timeout_ms(const struct node *n);
+
 /* End the write lease until a fresh commit (leader_suspend) when this node
  * is a ready leader; returns whether it was. */
 bool node_lease_suspend(struct node *n);

@@ -1148,6 +1148,9 @@ static void on_connected(uv_connect_t *req, int status)
 
 /* -------------------------------------------------- raft_uv_transport */
 
+/* libraft lets these callbacks report RAFT_NOMEM; canopy's allocations abort
+ * instead (common/xalloc.h), so they never do. */
+
 static int t_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
 	struct impl *im = t->impl;

@@ -270,9 +270,9 @@ static void on_tick(uv_timer_t *t)
 		}
 	}
 
-	/* Follower side: watch the leader raft knows -- only where enabled:
-	 * still experimental (median 222 ms, some rounds fall back to the
-	 * timeout; see docs/architecture.md, "Failover bound"). */
+	/* Follower side: watch the leader raft knows -- where enabled
+	 * (cluster.early_election, on by default with pre-vote; see
+	 * leader_watch.h and docs/architecture.md, "Failover bound"). */
 	if (!w->follow)
 		return;
 	id = node_leader_id(&a->node);

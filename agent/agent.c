@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #include "agent/log.h"
-#include "raft/transport_tls.h"
+#include "common/xalloc.h"
 #include "sync/hash.h"
 #include "sync/provlog.h"
 #include "sync/replog/raft_replog.h"
@@ -52,6 +52,13 @@ static void publish_control_address(struct agent *a)
 	state_batch_close(&b);
 }
 
+static unsigned barrier_ms(const struct node *n)
+{
+	struct node_stats ns;
+	node_stats(n, &ns);
+	return ns.last_barrier_ms;
+}
+
 static void on_leader_change(struct node *n, bool leading)
 {
 	struct agent *a = n->data;
@@ -61,13 +68,13 @@ static void on_leader_change(struct node *n, bool leading)
 	if (leading) {
 		log_info("acting as leader", "term=%llu commit_index=%llu applied_index=%llu barrier_ms=%u",
 			 (unsigned long long)st.term, (unsigned long long)st.commit_index,
-			 (unsigned long long)st.applied_index, n->leader.last_barrier_ms);
+			 (unsigned long long)st.applied_index, barrier_ms(n));
 		publish_control_address(a);
 		/* The engine starts once the cluster id is committed (identity.h). */
 		identity_lead(a);
 	} else {
 		log_info("stopped acting as leader", "term=%llu state=%s",
-			 (unsigned long long)st.term, st.state);
+			 (unsigned long long)st.term, node_state_name(st.state));
 		if (a->engine)
 			engine_follow(a->engine);
 	}
@@ -109,7 +116,7 @@ static void shutdown_now(struct agent *a)
 	/* Followers read a refused leader watch as "the leader's process is
 	 * gone" and elect at once (agent/leader_watch.h): no write after the
 	 * listener closes. */
-	leader_stop(&a->node.leader);
+	node_stop_writing(&a->node);
 	http_close(&a->http, on_http_closed);
 }
 
@@ -139,8 +146,8 @@ static void on_signal(uv_signal_t *h, int signum)
 
 	if (a->stopping) {
 		log_warn("second signal: stopping without hand-over", "signal=%d", signum);
-		if (a->node.transferring) {
-			a->node.transfer_cb = NULL;
+		if (node_transferring(&a->node)) {
+			node_transfer_cancel_cb(&a->node);
 			shutdown_now(a);
 		}
 		return;
@@ -151,7 +158,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	 * last committed cursor, and no two nodes write at once. */
 	if (a->engine)
 		engine_follow(a->engine);
-	if (raft_state(&a->node.raft) == RAFT_LEADER) {
+	if (node_state(&a->node) == NODE_LEADER) {
 		rv = node_transfer(&a->node, 0, on_transferred);
 		if (rv == 0) {
 			log_info("handing leadership over before exit", NULL);
@@ -174,7 +181,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 	char err[768], warn[768], q[800];
 	(void)signum;
 
-	if (!a->node.tls)
+	if (!node_tls(&a->node))
 		return;
 	if (node_tls_reload(&a->node, err, sizeof err, warn, sizeof warn) != 0) {
 		log_error("cluster TLS files not reloaded: keeping the previous ones", "error=%s",
@@ -221,7 +228,23 @@ void agent_shutdown(struct agent *a, int exit_code, const char *reason)
 	shutdown_now(a);
 }
 
-const char *agent_bootstrap_mode(const struct agent *a)
+const char *agent_bootstrap_name(enum agent_bootstrap m)
+{
+	switch (m) {
+	case AGENT_BOOTSTRAP_MEMBERS:
+		return "members";
+	case AGENT_BOOTSTRAP_IMPLICIT:
+		return "implicit";
+	case AGENT_BOOTSTRAP_EXPLICIT:
+		return "explicit";
+	case AGENT_BOOTSTRAP_NEVER:
+		return "never";
+	default:
+		return "join";
+	}
+}
+
+enum agent_bootstrap agent_bootstrap_mode(const struct agent *a)
 {
 	const struct config *c = &a->cfg;
 	bool listed = false;
@@ -231,22 +254,21 @@ const char *agent_bootstrap_mode(const struct agent *a)
 		if (c->cluster.members[i].id == c->node.id)
 			listed = true;
 	if (!listed)
-		return "join";
+		return AGENT_BOOTSTRAP_JOIN;
 	if (c->cluster.bootstrap == CONFIG_BOOTSTRAP_NO)
-		return "never";
+		return AGENT_BOOTSTRAP_NEVER;
 	if (c->cluster.bootstrap == CONFIG_BOOTSTRAP_YES)
-		return "explicit";
+		return AGENT_BOOTSTRAP_EXPLICIT;
 	/* A node of a longer list cannot win an election alone, so bootstrapping
 	 * it from the list is harmless; a list of only this node makes it a
 	 * writer on its own. */
-	return c->cluster.n_members == 1 ? "implicit" : "members";
+	return c->cluster.n_members == 1 ? AGENT_BOOTSTRAP_IMPLICIT : AGENT_BOOTSTRAP_MEMBERS;
 }
 
-/* Notice when the replicated cursor changes, for its age in /v1/status. */
 /* Log the raft storage state once when it changes (raft/storage.h). */
 static void watch_storage(struct agent *a)
 {
-	const struct storage_health *h = &a->node.storage;
+	const struct storage_health *h = node_storage(&a->node);
 	char q[600];
 
 	if ((int)h->state == a->storage_logged)
@@ -264,18 +286,20 @@ static void on_provlog_health(void *data, const struct provlog_health *h)
 	(void)data;
 	if (h->failing)
 		log_error("provisioning log cannot be written", "state=%s file=%s error=\"%s\" "
-			  "write_errors=%llu", h->last_errno == ENOSPC ? "storage_full" : "error",
+			  "write_errors=%llu", storage_state_name(h->last_errno == ENOSPC ? STORAGE_FULL : STORAGE_ERROR),
 			  h->path, strerror(h->last_errno), (unsigned long long)h->write_errors);
 	else
 		log_info("provisioning log written again", "file=%s lost_entries=%llu", h->path,
 			 (unsigned long long)h->write_errors);
 }
 
+/* Notice when the replicated cursor changes, for its age in /v1/status. */
 static void on_cursor_watch(uv_timer_t *t)
 {
 	struct agent *a = t->data;
-	const void *c = a->state.cursor;
-	uint64_t h = c ? hash_bytes(HASH_SEED, c, a->state.cursor_len) : 0;
+	size_t len;
+	const void *c = state_cursor(&a->state, &len);
+	uint64_t h = c ? hash_bytes(HASH_SEED, c, len) : 0;
 
 	if (c && h != a->cursor_digest) {
 		a->cursor_digest = h;
@@ -293,7 +317,7 @@ static void log_cluster_transport(struct agent *a)
 {
 	char warn[768], q[800];
 
-	if (!a->node.tls) {
+	if (!node_tls(&a->node)) {
 		log_warn("raft transport is plain TCP: cluster.tls is not set, so anyone who can reach "
 			 "raft_address can take part in the cluster; set cluster.tls {ca, cert, key} "
 			 "(canopyctl certs)",
@@ -302,7 +326,7 @@ static void log_cluster_transport(struct agent *a)
 	}
 	log_info("raft transport is mutual TLS", "transport=tls ca=%s cert=%s", a->cfg.cluster.tls_ca,
 		 a->cfg.cluster.tls_cert);
-	if (tls_transport_check_identity(&a->node.transport, a->cfg.node.id, warn, sizeof warn) != 0)
+	if (node_tls_check_identity(&a->node, warn, sizeof warn) != 0)
 		log_warn("this node's certificate will be refused by its peers", "reason=%s",
 			 log_quote(q, sizeof q, warn));
 }
@@ -367,7 +391,7 @@ static int outbound_init(struct agent *a, char *errmsg, size_t errlen)
 		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, why);
 		return rv;
 	}
-	if (au->kind[0] == '\0')
+	if (au->kind == CONFIG_AUTH_NONE)
 		return 0;
 	struct oauth2_config oc = {
 		.token_url = au->token_url,
@@ -403,10 +427,10 @@ static void outbound_warn(struct agent *a)
 	const struct config *c = &a->cfg;
 
 	if (c->target.present && strncasecmp(c->target.url, "http://", 7) == 0 &&
-	    (c->target.token != NULL || c->target.auth.kind[0] != '\0'))
+	    (c->target.token != NULL || c->target.auth.kind != CONFIG_AUTH_NONE))
 		log_warn("target.url is http:// and requests carry a bearer token: anyone on the path can read "
 			 "and reuse it; use https://", "url=%s", c->target.url);
-	if (c->target.present && c->target.auth.kind[0] != '\0' &&
+	if (c->target.present && c->target.auth.kind != CONFIG_AUTH_NONE &&
 	    strncasecmp(c->target.auth.token_url, "http://", 7) == 0)
 		log_warn("target.auth.token_url is http://: the client credentials and the tokens travel in "
 			 "clear text; use https://", "url=%s", c->target.auth.token_url);
@@ -469,10 +493,10 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 
 	if (!a->cfg.source.present || !a->cfg.target.present)
 		return 0;
-	if (strcmp(a->cfg.source.kind, "openldap") != 0) {
+	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP) {
 		snprintf(errmsg, errlen,
 			 "%s: source.kind %s: this canopy has no such source yet (only openldap)",
-			 a->cfg.path, a->cfg.source.kind);
+			 a->cfg.path, config_source_kind_name(a->cfg.source.kind));
 		return -ENOTSUP;
 	}
 	rv = compile_mappings(a, errmsg, errlen);
@@ -489,14 +513,14 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.n_user_exclude = a->cfg.source.users.n_exclude;
 	ec.group_exclude = a->group_exclude;
 	ec.n_group_exclude = a->cfg.source.groups.n_exclude;
-	ec.disable_users = strcmp(a->cfg.safety.deprovision, "disable") == 0;
+	ec.disable_users = a->cfg.safety.deprovision == CONFIG_DEPROVISION_DISABLE;
 	ec.user_member_of = a->cfg.source.users.member_of[0] ? a->cfg.source.users.member_of : NULL;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;
 	ec.delete_threshold = a->cfg.safety.delete_threshold;
 	ec.delete_threshold_percent = a->cfg.safety.delete_threshold_percent;
 	ec.delete_window_s = a->cfg.safety.delete_window_s;
-	ec.delete_stop = strcmp(a->cfg.safety.on_threshold, "stop") == 0;
+	ec.delete_stop = a->cfg.safety.on_threshold == CONFIG_ON_THRESHOLD_STOP;
 	ec.log = on_engine_log;
 	ec.log_data = a;
 	ports.source = make_source(a);
@@ -521,7 +545,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	rv = config_load(path, &a->cfg, errmsg, errlen);
 	if (rv != 0)
 		return rv;
-	log_setup(a->cfg.node.id, (enum log_level)log_level_parse(a->cfg.log.level));
+	log_setup(a->cfg.node.id, a->cfg.log.level);
 	rv = identity_load(a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_config;
@@ -534,11 +558,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 		snprintf(errmsg, errlen, "event loop: %s", uv_strerror(rv));
 		goto err_after_config;
 	}
-	rv = state_init(&a->state);
-	if (rv != 0) {
-		snprintf(errmsg, errlen, "state: %s", strerror(-rv));
-		goto err_after_loop;
-	}
+	state_init(&a->state);
 
 	for (i = 0; i < a->cfg.cluster.n_members; i++) {
 		members[i].id = a->cfg.cluster.members[i].id;
@@ -612,7 +632,6 @@ err_after_node:
 	uv_run(&a->loop, UV_RUN_DEFAULT);
 err_after_state:
 	state_close(&a->state);
-err_after_loop:
 	uv_loop_close(&a->loop);
 err_after_config:
 	outbound_free(a);
@@ -627,11 +646,7 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	int rv;
 
 	signal(SIGPIPE, SIG_IGN); /* a peer closing a socket is an error code, not a death */
-	a = calloc(1, sizeof *a);
-	if (a == NULL) {
-		snprintf(errmsg, errlen, "out of memory");
-		return 1;
-	}
+	a = xcalloc(1, sizeof *a);
 	a->started_wall = time(NULL);
 	rv = start(a, config_path, errmsg, errlen);
 	if (rv != 0) {
@@ -643,11 +658,11 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 			    "last_index=%llu bootstrapped=%s",
 		 a->cfg.cluster.name, a->cfg.node.raft_address, a->cfg.node.control_address,
 		 a->cfg.node.data_dir, (unsigned long long)st.term,
-		 (unsigned long long)st.last_index, a->node.bootstrapped ? "yes" : "no");
-	if (a->node.storage_info.warning[0]) {
+		 (unsigned long long)st.last_index, node_bootstrapped(&a->node) ? "yes" : "no");
+	if (node_storage_warning(&a->node)[0]) {
 		char q[600];
 		log_warn("storage", "data_dir=%s detail=%s", a->cfg.node.data_dir,
-			 log_quote(q, sizeof q, a->node.storage_info.warning));
+			 log_quote(q, sizeof q, node_storage_warning(&a->node)));
 	}
 	if (a->cfg.control.token == NULL)
 		log_warn("the control API takes mutations (deletes approve, cluster add/remove/transfer, "
@@ -656,14 +671,14 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	outbound_warn(a);
 	provlog_on_health_change(on_provlog_health, a);
 	log_cluster_transport(a);
-	if (strcmp(agent_bootstrap_mode(a), "implicit") == 0)
+	if (agent_bootstrap_mode(a) == AGENT_BOOTSTRAP_IMPLICIT)
 		log_warn("cluster.members lists only this node and cluster.bootstrap is not set: with an "
 			 "empty data dir this node creates a new one-node cluster of its own and writes "
 			 "to the target; set cluster.bootstrap: true to confirm, or false to wait for "
 			 "canopyctl cluster add",
-			 "bootstrapped=%s data_dir=%s", a->node.bootstrapped ? "yes" : "no",
+			 "bootstrapped=%s data_dir=%s", node_bootstrapped(&a->node) ? "yes" : "no",
 			 a->cfg.node.data_dir);
-	else if (strcmp(agent_bootstrap_mode(a), "never") == 0 && st.last_index == 0)
+	else if (agent_bootstrap_mode(a) == AGENT_BOOTSTRAP_NEVER && st.last_index == 0)
 		log_info("not bootstrapping (cluster.bootstrap: false): waiting to be added with "
 			 "canopyctl cluster add", NULL);
 

@@ -79,12 +79,17 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen);
  */
 void agent_shutdown(struct agent *a, int exit_code, const char *reason);
 
-/* How this node's start treats bootstrapping (status "bootstrap"):
- * "members" (listed among several members: bootstraps from the list),
- * "implicit" (the only member, cluster.bootstrap unset: bootstraps, warned),
- * "explicit" (cluster.bootstrap: true), "never" (cluster.bootstrap: false),
- * "join" (not listed: waits for `canopyctl cluster add`). */
-const char *agent_bootstrap_mode(const struct agent *a);
+/* How this node's start treats bootstrapping (status "bootstrap", the name
+ * in quotes): */
+enum agent_bootstrap {
+	AGENT_BOOTSTRAP_MEMBERS,  /* "members": listed among several members, bootstraps from the list */
+	AGENT_BOOTSTRAP_IMPLICIT, /* "implicit": the only member, cluster.bootstrap unset: bootstraps, warned */
+	AGENT_BOOTSTRAP_EXPLICIT, /* "explicit": cluster.bootstrap: true */
+	AGENT_BOOTSTRAP_NEVER,    /* "never": cluster.bootstrap: false */
+	AGENT_BOOTSTRAP_JOIN,     /* "join": not listed, waits for `canopyctl cluster add` */
+};
+enum agent_bootstrap agent_bootstrap_mode(const struct agent *a);
+const char *agent_bootstrap_name(enum agent_bootstrap m);
 
 /* The control API's request handler (agent/control.c). */
 void control_handle(void *data, const struct http_request *req, struct http_reply *reply);

@@ -2,6 +2,7 @@
  * agent/certs.c -- `canopyctl certs` (see certs.h), with the OpenSSL 3 API.
  */
 #include "agent/certs.h"
+#include "common/xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,12 +97,10 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value, char *errm
 static X509 *make_cert(EVP_PKEY *key, const char *cn, long days, long backdate, X509 *issuer,
 		       EVP_PKEY *issuer_key, char *errmsg, size_t errlen)
 {
-	X509 *x = X509_new();
-	BIGNUM *bn = BN_new();
+	X509 *x = xcheck(X509_new());
+	BIGNUM *bn = xcheck(BN_new());
 	char why[256];
 
-	if (x == NULL || bn == NULL)
-		goto err_after_alloc;
 	X509_set_version(x, 2); /* v3 */
 	/* A random 127-bit serial (RFC 5280 §4.1.2.2: positive, at most 20 bytes). */
 	if (!BN_rand(bn, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
@@ -116,7 +115,7 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, long days, long backdate, 
 	BN_free(bn);
 	return x;
 
-err_after_alloc:
+err_after_alloc: /* no random bytes for the serial */
 	ssl_err(why, sizeof why);
 	snprintf(errmsg, errlen, "certificate: %s", why);
 	BN_free(bn);

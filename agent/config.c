@@ -7,6 +7,7 @@
  * keys, ranges, cross-key rules); only then are the secret files read.
  */
 #include "agent/config.h"
+#include "common/xalloc.h"
 #include "raft/transport_tls.h"
 #include "sync/secret.h"
 
@@ -290,6 +291,80 @@ static int get_string(struct cx *c, const yaml_node_t *v, const char *kp, char *
 		return fail(c, line_of(v), "%s: too long (%zu bytes, at most %zu)", kp, len, outsz - 1);
 	memcpy(out, sval(v), len + 1);
 	return 0;
+}
+
+/* ---- keys that take one of a few words (the enums of config.h) */
+
+static const char *const source_kinds[] = {"openldap", "ad"};
+static const char *const target_kinds[] = {"scim"};
+static const char *const auth_kinds[] = {"", "oauth2"};
+static const char *const deprovisions[] = {"delete", "disable"};
+static const char *const on_thresholds[] = {"stage_excess", "stop"};
+static const char *const log_levels[] = {"debug", "info", "warn", "error"};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *word_of(const char *const *words, size_t n, int i)
+{
+	return i >= 0 && (size_t)i < n ? words[i] : "?";
+}
+
+const char *config_source_kind_name(enum config_source_kind k)
+{
+	return word_of(source_kinds, N_OF(source_kinds), (int)k);
+}
+
+const char *config_target_kind_name(enum config_target_kind k)
+{
+	return word_of(target_kinds, N_OF(target_kinds), (int)k);
+}
+
+const char *config_auth_kind_name(enum config_auth_kind k)
+{
+	return word_of(auth_kinds, N_OF(auth_kinds), (int)k);
+}
+
+const char *config_deprovision_name(enum config_deprovision d)
+{
+	return word_of(deprovisions, N_OF(deprovisions), (int)d);
+}
+
+const char *config_on_threshold_name(enum config_on_threshold t)
+{
+	return word_of(on_thresholds, N_OF(on_thresholds), (int)t);
+}
+
+/*
+ * One of words[first..n-1] (the enum value is its index) into *out. The
+ * string is read as get_string() reads it into a buffer of `size` bytes, so
+ * its errors stay those of a string key; a word not in the list is "KEY:
+ * expected A, B or C, got X". With `any_scalar`, a scalar that is not a
+ * usable string (empty, too long) gets that message too.
+ */
+static int get_word(struct cx *c, const yaml_node_t *v, const char *kp, const char *const *words, size_t first,
+		    size_t n, size_t size, bool any_scalar, int *out)
+{
+	char buf[64], expected[160], d[96];
+	size_t i, len = 0;
+	int rc;
+
+	if (size > sizeof buf)
+		size = sizeof buf;
+	expected[0] = '\0';
+	for (i = first; i < n; i++)
+		len += (size_t)snprintf(expected + len, sizeof expected - len, "%s%s",
+					i == first ? "" : i + 1 == n ? " or " : ", ", words[i]);
+	rc = get_string(c, v, kp, buf, size);
+	if (rc != 0) {
+		if (any_scalar && v->type == YAML_SCALAR_NODE && !is_null(v))
+			return fail(c, line_of(v), "%s: expected %s, got %s", kp, expected, describe(v, d, sizeof d));
+		return rc;
+	}
+	for (i = first; i < n; i++)
+		if (strcmp(buf, words[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	return fail(c, line_of(v), "%s: expected %s, got %s", kp, expected, describe(v, d, sizeof d));
 }
 
 /*
@@ -930,16 +1005,14 @@ static int parse_auth(struct cx *c, struct field *sec, struct config *cfg)
 			    {"client_key", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	struct config_oauth2 *a = &cfg->target.auth;
-	char d[96];
 	int rc = take_fields(c, sec->val, "target.auth", f, nf);
 	if (rc != 0)
 		return rc;
 	if (f[0].val != NULL) {
-		if ((rc = get_string(c, f[0].val, "target.auth.kind", a->kind, sizeof a->kind)) != 0)
+		int k;
+		if ((rc = get_word(c, f[0].val, "target.auth.kind", auth_kinds, 1, N_OF(auth_kinds), 16, false, &k)) != 0)
 			return rc;
-		if (strcmp(a->kind, "oauth2") != 0)
-			return fail(c, line_of(f[0].val), "target.auth.kind: expected oauth2, got %s",
-				    describe(f[0].val, d, sizeof d));
+		a->kind = (enum config_auth_kind)k;
 	}
 	if (f[1].val != NULL) {
 		if ((rc = get_string(c, f[1].val, "target.auth.token_url", a->token_url, sizeof a->token_url)) != 0)
@@ -987,7 +1060,6 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0},
 			    {"tls", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
-	char d[96];
 	int rc = take_fields(c, sec->val, "source", f, nf);
 	if (rc != 0)
 		return rc;
@@ -996,11 +1068,10 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 	struct field *groups = field(f, nf, "groups");
 	cfg->source.present = true;
 	if (kind->val != NULL) {
-		if ((rc = get_string(c, kind->val, "source.kind", cfg->source.kind, sizeof cfg->source.kind)) != 0)
+		int k;
+		if ((rc = get_word(c, kind->val, "source.kind", source_kinds, 0, N_OF(source_kinds), 32, false, &k)) != 0)
 			return rc;
-		if (strcmp(cfg->source.kind, "openldap") != 0 && strcmp(cfg->source.kind, "ad") != 0)
-			return fail(c, line_of(kind->val), "source.kind: expected openldap or ad, got %s",
-				    describe(kind->val, d, sizeof d));
+		cfg->source.kind = (enum config_source_kind)k;
 	}
 	if (url->val != NULL && (rc = parse_source_urls(c, url, cfg)) != 0)
 		return rc;
@@ -1049,7 +1120,6 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"tls", NULL, 0},
 			    {"auth", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
-	char d[96];
 	int rc = take_fields(c, sec->val, "target", f, nf);
 	if (rc != 0)
 		return rc;
@@ -1057,11 +1127,10 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 	if (f[4].val != NULL && (rc = get_bool(c, f[4].val, "target.bulk", &cfg->target.bulk)) != 0)
 		return rc;
 	if (f[0].val != NULL) {
-		if ((rc = get_string(c, f[0].val, "target.kind", cfg->target.kind, sizeof cfg->target.kind)) != 0)
+		int k;
+		if ((rc = get_word(c, f[0].val, "target.kind", target_kinds, 0, N_OF(target_kinds), 32, false, &k)) != 0)
 			return rc;
-		if (strcmp(cfg->target.kind, "scim") != 0)
-			return fail(c, line_of(f[0].val), "target.kind: expected scim, got %s",
-				    describe(f[0].val, d, sizeof d));
+		cfg->target.kind = (enum config_target_kind)k;
 	}
 	if (f[1].val != NULL) {
 		if ((rc = get_string(c, f[1].val, "target.url", cfg->target.url, sizeof cfg->target.url)) != 0)
@@ -1155,18 +1224,15 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 	struct field f[] = {{"delete_threshold", NULL, 0}, {"delete_threshold_percent", NULL, 0},
 			    {"deprovision", NULL, 0}, {"delete_window_s", NULL, 0},
 			    {"on_threshold", NULL, 0}};
-	char d[96];
 	int rc = take_fields(c, sec->val, "safety", f, 5);
 	if (rc != 0)
 		return rc;
 	if (f[2].val != NULL) {
-		if ((rc = get_string(c, f[2].val, "safety.deprovision", cfg->safety.deprovision,
-				     sizeof cfg->safety.deprovision)) != 0)
+		int k;
+		if ((rc = get_word(c, f[2].val, "safety.deprovision", deprovisions, 0, N_OF(deprovisions), 16, false,
+				   &k)) != 0)
 			return rc;
-		if (strcmp(cfg->safety.deprovision, "delete") != 0 &&
-		    strcmp(cfg->safety.deprovision, "disable") != 0)
-			return fail(c, line_of(f[2].val), "safety.deprovision: expected delete or disable, got %s",
-				    describe(f[2].val, d, sizeof d));
+		cfg->safety.deprovision = (enum config_deprovision)k;
 	}
 	if (f[0].val != NULL &&
 	    (rc = get_unsigned(c, f[0].val, "safety.delete_threshold", 0, UINT_MAX, &cfg->safety.delete_threshold)) != 0)
@@ -1178,13 +1244,11 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 						   &cfg->safety.delete_window_s)) != 0)
 		return rc;
 	if (f[4].val != NULL) {
-		if ((rc = get_string(c, f[4].val, "safety.on_threshold", cfg->safety.on_threshold,
-				     sizeof cfg->safety.on_threshold)) != 0)
+		int k;
+		if ((rc = get_word(c, f[4].val, "safety.on_threshold", on_thresholds, 0, N_OF(on_thresholds), 16,
+				   false, &k)) != 0)
 			return rc;
-		if (strcmp(cfg->safety.on_threshold, "stage_excess") != 0 &&
-		    strcmp(cfg->safety.on_threshold, "stop") != 0)
-			return fail(c, line_of(f[4].val), "safety.on_threshold: expected stage_excess or stop, got %s",
-				    describe(f[4].val, d, sizeof d));
+		cfg->safety.on_threshold = (enum config_on_threshold)k;
 	}
 	return 0;
 }
@@ -1192,22 +1256,14 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"level", NULL, 0}};
-	char d[96];
-	int rc = take_fields(c, sec->val, "log", f, 1);
+	int k, rc = take_fields(c, sec->val, "log", f, 1);
 	if (rc != 0 || f[0].val == NULL)
 		return rc;
-	if ((rc = get_string(c, f[0].val, "log.level", cfg->log.level, sizeof cfg->log.level)) != 0) {
-		if (f[0].val->type == YAML_SCALAR_NODE && !is_null(f[0].val))
-			return fail(c, line_of(f[0].val), "log.level: expected debug, info, warn or error, got %s",
-				    describe(f[0].val, d, sizeof d));
+	/* log_levels is in the order of enum log_level (agent/log.h) */
+	if ((rc = get_word(c, f[0].val, "log.level", log_levels, 0, N_OF(log_levels), 16, true, &k)) != 0)
 		return rc;
-	}
-	static const char *const levels[] = {"debug", "info", "warn", "error"};
-	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
-		if (strcmp(cfg->log.level, levels[i]) == 0)
-			return 0;
-	return fail(c, line_of(f[0].val), "log.level: expected debug, info, warn or error, got %s",
-		    describe(f[0].val, d, sizeof d));
+	cfg->log.level = (enum log_level)k;
+	return 0;
 }
 
 bool config_is_loopback(const char *address)
@@ -1312,8 +1368,8 @@ static int read_secret(struct cx *c, const char *kp, int line, const char *file,
 static int syntax_error(struct cx *c, yaml_parser_t *p, const char *buf, size_t len)
 {
 	switch (p->error) {
-	case YAML_MEMORY_ERROR:
-		return fail_rc(c, -ENOMEM, 0, "out of memory while parsing");
+	case YAML_MEMORY_ERROR: /* libyaml's out of memory, as a code */
+		xoom("libyaml");
 	case YAML_READER_ERROR: {
 		/* The reader gives a byte offset; count the lines up to it. */
 		int line = 1;
@@ -1345,15 +1401,15 @@ static void set_defaults(struct config *cfg)
 	cfg->cluster.snapshot_threshold = CONFIG_DEFAULT_SNAPSHOT_THRESHOLD;
 	cfg->cluster.snapshot_trailing = CONFIG_DEFAULT_SNAPSHOT_TRAILING;
 	cfg->cluster.bootstrap = CONFIG_BOOTSTRAP_UNSET;
-	strcpy(cfg->safety.deprovision, "delete");
-	strcpy(cfg->safety.on_threshold, "stage_excess");
+	cfg->safety.deprovision = CONFIG_DEPROVISION_DELETE;
+	cfg->safety.on_threshold = CONFIG_ON_THRESHOLD_STAGE_EXCESS;
 	cfg->safety.delete_window_s = 300;
 	strcpy(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER);
 	strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER);
 	cfg->target.max_in_flight = CONFIG_DEFAULT_MAX_IN_FLIGHT;
 	cfg->safety.delete_threshold = CONFIG_DEFAULT_DELETE_THRESHOLD;
 	cfg->safety.delete_threshold_percent = 0;
-	strcpy(cfg->log.level, "info");
+	cfg->log.level = LOG_INFO;
 }
 
 /*
@@ -1387,11 +1443,7 @@ static int read_file(struct cx *c, const char *path, char **out, size_t *outlen)
 		return fail_rc(c, -EFBIG, 0, "the configuration is too large (%lld bytes, at most %d)",
 			       (long long)st.st_size, CONFIG_MAX_FILE_BYTES);
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		close(fd);
-		return fail_rc(c, -ENOMEM, 0, "out of memory");
-	}
+	buf = xmalloc((size_t)st.st_size + 1); /* at most CONFIG_MAX_FILE_BYTES, checked above */
 	for (;;) {
 		ssize_t r = read(fd, buf + n, (size_t)st.st_size + 1 - n);
 		if (r < 0 && errno == EINTR)
@@ -1432,8 +1484,8 @@ static int check_events(struct cx *c, const char *buf, size_t len)
 	int depth = 0, aliases = 0, rc = 0;
 	bool done = false;
 
-	if (!yaml_parser_initialize(&p))
-		return fail_rc(c, -ENOMEM, 0, "out of memory");
+	if (!yaml_parser_initialize(&p)) /* fails only for lack of memory */
+		xoom("yaml_parser_initialize");
 	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
 	while (!done && rc == 0) {
 		if (!yaml_parser_parse(&p, &ev)) {
@@ -1491,8 +1543,8 @@ static int load_buffer(struct cx *c, const char *buf, size_t len, struct config 
 
 	if (rc != 0)
 		return rc;
-	if (!yaml_parser_initialize(&parser))
-		return fail_rc(c, -ENOMEM, 0, "out of memory");
+	if (!yaml_parser_initialize(&parser)) /* fails only for lack of memory */
+		xoom("yaml_parser_initialize");
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		rc = syntax_error(c, &parser, buf, len);

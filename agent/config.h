@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/log.h"
+
 #define CONFIG_MAX_MEMBERS 16
 #define CONFIG_MAX_URLS 8
 #define CONFIG_MAX_MAPPINGS 64
@@ -57,8 +59,33 @@ struct config_mapping {
 	int line;
 };
 
+/*
+ * The keys that take one of a few words are read once, here, into these
+ * enums; each *_name() gives back the word of the configuration.
+ */
+
 /* cluster.bootstrap: absent, false, true. */
-enum { CONFIG_BOOTSTRAP_UNSET = -1, CONFIG_BOOTSTRAP_NO = 0, CONFIG_BOOTSTRAP_YES = 1 };
+enum config_bootstrap { CONFIG_BOOTSTRAP_UNSET = -1, CONFIG_BOOTSTRAP_NO = 0, CONFIG_BOOTSTRAP_YES = 1 };
+
+/* source.kind: "openldap" | "ad" */
+enum config_source_kind { CONFIG_SOURCE_OPENLDAP, CONFIG_SOURCE_AD };
+const char *config_source_kind_name(enum config_source_kind k);
+
+/* target.kind: "scim" */
+enum config_target_kind { CONFIG_TARGET_SCIM };
+const char *config_target_kind_name(enum config_target_kind k);
+
+/* target.auth.kind: "oauth2"; CONFIG_AUTH_NONE when target.auth is absent. */
+enum config_auth_kind { CONFIG_AUTH_NONE, CONFIG_AUTH_OAUTH2 };
+const char *config_auth_kind_name(enum config_auth_kind k); /* "" for none */
+
+/* safety.deprovision: "delete" (default) | "disable" */
+enum config_deprovision { CONFIG_DEPROVISION_DELETE, CONFIG_DEPROVISION_DISABLE };
+const char *config_deprovision_name(enum config_deprovision d);
+
+/* safety.on_threshold: "stage_excess" (default) | "stop" */
+enum config_on_threshold { CONFIG_ON_THRESHOLD_STAGE_EXCESS, CONFIG_ON_THRESHOLD_STOP };
+const char *config_on_threshold_name(enum config_on_threshold t);
 
 struct config {
 	char path[512]; /* the file this was read from */
@@ -82,7 +109,7 @@ struct config {
 		unsigned snapshot_trailing;   /* entries kept after a snapshot; default 2048 */
 		/* cluster.bootstrap: CONFIG_BOOTSTRAP_UNSET when absent. Only
 		 * matters when members lists this node (see docs/configuration.md). */
-		int bootstrap;
+		enum config_bootstrap bootstrap;
 		/* cluster.tls: mutual TLS between members (raft/transport_tls.h).
 		 * All three set (absolute paths), or all "" for plain TCP. */
 		char tls_ca[512], tls_cert[512], tls_key[512];
@@ -90,7 +117,7 @@ struct config {
 
 	struct {
 		bool present;
-		char kind[32]; /* "openldap" | "ad" */
+		enum config_source_kind kind;
 		char urls[CONFIG_MAX_URLS][512];
 		unsigned n_urls;
 		char bind_dn[512];
@@ -107,7 +134,7 @@ struct config {
 
 	struct {
 		bool present;
-		char kind[32]; /* "scim" */
+		enum config_target_kind kind;
 		char url[512];
 		char token_file[512];
 		char *token; /* read from token_file; NULL if none */
@@ -120,10 +147,11 @@ struct config {
 		 * system store is always used too. "" = system store only. */
 		char tls_ca[512];
 		/* target.auth: OAuth2 client credentials (RFC 6749 §4.4), instead
-		 * of token_file. kind "" = absent. Either client_secret_file or
-		 * client_cert + client_key (RFC 7523 JWT client assertion). */
+		 * of token_file. kind CONFIG_AUTH_NONE = absent. Either
+		 * client_secret_file or client_cert + client_key (RFC 7523 JWT
+		 * client assertion). */
 		struct config_oauth2 {
-			char kind[16];                /* "oauth2" */
+			enum config_auth_kind kind;
 			char token_url[512];
 			char client_id[256];
 			char client_secret_file[512]; /* "" with client_cert */
@@ -144,14 +172,14 @@ struct config {
 	struct {
 		unsigned delete_threshold; /* default 500 */
 		unsigned delete_threshold_percent; /* 1..100; default 0 = no percent check */
-		char deprovision[16];              /* "delete" (default) | "disable": users leaving scope */
+		enum config_deprovision deprovision; /* delete (default) | disable: users leaving scope */
 		unsigned delete_window_s;          /* sliding window deletes are counted over; default 300 */
-		char on_threshold[16];             /* "stage_excess" (default): run deletes up to the
-						    * threshold, stage the rest; "stop": stage them all */
+		enum config_on_threshold on_threshold; /* stage_excess (default): run deletes up to the
+							* threshold, stage the rest; stop: stage them all */
 	} safety;
 
 	struct {
-		char level[16]; /* debug | info | warn | error; default info */
+		enum log_level level; /* debug | info | warn | error (log_level_name()); default info */
 	} log;
 
 	/* The control API (agent/control.c). Without token_file, mutations are

@@ -1,9 +1,24 @@
 /*
- * agent/control.c -- the control API: GET /v1/status, GET /metrics.
+ * agent/control.c -- the control API (agent/http.c serves it):
  *
- * Answered by every node, leader or not, from its own view (docs/operations.md,
- * "Contracts"). Field names are a contract with canopyctl and with
- * end-to-end checks: extend, never rename.
+ *   GET  /v1/status                 this node's view: role, term, members,
+ *                                   sync, storage, health (canopyctl status)
+ *   GET  /metrics                   the same figures for Prometheus
+ *   GET  /v1/logs                   this node's provisioning log (?since,
+ *                                   ?object, ?errors, ?limit)
+ *   GET  /v1/leader/watch           a follower's watch of the leader
+ *                                   (agent/leader_watch.c)
+ *   GET  /v1/deletes, /v1/failed    what the sync holds back; POST /v1/resync
+ *                                   (agent/control_sync.c)
+ *   POST /v1/deletes/approve, /v1/deletes/reject
+ *   POST /v1/cluster/add, /remove, /transfer, /abort
+ *   POST /v1/health/report          a follower's probe results (agent/health.c)
+ *
+ * GETs are answered by every node, leader or not, from its own view
+ * (docs/operations.md, "Contracts"); mutations go to the leader (a follower
+ * redirects) and need the control token when one is configured. Field names
+ * are a contract with canopyctl and with end-to-end checks: extend, never
+ * rename.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,10 +34,12 @@
 #include "agent/agent.h"
 #include "agent/control.h"
 #include "agent/log.h"
+#include "common/xalloc.h"
 #include "raft/transport_tls.h"
 #include "sync/provlog.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
+#include "sync/text_json.h"
 
 static const char *role_name(int role)
 {
@@ -36,6 +53,19 @@ static const char *role_name(int role)
 	}
 }
 
+/*
+ * Out of memory aborts (common/xalloc.h), and jansson's NULL means out of
+ * memory too wherever the strings are known UTF-8: names and words of
+ * canopy's own, the configuration (libyaml reads UTF-8 only), DNs and ids of
+ * the replicated records. Text from elsewhere -- a directory's or a
+ * target's error message, cut to a buffer -- goes through text_json().
+ */
+static void set(json_t *o, const char *key, json_t *v)
+{
+	if (json_object_set_new(o, key, v) != 0)
+		xoom("json_object_set_new");
+}
+
 json_t *control_time_or_null(time_t t)
 {
 	char buf[32];
@@ -44,32 +74,30 @@ json_t *control_time_or_null(time_t t)
 		return json_null();
 	gmtime_r(&t, &tm);
 	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
+	return xcheck(json_string(buf));
 }
 
 /* The cursor is opaque bytes; RFC 4533 cookies are printable text, so show
  * them as is, and anything else as hex. */
 static json_t *cursor_json(const struct state *s)
 {
-	const unsigned char *c = s->cursor;
-	size_t i;
+	size_t i, len;
+	const unsigned char *c = state_cursor(s, &len);
 	char *hex;
 	json_t *j;
 
 	if (c == NULL)
 		return json_null();
-	for (i = 0; i < s->cursor_len; i++)
+	for (i = 0; i < len; i++)
 		if ((c[i] < 0x20 && c[i] != '\n') || c[i] >= 0x7f)
 			break;
-	if (i == s->cursor_len)
-		return json_stringn((const char *)c, s->cursor_len);
-	hex = malloc(s->cursor_len * 2 + 5);
-	if (hex == NULL)
-		return json_null();
+	if (i == len)
+		return xcheck(json_stringn((const char *)c, len));
+	hex = xmalloc(len * 2 + 5); /* a cursor is at most a Raft entry (raft/wire_check.h) */
 	strcpy(hex, "hex:");
-	for (i = 0; i < s->cursor_len; i++)
+	for (i = 0; i < len; i++)
 		sprintf(hex + 4 + 2 * i, "%02x", c[i]);
-	j = json_string(hex);
+	j = xcheck(json_string(hex));
 	free(hex);
 	return j;
 }
@@ -83,7 +111,7 @@ static struct engine_stats sync_stats(struct agent *a)
 	else
 		es.state = ENGINE_DISABLED;
 	/* Staged deletes are replicated: every node knows how many. */
-	es.pending_deletes = OBJECT_STAGED_COUNT(a->state.by_prefix);
+	es.pending_deletes = object_staged_count(&a->state);
 	return es;
 }
 
@@ -92,38 +120,52 @@ static json_t *sync_json(struct agent *a)
 	struct engine_stats es = sync_stats(a);
 	json_t *o;
 
-	o = json_pack("{s:s,s:o,s:I,s:I,s:o,s:I,s:I,s:I}",
-		      "state", engine_state_name(es.state),
-		      "cursor", cursor_json(&a->state),
-		      "exported_total", (json_int_t)es.exported_total,
-		      "errors_total", (json_int_t)es.errors_total,
-		      "last_export_at", control_time_or_null(es.last_export_at),
-		      "pending_deletes", (json_int_t)es.pending_deletes,
-		      "skipped_total", (json_int_t)es.skipped_total,
-		      "batches_total", (json_int_t)es.batches_total);
-	json_object_set_new(o, "export_lag_ms", json_integer((json_int_t)es.export_lag_ms));
+	o = xcheck(json_pack("{s:s,s:o,s:I,s:I,s:o,s:I,s:I,s:I}",
+			     "state", engine_state_name(es.state),
+			     "cursor", cursor_json(&a->state),
+			     "exported_total", (json_int_t)es.exported_total,
+			     "errors_total", (json_int_t)es.errors_total,
+			     "last_export_at", control_time_or_null(es.last_export_at),
+			     "pending_deletes", (json_int_t)es.pending_deletes,
+			     "skipped_total", (json_int_t)es.skipped_total,
+			     "batches_total", (json_int_t)es.batches_total));
+	set(o, "export_lag_ms", xcheck(json_integer((json_int_t)es.export_lag_ms)));
 	/* replicated: every node shows the same retry set and failed objects */
-	json_object_set_new(o, "retrying", json_integer((json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_RETRY]));
-	json_object_set_new(o, "failed", json_integer((json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_FAILED]));
+	set(o, "retrying", xcheck(json_integer((json_int_t)state_count(&a->state, STATE_NS_RETRY))));
+	set(o, "failed", xcheck(json_integer((json_int_t)state_count(&a->state, STATE_NS_FAILED))));
 	if (es.quarantine_reason[0])
-		json_object_set_new(o, "quarantine", json_pack("{s:s,s:s}", "reason", es.quarantine_reason,
-								"detail", es.quarantine_detail));
-	json_object_set_new(o, "cursor_updated_at", control_time_or_null(a->cursor_seen_at));
+		set(o, "quarantine", xcheck(json_pack("{s:s,s:o}", "reason", es.quarantine_reason,
+						      "detail", text_json(es.quarantine_detail))));
+	set(o, "cursor_updated_at", control_time_or_null(a->cursor_seen_at));
 	if (a->engine && a->engine != NULL && es.state != ENGINE_STANDBY) {
-		json_object_set_new(o, "source",
-				    json_pack("{s:b,s:s}", "connected", es.source_connected,
-					      "message", es.source_message));
-		json_object_set_new(o, "target",
-				    json_pack("{s:b,s:s?,s:s?,s:I,s:I,s:I}", "quarantined",
-					      es.target.quarantined, "quarantine_reason",
-					      es.target.quarantined ? es.target.quarantine_reason : NULL,
-					      "quarantine_detail",
-					      es.target.quarantined ? es.target.quarantine_detail : NULL,
-					      "requests", (json_int_t)es.target.requests, "retries",
-					      (json_int_t)es.target.retries, "failures",
-					      (json_int_t)es.target.failures));
+		set(o, "source",
+		    xcheck(json_pack("{s:b,s:o}", "connected", es.source_connected,
+				     "message", text_json(es.source_message))));
+		set(o, "target",
+		    xcheck(json_pack("{s:b,s:s?,s:o?,s:I,s:I,s:I}", "quarantined",
+				     es.target.quarantined, "quarantine_reason",
+				     es.target.quarantined ? es.target.quarantine_reason : NULL,
+				     "quarantine_detail",
+				     es.target.quarantined ? text_json(es.target.quarantine_detail) : NULL,
+				     "requests", (json_int_t)es.target.requests, "retries",
+				     (json_int_t)es.target.retries, "failures",
+				     (json_int_t)es.target.failures)));
 	}
 	return o;
+}
+
+/* How bad a storage state is: ok < error < storage_full. */
+static int storage_rank(enum storage_state s)
+{
+	return s == STORAGE_FULL ? 2 : s == STORAGE_ERROR ? 1 : 0;
+}
+
+/* The raft data dir's state (raft/storage.h) and the provisioning log's,
+ * the worse of the two. */
+static enum storage_state storage_overall(const struct node_status *st, const struct provlog_health *ph)
+{
+	enum storage_state p = ph->last_errno == ENOSPC ? STORAGE_FULL : STORAGE_ERROR;
+	return ph->failing && storage_rank(p) > storage_rank(st->storage_state) ? p : st->storage_state;
 }
 
 /*
@@ -133,20 +175,17 @@ static json_t *sync_json(struct agent *a)
 static json_t *storage_json(const struct node_status *st)
 {
 	struct provlog_health ph;
-	const char *state = st->storage_state ? st->storage_state : "ok";
 	char detail[1200];
 
 	provlog_health(&ph);
 	snprintf(detail, sizeof detail, "%s", st->storage_detail);
-	if (ph.failing) {
-		if (strcmp(state, "ok") == 0 || (ph.last_errno == ENOSPC && strcmp(state, "error") == 0))
-			state = ph.last_errno == ENOSPC ? "storage_full" : "error";
+	if (ph.failing)
 		snprintf(detail + strlen(detail), sizeof detail - strlen(detail), "%s%s: %s",
 			 detail[0] ? "; " : "", ph.path, strerror(ph.last_errno));
-	}
-	return json_pack("{s:s,s:s,s:{s:I,s:I,s:b}}", "state", state, "detail", detail,
-			 "provisioning_log", "write_errors", (json_int_t)ph.write_errors, "reopens",
-			 (json_int_t)ph.reopens, "failing", ph.failing);
+	return xcheck(json_pack("{s:s,s:o,s:{s:I,s:I,s:b}}", "state",
+				storage_state_name(storage_overall(st, &ph)), "detail", text_json(detail),
+				"provisioning_log", "write_errors", (json_int_t)ph.write_errors, "reopens",
+				(json_int_t)ph.reopens, "failing", ph.failing));
 }
 
 /* The failover bound T and how libraft is set for it (raft/node.c), and this
@@ -155,26 +194,28 @@ static json_t *storage_json(const struct node_status *st)
 static json_t *failover_json(struct agent *a)
 {
 	unsigned t = a->cfg.cluster.election_timeout_ms;
-	json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I}", "bound_ms", (json_int_t)t, "raft_timeout_ms",
-			      (json_int_t)node_raft_timeout_ms(t), "heartbeat_ms",
-			      (json_int_t)node_heartbeat_ms(t, a->cfg.cluster.heartbeat_ms), "elections",
-			      (json_int_t)a->node.elections, "spurious_elections",
-			      (json_int_t)a->node.spurious_elections);
-	json_object_set_new(o, "vote_retries", json_integer((json_int_t)a->node.vote_retries));
-	json_object_set_new(o, "early_elections", json_integer((json_int_t)a->leader_watch.early_elections));
-	json_object_set_new(o, "watch_drops", json_integer((json_int_t)a->leader_watch.drops_seen));
-	json_object_set_new(o, "watch_drops_leader_alive",
-			    json_integer((json_int_t)a->leader_watch.drops_alive));
-	json_object_set_new(o, "lease_suspensions", json_integer((json_int_t)a->leader_watch.suspensions));
+	struct node_stats ns;
+	json_t *o;
+
+	node_stats(&a->node, &ns);
+	o = xcheck(json_pack("{s:I,s:I,s:I,s:I,s:I}", "bound_ms", (json_int_t)t, "raft_timeout_ms",
+			     (json_int_t)node_raft_timeout_ms(t), "heartbeat_ms",
+			     (json_int_t)node_heartbeat_ms(t, a->cfg.cluster.heartbeat_ms), "elections",
+			     (json_int_t)ns.elections, "spurious_elections", (json_int_t)ns.spurious_elections));
+	set(o, "vote_retries", xcheck(json_integer((json_int_t)ns.vote_retries)));
+	set(o, "early_elections", xcheck(json_integer((json_int_t)a->leader_watch.early_elections)));
+	set(o, "watch_drops", xcheck(json_integer((json_int_t)a->leader_watch.drops_seen)));
+	set(o, "watch_drops_leader_alive", xcheck(json_integer((json_int_t)a->leader_watch.drops_alive)));
+	set(o, "lease_suspensions", xcheck(json_integer((json_int_t)a->leader_watch.suspensions)));
 	if (a->leader_watch.last_at != 0)
-		json_object_set_new(o, "last_early", json_pack("{s:I,s:I}", "detected_ms",
-							     (json_int_t)a->leader_watch.last_detect_ms, "ago_ms",
-							     (json_int_t)(node_now(&a->node) - a->leader_watch.last_at)));
-	if (a->node.failover.at != 0)
-		json_object_set_new(o, "last", json_pack("{s:I,s:I,s:I}", "detected_ms",
-							   (json_int_t)a->node.failover.detected_ms, "elected_ms",
-							   (json_int_t)a->node.failover.elected_ms, "ago_ms",
-							   (json_int_t)(node_now(&a->node) - a->node.failover.at)));
+		set(o, "last_early",
+		    xcheck(json_pack("{s:I,s:I}", "detected_ms", (json_int_t)a->leader_watch.last_detect_ms, "ago_ms",
+				     (json_int_t)(node_now(&a->node) - a->leader_watch.last_at))));
+	if (ns.failover.at != 0)
+		set(o, "last",
+		    xcheck(json_pack("{s:I,s:I,s:I}", "detected_ms", (json_int_t)ns.failover.detected_ms, "elected_ms",
+				     (json_int_t)ns.failover.elected_ms, "ago_ms",
+				     (json_int_t)(node_now(&a->node) - ns.failover.at))));
 	return o;
 }
 
@@ -185,79 +226,61 @@ static json_t *status_json(struct agent *a)
 	char digest[17];
 	unsigned i;
 
+	struct tls_transport_stats ts;
+
 	node_status(&a->node, &st);
-	members = json_array();
+	members = xcheck(json_array());
 	for (i = 0; i < st.n_members; i++) {
 		const struct node_member_status *m = &st.members[i];
-		json_t *jm = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)m->id, "address",
-				       m->address, "role", role_name(m->role));
-		json_object_set_new(jm, "reachable",
-				    m->reachable < 0 ? json_null() : json_boolean(m->reachable));
-		if (st.state[0] == 'l' && m->id != a->cfg.node.id)
-			json_object_set_new(jm, "match_index", json_integer((json_int_t)m->match_index));
-		json_array_append_new(members, jm);
+		json_t *jm = xcheck(json_pack("{s:I,s:s,s:s}", "id", (json_int_t)m->id, "address",
+					      m->address, "role", role_name(m->role)));
+		set(jm, "reachable", m->reachable < 0 ? json_null() : json_boolean(m->reachable));
+		if (st.state == NODE_LEADER && m->id != a->cfg.node.id)
+			set(jm, "match_index", xcheck(json_integer((json_int_t)m->match_index)));
+		if (json_array_append_new(members, jm) != 0)
+			xoom("json_array_append_new");
 	}
 	if (st.leader_id != 0)
-		leader = json_pack("{s:I,s:s}", "id", (json_int_t)st.leader_id, "address",
-				   st.leader_address);
+		leader = xcheck(json_pack("{s:I,s:s}", "id", (json_int_t)st.leader_id, "address",
+					  st.leader_address));
 	else
-		leader = json_pack("{s:n,s:n}", "id", "address");
+		leader = xcheck(json_pack("{s:n,s:n}", "id", "address"));
 	snprintf(digest, sizeof digest, "%016llx", (unsigned long long)state_digest(&a->state));
 
-	o = json_pack("{s:I,s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:o,s:b,s:I}",
-		      "node_id", (json_int_t)a->cfg.node.id,
-		      "cluster", a->cfg.cluster.name,
-		      "role", st.state,
-		      "term", (json_int_t)st.term,
-		      "leader", leader,
-		      "commit_index", (json_int_t)st.commit_index,
-		      "applied_index", (json_int_t)st.applied_index,
-		      "last_index", (json_int_t)st.last_index,
-		      "members", members,
-		      "leader_ready", st.ready,
-		      "uptime_seconds", (json_int_t)(time(NULL) - a->started_wall));
-	json_object_set_new(o, "cluster_id",
-			    identity_cluster_id(a) ? json_string(identity_cluster_id(a)) : json_null());
-	json_object_set_new(o, "bootstrap", json_string(agent_bootstrap_mode(a)));
+	o = xcheck(json_pack("{s:I,s:s,s:s,s:I,s:o,s:I,s:I,s:I,s:o,s:b,s:I}",
+			     "node_id", (json_int_t)a->cfg.node.id,
+			     "cluster", a->cfg.cluster.name,
+			     "role", node_state_name(st.state),
+			     "term", (json_int_t)st.term,
+			     "leader", leader,
+			     "commit_index", (json_int_t)st.commit_index,
+			     "applied_index", (json_int_t)st.applied_index,
+			     "last_index", (json_int_t)st.last_index,
+			     "members", members,
+			     "leader_ready", st.ready,
+			     "uptime_seconds", (json_int_t)(time(NULL) - a->started_wall)));
+	set(o, "cluster_id", identity_cluster_id(a) ? xcheck(json_string(identity_cluster_id(a))) : json_null());
+	set(o, "bootstrap", xcheck(json_string(agent_bootstrap_name(agent_bootstrap_mode(a)))));
 	/* How members talk (raft/transport_tls.h): "tls" or "plain". */
-	json_object_set_new(o, "transport", json_string(node_transport(&a->node)));
-	if (a->node.tls) {
-		struct tls_transport_stats ts;
-		tls_transport_stats(&a->node.transport, &ts);
-		json_object_set_new(o, "transport_stats",
-				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:i}", "accepted", (json_int_t)ts.accepted,
-					      "connected", (json_int_t)ts.connected, "refused",
-					      (json_int_t)ts.refused, "malformed", (json_int_t)ts.malformed,
-					      "reloads", (json_int_t)ts.reloads, "open", (int)ts.open));
-	}
-	json_object_set_new(o, "sync", sync_json(a));
-	json_object_set_new(o, "failover", failover_json(a));
-	json_object_set_new(o, "storage", storage_json(&st));
+	set(o, "transport", xcheck(json_string(node_transport(&a->node))));
+	if (node_tls_stats(&a->node, &ts))
+		set(o, "transport_stats",
+		    xcheck(json_pack("{s:I, s:I, s:I, s:I, s:I, s:i}", "accepted", (json_int_t)ts.accepted,
+				     "connected", (json_int_t)ts.connected, "refused", (json_int_t)ts.refused,
+				     "malformed", (json_int_t)ts.malformed, "reloads", (json_int_t)ts.reloads,
+				     "open", (int)ts.open)));
+	set(o, "sync", sync_json(a));
+	set(o, "failover", failover_json(a));
+	set(o, "storage", storage_json(&st));
 	if (a->health) {
-		json_object_set_new(o, "health", health_json(a->health));
-		json_object_set_new(o, "cluster_health", health_cluster_json(a->health));
+		set(o, "health", health_json(a->health));
+		set(o, "cluster_health", health_cluster_json(a->health));
 	}
-	json_object_set_new(o, "state",
-			    json_pack("{s:I,s:I,s:I,s:s}", "objects",
-				      (json_int_t)a->state.by_prefix[(unsigned char)OBJECT_KEY_OBJECT],
-				      "staged_deletes",
-				      (json_int_t)OBJECT_STAGED_COUNT(a->state.by_prefix),
-				      "keys", (json_int_t)a->state.count, "digest", digest));
+	set(o, "state",
+	    xcheck(json_pack("{s:I,s:I,s:I,s:s}", "objects", (json_int_t)state_count(&a->state, STATE_NS_OBJECT),
+			     "staged_deletes", (json_int_t)object_staged_count(&a->state), "keys",
+			     (json_int_t)state_keys(&a->state), "digest", digest)));
 	return o;
-}
-
-static bool provlog_failing(void)
-{
-	struct provlog_health ph;
-	provlog_health(&ph);
-	return ph.failing;
-}
-
-static unsigned long long provlog_write_errors(void)
-{
-	struct provlog_health ph;
-	provlog_health(&ph);
-	return ph.write_errors;
 }
 
 /* Append printf output to a growing buffer. */
@@ -283,10 +306,7 @@ static void put(struct text *t, const char *fmt, ...)
 			}
 		}
 		t->cap = t->cap ? t->cap * 2 : 4096;
-		char *b = realloc(t->buf, t->cap);
-		if (b == NULL)
-			return;
-		t->buf = b;
+		t->buf = xrealloc(t->buf, t->cap);
 	}
 }
 
@@ -299,16 +319,21 @@ static void metric(struct text *t, const char *name, const char *type, const cha
 static char *metrics_text(struct agent *a, size_t *len)
 {
 	struct node_status st;
+	struct node_stats ns;
+	struct provlog_health ph;
 	struct engine_stats es;
 	struct text t = {0};
-	static const char *const roles[] = {"leader", "follower", "candidate", "unavailable"};
+	static const enum node_state roles[NODE_STATES] = {NODE_LEADER, NODE_FOLLOWER, NODE_CANDIDATE,
+							   NODE_UNAVAILABLE};
 	unsigned i;
 
 	es = sync_stats(a);
 	node_status(&a->node, &st);
+	node_stats(&a->node, &ns);
+	provlog_health(&ph);
 	put(&t, "# HELP canopy_role 1 for the role this node has now.\n# TYPE canopy_role gauge\n");
-	for (i = 0; i < 4; i++)
-		put(&t, "canopy_role{role=\"%s\"} %d\n", roles[i], strcmp(st.state, roles[i]) == 0);
+	for (i = 0; i < NODE_STATES; i++)
+		put(&t, "canopy_role{role=\"%s\"} %d\n", node_state_name(roles[i]), st.state == roles[i]);
 	metric(&t, "canopy_term", "gauge", "Current Raft term.", st.term);
 	metric(&t, "canopy_commit_index", "gauge", "Highest log index known committed.",
 	       st.commit_index);
@@ -318,15 +343,15 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       "1 when this node is leader and its post-election barrier committed.", st.ready);
 	metric(&t, "canopy_storage_ok", "gauge",
 	       "1 when the data dir and the provisioning log can be written (status: storage).",
-	       st.storage_state && strcmp(st.storage_state, "ok") == 0 && !provlog_failing());
+	       storage_overall(&st, &ph) == STORAGE_OK);
 	metric(&t, "canopy_provlog_write_errors_total", "counter",
-	       "Provisioning log entries that could not be written.", provlog_write_errors());
+	       "Provisioning log entries that could not be written.", ph.write_errors);
 	metric(&t, "canopy_uptime_seconds", "counter", "Seconds since the agent started.",
 	       (unsigned long long)(time(NULL) - a->started_wall));
 	metric(&t, "canopy_elections_total", "counter", "Times this node became candidate.",
-	       a->node.elections);
+	       ns.elections);
 	metric(&t, "canopy_vote_retries_total", "counter",
-	       "Candidate rounds (split votes, lost pre-votes) this node retried early, through pre-vote.", a->node.vote_retries);
+	       "Candidate rounds (split votes, lost pre-votes) this node retried early, through pre-vote.", ns.vote_retries);
 	metric(&t, "canopy_early_elections_total", "counter",
 	       "Elections this node started at once: its leader watch was refused, or the leader said it no longer leads.",
 	       a->leader_watch.early_elections);
@@ -337,22 +362,22 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       "Times this leader suspended its write lease because a follower's watch closed.",
 	       a->leader_watch.suspensions);
 	metric(&t, "canopy_spurious_elections_total", "counter",
-	       "Times this node lost leadership while alive and not handing over.", a->node.spurious_elections);
+	       "Times this node lost leadership while alive and not handing over.", ns.spurious_elections);
 	metric(&t, "canopy_failover_bound_ms", "gauge",
 	       "cluster.election_timeout_ms: a stopped leader is replaced, and exporting, within it.",
 	       a->cfg.cluster.election_timeout_ms);
 	metric(&t, "canopy_leader_changes_total", "counter", "Times the known leader changed.",
-	       a->node.leader_changes);
+	       ns.leader_changes);
 	metric(&t, "canopy_became_leader_total", "counter",
-	       "Times this node became leader (barrier committed).", a->node.leader.became_leader);
+	       "Times this node became leader (barrier committed).", ns.became_leader);
 	metric(&t, "canopy_barrier_latency_ms", "gauge",
-	       "Latency of the latest post-election barrier.", a->node.leader.last_barrier_ms);
+	       "Latency of the latest post-election barrier.", ns.last_barrier_ms);
 	metric(&t, "canopy_fsm_applied_total", "counter", "Entries applied to the state machine.",
-	       a->node.fsm.stats.applied);
+	       ns.fsm_applied);
 	metric(&t, "canopy_fsm_refused_total", "counter",
-	       "Entries refused (unknown version or malformed).", a->node.fsm.stats.refused);
+	       "Entries refused (unknown version or malformed).", ns.fsm_refused);
 	metric(&t, "canopy_objects", "gauge", "Objects in the replicated object table.",
-	       a->state.by_prefix[(unsigned char)OBJECT_KEY_OBJECT]);
+	       state_count(&a->state, STATE_NS_OBJECT));
 	metric(&t, "canopy_exported_total", "counter", "Target writes acknowledged.",
 	       es.exported_total);
 	metric(&t, "canopy_errors_total", "counter", "Target operations that failed.",
@@ -371,10 +396,10 @@ static char *metrics_text(struct agent *a, size_t *len)
 	}
 	metric(&t, "canopy_retry_set_objects", "gauge",
 	       "Objects whose change the target has not taken yet; retried with backoff (replicated).",
-	       a->state.by_prefix[(unsigned char)OBJECT_KEY_RETRY]);
+	       state_count(&a->state, STATE_NS_RETRY));
 	metric(&t, "canopy_failed_objects", "gauge",
 	       "Objects the target refused for good; retried on canopyctl resync (replicated).",
-	       a->state.by_prefix[(unsigned char)OBJECT_KEY_FAILED]);
+	       state_count(&a->state, STATE_NS_FAILED));
 	metric(&t, "canopy_export_lag_ms", "gauge",
 	       "Latest batch: from its oldest source event reaching the engine to its commit.",
 	       es.export_lag_ms);
@@ -402,11 +427,11 @@ static char *metrics_text(struct agent *a, size_t *len)
 
 void control_reply_json(struct http_reply *reply, unsigned status, json_t *o)
 {
-	reply->body = json_dumps(o, JSON_COMPACT);
+	reply->body = xcheck(json_dumps(xcheck(o), JSON_COMPACT));
 	json_decref(o);
 	reply->status = status;
 	reply->content_type = "application/json";
-	reply->body_len = reply->body ? strlen(reply->body) : 0;
+	reply->body_len = strlen(reply->body);
 }
 
 /*
@@ -427,7 +452,7 @@ static bool redirect_to_leader(struct agent *a, const struct http_request *req,
 		return false;
 	if (st.leader_id == 0 || st.leader_id == a->cfg.node.id) {
 		http_reply_error(reply, 503, "no leader right now (this node is %s); retry shortly",
-				 st.state);
+				 node_state_name(st.state));
 		return true;
 	}
 	klen = (size_t)snprintf(key, sizeof key, "n:%llu", (unsigned long long)st.leader_id);
@@ -452,7 +477,7 @@ static void handle_deletes(struct agent *a, const struct http_request *req,
 			   struct http_reply *reply, bool approve)
 {
 	char err[256];
-	uint64_t n = OBJECT_STAGED_COUNT(a->state.by_prefix);
+	uint64_t n = object_staged_count(&a->state);
 	int rv;
 
 	if (strcmp(req->method, "POST") != 0) {
@@ -513,7 +538,7 @@ static void logs_done(uv_work_t *w, int status)
 	struct http_reply reply;
 
 	memset(&reply, 0, sizeof reply);
-	if (status != 0 || j->entries == NULL) {
+	if (status != 0) { /* the work was cancelled: the loop is closing */
 		json_decref(j->entries);
 		http_reply_error(&reply, 500, "cannot read the provisioning log");
 	} else {
@@ -535,14 +560,9 @@ static void handle_logs(struct agent *a, const struct http_request *req, struct 
 		http_reply_error(reply, 400, "limit: expected a number from 1 to %u", CONTROL_LOGS_MAX_LIMIT);
 		return;
 	}
-	j = calloc(1, sizeof *j);
-	if (j == NULL || (since && (j->since = strdup(since)) == NULL) ||
-	    (object && (j->object = strdup(object)) == NULL)) {
-		if (j)
-			logs_job_free(j);
-		http_reply_error(reply, 500, "out of memory");
-		return;
-	}
+	j = xcalloc(1, sizeof *j);
+	j->since = since ? xstrdup(since) : NULL;
+	j->object = object ? xstrdup(object) : NULL;
 	j->node_id = a->cfg.node.id;
 	j->q.since = j->since;
 	j->q.object = j->object;
@@ -551,11 +571,6 @@ static void handle_logs(struct agent *a, const struct http_request *req, struct 
 	snprintf(j->path, sizeof j->path, "%s/provisioning.log", a->cfg.node.data_dir);
 	j->work.data = j;
 	j->p = http_defer(req);
-	if (j->p == NULL) {
-		logs_job_free(j);
-		http_reply_error(reply, 500, "out of memory");
-		return;
-	}
 	if (uv_queue_work(&a->loop, &j->work, logs_work, logs_done) != 0) {
 		http_undefer(req);
 		logs_job_free(j);
@@ -571,11 +586,32 @@ static void handle_logs(struct agent *a, const struct http_request *req, struct 
  */
 #define CHANGE_ANSWER_MS 15000
 
+/* POST /v1/cluster/<op> */
+enum cluster_op { CLUSTER_ADD, CLUSTER_REMOVE, CLUSTER_TRANSFER, CLUSTER_ABORT };
+
+static const char *const cluster_ops[] = {"add", "remove", "transfer", "abort"};
+
+static const char *cluster_op_name(enum cluster_op op)
+{
+	return cluster_ops[op];
+}
+
+/* "add" ... "abort" (the path's last part); false for anything else. */
+static bool cluster_op_parse(const char *s, enum cluster_op *out)
+{
+	for (size_t i = 0; i < sizeof cluster_ops / sizeof cluster_ops[0]; i++)
+		if (strcmp(s, cluster_ops[i]) == 0) {
+			*out = (enum cluster_op)i;
+			return true;
+		}
+	return false;
+}
+
 struct change_wait {
 	struct http_pending *p; /* NULL once answered */
 	uv_timer_t timer;
 	bool change_done, timer_closed;
-	char what[64];
+	enum cluster_op op;
 };
 
 static void change_wait_release(struct change_wait *w)
@@ -615,40 +651,35 @@ static void on_change_done(void *arg, int status, const char *errmsg)
 		memset(&reply, 0, sizeof reply);
 		if (status == 0)
 			control_reply_json(&reply, 200,
-				   json_pack("{s:s}", "result",
-					     strcmp(w->what, "abort") == 0 ? "aborted" : "done"));
+				   json_pack("{s:s}", "result", w->op == CLUSTER_ABORT ? "aborted" : "done"));
 		else
-			http_reply_error(&reply, 409, "%s failed: %s", w->what, errmsg);
+			http_reply_error(&reply, 409, "%s failed: %s", cluster_op_name(w->op), errmsg);
 		http_finish(w->p, &reply);
 		w->p = NULL;
 		uv_close((uv_handle_t *)&w->timer, on_change_timer_closed);
 	} else if (status != 0) {
 		log_warn("membership change failed after the operator was answered", "change=%s error=\"%s\"",
-			 w->what, errmsg);
+			 cluster_op_name(w->op), errmsg);
 	}
 	w->change_done = true;
 	change_wait_release(w);
 }
 
 /* Wait for a change whose request is deferred already (p). */
-static struct change_wait *change_wait_start(struct agent *a, struct http_pending *p,
-					     const char *what)
+static struct change_wait *change_wait_start(struct agent *a, struct http_pending *p, enum cluster_op op)
 {
-	struct change_wait *w = calloc(1, sizeof *w);
-	if (w == NULL)
-		return NULL;
+	struct change_wait *w = xcalloc(1, sizeof *w);
 	w->p = p;
-	snprintf(w->what, sizeof w->what, "%s", what);
+	w->op = op;
 	uv_timer_init(&a->loop, &w->timer);
 	w->timer.data = w;
 	uv_timer_start(&w->timer, on_change_slow, CHANGE_ANSWER_MS, 0);
 	return w;
 }
 
-static struct change_wait *change_wait_new(struct agent *a, const struct http_request *req,
-					   const char *what)
+static struct change_wait *change_wait_new(struct agent *a, const struct http_request *req, enum cluster_op op)
 {
-	return change_wait_start(a, http_defer(req), what); /* NULL: the caller undefers */
+	return change_wait_start(a, http_defer(req), op);
 }
 
 /* The change did not start: take the deferral back and free the waiter. */
@@ -672,7 +703,7 @@ static void on_transfer_done(struct node *n, bool transferred)
 	node_status(n, &st);
 	/* libraft calls back as soon as this node stepped down, sometimes before
 	 * the new leader is known here: leadership did move. */
-	if (raft_state(&n->raft) != RAFT_LEADER)
+	if (node_state(n) != NODE_LEADER)
 		transferred = true;
 	if (transferred)
 		control_reply_json(&reply, 200, json_pack("{s:s,s:I,s:I}", "result", "transferred", "leader",
@@ -682,7 +713,7 @@ static void on_transfer_done(struct node *n, bool transferred)
 				 (unsigned long long)st.leader_id);
 	http_finish(a->transfer_pending, &reply);
 	a->transfer_pending = NULL;
-	if (!transferred && a->engine && leader_ready(&n->leader))
+	if (!transferred && a->engine && node_leader_ready(n))
 		identity_resume(a); /* still leading: resume exporting */
 }
 
@@ -734,18 +765,13 @@ static void on_add_started(struct add_probe *pr)
 	int rv;
 
 	memset(&reply, 0, sizeof reply);
-	if (raft_state(&a->node.raft) != RAFT_LEADER) {
+	if (node_state(&a->node) != NODE_LEADER) {
 		http_reply_error(&reply, 409, "add: this node stopped leading while checking %s; retry",
 				 pr->m.address);
 		http_finish(pr->p, &reply);
 		return;
 	}
-	w = change_wait_start(a, pr->p, "add");
-	if (w == NULL) {
-		http_reply_error(&reply, 500, "add: out of memory");
-		http_finish(pr->p, &reply);
-		return;
-	}
+	w = change_wait_start(a, pr->p, CLUSTER_ADD);
 	rv = node_add(&a->node, pr->m.id, pr->m.address, on_change_done, w);
 	if (rv != 0) {
 		http_reply_error(&reply, 409, "add: %s", raft_strerror(rv));
@@ -854,14 +880,10 @@ static int split_hostport(const char *addr, char *host, size_t hlen, char *port,
 static int add_probe_start(struct agent *a, const struct http_request *req,
 			   const struct config_member *m, char *errmsg, size_t errlen)
 {
-	struct add_probe *pr = calloc(1, sizeof *pr);
+	struct add_probe *pr = xcalloc(1, sizeof *pr);
 	struct addrinfo hints;
 	int rv;
 
-	if (pr == NULL) {
-		snprintf(errmsg, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	pr->a = a;
 	pr->m = *m;
 	if (split_hostport(m->address, pr->host, sizeof pr->host, pr->port, sizeof pr->port) != 0) {
@@ -889,8 +911,9 @@ static int add_probe_start(struct agent *a, const struct http_request *req,
 
 /* POST /v1/cluster/{add,remove,transfer,abort} with a JSON body. */
 static void handle_cluster(struct agent *a, const struct http_request *req,
-			   struct http_reply *reply, const char *what)
+			   struct http_reply *reply, enum cluster_op op)
 {
+	const char *what = cluster_op_name(op);
 	int64_t id = 0;
 	char member[300];
 	struct config_member m;
@@ -909,7 +932,7 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 	}
 	if (redirect_to_leader(a, req, reply))
 		goto out;
-	if (strcmp(what, "add") == 0) {
+	if (op == CLUSTER_ADD) {
 		if (member[0] == '\0' || config_parse_member(member, &m, err, sizeof err) != 0) {
 			http_reply_error(reply, 400, "add: %s", member[0] ? err : "\"member\": \"ID@HOST:PORT\" is required");
 			goto out;
@@ -919,28 +942,24 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 		if (add_probe_start(a, req, &m, err, sizeof err) != 0)
 			http_reply_error(reply, 400, "add: %s", err);
 		goto out;
-	} else if (strcmp(what, "abort") == 0 ||
-		   (strcmp(what, "remove") == 0 && id > 0 &&
-		    node_change_adding(&a->node) == (uint64_t)id)) {
+	} else if (op == CLUSTER_ABORT ||
+		   (op == CLUSTER_REMOVE && id > 0 && node_change_adding(&a->node) == (uint64_t)id)) {
 		/* Abort the add in progress (removing a server that is still
 		 * being promoted is that same abort: it removes the spare). */
-		w = change_wait_new(a, req, what);
-		rv = w ? node_abort_change(&a->node, on_change_done, w, err, sizeof err) : -ENOMEM;
+		w = change_wait_new(a, req, op);
+		rv = node_abort_change(&a->node, on_change_done, w, err, sizeof err);
 		if (rv != 0) {
-			if (w != NULL)
-				change_wait_cancel(w, req);
-			else
-				http_undefer(req);
-			http_reply_error(reply, 409, "%s: %s", what, rv == -ENOMEM ? "out of memory" : err);
+			change_wait_cancel(w, req);
+			http_reply_error(reply, 409, "%s: %s", what, err);
 		}
 		goto out;
-	} else if (strcmp(what, "remove") == 0) {
+	} else if (op == CLUSTER_REMOVE) {
 		if (id <= 0) {
 			http_reply_error(reply, 400, "remove: \"id\" (a positive integer) is required");
 			goto out;
 		}
-		w = change_wait_new(a, req, "remove");
-		rv = w ? node_remove(&a->node, (uint64_t)id, on_change_done, w) : RAFT_NOMEM;
+		w = change_wait_new(a, req, op);
+		rv = node_remove(&a->node, (uint64_t)id, on_change_done, w);
 	} else {
 		if (a->transfer_pending) {
 			http_reply_error(reply, 409, "a leadership transfer is already in progress");
@@ -951,7 +970,7 @@ static void handle_cluster(struct agent *a, const struct http_request *req,
 		rv = node_transfer(&a->node, (uint64_t)(id < 0 ? 0 : id), on_transfer_done);
 		if (rv == 0)
 			a->transfer_pending = http_defer(req);
-		else if (a->engine && leader_ready(&a->node.leader))
+		else if (a->engine && node_leader_ready(&a->node))
 			identity_resume(a); /* nothing changed: keep exporting */
 	}
 	if (rv != 0) { /* not started: answer now */
@@ -1056,7 +1075,7 @@ static bool authorized(struct agent *a, const struct http_request *req, struct h
 void control_handle(void *data, const struct http_request *req, struct http_reply *reply)
 {
 	struct agent *a = data;
-	json_t *o;
+	enum cluster_op op;
 
 	a->http_requests++;
 	if (!authorized(a, req, reply))
@@ -1066,12 +1085,7 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 			http_reply_error(reply, 405, "%s %s: use GET", req->method, req->path);
 			return;
 		}
-		o = status_json(a);
-		reply->body = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-		reply->status = 200;
-		reply->content_type = "application/json";
-		reply->body_len = reply->body ? strlen(reply->body) : 0;
+		control_reply_json(reply, 200, status_json(a));
 		return;
 	}
 	if (strcmp(req->path, "/v1/leader/watch") == 0) {
@@ -1098,10 +1112,8 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 		handle_deletes(a, req, reply, false);
 		return;
 	}
-	if (strncmp(req->path, "/v1/cluster/", 12) == 0 &&
-	    (strcmp(req->path + 12, "add") == 0 || strcmp(req->path + 12, "remove") == 0 ||
-	     strcmp(req->path + 12, "transfer") == 0 || strcmp(req->path + 12, "abort") == 0)) {
-		handle_cluster(a, req, reply, req->path + 12);
+	if (strncmp(req->path, "/v1/cluster/", 12) == 0 && cluster_op_parse(req->path + 12, &op)) {
+		handle_cluster(a, req, reply, op);
 		return;
 	}
 	if (strcmp(req->path, "/v1/health/report") == 0 && a->health) {

@@ -1,7 +1,8 @@
 /*
  * agent/control_sync.c -- the control API's view of what the sync holds back:
  *
- *   GET  /v1/deletes        the deletes staged by delete protection ("d:")
+ *   GET  /v1/deletes        what delete protection staged: deletes ("d:") and
+ *                           group member removals ("m:", "type": "member")
  *   GET  /v1/failed         the failed objects ("f:") and the retry set ("r:")
  *   POST /v1/resync         {"failed": true} or {"dn": "..."}: retry now (leader)
  *
@@ -17,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "agent/control.h"
+#include "common/xalloc.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
 
@@ -37,7 +39,7 @@ static char *dn_of(const struct state *st, const char *anchor)
 	struct object_record r;
 
 	if (state_get(st, key, klen, &v, &vlen) && object_record_decode(v, vlen, &r, err, sizeof err) == 0) {
-		dn = r.dn ? strdup(r.dn) : NULL;
+		dn = r.dn ? xstrdup(r.dn) : NULL;
 		object_record_free(&r);
 	}
 	return dn;
@@ -48,6 +50,17 @@ static void anchor_of(const void *key, size_t klen, char *out, size_t size)
 	size_t n = klen - 2 < size - 1 ? klen - 2 : size - 1;
 	memcpy(out, (const char *)key + 2, n);
 	out[n] = '\0';
+}
+
+/*
+ * The strings listed are UTF-8: DNs and ids of decoded records (they were
+ * JSON), anchors (ASCII), canopy's own words. So jansson's NULL is out of
+ * memory.
+ */
+static void append(json_t *list, json_t *o)
+{
+	if (json_array_append_new(list, xcheck(o)) != 0)
+		xoom("json_array_append_new");
 }
 
 static int list_one(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -68,9 +81,8 @@ static int list_one(void *ctx, const void *key, size_t klen, const void *val, si
 		if (hash != NULL)
 			*hash = '\0';
 		gdn = dn_of(c->state, anchor);
-		json_array_append_new(c->deletes, json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "anchor", hash ? hash + 1 : anchor,
-							    "type", "member", "dn", r.dn, "group", gdn,
-							    "target_id", r.target_id));
+		append(c->deletes, json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "anchor", hash ? hash + 1 : anchor, "type",
+					     "member", "dn", r.dn, "group", gdn, "target_id", r.target_id));
 		free(gdn);
 		object_record_free(&r);
 	} else if (prefix == OBJECT_KEY_STAGED && c->deletes != NULL) {
@@ -78,21 +90,19 @@ static int list_one(void *ctx, const void *key, size_t klen, const void *val, si
 		if (c->n++ >= LIST_MAX || object_record_decode(val, vlen, &r, err, sizeof err) != 0)
 			return 0;
 		anchor_of(key, klen, anchor, sizeof anchor);
-		json_array_append_new(c->deletes, json_pack("{s:s,s:s,s:s?,s:s?}", "anchor", anchor, "type",
-							    object_type_name(r.type), "dn", r.dn, "target_id",
-							    r.target_id));
+		append(c->deletes, json_pack("{s:s,s:s,s:s?,s:s?}", "anchor", anchor, "type", object_type_name(r.type),
+					     "dn", r.dn, "target_id", r.target_id));
 		object_record_free(&r);
 	} else if ((prefix == OBJECT_KEY_FAILED || prefix == OBJECT_KEY_RETRY) && c->failed != NULL) {
 		struct retry_record r;
 		if (c->n++ >= LIST_MAX || retry_record_decode(val, vlen, &r, err, sizeof err) != 0)
 			return 0;
 		anchor_of(key, klen, anchor, sizeof anchor);
-		json_array_append_new(prefix == OBJECT_KEY_FAILED ? c->failed : c->retrying,
-				      json_pack("{s:s,s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?}", "anchor", anchor, "type",
-						object_type_name(r.type), "kind", retry_kind_name(r.kind), "dn", r.dn,
-						"attempts", (json_int_t)r.attempts, "first_failed_ms",
-						(json_int_t)r.first_at_ms, "next_try_ms", (json_int_t)r.next_at_ms,
-						"http_status", (json_int_t)r.http_status, "error", r.error));
+		append(prefix == OBJECT_KEY_FAILED ? c->failed : c->retrying,
+		       json_pack("{s:s,s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?}", "anchor", anchor, "type",
+				 object_type_name(r.type), "kind", retry_kind_name(r.kind), "dn", r.dn, "attempts",
+				 (json_int_t)r.attempts, "first_failed_ms", (json_int_t)r.first_at_ms, "next_try_ms",
+				 (json_int_t)r.next_at_ms, "http_status", (json_int_t)r.http_status, "error", r.error));
 		retry_record_free(&r);
 	}
 	return 0;
@@ -170,15 +180,16 @@ bool control_sync_handle(struct agent *a, const struct http_request *req, struct
 			return true;
 		}
 		if (strcmp(req->path, "/v1/deletes") == 0) {
-			c.deletes = json_array();
+			c.deletes = xcheck(json_array());
 		} else {
-			c.failed = json_array();
-			c.retrying = json_array();
+			c.failed = xcheck(json_array());
+			c.retrying = xcheck(json_array());
 		}
 		state_foreach(&a->state, list_one, &c);
-		o = c.deletes != NULL ? json_pack("{s:o}", "deletes", c.deletes)
-				      : json_pack("{s:o,s:o}", "failed", c.failed, "retrying", c.retrying);
-		json_object_set_new(o, "truncated", json_boolean(c.n > LIST_MAX));
+		o = xcheck(c.deletes != NULL ? json_pack("{s:o}", "deletes", c.deletes)
+					     : json_pack("{s:o,s:o}", "failed", c.failed, "retrying", c.retrying));
+		if (json_object_set_new(o, "truncated", json_boolean(c.n > LIST_MAX)) != 0)
+			xoom("json_object_set_new");
 		control_reply_json(reply, 200, o);
 		return true;
 	}

@@ -4,7 +4,9 @@
 #include "agent/ctl.h"
 #include "agent/http_body.h"
 #include "agent/certs.h"
+#include "common/xalloc.h"
 #include "sync/secret.h"
+#include "sync/text_json.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -13,6 +15,9 @@
 #include <string.h>
 
 #define DEFAULT_SERVER "127.0.0.1:8001"
+/* The largest answer read: far more than the longest list an agent sends
+ * (10000 entries, CONTROL_LOGS_MAX_LIMIT); the size comes from the network. */
+#define ANSWER_MAX (256u * 1024 * 1024)
 
 
 /*
@@ -33,11 +38,8 @@ static long request(const char *server, const char *method, const char *path,
 		snprintf(errmsg, errlen, "request URL too long");
 		return -1;
 	}
-	c = curl_easy_init();
-	if (c == NULL) {
-		snprintf(errmsg, errlen, "cannot initialise libcurl");
-		return -1;
-	}
+	c = xcheck(curl_easy_init()); /* fails only for lack of memory */
+	body->max = ANSWER_MAX;
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
@@ -54,7 +56,7 @@ static long request(const char *server, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTP);
 #endif
 	if (strcmp(method, "POST") == 0) {
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		hdrs = xcheck(curl_slist_append(hdrs, "Content-Type: application/json"));
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload ? payload : "{}");
 	}
 	if (token != NULL) {
@@ -62,23 +64,27 @@ static long request(const char *server, const char *method, const char *path,
 		 * to another host:port; the 307 of a follower names the leader of
 		 * the same cluster, which checks the same token: keep it. */
 		size_t n = strlen(token) + 32;
-		char *line = malloc(n);
-		if (line != NULL) {
-			snprintf(line, n, "Authorization: Bearer %s", token);
-			hdrs = curl_slist_append(hdrs, line);
-			explicit_bzero(line, n);
-			free(line);
-		}
+		char *line = xmalloc(n);
+		snprintf(line, n, "Authorization: Bearer %s", token);
+		hdrs = xcheck(curl_slist_append(hdrs, line));
+		explicit_bzero(line, n);
+		free(line);
 		curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 1L);
 	}
 	if (hdrs)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	rc = curl_easy_perform(c);
-	if (rc != CURLE_OK)
+	if (rc != CURLE_OK && body->too_large)
+		snprintf(errmsg, errlen, "canopy agent at %s: the answer is larger than %u bytes", server,
+			 ANSWER_MAX);
+	else if (rc != CURLE_OK)
 		snprintf(errmsg, errlen, "cannot reach canopy agent at %s: %s", server,
 			 curlerr[0] ? curlerr : curl_easy_strerror(rc));
 	else
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	/* the slist holds a copy of the token: wipe it before it is freed */
+	for (struct curl_slist *h = hdrs; h != NULL; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	return status;
@@ -226,11 +232,10 @@ static void usage(FILE *f)
 
 static char *urlencode(const char *v)
 {
-	CURL *c = curl_easy_init();
-	char *e = c ? curl_easy_escape(c, v, 0) : NULL, *d = e ? strdup(e) : NULL;
+	CURL *c = xcheck(curl_easy_init());
+	char *e = xcheck(curl_easy_escape(c, v, 0)), *d = xstrdup(e);
 	curl_free(e);
-	if (c)
-		curl_easy_cleanup(c);
+	curl_easy_cleanup(c);
 	return d;
 }
 
@@ -238,7 +243,7 @@ static void append_arg(char *path, size_t size, const char *name, const char *va
 {
 	char *e = urlencode(value);
 	size_t n = strlen(path);
-	snprintf(path + n, size - n, "%s%s=%s", strchr(path, '?') ? "&" : "?", name, e ? e : "");
+	snprintf(path + n, size - n, "%s%s=%s", strchr(path, '?') ? "&" : "?", name, e);
 	free(e);
 }
 
@@ -368,11 +373,15 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	} else if (strcmp(words[0], "failed") == 0 && n_words == 1) {
 		snprintf(path, sizeof path, "/v1/failed");
 	} else if (strcmp(words[0], "resync") == 0 && (n_words == 2) != failed && n_words <= 2) {
-		json_t *b = n_words == 2 ? json_pack("{s:s}", "dn", words[1]) : json_pack("{s:b}", "failed", 1);
-		char *d = json_dumps(b, JSON_COMPACT);
+		if (n_words == 2 && !text_is_utf8(words[1], strlen(words[1]))) {
+			fprintf(err, "canopyctl: resync: the DN is not valid UTF-8\n");
+			return 2;
+		}
+		json_t *b = xcheck(n_words == 2 ? json_pack("{s:s}", "dn", words[1]) : json_pack("{s:b}", "failed", 1));
+		char *d = xcheck(json_dumps(b, JSON_COMPACT));
 		snprintf(path, sizeof path, "/v1/resync");
 		method = "POST";
-		if (d == NULL || strlen(d) >= sizeof payload) {
+		if (strlen(d) >= sizeof payload) {
 			fprintf(err, "canopyctl: resync: the DN is too long\n");
 			free(d);
 			json_decref(b);
@@ -395,9 +404,13 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		snprintf(path, sizeof path, "/v1/cluster/%s", words[1]);
 		method = "POST";
 		if (strcmp(words[1], "add") == 0) {
-			json_t *b = json_pack("{s:s}", "member", words[2]);
-			char *d = json_dumps(b, JSON_COMPACT);
-			snprintf(payload, sizeof payload, "%s", d ? d : "{}");
+			if (!text_is_utf8(words[2], strlen(words[2]))) {
+				fprintf(err, "canopyctl: cluster add: \"%s\" is not ID@HOST:PORT\n", words[2]);
+				return 2;
+			}
+			json_t *b = xcheck(json_pack("{s:s}", "member", words[2]));
+			char *d = xcheck(json_dumps(b, JSON_COMPACT));
+			snprintf(payload, sizeof payload, "%s", d);
 			free(d);
 			json_decref(b);
 		} else if (n_words == 3) {

@@ -18,7 +18,9 @@
 
 #include "agent/agent.h"
 #include "agent/log.h"
+#include "common/xalloc.h"
 #include "sync/secret.h"
+#include "sync/text_json.h"
 #include "sync/source/ldap_probe.h"
 #include "sync/target/scim_probe.h"
 
@@ -93,9 +95,18 @@ struct job {
 	char *reply;        /* the leader's answer body */
 };
 
+/* The cluster's verdict on a side (status "cluster_health"). */
+enum side_verdict { VERDICT_UNKNOWN, VERDICT_OK, VERDICT_UNAVAILABLE };
+
+/* "unknown" | "ok" | "unavailable" */
+static const char *side_verdict_name(enum side_verdict v)
+{
+	return v == VERDICT_OK ? "ok" : v == VERDICT_UNAVAILABLE ? "unavailable" : "unknown";
+}
+
 struct verdict {
 	enum health_state self[SIDE_N]; /* this leader's own view of each side */
-	const char *side[SIDE_N];       /* "ok" | "unavailable" | "unknown" */
+	enum side_verdict side[SIDE_N];
 	char detail[512];
 };
 
@@ -235,43 +246,45 @@ static void probe_target(struct job *j)
 }
 
 
+static void set(json_t *o, const char *key, json_t *v)
+{
+	if (json_object_set_new(o, key, v) != 0)
+		xoom("json_object_set_new");
+}
+
 /* Send this node's results to the leader; keep its answer. */
 static void report(struct job *j)
 {
-	struct curl_slist *hdrs = NULL, *hd;
-	struct http_body b = {NULL, 0, REPLY_MAX};
+	struct curl_slist *hdrs = NULL;
+	struct http_body b = {NULL, 0, REPLY_MAX, false};
 	json_t *o;
 	char *body;
 	CURL *c;
 	int s;
 
-	o = json_pack("{s:I,s:s}", "id", (json_int_t)j->node_id, "control_address",
-		      j->cfg->node.control_address);
-	for (s = 0; o != NULL && s < SIDE_N; s++)
-		json_object_set_new(o, side_names[s],
-				    json_pack("{s:s,s:s,s:i}", "state", health_state_name(j->state[s]),
-					      "detail", j->detail[s], "age_ms", 0));
-	if (o != NULL && j->handed_over_ago_ms >= 0)
-		json_object_set_new(o, "handed_over_ms_ago", json_integer(j->handed_over_ago_ms));
-	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	/* the details are probe messages (a directory's or a target's words,
+	 * cut to DETAIL_MAX): text_json */
+	o = xcheck(json_pack("{s:I,s:s}", "id", (json_int_t)j->node_id, "control_address",
+			     j->cfg->node.control_address));
+	for (s = 0; s < SIDE_N; s++)
+		set(o, side_names[s],
+		    xcheck(json_pack("{s:s,s:o,s:i}", "state", health_state_name(j->state[s]), "detail",
+				     text_json(j->detail[s]), "age_ms", 0)));
+	if (j->handed_over_ago_ms >= 0)
+		set(o, "handed_over_ms_ago", xcheck(json_integer(j->handed_over_ago_ms)));
+	body = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
-	c = body ? curl_easy_init() : NULL;
-	if (c == NULL) {
-		free(body);
-		return;
-	}
-	hd = curl_slist_append(hdrs, "Content-Type: application/json");
-	hdrs = hd ? hd : hdrs;
+	c = xcheck(curl_easy_init());
+	hdrs = xcheck(curl_slist_append(hdrs, "Content-Type: application/json"));
 	/* The leader's control API takes POSTs only with the control token when
 	 * one is configured; read it like every secret, each time. */
 	if (j->cfg->control.token_file[0] != '\0') {
-		char *token = NULL, err[256], *line = NULL;
+		char *token = NULL, err[256], *line;
 		size_t n;
-		if (secret_read(j->cfg->control.token_file, &token, err, sizeof err) == 0 &&
-		    (line = malloc(n = strlen(token) + 32)) != NULL) {
+		if (secret_read(j->cfg->control.token_file, &token, err, sizeof err) == 0) {
+			line = xmalloc(n = strlen(token) + 32);
 			snprintf(line, n, "Authorization: Bearer %s", token);
-			hd = curl_slist_append(hdrs, line);
-			hdrs = hd ? hd : hdrs;
+			hdrs = xcheck(curl_slist_append(hdrs, line));
 			explicit_bzero(line, strlen(line));
 			free(line);
 		}
@@ -291,6 +304,9 @@ static void report(struct job *j)
 		b.p = NULL;
 	}
 	free(b.p);
+	/* the slist holds a copy of the token: wipe it before it is freed */
+	for (struct curl_slist *h = hdrs; h != NULL; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	free(body);
@@ -415,9 +431,7 @@ static void start_probe(struct health *h, const struct node_status *st)
 	char addr[256];
 	int rv;
 
-	j = calloc(1, sizeof *j);
-	if (j == NULL)
-		return;
+	j = xcalloc(1, sizeof *j);
 	j->h = h;
 	j->cfg = &h->a->cfg;
 	j->node_id = h->a->cfg.node.id;
@@ -539,7 +553,7 @@ static void compute_verdict(struct health *h, const struct node_status *st, uint
 			else if (hs == HEALTH_UNKNOWN)
 				all_known = false;
 		}
-		v->side[s] = any_ok ? "ok" : all_known ? "unavailable" : "unknown";
+		v->side[s] = any_ok ? VERDICT_OK : all_known ? VERDICT_UNAVAILABLE : VERDICT_UNKNOWN;
 		if (!any_ok && all_known && n < sizeof v->detail)
 			n += (size_t)snprintf(v->detail + n, sizeof v->detail - n, "%sno voter can %s",
 					      n ? "; " : "",
@@ -602,7 +616,7 @@ static void on_handed_over(struct node *n, bool transferred)
 	now = now_ms(h);
 	h->transferring = false;
 	node_status(n, &st);
-	if (raft_state(&n->raft) != RAFT_LEADER)
+	if (st.state != NODE_LEADER)
 		transferred = true; /* stepped down before the new leader is known here */
 	if (transferred) {
 		h->handovers++;
@@ -618,7 +632,7 @@ static void on_handed_over(struct node *n, bool transferred)
 	log_warn("health hand-over did not complete; staying leader for now", "to=%llu",
 		 (unsigned long long)h->transfer_to);
 	h->next_attempt_ms = now + HEALTH_PROBE_MS;
-	if (a->engine && leader_ready(&n->leader))
+	if (a->engine && node_leader_ready(n))
 		identity_resume(a); /* still leading: resume exporting */
 }
 
@@ -660,15 +674,15 @@ static void handover_tick(struct health *h, const struct node_status *st, uint64
 			 "source=%s target=%s", bad[SIDE_SOURCE] ? health_state_name(h->verdict.self[SIDE_SOURCE]) : "ok",
 			 bad[SIDE_TARGET] ? health_state_name(h->verdict.self[SIDE_TARGET]) : "ok");
 	}
-	if (h->transferring || a->node.transferring || a->transfer_pending || now < h->next_attempt_ms)
+	if (h->transferring || node_transferring(&a->node) || a->transfer_pending || now < h->next_attempt_ms)
 		return;
 	to = pick_voter(h, st, bad, now);
 	if (to == 0) {
 		/* say it once, and only when the others had time to report: right
 		 * after an election the new leader has heard from nobody yet */
 		if (!h->told_no_candidate && (now - h->episode_since >= HEALTH_PROBE_MS + 1000 ||
-					      (bad[SIDE_SOURCE] && strcmp(h->verdict.side[SIDE_SOURCE], "unavailable") == 0) ||
-					      (bad[SIDE_TARGET] && strcmp(h->verdict.side[SIDE_TARGET], "unavailable") == 0))) {
+					      (bad[SIDE_SOURCE] && h->verdict.side[SIDE_SOURCE] == VERDICT_UNAVAILABLE) ||
+					      (bad[SIDE_TARGET] && h->verdict.side[SIDE_TARGET] == VERDICT_UNAVAILABLE))) {
 			char q[600];
 			log_warn("no other voter reports a working source and target; staying leader",
 				 "cluster=%s", log_quote(q, sizeof q, h->verdict.detail[0] ? h->verdict.detail : "some voters not heard from"));
@@ -684,7 +698,7 @@ static void handover_tick(struct health *h, const struct node_status *st, uint64
 		log_warn("cannot hand leadership over", "to=%llu error=\"%s\"", (unsigned long long)to,
 			 raft_strerror(rv));
 		h->next_attempt_ms = now + HEALTH_PROBE_MS;
-		if (leader_ready(&a->node.leader))
+		if (node_leader_ready(&a->node))
 			identity_resume(a);
 		return;
 	}
@@ -731,12 +745,7 @@ int health_start(struct health **out, struct agent *a, char *errmsg, size_t errl
 		snprintf(errmsg, errlen, "health: cannot initialise libcurl");
 		return -EIO;
 	}
-	h = calloc(1, sizeof *h);
-	if (h == NULL) {
-		snprintf(errmsg, errlen, "health: out of memory");
-		rv = -ENOMEM;
-		goto err_after_curl;
-	}
+	h = xcalloc(1, sizeof *h);
 	h->a = a;
 	rv = uv_timer_init(&a->loop, &h->tick);
 	if (rv != 0) {
@@ -750,7 +759,6 @@ int health_start(struct health **out, struct agent *a, char *errmsg, size_t errl
 
 err_after_alloc:
 	free(h);
-err_after_curl:
 	curl_global_cleanup();
 	return rv;
 }
@@ -782,16 +790,16 @@ void health_stop(struct health *h)
 json_t *health_json(struct health *h)
 {
 	uint64_t now = now_ms(h);
-	json_t *o = json_object();
+	json_t *o = xcheck(json_object());
 	int s;
 
 	for (s = 0; s < SIDE_N; s++) {
 		const struct check *c = &h->check[s];
-		json_object_set_new(
-			o, side_names[s],
-			json_pack("{s:s,s:s,s:o,s:o}", "state", health_state_name(own_state(h, (enum side)s, now)),
-				  "detail", c->detail, "checked_at", control_time_or_null(c->checked_at), "age_ms",
-				  c->checked_ms ? json_integer((json_int_t)(now - c->checked_ms)) : json_null()));
+		set(o, side_names[s],
+		    xcheck(json_pack("{s:s,s:o,s:o,s:o}", "state", health_state_name(own_state(h, (enum side)s, now)),
+				     "detail", text_json(c->detail), "checked_at", control_time_or_null(c->checked_at),
+				     "age_ms",
+				     c->checked_ms ? xcheck(json_integer((json_int_t)(now - c->checked_ms))) : json_null())));
 	}
 	return o;
 }
@@ -809,33 +817,33 @@ json_t *health_cluster_json(struct health *h)
 		/* the leader's answer to our latest report, while it is recent */
 		if (h->leader_verdict && st.leader_id != 0 && h->leader_verdict_from == st.leader_id &&
 		    now - h->leader_verdict_ms <= HEALTH_FRESH_MS) {
-			o = json_deep_copy(h->leader_verdict);
-			json_object_set_new(o, "age_ms", json_integer((json_int_t)(now - h->leader_verdict_ms)));
+			o = xcheck(json_deep_copy(h->leader_verdict));
+			set(o, "age_ms", xcheck(json_integer((json_int_t)(now - h->leader_verdict_ms))));
 			return o;
 		}
-		return json_pack("{s:s,s:s,s:o,s:s}", "source", "unknown", "target", "unknown", "leader",
-				 st.leader_id ? json_integer((json_int_t)st.leader_id) : json_null(),
-				 "detail", st.leader_id ? "no recent answer from the leader" : "no leader");
+		return xcheck(json_pack("{s:s,s:s,s:o,s:s}", "source", "unknown", "target", "unknown", "leader",
+					st.leader_id ? xcheck(json_integer((json_int_t)st.leader_id)) : json_null(),
+					"detail", st.leader_id ? "no recent answer from the leader" : "no leader"));
 	}
-	voters = json_array();
+	voters = xcheck(json_array());
 	for (i = 0; i < st.n_members; i++) {
 		const struct node_member_status *m = &st.members[i];
 		json_t *v;
 		if (m->role != NODE_VOTER)
 			continue;
-		v = json_pack("{s:I}", "id", (json_int_t)m->id);
+		v = xcheck(json_pack("{s:I}", "id", (json_int_t)m->id));
 		for (s = 0; s < SIDE_N; s++)
-			json_object_set_new(v, side_names[s],
-					    json_string(health_state_name(
-						    m->id == self ? h->verdict.self[s]
-								  : peer_state(h, m->id, (enum side)s, now))));
-		json_array_append_new(voters, v);
+			set(v, side_names[s],
+			    xcheck(json_string(health_state_name(m->id == self ? h->verdict.self[s]
+									      : peer_state(h, m->id, (enum side)s, now)))));
+		if (json_array_append_new(voters, v) != 0)
+			xoom("json_array_append_new");
 	}
-	o = json_pack("{s:s,s:s,s:I,s:i,s:o}", "source", h->verdict.side[SIDE_SOURCE] ? h->verdict.side[SIDE_SOURCE] : "unknown",
-		      "target", h->verdict.side[SIDE_TARGET] ? h->verdict.side[SIDE_TARGET] : "unknown",
-		      "leader", (json_int_t)self, "age_ms", 0, "voters", voters);
+	o = xcheck(json_pack("{s:s,s:s,s:I,s:i,s:o}", "source", side_verdict_name(h->verdict.side[SIDE_SOURCE]),
+			     "target", side_verdict_name(h->verdict.side[SIDE_TARGET]), "leader", (json_int_t)self,
+			     "age_ms", 0, "voters", voters));
 	if (h->verdict.detail[0])
-		json_object_set_new(o, "detail", json_string(h->verdict.detail));
+		set(o, "detail", xcheck(json_string(h->verdict.detail)));
 	return o;
 }
 
@@ -892,10 +900,5 @@ void health_handle_report(struct health *h, const struct http_request *req,
 				    ? p->received_ms - (uint64_t)json_integer_value(side)
 				    : 0;
 	json_decref(body);
-	body = json_pack("{s:o}", "cluster_health", health_cluster_json(h));
-	reply->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	reply->status = 200;
-	reply->content_type = "application/json";
-	reply->body_len = reply->body ? strlen(reply->body) : 0;
+	control_reply_json(reply, 200, json_pack("{s:o}", "cluster_health", health_cluster_json(h)));
 }

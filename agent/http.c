@@ -18,6 +18,8 @@
 #include <jansson.h>
 
 #include "agent/log.h"
+#include "common/xalloc.h"
+#include "sync/text_json.h"
 
 #define MAX_BODY HTTP_MAX_BODY /* control requests are small; refuse more */
 
@@ -93,11 +95,7 @@ static enum MHD_Result send_reply_ex(struct MHD_Connection *c, struct http_reply
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		free(r->body);
-		return MHD_NO;
-	}
+	resp = xcheck(MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE));
 	MHD_add_response_header(resp, "Content-Type",
 				r->content_type ? r->content_type : "application/json");
 	if (r->location[0])
@@ -219,9 +217,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		memset(&reply, 0, sizeof reply);
 		if (check_head(c, method, &reply) != 0)
 			return send_reply_ex(c, &reply, true);
-		p = calloc(1, sizeof *p);
-		if (p == NULL)
-			return MHD_NO;
+		p = xcalloc(1, sizeof *p);
 		p->s = s;
 		p->conn = c;
 		*con_cls = p;
@@ -237,12 +233,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*upload_size > 0) {
 		if (u->len + *upload_size > MAX_BODY) {
 			u->too_large = 1;
-		} else {
-			char *b = realloc(u->buf, u->len + *upload_size + 1);
-			if (b == NULL)
-				return MHD_NO;
-			memcpy(b + u->len, upload_data, *upload_size);
-			u->buf = b;
+		} else { /* at most MAX_BODY: checked above */
+			u->buf = xrealloc(u->buf, u->len + *upload_size + 1);
+			memcpy(u->buf + u->len, upload_data, *upload_size);
 			u->len += *upload_size;
 			u->buf[u->len] = '\0';
 		}
@@ -457,10 +450,8 @@ void http_close(struct http_server *s, void (*cb)(struct http_server *s))
 struct http_pending *http_defer(const struct http_request *req)
 {
 	struct conn_state *p = req->priv;
-	struct http_pending *t = calloc(1, sizeof *t);
+	struct http_pending *t = xcalloc(1, sizeof *t);
 
-	if (t == NULL)
-		return NULL; /* the handler sees NULL and answers at once */
 	t->c = p;
 	t->s = p->s;
 	p->ticket = t;
@@ -540,12 +531,12 @@ void http_reply_error(struct http_reply *reply, unsigned status, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	o = json_pack("{s:s}", "error", msg);
+	/* the message may quote what a client sent, or be cut in the middle of
+	 * a character: text_json */
+	o = xcheck(json_pack("{s:o}", "error", text_json(msg)));
 	reply->status = status;
 	reply->content_type = "application/json";
-	reply->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	if (reply->body == NULL)
-		reply->body = strdup("{\"error\":\"out of memory\"}");
-	reply->body_len = reply->body ? strlen(reply->body) : 0;
+	reply->body = xcheck(json_dumps(o, JSON_COMPACT));
+	reply->body_len = strlen(reply->body);
 	json_decref(o);
 }

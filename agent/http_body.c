@@ -4,19 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 size_t http_body_write(char *data, size_t size, size_t n, void *ctx)
 {
 	struct http_body *b = ctx;
 	size_t add = size * n;
-	char *p;
 
-	if (b->max != 0 && b->len + add > b->max)
+	if (b->len + add > b->max) {
+		b->too_large = true;
 		return 0;
-	p = realloc(b->p, b->len + add + 1);
-	if (p == NULL)
-		return 0;
-	memcpy(p + b->len, data, add);
-	b->p = p;
+	}
+	b->p = xrealloc(b->p, b->len + add + 1);
+	memcpy(b->p + b->len, data, add);
 	b->len += add;
 	b->p[b->len] = '\0';
 	return add;

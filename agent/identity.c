@@ -168,7 +168,7 @@ const char *identity_cluster_id(struct agent *a)
 
 static void start_export(struct agent *a)
 {
-	if (a->engine && !a->stopping && !a->identity.failed && leader_ready(&a->node.leader))
+	if (a->engine && !a->stopping && !a->identity.failed && node_leader_ready(&a->node))
 		engine_lead(a->engine);
 }
 
@@ -208,8 +208,8 @@ static int commit_id(struct agent *a, const char *cid, node_apply_cb cb)
 	cluster_id_put(&b, cid);
 	rv = state_batch_encode(&b, &buf);
 	state_batch_close(&b);
-	if (rv != 0)
-		return RAFT_NOMEM; /* the only way encoding this small batch fails */
+	if (rv != 0) /* a 4-byte key and a 33-byte value are never refused as too long */
+		return RAFT_INVALID;
 	rv = node_apply(&a->node, &buf, cb, a);
 	if (rv != 0)
 		raft_free(buf.base);

@@ -9,9 +9,8 @@
 
 #include "agent/agent.h"
 #include "agent/log.h"
-#include "raft/leader.h"
+#include "common/xalloc.h"
 #include "raft/node.h"
-#include "raft/peek.h"
 
 /* One watch connection; freed when its handle is closed. */
 struct lw_conn {
@@ -46,36 +45,23 @@ static void conn_close(struct leader_watch *w)
 	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
-static bool self_is_voter(struct agent *a)
-{
-	const struct raft_configuration *cfg = peek_configuration(&a->node.raft);
-	for (unsigned i = 0; i < cfg->n; i++)
-		if (cfg->servers[i].id == a->cfg.node.id)
-			return cfg->servers[i].role == RAFT_VOTER;
-	return false;
-}
-
 /* The leader `c` watched is gone (refused) or says it no longer leads. */
 static void early_election(struct leader_watch *w, struct lw_conn *c, const char *why)
 {
 	struct agent *a = w->a;
-	struct raft *r = &a->node.raft;
-	raft_id id;
-	const char *addr;
 	unsigned stagger;
 	uint64_t now = node_now(&a->node);
 	int rv;
 
-	raft_leader(r, &id, &addr);
-	if (raft_state(r) != RAFT_FOLLOWER || id != c->leader_id || peek_term(r) != c->term ||
-	    !self_is_voter(a))
+	if (node_state(&a->node) != NODE_FOLLOWER || node_leader_id(&a->node) != c->leader_id ||
+	    node_term(&a->node) != c->term || !node_is_voter(&a->node))
 		return;
 	if (w->fired_leader == c->leader_id && w->fired_term == c->term)
 		return; /* one early election per leader and term: no flapping */
 	w->fired_leader = c->leader_id;
 	w->fired_term = c->term;
 	stagger = (unsigned)(rand() % (int)(raft_timeout(w) / 10 + 1));
-	rv = peek_early_election(r, &a->loop, stagger);
+	rv = node_early_election(&a->node, stagger);
 	if (rv == -EAGAIN)
 		return;
 	w->early_elections++;
@@ -224,9 +210,7 @@ static void reconnect(struct leader_watch *w, uint64_t leader_id, uint64_t term,
 	addr[vlen] = '\0';
 	if (parse_addr(addr, vlen, &ss) != 0)
 		return;
-	c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return;
+	c = xcalloc(1, sizeof *c);
 	c->w = w;
 	c->leader_id = leader_id;
 	c->term = term;
@@ -259,18 +243,16 @@ static void on_tick(uv_timer_t *t)
 {
 	struct leader_watch *w = t->data;
 	struct agent *a = w->a;
-	struct raft *r = &a->node.raft;
-	raft_id id;
-	const char *addr;
-	int state;
+	enum node_state state;
+	uint64_t id;
 
 	if (a->stopping)
 		return;
-	state = raft_state(r);
+	state = node_state(&a->node);
 
 	/* Leader side: 409 to every watch once this node no longer leads;
 	 * a watch its follower closed suspends the lease (leader_watch.h). */
-	if (state != RAFT_LEADER) {
+	if (state != NODE_LEADER) {
 		answer_all(w, 409, "this node no longer leads");
 	} else {
 		for (unsigned i = 0; i < w->n_watches;) {
@@ -280,36 +262,34 @@ static void on_tick(uv_timer_t *t)
 				http_reply_error(&rep, 503, "closed");
 				http_finish(w->watches[i], &rep);
 				w->watches[i] = w->watches[--w->n_watches];
-				if (leader_ready(&a->node.leader)) {
-					leader_suspend(&a->node.leader);
+				if (node_lease_suspend(&a->node))
 					w->suspensions++;
-				}
 			} else {
 				i++;
 			}
 		}
 	}
 
-	/* Follower side: watch the leader raft knows -- only where enabled:
-	 * still experimental (median 222 ms, some rounds fall back to the
-	 * timeout; see docs/architecture.md, "Failover bound"). */
+	/* Follower side: watch the leader raft knows -- where enabled
+	 * (cluster.early_election, on by default with pre-vote; see
+	 * leader_watch.h and docs/architecture.md, "Failover bound"). */
 	if (!w->follow)
 		return;
-	raft_leader(r, &id, &addr);
-	if (state != RAFT_FOLLOWER || id == 0 || id == a->cfg.node.id || !self_is_voter(a)) {
-		if (state != RAFT_FOLLOWER || id != 0)
+	id = node_leader_id(&a->node);
+	if (state != NODE_FOLLOWER || id == 0 || id == a->cfg.node.id || !node_is_voter(&a->node)) {
+		if (state != NODE_FOLLOWER || id != 0)
 			conn_close(w);
 		return;
 	}
 	if (w->conn != NULL && w->conn->leader_id == id) {
-		w->conn->term = peek_term(r);
+		w->conn->term = node_term(&a->node);
 		return;
 	}
 	conn_close(w);
 	w->dropped_at = 0;
 	if (node_now(&a->node) < w->retry_at)
 		return;
-	reconnect(w, id, peek_term(r), false);
+	reconnect(w, id, node_term(&a->node), false);
 }
 
 void leader_watch_start(struct agent *a)
@@ -345,7 +325,7 @@ void leader_watch_handle(struct agent *a, const struct http_request *req, struct
 	struct leader_watch *w = &a->leader_watch;
 	struct http_pending *p;
 
-	if (raft_state(&a->node.raft) != RAFT_LEADER) {
+	if (node_state(&a->node) != NODE_LEADER) {
 		http_reply_error(reply, 409, "this node does not lead");
 		return;
 	}
@@ -354,9 +334,5 @@ void leader_watch_handle(struct agent *a, const struct http_request *req, struct
 		return;
 	}
 	p = http_defer(req);
-	if (p == NULL) {
-		http_reply_error(reply, 503, "out of memory");
-		return;
-	}
 	w->watches[w->n_watches++] = p;
 }

@@ -25,6 +25,11 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
+const char *log_level_name(enum log_level level)
+{
+	return (unsigned)level < sizeof names / sizeof names[0] ? names[level] : "info";
+}
+
 const char *log_quote(char *buf, unsigned size, const char *s)
 {
 	unsigned o = 0;

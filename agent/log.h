@@ -19,6 +19,9 @@ void log_setup(uint64_t node_id, enum log_level min);
 /* Parse "debug|info|warn|error"; returns -1 if unknown. */
 int log_level_parse(const char *name);
 
+/* "debug" | "info" | "warn" | "error" */
+const char *log_level_name(enum log_level level);
+
 /*
  * Write one line. `fields` is a printf format producing space-separated
  * key=value pairs (may be NULL); use log_quote() for free text values.

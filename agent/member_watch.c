@@ -12,19 +12,18 @@
 #include "agent/agent.h"
 #include "agent/http_body.h"
 #include "agent/log.h"
+#include "common/xalloc.h"
 
 
 /* One GET /v1/status; returns the parsed object or NULL. Worker thread. */
 static json_t *get_status(const char *addr)
 {
 	char url[300];
-	struct http_body b = {NULL, 0, 1 << 20}; /* a status is small; anything else is not ours */
-	CURL *c = curl_easy_init();
+	struct http_body b = {NULL, 0, 1 << 20, false}; /* a status is small; anything else is not ours */
+	CURL *c = xcheck(curl_easy_init()); /* fails only for lack of memory */
 	long code = 0;
 	json_t *o = NULL;
 
-	if (c == NULL)
-		return NULL;
 	snprintf(url, sizeof url, "http://%s/v1/status", addr);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
@@ -59,8 +58,8 @@ static void ask(uv_work_t *w)
 		 * configuration the cluster is working with. */
 		role = json_string_value(json_object_get(st, "role"));
 		if (role &&
-		    ((strcmp(role, "leader") == 0 && json_is_true(json_object_get(st, "leader_ready"))) ||
-		     (strcmp(role, "follower") == 0 &&
+		    ((strcmp(role, node_state_name(NODE_LEADER)) == 0 && json_is_true(json_object_get(st, "leader_ready"))) ||
+		     (strcmp(role, node_state_name(NODE_FOLLOWER)) == 0 &&
 		      json_integer_value(json_object_get(json_object_get(st, "leader"), "id")) != 0))) {
 			m->verdict = -1;
 			json_array_foreach(json_object_get(st, "members"), k, mem)
@@ -84,7 +83,7 @@ static void removed(struct agent *a, const char *how)
 
 static bool still_leaderless(struct agent *a)
 {
-	return raft_state(&a->node.raft) != RAFT_LEADER &&
+	return node_state(&a->node) != NODE_LEADER &&
 	       node_leaderless_ms(&a->node) >=
 		       (raft_time)MEMBER_WATCH_LEADERLESS * a->cfg.cluster.election_timeout_ms;
 }
@@ -137,7 +136,7 @@ static void on_tick(uv_timer_t *t)
 	raft_time now = node_now(&a->node);
 	int membership;
 
-	if (a->stopping || m->asking || raft_state(&a->node.raft) == RAFT_LEADER)
+	if (a->stopping || m->asking || node_state(&a->node) == NODE_LEADER)
 		return;
 	membership = node_membership(&a->node);
 	if (membership < 0) {

@@ -4,6 +4,8 @@
  */
 #include "raft/fsm.h"
 
+#include "common/xalloc.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +51,7 @@ int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
 	 * from past our buffer, the file gets zeros. So allocate the padding
 	 * ourselves, zeroed. (The payload length in our header stays exact.) */
 	total = (FSM_HEADER_SIZE + len + 7) & ~(size_t)7;
-	p = raft_calloc(1, total);
-	if (p == NULL)
-		return -ENOMEM;
+	p = xcheck(raft_calloc(1, total));
 	memcpy(p, magic, 4);
 	put16(p + 4, version);
 	put16(p + 6, type);
@@ -135,6 +135,12 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
 	return 0;
 }
 
+/*
+ * Out of memory aborts here as everywhere (common/xalloc.h); the one failure
+ * left is a state too large for one framed buffer (over 4 GB): libraft then
+ * skips this snapshot and keeps the log (RAFT_TOOBIG is the code libraft's
+ * FSM callbacks may return for it).
+ */
 static int fsm_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	struct fsm *f = rf->data;
@@ -144,27 +150,19 @@ static int fsm_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsi
 	size_t len = 0;
 	int rv;
 
-	rv = m->snapshot(m->data, &data, &len);
-	if (rv != 0)
-		return RAFT_NOMEM;
-	out = raft_malloc(sizeof *out);
-	if (out == NULL)
-		goto err_after_snapshot;
+	m->snapshot(m->data, &data, &len);
+	out = xcheck(raft_malloc(sizeof *out));
 	/* The snapshot carries the machine's newest format version. */
 	rv = fsm_encode(0, m->max_version, data, len, out);
-	if (rv != 0)
-		goto err_after_out;
 	free(data);
+	if (rv != 0) {
+		raft_free(out);
+		return RAFT_TOOBIG;
+	}
 	*bufs = out;
 	*n_bufs = 1;
 	f->stats.snapshots++;
 	return 0;
-
-err_after_out:
-	raft_free(out);
-err_after_snapshot:
-	free(data);
-	return RAFT_NOMEM;
 }
 
 /* libraft hands over ownership of buf->base on success only. */

@@ -48,7 +48,8 @@ enum {
  *           order and must reach the same state. May set *result (passed to
  *           the raft_apply callback on the node that proposed the entry).
  *           Returns 0, or a negative code to refuse the entry.
- * snapshot: serialize the whole state into one malloc'd buffer.
+ * snapshot: serialize the whole state into one malloc'd buffer (never fails:
+ *           out of memory aborts, common/xalloc.h).
  * restore:  replace the whole state with a snapshot's payload.
  * errmsg:   where apply/restore describe a refusal (for the log).
  */
@@ -57,7 +58,7 @@ struct fsm_machine {
 	uint16_t max_version;
 	int (*apply)(void *data, uint16_t type, uint16_t version, const void *payload, size_t len,
 		     void **result, char *errmsg, size_t errlen);
-	int (*snapshot)(void *data, void **buf, size_t *len);
+	void (*snapshot)(void *data, void **buf, size_t *len);
 	int (*restore)(void *data, uint16_t version, const void *payload, size_t len, char *errmsg,
 		       size_t errlen);
 };
@@ -82,7 +83,8 @@ void fsm_init(struct fsm *f, struct fsm_machine *machine);
 
 /*
  * Frame `payload` as an entry of `type`/`version` into `out`, allocated with
- * raft_malloc() as raft_apply() requires. Returns 0 or -ENOMEM.
+ * raft_malloc() as raft_apply() requires. Returns 0, or -EFBIG when the
+ * payload does not fit the header's 32-bit length (out of memory aborts).
  */
 int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
 	       struct raft_buffer *out);

@@ -4,6 +4,8 @@
 #include "raft/leader.h"
 #include "raft/peek.h"
 
+#include "common/xalloc.h"
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@ struct leader_barrier {
 
 static raft_time now(const struct leader *l)
 {
-	return l->raft->io->time(l->raft->io);
+	return peek_now(l->raft);
 }
 
 static void set_phase(struct leader *l, enum leader_phase phase)
@@ -73,9 +75,7 @@ static int start_barrier(struct leader *l, bool establishing)
 	int rv;
 
 	assert(l->pending == NULL);
-	b = calloc(1, sizeof *b);
-	if (b == NULL)
-		return RAFT_NOMEM;
+	b = xcalloc(1, sizeof *b);
 	b->l = l;
 	b->term = l->term;
 	b->started = now(l);

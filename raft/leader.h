@@ -26,7 +26,7 @@
  *    that votes early (agent/leader_watch.h) breaks the "refuses votes"
  *    basis; leader_hold() makes the new leader wait the lease out instead.
  *
- * Times are raft_time milliseconds from r->io->time(), so the same code runs
+ * Times are raft_time milliseconds on libraft's clock (peek_now()), so the same code runs
  * on the real libuv clock and on raft_fixture's simulated one.
  */
 #ifndef CANOPY_RAFT_LEADER_H
@@ -94,7 +94,7 @@ bool leader_may_write(struct leader *l);
 /* The time after which no write may be on the wire (0 when not leading). */
 raft_time leader_lease_deadline(const struct leader *l);
 
-/* An entry started at `started` (r->io->time() when raft_apply was called)
+/* An entry started at `started` (peek_now() when raft_apply was called)
  * has committed in this term: extend the lease. */
 void leader_note_commit(struct leader *l, raft_term term, raft_time started);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/xalloc.h"
 #include "raft/peek.h"
 #include "raft/transport_tls.h"
 
@@ -299,9 +300,27 @@ int node_tls_reload(struct node *n, char *errmsg, size_t errlen, char *warning, 
 		return -ENOTSUP;
 	}
 	rv = tls_transport_reload(&n->transport, errmsg, errlen);
-	if (rv == 0 && tls_transport_check_identity(&n->transport, n->raft.id, warning, warnlen) == 0)
+	if (rv == 0 && tls_transport_check_identity(&n->transport, peek_id(&n->raft), warning, warnlen) == 0)
 		warning[0] = '\0';
 	return rv;
+}
+
+bool node_tls(const struct node *n)
+{
+	return n->tls;
+}
+
+bool node_tls_stats(struct node *n, struct tls_transport_stats *out)
+{
+	if (!n->tls)
+		return false;
+	tls_transport_stats(&n->transport, out);
+	return true;
+}
+
+int node_tls_check_identity(struct node *n, char *errmsg, size_t errlen)
+{
+	return n->tls ? tls_transport_check_identity(&n->transport, peek_id(&n->raft), errmsg, errlen) : 0;
 }
 
 static void on_start_failed_closed(struct raft *r)
@@ -462,7 +481,7 @@ static void on_transfer(struct raft_transfer *req)
 	n->transferring = false;
 	raft_leader(&n->raft, &id, &addr);
 	if (n->transfer_cb)
-		n->transfer_cb(n, id != 0 && id != n->raft.id);
+		n->transfer_cb(n, id != 0 && id != peek_id(&n->raft));
 }
 
 int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb)
@@ -482,18 +501,132 @@ int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb)
 	return rv;
 }
 
-static const char *state_name(int state)
+bool node_transferring(const struct node *n)
 {
-	switch (state) {
-	case RAFT_LEADER:
+	return n->transferring;
+}
+
+void node_transfer_cancel_cb(struct node *n)
+{
+	n->transfer_cb = NULL;
+}
+
+const char *node_state_name(enum node_state s)
+{
+	switch (s) {
+	case NODE_LEADER:
 		return "leader";
-	case RAFT_FOLLOWER:
+	case NODE_FOLLOWER:
 		return "follower";
-	case RAFT_CANDIDATE:
+	case NODE_CANDIDATE:
 		return "candidate";
 	default:
 		return "unavailable";
 	}
+}
+
+enum node_state node_state(struct node *n)
+{
+	switch (raft_state(&n->raft)) {
+	case RAFT_LEADER:
+		return NODE_LEADER;
+	case RAFT_FOLLOWER:
+		return NODE_FOLLOWER;
+	case RAFT_CANDIDATE:
+		return NODE_CANDIDATE;
+	default:
+		return NODE_UNAVAILABLE;
+	}
+}
+
+uint64_t node_leader_id(struct node *n)
+{
+	raft_id id;
+	const char *addr;
+
+	raft_leader(&n->raft, &id, &addr);
+	return id;
+}
+
+uint64_t node_term(struct node *n)
+{
+	return peek_term(&n->raft);
+}
+
+bool node_is_voter(struct node *n)
+{
+	const struct raft_configuration *conf = peek_configuration(&n->raft);
+	raft_id self = peek_id(&n->raft);
+	unsigned i;
+
+	for (i = 0; i < conf->n; i++)
+		if (conf->servers[i].id == self)
+			return conf->servers[i].role == RAFT_VOTER;
+	return false;
+}
+
+bool node_leader_ready(struct node *n)
+{
+	return leader_ready(&n->leader);
+}
+
+bool node_may_write(struct node *n)
+{
+	return leader_may_write(&n->leader);
+}
+
+unsigned node_election_timeout_ms(const struct node *n)
+{
+	return n->election_timeout_ms;
+}
+
+bool node_lease_suspend(struct node *n)
+{
+	if (!leader_ready(&n->leader))
+		return false;
+	leader_suspend(&n->leader);
+	return true;
+}
+
+void node_stop_writing(struct node *n)
+{
+	leader_stop(&n->leader);
+}
+
+int node_early_election(struct node *n, unsigned stagger_ms)
+{
+	return peek_early_election(&n->raft, n->loop, stagger_ms);
+}
+
+void node_stats(const struct node *n, struct node_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	out->elections = n->elections;
+	out->spurious_elections = n->spurious_elections;
+	out->vote_retries = n->vote_retries;
+	out->leader_changes = n->leader_changes;
+	out->became_leader = n->leader.became_leader;
+	out->last_barrier_ms = n->leader.last_barrier_ms;
+	out->fsm_applied = n->fsm.stats.applied;
+	out->fsm_refused = n->fsm.stats.refused;
+	out->failover.at = n->failover.at;
+	out->failover.detected_ms = n->failover.detected_ms;
+	out->failover.elected_ms = n->failover.elected_ms;
+}
+
+bool node_bootstrapped(const struct node *n)
+{
+	return n->bootstrapped;
+}
+
+const char *node_storage_warning(const struct node *n)
+{
+	return n->storage_info.warning;
+}
+
+const struct storage_health *node_storage(const struct node *n)
+{
+	return &n->storage;
 }
 
 void node_status(struct node *n, struct node_status *out)
@@ -505,7 +638,7 @@ void node_status(struct node *n, struct node_status *out)
 	unsigned i;
 
 	memset(out, 0, sizeof *out);
-	out->state = state_name(raft_state(r));
+	out->state = node_state(n);
 	out->ready = leader_ready(&n->leader);
 	out->term = peek_term(r);
 	raft_leader(r, &id, &addr);
@@ -529,7 +662,7 @@ void node_status(struct node *n, struct node_status *out)
 		m->match_index = match;
 	}
 	out->n_members = i;
-	out->storage_state = storage_state_name(n->storage.state);
+	out->storage_state = n->storage.state;
 	snprintf(out->storage_detail, sizeof out->storage_detail, "%s", n->storage.detail);
 }
 
@@ -554,11 +687,9 @@ static void on_applied(struct raft_apply *req, int status, void *result)
 
 int node_apply(struct node *n, struct raft_buffer *buf, node_apply_cb cb, void *arg)
 {
-	struct apply_req *a = calloc(1, sizeof *a);
+	struct apply_req *a = xcalloc(1, sizeof *a);
 	int rv;
 
-	if (a == NULL)
-		return RAFT_NOMEM;
 	a->n = n;
 	a->term = peek_term(&n->raft);
 	a->started = node_now(n);
@@ -718,9 +849,7 @@ static void on_changed(struct raft_change *req, int status)
 
 static struct change_req *change_new(struct node *n, uint64_t id, node_change_cb cb, void *arg)
 {
-	struct change_req *c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return NULL;
+	struct change_req *c = xcalloc(1, sizeof *c);
 	c->n = n;
 	c->id = id;
 	c->cb = cb;
@@ -736,8 +865,6 @@ int node_add(struct node *n, uint64_t id, const char *address, node_change_cb cb
 	struct change_req *c = change_new(n, id, cb, arg);
 	int rv;
 
-	if (c == NULL)
-		return RAFT_NOMEM;
 	c->promote = true;
 	rv = raft_add(&n->raft, &c->req, id, address, on_changed);
 	if (rv != 0)
@@ -752,8 +879,6 @@ int node_remove(struct node *n, uint64_t id, node_change_cb cb, void *arg)
 	struct change_req *c = change_new(n, id, cb, arg);
 	int rv;
 
-	if (c == NULL)
-		return RAFT_NOMEM;
 	rv = raft_remove(&n->raft, &c->req, id, on_changed);
 	if (rv != 0)
 		uv_close((uv_handle_t *)&c->timer, on_change_timer_closed);
@@ -815,7 +940,7 @@ int node_membership(struct node *n)
 	unsigned i;
 
 	for (i = 0; i < conf->n; i++)
-		if (conf->servers[i].id == n->raft.id)
+		if (conf->servers[i].id == peek_id(&n->raft))
 			return 1;
 	return n->was_member ? -1 : 0;
 }

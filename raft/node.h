@@ -22,6 +22,7 @@
 #include "raft/fsm.h"
 #include "raft/leader.h"
 #include "raft/storage.h"
+#include "raft/transport_tls.h"
 
 struct node_member {
 	uint64_t id;
@@ -58,6 +59,10 @@ struct node;
 typedef void (*node_close_cb)(struct node *n);
 typedef void (*node_transfer_cb)(struct node *n, bool transferred);
 
+/*
+ * Outside raft/, set `data` and `on_leader_change` and read the rest through
+ * the functions below: the fields are this module's (and libraft's).
+ */
 struct node {
 	uv_loop_t *loop;
 	struct raft raft;
@@ -183,6 +188,81 @@ int node_membership(struct node *n);
 /* Milliseconds since this node last knew a leader (since start if never). */
 raft_time node_leaderless_ms(struct node *n);
 
+/* ---- state and control, for the agent --------------------------------- */
+
+/* The raft role of this node. */
+enum node_state { NODE_FOLLOWER, NODE_CANDIDATE, NODE_LEADER, NODE_UNAVAILABLE };
+#define NODE_STATES 4
+
+/* "follower" | "candidate" | "leader" | "unavailable": status "role" and
+ * the canopy_role metric (a contract: never renamed). */
+const char *node_state_name(enum node_state s);
+
+enum node_state node_state(struct node *n);
+
+/* The leader this node knows (0: none) and the current term. */
+uint64_t node_leader_id(struct node *n);
+uint64_t node_term(struct node *n);
+
+/* Whether this node is a voter of the latest configuration it knows. */
+bool node_is_voter(struct node *n);
+
+/* Leader whose post-election barrier committed (raft/leader.h). */
+bool node_leader_ready(struct node *n);
+
+/* A ready leader within its write lease: may write to the target now
+ * (leader_may_write). */
+bool node_may_write(struct node *n);
+
+/* T, the failover bound (cluster.election_timeout_ms), as configured. */
+unsigned node_election_timeout_ms(const struct node *n);
+
+/* End the write lease until a fresh commit (leader_suspend) when this node
+ * is a ready leader; returns whether it was. */
+bool node_lease_suspend(struct node *n);
+
+/* Never write again (leader_stop): a node that is shutting down. */
+void node_stop_writing(struct node *n);
+
+/* A leadership transfer (node_transfer) is in progress. */
+bool node_transferring(const struct node *n);
+
+/* The running transfer's callback will not be called (a second signal
+ * stops at once instead of waiting for the hand-over). */
+void node_transfer_cancel_cb(struct node *n);
+
+/* Early election (agent/leader_watch.h, raft/peek.h peek_early_election):
+ * this follower forgets its leader and elects in `stagger_ms`. Returns 0,
+ * -EAGAIN (not a follower that knows a leader) or -ENOENT (the election
+ * starts at the next regular tick). */
+int node_early_election(struct node *n, unsigned stagger_ms);
+
+/* Figures for status and /metrics. */
+struct node_stats {
+	uint64_t elections;          /* times this node became candidate */
+	uint64_t spurious_elections; /* deposed while alive and not handing over */
+	uint64_t vote_retries;       /* candidate rounds retried early */
+	uint64_t leader_changes;     /* times the known leader id changed */
+	uint64_t became_leader;      /* barriers committed after an election */
+	unsigned last_barrier_ms;    /* latency of the latest establishing barrier */
+	uint64_t fsm_applied, fsm_refused;
+	struct {
+		raft_time at;          /* when this node last won an election (0: never) */
+		raft_time detected_ms; /* the old leader last heard of -> candidate */
+		raft_time elected_ms;  /* candidate -> leader */
+	} failover;
+};
+void node_stats(const struct node *n, struct node_stats *out);
+
+/* This start created the cluster from cluster.members (bootstrapped). */
+bool node_bootstrapped(const struct node *n);
+
+/* What the start-up storage check found worth saying ("" when nothing). */
+const char *node_storage_warning(const struct node *n);
+
+/* The data dir's health (raft/storage.h), as last evaluated. */
+const struct storage_health *node_storage(const struct node *n);
+
 /* ---- read-only views (raft/peek.c reads libraft 0.15 internals) -------- */
 
 enum node_role_code { NODE_VOTER, NODE_STANDBY, NODE_SPARE };
@@ -198,7 +278,7 @@ struct node_member_status {
 #define NODE_MAX_MEMBERS 32
 
 struct node_status {
-	const char *state; /* "leader" | "follower" | "candidate" | "unavailable" */
+	enum node_state state;
 	bool ready;        /* leader whose barrier committed */
 	uint64_t term;
 	uint64_t leader_id;
@@ -208,7 +288,7 @@ struct node_status {
 	uint64_t last_index;
 	unsigned n_members;
 	struct node_member_status members[NODE_MAX_MEMBERS];
-	const char *storage_state; /* "ok" | "storage_full" | "error" (storage.h) */
+	enum storage_state storage_state; /* storage_state_name(): "ok" | "storage_full" | "error" */
 	char storage_detail[512];
 };
 
@@ -221,6 +301,17 @@ unsigned node_heartbeat_ms(unsigned t, unsigned configured);
 
 /* "tls" or "plain" (status "transport"). */
 const char *node_transport(const struct node *n);
+
+/* Whether members talk mutual TLS (cluster.tls). */
+bool node_tls(const struct node *n);
+
+/* The TLS transport's figures; false (out untouched) without TLS. */
+bool node_tls_stats(struct node *n, struct tls_transport_stats *out);
+
+/* Whether peers will accept this node's certificate (CN node-<id>, issued
+ * by the cluster CA): 0, or -EKEYREJECTED with the reason in errmsg; 0
+ * without TLS. */
+int node_tls_check_identity(struct node *n, char *errmsg, size_t errlen);
 
 /*
  * SIGHUP: re-read the TLS CA, certificate and key (tls_transport_reload) for

@@ -6,6 +6,16 @@ raft_term peek_term(const struct raft *r)
 	return r->current_term;
 }
 
+raft_id peek_id(const struct raft *r)
+{
+	return r->id;
+}
+
+raft_time peek_now(const struct raft *r)
+{
+	return r->io->time(r->io);
+}
+
 unsigned peek_election_timeout(const struct raft *r)
 {
 	return r->election_timeout;

@@ -17,6 +17,11 @@
 #include <uv.h>
 
 raft_term peek_term(const struct raft *r);
+/* This server's id (raft_init's). */
+raft_id peek_id(const struct raft *r);
+/* Milliseconds on libraft's clock (its raft_io: libuv's loop time, or the
+ * fixture's simulated time in tests). */
+raft_time peek_now(const struct raft *r);
 /* libraft's election timeout as set (raft_set_election_timeout: T' = T/3). */
 unsigned peek_election_timeout(const struct raft *r);
 /* A candidate started by a leadership transfer (it may disrupt the leader). */

@@ -5,6 +5,9 @@
  */
 #include "raft/storage.h"
 
+#include "common/xalloc.h"
+#include "raft/wire_check.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +67,14 @@ static uint32_t get32(const unsigned char *p)
 
 /* ---- files --------------------------------------------------------------- */
 
+/*
+ * The largest file the check reads into memory: a snapshot's data, which is
+ * at most what a member may send (WIRE_CHECK_MAX_SNAPSHOT), plus room for
+ * libraft's framing. Segments, metadata and the marker are far smaller. A
+ * larger file was not written by this canopy: it is refused, not loaded.
+ */
+#define READ_MAX ((size_t)WIRE_CHECK_MAX_SNAPSHOT + 16 * 1024 * 1024)
+
 static int read_all(const char *dir, const char *name, unsigned char **out, size_t *len,
 		    char *errmsg, size_t errlen)
 {
@@ -87,12 +98,14 @@ static int read_all(const char *dir, const char *name, unsigned char **out, size
 		close(fd);
 		return rv;
 	}
-	buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1);
-	if (buf == NULL) {
+	if ((uint64_t)st.st_size > READ_MAX) {
 		close(fd);
-		snprintf(errmsg, errlen, "storage: out of memory reading %s", path);
-		return -ENOMEM;
+		snprintf(errmsg, errlen,
+			 "storage: %s is %lld bytes, larger than any file this canopy writes (%zu): %s",
+			 path, (long long)st.st_size, READ_MAX, STORAGE_REMEDY);
+		return -EFBIG;
 	}
+	buf = xmalloc((size_t)st.st_size);
 	while (got < (size_t)st.st_size) {
 		n = read(fd, buf + got, (size_t)st.st_size - got);
 		if (n < 0 && errno == EINTR)
@@ -152,17 +165,13 @@ static void listing_free(struct listing *l)
 	free(l->snaps);
 }
 
-static int push(void **arr, size_t *n, size_t *cap, size_t size)
+/* Room for one more element (a directory entry: bounded by the directory). */
+static void push(void **arr, size_t *n, size_t *cap, size_t size)
 {
-	void *p;
 	if (*n < *cap)
-		return 0;
-	p = realloc(*arr, (*cap ? *cap * 2 : 16) * size);
-	if (p == NULL)
-		return -ENOMEM;
-	*arr = p;
+		return;
+	*arr = xrealloc(*arr, (*cap ? *cap * 2 : 16) * size);
 	*cap = *cap ? *cap * 2 : 16;
-	return 0;
 }
 
 /* The filename templates of src/uv.h (UV__CLOSED_TEMPLATE "%016llu-%016llu",
@@ -173,7 +182,7 @@ static int list_dir(const char *dir, struct listing *l, char *errmsg, size_t err
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	int consumed, rv = 0;
+	int consumed, rv;
 
 	memset(l, 0, sizeof *l);
 	if (d == NULL) {
@@ -220,25 +229,17 @@ static int list_dir(const char *dir, struct listing *l, char *errmsg, size_t err
 			    consumed == (int)len) {
 				snprintf(sn.meta, sizeof sn.meta, "%s", name);
 				snprintf(sn.data, sizeof sn.data, "%.*s", (int)(len - 5), name);
-				rv = push((void **)&l->snaps, &l->n_snaps, &l->cap_snaps, sizeof sn);
-				if (rv != 0)
-					break;
+				push((void **)&l->snaps, &l->n_snaps, &l->cap_snaps, sizeof sn);
 				l->snaps[l->n_snaps++] = sn;
 			}
 			continue;
 		}
 		snprintf(s.name, sizeof s.name, "%s", name);
-		rv = push((void **)&l->segs, &l->n_segs, &l->cap_segs, sizeof s);
-		if (rv != 0)
-			break;
+		push((void **)&l->segs, &l->n_segs, &l->cap_segs, sizeof s);
 		l->segs[l->n_segs++] = s;
 	}
 	closedir(d);
-	if (rv != 0) {
-		snprintf(errmsg, errlen, "storage: out of memory listing %s", dir);
-		listing_free(l);
-	}
-	return rv;
+	return 0;
 }
 
 /* src/uv_segment.c: uvSegmentInfoCompare -- closed before open; closed by

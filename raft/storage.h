@@ -57,6 +57,8 @@ struct storage_info {
  * one-line cause in errmsg that names the file and what to do:
  *   -EBADMSG  a file is damaged (checksum, format, truncation)
  *   -ENODATA  committed state is missing (deleted segment or metadata, wiped dir)
+ *   -EFBIG    a file is larger than any file canopy writes (over a snapshot
+ *             a member may send, raft/wire_check.h): refused before reading it
  *   -EIO etc. the directory or a file could not be read
  * `info` may be NULL.
  */

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
 #include "raft/wire_check.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000
@@ -216,12 +217,7 @@ static SSL_CTX *ctx_load(struct impl *im, char *errmsg, size_t errlen, int *rvp)
 		return NULL;
 	}
 	ERR_clear_error();
-	ctx = SSL_CTX_new(TLS_method());
-	if (ctx == NULL) {
-		snprintf(errmsg, errlen, "TLS: cannot create a context");
-		*rvp = -ENOMEM;
-		return NULL;
-	}
+	ctx = xcheck(SSL_CTX_new(TLS_method()));
 	/* TLS 1.3 only (RFC 8446): forward secrecy and encrypted certificates,
 	 * no legacy negotiation. Both ends are canopy agents. */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -324,9 +320,7 @@ int tls_transport_check_identity(struct raft_uv_transport *t, uint64_t id, char 
 		snprintf(errmsg, errlen, "cluster.tls.cert %s: %s", im->cert, why);
 		return -EKEYREJECTED;
 	}
-	vctx = X509_STORE_CTX_new();
-	if (vctx == NULL)
-		return -ENOMEM;
+	vctx = xcheck(X509_STORE_CTX_new());
 	STACK_OF(X509) *chain = NULL;
 	SSL_CTX_get0_chain_certs(im->ctx, &chain);
 	X509_STORE_CTX_init(vctx, SSL_CTX_get_cert_store(im->ctx), x, chain);
@@ -512,9 +506,7 @@ static int flush_tls(struct conn *c)
 
 	if (n == 0 || c->state == C_CLOSING)
 		return 0;
-	r = malloc(sizeof *r + n);
-	if (r == NULL)
-		return -ENOMEM;
+	r = xmalloc(sizeof *r + n); /* what OpenSSL made of at most one read or write */
 	if (BIO_read(c->wbio, r->data, (int)n) != (int)n) {
 		free(r);
 		return -EIO;
@@ -556,8 +548,8 @@ static void on_pipe_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	(void)h;
 	(void)suggested;
-	buf->base = malloc(READ_CHUNK);
-	buf->len = buf->base ? READ_CHUNK : 0;
+	buf->base = xmalloc(READ_CHUNK);
+	buf->len = READ_CHUNK;
 }
 
 static void on_pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -609,14 +601,12 @@ static void on_pipe_written(uv_write_t *w, int status)
 	}
 }
 
-/* Hand one checked message to libraft. */
+/* Hand one checked message to libraft (its size within wire_check's caps). */
 static int pipe_send(struct conn *c, const uint8_t *data, size_t len)
 {
-	struct pwreq *r = malloc(sizeof *r + len);
+	struct pwreq *r = xmalloc(sizeof *r + len);
 	uv_buf_t b;
 
-	if (r == NULL)
-		return -ENOMEM;
 	memcpy(r->data, data, len);
 	r->c = c;
 	r->req.data = r;
@@ -641,13 +631,7 @@ static int make_pair(struct conn *c, char *why, size_t whylen)
 		snprintf(why, whylen, "socketpair: %s", strerror(errno));
 		return -errno;
 	}
-	c->raft_end = raft_malloc(sizeof *c->raft_end);
-	if (c->raft_end == NULL) {
-		close(fds[0]);
-		close(fds[1]);
-		snprintf(why, whylen, "out of memory");
-		return -ENOMEM;
-	}
+	c->raft_end = xcheck(raft_malloc(sizeof *c->raft_end));
 	uv_pipe_init(c->impl->loop, &c->pipe, 0);
 	c->pipe.data = c;
 	c->pipe_open = true;
@@ -670,21 +654,23 @@ static int make_pair(struct conn *c, char *why, size_t whylen)
 
 /* ---- plaintext from the peer */
 
-static int in_append(struct conn *c, const void *data, size_t n)
+/*
+ * The buffer holds at most one message and the read after it: every read is
+ * checked (wire_check_message) before the next, and a message whose header
+ * claims more than the caps of raft/wire_check.h (WIRE_CHECK_MAX_*) drops the
+ * connection, so what a peer sends cannot make it grow past them.
+ */
+static void in_append(struct conn *c, const void *data, size_t n)
 {
 	if (c->in_len + n > c->in_cap) {
 		size_t cap = c->in_cap ? c->in_cap : 4096;
 		while (cap < c->in_len + n)
 			cap *= 2;
-		uint8_t *p = realloc(c->in, cap);
-		if (p == NULL)
-			return -ENOMEM;
-		c->in = p;
+		c->in = xrealloc(c->in, cap);
 		c->in_cap = cap;
 	}
 	memcpy(c->in + c->in_len, data, n);
 	c->in_len += n;
-	return 0;
 }
 
 static void in_consume(struct conn *c, size_t n)
@@ -694,11 +680,8 @@ static void in_consume(struct conn *c, size_t n)
 	c->need = 0;
 	/* Give back the memory of a large message once it has passed. */
 	if (c->in_cap > 1024 * 1024 && c->in_len < c->in_cap / 4) {
-		uint8_t *p = realloc(c->in, c->in_len > 4096 ? c->in_len : 4096);
-		if (p != NULL) {
-			c->in = p;
-			c->in_cap = c->in_len > 4096 ? c->in_len : 4096;
-		}
+		c->in = xrealloc(c->in, c->in_len > 4096 ? c->in_len : 4096);
+		c->in_cap = c->in_len > 4096 ? c->in_len : 4096;
 	}
 }
 
@@ -972,10 +955,7 @@ static void tls_progress(struct conn *c)
 				  why);
 			return;
 		}
-		if (in_append(c, buf, (size_t)n) != 0) {
-			conn_close(c);
-			return;
-		}
+		in_append(c, buf, (size_t)n);
 		on_plaintext(c);
 	}
 }
@@ -984,8 +964,8 @@ static void on_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	(void)h;
 	(void)suggested;
-	buf->base = malloc(READ_CHUNK);
-	buf->len = buf->base ? READ_CHUNK : 0;
+	buf->base = xmalloc(READ_CHUNK);
+	buf->len = READ_CHUNK;
 }
 
 static void on_tcp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -1015,21 +995,13 @@ static void on_handshake_timeout(uv_timer_t *t)
 		  "handshake not completed within 10 s");
 }
 
-static int conn_tls_start(struct conn *c)
+static void conn_tls_start(struct conn *c)
 {
 	struct impl *im = c->impl;
 
-	c->ssl = SSL_new(im->ctx);
-	if (c->ssl == NULL)
-		return -ENOMEM;
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
-	if (c->rbio == NULL || c->wbio == NULL) {
-		BIO_free(c->rbio);
-		BIO_free(c->wbio);
-		c->rbio = c->wbio = NULL;
-		return -ENOMEM;
-	}
+	c->ssl = xcheck(SSL_new(im->ctx));
+	c->rbio = xcheck(BIO_new(BIO_s_mem()));
+	c->wbio = xcheck(BIO_new(BIO_s_mem()));
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	if (c->inbound)
 		SSL_set_accept_state(c->ssl);
@@ -1038,14 +1010,11 @@ static int conn_tls_start(struct conn *c)
 	c->state = C_TLS;
 	uv_read_start((uv_stream_t *)&c->tcp, on_tcp_alloc, on_tcp_read);
 	tls_progress(c);
-	return 0;
 }
 
 static struct conn *conn_new(struct impl *im, bool inbound)
 {
-	struct conn *c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return NULL;
+	struct conn *c = xcalloc(1, sizeof *c);
 	c->impl = im;
 	c->inbound = inbound;
 	uv_tcp_init(im->loop, &c->tcp);
@@ -1113,8 +1082,6 @@ static void on_listen(uv_stream_t *l, int status)
 	if (status != 0 || im->closing)
 		return;
 	c = conn_new(im, true);
-	if (c == NULL)
-		return;
 	im->pending_inbound++;
 	c->state = C_TLS;
 	if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
@@ -1127,8 +1094,7 @@ static void on_listen(uv_stream_t *l, int status)
 			  "too many connections in their handshake");
 		return;
 	}
-	if (conn_tls_start(c) != 0)
-		conn_close(c);
+	conn_tls_start(c);
 }
 
 /* "A.B.C.D:PORT" or "[V6]:PORT" */
@@ -1177,11 +1143,13 @@ static void on_connected(uv_connect_t *req, int status)
 		return;
 	}
 	snprintf(c->peer, sizeof c->peer, "%.79s", c->address);
-	if (conn_tls_start(c) != 0)
-		conn_close(c);
+	conn_tls_start(c);
 }
 
 /* -------------------------------------------------- raft_uv_transport */
+
+/* libraft lets these callbacks report RAFT_NOMEM; canopy's allocations abort
+ * instead (common/xalloc.h), so they never do. */
 
 static int t_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
@@ -1228,8 +1196,6 @@ static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, r
 	if (parse_address(address, &ss) != 0)
 		return RAFT_NOCONNECTION;
 	c = conn_new(im, false);
-	if (c == NULL)
-		return RAFT_NOMEM;
 	c->id = id;
 	snprintf(c->address, sizeof c->address, "%s", address);
 	c->state = C_TCP;
@@ -1277,11 +1243,7 @@ int tls_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
 		snprintf(errmsg, errlen, "cluster.tls needs ca, cert and key");
 		return -EINVAL;
 	}
-	im = calloc(1, sizeof *im);
-	if (im == NULL) {
-		snprintf(errmsg, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	im = xcalloc(1, sizeof *im);
 	im->t = t;
 	im->loop = loop;
 	im->cfg = *cfg;

@@ -1,6 +1,9 @@
 /* sync/provlog.c -- see provlog.h. */
 #include "sync/provlog.h"
 
+#include "common/xalloc.h"
+#include "sync/text_json.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -132,35 +135,36 @@ static void now_iso(char *buf, size_t size)
 	snprintf(buf + n, size - n, ".%03uZ", (unsigned)(tv.tv_usec / 1000) % 1000u);
 }
 
+/*
+ * The identifiers (anchor, DN, target id) are UTF-8 from their sources
+ * (LDAP string syntaxes, parsed JSON); the error is free text, possibly cut
+ * in the middle of a character, and goes through text_json(). So a NULL
+ * from jansson is out of memory.
+ */
 void provlog_write(struct provlog *l, const struct provlog_entry *e)
 {
 	char ts[40], *line;
+	size_t len;
 	json_t *o;
 
 	if (l->path[0] == '\0')
 		return;
 	now_iso(ts, sizeof ts);
-	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:s?,s:s?,s:s?,s:s,s:s,s:s?,s:I,s:f,s:s?}", "time", ts,
-		      "cycle", (json_int_t)e->cycle, "change", (json_int_t)e->change, "node",
-		      (json_int_t)e->node, "term", (json_int_t)e->term, "anchor", e->anchor, "dn",
-		      e->dn, "type", e->type, "action", e->action, "result", e->result,
-		      "target_id", e->target_id, "http_status", (json_int_t)e->http_status,
-		      "duration_ms", e->duration_ms, "error", e->error);
-	if (o == NULL)
-		return;
-	line = json_dumps(o, JSON_COMPACT);
-	if (line) {
-		size_t len = strlen(line);
-		char *nl = realloc(line, len + 2);
-		if (nl != NULL) {
-			line = nl;
-			line[len] = '\n';
-			line[len + 1] = '\0';
-			write_line(l, line, len + 1);
-		}
-		free(line);
-	}
+	o = xcheck(json_pack("{s:s,s:I,s:I,s:I,s:I,s:s?,s:s?,s:s?,s:s,s:s,s:s?,s:I,s:f,s:o?}", "time", ts,
+			     "cycle", (json_int_t)e->cycle, "change", (json_int_t)e->change, "node",
+			     (json_int_t)e->node, "term", (json_int_t)e->term, "anchor", e->anchor, "dn",
+			     e->dn, "type", e->type, "action", e->action, "result", e->result,
+			     "target_id", e->target_id, "http_status", (json_int_t)e->http_status,
+			     "duration_ms", e->duration_ms, "error",
+			     e->error != NULL ? text_json(e->error) : NULL));
+	line = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
+	len = strlen(line);
+	line = xrealloc(line, len + 2);
+	line[len] = '\n';
+	line[len + 1] = '\0';
+	write_line(l, line, len + 1);
+	free(line);
 }
 
 static bool matches(json_t *o, const struct provlog_query *q)
@@ -207,16 +211,17 @@ static bool take_line(json_t *rev, const char *line, size_t len, const struct pr
 		json_decref(o);
 		return false;
 	}
-	if (matches(o, q))
-		json_array_append_new(rev, o);
-	else
+	if (matches(o, q)) {
+		if (json_array_append_new(rev, o) != 0)
+			xoom("json_array_append_new");
+	} else
 		json_decref(o);
 	return json_array_size(rev) < limit;
 }
 
 json_t *provlog_read(const char *path, const struct provlog_query *q)
 {
-	json_t *rev = json_array(), *out = json_array();
+	json_t *rev = xcheck(json_array()), *out = xcheck(json_array());
 	size_t limit = q->limit ? q->limit : 1000, clen = 0, i;
 	char *carry = NULL; /* the start of the line that the previous chunk began in the middle of */
 	bool more = true, skip_partial = false;
@@ -224,8 +229,6 @@ json_t *provlog_read(const char *path, const struct provlog_query *q)
 	off_t pos;
 	int fd;
 
-	if (rev == NULL || out == NULL)
-		goto done;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		goto done;
@@ -236,9 +239,9 @@ json_t *provlog_read(const char *path, const struct provlog_query *q)
 	pos = st.st_size;
 	while (more && pos > 0) {
 		size_t n = pos > PROVLOG_CHUNK ? PROVLOG_CHUNK : (size_t)pos, got = 0, len, end;
-		char *b = malloc(n + clen + 1);
-		if (b == NULL)
-			break;
+		/* at most PROVLOG_CHUNK + PROVLOG_LINE_MAX: a longer line is
+		 * skipped, never carried */
+		char *b = xmalloc(n + clen + 1);
 		pos -= (off_t)n;
 		while (got < n) {
 			ssize_t r = pread(fd, b + got, n - got, pos + (off_t)got);
@@ -273,11 +276,7 @@ json_t *provlog_read(const char *path, const struct provlog_query *q)
 		} else if (more && end > PROVLOG_LINE_MAX) {
 			skip_partial = true;
 		} else if (more && end > 0) {
-			carry = malloc(end);
-			if (carry == NULL) {
-				free(b);
-				break;
-			}
+			carry = xmalloc(end);
 			memcpy(carry, b, end);
 			clen = end;
 		}
@@ -286,7 +285,8 @@ json_t *provlog_read(const char *path, const struct provlog_query *q)
 	free(carry);
 	close(fd);
 	for (i = json_array_size(rev); i > 0; i--)
-		json_array_append(out, json_array_get(rev, i - 1));
+		if (json_array_append(out, json_array_get(rev, i - 1)) != 0)
+			xoom("json_array_append");
 done:
 	json_decref(rev);
 	return out;

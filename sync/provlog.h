@@ -4,9 +4,11 @@
  * Each node appends what it exported while it led to <data_dir>/provisioning.log
  * (so after a failover the history is spread over the nodes that led; each
  * line carries node and term). Fields: time, cycle, change, node, term,
- * anchor, dn, type, action (create|update|delete|skip|staged-delete|
- * members), result (ok|error|cancelled), target_id, http_status,
- * duration_ms, error.
+ * anchor, dn, type, action (create | update | delete | disable | members |
+ * skip | staged-delete | staged-member-removal, and for a whole batch
+ * scope-change | in-doubt-repair | lease-expired), result (ok | error: refused
+ * for good | retry: in the retry set | held: staged for an operator |
+ * cancelled), target_id, http_status, duration_ms, error.
  */
 #ifndef CANOPY_SYNC_PROVLOG_H
 #define CANOPY_SYNC_PROVLOG_H
@@ -67,7 +69,8 @@ struct provlog_query {
 	unsigned limit;     /* newest `limit` matches (default 1000) */
 };
 
-/* Read the log at `path` and return the matching entries as a JSON array. */
+/* Read the log at `path` and return the matching entries as a JSON array
+ * (empty when the file cannot be read; never NULL). */
 json_t *provlog_read(const char *path, const struct provlog_query *q);
 
 #endif /* CANOPY_SYNC_PROVLOG_H */

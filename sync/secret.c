@@ -3,6 +3,8 @@
  */
 #include "sync/secret.h"
 
+#include "common/xalloc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -63,13 +65,8 @@ int secret_read(const char *file, char **out, char *errmsg, size_t errlen)
 			 SECRET_MAX);
 		return -EFBIG;
 	}
-	cap = (size_t)st.st_size;
-	buf = malloc(cap + 1);
-	if (buf == NULL) {
-		close(fd);
-		snprintf(errmsg, errlen, "reading %s: out of memory", file);
-		return -ENOMEM;
-	}
+	cap = (size_t)st.st_size; /* at most SECRET_MAX, checked above */
+	buf = xmalloc(cap + 1);
 	for (;;) {
 		ssize_t r = read(fd, buf + n, cap + 1 - n);
 		if (r < 0 && errno == EINTR)

@@ -21,7 +21,8 @@
  * secret_free). Returns 0, or a negative errno with errmsg naming the file and
  * the cause (never the secret): -ENOENT/-EACCES/... from open, -EACCES for a
  * group/world-readable file, -EINVAL for a non-regular file, an empty secret
- * or a control character, -EFBIG when too large, -ENOMEM.
+ * or a control character, -EFBIG when too large (more than SECRET_MAX; the
+ * size is checked before anything is allocated).
  */
 int secret_read(const char *file, char **out, char *errmsg, size_t errlen);
 

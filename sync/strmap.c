@@ -1,8 +1,8 @@
 /* sync/strmap.c -- see strmap.h. */
 #include "sync/strmap.h"
+#include "common/xalloc.h"
 #include "sync/hash.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +51,10 @@ static struct strmap_entry **find(const struct strmap *m, const char *key, uint6
 	return p;
 }
 
-static int grow(struct strmap *m)
+static void grow(struct strmap *m)
 {
 	size_t n = m->n_buckets ? m->n_buckets * 2 : 64, i;
-	struct strmap_entry **b = calloc(n, sizeof *b);
-	if (b == NULL)
-		return -ENOMEM;
+	struct strmap_entry **b = xcalloc(n, sizeof *b);
 	for (i = 0; i < m->n_buckets; i++) {
 		struct strmap_entry *e = m->buckets[i], *next;
 		for (; e; e = next) {
@@ -68,7 +66,6 @@ static int grow(struct strmap *m)
 	free(m->buckets);
 	m->buckets = b;
 	m->n_buckets = n;
-	return 0;
 }
 
 int strmap_put(struct strmap *m, const char *key, void *value)
@@ -77,8 +74,8 @@ int strmap_put(struct strmap *m, const char *key, void *value)
 	struct strmap_entry **p, *e;
 	size_t len = strlen(key);
 
-	if (m->count >= m->n_buckets && grow(m) != 0)
-		return -ENOMEM;
+	if (m->count >= m->n_buckets)
+		grow(m);
 	p = find(m, key, h);
 	if (*p) {
 		if (m->free_value && (*p)->value != value)
@@ -86,9 +83,7 @@ int strmap_put(struct strmap *m, const char *key, void *value)
 		(*p)->value = value;
 		return 0;
 	}
-	e = malloc(sizeof *e + len + 1);
-	if (e == NULL)
-		return -ENOMEM;
+	e = xmalloc(sizeof *e + len + 1);
 	e->next = NULL;
 	e->hash = h;
 	e->value = value;

@@ -20,7 +20,9 @@ struct strmap {
 
 void strmap_init(struct strmap *m, void (*free_value)(void *value));
 void strmap_clear(struct strmap *m); /* remove all; the map stays usable */
-/* Returns 0 or -ENOMEM. Replaces (and frees) an existing value. */
+/* Replaces (and frees) an existing value. Always returns 0: out of memory
+ * aborts (common/xalloc.h), so a failed insert can never read as "absent".
+ * (It stays int so that callers written when it could fail still build.) */
 int strmap_put(struct strmap *m, const char *key, void *value);
 void *strmap_get(const struct strmap *m, const char *key);
 int strmap_has(const struct strmap *m, const char *key);

@@ -54,24 +54,17 @@ bool engine_key_anchor(const void *key, size_t klen, char prefix, char *buf, siz
 
 uint64_t engine_staged_count(const struct state *st)
 {
-	return OBJECT_STAGED_COUNT(st->by_prefix);
+	return object_staged_count(st);
 }
 
 uint64_t engine_object_count(const struct state *st)
 {
-	return st->by_prefix[(unsigned char)OBJECT_KEY_OBJECT];
+	return state_count(st, STATE_NS_OBJECT);
 }
 
 void engine_map_put(struct strmap *m, const char *key, void *value)
 {
-	if (strmap_put(m, key, value) != 0)
-		xoom("strmap_put");
-}
-
-void engine_record_copy(struct object_record *dst, const struct object_record *src)
-{
-	if (object_record_copy(dst, src) != 0)
-		xoom("object_record_copy");
+	(void)strmap_put(m, key, value); /* aborts on out of memory (xalloc.h) */
 }
 
 /* ---- string vectors (NULL-terminated, with their count) -------------------- */

@@ -403,7 +403,7 @@ static void batch_rewind(struct session *s)
 			batch_item_clear_members(it);
 		if (it->kind == IT_MEMBERS) {
 			object_record_free(&it->rec);
-			engine_record_copy(&it->rec, &it->old);
+			object_record_copy(&it->rec, &it->old);
 		} else if (it->kind == IT_UPSERT) {
 			object_record_free(&it->rec);
 		}

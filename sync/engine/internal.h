@@ -242,7 +242,7 @@ bool engine_strv_has(char *const *v, size_t n, const char *s);
 void engine_strv_push(char ***v, size_t *n, const char *s);
 /* Remove the first `s` (order not kept). */
 void engine_strv_remove(char **v, size_t *n, const char *s);
-void engine_record_copy(struct object_record *dst, const struct object_record *src);
+void object_record_copy(struct object_record *dst, const struct object_record *src);
 
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
 void batch_free(struct batch *b);

@@ -417,7 +417,7 @@ static int add_waiting_group(void *ctx, const char *group, void *v)
 		return 0;
 	}
 	it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
-	engine_record_copy(&it->rec, &it->old);
+	object_record_copy(&it->rec, &it->old);
 	return 0;
 }
 
@@ -484,7 +484,7 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 				break;
 			}
 			it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
-			engine_record_copy(&it->rec, &it->old);
+			object_record_copy(&it->rec, &it->old);
 			break;
 		}
 		it = batch_add(d->p, d->b, IT_UPSERT, r.type, anchor);
@@ -549,7 +549,7 @@ static void plan_staged_member(struct decision_ctx *c, const char *both)
 			batch_item_noop(it); /* the group is gone: only the key is dropped */
 		} else {
 			it->dn = it->old.dn ? xstrdup(it->old.dn) : NULL;
-			engine_record_copy(&it->rec, &it->old);
+			object_record_copy(&it->rec, &it->old);
 			it->members_planned = true;
 			it->add_anchors = engine_strv_dup(it->rec.members, it->rec.n_members);
 			it->n_add_anchors = it->rec.n_members;

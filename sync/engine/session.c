@@ -226,7 +226,10 @@ void session_start(struct engine *e)
 	s->open++;
 	/* the cluster id is committed before engine_lead (agent/identity.h) */
 	e->target->set_fence(s->tgt, e->cfg.node_id, s->term, cluster_id_get(e->state));
-	if (e->source->start(e->source, e->loop, e->state->cursor, e->state->cursor_len,
+	size_t cursor_len;
+	const void *cursor = state_cursor(e->state, &cursor_len);
+
+	if (e->source->start(e->source, e->loop, cursor, cursor_len,
 			     (const char *const *)e->attrs, e->n_attrs, on_source_event, s, &s->src, err,
 			     sizeof err) != 0) {
 		s->src = NULL;

@@ -3,6 +3,7 @@
  * for the directory connections (see ldap_tls.h).
  */
 #include "sync/source/ldap_tls.h"
+#include "common/xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,10 +97,8 @@ int ldap_tls_start(LDAP *ld, const char *url, const struct ldap_tls_config *cfg,
 /* "CN=x" of a name, in OpenSSL's one-line RFC 2253 form. */
 static void name_of(X509_NAME *n, char *out, size_t len)
 {
-	BIO *b = BIO_new(BIO_s_mem());
+	BIO *b = xcheck(BIO_new(BIO_s_mem()));
 	out[0] = '\0';
-	if (b == NULL)
-		return;
 	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0) {
 		int k = BIO_read(b, out, (int)len - 1);
 		out[k > 0 ? k : 0] = '\0';
@@ -114,13 +113,13 @@ static bool judge(const char *url, const char *host, const struct ldap_tls_confi
 {
 	const unsigned char *p = (const unsigned char *)der->bv_val;
 	X509 *cert = d2i_X509(NULL, &p, (long)der->bv_len);
-	X509_STORE *store = X509_STORE_new();
-	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	X509_STORE *store = xcheck(X509_STORE_new());
+	X509_STORE_CTX *ctx = xcheck(X509_STORE_CTX_new());
 	const char *ca = ca_of(cfg);
 	char subject[160], issuer[160];
 	bool bad = false;
 
-	if (cert == NULL || store == NULL || ctx == NULL)
+	if (cert == NULL) /* not a certificate: nothing to say about it */
 		goto out;
 	name_of(X509_get_subject_name(cert), subject, sizeof subject);
 	name_of(X509_get_issuer_name(cert), issuer, sizeof issuer);

@@ -1,24 +1,11 @@
 /*
  * sync/source/source.c -- the parts of the source vocabulary that every
- * source shares: freeing events and naming object types.
+ * source shares: freeing events and naming problems.
  */
 #include <stdlib.h>
 
 #include "sync/object.h"
 #include "sync/source/source.h"
-
-const char *object_type_name(enum object_type t)
-{
-	switch (t) {
-	case OBJECT_USER:
-		return "user";
-	case OBJECT_GROUP:
-		return "group";
-	case OBJECT_UNKNOWN:
-		break;
-	}
-	return "unknown";
-}
 
 static void attr_free(struct object_attr *a)
 {

@@ -18,7 +18,7 @@
 
 #include "sync/state/state.h"
 
-#define CLUSTER_KEY_PREFIX 'c'
+#define CLUSTER_KEY_PREFIX ((char)STATE_NS_CLUSTER)
 #define CLUSTER_ID_KEY "c:id"
 #define CLUSTER_ID_HEX 32 /* characters, without the NUL */
 

@@ -1,6 +1,8 @@
 /* sync/state/object.c -- see object.h. */
 #include "sync/state/object.h"
 
+#include "common/xalloc.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -8,18 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+uint64_t object_staged_count(const struct state *s)
+{
+	return state_count(s, STATE_NS_STAGED) + state_count(s, STATE_NS_STAGED_MEMBER);
+}
+
 size_t object_key(char prefix, const char *anchor, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, "%c:%s", prefix, anchor);
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
+/*
+ * The strings of a record are UTF-8 whatever happens: anchors and DNs come
+ * from LDAP string syntaxes, the target id from a parsed JSON answer, and a
+ * record read back was JSON. So a NULL from jansson here is out of memory.
+ */
 static json_t *strings(char **v, size_t n)
 {
-	json_t *a = json_array();
+	json_t *a = xcheck(json_array());
 	size_t i;
 	for (i = 0; i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
+		if (json_array_append_new(a, xcheck(json_string(v[i]))) != 0)
+			xoom("json_array_append_new");
 	return a;
 }
 
@@ -29,19 +42,16 @@ int object_record_encode(const struct object_record *r, char **buf, size_t *len)
 	json_t *o;
 
 	snprintf(hash, sizeof hash, "%016" PRIx64, r->hash);
-	o = json_pack("{s:i,s:s,s:s?,s:s,s:s?}", "v", OBJECT_RECORD_VERSION, "t",
-		      object_type_name(r->type), "id", r->target_id, "h", hash, "dn", r->dn);
-	if (o == NULL)
-		return -ENOMEM;
+	o = xcheck(json_pack("{s:i,s:s,s:s?,s:s,s:s?}", "v", OBJECT_RECORD_VERSION, "t",
+			     object_type_name(r->type), "id", r->target_id, "h", hash, "dn", r->dn));
 	if (r->type == OBJECT_GROUP) {
-		json_object_set_new(o, "m", strings(r->members, r->n_members));
-		if (r->n_unresolved)
-			json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved));
+		if (json_object_set_new(o, "m", strings(r->members, r->n_members)) != 0 ||
+		    (r->n_unresolved &&
+		     json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved)) != 0))
+			xoom("json_object_set_new");
 	}
-	*buf = json_dumps(o, JSON_COMPACT);
+	*buf = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
-	if (*buf == NULL)
-		return -ENOMEM;
 	*len = strlen(*buf);
 	return 0;
 }
@@ -57,16 +67,12 @@ static int take_strings(json_t *a, char ***out, size_t *n)
 		return 0;
 	if (!json_is_array(a))
 		return -EPROTO;
-	*out = calloc(json_array_size(a) + 1, sizeof **out);
-	if (*out == NULL)
-		return -ENOMEM;
+	*out = xcalloc(json_array_size(a) + 1, sizeof **out);
 	json_array_foreach(a, i, v)
 	{
 		if (!json_is_string(v))
 			return -EPROTO;
-		(*out)[i] = strdup(json_string_value(v));
-		if ((*out)[i] == NULL)
-			return -ENOMEM;
+		(*out)[i] = xstrdup(json_string_value(v));
 		(*n)++;
 	}
 	return 0;
@@ -98,12 +104,8 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 		  : strcmp(t, "group") == 0 ? OBJECT_GROUP
 					     : OBJECT_UNKNOWN;
 	r->hash = strtoull(h, NULL, 16);
-	r->target_id = id ? strdup(id) : NULL;
-	r->dn = dn ? strdup(dn) : NULL;
-	if ((id && !r->target_id) || (dn && !r->dn)) {
-		rv = -ENOMEM;
-		goto out;
-	}
+	r->target_id = id ? xstrdup(id) : NULL;
+	r->dn = dn ? xstrdup(dn) : NULL;
 	rv = take_strings(json_object_get(o, "m"), &r->members, &r->n_members);
 	if (rv == 0)
 		rv = take_strings(json_object_get(o, "u"), &r->unresolved, &r->n_unresolved);
@@ -136,31 +138,24 @@ void object_record_free(struct object_record *r)
 	memset(r, 0, sizeof *r);
 }
 
-static int copy_strings(char ***dst, char *const *src, size_t n)
+static char **copy_strings(char *const *src, size_t n)
 {
+	char **dst = xcalloc(n + 1, sizeof *dst);
 	size_t i;
-	*dst = calloc(n + 1, sizeof **dst);
-	if (*dst == NULL)
-		return -ENOMEM;
 	for (i = 0; i < n; i++)
-		if (((*dst)[i] = strdup(src[i])) == NULL)
-			return -ENOMEM;
-	return 0;
+		dst[i] = xstrdup(src[i]);
+	return dst;
 }
 
-int object_record_copy(struct object_record *dst, const struct object_record *src)
+void object_record_copy(struct object_record *dst, const struct object_record *src)
 {
 	memset(dst, 0, sizeof *dst);
 	dst->type = src->type;
 	dst->hash = src->hash;
 	dst->n_members = src->n_members;
 	dst->n_unresolved = src->n_unresolved;
-	if ((src->target_id && !(dst->target_id = strdup(src->target_id))) ||
-	    (src->dn && !(dst->dn = strdup(src->dn))) ||
-	    copy_strings(&dst->members, src->members, src->n_members) != 0 ||
-	    copy_strings(&dst->unresolved, src->unresolved, src->n_unresolved) != 0) {
-		object_record_free(dst);
-		return -ENOMEM;
-	}
-	return 0;
+	dst->target_id = src->target_id ? xstrdup(src->target_id) : NULL;
+	dst->dn = src->dn ? xstrdup(src->dn) : NULL;
+	dst->members = copy_strings(src->members, src->n_members);
+	dst->unresolved = copy_strings(src->unresolved, src->n_unresolved);
 }

@@ -23,18 +23,19 @@
 #include <stdint.h>
 
 #include "sync/object.h"
+#include "sync/state/state.h"
 
 #define OBJECT_RECORD_VERSION 1
 
-#define OBJECT_KEY_OBJECT 'o'
-#define OBJECT_KEY_STAGED 'd'
-#define OBJECT_KEY_INTENT 'i'
-#define OBJECT_KEY_STAGED_MEMBER 'm'
+/* The key prefixes (namespaces of state.h). */
+#define OBJECT_KEY_OBJECT ((char)STATE_NS_OBJECT)
+#define OBJECT_KEY_STAGED ((char)STATE_NS_STAGED)
+#define OBJECT_KEY_INTENT ((char)STATE_NS_INTENT)
+#define OBJECT_KEY_STAGED_MEMBER ((char)STATE_NS_STAGED_MEMBER)
 
-/* Deletes and member removals staged by delete protection, from the
- * state's per-prefix key counts (`by_prefix`, sync/state/state.h). */
-#define OBJECT_STAGED_COUNT(by_prefix) \
-	((by_prefix)[(unsigned char)OBJECT_KEY_STAGED] + (by_prefix)[(unsigned char)OBJECT_KEY_STAGED_MEMBER])
+/* Deletes and member removals staged by delete protection, awaiting an
+ * operator ("d:" and "m:" keys): what status calls pending_deletes. */
+uint64_t object_staged_count(const struct state *s);
 
 struct object_record {
 	enum object_type type;
@@ -50,12 +51,16 @@ struct object_record {
 /* Build the key "<prefix>:<anchor>" into buf; returns its length. */
 size_t object_key(char prefix, const char *anchor, char *buf, size_t size);
 
+/* The record as versioned JSON: *buf is malloc'd, *len its length. Always
+ * returns 0 (out of memory aborts, common/xalloc.h; int only for callers
+ * written when it could fail). */
 int object_record_encode(const struct object_record *r, char **buf, size_t *len);
+/* Returns 0, or -EPROTO with errmsg (not JSON, not a record, a newer version). */
 int object_record_decode(const void *buf, size_t len, struct object_record *r, char *errmsg,
 			 size_t errlen);
 void object_record_free(struct object_record *r);
 
-/* Deep copy; returns 0 or -ENOMEM. */
-int object_record_copy(struct object_record *dst, const struct object_record *src);
+/* Deep copy (out of memory aborts). */
+void object_record_copy(struct object_record *dst, const struct object_record *src);
 
 #endif /* CANOPY_SYNC_STATE_OBJECT_H */

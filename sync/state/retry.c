@@ -1,6 +1,9 @@
 /* sync/state/retry.c -- see retry.h. */
 #include "sync/state/retry.h"
 
+#include "common/xalloc.h"
+#include "sync/text_json.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +25,11 @@ static enum retry_kind kind_of(const char *s)
 	return 0;
 }
 
+/*
+ * DNs come from LDAP string syntaxes (UTF-8), so a NULL from jansson for them
+ * is out of memory; the error text may be cut in the middle of a character
+ * (it is copied into fixed buffers) and goes through text_json().
+ */
 int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 {
 	char hash[17];
@@ -29,30 +37,25 @@ int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 	size_t i;
 
 	snprintf(hash, sizeof hash, "%016" PRIx64, r->hash);
-	o = json_pack("{s:i,s:s,s:s,s:s?,s:s,s:I,s:I,s:I,s:I,s:s?}", "v", RETRY_RECORD_VERSION, "k",
-		      retry_kind_name(r->kind), "t", object_type_name(r->type), "dn", r->dn, "h", hash, "n",
-		      (json_int_t)r->attempts, "first", (json_int_t)r->first_at_ms, "next",
-		      (json_int_t)r->next_at_ms, "http", (json_int_t)r->http_status, "err", r->error);
-	if (o == NULL)
-		return -ENOMEM;
+	o = xcheck(json_pack("{s:i,s:s,s:s,s:s?,s:s,s:I,s:I,s:I,s:I,s:o?}", "v", RETRY_RECORD_VERSION, "k",
+			     retry_kind_name(r->kind), "t", object_type_name(r->type), "dn", r->dn, "h", hash,
+			     "n", (json_int_t)r->attempts, "first", (json_int_t)r->first_at_ms, "next",
+			     (json_int_t)r->next_at_ms, "http", (json_int_t)r->http_status, "err",
+			     r->error != NULL ? text_json(r->error) : NULL));
 	if (r->resource != NULL && json_object_set(o, "res", r->resource) != 0)
-		goto nomem;
+		xoom("json_object_set");
 	if (r->n_member_dns > 0) {
-		if ((m = json_array()) == NULL || json_object_set_new(o, "m", m) != 0)
-			goto nomem;
+		m = xcheck(json_array());
+		if (json_object_set_new(o, "m", m) != 0)
+			xoom("json_object_set_new");
 		for (i = 0; i < r->n_member_dns; i++)
-			if (json_array_append_new(m, json_string(r->member_dns[i])) != 0)
-				goto nomem;
+			if (json_array_append_new(m, xcheck(json_string(r->member_dns[i]))) != 0)
+				xoom("json_array_append_new");
 	}
-	*buf = json_dumps(o, JSON_COMPACT);
+	*buf = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
-	if (*buf == NULL)
-		return -ENOMEM;
 	*len = strlen(*buf);
 	return 0;
-nomem:
-	json_decref(o);
-	return -ENOMEM;
 }
 
 int retry_record_decode(const void *buf, size_t len, struct retry_record *r, char *errmsg, size_t errlen)
@@ -92,33 +95,26 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 	r->first_at_ms = (uint64_t)first;
 	r->next_at_ms = (uint64_t)next;
 	r->http_status = (long)http;
-	rc = -ENOMEM;
-	if ((dn != NULL && (r->dn = strdup(dn)) == NULL) || (err != NULL && (r->error = strdup(err)) == NULL))
-		goto out;
+	r->dn = dn != NULL ? xstrdup(dn) : NULL;
+	r->error = err != NULL ? xstrdup(err) : NULL;
 	r->resource = json_incref(res);
 	if (m != NULL) {
-		if ((r->member_dns = calloc(json_array_size(m) + 1, sizeof *r->member_dns)) == NULL)
-			goto out;
+		r->member_dns = xcalloc(json_array_size(m) + 1, sizeof *r->member_dns);
 		json_array_foreach(m, i, v)
 		{
 			if (!json_is_string(v)) {
 				snprintf(errmsg, errlen, "retry record: a member DN is not a string");
-				rc = -EPROTO;
 				goto out;
 			}
-			if ((r->member_dns[i] = strdup(json_string_value(v))) == NULL)
-				goto out;
+			r->member_dns[i] = xstrdup(json_string_value(v));
 			r->n_member_dns++;
 		}
 	}
 	rc = 0;
 out:
 	json_decref(o);
-	if (rc != 0) {
+	if (rc != 0)
 		retry_record_free(r);
-		if (rc == -ENOMEM)
-			snprintf(errmsg, errlen, "retry record: out of memory");
-	}
 	return rc;
 }
 

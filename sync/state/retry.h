@@ -26,11 +26,12 @@
 #include <stdint.h>
 
 #include "sync/object.h"
+#include "sync/state/state.h"
 
 #define RETRY_RECORD_VERSION 1
 
-#define OBJECT_KEY_RETRY 'r'
-#define OBJECT_KEY_FAILED 'f'
+#define OBJECT_KEY_RETRY ((char)STATE_NS_RETRY)
+#define OBJECT_KEY_FAILED ((char)STATE_NS_FAILED)
 
 enum retry_kind {
 	RETRY_UPSERT = 1, /* create/update `resource`; groups then their members */
@@ -57,9 +58,10 @@ struct retry_record {
 	char *error;           /* the last failure, as logged */
 };
 
-/* Returns 0 or -ENOMEM; *buf is malloc'd JSON. */
+/* *buf is malloc'd JSON. Always returns 0 (out of memory aborts,
+ * common/xalloc.h; int only for callers written when it could fail). */
 int retry_record_encode(const struct retry_record *r, char **buf, size_t *len);
-/* Returns 0, -EPROTO (malformed, with errmsg), -ENOTSUP (newer version) or -ENOMEM. */
+/* Returns 0, -EPROTO (malformed, with errmsg) or -ENOTSUP (newer version). */
 int retry_record_decode(const void *buf, size_t len, struct retry_record *r, char *errmsg, size_t errlen);
 void retry_record_free(struct retry_record *r);
 

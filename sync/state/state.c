@@ -6,6 +6,7 @@
  * (hsearch does not), so this is written here; it is small.
  */
 #include "sync/state/state.h"
+#include "common/xalloc.h"
 #include "sync/hash.h"
 
 #include <assert.h>
@@ -47,12 +48,27 @@ static uint64_t slot_digest(const void *key, size_t klen, const void *val, size_
 	return mix(h);
 }
 
-int state_init(struct state *s)
+void state_init(struct state *s)
 {
 	memset(s, 0, sizeof *s);
 	s->n_buckets = 1024;
-	s->buckets = calloc(s->n_buckets, sizeof *s->buckets);
-	return s->buckets ? 0 : -ENOMEM;
+	s->buckets = xcalloc(s->n_buckets, sizeof *s->buckets);
+}
+
+uint64_t state_count(const struct state *s, enum state_ns ns)
+{
+	return s->by_prefix[(unsigned char)ns];
+}
+
+size_t state_keys(const struct state *s)
+{
+	return s->count;
+}
+
+const void *state_cursor(const struct state *s, size_t *len)
+{
+	*len = s->cursor ? s->cursor_len : 0;
+	return s->cursor;
 }
 
 static void clear(struct state *s)
@@ -91,12 +107,10 @@ static struct state_slot **find(const struct state *s, const void *key, size_t k
 	return p;
 }
 
-static int grow(struct state *s)
+static void grow(struct state *s)
 {
 	size_t n = s->n_buckets * 2, i;
-	struct state_slot **b = calloc(n, sizeof *b);
-	if (b == NULL)
-		return -ENOMEM;
+	struct state_slot **b = xcalloc(n, sizeof *b);
 	for (i = 0; i < s->n_buckets; i++) {
 		struct state_slot *e = s->buckets[i], *next;
 		for (; e; e = next) {
@@ -108,19 +122,18 @@ static int grow(struct state *s)
 	free(s->buckets);
 	s->buckets = b;
 	s->n_buckets = n;
-	return 0;
 }
 
-static int put(struct state *s, const void *key, size_t klen, const void *val, size_t vlen)
+/* Out of memory aborts (common/xalloc.h): an apply never half-fails, so every
+ * node that applied an entry holds the same table. */
+static void put(struct state *s, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	uint64_t h = fnv(FNV_SEED, key, klen);
 	struct state_slot **p, *e;
 
-	if (s->count >= s->n_buckets && grow(s) != 0)
-		return -ENOMEM;
-	e = malloc(sizeof *e + klen + vlen);
-	if (e == NULL)
-		return -ENOMEM;
+	if (s->count >= s->n_buckets)
+		grow(s);
+	e = xmalloc(sizeof *e + klen + vlen);
 	e->hash = h;
 	e->klen = (uint16_t)klen;
 	e->vlen = (uint32_t)vlen;
@@ -141,7 +154,6 @@ static int put(struct state *s, const void *key, size_t klen, const void *val, s
 	}
 	*p = e;
 	s->digest ^= e->digest;
-	return 0;
 }
 
 static void del(struct state *s, const void *key, size_t klen)
@@ -157,16 +169,13 @@ static void del(struct state *s, const void *key, size_t klen)
 	free(e);
 }
 
-static int set_cursor(struct state *s, const void *c, size_t len)
+static void set_cursor(struct state *s, const void *c, size_t len)
 {
-	void *copy = malloc(len ? len : 1);
-	if (copy == NULL)
-		return -ENOMEM;
+	void *copy = xmalloc(len);
 	memcpy(copy, c, len);
 	free(s->cursor);
 	s->cursor = copy;
 	s->cursor_len = len;
-	return 0;
 }
 
 bool state_get(const struct state *s, const void *key, size_t klen, const void **val, size_t *vlen)
@@ -245,7 +254,7 @@ static int apply_batch(struct state *s, const void *payload, size_t len, char *e
 		       size_t errlen)
 {
 	struct reader r;
-	int pass, rv;
+	int pass;
 
 	for (pass = 0; pass < 2; pass++) {
 		r.p = payload;
@@ -259,15 +268,15 @@ static int apply_batch(struct state *s, const void *payload, size_t len, char *e
 			case STATE_OP_CURSOR:
 				if (!rd_uint(&r, &vlen, 4) || !rd_bytes(&r, &v, vlen))
 					goto bad;
-				if (pass && (rv = set_cursor(s, v, vlen)) != 0)
-					return rv;
+				if (pass)
+					set_cursor(s, v, vlen);
 				break;
 			case STATE_OP_PUT:
 				if (!rd_uint(&r, &klen, 2) || !rd_bytes(&r, &k, klen) ||
 				    !rd_uint(&r, &vlen, 4) || !rd_bytes(&r, &v, vlen))
 					goto bad;
-				if (pass && (rv = put(s, k, klen, v, vlen)) != 0)
-					return rv;
+				if (pass)
+					put(s, k, klen, v, vlen);
 				break;
 			case STATE_OP_DEL:
 				if (!rd_uint(&r, &klen, 2) || !rd_bytes(&r, &k, klen))
@@ -307,24 +316,15 @@ static int m_apply(void *data, uint16_t type, uint16_t version, const void *payl
 struct writer {
 	unsigned char *buf;
 	size_t len, cap;
-	int error;
 };
 
 static void wr(struct writer *w, const void *p, size_t n)
 {
-	if (w->error)
-		return;
 	if (w->len + n > w->cap) {
 		size_t cap = w->cap ? w->cap : 256;
-		unsigned char *b;
 		while (cap < w->len + n)
 			cap *= 2;
-		b = realloc(w->buf, cap);
-		if (b == NULL) {
-			w->error = -ENOMEM;
-			return;
-		}
-		w->buf = b;
+		w->buf = xrealloc(w->buf, cap);
 		w->cap = cap;
 	}
 	if (n)
@@ -348,10 +348,10 @@ static int snap_one(void *ctx, const void *key, size_t klen, const void *val, si
 	wr(w, key, klen);
 	wr_uint(w, vlen, 4);
 	wr(w, val, vlen);
-	return w->error;
+	return 0;
 }
 
-static int m_snapshot(void *data, void **buf, size_t *len)
+static void m_snapshot(void *data, void **buf, size_t *len)
 {
 	struct state *s = data;
 	struct writer w = {0};
@@ -360,13 +360,8 @@ static int m_snapshot(void *data, void **buf, size_t *len)
 	wr(&w, s->cursor, s->cursor_len);
 	wr_uint(&w, s->count, 8);
 	state_foreach(s, snap_one, &w);
-	if (w.error) {
-		free(w.buf);
-		return w.error;
-	}
 	*buf = w.buf;
 	*len = w.len;
-	return 0;
 }
 
 /* Restore into a fresh table first, so a bad snapshot leaves the state intact. */
@@ -377,22 +372,18 @@ static int m_restore(void *data, uint16_t version, const void *payload, size_t l
 	struct reader r = {payload, (const unsigned char *)payload + len};
 	uint64_t clen, count, i, klen, vlen;
 	const void *c, *k, *v;
-	int rv;
 
 	(void)version;
-	rv = state_init(&fresh);
-	if (rv != 0)
-		return rv;
+	state_init(&fresh);
 	if (!rd_uint(&r, &clen, 4) || !rd_bytes(&r, &c, clen) || !rd_uint(&r, &count, 8))
 		goto bad;
-	if (clen && (rv = set_cursor(&fresh, c, clen)) != 0)
-		goto err;
+	if (clen)
+		set_cursor(&fresh, c, clen);
 	for (i = 0; i < count; i++) {
 		if (!rd_uint(&r, &klen, 2) || !rd_bytes(&r, &k, klen) || !rd_uint(&r, &vlen, 4) ||
 		    !rd_bytes(&r, &v, vlen))
 			goto bad;
-		if ((rv = put(&fresh, k, klen, v, vlen)) != 0)
-			goto err;
+		put(&fresh, k, klen, v, vlen);
 	}
 	if (r.p != r.end || fresh.count != count)
 		goto bad;
@@ -403,10 +394,8 @@ static int m_restore(void *data, uint16_t version, const void *payload, size_t l
 bad:
 	snprintf(errmsg, errlen, "snapshot malformed at offset %zu of %zu",
 		 (size_t)(r.p - (const unsigned char *)payload), len);
-	rv = -EPROTO;
-err:
 	state_close(&fresh);
-	return rv;
+	return -EPROTO;
 }
 
 struct fsm_machine *state_machine(struct state *s)
@@ -428,12 +417,11 @@ void state_batch_init(struct state_batch *b)
 
 static void bw(struct state_batch *b, const void *p, size_t n)
 {
-	struct writer w = {b->buf, b->len, b->cap, b->error};
+	struct writer w = {b->buf, b->len, b->cap};
 	wr(&w, p, n);
 	b->buf = w.buf;
 	b->len = w.len;
 	b->cap = w.cap;
-	b->error = w.error;
 }
 
 static void bw_uint(struct state_batch *b, uint64_t v, size_t n)

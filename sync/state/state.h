@@ -37,22 +37,51 @@
 enum { STATE_ENTRY_BATCH = 1 };
 enum { STATE_OP_CURSOR = 1, STATE_OP_PUT = 2, STATE_OP_DEL = 3 };
 
+/*
+ * The key namespaces: every key is "<letter>:...", the letter saying whose
+ * it is. state_count() counts the keys of one namespace.
+ */
+enum state_ns {
+	STATE_NS_CLUSTER = 'c',        /* the cluster id (cluster.h) */
+	STATE_NS_STAGED = 'd',         /* staged deletes (object.h) */
+	STATE_NS_FAILED = 'f',         /* failed objects (retry.h) */
+	STATE_NS_INTENT = 'i',         /* write intents (object.h) */
+	STATE_NS_STAGED_MEMBER = 'm',  /* staged member removals (object.h) */
+	STATE_NS_NODE = 'n',           /* a node's control address (agent/) */
+	STATE_NS_OBJECT = 'o',         /* exported objects (object.h) */
+	STATE_NS_QUARANTINE = 'q',     /* the leader's quarantine (the sync engine) */
+	STATE_NS_RETRY = 'r',          /* the retry set (retry.h) */
+	STATE_NS_WINDOW = 'w',         /* deletes executed recently (the sync engine) */
+};
+
 struct state_slot;
 
+/* Read it through the functions below; the fields are the state machine's. */
 struct state {
 	struct state_slot **buckets;
 	size_t n_buckets;
-	size_t count;            /* objects in the table */
+	size_t count;            /* keys in the table */
 	void *cursor;            /* NULL when never set */
 	size_t cursor_len;
 	uint64_t digest;         /* order-independent digest of the table, kept incrementally */
-	uint64_t by_prefix[256]; /* keys counted by their first byte (key namespaces) */
+	/* Keys counted by their first byte: read through state_count(). */
+	uint64_t by_prefix[256];
 	struct fsm_machine machine;
 };
 
-/* Set up an empty state. Returns 0 or -ENOMEM. */
-int state_init(struct state *s);
+/* Set up an empty state (out of memory aborts: common/xalloc.h). */
+void state_init(struct state *s);
 void state_close(struct state *s);
+
+/* How many keys of namespace `ns` the table holds. */
+uint64_t state_count(const struct state *s, enum state_ns ns);
+
+/* How many keys the table holds, all namespaces together. */
+size_t state_keys(const struct state *s);
+
+/* The replicated source cursor, borrowed until the next apply; NULL (and
+ * *len 0) when none was committed yet. */
+const void *state_cursor(const struct state *s, size_t *len);
 
 /* The fsm_machine to give to fsm_init(). */
 struct fsm_machine *state_machine(struct state *s);
@@ -61,7 +90,7 @@ struct fsm_machine *state_machine(struct state *s);
 bool state_get(const struct state *s, const void *key, size_t klen, const void **val, size_t *vlen);
 
 /*
- * Visit every object, in no particular order. Stops early and returns the
+ * Visit every key (all namespaces), in no particular order. Stops early and returns the
  * callback's value when it is non-zero.
  */
 int state_foreach(const struct state *s,
@@ -81,7 +110,7 @@ struct state_batch {
 	unsigned char *buf;
 	size_t len, cap;
 	unsigned n_ops;
-	int error; /* first error while building; reported by encode */
+	int error; /* -EINVAL once a key or value was too long; reported by encode */
 };
 
 void state_batch_init(struct state_batch *b);
@@ -89,8 +118,9 @@ void state_batch_cursor(struct state_batch *b, const void *cursor, size_t len);
 void state_batch_put(struct state_batch *b, const void *key, size_t klen, const void *val,
 		     size_t vlen);
 void state_batch_del(struct state_batch *b, const void *key, size_t klen);
-/* Frame the batch into a raft_malloc'd buffer for raft_apply(). Returns 0 or
- * a negative errno (-ENOMEM, -EINVAL for an oversized key). */
+/* Frame the batch into a raft_malloc'd buffer for raft_apply(). Returns 0,
+ * -EINVAL when a key was longer than STATE_KEY_MAX (or a value or cursor
+ * longer than 4 GB), or -EFBIG when the whole batch is (fsm_encode). */
 int state_batch_encode(struct state_batch *b, struct raft_buffer *out);
 void state_batch_close(struct state_batch *b);
 

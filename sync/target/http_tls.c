@@ -4,6 +4,8 @@
  */
 #include "sync/target/http_tls.h"
 
+#include "common/xalloc.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,49 +26,37 @@ struct http_tls {
 
 int http_tls_new(const char *ca_file, struct http_tls **out, char *errmsg, size_t errlen)
 {
-	struct http_tls *t = calloc(1, sizeof *t);
-	FILE *f = NULL;
+	struct http_tls *t = xcalloc(1, sizeof *t);
+	FILE *f;
 	X509 *x;
-	int rc = -ENOMEM;
+	int rc;
 
 	*out = NULL;
-	if (t == NULL)
-		goto err;
 	if (ca_file == NULL || ca_file[0] == '\0') {
 		*out = t;
 		return 0;
 	}
-	if ((t->ca_file = strdup(ca_file)) == NULL || (t->certs = sk_X509_new_null()) == NULL)
-		goto err_after_alloc;
+	t->ca_file = xstrdup(ca_file);
+	t->certs = xcheck(sk_X509_new_null());
 	f = fopen(ca_file, "r");
 	if (f == NULL) {
 		rc = -errno;
 		snprintf(errmsg, errlen, "target.tls.ca: cannot read %s: %s", ca_file, strerror(errno));
-		goto err_after_alloc;
+		http_tls_free(t);
+		return rc;
 	}
 	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
-		if (!sk_X509_push(t->certs, x)) {
-			X509_free(x);
-			goto err_after_open;
-		}
+		if (!sk_X509_push(t->certs, x)) /* fails only for lack of memory */
+			xoom("sk_X509_push");
 	ERR_clear_error(); /* the read that ended the loop: end of file */
-	if (sk_X509_num(t->certs) == 0) {
-		rc = -EINVAL;
-		snprintf(errmsg, errlen, "target.tls.ca: %s holds no PEM certificate", ca_file);
-		goto err_after_open;
-	}
 	fclose(f);
+	if (sk_X509_num(t->certs) == 0) {
+		snprintf(errmsg, errlen, "target.tls.ca: %s holds no PEM certificate", ca_file);
+		http_tls_free(t);
+		return -EINVAL;
+	}
 	*out = t;
 	return 0;
-
-err_after_open:
-	fclose(f);
-err_after_alloc:
-	http_tls_free(t);
-err:
-	if (rc == -ENOMEM)
-		snprintf(errmsg, errlen, "target.tls.ca: out of memory");
-	return rc;
 }
 
 void http_tls_free(struct http_tls *t)

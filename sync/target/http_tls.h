@@ -39,8 +39,8 @@ struct http_tls; /* opaque; read-only once made, may be shared between threads *
 /*
  * Load the extra CA file (PEM, one or more certificates). ca_file NULL or ""
  * makes an object that trusts the system store only. Returns 0, or -ENOENT /
- * -EACCES (unreadable), -EINVAL (no certificate in it), -ENOMEM, with errmsg
- * naming the file.
+ * -EACCES (unreadable) or -EINVAL (no certificate in it), with errmsg naming
+ * the file.
  */
 int http_tls_new(const char *ca_file, struct http_tls **out, char *errmsg, size_t errlen);
 

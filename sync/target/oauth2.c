@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "common/xalloc.h"
 #include "sync/secret.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -72,9 +73,8 @@ static void b64url(const unsigned char *in, size_t n, char *out)
 
 static char *b64url_dup(const unsigned char *in, size_t n)
 {
-	char *out = malloc(n / 3 * 4 + 5);
-	if (out != NULL)
-		b64url(in, n, out);
+	char *out = xmalloc(n / 3 * 4 + 5);
+	b64url(in, n, out);
 	return out;
 }
 
@@ -146,7 +146,10 @@ err:
 	return rc;
 }
 
-/* RFC 7523 §2.2 / §3: a JWT signed RS256, naming the certificate (x5t#S256). */
+/* RFC 7523 §2.2 / §3: a JWT signed RS256, naming the certificate (x5t#S256).
+ * NULL when there are no random bytes or the key does not sign. The claims
+ * are the configuration's strings (libyaml reads UTF-8 only): jansson's NULL
+ * is out of memory. */
 static char *assertion(struct oauth2 *o)
 {
 	unsigned char jti[16], *sig = NULL;
@@ -159,28 +162,30 @@ static char *assertion(struct oauth2 *o)
 		goto out;
 	for (size_t i = 0; i < sizeof jti; i++)
 		snprintf(jti_hex + 2 * i, 3, "%02x", jti[i]);
-	json_t *hj = json_pack("{s:s,s:s,s:s}", "alg", "RS256", "typ", "JWT", "x5t#S256", o->x5t_s256);
-	json_t *pj = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "aud", o->token_url, "iss", o->client_id, "sub",
-			       o->client_id, "jti", jti_hex, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
-			       (json_int_t)(now + ASSERTION_LIFETIME_S));
-	h = hj ? json_dumps(hj, JSON_COMPACT) : NULL;
-	p = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+	json_t *hj = xcheck(json_pack("{s:s,s:s,s:s}", "alg", "RS256", "typ", "JWT", "x5t#S256", o->x5t_s256));
+	json_t *pj = xcheck(json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "aud", o->token_url, "iss", o->client_id,
+				      "sub", o->client_id, "jti", jti_hex, "iat", (json_int_t)now, "nbf",
+				      (json_int_t)now, "exp", (json_int_t)(now + ASSERTION_LIFETIME_S)));
+	h = xcheck(json_dumps(hj, JSON_COMPACT));
+	p = xcheck(json_dumps(pj, JSON_COMPACT));
 	json_decref(hj);
 	json_decref(pj);
-	if (h == NULL || p == NULL || (hb = b64url_dup((unsigned char *)h, strlen(h))) == NULL ||
-	    (pb = b64url_dup((unsigned char *)p, strlen(p))) == NULL)
-		goto out;
+	hb = b64url_dup((unsigned char *)h, strlen(h));
+	pb = b64url_dup((unsigned char *)p, strlen(p));
 	size_t n = strlen(hb) + 1 + strlen(pb);
-	if ((input = malloc(n + 1)) == NULL)
-		goto out;
+	input = xmalloc(n + 1);
 	snprintf(input, n + 1, "%s.%s", hb, pb);
-	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, o->key) != 1 ||
-	    EVP_DigestSign(md, NULL, &siglen, (unsigned char *)input, n) != 1 || (sig = malloc(siglen)) == NULL ||
-	    EVP_DigestSign(md, sig, &siglen, (unsigned char *)input, n) != 1 || (sb = b64url_dup(sig, siglen)) == NULL)
+	md = xcheck(EVP_MD_CTX_new());
+	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, o->key) != 1 ||
+	    EVP_DigestSign(md, NULL, &siglen, (unsigned char *)input, n) != 1)
 		goto out;
+	sig = xmalloc(siglen);
+	if (EVP_DigestSign(md, sig, &siglen, (unsigned char *)input, n) != 1)
+		goto out;
+	sb = b64url_dup(sig, siglen);
 	size_t m = n + 1 + strlen(sb);
-	if ((out = malloc(m + 1)) != NULL)
-		snprintf(out, m + 1, "%s.%s", input, sb);
+	out = xmalloc(m + 1);
+	snprintf(out, m + 1, "%s.%s", input, sb);
 out:
 	EVP_MD_CTX_free(md);
 	ERR_clear_error();
@@ -210,33 +215,22 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
 		b->too_big = true;
 		return 0;
 	}
-	char *q = realloc(b->p, b->n + n + 1);
-	if (q == NULL)
-		return 0;
-	memcpy(q + b->n, data, n);
-	b->p = q;
+	b->p = xrealloc(b->p, b->n + n + 1);
+	memcpy(b->p + b->n, data, n);
 	b->n += n;
 	b->p[b->n] = '\0';
 	return n;
 }
 
 /* Append "&name=value" (value URL-encoded) to *body. */
-static int form_add(CURL *e, char **body, const char *name, const char *value)
+static void form_add(CURL *e, char **body, const char *name, const char *value)
 {
-	char *v = curl_easy_escape(e, value, 0);
-	if (v == NULL)
-		return -ENOMEM;
+	char *v = xcheck(curl_easy_escape(e, value, 0));
 	size_t old = *body ? strlen(*body) : 0, n = old + strlen(name) + strlen(v) + 3;
-	char *q = realloc(*body, n);
-	if (q == NULL) {
-		curl_free(v);
-		return -ENOMEM;
-	}
-	snprintf(q + old, n - old, "%s%s=%s", old ? "&" : "", name, v);
+	*body = xrealloc(*body, n);
+	snprintf(*body + old, n - old, "%s%s=%s", old ? "&" : "", name, v);
 	explicit_bzero(v, strlen(v));
 	curl_free(v);
-	*body = q;
-	return 0;
 }
 
 /* A printable copy of an endpoint's words (they end up in logs). */
@@ -266,13 +260,9 @@ static int fetch(struct oauth2 *o, char **token, uint64_t *lifetime_ms, char *er
 	struct buf resp = {0};
 	json_t *j = NULL;
 	long http = 0;
-	int rc = -ENOMEM;
-	CURL *e = curl_easy_init();
+	int rc;
+	CURL *e = xcheck(curl_easy_init()); /* fails only for lack of memory */
 
-	if (e == NULL) {
-		snprintf(errmsg, errlen, "token endpoint %s: out of memory", o->token_url);
-		return -ENOMEM;
-	}
 	if (o->key != NULL) {
 		if ((jwt = assertion(o)) == NULL) {
 			snprintf(errmsg, errlen, "token endpoint %s: cannot sign the client assertion", o->token_url);
@@ -284,26 +274,18 @@ static int fetch(struct oauth2 *o, char **token, uint64_t *lifetime_ms, char *er
 		rc = -EACCES;
 		goto out;
 	}
-	rc = form_add(e, &body, "grant_type", "client_credentials");
-	if (rc == 0)
-		rc = form_add(e, &body, "client_id", o->client_id);
-	if (rc == 0 && secret != NULL)
-		rc = form_add(e, &body, "client_secret", secret);
-	if (rc == 0 && jwt != NULL) {
-		rc = form_add(e, &body, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-		if (rc == 0)
-			rc = form_add(e, &body, "client_assertion", jwt);
+	form_add(e, &body, "grant_type", "client_credentials");
+	form_add(e, &body, "client_id", o->client_id);
+	if (secret != NULL)
+		form_add(e, &body, "client_secret", secret);
+	if (jwt != NULL) {
+		form_add(e, &body, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+		form_add(e, &body, "client_assertion", jwt);
 	}
-	if (rc == 0 && o->scope != NULL)
-		rc = form_add(e, &body, "scope", o->scope);
-	struct curl_slist *h1 = curl_slist_append(NULL, "Accept: application/json");
-	struct curl_slist *h2 = h1 ? curl_slist_append(h1, "Content-Type: application/x-www-form-urlencoded") : NULL;
-	hdrs = h2 ? h2 : h1;
-	if (rc != 0 || h2 == NULL) {
-		snprintf(errmsg, errlen, "token endpoint %s: out of memory", o->token_url);
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (o->scope != NULL)
+		form_add(e, &body, "scope", o->scope);
+	hdrs = xcheck(curl_slist_append(NULL, "Accept: application/json"));
+	hdrs = xcheck(curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded"));
 	curl_easy_setopt(e, CURLOPT_URL, o->token_url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
@@ -353,10 +335,7 @@ static int fetch(struct oauth2 *o, char **token, uint64_t *lifetime_ms, char *er
 		secs = strtoll(json_string_value(exp), NULL, 10);
 	if (secs <= 0 || secs > 366 * 86400)
 		secs = DEFAULT_LIFETIME_S;
-	if ((*token = strdup(tok)) == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	*token = xstrdup(tok);
 	*lifetime_ms = (uint64_t)secs * 1000;
 	rc = 0;
 out:
@@ -387,14 +366,13 @@ static uint64_t refresh_at(uint64_t t0, uint64_t life)
 	return t0 + life - (margin > floor ? margin : floor);
 }
 
-/* Under o->lock: the cached token if usable. */
+/* Under o->lock: the cached token if usable (0), else -ENOENT. */
 static int cached(struct oauth2 *o, const char *reject, char **token, uint64_t *refresh_in_ms)
 {
 	uint64_t now = now_ms();
 	if (o->token == NULL || now >= o->due_ms || (reject != NULL && strcmp(reject, o->token) == 0))
 		return -ENOENT;
-	if ((*token = strdup(o->token)) == NULL)
-		return -ENOMEM;
+	*token = xstrdup(o->token);
 	*refresh_in_ms = o->due_ms - now;
 	return 0;
 }
@@ -430,8 +408,9 @@ int oauth2_token(struct oauth2 *o, const char *reject, char **token, uint64_t *r
 		o->due_ms = refresh_at(t0, life);
 		rc = cached(o, NULL, token, refresh_in_ms);
 		if (rc == -ENOENT) { /* the fetch took longer than 80 % of the lifetime */
-			rc = (*token = strdup(fresh)) != NULL ? 0 : -ENOMEM;
+			*token = xstrdup(fresh);
 			*refresh_in_ms = 0;
+			rc = 0;
 		}
 		pthread_mutex_unlock(&o->lock);
 	} else if (reject != NULL) {
@@ -505,11 +484,8 @@ static void on_after_work(uv_work_t *w, int status)
 int oauth2_token_async(struct oauth2 *o, uv_loop_t *loop, const char *reject, oauth2_cb cb, void *data,
 		       struct oauth2_req **out)
 {
-	struct oauth2_req *r = calloc(1, sizeof *r);
-	if (r == NULL || (reject != NULL && (r->reject = strdup(reject)) == NULL)) {
-		free(r);
-		return -ENOMEM;
-	}
+	struct oauth2_req *r = xcalloc(1, sizeof *r);
+	r->reject = reject != NULL ? xstrdup(reject) : NULL;
 	r->o = o;
 	r->cb = cb;
 	r->data = data;
@@ -541,45 +517,32 @@ const char *oauth2_token_url(const struct oauth2 *o)
 
 int oauth2_new(const struct oauth2_config *cfg, struct oauth2 **out, char *errmsg, size_t errlen)
 {
-	struct oauth2 *o = calloc(1, sizeof *o);
-	int rc = -ENOMEM;
+	struct oauth2 *o;
+	int rc;
 
 	*out = NULL;
-	if (o == NULL)
-		goto err;
 	if (cfg->token_url == NULL || cfg->client_id == NULL ||
 	    (cfg->client_secret_file == NULL && (cfg->client_cert == NULL || cfg->client_key == NULL))) {
 		snprintf(errmsg, errlen, "target.auth: needs token_url, client_id and a secret or certificate");
-		free(o);
 		return -EINVAL;
 	}
-	if (pthread_mutex_init(&o->lock, NULL) != 0) {
-		free(o);
-		goto err;
-	}
-	if (pthread_mutex_init(&o->fetch_lock, NULL) != 0) {
-		pthread_mutex_destroy(&o->lock);
-		free(o);
-		goto err;
-	}
+	o = xcalloc(1, sizeof *o);
+	/* default attributes: glibc's pthread_mutex_init cannot fail */
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_mutex_init(&o->fetch_lock, NULL);
 	o->refs = 1;
 	o->tls = cfg->tls;
 	o->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
-	if ((o->token_url = strdup(cfg->token_url)) == NULL || (o->client_id = strdup(cfg->client_id)) == NULL ||
-	    (cfg->client_secret_file && (o->secret_file = strdup(cfg->client_secret_file)) == NULL) ||
-	    (cfg->scope && cfg->scope[0] && (o->scope = strdup(cfg->scope)) == NULL))
-		goto err_after_init;
+	o->token_url = xstrdup(cfg->token_url);
+	o->client_id = xstrdup(cfg->client_id);
+	o->secret_file = cfg->client_secret_file ? xstrdup(cfg->client_secret_file) : NULL;
+	o->scope = cfg->scope && cfg->scope[0] ? xstrdup(cfg->scope) : NULL;
 	if (o->secret_file == NULL && (rc = load_cert(o, cfg->client_cert, cfg->client_key, errmsg, errlen)) != 0) {
 		unref(o);
 		return rc;
 	}
 	*out = o;
 	return 0;
-err_after_init:
-	unref(o);
-err:
-	snprintf(errmsg, errlen, "target.auth: out of memory");
-	return -ENOMEM;
 }
 
 void oauth2_free(struct oauth2 *o)

@@ -73,15 +73,16 @@ void oauth2_free(struct oauth2 *o);
  * On success returns 0, *token (malloc'd; release with secret_free) and
  * *refresh_in_ms: when to ask again. On failure: -EACCES when the endpoint
  * refused (a 4xx, e.g. invalid_client), -EIO when it could not be asked or
- * answered something unusable (network, TLS, 5xx, no access_token), -ENOMEM;
- * errmsg says which and why.
+ * answered something unusable (network, TLS, 5xx, no access_token); errmsg
+ * says which and why. Out of memory aborts (common/xalloc.h).
  */
 int oauth2_token(struct oauth2 *o, const char *reject, char **token, uint64_t *refresh_in_ms, char *errmsg,
 		 size_t errlen);
 
 /*
  * The same on a libuv worker; cb runs on `loop` with the result (token owned
- * by the callee, NULL on failure). Returns 0 or -ENOMEM / a libuv error.
+ * by the callee, NULL on failure). Returns 0 or a libuv error (the callback
+ * then does not run).
  */
 typedef void (*oauth2_cb)(void *data, int status, char *token, uint64_t refresh_in_ms, const char *errmsg);
 struct oauth2_req;

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 
+#include "common/xalloc.h"
 #include "sync/secret.h"
 
 #define DEFAULT_TIMEOUT_MS 4000
@@ -86,23 +87,15 @@ static enum scim_probe_status probe_once(const struct scim_probe_config *cfg, co
 		snprintf(msg, len, "target URL too long");
 		return SCIM_PROBE_ERROR;
 	}
-	c = curl_easy_init();
-	if (c == NULL) {
-		snprintf(msg, len, "cannot initialise libcurl");
-		return SCIM_PROBE_ERROR;
-	}
-	h = curl_slist_append(hdrs, "Accept: application/scim+json");
-	hdrs = h ? h : hdrs;
+	c = xcheck(curl_easy_init()); /* fails only for lack of memory */
+	hdrs = xcheck(curl_slist_append(hdrs, "Accept: application/scim+json"));
 	if (token != NULL && token[0] != '\0' &&
-	    (size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", token) < sizeof auth) {
-		h = curl_slist_append(hdrs, auth);
-		hdrs = h ? h : hdrs;
-	}
+	    (size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", token) < sizeof auth)
+		hdrs = xcheck(curl_slist_append(hdrs, auth));
 	wipe(auth, sizeof auth);
 	if (cfg->node_id != 0) {
 		snprintf(node, sizeof node, "X-Canopy-Node: %llu", (unsigned long long)cfg->node_id);
-		h = curl_slist_append(hdrs, node);
-		hdrs = h ? h : hdrs;
+		hdrs = xcheck(curl_slist_append(hdrs, node));
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

@@ -1,6 +1,9 @@
 /* sync/transform/mapping.c -- see mapping.h. */
 #include "sync/transform/mapping.h"
 
+#include "common/xalloc.h"
+#include "sync/text_json.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,16 +54,6 @@ void mapping_free(struct mapping *m)
 	free(m);
 }
 
-static char *dupn(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-	if (d) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
 /* Parse the path into r. Returns 0 or -EINVAL with the cause. */
 static int parse_path(struct rule *r, const char *path, char *err, size_t errlen)
 {
@@ -71,7 +64,7 @@ static int parse_path(struct rule *r, const char *path, char *err, size_t errlen
 	 * to the last ':' (RFC 7644 §3.10). */
 	if (strncasecmp(p, "urn:", 4) == 0) {
 		colon = strrchr(p, ':');
-		r->urn = dupn(p, (size_t)(colon - p));
+		r->urn = xstrndup(p, (size_t)(colon - p));
 		p = colon + 1;
 	}
 	n = strcspn(p, "[.");
@@ -79,7 +72,7 @@ static int parse_path(struct rule *r, const char *path, char *err, size_t errlen
 		snprintf(err, errlen, "attribute path \"%s\" has no attribute name", path);
 		return -EINVAL;
 	}
-	r->attr = dupn(p, n);
+	r->attr = xstrndup(p, n);
 	p += n;
 	if (*p == '[') {
 		/* value filter: [attr eq "value"] -- the only operator a mapping needs */
@@ -91,8 +84,8 @@ static int parse_path(struct rule *r, const char *path, char *err, size_t errlen
 				 path);
 			return -EINVAL;
 		}
-		r->filter_attr = strdup(fa);
-		r->filter_value = strdup(fv);
+		r->filter_attr = xstrdup(fa);
+		r->filter_value = xstrdup(fv);
 		p += used;
 	}
 	if (*p == '.') {
@@ -102,7 +95,7 @@ static int parse_path(struct rule *r, const char *path, char *err, size_t errlen
 			snprintf(err, errlen, "attribute path \"%s\": bad sub-attribute", path);
 			return -EINVAL;
 		}
-		r->sub = strdup(p);
+		r->sub = xstrdup(p);
 		p = end;
 	}
 	if (*p != '\0') {
@@ -120,19 +113,16 @@ static int parse_path(struct rule *r, const char *path, char *err, size_t errlen
 int mapping_compile(struct mapping **out, enum object_type type, const char *what,
 		    const struct mapping_rule_text *rules, size_t n, char *errmsg, size_t errlen)
 {
-	struct mapping *m = calloc(1, sizeof *m);
+	struct mapping *m = xcalloc(1, sizeof *m);
 	char err[512];
 	size_t i;
 	int rv;
 
-	if (m == NULL || (m->rules = calloc(n ? n : 1, sizeof *m->rules)) == NULL) {
-		free(m);
-		return -ENOMEM;
-	}
+	m->rules = xcalloc(n, sizeof *m->rules);
 	m->type = type;
 	for (i = 0; i < n; i++, m->n++) {
 		struct rule *r = &m->rules[i];
-		r->path = strdup(rules[i].path);
+		r->path = xstrdup(rules[i].path);
 		r->line = rules[i].line;
 		rv = parse_path(r, rules[i].path, err, sizeof err);
 		if (rv == 0)
@@ -176,6 +166,12 @@ static int lookup(void *ctx, const char *name, const char *const **values, size_
 	return 0;
 }
 
+/*
+ * A value that is not valid UTF-8 (a binary attribute) cannot be a JSON
+ * string: it is left out (NULL), as it always was. Every other NULL from
+ * jansson is out of memory. Keys (attribute names, filter values) come from
+ * the configuration, which libyaml only reads as UTF-8.
+ */
 static json_t *scalar(const struct rule *r, const char *v)
 {
 	if (strcasecmp(r->sub ? r->sub : r->attr, "active") == 0 ||
@@ -185,19 +181,28 @@ static json_t *scalar(const struct rule *r, const char *v)
 		if (strcasecmp(v, "false") == 0)
 			return json_false();
 	}
-	return json_string(v);
+	if (!text_is_utf8(v, strlen(v)))
+		return NULL;
+	return xcheck(json_string(v));
 }
 
 static json_t *value_json(const struct rule *r, const struct expr_value *v)
 {
-	json_t *a;
+	json_t *a, *one;
 	size_t i;
 	if (v->n == 1 || r->filter_attr)
 		return scalar(r, v->v[0]);
-	a = json_array();
+	a = xcheck(json_array());
 	for (i = 0; i < v->n; i++)
-		json_array_append_new(a, scalar(r, v->v[i]));
+		if ((one = scalar(r, v->v[i])) != NULL && json_array_append_new(a, one) != 0)
+			xoom("json_array_append_new");
 	return a;
+}
+
+static void set(json_t *o, const char *key, json_t *val)
+{
+	if (json_object_set_new(o, key, val) != 0)
+		xoom("json_object_set_new");
 }
 
 /* Get or create a JSON object member. */
@@ -205,8 +210,8 @@ static json_t *child(json_t *parent, const char *key)
 {
 	json_t *c = json_object_get(parent, key);
 	if (!json_is_object(c)) {
-		c = json_object();
-		json_object_set_new(parent, key, c);
+		c = xcheck(json_object());
+		set(parent, key, c);
 	}
 	return c;
 }
@@ -219,8 +224,8 @@ static void place(json_t *res, const struct rule *r, json_t *val)
 		json_t *arr = json_object_get(base, r->attr), *el = NULL, *e;
 		size_t i;
 		if (!json_is_array(arr)) {
-			arr = json_array();
-			json_object_set_new(base, r->attr, arr);
+			arr = xcheck(json_array());
+			set(base, r->attr, arr);
 		}
 		json_array_foreach(arr, i, e)
 		{
@@ -229,17 +234,18 @@ static void place(json_t *res, const struct rule *r, json_t *val)
 				el = e;
 		}
 		if (el == NULL) {
-			el = json_pack("{s:s}", r->filter_attr, r->filter_value);
+			el = xcheck(json_pack("{s:s}", r->filter_attr, r->filter_value));
 			/* The first element of a multi-valued attribute is the primary one. */
 			if (json_array_size(arr) == 0)
-				json_object_set_new(el, "primary", json_true());
-			json_array_append_new(arr, el);
+				set(el, "primary", json_true());
+			if (json_array_append_new(arr, el) != 0)
+				xoom("json_array_append_new");
 		}
-		json_object_set_new(el, r->sub, val);
+		set(el, r->sub, val);
 	} else if (r->sub) {
-		json_object_set_new(child(base, r->attr), r->sub, val);
+		set(child(base, r->attr), r->sub, val);
 	} else {
-		json_object_set_new(base, r->attr, val);
+		set(base, r->attr, val);
 	}
 }
 
@@ -254,12 +260,14 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 	bool enterprise = false;
 	int rv;
 
-	res = json_object();
-	schemas = json_array();
-	json_array_append_new(schemas, json_string(m->type == OBJECT_GROUP ? SCIM_SCHEMA_GROUP
-									  : SCIM_SCHEMA_USER));
-	json_object_set_new(res, "schemas", schemas);
-	json_object_set_new(res, "externalId", json_string(anchor));
+	res = xcheck(json_object());
+	schemas = xcheck(json_array());
+	if (json_array_append_new(schemas, xcheck(json_string(m->type == OBJECT_GROUP ? SCIM_SCHEMA_GROUP
+											 : SCIM_SCHEMA_USER))) != 0)
+		xoom("json_array_append_new");
+	set(res, "schemas", schemas);
+	/* the anchor (entryUUID, objectGUID as text) is ASCII */
+	set(res, "externalId", xcheck(json_string(anchor)));
 	for (i = 0; i < m->n; i++) {
 		const struct rule *r = &m->rules[i];
 		rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
@@ -268,15 +276,16 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 			json_decref(res);
 			return rv;
 		}
-		if (v.n > 0) {
-			place(res, r, value_json(r, &v));
+		json_t *val = v.n > 0 ? value_json(r, &v) : NULL;
+		if (val != NULL) {
+			place(res, r, val);
 			if (r->urn && strcasecmp(r->urn, SCIM_SCHEMA_ENTERPRISE) == 0)
 				enterprise = true;
 		}
 		expr_value_free(&v);
 	}
-	if (enterprise)
-		json_array_append_new(schemas, json_string(SCIM_SCHEMA_ENTERPRISE));
+	if (enterprise && json_array_append_new(schemas, xcheck(json_string(SCIM_SCHEMA_ENTERPRISE))) != 0)
+		xoom("json_array_append_new");
 	*out = res;
 	return 0;
 }
@@ -290,10 +299,8 @@ void mapping_default_active(json_t *resource)
 
 uint64_t mapping_hash(const json_t *resource)
 {
-	char *s = json_dumps(resource, JSON_COMPACT | JSON_SORT_KEYS);
+	char *s = xcheck(json_dumps(resource, JSON_COMPACT | JSON_SORT_KEYS));
 	uint64_t h;
-	if (s == NULL)
-		return 0;
 	h = hash_str(s);
 	free(s);
 	return h;

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # In-doubt repair (docs/architecture.md, fencing by intents): a leader freezes (SIGSTOP) right
 # after sending a write that the network delivers late -- after the new
-# leader wrote a newer value. The late write would leave the target stale;
-# the new leader finds the frozen leader's intent in the replicated state
-# and, once that write has surely landed, rewrites the object.
+# leader wrote a newer value. The late write leaves the target stale; the new
+# leader finds the frozen leader's intent in the replicated state and, once
+# that write has surely landed, rewrites the object.
+#
+# Deterministic: the SCIM fixture holds the frozen leader's write ("hold"
+# fault) until the test releases it, which it does only once the new
+# leader's newer value is in the target -- so the stale write always lands
+# after it, and the repair is always asserted.
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 
-# The frozen leader's requests time out after 4 s: the new leader repairs
-# once that has passed (+ T), so a write held 3 s lands before the repair.
-TARGET_TIMEOUT_MS=4000
+# The frozen leader's requests time out after 8 s: the new leader repairs
+# once that has passed (+ T) after it took over. The held write is released
+# as soon as the new leader's write is in, seconds before that.
+TARGET_TIMEOUT_MS=8000
 sync_setup 20 1
 sync_start_cluster 3
 users_are() { [ "$(scim_count Users)" = "$1" ]; }
@@ -27,34 +33,34 @@ replace: sn
 sn: $1
 LDIF
 }
+repaired_in_log() { "$CANOPYCTL" --server "${AGENT_CTL[$1]}" logs | grep -q in-doubt-repair; }
 
-# The next PUT is held 3 s by the "network" (the SCIM fixture), then applied.
-scim_fault '{"delayMs":3000,"count":1,"methods":["PUT"]}'
-t0=$EPOCHREALTIME
+# The next PUT of user00001 is held by the "network" (the SCIM fixture).
+id=$(scim_ctl GET store | json_get "j.Users.find(u=>u.userName==='user00001').id")
+scim_fault "{\"hold\":true,\"count\":1,\"methods\":[\"PUT\"],\"match\":\"/Users/$id\"}"
 modify Old
-sent() { [ "$(scim_ctl GET stats | json_get 'j.faulted')" -ge 1 ]; }
-wait_until 5 sent || fail "the leader did not send the write"
+held() { [ "$(scim_held)" = 1 ]; }
+wait_until 10 held || fail "the leader did not send the write"
 kill -STOP "${AGENT_PID[$L]}"
 at_exit "kill -CONT ${AGENT_PID[$L]} 2>/dev/null"
+[ "$(sn_of)" != Old ] || fail "the held write landed before it was released"
 
 wait_until 10 ready_leader "${rest[@]}" || fail "no new leader"
 N=$(ready_leader "${rest[@]}")
 modify New
 newer() { [ "$(sn_of)" = New ]; }
 wait_until 10 newer || fail "the new leader did not write the newer value"
-t_new=$EPOCHREALTIME
-# The frozen leader's write lands now (3 s after it was sent) ...
-stale() { [ "$(sn_of)" = Old ]; }
-if wait_until 5 stale; then
-	pass "the late write of the frozen leader landed after the new leader's write (target stale: Old)"
-	# ... and the new leader repairs it.
-	wait_until 15 newer || fail "stale object not repaired: sn=$(sn_of); $("$CANOPYCTL" --server "${AGENT_CTL[$N]}" logs | tail -3)"
-	"$CANOPYCTL" --server "${AGENT_CTL[$N]}" logs | grep -q in-doubt-repair || fail "no in-doubt-repair in the provisioning log"
-	pass "new leader $N repaired the object from the intent (sn=New)"
-else
-	echo "note: the new leader wrote after the late write ($(awk "BEGIN{printf \"%d\", ($t_new-$t0)*1000}") ms); nothing stale to repair this time" >&2
-	"$CANOPYCTL" --server "${AGENT_CTL[$N]}" logs | grep -q in-doubt-repair || fail "no in-doubt-repair in the provisioning log"
-fi
+repaired_in_log "$N" && fail "the new leader repaired before the late write could land (raise TARGET_TIMEOUT_MS)"
+
+# The frozen leader's write lands now, after the new leader's.
+[ "$(scim_release)" = 1 ] || fail "no held write to release"
+[ "$(sn_of)" = Old ] || fail "the late write did not leave the target stale: sn=$(sn_of)"
+pass "the late write of the frozen leader landed after the new leader's write (target stale: Old)"
+
+# ... and the new leader repairs it, from the intent the frozen leader left.
+wait_until 20 newer || fail "stale object not repaired: sn=$(sn_of); $("$CANOPYCTL" --server "${AGENT_CTL[$N]}" logs | tail -3)"
+repaired_in_log "$N" || fail "no in-doubt-repair in the provisioning log of the new leader $N"
+pass "new leader $N repaired the object from the intent (sn=New)"
 kill -CONT "${AGENT_PID[$L]}"
 wait_until 30 sync_compare || sync_compare || fail "target differs from source"
 pass "target equals source"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deleting 600 users (threshold 500, safety.on_threshold: stop) stages every
-# delete and deletes nothing until an operator approves; the sync reads
+# delete and deletes nothing until an operator approves (checked after a
+# later change has been exported, so the engine had its chance); the sync reads
 # quarantined (delete_threshold), `deletes list` and `logs --errors` show them;
 # `canopyctl deletes approve` then deletes them. Also: a small number of
 # deletes goes through. (Streamed deletes and the excess mode:
@@ -29,9 +30,22 @@ deletes_before=$(scim_ctl GET audit | json_get 'j.filter(a=>a.method==="DELETE")
 agent_start 1
 staged() { [ "$(json_eval "$(agent_status 1)" 'j.sync.pending_deletes')" = 600 ]; }
 wait_until 30 staged || fail "deletes not staged: $(agent_status 1)"
-sleep 1
+# Nothing may be deleted -- checked once the engine has had its chance: a
+# change made after the deletes comes in a later batch (changes are exported
+# in order), so once it is in the target, whatever the batch of the deletes
+# and the ones after it were going to send has been sent.
+slapd_ldapmodify <<LDIF >/dev/null || fail "ldapmodify (the change after the deletes)"
+dn: uid=user00900,ou=people,$SLAPD_BASE
+changetype: modify
+replace: sn
+sn: AfterStaging
+LDIF
+family_of() { scim_ctl GET store | json_get "(j.Users.find(u=>u.userName==='$1')||{name:{}}).name.familyName"; }
+marker_exported() { [ "$(family_of user00900)" = AfterStaging ]; }
+wait_until 30 marker_exported || fail "the change made after the deletes was not exported: $(agent_status 1)"
 [ "$(scim_count Users)" = 1000 ] || fail "something was deleted: $(scim_count Users) users"
 [ "$(scim_ctl GET audit | json_get 'j.filter(a=>a.method==="DELETE").length')" = "$deletes_before" ] || fail "DELETE requests were sent"
+[ "$(json_eval "$(agent_status 1)" 'j.sync.pending_deletes')" = 600 ] || fail "the staged deletes changed: $(agent_status 1)"
 out=$("$CANOPYCTL" --server "${AGENT_CTL[1]}" status) || fail "status"
 grep -q "pending deletes 600" <<<"$out" || fail "status does not show the pending deletes: $out"
 st=$(agent_status 1)

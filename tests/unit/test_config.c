@@ -156,7 +156,8 @@ static void test_minimal_config_loads_with_defaults(void **state)
 	assert_int_equal(cfg.mapping.n_group, 0);
 	assert_int_equal(cfg.safety.delete_threshold, 500);
 	assert_int_equal(cfg.safety.delete_threshold_percent, 0);
-	assert_string_equal(cfg.log.level, "info");
+	assert_int_equal(cfg.log.level, LOG_INFO);
+	assert_string_equal(log_level_name(cfg.log.level), "info");
 	assert_string_equal(errbuf, "");
 }
 
@@ -210,7 +211,8 @@ static void test_full_config_loads_source_target_mapping(void **state)
 	assert_int_equal(cfg.cluster.snapshot_threshold, 4096);
 
 	assert_true(cfg.source.present);
-	assert_string_equal(cfg.source.kind, "openldap");
+	assert_int_equal(cfg.source.kind, CONFIG_SOURCE_OPENLDAP);
+	assert_string_equal(config_source_kind_name(cfg.source.kind), "openldap");
 	assert_int_equal(cfg.source.n_urls, 1);
 	assert_string_equal(cfg.source.urls[0], "ldap://127.0.0.1:3890");
 	assert_string_equal(cfg.source.bind_dn, "cn=admin,dc=example,dc=com");
@@ -222,7 +224,8 @@ static void test_full_config_loads_source_target_mapping(void **state)
 	assert_string_equal(cfg.source.groups.filter, "(objectClass=posixGroup)");
 
 	assert_true(cfg.target.present);
-	assert_string_equal(cfg.target.kind, "scim");
+	assert_int_equal(cfg.target.kind, CONFIG_TARGET_SCIM);
+	assert_string_equal(config_target_kind_name(cfg.target.kind), "scim");
 	assert_string_equal(cfg.target.url, "https://scim.example.com/scim/v2");
 	assert_string_equal(cfg.target.token, "tok-123");
 	assert_int_equal(cfg.target.max_in_flight, 16);
@@ -243,7 +246,8 @@ static void test_full_config_loads_source_target_mapping(void **state)
 
 	assert_int_equal(cfg.safety.delete_threshold, 50);
 	assert_int_equal(cfg.safety.delete_threshold_percent, 20);
-	assert_string_equal(cfg.log.level, "debug");
+	assert_int_equal(cfg.log.level, LOG_DEBUG);
+	assert_string_equal(log_level_name(cfg.log.level), "debug");
 }
 
 static void test_absent_groups_scope_keeps_empty_base_and_default_filter(void **state)
@@ -254,7 +258,8 @@ static void test_absent_groups_scope_keeps_empty_base_and_default_filter(void **
 			"  url: ldaps://dc1.corp.example:636\n"
 			"  users: { base: \"dc=corp,dc=example\" }\n");
 	assert_true(cfg.source.present);
-	assert_string_equal(cfg.source.kind, "ad");
+	assert_int_equal(cfg.source.kind, CONFIG_SOURCE_AD);
+	assert_string_equal(config_source_kind_name(cfg.source.kind), "ad");
 	assert_null(cfg.source.password);
 	assert_string_equal(cfg.source.groups.base, "");
 	assert_string_equal(cfg.source.groups.filter, "(objectClass=groupOfNames)");
@@ -286,6 +291,42 @@ static void test_url_list_with_two_entries(void **state)
 	assert_string_equal(cfg.source.urls[1], "ldaps://ldap2.example.com");
 }
 
+/* Keys that take one of a few words are read once into enums; their names
+ * give back the configuration's words. */
+static void test_word_keys_parse_once(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL);
+	assert_int_equal(cfg.safety.deprovision, CONFIG_DEPROVISION_DELETE);
+	assert_int_equal(cfg.safety.on_threshold, CONFIG_ON_THRESHOLD_STAGE_EXCESS);
+	assert_int_equal(cfg.target.auth.kind, CONFIG_AUTH_NONE);
+	assert_int_equal(cfg.cluster.bootstrap, CONFIG_BOOTSTRAP_UNSET);
+	assert_string_equal(config_on_threshold_name(cfg.safety.on_threshold), "stage_excess");
+	assert_string_equal(config_deprovision_name(cfg.safety.deprovision), "delete");
+	config_free(&cfg);
+	load_ok(MINIMAL "safety:\n"
+			"  on_threshold: stop\n"
+			"log:\n"
+			"  level: error\n");
+	assert_int_equal(cfg.safety.on_threshold, CONFIG_ON_THRESHOLD_STOP);
+	assert_string_equal(config_on_threshold_name(cfg.safety.on_threshold), "stop");
+	assert_int_equal(cfg.log.level, LOG_ERROR);
+	config_free(&cfg);
+	load_fails_with(MINIMAL "safety:\n"
+				"  on_threshold: go\n",
+			":10: safety.on_threshold: expected stage_excess or stop, got \"go\"");
+	load_fails_with(MINIMAL "target:\n"
+				"  kind: rest\n"
+				"  url: http://t/scim/v2\n",
+			":10: target.kind: expected scim, got \"rest\"");
+	load_fails_with(MINIMAL "log:\n"
+				"  level: \"\"\n",
+			":10: log.level: expected debug, info, warn or error, got \"\"");
+	load_fails_with(MINIMAL "safety:\n"
+				"  deprovision: \"\"\n",
+			":10: safety.deprovision: must not be empty");
+}
+
 static void test_scope_exclude_bulk_and_deprovision(void **state)
 {
 	(void)state;
@@ -304,7 +345,8 @@ static void test_scope_exclude_bulk_and_deprovision(void **state)
 	assert_string_equal(cfg.source.users.exclude[0], "ou=contractors,dc=example,dc=com");
 	assert_string_equal(cfg.source.users.member_of, "cn=staff,dc=example,dc=com");
 	assert_true(cfg.target.bulk);
-	assert_string_equal(cfg.safety.deprovision, "disable");
+	assert_int_equal(cfg.safety.deprovision, CONFIG_DEPROVISION_DISABLE);
+	assert_string_equal(config_deprovision_name(cfg.safety.deprovision), "disable");
 	config_free(&cfg);
 	load_fails_with(MINIMAL "safety:\n"
 				"  deprovision: archive\n",
@@ -1107,6 +1149,7 @@ int main(void)
 		T(test_absent_groups_scope_keeps_empty_base_and_default_filter),
 		T(test_node_not_in_members_is_allowed),
 		T(test_url_list_with_two_entries),
+		T(test_word_keys_parse_once),
 		T(test_scope_exclude_bulk_and_deprovision),
 		T(test_relative_data_dir_resolved_against_config_dir),
 		T(test_relative_secret_paths_resolved_against_config_dir),

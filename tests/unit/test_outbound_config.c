@@ -58,7 +58,8 @@ static void keys_are_read(void **state)
 	assert_true(cfg.source.tls);
 	assert_string_equal(cfg.source.tls_ca, ca); /* resolved against the config's directory */
 	assert_string_equal(cfg.target.tls_ca, ca);
-	assert_string_equal(cfg.target.auth.kind, "oauth2");
+	assert_int_equal(cfg.target.auth.kind, CONFIG_AUTH_OAUTH2);
+	assert_string_equal(config_auth_kind_name(cfg.target.auth.kind), "oauth2");
 	assert_string_equal(cfg.target.auth.client_secret_file, sec);
 	assert_string_equal(cfg.target.auth.client_secret, "s3cret");
 	assert_string_equal(cfg.target.auth.scope, "s/.default");

@@ -60,17 +60,25 @@ static void del_existing(struct engine *e, struct state_batch *sb, char prefix, 
 
 /* ---- intents ------------------------------------------------------------------------ */
 
+/* A log answer for a batch whose session ended meanwhile: free the batch
+ * (and the session, if it was only waiting for this). True when so. */
+static bool batch_orphaned(struct session *s, struct batch *b)
+{
+	if (b != NULL && !b->orphan)
+		return false;
+	batch_free(b);
+	if (s->stopping)
+		session_release(s);
+	return true;
+}
+
 static void on_intents(void *arg, int status)
 {
 	struct session *s = arg;
 	struct batch *b = s->batch;
 
-	if (b == NULL || b->orphan) { /* the session ended meanwhile */
-		batch_free(b);
-		if (s->stopping)
-			session_release(s);
+	if (batch_orphaned(s, b))
 		return;
-	}
 	assert(b->phase == PH_INTENT);
 	if (status != 0) { /* its events are consumed: start over (or the next leader) */
 		s->e->st.errors_total++;
@@ -443,12 +451,8 @@ static void on_committed(void *arg, int status)
 	struct engine *e = s->e;
 	struct batch *b = s->batch;
 
-	if (b == NULL || b->orphan) { /* the session ended meanwhile */
-		batch_free(b);
-		if (s->stopping)
-			session_release(s);
+	if (batch_orphaned(s, b))
 		return;
-	}
 	assert(b->phase == PH_COMMIT);
 	s->batch = NULL;
 	if (status == 0 && s->plan.scope_on)

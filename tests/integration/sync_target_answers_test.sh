@@ -23,8 +23,13 @@ has_user() { [ "$(scim_ctl GET store | json_get "j.Users.some(u => u.userName ==
 # count (requests that used up their attempts) grew since the fault was set.
 # Polling for the retry set alone misses it on a loaded machine, where the
 # retry can run and succeed between two polls.
+# Or, the surest marker: the SCIM server served all 4 bad answers, twice
+# the per-request budget (max_attempts 2), so the object went through the
+# retry set whatever the agent's counters showed between two polls.
 failures() { json_eval "$(agent_status 1)" 'j.sync.target.failures'; }
-retried() { [ "$(json_eval "$(agent_status 1)" 'j.sync.retrying')" -ge 1 ] || [ "$(failures)" -gt "$before" ]; }
+faulted() { scim_ctl GET stats | json_get 'j.faulted'; }
+retried() { [ "$(json_eval "$(agent_status 1)" 'j.sync.retrying')" -ge 1 ] || [ "$(failures)" -gt "$before" ] ||
+	[ "$(faulted)" -ge $((fbefore + 4)) ]; }
 n=0
 for fault in '{"answer":"garbage","methods":["POST"],"count":4}' \
 	'{"answer":"big","methods":["POST"],"count":4}' \
@@ -35,7 +40,7 @@ for fault in '{"answer":"garbage","methods":["POST"],"count":4}' \
 	'{"delayMs":3000,"methods":["POST"],"count":4}'; do
 	n=$((n + 1))
 	name=answer$n
-	before=$(failures)
+	before=$(failures) fbefore=$(faulted)
 	scim_fault "$fault"
 	slapd_ldapmodify <<LDIF >/dev/null || fail "add $name"
 dn: uid=$name,ou=people,$SLAPD_BASE
@@ -48,7 +53,7 @@ givenName: Test
 LDIF
 	# the fault outlasts the per-request budget: the object must reach the
 	# retry set (before, it was skipped for good here)
-	wait_until 30 retried || fail "$fault: the object did not reach the retry set: $(json_eval "$(agent_status 1)" 'JSON.stringify(j.sync)')"
+	wait_until 30 retried || fail "$fault: the object did not reach the retry set: $(json_eval "$(agent_status 1)" 'JSON.stringify(j.sync)') faulted $(faulted) (before $fbefore)"
 	wait_until 60 has_user "$name" || fail "$fault: $name never arrived: $(json_eval "$(agent_status 1)" 'JSON.stringify(j.sync)')"
 	scim_fault '{}'
 	pass "$fault: retried, then written"

@@ -6,11 +6,13 @@
 # silently, then continues from the cookie): every change is in the target,
 # no object is created twice, no older term writes after a newer one, and
 # the new leader writes only users of the change set (it did not re-export
-# the directory).
+# the directory). source.url lists a dead DC first: every agent moves on to
+# the live one.
 source "$(dirname "$0")/../fixtures/ad_sync.sh"
 
 USERS=1000 NGROUPS=10 BIG=100 NEW=200 MOD=300
 ad_sync_setup $USERS $NGROUPS $BIG
+AD_EXTRA_URL=ldaps://127.0.0.1:1 # nothing listens there
 for i in 1 2 3; do agent_ports $i; done
 members="[\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\"]"
 for i in 1 2 3; do ad_agent_config $i "$members"; done

@@ -15,6 +15,7 @@
 #include "sync/hash.h"
 #include "sync/provlog.h"
 #include "sync/replog/raft_replog.h"
+#include "sync/source/ad.h"
 #include "sync/source/openldap.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
@@ -341,11 +342,17 @@ static int compile_one(struct agent *a, const struct config_mapping *m, unsigned
 	unsigned i;
 	int rv;
 
+	bool active = false;
 	for (i = 0; i < n; i++) {
 		rules[i].path = m[i].attr;
 		rules[i].expr = m[i].expr;
 		rules[i].line = m[i].line;
+		active |= strcasecmp(m[i].attr, "active") == 0;
 	}
+	/* kind ad: a user is active unless userAccountControl has ACCOUNTDISABLE
+	 * (0x2, MS-ADTS 2.2.16), unless the mapping says otherwise */
+	if (type == OBJECT_USER && !active && n < CONFIG_MAX_MAPPINGS && a->cfg.source.kind == CONFIG_SOURCE_AD)
+		rules[n++] = (struct mapping_rule_text){"active", "Not(CBool(BitAnd([userAccountControl], 2)))", 0};
 	rv = mapping_compile(out, type, what, rules, n, err, sizeof err);
 	if (rv != 0)
 		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, err);
@@ -442,7 +449,8 @@ static void outbound_warn(struct agent *a)
 				 "text; use ldaps:// or set source.tls (StartTLS)", "url=%s", c->source.urls[i]);
 }
 
-/* The source port: the OpenLDAP source from source.* (sync/source/openldap.h). */
+/* The source port: the OpenLDAP source (sync/source/openldap.h) or, for kind
+ * ad, the Active Directory source (sync/source/ad.h) from source.*. */
 static struct source *make_source(struct agent *a)
 {
 	struct ldap_source_config lc;
@@ -462,6 +470,15 @@ static struct source *make_source(struct agent *a)
 	lc.group_filter = a->cfg.source.groups.filter;
 	lc.tls.starttls = a->cfg.source.tls;
 	lc.tls.ca_file = a->cfg.source.tls_ca[0] ? a->cfg.source.tls_ca : NULL;
+	if (a->cfg.source.kind == CONFIG_SOURCE_AD) {
+		struct ad_source_config ac = {
+			.urls = lc.urls, .n_urls = lc.n_urls, .bind_dn = lc.bind_dn, .password = lc.password,
+			.password_file = lc.password_file, .user_base = lc.user_base, .user_filter = lc.user_filter,
+			.group_base = lc.group_base, .group_filter = lc.group_filter, .tls = lc.tls,
+			.poll_s = a->cfg.source.poll_s,
+		};
+		return ad_source_new(&ac);
+	}
 	return openldap_source_new(&lc);
 }
 
@@ -493,9 +510,8 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 
 	if (!a->cfg.source.present || !a->cfg.target.present)
 		return 0;
-	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP) {
-		snprintf(errmsg, errlen,
-			 "%s: source.kind %s: this canopy has no such source yet (only openldap)",
+	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP && a->cfg.source.kind != CONFIG_SOURCE_AD) {
+		snprintf(errmsg, errlen, "%s: source.kind %s: this canopy has no such source (openldap or ad)",
 			 a->cfg.path, config_source_kind_name(a->cfg.source.kind));
 		return -ENOTSUP;
 	}

@@ -1054,11 +1054,31 @@ static int parse_auth(struct cx *c, struct field *sec, struct config *cfg)
 	return 0;
 }
 
+/* kind ad: source.poll_s (DirSync at least this often) and the AD default
+ * filters when none is given (docs/active-directory.md). */
+static int parse_source_ad(struct cx *c, struct field *poll, struct config *cfg)
+{
+	bool ad = cfg->source.kind == CONFIG_SOURCE_AD;
+
+	if (poll->val != NULL && !ad)
+		return fail(c, poll->line, "source.poll_s: only for source.kind ad");
+	if (!ad)
+		return 0;
+	if (strcmp(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER) == 0)
+		strcpy(cfg->source.users.filter, CONFIG_DEFAULT_AD_USER_FILTER);
+	if (strcmp(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER) == 0)
+		strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_AD_GROUP_FILTER);
+	cfg->source.poll_s = CONFIG_DEFAULT_AD_POLL_S;
+	if (poll->val != NULL)
+		return get_unsigned(c, poll->val, "source.poll_s", 1, 86400, &cfg->source.poll_s);
+	return 0;
+}
+
 static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
 			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0},
-			    {"tls", NULL, 0}};
+			    {"tls", NULL, 0},		{"poll_s", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "source", f, nf);
 	if (rc != 0)
@@ -1104,7 +1124,7 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 		return fail(c, bind->line, "source.bind_dn: needs source.password_file (the bind password)");
 	if (pw->val != NULL && bind->val == NULL)
 		return fail(c, pw->line, "source.password_file: needs source.bind_dn (whom to bind as)");
-	return 0;
+	return parse_source_ad(c, field(f, nf, "poll_s"), cfg);
 }
 
 static int parse_target(struct cx *c, struct field *sec, struct config *cfg)

@@ -33,6 +33,10 @@
 #define CONFIG_DEFAULT_DELETE_THRESHOLD 500
 #define CONFIG_DEFAULT_USER_FILTER "(objectClass=inetOrgPerson)"
 #define CONFIG_DEFAULT_GROUP_FILTER "(objectClass=groupOfNames)"
+/* kind ad: people, not machine accounts (computer is a subclass of user) */
+#define CONFIG_DEFAULT_AD_USER_FILTER "(&(objectClass=user)(!(objectClass=computer)))"
+#define CONFIG_DEFAULT_AD_GROUP_FILTER "(objectClass=group)"
+#define CONFIG_DEFAULT_AD_POLL_S 30
 
 /* A bootstrap voter: "ID@HOST:PORT". */
 struct config_member {
@@ -130,6 +134,7 @@ struct config {
 		 * tls false: ldaps:// against the system store, ldap:// in clear. */
 		bool tls;
 		char tls_ca[512]; /* source.tls.ca (absolute); "" = the system store */
+		unsigned poll_s;  /* kind ad: source.poll_s, DirSync at least this often */
 	} source;
 
 	struct {

@@ -262,7 +262,36 @@ static void test_absent_groups_scope_keeps_empty_base_and_default_filter(void **
 	assert_string_equal(config_source_kind_name(cfg.source.kind), "ad");
 	assert_null(cfg.source.password);
 	assert_string_equal(cfg.source.groups.base, "");
-	assert_string_equal(cfg.source.groups.filter, "(objectClass=groupOfNames)");
+	/* kind ad: the AD default filters and poll interval */
+	assert_string_equal(cfg.source.groups.filter, "(objectClass=group)");
+	assert_string_equal(cfg.source.users.filter, "(&(objectClass=user)(!(objectClass=computer)))");
+	assert_int_equal(cfg.source.poll_s, 30);
+}
+
+static void test_ad_poll_s_and_filter_given(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "source:\n"
+			"  kind: ad\n"
+			"  url: [ldaps://dc1.corp.example, ldaps://dc2.corp.example]\n"
+			"  poll_s: 5\n"
+			"  users: { base: \"ou=people,dc=corp,dc=example\", filter: \"(objectClass=person)\" }\n");
+	assert_int_equal(cfg.source.poll_s, 5);
+	assert_int_equal(cfg.source.n_urls, 2);
+	assert_string_equal(cfg.source.users.filter, "(objectClass=person)");
+	config_free(&cfg);
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  poll_s: 5\n"
+				"  users: { base: x }\n",
+			":12: source.poll_s: only for source.kind ad");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ad\n"
+				"  url: ldaps://h\n"
+				"  poll_ms: 5\n"
+				"  users: { base: x }\n",
+			":12: source: unknown key \"poll_ms\" (allowed keys: kind, url, bind_dn, password_file, users, groups, tls, poll_s)");
 }
 
 static void test_node_not_in_members_is_allowed(void **state)
@@ -1147,6 +1176,7 @@ int main(void)
 		T(test_minimal_config_loads_with_defaults),
 		T(test_full_config_loads_source_target_mapping),
 		T(test_absent_groups_scope_keeps_empty_base_and_default_filter),
+		T(test_ad_poll_s_and_filter_given),
 		T(test_node_not_in_members_is_allowed),
 		T(test_url_list_with_two_entries),
 		T(test_word_keys_parse_once),

@@ -1,0 +1,161 @@
+/*
+ * tests/unit/test_ad_source.c -- the Active Directory source's pure pieces:
+ * GUID formatting, the DirSync response control, the cursor, RFC 4515
+ * filters on merged entries, and the scope decisions (type and base).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/source/ad_internal.h"
+
+static void guid_is_canonical_mixed_endian_lowercase(void **state)
+{
+	/* MS-DTYP 2.3.4.3's example GUID as stored in objectGUID */
+	const unsigned char b[16] = {0xff, 0x19, 0x96, 0x6f, 0x86, 0x8b, 0x11, 0xd0,
+				     0xb4, 0x2d, 0x00, 0xc0, 0x4f, 0xc9, 0x64, 0xff};
+	/* docs/active-directory.md: objectGUID:: AGdiIMDeikydqTTsmSlnaw== is
+	 * the GUID in the tombstone's DN, 20626700-dec0-4c8a-9da9-34ec9929676b */
+	const unsigned char t[16] = {0x00, 0x67, 0x62, 0x20, 0xc0, 0xde, 0x8a, 0x4c,
+				     0x9d, 0xa9, 0x34, 0xec, 0x99, 0x29, 0x67, 0x6b};
+	char out[37];
+
+	(void)state;
+	assert_int_equal(ad_guid_format(b, 16, out), 0);
+	assert_string_equal(out, "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+	assert_int_equal(ad_guid_format(t, 16, out), 0);
+	assert_string_equal(out, "20626700-dec0-4c8a-9da9-34ec9929676b");
+	assert_int_equal(ad_guid_format(b, 15, out), -EINVAL);
+	assert_int_equal(ad_guid_format(NULL, 16, out), -EINVAL);
+}
+
+static void dirsync_response_control_parsed_and_garbage_refused(void **state)
+{
+	/* SEQUENCE { INTEGER 0, INTEGER 0, OCTET STRING "MSDS" } */
+	const unsigned char ok[] = {0x30, 0x0c, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x04, 0x04, 'M', 'S', 'D', 'S'};
+	const unsigned char more[] = {0x30, 0x08, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x04, 0x00};
+	const unsigned char trailing[] = {0x30, 0x08, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x04, 0x00, 0x00};
+	const unsigned char bad[] = {0x30, 0x03, 0x02, 0x01};
+	void *c;
+	size_t n;
+	bool m = true;
+
+	(void)state;
+	assert_int_equal(ad_dirsync_response_parse(ok, sizeof ok, &m, &c, &n), 0);
+	assert_false(m);
+	assert_int_equal(n, 4);
+	assert_memory_equal(c, "MSDS", 4);
+	free(c);
+	assert_int_equal(ad_dirsync_response_parse(more, sizeof more, &m, &c, &n), 0);
+	assert_true(m);
+	assert_null(c);
+	assert_int_equal(ad_dirsync_response_parse(trailing, sizeof trailing, &m, &c, &n), -EPROTO);
+	assert_int_equal(ad_dirsync_response_parse(bad, sizeof bad, &m, &c, &n), -EPROTO);
+	assert_int_equal(ad_dirsync_response_parse(NULL, 0, &m, &c, &n), -EPROTO);
+}
+
+static void cursor_round_trips_and_refuses_other_sources(void **state)
+{
+	const unsigned char cookie[] = {'M', 'S', 'D', 'S', 3, 0, 0, 0, 0xff};
+	void *blob, *back;
+	size_t len, blen;
+	char err[256];
+
+	(void)state;
+	ad_cursor_encode(cookie, sizeof cookie, &blob, &len);
+	assert_int_equal(ad_cursor_decode(blob, len, &back, &blen, err, sizeof err), 0);
+	assert_int_equal(blen, sizeof cookie);
+	assert_memory_equal(back, cookie, sizeof cookie);
+	free(back);
+	free(blob);
+	assert_int_equal(ad_cursor_decode(NULL, 0, &back, &blen, err, sizeof err), 0);
+	assert_null(back);
+	/* the OpenLDAP source's cursor: a clear error, never a full sync */
+	const char ol[] = "v1\nusers=AAAA\ngroups=\n";
+	assert_int_equal(ad_cursor_decode(ol, strlen(ol), &back, &blen, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "not an Active Directory source cursor"));
+	const char garbage[] = "ad1\ncookie=A*==\n";
+	assert_int_equal(ad_cursor_decode(garbage, strlen(garbage), &back, &blen, err, sizeof err), -EINVAL);
+}
+
+static struct object_attr attr(const char *name, char **v, size_t n)
+{
+	return (struct object_attr){(char *)name, v, n};
+}
+
+static void filters_match_merged_entries(void **state)
+{
+	char *oc[] = {"top", "person", "organizationalPerson", "user"}, *uac[] = {"514"}, *mail[] = {"a.b@Corp.Example"};
+	struct object_attr a[] = {attr("objectClass", oc, 4), attr("userAccountControl", uac, 1), attr("mail", mail, 1)};
+	struct ad_filter *f;
+	char err[128];
+	struct {
+		const char *f;
+		bool want;
+	} cases[] = {
+		{"(objectClass=user)", true},
+		{"(&(objectClass=user)(!(objectClass=computer)))", true},
+		{"(OBJECTCLASS=USER)", true},
+		{"(userAccountControl:1.2.840.113556.1.4.803:=2)", true},
+		{"(!(userAccountControl:1.2.840.113556.1.4.803:=2))", false},
+		{"(userAccountControl:1.2.840.113556.1.4.804:=3)", true},
+		{"(userAccountControl>=600)", false},
+		{"(userAccountControl<=600)", true},
+		{"(mail=*@corp.example)", true},
+		{"(mail=a*b*example)", true},
+		{"(mail=b*)", false},
+		{"(telephoneNumber=*)", false},
+		{"(|(telephoneNumber=*)(mail=*))", true},
+		{"(mail=a.b\\40corp.example)", true},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(ad_filter_parse(cases[i].f, &f, err, sizeof err), 0);
+		if (ad_filter_match(f, a, 3) != cases[i].want)
+			fail_msg("%s: want %d", cases[i].f, cases[i].want);
+		ad_filter_free(f);
+	}
+	const char *bad[] = {"", "objectClass=user", "(objectClass=user", "(&)", "(a:1.2.3:=1)", "(x=\\zz)", "(a=b))"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (ad_filter_parse(bad[i], &f, err, sizeof err) != -EINVAL)
+			fail_msg("%s was accepted", bad[i]);
+		assert_null(f);
+	}
+}
+
+static void scope_type_and_base(void **state)
+{
+	char *user[] = {"top", "user"}, *comp[] = {"top", "user", "computer"}, *grp[] = {"top", "group"};
+	struct object_attr u = attr("objectClass", user, 2), c = attr("objectClass", comp, 3), g = attr("objectClass", grp, 2);
+	char *n = ad__dn_norm("CN=A,OU=People, DC=Canopy,DC=Test");
+
+	(void)state;
+	assert_int_equal(ad__obj_kind(&u, 1), OBJECT_USER);
+	assert_int_equal(ad__obj_kind(&c, 1), OBJECT_UNKNOWN);
+	assert_int_equal(ad__obj_kind(&g, 1), OBJECT_GROUP);
+	assert_int_equal(ad__obj_kind(NULL, 0), OBJECT_UNKNOWN);
+	assert_string_equal(n, "cn=a,ou=people,dc=canopy,dc=test");
+	assert_true(ad__dn_under(n, "ou=people,dc=canopy,dc=test"));
+	assert_true(ad__dn_under("ou=people,dc=canopy,dc=test", "ou=people,dc=canopy,dc=test"));
+	assert_false(ad__dn_under(n, "ople,dc=canopy,dc=test"));
+	assert_false(ad__dn_under("cn=a,ou=moved,dc=canopy,dc=test", "ou=people,dc=canopy,dc=test"));
+	free(n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(guid_is_canonical_mixed_endian_lowercase),
+		cmocka_unit_test(dirsync_response_control_parsed_and_garbage_refused),
+		cmocka_unit_test(cursor_round_trips_and_refuses_other_sources),
+		cmocka_unit_test(filters_match_merged_entries),
+		cmocka_unit_test(scope_type_and_base),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -64,13 +64,17 @@ same_digest() {
 	d3=$(json_eval "$(agent_status 3)" 'j.state.digest') || return 1
 	[ "${d1%/*}" = "$d2" ] && [ "$d2" = "$d3" ]
 }
-idle() { [ "$(json_eval "$(agent_status "$N")" 'j.sync.state')" = idle ]; }
-wait_until 30 idle || fail "leader not idle"
+# Whoever leads now: on a loaded machine (the sanitizer build) a leader busy
+# with 5,000 users can miss its quorum's answers for T/3, step down and hand
+# over (the audit above shows that stays safe); the test follows the leader.
+idle() { local l; l=$(ready_leader 1 2 3) && [ "$(json_eval "$(agent_status "$l")" 'j.sync.state')" = idle ]; }
+wait_until 30 idle || fail "no idle leader: $(for i in 1 2 3; do agent_status "$i" | cut -c1-200; done)"
+N=$(ready_leader 1 2 3)
 wait_until 30 same_digest || fail "digests differ after restart of $L"
 pass "restarted node $L has the leader's state digest"
 
 # A follower misses a stream of changes, then catches up by snapshot.
-F=${rest[0]}; [ "$F" = "$N" ] && F=${rest[1]}
+F=1; [ "$F" = "$N" ] && F=2
 agent_stop "$F" TERM
 for i in $(seq 1 400); do printf 'dn: uid=user%05d,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: t%d\n\n' "$i" "$SLAPD_BASE" "$i"; done | slapd_ldapmodify >/dev/null
 for i in $(seq 1 200); do printf 'dn: uid=user%05d,ou=people,%s\nchangetype: modify\nreplace: sn\nsn: Renamed%d\n\n' "$i" "$SLAPD_BASE" "$i"; done | slapd_ldapmodify >/dev/null

@@ -97,6 +97,39 @@ static void vote_retry_tick(struct node *n)
 		n->vote_retries++;
 }
 
+/* Leader: note which members answered since libraft last cleared
+ * recent_recv (src/tick.c, every election timeout). */
+static void note_answers(struct node *n)
+{
+	const struct raft_configuration *conf = peek_configuration(&n->raft);
+	raft_index match;
+	unsigned i, j;
+
+	for (i = 0; i < conf->n; i++) {
+		if (peek_reachable(&n->raft, i, &match) != 1)
+			continue;
+		for (j = 0; j < NODE_ANSWERED_MAX; j++)
+			if (n->answered[j].id == conf->servers[i].id || n->answered[j].id == 0)
+				break;
+		if (j == NODE_ANSWERED_MAX)
+			j = conf->servers[i].id % NODE_ANSWERED_MAX; /* more members than slots: reuse one */
+		n->answered[j].id = conf->servers[i].id;
+		n->answered[j].at = node_now(n);
+	}
+}
+
+/* A leader calls a member reachable when it answered within T' (libraft's
+ * own timeout: what its check-quorum uses). */
+static int answered_recently(struct node *n, raft_id id)
+{
+	unsigned j;
+
+	for (j = 0; j < NODE_ANSWERED_MAX; j++)
+		if (n->answered[j].id == id)
+			return node_now(n) - n->answered[j].at <= node_raft_timeout_ms(n->election_timeout_ms);
+	return 0;
+}
+
 static void on_check(uv_check_t *h)
 {
 	struct node *n = h->data;
@@ -149,6 +182,8 @@ static void on_check(uv_check_t *h)
 		n->last_leader_id = id;
 	}
 	vote_retry_tick(n);
+	if (state == RAFT_LEADER)
+		note_answers(n);
 	leader_tick(&n->leader);
 	storage_tick(n);
 }
@@ -659,6 +694,8 @@ void node_status(struct node *n, struct node_status *out)
 			  : s->role == RAFT_STANDBY ? NODE_STANDBY
 						     : NODE_SPARE;
 		m->reachable = peek_reachable(r, i, &match);
+		if (raft_state(r) == RAFT_LEADER && s->id != peek_id(r))
+			m->reachable = answered_recently(n, s->id);
 		m->match_index = match;
 	}
 	out->n_members = i;

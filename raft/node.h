@@ -63,6 +63,8 @@ typedef void (*node_transfer_cb)(struct node *n, bool transferred);
  * Outside raft/, set `data` and `on_leader_change` and read the rest through
  * the functions below: the fields are this module's (and libraft's).
  */
+#define NODE_ANSWERED_MAX 16
+
 struct node {
 	uv_loop_t *loop;
 	struct raft raft;
@@ -99,6 +101,12 @@ struct node {
 	raft_time candidate_at, candidate_leader_seen_at;
 	raft_time heard_at;     /* follower: when the leader was last heard from */
 	bool transferee;        /* this candidacy came from a leadership transfer */
+	/* Leader: when each member last answered (libraft's recent_recv is
+	 * cleared every election timeout, so read alone it flickers). */
+	struct {
+		raft_id id;
+		raft_time at;
+	} answered[NODE_ANSWERED_MAX];
 	struct {
 		raft_time at;          /* when this node last won an election (0: never) */
 		raft_time detected_ms; /* the old leader last heard of -> candidate */

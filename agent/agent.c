@@ -497,6 +497,7 @@ static struct target *make_target(struct agent *a)
 	sc.max_attempts = a->cfg.target.max_attempts;
 	sc.tls = a->target_tls;
 	sc.auth = a->target_auth;
+	sc.external_id_prefix = a->cfg.target.external_id_prefix;
 	return scim_target_new(&sc);
 }
 

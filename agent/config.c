@@ -1127,6 +1127,24 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 	return parse_source_ad(c, field(f, nf, "poll_s"), cfg);
 }
 
+/* target.external_id_prefix: a short tag such as "corp:" that keeps each
+ * domain's externalIds apart in a shared target (docs/configuration.md).
+ * Printable ASCII without space, quote or backslash, so it reads the same in
+ * the log, in JSON and in a filter. */
+static int parse_external_id_prefix(struct cx *c, struct field *f, struct config *cfg)
+{
+	char *p = cfg->target.external_id_prefix;
+	int rc = get_string(c, f->val, "target.external_id_prefix", p, sizeof cfg->target.external_id_prefix);
+
+	if (rc != 0)
+		return rc;
+	for (const char *q = p; *q != '\0'; q++)
+		if (*q <= ' ' || *q > '~' || *q == '"' || *q == '\\')
+			return fail(c, f->line,
+				    "target.external_id_prefix: printable ASCII without space, quote or backslash");
+	return 0;
+}
+
 static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 {
 	static const char *const schemes[] = {"http://", "https://", NULL};
@@ -1138,7 +1156,8 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"timeout_ms", NULL, 0},
 			    {"max_attempts", NULL, 0},
 			    {"tls", NULL, 0},
-			    {"auth", NULL, 0}};
+			    {"auth", NULL, 0},
+			    {"external_id_prefix", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "target", f, nf);
 	if (rc != 0)
@@ -1181,6 +1200,8 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 		return rc;
 	if (f[8].val != NULL && f[2].val != NULL)
 		return fail(c, f[8].line, "target.auth: give target.token_file or target.auth, not both");
+	if (f[9].val != NULL && (rc = parse_external_id_prefix(c, &f[9], cfg)) != 0)
+		return rc;
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key target.kind");
 	if (f[1].val == NULL)

@@ -30,6 +30,7 @@
 #define CONFIG_DEFAULT_SNAPSHOT_THRESHOLD 1024
 #define CONFIG_DEFAULT_SNAPSHOT_TRAILING 2048
 #define CONFIG_DEFAULT_MAX_IN_FLIGHT 8
+#define CONFIG_EXTERNAL_ID_PREFIX_MAX 32 /* target.external_id_prefix, bytes */
 #define CONFIG_DEFAULT_DELETE_THRESHOLD 500
 #define CONFIG_DEFAULT_USER_FILTER "(objectClass=inetOrgPerson)"
 #define CONFIG_DEFAULT_GROUP_FILTER "(objectClass=groupOfNames)"
@@ -151,6 +152,10 @@ struct config {
 		/* target.tls.ca: an extra CA for the target's certificate; the
 		 * system store is always used too. "" = system store only. */
 		char tls_ca[512];
+		/* target.external_id_prefix: prepended to every externalId the
+		 * target writes and looks up (several domains, one tenant); "" =
+		 * none, the anchor alone. */
+		char external_id_prefix[CONFIG_EXTERNAL_ID_PREFIX_MAX + 1];
 		/* target.auth: OAuth2 client credentials (RFC 6749 §4.4), instead
 		 * of token_file. kind CONFIG_AUTH_NONE = absent. Either
 		 * client_secret_file or client_cert + client_key (RFC 7523 JWT

@@ -104,6 +104,7 @@ void scim__finish(struct sop *s, int status)
 	t->n_pending--;
 	op->priv = NULL;
 	free(s->path);
+	free(s->ext);
 	json_decref(s->eff_add);
 	json_decref(s->eff_rm);
 	free(s);
@@ -266,6 +267,7 @@ void scim__release(struct scim_target *t)
 	void *data = t->done_data;
 	free(t->url);
 	free(t->token_file);
+	free(t->ext_prefix);
 	scim__wipe_free(t->token);
 	free(t);
 	curl_global_cleanup();
@@ -340,8 +342,10 @@ int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct sc
 	} else if (t->token_file != NULL && (rc = scim__read_token(t->token_file, &t->token, errmsg, errlen)) != 0) {
 		goto err_after_alloc;
 	}
+	t->ext_prefix = xstrdup(cfg->external_id_prefix != NULL ? cfg->external_id_prefix : "");
 	t->cfg.url = t->url;
 	t->cfg.token_file = t->token_file;
+	t->cfg.external_id_prefix = t->ext_prefix;
 	t->cfg.token = NULL; /* ours lives in t->token and changes */
 
 	rc = scim__transport_init(t);
@@ -367,6 +371,7 @@ int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct sc
 err_after_alloc:
 	free(t->url);
 	free(t->token_file);
+	free(t->ext_prefix);
 	scim__wipe_free(t->token);
 	free(t);
 	return rc;
@@ -434,13 +439,15 @@ int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb)
 	s->cb = cb;
 	s->step = step;
 	s->t0 = uv_hrtime();
+	if (op->anchor != NULL)
+		s->ext = scim__concat(t->ext_prefix, op->anchor);
 	if (op->target_id != NULL)
 		snprintf(s->id, sizeof s->id, "%s", op->target_id);
 	op->status = 0;
 	op->result_id[0] = '\0';
 	op->http_status = 0;
 	op->attempts = 0;
-	op->matched = op->created = false;
+	op->matched = op->created = op->refused = false;
 	op->duration_ms = 0;
 	op->error[0] = '\0';
 	op->priv = s;

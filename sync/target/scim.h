@@ -40,7 +40,8 @@
  *                create only); 409 -> GET ?filter=externalId eq "anchor",
  *                then userName / displayName eq (only objects without an
  *                externalId are adopted: soft match) -> update as above.
- *                id and meta are stripped; externalId is set to `anchor`.
+ *                id and meta are stripped; externalId is set to `anchor`
+ *                (behind cfg.external_id_prefix, below).
  *   SCIM_DELETE  DELETE /{Users|Groups}/{id}; 2xx and 404 are success.
  *                Without target_id the object is found by externalId first;
  *                none found is success.
@@ -49,6 +50,16 @@
  *                removed member (RFC 7644 §3.5.2.1/.2), in chunks of at most
  *                cfg.members_per_patch changes; never a full replace.
  * Filter values are JSON-quoted (RFC 7644 §3.4.2.2) and URL-encoded.
+ *
+ * Several domains, one target (cfg.external_id_prefix): the externalId is
+ * the provisioning client's identifier (RFC 7643 §3.1), so each domain's
+ * agents give theirs a prefix: every externalId written and every `externalId
+ * eq` filter is prefix + anchor (an object carrying it is adopted as above).
+ * The soft match then adopts only what is this domain's: an object found by
+ * userName / displayName whose externalId does not start with the prefix
+ * (another domain's object, or one made by hand, without externalId) is left
+ * untouched and the upsert fails with -EEXIST and `refused` set, naming both
+ * objects. Without a prefix, objects without externalId are adopted as before.
  *
  * Retries: each request of an operation (a step: create, lookup, update, a
  * member chunk) gets max_attempts tries; delays are full-jitter exponential
@@ -125,6 +136,9 @@ struct scim_config {
 				     * the system store. Borrowed: must outlive the target */
 	struct oauth2 *auth;        /* target.auth (sync/target/oauth2.h), instead of token/token_file;
 				     * borrowed like tls. See "OAuth2" above */
+	const char *external_id_prefix; /* target.external_id_prefix: prepended to every externalId
+					 * written and looked up; NULL or "": none. See "Several
+					 * domains" above */
 };
 
 enum scim_action {
@@ -165,6 +179,8 @@ struct scim_op {
 	unsigned attempts;         /* HTTP requests sent for this operation, all steps */
 	bool matched;              /* UPSERT found an existing object (soft or hard match) */
 	bool created;              /* UPSERT created a new object (neither flag: updated the known id) */
+	bool refused;              /* -EEXIST: the name belongs to an object outside this agent's
+				    * external_id_prefix: not adopted, for good (until either changes) */
 	double duration_ms;
 	char error[512];           /* when status != 0: what failed and why (incl. SCIM detail) */
 	/* private */

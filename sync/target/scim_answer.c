@@ -92,6 +92,40 @@ static json_t *pick(json_t *list, const char *ext, size_t *n_out, size_t *n_othe
 	return first;
 }
 
+/*
+ * With an external_id_prefix (scim.h, "Several domains"), the soft match
+ * adopts only this domain's objects: one found by name whose externalId does
+ * not start with the prefix -- another domain's, or one made by hand without
+ * externalId -- is refused for good and left untouched, and the error names
+ * both objects. Returns true when s was failed so.
+ */
+static bool refuse_foreign(struct sop *s, json_t *list)
+{
+	const char *prefix = s->t->cfg.external_id_prefix;
+	size_t plen = strlen(prefix), i;
+	json_t *v;
+
+	if (plen == 0)
+		return false;
+	json_array_foreach(json_object_get(list, "Resources"), i, v)
+	{
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *e = json_string_value(json_object_get(v, "externalId"));
+		if (id == NULL || (e != NULL && strncmp(e, prefix, plen) == 0))
+			continue;
+		const char *attr = s->op->type == OBJECT_GROUP ? "displayName" : "userName";
+		const char *name = json_string_value(json_object_get(s->op->resource, attr));
+		s->op->refused = true;
+		scim__fail(s, -EEXIST,
+			   "upsert %s: %s \"%s\" is taken in the target by id %s (externalId %s%s%s), which is not "
+			   "this agent's (external_id_prefix \"%s\"): not adopted, left unchanged",
+			   s->ext, attr, name != NULL ? name : "", id, e != NULL && e[0] ? "\"" : "",
+			   e != NULL && e[0] ? e : "none", e != NULL && e[0] ? "\"" : "", prefix);
+		return true;
+	}
+	return false;
+}
+
 static void adopt(struct sop *s, json_t *obj)
 {
 	snprintf(s->id, sizeof s->id, "%s", json_string_value(json_object_get(obj, "id")));
@@ -145,7 +179,7 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		break;
 	case ST_FIND_EXT:
 		if (is2xx(h)) {
-			json_t *obj = pick(rep->json, op->anchor, &n, &other);
+			json_t *obj = pick(rep->json, s->ext, &n, &other);
 			if (obj != NULL)
 				adopt(s, obj);
 			else if (op->action == SCIM_DELETE)
@@ -158,6 +192,8 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 	case ST_FIND_NAME:
 		if (is2xx(h)) {
 			/* Soft match: adopt an object only if no other anchor owns it. */
+			if (refuse_foreign(s, rep->json))
+				return;
 			json_t *obj = pick(rep->json, NULL, &n, &other);
 			if (n == 1) {
 				adopt(s, obj);

@@ -121,6 +121,8 @@ struct sop {
 	enum where where;
 	enum step step;
 	char id[128];      /* target id the current step works on */
+	char *ext;         /* the externalId: cfg.external_id_prefix + op->anchor (owned; NULL
+			    * without anchor) */
 	bool found;        /* id came from a lookup */
 	unsigned tries;    /* requests sent for the current step */
 	unsigned hops;     /* step changes so far */
@@ -187,6 +189,7 @@ struct scim_target {
 	size_t bulk_max_payload; /* idem */
 	struct scim_config cfg;
 	char *url, *token_file, *token;
+	char *ext_prefix; /* cfg.external_id_prefix (owned; "" for none) */
 	uint64_t node_id, term;
 	char cluster_id[64]; /* X-Canopy-Cluster; "" until scim_set_cluster */
 	uint64_t rng;

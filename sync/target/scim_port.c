@@ -33,14 +33,15 @@ static struct scim_target *run_of(struct target_run *run)
  * (recorded as failed): a 4xx about its content (RFC 7644 §3.12), or an
  * operation scim.c refused to build. Everything else -- network, timeouts,
  * 5xx, 429, 401/403 (credentials), 404 (gone), 408, 409 (a conflict that may
- * clear), an unusable answer -- is the target's or the network's, and the
+ * clear; but not a name held outside this agent's external_id_prefix:
+ * op->refused), an unusable answer -- is the target's or the network's, and the
  * engine keeps the object in its retry set until it goes through.
  */
 static bool permanent(const struct scim_op *op)
 {
 	long h = op->http_status;
 
-	if (op->status == -EINVAL)
+	if (op->status == -EINVAL || op->refused) /* refused: another domain's name (scim.h) */
 		return true;
 	if (op->status != -EPROTO)
 		return false;

@@ -54,15 +54,17 @@ static const char *endpoint(enum object_type type)
 }
 
 /* The resource as written by PUT/POST: id and meta are the server's (RFC 7643
- * §3.1), externalId is the anchor (invariant 2). */
-static json_t *resource_copy(const struct scim_op *op, bool keep_members)
+ * §3.1), externalId is the anchor (invariant 2) behind this agent's prefix
+ * (scim.h, "Several domains"). */
+static json_t *resource_copy(const struct sop *s, bool keep_members)
 {
+	const struct scim_op *op = s->op;
 	json_t *c = xcheck(json_copy(op->resource)); /* shallow: values shared, keys ours */
 	json_object_del(c, "id");
 	json_object_del(c, "meta");
 	if (!keep_members)
 		json_object_del(c, "members");
-	if (op->anchor != NULL && json_object_set_new(c, "externalId", xcheck(json_string(op->anchor))) != 0)
+	if (s->ext != NULL && json_object_set_new(c, "externalId", xcheck(json_string(s->ext))) != 0)
 		xoom("json_object_set_new");
 	return c;
 }
@@ -83,9 +85,9 @@ static void append_new(json_t *array, json_t *v)
 
 /* Group update: PATCH "replace" of every attribute but members (RFC 7644
  * §3.5.2.3), so that the membership, managed incrementally, is never wiped. */
-static json_t *group_patch(const struct scim_op *op)
+static json_t *group_patch(const struct sop *s)
 {
-	json_t *res = resource_copy(op, false), *ops = xcheck(json_array()), *body, *val;
+	json_t *res = resource_copy(s, false), *ops = xcheck(json_array()), *body, *val;
 	const char *key;
 
 	json_object_foreach(res, key, val)
@@ -223,15 +225,15 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 	case ST_UPDATE:
 		*path = id_path(op->type, s->id);
 		*method = op->type == OBJECT_GROUP || op->patch ? "PATCH" : "PUT";
-		*body = op->type == OBJECT_GROUP || op->patch ? group_patch(op) : resource_copy(op, false);
+		*body = op->type == OBJECT_GROUP || op->patch ? group_patch(s) : resource_copy(s, false);
 		break;
 	case ST_CREATE:
 		*method = "POST";
 		*path = xstrdup(endpoint(op->type));
-		*body = resource_copy(op, true); /* a group's initial members ride along */
+		*body = resource_copy(s, true); /* a group's initial members ride along */
 		break;
 	case ST_FIND_EXT:
-		*path = filter_path(op->type, "externalId", op->anchor);
+		*path = filter_path(op->type, "externalId", s->ext);
 		break;
 	case ST_FIND_NAME: {
 		const char *attr = op->type == OBJECT_GROUP ? "displayName" : "userName";

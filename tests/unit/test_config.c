@@ -893,6 +893,29 @@ static void test_target_url_scheme_checked(void **state)
 			":11: target.url: expected an http:// or https:// URL, got \"ftp://x/scim\"");
 }
 
+/* target.external_id_prefix: absent is "" (the anchor alone, as before the
+ * key); a short printable tag is taken; a space or a quote is refused. */
+static void test_target_external_id_prefix(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "target:\n"
+			"  kind: scim\n"
+			"  url: http://x/scim\n");
+	assert_string_equal(cfg.target.external_id_prefix, "");
+	config_free(&cfg);
+	load_ok(MINIMAL "target:\n"
+			"  kind: scim\n"
+			"  url: http://x/scim\n"
+			"  external_id_prefix: \"corp:\"\n");
+	assert_string_equal(cfg.target.external_id_prefix, "corp:");
+	config_free(&cfg);
+	load_fails_with(MINIMAL "target:\n"
+				"  kind: scim\n"
+				"  url: http://x/scim\n"
+				"  external_id_prefix: \"a b\"\n",
+			":12: target.external_id_prefix: printable ASCII without space, quote or backslash");
+}
+
 static void test_filter_must_be_parenthesised(void **state)
 {
 	(void)state;
@@ -1221,6 +1244,7 @@ int main(void)
 		T(test_source_url_scheme_checked),
 		T(test_source_kind_checked),
 		T(test_target_url_scheme_checked),
+		T(test_target_external_id_prefix),
 		T(test_filter_must_be_parenthesised),
 		T(test_bind_dn_and_password_file_go_together),
 		T(test_log_level_checked),

@@ -751,6 +751,95 @@ static void upsert_soft_match_refuses_other_anchor(void **state)
 	json_decref(users);
 }
 
+/* With external_id_prefix, every externalId written and looked up carries
+ * it: an object holding the prefixed anchor is adopted (found by externalId:
+ * its userName differs), a new one is created with the prefix. */
+static void upsert_prefix_written_and_matched(void **state)
+{
+	struct tctx *x = *state;
+	struct scim_config c = test_config();
+	char want[128];
+	c.external_id_prefix = "f1:";
+	snprintf(want, sizeof want, "%s",
+		 seed("Users", json_pack("{s:[s], s:s, s:s}", "schemas", U_SCHEMA, "userName", "pat-old", "externalId",
+					 "f1:ext-pat")));
+	start(x, &c);
+	upsert_user(x, 0, "ext-pat", NULL, user_res("pat", "Pat"));
+	upsert_user(x, 1, "ext-quinn", NULL, user_res("quinn", NULL));
+	wait_done(x, 2);
+	assert_ok(&x->ops[0].op);
+	assert_ok(&x->ops[1].op);
+	assert_true(x->ops[0].op.matched);
+	assert_string_equal(x->ops[0].op.result_id, want);
+	assert_true(x->ops[1].op.created);
+
+	json_t *users = store("Users"), *u;
+	size_t i;
+	assert_int_equal(json_array_size(users), 2);
+	json_array_foreach(users, i, u)
+	{
+		const char *name = json_string_value(json_object_get(u, "userName"));
+		const char *ext = json_string_value(json_object_get(u, "externalId"));
+		assert_string_equal(ext, strcmp(name, "pat") == 0 ? "f1:ext-pat" : "f1:ext-quinn");
+	}
+	json_decref(users);
+}
+
+/* With external_id_prefix, a name held by another domain's object (another
+ * prefix) or by one without externalId is refused for good (op->refused),
+ * the error names both objects, and the existing objects stay as they were. */
+static void upsert_prefix_refuses_foreign_name(void **state)
+{
+	struct tctx *x = *state;
+	struct scim_config c = test_config();
+	char sam_id[128];
+	c.external_id_prefix = "f2:";
+	snprintf(sam_id, sizeof sam_id, "%s",
+		 seed("Users", json_pack("{s:[s], s:s, s:s, s:s}", "schemas", U_SCHEMA, "userName", "sam", "externalId",
+					 "f1:ext-sam", "title", "from f1")));
+	seed("Users", json_pack("{s:[s], s:s}", "schemas", U_SCHEMA, "userName", "hand"));
+	start(x, &c);
+	upsert_user(x, 0, "ext-sam2", NULL, user_res("sam", "Sam of f2"));
+	upsert_user(x, 1, "ext-hand", NULL, user_res("hand", NULL));
+	wait_done(x, 2);
+	struct scim_op *a = &x->ops[0].op, *b = &x->ops[1].op;
+	assert_int_equal(a->status, -EEXIST);
+	assert_true(a->refused);
+	assert_false(a->matched);
+	assert_non_null(strstr(a->error, "f2:ext-sam2"));
+	assert_non_null(strstr(a->error, "\"f1:ext-sam\""));
+	assert_non_null(strstr(a->error, sam_id));
+	assert_non_null(strstr(a->error, "userName \"sam\""));
+	assert_int_equal(b->status, -EEXIST);
+	assert_true(b->refused);
+	assert_non_null(strstr(b->error, "externalId none"));
+
+	json_t *users = store("Users"), *u;
+	size_t i;
+	assert_int_equal(json_array_size(users), 2);
+	json_array_foreach(users, i, u)
+	{
+		const char *name = json_string_value(json_object_get(u, "userName"));
+		json_t *ext = json_object_get(u, "externalId");
+		if (strcmp(name, "sam") == 0) {
+			assert_string_equal(json_string_value(ext), "f1:ext-sam");
+			assert_string_equal(json_string_value(json_object_get(u, "title")), "from f1");
+			assert_null(json_object_get(u, "displayName"));
+		} else {
+			assert_string_equal(name, "hand");
+			assert_true(ext == NULL || json_string_length(ext) == 0);
+		}
+	}
+	json_decref(users);
+	json_t *au = audit(); /* no write reached either existing object */
+	json_array_foreach(au, i, u)
+	{
+		const char *m = json_string_value(json_object_get(u, "method"));
+		assert_true(strcmp(m, "PUT") != 0 && strcmp(m, "PATCH") != 0);
+	}
+	json_decref(au);
+}
+
 /* A known target id that vanished (404) falls back to create. */
 static void upsert_vanished_id_recreates(void **state)
 {
@@ -1407,6 +1496,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(upsert_soft_match_by_username, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_soft_match_escapes_filter, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_soft_match_refuses_other_anchor, setup, teardown),
+		cmocka_unit_test_setup_teardown(upsert_prefix_written_and_matched, setup, teardown),
+		cmocka_unit_test_setup_teardown(upsert_prefix_refuses_foreign_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_vanished_id_recreates, setup, teardown),
 		cmocka_unit_test_setup_teardown(group_create_with_members_then_patch_members, setup, teardown),
 		cmocka_unit_test_setup_teardown(group_update_keeps_members, setup, teardown),

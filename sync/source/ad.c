@@ -40,17 +40,14 @@ bool ad__is_stopping(struct ad_source *s)
 int ad__push(struct ad_source *s, struct source_event *ev)
 {
 	pthread_mutex_lock(&s->lock);
-	while (s->len == s->queue_max && !s->stopping)
+	while (source_ring_full(&s->ring) && !s->stopping)
 		pthread_cond_wait(&s->not_full, &s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
 		source_event_free(ev);
 		return -ECANCELED;
 	}
-	s->ring[(s->head + s->len) % s->queue_max] = ev;
-	s->len++;
-	if (s->len > s->peak)
-		s->peak = s->len;
+	source_ring_put(&s->ring, ev);
 	pthread_mutex_unlock(&s->lock);
 	uv_async_send(&s->async);
 	return 0;
@@ -86,10 +83,7 @@ static void source_release(struct ad_source *s)
 	free(s->nc_root);
 	free(s->cookie.bv_val);
 	ad__cache_clear(&s->cache);
-	if (s->ring != NULL)
-		for (size_t i = 0; i < s->len; i++)
-			source_event_free(s->ring[(s->head + i) % s->queue_max]);
-	free(s->ring);
+	source_ring_free(&s->ring);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -118,12 +112,8 @@ static void on_async(uv_async_t *a)
 		pthread_mutex_lock(&s->lock);
 		stopping = s->stopping;
 		exited = s->exited;
-		if (!stopping && !s->paused && s->len > 0) {
-			ev = s->ring[s->head];
-			s->head = (s->head + 1) % s->queue_max;
-			s->len--;
+		if (!stopping && !s->paused && (ev = source_ring_take(&s->ring)) != NULL)
 			pthread_cond_signal(&s->not_full);
-		}
 		pthread_mutex_unlock(&s->lock);
 		if (stopping) {
 			if (exited && !s->closing) {
@@ -165,10 +155,7 @@ static void p_stop(struct source_run *run, void (*done)(void *data), void *data)
 	for (int i = 0; i < 2; i++)
 		if (s->fds[i] >= 0)
 			shutdown(s->fds[i], SHUT_RDWR);
-	for (; s->len > 0; s->len--) {
-		source_event_free(s->ring[s->head]);
-		s->head = (s->head + 1) % s->queue_max;
-	}
+	source_ring_clear(&s->ring);
 	pthread_cond_broadcast(&s->not_full);
 	pthread_mutex_unlock(&s->lock);
 	(void)eventfd_write(s->wake_fd, 1);
@@ -213,7 +200,7 @@ static void p_status(struct source_run *run, struct source_status *out)
 
 	*out = s->status;
 	pthread_mutex_lock(&s->lock);
-	out->queue_peak = s->peak;
+	out->queue_peak = s->ring.peak;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -325,7 +312,7 @@ static int p_start(struct source *src, uv_loop_t *loop, const void *cursor, size
 	s->cookie.bv_val = cookie;
 	s->cookie.bv_len = cookie_len;
 	s->attrs = request_attrs(s, attrs, n_attrs);
-	s->ring = xcalloc(s->queue_max, sizeof *s->ring);
+	source_ring_init(&s->ring, s->queue_max);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {
 		rc = ad__fail(errmsg, errlen, -errno, "source: eventfd: %s", strerror(errno));

@@ -29,6 +29,7 @@
 
 #include "common/xalloc.h"
 #include "sync/source/ad.h"
+#include "sync/source/event_ring.h"
 #include "sync/strmap.h"
 
 #define AD_QUEUE_DEFAULT 1024
@@ -109,8 +110,7 @@ struct ad_source {
 	/* shared, under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t not_full;
-	struct source_event **ring;
-	size_t head, len, peak;
+	struct source_ring ring;         /* worker -> loop (event_ring.h) */
 	bool stopping, exited, refresh_req;
 	int fds[2];                      /* published sockets, for stop() */
 

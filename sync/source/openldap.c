@@ -45,10 +45,7 @@ static void source_release(struct ldap_source *s)
 	free(s->password);
 	free(s->password_file);
 	free(s->tls_ca);
-	if (s->ring != NULL)
-		for (size_t i = 0; i < s->len; i++)
-			source_event_free(s->ring[(s->head + i) % s->queue_max]);
-	free(s->ring);
+	source_ring_free(&s->ring);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -88,12 +85,8 @@ static void on_async(uv_async_t *a)
 		pthread_mutex_lock(&s->lock);
 		stopping = s->stopping;
 		exited = s->exited;
-		if (!stopping && !s->paused && s->len > 0) {
-			ev = s->ring[s->head];
-			s->head = (s->head + 1) % s->queue_max;
-			s->len--;
+		if (!stopping && !s->paused && (ev = source_ring_take(&s->ring)) != NULL)
 			pthread_cond_signal(&s->not_full);
-		}
 		pthread_mutex_unlock(&s->lock);
 		if (stopping) {
 			if (exited)
@@ -118,10 +111,7 @@ void ldap_source_stop(struct ldap_source *s, void (*done)(void *data), void *dat
 	for (size_t i = 0; i < s->n_sess; i++)
 		if (s->sess[i].fd >= 0)
 			shutdown(s->sess[i].fd, SHUT_RDWR);
-	for (; s->len > 0; s->len--) {
-		source_event_free(s->ring[s->head]);
-		s->head = (s->head + 1) % s->queue_max;
-	}
+	source_ring_clear(&s->ring);
 	pthread_cond_broadcast(&s->not_full);
 	pthread_mutex_unlock(&s->lock);
 	(void)eventfd_write(s->wake_fd, 1);
@@ -157,7 +147,7 @@ size_t ldap_source_queue_peak(struct ldap_source *s)
 	size_t v;
 
 	pthread_mutex_lock(&s->lock);
-	v = s->peak;
+	v = s->ring.peak;
 	pthread_mutex_unlock(&s->lock);
 	return v;
 }
@@ -233,7 +223,7 @@ static void config_copy(struct ldap_source *s, const struct ldap_source_config *
 	s->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : BACKOFF_MAX_DEFAULT;
 	if (s->backoff_max_ms < s->backoff_min_ms)
 		s->backoff_max_ms = s->backoff_min_ms;
-	s->ring = xcalloc(s->queue_max, sizeof *s->ring);
+	source_ring_init(&s->ring, s->queue_max);
 	session_init(s, &s->sess[0], OBJECT_USER, cfg->user_base, cfg->user_filter, cfg);
 	if (cfg->group_base != NULL && cfg->group_base[0] != '\0')
 		session_init(s, &s->sess[1], OBJECT_GROUP, cfg->group_base, cfg->group_filter, cfg);

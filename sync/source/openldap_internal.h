@@ -54,6 +54,7 @@
 #include <uv.h>
 
 #include "common/xalloc.h"
+#include "sync/source/event_ring.h"
 #include "sync/source/openldap.h"
 
 #define QUEUE_DEFAULT 1024
@@ -112,8 +113,7 @@ struct ldap_source {
 	/* shared with the worker, under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t not_full;
-	struct source_event **ring;
-	size_t head, len, peak;
+	struct source_ring ring;         /* worker -> loop (event_ring.h) */
 	bool stopping, exited;
 	bool refresh_req[2];     /* ldap_source_refresh() asked for this session */
 

@@ -26,17 +26,14 @@ bool openldap__is_stopping(struct ldap_source *s)
 int openldap__push(struct ldap_source *s, struct source_event *ev)
 {
 	pthread_mutex_lock(&s->lock);
-	while (s->len == s->queue_max && !s->stopping)
+	while (source_ring_full(&s->ring) && !s->stopping)
 		pthread_cond_wait(&s->not_full, &s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
 		source_event_free(ev);
 		return -ECANCELED;
 	}
-	s->ring[(s->head + s->len) % s->queue_max] = ev;
-	s->len++;
-	if (s->len > s->peak)
-		s->peak = s->len;
+	source_ring_put(&s->ring, ev);
 	pthread_mutex_unlock(&s->lock);
 	uv_async_send(&s->async);
 	return 0;

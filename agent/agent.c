@@ -88,6 +88,7 @@ static void on_node_closed(struct node *n)
 	identity_close(a);
 	member_watch_close(a);
 	leader_watch_close(a);
+	control_drill_close(a);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sighup, NULL);
@@ -634,6 +635,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	identity_start(a);
 	member_watch_start(a);
 	leader_watch_start(a);
+	control_drill_start(a);
 	return 0;
 
 err_after_http:

@@ -26,6 +26,22 @@
 #include "sync/state/state.h"
 #include "sync/transform/mapping.h"
 
+/*
+ * Failover drills (agent/control_drill.c): POST /v1/drill/{transfer,crash}
+ * on the leader, and what every node notes for `canopyctl drill failover`:
+ * the first moment it could export in its latest leadership.
+ */
+struct drill {
+	uv_check_t check;       /* every loop iteration: notes export_at */
+	uv_timer_t rejoin;      /* ends a crash drill's isolation */
+	bool started;
+	bool crashed;           /* a crash drill runs on this node: raft cut off, lease suspended */
+	uint64_t crash_until;   /* raft time the cut ends */
+	uint64_t started_total; /* drills this node started as leader */
+	uint64_t lead_term;     /* the term of this node's latest ready leadership (0: none) */
+	uint64_t export_at;     /* raft time it could first export in lead_term (0: not yet) */
+};
+
 struct agent {
 	uv_loop_t loop;
 	struct config cfg;
@@ -47,6 +63,7 @@ struct agent {
 	struct identity identity;         /* the cluster id (agent/identity.h) */
 	struct member_watch member_watch; /* notices removal (agent/member_watch.h) */
 	struct leader_watch leader_watch; /* a crashed leader in milliseconds (agent/leader_watch.h) */
+	struct drill drill;               /* failover drills (agent/control_drill.c) */
 	char exit_reason[512];            /* why agent_shutdown() stopped with a non-zero code */
 	/* When this node last saw the replicated cursor change (the cursor's age
 	 * in status); polled on the loop, local to this node. */
@@ -107,5 +124,21 @@ void control_reply_json(struct http_reply *reply, unsigned status, json_t *o);
 /* GET /v1/deletes, GET /v1/failed, POST /v1/resync (agent/control_sync.c):
  * returns false when the path is none of these. */
 bool control_sync_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
+
+/* POST /v1/drill/{transfer,crash} (agent/control_drill.c): returns false
+ * when the path is neither. */
+bool control_drill_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
+
+/* The drill's per-node bookkeeping: started with the node, closed with it. */
+void control_drill_start(struct agent *a);
+void control_drill_close(struct agent *a);
+
+/* Milliseconds since the epoch (CLOCK_REALTIME) of a time on raft's clock
+ * (node_now): what status shows so that two nodes' times can be compared
+ * (their clocks synchronized, e.g. NTP). 0 for 0. */
+uint64_t control_wall_ms(struct agent *a, uint64_t raft_time);
+
+/* "drill": this node's drill state for /v1/status. */
+json_t *control_drill_json(struct agent *a);
 
 #endif /* CANOPY_AGENT_AGENT_H */

@@ -13,6 +13,7 @@
  *   POST /v1/deletes/approve, /v1/deletes/reject
  *   POST /v1/cluster/add, /remove, /transfer, /abort
  *   POST /v1/health/report          a follower's probe results (agent/health.c)
+ *   POST /v1/drill/transfer, /crash a failover drill (agent/control_drill.c)
  *
  * GETs are answered by every node, leader or not, from its own view
  * (docs/operations.md, "Contracts"); mutations go to the leader (a follower
@@ -211,12 +212,44 @@ static json_t *failover_json(struct agent *a)
 		set(o, "last_early",
 		    xcheck(json_pack("{s:I,s:I}", "detected_ms", (json_int_t)a->leader_watch.last_detect_ms, "ago_ms",
 				     (json_int_t)(node_now(&a->node) - a->leader_watch.last_at))));
+	/* For `canopyctl drill failover`: the latest election this node won and
+	 * the first moment it could export afterwards, in epoch ms so that two
+	 * nodes' times compare (agent/control_drill.c). */
+	set(o, "last_candidate_at_ms",
+	    ns.failover.at ? xcheck(json_integer((json_int_t)control_wall_ms(a, ns.failover.at - ns.failover.elected_ms)))
+			   : json_null());
+	set(o, "last_elected_at_ms",
+	    ns.failover.at ? xcheck(json_integer((json_int_t)control_wall_ms(a, ns.failover.at))) : json_null());
+	set(o, "last_first_export_at_ms",
+	    a->drill.export_at ? xcheck(json_integer((json_int_t)control_wall_ms(a, a->drill.export_at))) : json_null());
+	set(o, "last_first_export_term",
+	    a->drill.export_at ? xcheck(json_integer((json_int_t)a->drill.lead_term)) : json_null());
 	if (ns.failover.at != 0)
 		set(o, "last",
 		    xcheck(json_pack("{s:I,s:I,s:I}", "detected_ms", (json_int_t)ns.failover.detected_ms, "elected_ms",
 				     (json_int_t)ns.failover.elected_ms, "ago_ms",
 				     (json_int_t)(node_now(&a->node) - ns.failover.at))));
 	return o;
+}
+
+/* A member's control address as it published it ("n:<id>" in the
+ * replicated state: every node that led), else -- on the leader -- as its
+ * latest health report said; null when neither: canopyctl drill watches
+ * every member. */
+static json_t *control_address_json(struct agent *a, uint64_t id)
+{
+	char key[32], addr[256];
+	const void *v;
+	size_t vlen, klen = (size_t)snprintf(key, sizeof key, "n:%llu", (unsigned long long)id);
+
+	if (state_get(&a->state, key, klen, &v, &vlen) && vlen > 0 && vlen < sizeof addr) {
+		memcpy(addr, v, vlen);
+		addr[vlen] = '\0';
+		return text_json(addr);
+	}
+	if (a->health && health_peer_address(a->health, id, addr, sizeof addr))
+		return text_json(addr);
+	return json_null();
 }
 
 static json_t *status_json(struct agent *a)
@@ -235,6 +268,7 @@ static json_t *status_json(struct agent *a)
 		json_t *jm = xcheck(json_pack("{s:I,s:s,s:s}", "id", (json_int_t)m->id, "address",
 					      m->address, "role", role_name(m->role)));
 		set(jm, "reachable", m->reachable < 0 ? json_null() : json_boolean(m->reachable));
+		set(jm, "control_address", control_address_json(a, m->id));
 		if (st.state == NODE_LEADER && m->id != a->cfg.node.id)
 			set(jm, "match_index", xcheck(json_integer((json_int_t)m->match_index)));
 		if (json_array_append_new(members, jm) != 0)
@@ -271,6 +305,7 @@ static json_t *status_json(struct agent *a)
 				     "open", (int)ts.open)));
 	set(o, "sync", sync_json(a));
 	set(o, "failover", failover_json(a));
+	set(o, "drill", control_drill_json(a));
 	set(o, "storage", storage_json(&st));
 	if (a->health) {
 		set(o, "health", health_json(a->health));
@@ -1103,6 +1138,8 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 		return;
 	}
 	if (control_sync_handle(a, req, reply))
+		return;
+	if (control_drill_handle(a, req, reply))
 		return;
 	if (strcmp(req->path, "/v1/deletes/approve") == 0) {
 		handle_deletes(a, req, reply, true);

@@ -37,4 +37,41 @@ int control_parse_cluster_body(const char *body, size_t len, int64_t *id, char *
 int control_parse_resync_body(const char *body, size_t len, char *dn, size_t dn_len, bool *failed,
 			      char *errmsg, size_t errlen);
 
+/* ---- failover drills (agent/control_drill.c) -------------------------- */
+
+struct node_status;
+
+/* What a drill does to the leader: `canopyctl drill failover --mode NAME`. */
+enum control_drill_mode {
+	CONTROL_DRILL_TRANSFER, /* "transfer": hand leadership over (raft_transfer) */
+	CONTROL_DRILL_CRASH,    /* "crash": play dead: raft cut off, no export, then rejoin */
+};
+const char *control_drill_mode_name(enum control_drill_mode m);
+/* "transfer" | "crash" into *out; false for anything else. */
+bool control_drill_mode_parse(const char *name, enum control_drill_mode *out);
+
+/* A voter lags when the leader's match index for it is more than this many
+ * entries behind the commit index (a few are always in flight under load). */
+#define CONTROL_DRILL_LAG_MAX 64u
+
+/*
+ * Whether the cluster can survive losing its leader now, as the leader sees
+ * it (`st` from node_status() on the leader, `self` its id): it must be a
+ * ready leader; no drill or leadership transfer may be running (`busy`); the
+ * sync must not be quarantined (`quarantine`: the reason, "" when none: a
+ * drill then only moves the problem); and at least 3 voters, this one
+ * included, must be healthy -- reachable (answered within T') and not
+ * lagging (CONTROL_DRILL_LAG_MAX) -- with the healthy ones other than the
+ * leader still a majority of the voters. Returns 0, or a negative errno with
+ * errmsg naming the reason and the nodes concerned: -EAGAIN (no ready
+ * leader), -EBUSY, -EPERM (quarantined), -EHOSTDOWN (not enough healthy
+ * voters).
+ */
+int control_drill_check(const struct node_status *st, uint64_t self, bool busy, const char *quarantine,
+			char *errmsg, size_t errlen);
+
+/* The body of POST /v1/drill/crash: {} or {"down_ms": N}, how long the
+ * leader stays cut off; 0 (absent) means 2 T. Returns 0 or -EINVAL. */
+int control_parse_drill_body(const char *body, size_t len, int64_t *down_ms, char *errmsg, size_t errlen);
+
 #endif /* CANOPY_AGENT_CONTROL_H */

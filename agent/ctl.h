@@ -16,4 +16,29 @@
  * exit code. */
 int ctl_main(int argc, char **argv, FILE *out, FILE *err);
 
+/* ---- inside canopyctl (agent/ctl.c, agent/ctl_drill.c) ---------------- */
+
+#include <stdbool.h>
+
+struct http_body;
+
+/*
+ * One request to the control API at `server` (HOST:PORT), following a
+ * follower's redirect to the leader. Returns the HTTP status (the body in
+ * *body, which the caller frees), or -1 with a one-line cause in errmsg when
+ * the server could not be reached.
+ */
+long ctl_request(const char *server, const char *method, const char *path, const char *payload,
+		 const char *token, struct http_body *body, char *errmsg, size_t errlen);
+
+/*
+ * `canopyctl drill failover`: `count` drills of `mode` ("transfer" or
+ * "crash"), each waiting until the new leader can export (and the old one
+ * follows it) before the next; per drill and in summary, how long until a
+ * follower noticed, a new leader was elected, and it could export. Returns
+ * the exit code: 0, 1 (refused or failed: the cause on err).
+ */
+int ctl_drill(const char *server, const char *token, const char *mode, unsigned count, bool json, FILE *out,
+	      FILE *err);
+
 #endif /* CANOPY_AGENT_CTL_H */

@@ -79,6 +79,7 @@ struct peer {
 	uint64_t age_ms;      /* of its results when it sent them */
 	uint64_t handed_over_at; /* loop time it last handed leadership over for health (0: never) */
 	uint64_t received_ms; /* loop time */
+	char control_address[256]; /* as its latest report said ("" : none) */
 };
 
 /* One probe (and, on a follower, its report to the leader) on a worker. */
@@ -466,6 +467,16 @@ static struct peer *peer_of(struct health *h, uint64_t id, bool add)
 	memset(&h->peers[h->n_peers], 0, sizeof h->peers[0]);
 	h->peers[h->n_peers].id = id;
 	return &h->peers[h->n_peers++];
+}
+
+bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len)
+{
+	struct peer *p = peer_of(h, id, false);
+
+	if (p == NULL || p->control_address[0] == '\0' || strlen(p->control_address) >= len)
+		return false;
+	snprintf(out, len, "%s", p->control_address);
+	return true;
 }
 
 static enum health_state peer_state(struct health *h, uint64_t id, enum side s, uint64_t now)
@@ -892,6 +903,11 @@ void health_handle_report(struct health *h, const struct http_request *req,
 		p->state[s] = health_state_parse(json_string_value(json_object_get(side, "state")));
 		d = json_string_value(json_object_get(side, "detail"));
 		snprintf(p->detail[s], sizeof p->detail[s], "%s", d ? d : "");
+	}
+	{
+		const char *ca = json_string_value(json_object_get(body, "control_address"));
+		if (ca != NULL && strlen(ca) < sizeof p->control_address)
+			snprintf(p->control_address, sizeof p->control_address, "%s", ca);
 	}
 	p->age_ms = (uint64_t)json_integer_value(json_object_get(json_object_get(body, "source"), "age_ms"));
 	p->received_ms = now_ms(h);

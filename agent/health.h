@@ -89,6 +89,10 @@ struct health_metrics {
 };
 void health_metrics(struct health *h, struct health_metrics *out);
 
+/* Leader: the control address member `id` gave in its latest health report,
+ * into out; false when it sent none (status members[].control_address). */
+bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len);
+
 /* POST /v1/health/report: a follower's latest probe results (leader only). */
 void health_handle_report(struct health *h, const struct http_request *req,
 			  struct http_reply *reply);

@@ -250,9 +250,11 @@ static void on_tick(uv_timer_t *t)
 		return;
 	state = node_state(&a->node);
 
-	/* Leader side: 409 to every watch once this node no longer leads;
-	 * a watch its follower closed suspends the lease (leader_watch.h). */
-	if (state != NODE_LEADER) {
+	/* Leader side: 409 to every watch once this node no longer leads --
+	 * or plays dead in a crash drill (agent/control_drill.c), so that its
+	 * followers see what a crash shows them; a watch its follower closed
+	 * suspends the lease (leader_watch.h). */
+	if (state != NODE_LEADER || node_isolated(&a->node)) {
 		answer_all(w, 409, "this node no longer leads");
 	} else {
 		for (unsigned i = 0; i < w->n_watches;) {
@@ -325,7 +327,7 @@ void leader_watch_handle(struct agent *a, const struct http_request *req, struct
 	struct leader_watch *w = &a->leader_watch;
 	struct http_pending *p;
 
-	if (node_state(&a->node) != NODE_LEADER) {
+	if (node_state(&a->node) != NODE_LEADER || node_isolated(&a->node)) {
 		http_reply_error(reply, 409, "this node does not lead");
 		return;
 	}

@@ -392,6 +392,8 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 		snprintf(errmsg, errlen, "raft storage in %s: %s", cfg->data_dir, n->io.errmsg);
 		goto err_after_transport;
 	}
+	/* Before raft_init: libraft calls io->start from raft_start. */
+	isolation_wrap(&n->isolation, &n->io, loop);
 	fsm_init(&n->fsm, machine);
 	rv = raft_init(&n->raft, &n->io, &n->fsm.raft, cfg->id, cfg->address);
 	if (rv != 0) {
@@ -443,12 +445,15 @@ err_after_raft:
 	/* raft_init succeeded: raft_close is the only way to release it, and it
 	 * completes on the loop. Run the loop until it has. */
 	n->closing = true;
+	isolation_close(&n->isolation);
 	raft_close(&n->raft, on_start_failed_closed);
 	uv_run(loop, UV_RUN_DEFAULT);
 	raft_uv_close(&n->io);
 	transport_free(n);
 	return -EIO;
 err_after_io:
+	isolation_close(&n->isolation);
+	uv_run(loop, UV_RUN_NOWAIT); /* the isolation's timer handle closes */
 	raft_uv_close(&n->io);
 err_after_transport:
 	transport_free(n);
@@ -492,6 +497,7 @@ static void close_when_stored(uv_timer_t *t)
 	/* Clean shutdown: record how far this node got (storage.h). */
 	storage_marker_note(&n->marker, stored_commit(n), peek_term(&n->raft), node_now(n));
 	storage_marker_flush(&n->marker);
+	isolation_close(&n->isolation); /* dropped sends called back before raft goes */
 	raft_close(&n->raft, on_raft_closed);
 }
 
@@ -534,6 +540,23 @@ int node_transfer(struct node *n, uint64_t id, node_transfer_cb cb)
 	if (rv == 0)
 		n->transferring = true;
 	return rv;
+}
+
+void node_isolate(struct node *n, bool on)
+{
+	if (!n->closing)
+		isolation_set(&n->isolation, on);
+}
+
+bool node_isolated(const struct node *n)
+{
+	return isolation_on(&n->isolation);
+}
+
+void node_isolation_stats(const struct node *n, uint64_t *dropped_in, uint64_t *dropped_out)
+{
+	*dropped_in = n->isolation.dropped_in;
+	*dropped_out = n->isolation.dropped_out;
 }
 
 bool node_transferring(const struct node *n)

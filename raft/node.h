@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "raft/fsm.h"
+#include "raft/isolation.h"
 #include "raft/leader.h"
 #include "raft/storage.h"
 #include "raft/transport_tls.h"
@@ -70,6 +71,7 @@ struct node {
 	struct raft raft;
 	struct raft_io io;
 	struct raft_uv_transport transport;
+	struct isolation isolation; /* the crash drill's cut (raft/isolation.h) */
 	bool tls;               /* transport is raft/transport_tls.h, not raft_uv_tcp */
 	struct fsm fsm;
 	struct leader leader;
@@ -231,6 +233,17 @@ bool node_lease_suspend(struct node *n);
 
 /* Never write again (leader_stop): a node that is shutting down. */
 void node_stop_writing(struct node *n);
+
+/*
+ * The crash drill (raft/isolation.h): drop every raft message in and out
+ * (on = true) or stop dropping. Disk and timers go on: a leader steps down on
+ * its own once it misses a quorum, and rejoins as a follower when the cut
+ * ends. node_isolated() tells whether the cut is on; node_isolation_stats()
+ * how many messages it dropped since start.
+ */
+void node_isolate(struct node *n, bool on);
+bool node_isolated(const struct node *n);
+void node_isolation_stats(const struct node *n, uint64_t *dropped_in, uint64_t *dropped_out);
 
 /* A leadership transfer (node_transfer) is in progress. */
 bool node_transferring(const struct node *n);

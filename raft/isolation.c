@@ -1,0 +1,179 @@
+/*
+ * raft/isolation.c -- cut one server off from every raft message (see isolation.h).
+ */
+#include "raft/isolation.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "common/xalloc.h"
+
+struct isolation_send {
+	struct raft_io_send *req;
+	raft_io_send_cb cb;
+	struct isolation_send *next;
+};
+
+/*
+ * The wrappers are called with the io alone, and io->data is libraft's (it
+ * points at the struct raft). An agent has one io, a unit test a few: a
+ * short table from io to isolation, used on the loop thread only.
+ */
+#define ISOLATION_MAX 16
+static struct raft_io *wrapped_io[ISOLATION_MAX];
+static struct isolation *wrapped_iso[ISOLATION_MAX];
+
+static struct isolation *find(struct raft_io *io)
+{
+	unsigned i;
+	for (i = 0; i < ISOLATION_MAX; i++)
+		if (wrapped_io[i] == io)
+			return wrapped_iso[i];
+	assert(0 && "raft_io not wrapped"); /* only wrapped ios get these operations */
+	abort();
+}
+
+/* Free what a received message owns, as libraft does for a message it does
+ * not process (src/recv.c, recvCb while RAFT_UNAVAILABLE; src/entry.c,
+ * entryBatchesDestroy: consecutive entries share one batch). */
+static void drop_message(struct raft_message *m)
+{
+	struct raft_append_entries *ae;
+	void *batch = NULL;
+	unsigned i;
+
+	switch (m->type) {
+	case RAFT_IO_APPEND_ENTRIES:
+		ae = &m->append_entries;
+		if (ae->entries == NULL)
+			break;
+		for (i = 0; i < ae->n_entries; i++) {
+			if (ae->entries[i].batch != batch) {
+				batch = ae->entries[i].batch;
+				raft_free(batch);
+			}
+		}
+		raft_free(ae->entries);
+		break;
+	case RAFT_IO_INSTALL_SNAPSHOT:
+		raft_configuration_close(&m->install_snapshot.conf);
+		raft_free(m->install_snapshot.data.base);
+		break;
+	default:
+		break; /* the other messages own no memory */
+	}
+}
+
+static void on_recv(struct raft_io *io, struct raft_message *m)
+{
+	struct isolation *iso = find(io);
+
+	if (iso->on) {
+		iso->dropped_in++;
+		drop_message(m);
+		return;
+	}
+	iso->recv(io, m);
+}
+
+static int on_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+	struct isolation *iso = find(io);
+
+	iso->recv = recv;
+	return iso->start(io, msecs, tick, on_recv);
+}
+
+/* Run the callbacks of the dropped sends queued so far. A callback may send
+ * again (libraft retries from its callbacks); those wait for the next run. */
+static void complete(struct isolation *iso, int status)
+{
+	struct isolation_send *s = iso->pending;
+
+	iso->pending = NULL;
+	iso->pending_tail = &iso->pending;
+	while (s != NULL) {
+		struct isolation_send *next = s->next;
+		struct raft_io_send *req = s->req;
+		raft_io_send_cb cb = s->cb;
+		free(s);
+		req->cb = cb;
+		cb(req, status);
+		s = next;
+	}
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	complete(t->data, 0);
+}
+
+static int on_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
+		   raft_io_send_cb cb)
+{
+	struct isolation *iso = find(io);
+	struct isolation_send *s;
+
+	if (!iso->on || iso->closed)
+		return iso->send(io, req, message, cb);
+	/* Accepted and lost: libraft expects the callback later, never from
+	 * inside its own call (src/replication.c frees the request there). */
+	iso->dropped_out++;
+	s = xcalloc(1, sizeof *s);
+	s->req = req;
+	s->cb = cb;
+	*iso->pending_tail = s;
+	iso->pending_tail = &s->next;
+	uv_timer_start(&iso->timer, on_timer, 0, 0);
+	return 0;
+}
+
+void isolation_wrap(struct isolation *iso, struct raft_io *io, uv_loop_t *loop)
+{
+	unsigned i;
+
+	iso->io = io;
+	iso->start = io->start;
+	iso->send = io->send;
+	iso->recv = NULL;
+	iso->pending = NULL;
+	iso->pending_tail = &iso->pending;
+	iso->on = false;
+	iso->closed = false;
+	iso->dropped_in = iso->dropped_out = 0;
+	uv_timer_init(loop, &iso->timer);
+	iso->timer.data = iso;
+	for (i = 0; i < ISOLATION_MAX; i++)
+		if (wrapped_io[i] == io)
+			break;
+	if (i == ISOLATION_MAX)
+		for (i = 0; i < ISOLATION_MAX; i++)
+			if (wrapped_io[i] == NULL)
+				break;
+	assert(i < ISOLATION_MAX); /* a process has one agent; tests a few */
+	wrapped_io[i] = io;
+	wrapped_iso[i] = iso;
+	io->start = on_start;
+	io->send = on_send;
+}
+
+void isolation_set(struct isolation *iso, bool on)
+{
+	iso->on = on && !iso->closed;
+}
+
+bool isolation_on(const struct isolation *iso)
+{
+	return iso->on;
+}
+
+void isolation_close(struct isolation *iso)
+{
+	if (iso->closed)
+		return;
+	iso->on = false;
+	iso->closed = true;
+	complete(iso, RAFT_CANCELED);
+	uv_close((uv_handle_t *)&iso->timer, NULL);
+}

@@ -2,8 +2,8 @@
  * tests/fuzz/fuzz_control.c -- the control API's request checks (agent/http.c
  * http_check_head: Origin, Content-Type, Content-Length/Transfer-Encoding
  * framing, body size; agent/control.c: the bearer token comparison, the
- * /v1/logs limit, the bodies of POST /v1/cluster/... and /v1/resync, and the
- * ID@HOST:PORT of cluster add).
+ * /v1/logs limit, the bodies of POST /v1/cluster/..., /v1/resync and
+ * /v1/drill/crash, and the ID@HOST:PORT of cluster add).
  * Input: NUL-separated fields: method, Origin, Content-Type, Content-Length,
  * Transfer-Encoding, Authorization, limit, then the body (the rest). An empty
  * field is an absent header; byte 0's low bits say how often the framing
@@ -70,6 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    member[0])
 			(void)config_parse_member(member, &m, err, sizeof err);
 		(void)control_parse_resync_body(p, body_len, dn, sizeof dn, &failed, err, sizeof err);
+		if (control_parse_drill_body(p, body_len, &id, err, sizeof err) == 0 && id < 0)
+			__builtin_trap(); /* a negative down_ms is refused */
 	}
 	free(copy);
 	return 0;

@@ -14,7 +14,7 @@
 # created twice, no write of an older term after a newer one's first, and the
 # target equal to the directory. Exit 0 when all of that held.
 #
-# Env: CANOPY_BUILD_DIR (default <source>/build).
+# Env: CANOPY_BUILD_DIR (default <source>/build), DRILL_MODES (default "transfer crash").
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export CANOPY_SOURCE_DIR=${CANOPY_SOURCE_DIR:-$(cd "$BENCH_SRC/.." && pwd)}
 # shellcheck source=../tests/fixtures/sync.sh
@@ -46,7 +46,7 @@ wait_until 30 addrs_known || fail "members not all reachable"
 failover_stream
 sleep 2 # let the stream run before the first drill (a bench, not a test)
 echo "bench/drill.sh: $COUNT drills per mode, T = $T ms, heartbeat $HEARTBEAT_MS ms, a change every 100 ms"
-for mode in transfer crash; do
+for mode in ${DRILL_MODES:-transfer crash}; do
 	L=$(ready_leader 1 2 3) || fail "no leader before the $mode drills"
 	echo
 	echo "== canopyctl drill failover --mode $mode --count $COUNT"

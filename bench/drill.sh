@@ -17,8 +17,8 @@
 # Env: CANOPY_BUILD_DIR (default <source>/build), DRILL_MODES (default "transfer crash").
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export CANOPY_SOURCE_DIR=${CANOPY_SOURCE_DIR:-$(cd "$BENCH_SRC/.." && pwd)}
-# shellcheck source=../tests/fixtures/sync.sh
-source "$CANOPY_SOURCE_DIR/tests/fixtures/sync.sh"
+# shellcheck source=../tests/fixtures/drill.sh
+source "$CANOPY_SOURCE_DIR/tests/fixtures/drill.sh"
 # shellcheck source=../tests/fixtures/failover.sh
 source "$CANOPY_SOURCE_DIR/tests/fixtures/failover.sh"
 COUNT=${1:-5}
@@ -26,23 +26,8 @@ T=${2:-1000}
 [[ $COUNT =~ ^[1-9][0-9]*$ && $T =~ ^[1-9][0-9]+$ ]] || { echo "usage: $0 [COUNT] [T]" >&2; exit 2; }
 ELECTION_TIMEOUT_MS=$T
 HEARTBEAT_MS=$((T / 10))
+drill_cluster 100 2
 dir=$(fixture_tmpdir)
-token=bench-$RANDOM-$RANDOM
-(umask 077; printf '%s\n' "$token" >"$dir/control.token")
-sync_setup 100 2
-for i in 1 2 3; do agent_ports $i; done
-members="\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\""
-for i in 1 2 3; do
-	sync_agent_config $i "[$members]"
-	printf 'control:\n  token_file: %s\n' "$dir/control.token" >>"$dir/agent$i.yaml"
-	agent_start $i
-done
-users_are() { [ "$(scim_count Users)" = "$1" ]; }
-wait_until 60 users_are 100 || fail "initial sync: $(scim_count Users)"
-wait_until 30 ready_leader 1 2 3 || fail "no leader"
-# a control address for every member (the leader learns them from health reports)
-addrs_known() { [ "$(json_eval "$(agent_status "$(ready_leader 1 2 3)")" 'j.members.filter(m => m.control_address && m.reachable).length')" = 3 ]; }
-wait_until 30 addrs_known || fail "members not all reachable"
 failover_stream
 sleep 2 # let the stream run before the first drill (a bench, not a test)
 echo "bench/drill.sh: $COUNT drills per mode, T = $T ms, heartbeat $HEARTBEAT_MS ms, a change every 100 ms"
@@ -50,7 +35,7 @@ for mode in ${DRILL_MODES:-transfer crash}; do
 	L=$(ready_leader 1 2 3) || fail "no leader before the $mode drills"
 	echo
 	echo "== canopyctl drill failover --mode $mode --count $COUNT"
-	"$CANOPYCTL" --server "${AGENT_CTL[$L]}" --token-file "$dir/control.token" drill failover --mode "$mode" \
+	"$CANOPYCTL" --server "${AGENT_CTL[$L]}" --token-file "$DRILL_TOKEN_FILE" drill failover --mode "$mode" \
 		--count "$COUNT" --json >"$dir/$mode.json" || fail "$mode drills failed"
 	json_eval "$(cat "$dir/$mode.json")" 'j.drills.map((x, i) => "drill " + (i + 1) + ": " + x.old_leader + " -> " + x.new_leader + " term " + x.term + ": detected " + x.detected_ms + ", elected " + x.elected_ms + ", exporting " + x.first_export_ms).join("\n")
 		+ "\nsummary min/median/max ms: detected " + ["min","median","max"].map(k => j.summary.detected_ms[k]).join("/") + ", elected " + ["min","median","max"].map(k => j.summary.elected_ms[k]).join("/") + ", exporting " + ["min","median","max"].map(k => j.summary.first_export_ms[k]).join("/")'

@@ -10,35 +10,20 @@
 # write of an older term after a newer term's first write (the dead-playing
 # leader never wrote after its successor did); the old leaders rejoined as
 # followers; and the target equals the directory at the end.
-source "$(dirname "$0")/../fixtures/sync.sh"
+source "$(dirname "$0")/../fixtures/drill.sh"
 source "$(dirname "$0")/../fixtures/failover.sh"
-dir=$(fixture_tmpdir)
 
 T=1000
 ELECTION_TIMEOUT_MS=$T
-token=drill-$RANDOM-$RANDOM
-(umask 077; printf '%s\n' "$token" >"$dir/control.token")
-sync_setup 100 2
-for i in 1 2 3; do agent_ports $i; done
-members="\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\""
-for i in 1 2 3; do
-	sync_agent_config $i "[$members]"
-	printf 'control:\n  token_file: %s\n' "$dir/control.token" >>"$dir/agent$i.yaml"
-	agent_start $i
-done
-users_are() { [ "$(scim_count Users)" = "$1" ]; }
-wait_until 60 users_are 100 || fail "initial sync: $(scim_count Users)"
-wait_until 30 ready_leader 1 2 3 || fail "no leader"
-L=$(ready_leader 1 2 3)
-all_reachable() { [ "$(json_eval "$(agent_status "$L")" 'j.members.filter(m => m.reachable === true).length')" = 3 ]; }
-wait_until 30 all_reachable || fail "members not all reachable: $(agent_status "$L")"
+drill_cluster 100 2
+L=$DRILL_LEADER
 
 failover_stream
 writes_before=$(scim_writes)
 more_writes() { [ "$(scim_writes)" -gt "$((writes_before + 5))" ]; }
 wait_until 30 more_writes || fail "the change stream is not exported"
 
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" --token-file "$dir/control.token" drill failover --mode crash \
+out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" --token-file "$DRILL_TOKEN_FILE" drill failover --mode crash \
 	--count 2 --json) || fail "crash drill failed: $out"
 echo "$out"
 check=$(json_eval "$out" '(() => {

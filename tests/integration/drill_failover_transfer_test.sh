@@ -10,29 +10,13 @@
 # drill is refused (exit 1, naming control.token_file) and leadership does not
 # move; with one of the 3 agents down it is refused (exit 1) naming the
 # unreachable node, and leadership does not move.
-source "$(dirname "$0")/../fixtures/sync.sh"
-dir=$(fixture_tmpdir)
+source "$(dirname "$0")/../fixtures/drill.sh"
 
 T=1000
 ELECTION_TIMEOUT_MS=$T
-token=drill-$RANDOM-$RANDOM
-(umask 077; printf '%s\n' "$token" >"$dir/control.token")
-sync_setup 20 2
-for i in 1 2 3; do agent_ports $i; done
-members="\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\""
-for i in 1 2 3; do
-	sync_agent_config $i "[$members]"
-	printf 'control:\n  token_file: %s\n' "$dir/control.token" >>"$dir/agent$i.yaml"
-	agent_start $i
-done
-users_are() { [ "$(scim_count Users)" = "$1" ]; }
-wait_until 60 users_are 20 || fail "initial sync: $(scim_count Users)"
-wait_until 30 ready_leader 1 2 3 || fail "no leader"
-L=$(ready_leader 1 2 3)
+drill_cluster 20 2
+L=$DRILL_LEADER
 F=$(( L % 3 + 1 ))
-# Every voter reachable as the leader sees it: what a drill needs.
-all_reachable() { [ "$(json_eval "$(agent_status "$L")" 'j.members.filter(m => m.reachable === true).length')" = 3 ]; }
-wait_until 30 all_reachable || fail "members not all reachable: $(agent_status "$L")"
 
 # No token: refused, nothing moves.
 term0=$(json_eval "$(agent_status "$L")" 'j.term')
@@ -44,7 +28,7 @@ grep -q 'control.token_file' <<<"$out" || fail "refusal without a token does not
 pass "without the token: refused ($out)"
 
 # Three transfers, asked of a follower (it redirects to the leader).
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$F]}" --token-file "$dir/control.token" drill failover --mode transfer \
+out=$("$CANOPYCTL" --server "${AGENT_CTL[$F]}" --token-file "$DRILL_TOKEN_FILE" drill failover --mode transfer \
 	--count 3 --json) || fail "drill failed: $out"
 echo "$out"
 check=$(json_eval "$out" '(() => {
@@ -71,7 +55,7 @@ check=$(json_eval "$out" '(() => {
 pass "3 transfer drills: $(json_eval "$out" '"first_export_ms min " + j.summary.first_export_ms.min + " median " + j.summary.first_export_ms.median + " max " + j.summary.first_export_ms.max')"
 
 # Human output: per drill and min/median/max.
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$F]}" --token-file "$dir/control.token" drill failover) || fail "drill failed: $out"
+out=$("$CANOPYCTL" --server "${AGENT_CTL[$F]}" --token-file "$DRILL_TOKEN_FILE" drill failover) || fail "drill failed: $out"
 echo "$out"
 grep -q '^drill 1/1 transfer: leader .* detected .* elected .* exporting' <<<"$out" || fail "no per-drill line: $out"
 grep -qE '^  exporting +[0-9]+ +[0-9]+ +[0-9]+' <<<"$out" || fail "no min/median/max: $out"
@@ -84,7 +68,7 @@ agent_stop "$D" KILL
 down_seen() { [ "$(json_eval "$(agent_status "$L")" 'j.members.find(m => m.id === '"$D"').reachable')" = false ]; }
 wait_until 10 down_seen || fail "the leader does not see node $D down"
 term0=$(json_eval "$(agent_status "$L")" 'j.term')
-if out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" --token-file "$dir/control.token" drill failover --mode crash 2>&1); then
+if out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" --token-file "$DRILL_TOKEN_FILE" drill failover --mode crash 2>&1); then
 	fail "drill with node $D down succeeded: $out"
 fi
 grep -q "drill refused: .*node $D is not reachable" <<<"$out" || fail "refusal does not name node $D: $out"

@@ -208,6 +208,9 @@ static json_t *failover_json(struct agent *a)
 	set(o, "watch_drops", xcheck(json_integer((json_int_t)a->leader_watch.drops_seen)));
 	set(o, "watch_drops_leader_alive", xcheck(json_integer((json_int_t)a->leader_watch.drops_alive)));
 	set(o, "lease_suspensions", xcheck(json_integer((json_int_t)a->leader_watch.suspensions)));
+	/* answers libraft 0.15 addressed to no one after quick elections, not
+	 * sent (raft/isolation.h) */
+	set(o, "unaddressed_messages", xcheck(json_integer((json_int_t)node_unaddressed_messages(&a->node))));
 	if (a->leader_watch.last_at != 0)
 		set(o, "last_early",
 		    xcheck(json_pack("{s:I,s:I}", "detected_ms", (json_int_t)a->leader_watch.last_detect_ms, "ago_ms",

@@ -12,6 +12,7 @@
 struct isolation_send {
 	struct raft_io_send *req;
 	raft_io_send_cb cb;
+	int status;
 	struct isolation_send *next;
 };
 
@@ -85,8 +86,9 @@ static int on_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, ra
 	return iso->start(io, msecs, tick, on_recv);
 }
 
-/* Run the callbacks of the dropped sends queued so far. A callback may send
- * again (libraft retries from its callbacks); those wait for the next run. */
+/* Run the callbacks of the dropped sends queued so far, with their status
+ * (`status` instead when non-zero: closing). A callback may send again
+ * (libraft retries from its callbacks); those wait for the next run. */
 static void complete(struct isolation *iso, int status)
 {
 	struct isolation_send *s = iso->pending;
@@ -97,9 +99,10 @@ static void complete(struct isolation *iso, int status)
 		struct isolation_send *next = s->next;
 		struct raft_io_send *req = s->req;
 		raft_io_send_cb cb = s->cb;
+		int st = status ? status : s->status;
 		free(s);
 		req->cb = cb;
-		cb(req, status);
+		cb(req, st);
 		s = next;
 	}
 }
@@ -109,23 +112,44 @@ static void on_timer(uv_timer_t *t)
 	complete(t->data, 0);
 }
 
+/* Accepted, not sent: libraft expects the callback later, never from inside
+ * its own call (src/replication.c frees the request there). */
+static void drop_send(struct isolation *iso, struct raft_io_send *req, raft_io_send_cb cb, int status)
+{
+	struct isolation_send *s = xcalloc(1, sizeof *s);
+
+	s->req = req;
+	s->cb = cb;
+	s->status = status;
+	*iso->pending_tail = s;
+	iso->pending_tail = &s->next;
+	uv_timer_start(&iso->timer, on_timer, 0, 0);
+}
+
 static int on_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *message,
 		   raft_io_send_cb cb)
 {
 	struct isolation *iso = find(io);
-	struct isolation_send *s;
 
+	/* libraft 0.15 can address a message to no one: a follower whose
+	 * append completes after it was a candidate and turned follower again
+	 * without hearing from a leader answers to current_leader.address,
+	 * NULL then (src/replication.c appendFollowerCb -> sendAppendEntriesResult),
+	 * and raft_uv copies that address with strlen (src/uv_send.c
+	 * uvClientInit): a crash. Elections in quick succession (the crash
+	 * drill, early elections) made it happen. Nobody is there to answer:
+	 * undeliverable, as raft_uv reports a peer it cannot reach. */
+	if (message->server_address == NULL) {
+		iso->unaddressed++;
+		if (iso->closed)
+			return RAFT_NOCONNECTION; /* raft is closing: no timer any more */
+		drop_send(iso, req, cb, RAFT_NOCONNECTION);
+		return 0;
+	}
 	if (!iso->on || iso->closed)
 		return iso->send(io, req, message, cb);
-	/* Accepted and lost: libraft expects the callback later, never from
-	 * inside its own call (src/replication.c frees the request there). */
 	iso->dropped_out++;
-	s = xcalloc(1, sizeof *s);
-	s->req = req;
-	s->cb = cb;
-	*iso->pending_tail = s;
-	iso->pending_tail = &s->next;
-	uv_timer_start(&iso->timer, on_timer, 0, 0);
+	drop_send(iso, req, cb, 0); /* lost on the way, as a blackholed peer looks */
 	return 0;
 }
 
@@ -141,7 +165,7 @@ void isolation_wrap(struct isolation *iso, struct raft_io *io, uv_loop_t *loop)
 	iso->pending_tail = &iso->pending;
 	iso->on = false;
 	iso->closed = false;
-	iso->dropped_in = iso->dropped_out = 0;
+	iso->dropped_in = iso->dropped_out = iso->unaddressed = 0;
 	uv_timer_init(loop, &iso->timer);
 	iso->timer.data = iso;
 	for (i = 0; i < ISOLATION_MAX; i++)

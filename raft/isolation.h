@@ -1,5 +1,6 @@
 /*
- * raft/isolation.h -- cut one server off from every raft message, on demand.
+ * raft/isolation.h -- cut one server off from every raft message, on demand
+ * (and keep libraft's unaddressed messages from raft_uv).
  *
  * The crash drill (`canopyctl drill failover --mode crash`, agent/control_drill.c)
  * makes a live leader behave, for its peers, exactly like a dead one: nothing
@@ -22,6 +23,14 @@
  *     status 0 -- a message lost on the network, as a blackholed peer looks
  *     to raft_uv -- and never reaches the transport.
  * Messages already handed to the transport before the cut still go out.
+ *
+ * Always, cut or not: a message libraft 0.15 addresses to no one
+ * (server_address NULL: a follower's answer to an append that completed
+ * after it had been a candidate and had turned follower again without a
+ * leader, src/replication.c appendFollowerCb) is not handed to raft_uv,
+ * which would crash on it (src/uv_send.c uvClientInit, strlen), but called
+ * back with RAFT_NOCONNECTION on a later loop iteration; `unaddressed`
+ * counts them.
  */
 #ifndef CANOPY_RAFT_ISOLATION_H
 #define CANOPY_RAFT_ISOLATION_H
@@ -46,6 +55,7 @@ struct isolation {
 	bool closed;
 	/* figures for status */
 	uint64_t dropped_in, dropped_out;
+	uint64_t unaddressed;   /* sends without an address, never handed on */
 };
 
 /*

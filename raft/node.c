@@ -559,6 +559,11 @@ void node_isolation_stats(const struct node *n, uint64_t *dropped_in, uint64_t *
 	*dropped_out = n->isolation.dropped_out;
 }
 
+uint64_t node_unaddressed_messages(const struct node *n)
+{
+	return n->isolation.unaddressed;
+}
+
 bool node_transferring(const struct node *n)
 {
 	return n->transferring;

@@ -244,6 +244,8 @@ void node_stop_writing(struct node *n);
 void node_isolate(struct node *n, bool on);
 bool node_isolated(const struct node *n);
 void node_isolation_stats(const struct node *n, uint64_t *dropped_in, uint64_t *dropped_out);
+/* Messages libraft addressed to no one and that were not sent (isolation.h). */
+uint64_t node_unaddressed_messages(const struct node *n);
 
 /* A leadership transfer (node_transfer) is in progress. */
 bool node_transferring(const struct node *n);

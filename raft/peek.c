@@ -135,18 +135,11 @@ int peek_early_election(struct raft *r, uv_loop_t *loop, unsigned stagger_ms)
 
 	if (r->state != RAFT_FOLLOWER || r->follower_state.current_leader.id == 0)
 		return -EAGAIN;
-	/* Forget the leader's id (a follower that knows one refuses votes,
-	 * src/recv_request_vote.c) but keep its address: an append of that
-	 * leader's entries may still be on its way to disk, and its callback
-	 * answers to current_leader.address (src/replication.c, appendFollowerCb
-	 * -> sendAppendEntriesResult), which raft_uv copies with strlen
-	 * (src/uv_send.c, uvClientInit): NULL there crashed followers whose
-	 * leader said 409 right after sending entries (found by the crash
-	 * drill, agent/control_drill.c). The answer goes to the old leader's
-	 * address, as it would have; libraft frees the string when this node
-	 * changes state or learns a new leader (src/convert.c convertClear,
-	 * src/recv.c recvUpdateLeader). */
 	r->follower_state.current_leader.id = 0;
+	if (r->follower_state.current_leader.address != NULL) {
+		raft_free(r->follower_state.current_leader.address);
+		r->follower_state.current_leader.address = NULL;
+	}
 	if (stagger_ms > timeout)
 		stagger_ms = timeout;
 	/* expires when now' - start >= timeout, i.e. at now + stagger_ms */

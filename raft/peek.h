@@ -71,10 +71,8 @@ int peek_cancel_promotion(struct raft *r, const struct raft_change *req);
  *   - forgets the current leader (follower_state.current_leader), so this
  *     node grants (pre-)votes to others: src/recv_request_vote.c rejects
  *     every RequestVote, pre-vote included, while current_leader.id != 0
- *     (Raft dissertation §4.2.3) -- the id only: the address stays, for the
- *     answer to an append still on its way to disk (src/replication.c
- *     appendFollowerCb sends it to current_leader.address, which must not
- *     be NULL), and libraft frees it as usual (src/convert.c convertClear);
+ *     (Raft dissertation §4.2.3); the address is freed as src/convert.c
+ *     (convertClear) does;
  *   - moves election_timer_start back so that electionTimerExpired()
  *     (src/election.c: now - election_timer_start >=
  *     randomized_election_timeout) becomes true `stagger_ms` from now; an

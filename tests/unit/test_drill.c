@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_drill.c -- the failover drill's two rules that need no
  * cluster: raft/isolation.h (the crash drill's cut, on a fake raft_io: what
- * passes, what is dropped and freed, when a dropped send is called back) and
+ * passes, what is dropped and freed, when a dropped send is called back, and
+ * that a message without an address never reaches the transport) and
  * control_drill_check() (when the leader refuses a drill).
  */
 #include <errno.h>
@@ -105,6 +106,7 @@ static void messages_pass_while_not_isolated(void **state)
 	(void)state;
 	memset(&m, 0, sizeof m);
 	m.type = RAFT_IO_REQUEST_VOTE;
+	m.server_address = "127.0.0.1:2";
 	assert_ptr_not_equal(fake.recv, libraft_recv); /* the isolation sits in between */
 	fake.recv(&io, &m);
 	assert_int_equal(fake.received, 1);
@@ -147,6 +149,7 @@ static void isolated_node_sends_nothing_and_is_called_back_later(void **state)
 	(void)state;
 	memset(&m, 0, sizeof m);
 	m.type = RAFT_IO_APPEND_ENTRIES;
+	m.server_address = "127.0.0.1:2";
 	isolation_set(&iso, true);
 	assert_int_equal(io.send(&io, &a, &m, on_sent), 0);
 	assert_int_equal(io.send(&io, &b, &m, on_sent), 0);
@@ -165,6 +168,7 @@ static void closing_calls_back_dropped_sends_as_cancelled(void **state)
 
 	(void)state;
 	memset(&m, 0, sizeof m);
+	m.server_address = "127.0.0.1:2";
 	isolation_set(&iso, true);
 	assert_int_equal(io.send(&io, &a, &m, on_sent), 0);
 	isolation_close(&iso); /* before raft_close: nothing left to call back later */
@@ -172,6 +176,32 @@ static void closing_calls_back_dropped_sends_as_cancelled(void **state)
 	assert_int_equal(fake.last_status, RAFT_CANCELED);
 	assert_false(isolation_on(&iso));
 	assert_int_equal(io.send(&io, &a, &m, on_sent), 0); /* passes through after close */
+	assert_int_equal(fake.sends, 1);
+}
+
+/* libraft 0.15 answers an append that completes after the follower was a
+ * candidate and turned follower again without a leader to
+ * current_leader.address, NULL then; raft_uv would strlen it. */
+static void messages_without_an_address_are_not_sent(void **state)
+{
+	struct raft_message m;
+	struct raft_io_send a;
+
+	(void)state;
+	memset(&m, 0, sizeof m);
+	m.type = RAFT_IO_APPEND_ENTRIES_RESULT;
+	m.server_id = 0;
+	m.server_address = NULL;
+	assert_int_equal(io.send(&io, &a, &m, on_sent), 0);
+	assert_int_equal(fake.sends, 0);
+	assert_int_equal(fake.callbacks, 0);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	assert_int_equal(fake.callbacks, 1);
+	assert_int_equal(fake.last_status, RAFT_NOCONNECTION);
+	assert_int_equal(iso.unaddressed, 1);
+	m.server_id = 2;
+	m.server_address = "127.0.0.1:2";
+	assert_int_equal(io.send(&io, &a, &m, on_sent), 0); /* an addressed one passes */
 	assert_int_equal(fake.sends, 1);
 }
 
@@ -285,6 +315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(isolated_node_drops_received_messages_and_frees_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(isolated_node_sends_nothing_and_is_called_back_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(closing_calls_back_dropped_sends_as_cancelled, setup, teardown),
+		cmocka_unit_test_setup_teardown(messages_without_an_address_are_not_sent, setup, teardown),
 		cmocka_unit_test(drill_runs_on_a_healthy_cluster),
 		cmocka_unit_test(drill_is_refused_without_a_ready_leader),
 		cmocka_unit_test(drill_is_refused_with_a_voter_down),

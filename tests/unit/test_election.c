@@ -11,9 +11,7 @@
  *     retries through pre-vote and wins one term later, in about its retry
  *     time;
  *   - a leadership transferee and a node without pre-vote are left alone.
- * And peek_early_election forgets the leader's id but keeps its address.
  */
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +21,6 @@
 
 #include <cmocka.h>
 #include <raft.h>
-#include <uv.h>
 #include <raft/fixture.h>
 
 #include "raft/peek.h"
@@ -247,35 +244,6 @@ static void test_retry_leaves_other_candidates_alone(void **ctx)
 	assert_int_equal(peek_candidate_retry(r, NULL, 0), -EAGAIN);
 }
 
-/* A follower whose leader said it no longer leads (agent/leader_watch.h)
- * forgets the leader's id, so it grants votes, but keeps its address: an
- * append of that leader's entries may still be on its way to disk, and its
- * callback answers to that address (src/replication.c appendFollowerCb ->
- * sendAppendEntriesResult); raft_uv copies it with strlen, and NULL there
- * crashed followers in the crash drill (agent/control_drill.c). */
-static void test_early_election_keeps_the_leader_address(void **ctx)
-{
-	struct cluster *c = *ctx;
-	struct raft *r = raft_fixture_get(&c->f, 1);
-	raft_id id;
-	const char *addr;
-	uv_loop_t loop;
-
-	raft_leader(r, &id, &addr);
-	assert_int_equal(id, 1); /* server 0 of the fixture has id 1 */
-	assert_non_null(addr);
-	assert_int_equal(uv_loop_init(&loop), 0);
-	/* no raft_uv tick timer on this loop: the election starts at the next tick */
-	assert_int_equal(peek_early_election(r, &loop, 5), -ENOENT);
-	assert_int_equal(uv_loop_close(&loop), 0);
-	assert_int_equal(r->follower_state.current_leader.id, 0);
-	assert_non_null(r->follower_state.current_leader.address);
-	assert_string_equal(r->follower_state.current_leader.address, raft_fixture_get(&c->f, 0)->address);
-	/* libraft frees it when the follower moves on: a leader again, in time */
-	raft_fixture_kill(&c->f, 0);
-	assert_true(raft_fixture_step_until_has_leader(&c->f, 10000));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,7 +254,6 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_prevote_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_leaves_other_candidates_alone, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_early_election_keeps_the_leader_address, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

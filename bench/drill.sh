@@ -49,6 +49,10 @@ for mode in ${DRILL_MODES:-transfer crash}; do
 			(s.length ? "  min/median/max " + s[0] + "/" + s[Math.floor((s.length - 1) / 2)] + "/" + s[s.length - 1] : ""));' \
 		"$dir/$mode.json" "$SCIM_AUDIT"
 done
+echo
+for i in 1 2 3; do
+	echo "node $i: $(json_eval "$(agent_status $i)" '"role " + j.role + ", raft messages dropped while playing dead " + j.drill.raft_dropped_in + " in / " + j.drill.raft_dropped_out + " out, unaddressed messages not sent " + j.failover.unaddressed_messages')"
+done
 kill "$GEN_PID" 2>/dev/null
 wait_until 60 sync_compare || sync_compare || fail "target differs from source after the drills"
 failover_audit_clean

@@ -31,7 +31,7 @@ post() { # post PATH [CURL ARGS...]: prints the status code
 		--data '{}' "$@" "$url$path"
 }
 for ep in /v1/deletes/approve /v1/deletes/reject /v1/cluster/add /v1/cluster/remove /v1/cluster/transfer \
-	/v1/cluster/abort /v1/resync /v1/health/report; do
+	/v1/cluster/abort /v1/resync /v1/health/report /v1/drill/transfer /v1/drill/crash; do
 	code=$(post "$ep")
 	[ "$code" = 401 ] || fail "POST $ep without a token answered $code: $(cat "$dir/body")"
 	code=$(post "$ep" -H "Authorization: Bearer wrong-$token")

@@ -40,6 +40,7 @@ struct drill {
 	uint64_t started_total; /* drills this node started as leader */
 	uint64_t lead_term;     /* the term of this node's latest ready leadership (0: none) */
 	uint64_t export_at;     /* raft time it could first export in lead_term (0: not yet) */
+	uint64_t export_wall_ms;/* the same moment, epoch ms (node_wall_ms) */
 };
 
 struct agent {
@@ -132,11 +133,6 @@ bool control_drill_handle(struct agent *a, const struct http_request *req, struc
 /* The drill's per-node bookkeeping: started with the node, closed with it. */
 void control_drill_start(struct agent *a);
 void control_drill_close(struct agent *a);
-
-/* Milliseconds since the epoch (CLOCK_REALTIME) of a time on raft's clock
- * (node_now): what status shows so that two nodes' times can be compared
- * (their clocks synchronized, e.g. NTP). 0 for 0. */
-uint64_t control_wall_ms(struct agent *a, uint64_t raft_time);
 
 /* "drill": this node's drill state for /v1/status. */
 json_t *control_drill_json(struct agent *a);

@@ -219,12 +219,11 @@ static json_t *failover_json(struct agent *a)
 	 * the first moment it could export afterwards, in epoch ms so that two
 	 * nodes' times compare (agent/control_drill.c). */
 	set(o, "last_candidate_at_ms",
-	    ns.failover.at ? xcheck(json_integer((json_int_t)control_wall_ms(a, ns.failover.at - ns.failover.elected_ms)))
-			   : json_null());
+	    ns.failover.at ? xcheck(json_integer((json_int_t)ns.failover.candidate_wall_ms)) : json_null());
 	set(o, "last_elected_at_ms",
-	    ns.failover.at ? xcheck(json_integer((json_int_t)control_wall_ms(a, ns.failover.at))) : json_null());
+	    ns.failover.at ? xcheck(json_integer((json_int_t)ns.failover.won_wall_ms)) : json_null());
 	set(o, "last_first_export_at_ms",
-	    a->drill.export_at ? xcheck(json_integer((json_int_t)control_wall_ms(a, a->drill.export_at))) : json_null());
+	    a->drill.export_at ? xcheck(json_integer((json_int_t)a->drill.export_wall_ms)) : json_null());
 	set(o, "last_first_export_term",
 	    a->drill.export_at ? xcheck(json_integer((json_int_t)a->drill.lead_term)) : json_null());
 	if (ns.failover.at != 0)

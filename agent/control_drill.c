@@ -26,7 +26,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -146,18 +145,6 @@ int control_parse_drill_body(const char *body, size_t len, int64_t *down_ms, cha
 	return rc;
 }
 
-uint64_t control_wall_ms(struct agent *a, uint64_t t)
-{
-	struct timespec ts;
-	uint64_t now_ms, now = node_now(&a->node);
-
-	if (t == 0)
-		return 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	return now_ms - (now > t ? now - t : 0);
-}
-
 /* Every loop iteration: the first moment of this leadership at which the
  * engine could send its first request (see the top of this file). */
 static void on_check(uv_check_t *h)
@@ -183,6 +170,7 @@ static void on_check(uv_check_t *h)
 			return;
 	}
 	d->export_at = node_now(&a->node);
+	d->export_wall_ms = node_wall_ms();
 }
 
 static void on_rejoin(uv_timer_t *t)
@@ -302,7 +290,7 @@ bool control_drill_handle(struct agent *a, const struct http_request *req, struc
 		return true;
 	}
 	term = st.term;
-	started_ms = control_wall_ms(a, node_now(&a->node));
+	started_ms = node_wall_ms();
 	if (mode == CONTROL_DRILL_TRANSFER) {
 		if (a->engine)
 			engine_follow(a->engine); /* stop exporting before handing over */

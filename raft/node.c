@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/xalloc.h"
 #include "raft/peek.h"
@@ -16,6 +17,13 @@
 raft_time node_now(struct node *n)
 {
 	return n->io.time(&n->io);
+}
+
+uint64_t node_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* mkdir -p with mode 0700: the data dir holds the replicated state. */
@@ -144,6 +152,7 @@ static void on_check(uv_check_t *h)
 		n->elections++;
 		/* the leader was last heard of at leader_seen_at: detection */
 		n->candidate_at = node_now(n);
+		n->candidate_wall_ms = node_wall_ms();
 		n->candidate_leader_seen_at = n->heard_at;
 		n->transferee = peek_transferee(&n->raft);
 	}
@@ -164,6 +173,8 @@ static void on_check(uv_check_t *h)
 						  : 0;
 		n->failover.elected_ms = node_now(n) - n->candidate_at;
 		n->failover.at = node_now(n);
+		n->failover.candidate_wall_ms = n->candidate_wall_ms;
+		n->failover.won_wall_ms = node_wall_ms();
 		n->candidate_at = 0;
 	}
 	/* Deposed while alive and not handing over: whoever started that
@@ -675,6 +686,8 @@ void node_stats(const struct node *n, struct node_stats *out)
 	out->failover.at = n->failover.at;
 	out->failover.detected_ms = n->failover.detected_ms;
 	out->failover.elected_ms = n->failover.elected_ms;
+	out->failover.candidate_wall_ms = n->failover.candidate_wall_ms;
+	out->failover.won_wall_ms = n->failover.won_wall_ms;
 }
 
 bool node_bootstrapped(const struct node *n)

@@ -113,7 +113,9 @@ struct node {
 		raft_time at;          /* when this node last won an election (0: never) */
 		raft_time detected_ms; /* the old leader last heard of -> candidate */
 		raft_time elected_ms;  /* candidate -> leader */
+		uint64_t candidate_wall_ms, won_wall_ms; /* the same two moments, epoch ms */
 	} failover;
+	uint64_t candidate_wall_ms; /* CLOCK_REALTIME when candidate_at was taken */
 	uint64_t leader_changes;/* times the known leader id changed */
 	int last_state;
 	uint64_t last_leader_id;
@@ -273,6 +275,10 @@ struct node_stats {
 		raft_time at;          /* when this node last won an election (0: never) */
 		raft_time detected_ms; /* the old leader last heard of -> candidate */
 		raft_time elected_ms;  /* candidate -> leader */
+		/* when it became candidate and won, in ms since the epoch
+		 * (CLOCK_REALTIME, read when this node noticed): comparable
+		 * with another node's times (`canopyctl drill failover`) */
+		uint64_t candidate_wall_ms, won_wall_ms;
 	} failover;
 };
 void node_stats(const struct node *n, struct node_stats *out);
@@ -347,5 +353,8 @@ int node_tls_reload(struct node *n, char *errmsg, size_t errlen, char *warning, 
 
 /* Milliseconds on raft's clock (libuv's loop time). */
 raft_time node_now(struct node *n);
+
+/* Milliseconds since the epoch (CLOCK_REALTIME), read now. */
+uint64_t node_wall_ms(void);
 
 #endif /* CANOPY_RAFT_NODE_H */

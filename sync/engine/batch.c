@@ -87,14 +87,6 @@ void engine_strv_free(char **v, size_t n)
 	free(v);
 }
 
-bool engine_strv_has(char *const *v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
 void engine_strv_push(char ***v, size_t *n, const char *s)
 {
 	char **nv = xrealloc(*v, (*n + 2) * sizeof **v);

@@ -238,7 +238,6 @@ void engine_map_put(struct strmap *m, const char *key, void *value);
 
 char **engine_strv_dup(char *const *v, size_t n);
 void engine_strv_free(char **v, size_t n);
-bool engine_strv_has(char *const *v, size_t n, const char *s);
 void engine_strv_push(char ***v, size_t *n, const char *s);
 /* Remove the first `s` (order not kept). */
 void engine_strv_remove(char **v, size_t *n, const char *s);

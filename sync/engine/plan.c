@@ -340,31 +340,45 @@ static char *target_id_of(struct planner *p, struct batch *b, const char *anchor
 
 /* A group's desired members from `dns`, and the changes against its record:
  * replace -- the DNs are the whole membership (an upsert); otherwise they
- * only add to what is exported (a group waiting for members). */
+ * only add to what is exported (a group waiting for members).
+ *
+ * Linear in the group's size: `desired` and the record's members are also
+ * kept in hash sets. This runs on the event loop, and a quadratic membership
+ * diff of a 5,000-member group (tens of millions of strcmp) stalled the loop
+ * long enough for the followers to elect someone else. */
 static void plan_group_members(struct planner *p, struct batch *b, struct item *it, char *const *dns,
 			       size_t n_dns, bool replace)
 {
 	char norm[DN_MAX], **desired = NULL, **unresolved = NULL, **keep = NULL, *id;
 	size_t n_desired = 0, n_unres = 0, n_keep = 0, i;
+	struct strmap want, had; /* anchor sets: desired, it->rec.members */
 
+	strmap_init(&want, NULL);
+	strmap_init(&had, NULL);
+	for (i = 0; i < it->rec.n_members; i++)
+		strmap_put(&had, it->rec.members[i], (void *)1);
 	for (i = 0; i < n_dns; i++) {
 		const char *anchor;
 		scope_dn_norm(dns[i], norm, sizeof norm);
 		anchor = strmap_get(&p->dn_index, norm);
-		if (anchor && strcmp(anchor, it->anchor) != 0 && !engine_strv_has(desired, n_desired, anchor))
+		if (anchor && strcmp(anchor, it->anchor) != 0 && !strmap_has(&want, anchor)) {
 			engine_strv_push(&desired, &n_desired, anchor);
-		else if (anchor == NULL)
+			strmap_put(&want, anchor, (void *)1);
+		} else if (anchor == NULL) {
 			engine_strv_push(&unresolved, &n_unres, dns[i]);
+		}
 	}
 	if (!replace) /* keep what is exported, add what resolved now */
 		for (i = 0; i < it->rec.n_members; i++)
-			if (!engine_strv_has(desired, n_desired, it->rec.members[i]))
+			if (!strmap_has(&want, it->rec.members[i])) {
 				engine_strv_push(&desired, &n_desired, it->rec.members[i]);
+				strmap_put(&want, it->rec.members[i], (void *)1);
+			}
 
 	batch_item_clear_members(it);
 	it->members_planned = true;
 	for (i = 0; i < n_desired; i++) {
-		if (engine_strv_has(it->rec.members, it->rec.n_members, desired[i]))
+		if (strmap_has(&had, desired[i]))
 			continue;
 		if ((id = target_id_of(p, b, desired[i])) == NULL)
 			continue; /* not exported (failed or out of scope): not a member yet */
@@ -373,7 +387,7 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 		free(id);
 	}
 	for (i = 0; i < it->rec.n_members; i++) {
-		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
+		if (strmap_has(&want, it->rec.members[i]))
 			continue;
 		/* no id: the member object is gone from the target, and with it
 		 * its membership */
@@ -385,7 +399,7 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 	}
 	/* The record after the change is done: desired members that have ids. */
 	for (i = 0; i < it->rec.n_members; i++)
-		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
+		if (strmap_has(&want, it->rec.members[i]))
 			engine_strv_push(&keep, &n_keep, it->rec.members[i]);
 	for (i = 0; i < it->n_add_anchors; i++)
 		engine_strv_push(&keep, &n_keep, it->add_anchors[i]);
@@ -396,6 +410,8 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 	it->rec.unresolved = unresolved;
 	it->rec.n_unresolved = n_unres;
 	engine_strv_free(desired, n_desired);
+	strmap_clear(&want);
+	strmap_clear(&had);
 }
 
 struct waiting_ctx {

@@ -88,6 +88,7 @@ static void on_node_closed(struct node *n)
 	identity_close(a);
 	member_watch_close(a);
 	leader_watch_close(a);
+	loop_watch_close(&a->loop_watch);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sighup, NULL);
@@ -634,6 +635,9 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	identity_start(a);
 	member_watch_start(a);
 	leader_watch_start(a);
+	/* a quarter of the election timeout: well before followers give up on
+	 * this node (loop_watch.h) */
+	loop_watch_start(&a->loop_watch, &a->loop, a->cfg.cluster.election_timeout_ms / 4);
 	return 0;
 
 err_after_http:

@@ -321,6 +321,9 @@ void commit_batch(struct session *s);
 void retryset_load(struct session *s);
 void retryset_recompute(struct session *s);
 bool retryset_due_now(const struct session *s);
+/* Makes every next try further ahead than twice the longest backoff due now
+ * (set by a clock ahead of this one: retryset.c); returns how many. */
+size_t retryset_clamp(struct session *s);
 uint64_t engine_unix_ms(void);
 uint64_t engine_rnd(struct engine *e);
 

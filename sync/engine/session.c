@@ -59,6 +59,7 @@ static void take_retries(struct session *s, struct batch *b)
 
 	s->retry_now = false;
 	s->last_was_retry = true;
+	retryset_clamp(s); /* this clock may have stepped back since they were set */
 	n = plan_retries(&s->plan, b, &s->retry_due, now, session_batch_max(s->e), stale,
 			 sizeof stale / sizeof stale[0]);
 	for (size_t i = 0; i < n; i++) {

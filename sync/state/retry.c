@@ -61,7 +61,7 @@ int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 int retry_record_decode(const void *buf, size_t len, struct retry_record *r, char *errmsg, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v;
+	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v, *jdn = NULL, *jerrtext = NULL;
 	const char *k, *t, *h, *dn = NULL, *err = NULL;
 	json_int_t ver, n = 0, first = 0, next = 0, http = 0;
 	size_t i;
@@ -72,12 +72,22 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 		snprintf(errmsg, errlen, "retry record: %s", jerr.text);
 		return -EPROTO;
 	}
-	if (json_unpack_ex(o, &jerr, 0, "{s:I,s:s,s:s,s:s,s?s,s?I,s?I,s?I,s?I,s?s,s?o,s?o}", "v", &ver, "k", &k,
-			   "t", &t, "h", &h, "dn", &dn, "n", &n, "first", &first, "next", &next, "http", &http,
-			   "err", &err, "res", &res, "m", &m) != 0) {
+	/* "dn" and "err" are null when absent (retry_record_encode packs them
+	 * with "s?"/"o?"): a record without an error text must still decode,
+	 * or its change would never be retried */
+	if (json_unpack_ex(o, &jerr, 0, "{s:I,s:s,s:s,s:s,s?o,s?I,s?I,s?I,s?I,s?o,s?o,s?o}", "v", &ver, "k", &k,
+			   "t", &t, "h", &h, "dn", &jdn, "n", &n, "first", &first, "next", &next, "http", &http,
+			   "err", &jerrtext, "res", &res, "m", &m) != 0) {
 		snprintf(errmsg, errlen, "retry record: %s", jerr.text);
 		goto out;
 	}
+	if ((jdn != NULL && !json_is_null(jdn) && !json_is_string(jdn)) ||
+	    (jerrtext != NULL && !json_is_null(jerrtext) && !json_is_string(jerrtext))) {
+		snprintf(errmsg, errlen, "retry record: dn or err is neither a string nor null");
+		goto out;
+	}
+	dn = json_is_string(jdn) ? json_string_value(jdn) : NULL;
+	err = json_is_string(jerrtext) ? json_string_value(jerrtext) : NULL;
 	if (ver > RETRY_RECORD_VERSION) {
 		snprintf(errmsg, errlen, "retry record version %lld is newer than this canopy (%d)", (long long)ver,
 			 RETRY_RECORD_VERSION);

@@ -935,6 +935,40 @@ static void a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set(void **stat
 	assert_int_equal(count_seen(f, TARGET_UPSERT), 2);
 }
 
+/* A retry scheduled by a leader whose clock ran an hour ahead (replicated
+ * with its wall-clock next try) is due now on a leader with a right clock,
+ * not in an hour (sync/engine/retryset.c). */
+static void a_retry_scheduled_by_a_clock_far_ahead_is_due_now(void **state)
+{
+	struct fx *f = *state;
+	struct retry_record r;
+	struct state_batch b;
+	char key[KEY_MAX], *val;
+	size_t vlen, klen;
+	uint64_t t0;
+
+	r = (struct retry_record){.kind = RETRY_UPSERT, .type = OBJECT_USER,
+				  .dn = "uid=u1,ou=people,dc=example",
+				  .resource = json_pack("{s:s,s:s}", "userName", "u1", "displayName", "User"),
+				  .hash = 77, .attempts = 1};
+	r.first_at_ms = engine_unix_ms() + 3600 * 1000;
+	r.next_at_ms = r.first_at_ms + 1000; /* its first backoff, on its clock */
+	klen = object_key(OBJECT_KEY_RETRY, "a1", key, sizeof key);
+	assert_int_equal(retry_record_encode(&r, &val, &vlen), 0);
+	json_decref(r.resource);
+	state_batch_init(&b);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	start(f);
+	t0 = uv_hrtime();
+	while (has(f, OBJECT_KEY_RETRY, "a1") && uv_hrtime() - t0 < 3000000000ull)
+		spin(f, 10);
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_true(has(f, OBJECT_KEY_OBJECT, "a1"));
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+}
+
 /* ---- out of memory --------------------------------------------------------------------------- */
 
 /* In a child: plan a refresh that reports both exported users changed, with
@@ -1040,6 +1074,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_cancelled_write_leaves_the_cursor_where_it_was, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_retry_scheduled_by_a_clock_far_ahead_is_due_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			an_allocation_failure_while_planning_aborts_instead_of_planning_a_delete, setup, teardown),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),

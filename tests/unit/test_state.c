@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "raft/fsm.h"
+#include "sync/state/retry.h"
 #include "sync/state/state.h"
 
 struct fixture {
@@ -306,6 +307,30 @@ static void entries_carry_their_own_zero_padding(void **ctx)
 	}
 }
 
+/* A retry record written without a DN or an error text (both packed as null)
+ * decodes: before, it did not, so its change was never retried. */
+static void retry_record_without_dn_or_error_decodes(void **state)
+{
+	struct retry_record r = {.kind = RETRY_DELETE, .type = OBJECT_USER, .attempts = 2, .next_at_ms = 5}, out;
+	char *buf, err[128];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(retry_record_encode(&r, &buf, &len), 0);
+	assert_non_null(strstr(buf, "\"err\":null"));
+	assert_int_equal(retry_record_decode(buf, len, &out, err, sizeof err), 0);
+	assert_int_equal(out.kind, RETRY_DELETE);
+	assert_null(out.dn);
+	assert_null(out.error);
+	assert_int_equal(out.attempts, 2);
+	assert_int_equal(out.next_at_ms, 5);
+	retry_record_free(&out);
+	free(buf);
+	/* a DN or an error of another JSON type is refused, not taken */
+	assert_int_not_equal(retry_record_decode("{\"v\":1,\"k\":\"delete\",\"t\":\"user\",\"h\":\"0\",\"err\":5}", 47,
+					     &out, err, sizeof err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(foreign_bytes_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_snapshot_leaves_state_intact, setup, teardown),
 		cmocka_unit_test(entries_carry_their_own_zero_padding),
+		cmocka_unit_test(retry_record_without_dn_or_error_decodes),
 	};
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }

@@ -23,7 +23,7 @@
 #                filters; --users-base etc. override), safety.deprovision,
 #                target.timeout_ms and cluster.election_timeout_ms the
 #                in-flight bound; source.users.member_of is refused (not
-#                compared)
+#                compared). --mapping FILE is the same option.
 #   --settle     how long to wait for the cluster to settle (default 60 s)
 #   --log        workload.sh's log: ops= counts its applied ops, and each
 #                difference names the last op on that object
@@ -77,5 +77,6 @@
 #   chaos: PASS|FAIL lost=N dup=N stale=N cursor_back=N digest=equal|differ objects=N ops=N
 # objects = objects in scope in the source; ops = applied workload ops (0
 # without --log). Exit 0 on PASS, 1 on FAIL (a cluster that did not settle is
-# a FAIL with a "did not settle" detail), 2 on wrong arguments.
+# a FAIL with a "did not settle" detail, and so is an input that cannot be
+# read: slapd, the store, the audit or the cursor log), 2 on wrong arguments.
 exec node "$(dirname "${BASH_SOURCE[0]}")/checker/check.js" "$@"

@@ -16,7 +16,8 @@
 # A rename, move or delete also rewrites the member values naming the entry
 # (what slapd's refint overlay would do; the test slapd has none).
 #
-# --rate: ops per second, spread evenly (default 20); one ldapmodify per op
+# --rate: ops per second, spread evenly (default 20; an op slower than that
+# delays the next, no burst follows); one ldapmodify per op
 # (-o nettimeout=3, killed after 8 s: slapd stopped or paused).
 # --dry-run: no LDAP at all; logs the ops with time/ok/rc null, so two dry
 # runs with one seed give identical files (--duration SEC then means
@@ -26,6 +27,7 @@
 # fixups: [groups whose members were rewritten]},"ok","rc","result"}; ok is
 # false when the server refused or could not be reached: such an op is not
 # expected in the target (the checker reads the directory as it ends up).
-# SIGTERM/SIGINT: stops after the current op. Exit 0 unless the arguments are
+# SIGTERM/SIGINT: stops at once (an op on its way is killed and logged with
+# ok false, rc null, "outcome unknown"). Exit 0 unless the arguments are
 # wrong (2): failed ops are data, not errors.
 exec node "$(dirname "${BASH_SOURCE[0]}")/checker/workload.js" "$@"

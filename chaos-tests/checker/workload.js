@@ -22,7 +22,7 @@
 // needs one): that one is replaced by the bind DN, which names nothing in
 // scope.
 "use strict";
-const {spawnSync} = require("child_process");
+const {spawn} = require("child_process");
 const fs = require("fs");
 
 function usage(msg) {
@@ -248,35 +248,63 @@ function nextOp(forcedKind) {
 const nextOpOf = (kind) => nextOp(kind);
 
 // ---------------------------------------------------------------- run
-const sleepBuf = new Int32Array(new SharedArrayBuffer(4));
-const sleepMs = (ms) => { if (ms > 0) Atomics.wait(sleepBuf, 0, 0, ms); };
-const logFd = fs.openSync(o.log, "w");
-let stop = false;
-process.on("SIGTERM", () => { stop = true; });
-process.on("SIGINT", () => { stop = true; });
-
-const t0 = Date.now();
-let seq = 0, okN = 0, failN = 0;
-for (;;) {
-	if (stop) break;
-	if (o.ops !== null && seq >= o.ops) break;
-	if (o.duration !== null && !o.dryRun && Date.now() - t0 >= o.duration * 1000) break;
-	if (o.duration !== null && o.dryRun && seq >= Math.round(o.duration * o.rate)) break;
-	const op = nextOp();
-	seq++;
-	const rec = {seq, time: null, op: op.op, dn: op.dn, details: op.details, ok: null, rc: null, result: "dry-run"};
-	if (!o.dryRun) {
-		sleepMs(t0 + (seq - 1) * 1000 / o.rate - Date.now());
-		rec.time = new Date().toISOString();
-		const r = spawnSync("ldapmodify", ["-x", "-H", o.url, "-D", o.bindDn, "-y", o.pwFile, "-o", "nettimeout=3"],
-			{input: op.ldif, encoding: "utf8", timeout: 8000, killSignal: "SIGKILL"});
-		rec.rc = r.status;
-		const out = `${r.stderr || ""}${r.stdout || ""}`.trim().split("\n").filter((l) => l && !/^(adding|modifying|deleting|renaming|moving) /.test(l));
-		rec.ok = r.status === 0 || (op.op === "ensure_ou" && r.status === 68);
-		rec.result = r.error ? `${r.error.code || r.error.message}` : rec.ok ? "success" : out.join(" | ").slice(0, 300) || `rc ${r.status}`;
-		if (rec.ok) okN++; else failN++;
-	}
-	fs.writeSync(logFd, JSON.stringify(rec) + "\n");
+// Asynchronous, so that SIGTERM/SIGINT (a scenario stopping the stream) are
+// handled: the op on its way finishes and is logged, then the workload ends.
+const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+function ldapmodify(ldif) {
+	return new Promise((resolve) => {
+		const c = spawn("ldapmodify", ["-x", "-H", o.url, "-D", o.bindDn, "-y", o.pwFile, "-o", "nettimeout=3"]);
+		current = c;
+		let out = "", timedOut = false;
+		c.stdout.on("data", (d) => (out += d));
+		c.stderr.on("data", (d) => (out += d));
+		c.stdin.on("error", () => {}); // EPIPE: it exited before reading (no server)
+		const timer = setTimeout(() => { timedOut = true; c.kill("SIGKILL"); }, 8000);
+		c.on("error", (e) => { clearTimeout(timer); resolve({rc: null, out: e.message}); });
+		c.on("close", (code) => {
+			clearTimeout(timer);
+			current = null;
+			// killed: code null
+			resolve({rc: code, out: timedOut ? "timeout (8 s)" : code === null ? "stopped by SIGTERM (outcome unknown)" : out});
+		});
+		c.stdin.end(ldif);
+	});
 }
-fs.closeSync(logFd);
-process.stderr.write(`workload: seed ${o.seed}: ${seq} ops` + (o.dryRun ? " (dry run)\n" : `, ${okN} applied, ${failN} failed, ${((Date.now() - t0) / 1000).toFixed(1)} s\n`));
+
+let stop = false, current = null;
+const halt = () => { stop = true; if (current) current.kill("SIGKILL"); };
+process.on("SIGTERM", halt);
+process.on("SIGINT", halt);
+
+(async () => {
+	const logFd = fs.openSync(o.log, "w");
+	const t0 = Date.now();
+	let seq = 0, okN = 0, failN = 0, due = t0;
+	for (;;) {
+		if (stop) break;
+		if (o.ops !== null && seq >= o.ops) break;
+		if (o.duration !== null && !o.dryRun && Date.now() - t0 >= o.duration * 1000) break;
+		if (o.duration !== null && o.dryRun && seq >= Math.round(o.duration * o.rate)) break;
+		const op = nextOp();
+		seq++;
+		const rec = {seq, time: null, op: op.op, dn: op.dn, details: op.details, ok: null, rc: null, result: "dry-run"};
+		if (!o.dryRun) {
+			// Evenly paced; an op that took longer (slapd down or paused)
+			// delays the next one, but no burst follows to catch up.
+			await sleep(due - Date.now());
+			due = Math.max(due + 1000 / o.rate, Date.now());
+			rec.time = new Date().toISOString();
+			const r = await ldapmodify(op.ldif);
+			rec.rc = r.rc;
+			rec.ok = r.rc === 0 || (op.op === "ensure_ou" && r.rc === 68);
+			const lines = r.out.trim().split("\n").filter((l) => l && !/^(adding|modifying|deleting|renaming|moving) /.test(l));
+			rec.result = rec.ok ? "success" : lines.join(" | ").slice(0, 300) || `rc ${r.rc}`;
+			if (rec.ok) okN++; else failN++;
+		}
+		fs.writeSync(logFd, JSON.stringify(rec) + "\n");
+	}
+	fs.closeSync(logFd);
+	process.stderr.write(`workload: seed ${o.seed}: ${seq} ops` + (o.dryRun ? " (dry run)\n" :
+		`, ${okN} applied, ${failN} failed, ${((Date.now() - t0) / 1000).toFixed(1)} s${stop ? " (stopped)" : ""}\n`));
+	process.exit(0);
+})();

@@ -73,7 +73,7 @@
 #    300 ms apart, in case a follower is an entry behind).
 #
 # Output: detail lines (indented, naming objects, writes, indexes), then ONE
-# line:
+# line (notes for the record, e.g. excused in-flight writes, go to stderr):
 #   chaos: PASS|FAIL lost=N dup=N stale=N cursor_back=N digest=equal|differ objects=N ops=N
 # objects = objects in scope in the source; ops = applied workload ops (0
 # without --log). Exit 0 on PASS, 1 on FAIL (a cluster that did not settle is

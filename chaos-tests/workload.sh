@@ -23,7 +23,8 @@
 # runs with one seed give identical files (--duration SEC then means
 # SEC x rate ops).
 #
-# Log line: {"seq","time","op","dn","details":{...new_dn, attributes, member,
+# Log (appended to, so several runs can share one; seq restarts at 1 in
+# each): one line per op {"seq","time","op","dn","details":{...new_dn, attributes, member,
 # fixups: [groups whose members were rewritten]},"ok","rc","result"}; ok is
 # false when the server refused or could not be reached: such an op is not
 # expected in the target (the checker reads the directory as it ends up).

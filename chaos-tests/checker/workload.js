@@ -277,7 +277,7 @@ process.on("SIGTERM", halt);
 process.on("SIGINT", halt);
 
 (async () => {
-	const logFd = fs.openSync(o.log, "w");
+	const logFd = fs.openSync(o.log, "a"); // appended: a scenario may run several streams into one log
 	const t0 = Date.now();
 	let seq = 0, okN = 0, failN = 0, due = t0;
 	for (;;) {

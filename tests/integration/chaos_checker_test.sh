@@ -23,6 +23,7 @@ SEED=4242
 
 # 1. reproducible stream
 wl_dry() {
+	rm -f "$2" # the workload appends to its log
 	"$CHAOS/workload.sh" --seed "$1" --users-base "ou=people,dc=example,dc=com" --groups-base "ou=groups,dc=example,dc=com" \
 		--ops 200 --log "$2" --dry-run 2>/dev/null
 }

@@ -12,6 +12,15 @@ const ROOT = path.resolve(__dirname, "../..");
 const {compare, parseLdif} = require(path.join(ROOT, "tests/fixtures/compare.js"));
 const audit = require(path.join(ROOT, "tests/fixtures/audit.js"));
 
+// --help: the usage comment at the top of chaos-tests/check.sh, exit 0
+function help() {
+	const lines = fs.readFileSync(require("path").join(__dirname, "..", "check.sh"), "utf8").split("\n");
+	const out = [];
+	for (const l of lines.slice(1)) { if (!l.startsWith("#")) break; out.push(l.replace(/^# ?/, "")); }
+	process.stdout.write(out.join("\n") + "\n");
+	process.exit(0);
+}
+
 function usage(msg) {
 	if (msg) process.stderr.write(`check: ${msg}\n`);
 	process.stderr.write(
@@ -49,7 +58,7 @@ const o = {status: [], settle: 60, quietMs: 1000};
 		case "--users-filter": o.usersFilter = val(); break;
 		case "--groups-base": o.groupsBase = val(); break;
 		case "--groups-filter": o.groupsFilter = val(); break;
-		case "-h": case "--help": usage();
+		case "-h": case "--help": help();
 		default: usage(`unknown argument ${a}`);
 		}
 	}

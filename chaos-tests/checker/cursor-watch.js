@@ -7,6 +7,15 @@ const fs = require("fs");
 const http = require("http");
 const https = require("https");
 
+// --help: the usage comment at the top of chaos-tests/cursor-watch.sh, exit 0
+function help() {
+	const lines = fs.readFileSync(require("path").join(__dirname, "..", "cursor-watch.sh"), "utf8").split("\n");
+	const out = [];
+	for (const l of lines.slice(1)) { if (!l.startsWith("#")) break; out.push(l.replace(/^# ?/, "")); }
+	process.stdout.write(out.join("\n") + "\n");
+	process.exit(0);
+}
+
 function usage(msg) {
 	if (msg) process.stderr.write(`cursor-watch: ${msg}\n`);
 	process.stderr.write("usage: cursor-watch.sh --out FILE [--interval-ms N] URL...\n");
@@ -16,7 +25,8 @@ let out = null, interval = 50;
 const urls = [];
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
-	if (argv[i] === "--out") out = argv[++i];
+	if (argv[i] === "-h" || argv[i] === "--help") help();
+	else if (argv[i] === "--out") out = argv[++i];
 	else if (argv[i] === "--interval-ms") interval = Number(argv[++i]);
 	else if (argv[i].startsWith("-")) usage(`unknown argument ${argv[i]}`);
 	else urls.push(argv[i]);

@@ -25,6 +25,15 @@
 const {spawn} = require("child_process");
 const fs = require("fs");
 
+// --help: the usage comment at the top of chaos-tests/workload.sh, exit 0
+function help() {
+	const lines = fs.readFileSync(require("path").join(__dirname, "..", "workload.sh"), "utf8").split("\n");
+	const out = [];
+	for (const l of lines.slice(1)) { if (!l.startsWith("#")) break; out.push(l.replace(/^# ?/, "")); }
+	process.stdout.write(out.join("\n") + "\n");
+	process.exit(0);
+}
+
 function usage(msg) {
 	if (msg) process.stderr.write(`workload: ${msg}\n`);
 	process.stderr.write(
@@ -52,7 +61,7 @@ for (let i = 0; i < argv.length; i++) {
 	case "--rate": o.rate = Number(val()); break;
 	case "--log": o.log = val(); break;
 	case "--dry-run": o.dryRun = true; break;
-	case "-h": case "--help": usage();
+	case "-h": case "--help": help();
 	default: usage(`unknown argument ${a}`);
 	}
 }

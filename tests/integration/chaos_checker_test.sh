@@ -13,7 +13,8 @@
 #    create of an existing externalId in a copy of the audit: the fixture
 #    itself answers a second POST with 409), stale (an old term's write after
 #    the new term's, never redone), cursor_back (a cursor log whose cursor goes
-#    back at a later index), digest (a fabricated status answer). And an old
+#    back at a later index), digest (a fabricated status answer); stale also
+#    for one term written by two nodes. And an old
 #    term's write in flight at the change and redone by the new term is
 #    excused (PASS).
 source "$(dirname "$0")/../fixtures/sync.sh"
@@ -125,6 +126,15 @@ node -e '
 	console.log(JSON.stringify(a));' "$dir/audit.json" >"$dir/audit-stale.json"
 check stale "${FILES[@]}" --audit-url "$dir/audit-stale.json" "${STATUS[@]}"
 expect_fail "planted stale-term write" stale
+
+# stale too: the newest term written by a second node (one leader per term)
+node -e '
+	const a = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+	const last = a.filter((r) => r.term != null).pop();
+	a.push({...last, seq: a.length + 1, time: new Date().toISOString(), node: last.node + "x"});
+	console.log(JSON.stringify(a));' "$dir/audit.json" >"$dir/audit-2nodes.json"
+check twonodes "${FILES[@]}" --audit-url "$dir/audit-2nodes.json" "${STATUS[@]}"
+expect_fail "one term written by two nodes" stale
 
 # excused: an old term's write audited 10 ms after the newest term's first
 # write (in flight at the change), then redone by the newest term

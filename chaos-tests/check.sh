@@ -24,7 +24,9 @@
 #                target.timeout_ms and cluster.election_timeout_ms the
 #                in-flight bound; source.users.member_of is refused (not
 #                compared). --mapping FILE is the same option.
-#   --settle     how long to wait for the cluster to settle (default 60 s)
+#   --settle     how long to wait for the cluster to settle (default 120 s:
+#                a change in the retry set waits out its backoff, 1 s doubling
+#                up to retry_max; returns as soon as it is settled)
 #   --log        workload.sh's log: ops= counts its applied ops, and each
 #                difference names the last op on that object
 #

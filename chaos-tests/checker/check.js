@@ -32,7 +32,7 @@ function usage(msg) {
 }
 
 // ---------------------------------------------------------------- options
-const o = {status: [], settle: 60, quietMs: 1000};
+const o = {status: [], settle: 120, quietMs: 1000};
 {
 	const argv = process.argv.slice(2);
 	let inStatus = false;

@@ -261,11 +261,10 @@ function settledView(list) {
 }
 
 async function settle(deadline) {
-	let prevCommit = null, quietSince = null, quietKey = null, last = null;
+	let prevCommit = null, quietSince = null, quietKey = null;
 	for (;;) {
 		const list = await statuses();
 		const v = settledView(list);
-		last = v;
 		if (v.L) {
 			const lagging = v.ok.filter((s) => prevCommit !== null && s.j.applied_index < prevCommit);
 			if (prevCommit === null) v.why.push("first look");
@@ -280,7 +279,6 @@ async function settle(deadline) {
 		if (!v.why.length) return {settled: true, view: v, list};
 		if (Date.now() >= deadline) return {settled: false, view: v, list};
 		await sleep(200);
-		void last;
 	}
 }
 

@@ -115,7 +115,8 @@ static int config_copy(struct ad_source *s, const struct ad_source_config *cfg, 
 	if (cfg->group_filter != NULL && cfg->group_filter[0] != '\0' &&
 	    (rc = ad_filter_parse(cfg->group_filter, &s->group_filter, why, sizeof why)) != 0)
 		return ad__fail(errmsg, errlen, rc, "source.groups.filter %s: %s", cfg->group_filter, why);
-	ldap_conn_config_copy(&s->conn, cfg->bind_dn, cfg->password, cfg->password_file, &cfg->tls, AD_OP_TIMEOUT_S);
+	ldap_conn_config_copy(&s->conn, cfg->bind_dn, cfg->password, cfg->password_file, &cfg->tls, AD_OP_TIMEOUT_S,
+			      &cfg->sasl);
 	s->user_base = ad__dn_norm(cfg->user_base);
 	s->group_base = cfg->group_base && cfg->group_base[0] ? ad__dn_norm(cfg->group_base) : NULL;
 	s->poll_ms = (cfg->poll_s ? cfg->poll_s : AD_POLL_DEFAULT_S) * 1000u;

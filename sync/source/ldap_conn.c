@@ -37,7 +37,8 @@ static char *dup_or_null(const char *v)
 }
 
 void ldap_conn_config_copy(struct ldap_conn_config *dst, const char *bind_dn, const char *password,
-			   const char *password_file, const struct ldap_tls_config *tls, unsigned op_timeout_s)
+			   const char *password_file, const struct ldap_tls_config *tls, unsigned op_timeout_s,
+			   const struct source_sasl_config *sasl)
 {
 	memset(dst, 0, sizeof *dst);
 	dst->bind_dn = bind_dn ? xstrdup(bind_dn) : NULL;
@@ -46,6 +47,11 @@ void ldap_conn_config_copy(struct ldap_conn_config *dst, const char *bind_dn, co
 	dst->tls.starttls = tls->starttls;
 	dst->tls.ca_file = dup_or_null(tls->ca_file);
 	dst->op_timeout_s = op_timeout_s;
+	if (sasl != NULL && sasl->mech != SOURCE_SASL_NONE) {
+		dst->sasl.mech = sasl->mech;
+		dst->sasl.keytab = dup_or_null(sasl->keytab);
+		dst->sasl.principal = dup_or_null(sasl->principal);
+	}
 }
 
 void ldap_conn_config_free(struct ldap_conn_config *c)
@@ -57,6 +63,8 @@ void ldap_conn_config_free(struct ldap_conn_config *c)
 	free((char *)c->password);
 	free((char *)c->password_file);
 	free((char *)c->tls.ca_file);
+	free((char *)c->sasl.keytab);
+	free((char *)c->sasl.principal);
 	memset(c, 0, sizeof *c);
 }
 
@@ -143,7 +151,17 @@ int ldap_conn_open(struct source_worker *w, int slot, const char *url, const str
 		return -ECONNREFUSED;
 	ldap_get_option(*out, LDAP_OPT_DESC, &fd);
 	rc = source_worker_publish_fd(w, slot, fd);
-	if (rc != 0 || cfg->bind_dn == NULL)
-		return rc; /* no bind_dn: anonymous */
+	if (rc != 0)
+		return rc;
+	if (cfg->sasl.mech != SOURCE_SASL_NONE) {
+		enum source_sasl_result r = source_sasl_bind(*out, url, &cfg->sasl, ldap_tls_used(&cfg->tls, url), msg, len);
+		if (r == SOURCE_SASL_BOUND)
+			return 0;
+		if (r == SOURCE_SASL_REFUSED)
+			w->problem = SOURCE_UNAUTHORIZED;
+		return -EACCES;
+	}
+	if (cfg->bind_dn == NULL)
+		return 0; /* no bind_dn: anonymous */
 	return bind_simple(w, url, cfg, *out, msg, len);
 }

@@ -13,6 +13,7 @@
 #include <ldap.h>
 
 #include "sync/source/ldap_tls.h"
+#include "sync/source/source_sasl.h"
 #include "sync/source/source_worker.h"
 
 #define LDAP_CONN_NETWORK_TIMEOUT_S 3 /* connect(); the one wait stop() cannot cut short */
@@ -23,17 +24,20 @@ struct ldap_conn_config {
 	const char *password;      /* NULL: none */
 	const char *password_file; /* re-read before every bind; wins over password */
 	unsigned op_timeout_s;     /* synchronous operations (the bind, searches) */
+	struct source_sasl_config sasl; /* mech not NONE: a SASL bind (source_sasl.h) instead */
 };
 
 /* dst := owned copies of the credentials and TLS settings (an empty CA file:
  * NULL, the system store), for a source to keep across runs of its worker. */
 void ldap_conn_config_copy(struct ldap_conn_config *dst, const char *bind_dn, const char *password,
-			   const char *password_file, const struct ldap_tls_config *tls, unsigned op_timeout_s);
+			   const char *password_file, const struct ldap_tls_config *tls, unsigned op_timeout_s,
+			   const struct source_sasl_config *sasl);
 /* Free a copy (the password is wiped first). */
 void ldap_conn_config_free(struct ldap_conn_config *c);
 
 /*
- * Connect `*out` to url and bind; publish its socket in w's `slot` first.
+ * Connect `*out` to url and bind (SASL when cfg->sasl says so, else simple,
+ * or anonymous without bind_dn); publish its socket in w's `slot` first.
  * Returns 0, -ECANCELED (stop() ran), or a negative errno with msg naming the
  * URL and the cause and w->problem set (SOURCE_UNREACHABLE, or
  * SOURCE_UNAUTHORIZED when the server refused the credentials or the

@@ -105,7 +105,18 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 		goto out;
 	}
 
-	if (cfg->bind_dn != NULL && cfg->bind_dn[0] != '\0') {
+	if (cfg->sasl.mech != SOURCE_SASL_NONE) {
+		switch (source_sasl_bind(ld, url, &cfg->sasl, ldap_tls_used(&cfg->tls, url), msg, len)) {
+		case SOURCE_SASL_BOUND:
+			break;
+		case SOURCE_SASL_REFUSED:
+			st = LDAP_PROBE_UNAUTHORIZED;
+			goto out;
+		case SOURCE_SASL_UNREACHABLE:
+			st = LDAP_PROBE_UNREACHABLE;
+			goto out;
+		}
+	} else if (cfg->bind_dn != NULL && cfg->bind_dn[0] != '\0') {
 		struct berval cred = {cfg->password ? strlen(cfg->password) : 0,
 				      (char *)(cfg->password ? cfg->password : "")};
 		rc = ldap_sasl_bind_s(ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
@@ -137,8 +148,12 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 		st = LDAP_PROBE_UNAUTHORIZED;
 		goto out;
 	}
-	snprintf(msg, len, "%s: bound%s and read %s", url,
-		 cfg->bind_dn && cfg->bind_dn[0] ? "" : " anonymously", cfg->base);
+	if (cfg->sasl.mech != SOURCE_SASL_NONE)
+		snprintf(msg, len, "%s: bound as %s (SASL %s) and read %s", url, cfg->sasl.principal,
+			 source_sasl_mech_name(cfg->sasl.mech), cfg->base);
+	else
+		snprintf(msg, len, "%s: bound%s and read %s", url, cfg->bind_dn && cfg->bind_dn[0] ? "" : " anonymously",
+			 cfg->base);
 	st = LDAP_PROBE_OK;
 out:
 	ldap_msgfree(res);

@@ -114,7 +114,8 @@ static void session_init(struct ldap_source *s, struct ldap_session *x, enum obj
 static void config_copy(struct ldap_source *s, const struct ldap_source_config *cfg)
 {
 	source_worker_init(&s->w, cfg->urls, cfg->n_urls, cfg->queue_max, cfg->backoff_min_ms, cfg->backoff_max_ms);
-	ldap_conn_config_copy(&s->conn, cfg->bind_dn, cfg->password, cfg->password_file, &cfg->tls, OP_TIMEOUT_S);
+	ldap_conn_config_copy(&s->conn, cfg->bind_dn, cfg->password, cfg->password_file, &cfg->tls, OP_TIMEOUT_S,
+			      &cfg->sasl);
 	session_init(s, &s->sess[0], OBJECT_USER, cfg->user_base, cfg->user_filter, cfg);
 	if (cfg->group_base != NULL && cfg->group_base[0] != '\0')
 		session_init(s, &s->sess[1], OBJECT_GROUP, cfg->group_base, cfg->group_filter, cfg);

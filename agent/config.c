@@ -1062,7 +1062,8 @@ static int parse_auth(struct cx *c, struct field *sec, struct config *cfg)
 
 /* source.sasl: {mech: GSSAPI, keytab: FILE, principal: name@REALM}, a
  * Kerberos bind with the agent's keytab instead of a password. The keytab
- * must be readable now, so a typo fails at start and not at the first bind. */
+ * must be readable now, so a typo fails at start and not at the first bind,
+ * and kept like a password file (sync/secret.h): its keys are the password. */
 static int parse_sasl(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"mech", NULL, 0}, {"keytab", NULL, 0}, {"principal", NULL, 0}};
@@ -1082,16 +1083,12 @@ static int parse_sasl(struct cx *c, struct field *sec, struct config *cfg)
 	if ((rc = get_path(c, f[1].val, "source.sasl.keytab", cfg->source.sasl.keytab,
 			   sizeof cfg->source.sasl.keytab)) != 0)
 		return rc;
-	if (access(cfg->source.sasl.keytab, R_OK) != 0) {
-		int e = errno;
-		return fail_rc(c, -e, line_of(f[1].val), "source.sasl.keytab: cannot read %s: %s",
-			       cfg->source.sasl.keytab, strerror(e));
-	}
+	char why[512];
+	if ((rc = secret_check(cfg->source.sasl.keytab, why, sizeof why)) != 0)
+		return fail_rc(c, rc, line_of(f[1].val), "source.sasl.keytab: %s", why);
 	if ((rc = get_string(c, f[2].val, "source.sasl.principal", cfg->source.sasl.principal,
 			     sizeof cfg->source.sasl.principal)) != 0)
 		return rc;
-	if (cfg->source.sasl.principal[0] == '\0')
-		return fail(c, line_of(f[2].val), "source.sasl.principal: empty (want name@REALM)");
 	cfg->source.sasl.mech = (enum config_sasl_mech)m;
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <gssapi/gssapi_krb5.h>
 #include <krb5.h>
 
+#include "sync/secret.h"
 #include "sync/source/source_sasl.h"
 
 const char *source_sasl_mech_name(enum source_sasl_mech m)
@@ -106,6 +107,12 @@ enum source_sasl_result source_sasl_bind(LDAP *ld, const char *url, const struct
 
 	if (cfg->mech != SOURCE_SASL_GSSAPI) {
 		snprintf(msg, len, "%s: SASL mechanism %s is not supported", url, source_sasl_mech_name(cfg->mech));
+		return SOURCE_SASL_REFUSED;
+	}
+	/* the keytab under the checks of a password file, every time (sync/secret.h) */
+	char why[384];
+	if (secret_check(cfg->keytab, why, sizeof why) != 0) {
+		snprintf(msg, len, "%s: cannot bind as %s: keytab: %s", url, cfg->principal, why);
 		return SOURCE_SASL_REFUSED;
 	}
 	/* krb5_init_context reads /etc/krb5.conf or KRB5_CONFIG (a context

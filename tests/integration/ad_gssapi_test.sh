@@ -84,6 +84,7 @@ pass "the health probe binds with GSSAPI too: $(probe | head -1 | grep -o 'detai
 samba_tool_out=$(_samba_tool_local user setpassword canopysvc --newpassword='Cn1.Rotated-Key43' 2>&1) ||
 	fail "setpassword: $samba_tool_out"
 agent_stop 1
+[ "$AGENT_RC" = 0 ] || fail "agent exited $AGENT_RC after SIGTERM: $(agent_logs 1 | tail -5)"
 agent_start 1 # a new leadership: the source binds again, with the stale keytab
 quarantined() { [ "$(st_of 1 'j.sync.quarantine && j.sync.quarantine.reason')" = source_unauthorized ]; }
 wait_until 30 quarantined || fail "stale keytab: $(st_of 1 'JSON.stringify(j.sync)')"
@@ -107,3 +108,5 @@ wait_until 45 eval '[ "$(ad_scim_user "$g8" u.displayName)" = "Kerberos Eight" ]
 [ "$(st_of 1 'j.sync.quarantine ? j.sync.quarantine.reason : "none"')" = none ] ||
 	fail "still quarantined: $(st_of 1 'JSON.stringify(j.sync.quarantine)')"
 pass "the keytab exported again is read at the next bind: quarantine cleared, changes flow, no restart"
+agent_stop 1
+[ "$AGENT_RC" = 0 ] || fail "agent exited $AGENT_RC after SIGTERM: $(agent_logs 1 | tail -5)"

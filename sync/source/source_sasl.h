@@ -28,6 +28,11 @@
  *     "require signing" policy.
  * The Kerberos configuration (realm -> KDC) is MIT's: /etc/krb5.conf, or the
  * file KRB5_CONFIG names in the agent's environment.
+ *
+ * Step 1 talks to the KDC, not over the LDAP socket, so stop() (which shuts
+ * that socket down, source_worker.h) cannot cut it short: an unreachable KDC
+ * holds a stopping worker for MIT's own timeouts (krb5.conf kdc_timeout,
+ * 1 s a try by default), like connect() does for NETWORK_TIMEOUT.
  */
 #ifndef CANOPY_SYNC_SOURCE_SOURCE_SASL_H
 #define CANOPY_SYNC_SOURCE_SOURCE_SASL_H

@@ -65,13 +65,13 @@ msg=$(st_of 1 'j.sync.source.message')
 [[ $msg == *"connected (DirSync on $SAMBA_BASE)"* ]] || fail "source message: $msg"
 pass "bound with Kerberos from the keytab (no bind_dn, no password_file): $USERS users exported; source says: $msg"
 
+# set_display USER VALUE: a change in the directory
+set_display() {
+	printf 'dn: CN=%s,%s\nchangetype: modify\nreplace: displayName\ndisplayName: %s\n' "$1" "$SAMBA_PEOPLE" "$2" |
+		samba_ldapmodify >/dev/null || fail "modify $1"
+}
 g7=$(ad_guid "CN=user00007,$SAMBA_PEOPLE")
-samba_ldapmodify >/dev/null <<EOF || fail "modify user00007"
-dn: CN=user00007,$SAMBA_PEOPLE
-changetype: modify
-replace: displayName
-displayName: Kerberos Seven
-EOF
+set_display user00007 "Kerberos Seven"
 wait_until 20 eval '[ "$(ad_scim_user "$g7" u.displayName)" = "Kerberos Seven" ]' ||
 	fail "a change did not arrive over the GSSAPI-bound connections: $(ad_scim_user "$g7" 'JSON.stringify(u)')"
 pass "a change arrives over the bound connections (notification + DirSync, SASL-sealed on ldap://)"
@@ -96,12 +96,7 @@ pass "a stale keytab: quarantine source_unauthorized: $detail"
 
 # 3. the keytab exported again: the source's next bind reads it (backoff up to 30 s)
 samba_keytab "$PRINCIPAL" "$dir/canopy.keytab" || fail "export the keytab again"
-samba_ldapmodify >/dev/null <<EOF || fail "modify user00008"
-dn: CN=user00008,$SAMBA_PEOPLE
-changetype: modify
-replace: displayName
-displayName: Kerberos Eight
-EOF
+set_display user00008 "Kerberos Eight"
 g8=$(ad_guid "CN=user00008,$SAMBA_PEOPLE")
 wait_until 45 eval '[ "$(ad_scim_user "$g8" u.displayName)" = "Kerberos Eight" ]' ||
 	fail "after the new keytab: $(st_of 1 'JSON.stringify(j.sync)')"

@@ -86,9 +86,7 @@ static void set_options(LDAP *ld, unsigned op_timeout_s)
 	ldap_set_option(ld, LDAP_OPT_X_KEEPALIVE_INTERVAL, &interval);
 }
 
-/* RFC 4511 §4.2.2 / appendix A: the server refused these credentials (a
- * simple bind without TLS is "strong auth required" on a default DC). */
-static bool refused(int code)
+bool ldap_conn_refused(int code)
 {
 	return code == LDAP_INVALID_CREDENTIALS || code == LDAP_INAPPROPRIATE_AUTH ||
 	       code == LDAP_INSUFFICIENT_ACCESS || code == LDAP_UNWILLING_TO_PERFORM ||
@@ -118,7 +116,7 @@ static int bind_simple(struct source_worker *w, const char *url, const struct ld
 	if (rc != LDAP_SUCCESS) {
 		int code = ldap_conn_code(ld, rc);
 		ldap_conn_status_fmt(msg, len, url, code, ld, "bind");
-		if (refused(code))
+		if (ldap_conn_refused(code))
 			w->problem = SOURCE_UNAUTHORIZED;
 		return -EACCES;
 	}

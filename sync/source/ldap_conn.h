@@ -8,6 +8,7 @@
 #ifndef CANOPY_SYNC_SOURCE_LDAP_CONN_H
 #define CANOPY_SYNC_SOURCE_LDAP_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <ldap.h>
@@ -47,6 +48,10 @@ void ldap_conn_config_free(struct ldap_conn_config *c);
 int ldap_conn_open(struct source_worker *w, int slot, const char *url, const struct ldap_conn_config *cfg, LDAP **out,
 		   char *msg, size_t len);
 
+/* Whether a bind's result code says the server refused these credentials
+ * (RFC 4511 §4.2.2 / appendix A; a simple bind without TLS is "strong auth
+ * required" on a default DC): SOURCE_UNAUTHORIZED rather than unreachable. */
+bool ldap_conn_refused(int code);
 /* "URL: <ldap_err2string> (what: <diagnostic message>)" */
 void ldap_conn_status_fmt(char *msg, size_t len, const char *url, int err, LDAP *ld, const char *what);
 /* The result code behind a libldap failure: rc itself, or for -1 the

@@ -11,6 +11,7 @@
 #include <krb5.h>
 
 #include "sync/secret.h"
+#include "sync/source/ldap_conn.h"
 #include "sync/source/source_sasl.h"
 
 const char *source_sasl_mech_name(enum source_sasl_mech m)
@@ -36,7 +37,7 @@ static krb5_error_code get_tgt(krb5_context ctx, const struct source_sasl_config
 
 	memset(&creds, 0, sizeof creds);
 	*out = NULL;
-	*stage = "principal";
+	*stage = "principal name";
 	if ((code = krb5_parse_name(ctx, cfg->principal, &client)) != 0)
 		return code;
 	*stage = "keytab";
@@ -85,14 +86,6 @@ static int interact(LDAP *ld, unsigned flags, void *defaults, void *prompts)
 	return LDAP_SUCCESS;
 }
 
-/* RFC 4511 §4.2.2 / appendix A: the server refused these credentials. */
-static bool ldap_refused(int code)
-{
-	return code == LDAP_INVALID_CREDENTIALS || code == LDAP_INAPPROPRIATE_AUTH ||
-	       code == LDAP_INSUFFICIENT_ACCESS || code == LDAP_UNWILLING_TO_PERFORM ||
-	       code == LDAP_STRONG_AUTH_REQUIRED || code == LDAP_CONFIDENTIALITY_REQUIRED;
-}
-
 enum source_sasl_result source_sasl_bind(LDAP *ld, const char *url, const struct source_sasl_config *cfg, bool tls,
 					 char *msg, size_t len)
 {
@@ -118,21 +111,22 @@ enum source_sasl_result source_sasl_bind(LDAP *ld, const char *url, const struct
 	/* krb5_init_context reads /etc/krb5.conf or KRB5_CONFIG (a context
 	 * per bind: a fixed configuration takes effect without a restart) */
 	if ((code = krb5_init_context(&ctx)) != 0) {
-		const char *why = krb5_get_error_message(NULL, code); /* MIT: a NULL context is allowed */
-		snprintf(msg, len, "%s: cannot bind as %s: Kerberos configuration: %s", url, cfg->principal, why);
-		krb5_free_error_message(NULL, why);
+		const char *kmsg = krb5_get_error_message(NULL, code); /* MIT: a NULL context is allowed */
+		snprintf(msg, len, "%s: cannot bind as %s: Kerberos configuration: %s", url, cfg->principal, kmsg);
+		krb5_free_error_message(NULL, kmsg);
 		return SOURCE_SASL_REFUSED;
 	}
 	code = get_tgt(ctx, cfg, &cc, &stage);
 	if (code != 0) {
-		const char *why = krb5_get_error_message(ctx, code);
+		const char *kmsg = krb5_get_error_message(ctx, code);
 		if (strcmp(stage, "ticket") == 0)
 			snprintf(msg, len, "%s: cannot bind as %s: no Kerberos ticket with keytab %s: %s", url,
-				 cfg->principal, cfg->keytab, why);
+				 cfg->principal, cfg->keytab, kmsg);
+		else if (strcmp(stage, "keytab") == 0)
+			snprintf(msg, len, "%s: cannot bind as %s: keytab %s: %s", url, cfg->principal, cfg->keytab, kmsg);
 		else
-			snprintf(msg, len, "%s: cannot bind as %s: %s %s: %s", url, cfg->principal, stage,
-				 strcmp(stage, "keytab") == 0 ? cfg->keytab : "", why);
-		krb5_free_error_message(ctx, why);
+			snprintf(msg, len, "%s: cannot bind as %s: %s: %s", url, cfg->principal, stage, kmsg);
+		krb5_free_error_message(ctx, kmsg);
 		res = krb5_unreachable(code) ? SOURCE_SASL_UNREACHABLE : SOURCE_SASL_REFUSED;
 		goto out;
 	}
@@ -165,7 +159,7 @@ enum source_sasl_result source_sasl_bind(LDAP *ld, const char *url, const struct
 		 * the KDC; -6: no GSSAPI plugin installed) is ours to fix,
 		 * like a refusal; anything else counts as unreachable, as
 		 * for a simple bind (ldap_conn.c) */
-		res = ldap_refused(err) || err == LDAP_LOCAL_ERROR || err == LDAP_AUTH_UNKNOWN
+		res = ldap_conn_refused(err) || err == LDAP_LOCAL_ERROR || err == LDAP_AUTH_UNKNOWN
 			      ? SOURCE_SASL_REFUSED
 			      : SOURCE_SASL_UNREACHABLE;
 	}

@@ -471,12 +471,15 @@ static struct source *make_source(struct agent *a)
 	lc.group_filter = a->cfg.source.groups.filter;
 	lc.tls.starttls = a->cfg.source.tls;
 	lc.tls.ca_file = a->cfg.source.tls_ca[0] ? a->cfg.source.tls_ca : NULL;
+	lc.sasl.mech = a->cfg.source.sasl.mech == CONFIG_SASL_GSSAPI ? SOURCE_SASL_GSSAPI : SOURCE_SASL_NONE;
+	lc.sasl.keytab = a->cfg.source.sasl.keytab;
+	lc.sasl.principal = a->cfg.source.sasl.principal;
 	if (a->cfg.source.kind == CONFIG_SOURCE_AD) {
 		struct ad_source_config ac = {
 			.urls = lc.urls, .n_urls = lc.n_urls, .bind_dn = lc.bind_dn, .password = lc.password,
 			.password_file = lc.password_file, .user_base = lc.user_base, .user_filter = lc.user_filter,
 			.group_base = lc.group_base, .group_filter = lc.group_filter, .tls = lc.tls,
-			.poll_s = a->cfg.source.poll_s,
+			.poll_s = a->cfg.source.poll_s, .sasl = lc.sasl,
 		};
 		return ad_source_new(&ac);
 	}

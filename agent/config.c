@@ -296,6 +296,7 @@ static int get_string(struct cx *c, const yaml_node_t *v, const char *kp, char *
 /* ---- keys that take one of a few words (the enums of config.h) */
 
 static const char *const source_kinds[] = {"openldap", "ad"};
+static const char *const sasl_mechs[] = {"none", "GSSAPI"};
 static const char *const target_kinds[] = {"scim"};
 static const char *const auth_kinds[] = {"", "oauth2"};
 static const char *const deprovisions[] = {"delete", "disable"};
@@ -311,6 +312,11 @@ static const char *word_of(const char *const *words, size_t n, int i)
 const char *config_source_kind_name(enum config_source_kind k)
 {
 	return word_of(source_kinds, N_OF(source_kinds), (int)k);
+}
+
+const char *config_sasl_mech_name(enum config_sasl_mech m)
+{
+	return word_of(sasl_mechs, N_OF(sasl_mechs), (int)m);
 }
 
 const char *config_target_kind_name(enum config_target_kind k)
@@ -1054,6 +1060,39 @@ static int parse_auth(struct cx *c, struct field *sec, struct config *cfg)
 	return 0;
 }
 
+/* source.sasl: {mech: GSSAPI, keytab: FILE, principal: name@REALM}, a
+ * Kerberos bind with the agent's keytab instead of a password. The keytab
+ * must be readable now, so a typo fails at start and not at the first bind,
+ * and kept like a password file (sync/secret.h): its keys are the password. */
+static int parse_sasl(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"mech", NULL, 0}, {"keytab", NULL, 0}, {"principal", NULL, 0}};
+	int rc = take_fields(c, sec->val, "source.sasl", f, N_OF(f));
+	int m;
+
+	if (rc != 0)
+		return rc;
+	if (f[0].val == NULL)
+		return fail(c, sec->line, "missing required key source.sasl.mech");
+	if ((rc = get_word(c, f[0].val, "source.sasl.mech", sasl_mechs, 1, N_OF(sasl_mechs), 16, false, &m)) != 0)
+		return rc;
+	if (f[1].val == NULL)
+		return fail(c, sec->line, "missing required key source.sasl.keytab");
+	if (f[2].val == NULL)
+		return fail(c, sec->line, "missing required key source.sasl.principal");
+	if ((rc = get_path(c, f[1].val, "source.sasl.keytab", cfg->source.sasl.keytab,
+			   sizeof cfg->source.sasl.keytab)) != 0)
+		return rc;
+	char why[512];
+	if ((rc = secret_check(cfg->source.sasl.keytab, why, sizeof why)) != 0)
+		return fail_rc(c, rc, line_of(f[1].val), "source.sasl.keytab: %s", why);
+	if ((rc = get_string(c, f[2].val, "source.sasl.principal", cfg->source.sasl.principal,
+			     sizeof cfg->source.sasl.principal)) != 0)
+		return rc;
+	cfg->source.sasl.mech = (enum config_sasl_mech)m;
+	return 0;
+}
+
 /* kind ad: source.poll_s (DirSync at least this often) and the AD default
  * filters when none is given (docs/active-directory.md). */
 static int parse_source_ad(struct cx *c, struct field *poll, struct config *cfg)
@@ -1078,7 +1117,7 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
 			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0},
-			    {"tls", NULL, 0},		{"poll_s", NULL, 0}};
+			    {"tls", NULL, 0},		{"poll_s", NULL, 0}, {"sasl", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "source", f, nf);
 	if (rc != 0)
@@ -1122,8 +1161,16 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 		return fail(c, sec->line, "missing required key source.users");
 	if (bind->val != NULL && pw->val == NULL)
 		return fail(c, bind->line, "source.bind_dn: needs source.password_file (the bind password)");
+	struct field *sasl = field(f, nf, "sasl");
+	if (sasl->val != NULL && (bind->val != NULL || pw->val != NULL))
+		return fail(c, sasl->line, "source.sasl: give source.sasl (a keytab) or source.bind_dn + "
+			    "source.password_file (a password), not both");
+	if (bind->val != NULL && pw->val == NULL)
+		return fail(c, bind->line, "source.bind_dn: needs source.password_file (the bind password)");
 	if (pw->val != NULL && bind->val == NULL)
 		return fail(c, pw->line, "source.password_file: needs source.bind_dn (whom to bind as)");
+	if (sasl->val != NULL && (rc = parse_sasl(c, sasl, cfg)) != 0)
+		return rc;
 	return parse_source_ad(c, field(f, nf, "poll_s"), cfg);
 }
 

@@ -75,6 +75,9 @@ enum config_bootstrap { CONFIG_BOOTSTRAP_UNSET = -1, CONFIG_BOOTSTRAP_NO = 0, CO
 /* source.kind: "openldap" | "ad" */
 enum config_source_kind { CONFIG_SOURCE_OPENLDAP, CONFIG_SOURCE_AD };
 const char *config_source_kind_name(enum config_source_kind k);
+/* source.sasl.mech; CONFIG_SASL_NONE: no source.sasl (a simple bind, or anonymous) */
+enum config_sasl_mech { CONFIG_SASL_NONE, CONFIG_SASL_GSSAPI };
+const char *config_sasl_mech_name(enum config_sasl_mech m);
 
 /* target.kind: "scim" */
 enum config_target_kind { CONFIG_TARGET_SCIM };
@@ -136,6 +139,13 @@ struct config {
 		bool tls;
 		char tls_ca[512]; /* source.tls.ca (absolute); "" = the system store */
 		unsigned poll_s;  /* kind ad: source.poll_s, DirSync at least this often */
+		/* source.sasl: a SASL bind (sync/source/source_sasl.h) instead
+		 * of bind_dn + password_file; mech CONFIG_SASL_NONE when absent. */
+		struct {
+			enum config_sasl_mech mech;
+			char keytab[512];    /* absolute; readable when the file was loaded */
+			char principal[256]; /* name@REALM */
+		} sasl;
 	} source;
 
 	struct {

@@ -54,6 +54,7 @@
 
 #include "sync/object.h"
 #include "sync/source/ldap_tls.h"
+#include "sync/source/source_sasl.h"
 #include "sync/source/source.h"
 
 #define AD_POLL_DEFAULT_S 30
@@ -64,6 +65,7 @@ struct ad_source_config {
 	const char *bind_dn;       /* NULL: anonymous (a DC refuses DirSync then) */
 	const char *password;
 	const char *password_file; /* re-read before every bind (sync/secret.h) */
+	struct source_sasl_config sasl; /* mech not NONE: a SASL bind instead (source_sasl.h) */
 	const char *user_base, *user_filter;   /* filter NULL/"": every user */
 	const char *group_base, *group_filter; /* base NULL/"": groups not synced */
 	struct ldap_tls_config tls;

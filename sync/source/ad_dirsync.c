@@ -152,26 +152,6 @@ char *ad__dn_norm(const char *dn)
 	return n;
 }
 
-void ad__status_fmt(char *msg, size_t len, const char *url, int err, LDAP *ld, const char *what)
-{
-	char *diag = NULL;
-
-	if (ld != NULL)
-		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-	snprintf(msg, len, "%s: %s (%s%s%s)", url, ldap_err2string(err), what, diag && *diag ? ": " : "",
-		 diag ? diag : "");
-	ldap_memfree(diag);
-}
-
-int ad__ldap_code(LDAP *ld, int rc)
-{
-	int err = rc;
-
-	if (rc < 0 && ld != NULL)
-		ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &err);
-	return err;
-}
-
 void ad__entry_free(struct ad_entry *e)
 {
 	free(e->dn);
@@ -281,7 +261,7 @@ static void entries_take(LDAP *ld, LDAPMessage *res, struct ad_entry **out, size
 
 static void classify(struct ad_source *s, int code, int rc)
 {
-	s->problem = rc < 0 || code == LDAP_SERVER_DOWN || code == LDAP_TIMEOUT || code == LDAP_CONNECT_ERROR
+	s->w.problem = rc < 0 || code == LDAP_SERVER_DOWN || code == LDAP_TIMEOUT || code == LDAP_CONNECT_ERROR
 			     ? SOURCE_UNREACHABLE
 		     : code == LDAP_INSUFFICIENT_ACCESS || code == LDAP_INVALID_CREDENTIALS ? SOURCE_UNAUTHORIZED
 											     : SOURCE_FAILING;

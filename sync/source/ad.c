@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sync/source/ad_internal.h"
@@ -60,6 +61,28 @@ struct source_event *ad__ev_new(enum source_event_kind kind, enum object_type ty
 	ev->kind = kind;
 	ev->type = type;
 	return ev;
+}
+
+int ad__notice(struct ad_source *s, bool warning, const char *fmt, ...)
+{
+	struct source_event *ev = ad__ev_new(SOURCE_NOTICE, OBJECT_UNKNOWN);
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	ev->message = xstrdup(buf);
+	ev->warning = warning;
+	return ad__push(s, ev);
+}
+
+uint64_t ad__now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
 static void source_release(struct ad_source *s)
@@ -278,6 +301,8 @@ static int config_copy(struct ad_source *s, const struct ad_source_config *cfg, 
 	s->starttls = cfg->tls.starttls;
 	s->tls_ca = cfg->tls.ca_file && cfg->tls.ca_file[0] ? xstrdup(cfg->tls.ca_file) : NULL;
 	s->poll_ms = (cfg->poll_s ? cfg->poll_s : AD_POLL_DEFAULT_S) * 1000u;
+	s->notify = !cfg->no_notify;
+	s->reconcile_ms = cfg->reconcile_s * 1000u;
 	s->queue_max = cfg->queue_max ? cfg->queue_max : AD_QUEUE_DEFAULT;
 	s->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : AD_BACKOFF_MIN_DEFAULT;
 	s->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : AD_BACKOFF_MAX_DEFAULT;

@@ -8,7 +8,11 @@
 #      (status, health and log) names the CA file and says "not trusted";
 #   4. the same for StartTLS;
 #   5. ldap:// with a bind password and no source.tls, and http:// with a bearer
-#      token, are warned about at start.
+#      token, are warned about at start;
+#   6. a URL whose address the certificate does not carry (the same slapd
+#      through the IPv4-mapped address [::ffff:127.0.0.1]), over ldaps:// and
+#      StartTLS: source_unreachable, the detail names the address and says it
+#      does not match the certificate.
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 
@@ -25,7 +29,7 @@ one_agent() {
 	sync_agent_config "$id" "[\"$id@${AGENT_RAFT[$id]}\"]"
 	sed -i "s|^  url: ldap.*|  url: $url|" "$dir/agent$id.yaml"
 	[ -n "$ca" ] && sed -i "/^source:/a\\  tls: { ca: $ca }" "$dir/agent$id.yaml"
-	grep -q "url: $url" "$dir/agent$id.yaml" || fail "agent $id: could not set source.url"
+	grep -qF "url: $url" "$dir/agent$id.yaml" || fail "agent $id: could not set source.url"
 	agent_start "$id"
 }
 health_source() { st_of "$1" "(j.health||{source:{}}).source.$2"; }
@@ -89,3 +93,22 @@ case "$detail" in *"not trusted by $OTHER_CA"*) ;; *) fail "StartTLS detail does
 agent_stop 4
 pass "wrong CA for StartTLS: \"$detail\""
 unset LDAPTLS_REQCERT LDAPTLS_CACERT LDAPCONF
+
+# 6. the certificate does not carry the address of the URL
+MAPPED=::ffff:127.0.0.1
+scim_reset
+one_agent 5 "ldaps://[$MAPPED]:$SLAPD_LDAPS_PORT/" "$SLAPD_CA"
+wait_until 20 quarantine_is 5 source_unreachable || fail "mismatch: quarantine $(st_of 5 'j.sync')"
+detail=$(st_of 5 'j.sync.quarantine.detail')
+want="the address $MAPPED does not match the server certificate"
+case "$detail" in *"$want"*"it is for IP:127.0.0.1"*) ;; *) fail "mismatch detail: $detail" ;; esac
+wait_until 15 health_says 5 "$want" || fail "mismatch: health detail $(st_of 5 'j.health.source')"
+grep -qF "$want" "$dir/agent5.log.tmp" || fail "mismatch: the log does not say why"
+[ "$(scim_count Users)" = 0 ] || fail "something was written through a mismatched certificate"
+agent_stop 5
+one_agent 6 "ldap://[$MAPPED]:$SLAPD_PORT/" "$SLAPD_CA"
+wait_until 20 quarantine_is 6 source_unreachable || fail "StartTLS mismatch: quarantine $(st_of 6 'j.sync')"
+detail6=$(st_of 6 'j.sync.quarantine.detail')
+case "$detail6" in *"$want"*) ;; *) fail "StartTLS mismatch detail: $detail6" ;; esac
+agent_stop 6
+pass "address not in the certificate (ldaps:// and StartTLS): source_unreachable, \"$detail\""

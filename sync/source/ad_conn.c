@@ -271,7 +271,7 @@ done:
 }
 
 /* What ended a wait. */
-enum wake { WAKE_POLL, WAKE_NOTIFICATION, WAKE_REFRESH, WAKE_RECONCILE };
+enum wake { WAKE_START, WAKE_POLL, WAKE_NOTIFICATION, WAKE_REFRESH, WAKE_RECONCILE };
 
 /* Wait for a notification, a refresh request, stop, the poll interval or
  * the next reconcile. Returns 0 with *why, or a negative errno. */
@@ -383,7 +383,7 @@ static int tell_object_security(struct ad_source *s, const char *url)
 
 static int session(struct ad_source *s, const char *url, char *msg, size_t len)
 {
-	enum wake why = WAKE_POLL;
+	enum wake why = WAKE_START;
 	size_t n = 0;
 	int rc;
 

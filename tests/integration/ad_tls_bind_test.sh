@@ -14,7 +14,10 @@
 #      by the DirSync of source.poll_s, and the log says so;
 #   5. source.reconcile_s: the ordinary account sees no tombstone (a later
 #      change arrives, the deleted user stays), then the anchor comparison
-#      reports the deleted user and nothing else is deleted.
+#      reports the deleted user and nothing else is deleted;
+#   6. a user deleted while no agent ran is deleted when the agent starts
+#      again from its cursor (its first read is a refresh for such an
+#      account: its cache never held the user, so no comparison could).
 source "$(dirname "$0")/../fixtures/ad_sync.sh"
 dir=$(fixture_tmpdir)
 
@@ -138,3 +141,17 @@ deletes=$(scim_ctl GET audit | json_get 'j.filter(a => a.method === "DELETE" && 
 [ "$deletes" = 1 ] || fail "$deletes DELETE requests, want 1"
 agent_stop 6
 pass "reconcile: the ordinary account missed the tombstone; the anchor comparison deleted user00005 alone (and its membership)"
+
+# 6. deleted while no agent ran: the restarted agent's first read is a refresh
+agent_stop 6
+g8=$(ad_guid "CN=user00008,$SAMBA_PEOPLE")
+samba_ldapdelete "CN=user00008,$SAMBA_PEOPLE" || fail "delete user00008"
+t0=$(now_ms)
+agent_start 6
+wait_until 30 eval '[ "$(ad_scim_user "$g8" "u === undefined")" = true ]' || fail "user00008 still in the target after the restart"
+echo "info: restart -> user00008 gone in $(($(now_ms) - t0)) ms (reconcile_s 8)"
+synced $((USERS - 2)) || fail "after the restart: $(scim_count Users) users, $(scim_count Groups) groups"
+deletes=$(scim_ctl GET audit | json_get 'j.filter(a => a.method === "DELETE" && a.status < 300).length')
+[ "$deletes" = 2 ] || fail "$deletes DELETE requests, want 2"
+agent_stop 6
+pass "deleted while no agent ran: gone after the restart from the cursor, nothing else deleted"

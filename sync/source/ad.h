@@ -16,7 +16,19 @@
  *    only filter a DC accepts with it), asking for no attribute. It is only a
  *    wake-up: each notification runs the next DirSync at once (after a short
  *    debounce). source.poll_s runs one anyway when nothing woke it, since
- *    notifications are lost while the connection is down.
+ *    notifications are lost while the connection is down. With
+ *    source.notify false there is no such connection: the poll alone.
+ *
+ * Every source.reconcile_s (0: never) the DirSync connection also lists the
+ * objectGUIDs under users.base and groups.base (RFC 2696 paged search) and
+ * reports the objects the DC no longer has as SOURCE_DELETE: an account that
+ * is not an administrator reads no tombstones (ad_reconcile.c). For such an
+ * account a new run's first read of the domain is a refresh with
+ * present_phase rather than silent, so what was deleted while no leader read
+ * is deleted too. Outside DirSync (base reads) values cut at MaxValRange
+ * ("member;range=0-1499") are read to the end (ad_range.c). What the
+ * operator should know (an account's limits, what a reconcile found, changes
+ * only a poll found) comes as SOURCE_NOTICE events for the log.
  *
  * DirSync answers with only the attributes that changed, so the source keeps
  * the last known attributes of every user and group of the domain in memory

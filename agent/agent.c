@@ -479,7 +479,8 @@ static struct source *make_source(struct agent *a)
 			.urls = lc.urls, .n_urls = lc.n_urls, .bind_dn = lc.bind_dn, .password = lc.password,
 			.password_file = lc.password_file, .user_base = lc.user_base, .user_filter = lc.user_filter,
 			.group_base = lc.group_base, .group_filter = lc.group_filter, .tls = lc.tls,
-			.poll_s = a->cfg.source.poll_s, .sasl = lc.sasl,
+			.poll_s = a->cfg.source.poll_s, .sasl = lc.sasl, .no_notify = !a->cfg.source.notify,
+			.reconcile_s = a->cfg.source.reconcile_s,
 		};
 		return ad_source_new(&ac);
 	}

@@ -1093,14 +1093,23 @@ static int parse_sasl(struct cx *c, struct field *sec, struct config *cfg)
 	return 0;
 }
 
-/* kind ad: source.poll_s (DirSync at least this often) and the AD default
- * filters when none is given (docs/active-directory.md). */
-static int parse_source_ad(struct cx *c, struct field *poll, struct config *cfg)
+/* kind ad: source.poll_s (DirSync at least this often), source.notify (the
+ * change-notification wake-up, on by default), source.reconcile_s (the
+ * periodic anchor comparison that finds deletions a non-admin account cannot
+ * see as tombstones; 0 = off) and the AD default filters when none is given
+ * (docs/active-directory.md). */
+static int parse_source_ad(struct cx *c, struct field *poll, struct field *notify, struct field *reconcile,
+			   struct config *cfg)
 {
 	bool ad = cfg->source.kind == CONFIG_SOURCE_AD;
+	int rc;
 
 	if (poll->val != NULL && !ad)
 		return fail(c, poll->line, "source.poll_s: only for source.kind ad");
+	if (notify->val != NULL && !ad)
+		return fail(c, notify->line, "source.notify: only for source.kind ad");
+	if (reconcile->val != NULL && !ad)
+		return fail(c, reconcile->line, "source.reconcile_s: only for source.kind ad");
 	if (!ad)
 		return 0;
 	if (strcmp(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER) == 0)
@@ -1108,8 +1117,16 @@ static int parse_source_ad(struct cx *c, struct field *poll, struct config *cfg)
 	if (strcmp(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER) == 0)
 		strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_AD_GROUP_FILTER);
 	cfg->source.poll_s = CONFIG_DEFAULT_AD_POLL_S;
-	if (poll->val != NULL)
-		return get_unsigned(c, poll->val, "source.poll_s", 1, 86400, &cfg->source.poll_s);
+	cfg->source.notify = true;
+	cfg->source.reconcile_s = CONFIG_DEFAULT_AD_RECONCILE_S;
+	if (poll->val != NULL &&
+	    (rc = get_unsigned(c, poll->val, "source.poll_s", 1, 86400, &cfg->source.poll_s)) != 0)
+		return rc;
+	if (notify->val != NULL && (rc = get_bool(c, notify->val, "source.notify", &cfg->source.notify)) != 0)
+		return rc;
+	if (reconcile->val != NULL &&
+	    (rc = get_unsigned(c, reconcile->val, "source.reconcile_s", 0, 7 * 86400, &cfg->source.reconcile_s)) != 0)
+		return rc;
 	return 0;
 }
 
@@ -1117,7 +1134,8 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
 			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0},
-			    {"tls", NULL, 0},		{"poll_s", NULL, 0}, {"sasl", NULL, 0}};
+			    {"tls", NULL, 0},		{"poll_s", NULL, 0}, {"sasl", NULL, 0},
+			    {"notify", NULL, 0},	{"reconcile_s", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "source", f, nf);
 	if (rc != 0)
@@ -1171,7 +1189,7 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 		return fail(c, pw->line, "source.password_file: needs source.bind_dn (whom to bind as)");
 	if (sasl->val != NULL && (rc = parse_sasl(c, sasl, cfg)) != 0)
 		return rc;
-	return parse_source_ad(c, field(f, nf, "poll_s"), cfg);
+	return parse_source_ad(c, field(f, nf, "poll_s"), field(f, nf, "notify"), field(f, nf, "reconcile_s"), cfg);
 }
 
 /* target.external_id_prefix: a short tag such as "corp:" that keeps each

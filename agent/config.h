@@ -38,6 +38,7 @@
 #define CONFIG_DEFAULT_AD_USER_FILTER "(&(objectClass=user)(!(objectClass=computer)))"
 #define CONFIG_DEFAULT_AD_GROUP_FILTER "(objectClass=group)"
 #define CONFIG_DEFAULT_AD_POLL_S 30
+#define CONFIG_DEFAULT_AD_RECONCILE_S 3600
 
 /* A bootstrap voter: "ID@HOST:PORT". */
 struct config_member {
@@ -146,6 +147,8 @@ struct config {
 			char keytab[512];    /* absolute; readable when the file was loaded */
 			char principal[256]; /* name@REALM */
 		} sasl;
+		bool notify;      /* kind ad: source.notify, wake on change notifications (default true) */
+		unsigned reconcile_s; /* kind ad: source.reconcile_s, anchor comparison period; 0 = off */
 	} source;
 
 	struct {

@@ -311,6 +311,7 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 		plan_refresh_end(p, b, ev);
 		break;
 	case SOURCE_CURSOR:
+	case SOURCE_NOTICE: /* logged when it arrived (session.c), never queued */
 	case SOURCE_STATUS: /* noted when it arrived (session.c) */
 		break;
 	}

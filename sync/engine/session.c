@@ -122,6 +122,12 @@ static void on_source_event(void *data, struct source_event *ev)
 		source_event_free(ev);
 		return;
 	}
+	if (ev->kind == SOURCE_NOTICE) {
+		/* not a change: nothing to plan, and no cursor (source.h) */
+		engine_log(e, ev->warning ? L_WARN : L_INFO, "source", ev->message ? ev->message : "");
+		source_event_free(ev);
+		return;
+	}
 	if (ev->kind == SOURCE_STATUS)
 		quarantine_update(s); /* the source's status() says it now */
 	/* dropping an event would lose a change: out of memory aborts */

@@ -5,11 +5,35 @@
  * are source_worker.c's.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sync/source/ad_internal.h"
+
+int ad__notice(struct ad_source *s, bool warning, const char *fmt, ...)
+{
+	struct source_event *ev = ad__ev_new(SOURCE_NOTICE, OBJECT_UNKNOWN);
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	ev->message = xstrdup(buf);
+	ev->warning = warning;
+	return ad__push(s, ev);
+}
+
+uint64_t ad__now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
 
 static void source_release(struct ad_source *s)
 {
@@ -121,6 +145,8 @@ static int config_copy(struct ad_source *s, const struct ad_source_config *cfg, 
 	s->group_base = cfg->group_base && cfg->group_base[0] ? ad__dn_norm(cfg->group_base) : NULL;
 	s->poll_ms = (cfg->poll_s ? cfg->poll_s : AD_POLL_DEFAULT_S) * 1000u;
 	source_worker_init(&s->w, cfg->urls, cfg->n_urls, cfg->queue_max, cfg->backoff_min_ms, cfg->backoff_max_ms);
+	s->notify = !cfg->no_notify;
+	s->reconcile_ms = cfg->reconcile_s * 1000u;
 	return 0;
 }
 

@@ -112,14 +112,16 @@ static void entries_free(struct ad_entry *e, size_t n)
 	free(e);
 }
 
-/* One DirSync round and its events. */
-static int run_round(struct ad_source *s, bool full, const char *url, char *msg, size_t len)
+/* One DirSync round and its events; *n_entries: how many objects the DC
+ * reported changed. */
+static int run_round(struct ad_source *s, bool full, size_t *n_entries, const char *url, char *msg, size_t len)
 {
 	struct ad_entry *e = NULL;
 	size_t n = 0;
 	struct berval next = {0, NULL};
 	int rc;
 
+	*n_entries = 0;
 	if (full || s->cookie.bv_val == NULL) {
 		ad__cache_clear(&s->cache);
 		rc = ad__dirsync(s, NULL, &e, &n, &next, url, msg, len);
@@ -131,6 +133,18 @@ static int run_round(struct ad_source *s, bool full, const char *url, char *msg,
 			 * read the domain once, silently, then go on from the
 			 * cookie (replays after it are harmless: whole entries) */
 			rc = ad__dirsync(s, NULL, &e, &n, &next, url, msg, len);
+			if (rc == 0 && (s->flags & AD_DIRSYNC_OBJECT_SECURITY) && s->reconcile_ms > 0) {
+				/* This account reads no tombstones: a deletion
+				 * made while no leader read, or found by a
+				 * reconcile whose deletes were not committed,
+				 * is in no cookie's answer. Report this read as
+				 * a refresh with present_phase instead: the
+				 * engine deletes what it exported that the DC
+				 * no longer has (unchanged objects cost no
+				 * request). Its cookie is as good as the old. */
+				rc = ad__cache_apply(s, e, n, true, false, &next, url, msg, len);
+				goto done;
+			}
 			if (rc == 0)
 				rc = ad__cache_apply(s, e, n, false, true, NULL, url, msg, len);
 			entries_free(e, n);
@@ -144,7 +158,9 @@ static int run_round(struct ad_source *s, bool full, const char *url, char *msg,
 		rc = ad__dirsync(s, &s->cookie, &e, &n, &next, url, msg, len);
 		if (rc == 0)
 			rc = ad__cache_apply(s, e, n, false, false, &next, url, msg, len);
+		*n_entries = n;
 	}
+done:
 	entries_free(e, n);
 	if (rc == 0 && next.bv_val != NULL) {
 		free(s->cookie.bv_val);
@@ -157,32 +173,32 @@ static int run_round(struct ad_source *s, bool full, const char *url, char *msg,
 	return rc;
 }
 
-static uint64_t now_ms(void)
+/* What ended a wait. */
+enum wake { WAKE_START, WAKE_POLL, WAKE_NOTIFICATION, WAKE_REFRESH, WAKE_RECONCILE };
+
+/* Wait for a notification, a refresh request, stop, the poll interval or
+ * the next reconcile. Returns 0 with *why, or a negative errno. */
+static int wait_change(struct ad_source *s, enum wake *why, const char *url, char *msg, size_t len)
 {
-	struct timespec t;
+	uint64_t deadline = ad__now_ms() + s->poll_ms;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
-/* Wait for a notification, a refresh request, stop, or the poll interval.
- * Returns 0 (run a round; *full for a refresh) or a negative errno. */
-static int wait_change(struct ad_source *s, bool *full, const char *url, char *msg, size_t len)
-{
-	uint64_t deadline = now_ms() + s->poll_ms;
-
+	if (s->reconcile_ms > 0 && s->reconcile_at < deadline)
+		deadline = s->reconcile_at;
 	for (;;) {
 		struct pollfd p[2] = {{.fd = s->w.wake_fd, .events = POLLIN}, {.fd = s->w.fds[1], .events = POLLIN}};
-		uint64_t t = now_ms();
+		uint64_t t = ad__now_ms();
 		bool woke = false;
 		int rc;
 
 		if (ad__is_stopping(s))
 			return -ECANCELED;
-		if ((*full = (source_worker_take_refresh(&s->w) != 0)))
+		*why = WAKE_REFRESH;
+		if (source_worker_take_refresh(&s->w) != 0)
 			return 0;
+		*why = s->reconcile_ms > 0 && t >= s->reconcile_at ? WAKE_RECONCILE : WAKE_POLL;
 		if (t >= deadline)
 			return 0;
+		*why = WAKE_NOTIFICATION;
 		if (s->notify_msgid >= 0 && (rc = notify_drain(s, &woke, url, msg, len)) != 0)
 			return rc;
 		if (woke) {
@@ -217,39 +233,85 @@ static void disconnect(void *impl)
 	s->notify_msgid = -1;
 }
 
+/* Once per run, after the first round: what an account that is not an
+ * administrator cannot see (docs/active-directory.md, "Bind rights"). */
+static int tell_object_security(struct ad_source *s, const char *url)
+{
+	if (s->told_object_security || !(s->flags & AD_DIRSYNC_OBJECT_SECURITY))
+		return 0;
+	s->told_object_security = true;
+	if (s->reconcile_ms > 0)
+		return ad__notice(s, true, "%s: %s is not an administrator: DirSync runs with OBJECT_SECURITY and "
+				  "returns only what this account may read, and no deleted objects (tombstones) unless it "
+				  "may list CN=Deleted Objects; deletions are found by comparing anchors every %u s "
+				  "(source.reconcile_s)", url, s->conn.bind_dn ? s->conn.bind_dn : "the anonymous bind",
+				  s->reconcile_ms / 1000);
+	return ad__notice(s, true, "%s: %s is not an administrator: DirSync runs with OBJECT_SECURITY and returns "
+			  "only what this account may read, and no deleted objects (tombstones) unless it may list "
+			  "CN=Deleted Objects; source.reconcile_s is 0, so deletions may be missed",
+			  url, s->conn.bind_dn ? s->conn.bind_dn : "the anonymous bind");
+}
+
 static int session(void *impl, const char *url, char *msg, size_t len)
 {
 	struct ad_source *s = impl;
-	bool full = false;
+	enum wake why = WAKE_START;
+	size_t n = 0;
 	int rc;
 
-	if ((rc = conn_open(s, url, 0, &s->ld, msg, len)) != 0 || (rc = read_root(s, url, msg, len)) != 0 ||
-	    (rc = conn_open(s, url, 1, &s->nld, msg, len)) != 0)
+	if ((rc = conn_open(s, url, 0, &s->ld, msg, len)) != 0 || (rc = read_root(s, url, msg, len)) != 0)
 		return rc;
-	notify_start(s);
+	/* source.notify false: no second connection, DirSync every poll_s */
+	if (s->notify) {
+		if ((rc = conn_open(s, url, 1, &s->nld, msg, len)) != 0)
+			return rc;
+		notify_start(s);
+	}
+	const char *how = !s->notify ? "; change notification off (source.notify), polling"
+			  : s->notify_msgid < 0 ? "; no change notification, polling" : "";
 	if (s->ever_connected && s->last_url != s->w.url_idx && s->cookie.bv_val != NULL)
 		/* DCs keep their own USNs: another DC's cookie falls back to
 		 * its up-to-dateness vector and may report changes again,
 		 * which is harmless (every report is a whole entry) */
 		snprintf(msg, len, "%s: connected (DirSync on %s; another DC than the cookie's: changes may be read "
-			 "again)%s", url, s->nc_root, s->notify_msgid < 0 ? "; no change notification, polling" : "");
+			 "again)%s", url, s->nc_root, how);
 	else
-		snprintf(msg, len, "%s: connected (DirSync on %s)%s", url, s->nc_root,
-			 s->notify_msgid < 0 ? "; no change notification, polling" : "");
+		snprintf(msg, len, "%s: connected (DirSync on %s)%s", url, s->nc_root, how);
 	s->ever_connected = true;
 	s->last_url = s->w.url_idx;
 	if ((rc = source_worker_status(&s->w, true, msg)) != 0)
 		return rc;
 	source_worker_healthy(&s->w); /* it works: the next failure backs off from the start */
-	full = (source_worker_take_refresh(&s->w) != 0);
+	if (s->reconcile_ms > 0 && s->reconcile_at == 0)
+		s->reconcile_at = ad__now_ms() + s->reconcile_ms;
+	if (source_worker_take_refresh(&s->w) != 0)
+		why = WAKE_REFRESH;
 	for (;;) {
-		rc = run_round(s, full, url, msg, len);
+		if (why == WAKE_RECONCILE) {
+			/* a DirSync first, so the cache holds everything
+			 * that changed before the listing starts */
+			rc = run_round(s, false, &n, url, msg, len);
+			if (rc == 0)
+				rc = ad__reconcile(s, url, msg, len);
+			s->reconcile_at = ad__now_ms() + s->reconcile_ms;
+		} else {
+			rc = run_round(s, why == WAKE_REFRESH, &n, url, msg, len);
+			if (rc == 0 && why == WAKE_POLL && n > 0)
+				/* notifications normally bring changes at once:
+				 * these came only by the poll */
+				rc = ad__notice(s, false, "%s: the DirSync of the poll interval (source.poll_s) found %zu "
+						"changed objects%s", url, n,
+						s->notify ? " no change notification had announced"
+							  : " (change notification off: source.notify)");
+		}
+		if (rc == 0)
+			rc = tell_object_security(s, url);
 		if (rc != 0)
 			return rc;
-		rc = wait_change(s, &full, url, msg, len);
+		rc = wait_change(s, &why, url, msg, len);
 		if (rc != 0)
 			return rc;
-		if (s->notify_msgid < 0 && s->nld != NULL)
+		if (s->notify && s->notify_msgid < 0 && s->nld != NULL)
 			notify_start(s);
 	}
 }

@@ -171,6 +171,9 @@ void ad__entry_free(struct ad_entry *e)
 	free(e->member_add);
 	free(e->member_del);
 	free(e->member_set);
+	for (size_t i = 0; i < e->n_partial; i++)
+		free(e->partial[i]);
+	free(e->partial);
 	memset(e, 0, sizeof *e);
 }
 
@@ -183,15 +186,28 @@ static void strv_add_vals(char ***v, size_t *n, struct berval **vals)
 		(*v)[(*n)++] = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
 }
 
-/* One attribute description of an answer into e. "member;range=1-1" /
- * "member;range=0-0" are the values added / removed since the cookie
- * (LDAP_DIRSYNC_INCREMENTAL_VALUES, docs/active-directory.md); a plain
- * "member" is the whole set. */
-static void entry_attr(struct ad_entry *e, const char *desc, struct berval **vals)
+/* One attribute description of an answer into e. In a DirSync answer
+ * "member;range=1-1" / "member;range=0-0" are the values added / removed
+ * since the cookie (LDAP_DIRSYNC_INCREMENTAL_VALUES, docs/active-directory.md)
+ * and a plain "member" is the whole set. In a base read (`plain`) a range
+ * option means the DC sent only part of the values (MaxValRange): they are
+ * the first part of the whole set, and ad_range.c reads the rest. */
+static void entry_attr(struct ad_entry *e, const char *desc, struct berval **vals, bool plain)
 {
 	const char *semi = strchr(desc, ';');
 	size_t blen = semi ? (size_t)(semi - desc) : strlen(desc);
 	size_t nv = vals ? (size_t)ldap_count_values_len(vals) : 0;
+	size_t rlen;
+	uint32_t lo, hi;
+	bool last;
+
+	if (plain && semi != NULL && ad_range_parse(desc, &rlen, &lo, &hi, &last) == 1) {
+		if (!last) {
+			e->partial = xrealloc(e->partial, (e->n_partial + 1) * sizeof *e->partial);
+			e->partial[e->n_partial++] = xstrdup(desc);
+		}
+		semi = NULL; /* the whole set, as far as the rest of this function is concerned */
+	}
 
 #define IS(n) (blen == strlen(n) && strncasecmp(desc, n, blen) == 0)
 	if (IS("objectGUID")) {
@@ -226,7 +242,7 @@ static void entry_attr(struct ad_entry *e, const char *desc, struct berval **val
 #undef IS
 }
 
-static void entry_read(LDAP *ld, LDAPMessage *m, struct ad_entry *e)
+static void entry_read(LDAP *ld, LDAPMessage *m, struct ad_entry *e, bool plain)
 {
 	BerElement *ber = NULL;
 	char *dn = ldap_get_dn(ld, m);
@@ -238,18 +254,18 @@ static void entry_read(LDAP *ld, LDAPMessage *m, struct ad_entry *e)
 		/* an attribute with an empty value set: ldap_get_values_len gives
 		 * NULL, and that means "removed" (docs/active-directory.md) */
 		struct berval **vals = ldap_get_values_len(ld, m, a);
-		entry_attr(e, a, vals);
+		entry_attr(e, a, vals, plain);
 		ldap_value_free_len(vals);
 		ldap_memfree(a);
 	}
 	ber_free(ber, 0);
 }
 
-static void entries_take(LDAP *ld, LDAPMessage *res, struct ad_entry **out, size_t *n)
+static void entries_take(LDAP *ld, LDAPMessage *res, struct ad_entry **out, size_t *n, bool plain)
 {
 	for (LDAPMessage *m = ldap_first_entry(ld, res); m != NULL; m = ldap_next_entry(ld, m)) {
 		struct ad_entry e;
-		entry_read(ld, m, &e);
+		entry_read(ld, m, &e, plain);
 		if (e.guid[0] == '\0') { /* every DirSync entry has objectGUID */
 			ad__entry_free(&e);
 			continue;
@@ -302,7 +318,7 @@ static int dirsync_page(struct ad_source *s, const struct berval *cookie, struct
 		ldap_msgfree(res);
 		return rc < 0 ? -ECONNRESET : -EIO;
 	}
-	entries_take(s->ld, res, out, n);
+	entries_take(s->ld, res, out, n, false);
 	LDAPControl *c = rctrls ? ldap_control_find(AD_OID_DIRSYNC, rctrls, NULL) : NULL;
 	void *ck = NULL;
 	size_t cklen = 0;
@@ -395,13 +411,19 @@ int ad__read_object(struct ad_source *s, const char *dn, struct ad_entry **out, 
 		ldap_msgfree(res);
 		return rc < 0 ? -ECONNRESET : -EIO;
 	}
-	entries_take(s->ld, res, &e, &n);
+	entries_take(s->ld, res, &e, &n, true);
 	ldap_msgfree(res);
 	for (size_t i = 1; i < n; i++)
 		ad__entry_free(&e[i]);
 	if (n > 0) {
 		*out = xrealloc(e, sizeof *e);
-		return 0;
+		/* a Windows DC stops a multi-valued attribute at MaxValRange */
+		if ((rc = ad__read_ranges(s, dn, *out, url, msg, len)) != 0) {
+			ad__entry_free(*out);
+			free(*out);
+			*out = NULL;
+		}
+		return rc;
 	}
 	free(e);
 	return 0;

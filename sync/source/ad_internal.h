@@ -12,6 +12,8 @@
  *   ad_dirsync.c  the DirSync control, the cursor, reading entries
  *   ad_cache.c    the per-object cache: merge, scope, events
  *   ad_filter.c   RFC 4515 filters on merged entries
+ *   ad_reconcile.c the anchor comparison (deletions the account cannot see)
+ *   ad_range.c    ranged retrieval of multi-valued attributes (member;range=)
  * Names shared between them carry the ad__ prefix.
  */
 #ifndef CANOPY_SYNC_SOURCE_AD_INTERNAL_H
@@ -52,6 +54,9 @@ struct ad_entry {
 	size_t n_attrs;
 	char **member_add, **member_del, **member_set; /* DNs */
 	size_t n_add, n_del, n_set;
+	char **partial;       /* base reads: descriptions that came as a range
+			       * not ending in "*" ("member;range=0-1499") */
+	size_t n_partial;
 };
 
 void ad__entry_free(struct ad_entry *e);
@@ -87,6 +92,8 @@ struct ad_source {
 	char *user_base, *group_base;   /* normalized (lowercase) */
 	struct ad_filter *user_filter, *group_filter;
 	unsigned poll_ms;
+	bool notify;                     /* run the change-notification search */
+	unsigned reconcile_ms;           /* 0: no anchor comparison */
 	char **attrs;                    /* requested from DirSync (NULL-terminated) */
 
 	/* worker only */
@@ -98,6 +105,8 @@ struct ad_source {
 	struct ad_cache cache;
 	size_t last_url;
 	bool ever_connected;
+	bool told_object_security;       /* the limit of a non-admin account was logged */
+	uint64_t reconcile_at;           /* monotonic ms of the next anchor comparison */
 };
 
 /* ---- ad.c ----------------------------------------------------------------------- */
@@ -119,6 +128,9 @@ static inline struct source_event *ad__ev_new(enum source_event_kind kind, enum 
 {
 	return source_event_new(kind, type);
 }
+/* A SOURCE_NOTICE for the operator's log. Returns 0 or -ECANCELED. */
+int ad__notice(struct ad_source *s, bool warning, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+uint64_t ad__now_ms(void);
 
 /* ---- ad_dirsync.c --------------------------------------------------------------- */
 
@@ -151,9 +163,40 @@ void ad__cache_clear(struct ad_cache *c);
  * -ECANCELED (stopping) or a negative errno of a base read. */
 int ad__cache_apply(struct ad_source *s, struct ad_entry *e, size_t n, bool full, bool silent,
 		    const struct berval *cookie, const char *url, char *msg, size_t len);
+/* Report the objects whose GUIDs are listed as deleted through the normal
+ * delete path (SOURCE_DELETE, and their groups again without them), and
+ * forget them. No cursor moves. Returns 0 or -ECANCELED. */
+int ad__cache_gone(struct ad_source *s, char *const *guids, size_t n);
+/* Whether the object is one this source reported in scope last. */
+bool ad__obj_reported(const struct ad_obj *o);
 /* Pure scope decision, for the unit tests too. */
 enum object_type ad__obj_kind(const struct object_attr *attrs, size_t n);
 bool ad__dn_under(const char *dn_norm, const char *base_norm);
+
+/* ---- ad_reconcile.c -------------------------------------------------------------- */
+
+/* Enumerate the objectGUIDs under users.base and groups.base (RFC 2696 paged
+ * search) and report cached objects the DC no longer has as deleted. Returns
+ * 0 or a negative errno with msg and s->problem set. */
+int ad__reconcile(struct ad_source *s, const char *url, char *msg, size_t len);
+
+/* ---- ad_range.c ------------------------------------------------------------------ */
+
+/* After a base read (not DirSync): fetch the rest of every attribute that
+ * came as a range (attr;range=0-1499), appending the values to e. Returns 0
+ * or a negative errno with msg set. */
+int ad__read_ranges(struct ad_source *s, const char *dn, struct ad_entry *e, const char *url, char *msg,
+		    size_t len);
+/* The loop of ad__read_ranges, over any way to read one range (a fake DC in
+ * the unit tests): fetch reads `want` of dn and returns 0 with the answer's
+ * description in *got (malloc'd; NULL: no such attribute) and its values
+ * (malloc'd array of malloc'd strings), or a negative errno with msg set.
+ * Each answer must start where it was asked to (no hole, no repeat), or
+ * -EPROTO. */
+typedef int (*ad__range_fetch_fn)(void *ctx, const char *dn, const char *want, char **got, char ***values,
+				  size_t *n_values, char *msg, size_t len);
+int ad__ranges_follow(struct ad_entry *e, const char *dn, ad__range_fetch_fn fetch, void *ctx, char *msg,
+		      size_t len);
 
 /* ---- ad_conn.c ------------------------------------------------------------------ */
 

@@ -266,6 +266,8 @@ static void test_absent_groups_scope_keeps_empty_base_and_default_filter(void **
 	assert_string_equal(cfg.source.groups.filter, "(objectClass=group)");
 	assert_string_equal(cfg.source.users.filter, "(&(objectClass=user)(!(objectClass=computer)))");
 	assert_int_equal(cfg.source.poll_s, 30);
+	assert_true(cfg.source.notify);
+	assert_int_equal(cfg.source.reconcile_s, 3600);
 }
 
 static void test_ad_poll_s_and_filter_given(void **state)
@@ -291,7 +293,7 @@ static void test_ad_poll_s_and_filter_given(void **state)
 				"  url: ldaps://h\n"
 				"  poll_ms: 5\n"
 				"  users: { base: x }\n",
-			":12: source: unknown key \"poll_ms\" (allowed keys: kind, url, bind_dn, password_file, users, groups, tls, poll_s, sasl)");
+			":12: source: unknown key \"poll_ms\" (allowed keys: kind, url, bind_dn, password_file, users, groups, tls, poll_s, sasl, notify, reconcile_s)");
 }
 
 /* source.sasl on an AD source: the Kerberos bind (sync/source/source_sasl.h) */
@@ -369,8 +371,58 @@ static void test_source_sasl_needs_a_private_keytab_a_principal_and_gssapi(void 
 			":13: source.sasl.principal: must not be empty");
 }
 
-static void test_node_not_in_members_is_allowed(void **state)
+static void test_ad_notify_off_and_reconcile_s_given(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "source:\n"
+			"  kind: ad\n"
+			"  url: ldaps://dc1.corp.example\n"
+			"  notify: false\n"
+			"  reconcile_s: 60\n"
+			"  users: { base: \"ou=people,dc=corp,dc=example\" }\n");
+	assert_false(cfg.source.notify);
+	assert_int_equal(cfg.source.reconcile_s, 60);
+	config_free(&cfg);
+	load_ok(MINIMAL "source:\n"
+			"  kind: ad\n"
+			"  url: ldaps://dc1.corp.example\n"
+			"  reconcile_s: 0\n"
+			"  users: { base: \"ou=people,dc=corp,dc=example\" }\n");
+	assert_true(cfg.source.notify);
+	assert_int_equal(cfg.source.reconcile_s, 0); /* off */
+	config_free(&cfg);
+}
 
+static void test_ad_notify_and_reconcile_s_refused_where_wrong(void **state)
+{
+	(void)state;
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  notify: false\n"
+				"  users: { base: x }\n",
+			":12: source.notify: only for source.kind ad");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  reconcile_s: 60\n"
+				"  users: { base: x }\n",
+			":12: source.reconcile_s: only for source.kind ad");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ad\n"
+				"  url: ldaps://h\n"
+				"  notify: maybe\n"
+				"  users: { base: x }\n",
+			":12: source.notify: expected true or false, got \"maybe\"");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ad\n"
+				"  url: ldaps://h\n"
+				"  reconcile_s: 9999999\n"
+				"  users: { base: x }\n",
+			":12: source.reconcile_s: 9999999 is out of range (0..604800)");
+}
+
+static void test_node_not_in_members_is_allowed(void **state)
 {
 	(void)state;
 	load_ok("node:\n"
@@ -1279,6 +1331,8 @@ int main(void)
 		T(test_source_sasl_gssapi_binds_with_a_keytab_instead_of_a_password),
 		T(test_source_sasl_with_a_password_too_is_refused),
 		T(test_source_sasl_needs_a_private_keytab_a_principal_and_gssapi),
+		T(test_ad_notify_off_and_reconcile_s_given),
+		T(test_ad_notify_and_reconcile_s_refused_where_wrong),
 		T(test_node_not_in_members_is_allowed),
 		T(test_url_list_with_two_entries),
 		T(test_word_keys_parse_once),

@@ -1,7 +1,8 @@
 /*
  * sync/transform/expr_funcs.c -- the function table of mapping expressions
  * and the string, list and logic functions (Replace is in expr_regex.c,
- * FormatDateTime in expr_datetime.c). Each function is documented for users
+ * FormatDateTime in expr_datetime.c, the conversions and binary values in
+ * expr_binary.c). Each function is documented for users
  * in docs/mapping-expressions.md.
  */
 #include <stdio.h>
@@ -643,5 +644,8 @@ const struct func *ex_func_find(const char *name, size_t len)
 	for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++)
 		if (strlen(funcs[i].name) == len && strncasecmp(funcs[i].name, name, len) == 0)
 			return &funcs[i];
+	for (size_t i = 0; i < ex_n_binary_funcs; i++)
+		if (strlen(ex_binary_funcs[i].name) == len && strncasecmp(ex_binary_funcs[i].name, name, len) == 0)
+			return &ex_binary_funcs[i];
 	return NULL;
 }

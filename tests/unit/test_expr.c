@@ -1046,6 +1046,7 @@ static void test_stringfromguid_and_cguid_convert_both_ways(void **state)
 	(void)state;
 	/* MS-DTYP 2.3.4.3: the first three fields little-endian */
 	EXPECT("StringFromGuid([guidBytes])", "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+	EXPECT("StringFromGuid(\"/xmWb4aLEdC0LQDAT8lk/w==\")", "6f9619ff-8b86-d011-b42d-00c04fc964ff");
 	/* a GUID already as text (objectGUID from the AD source) keeps its value */
 	EXPECT("StringFromGuid([objectGUID])", "6f9619ff-8b86-d011-b42d-00c04fc964ff");
 	EXPECT("StringFromGuid(\"{6F9619FF-8B86-D011-B42D-00C04FC964FF}\")", "6f9619ff-8b86-d011-b42d-00c04fc964ff");

@@ -211,7 +211,8 @@ static int x_fromutf8hex(struct ectx *c, const struct node *n, const void *arg, 
 		int hi = hexdigit(in[i]), lo = hexdigit(in[i + 1]);
 		if (hi < 0 || lo < 0)
 			rc = ex_efail(c, n, "not hex digits: \"%.*s\"%s", QUOTE, in, len > QUOTE ? "..." : "");
-		d[i / 2] = (unsigned char)(hi << 4 | lo);
+		else
+			d[i / 2] = (unsigned char)(hi << 4 | lo);
 	}
 	if (!rc && decode_text(d, len / 2, ENC_UTF8, b))
 		rc = ex_efail(c, n, "\"%.*s\"%s decodes to text with a NUL character, which a value cannot hold",

@@ -1009,6 +1009,7 @@ static void test_converttoutf8hex_and_back(void **state)
 	EXPECT_NULL("ConvertToUTF8Hex([missing])");
 	expect_eval_error("ConvertFromUTF8Hex(\"48656\")", -EINVAL, "column 1: ConvertFromUTF8Hex: an odd number");
 	expect_eval_error("ConvertFromUTF8Hex(\"4G\")", -EINVAL, "column 1: ConvertFromUTF8Hex: not hex digits: \"4G\"");
+	expect_eval_error("ConvertFromUTF8Hex(\"zG\")", -EINVAL, "column 1: ConvertFromUTF8Hex: not hex digits: \"zG\"");
 	expect_eval_error("ConvertFromUTF8Hex(\"4100\")", -EINVAL, "column 1: ConvertFromUTF8Hex: \"4100\" decodes to text with a NUL");
 }
 

@@ -187,17 +187,6 @@ static int f_converttoutf8hex(struct ectx *c, const struct node *n, struct expr_
 	return ex_map_arg(c, n, 0, x_toutf8hex, NULL, out);
 }
 
-static int hexdigit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 static int x_fromutf8hex(struct ectx *c, const struct node *n, const void *arg, const char *in, struct sbuf *b)
 {
 	(void)arg;
@@ -208,7 +197,7 @@ static int x_fromutf8hex(struct ectx *c, const struct node *n, const void *arg, 
 	if (len % 2)
 		rc = ex_efail(c, n, "an odd number of hex digits: \"%.*s\"%s", QUOTE, in, len > QUOTE ? "..." : "");
 	for (size_t i = 0; i + 1 < len && !rc; i += 2) {
-		int hi = hexdigit(in[i]), lo = hexdigit(in[i + 1]);
+		int hi = ex_hexval(in[i]), lo = ex_hexval(in[i + 1]);
 		if (hi < 0 || lo < 0)
 			rc = ex_efail(c, n, "not hex digits: \"%.*s\"%s", QUOTE, in, len > QUOTE ? "..." : "");
 		else
@@ -316,7 +305,7 @@ static int guid_parse(const char *s, unsigned char g[16])
 				return -1;
 			k++;
 		}
-		int hi = hexdigit(s[k]), lo = hexdigit(s[k + 1]);
+		int hi = ex_hexval(s[k]), lo = ex_hexval(s[k + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		g[guid_order[i]] = (unsigned char)(hi << 4 | lo);

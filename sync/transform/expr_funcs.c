@@ -326,17 +326,6 @@ static int f_word(struct ectx *c, const struct node *n, struct expr_value *out)
 	return rc;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The value of RDN number *arg (1-based) of DN `in`, unescaped (RFC 4514:
  * "\," "\2C" ...). A multi-valued RDN (cn=a+uid=b) yields all of it after
  * the first '='. */
@@ -364,8 +353,8 @@ static int x_dncomp(struct ectx *c, const struct node *n, const void *arg, const
 	size_t keep = 0; /* length without unescaped trailing spaces */
 	while (*p && *p != ',') {
 		char ch = *p++;
-		if (ch == '\\' && hexval(p[0]) >= 0 && hexval(p[1]) >= 0) {
-			ch = (char)(hexval(p[0]) * 16 + hexval(p[1]));
+		if (ch == '\\' && ex_hexval(p[0]) >= 0 && ex_hexval(p[1]) >= 0) {
+			ch = (char)(ex_hexval(p[0]) * 16 + ex_hexval(p[1]));
 			p += 2;
 		} else if (ch == '\\' && *p) {
 			ch = *p++;

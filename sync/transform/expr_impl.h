@@ -87,6 +87,17 @@ static inline bool ex_ident_start(char c)
 	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 static inline bool ex_ident_char(char c) { return ex_ident_start(c) || ex_digit(c); }
+/* The value of a hex digit, either case; -1 for anything else. */
+static inline int ex_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 
 /* ---- Value lists (expr.c) ---- */
 

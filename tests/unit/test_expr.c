@@ -1010,7 +1010,8 @@ static void test_converttoutf8hex_and_back(void **state)
 	expect_eval_error("ConvertFromUTF8Hex(\"48656\")", -EINVAL, "column 1: ConvertFromUTF8Hex: an odd number");
 	expect_eval_error("ConvertFromUTF8Hex(\"4G\")", -EINVAL, "column 1: ConvertFromUTF8Hex: not hex digits: \"4G\"");
 	expect_eval_error("ConvertFromUTF8Hex(\"zG\")", -EINVAL, "column 1: ConvertFromUTF8Hex: not hex digits: \"zG\"");
-	expect_eval_error("ConvertFromUTF8Hex(\"4100\")", -EINVAL, "column 1: ConvertFromUTF8Hex: \"4100\" decodes to text with a NUL");
+	expect_eval_error("ConvertFromUTF8Hex(\"4100\")", -EINVAL,
+			  "column 1: ConvertFromUTF8Hex: \"4100\" decodes to text with a NUL");
 }
 
 static void test_stringfromsid_formats_binary_sids(void **state)
@@ -1036,7 +1037,8 @@ static void test_stringfromsid_refuses_what_is_not_a_sid(void **state)
 			  "column 1: StringFromSid: not a SID: 15 bytes, but a SID with 2 sub-authorities has 16");
 	expect_eval_error("StringFromSid(\"AgIAAAAAAAUVAAAAAQAAAA==\")", -EINVAL,
 			  "column 1: StringFromSid: not a SID: revision 2, only revision 1 exists");
-	expect_eval_error("StringFromSid(\"ARAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\")",
+	expect_eval_error("StringFromSid(\"ARAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			  "AAAAAAAAAAAAAAAAAAAAAAAAAAAA\")",
 			  -EINVAL, "column 1: StringFromSid: not a SID: 16 sub-authorities, at most 15");
 	expect_eval_error("StringFromSid(\"/xmWb4aLEdC0LQDAT8lk/w==\")", -EINVAL,
 			  "column 1: StringFromSid: not a SID: revision 255");
@@ -1056,7 +1058,8 @@ static void test_stringfromguid_and_cguid_convert_both_ways(void **state)
 	EXPECT("StringFromGuid(CGuid(\"255629f0-189c-4af2-9b1d-59912218d18f\"))", "255629f0-189c-4af2-9b1d-59912218d18f");
 	EXPECT_NULL("StringFromGuid([missing])");
 	EXPECT_NULL("CGuid([missing])");
-	expect_eval_error("StringFromGuid([objectSid])", -EINVAL, "column 1: StringFromGuid: not a GUID: 28 bytes, a GUID has 16");
+	expect_eval_error("StringFromGuid([objectSid])", -EINVAL,
+			  "column 1: StringFromGuid: not a GUID: 28 bytes, a GUID has 16");
 	expect_eval_error("StringFromGuid(\"6f9619ff-8b86-d011-b42d\")", -EINVAL,
 			  "column 1: StringFromGuid: not a GUID, as text or as 16 bytes in base64");
 	expect_eval_error("CGuid(\"6f9619ff8b86d011b42d00c04fc964ff\")", -EINVAL, "column 1: CGuid: not a GUID");

@@ -1037,8 +1037,8 @@ static void test_stringfromsid_refuses_what_is_not_a_sid(void **state)
 			  "column 1: StringFromSid: not a SID: 15 bytes, but a SID with 2 sub-authorities has 16");
 	expect_eval_error("StringFromSid(\"AgIAAAAAAAUVAAAAAQAAAA==\")", -EINVAL,
 			  "column 1: StringFromSid: not a SID: revision 2, only revision 1 exists");
-	expect_eval_error("StringFromSid(\"ARAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-			  "AAAAAAAAAAAAAAAAAAAAAAAAAAAA\")",
+	expect_eval_error("StringFromSid(\"ARAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\")",
 			  -EINVAL, "column 1: StringFromSid: not a SID: 16 sub-authorities, at most 15");
 	expect_eval_error("StringFromSid(\"/xmWb4aLEdC0LQDAT8lk/w==\")", -EINVAL,
 			  "column 1: StringFromSid: not a SID: revision 255");

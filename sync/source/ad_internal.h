@@ -146,9 +146,7 @@ struct source_event *ad__ev_new(enum source_event_kind kind, enum object_type ty
 /* ---- ad_dirsync.c --------------------------------------------------------------- */
 
 char *ad__dn_norm(const char *dn);
-/* One DirSync exchange (all its pages) from `cookie` (NULL: full). Fills the
- * entries and the new cookie. Returns 0 or a negative errno with msg and
- * s->problem set. */
+
 /*
  * The values of attribute `name` (`name_len` bytes) as the mappings get them
  * (docs/active-directory.md, "Binary attributes"): mS-DS-ConsistencyGuid as
@@ -158,6 +156,10 @@ char *ad__dn_norm(const char *dn);
  * one slot), malloc'd.
  */
 char **ad__attr_values(const char *name, size_t name_len, struct berval **vals, size_t nv);
+
+/* One DirSync exchange (all its pages) from `cookie` (NULL: full). Fills the
+ * entries and the new cookie. Returns 0 or a negative errno with msg and
+ * s->problem set. */
 int ad__dirsync(struct ad_source *s, const struct berval *cookie, struct ad_entry **out, size_t *n_out,
 		struct berval *new_cookie, const char *url, char *msg, size_t len);
 /* Read one object by DN (base search, no DirSync): all requested attributes.

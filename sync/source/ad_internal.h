@@ -135,6 +135,17 @@ uint64_t ad__now_ms(void);
 /* ---- ad_dirsync.c --------------------------------------------------------------- */
 
 char *ad__dn_norm(const char *dn);
+
+/*
+ * The values of attribute `name` (`name_len` bytes) as the mappings get them
+ * (docs/active-directory.md, "Binary attributes"): mS-DS-ConsistencyGuid as
+ * GUID text when 16 bytes; the known binary attributes (objectSid, ...) and
+ * any attribute with a value that is not text (a NUL byte, invalid UTF-8) as
+ * base64, every value; the rest as they are. An array of nv strings (at least
+ * one slot), malloc'd.
+ */
+char **ad__attr_values(const char *name, size_t name_len, struct berval **vals, size_t nv);
+
 /* One DirSync exchange (all its pages) from `cookie` (NULL: full). Fills the
  * entries and the new cookie. Returns 0 or a negative errno with msg and
  * s->problem set. */

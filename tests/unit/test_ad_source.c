@@ -276,6 +276,52 @@ static void a_range_answer_with_a_hole_is_refused(void **state)
 	ad__entry_free(&e);
 }
 
+/* One attribute's values through ad__attr_values; checks them and frees. */
+static void attr_is(const char *name, const char *bytes, size_t len, const char *want)
+{
+	struct berval bv = {len, (char *)bytes}, *vals[] = {&bv, NULL};
+	char **v = ad__attr_values(name, strlen(name), vals, 1);
+	assert_string_equal(v[0], want);
+	free(v[0]);
+	free(v);
+}
+
+static void binary_attributes_reach_mappings_as_base64(void **state)
+{
+	(void)state;
+	/* S-1-5-32-544: a known binary attribute, base64 (RFC 4648 §4) */
+	static const char sid[] = "\x01\x02\0\0\0\0\0\x05\x20\0\0\0\x20\x02\0\0";
+	static const char guid[] = "\xff\x19\x96\x6f\x86\x8b\x11\xd0\xb4\x2d\x00\xc0\x4f\xc9\x64\xff";
+	attr_is("objectSid", sid, 16, "AQIAAAAAAAUgAAAAIAIAAA==");
+	attr_is("OBJECTSID", sid, 16, "AQIAAAAAAAUgAAAAIAIAAA==");
+	attr_is("thumbnailPhoto", "abc", 3, "YWJj"); /* a known one: base64 even when it reads as text */
+	/* a GUID as GUID text, like objectGUID; not 16 bytes: base64 */
+	attr_is("mS-DS-ConsistencyGuid", guid, 16, "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+	attr_is("ms-ds-consistencyguid", "abc", 3, "YWJj");
+	/* any other attribute: text as it is, a value that is not text in base64 */
+	attr_is("mail", "a@b.c", 5, "a@b.c");
+	attr_is("cn", "Zo\xc3\xab \xf0\x9f\x98\x80", 9, "Zo\xc3\xab \xf0\x9f\x98\x80");
+	attr_is("extensionAttribute1", "a\0b", 3, "YQBi");
+	attr_is("extensionAttribute1", "\xc0\x80", 2, "wIA=");         /* overlong NUL */
+	attr_is("extensionAttribute1", "\xed\xa0\x80", 3, "7aCA");     /* a surrogate */
+	attr_is("extensionAttribute1", "\xf4\x90\x80\x80", 4, "9JCAgA=="); /* above U+10FFFF */
+	attr_is("extensionAttribute1", "\xc3", 1, "ww==");             /* cut short */
+}
+
+static void one_binary_value_makes_the_whole_attribute_base64(void **state)
+{
+	(void)state;
+	struct berval a = {3, "abc"}, b = {2, "\xff\xfe"}, *vals[] = {&a, &b, NULL};
+	char **v = ad__attr_values("otherBinary", 11, vals, 2);
+	assert_string_equal(v[0], "YWJj");
+	assert_string_equal(v[1], "//4=");
+	free(v[0]);
+	free(v[1]);
+	free(v);
+	v = ad__attr_values("objectSid", 9, NULL, 0); /* removed: no value */
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +333,8 @@ int main(void)
 		cmocka_unit_test(range_options_parsed_and_malformed_refused),
 		cmocka_unit_test(ranged_members_are_read_to_the_end),
 		cmocka_unit_test(a_range_answer_with_a_hole_is_refused),
+		cmocka_unit_test(binary_attributes_reach_mappings_as_base64),
+		cmocka_unit_test(one_binary_value_makes_the_whole_attribute_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,8 @@
  *   plan.c        the planner, pure: events + the replicated state in, items
  *                 out. It maps entries (sync/transform), diffs them against
  *                 the object table, turns refresh ends into deletes; scope.c
- *                 decides what is in scope;
+ *                 decides what is in scope; manager.c resolves users'
+ *                 managers (DN -> exported user -> target id);
  *   protect.c     delete protection stages what would cross the threshold;
  *   exec.c        runs the batch against the target port: intents first
  *                 (commit.c), then upserts, member changes, deletes;

@@ -117,8 +117,10 @@ int commit_intents(struct session *s)
 		struct item *it = b->items[i];
 		if (it->kind == IT_STAGE || it->kind == IT_UNSTAGE || it->failed)
 			continue;
-		if (it->kind == IT_UPSERT && !it->upsert_needed && it->type != OBJECT_GROUP)
-			continue; /* nothing will be written for it */
+		if (it->kind == IT_UPSERT && !it->upsert_needed && it->type != OBJECT_GROUP &&
+		    (!it->has_old || it->manager_dn == it->old.manager_dn ||
+		     (it->manager_dn && it->old.manager_dn && strcmp(it->manager_dn, it->old.manager_dn) == 0)))
+			continue; /* nothing will be written for it (a new manager DN may be: manager.c) */
 		klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
 		state_batch_put(&sb, key, klen, term, (size_t)tl);
 	}

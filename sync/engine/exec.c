@@ -234,10 +234,17 @@ static void log_manager_waiting(struct session *s, const struct item *it)
 	const char *why = "the manager's DN names no exported user (outside the users' scope, not created yet, "
 			  "or not a user): left out until it does";
 
+	struct engine *e = s->e;
+	struct provlog_entry le = {
+		.cycle = e->st.cycle, .change = it->change, .node = e->cfg.node_id, .term = s->term,
+		.anchor = it->anchor, .dn = it->dn, .type = object_type_name(it->type),
+		.action = "manager", .result = "waiting", .target_id = it->rec.target_id, .error = detail,
+	};
+
 	snprintf(detail, sizeof detail, "manager %s of %s: %s", it->rec.manager_dn, it->dn ? it->dn : it->anchor,
 		 why);
-	engine_log(s->e, L_WARN, "a manager is not exported", detail);
-	exec_log_op(s, it, "manager", "waiting", detail);
+	engine_log(e, L_WARN, "a manager is not exported", detail);
+	provlog_write(&e->provlog, &le); /* no request was made: no status, no duration */
 }
 
 /* A user's manager set or removed (manager.c planned it). */

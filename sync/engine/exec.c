@@ -228,13 +228,14 @@ static bool has_member_change(const struct item *it)
 	       (it->kind == IT_UPSERT || it->kind == IT_MEMBERS);
 }
 
+/* Said once per user and DN (manager.c decides when): the user is written
+ * without a manager, and waits for the DN. Not an error: no retry. */
 static void log_manager_waiting(struct session *s, const struct item *it)
 {
+	struct engine *e = s->e;
 	char detail[DN_MAX + 200];
 	const char *why = "the manager's DN names no exported user (outside the users' scope, not created yet, "
 			  "or not a user): left out until it does";
-
-	struct engine *e = s->e;
 	struct provlog_entry le = {
 		.cycle = e->st.cycle, .change = it->change, .node = e->cfg.node_id, .term = s->term,
 		.anchor = it->anchor, .dn = it->dn, .type = object_type_name(it->type),

@@ -23,25 +23,14 @@ agent_ports 1
 ad_agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]"
 agent_start 1
 
-until_s() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < end)) || return 1
-		sleep 0.1
-	done
-}
-E=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
 g1=$(ad_guid "CN=user00001,$SAMBA_PEOPLE")
 g2=$(ad_guid "CN=user00002,$SAMBA_PEOPLE")
 g3=$(ad_guid "CN=user00003,$SAMBA_PEOPLE")
-# manager_of ANCHOR: the externalId of the user its manager points at ("-": none)
-manager_of() {
-	scim_ctl GET store | json_get "(()=>{const u=j.Users.find(x=>x.externalId==='$1');if(!u)return 'no-user';const m=((u['$E']||{}).manager||{}).value;if(!m)return '-';const b=j.Users.find(x=>x.id===m);return b?b.externalId:'?'})()"
-}
+# manager_of ANCHOR: its manager's externalId ("-": none; sync.sh, scim_manager_of)
+manager_of() { scim_manager_of externalId "$1"; }
 manager_is() { [ "$(manager_of "$1")" = "$2" ]; }
 
-until_s 90 manager_is "$g2" "$g1" || fail "initial sync: user00002's manager: $(manager_of "$g2"); $(agent_status 1)"
+wait_secs 90 manager_is "$g2" "$g1" || fail "initial sync: user00002's manager: $(manager_of "$g2"); $(agent_status 1)"
 manager_is "$g3" "$g1" || fail "user00003's manager: $(manager_of "$g3")"
 pass "initial DirSync: the manager DN resolved to the manager's target id"
 
@@ -58,12 +47,12 @@ replace: displayName
 displayName: After the rename
 EOF2
 shown() { [ "$(ad_scim_user "$g2" u.displayName)" = "After the rename" ]; }
-until_s 30 shown || fail "user00002's change after the rename not exported"
+wait_secs 30 shown || fail "user00002's change after the rename not exported"
 manager_is "$g2" "$g1" || fail "user00002 lost its renamed manager: $(manager_of "$g2")"
 manager_is "$g3" "$g1" || fail "user00003 lost its renamed manager: $(manager_of "$g3")"
 pass "a renamed manager: its reports keep pointing at it"
 
 samba_ldapdelete "CN=boss00001,$SAMBA_PEOPLE" >/dev/null || fail "delete the manager"
-until_s 30 manager_is "$g2" - || fail "user00002 keeps the deleted manager: $(manager_of "$g2")"
-until_s 10 manager_is "$g3" - || fail "user00003 keeps the deleted manager: $(manager_of "$g3")"
+wait_secs 30 manager_is "$g2" - || fail "user00002 keeps the deleted manager: $(manager_of "$g2")"
+wait_secs 10 manager_is "$g3" - || fail "user00003 keeps the deleted manager: $(manager_of "$g3")"
 pass "a deleted manager is removed from its reports"

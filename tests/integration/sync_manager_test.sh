@@ -42,31 +42,15 @@ agent_ports 1
 sync_agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]"
 agent_start 1
 
-# until_s SECS CMD...: like wait_until, but SECS of wall-clock time (each poll
-# here runs node, which is slow on a loaded machine: a failure must still
-# show before ctest's timeout)
-until_s() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < end)) || return 1
-		sleep 0.05
-	done
-}
-
-E=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
-# manager_of USERNAME: the userName of the user its manager's value points at
-# ("-" none, "?" an id that names no user)
-manager_of() {
-	scim_ctl GET store | json_get "(()=>{const u=j.Users.find(u=>u.userName==='$1');if(!u)return 'no-user';const m=((u['$E']||{}).manager||{}).value;if(!m)return '-';const b=j.Users.find(x=>x.id===m);return b?b.userName:'?'})()"
-}
+# manager_of USERNAME: its manager's userName ("-": none; sync.sh, scim_manager_of)
+manager_of() { scim_manager_of userName "$1"; }
 manager_is() { [ "$(manager_of "$1")" = "$2" ]; }
 id_of() { scim_ctl GET store | json_get "(j.Users.find(u=>u.userName==='$1')||{}).id"; }
 waiting_logged() { agent_logs 1 | grep 'a manager is not exported' | grep -c "$1" || true; }
 
-until_s 30 manager_is user00002 user00001 || fail "initial sync: user00002's manager: $(manager_of user00002); $(agent_status 1)"
-until_s 10 manager_is user00006 user00005 || fail "user00006's manager: $(manager_of user00006)"
-until_s 10 manager_is user00007 user00008 || fail "user00007's manager: $(manager_of user00007)"
+wait_secs 30 manager_is user00002 user00001 || fail "initial sync: user00002's manager: $(manager_of user00002); $(agent_status 1)"
+wait_secs 10 manager_is user00006 user00005 || fail "user00006's manager: $(manager_of user00006)"
+wait_secs 10 manager_is user00007 user00008 || fail "user00007's manager: $(manager_of user00007)"
 manager_is user00004 - || fail "user00004's manager should wait for uid=late: $(manager_of user00004)"
 manager_is user00003 - || fail "user00003's manager is outside the directory: $(manager_of user00003)"
 manager_is user00001 - || fail "user00001 has no manager: $(manager_of user00001)"
@@ -81,7 +65,7 @@ uid: late
 cn: Late Boss
 sn: Boss
 LDIF
-until_s 20 manager_is user00004 late || fail "user00004's manager once uid=late exists: $(manager_of user00004)"
+wait_secs 20 manager_is user00004 late || fail "user00004's manager once uid=late exists: $(manager_of user00004)"
 pass "a manager created after its report: the reference is filled in"
 
 # The report first, its manager right after (one ldapmodify). Whether both
@@ -104,7 +88,7 @@ uid: newboss
 cn: New Boss
 sn: Boss
 LDIF
-until_s 20 manager_is newrep newboss || fail "newrep's manager: $(manager_of newrep)"
+wait_secs 20 manager_is newrep newboss || fail "newrep's manager: $(manager_of newrep)"
 pass "a manager added right after its report: the reference is filled in"
 
 # The manager changes.
@@ -114,7 +98,7 @@ changetype: modify
 replace: manager
 manager: uid=user00005,$P
 LDIF
-until_s 20 manager_is user00002 user00005 || fail "user00002's new manager: $(manager_of user00002)"
+wait_secs 20 manager_is user00002 user00005 || fail "user00002's new manager: $(manager_of user00002)"
 pass "a changed manager is written"
 
 # The manager is renamed: same entryUUID, same target id. user00002 gets the
@@ -128,7 +112,7 @@ newrdn: uid=boss5
 deleteoldrdn: 1
 LDIF
 renamed() { [ "$(id_of boss5)" = "$boss_id" ]; }
-until_s 20 renamed || fail "uid=boss5 not the same target user: $(id_of boss5) vs $boss_id"
+wait_secs 20 renamed || fail "uid=boss5 not the same target user: $(id_of boss5) vs $boss_id"
 slapd_ldapmodify <<LDIF >/dev/null || fail "update the reports after the rename"
 dn: uid=user00002,$P
 changetype: modify
@@ -142,7 +126,7 @@ sn: AfterRename
 LDIF
 family_of() { scim_ctl GET store | json_get "(j.Users.find(u=>u.userName==='$1')||{name:{}}).name.familyName"; }
 renamed_marker() { [ "$(family_of user00006)" = AfterRename ]; }
-until_s 20 renamed_marker || fail "user00006's change after the rename was not exported"
+wait_secs 20 renamed_marker || fail "user00006's change after the rename was not exported"
 manager_is user00006 boss5 || fail "user00006 (old DN) lost its renamed manager: $(manager_of user00006)"
 manager_is user00002 boss5 || fail "user00002 (new DN) lost its renamed manager: $(manager_of user00002)"
 pass "a renamed manager: reports with its old and its new DN keep pointing at it"
@@ -157,8 +141,8 @@ slapd_ldapmodify <<LDIF >/dev/null || fail "delete uid=boss5"
 dn: uid=boss5,$P
 changetype: delete
 LDIF
-until_s 20 manager_is user00002 - || fail "user00002 still has the deleted manager: $(manager_of user00002)"
-until_s 20 manager_is user00006 - || fail "user00006 still has the deleted manager: $(manager_of user00006)"
+wait_secs 20 manager_is user00002 - || fail "user00002 still has the deleted manager: $(manager_of user00002)"
+wait_secs 20 manager_is user00006 - || fail "user00006 still has the deleted manager: $(manager_of user00006)"
 patches=$(scim_ctl GET audit | json_get "j.filter(a=>a.seq>$seq_before && a.method==='PATCH' && a.status<300).length")
 [ "$patches" -ge 2 ] || fail "expected PATCHes removing the manager, saw $patches writes: $(scim_ctl GET audit | json_get "j.filter(a=>a.seq>$seq_before).map(a=>a.method+' '+a.path).join('; ')")"
 pass "a deleted manager is removed from its reports (PATCH), found through the state after a restart"
@@ -173,8 +157,8 @@ deleteoldrdn: 1
 newsuperior: ou=disabled,$SLAPD_BASE
 LDIF
 gone() { [ "$(manager_of user00008)" = no-user ]; }
-until_s 20 gone || fail "user00008 not deprovisioned"
-until_s 20 manager_is user00007 - || fail "user00007 still has the out-of-scope manager: $(manager_of user00007)"
+wait_secs 20 gone || fail "user00008 not deprovisioned"
+wait_secs 20 manager_is user00007 - || fail "user00007 still has the out-of-scope manager: $(manager_of user00007)"
 pass "a manager out of scope is removed from its report"
 
 # The unknown manager: logged once, however often the user changes; never in
@@ -187,7 +171,7 @@ replace: sn
 sn: $sn
 LDIF
 	marker() { [ "$(family_of user00003)" = "$sn" ]; }
-	until_s 20 marker || fail "user00003's change $sn not exported"
+	wait_secs 20 marker || fail "user00003's change $sn not exported"
 done
 [ "$(waiting_logged 'cn=someone,ou=partners')" = 1 ] || fail "expected one log line for the unknown manager, saw: $(agent_logs 1 | grep 'a manager is not exported')"
 st=$(agent_status 1)

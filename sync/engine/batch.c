@@ -131,6 +131,10 @@ static void item_free(struct item *it)
 	object_record_free(&it->rec);
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
+	free(it->manager_dn);
+	free(it->put_manager);
+	free(it->put_manager_id);
+	manager_clear(it);
 	free(it);
 }
 
@@ -143,6 +147,11 @@ static void item_reset(struct item *it)
 	object_record_free(&it->rec);
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
+	free(it->manager_dn);
+	free(it->put_manager);
+	free(it->put_manager_id);
+	it->manager_dn = it->put_manager = it->put_manager_id = NULL;
+	manager_clear(it);
 	it->dn = NULL;
 	it->attrs = NULL;
 	it->member_dns = it->held = NULL;

@@ -45,6 +45,7 @@ void planner_init(struct planner *p, const struct engine_config *cfg, const stru
 	strmap_init(&p->dn_index, free);
 	strmap_init(&p->unresolved, free_groupset);
 	strmap_init(&p->scope, NULL);
+	manager_init(p);
 	p->scope_on = cfg->user_member_of != NULL && cfg->user_member_of[0] != '\0';
 }
 
@@ -57,6 +58,7 @@ void planner_clear(struct planner *p)
 	strmap_clear(&p->dn_index);
 	strmap_clear(&p->unresolved);
 	strmap_clear(&p->scope);
+	manager_fini(p);
 }
 
 void planner_index_unresolved(struct planner *p, const char *group, char *const *dns, size_t n)
@@ -92,6 +94,7 @@ static int index_record(void *ctx, const void *key, size_t klen, const void *val
 	}
 	if (r.type == OBJECT_GROUP && r.n_unresolved)
 		planner_index_unresolved(p, anchor, r.unresolved, r.n_unresolved);
+	manager_index(p, anchor, NULL, &r);
 	object_record_free(&r);
 	return 0;
 }
@@ -137,7 +140,11 @@ static void plan_entry(struct planner *p, struct batch *b, struct source_event *
 		return;
 	it = batch_add(p, b, IT_UPSERT, ev->type, ev->anchor);
 	it->dn = ev->dn ? xstrdup(ev->dn) : NULL;
-	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &attrs, it->op.error, sizeof it->op.error) != 0) {
+	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &attrs, it->op.error, sizeof it->op.error) != 0 ||
+	    (ev->type != OBJECT_GROUP && mapping_manager(m, ev->attrs, ev->n_attrs, &it->manager_dn, it->op.error,
+							sizeof it->op.error) != 0)) {
+		json_decref(attrs);
+		attrs = NULL;
 		/* An entry the mapping cannot map: recorded as a failed object
 		 * (shown by status, retried on resync), never silently skipped. */
 		it->failed = true;
@@ -462,6 +469,7 @@ void plan_members(struct planner *p, struct batch *b)
 		else if (it->kind == IT_MEMBERS)
 			plan_group_members(p, b, it, it->rec.unresolved, it->rec.n_unresolved, false);
 	}
+	plan_managers(p, b);
 }
 
 /* ---- the retry set --------------------------------------------------------------- */
@@ -494,8 +502,9 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 	}
 	switch (r.kind) {
 	case RETRY_UPSERT:
-		if (r.resource == NULL) { /* a group's members only */
-			it = batch_add(d->p, d->b, IT_MEMBERS, OBJECT_GROUP, anchor);
+		if (r.resource == NULL) { /* a group's members or a user's manager only */
+			it = batch_add(d->p, d->b, IT_MEMBERS, r.type == OBJECT_USER ? OBJECT_USER : OBJECT_GROUP,
+				       anchor);
 			if (!it->has_old) {
 				batch_item_noop(it); /* nothing exported to fix: drop it */
 				break;
@@ -511,6 +520,8 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 		it->n_member_dns = r.n_member_dns;
 		r.member_dns = NULL;
 		r.n_member_dns = 0;
+		it->manager_dn = r.manager_dn;
+		r.manager_dn = NULL;
 		break;
 	case RETRY_DELETE:
 	case RETRY_DISABLE:

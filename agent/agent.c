@@ -89,6 +89,7 @@ static void on_node_closed(struct node *n)
 	member_watch_close(a);
 	leader_watch_close(a);
 	control_drill_close(a);
+	loop_watch_close(&a->loop_watch);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sighup, NULL);
@@ -471,12 +472,16 @@ static struct source *make_source(struct agent *a)
 	lc.group_filter = a->cfg.source.groups.filter;
 	lc.tls.starttls = a->cfg.source.tls;
 	lc.tls.ca_file = a->cfg.source.tls_ca[0] ? a->cfg.source.tls_ca : NULL;
+	lc.sasl.mech = a->cfg.source.sasl.mech == CONFIG_SASL_GSSAPI ? SOURCE_SASL_GSSAPI : SOURCE_SASL_NONE;
+	lc.sasl.keytab = a->cfg.source.sasl.keytab;
+	lc.sasl.principal = a->cfg.source.sasl.principal;
 	if (a->cfg.source.kind == CONFIG_SOURCE_AD) {
 		struct ad_source_config ac = {
 			.urls = lc.urls, .n_urls = lc.n_urls, .bind_dn = lc.bind_dn, .password = lc.password,
 			.password_file = lc.password_file, .user_base = lc.user_base, .user_filter = lc.user_filter,
 			.group_base = lc.group_base, .group_filter = lc.group_filter, .tls = lc.tls,
-			.poll_s = a->cfg.source.poll_s,
+			.poll_s = a->cfg.source.poll_s, .sasl = lc.sasl, .no_notify = !a->cfg.source.notify,
+			.reconcile_s = a->cfg.source.reconcile_s,
 		};
 		return ad_source_new(&ac);
 	}
@@ -636,6 +641,9 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	member_watch_start(a);
 	leader_watch_start(a);
 	control_drill_start(a);
+	/* a quarter of the election timeout: well before followers give up on
+	 * this node (loop_watch.h) */
+	loop_watch_start(&a->loop_watch, &a->loop, a->cfg.cluster.election_timeout_ms / 4);
 	return 0;
 
 err_after_http:

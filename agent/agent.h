@@ -19,6 +19,7 @@
 #include "agent/health.h"
 #include "agent/http.h"
 #include "agent/identity.h"
+#include "agent/loop_watch.h"
 #include "agent/member_watch.h"
 #include "agent/leader_watch.h"
 #include "raft/node.h"
@@ -65,6 +66,7 @@ struct agent {
 	struct member_watch member_watch; /* notices removal (agent/member_watch.h) */
 	struct leader_watch leader_watch; /* a crashed leader in milliseconds (agent/leader_watch.h) */
 	struct drill drill;               /* failover drills (agent/control_drill.c) */
+	struct loop_watch loop_watch;     /* a blocked event loop is seen (agent/loop_watch.h) */
 	char exit_reason[512];            /* why agent_shutdown() stopped with a non-zero code */
 	/* When this node last saw the replicated cursor change (the cursor's age
 	 * in status); polled on the loop, local to this node. */

@@ -296,6 +296,7 @@ static int get_string(struct cx *c, const yaml_node_t *v, const char *kp, char *
 /* ---- keys that take one of a few words (the enums of config.h) */
 
 static const char *const source_kinds[] = {"openldap", "ad"};
+static const char *const sasl_mechs[] = {"none", "GSSAPI"};
 static const char *const target_kinds[] = {"scim"};
 static const char *const auth_kinds[] = {"", "oauth2"};
 static const char *const deprovisions[] = {"delete", "disable"};
@@ -311,6 +312,11 @@ static const char *word_of(const char *const *words, size_t n, int i)
 const char *config_source_kind_name(enum config_source_kind k)
 {
 	return word_of(source_kinds, N_OF(source_kinds), (int)k);
+}
+
+const char *config_sasl_mech_name(enum config_sasl_mech m)
+{
+	return word_of(sasl_mechs, N_OF(sasl_mechs), (int)m);
 }
 
 const char *config_target_kind_name(enum config_target_kind k)
@@ -1054,14 +1060,56 @@ static int parse_auth(struct cx *c, struct field *sec, struct config *cfg)
 	return 0;
 }
 
-/* kind ad: source.poll_s (DirSync at least this often) and the AD default
- * filters when none is given (docs/active-directory.md). */
-static int parse_source_ad(struct cx *c, struct field *poll, struct config *cfg)
+/* source.sasl: {mech: GSSAPI, keytab: FILE, principal: name@REALM}, a
+ * Kerberos bind with the agent's keytab instead of a password. The keytab
+ * must be readable now, so a typo fails at start and not at the first bind,
+ * and kept like a password file (sync/secret.h): its keys are the password. */
+static int parse_sasl(struct cx *c, struct field *sec, struct config *cfg)
+{
+	struct field f[] = {{"mech", NULL, 0}, {"keytab", NULL, 0}, {"principal", NULL, 0}};
+	int rc = take_fields(c, sec->val, "source.sasl", f, N_OF(f));
+	int m;
+
+	if (rc != 0)
+		return rc;
+	if (f[0].val == NULL)
+		return fail(c, sec->line, "missing required key source.sasl.mech");
+	if ((rc = get_word(c, f[0].val, "source.sasl.mech", sasl_mechs, 1, N_OF(sasl_mechs), 16, false, &m)) != 0)
+		return rc;
+	if (f[1].val == NULL)
+		return fail(c, sec->line, "missing required key source.sasl.keytab");
+	if (f[2].val == NULL)
+		return fail(c, sec->line, "missing required key source.sasl.principal");
+	if ((rc = get_path(c, f[1].val, "source.sasl.keytab", cfg->source.sasl.keytab,
+			   sizeof cfg->source.sasl.keytab)) != 0)
+		return rc;
+	char why[512];
+	if ((rc = secret_check(cfg->source.sasl.keytab, why, sizeof why)) != 0)
+		return fail_rc(c, rc, line_of(f[1].val), "source.sasl.keytab: %s", why);
+	if ((rc = get_string(c, f[2].val, "source.sasl.principal", cfg->source.sasl.principal,
+			     sizeof cfg->source.sasl.principal)) != 0)
+		return rc;
+	cfg->source.sasl.mech = (enum config_sasl_mech)m;
+	return 0;
+}
+
+/* kind ad: source.poll_s (DirSync at least this often), source.notify (the
+ * change-notification wake-up, on by default), source.reconcile_s (the
+ * periodic anchor comparison that finds deletions a non-admin account cannot
+ * see as tombstones; 0 = off) and the AD default filters when none is given
+ * (docs/active-directory.md). */
+static int parse_source_ad(struct cx *c, struct field *poll, struct field *notify, struct field *reconcile,
+			   struct config *cfg)
 {
 	bool ad = cfg->source.kind == CONFIG_SOURCE_AD;
+	int rc;
 
 	if (poll->val != NULL && !ad)
 		return fail(c, poll->line, "source.poll_s: only for source.kind ad");
+	if (notify->val != NULL && !ad)
+		return fail(c, notify->line, "source.notify: only for source.kind ad");
+	if (reconcile->val != NULL && !ad)
+		return fail(c, reconcile->line, "source.reconcile_s: only for source.kind ad");
 	if (!ad)
 		return 0;
 	if (strcmp(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER) == 0)
@@ -1069,8 +1117,16 @@ static int parse_source_ad(struct cx *c, struct field *poll, struct config *cfg)
 	if (strcmp(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER) == 0)
 		strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_AD_GROUP_FILTER);
 	cfg->source.poll_s = CONFIG_DEFAULT_AD_POLL_S;
-	if (poll->val != NULL)
-		return get_unsigned(c, poll->val, "source.poll_s", 1, 86400, &cfg->source.poll_s);
+	cfg->source.notify = true;
+	cfg->source.reconcile_s = CONFIG_DEFAULT_AD_RECONCILE_S;
+	if (poll->val != NULL &&
+	    (rc = get_unsigned(c, poll->val, "source.poll_s", 1, 86400, &cfg->source.poll_s)) != 0)
+		return rc;
+	if (notify->val != NULL && (rc = get_bool(c, notify->val, "source.notify", &cfg->source.notify)) != 0)
+		return rc;
+	if (reconcile->val != NULL &&
+	    (rc = get_unsigned(c, reconcile->val, "source.reconcile_s", 0, 7 * 86400, &cfg->source.reconcile_s)) != 0)
+		return rc;
 	return 0;
 }
 
@@ -1078,7 +1134,8 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
 			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0},
-			    {"tls", NULL, 0},		{"poll_s", NULL, 0}};
+			    {"tls", NULL, 0},		{"poll_s", NULL, 0}, {"sasl", NULL, 0},
+			    {"notify", NULL, 0},	{"reconcile_s", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "source", f, nf);
 	if (rc != 0)
@@ -1122,9 +1179,17 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 		return fail(c, sec->line, "missing required key source.users");
 	if (bind->val != NULL && pw->val == NULL)
 		return fail(c, bind->line, "source.bind_dn: needs source.password_file (the bind password)");
+	struct field *sasl = field(f, nf, "sasl");
+	if (sasl->val != NULL && (bind->val != NULL || pw->val != NULL))
+		return fail(c, sasl->line, "source.sasl: give source.sasl (a keytab) or source.bind_dn + "
+			    "source.password_file (a password), not both");
+	if (bind->val != NULL && pw->val == NULL)
+		return fail(c, bind->line, "source.bind_dn: needs source.password_file (the bind password)");
 	if (pw->val != NULL && bind->val == NULL)
 		return fail(c, pw->line, "source.password_file: needs source.bind_dn (whom to bind as)");
-	return parse_source_ad(c, field(f, nf, "poll_s"), cfg);
+	if (sasl->val != NULL && (rc = parse_sasl(c, sasl, cfg)) != 0)
+		return rc;
+	return parse_source_ad(c, field(f, nf, "poll_s"), field(f, nf, "notify"), field(f, nf, "reconcile_s"), cfg);
 }
 
 /* target.external_id_prefix: a short tag such as "corp:" that keeps each

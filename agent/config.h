@@ -38,6 +38,7 @@
 #define CONFIG_DEFAULT_AD_USER_FILTER "(&(objectClass=user)(!(objectClass=computer)))"
 #define CONFIG_DEFAULT_AD_GROUP_FILTER "(objectClass=group)"
 #define CONFIG_DEFAULT_AD_POLL_S 30
+#define CONFIG_DEFAULT_AD_RECONCILE_S 3600
 
 /* A bootstrap voter: "ID@HOST:PORT". */
 struct config_member {
@@ -75,6 +76,9 @@ enum config_bootstrap { CONFIG_BOOTSTRAP_UNSET = -1, CONFIG_BOOTSTRAP_NO = 0, CO
 /* source.kind: "openldap" | "ad" */
 enum config_source_kind { CONFIG_SOURCE_OPENLDAP, CONFIG_SOURCE_AD };
 const char *config_source_kind_name(enum config_source_kind k);
+/* source.sasl.mech; CONFIG_SASL_NONE: no source.sasl (a simple bind, or anonymous) */
+enum config_sasl_mech { CONFIG_SASL_NONE, CONFIG_SASL_GSSAPI };
+const char *config_sasl_mech_name(enum config_sasl_mech m);
 
 /* target.kind: "scim" */
 enum config_target_kind { CONFIG_TARGET_SCIM };
@@ -136,6 +140,15 @@ struct config {
 		bool tls;
 		char tls_ca[512]; /* source.tls.ca (absolute); "" = the system store */
 		unsigned poll_s;  /* kind ad: source.poll_s, DirSync at least this often */
+		/* source.sasl: a SASL bind (sync/source/source_sasl.h) instead
+		 * of bind_dn + password_file; mech CONFIG_SASL_NONE when absent. */
+		struct {
+			enum config_sasl_mech mech;
+			char keytab[512];    /* absolute; readable when the file was loaded */
+			char principal[256]; /* name@REALM */
+		} sasl;
+		bool notify;      /* kind ad: source.notify, wake on change notifications (default true) */
+		unsigned reconcile_s; /* kind ad: source.reconcile_s, anchor comparison period; 0 = off */
 	} source;
 
 	struct {

@@ -309,6 +309,10 @@ static json_t *status_json(struct agent *a)
 	set(o, "failover", failover_json(a));
 	set(o, "drill", control_drill_json(a));
 	set(o, "storage", storage_json(&st));
+	/* this node's event loop (agent/loop_watch.h) */
+	set(o, "loop", xcheck(json_pack("{s:I,s:I,s:I}", "lag_max_ms", (json_int_t)a->loop_watch.lag_max_ms,
+					"stalls", (json_int_t)a->loop_watch.stalls, "stall_threshold_ms",
+					(json_int_t)a->loop_watch.stall_ms)));
 	if (a->health) {
 		set(o, "health", health_json(a->health));
 		set(o, "cluster_health", health_cluster_json(a->health));
@@ -400,6 +404,12 @@ static char *metrics_text(struct agent *a, size_t *len)
 	       a->leader_watch.suspensions);
 	metric(&t, "canopy_spurious_elections_total", "counter",
 	       "Times this node lost leadership while alive and not handing over.", ns.spurious_elections);
+	metric(&t, "canopy_loop_lag_max_ms", "gauge",
+	       "Longest the event loop was late since start (heartbeats and votes wait that long).",
+	       a->loop_watch.lag_max_ms);
+	metric(&t, "canopy_loop_stalls_total", "counter",
+	       "Times the event loop was late by more than a quarter of the election timeout.",
+	       a->loop_watch.stalls);
 	metric(&t, "canopy_failover_bound_ms", "gauge",
 	       "cluster.election_timeout_ms: a stopped leader is replaced, and exporting, within it.",
 	       a->cfg.cluster.election_timeout_ms);

@@ -186,6 +186,9 @@ static void probe_source(struct job *j)
 	pc.timeout_ms = LDAP_PROBE_TIMEOUT_MS;
 	pc.tls.starttls = cfg->source.tls; /* the sync source's TLS settings */
 	pc.tls.ca_file = cfg->source.tls_ca[0] ? cfg->source.tls_ca : NULL;
+	pc.sasl.mech = cfg->source.sasl.mech == CONFIG_SASL_GSSAPI ? SOURCE_SASL_GSSAPI : SOURCE_SASL_NONE;
+	pc.sasl.keytab = cfg->source.sasl.keytab; /* the sync source's bind */
+	pc.sasl.principal = cfg->source.sasl.principal;
 	switch (ldap_probe_run(&pc, j->detail[SIDE_SOURCE], DETAIL_MAX)) {
 	case LDAP_PROBE_OK:
 		j->state[SIDE_SOURCE] = HEALTH_OK;

@@ -20,6 +20,12 @@ PACKAGES=(
 	libraft-dev libuv1-dev libssl-dev libldap-dev libcurl4-openssl-dev
 	libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	libpcre2-dev libunistring-dev
+	# SASL/GSSAPI (Kerberos) binds to the directory (source.sasl): libldap
+	# binds through Cyrus SASL, whose GSSAPI mechanism is a plugin of its
+	# own (without it ldap_sasl_interactive_bind_s knows no GSSAPI); MIT
+	# krb5's GSS-API headers to acquire the agent's credentials from its
+	# keytab (gss_acquire_cred_from, sync/source/ldap_sasl.c).
+	libsasl2-modules-gssapi-mit libkrb5-dev
 	slapd ldap-utils curl util-linux iproute2
 	clang libclang-rt-14-dev
 	# A real Samba AD DC for the Active Directory source's tests

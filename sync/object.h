@@ -21,7 +21,9 @@ const char *object_type_name(enum object_type t);
  * as the server returned them; compare case-insensitively (RFC 4512 §2.5). */
 struct object_attr {
 	char *name;
-	char **values; /* NUL-terminated; binary values are not expected here */
+	char **values; /* NUL-terminated text; a binary value is given as base64
+			* (sync/base64.h), as the AD source does (docs/active-directory.md,
+			* "Binary attributes") */
 	size_t n_values;
 };
 

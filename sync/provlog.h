@@ -5,10 +5,11 @@
  * (so after a failover the history is spread over the nodes that led; each
  * line carries node and term). Fields: time, cycle, change, node, term,
  * anchor, dn, type, action (create | update | delete | disable | members |
- * skip | staged-delete | staged-member-removal, and for a whole batch
+ * manager | skip | staged-delete | staged-member-removal, and for a whole batch
  * scope-change | in-doubt-repair | lease-expired), result (ok | error: refused
  * for good | retry: in the retry set | held: staged for an operator |
- * cancelled), target_id, http_status, duration_ms, error.
+ * waiting: a manager DN that names no exported user yet | cancelled),
+ * target_id, http_status, duration_ms, error.
  */
 #ifndef CANOPY_SYNC_PROVLOG_H
 #define CANOPY_SYNC_PROVLOG_H

@@ -28,11 +28,11 @@ static int refuse(char *buf, size_t cap, int rc)
 	return rc;
 }
 
-int secret_read(const char *file, char **out, char *errmsg, size_t errlen)
+/* Open `file` for reading and check it as a secret file: regular, not
+ * readable by group or others. Returns the descriptor, or a negative errno
+ * with errmsg filled. */
+static int open_checked(const char *file, struct stat *st, char *errmsg, size_t errlen)
 {
-	struct stat st;
-	size_t n = 0, cap, i;
-	char *buf;
 	int fd, e;
 
 	/* O_NONBLOCK: a FIFO must not block the caller; it is refused below. */
@@ -42,23 +42,47 @@ int secret_read(const char *file, char **out, char *errmsg, size_t errlen)
 		snprintf(errmsg, errlen, "cannot read %s: %s", file, strerror(e));
 		return -e;
 	}
-	if (fstat(fd, &st) != 0) {
+	if (fstat(fd, st) != 0) {
 		e = errno;
 		close(fd);
 		snprintf(errmsg, errlen, "cannot read %s: %s", file, strerror(e));
 		return -e;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		close(fd);
 		snprintf(errmsg, errlen, "%s is not a regular file", file);
 		return -EINVAL;
 	}
-	if ((st.st_mode & 077) != 0) {
+	if ((st->st_mode & 077) != 0) {
 		close(fd);
 		snprintf(errmsg, errlen, "%s is readable by group or others (mode %04o); chmod 600 it", file,
-			 (unsigned)(st.st_mode & 07777));
+			 (unsigned)(st->st_mode & 07777));
 		return -EACCES;
 	}
+	return fd;
+}
+
+int secret_check(const char *file, char *errmsg, size_t errlen)
+{
+	struct stat st;
+	int fd = open_checked(file, &st, errmsg, errlen);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int secret_read(const char *file, char **out, char *errmsg, size_t errlen)
+{
+	struct stat st;
+	size_t n = 0, cap, i;
+	char *buf;
+	int fd, e;
+
+	fd = open_checked(file, &st, errmsg, errlen);
+	if (fd < 0)
+		return fd;
 	if (st.st_size > SECRET_MAX) {
 		close(fd);
 		snprintf(errmsg, errlen, "%s is too large (%lld bytes, at most %d)", file, (long long)st.st_size,

@@ -26,6 +26,13 @@
  */
 int secret_read(const char *file, char **out, char *errmsg, size_t errlen);
 
+/*
+ * The file checks of secret_read alone, for a secret whose content another
+ * library reads (a Kerberos keytab, binary): a regular file, not readable by
+ * group or others, that this process can open. Returns 0 or a negative errno
+ * with errmsg as secret_read's.
+ */
+int secret_check(const char *file, char *errmsg, size_t errlen);
 /* Zero and free a secret (NULL is fine). */
 void secret_free(char *secret);
 

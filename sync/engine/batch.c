@@ -87,14 +87,6 @@ void engine_strv_free(char **v, size_t n)
 	free(v);
 }
 
-bool engine_strv_has(char *const *v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
 void engine_strv_push(char ***v, size_t *n, const char *s)
 {
 	char **nv = xrealloc(*v, (*n + 2) * sizeof **v);
@@ -139,6 +131,10 @@ static void item_free(struct item *it)
 	object_record_free(&it->rec);
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
+	free(it->manager_dn);
+	free(it->put_manager);
+	free(it->put_manager_id);
+	manager_clear(it);
 	free(it);
 }
 
@@ -151,6 +147,11 @@ static void item_reset(struct item *it)
 	object_record_free(&it->rec);
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
+	free(it->manager_dn);
+	free(it->put_manager);
+	free(it->put_manager_id);
+	it->manager_dn = it->put_manager = it->put_manager_id = NULL;
+	manager_clear(it);
 	it->dn = NULL;
 	it->attrs = NULL;
 	it->member_dns = it->held = NULL;

@@ -117,8 +117,10 @@ int commit_intents(struct session *s)
 		struct item *it = b->items[i];
 		if (it->kind == IT_STAGE || it->kind == IT_UNSTAGE || it->failed)
 			continue;
-		if (it->kind == IT_UPSERT && !it->upsert_needed && it->type != OBJECT_GROUP)
-			continue; /* nothing will be written for it */
+		if (it->kind == IT_UPSERT && !it->upsert_needed && it->type != OBJECT_GROUP &&
+		    (!it->has_old || it->manager_dn == it->old.manager_dn ||
+		     (it->manager_dn && it->old.manager_dn && strcmp(it->manager_dn, it->old.manager_dn) == 0)))
+			continue; /* nothing will be written for it (a new manager DN may be: manager.c) */
 		klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
 		state_batch_put(&sb, key, klen, term, (size_t)tl);
 	}
@@ -169,6 +171,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 	if (r.kind == RETRY_UPSERT && it->kind == IT_UPSERT) {
 		r.member_dns = it->member_dns;
 		r.n_member_dns = it->n_member_dns;
+		r.manager_dn = it->manager_dn;
 	}
 	if (it->kind == IT_MEMBERS && had && prev.resource != NULL) {
 		/* only the members failed again: keep the pending upsert */
@@ -177,6 +180,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 		r.hash = prev.hash;
 		r.member_dns = prev.member_dns;
 		r.n_member_dns = prev.n_member_dns;
+		r.manager_dn = prev.manager_dn;
 	}
 	r.attempts = had ? prev.attempts + 1 : 1;
 	r.first_at_ms = had && prev.first_at_ms ? prev.first_at_ms : now;
@@ -470,6 +474,13 @@ static void on_committed(void *arg, int status)
 		/* Groups that still wait for members: index them. */
 		for (size_t i = 0; i < b->n; i++) {
 			struct item *it = b->items[i];
+			if (it->type == OBJECT_USER && !it->cancelled && it->kind != IT_REPAIR) {
+				/* users' managers as committed (manager.c) */
+				if (it->kind == IT_DELETE && !it->failed)
+					manager_index(&s->plan, it->anchor, it->has_old ? &it->old : NULL, NULL);
+				else if (!it->failed && it->write_rec)
+					manager_index(&s->plan, it->anchor, it->has_old ? &it->old : NULL, &it->rec);
+			}
 			if (it->type == OBJECT_GROUP && !it->failed && !it->cancelled && it->rec.n_unresolved)
 				planner_index_unresolved(&s->plan, it->anchor, it->rec.unresolved,
 							 it->rec.n_unresolved);

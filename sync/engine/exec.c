@@ -149,6 +149,15 @@ void exec_upserts(struct session *s)
 		memset(&it->op, 0, sizeof it->op);
 		it->op.target_id = it->has_old ? it->old.target_id : NULL;
 		it->op.attrs = it->attrs;
+		if (it->type == OBJECT_USER) {
+			/* the whole user is written (PUT): with its manager when the
+			 * manager's id is known now, else without -- plan_managers
+			 * fills it in after the upserts (manager.c) */
+			free(it->put_manager);
+			free(it->put_manager_id);
+			it->put_manager = manager_resolve(&s->plan, b, it, it->manager_dn, &it->put_manager_id);
+			it->op.manager_id = it->put_manager_id;
+		}
 		submit(s, it, TARGET_UPSERT);
 	}
 }
@@ -176,9 +185,14 @@ static void finish_upserts(struct session *s)
 			}
 			it->rec.target_id = xstrdup(it->op.result_id);
 			exported(s, it, it->op.created ? "create" : "update");
+			/* the user as written: with the manager it carried, or none */
+			it->rec.manager = it->put_manager ? xstrdup(it->put_manager) : NULL;
 		} else {
 			it->rec.target_id = xstrdup(it->old.target_id);
+			it->rec.manager = it->old.manager ? xstrdup(it->old.manager) : NULL;
 		}
+		/* plan_managers compares the source's DN with this one */
+		it->rec.manager_dn = it->has_old && it->old.manager_dn ? xstrdup(it->old.manager_dn) : NULL;
 		if (it->type == OBJECT_GROUP && it->has_old && !(it->upsert_needed && it->op.created)) {
 			/* members as exported so far; the members step updates them
 			 * (a group created anew -- gone from the target -- has none) */
@@ -214,6 +228,39 @@ static bool has_member_change(const struct item *it)
 	       (it->kind == IT_UPSERT || it->kind == IT_MEMBERS);
 }
 
+/* Said once per user and DN (manager.c decides when): the user is written
+ * without a manager, and waits for the DN. Not an error: no retry. */
+static void log_manager_waiting(struct session *s, const struct item *it)
+{
+	struct engine *e = s->e;
+	char detail[DN_MAX + 200];
+	const char *why = "the manager's DN names no exported user (outside the users' scope, not created yet, "
+			  "or not a user): left out until it does";
+	struct provlog_entry le = {
+		.cycle = e->st.cycle, .change = it->change, .node = e->cfg.node_id, .term = s->term,
+		.anchor = it->anchor, .dn = it->dn, .type = object_type_name(it->type),
+		.action = "manager", .result = "waiting", .target_id = it->rec.target_id, .error = detail,
+	};
+
+	snprintf(detail, sizeof detail, "manager %s of %s: %s", it->rec.manager_dn, it->dn ? it->dn : it->anchor,
+		 why);
+	engine_log(e, L_WARN, "a manager is not exported", detail);
+	provlog_write(&e->provlog, &le); /* no request was made: no status, no duration */
+}
+
+/* A user's manager set or removed (manager.c planned it). */
+static void submit_manager(struct session *s, struct item *it)
+{
+	if (it->manager_waiting)
+		log_manager_waiting(s, it);
+	if (!it->manager_planned)
+		return;
+	memset(&it->op, 0, sizeof it->op);
+	it->op.target_id = it->rec.target_id;
+	it->op.manager_id = it->manager_id;
+	submit(s, it, TARGET_MANAGER);
+}
+
 static void start_members(struct session *s)
 {
 	struct batch *b = s->batch;
@@ -222,6 +269,10 @@ static void start_members(struct session *s)
 	protect_members(s, b);
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
+		if (it->type == OBJECT_USER && !it->failed && !it->cancelled) {
+			submit_manager(s, it);
+			continue;
+		}
 		if (!has_member_change(it))
 			continue;
 		if (it->n_add_ids == 0 && it->n_rm_ids == 0) {
@@ -246,6 +297,20 @@ static void finish_members(struct session *s)
 
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
+		if (it->type == OBJECT_USER && it->manager_planned && it->op.action == TARGET_MANAGER &&
+		    !it->cancelled) {
+			if (it->op.status != 0) {
+				/* the record keeps the manager the target has and the
+				 * DN wanted; the retry set sets it again */
+				item_failed(s, it, "manager");
+				continue;
+			}
+			free(it->rec.manager);
+			it->rec.manager = it->manager_set ? xstrdup(it->manager_set) : NULL;
+			it->write_rec = true;
+			exported(s, it, "manager");
+			continue;
+		}
 		if (!has_member_change(it) || it->op.action != TARGET_MEMBERS)
 			continue;
 		if (it->op.status != 0) {
@@ -401,6 +466,7 @@ static void batch_rewind(struct session *s)
 		it->write_rec = false;
 		if (!it->member_decision) /* planned again in PH_MEMBERS; a decision's are preset */
 			batch_item_clear_members(it);
+		manager_clear(it);
 		if (it->kind == IT_MEMBERS) {
 			object_record_free(&it->rec);
 			object_record_copy(&it->rec, &it->old);

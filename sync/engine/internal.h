@@ -11,7 +11,8 @@
  *   plan.c        the planner, pure: events + the replicated state in, items
  *                 out. It maps entries (sync/transform), diffs them against
  *                 the object table, turns refresh ends into deletes; scope.c
- *                 decides what is in scope;
+ *                 decides what is in scope; manager.c resolves users'
+ *                 managers (DN -> exported user -> target id);
  *   protect.c     delete protection stages what would cross the threshold;
  *   exec.c        runs the batch against the target port: intents first
  *                 (commit.c), then upserts, member changes, deletes;
@@ -106,6 +107,13 @@ struct item {
 				 * batch's commit, removed by a decision batch's */
 	size_t n_held;
 	bool member_decision;   /* a decision on staged member removals: ids preset */
+	char *manager_dn;       /* IT_UPSERT of a user: its manager's DN from the source */
+	char *put_manager;      /* the manager anchor (and id) its upsert carried */
+	char *put_manager_id;
+	bool manager_planned;   /* a TARGET_MANAGER: set manager_set (NULL: remove it) */
+	char *manager_set;
+	char *manager_id;
+	bool manager_waiting;   /* its manager's DN newly names no exported user: log it */
 	struct session *s;      /* set when submitted: op callbacks find the session */
 };
 
@@ -155,6 +163,8 @@ struct planner {
 	struct strmap refresh_deletes[3]; /* per type: anchors reported gone in its refresh */
 	struct strmap dn_index;      /* normalized DN -> xstrdup(anchor) of exported objects */
 	struct strmap unresolved;    /* normalized member DN -> strmap* of group anchors */
+	struct strmap mgr_waiting;   /* normalized manager DN -> strmap* of users waiting for it */
+	struct strmap reports;       /* manager anchor -> strmap* of users whose manager it is */
 	struct strmap scope;         /* group-based scoping: normalized user DNs in scope */
 	uint64_t scope_digest;       /* of `scope`, to notice changes */
 	bool scope_on;
@@ -238,7 +248,6 @@ void engine_map_put(struct strmap *m, const char *key, void *value);
 
 char **engine_strv_dup(char *const *v, size_t n);
 void engine_strv_free(char **v, size_t n);
-bool engine_strv_has(char *const *v, size_t n, const char *s);
 void engine_strv_push(char ***v, size_t *n, const char *s);
 /* Remove the first `s` (order not kept). */
 void engine_strv_remove(char **v, size_t *n, const char *s);
@@ -288,6 +297,22 @@ void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_dou
  * that exist now -- the member ids to add and remove. */
 void plan_members(struct planner *p, struct batch *b);
 
+/* ---- manager.c: the manager reference (planner part: pure) ------------------ */
+
+void manager_init(struct planner *p);
+void manager_fini(struct planner *p);
+/* Keep the indexes current: `old` is replaced by `rec` (either NULL). */
+void manager_index(struct planner *p, const char *anchor, const struct object_record *old,
+		   const struct object_record *rec);
+/* The exported user `dn` names, for item `it`: its anchor and *id
+ * (xstrdup'd), or NULL. */
+char *manager_resolve(struct planner *p, struct batch *b, const struct item *it, const char *dn, char **id);
+/* After the upserts: users whose manager must be set or removed in the target
+ * (their own change, a manager exported or deleted now). */
+void plan_managers(struct planner *p, struct batch *b);
+/* Drop what plan_managers planned for an item. */
+void manager_clear(struct item *it);
+
 /* ---- protect.c: delete protection ------------------------------------------ */
 
 /* Deletes executed in the window; with add > 0 also the new "w:" value in
@@ -322,6 +347,9 @@ void commit_batch(struct session *s);
 void retryset_load(struct session *s);
 void retryset_recompute(struct session *s);
 bool retryset_due_now(const struct session *s);
+/* Makes every next try further ahead than twice the longest backoff due now
+ * (set by a clock ahead of this one: retryset.c); returns how many. */
+size_t retryset_clamp(struct session *s);
 uint64_t engine_unix_ms(void);
 uint64_t engine_rnd(struct engine *e);
 

@@ -45,6 +45,7 @@ void planner_init(struct planner *p, const struct engine_config *cfg, const stru
 	strmap_init(&p->dn_index, free);
 	strmap_init(&p->unresolved, free_groupset);
 	strmap_init(&p->scope, NULL);
+	manager_init(p);
 	p->scope_on = cfg->user_member_of != NULL && cfg->user_member_of[0] != '\0';
 }
 
@@ -57,6 +58,7 @@ void planner_clear(struct planner *p)
 	strmap_clear(&p->dn_index);
 	strmap_clear(&p->unresolved);
 	strmap_clear(&p->scope);
+	manager_fini(p);
 }
 
 void planner_index_unresolved(struct planner *p, const char *group, char *const *dns, size_t n)
@@ -92,6 +94,7 @@ static int index_record(void *ctx, const void *key, size_t klen, const void *val
 	}
 	if (r.type == OBJECT_GROUP && r.n_unresolved)
 		planner_index_unresolved(p, anchor, r.unresolved, r.n_unresolved);
+	manager_index(p, anchor, NULL, &r);
 	object_record_free(&r);
 	return 0;
 }
@@ -137,7 +140,11 @@ static void plan_entry(struct planner *p, struct batch *b, struct source_event *
 		return;
 	it = batch_add(p, b, IT_UPSERT, ev->type, ev->anchor);
 	it->dn = ev->dn ? xstrdup(ev->dn) : NULL;
-	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &attrs, it->op.error, sizeof it->op.error) != 0) {
+	if (mapping_apply(m, ev->anchor, ev->attrs, ev->n_attrs, &attrs, it->op.error, sizeof it->op.error) != 0 ||
+	    (ev->type != OBJECT_GROUP && mapping_manager(m, ev->attrs, ev->n_attrs, &it->manager_dn, it->op.error,
+							sizeof it->op.error) != 0)) {
+		json_decref(attrs);
+		attrs = NULL;
 		/* An entry the mapping cannot map: recorded as a failed object
 		 * (shown by status, retried on resync), never silently skipped. */
 		it->failed = true;
@@ -311,6 +318,7 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 		plan_refresh_end(p, b, ev);
 		break;
 	case SOURCE_CURSOR:
+	case SOURCE_NOTICE: /* logged when it arrived (session.c), never queued */
 	case SOURCE_STATUS: /* noted when it arrived (session.c) */
 		break;
 	}
@@ -340,31 +348,45 @@ static char *target_id_of(struct planner *p, struct batch *b, const char *anchor
 
 /* A group's desired members from `dns`, and the changes against its record:
  * replace -- the DNs are the whole membership (an upsert); otherwise they
- * only add to what is exported (a group waiting for members). */
+ * only add to what is exported (a group waiting for members).
+ *
+ * Linear in the group's size: `desired` and the record's members are also
+ * kept in hash sets. This runs on the event loop, and a quadratic membership
+ * diff of a 5,000-member group (tens of millions of strcmp) stalled the loop
+ * long enough for the followers to elect someone else. */
 static void plan_group_members(struct planner *p, struct batch *b, struct item *it, char *const *dns,
 			       size_t n_dns, bool replace)
 {
 	char norm[DN_MAX], **desired = NULL, **unresolved = NULL, **keep = NULL, *id;
 	size_t n_desired = 0, n_unres = 0, n_keep = 0, i;
+	struct strmap want, had; /* anchor sets: desired, it->rec.members */
 
+	strmap_init(&want, NULL);
+	strmap_init(&had, NULL);
+	for (i = 0; i < it->rec.n_members; i++)
+		strmap_put(&had, it->rec.members[i], (void *)1);
 	for (i = 0; i < n_dns; i++) {
 		const char *anchor;
 		scope_dn_norm(dns[i], norm, sizeof norm);
 		anchor = strmap_get(&p->dn_index, norm);
-		if (anchor && strcmp(anchor, it->anchor) != 0 && !engine_strv_has(desired, n_desired, anchor))
+		if (anchor && strcmp(anchor, it->anchor) != 0 && !strmap_has(&want, anchor)) {
 			engine_strv_push(&desired, &n_desired, anchor);
-		else if (anchor == NULL)
+			strmap_put(&want, anchor, (void *)1);
+		} else if (anchor == NULL) {
 			engine_strv_push(&unresolved, &n_unres, dns[i]);
+		}
 	}
 	if (!replace) /* keep what is exported, add what resolved now */
 		for (i = 0; i < it->rec.n_members; i++)
-			if (!engine_strv_has(desired, n_desired, it->rec.members[i]))
+			if (!strmap_has(&want, it->rec.members[i])) {
 				engine_strv_push(&desired, &n_desired, it->rec.members[i]);
+				strmap_put(&want, it->rec.members[i], (void *)1);
+			}
 
 	batch_item_clear_members(it);
 	it->members_planned = true;
 	for (i = 0; i < n_desired; i++) {
-		if (engine_strv_has(it->rec.members, it->rec.n_members, desired[i]))
+		if (strmap_has(&had, desired[i]))
 			continue;
 		if ((id = target_id_of(p, b, desired[i])) == NULL)
 			continue; /* not exported (failed or out of scope): not a member yet */
@@ -373,7 +395,7 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 		free(id);
 	}
 	for (i = 0; i < it->rec.n_members; i++) {
-		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
+		if (strmap_has(&want, it->rec.members[i]))
 			continue;
 		/* no id: the member object is gone from the target, and with it
 		 * its membership */
@@ -385,7 +407,7 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 	}
 	/* The record after the change is done: desired members that have ids. */
 	for (i = 0; i < it->rec.n_members; i++)
-		if (engine_strv_has(desired, n_desired, it->rec.members[i]))
+		if (strmap_has(&want, it->rec.members[i]))
 			engine_strv_push(&keep, &n_keep, it->rec.members[i]);
 	for (i = 0; i < it->n_add_anchors; i++)
 		engine_strv_push(&keep, &n_keep, it->add_anchors[i]);
@@ -396,6 +418,8 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 	it->rec.unresolved = unresolved;
 	it->rec.n_unresolved = n_unres;
 	engine_strv_free(desired, n_desired);
+	strmap_clear(&want);
+	strmap_clear(&had);
 }
 
 struct waiting_ctx {
@@ -445,6 +469,7 @@ void plan_members(struct planner *p, struct batch *b)
 		else if (it->kind == IT_MEMBERS)
 			plan_group_members(p, b, it, it->rec.unresolved, it->rec.n_unresolved, false);
 	}
+	plan_managers(p, b);
 }
 
 /* ---- the retry set --------------------------------------------------------------- */
@@ -477,8 +502,9 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 	}
 	switch (r.kind) {
 	case RETRY_UPSERT:
-		if (r.resource == NULL) { /* a group's members only */
-			it = batch_add(d->p, d->b, IT_MEMBERS, OBJECT_GROUP, anchor);
+		if (r.resource == NULL) { /* a group's members or a user's manager only */
+			it = batch_add(d->p, d->b, IT_MEMBERS, r.type == OBJECT_USER ? OBJECT_USER : OBJECT_GROUP,
+				       anchor);
 			if (!it->has_old) {
 				batch_item_noop(it); /* nothing exported to fix: drop it */
 				break;
@@ -494,6 +520,8 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 		it->n_member_dns = r.n_member_dns;
 		r.member_dns = NULL;
 		r.n_member_dns = 0;
+		it->manager_dn = r.manager_dn;
+		r.manager_dn = NULL;
 		break;
 	case RETRY_DELETE:
 	case RETRY_DISABLE:

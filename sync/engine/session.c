@@ -59,6 +59,7 @@ static void take_retries(struct session *s, struct batch *b)
 
 	s->retry_now = false;
 	s->last_was_retry = true;
+	retryset_clamp(s); /* this clock may have stepped back since they were set */
 	n = plan_retries(&s->plan, b, &s->retry_due, now, session_batch_max(s->e), stale,
 			 sizeof stale / sizeof stale[0]);
 	for (size_t i = 0; i < n; i++) {
@@ -118,6 +119,12 @@ static void on_source_event(void *data, struct source_event *ev)
 	struct qnode *q;
 
 	if (s->stopping) {
+		source_event_free(ev);
+		return;
+	}
+	if (ev->kind == SOURCE_NOTICE) {
+		/* not a change: nothing to plan, and no cursor (source.h) */
+		engine_log(e, ev->warning ? L_WARN : L_INFO, "source", ev->message ? ev->message : "");
 		source_event_free(ev);
 		return;
 	}

@@ -16,7 +16,19 @@
  *    only filter a DC accepts with it), asking for no attribute. It is only a
  *    wake-up: each notification runs the next DirSync at once (after a short
  *    debounce). source.poll_s runs one anyway when nothing woke it, since
- *    notifications are lost while the connection is down.
+ *    notifications are lost while the connection is down. With
+ *    source.notify false there is no such connection: the poll alone.
+ *
+ * Every source.reconcile_s (0: never) the DirSync connection also lists the
+ * objectGUIDs under users.base and groups.base (RFC 2696 paged search) and
+ * reports the objects the DC no longer has as SOURCE_DELETE: an account that
+ * is not an administrator reads no tombstones (ad_reconcile.c). For such an
+ * account a new run's first read of the domain is a refresh with
+ * present_phase rather than silent, so what was deleted while no leader read
+ * is deleted too. Outside DirSync (base reads) values cut at MaxValRange
+ * ("member;range=0-1499") are read to the end (ad_range.c). What the
+ * operator should know (an account's limits, what a reconcile found, changes
+ * only a poll found) comes as SOURCE_NOTICE events for the log.
  *
  * DirSync answers with only the attributes that changed, so the source keeps
  * the last known attributes of every user and group of the domain in memory
@@ -51,9 +63,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sync/object.h"
 #include "sync/source/ldap_tls.h"
+#include "sync/source/source_sasl.h"
 #include "sync/source/source.h"
 
 #define AD_POLL_DEFAULT_S 30
@@ -64,10 +78,13 @@ struct ad_source_config {
 	const char *bind_dn;       /* NULL: anonymous (a DC refuses DirSync then) */
 	const char *password;
 	const char *password_file; /* re-read before every bind (sync/secret.h) */
+	struct source_sasl_config sasl; /* mech not NONE: a SASL bind instead (source_sasl.h) */
 	const char *user_base, *user_filter;   /* filter NULL/"": every user */
 	const char *group_base, *group_filter; /* base NULL/"": groups not synced */
 	struct ldap_tls_config tls;
 	unsigned poll_s;           /* DirSync at least this often; 0: AD_POLL_DEFAULT_S */
+	bool no_notify;            /* no change-notification search: poll only */
+	unsigned reconcile_s;      /* anchor comparison every this often; 0: never */
 	size_t queue_max;          /* bounded event queue; 0: 1024 */
 	unsigned backoff_min_ms, backoff_max_ms; /* 0: 100 / 30000 */
 };
@@ -95,6 +112,20 @@ int ad_guid_format(const void *bytes, size_t len, char out[37]);
  */
 #define AD_COOKIE_MAX 65536
 int ad_dirsync_response_parse(const void *val, size_t len, bool *more, void **cookie, size_t *cookie_len);
+
+/*
+ * Range retrieval (MS-ADTS 3.1.1.3.1.3.3): a DC that returns only part of a
+ * multi-valued attribute names it "member;range=0-1499"; the last part ends
+ * in "*" ("member;range=1500-*"). ad_range_parse returns 1 with the length
+ * of the base name, the bounds and *last (the high bound is "*"), 0 when
+ * desc has no range option, -EINVAL when the option is malformed (no
+ * number, high below low, trailing bytes, more than 32 bits).
+ * ad_range_next writes what to ask for after the answer `desc`
+ * ("member;range=1500-*") and returns 1; 0 when desc was the last part (or
+ * has no range); -EINVAL when malformed or it does not fit in len.
+ */
+int ad_range_parse(const char *desc, size_t *base_len, uint32_t *lo, uint32_t *hi, bool *last);
+int ad_range_next(const char *desc, char *next, size_t len);
 
 /* The cursor blob: encode a cookie (NULL/0: none yet), decode one. decode
  * returns 0 with a malloc'd cookie (NULL when the blob holds none), or -EINVAL

@@ -401,6 +401,47 @@ static void round_events(struct ad_source *s, struct outbox *b, struct ad_obj **
 	}
 }
 
+bool ad__obj_reported(const struct ad_obj *o)
+{
+	return o->in_scope && !o->deleted && (o->type == OBJECT_USER || o->type == OBJECT_GROUP);
+}
+
+int ad__cache_gone(struct ad_source *s, char *const *guids, size_t n)
+{
+	struct ad_cache *c = &s->cache;
+	struct outbox b = {s, NULL, 0};
+	bool regroup_all = false;
+	int rc;
+
+	c->round++;
+	/* users before groups, as in a round: the groups reported again below
+	 * no longer list them */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			struct ad_obj *o = strmap_get(&c->by_guid, guids[i]);
+			if (o == NULL || o->deleted || (o->type == OBJECT_GROUP) != (pass == 1))
+				continue;
+			emit(&b, delete_event(o, o->type));
+			o->in_scope = false;
+			o->deleted = true;
+			drop_member_everywhere(s, &b, o, &regroup_all);
+			if (o->dn_norm != NULL && strmap_get(&c->by_dn, o->dn_norm) == o)
+				strmap_del(&c->by_dn, o->dn_norm);
+		}
+	c->round++;
+	if (regroup_all)
+		regroup_every(s, &b);
+	rc = flush(&b, NULL, false);
+	for (size_t i = 0; i < n; i++) {
+		struct ad_obj *o = strmap_get(&c->by_guid, guids[i]);
+		if (o != NULL && o->deleted)
+			strmap_del(&c->by_guid, guids[i]);
+	}
+	if (b.held != NULL)
+		source_event_free(b.held);
+	return rc;
+}
+
 static bool has_attr(const struct ad_entry *e, const char *name)
 {
 	for (size_t i = 0; i < e->n_attrs; i++)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sync/base64.h"
 #include "sync/source/ad_internal.h"
 
 #define CURSOR_HEAD "ad1\ncookie="
@@ -152,26 +153,6 @@ char *ad__dn_norm(const char *dn)
 	return n;
 }
 
-void ad__status_fmt(char *msg, size_t len, const char *url, int err, LDAP *ld, const char *what)
-{
-	char *diag = NULL;
-
-	if (ld != NULL)
-		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-	snprintf(msg, len, "%s: %s (%s%s%s)", url, ldap_err2string(err), what, diag && *diag ? ": " : "",
-		 diag ? diag : "");
-	ldap_memfree(diag);
-}
-
-int ad__ldap_code(LDAP *ld, int rc)
-{
-	int err = rc;
-
-	if (rc < 0 && ld != NULL)
-		ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &err);
-	return err;
-}
-
 void ad__entry_free(struct ad_entry *e)
 {
 	free(e->dn);
@@ -191,6 +172,9 @@ void ad__entry_free(struct ad_entry *e)
 	free(e->member_add);
 	free(e->member_del);
 	free(e->member_set);
+	for (size_t i = 0; i < e->n_partial; i++)
+		free(e->partial[i]);
+	free(e->partial);
 	memset(e, 0, sizeof *e);
 }
 
@@ -203,15 +187,118 @@ static void strv_add_vals(char ***v, size_t *n, struct berval **vals)
 		(*v)[(*n)++] = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
 }
 
-/* One attribute description of an answer into e. "member;range=1-1" /
- * "member;range=0-0" are the values added / removed since the cookie
- * (LDAP_DIRSYNC_INCREMENTAL_VALUES, docs/active-directory.md); a plain
- * "member" is the whole set. */
-static void entry_attr(struct ad_entry *e, const char *desc, struct berval **vals)
+/*
+ * Binary values reach the mappings as base64 text (docs/active-directory.md,
+ * "Binary attributes"; the expression functions StringFromSid and
+ * StringFromGuid read that form): the attributes below always, any other
+ * attribute when one of its values is not text (a NUL byte or invalid UTF-8),
+ * which would otherwise be cut short. These are the binary attributes of
+ * users and groups in the AD schema that a mapping may want (syntax 2.5.5.10
+ * Octet String and 2.5.5.17 SID, MS-ADA1..3); objectGUID and
+ * mS-DS-ConsistencyGuid are GUIDs and come as GUID text (ad_guid_format).
+ */
+static bool binary_name(const char *name, size_t len)
+{
+	static const char *const names[] = {
+		"objectSid", "sIDHistory", "tokenGroups", "mS-DS-CreatorSID", "msExchMasterAccountSid",
+		"msExchMailboxGuid", "thumbnailPhoto", "jpegPhoto", "userCertificate", "userSMIMECertificate",
+		"logonHours", "msDS-GenerationId",
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* Is v text: no NUL, well-formed UTF-8 (RFC 3629 §4: no overlong forms, no
+ * surrogates, nothing above U+10FFFF)? */
+static bool is_text(const struct berval *v)
+{
+	const unsigned char *p = (const unsigned char *)v->bv_val, *end = p + v->bv_len;
+
+	while (p < end) {
+		unsigned c = *p++, need, min;
+		uint32_t cp;
+		if (c == 0)
+			return false;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1, min = 0x80, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2, min = 0x800, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3, min = 0x10000, cp = c & 0x07;
+		else
+			return false;
+		if ((size_t)(end - p) < need)
+			return false;
+		for (unsigned k = 0; k < need; k++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
+char **ad__attr_values(const char *name, size_t name_len, struct berval **vals, size_t nv)
+{
+	bool guid = name_len == strlen("mS-DS-ConsistencyGuid") &&
+		    strncasecmp(name, "mS-DS-ConsistencyGuid", name_len) == 0;
+	bool b64 = binary_name(name, name_len);
+	char **out = xcalloc(nv ? nv : 1, sizeof *out);
+
+	for (size_t i = 0; !guid && !b64 && i < nv; i++)
+		b64 = !is_text(vals[i]);
+	for (size_t i = 0; i < nv; i++) {
+		char g[37];
+		if (guid && ad_guid_format(vals[i]->bv_val, vals[i]->bv_len, g) == 0)
+			out[i] = xstrdup(g);
+		else if (guid || b64)
+			out[i] = base64_encode(vals[i]->bv_val, vals[i]->bv_len);
+		else
+			out[i] = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
+	}
+	return out;
+}
+
+/* An attribute of `nv` values into e->attrs (nv == 0: removed). */
+static void entry_attr_add(struct ad_entry *e, const char *desc, size_t blen, struct berval **vals, size_t nv)
+{
+	struct object_attr *a;
+
+	e->attrs = xrealloc(e->attrs, (e->n_attrs + 1) * sizeof *e->attrs);
+	a = &e->attrs[e->n_attrs++];
+	a->name = xstrndup(desc, blen);
+	a->values = ad__attr_values(desc, blen, vals, nv);
+	a->n_values = nv;
+}
+
+/* One attribute description of an answer into e. In a DirSync answer
+ * "member;range=1-1" / "member;range=0-0" are the values added / removed
+ * since the cookie (LDAP_DIRSYNC_INCREMENTAL_VALUES, docs/active-directory.md)
+ * and a plain "member" is the whole set. In a base read (`plain`) a range
+ * option means the DC sent only part of the values (MaxValRange): they are
+ * the first part of the whole set, and ad_range.c reads the rest. */
+static void entry_attr(struct ad_entry *e, const char *desc, struct berval **vals, bool plain)
 {
 	const char *semi = strchr(desc, ';');
 	size_t blen = semi ? (size_t)(semi - desc) : strlen(desc);
 	size_t nv = vals ? (size_t)ldap_count_values_len(vals) : 0;
+	size_t rlen;
+	uint32_t lo, hi;
+	bool last;
+
+	if (plain && semi != NULL && ad_range_parse(desc, &rlen, &lo, &hi, &last) == 1) {
+		if (!last) {
+			e->partial = xrealloc(e->partial, (e->n_partial + 1) * sizeof *e->partial);
+			e->partial[e->n_partial++] = xstrdup(desc);
+		}
+		semi = NULL; /* the whole set, as far as the rest of this function is concerned */
+	}
 
 #define IS(n) (blen == strlen(n) && strncasecmp(desc, n, blen) == 0)
 	if (IS("objectGUID")) {
@@ -220,6 +307,7 @@ static void entry_attr(struct ad_entry *e, const char *desc, struct berval **val
 	} else if (IS("mS-DS-ConsistencyGuid")) {
 		if (nv == 1 && ad_guid_format(vals[0]->bv_val, vals[0]->bv_len, e->cguid) != 0)
 			e->cguid[0] = '\0';
+		entry_attr_add(e, desc, blen, vals, nv);
 	} else if (IS("isDeleted")) {
 		e->deleted = nv == 1 && vals[0]->bv_len == 4 && strncasecmp(vals[0]->bv_val, "TRUE", 4) == 0;
 	} else if (IS("parentGUID") || IS("instanceType") || IS("nTSecurityDescriptor")) {
@@ -234,19 +322,12 @@ static void entry_attr(struct ad_entry *e, const char *desc, struct berval **val
 			strv_add_vals(&e->member_set, &e->n_set, vals);
 		}
 	} else {
-		struct object_attr *a;
-		e->attrs = xrealloc(e->attrs, (e->n_attrs + 1) * sizeof *e->attrs);
-		a = &e->attrs[e->n_attrs++];
-		a->name = xstrndup(desc, blen);
-		a->values = xcalloc(nv ? nv : 1, sizeof *a->values);
-		a->n_values = nv;
-		for (size_t i = 0; i < nv; i++)
-			a->values[i] = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
+		entry_attr_add(e, desc, blen, vals, nv);
 	}
 #undef IS
 }
 
-static void entry_read(LDAP *ld, LDAPMessage *m, struct ad_entry *e)
+static void entry_read(LDAP *ld, LDAPMessage *m, struct ad_entry *e, bool plain)
 {
 	BerElement *ber = NULL;
 	char *dn = ldap_get_dn(ld, m);
@@ -258,18 +339,18 @@ static void entry_read(LDAP *ld, LDAPMessage *m, struct ad_entry *e)
 		/* an attribute with an empty value set: ldap_get_values_len gives
 		 * NULL, and that means "removed" (docs/active-directory.md) */
 		struct berval **vals = ldap_get_values_len(ld, m, a);
-		entry_attr(e, a, vals);
+		entry_attr(e, a, vals, plain);
 		ldap_value_free_len(vals);
 		ldap_memfree(a);
 	}
 	ber_free(ber, 0);
 }
 
-static void entries_take(LDAP *ld, LDAPMessage *res, struct ad_entry **out, size_t *n)
+static void entries_take(LDAP *ld, LDAPMessage *res, struct ad_entry **out, size_t *n, bool plain)
 {
 	for (LDAPMessage *m = ldap_first_entry(ld, res); m != NULL; m = ldap_next_entry(ld, m)) {
 		struct ad_entry e;
-		entry_read(ld, m, &e);
+		entry_read(ld, m, &e, plain);
 		if (e.guid[0] == '\0') { /* every DirSync entry has objectGUID */
 			ad__entry_free(&e);
 			continue;
@@ -281,7 +362,7 @@ static void entries_take(LDAP *ld, LDAPMessage *res, struct ad_entry **out, size
 
 static void classify(struct ad_source *s, int code, int rc)
 {
-	s->problem = rc < 0 || code == LDAP_SERVER_DOWN || code == LDAP_TIMEOUT || code == LDAP_CONNECT_ERROR
+	s->w.problem = rc < 0 || code == LDAP_SERVER_DOWN || code == LDAP_TIMEOUT || code == LDAP_CONNECT_ERROR
 			     ? SOURCE_UNREACHABLE
 		     : code == LDAP_INSUFFICIENT_ACCESS || code == LDAP_INVALID_CREDENTIALS ? SOURCE_UNAUTHORIZED
 											     : SOURCE_FAILING;
@@ -322,7 +403,7 @@ static int dirsync_page(struct ad_source *s, const struct berval *cookie, struct
 		ldap_msgfree(res);
 		return rc < 0 ? -ECONNRESET : -EIO;
 	}
-	entries_take(s->ld, res, out, n);
+	entries_take(s->ld, res, out, n, false);
 	LDAPControl *c = rctrls ? ldap_control_find(AD_OID_DIRSYNC, rctrls, NULL) : NULL;
 	void *ck = NULL;
 	size_t cklen = 0;
@@ -415,13 +496,19 @@ int ad__read_object(struct ad_source *s, const char *dn, struct ad_entry **out, 
 		ldap_msgfree(res);
 		return rc < 0 ? -ECONNRESET : -EIO;
 	}
-	entries_take(s->ld, res, &e, &n);
+	entries_take(s->ld, res, &e, &n, true);
 	ldap_msgfree(res);
 	for (size_t i = 1; i < n; i++)
 		ad__entry_free(&e[i]);
 	if (n > 0) {
 		*out = xrealloc(e, sizeof *e);
-		return 0;
+		/* a Windows DC stops a multi-valued attribute at MaxValRange */
+		if ((rc = ad__read_ranges(s, dn, *out, url, msg, len)) != 0) {
+			ad__entry_free(*out);
+			free(*out);
+			*out = NULL;
+		}
+		return rc;
 	}
 	free(e);
 	return 0;

@@ -2,17 +2,18 @@
  * sync/source/ad_internal.h -- the AD source's private types, shared by its
  * files (ad.h is the contract).
  *
- * Threads: the loop thread owns struct ad_source and its uv handle; the
- * worker owns the LDAP handles and the cache. They share the event ring, the
- * stop flag, the refresh request and the published socket descriptors, all
- * under `lock` (the same split as the OpenLDAP source).
+ * Threads: the worker thread, the loop side and what they share are
+ * source_worker.h's (the same as the OpenLDAP source's); the worker owns the
+ * LDAP handles and the cache.
  *
  * The files:
- *   ad.c          the loop side: start, stop, delivery, flow control, the port
- *   ad_conn.c     the worker: connections, binds, failover, wake-ups, rounds
+ *   ad.c          start and the port (the rest of the loop side: source_worker.c)
+ *   ad_conn.c     the worker's session: connections, wake-ups, rounds
  *   ad_dirsync.c  the DirSync control, the cursor, reading entries
  *   ad_cache.c    the per-object cache: merge, scope, events
  *   ad_filter.c   RFC 4515 filters on merged entries
+ *   ad_reconcile.c the anchor comparison (deletions the account cannot see)
+ *   ad_range.c    ranged retrieval of multi-valued attributes (member;range=)
  * Names shared between them carry the ad__ prefix.
  */
 #ifndef CANOPY_SYNC_SOURCE_AD_INTERNAL_H
@@ -29,17 +30,12 @@
 
 #include "common/xalloc.h"
 #include "sync/source/ad.h"
-#include "sync/source/event_ring.h"
+#include "sync/source/ldap_conn.h"
+#include "sync/source/source_worker.h"
 #include "sync/strmap.h"
 
-#define AD_QUEUE_DEFAULT 1024
-#define AD_BACKOFF_MIN_DEFAULT 100
-#define AD_BACKOFF_MAX_DEFAULT 30000
-#define AD_DELIVER_BATCH 256
-#define AD_NETWORK_TIMEOUT_S 3
 #define AD_OP_TIMEOUT_S 60
 #define AD_DEBOUNCE_MS 50
-#define AD_MSG_MAX 512
 
 #define AD_OID_DIRSYNC "1.2.840.113556.1.4.841"      /* LDAP_SERVER_DIRSYNC_OID */
 #define AD_OID_NOTIFY "1.2.840.113556.1.4.528"       /* LDAP_SERVER_NOTIFICATION_OID */
@@ -58,6 +54,9 @@ struct ad_entry {
 	size_t n_attrs;
 	char **member_add, **member_del, **member_set; /* DNs */
 	size_t n_add, n_del, n_set;
+	char **partial;       /* base reads: descriptions that came as a range
+			       * not ending in "*" ("member;range=0-1499") */
+	size_t n_partial;
 };
 
 void ad__entry_free(struct ad_entry *e);
@@ -86,39 +85,16 @@ struct ad_cache {
 };
 
 struct ad_source {
-	uv_loop_t *loop;
-	uv_async_t async;
-	source_event_cb cb;
-	void *data;
+	struct source_worker w;          /* first: a source_run is an ad_source (source_worker.h) */
 
 	/* configuration, copied */
-	char **urls;
-	size_t n_urls;
-	char *bind_dn, *password, *password_file;
+	struct ldap_conn_config conn;   /* credentials, TLS (owned copies: ldap_conn.h) */
 	char *user_base, *group_base;   /* normalized (lowercase) */
 	struct ad_filter *user_filter, *group_filter;
-	bool starttls;
-	char *tls_ca;
 	unsigned poll_ms;
-	size_t queue_max;
-	unsigned backoff_min_ms, backoff_max_ms;
+	bool notify;                     /* run the change-notification search */
+	unsigned reconcile_ms;           /* 0: no anchor comparison */
 	char **attrs;                    /* requested from DirSync (NULL-terminated) */
-
-	pthread_t thread;
-	int wake_fd;
-
-	/* shared, under lock */
-	pthread_mutex_t lock;
-	pthread_cond_t not_full;
-	struct source_ring ring;         /* worker -> loop (event_ring.h) */
-	bool stopping, exited, refresh_req;
-	int fds[2];                      /* published sockets, for stop() */
-
-	/* loop thread only */
-	bool paused, closing;
-	void (*done)(void *data);
-	void *done_data;
-	struct source_status status;
 
 	/* worker only */
 	LDAP *ld, *nld;                  /* DirSync and notification connections */
@@ -127,25 +103,49 @@ struct ad_source {
 	unsigned flags;                  /* DirSync flags */
 	struct berval cookie;            /* the latest cookie (malloc'd) */
 	struct ad_cache cache;
-	size_t url_idx, last_url;
+	size_t last_url;
 	bool ever_connected;
-	enum source_problem problem;
-	bool status_sent, last_connected;
-	char last_msg[AD_MSG_MAX];
+	bool told_object_security;       /* the limit of a non-admin account was logged */
+	uint64_t reconcile_at;           /* monotonic ms of the next anchor comparison */
 };
 
 /* ---- ad.c ----------------------------------------------------------------------- */
 
-int ad__fail(char *errmsg, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-bool ad__is_stopping(struct ad_source *s);
+/* source_worker_ops.release: free the source (the worker has exited) */
+void ad__release(void *impl);
+#define ad__fail source_worker_fail /* fill errmsg, return rc */
+static inline bool ad__is_stopping(struct ad_source *s)
+{
+	return source_worker_stopping(&s->w);
+}
 /* Hand an event to the loop (waits while the ring is full). Takes ownership.
  * Returns 0 or -ECANCELED. */
-int ad__push(struct ad_source *s, struct source_event *ev);
-struct source_event *ad__ev_new(enum source_event_kind kind, enum object_type type);
+static inline int ad__push(struct ad_source *s, struct source_event *ev)
+{
+	return source_worker_push(&s->w, ev);
+}
+static inline struct source_event *ad__ev_new(enum source_event_kind kind, enum object_type type)
+{
+	return source_event_new(kind, type);
+}
+/* A SOURCE_NOTICE for the operator's log. Returns 0 or -ECANCELED. */
+int ad__notice(struct ad_source *s, bool warning, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+uint64_t ad__now_ms(void);
 
 /* ---- ad_dirsync.c --------------------------------------------------------------- */
 
 char *ad__dn_norm(const char *dn);
+
+/*
+ * The values of attribute `name` (`name_len` bytes) as the mappings get them
+ * (docs/active-directory.md, "Binary attributes"): mS-DS-ConsistencyGuid as
+ * GUID text when 16 bytes; the known binary attributes (objectSid, ...) and
+ * any attribute with a value that is not text (a NUL byte, invalid UTF-8) as
+ * base64, every value; the rest as they are. An array of nv strings (at least
+ * one slot), malloc'd.
+ */
+char **ad__attr_values(const char *name, size_t name_len, struct berval **vals, size_t nv);
+
 /* One DirSync exchange (all its pages) from `cookie` (NULL: full). Fills the
  * entries and the new cookie. Returns 0 or a negative errno with msg and
  * s->problem set. */
@@ -155,8 +155,14 @@ int ad__dirsync(struct ad_source *s, const struct berval *cookie, struct ad_entr
  * Returns 0 and *out (NULL: not found), or a negative errno. */
 int ad__read_object(struct ad_source *s, const char *dn, struct ad_entry **out, const char *url, char *msg,
 		    size_t len);
-void ad__status_fmt(char *msg, size_t len, const char *url, int err, LDAP *ld, const char *what);
-int ad__ldap_code(LDAP *ld, int rc);
+static inline void ad__status_fmt(char *msg, size_t len, const char *url, int err, LDAP *ld, const char *what)
+{
+	ldap_conn_status_fmt(msg, len, url, err, ld, what);
+}
+static inline int ad__ldap_code(LDAP *ld, int rc)
+{
+	return ldap_conn_code(ld, rc);
+}
 
 /* ---- ad_cache.c ----------------------------------------------------------------- */
 
@@ -168,12 +174,44 @@ void ad__cache_clear(struct ad_cache *c);
  * -ECANCELED (stopping) or a negative errno of a base read. */
 int ad__cache_apply(struct ad_source *s, struct ad_entry *e, size_t n, bool full, bool silent,
 		    const struct berval *cookie, const char *url, char *msg, size_t len);
+/* Report the objects whose GUIDs are listed as deleted through the normal
+ * delete path (SOURCE_DELETE, and their groups again without them), and
+ * forget them. No cursor moves. Returns 0 or -ECANCELED. */
+int ad__cache_gone(struct ad_source *s, char *const *guids, size_t n);
+/* Whether the object is one this source reported in scope last. */
+bool ad__obj_reported(const struct ad_obj *o);
 /* Pure scope decision, for the unit tests too. */
 enum object_type ad__obj_kind(const struct object_attr *attrs, size_t n);
 bool ad__dn_under(const char *dn_norm, const char *base_norm);
 
+/* ---- ad_reconcile.c -------------------------------------------------------------- */
+
+/* Enumerate the objectGUIDs under users.base and groups.base (RFC 2696 paged
+ * search) and report cached objects the DC no longer has as deleted. Returns
+ * 0 or a negative errno with msg and s->problem set. */
+int ad__reconcile(struct ad_source *s, const char *url, char *msg, size_t len);
+
+/* ---- ad_range.c ------------------------------------------------------------------ */
+
+/* After a base read (not DirSync): fetch the rest of every attribute that
+ * came as a range (attr;range=0-1499), appending the values to e. Returns 0
+ * or a negative errno with msg set. */
+int ad__read_ranges(struct ad_source *s, const char *dn, struct ad_entry *e, const char *url, char *msg,
+		    size_t len);
+/* The loop of ad__read_ranges, over any way to read one range (a fake DC in
+ * the unit tests): fetch reads `want` of dn and returns 0 with the answer's
+ * description in *got (malloc'd; NULL: no such attribute) and its values
+ * (malloc'd array of malloc'd strings), or a negative errno with msg set.
+ * Each answer must start where it was asked to (no hole, no repeat), or
+ * -EPROTO. */
+typedef int (*ad__range_fetch_fn)(void *ctx, const char *dn, const char *want, char **got, char ***values,
+				  size_t *n_values, char *msg, size_t len);
+int ad__ranges_follow(struct ad_entry *e, const char *dn, ad__range_fetch_fn fetch, void *ctx, char *msg,
+		      size_t len);
+
 /* ---- ad_conn.c ------------------------------------------------------------------ */
 
-int ad__worker_spawn(struct ad_source *s);
+/* The worker's side of the source (source_worker.h). */
+extern const struct source_worker_ops ad__worker_ops;
 
 #endif /* CANOPY_SYNC_SOURCE_AD_INTERNAL_H */

@@ -10,6 +10,8 @@
 
 #include <ldap.h>
 
+#include "sync/source/ldap_conn.h"
+
 #define DEFAULT_TIMEOUT_MS 3000
 
 const char *ldap_probe_status_name(enum ldap_probe_status s)
@@ -50,17 +52,6 @@ static enum ldap_probe_status classify(int code)
 	}
 }
 
-/* The code behind a libldap failure: rc itself, or for a negative rc the
- * handle's own code (e.g. LDAP_SERVER_DOWN after a failed connect). */
-static int result_code(LDAP *ld, int rc)
-{
-	int err = rc;
-
-	if (rc < 0 && ld != NULL)
-		ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &err);
-	return err;
-}
-
 static void describe(char *msg, size_t len, const char *url, const char *what, int code, LDAP *ld)
 {
 	char *diag = NULL;
@@ -99,7 +90,7 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 	}
 	rc = ldap_connect(ld);
 	if (rc != LDAP_SUCCESS) {
-		code = result_code(ld, rc);
+		code = ldap_conn_code(ld, rc);
 		if (ldap_tls_explain(url, &cfg->tls, ms, msg, len)) {
 			st = LDAP_PROBE_UNREACHABLE;
 			goto out;
@@ -114,12 +105,23 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 		goto out;
 	}
 
-	if (cfg->bind_dn != NULL && cfg->bind_dn[0] != '\0') {
+	if (cfg->sasl.mech != SOURCE_SASL_NONE) {
+		switch (source_sasl_bind(ld, url, &cfg->sasl, ldap_tls_used(&cfg->tls, url), msg, len)) {
+		case SOURCE_SASL_BOUND:
+			break;
+		case SOURCE_SASL_REFUSED:
+			st = LDAP_PROBE_UNAUTHORIZED;
+			goto out;
+		case SOURCE_SASL_UNREACHABLE:
+			st = LDAP_PROBE_UNREACHABLE;
+			goto out;
+		}
+	} else if (cfg->bind_dn != NULL && cfg->bind_dn[0] != '\0') {
 		struct berval cred = {cfg->password ? strlen(cfg->password) : 0,
 				      (char *)(cfg->password ? cfg->password : "")};
 		rc = ldap_sasl_bind_s(ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 		if (rc != LDAP_SUCCESS) {
-			code = result_code(ld, rc);
+			code = ldap_conn_code(ld, rc);
 			describe(msg, len, url, "bind", code, ld);
 			st = classify(code);
 			goto out;
@@ -127,7 +129,7 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 	}
 	rc = ldap_search_ext_s(ld, cfg->base, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
 			       NULL, &tv, 1, &res);
-	code = result_code(ld, rc);
+	code = ldap_conn_code(ld, rc);
 	if (code != LDAP_SUCCESS) {
 		describe(msg, len, url, "read of the users base", code, ld);
 		/* slapd answers noSuchObject, not insufficientAccess, for an entry
@@ -146,8 +148,12 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 		st = LDAP_PROBE_UNAUTHORIZED;
 		goto out;
 	}
-	snprintf(msg, len, "%s: bound%s and read %s", url,
-		 cfg->bind_dn && cfg->bind_dn[0] ? "" : " anonymously", cfg->base);
+	if (cfg->sasl.mech != SOURCE_SASL_NONE)
+		snprintf(msg, len, "%s: bound as %s (SASL %s) and read %s", url, cfg->sasl.principal,
+			 source_sasl_mech_name(cfg->sasl.mech), cfg->base);
+	else
+		snprintf(msg, len, "%s: bound%s and read %s", url, cfg->bind_dn && cfg->bind_dn[0] ? "" : " anonymously",
+			 cfg->base);
 	st = LDAP_PROBE_OK;
 out:
 	ldap_msgfree(res);

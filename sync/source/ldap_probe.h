@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "sync/source/ldap_tls.h"
+#include "sync/source/source_sasl.h"
 
 enum ldap_probe_status {
 	LDAP_PROBE_OK,           /* bound and read the users base */
@@ -41,6 +42,7 @@ struct ldap_probe_config {
 	const char *base;        /* the users base */
 	unsigned timeout_ms;     /* per URL: connect, and again for each operation; 0: 3000 */
 	struct ldap_tls_config tls; /* the same TLS settings as the sync source (source.tls) */
+	struct source_sasl_config sasl; /* mech not NONE: the source's SASL bind (source.sasl) */
 };
 
 /*

@@ -106,6 +106,37 @@ static void name_of(X509_NAME *n, char *out, size_t len)
 	BIO_free(b);
 }
 
+/* The names and addresses a certificate is for (subjectAltName), as
+ * "DNS:dc1.corp.example, IP:10.0.0.5", or "no subjectAltName". */
+static void san_list(X509 *cert, char *out, size_t len)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && o + 1 < len; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+		const char *sep = o ? ", " : "";
+		int k = 0;
+		if (g->type == GEN_DNS) {
+			k = snprintf(out + o, len - o, "%sDNS:%.*s", sep, ASN1_STRING_length(g->d.dNSName),
+				     (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+		} else if (g->type == GEN_IPADD) {
+			char a[INET6_ADDRSTRLEN] = "?";
+			int n = ASN1_STRING_length(g->d.iPAddress);
+			const unsigned char *b = ASN1_STRING_get0_data(g->d.iPAddress);
+			if (n == 4 || n == 16)
+				inet_ntop(n == 4 ? AF_INET : AF_INET6, b, a, sizeof a);
+			k = snprintf(out + o, len - o, "%sIP:%s", sep, a);
+		}
+		if (k > 0)
+			o = o + (size_t)k < len ? o + (size_t)k : len - 1;
+	}
+	GENERAL_NAMES_free(names);
+	if (o == 0)
+		snprintf(out, len, "no subjectAltName");
+}
+
 /* Verify the leaf `der` against the CA file and the host. Returns true with
  * msg filled when something is wrong with it. */
 static bool judge(const char *url, const char *host, const struct ldap_tls_config *cfg, const struct berval *der,
@@ -141,8 +172,12 @@ static bool judge(const char *url, const char *host, const struct ldap_tls_confi
 	bool ip = inet_pton(AF_INET, host, &a) == 1 || inet_pton(AF_INET6, host, &a) == 1;
 	int match = ip ? X509_check_ip_asc(cert, host, 0) : X509_check_host(cert, host, 0, 0, NULL);
 	if (match != 1) {
-		snprintf(msg, len, "%s: server certificate (%s, issued by %s) does not name %s %s (subjectAltName)",
-			 url, subject, issuer, ip ? "the address" : "the host", host);
+		/* RFC 6125 §6: the name the client asked for must be one the
+		 * certificate names (no fall-back to the CN when it has SANs) */
+		char sans[256];
+		san_list(cert, sans, sizeof sans);
+		snprintf(msg, len, "%s: %s %s does not match the server certificate (%s, issued by %s; it is for %s)",
+			 url, ip ? "the address" : "the host", host, subject, issuer, sans);
 		bad = true;
 	}
 out:

@@ -67,7 +67,8 @@ int ldap_tls_start(LDAP *ld, const char *url, const struct ldap_tls_config *cfg,
  * After a failed connect, StartTLS or first operation on a TLS connection:
  * if the failure was the server's certificate (or the TLS handshake), write
  * a clear message into msg and return true: "URL: server certificate for
- * HOST (...) not trusted by CAFILE: REASON" / "... does not match HOST" /
+ * HOST (...) not trusted by CAFILE: REASON" / "URL: the address HOST does
+ * not match the server certificate (...; it is for IP:..., DNS:...)" /
  * "URL: TLS handshake failed: ...". Returns false (msg untouched) when the
  * certificate checks out or the URL does not use TLS, so the caller describes
  * the failure as before. Blocks for at most about 2 x timeout_ms.

@@ -36,6 +36,7 @@
 #include <uv.h>
 
 #include "sync/source/ldap_tls.h"
+#include "sync/source/source_sasl.h"
 #include "sync/source/source.h"
 
 struct ldap_source_config {
@@ -45,6 +46,7 @@ struct ldap_source_config {
 	const char *password;     /* NULL: none */
 	const char *password_file; /* when set, re-read before every bind (sync/secret.h), so a
 				    * fixed password file takes effect without a restart */
+	struct source_sasl_config sasl; /* mech not NONE: a SASL bind instead (source_sasl.h) */
 	const char *user_base, *user_filter;
 	const char *group_base, *group_filter;
 	const char *const *attrs; /* attributes to request; NULL = all user attributes */

@@ -4,10 +4,9 @@
  * refreshAndPersist sessions driven by libldap's ldap_sync_* client on one
  * worker thread.
  *
- * Threads. The loop thread owns struct ldap_source and its uv handle; the
- * worker owns the LDAP handles and the ldap_sync_t state of both sessions.
- * They share only the event ring, the stop flag and the published socket
- * descriptors, all under `lock`.
+ * Threads: the worker thread, the loop side and what they share are
+ * source_worker.h's; the worker owns the LDAP handles and the ldap_sync_t
+ * state of both sessions.
  *
  * What libldap 2.5 and slapd 2.5 (syncprov + sessionlog) do, checked by
  * experiment, and how it shaped these files:
@@ -34,8 +33,8 @@
  *    nothing (see session_drain), so it is called blocking, on input only.
  *
  * The files:
- *   openldap.c         the loop side: start, stop, delivery of events, flow control
- *   openldap_conn.c    the worker: connections, binds, reconnects with backoff
+ *   openldap.c         start, and the API of openldap.h over source_worker.h
+ *   openldap_conn.c    the worker's session: connections (ldap_conn.h), persist
  *   openldap_sync.c    RFC 4533 on a connection: the ldap_sync_* callbacks into events
  *   openldap_cursor.c  the cursor blob (both sessions' cookies)
  *   openldap_port.c    the source port (source.h) over all of it
@@ -54,16 +53,11 @@
 #include <uv.h>
 
 #include "common/xalloc.h"
-#include "sync/source/event_ring.h"
+#include "sync/source/ldap_conn.h"
+#include "sync/source/source_worker.h"
 #include "sync/source/openldap.h"
 
-#define QUEUE_DEFAULT 1024
-#define BACKOFF_MIN_DEFAULT 100
-#define BACKOFF_MAX_DEFAULT 30000
-#define DELIVER_BATCH 256    /* events per loop iteration: do not starve the loop */
-#define NETWORK_TIMEOUT_S 3  /* connect(); the one wait stop() cannot cut short */
 #define OP_TIMEOUT_S 30      /* synchronous operations (bind) */
-#define MSG_MAX 512
 #define CURSOR_VERSION "v1"
 
 /* One RFC 4533 session: one scope, one connection, one cookie. */
@@ -72,7 +66,7 @@ struct ldap_session {
 	enum object_type type;
 	const char *key;          /* "users" / "groups": cursor keys, messages */
 	ldap_sync_t ls;           /* base, filter, attrs and ls_cookie are libldap-allocated */
-	int fd;                   /* socket, published for stop(); written under src->lock */
+	int slot;                 /* its socket's slot in src->w.fds (published for stop()) */
 	struct berval committed;  /* the cookie cursors carry, see the top comment */
 	bool full;                /* this refresh started without a cookie */
 	bool saw_present;         /* the server used the present phase (§3.4.1) */
@@ -82,56 +76,20 @@ struct ldap_session {
 	int err;                  /* first failure inside a callback; later ones are skipped */
 };
 
-/* Threads. The loop thread owns struct ldap_source and its uv handle; the
- * worker owns the LDAP handles and the ldap_sync_t state of both sessions.
- * They share only the event ring, the stop flag and the published socket
- * descriptors, all under `lock`. */
 struct ldap_source {
-	uv_loop_t *loop;
-	uv_async_t async;
-	ldap_source_event_cb cb;
-	void *data;
+	struct source_worker w;  /* first: a source_run is an ldap_source (source_worker.h) */
 
 	/* configuration, copied */
-	char **urls;
-	size_t n_urls;
-	char *bind_dn;
-	char *password;
-	char *password_file;
-	bool starttls;   /* source.tls: StartTLS on ldap:// */
-	char *tls_ca;    /* source.tls.ca, or NULL: the system store */
-	size_t queue_max;
-	enum source_problem problem; /* worker only: why the last attempt failed */
-	unsigned backoff_min_ms, backoff_max_ms;
+	struct ldap_conn_config conn; /* credentials, source.tls (owned copies: ldap_conn.h) */
 
-	struct ldap_session sess[2];
+	struct ldap_session sess[2]; /* worker only; refresh bit (1u << i) asks sess[i] for a full refresh */
 	size_t n_sess;
-
-	pthread_t thread;
-	int wake_fd; /* eventfd: wakes the worker's poll() and backoff sleep */
-
-	/* shared with the worker, under lock */
-	pthread_mutex_t lock;
-	pthread_cond_t not_full;
-	struct source_ring ring;         /* worker -> loop (event_ring.h) */
-	bool stopping, exited;
-	bool refresh_req[2];     /* ldap_source_refresh() asked for this session */
-
-	/* loop thread only */
-	bool paused, closing;
-	void (*done)(void *data);
-	void *done_data;
-
-	/* worker only */
-	size_t url_idx;
-	bool status_sent, last_connected;
-	char last_msg[MSG_MAX];
 };
 
 /* ---- openldap.c ------------------------------------------------------------ */
 
 /* Fill errmsg (if given) and return rc. */
-int openldap__fail(char *errmsg, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define openldap__fail source_worker_fail
 
 /* ---- openldap_cursor.c: the cursor blob and cookies ------------------------- */
 
@@ -146,11 +104,16 @@ int openldap__cursor_decode(struct ldap_source *s, const void *blob, size_t len,
 
 /* ---- openldap_sync.c: RFC 4533 on one connection (worker) -------------------- */
 
-bool openldap__is_stopping(struct ldap_source *s);
+static inline bool openldap__is_stopping(struct ldap_source *s)
+{
+	return source_worker_stopping(&s->w);
+}
 /* Hand an event to the loop thread (waits while the ring is full). Takes
  * ownership of ev. Returns 0 or -ECANCELED (stopping). */
-int openldap__push(struct ldap_source *s, struct source_event *ev);
-struct source_event *openldap__ev_new(enum source_event_kind kind, enum object_type type);
+static inline int openldap__push(struct ldap_source *s, struct source_event *ev)
+{
+	return source_worker_push(&s->w, ev);
+}
 /* The ldap_sync_t callbacks. */
 int openldap__on_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid, ldap_sync_refresh_t phase);
 int openldap__on_reference(ldap_sync_t *ls, LDAPMessage *msg);
@@ -164,10 +127,9 @@ int openldap__session_drain(struct ldap_session *x, const char *url, char *msg, 
 
 /* ---- openldap_conn.c: connections and the worker --------------------------------- */
 
-void openldap__status_fmt(char *msg, size_t len, const char *url, int err, LDAP *ld, const char *what);
-/* The result code behind a libldap failure. */
-int openldap__ldap_code(LDAP *ld, int rc);
-/* Start the worker thread. Returns 0 or a negative errno. */
-int openldap__worker_spawn(struct ldap_source *s);
+/* The worker's side of the source (source_worker.h). */
+extern const struct source_worker_ops openldap__worker_ops;
+/* source_worker_ops.release: free the source (the worker has exited) */
+void openldap__release(void *impl);
 
 #endif /* CANOPY_SYNC_SOURCE_OPENLDAP_INTERNAL_H */

@@ -11,43 +11,6 @@
 
 #include "sync/source/openldap_internal.h"
 
-bool openldap__is_stopping(struct ldap_source *s)
-{
-	bool v;
-
-	pthread_mutex_lock(&s->lock);
-	v = s->stopping;
-	pthread_mutex_unlock(&s->lock);
-	return v;
-}
-
-/* Hand an event to the loop thread; waits while the ring is full (the
- * back-pressure that keeps memory bounded). Takes ownership of ev. */
-int openldap__push(struct ldap_source *s, struct source_event *ev)
-{
-	pthread_mutex_lock(&s->lock);
-	while (source_ring_full(&s->ring) && !s->stopping)
-		pthread_cond_wait(&s->not_full, &s->lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->lock);
-		source_event_free(ev);
-		return -ECANCELED;
-	}
-	source_ring_put(&s->ring, ev);
-	pthread_mutex_unlock(&s->lock);
-	uv_async_send(&s->async);
-	return 0;
-}
-
-struct source_event *openldap__ev_new(enum source_event_kind kind, enum object_type type)
-{
-	struct source_event *ev = xcalloc(1, sizeof *ev);
-
-	ev->kind = kind;
-	ev->type = type;
-	return ev;
-}
-
 static int uuid_text(const struct berval *u, char **out)
 {
 	const unsigned char *b = (const unsigned char *)u->bv_val;
@@ -137,7 +100,7 @@ static int emit_entry(struct ldap_session *x, LDAPMessage *msg, struct berval *u
 	default:
 		return -EPROTO;
 	}
-	ev = openldap__ev_new(kind, x->type);
+	ev = source_event_new(kind, x->type);
 	if (uuid_text(uuid, &ev->anchor) != 0) {
 		source_event_free(ev);
 		return -EPROTO;
@@ -154,7 +117,7 @@ static int emit_entry(struct ldap_session *x, LDAPMessage *msg, struct berval *u
 static int emit_ids(struct ldap_session *x, BerVarray uuids, enum source_event_kind kind)
 {
 	for (size_t i = 0; uuids != NULL && uuids[i].bv_val != NULL; i++) {
-		struct source_event *ev = openldap__ev_new(kind, x->type);
+		struct source_event *ev = source_event_new(kind, x->type);
 		int rc = uuid_text(&uuids[i], &ev->anchor);
 		if (rc != 0) {
 			source_event_free(ev);
@@ -171,7 +134,7 @@ static int emit_ids(struct ldap_session *x, BerVarray uuids, enum source_event_k
 
 static int emit_refresh_end(struct ldap_session *x)
 {
-	struct source_event *ev = openldap__ev_new(SOURCE_REFRESH_END, x->type);
+	struct source_event *ev = source_event_new(SOURCE_REFRESH_END, x->type);
 
 	x->refreshing = false;
 	x->refresh_done = true;
@@ -273,19 +236,19 @@ static int session_check(struct ldap_session *x, int rc, const char *url, char *
 	snprintf(what, sizeof what, "%s search", x->key);
 	if (x->err != 0) {
 		snprintf(msg, len, "%s: %s (%s)", url, strerror(-x->err), what);
-		x->src->problem = SOURCE_FAILING;
+		x->src->w.problem = SOURCE_FAILING;
 		return x->err;
 	}
 	if (rc != LDAP_SUCCESS) {
-		int code = openldap__ldap_code(x->ls.ls_ld, rc);
-		openldap__status_fmt(msg, len, url, code, x->ls.ls_ld, what);
-		x->src->problem = rc < 0 ? SOURCE_UNREACHABLE
+		int code = ldap_conn_code(x->ls.ls_ld, rc);
+		ldap_conn_status_fmt(msg, len, url, code, x->ls.ls_ld, what);
+		x->src->w.problem = rc < 0 ? SOURCE_UNREACHABLE
 			      : code == LDAP_INSUFFICIENT_ACCESS ? SOURCE_UNAUTHORIZED : SOURCE_FAILING;
 		return rc < 0 ? -ECONNRESET : -EIO;
 	}
 	if (x->ended) {
 		snprintf(msg, len, "%s: the server ended the %s", url, what);
-		x->src->problem = SOURCE_UNREACHABLE;
+		x->src->w.problem = SOURCE_UNREACHABLE;
 		return -EIO;
 	}
 	return 0;
@@ -293,7 +256,7 @@ static int session_check(struct ldap_session *x, int rc, const char *url, char *
 
 static int emit_begin(struct ldap_session *x)
 {
-	return openldap__push(x->src, openldap__ev_new(SOURCE_REFRESH_BEGIN, x->type));
+	return openldap__push(x->src, source_event_new(SOURCE_REFRESH_BEGIN, x->type));
 }
 
 /* The refresh phase (§3.4): runs entirely inside ldap_sync_init. */
@@ -329,7 +292,7 @@ static int emit_cursor_if_new(struct ldap_session *x)
 
 	if (x->refreshing || openldap__bv_eq(&x->ls.ls_cookie, &x->committed))
 		return 0;
-	ev = openldap__ev_new(SOURCE_CURSOR, x->type);
+	ev = source_event_new(SOURCE_CURSOR, x->type);
 	attach_if_new(x, ev);
 	return openldap__push(x->src, ev);
 }
@@ -339,7 +302,7 @@ static int emit_cursor_if_new(struct ldap_session *x)
  * poll() on the socket cannot see. */
 static bool has_input(struct ldap_session *x)
 {
-	struct pollfd p = {.fd = x->fd, .events = POLLIN};
+	struct pollfd p = {.fd = x->src->w.fds[x->slot], .events = POLLIN};
 	Sockbuf *sb = NULL;
 
 	if (ldap_get_option(x->ls.ls_ld, LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS && sb != NULL &&

@@ -43,6 +43,9 @@ enum source_event_kind {
 	SOURCE_REFRESH_END,    /* that refresh is complete; persist phase follows */
 	SOURCE_CURSOR,         /* only a new cursor (e.g. syncInfo newcookie) */
 	SOURCE_STATUS,         /* connection state changed: message says how */
+	SOURCE_NOTICE,         /* not a change: a message for the operator's log
+				* (message; warning: log it as a warning), e.g. a
+				* limit of the bind account, what a reconcile found */
 };
 
 /* Why a source cannot read the directory (SOURCE_STATUS with connected false). */
@@ -69,7 +72,8 @@ struct source_event {
 	size_t cursor_len;
 	bool connected;            /* SOURCE_STATUS: true once (re)connected */
 	enum source_problem problem; /* SOURCE_STATUS with connected false: why */
-	char *message;             /* SOURCE_STATUS: "ldap://h:389: Can't contact LDAP server" */
+	char *message;             /* SOURCE_STATUS: "ldap://h:389: Can't contact LDAP server"; SOURCE_NOTICE */
+	bool warning;              /* SOURCE_NOTICE: log as a warning, not as information */
 };
 
 /* Free an event and everything it owns. */

@@ -50,6 +50,11 @@ int object_record_encode(const struct object_record *r, char **buf, size_t *len)
 		     json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved)) != 0))
 			xoom("json_object_set_new");
 	}
+	/* Written only when set: records without a manager stay byte for byte
+	 * what they were, and an older canopy ignores the fields. */
+	if ((r->manager_dn && json_object_set_new(o, "md", xcheck(json_string(r->manager_dn))) != 0) ||
+	    (r->manager && json_object_set_new(o, "ma", xcheck(json_string(r->manager))) != 0))
+		xoom("json_object_set_new");
 	*buf = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
 	*len = strlen(*buf);
@@ -83,7 +88,8 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(buf, len, 0, &jerr);
-	const char *t, *id = NULL, *h, *dn = NULL;
+	const char *t, *id = NULL, *h, *dn = NULL, *md = NULL, *ma = NULL;
+	json_t *jid = NULL, *jdn = NULL;
 	int v, rv = -EPROTO;
 
 	memset(r, 0, sizeof *r);
@@ -91,11 +97,20 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 		snprintf(errmsg, errlen, "object record is not JSON: %s", jerr.text);
 		return -EPROTO;
 	}
-	if (json_unpack(o, "{s:i,s:s,s?s,s:s,s?s}", "v", &v, "t", &t, "id", &id, "h", &h, "dn",
-			&dn) != 0) {
+	/* "id" and "dn" are packed with "s?": null when unset, which "s?s"
+	 * would refuse (a record that cannot be read is an object lost) */
+	if (json_unpack(o, "{s:i,s:s,s?o,s:s,s?o,s?s,s?s}", "v", &v, "t", &t, "id", &jid, "h", &h, "dn",
+			&jdn, "md", &md, "ma", &ma) != 0) {
 		snprintf(errmsg, errlen, "object record lacks v/t/h");
 		goto out;
 	}
+	if ((jid != NULL && !json_is_null(jid) && !json_is_string(jid)) ||
+	    (jdn != NULL && !json_is_null(jdn) && !json_is_string(jdn))) {
+		snprintf(errmsg, errlen, "object record: id or dn is neither a string nor null");
+		goto out;
+	}
+	id = json_is_string(jid) ? json_string_value(jid) : NULL;
+	dn = json_is_string(jdn) ? json_string_value(jdn) : NULL;
 	if (v < 1 || v > OBJECT_RECORD_VERSION) {
 		snprintf(errmsg, errlen, "object record version %d not understood", v);
 		goto out;
@@ -106,6 +121,8 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 	r->hash = strtoull(h, NULL, 16);
 	r->target_id = id ? xstrdup(id) : NULL;
 	r->dn = dn ? xstrdup(dn) : NULL;
+	r->manager_dn = md ? xstrdup(md) : NULL;
+	r->manager = ma ? xstrdup(ma) : NULL;
 	rv = take_strings(json_object_get(o, "m"), &r->members, &r->n_members);
 	if (rv == 0)
 		rv = take_strings(json_object_get(o, "u"), &r->unresolved, &r->n_unresolved);
@@ -133,6 +150,8 @@ void object_record_free(struct object_record *r)
 {
 	free(r->target_id);
 	free(r->dn);
+	free(r->manager_dn);
+	free(r->manager);
 	free_strings(r->members, r->n_members);
 	free_strings(r->unresolved, r->n_unresolved);
 	memset(r, 0, sizeof *r);
@@ -156,6 +175,8 @@ void object_record_copy(struct object_record *dst, const struct object_record *s
 	dst->n_unresolved = src->n_unresolved;
 	dst->target_id = src->target_id ? xstrdup(src->target_id) : NULL;
 	dst->dn = src->dn ? xstrdup(src->dn) : NULL;
+	dst->manager_dn = src->manager_dn ? xstrdup(src->manager_dn) : NULL;
+	dst->manager = src->manager ? xstrdup(src->manager) : NULL;
 	dst->members = copy_strings(src->members, src->n_members);
 	dst->unresolved = copy_strings(src->unresolved, src->n_unresolved);
 }

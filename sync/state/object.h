@@ -46,6 +46,10 @@ struct object_record {
 	size_t n_members;
 	char **unresolved; /* groups: member DNs not (yet) exported */
 	size_t n_unresolved;
+	char *manager_dn;  /* users: the manager's DN as the source gave it (mapping.h,
+			    * reference-valued attributes), or NULL: no manager */
+	char *manager;     /* users: the anchor of the manager set in the target, or
+			    * NULL: none set (no manager, or manager_dn not exported yet) */
 };
 
 /* Build the key "<prefix>:<anchor>" into buf; returns its length. */

@@ -44,6 +44,8 @@ int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 			     r->error != NULL ? text_json(r->error) : NULL));
 	if (r->resource != NULL && json_object_set(o, "res", r->resource) != 0)
 		xoom("json_object_set");
+	if (r->manager_dn != NULL && json_object_set_new(o, "md", xcheck(json_string(r->manager_dn))) != 0)
+		xoom("json_object_set_new");
 	if (r->n_member_dns > 0) {
 		m = xcheck(json_array());
 		if (json_object_set_new(o, "m", m) != 0)
@@ -61,8 +63,8 @@ int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 int retry_record_decode(const void *buf, size_t len, struct retry_record *r, char *errmsg, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v;
-	const char *k, *t, *h, *dn = NULL, *err = NULL;
+	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v, *jdn = NULL, *jerrtext = NULL;
+	const char *k, *t, *h, *dn = NULL, *err = NULL, *md = NULL;
 	json_int_t ver, n = 0, first = 0, next = 0, http = 0;
 	size_t i;
 	int rc = -EPROTO;
@@ -72,12 +74,22 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 		snprintf(errmsg, errlen, "retry record: %s", jerr.text);
 		return -EPROTO;
 	}
-	if (json_unpack_ex(o, &jerr, 0, "{s:I,s:s,s:s,s:s,s?s,s?I,s?I,s?I,s?I,s?s,s?o,s?o}", "v", &ver, "k", &k,
-			   "t", &t, "h", &h, "dn", &dn, "n", &n, "first", &first, "next", &next, "http", &http,
-			   "err", &err, "res", &res, "m", &m) != 0) {
+	/* "dn" and "err" are null when absent (retry_record_encode packs them
+	 * with "s?"/"o?"): a record without an error text must still decode,
+	 * or its change would never be retried */
+	if (json_unpack_ex(o, &jerr, 0, "{s:I,s:s,s:s,s:s,s?o,s?I,s?I,s?I,s?I,s?o,s?o,s?o,s?s}", "v", &ver, "k", &k,
+			   "t", &t, "h", &h, "dn", &jdn, "n", &n, "first", &first, "next", &next, "http", &http,
+			   "err", &jerrtext, "res", &res, "m", &m, "md", &md) != 0) {
 		snprintf(errmsg, errlen, "retry record: %s", jerr.text);
 		goto out;
 	}
+	if ((jdn != NULL && !json_is_null(jdn) && !json_is_string(jdn)) ||
+	    (jerrtext != NULL && !json_is_null(jerrtext) && !json_is_string(jerrtext))) {
+		snprintf(errmsg, errlen, "retry record: dn or err is neither a string nor null");
+		goto out;
+	}
+	dn = json_is_string(jdn) ? json_string_value(jdn) : NULL;
+	err = json_is_string(jerrtext) ? json_string_value(jerrtext) : NULL;
 	if (ver > RETRY_RECORD_VERSION) {
 		snprintf(errmsg, errlen, "retry record version %lld is newer than this canopy (%d)", (long long)ver,
 			 RETRY_RECORD_VERSION);
@@ -97,6 +109,7 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 	r->http_status = (long)http;
 	r->dn = dn != NULL ? xstrdup(dn) : NULL;
 	r->error = err != NULL ? xstrdup(err) : NULL;
+	r->manager_dn = md != NULL ? xstrdup(md) : NULL;
 	r->resource = json_incref(res);
 	if (m != NULL) {
 		r->member_dns = xcalloc(json_array_size(m) + 1, sizeof *r->member_dns);
@@ -128,6 +141,7 @@ void retry_record_free(struct retry_record *r)
 		free(r->member_dns[i]);
 	free(r->member_dns);
 	free(r->error);
+	free(r->manager_dn);
 	memset(r, 0, sizeof *r);
 }
 

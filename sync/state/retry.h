@@ -51,6 +51,7 @@ struct retry_record {
 	uint64_t hash;         /* its content hash */
 	char **member_dns;     /* RETRY_UPSERT of a group: the source's member DNs */
 	size_t n_member_dns;
+	char *manager_dn;      /* RETRY_UPSERT of a user: the manager's DN (or NULL) */
 	unsigned attempts;     /* failed tries so far */
 	uint64_t first_at_ms;  /* unix ms of the first failure */
 	uint64_t next_at_ms;   /* unix ms: not before (retry set) */

@@ -161,6 +161,9 @@ struct scim_op {
 	bool patch;                /* SCIM_UPSERT with target_id: PATCH "replace" only the attributes
 				    * in `resource` (e.g. {"active": false} to disable a user) instead of
 				    * PUT; an object gone from the target (404) then counts as done */
+	json_t *patch_ops;         /* SCIM_UPSERT with patch: these PATCH operations (RFC 7644
+				    * §3.5.2) as given, instead of a "replace" per attribute of
+				    * `resource`; borrowed */
 	bool verify;               /* SCIM_MEMBERS: read the group's members back first and send
 				    * only the changes that have not landed (a re-run of a PATCH
 				    * that may have been applied) */

@@ -13,13 +13,18 @@
 #include "sync/target/scim.h"
 
 static const char SCHEMA_USER[] = "urn:ietf:params:scim:schemas:core:2.0:User"; /* RFC 7643 §4.1 */
+/* RFC 7643 §4.3: the enterprise extension, whose `manager` is a complex
+ * attribute: {"value": the manager's id, "$ref", "displayName"}. */
+static const char SCHEMA_ENTERPRISE[] = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+static const char PATH_MANAGER[] = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager";
 
 /* One target_op on its way through scim.c. */
 struct call {
 	struct scim_op op;
 	struct target_op *top;
 	target_done_cb cb;
-	json_t *resource; /* TARGET_DISABLE: the PATCH; owned */
+	json_t *resource; /* TARGET_DISABLE, TARGET_MANAGER, an UPSERT with a manager: owned */
+	json_t *patch_ops; /* TARGET_MANAGER: owned */
 	json_t *add, *remove;
 };
 
@@ -51,6 +56,7 @@ static bool permanent(const struct scim_op *op)
 static void call_free(struct call *c)
 {
 	json_decref(c->resource);
+	json_decref(c->patch_ops);
 	json_decref(c->add);
 	json_decref(c->remove);
 	free(c);
@@ -85,6 +91,36 @@ static json_t *id_array(const char *const *ids, size_t n)
 	return a;
 }
 
+/* The user's resource with its manager: {"value": id} in the enterprise
+ * extension (RFC 7643 §4.3), the extension's URN in `schemas`. A copy: the
+ * engine's resource is shared and hashed without the manager. */
+static json_t *with_manager(const json_t *attrs, const char *manager_id)
+{
+	json_t *r = xcheck(json_deep_copy(attrs)), *ext = json_object_get(r, SCHEMA_ENTERPRISE);
+	json_t *schemas = json_object_get(r, "schemas"), *v;
+	bool listed = false;
+	size_t i;
+
+	if (!json_is_object(ext)) {
+		ext = xcheck(json_object());
+		if (json_object_set_new(r, SCHEMA_ENTERPRISE, ext) != 0)
+			xoom("json_object_set_new");
+	}
+	if (json_object_set_new(ext, "manager", xcheck(json_pack("{s:s}", "value", manager_id))) != 0)
+		xoom("json_object_set_new");
+	if (!json_is_array(schemas)) {
+		schemas = xcheck(json_pack("[s]", SCHEMA_USER));
+		if (json_object_set_new(r, "schemas", schemas) != 0)
+			xoom("json_object_set_new");
+	}
+	json_array_foreach(schemas, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), SCHEMA_ENTERPRISE) == 0)
+			listed = true;
+	if (!listed && json_array_append_new(schemas, xcheck(json_string(SCHEMA_ENTERPRISE))) != 0)
+		xoom("json_array_append_new");
+	return r;
+}
+
 static int p_submit(struct target_run *run, struct target_op *top, target_done_cb cb)
 {
 	struct call *c;
@@ -103,6 +139,28 @@ static int p_submit(struct target_run *run, struct target_op *top, target_done_c
 	case TARGET_UPSERT:
 		c->op.action = SCIM_UPSERT;
 		c->op.resource = (json_t *)top->attrs; /* read only: scim.c copies what it sends */
+		if (top->type == OBJECT_USER && top->manager_id != NULL && json_is_object(top->attrs)) {
+			c->resource = with_manager(top->attrs, top->manager_id);
+			c->op.resource = c->resource;
+		}
+		break;
+	case TARGET_MANAGER:
+		/* RFC 7644 §3.5.2.3 replace / §3.5.2.2 remove of the manager alone:
+		 * the rest of the user is left as it is. A user gone counts as done. */
+		if (top->type != OBJECT_USER || top->target_id == NULL) {
+			call_free(c);
+			return -EINVAL;
+		}
+		c->resource = xcheck(json_pack("{s:[s],s:s}", "schemas", SCHEMA_USER, "externalId", top->anchor));
+		if (top->manager_id != NULL)
+			c->patch_ops = xcheck(json_pack("[{s:s,s:s,s:{s:s}}]", "op", "replace", "path", PATH_MANAGER,
+							"value", "value", top->manager_id));
+		else
+			c->patch_ops = xcheck(json_pack("[{s:s,s:s}]", "op", "remove", "path", PATH_MANAGER));
+		c->op.action = SCIM_UPSERT;
+		c->op.resource = c->resource;
+		c->op.patch = true;
+		c->op.patch_ops = c->patch_ops;
 		break;
 	case TARGET_DISABLE:
 		/* RFC 7644 §3.5.2.3 replace of "active"; a user gone counts as done */

@@ -225,7 +225,11 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 	case ST_UPDATE:
 		*path = id_path(op->type, s->id);
 		*method = op->type == OBJECT_GROUP || op->patch ? "PATCH" : "PUT";
-		*body = op->type == OBJECT_GROUP || op->patch ? group_patch(s) : resource_copy(s, false);
+		if (op->patch && op->patch_ops != NULL)
+			*body = xcheck(json_pack("{s:[s], s:O}", "schemas", SCHEMA_PATCHOP, "Operations",
+						 op->patch_ops));
+		else
+			*body = op->type == OBJECT_GROUP || op->patch ? group_patch(s) : resource_copy(s, false);
 		break;
 	case ST_CREATE:
 		*method = "POST";

@@ -15,6 +15,8 @@ const char *target_action_name(enum target_action a)
 		return "delete";
 	case TARGET_MEMBERS:
 		return "members";
+	case TARGET_MANAGER:
+		return "manager";
 	}
 	return "unknown";
 }

@@ -36,9 +36,11 @@ enum target_action {
 	TARGET_DISABLE,    /* users: mark target_id disabled, keep it; gone counts as done */
 	TARGET_DELETE,     /* delete target_id (or the object carrying `anchor`); gone is done */
 	TARGET_MEMBERS,    /* group target_id: add the `add` ids, remove the `remove` ids */
+	TARGET_MANAGER,    /* user target_id: set its manager to `manager_id`, or remove it
+			    * (NULL); gone counts as done */
 };
 
-/* "upsert" / "disable" / "delete" / "members" */
+/* "upsert" / "disable" / "delete" / "members" / "manager" */
 const char *target_action_name(enum target_action a);
 
 struct target_op;
@@ -52,6 +54,9 @@ struct target_op {
 	const char *target_id;       /* the object's id in the target, or NULL when unknown */
 	const json_t *attrs;         /* UPSERT: the mapped attributes (sync/transform/mapping.h);
 				      * a group's members are never in it */
+	const char *manager_id;      /* UPSERT of a user: its manager's target id, written with the
+				      * resource (NULL: no manager -- an update clears it);
+				      * MANAGER: the id to set (NULL: remove) */
 	const char *const *add;      /* MEMBERS: target ids to add ... */
 	size_t n_add;
 	const char *const *remove;   /* ... and to remove */

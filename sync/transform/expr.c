@@ -327,6 +327,8 @@ static int parse_word(struct parser *p, unsigned depth, struct node **out)
 	static const char *const words[][2] = {
 		{"true", "True"}, {"false", "False"},
 		{"vbBinaryCompare", "vbBinaryCompare"}, {"vbTextCompare", "vbTextCompare"},
+		/* ConvertFromBase64's Encoding, bare as Entra writes it */
+		{"Unicode", "Unicode"}, {"ASCII", "ASCII"}, {"UTF8", "UTF8"},
 	};
 	size_t start = p->pos;
 	while (ex_ident_char(p->s[p->pos]))

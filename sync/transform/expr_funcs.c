@@ -1,7 +1,8 @@
 /*
  * sync/transform/expr_funcs.c -- the function table of mapping expressions
  * and the string, list and logic functions (Replace is in expr_regex.c,
- * FormatDateTime in expr_datetime.c). Each function is documented for users
+ * FormatDateTime in expr_datetime.c, the conversions and binary values in
+ * expr_binary.c). Each function is documented for users
  * in docs/mapping-expressions.md.
  */
 #include <stdio.h>
@@ -325,17 +326,6 @@ static int f_word(struct ectx *c, const struct node *n, struct expr_value *out)
 	return rc;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The value of RDN number *arg (1-based) of DN `in`, unescaped (RFC 4514:
  * "\," "\2C" ...). A multi-valued RDN (cn=a+uid=b) yields all of it after
  * the first '='. */
@@ -363,8 +353,8 @@ static int x_dncomp(struct ectx *c, const struct node *n, const void *arg, const
 	size_t keep = 0; /* length without unescaped trailing spaces */
 	while (*p && *p != ',') {
 		char ch = *p++;
-		if (ch == '\\' && hexval(p[0]) >= 0 && hexval(p[1]) >= 0) {
-			ch = (char)(hexval(p[0]) * 16 + hexval(p[1]));
+		if (ch == '\\' && ex_hexval(p[0]) >= 0 && ex_hexval(p[1]) >= 0) {
+			ch = (char)(ex_hexval(p[0]) * 16 + ex_hexval(p[1]));
 			p += 2;
 		} else if (ch == '\\' && *p) {
 			ch = *p++;
@@ -643,5 +633,8 @@ const struct func *ex_func_find(const char *name, size_t len)
 	for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++)
 		if (strlen(funcs[i].name) == len && strncasecmp(funcs[i].name, name, len) == 0)
 			return &funcs[i];
+	for (size_t i = 0; i < ex_n_binary_funcs; i++)
+		if (strlen(ex_binary_funcs[i].name) == len && strncasecmp(ex_binary_funcs[i].name, name, len) == 0)
+			return &ex_binary_funcs[i];
 	return NULL;
 }

@@ -11,6 +11,8 @@
  *   expr_unicode.c   UTF-8, case mapping, white space, diacritics
  *                    (libunistring)
  *   expr_datetime.c  FormatDateTime
+ *   expr_binary.c    base64, UTF-8 hex, SIDs and GUIDs (binary values are
+ *                    carried as base64 text)
  *
  * Memory: every allocation goes through common/xalloc.h, which logs and
  * aborts when memory runs out, so nothing here returns -ENOMEM.
@@ -85,6 +87,17 @@ static inline bool ex_ident_start(char c)
 	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 static inline bool ex_ident_char(char c) { return ex_ident_start(c) || ex_digit(c); }
+/* The value of a hex digit, either case; -1 for anything else. */
+static inline int ex_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 
 /* ---- Value lists (expr.c) ---- */
 
@@ -177,6 +190,11 @@ int ex_map_arg(struct ectx *c, const struct node *n, size_t i, xform_fn f,
 /* ---- The function table (expr_funcs.c) ---- */
 
 const struct func *ex_func_find(const char *name, size_t len);
+
+/* ---- Conversions and binary values (expr_binary.c) ---- */
+
+extern const struct func ex_binary_funcs[];
+extern const size_t ex_n_binary_funcs;
 
 /* ---- Unicode (expr_unicode.c) ---- */
 

@@ -24,12 +24,14 @@ struct rule {
 	char *filter_attr, *filter_value; /* or NULL */
 	char *sub;       /* or NULL */
 	struct expr *expr;
+	bool reference;  /* the manager: its value is a DN the engine resolves */
 };
 
 struct mapping {
 	enum object_type type;
 	struct rule *rules;
 	size_t n;
+	const struct rule *manager; /* the reference rule (in rules), or NULL */
 };
 
 static void rule_free(struct rule *r)
@@ -110,6 +112,40 @@ static int parse_path(struct rule *r, const char *path, char *err, size_t errlen
 	return 0;
 }
 
+/* The enterprise extension's manager (RFC 7643 §4.3), written as
+ * urn:...:enterprise:2.0:User:manager or ...:manager.value: a reference. */
+static bool is_manager(const struct rule *r)
+{
+	return r->urn != NULL && strcasecmp(r->urn, SCIM_SCHEMA_ENTERPRISE) == 0 &&
+	       strcasecmp(r->attr, "manager") == 0 && r->filter_attr == NULL &&
+	       (r->sub == NULL || strcasecmp(r->sub, "value") == 0);
+}
+
+/* A reference rule: only users have a manager, and one rule sets it. */
+static int check_reference(struct mapping *m, struct rule *r, char *err, size_t errlen)
+{
+	if (!is_manager(r)) {
+		if (r->urn != NULL && strcasecmp(r->urn, SCIM_SCHEMA_ENTERPRISE) == 0 &&
+		    strcasecmp(r->attr, "manager") == 0) {
+			snprintf(err, errlen, "the manager is a reference: map it whole (%s:manager) to the "
+					      "manager's DN", SCIM_SCHEMA_ENTERPRISE);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (m->type != OBJECT_USER) {
+		snprintf(err, errlen, "only users have a manager");
+		return -EINVAL;
+	}
+	if (m->manager != NULL) {
+		snprintf(err, errlen, "the manager is mapped twice (also line %d)", m->manager->line);
+		return -EINVAL;
+	}
+	r->reference = true;
+	m->manager = r;
+	return 0;
+}
+
 int mapping_compile(struct mapping **out, enum object_type type, const char *what,
 		    const struct mapping_rule_text *rules, size_t n, char *errmsg, size_t errlen)
 {
@@ -125,6 +161,8 @@ int mapping_compile(struct mapping **out, enum object_type type, const char *wha
 		r->path = xstrdup(rules[i].path);
 		r->line = rules[i].line;
 		rv = parse_path(r, rules[i].path, err, sizeof err);
+		if (rv == 0)
+			rv = check_reference(m, r, err, sizeof err);
 		if (rv == 0)
 			rv = expr_parse(rules[i].expr, &r->expr, err, sizeof err);
 		if (rv != 0) {
@@ -270,6 +308,8 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 	set(res, "externalId", xcheck(json_string(anchor)));
 	for (i = 0; i < m->n; i++) {
 		const struct rule *r = &m->rules[i];
+		if (r->reference)
+			continue; /* resolved by the engine: mapping_manager() */
 		rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
 		if (rv != 0) {
 			snprintf(errmsg, errlen, "mapping %s (line %d): %s", r->path, r->line, err);
@@ -287,6 +327,35 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 	if (enterprise && json_array_append_new(schemas, xcheck(json_string(SCIM_SCHEMA_ENTERPRISE))) != 0)
 		xoom("json_array_append_new");
 	*out = res;
+	return 0;
+}
+
+bool mapping_has_manager(const struct mapping *m)
+{
+	return m != NULL && m->manager != NULL;
+}
+
+int mapping_manager(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs, char **dn,
+		    char *errmsg, size_t errlen)
+{
+	struct lookup_ctx ctx = {attrs, n_attrs};
+	struct expr_value v;
+	char err[512];
+	int rv;
+
+	*dn = NULL;
+	if (m == NULL || m->manager == NULL)
+		return 0;
+	rv = expr_eval(m->manager->expr, lookup, &ctx, &v, err, sizeof err);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "mapping %s (line %d): %s", m->manager->path, m->manager->line, err);
+		return rv;
+	}
+	/* A user has one manager (single-valued, RFC 7643 §4.3): the first
+	 * value; an empty one is none. */
+	if (v.n > 0 && v.v[0][0] != '\0')
+		*dn = xstrdup(v.v[0]);
+	expr_value_free(&v);
 	return 0;
 }
 

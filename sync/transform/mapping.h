@@ -18,6 +18,7 @@
 #define CANOPY_SYNC_TRANSFORM_MAPPING_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,22 @@ void mapping_attributes(const struct mapping *m, void (*cb)(void *ctx, const cha
  */
 int mapping_apply(const struct mapping *m, const char *anchor, const struct object_attr *attrs,
 		  size_t n_attrs, json_t **out, char *errmsg, size_t errlen);
+
+/*
+ * Reference-valued attributes. The enterprise extension's manager (RFC 7643
+ * §4.3) is a reference to another user: its value in the target is that
+ * user's target id, which only the engine knows. A rule with the path
+ *     urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager
+ * (or ...:manager.value) therefore yields the manager's *DN*; mapping_apply()
+ * leaves it out of the resource, and the engine resolves the DN to the
+ * exported user with that DN and writes its target id (docs/configuration.md,
+ * "The manager"). At most one such rule, in mapping.user only.
+ */
+bool mapping_has_manager(const struct mapping *m);
+/* The manager's DN for one entry: *dn xstrdup'd, or NULL (no rule, no value,
+ * an empty value). Returns 0, or -EINVAL with the rule and the cause. */
+int mapping_manager(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs, char **dn,
+		    char *errmsg, size_t errlen);
 
 /* With safety.deprovision: disable, canopy may have disabled a user: its
  * mapped content says active = true unless the mapping says otherwise, so a

@@ -5,12 +5,15 @@
  *   1: the DirSync response control value (ad_dirsync_response_parse)
  *   2: the cursor blob (ad_cursor_decode), re-encoded and decoded again
  *   3: GUID formatting (ad_guid_format)
+ *   4: an attribute value as the mappings get it (ad__attr_values): text
+ *      unchanged, or base64 that decodes to the same bytes
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sync/source/ad.h"
+#include "sync/base64.h"
+#include "sync/source/ad_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0: {
 		char *text = strndup((const char *)data + 1, size - 1);
 		struct ad_filter *f = NULL;
@@ -48,9 +51,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(blob);
 		}
 		break;
-	default:
+	case 3:
 		(void)ad_guid_format(data + 1, size - 1, guid);
 		break;
+	default: {
+		struct berval bv = {(ber_len_t)(size - 1), (char *)data + 1}, *vals[] = {&bv, NULL};
+		char **v = ad__attr_values("extensionAttribute1", 19, vals, 1);
+		unsigned char *d = NULL;
+		size_t dl = 0;
+		if (!(strlen(v[0]) == size - 1 && memcmp(v[0], data + 1, size - 1) == 0) &&
+		    (base64_decode(v[0], strlen(v[0]), &d, &dl) != 0 || dl != size - 1 || memcmp(d, data + 1, dl) != 0))
+			abort(); /* a value must arrive whole, as text or as base64 */
+		free(d);
+		free(v[0]);
+		free(v);
+		break;
+	}
 	}
 	return 0;
 }

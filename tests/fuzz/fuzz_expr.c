@@ -1,7 +1,8 @@
 /*
  * tests/fuzz/fuzz_expr.c -- mapping expressions (sync/transform/expr.c):
  * parse any text and evaluate what parses against a small fixed object,
- * with single-, multi- and no-valued attributes.
+ * with single-, multi- and no-valued attributes, and binary attributes as
+ * the AD source gives them (base64; GUIDs as text).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@ static const char *const uid[] = {"jdoe"};
 static const char *const mail[] = {"John.Doe@Example.com", "jd@example.org"};
 static const char *const cn[] = {"John Doe", "", "Jöhn Dœ"};
 static const char *const num[] = {"42"};
+static const char *const sid[] = {"AQUAAAAAAAUVAAAAx/f+13x3VciUWs4B9QMAAA==", "AQIAAAAAAAUgAAAAIAIAAA=="};
+static const char *const guid[] = {"6f9619ff-8b86-d011-b42d-00c04fc964ff"};
 
 static int lookup(void *ctx, const char *name, const char *const **values, size_t *n)
 {
@@ -27,6 +30,10 @@ static int lookup(void *ctx, const char *name, const char *const **values, size_
 		*values = cn, *n = 3;
 	else if (strcasecmp(name, "uidNumber") == 0)
 		*values = num, *n = 1;
+	else if (strcasecmp(name, "objectSid") == 0)
+		*values = sid, *n = 2;
+	else if (strcasecmp(name, "objectGUID") == 0)
+		*values = guid, *n = 1;
 	return 0;
 }
 

@@ -8,7 +8,11 @@
 #      (status, health and log) names the CA file and says "not trusted";
 #   4. the same for StartTLS;
 #   5. ldap:// with a bind password and no source.tls, and http:// with a bearer
-#      token, are warned about at start.
+#      token, are warned about at start;
+#   6. a URL whose address the certificate does not carry (the same slapd
+#      through the IPv4-mapped address [::ffff:127.0.0.1]), over ldaps:// and
+#      StartTLS: source_unreachable, the detail names the address and says it
+#      does not match the certificate.
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 
@@ -25,12 +29,22 @@ one_agent() {
 	sync_agent_config "$id" "[\"$id@${AGENT_RAFT[$id]}\"]"
 	sed -i "s|^  url: ldap.*|  url: $url|" "$dir/agent$id.yaml"
 	[ -n "$ca" ] && sed -i "/^source:/a\\  tls: { ca: $ca }" "$dir/agent$id.yaml"
-	grep -q "url: $url" "$dir/agent$id.yaml" || fail "agent $id: could not set source.url"
+	grep -qF "url: $url" "$dir/agent$id.yaml" || fail "agent $id: could not set source.url"
 	agent_start "$id"
 }
 health_source() { st_of "$1" "(j.health||{source:{}}).source.$2"; }
 health_ok() { [ "$(health_source "$1" state)" = ok ]; }
 health_says() { health_source "$1" detail | grep -q "$2"; }
+# refused_with ID URL CA TEXT: agent ID is quarantined source_unreachable and
+# the detail (left in $detail) says TEXT; then it is stopped
+refused_with() {
+	local id=$1
+	one_agent "$id" "$2" "$3"
+	wait_until 20 quarantine_is "$id" source_unreachable || fail "agent $id ($2): quarantine $(st_of "$id" 'j.sync')"
+	detail=$(st_of "$id" 'j.sync.quarantine.detail')
+	case "$detail" in *"$4"*) ;; *) fail "agent $id ($2): the detail does not say \"$4\": $detail" ;; esac
+	agent_stop "$id"
+}
 quarantine_is() { [ "$(st_of "$1" 'j.sync.quarantine && j.sync.quarantine.reason')" = "$2" ]; }
 
 # 5 first: today's plain setup (ldap:// + password, http:// + token) is warned about
@@ -82,10 +96,21 @@ agent_stop 3
 pass "wrong CA for ldaps://: source_unreachable, \"$detail\""
 
 # 4. StartTLS with the wrong CA
-one_agent 4 "$SLAPD_URL" "$OTHER_CA"
-wait_until 20 quarantine_is 4 source_unreachable || fail "StartTLS wrong CA: $(st_of 4 'j.sync')"
-detail=$(st_of 4 'j.sync.quarantine.detail')
-case "$detail" in *"not trusted by $OTHER_CA"*) ;; *) fail "StartTLS detail does not name the CA: $detail" ;; esac
-agent_stop 4
+refused_with 4 "$SLAPD_URL" "$OTHER_CA" "not trusted by $OTHER_CA"
 pass "wrong CA for StartTLS: \"$detail\""
 unset LDAPTLS_REQCERT LDAPTLS_CACERT LDAPCONF
+
+# 6. the certificate does not carry the address of the URL
+MAPPED=::ffff:127.0.0.1
+scim_reset
+one_agent 5 "ldaps://[$MAPPED]:$SLAPD_LDAPS_PORT/" "$SLAPD_CA"
+wait_until 20 quarantine_is 5 source_unreachable || fail "mismatch: quarantine $(st_of 5 'j.sync')"
+mdetail=$(st_of 5 'j.sync.quarantine.detail')
+want="the address $MAPPED does not match the server certificate"
+case "$mdetail" in *"$want"*"it is for IP:127.0.0.1"*) ;; *) fail "mismatch detail: $mdetail" ;; esac
+wait_until 15 health_says 5 "$want" || fail "mismatch: health detail $(st_of 5 'j.health.source')"
+grep -qF "$want" "$dir/agent5.log.tmp" || fail "mismatch: the log does not say why"
+[ "$(scim_count Users)" = 0 ] || fail "something was written through a mismatched certificate"
+agent_stop 5
+refused_with 6 "ldap://[$MAPPED]:$SLAPD_PORT/" "$SLAPD_CA" "$want"
+pass "address not in the certificate (ldaps:// and StartTLS): source_unreachable, \"$mdetail\""

@@ -266,6 +266,8 @@ static void test_absent_groups_scope_keeps_empty_base_and_default_filter(void **
 	assert_string_equal(cfg.source.groups.filter, "(objectClass=group)");
 	assert_string_equal(cfg.source.users.filter, "(&(objectClass=user)(!(objectClass=computer)))");
 	assert_int_equal(cfg.source.poll_s, 30);
+	assert_true(cfg.source.notify);
+	assert_int_equal(cfg.source.reconcile_s, 3600);
 }
 
 static void test_ad_poll_s_and_filter_given(void **state)
@@ -291,7 +293,133 @@ static void test_ad_poll_s_and_filter_given(void **state)
 				"  url: ldaps://h\n"
 				"  poll_ms: 5\n"
 				"  users: { base: x }\n",
-			":12: source: unknown key \"poll_ms\" (allowed keys: kind, url, bind_dn, password_file, users, groups, tls, poll_s)");
+			":12: source: unknown key \"poll_ms\" (allowed keys: kind, url, bind_dn, password_file, users, groups, tls, poll_s, sasl, notify, reconcile_s)");
+}
+
+/* source.sasl on an AD source: the Kerberos bind (sync/source/source_sasl.h) */
+#define SASL_SOURCE(sasl)                                                                                              \
+	MINIMAL "source:\n"                                                                                            \
+		"  kind: ad\n"                                                                                         \
+		"  url: ldap://dc1.corp.example\n"                                                                     \
+		"  users: { base: \"dc=corp,dc=example\" }\n"                                                          \
+		"  sasl: " sasl "\n"
+
+static void test_source_sasl_gssapi_binds_with_a_keytab_instead_of_a_password(void **state)
+{
+	char keytab[PLEN], want[PLEN];
+
+	(void)state;
+	write_file("canopy.keytab", "keys", 0600, keytab, sizeof keytab);
+	load_ok(SASL_SOURCE("{ mech: GSSAPI, keytab: canopy.keytab, principal: canopy@CORP.EXAMPLE.COM }"));
+	assert_int_equal(cfg.source.sasl.mech, CONFIG_SASL_GSSAPI);
+	assert_string_equal(config_sasl_mech_name(cfg.source.sasl.mech), "GSSAPI");
+	snprintf(want, sizeof want, "%s/canopy.keytab", tmpdir); /* relative to the config file */
+	assert_string_equal(cfg.source.sasl.keytab, want);
+	assert_string_equal(cfg.source.sasl.principal, "canopy@CORP.EXAMPLE.COM");
+	assert_string_equal(cfg.source.bind_dn, "");
+	assert_null(cfg.source.password);
+	config_free(&cfg);
+	load_ok(MINIMAL "source:\n"
+			"  kind: openldap\n"
+			"  url: ldap://h\n"
+			"  users: { base: x }\n");
+	assert_int_equal(cfg.source.sasl.mech, CONFIG_SASL_NONE); /* absent: a simple bind, or anonymous */
+	assert_string_equal(config_sasl_mech_name(cfg.source.sasl.mech), "none");
+}
+
+static void test_source_sasl_with_a_password_too_is_refused(void **state)
+{
+	char keytab[PLEN], pw[PLEN], text[2048];
+
+	(void)state;
+	write_file("canopy.keytab", "keys", 0600, keytab, sizeof keytab);
+	write_file("bind.pw", "secret", 0600, pw, sizeof pw);
+	snprintf(text, sizeof text,
+		 SASL_SOURCE("{ mech: GSSAPI, keytab: canopy.keytab, principal: canopy@CORP }") "  bind_dn: cn=x\n"
+		 "  password_file: %s\n", pw);
+	load_fails_with(text, ":13: source.sasl: give source.sasl (a keytab) or source.bind_dn + "
+			      "source.password_file (a password), not both");
+	snprintf(text, sizeof text,
+		 SASL_SOURCE("{ mech: GSSAPI, keytab: canopy.keytab, principal: canopy@CORP }") "  password_file: %s\n",
+		 pw);
+	load_fails_with(text, ":13: source.sasl: give source.sasl (a keytab) or source.bind_dn + "
+			      "source.password_file (a password), not both");
+}
+
+static void test_source_sasl_needs_a_private_keytab_a_principal_and_gssapi(void **state)
+{
+	char keytab[PLEN], want[PLEN + 128];
+
+	(void)state;
+	snprintf(want, sizeof want, ":13: source.sasl.keytab: cannot read %s/missing.keytab: No such file or directory",
+		 tmpdir);
+	load_fails_with(SASL_SOURCE("{ mech: GSSAPI, keytab: missing.keytab, principal: canopy@CORP }"), want);
+	write_file("open.keytab", "keys", 0644, keytab, sizeof keytab);
+	snprintf(want, sizeof want,
+		 ":13: source.sasl.keytab: %s/open.keytab is readable by group or others (mode 0644); chmod 600 it", tmpdir);
+	load_fails_with(SASL_SOURCE("{ mech: GSSAPI, keytab: open.keytab, principal: canopy@CORP }"), want);
+	write_file("canopy.keytab", "keys", 0600, keytab, sizeof keytab);
+	load_fails_with(SASL_SOURCE("{ mech: GSSAPI, keytab: canopy.keytab }"),
+			":13: missing required key source.sasl.principal");
+	load_fails_with(SASL_SOURCE("{ mech: GSSAPI, principal: canopy@CORP }"),
+			":13: missing required key source.sasl.keytab");
+	load_fails_with(SASL_SOURCE("{ keytab: canopy.keytab, principal: canopy@CORP }"),
+			":13: missing required key source.sasl.mech");
+	load_fails_with(SASL_SOURCE("{ mech: PLAIN, keytab: canopy.keytab, principal: canopy@CORP }"),
+			":13: source.sasl.mech: expected GSSAPI, got \"PLAIN\"");
+	load_fails_with(SASL_SOURCE("{ mech: GSSAPI, keytab: canopy.keytab, principal: \"\" }"),
+			":13: source.sasl.principal: must not be empty");
+}
+
+static void test_ad_notify_off_and_reconcile_s_given(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "source:\n"
+			"  kind: ad\n"
+			"  url: ldaps://dc1.corp.example\n"
+			"  notify: false\n"
+			"  reconcile_s: 60\n"
+			"  users: { base: \"ou=people,dc=corp,dc=example\" }\n");
+	assert_false(cfg.source.notify);
+	assert_int_equal(cfg.source.reconcile_s, 60);
+	config_free(&cfg);
+	load_ok(MINIMAL "source:\n"
+			"  kind: ad\n"
+			"  url: ldaps://dc1.corp.example\n"
+			"  reconcile_s: 0\n"
+			"  users: { base: \"ou=people,dc=corp,dc=example\" }\n");
+	assert_true(cfg.source.notify);
+	assert_int_equal(cfg.source.reconcile_s, 0); /* off */
+	config_free(&cfg);
+}
+
+static void test_ad_notify_and_reconcile_s_refused_where_wrong(void **state)
+{
+	(void)state;
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  notify: false\n"
+				"  users: { base: x }\n",
+			":12: source.notify: only for source.kind ad");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  reconcile_s: 60\n"
+				"  users: { base: x }\n",
+			":12: source.reconcile_s: only for source.kind ad");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ad\n"
+				"  url: ldaps://h\n"
+				"  notify: maybe\n"
+				"  users: { base: x }\n",
+			":12: source.notify: expected true or false, got \"maybe\"");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ad\n"
+				"  url: ldaps://h\n"
+				"  reconcile_s: 9999999\n"
+				"  users: { base: x }\n",
+			":12: source.reconcile_s: 9999999 is out of range (0..604800)");
 }
 
 static void test_node_not_in_members_is_allowed(void **state)
@@ -1200,6 +1328,11 @@ int main(void)
 		T(test_full_config_loads_source_target_mapping),
 		T(test_absent_groups_scope_keeps_empty_base_and_default_filter),
 		T(test_ad_poll_s_and_filter_given),
+		T(test_source_sasl_gssapi_binds_with_a_keytab_instead_of_a_password),
+		T(test_source_sasl_with_a_password_too_is_refused),
+		T(test_source_sasl_needs_a_private_keytab_a_principal_and_gssapi),
+		T(test_ad_notify_off_and_reconcile_s_given),
+		T(test_ad_notify_and_reconcile_s_refused_where_wrong),
 		T(test_node_not_in_members_is_allowed),
 		T(test_url_list_with_two_entries),
 		T(test_word_keys_parse_once),

@@ -61,6 +61,7 @@ struct seen_op {
 	enum target_action action;
 	char anchor[64];
 	char target_id[64];
+	char manager_id[64]; /* UPSERT / MANAGER: the manager's id ("": none, remove) */
 	size_t n_add, n_remove;
 };
 
@@ -107,6 +108,7 @@ struct fx {
 	int fail_status;
 	bool fail_permanent;
 	enum target_action hold;   /* operations of this action wait (0: none) */
+	unsigned manager_warnings; /* "a manager is not exported" lines logged */
 };
 
 static struct fx *fx_of(void *impl)
@@ -289,6 +291,7 @@ static int t_submit(struct target_run *run, struct target_op *op, target_done_cb
 	s->action = op->action;
 	snprintf(s->anchor, sizeof s->anchor, "%s", op->anchor);
 	snprintf(s->target_id, sizeof s->target_id, "%s", op->target_id ? op->target_id : "");
+	snprintf(s->manager_id, sizeof s->manager_id, "%s", op->manager_id ? op->manager_id : "");
 	s->n_add = op->n_add;
 	s->n_remove = op->n_remove;
 	op->status = 0;
@@ -935,6 +938,40 @@ static void a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set(void **stat
 	assert_int_equal(count_seen(f, TARGET_UPSERT), 2);
 }
 
+/* A retry scheduled by a leader whose clock ran an hour ahead (replicated
+ * with its wall-clock next try) is due now on a leader with a right clock,
+ * not in an hour (sync/engine/retryset.c). */
+static void a_retry_scheduled_by_a_clock_far_ahead_is_due_now(void **state)
+{
+	struct fx *f = *state;
+	struct retry_record r;
+	struct state_batch b;
+	char key[KEY_MAX], *val;
+	size_t vlen, klen;
+	uint64_t t0;
+
+	r = (struct retry_record){.kind = RETRY_UPSERT, .type = OBJECT_USER,
+				  .dn = "uid=u1,ou=people,dc=example",
+				  .resource = json_pack("{s:s,s:s}", "userName", "u1", "displayName", "User"),
+				  .hash = 77, .attempts = 1};
+	r.first_at_ms = engine_unix_ms() + 3600 * 1000;
+	r.next_at_ms = r.first_at_ms + 1000; /* its first backoff, on its clock */
+	klen = object_key(OBJECT_KEY_RETRY, "a1", key, sizeof key);
+	assert_int_equal(retry_record_encode(&r, &val, &vlen), 0);
+	json_decref(r.resource);
+	state_batch_init(&b);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	start(f);
+	t0 = uv_hrtime();
+	while (has(f, OBJECT_KEY_RETRY, "a1") && uv_hrtime() - t0 < 3000000000ull)
+		spin(f, 10);
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_true(has(f, OBJECT_KEY_OBJECT, "a1"));
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+}
+
 /* ---- out of memory --------------------------------------------------------------------------- */
 
 /* In a child: plan a refresh that reports both exported users changed, with
@@ -1001,6 +1038,272 @@ static void an_allocation_failure_while_planning_aborts_instead_of_planning_a_de
 
 /* ---- names ------------------------------------------------------------------------------------ */
 
+/* ---- the manager reference -------------------------------------------------------------- */
+
+static void on_log(void *data, int level, const char *msg, const char *detail)
+{
+	struct fx *f = data;
+
+	(void)level, (void)detail;
+	if (strcmp(msg, "a manager is not exported") == 0)
+		f->manager_warnings++;
+}
+
+/* mapping.user with the enterprise manager mapped from the entry's `manager` */
+static void map_manager(struct fx *f)
+{
+	static const struct mapping_rule_text users[] = {
+		{"userName", "[uid]", 1},
+		{"displayName", "[cn]", 2},
+		{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "[manager]", 3}};
+
+	mapping_free(f->user_map);
+	f->cfg.user_map = f->user_map = compile(OBJECT_USER, users, 3);
+	f->cfg.log = on_log;
+	f->cfg.log_data = f;
+}
+
+/* A user entry whose manager is `manager_dn` (NULL: none). */
+static struct source_event *report(const char *anchor, const char *uid, const char *cn, const char *manager_dn,
+				   const char *cursor)
+{
+	struct source_event *ev = user(anchor, uid, cn, cursor);
+
+	if (manager_dn == NULL)
+		return ev;
+	ev->attrs = xrealloc(ev->attrs, 3 * sizeof *ev->attrs);
+	ev->attrs[2].name = xstrdup("manager");
+	ev->attrs[2].values = xcalloc(1, sizeof(char *));
+	ev->attrs[2].values[0] = xstrdup(manager_dn);
+	ev->attrs[2].n_values = 1;
+	ev->n_attrs = 3;
+	return ev;
+}
+
+static const struct seen_op *last_seen(struct fx *f, enum target_action a, const char *anchor)
+{
+	for (size_t i = f->n_seen; i-- > 0;)
+		if (f->seen[i].action == a && strcmp(f->seen[i].anchor, anchor) == 0)
+			return &f->seen[i];
+	return NULL;
+}
+
+static void assert_manager(struct fx *f, const char *anchor, const char *manager, const char *manager_dn)
+{
+	struct object_record r = record(f, anchor);
+
+	if (manager == NULL)
+		assert_null(r.manager);
+	else
+		assert_string_equal(r.manager, manager);
+	if (manager_dn == NULL)
+		assert_null(r.manager_dn);
+	else
+		assert_string_equal(r.manager_dn, manager_dn);
+	object_record_free(&r);
+}
+
+#define BOSS_DN "uid=u1,ou=people,dc=example"
+
+static void a_known_manager_is_written_with_the_user(void **state)
+{
+	struct fx *f = *state;
+	const struct seen_op *op;
+
+	map_manager(f);
+	start(f);
+	emit(f, report("a1", "u1", "Boss", NULL, "c1"));
+	settle(f);
+	emit(f, report("a2", "u2", "Worker", BOSS_DN, "c2"));
+	settle(f);
+	op = last_seen(f, TARGET_UPSERT, "a2");
+	assert_non_null(op);
+	assert_string_equal(op->manager_id, "id-a1");
+	assert_int_equal(count_seen(f, TARGET_MANAGER), 0); /* one request: the user with its manager */
+	assert_manager(f, "a2", "a1", BOSS_DN);
+	assert_cursor(f, "c2");
+}
+
+static void a_manager_later_in_the_batch_is_set_after_the_upserts(void **state)
+{
+	struct fx *f = *state;
+	const struct seen_op *op;
+
+	map_manager(f);
+	start(f);
+	f->may_write = false; /* one batch: the report first, its manager after */
+	emit(f, report("a2", "u2", "Worker", BOSS_DN, "c1"));
+	emit(f, report("a1", "u1", "Boss", NULL, "c2"));
+	f->may_write = true;
+	settle(f);
+	op = last_seen(f, TARGET_UPSERT, "a2");
+	assert_string_equal(op->manager_id, ""); /* not known when the user was written */
+	op = last_seen(f, TARGET_MANAGER, "a2");
+	assert_non_null(op);
+	assert_string_equal(op->target_id, "id-a2");
+	assert_string_equal(op->manager_id, "id-a1");
+	assert_manager(f, "a2", "a1", BOSS_DN);
+	assert_int_equal(f->manager_warnings, 0);
+	assert_cursor(f, "c2");
+}
+
+static void a_report_waits_for_its_manager_and_gets_it_when_exported(void **state)
+{
+	struct fx *f = *state;
+	const struct seen_op *op;
+
+	map_manager(f);
+	start(f);
+	emit(f, report("a2", "u2", "Worker", BOSS_DN, "c1"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_MANAGER), 0);
+	assert_manager(f, "a2", NULL, BOSS_DN); /* waiting: the DN is kept, nothing is lost */
+	assert_cursor(f, "c1");
+	emit(f, report("a1", "u1", "Boss", NULL, "c2"));
+	settle(f);
+	op = last_seen(f, TARGET_MANAGER, "a2");
+	assert_non_null(op);
+	assert_string_equal(op->manager_id, "id-a1");
+	assert_manager(f, "a2", "a1", BOSS_DN);
+	assert_cursor(f, "c2");
+}
+
+static void a_changed_manager_is_patched(void **state)
+{
+	struct fx *f = *state;
+	const struct seen_op *op;
+
+	map_manager(f);
+	start(f);
+	emit(f, report("a1", "u1", "Boss", NULL, "c1"));
+	emit(f, report("a3", "u3", "Other boss", NULL, "c2"));
+	settle(f);
+	emit(f, report("a2", "u2", "Worker", BOSS_DN, "c3"));
+	settle(f);
+	emit(f, report("a2", "u2", "Worker", "uid=u3,ou=people,dc=example", "c4"));
+	settle(f);
+	op = last_seen(f, TARGET_MANAGER, "a2");
+	assert_non_null(op); /* only the manager changed: a PATCH, no PUT */
+	assert_string_equal(op->manager_id, "id-a3");
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 3);
+	assert_manager(f, "a2", "a3", "uid=u3,ou=people,dc=example");
+}
+
+/* The reports are found through the index the planner builds from the
+ * state: here the records were committed before this leader started. */
+static void a_deleted_manager_is_removed_from_its_reports(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	struct object_record w = {.type = OBJECT_USER, .target_id = "id-a2", .hash = 2,
+				  .dn = "uid=u2,ou=people,dc=example", .manager_dn = BOSS_DN, .manager = "a1"};
+	char key[KEY_MAX], *val;
+	size_t vlen, klen;
+	const struct seen_op *op;
+
+	map_manager(f);
+	exported_users(f, 1);
+	state_batch_init(&b);
+	klen = object_key(OBJECT_KEY_OBJECT, "a2", key, sizeof key);
+	assert_int_equal(object_record_encode(&w, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	start(f);
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "a1", "c1"));
+	settle(f);
+	op = last_seen(f, TARGET_MANAGER, "a2");
+	assert_non_null(op);
+	assert_string_equal(op->target_id, "id-a2");
+	assert_string_equal(op->manager_id, ""); /* remove */
+	assert_int_equal(count_seen(f, TARGET_DELETE), 1);
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a1"));
+	assert_manager(f, "a2", NULL, BOSS_DN); /* waits, should the DN come back */
+	assert_int_equal(f->manager_warnings, 1);
+	assert_cursor(f, "c1");
+	/* a user with that DN again: the reference comes back */
+	emit(f, report("a9", "u1", "New boss", NULL, "c2"));
+	settle(f);
+	op = last_seen(f, TARGET_MANAGER, "a2");
+	assert_string_equal(op->manager_id, "id-a9");
+	assert_manager(f, "a2", "a9", BOSS_DN);
+}
+
+static void a_renamed_manager_keeps_its_reports(void **state)
+{
+	struct fx *f = *state;
+	size_t upserts;
+
+	map_manager(f);
+	start(f);
+	emit(f, report("a1", "u1", "Boss", NULL, "c1"));
+	settle(f);
+	emit(f, report("a2", "u2", "Worker", BOSS_DN, "c2"));
+	emit(f, report("a3", "u3", "Worker too", BOSS_DN, "c3"));
+	settle(f);
+	emit(f, report("a1", "u1b", "Boss", NULL, "c4")); /* renamed: same anchor, new DN */
+	settle(f);
+	upserts = count_seen(f, TARGET_UPSERT);
+	/* a2 now carries the new DN, a3 still the old one: both mean a1 */
+	emit(f, report("a2", "u2", "Worker", "uid=u1b,ou=people,dc=example", "c5"));
+	emit(f, report("a3", "u3", "Worker too", BOSS_DN, "c6"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_MANAGER), 0);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), upserts);
+	assert_manager(f, "a2", "a1", "uid=u1b,ou=people,dc=example");
+	assert_manager(f, "a3", "a1", BOSS_DN);
+	assert_int_equal(f->manager_warnings, 0);
+	assert_cursor(f, "c6");
+}
+
+static void an_unknown_manager_is_left_out_and_logged_once(void **state)
+{
+	struct fx *f = *state;
+	const struct seen_op *op;
+
+	map_manager(f);
+	start(f);
+	emit(f, report("a2", "u2", "Worker", "cn=someone,ou=elsewhere,dc=other", "c1"));
+	settle(f);
+	emit(f, report("a2", "u2", "Worker renamed", "cn=someone,ou=elsewhere,dc=other", "c2"));
+	settle(f);
+	op = last_seen(f, TARGET_UPSERT, "a2");
+	assert_string_equal(op->manager_id, "");
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 2);
+	assert_int_equal(count_seen(f, TARGET_MANAGER), 0);
+	assert_int_equal(f->manager_warnings, 1); /* once, not per change */
+	assert_false(has(f, OBJECT_KEY_RETRY, "a2"));
+	assert_false(has(f, OBJECT_KEY_FAILED, "a2"));
+	assert_cursor(f, "c2");
+}
+
+static void a_failed_manager_patch_is_retried_from_the_retry_set(void **state)
+{
+	struct fx *f = *state;
+	const struct seen_op *op;
+	size_t n;
+	char err[128];
+
+	map_manager(f);
+	start(f);
+	emit(f, report("a2", "u2", "Worker", BOSS_DN, "c1"));
+	settle(f);
+	f->fail_anchor = "a2";
+	f->fail_status = -EIO;
+	emit(f, report("a1", "u1", "Boss", NULL, "c2"));
+	settle(f);
+	assert_cursor(f, "c2");
+	assert_true(has(f, OBJECT_KEY_RETRY, "a2"));
+	assert_manager(f, "a2", NULL, BOSS_DN);
+	f->fail_anchor = NULL;
+	assert_int_equal(engine_resync(f->e, "uid=u2,ou=people,dc=example", false, &n, err, sizeof err), 0);
+	settle(f);
+	op = last_seen(f, TARGET_MANAGER, "a2");
+	assert_string_equal(op->manager_id, "id-a1");
+	assert_false(has(f, OBJECT_KEY_RETRY, "a2"));
+	assert_manager(f, "a2", "a1", BOSS_DN);
+}
+
 static void state_and_reason_names_are_the_public_strings(void **state)
 {
 	static const char *const states[] = {"disabled", "standby", "starting", "refreshing",
@@ -1040,8 +1343,20 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_cancelled_write_leaves_the_cursor_where_it_was, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_retry_scheduled_by_a_clock_far_ahead_is_due_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			an_allocation_failure_while_planning_aborts_instead_of_planning_a_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_known_manager_is_written_with_the_user, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_manager_later_in_the_batch_is_set_after_the_upserts, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_report_waits_for_its_manager_and_gets_it_when_exported, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_changed_manager_is_patched, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_deleted_manager_is_removed_from_its_reports, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_renamed_manager_keeps_its_reports, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_unknown_manager_is_left_out_and_logged_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_failed_manager_patch_is_retried_from_the_retry_set, setup,
+						teardown),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

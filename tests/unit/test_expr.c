@@ -52,6 +52,11 @@ static const struct attr entry[] = {
 	{"aaa", {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaab"}, 1},
 	{"lookbehind", {"(?<=@)[^.]+"}, 1},
 	{"prefixPattern", {"^(?i)[a-z]+:"}, 1},
+	/* binary attributes as the AD source gives them: base64 (GUIDs as text) */
+	{"objectSid", {"AQUAAAAAAAUVAAAAx/f+13x3VciUWs4B9QMAAA=="}, 1},
+	{"sIDHistory", {"AQIAAAAAAAUgAAAAIAIAAA==", "AQEBAgMEBQYBAAAA"}, 2},
+	{"objectGUID", {"6F9619FF-8B86-D011-B42D-00C04FC964FF"}, 1},
+	{"guidBytes", {"/xmWb4aLEdC0LQDAT8lk/w=="}, 1},
 };
 
 static int lookup(void *ctx, const char *name, const char *const **values, size_t *n)
@@ -939,6 +944,136 @@ static void test_documented_examples_hold(void **state)
 	EXPECT("Replace(\"aab\", , \"a*\", , \"-\", , )", "--b-");
 }
 
+/* ---- conversions and binary values (expr_binary.c) ---- */
+
+static void test_converttobase64_is_utf16le_base64(void **state)
+{
+	(void)state;
+	/* Microsoft's example: "Unicode" is UTF-16 little-endian */
+	EXPECT("ConvertToBase64(\"Hello world!\")", "SABlAGwAbABvACAAdwBvAHIAbABkACEA");
+	/* outside the BMP: a surrogate pair */
+	EXPECT("ConvertToBase64(\"Zoë 😀\")", "WgBvAOsAIAA92ADe");
+	EXPECT("ConvertToBase64(\"\")", "");
+	EXPECT("ConvertToBase64(Split(\"Hi,Hi\", \",\"))", "SABpAA==", "SABpAA==");
+	EXPECT_NULL("ConvertToBase64([missing])");
+}
+
+static void test_convertfrombase64_reads_each_encoding(void **state)
+{
+	(void)state;
+	/* both of Microsoft's examples give "Hello world!" */
+	EXPECT("ConvertFromBase64(\"SABlAGwAbABvACAAdwBvAHIAbABkACEA\")", "Hello world!");
+	EXPECT("ConvertFromBase64(\"SGVsbG8gd29ybGQh\", UTF8)", "Hello world!");
+	EXPECT("ConvertFromBase64(\"SGVsbG8gd29ybGQh\", ASCII)", "Hello world!");
+	EXPECT("ConvertFromBase64(\"SABlAGwAbABvACAAdwBvAHIAbABkACEA\", Unicode)", "Hello world!");
+	EXPECT("ConvertFromBase64(\"SGVsbG8gd29ybGQh\", \"utf8\")", "Hello world!");
+	EXPECT("ConvertFromBase64(ConvertToBase64(\"Zoë 😀\"))", "Zoë 😀");
+	EXPECT_NULL("ConvertFromBase64([missing], UTF8)");
+	/* what .NET's decoders make of bytes they cannot read */
+	EXPECT("ConvertFromBase64(\"Y2Fmw6kg/yE=\", UTF8)", "café \xef\xbf\xbd!");
+	EXPECT("ConvertFromBase64(\"Y2Fmw6kg/yE=\", ASCII)", "caf?? ?!");
+	EXPECT("ConvertFromBase64(\"QQBCAADY\")", "AB\xef\xbf\xbd");  /* lone high surrogate */
+	EXPECT("ConvertFromBase64(\"ANhBAA==\")", "\xef\xbf\xbd" "A");
+	EXPECT("ConvertFromBase64(\"SABp\")", "H\xef\xbf\xbd"); /* an odd final byte */
+}
+
+static void test_convertfrombase64_refuses_bad_input(void **state)
+{
+	(void)state;
+	expect_eval_error("ConvertFromBase64(\"SGVsbG8\", UTF8)", -EINVAL,
+			  "column 1: ConvertFromBase64: not base64: \"SGVsbG8\"");
+	expect_eval_error("ConvertFromBase64(\"SGVs bG8=\", UTF8)", -EINVAL, "column 1: ConvertFromBase64: not base64");
+	/* strict RFC 4648: padding only at the end, no stray bits before it */
+	expect_eval_error("ConvertFromBase64(\"QR==\", UTF8)", -EINVAL, "column 1: ConvertFromBase64: not base64");
+	expect_eval_error("ConvertFromBase64(\"Q===\", UTF8)", -EINVAL, "column 1: ConvertFromBase64: not base64");
+	expect_eval_error("ConvertFromBase64(\"QQ==QQ==\", UTF8)", -EINVAL, "column 1: ConvertFromBase64: not base64");
+	expect_eval_error("ConvertFromBase64(\"QUI=\\n\", UTF8)", -EINVAL, "column 1: ConvertFromBase64: not base64");
+	expect_eval_error("ConvertFromBase64(\"YQBi\", UTF8)", -EINVAL,
+			  "column 1: ConvertFromBase64: \"YQBi\" decodes to text with a NUL character");
+	expect_eval_error("ConvertFromBase64(\"SGk=\", [givenName])", -EINVAL,
+			  "column 1: ConvertFromBase64: Encoding must be Unicode, ASCII or UTF8, got \"John\"");
+	expect_parse_error("ConvertFromBase64(\"SGk=\", \"UTF-16\")",
+			   "column 27: ConvertFromBase64: Encoding must be Unicode, ASCII or UTF8, got \"UTF-16\"");
+}
+
+static void test_converttoutf8hex_and_back(void **state)
+{
+	(void)state;
+	EXPECT("ConvertToUTF8Hex(\"Hello world!\")", "48656C6C6F20776F726C6421"); /* Microsoft's example */
+	EXPECT("ConvertToUTF8Hex(\"Zoë\")", "5A6FC3AB");
+	EXPECT("ConvertToUTF8Hex(\"\")", "");
+	EXPECT("ConvertFromUTF8Hex(\"48656C6C6F20776F726C6421\")", "Hello world!"); /* Microsoft's example */
+	EXPECT("ConvertFromUTF8Hex(\"5a6fc3ab\")", "Zoë");
+	EXPECT("ConvertFromUTF8Hex(ConvertToUTF8Hex([proxyAddresses]))", "SMTP:john@contoso.com",
+	       "smtp:js@contoso.com");
+	EXPECT_NULL("ConvertToUTF8Hex([missing])");
+	expect_eval_error("ConvertFromUTF8Hex(\"48656\")", -EINVAL, "column 1: ConvertFromUTF8Hex: an odd number");
+	expect_eval_error("ConvertFromUTF8Hex(\"4G\")", -EINVAL, "column 1: ConvertFromUTF8Hex: not hex digits: \"4G\"");
+	expect_eval_error("ConvertFromUTF8Hex(\"zG\")", -EINVAL, "column 1: ConvertFromUTF8Hex: not hex digits: \"zG\"");
+	expect_eval_error("ConvertFromUTF8Hex(\"4100\")", -EINVAL,
+			  "column 1: ConvertFromUTF8Hex: \"4100\" decodes to text with a NUL");
+}
+
+static void test_stringfromsid_formats_binary_sids(void **state)
+{
+	(void)state;
+	/* MS-DTYP 2.4.2's example domain SID, and BUILTIN\Administrators */
+	EXPECT("StringFromSid([objectSid])", "S-1-5-21-3623811015-3361044348-30300820-1013");
+	EXPECT("StringFromSID(\"AQIAAAAAAAUgAAAAIAIAAA==\")", "S-1-5-32-544");
+	EXPECT("StringFromSid(\"AQEAAAAAAAEAAAAA\")", "S-1-1-0"); /* Everyone */
+	EXPECT("StringFromSid(\"AQAAAAAAAAU=\")", "S-1-5");       /* no sub-authority */
+	/* multi-valued in, multi-valued out; an authority >= 2^32 in hex (MS-DTYP 2.4.2.1) */
+	EXPECT("StringFromSid([sIDHistory])", "S-1-5-32-544", "S-1-0x010203040506-1");
+	EXPECT_NULL("StringFromSid([missing])");
+}
+
+static void test_stringfromsid_refuses_what_is_not_a_sid(void **state)
+{
+	(void)state;
+	expect_eval_error("StringFromSid(\"S-1-5-32-544\")", -EINVAL,
+			  "column 1: StringFromSid: not a binary SID in base64: \"S-1-5-32-544\"");
+	expect_eval_error("StringFromSid(\"\")", -EINVAL, "column 1: StringFromSid: not a SID: 0 bytes, a SID has at least 8");
+	expect_eval_error("StringFromSid(\"AQIAAAAAAAUVAAAAAQAA\")", -EINVAL,
+			  "column 1: StringFromSid: not a SID: 15 bytes, but a SID with 2 sub-authorities has 16");
+	expect_eval_error("StringFromSid(\"AgIAAAAAAAUVAAAAAQAAAA==\")", -EINVAL,
+			  "column 1: StringFromSid: not a SID: revision 2, only revision 1 exists");
+	expect_eval_error("StringFromSid(\"ARAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+			  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\")",
+			  -EINVAL, "column 1: StringFromSid: not a SID: 16 sub-authorities, at most 15");
+	expect_eval_error("StringFromSid(\"/xmWb4aLEdC0LQDAT8lk/w==\")", -EINVAL,
+			  "column 1: StringFromSid: not a SID: revision 255");
+}
+
+static void test_stringfromguid_and_cguid_convert_both_ways(void **state)
+{
+	(void)state;
+	/* MS-DTYP 2.3.4.3: the first three fields little-endian */
+	EXPECT("StringFromGuid([guidBytes])", "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+	EXPECT("StringFromGuid(\"/xmWb4aLEdC0LQDAT8lk/w==\")", "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+	/* a GUID already as text (objectGUID from the AD source) keeps its value */
+	EXPECT("StringFromGuid([objectGUID])", "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+	EXPECT("StringFromGuid(\"{6F9619FF-8B86-D011-B42D-00C04FC964FF}\")", "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+	EXPECT("CGuid([objectGUID])", "/xmWb4aLEdC0LQDAT8lk/w==");
+	EXPECT("CGuid(\"255629f0-189c-4af2-9b1d-59912218d18f\")", "8ClWJZwY8kqbHVmRIhjRjw==");
+	EXPECT("StringFromGuid(CGuid(\"255629f0-189c-4af2-9b1d-59912218d18f\"))", "255629f0-189c-4af2-9b1d-59912218d18f");
+	EXPECT_NULL("StringFromGuid([missing])");
+	EXPECT_NULL("CGuid([missing])");
+	expect_eval_error("StringFromGuid([objectSid])", -EINVAL,
+			  "column 1: StringFromGuid: not a GUID: 28 bytes, a GUID has 16");
+	expect_eval_error("StringFromGuid(\"6f9619ff-8b86-d011-b42d\")", -EINVAL,
+			  "column 1: StringFromGuid: not a GUID, as text or as 16 bytes in base64");
+	expect_eval_error("CGuid(\"6f9619ff8b86d011b42d00c04fc964ff\")", -EINVAL, "column 1: CGuid: not a GUID");
+	expect_eval_error("CGuid(\"6f9619ff-8b86-d011-b42d-00c04fc964fg\")", -EINVAL, "column 1: CGuid: not a GUID");
+}
+
+static void test_guid_is_refused_at_parse_time(void **state)
+{
+	(void)state;
+	/* Entra's Guid() is a new random GUID per evaluation: never stable */
+	expect_parse_error("Coalesce([x], Guid())", "column 15: Guid() is not supported: it makes a new random GUID");
+	expect_parse_error("Guid(\"x\")", "column 1: Guid expects 0 arguments, got 1");
+}
+
 /* ---- parse errors ---- */
 
 static void test_parse_error_unknown_function(void **state)
@@ -1282,6 +1417,14 @@ int main(void)
 		cmocka_unit_test(test_nested_calls),
 		cmocka_unit_test(test_null_propagates_through_string_functions),
 		cmocka_unit_test(test_documented_examples_hold),
+		cmocka_unit_test(test_converttobase64_is_utf16le_base64),
+		cmocka_unit_test(test_convertfrombase64_reads_each_encoding),
+		cmocka_unit_test(test_convertfrombase64_refuses_bad_input),
+		cmocka_unit_test(test_converttoutf8hex_and_back),
+		cmocka_unit_test(test_stringfromsid_formats_binary_sids),
+		cmocka_unit_test(test_stringfromsid_refuses_what_is_not_a_sid),
+		cmocka_unit_test(test_stringfromguid_and_cguid_convert_both_ways),
+		cmocka_unit_test(test_guid_is_refused_at_parse_time),
 		cmocka_unit_test(test_parse_error_unknown_function),
 		cmocka_unit_test(test_parse_error_wrong_argument_count),
 		cmocka_unit_test(test_parse_error_unterminated_string),

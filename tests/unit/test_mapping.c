@@ -115,6 +115,52 @@ static void bad_path_is_refused(void **state)
 	assert_non_null(strstr(err, "sub-attribute"));
 }
 
+#define MANAGER_PATH "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
+
+/* The manager is a reference: the rule yields a DN the engine resolves, and
+ * the resource itself does not carry it. */
+static void the_manager_rule_yields_a_dn_not_a_resource_value(void **state)
+{
+	char *mgr[] = {"uid=boss,ou=people,dc=example"};
+	struct object_attr with[] = {{"uid", uid, 1}, {"manager", mgr, 1}};
+	const struct mapping_rule_text rules[] = {{"userName", "[uid]", 1}, {MANAGER_PATH, "[manager]", 2}};
+	struct mapping *m;
+	json_t *res;
+	char err[256], *dn;
+	(void)state;
+
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 2, err, sizeof err), 0);
+	assert_true(mapping_has_manager(m));
+	assert_int_equal(mapping_apply(m, "uuid-1", with, 2, &res, err, sizeof err), 0);
+	assert_null(json_object_get(res, SCIM_SCHEMA_ENTERPRISE));
+	assert_int_equal(json_array_size(json_object_get(res, "schemas")), 1);
+	json_decref(res);
+	assert_int_equal(mapping_manager(m, with, 2, &dn, err, sizeof err), 0);
+	assert_string_equal(dn, "uid=boss,ou=people,dc=example");
+	free(dn);
+	assert_int_equal(mapping_manager(m, attrs, 6, &dn, err, sizeof err), 0); /* no manager */
+	assert_null(dn);
+	mapping_free(m);
+}
+
+static void the_manager_is_refused_where_it_cannot_be_a_reference(void **state)
+{
+	const struct mapping_rule_text sub[] = {{MANAGER_PATH ".displayName", "[cn]", 4}};
+	const struct mapping_rule_text twice[] = {{MANAGER_PATH, "[manager]", 1}, {MANAGER_PATH ".value", "[x]", 2}};
+	const struct mapping_rule_text group[] = {{MANAGER_PATH, "[manager]", 3}};
+	struct mapping *m = NULL;
+	char err[256];
+	(void)state;
+
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", sub, 1, err, sizeof err), -22);
+	assert_non_null(strstr(err, "reference"));
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", twice, 2, err, sizeof err), -22);
+	assert_non_null(strstr(err, "twice"));
+	assert_int_equal(mapping_compile(&m, OBJECT_GROUP, "mapping.group", group, 1, err, sizeof err), -22);
+	assert_non_null(strstr(err, "only users"));
+	assert_null(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,6 +170,8 @@ int main(void)
 		cmocka_unit_test(hash_ignores_key_order_and_sees_changes),
 		cmocka_unit_test(parse_error_names_line_rule_and_column),
 		cmocka_unit_test(bad_path_is_refused),
+		cmocka_unit_test(the_manager_rule_yields_a_dn_not_a_resource_value),
+		cmocka_unit_test(the_manager_is_refused_where_it_cannot_be_a_reference),
 	};
 	return cmocka_run_group_tests_name("mapping", tests, NULL, NULL);
 }

@@ -47,7 +47,7 @@ static void ldap_nothing_listening_is_unreachable(void **state)
 	char url[64], msg[512];
 	const char *urls[] = {url};
 	struct ldap_probe_config c = {urls, 1, "cn=admin,dc=example,dc=com", "pw",
-				      "ou=people,dc=example,dc=com", 1000, {0}};
+				      "ou=people,dc=example,dc=com", 1000, {0}, {0}};
 
 	(void)state;
 	snprintf(url, sizeof url, "ldap://127.0.0.1:%d/", closed_port());
@@ -60,7 +60,7 @@ static void ldap_bad_url_is_error(void **state)
 {
 	char msg[512];
 	const char *urls[] = {"ldapx://nowhere"};
-	struct ldap_probe_config c = {urls, 1, NULL, NULL, "dc=example,dc=com", 1000, {0}};
+	struct ldap_probe_config c = {urls, 1, NULL, NULL, "dc=example,dc=com", 1000, {0}, {0}};
 
 	(void)state;
 	assert_int_equal(ldap_probe_run(&c, msg, sizeof msg), LDAP_PROBE_ERROR);

@@ -1488,6 +1488,104 @@ static void service_provider_config_fetched_again(void **state)
 	assert_true(run_until(x, c_spc, 0, 5000));
 }
 
+/* ---- through the target port (scim_port.c): the manager reference ---------- */
+
+#define E_SCHEMA "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+static void on_top_done(struct target_op *op)
+{
+	struct tctx *x = op->data;
+	x->n_done++;
+}
+
+static void port_submit(struct tctx *x, struct target *tp, struct target_run *run, struct target_op *op)
+{
+	int n = x->n_done;
+	op->data = x;
+	assert_int_equal(tp->submit(run, op, on_top_done), 0);
+	wait_done(x, n + 1);
+	if (op->status != 0)
+		fail_msg("%s %s: %d %s", target_action_name(op->action), op->anchor, op->status, op->error);
+}
+
+/* The stored user whose externalId is `ext`. */
+static json_t *stored_user(const char *ext)
+{
+	json_t *users = store("Users"), *u, *found = NULL;
+	size_t i;
+	json_array_foreach(users, i, u)
+		if (strcmp(json_string_value(json_object_get(u, "externalId")), ext) == 0)
+			found = json_incref(u);
+	json_decref(users);
+	assert_non_null(found);
+	return found;
+}
+
+static const char *manager_of(json_t *u)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(u, E_SCHEMA), "manager"), "value"));
+}
+
+/* The manager rides with the user's upsert (enterprise extension, RFC 7643
+ * §4.3) and is then replaced or removed alone by TARGET_MANAGER's PATCH,
+ * leaving the rest of the user -- the extension's other attributes too -- as
+ * it is. */
+static void port_writes_the_manager_with_the_user_and_patches_it_alone(void **state)
+{
+	struct tctx *x = *state;
+	struct scim_config cfg = test_config();
+	struct target *tp = scim_target_new(&cfg);
+	struct target_run *run;
+	json_t *boss = user_res("boss", NULL), *boss2 = user_res("boss2", NULL), *worker = user_res("worker", "W"), *u;
+	struct target_op ob = {.action = TARGET_UPSERT, .type = OBJECT_USER, .anchor = "ext-boss", .attrs = boss};
+	struct target_op ob2 = {.action = TARGET_UPSERT, .type = OBJECT_USER, .anchor = "ext-boss2", .attrs = boss2};
+	struct target_op ow = {.action = TARGET_UPSERT, .type = OBJECT_USER, .anchor = "ext-worker", .attrs = worker};
+	struct target_op om = {.action = TARGET_MANAGER, .type = OBJECT_USER, .anchor = "ext-worker"};
+	char err[256], boss_id[128], boss2_id[128], worker_id[128];
+
+	json_object_set_new(worker, E_SCHEMA, json_pack("{s:s}", "department", "R&D"));
+	json_array_append_new(json_object_get(worker, "schemas"), json_string(E_SCHEMA));
+	assert_int_equal(tp->start(tp, &x->loop, &run, err, sizeof err), 0);
+	x->t = (struct scim_target *)run; /* teardown stops it */
+	port_submit(x, tp, run, &ob);
+	snprintf(boss_id, sizeof boss_id, "%s", ob.result_id);
+	port_submit(x, tp, run, &ob2);
+	snprintf(boss2_id, sizeof boss2_id, "%s", ob2.result_id);
+	ow.manager_id = boss_id;
+	port_submit(x, tp, run, &ow);
+	snprintf(worker_id, sizeof worker_id, "%s", ow.result_id);
+	u = stored_user("ext-worker");
+	assert_string_equal(manager_of(u), boss_id);
+	json_decref(u);
+	assert_null(json_object_get(worker, E_SCHEMA) ? json_object_get(json_object_get(worker, E_SCHEMA), "manager")
+						      : NULL); /* the engine's resource is not touched */
+
+	om.target_id = worker_id;
+	om.manager_id = boss2_id;
+	port_submit(x, tp, run, &om);
+	u = stored_user("ext-worker");
+	assert_string_equal(manager_of(u), boss2_id);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(u, E_SCHEMA), "department")), "R&D");
+	assert_string_equal(json_string_value(json_object_get(u, "displayName")), "W");
+	json_decref(u);
+
+	om.manager_id = NULL; /* remove */
+	port_submit(x, tp, run, &om);
+	u = stored_user("ext-worker");
+	assert_null(manager_of(u));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(u, E_SCHEMA), "department")), "R&D");
+	json_decref(u);
+
+	u = audit();
+	assert_string_equal(json_string_value(json_object_get(json_array_get(u, json_array_size(u) - 1), "method")),
+			    "PATCH");
+	json_decref(u);
+	json_decref(boss);
+	json_decref(boss2);
+	json_decref(worker);
+	tp->close(tp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1519,6 +1617,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bulk_batches_upserts_and_deletes, setup, teardown),
 		cmocka_unit_test_setup_teardown(bulk_operation_error_fails_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(bulk_request_503_is_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(port_writes_the_manager_with_the_user_and_patches_it_alone, setup,
+						teardown),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests_name("scim_target", tests, group_setup, group_teardown);

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "raft/fsm.h"
+#include "sync/state/object.h"
+#include "sync/state/retry.h"
 #include "sync/state/state.h"
 
 struct fixture {
@@ -222,6 +224,67 @@ static void snapshot_restore_rebuilds_state_exactly(void **ctx)
 	state_close(&copy);
 }
 
+/* A user's manager (its DN and the anchor set in the target) is part of its
+ * record: it survives a snapshot on another node, and the digest agrees. A
+ * record without a manager is written as before (no new fields). */
+static void object_records_carry_the_manager_through_a_snapshot(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct object_record w = {.type = OBJECT_USER, .target_id = "id-w", .hash = 7, .dn = "uid=w,dc=example",
+				  .manager_dn = "uid=boss,dc=example", .manager = "anchor-boss"};
+	struct object_record plain = {.type = OBJECT_USER, .target_id = "id-p", .hash = 8, .dn = "uid=p,dc=example"};
+	struct retry_record rr = {.kind = RETRY_UPSERT, .type = OBJECT_USER, .dn = "uid=w,dc=example",
+				  .manager_dn = "uid=boss,dc=example", .error = "manager: 503"};
+	struct object_record got;
+	struct retry_record rgot;
+	struct state copy;
+	struct fsm cf;
+	struct state_batch b;
+	struct raft_buffer *bufs;
+	unsigned n;
+	char *val, err[128];
+	const void *v;
+	size_t vlen;
+
+	state_batch_init(&b);
+	assert_int_equal(object_record_encode(&w, &val, &vlen), 0);
+	state_batch_put(&b, "o:w", 3, val, vlen);
+	free(val);
+	assert_int_equal(object_record_encode(&plain, &val, &vlen), 0);
+	assert_null(strstr(val, "\"md\""));
+	assert_null(strstr(val, "\"ma\""));
+	state_batch_put(&b, "o:p", 3, val, vlen);
+	free(val);
+	assert_int_equal(retry_record_encode(&rr, &val, &vlen), 0);
+	state_batch_put(&b, "r:w", 3, val, vlen);
+	free(val);
+	assert_int_equal(apply_batch(x, &b), 0);
+
+	assert_int_equal(x->f.raft.snapshot(&x->f.raft, &bufs, &n), 0);
+	state_init(&copy);
+	fsm_init(&cf, state_machine(&copy));
+	assert_int_equal(cf.raft.restore(&cf.raft, &bufs[0]), 0);
+	raft_free(bufs);
+	assert_true(state_digest(&copy) == state_digest(&x->s));
+
+	assert_true(state_get(&copy, "o:w", 3, &v, &vlen));
+	assert_int_equal(object_record_decode(v, vlen, &got, err, sizeof err), 0);
+	assert_string_equal(got.manager_dn, "uid=boss,dc=example");
+	assert_string_equal(got.manager, "anchor-boss");
+	object_record_free(&got);
+	assert_true(state_get(&copy, "o:p", 3, &v, &vlen));
+	assert_int_equal(object_record_decode(v, vlen, &got, err, sizeof err), 0);
+	assert_null(got.manager_dn);
+	assert_null(got.manager);
+	object_record_free(&got);
+	assert_true(state_get(&copy, "r:w", 3, &v, &vlen));
+	if (retry_record_decode(v, vlen, &rgot, err, sizeof err) != 0)
+		fail_msg("%s: %.*s", err, (int)vlen, (const char *)v);
+	assert_string_equal(rgot.manager_dn, "uid=boss,dc=example");
+	retry_record_free(&rgot);
+	state_close(&copy);
+}
+
 /* A newer canopy's entry must be refused, not misapplied (rolling upgrades). */
 static void entry_of_unknown_version_is_refused(void **ctx)
 {
@@ -306,6 +369,48 @@ static void entries_carry_their_own_zero_padding(void **ctx)
 	}
 }
 
+/* An object record without a target id or DN (packed as null) decodes. */
+static void object_record_without_id_or_dn_decodes(void **state)
+{
+	struct object_record r = {.type = OBJECT_USER, .hash = 9}, out;
+	char *buf, err[128];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(object_record_encode(&r, &buf, &len), 0);
+	assert_non_null(strstr(buf, "\"id\":null"));
+	assert_int_equal(object_record_decode(buf, len, &out, err, sizeof err), 0);
+	assert_null(out.target_id);
+	assert_null(out.dn);
+	assert_int_equal(out.hash, 9);
+	object_record_free(&out);
+	free(buf);
+}
+
+/* A retry record written without a DN or an error text (both packed as null)
+ * decodes: before, it did not, so its change was never retried. */
+static void retry_record_without_dn_or_error_decodes(void **state)
+{
+	struct retry_record r = {.kind = RETRY_DELETE, .type = OBJECT_USER, .attempts = 2, .next_at_ms = 5}, out;
+	char *buf, err[128];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(retry_record_encode(&r, &buf, &len), 0);
+	assert_non_null(strstr(buf, "\"err\":null"));
+	assert_int_equal(retry_record_decode(buf, len, &out, err, sizeof err), 0);
+	assert_int_equal(out.kind, RETRY_DELETE);
+	assert_null(out.dn);
+	assert_null(out.error);
+	assert_int_equal(out.attempts, 2);
+	assert_int_equal(out.next_at_ms, 5);
+	retry_record_free(&out);
+	free(buf);
+	/* a DN or an error of another JSON type is refused, not taken */
+	assert_int_not_equal(retry_record_decode("{\"v\":1,\"k\":\"delete\",\"t\":\"user\",\"h\":\"0\",\"err\":5}", 47,
+					     &out, err, sizeof err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,11 +419,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(digest_depends_on_content_not_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(table_grows_past_initial_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(snapshot_restore_rebuilds_state_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(object_records_carry_the_manager_through_a_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(entry_of_unknown_version_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(truncated_batch_is_refused_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(foreign_bytes_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_snapshot_leaves_state_intact, setup, teardown),
 		cmocka_unit_test(entries_carry_their_own_zero_padding),
+		cmocka_unit_test(retry_record_without_dn_or_error_decodes),
+		cmocka_unit_test(object_record_without_id_or_dn_decodes),
 	};
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }

@@ -106,9 +106,9 @@ int commit_intents(struct session *s)
 	struct engine *e = s->e;
 	struct batch *b = s->batch;
 	struct state_batch sb;
-	char key[KEY_MAX], term[24];
+	char key[KEY_MAX], val[40];
 	size_t klen;
-	int rv, tl = snprintf(term, sizeof term, "%llu", (unsigned long long)s->term);
+	int rv;
 
 	if (b->kind == BATCH_REPAIR || b->kind == BATCH_DECISION)
 		return 1;
@@ -121,8 +121,14 @@ int commit_intents(struct session *s)
 		    (!it->has_old || it->manager_dn == it->old.manager_dn ||
 		     (it->manager_dn && it->old.manager_dn && strcmp(it->manager_dn, it->old.manager_dn) == 0)))
 			continue; /* nothing will be written for it (a new manager DN may be: manager.c) */
+		/* "<term> <type>": the type lets a new leader that finds this
+		 * intent without an object record look for a create that may
+		 * have landed (repair.c); an intent of an older canopy is the
+		 * term alone */
+		int vl = snprintf(val, sizeof val, "%llu %s", (unsigned long long)s->term,
+				  it->type == OBJECT_GROUP ? "group" : it->type == OBJECT_USER ? "user" : "unknown");
 		klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
-		state_batch_put(&sb, key, klen, term, (size_t)tl);
+		state_batch_put(&sb, key, klen, val, (size_t)vl);
 	}
 	if (sb.n_ops == 0) {
 		state_batch_close(&sb);
@@ -358,6 +364,17 @@ void commit_batch(struct session *s)
 			if (it->has_old) { /* forget its content: the refresh writes it again */
 				it->old.hash = 0;
 				put_object(&sb, OBJECT_KEY_OBJECT, it->anchor, &it->old);
+			} else if (it->type == OBJECT_USER || it->type == OBJECT_GROUP) {
+				/* No record: its create may have landed after the old
+				 * leader lost its lease. Record it as exported under an
+				 * unknown id: the refresh that follows either reports
+				 * it (an upsert, which finds it by externalId or
+				 * creates it) or not (a delete, which looks it up by
+				 * externalId and deletes what it finds). Without this,
+				 * a late create of an object that left the directory
+				 * stayed in the target for good. */
+				struct object_record ghost = {.type = it->type};
+				put_object(&sb, OBJECT_KEY_OBJECT, it->anchor, &ghost);
 			}
 			continue;
 		}

@@ -629,7 +629,8 @@ static int plan_one_repair(void *ctx, const char *anchor, void *v)
 {
 	struct waiting_ctx *w = ctx;
 
-	batch_add(w->p, w->b, IT_REPAIR, OBJECT_UNKNOWN, anchor);
+	/* v: 1 + the type its intent named (repair.c) */
+	batch_add(w->p, w->b, IT_REPAIR, (enum object_type)((uintptr_t)v - 1), anchor);
 	return 0;
 }
 

@@ -19,13 +19,26 @@
 
 #include "sync/engine/internal.h"
 
+/* The in-doubt set: anchor -> (void *)(1 + its object type), the type from
+ * the intent's "<term> <type>" (OBJECT_UNKNOWN for an intent of an older
+ * canopy: the term alone). */
 static int collect_in_doubt(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct session *s = ctx;
 	char anchor[KEY_MAX];
+	const char *v = val, *sp = memchr(v, ' ', vlen);
+	enum object_type t = OBJECT_UNKNOWN;
 
-	if (engine_key_anchor(key, klen, OBJECT_KEY_INTENT, anchor, sizeof anchor))
-		engine_map_put(&s->in_doubt, anchor, s);
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_INTENT, anchor, sizeof anchor))
+		return 0;
+	if (sp != NULL) {
+		size_t n = vlen - (size_t)(sp + 1 - v);
+		if (n == 4 && memcmp(sp + 1, "user", 4) == 0)
+			t = OBJECT_USER;
+		else if (n == 5 && memcmp(sp + 1, "group", 5) == 0)
+			t = OBJECT_GROUP;
+	}
+	engine_map_put(&s->in_doubt, anchor, (void *)(uintptr_t)(1 + (unsigned)t));
 	return 0;
 }
 

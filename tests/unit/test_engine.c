@@ -817,6 +817,76 @@ static void in_doubt_objects_are_rewritten_after_the_old_leases_end(void **state
 	assert_int_equal(f->refreshes[OBJECT_GROUP], 1);
 }
 
+/* An intent without an object record: the old leader's create may have
+ * landed after it lost its lease. The repair records the object under an
+ * unknown id; the refresh that follows does not report it (it left the
+ * directory), so it is deleted in the target -- by its anchor, since nobody
+ * knows its id (the chaos scenario late-create showed it staying for good). */
+static void an_in_doubt_create_gone_from_the_source_is_deleted_by_anchor(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	struct object_record r;
+	size_t deletes = 0;
+
+	state_batch_init(&b);
+	state_batch_put(&b, "i:a9", 4, "6 user", 6); /* term 6's leader was creating a9 */
+	apply(f, &b);
+	start(f);
+	settle(f);
+	spin(f, 60); /* past the old leader's requests (request timeout 10 ms + T 20 ms) */
+	settle(f);
+	assert_false(has(f, OBJECT_KEY_INTENT, "a9"));
+	r = record(f, "a9");
+	assert_int_equal(r.type, OBJECT_USER);
+	assert_null(r.target_id); /* exported under an unknown id */
+	object_record_free(&r);
+	assert_int_equal(f->refreshes[OBJECT_USER], 1);
+	/* the full refresh (present phase) does not report a9 */
+	emit(f, event(SOURCE_REFRESH_BEGIN, OBJECT_USER, NULL, NULL));
+	struct source_event *end = event(SOURCE_REFRESH_END, OBJECT_USER, NULL, "c2");
+	end->present_phase = true;
+	emit(f, end);
+	settle(f);
+	for (size_t i = 0; i < f->n_seen; i++)
+		if (f->seen[i].action == TARGET_DELETE && strcmp(f->seen[i].anchor, "a9") == 0) {
+			assert_string_equal(f->seen[i].target_id, ""); /* looked up by anchor */
+			deletes++;
+		}
+	assert_int_equal(deletes, 1);
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a9"));
+	assert_cursor(f, "c2");
+}
+
+/* The same, when the refresh does report it: written in full (the target
+ * finds a landed create by its externalId), under the id it answers. */
+static void an_in_doubt_create_still_in_the_source_is_written(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	struct object_record r;
+
+	state_batch_init(&b);
+	state_batch_put(&b, "i:a9", 4, "6 user", 6);
+	apply(f, &b);
+	start(f);
+	settle(f);
+	spin(f, 60);
+	settle(f);
+	emit(f, event(SOURCE_REFRESH_BEGIN, OBJECT_USER, NULL, NULL));
+	emit(f, user("a9", "u9", "Nine", NULL));
+	struct source_event *end = event(SOURCE_REFRESH_END, OBJECT_USER, NULL, "c2");
+	end->present_phase = true;
+	emit(f, end);
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	assert_int_equal(count_seen(f, TARGET_DELETE), 0);
+	r = record(f, "a9");
+	assert_string_equal(r.target_id, "id-a9");
+	assert_int_not_equal(r.hash, 0);
+	object_record_free(&r);
+}
+
 /* ---- the cursor ----------------------------------------------------------------------------- */
 
 static void the_cursor_moves_with_a_batch_whose_writes_are_done(void **state)
@@ -1334,6 +1404,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(member_removals_count_against_the_delete_threshold, setup, teardown),
 		cmocka_unit_test_setup_teardown(in_doubt_objects_are_rewritten_after_the_old_leases_end, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(an_in_doubt_create_gone_from_the_source_is_deleted_by_anchor, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_in_doubt_create_still_in_the_source_is_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_cursor_moves_with_a_batch_whose_writes_are_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor,
 						setup, teardown),

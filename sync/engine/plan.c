@@ -14,6 +14,7 @@
  * A later change of the same object in the batch supersedes an earlier one
  * (batch_add).
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,12 +446,111 @@ static int add_waiting_group(void *ctx, const char *group, void *v)
 	return 0;
 }
 
+/* ---- objects created anew ------------------------------------------------------------ */
+
+struct recreated_ctx {
+	struct planner *p;
+	struct batch *b;
+	struct strmap *again; /* anchor -> its upsert item */
+};
+
+static bool names_one_of(const struct strmap *again, const void *val, size_t vlen);
+
+/* A group record that lists objects created anew: they are members again. */
+static int readd_to_group(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct recreated_ctx *c = ctx;
+	char anchor[KEY_MAX], err[64];
+	struct object_record r;
+
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor) ||
+	    !names_one_of(c->again, val, vlen) || object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	for (size_t i = 0; r.type == OBJECT_GROUP && i < r.n_members; i++) {
+		struct item *m = strmap_get(c->again, r.members[i]), *g;
+		if (m == NULL)
+			continue;
+		if ((g = strmap_get(&c->b->by_anchor, anchor)) == NULL) {
+			g = batch_add(c->p, c->b, IT_MEMBERS, OBJECT_GROUP, anchor);
+			if (!g->has_old) {
+				batch_item_noop(g);
+				continue;
+			}
+			g->dn = g->old.dn ? xstrdup(g->old.dn) : NULL;
+			object_record_copy(&g->rec, &g->old);
+		}
+		if (g->failed || g->cancelled || g->type != OBJECT_GROUP)
+			continue;
+		/* not a member in the target any more: planned as a new one */
+		engine_strv_remove(g->rec.members, &g->rec.n_members, m->anchor);
+		if (g->kind == IT_MEMBERS && m->dn) /* its DN resolves to the new id */
+			engine_strv_push(&g->rec.unresolved, &g->rec.n_unresolved, m->dn);
+	}
+	object_record_free(&r);
+	return 0;
+}
+
+/* Whether a record's bytes mention one of the anchors (a cheap filter before
+ * decoding every record of the state). */
+struct mention_ctx {
+	const void *val;
+	size_t vlen;
+	bool *hit;
+};
+
+static int mentions(void *ctx, const char *anchor, void *v)
+{
+	const struct mention_ctx *c = ctx;
+
+	(void)v;
+	if (memmem(c->val, c->vlen, anchor, strlen(anchor)) != NULL) {
+		*c->hit = true;
+		return 1;
+	}
+	return 0;
+}
+
+static bool names_one_of(const struct strmap *again, const void *val, size_t vlen)
+{
+	bool hit = false;
+	struct mention_ctx c = {val, vlen, &hit};
+
+	strmap_foreach(again, mentions, &c);
+	return hit;
+}
+
+/* Objects the target created anew although they had been exported (gone from
+ * the target: an update answered 404 -- e.g. a DELETE that landed while its
+ * batch never committed, the chaos scenario late-create, round 2). The
+ * target dropped them from every group when they went (RFC 7643 §4.2: a
+ * group's members are resources that exist), but the groups' records still
+ * list them: without this, those memberships were lost until each group
+ * changed. Rare, so a scan of the state is fine. */
+static void plan_recreated_members(struct planner *p, struct batch *b)
+{
+	struct strmap again;
+	struct recreated_ctx c = {p, b, &again};
+
+	strmap_init(&again, NULL);
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		if (it->kind == IT_UPSERT && !it->failed && !it->cancelled && it->upsert_needed && it->op.created &&
+		    it->has_old && it->old.target_id != NULL)
+			strmap_put(&again, it->anchor, it);
+	}
+	if (again.count > 0)
+		state_foreach(p->state, readd_to_group, &c);
+	strmap_clear(&again);
+}
+
 void plan_members(struct planner *p, struct batch *b)
 {
 	struct waiting_ctx w = {p, b};
 	char norm[DN_MAX];
-	size_t i, n = b->n;
+	size_t i, n;
 
+	plan_recreated_members(p, b);
+	n = b->n;
 	for (i = 0; i < n; i++) {
 		struct item *it = b->items[i];
 		struct strmap *g;

@@ -104,6 +104,7 @@ struct fx {
 	size_t n_pending;
 	struct seen_op seen[MAX_OPS];
 	size_t n_seen;
+	const char *recreate_anchor; /* its update finds it gone: created anew, id "new-<anchor>" */
 	const char *fail_anchor;   /* its operations fail with fail_status ... */
 	int fail_status;
 	bool fail_permanent;
@@ -260,6 +261,10 @@ static void answer(struct fx *f, size_t i, int status)
 		snprintf(op->result_id, sizeof op->result_id, "%s", op->target_id ? op->target_id : "");
 		if (op->target_id == NULL)
 			snprintf(op->result_id, sizeof op->result_id, "id-%s", op->anchor);
+		if (f->recreate_anchor && strcmp(op->anchor, f->recreate_anchor) == 0 && op->target_id != NULL) {
+			op->created = true; /* 404 on the update, created again (scim_answer.c) */
+			snprintf(op->result_id, sizeof op->result_id, "new-%s", op->anchor);
+		}
 	} else if (status != 0 && status != -ECANCELED) {
 		op->permanent = f->fail_permanent;
 		op->http_status = f->fail_permanent ? 400 : 503;
@@ -887,6 +892,47 @@ static void an_in_doubt_create_still_in_the_source_is_written(void **state)
 	object_record_free(&r);
 }
 
+/* A member the target created anew (its update found it gone: e.g. a DELETE
+ * that landed while its batch never committed) is added back to the groups
+ * whose records list it: the target dropped it from them when it went. */
+static void a_member_created_anew_is_added_back_to_its_groups(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	char *members[] = {"a1", "a2"};
+	struct object_record g = {.type = OBJECT_GROUP, .target_id = "id-g1", .hash = 1,
+				  .dn = "cn=g1,ou=groups,dc=example", .members = members, .n_members = 2};
+	char key[KEY_MAX], *val;
+	size_t vlen, klen, found = 0;
+
+	exported_users(f, 2);
+	state_batch_init(&b);
+	klen = object_key(OBJECT_KEY_OBJECT, "g1", key, sizeof key);
+	assert_int_equal(object_record_encode(&g, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	start(f);
+	f->recreate_anchor = "a1";
+	emit(f, user("a1", "u1", "Changed", "c1"));
+	settle(f);
+	for (size_t i = 0; i < f->n_seen; i++)
+		if (f->seen[i].action == TARGET_MEMBERS) {
+			assert_string_equal(f->seen[i].anchor, "g1");
+			assert_int_equal(f->seen[i].n_add, 1);
+			assert_int_equal(f->seen[i].n_remove, 0);
+			found++;
+		}
+	assert_int_equal(found, 1);
+	struct object_record r = record(f, "a1");
+	assert_string_equal(r.target_id, "new-a1");
+	object_record_free(&r);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 2); /* both still members */
+	object_record_free(&r);
+	assert_cursor(f, "c1");
+}
+
 /* ---- the cursor ----------------------------------------------------------------------------- */
 
 static void the_cursor_moves_with_a_batch_whose_writes_are_done(void **state)
@@ -1407,6 +1453,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_in_doubt_create_gone_from_the_source_is_deleted_by_anchor, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(an_in_doubt_create_still_in_the_source_is_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_member_created_anew_is_added_back_to_its_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_cursor_moves_with_a_batch_whose_writes_are_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor,
 						setup, teardown),

@@ -569,6 +569,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	if (rv != 0)
 		return rv;
 	log_setup(a->cfg.node.id, a->cfg.log.level);
+	log_set_format(a->cfg.log.format);
 	rv = identity_load(a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_config;

@@ -302,6 +302,7 @@ static const char *const auth_kinds[] = {"", "oauth2"};
 static const char *const deprovisions[] = {"delete", "disable"};
 static const char *const on_thresholds[] = {"stage_excess", "stop"};
 static const char *const log_levels[] = {"debug", "info", "warn", "error"};
+static const char *const log_formats[] = {"text", "json"};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *word_of(const char *const *words, size_t n, int i)
@@ -1361,14 +1362,22 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 
 static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 {
-	struct field f[] = {{"level", NULL, 0}};
-	int k, rc = take_fields(c, sec->val, "log", f, 1);
-	if (rc != 0 || f[0].val == NULL)
+	struct field f[] = {{"level", NULL, 0}, {"format", NULL, 0}};
+	int k, rc = take_fields(c, sec->val, "log", f, 2);
+	if (rc != 0)
 		return rc;
 	/* log_levels is in the order of enum log_level (agent/log.h) */
-	if ((rc = get_word(c, f[0].val, "log.level", log_levels, 0, N_OF(log_levels), 16, true, &k)) != 0)
-		return rc;
-	cfg->log.level = (enum log_level)k;
+	if (f[0].val != NULL) {
+		if ((rc = get_word(c, f[0].val, "log.level", log_levels, 0, N_OF(log_levels), 16, true, &k)) != 0)
+			return rc;
+		cfg->log.level = (enum log_level)k;
+	}
+	/* log_formats is in the order of enum log_format (agent/log.h) */
+	if (f[1].val != NULL) {
+		if ((rc = get_word(c, f[1].val, "log.format", log_formats, 0, N_OF(log_formats), 16, true, &k)) != 0)
+			return rc;
+		cfg->log.format = (enum log_format)k;
+	}
 	return 0;
 }
 
@@ -1516,6 +1525,7 @@ static void set_defaults(struct config *cfg)
 	cfg->safety.delete_threshold = CONFIG_DEFAULT_DELETE_THRESHOLD;
 	cfg->safety.delete_threshold_percent = 0;
 	cfg->log.level = LOG_INFO;
+	cfg->log.format = LOG_FORMAT_TEXT;
 }
 
 /*

@@ -203,6 +203,7 @@ struct config {
 
 	struct {
 		enum log_level level; /* debug | info | warn | error (log_level_name()); default info */
+		enum log_format format; /* text (default: logfmt) | json (log_format_name()) */
 	} log;
 
 	/* The control API (agent/control.c). Without token_file, mutations are

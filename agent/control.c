@@ -561,14 +561,14 @@ struct logs_job {
 	struct http_pending *p;
 	uint64_t node_id;
 	char path[1100];
-	char *since, *object;
+	char *object;
 	struct provlog_query q;
 	json_t *entries;
+	bool truncated;
 };
 
 static void logs_job_free(struct logs_job *j)
 {
-	free(j->since);
 	free(j->object);
 	free(j);
 }
@@ -576,7 +576,7 @@ static void logs_job_free(struct logs_job *j)
 static void logs_work(uv_work_t *w)
 {
 	struct logs_job *j = w->data;
-	j->entries = provlog_read(j->path, &j->q);
+	j->entries = provlog_read(j->path, &j->q, &j->truncated);
 }
 
 static void logs_done(uv_work_t *w, int status)
@@ -589,8 +589,10 @@ static void logs_done(uv_work_t *w, int status)
 		json_decref(j->entries);
 		http_reply_error(&reply, 500, "cannot read the provisioning log");
 	} else {
-		control_reply_json(&reply, 200, json_pack("{s:I,s:o}", "node_id", (json_int_t)j->node_id, "entries",
-						  j->entries));
+		/* truncated: older matches were left out by the limit */
+		control_reply_json(&reply, 200, json_pack("{s:I,s:o,s:b,s:I}", "node_id", (json_int_t)j->node_id,
+							  "entries", j->entries, "truncated", j->truncated,
+							  "limit", (json_int_t)j->q.limit));
 	}
 	http_finish(j->p, &reply);
 	logs_job_free(j);
@@ -601,17 +603,22 @@ static void handle_logs(struct agent *a, const struct http_request *req, struct 
 	const char *errors = http_request_arg(req, "errors"), *limit = http_request_arg(req, "limit");
 	const char *since = http_request_arg(req, "since"), *object = http_request_arg(req, "object");
 	struct logs_job *j;
+	int64_t since_us = 0;
 	unsigned n;
 
 	if (control_parse_limit(limit, &n) != 0) {
 		http_reply_error(reply, 400, "limit: expected a number from 1 to %u", CONTROL_LOGS_MAX_LIMIT);
 		return;
 	}
+	if (since != NULL && provlog_parse_time(since, &since_us) != 0) {
+		http_reply_error(reply, 400, "since: expected an RFC 3339 time such as 2026-11-24T17:13:03Z");
+		return;
+	}
 	j = xcalloc(1, sizeof *j);
-	j->since = since ? xstrdup(since) : NULL;
 	j->object = object ? xstrdup(object) : NULL;
 	j->node_id = a->cfg.node.id;
-	j->q.since = j->since;
+	j->q.has_since = since != NULL;
+	j->q.since_us = since_us;
 	j->q.object = j->object;
 	j->q.errors_only = errors && strcmp(errors, "0") != 0 && strcmp(errors, "false") != 0;
 	j->q.limit = n;

@@ -4,7 +4,9 @@
 #include "agent/ctl.h"
 #include "agent/http_body.h"
 #include "agent/certs.h"
+#include "agent/control.h"
 #include "common/xalloc.h"
+#include "sync/provlog.h"
 #include "sync/secret.h"
 #include "sync/text_json.h"
 
@@ -13,6 +15,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #define DEFAULT_SERVER "127.0.0.1:8001"
 /* The largest answer read: far more than the longest list an agent sends
@@ -259,6 +263,53 @@ static void append_arg(char *path, size_t size, const char *name, const char *va
 	free(e);
 }
 
+/*
+ * --since: an RFC 3339 time, or an age ("30s", "10m", "2h", "1d") counted
+ * back from now. Writes the RFC 3339 UTC time (milliseconds) to send into
+ * `buf`; returns 0 or -1 when `text` is neither.
+ */
+static int since_arg(const char *text, char *buf, size_t size)
+{
+	static const struct {
+		char unit;
+		long long s;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	unsigned long long n = 0;
+	const char *p = text;
+	struct timeval now;
+	struct tm tm;
+	long long at_ms, secs;
+	size_t i, k;
+	int64_t us;
+
+	if (provlog_parse_time(text, &us) == 0) {
+		snprintf(buf, size, "%s", text);
+		return 0;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		n = n * 10 + (unsigned)(*p - '0');
+		if (n > 100000000ull) /* about 3 years in seconds: plenty, and no overflow */
+			return -1;
+	}
+	for (i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (p[0] == units[i].unit && p[1] == '\0')
+			break;
+	if (i == sizeof units / sizeof units[0])
+		return -1;
+	gettimeofday(&now, NULL);
+	at_ms = (long long)now.tv_sec * 1000 + now.tv_usec / 1000 - (long long)n * units[i].s * 1000;
+	secs = at_ms >= 0 ? at_ms / 1000 : 0;
+	{
+		time_t t = (time_t)secs;
+		gmtime_r(&t, &tm);
+	}
+	k = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + k, size - k, ".%03lldZ", at_ms >= 0 ? at_ms % 1000 : 0);
+	return 0;
+}
+
 static void print_logs(FILE *out, json_t *o)
 {
 	json_t *entries = json_object_get(o, "entries"), *e;
@@ -471,9 +522,21 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			snprintf(payload, sizeof payload, "{\"id\":%llu}", id);
 		}
 	} else if (strcmp(words[0], "logs") == 0 && n_words == 1) {
+		char at[64];
+		unsigned lim;
+		if (limit != NULL && control_parse_limit(limit, &lim) != 0) {
+			fprintf(err, "canopyctl: logs: --limit is a number from 1 to %u, not \"%s\"\n",
+				CONTROL_LOGS_MAX_LIMIT, limit);
+			return 2;
+		}
+		if (since != NULL && since_arg(since, at, sizeof at) != 0) {
+			fprintf(err, "canopyctl: logs: --since is an RFC 3339 time (2026-11-24T17:13:03Z) or an "
+				     "age (30s, 10m, 2h, 1d), not \"%s\"\n", since);
+			return 2;
+		}
 		snprintf(path, sizeof path, "/v1/logs");
 		if (since)
-			append_arg(path, sizeof path, "since", since);
+			append_arg(path, sizeof path, "since", at);
 		if (object)
 			append_arg(path, sizeof path, "object", object);
 		if (limit)
@@ -532,6 +595,11 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		else
 			fprintf(out, "%s: %lld staged deletes\n", str(o, "result", "done"),
 				num(o, "deletes"));
+		/* On stderr, so that --json output stays one document. */
+		if (strcmp(words[0], "logs") == 0 && json_is_true(json_object_get(o, "truncated")))
+			fprintf(err, "canopyctl: logs: showing the newest %zu matching entries; older ones were "
+				     "left out by the limit (--limit N, up to %u, or a later --since)\n",
+				json_array_size(json_object_get(o, "entries")), CONTROL_LOGS_MAX_LIMIT);
 		rc = 0;
 	}
 	json_decref(o);

@@ -167,15 +167,94 @@ void provlog_write(struct provlog *l, const struct provlog_entry *e)
 	free(line);
 }
 
-static bool matches(json_t *o, const struct provlog_query *q)
+static int digits(const char **p, int n, int *out)
+{
+	int v = 0;
+	for (; n > 0; n--, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* RFC 3339 §5.6: date-time = full-date "T" full-time, time-offset = "Z" / ("+" / "-") hh ":" mm. */
+int provlog_parse_time(const char *text, int64_t *us)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *p = text;
+	int y, mo, d, h, mi, se, oh = 0, om = 0, sign = 0;
+	int64_t frac = 0, scale = 1000000, t;
+
+	if (text == NULL || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+	    digits(&p, 2, &d))
+		return -EINVAL;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return -EINVAL;
+	p++;
+	if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &se))
+		return -EINVAL;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
+		return -EINVAL;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		for (; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*p - '0') * scale;
+			}
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '-' ? -1 : 1;
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+			return -EINVAL;
+	} else {
+		return -EINVAL;
+	}
+	if (*p != '\0')
+		return -EINVAL;
+	if (se == 60)
+		se = 59; /* a leap second sorts with the second before it */
+	t = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + se;
+	t -= sign * ((int64_t)oh * 3600 + (int64_t)om * 60);
+	*us = t * 1000000 + frac;
+	return 0;
+}
+
+/* An entry's time; entries without a readable one are treated as newest. */
+static bool before_since(json_t *o, const struct provlog_query *q)
 {
 	const char *t = json_string_value(json_object_get(o, "time"));
+	int64_t us;
+	return q->has_since && t != NULL && provlog_parse_time(t, &us) == 0 && us < q->since_us;
+}
+
+static bool matches(json_t *o, const struct provlog_query *q)
+{
 	const char *a = json_string_value(json_object_get(o, "anchor"));
 	const char *dn = json_string_value(json_object_get(o, "dn"));
 	const char *r = json_string_value(json_object_get(o, "result"));
 
-	/* ISO 8601 UTC strings of one format compare as times. */
-	if (q->since && (t == NULL || strcmp(t, q->since) < 0))
+	/* Times compare as instants with their fractions (the entries carry
+	 * milliseconds): "since 12:00:05" keeps an entry of 12:00:05.250. */
+	if (before_since(o, q))
 		return false;
 	if (q->object && !((a && strcasecmp(a, q->object) == 0) ||
 			   (dn && strcasecmp(dn, q->object) == 0)))
@@ -195,19 +274,18 @@ static bool matches(json_t *o, const struct provlog_query *q)
 #define PROVLOG_CHUNK (64 * 1024)
 #define PROVLOG_LINE_MAX (1024 * 1024)
 
-/* One line, newest first: returns false when reading can stop. */
+/* One line, newest first: returns false when reading can stop. Takes up to
+ * limit + 1 matches: the extra one only tells that the limit cut the answer. */
 static bool take_line(json_t *rev, const char *line, size_t len, const struct provlog_query *q, size_t limit)
 {
 	json_t *o;
-	const char *t;
 
 	if (len == 0)
 		return true;
 	o = json_loadb(line, len, 0, NULL);
 	if (o == NULL)
 		return true; /* a torn last line after a crash */
-	t = json_string_value(json_object_get(o, "time"));
-	if (q->since && t && strcmp(t, q->since) < 0) {
+	if (before_since(o, q)) {
 		json_decref(o);
 		return false;
 	}
@@ -216,10 +294,10 @@ static bool take_line(json_t *rev, const char *line, size_t len, const struct pr
 			xoom("json_array_append_new");
 	} else
 		json_decref(o);
-	return json_array_size(rev) < limit;
+	return json_array_size(rev) < limit + 1;
 }
 
-json_t *provlog_read(const char *path, const struct provlog_query *q)
+json_t *provlog_read(const char *path, const struct provlog_query *q, bool *truncated)
 {
 	json_t *rev = xcheck(json_array()), *out = xcheck(json_array());
 	size_t limit = q->limit ? q->limit : 1000, clen = 0, i;
@@ -229,6 +307,8 @@ json_t *provlog_read(const char *path, const struct provlog_query *q)
 	off_t pos;
 	int fd;
 
+	if (truncated)
+		*truncated = false;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		goto done;
@@ -284,6 +364,10 @@ json_t *provlog_read(const char *path, const struct provlog_query *q)
 	}
 	free(carry);
 	close(fd);
+	if (truncated)
+		*truncated = json_array_size(rev) > limit;
+	if (json_array_size(rev) > limit)
+		json_array_remove(rev, limit);
 	for (i = json_array_size(rev); i > 0; i--)
 		if (json_array_append(out, json_array_get(rev, i - 1)) != 0)
 			xoom("json_array_append");

@@ -64,14 +64,24 @@ void provlog_close(struct provlog *l);
 void provlog_write(struct provlog *l, const struct provlog_entry *e);
 
 struct provlog_query {
-	const char *since;  /* ISO 8601 time; entries at or after it; NULL: all */
+	bool has_since;     /* false: all times */
+	int64_t since_us;   /* entries at or after it (microseconds since the epoch): an
+			     * entry written within the second `since` names is never dropped */
 	const char *object; /* anchor or DN (case-insensitive); NULL: all */
 	bool errors_only;
 	unsigned limit;     /* newest `limit` matches (default 1000) */
 };
 
+/*
+ * Parse an RFC 3339 time ("2026-11-24T17:13:03Z", "...03.123456+01:00"; "T"
+ * or a space between date and time) into microseconds since the epoch.
+ * Returns 0, or -EINVAL for anything else (no date alone, no junk after it).
+ */
+int provlog_parse_time(const char *text, int64_t *us);
+
 /* Read the log at `path` and return the matching entries as a JSON array
- * (empty when the file cannot be read; never NULL). */
-json_t *provlog_read(const char *path, const struct provlog_query *q);
+ * (empty when the file cannot be read; never NULL). `*truncated` (if not
+ * NULL) tells whether older matches were left out by the limit. */
+json_t *provlog_read(const char *path, const struct provlog_query *q, bool *truncated);
 
 #endif /* CANOPY_SYNC_PROVLOG_H */

@@ -1079,6 +1079,29 @@ static void test_log_level_checked(void **state)
 			":10: log.level: expected debug, info, warn or error, got \"verbose\"");
 }
 
+static void test_log_format_text_by_default_json_when_set(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL);
+	assert_int_equal(cfg.log.format, LOG_FORMAT_TEXT);
+	assert_string_equal(log_format_name(cfg.log.format), "text");
+	config_free(&cfg);
+	load_ok(MINIMAL "log:\n"
+			"  format: json\n");
+	assert_int_equal(cfg.log.format, LOG_FORMAT_JSON);
+	assert_string_equal(log_format_name(cfg.log.format), "json");
+	assert_int_equal(cfg.log.level, LOG_INFO);
+	config_free(&cfg);
+}
+
+static void test_log_format_checked(void **state)
+{
+	(void)state;
+	load_fails_with(MINIMAL "log:\n"
+				"  format: xml\n",
+			":10: log.format: expected text or json, got \"xml\"");
+}
+
 static void test_delete_threshold_percent_range(void **state)
 {
 	(void)state;
@@ -1381,6 +1404,8 @@ int main(void)
 		T(test_filter_must_be_parenthesised),
 		T(test_bind_dn_and_password_file_go_together),
 		T(test_log_level_checked),
+		T(test_log_format_text_by_default_json_when_set),
+		T(test_log_format_checked),
 		T(test_delete_threshold_percent_range),
 		T(test_world_readable_secret_refused),
 		T(test_group_readable_token_refused),

@@ -21,6 +21,8 @@
 #include "sync/target/oauth2.h"
 #include "sync/target/scim.h"
 
+static void engine_log_flush(bool all);
+
 static void on_node_info_applied(void *arg, int status)
 {
 	(void)arg;
@@ -90,6 +92,8 @@ static void on_node_closed(struct node *n)
 	leader_watch_close(a);
 	control_drill_close(a);
 	loop_watch_close(&a->loop_watch);
+	raft_story_close(&a->raft_story);
+	engine_log_flush(true);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sighup, NULL);
@@ -309,6 +313,7 @@ static void on_cursor_watch(uv_timer_t *t)
 		a->cursor_seen_at = time(NULL);
 	}
 	watch_storage(a);
+	engine_log_flush(false);
 }
 
 /*
@@ -378,12 +383,51 @@ static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
 
 /* The engine's operator-facing lines (quarantine, staged deletes, refused
  * objects, session restarts) go to the agent's log. */
+/*
+ * Source and target errors come per object or per retry: the first of each
+ * kind is logged at once, the rest of ENGINE_LOG_WINDOW_S only counted and
+ * summed up in one line ("N more in the last M s") when the window ends
+ * (on_cursor_watch flushes it). State changes (quarantine, staged deletes)
+ * are once each by construction and never held back.
+ */
+#define ENGINE_LOG_WINDOW_S 60
+static const char *const limited_msgs[] = {"the target refused an object", "export session restarts", "source"};
+static struct {
+	struct log_limit lim;
+	enum log_level level;
+} engine_limits[sizeof limited_msgs / sizeof limited_msgs[0]];
+
+static void engine_log_flush(bool all)
+{
+	struct timespec t;
+	int64_t now;
+	size_t i;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	now = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	for (i = 0; i < sizeof limited_msgs / sizeof limited_msgs[0]; i++) {
+		struct log_limit *l = &engine_limits[i].lim;
+		if (l->window_start_ms != 0 && l->suppressed > 0 &&
+		    (all || now - l->window_start_ms >= (int64_t)l->window_s * 1000))
+			log_limit_flush(l, engine_limits[i].level, limited_msgs[i]);
+	}
+}
+
 static void on_engine_log(void *data, int level, const char *msg, const char *detail)
 {
+	enum log_level lv = level <= 0 ? LOG_DEBUG : level == 1 ? LOG_INFO : level == 2 ? LOG_WARN : LOG_ERROR;
 	char q[1024];
+	size_t i;
 	(void)data;
-	log_write(level <= 0 ? LOG_DEBUG : level == 1 ? LOG_INFO : level == 2 ? LOG_WARN : LOG_ERROR, msg,
-		  "detail=%s", log_quote(q, sizeof q, detail ? detail : ""));
+	for (i = 0; lv >= LOG_WARN && i < sizeof limited_msgs / sizeof limited_msgs[0]; i++)
+		if (strcmp(msg, limited_msgs[i]) == 0) {
+			engine_limits[i].lim.window_s = ENGINE_LOG_WINDOW_S;
+			engine_limits[i].level = lv;
+			log_limited(&engine_limits[i].lim, lv, msg, "detail=%s",
+				    log_quote(q, sizeof q, detail ? detail : ""));
+			return;
+		}
+	log_write(lv, msg, "detail=%s", log_quote(q, sizeof q, detail ? detail : ""));
 }
 
 /* target.tls and target.auth, for the SCIM target and the health probe. */
@@ -645,6 +689,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	/* a quarter of the election timeout: well before followers give up on
 	 * this node (loop_watch.h) */
 	loop_watch_start(&a->loop_watch, &a->loop, a->cfg.cluster.election_timeout_ms / 4);
+	raft_story_start(&a->raft_story, &a->loop, &a->node);
 	return 0;
 
 err_after_http:

@@ -546,6 +546,8 @@ static void handle_deletes(struct agent *a, const struct http_request *req,
 		http_reply_error(reply, 409, "%s", err);
 		return;
 	}
+	log_info(approve ? "staged deletes approved by an operator" : "staged deletes rejected by an operator",
+		 "deletes=%llu", (unsigned long long)n);
 	control_reply_json(reply, 202, json_pack("{s:s,s:I}", "result", approve ? "approved" : "rejected",
 					 "deletes", (json_int_t)n));
 }

@@ -141,10 +141,14 @@ void quarantine_update(struct session *s)
 	int n;
 
 	if (q != e->logged_reason) {
-		if (q != ENGINE_Q_NONE)
-			engine_log(e, L_WARN, "sync quarantined", detail[0] ? detail : reason);
-		else
+		char line[360];
+		/* "reason: detail", so the line names both (docs/operations.md) */
+		if (q != ENGINE_Q_NONE) {
+			snprintf(line, sizeof line, "%s%s%s", reason, detail[0] ? ": " : "", detail);
+			engine_log(e, L_WARN, "sync quarantined", line);
+		} else {
 			engine_log(e, L_INFO, "sync quarantine cleared", engine_quarantine_name(e->logged_reason));
+		}
 		e->logged_reason = q;
 	}
 	if (s->q_committing || !e->log->may_write(e->log))

@@ -124,6 +124,30 @@ static void on_q_committed(void *arg, int status)
 }
 
 /*
+ * The cluster's quarantine changes here, and only here: when a leader writes
+ * or removes the replicated reason. So each entry and end (and a change of
+ * reason) is one line for the whole cluster, whichever node leads, and the
+ * log says what status shows. The entry names the reason and the detail.
+ */
+static void log_transition(struct engine *e, enum engine_quarantine q, const char *reason, const char *detail,
+			   const void *cur, size_t curlen)
+{
+	char line[360];
+
+	if (q != ENGINE_Q_NONE) {
+		snprintf(line, sizeof line, "%s%s%s", reason, detail[0] ? ": " : "", detail);
+		engine_log(e, L_WARN, "sync quarantined", line);
+	} else {
+		const char *nl = cur ? memchr(cur, '\n', curlen) : NULL;
+		size_t wl = cur ? (nl ? (size_t)(nl - (const char *)cur) : curlen) : 0;
+		snprintf(line, sizeof line, "%.*s", (int)(wl < sizeof line ? wl : sizeof line - 1),
+			 cur ? (const char *)cur : "");
+		engine_log(e, L_INFO, "sync quarantine cleared", line);
+	}
+	e->logged_reason = q;
+}
+
+/*
  * Say it once: log entering and leaving quarantine, and replicate the reason
  * ("q:" = "reason\ndetail") so that every node's status shows it.
  */
@@ -140,17 +164,6 @@ void quarantine_update(struct session *s)
 	struct state_batch sb;
 	int n;
 
-	if (q != e->logged_reason) {
-		char line[360];
-		/* "reason: detail", so the line names both (docs/operations.md) */
-		if (q != ENGINE_Q_NONE) {
-			snprintf(line, sizeof line, "%s%s%s", reason, detail[0] ? ": " : "", detail);
-			engine_log(e, L_WARN, "sync quarantined", line);
-		} else {
-			engine_log(e, L_INFO, "sync quarantine cleared", engine_quarantine_name(e->logged_reason));
-		}
-		e->logged_reason = q;
-	}
 	if (s->q_committing || !e->log->may_write(e->log))
 		return;
 	n = q != ENGINE_Q_NONE ? snprintf(val, sizeof val, "%s\n%s", reason, detail) : 0;
@@ -160,6 +173,8 @@ void quarantine_update(struct session *s)
 					 ((const char *)cur)[rl] == '\n'
 			       : !have)
 		return; /* the replicated reason is current (the detail may drift) */
+	/* before proposing: the replicated value may be applied at once */
+	log_transition(e, q, reason, detail, have ? cur : NULL, curlen);
 	state_batch_init(&sb);
 	if (q != ENGINE_Q_NONE)
 		state_batch_put(&sb, qkey, sizeof qkey, val, (size_t)n);

@@ -384,14 +384,15 @@ static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
 /* The engine's operator-facing lines (quarantine, staged deletes, refused
  * objects, session restarts) go to the agent's log. */
 /*
- * Source and target errors come per object or per retry: the first of each
+ * Target errors come per object, session restarts per retry: the first of each
  * kind is logged at once, the rest of ENGINE_LOG_WINDOW_S only counted and
  * summed up in one line ("N more in the last M s") when the window ends
  * (on_cursor_watch flushes it). State changes (quarantine, staged deletes)
- * are once each by construction and never held back.
+ * are once each by construction and never held back; so are the source's
+ * notices, each of which says something different under one msg.
  */
 #define ENGINE_LOG_WINDOW_S 60
-static const char *const limited_msgs[] = {"the target refused an object", "export session restarts", "source"};
+static const char *const limited_msgs[] = {"the target refused an object", "export session restarts"};
 static struct {
 	struct log_limit lim;
 	enum log_level level;

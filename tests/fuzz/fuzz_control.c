@@ -2,7 +2,7 @@
  * tests/fuzz/fuzz_control.c -- the control API's request checks (agent/http.c
  * http_check_head: Origin, Content-Type, Content-Length/Transfer-Encoding
  * framing, body size; agent/control.c: the bearer token comparison, the
- * /v1/logs limit, the bodies of POST /v1/cluster/..., /v1/resync and
+ * /v1/logs limit and since (sync/provlog.c provlog_parse_time), the bodies of POST /v1/cluster/..., /v1/resync and
  * /v1/drill/crash, and the ID@HOST:PORT of cluster add).
  * Input: NUL-separated fields: method, Origin, Content-Type, Content-Length,
  * Transfer-Encoding, Authorization, limit, then the body (the rest). An empty
@@ -17,6 +17,7 @@
 #include "agent/config.h"
 #include "agent/control.h"
 #include "agent/http.h"
+#include "sync/provlog.h"
 
 #define NFIELDS 7
 
@@ -28,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct config_member m;
 	int64_t id;
 	unsigned limit, i;
+	int64_t since_us;
 	bool failed;
 	size_t body_len;
 
@@ -62,6 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)control_token_ok("s3cr3t-token", f[5] && f[5][0] ? f[5] : NULL);
 	if (f[5] && control_token_ok("s3cr3t-token", f[5]) && strstr(f[5], "s3cr3t-token") == NULL)
 		__builtin_trap(); /* accepted without the token */
+	/* the same field as a since: an RFC 3339 time (years 0000..9999, an
+	 * offset of at most a day) lands between those years' ends */
+	if (f[6] && provlog_parse_time(f[6], &since_us) == 0 &&
+	    (since_us < (-62167219200LL - 86400) * 1000000 || since_us > (253402300800LL + 86400) * 1000000))
+		__builtin_trap();
 	if (control_parse_limit(f[6] && f[6][0] ? f[6] : NULL, &limit) == 0 &&
 	    (limit == 0 || limit > CONTROL_LOGS_MAX_LIMIT))
 		__builtin_trap();

@@ -313,6 +313,43 @@ static int since_arg(const char *text, char *buf, size_t size)
 	return 0;
 }
 
+/* A value of a modified attribute: strings as they are, the rest as JSON. */
+static void print_value(FILE *out, json_t *v)
+{
+	char *d;
+	if (v == NULL || json_is_null(v)) {
+		fputs("(none)", out);
+		return;
+	}
+	if (json_is_string(v)) {
+		fprintf(out, "\"%s\"", json_string_value(v));
+		return;
+	}
+	d = xcheck(json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY));
+	fputs(d, out);
+	free(d);
+}
+
+/* One indented line per modified attribute of an update: attr: old -> new. */
+static void print_modified(FILE *out, json_t *mod)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(mod, i, m)
+	{
+		if (json_object_get(m, "more")) {
+			fprintf(out, "    ... %lld more attributes\n", num(m, "more"));
+			continue;
+		}
+		fprintf(out, "    %s: ", str(m, "attr", "?"));
+		print_value(out, json_object_get(m, "old"));
+		fputs(" -> ", out);
+		print_value(out, json_object_get(m, "new"));
+		fputc('\n', out);
+	}
+}
+
 static void print_logs(FILE *out, json_t *o)
 {
 	json_t *entries = json_object_get(o, "entries"), *e;
@@ -333,6 +370,7 @@ static void print_logs(FILE *out, json_t *o)
 		if (err)
 			fprintf(out, " error=\"%s\"", err);
 		fputc('\n', out);
+		print_modified(out, json_object_get(e, "modified"));
 	}
 }
 

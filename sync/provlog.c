@@ -150,13 +150,13 @@ void provlog_write(struct provlog *l, const struct provlog_entry *e)
 	if (l->path[0] == '\0')
 		return;
 	now_iso(ts, sizeof ts);
-	o = xcheck(json_pack("{s:s,s:I,s:I,s:I,s:I,s:s?,s:s?,s:s?,s:s,s:s,s:s?,s:I,s:f,s:o?}", "time", ts,
+	o = xcheck(json_pack("{s:s,s:I,s:I,s:I,s:I,s:s?,s:s?,s:s?,s:s,s:s,s:s?,s:I,s:f,s:o?,s:O*}", "time", ts,
 			     "cycle", (json_int_t)e->cycle, "change", (json_int_t)e->change, "node",
 			     (json_int_t)e->node, "term", (json_int_t)e->term, "anchor", e->anchor, "dn",
 			     e->dn, "type", e->type, "action", e->action, "result", e->result,
 			     "target_id", e->target_id, "http_status", (json_int_t)e->http_status,
 			     "duration_ms", e->duration_ms, "error",
-			     e->error != NULL ? text_json(e->error) : NULL));
+			     e->error != NULL ? text_json(e->error) : NULL, "modified", e->modified));
 	line = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
 	len = strlen(line);
@@ -165,6 +165,83 @@ void provlog_write(struct provlog *l, const struct provlog_entry *e)
 	line[len + 1] = '\0';
 	write_line(l, line, len + 1);
 	free(line);
+}
+
+static bool secret_name(const char *k)
+{
+	static const char *const words[] = {"password", "secret", "pwd"};
+	size_t i, j, n = strlen(k);
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < sizeof words / sizeof words[0]; j++)
+			if (strncasecmp(k + i, words[j], strlen(words[j])) == 0)
+				return true;
+	return false;
+}
+
+static json_t *shown(const char *attr, const json_t *v)
+{
+	char *d;
+	size_t n;
+
+	if (v == NULL)
+		return json_null();
+	if (secret_name(attr))
+		return xcheck(json_string("***"));
+	d = xcheck(json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY));
+	n = strlen(d);
+	free(d);
+	if (n > PROVLOG_VALUE_MAX) {
+		char b[48];
+		snprintf(b, sizeof b, "(%zu bytes)", n);
+		return xcheck(json_string(b));
+	}
+	return xcheck(json_deep_copy(v));
+}
+
+static void add_change(json_t *out, size_t *more, const char *attr, const json_t *old, const json_t *now)
+{
+	if (json_array_size(out) >= PROVLOG_MODIFIED_MAX) {
+		(*more)++;
+		return;
+	}
+	if (json_array_append_new(out, xcheck(json_pack("{s:s,s:o,s:o}", "attr", attr, "old", shown(attr, old),
+							  "new", shown(attr, now)))) != 0)
+		xoom("json_array_append_new");
+}
+
+/* Objects on both sides are compared member by member ("name.familyName"). */
+static void diff(json_t *out, size_t *more, const char *prefix, const json_t *before, const json_t *now)
+{
+	char path[512];
+	json_t *v, *w;
+	const char *k;
+
+	json_object_foreach((json_t *)now, k, v) {
+		snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", k);
+		w = json_object_get(before, k);
+		if (w != NULL && json_is_object(w) && json_is_object(v))
+			diff(out, more, path, w, v);
+		else if (w == NULL || !json_equal(v, w))
+			add_change(out, more, path, w, v);
+	}
+	json_object_foreach((json_t *)before, k, w) {
+		snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", k);
+		if (json_object_get(now, k) == NULL && !json_is_null(w))
+			add_change(out, more, path, w, NULL);
+	}
+}
+
+json_t *provlog_modified(const json_t *before, const json_t *now)
+{
+	json_t *out = xcheck(json_array());
+	size_t more = 0;
+
+	diff(out, &more, "", before, now);
+	if (more > 0 && json_array_append_new(out, xcheck(json_pack("{s:s,s:I}", "attr", "...", "more",
+								    (json_int_t)more))) != 0)
+		xoom("json_array_append_new");
+	return out;
 }
 
 static int digits(const char **p, int n, int *out)

@@ -9,7 +9,9 @@
  * scope-change | in-doubt-repair | lease-expired), result (ok | error: refused
  * for good | retry: in the retry set | held: staged for an operator |
  * waiting: a manager DN that names no exported user yet | cancelled),
- * target_id, http_status, duration_ms, error.
+ * target_id, http_status, duration_ms, error, and for an update whose
+ * previous content this node knows, modified: [{"attr", "old", "new"}] (see
+ * provlog_modified()).
  */
 #ifndef CANOPY_SYNC_PROVLOG_H
 #define CANOPY_SYNC_PROVLOG_H
@@ -56,7 +58,24 @@ struct provlog_entry {
 	const char *anchor, *dn, *type, *action, *result, *target_id, *error;
 	long http_status;
 	double duration_ms;
+	const json_t *modified; /* provlog_modified(); NULL: not known */
 };
+
+#define PROVLOG_MODIFIED_MAX 32     /* attributes listed per entry ... */
+#define PROVLOG_VALUE_MAX 256       /* ... and bytes of each value (as JSON) */
+
+/*
+ * The attributes that differ between two mapped resources (JSON objects of
+ * attribute -> value), as a new array of {"attr", "old", "new"} in `now`'s
+ * order (members of an object on both sides one by one: "name.familyName"),
+ * then the removed ones ("new": null; an added one has "old": null).
+ * Secrets are not written: the values of an attribute whose name contains
+ * "password", "secret" or "pwd" (any case) read "***". Bounded: at most
+ * PROVLOG_MODIFIED_MAX attributes (then one {"attr": "...", "more": N}), and
+ * a value longer than PROVLOG_VALUE_MAX as JSON becomes the string
+ * "(N bytes)". Empty array when nothing differs.
+ */
+json_t *provlog_modified(const json_t *before, const json_t *now);
 
 /* Open (append) <dir>/provisioning.log. Returns 0 or -errno with errmsg. */
 int provlog_open(struct provlog *l, const char *dir, char *errmsg, size_t errlen);

@@ -71,6 +71,7 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 		goto err_after_alloc;
 	uv_timer_init(loop, &e->relead);
 	e->relead.data = e;
+	strmap_init(&e->exported_attrs, exec_attrs_free);
 	/* Request only what the mappings read, plus the member attribute. */
 	if (cfg->user_map)
 		mapping_attributes(cfg->user_map, add_attr, e);
@@ -94,6 +95,7 @@ static void on_relead_closed(uv_handle_t *h)
 	struct engine_ports ports = {e->source, e->target, e->log};
 
 	provlog_close(&e->provlog);
+	strmap_clear(&e->exported_attrs);
 	engine_strv_free(e->attrs, e->n_attrs);
 	free(e);
 	ports_close(&ports);

@@ -30,8 +30,8 @@ void engine_log(struct engine *e, int level, const char *msg, const char *detail
 		e->cfg.log(e->cfg.log_data, level, msg, detail);
 }
 
-void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
-		 const char *error)
+static void exec_log_op_with(struct session *s, const struct item *it, const char *action, const char *result,
+			     const char *error, const json_t *modified)
 {
 	struct engine *e = s->e;
 	struct provlog_entry le = {
@@ -48,8 +48,15 @@ void exec_log_op(struct session *s, const struct item *it, const char *action, c
 		.error = error,
 		.http_status = it->op.http_status,
 		.duration_ms = it->op.duration_ms,
+		.modified = modified,
 	};
 	provlog_write(&e->provlog, &le);
+}
+
+void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,
+		 const char *error)
+{
+	exec_log_op_with(s, it, action, result, error, NULL);
 }
 
 void exec_log_skips(struct session *s, struct batch *b)
@@ -91,11 +98,71 @@ static void item_failed(struct session *s, struct item *it, const char *action)
 	}
 }
 
+void exec_attrs_free(void *v)
+{
+	struct exported_attrs *x = v;
+	json_decref(x->attrs);
+	free(x);
+}
+
+/*
+ * An update's modified attributes, when this node knows what the object held
+ * before: it wrote it itself, and the record it updates from still has the
+ * hash of that write. NULL otherwise (first update after a failover or a
+ * restart, or the cache was emptied).
+ */
+static json_t *modified_of(struct engine *e, const struct item *it)
+{
+	const struct exported_attrs *x;
+
+	if (!it->has_old || it->attrs == NULL || it->anchor == NULL)
+		return NULL;
+	x = strmap_get(&e->exported_attrs, it->anchor);
+	if (x == NULL || x->hash != it->old.hash)
+		return NULL;
+	return provlog_modified(x->attrs, it->attrs);
+}
+
+static void remember_attrs(struct engine *e, const struct item *it, bool written)
+{
+	struct exported_attrs *x;
+
+	if (it->anchor == NULL)
+		return;
+	if (!written || it->attrs == NULL) {
+		if (strmap_has(&e->exported_attrs, it->anchor)) {
+			strmap_del(&e->exported_attrs, it->anchor);
+			e->n_exported_attrs--;
+		}
+		return;
+	}
+	if (!strmap_has(&e->exported_attrs, it->anchor)) {
+		if (e->n_exported_attrs >= ENGINE_ATTRS_MAX) {
+			strmap_clear(&e->exported_attrs);
+			e->n_exported_attrs = 0;
+		}
+		e->n_exported_attrs++;
+	}
+	x = xmalloc(sizeof *x);
+	x->hash = it->hash;
+	x->attrs = xcheck(json_deep_copy(it->attrs));
+	strmap_put(&e->exported_attrs, it->anchor, x);
+}
+
 static void exported(struct session *s, struct item *it, const char *action)
 {
-	s->e->st.exported_total++;
-	s->e->st.last_export_at = time(NULL);
-	exec_log_op(s, it, action, "ok", NULL);
+	struct engine *e = s->e;
+	bool upsert = strcmp(action, "create") == 0 || strcmp(action, "update") == 0;
+	json_t *mod = strcmp(action, "update") == 0 ? modified_of(e, it) : NULL;
+
+	e->st.exported_total++;
+	e->st.last_export_at = time(NULL);
+	exec_log_op_with(s, it, action, "ok", NULL, mod);
+	json_decref(mod);
+	if (upsert)
+		remember_attrs(e, it, true);
+	else if (strcmp(action, "delete") == 0 || strcmp(action, "disable") == 0)
+		remember_attrs(e, it, false);
 }
 
 static void batch_rewind(struct session *s);

@@ -224,6 +224,13 @@ struct engine {
 	unsigned relead_ms;
 	uint64_t rng;
 	enum engine_quarantine logged_reason; /* the quarantine last logged */
+	/* anchor -> struct exported_attrs: what this node last wrote for an
+	 * object, so that the provisioning log can name an update's modified
+	 * attributes. Trusted only while the replicated record's hash is the
+	 * one it was written with (another leader may have written since).
+	 * Local, at most ENGINE_ATTRS_MAX objects (then emptied and refilled). */
+	struct strmap exported_attrs;
+	size_t n_exported_attrs;
 	void (*close_done)(void *);
 	void *close_data;
 };
@@ -322,6 +329,13 @@ void protect_deletes(struct engine *e, struct batch *b);
 void protect_members(struct session *s, struct batch *b);
 
 /* ---- exec.c: the batch against the target ---------------------------------- */
+
+#define ENGINE_ATTRS_MAX 20000
+struct exported_attrs {
+	uint64_t hash;  /* the content hash it was written with */
+	json_t *attrs;  /* owned */
+};
+void exec_attrs_free(void *v);
 
 void engine_log(struct engine *e, int level, const char *msg, const char *detail);
 void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,

@@ -104,6 +104,7 @@ static void on_engine_closed(void *data)
 {
 	struct agent *a = data;
 	a->engine = NULL;
+	raft_story_close(&a->raft_story); /* it reads the node: stop it first */
 	node_close(&a->node, on_node_closed);
 }
 
@@ -112,8 +113,10 @@ static void on_http_closed(struct http_server *s)
 	struct agent *a = s->data;
 	if (a->engine)
 		engine_close(a->engine, on_engine_closed, a);
-	else
+	else {
+		raft_story_close(&a->raft_story); /* it reads the node: stop it first */
 		node_close(&a->node, on_node_closed);
+	}
 }
 
 static void shutdown_now(struct agent *a)

@@ -139,4 +139,17 @@ void control_drill_close(struct agent *a);
 /* "drill": this node's drill state for /v1/status. */
 json_t *control_drill_json(struct agent *a);
 
+/* The engine's figures as status shows them (zero, state disabled, without
+ * an engine; staged deletes from the replicated state). */
+struct engine_stats control_sync_stats(struct agent *a);
+
+/* The storage state status shows: the worse of the raft data dir's
+ * (raft/storage.h) and the provisioning log's. */
+struct provlog_health;
+enum storage_state control_storage_overall(const struct node_status *st, const struct provlog_health *ph);
+
+/* GET /metrics: the Prometheus text (agent/metrics.c); *len its length, the
+ * buffer the caller's to free. */
+char *metrics_text(struct agent *a, size_t *len);
+
 #endif /* CANOPY_AGENT_AGENT_H */

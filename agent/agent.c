@@ -513,18 +513,9 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	struct engine_config ec;
 	struct engine_ports ports;
 	unsigned i;
-	int rv;
 
 	if (!a->cfg.source.present || !a->cfg.target.present)
 		return 0;
-	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP && a->cfg.source.kind != CONFIG_SOURCE_AD) {
-		snprintf(errmsg, errlen, "%s: source.kind %s: this canopy has no such source (openldap or ad)",
-			 a->cfg.path, config_source_kind_name(a->cfg.source.kind));
-		return -ENOTSUP;
-	}
-	rv = compile_mappings(a, errmsg, errlen);
-	if (rv != 0)
-		return rv;
 	memset(&ec, 0, sizeof ec);
 	ec.node_id = a->cfg.node.id;
 	ec.data_dir = a->cfg.node.data_dir;
@@ -549,30 +540,82 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ports.source = make_source(a);
 	ports.target = make_target(a);
 	ports.log = raft_replog_new(&a->node);
-	rv = engine_init(&a->engine, &a->loop, &ports, &a->state, &ec, errmsg, errlen);
-	if (rv != 0) {
-		mapping_free(a->user_map);
-		mapping_free(a->group_map);
-		a->user_map = a->group_map = NULL;
+	return engine_init(&a->engine, &a->loop, &ports, &a->state, &ec, errmsg, errlen);
+}
+
+/*
+ * What start-up checks of the configuration beyond config_load(): the
+ * target's CA file and OAuth2 credentials (outbound_init), the source kind
+ * and the mapping expressions. Shared by start() and agent_check_config()
+ * so that --check-config refuses exactly what a start would. On success the
+ * outbound state and the mappings are held by `a`.
+ */
+static int check_config(struct agent *a, char *errmsg, size_t errlen)
+{
+	int rv = outbound_init(a, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	if (!a->cfg.source.present || !a->cfg.target.present)
+		return 0;
+	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP && a->cfg.source.kind != CONFIG_SOURCE_AD) {
+		snprintf(errmsg, errlen, "%s: source.kind %s: this canopy has no such source (openldap or ad)",
+			 a->cfg.path, config_source_kind_name(a->cfg.source.kind));
+		rv = -ENOTSUP;
+		goto err_after_outbound;
 	}
+	rv = compile_mappings(a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_outbound;
+	return 0;
+
+err_after_outbound:
+	outbound_free(a);
 	return rv;
 }
 
-static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
+static void checked_config_free(struct agent *a)
+{
+	mapping_free(a->user_map);
+	mapping_free(a->group_map);
+	a->user_map = a->group_map = NULL;
+	outbound_free(a);
+	config_free(&a->cfg);
+}
+
+int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
+{
+	struct agent *a = xcalloc(1, sizeof *a);
+	int rv = config_load(config_path, &a->cfg, errmsg, errlen);
+
+	if (rv == 0) {
+		rv = check_config(a, errmsg, errlen);
+		if (rv == 0)
+			checked_config_free(a);
+		else
+			config_free(&a->cfg);
+	}
+	free(a);
+	return rv;
+}
+
+/* *config_error: the configuration was refused (AGENT_EXIT_CONFIG). */
+static int start(struct agent *a, const char *path, bool *config_error, char *errmsg, size_t errlen)
 {
 	struct node_member members[CONFIG_MAX_MEMBERS];
 	struct node_config nc;
 	unsigned i;
 	int rv;
 
+	*config_error = true;
 	rv = config_load(path, &a->cfg, errmsg, errlen);
 	if (rv != 0)
 		return rv;
 	log_setup(a->cfg.node.id, a->cfg.log.level);
-	rv = identity_load(a, errmsg, errlen);
+	rv = check_config(a, errmsg, errlen);
 	if (rv != 0)
-		goto err_after_config;
-	rv = outbound_init(a, errmsg, errlen);
+		goto err_after_load;
+	*config_error = false;
+	rv = identity_load(a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_config;
 
@@ -652,8 +695,6 @@ err_after_engine:
 	if (a->engine)
 		engine_close(a->engine, NULL, NULL);
 	a->engine = NULL;
-	mapping_free(a->user_map);
-	mapping_free(a->group_map);
 err_after_node:
 	node_close(&a->node, NULL);
 	uv_run(&a->loop, UV_RUN_DEFAULT);
@@ -661,7 +702,9 @@ err_after_state:
 	state_close(&a->state);
 	uv_loop_close(&a->loop);
 err_after_config:
-	outbound_free(a);
+	checked_config_free(a);
+	return rv;
+err_after_load:
 	config_free(&a->cfg);
 	return rv;
 }
@@ -670,15 +713,16 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 {
 	struct agent *a;
 	struct node_status st;
+	bool config_error;
 	int rv;
 
 	signal(SIGPIPE, SIG_IGN); /* a peer closing a socket is an error code, not a death */
 	a = xcalloc(1, sizeof *a);
 	a->started_wall = time(NULL);
-	rv = start(a, config_path, errmsg, errlen);
+	rv = start(a, config_path, &config_error, errmsg, errlen);
 	if (rv != 0) {
 		free(a);
-		return 1;
+		return config_error ? AGENT_EXIT_CONFIG : 1;
 	}
 	node_status(&a->node, &st);
 	log_info("started", "cluster=%s raft_address=%s control_address=%s data_dir=%s term=%llu "
@@ -715,10 +759,7 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	if (rv != 0)
 		log_warn("event loop closed with handles open", "error=%s", uv_err_name(rv));
 	state_close(&a->state);
-	mapping_free(a->user_map);
-	mapping_free(a->group_map);
-	outbound_free(a);
-	config_free(&a->cfg);
+	checked_config_free(a);
 	rv = a->exit_code;
 	if (rv != 0)
 		snprintf(errmsg, errlen, "%s", a->exit_reason);

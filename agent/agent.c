@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "agent/log.h"
+#include "agent/sd_notify.h"
 #include "common/xalloc.h"
 #include "sync/hash.h"
 #include "sync/provlog.h"
@@ -85,6 +86,7 @@ static void on_node_closed(struct node *n)
 {
 	struct agent *a = n->data;
 	uv_close((uv_handle_t *)&a->cursor_watch, NULL);
+	uv_close((uv_handle_t *)&a->watchdog, NULL);
 	identity_close(a);
 	member_watch_close(a);
 	leader_watch_close(a);
@@ -112,8 +114,30 @@ static void on_http_closed(struct http_server *s)
 		node_close(&a->node, on_node_closed);
 }
 
+/* A notice to the service manager (agent/sd_notify.h); a failure is logged
+ * once per kind of notice, not per watchdog ping. */
+static void notify(const char *state)
+{
+	static char failed[64];
+	char err[512], q[600];
+
+	if (sdnotify_send(state, err, sizeof err) == 0)
+		return;
+	if (strncmp(failed, state, sizeof failed) == 0)
+		return;
+	snprintf(failed, sizeof failed, "%s", state);
+	log_warn("cannot notify the service manager", "error=%s", log_quote(q, sizeof q, err));
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	notify("WATCHDOG=1");
+}
+
 static void shutdown_now(struct agent *a)
 {
+	notify("STOPPING=1"); /* again after a signal: harmless; first for agent_shutdown() */
 	health_stop(a->health);
 	a->health = NULL;
 	/* Followers read a refused leader watch as "the leader's process is
@@ -157,6 +181,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	a->stopping = true;
 	log_info("stopping", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	notify("STOPPING=1"); /* the hand-over may take an election timeout */
 	/* Stop exporting before handing over: the next leader resumes from the
 	 * last committed cursor, and no two nodes write at once. */
 	if (a->engine)
@@ -672,6 +697,7 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	uv_timer_init(&a->loop, &a->cursor_watch);
 	a->cursor_watch.data = a;
 	uv_timer_start(&a->cursor_watch, on_cursor_watch, 0, 250);
+	uv_timer_init(&a->loop, &a->watchdog);
 	uv_signal_init(&a->loop, &a->sigterm);
 	uv_signal_init(&a->loop, &a->sigint);
 	a->sigterm.data = a->sigint.data = a;
@@ -714,6 +740,7 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	struct agent *a;
 	struct node_status st;
 	bool config_error;
+	uint64_t wd;
 	int rv;
 
 	signal(SIGPIPE, SIG_IGN); /* a peer closing a socket is an error code, not a death */
@@ -752,6 +779,20 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	else if (agent_bootstrap_mode(a) == AGENT_BOOTSTRAP_NEVER && st.last_index == 0)
 		log_info("not bootstrapping (cluster.bootstrap: false): waiting to be added with "
 			 "canopyctl cluster add", NULL);
+
+	/* Ready: the node runs and the control API listens (both in start()).
+	 * Type=notify units are "started" from here, so `systemctl start`
+	 * returns once canopyctl can reach this node. */
+	notify("READY=1\nSTATUS=running: control API on the control_address");
+	wd = sdnotify_watchdog_usec();
+	if (wd > 0) {
+		/* half the interval, as sd_watchdog_enabled(3) advises: one late
+		 * ping is not yet a missed deadline */
+		uint64_t ms = wd / 2000 > 0 ? wd / 2000 : 1;
+		uv_timer_start(&a->watchdog, on_watchdog, 0, ms);
+		log_info("service manager watchdog", "interval_ms=%llu ping_ms=%llu",
+			 (unsigned long long)(wd / 1000), (unsigned long long)ms);
+	}
 
 	uv_run(&a->loop, UV_RUN_DEFAULT);
 

@@ -73,6 +73,9 @@ struct agent {
 	time_t cursor_seen_at;
 	uint64_t cursor_digest;
 	uv_timer_t cursor_watch;
+	/* WATCHDOG=1 to the service manager at half $WATCHDOG_USEC, from the
+	 * loop itself: a blocked loop stops the pings (agent/sd_notify.h) */
+	uv_timer_t watchdog;
 	int storage_logged; /* the storage state last logged (raft/storage.h), polled with the cursor */
 	/* This node's source/target health and the health hand-over
 	 * (agent/health.h); NULL once stopped. */

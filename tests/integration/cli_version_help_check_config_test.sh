@@ -24,9 +24,9 @@ out=$("$CANOPYCTL" --version) || fail "canopyctl --version exited $?"
 [[ $out =~ ^canopyctl\ $version\ \(commit\ $commit_re\)$ ]] ||
 	fail "canopyctl --version: \"$out\" (want version $version, commit $commit_re)"
 out=$("$CANOPYCTL" --version --json) || fail "canopyctl --version --json exited $?"
-[ "$(jq -r .version <<<"$out")" = "$version" ] || fail "canopyctl --version --json: $out"
-[[ $(jq -r .commit <<<"$out") =~ ^$commit_re$ ]] || fail "canopyctl --version --json commit: $out"
-pass "--version of both: $version, commit $(jq -r .commit <<<"$out")"
+[ "$(json_eval "$out" j.version)" = "$version" ] || fail "canopyctl --version --json: $out"
+[[ $(json_eval "$out" j.commit) =~ ^$commit_re$ ]] || fail "canopyctl --version --json commit: $out"
+pass "--version of both: $version, commit $(json_eval "$out" j.commit)"
 
 # --help: exit 0, on stdout, every option named
 out=$("$CANOPY_AGENT" --help) || fail "canopy-agent --help exited $?"

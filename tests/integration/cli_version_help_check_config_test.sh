@@ -10,23 +10,37 @@ dir=$(fixture_tmpdir)
 
 version=$(sed -n 's/^project(canopy VERSION \([0-9.]*\).*/\1/p' "$CANOPY_SOURCE_DIR/CMakeLists.txt")
 [ -n "$version" ] || fail "no version in CMakeLists.txt"
-if commit=$(git -C "$CANOPY_SOURCE_DIR" rev-parse --short=12 HEAD 2>/dev/null); then
-	commit_re="$commit(-dirty)?"
-else
-	commit_re=unknown
-fi
+# the commit: one of this repository's (the build may be older than HEAD),
+# or "unknown" outside git
+commit_ok() { # COMMIT
+	local c=${1%-dirty}
+	if git -C "$CANOPY_SOURCE_DIR" rev-parse --git-dir >/dev/null 2>&1; then
+		[[ $c =~ ^[0-9a-f]{12}$ ]] && git -C "$CANOPY_SOURCE_DIR" cat-file -e "$c^{commit}" 2>/dev/null
+	else
+		[ "$1" = unknown ]
+	fi
+}
 
 # --version
-out=$("$CANOPY_AGENT" --version) || fail "canopy-agent --version exited $?"
-[[ $out =~ ^canopy-agent\ $version\ \(commit\ $commit_re\)$ ]] ||
-	fail "canopy-agent --version: \"$out\" (want version $version, commit $commit_re)"
-out=$("$CANOPYCTL" --version) || fail "canopyctl --version exited $?"
-[[ $out =~ ^canopyctl\ $version\ \(commit\ $commit_re\)$ ]] ||
-	fail "canopyctl --version: \"$out\" (want version $version, commit $commit_re)"
+re='^(canopy-agent|canopyctl) ([0-9.]+) \(commit ([0-9a-z-]+)\)$'
+for exe in "$CANOPY_AGENT" "$CANOPYCTL"; do
+	out=$("$exe" --version) || fail "$exe --version exited $?"
+	[[ $out =~ $re ]] && [ "${BASH_REMATCH[1]}" = "$(basename "$exe")" ] ||
+		fail "$exe --version: \"$out\" is not \"NAME VERSION (commit COMMIT)\""
+	[ "${BASH_REMATCH[2]}" = "$version" ] || fail "$exe --version: \"$out\", want version $version"
+	commit_ok "${BASH_REMATCH[3]}" || fail "$exe --version: \"$out\": not a commit of this repository"
+done
 out=$("$CANOPYCTL" --version --json) || fail "canopyctl --version --json exited $?"
 [ "$(json_eval "$out" j.version)" = "$version" ] || fail "canopyctl --version --json: $out"
-[[ $(json_eval "$out" j.commit) =~ ^$commit_re$ ]] || fail "canopyctl --version --json commit: $out"
+commit_ok "$(json_eval "$out" j.commit)" || fail "canopyctl --version --json commit: $out"
 pass "--version of both: $version, commit $(json_eval "$out" j.commit)"
+
+# a build from a tarball (no .git): the commit is "unknown"
+mkdir -p "$dir/tarball"
+cmake -DSRC="$dir/tarball" -DOUT="$dir/commit.h" -P "$CANOPY_SOURCE_DIR/cmake/git_commit.cmake" ||
+	fail "cmake/git_commit.cmake failed outside git"
+grep -qx '#define CANOPY_COMMIT "unknown"' "$dir/commit.h" || fail "outside git: $(cat "$dir/commit.h")"
+pass "outside a git checkout the commit is \"unknown\""
 
 # --help: exit 0, on stdout, every option named
 out=$("$CANOPY_AGENT" --help) || fail "canopy-agent --help exited $?"

@@ -13,6 +13,7 @@
 #include "agent/log.h"
 #include "agent/sd_notify.h"
 #include "common/xalloc.h"
+#include "raft/transport_tls.h"
 #include "sync/hash.h"
 #include "sync/provlog.h"
 #include "sync/replog/raft_replog.h"
@@ -575,9 +576,42 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
  * so that --check-config refuses exactly what a start would. On success the
  * outbound state and the mappings are held by `a`.
  */
+/*
+ * cluster.tls: the CA, certificate and key loaded into a TLS context and
+ * checked against each other the way node_start() will load them
+ * (raft/transport_tls.h), then released. config_load() checks only that they
+ * are readable and the key's mode; a certificate that is not PEM or a key of
+ * another certificate would otherwise pass --check-config and fail the start.
+ */
+static int check_cluster_tls(struct agent *a, char *errmsg, size_t errlen)
+{
+	struct tls_transport_config tc;
+	struct raft_uv_transport t;
+	char why[512];
+	int rv;
+
+	if (!a->cfg.cluster.tls_ca[0])
+		return 0;
+	memset(&tc, 0, sizeof tc);
+	tc.ca_file = a->cfg.cluster.tls_ca;
+	tc.cert_file = a->cfg.cluster.tls_cert;
+	tc.key_file = a->cfg.cluster.tls_key;
+	/* the loop is kept, not used, until libraft calls the transport's init */
+	rv = tls_transport_init(&t, NULL, &tc, why, sizeof why);
+	if (rv != 0) {
+		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, why);
+		return rv;
+	}
+	tls_transport_free(&t);
+	return 0;
+}
+
 static int check_config(struct agent *a, char *errmsg, size_t errlen)
 {
-	int rv = outbound_init(a, errmsg, errlen);
+	int rv = check_cluster_tls(a, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	rv = outbound_init(a, errmsg, errlen);
 	if (rv != 0)
 		return rv;
 	if (!a->cfg.source.present || !a->cfg.target.present)

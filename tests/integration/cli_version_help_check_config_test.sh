@@ -126,3 +126,12 @@ chmod 600 "$dir/scim.token"
 # a mapping expression that does not parse
 sed 's/userName: "\[uid\]"/userName: "Join(\\" \\", [uid]"/' "$dir/good.yaml" >"$dir/bad-mapping.yaml"
 check_bad bad-mapping "bad-mapping\.yaml:.*mapping\.user"
+
+# cluster.tls files that are there but are no certificate: loaded as the
+# Raft transport will load them
+printf 'not a certificate\n' >"$dir/ca.pem"; cp "$dir/ca.pem" "$dir/node1.pem"
+(umask 077; printf 'not a key\n' >"$dir/node1.key")
+sed "s|^  bootstrap: true|  bootstrap: true\n  tls: { ca: $dir/ca.pem, cert: $dir/node1.pem, key: $dir/node1.key }|" \
+	"$dir/good.yaml" >"$dir/bad-tls.yaml"
+check_bad bad-tls "bad-tls\.yaml: cluster\.tls\.ca .*ca\.pem"
+

@@ -8,7 +8,8 @@
 #     for the tests: slapd + ldap-utils (the real OpenLDAP fixture), Samba (a
 #     real AD domain controller for the Active Directory source), Node.js + npm
 #     (the real SCIM server fixture), curl, python3-prometheus-client (the
-#     /metrics test's exposition-format parser); clang + its runtime libraries
+#     /metrics test's exposition-format parser), man-db + groff-base (the man
+#     pages' test); clang + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
 #
@@ -31,6 +32,8 @@ PACKAGES=(
 	# A real Prometheus text-format parser for the /metrics test
 	# (tests/integration/metrics_exposition_test.sh).
 	python3 python3-prometheus-client
+	# man -l renders the man pages in man/ (man_pages_and_completion_test)
+	man-db groff-base
 	clang libclang-rt-14-dev
 	# A real Samba AD DC for the Active Directory source's tests
 	# (tests/fixtures/samba.sh): the samba binary, samba-tool's provisioning

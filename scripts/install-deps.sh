@@ -7,7 +7,8 @@
 #     libunistring (mapping expressions: regular expressions, Unicode); and
 #     for the tests: slapd + ldap-utils (the real OpenLDAP fixture), Samba (a
 #     real AD domain controller for the Active Directory source), Node.js + npm
-#     (the real SCIM server fixture), curl; clang + its runtime libraries
+#     (the real SCIM server fixture), curl; nftables + faketime (the chaos
+#     suite, chaos-tests/); clang + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
 #
@@ -21,6 +22,9 @@ PACKAGES=(
 	libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	libpcre2-dev libunistring-dev
 	slapd ldap-utils curl util-linux iproute2
+	# the chaos suite (chaos-tests/): nftables for partitions and packet loss,
+	# faketime for clock jumps
+	nftables faketime
 	clang libclang-rt-14-dev
 	# A real Samba AD DC for the Active Directory source's tests
 	# (tests/fixtures/samba.sh): the samba binary, samba-tool's provisioning

@@ -2,8 +2,8 @@
 # chaos-tests/lib/stream.sh -- the suite's own change stream, used when
 # chaos-tests/workload.sh is not there: seeded (CHAOS_SEED), CHAOS_RATE
 # changes a second into slapd through one ldapmodify: 70 % a givenName
-# modify of one of the CHAOS_USERS seeded users, 20 % a new user chaosN,
-# 10 % the delete of an earlier chaos user. Each change is one JSON line in
+# modify of one of the CHAOS_USERS seeded users, 20 % a new user,
+# 10 % the delete of an earlier chaos user (new users are c<SEED>nNNNNN, so a second stream with another seed adds no one twice). Each change is one JSON line in
 # CHAOS_WORKLOAD_LOG. Env: SLAPD_URL SLAPD_ADMIN_DN SLAPD_PW_FILE SLAPD_BASE.
 set -u
 RANDOM=${CHAOS_SEED:-1}
@@ -17,7 +17,7 @@ exec ldapmodify -x -c -H "$SLAPD_URL" -D "$SLAPD_ADMIN_DN" -y "$SLAPD_PW_FILE" <
 			printf 'dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: givenName\ngivenName: Chaos%d\n\n' "$u" "$SLAPD_BASE" "$i"
 			op="{\"op\":\"modify\",\"uid\":\"$u\",\"givenName\":\"Chaos$i\"}"
 		elif [ "$p" -lt 90 ]; then
-			u=$(printf 'chaos%06d' "$next"); next=$((next + 1))
+			u=$(printf 'c%sn%05d' "${CHAOS_SEED:-1}" "$next"); next=$((next + 1))
 			printf 'dn: uid=%s,ou=people,%s\nchangetype: add\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: Stream\ngivenName: New%d\nmail: %s@example.com\n\n' \
 				"$u" "$SLAPD_BASE" "$u" "$u" "$i" "$u"
 			added+=("$u")

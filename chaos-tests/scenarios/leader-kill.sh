@@ -4,7 +4,7 @@
 # stream. Each killed agent is restarted and must rejoin before the next kill.
 #
 # Short mode: 1 kill during the initial sync + 3 under changes. Long mode:
-# kills until SECS are over (or CHAOS_KILLS kills, if set). Env: CHAOS_T
+# kills until SECS are over (or CHAOS_KILLS kills under changes, if set). Env: CHAOS_T
 # (election_timeout_ms, default 1000), CHAOS_KILLS, CHAOS_RATE (changes a
 # second, default 20), CHAOS_EARLY (early_election, default true: a crash is
 # detected by the refused leader watch; false: by the election timeout).
@@ -97,7 +97,7 @@ wait_for 120 _initial || chaos_bad "initial sync did not finish after the kill: 
 chaos_workload_start "${CHAOS_RATE:-20}"
 sleep 1
 if [ "$CHAOS_LONG" = 1 ]; then
-	kills=${CHAOS_KILLS:-1000000}
+	kills=$((round + ${CHAOS_KILLS:-1000000}))
 	while [ "$round" -lt "$kills" ] && [ "$(chaos_elapsed_s)" -lt "$CHAOS_DURATION" ]; do
 		kill_leader steady || break
 		sleep 1

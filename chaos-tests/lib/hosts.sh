@@ -20,7 +20,8 @@
 #   hosts_setup N              bridge, N namespaces, the two proxies
 #   hosts_cluster N            agent configs (tests/fixtures/sync.sh's mapping)
 #                              for N agents, started: AGENT_PID[I]
-#   host_start I               starts agent I in its namespace
+#   host_start I               starts agent I in its namespace (CHAOS_AGENT_WRAP:
+#                              words before the agent, @ID@ = I, e.g. env LD_PRELOAD=...)
 #   host_kill I                SIGKILL, reaped (agent_stop I KILL)
 #   host_pause I / host_cont I SIGSTOP / SIGCONT
 #   host_running I             true while agent I's process exists
@@ -106,12 +107,12 @@ _chaos_reap_stale() {
 		id=$(basename "$f")
 		pid=$(sed -n 's/^pid=//p' "$f")
 		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
-		echo "chaos: removing the leftovers of dead run $id" >&2
+		echo "hosts: removing the leftovers of dead run $id" >&2
 		_chaos_remove "$id"
 	done
 	# namespaces of a run that died before writing its record
 	for id in $(ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^\(cx[0-9a-f]\{4\}\)-h[0-9]*$/\1/p' | sort -u); do
-		[ -f "$CHAOS_REG/$id" ] || { echo "chaos: removing unrecorded namespaces of $id" >&2; _chaos_remove "$id"; }
+		[ -f "$CHAOS_REG/$id" ] || { echo "hosts: removing unrecorded namespaces of $id" >&2; _chaos_remove "$id"; }
 	done
 }
 
@@ -175,7 +176,7 @@ EOF
 	_chaos_proxy_start scim 8080 "127.0.0.1:$SCIM_PORT"
 	CHAOS_LDAP_URL=ldap://$CHAOS_BRIDGE_IP:3890/
 	CHAOS_SCIM_URL=http://$CHAOS_BRIDGE_IP:8080/scim/v2
-	echo "chaos: run $CHAOS_ID, net $CHAOS_NET.0/24, $n hosts, dir $FIXTURE_TMP" >&2
+	echo "hosts: run $CHAOS_ID, net $CHAOS_NET.0/24, $n hosts, dir $FIXTURE_TMP" >&2
 }
 
 # _chaos_proxy_start NAME PORT UPSTREAM
@@ -231,7 +232,12 @@ host_start() {
 	dir=$(fixture_tmpdir)
 	# ip netns exec execs the agent itself: AGENT_PID is the agent's pid, and
 	# the pdeathsig set by spawn's setpriv survives the exec.
-	spawn "agent$id" "$dir/agent$id.log.tmp" ip netns exec "$CHAOS_ID-h$id" ${CHAOS_AGENT_WRAP:-} "$CANOPY_AGENT" --config "$dir/agent$id.yaml"
+	# CHAOS_AGENT_WRAP: words put before the agent (e.g. env VAR=... for
+	# libfaketime), @ID@ replaced by the agent's id; they must exec it.
+	local wrap=${CHAOS_AGENT_WRAP:-}
+	wrap=${wrap//@ID@/$id}
+	# shellcheck disable=SC2086 # the wrapper is a list of words
+	spawn "agent$id" "$dir/agent$id.log.tmp" ip netns exec "$CHAOS_ID-h$id" $wrap "$CANOPY_AGENT" --config "$dir/agent$id.yaml"
 	AGENT_PID[$id]=$SPAWNED_PID
 	at_exit "cat '$dir/agent$id.log.tmp' >> '$dir/agent$id.log' 2>/dev/null; : > '$dir/agent$id.log.tmp'"
 }

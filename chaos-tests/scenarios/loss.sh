@@ -17,15 +17,24 @@ chaos_cluster 3
 chaos_workload_start "${CHAOS_RATE:-20}"
 sleep 1
 
-elections() { json_eval "$(agent_status "$1" 2>/dev/null || echo '{}')" 'j.failover ? j.failover.elections : 0'; }
+elections() { # summed over the nodes: elections started, spurious ones
+	local i e=0 s=0 st
+	for i in 1 2 3; do
+		st=$(agent_status "$i" 2>/dev/null) || continue
+		e=$((e + $(json_eval "$st" 'j.failover && j.failover.elections || 0')))
+		s=$((s + $(json_eval "$st" 'j.failover && j.failover.spurious_elections || 0')))
+	done
+	echo "$e elections ($s spurious)"
+}
 loss_phase() {
 	local pct=$1 secs=$2 i t0
 	t0=$(host_term "$(host_leader || echo 1)")
+	say "before $pct % loss: $(elections)"
 	for i in 1 2 3; do host_loss "$i" "$pct"; done
 	sleep "$secs"
 	hosts_heal
 	wait_for 20 host_leader || chaos_bad "no ready leader 20 s after $pct % loss stopped"
-	say "$pct % loss for ${secs}s: term $t0 -> $(host_term "$(host_leader)")"
+	chaos_note "$pct % loss between the agents for ${secs}s: term $t0 -> $(host_term "$(host_leader)"), now $(elections) counted on the nodes"
 }
 
 if [ "$CHAOS_LONG" = 1 ]; then

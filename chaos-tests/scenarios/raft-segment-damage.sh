@@ -3,10 +3,13 @@
 # crashes (SIGKILL) and its newest raft segment is damaged before it restarts,
 # while the change stream goes on:
 #
-#   truncate   the newest segment cut at a random byte (a torn write: libraft
-#              and raft/storage.c accept a torn *last* batch of an open segment;
-#              a cut closed segment or a log now below the stored commit index
-#              is refused)
+#   tear       the newest segment zeroed from a random byte to the end of its
+#              data, its size kept (what a crash mid-write leaves in a
+#              preallocated open segment: libraft and raft/storage.c accept a
+#              torn *last* batch; a log now below the commit index recorded in
+#              canopy-state is refused)
+#   truncate   the newest segment cut short at a random byte (a file system
+#              repair); refused
 #   flip       one byte flipped inside the newest segment's entries
 #
 # Either the node starts (and catches up from the leader) or it refuses to
@@ -14,11 +17,12 @@
 # (docs/operations.md, "Storage damage"). Anything else is a finding: a crash
 # (signal, abort), a hang, or a node that starts and then disagrees with the
 # others. A refused node is taken out of the crash check; the remaining two
-# keep the cluster and the verdict must hold.
+# keep the cluster and the verdict must hold. A refused node is then repaired
+# the first documented way: its data dir restored from the copy taken while it
+# was stopped (before the damage), and it must start and follow again.
 #
-# Short mode: a follower truncated, then another follower flipped. Long mode:
-# repeated (the data dir of a refused node is moved aside and the node rejoins
-# with `canopyctl cluster remove` + `cluster add`) until SECS are over.
+# Short mode: tear, truncate, flip, each on a follower. Long mode: repeated
+# until SECS are over.
 source "$(dirname "$0")/../lib/scenario.sh"
 scenario_init raft-segment-damage "$@"
 
@@ -47,14 +51,17 @@ damage_round() { # truncate|flip
 	[ -n "${X:-}" ] || { chaos_note "no follower left to damage"; return 0; }
 	host_kill "$X"
 	chaos_down "$X"
+	rm -rf "$dir/backup$X"
+	cp -a "$dir/data$X" "$dir/backup$X"
 	seg=$(newest_segment "$dir/data$X")
 	[ -n "$seg" ] || { chaos_bad "no segment in $dir/data$X"; return 1; }
 	size=$(stat -c %s "$dir/data$X/$seg")
 	# bytes in use: up to the last non-zero byte (open segments are preallocated with zeros)
-	used=$(od -An -v -tu1 -w1 "$dir/data$X/$seg" | awk '$1 != 0 {n = NR} END {print n + 0}')
+	used=$(node -e 'const b=require("fs").readFileSync(process.argv[1]);let n=b.length;while(n>0&&b[n-1]===0)n--;console.log(n)' "$dir/data$X/$seg")
 	[ "$used" -gt 16 ] || used=$size
 	cut=$((8 + RANDOM % (used - 8)))
 	case $kind in
+	tear) dd if=/dev/zero of="$dir/data$X/$seg" bs=1 seek="$cut" count=$((used - cut)) conv=notrunc 2>/dev/null ;;
 	truncate) truncate -s "$cut" "$dir/data$X/$seg" ;;
 	flip) printf '\xa5' | dd of="$dir/data$X/$seg" bs=1 seek="$cut" conv=notrunc 2>/dev/null ;;
 	esac
@@ -73,6 +80,13 @@ damage_round() { # truncate|flip
 		why=$(agent_logs "$X" | grep -E 'storage' | tail -n1)
 		if [ "$rc" = 1 ] && [ -n "$why" ]; then
 			say "$kind: follower $X refuses to start, as documented: $why"
+			rm -rf "$dir/data$X"
+			mv "$dir/backup$X" "$dir/data$X"
+			host_start "$X"
+			chaos_up "$X"
+			_back() { [ "$(json_eval "$(agent_status "$X")" 'j.role')" = follower ]; }
+			wait_for 30 _back || chaos_bad "$kind: follower $X, its data dir restored, is no follower 30 s later"
+			say "$kind: follower $X restored from its copy and follows"
 		else
 			chaos_bad "$kind: follower $X exited with $rc after the damage: $(agent_logs "$X" | tail -n 3 | tr '\n' ' ')"
 		fi
@@ -81,11 +95,12 @@ damage_round() { # truncate|flip
 
 if [ "$CHAOS_LONG" = 1 ]; then
 	while [ "$(chaos_elapsed_s)" -lt "$CHAOS_DURATION" ]; do
+		damage_round tear
 		damage_round truncate
 		damage_round flip
-		break # a refused node would need a rejoin (see the header): one pass for now
 	done
 else
+	damage_round tear
 	damage_round truncate
 	damage_round flip
 fi

@@ -44,8 +44,11 @@
 #   host_loss I PCT            drops PCT % of the packets between I and the
 #                              other agents, at random (nftables numgen)
 #   hosts_heal                 every nftables rule gone, every link up
-#   chaos_proxy ldap|scim CMD  one command to a proxy (see proxy/faultproxy.c);
-#                              prints its answer
+#   chaos_proxy ldap|scim|raftJ CMD
+#                              one command to a proxy (see proxy/faultproxy.c);
+#                              prints its answer. raftJ: with CHAOS_RAFT_PROXY=1
+#                              before hosts_cluster, every raft connection to
+#                              agent J goes through the proxy raftJ
 #
 # Cleanup: processes, namespaces, the bridge and the temp dir go on every exit
 # path (lib.sh's EXIT trap, also run on INT and TERM). A run killed with
@@ -224,7 +227,34 @@ hosts_cluster() {
 		# A scenario's extra YAML (e.g. a data dir elsewhere) goes at the end.
 		[ -n "${CHAOS_EXTRA_YAML:-}" ] && printf '%s\n' "$CHAOS_EXTRA_YAML" >>"$(fixture_tmpdir)/agent$i.yaml"
 	done
+	[ "${CHAOS_RAFT_PROXY:-}" = 1 ] && _chaos_raft_proxies "$n"
 	for ((i = 1; i <= n; i++)); do host_start "$i"; done
+}
+
+# _chaos_raft_proxies N: every raft connection to agent J passes through the
+# proxy raftJ (root namespace, bridge address, port 17000+J): each other
+# agent's namespace DNATs its new connections to J's raft port there. The
+# agents keep their real addresses in cluster.members; only the path changes.
+# So chaos_proxy raftJ CMD acts on everything sent to J (raft_uv opens one
+# connection per direction: J's answers travel on J's own connections, through
+# the proxies of their receivers).
+_chaos_raft_proxies() {
+	local n=$1 i j
+	for ((j = 1; j <= n; j++)); do
+		_chaos_proxy_start "raft$j" $((17000 + j)) "${CHAOS_IP[$j]}:7001"
+	done
+	for ((i = 1; i <= n; i++)); do
+		{
+			echo "table ip chaosnat {"
+			echo "	chain out { type nat hook output priority -100; policy accept;"
+			for ((j = 1; j <= n; j++)); do
+				[ "$i" = "$j" ] && continue
+				echo "		ip daddr ${CHAOS_IP[$j]} tcp dport 7001 dnat to $CHAOS_BRIDGE_IP:$((17000 + j))"
+			done
+			echo "	}"
+			echo "}"
+		} | ip netns exec "$CHAOS_ID-h$i" nft -f - || fail "raft DNAT in agent $i's namespace"
+	done
 }
 
 host_start() {

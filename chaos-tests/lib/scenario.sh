@@ -151,8 +151,7 @@ chaos_verdict() {
 	dir=$(fixture_tmpdir)
 	chaos_workload_stop
 	hosts_heal 2>/dev/null
-	chaos_proxy ldap clear >/dev/null
-	chaos_proxy scim clear >/dev/null
+	for i in "${!CHAOS_PROXY_CTL[@]}"; do chaos_proxy "$i" clear >/dev/null; done
 	scim_fault '{}' 2>/dev/null
 	for ((i = 1; i <= CHAOS_HOSTS; i++)); do
 		[ "${CHAOS_DOWN[$i]:-}" = 1 ] && continue

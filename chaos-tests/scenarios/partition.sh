@@ -9,7 +9,7 @@
 #             majority's new leader writes.
 #   isolated  the leader loses everything (its host's link is cut in nftables).
 # Per round: a new leader must be ready in the majority and write; while the
-# partition holds (HOLD, default 8 s), no 2xx write of the old term may be
+# partition holds (5 s short, 20 s long; CHAOS_HOLD_S), no 2xx write of the old term may be
 # audited after the new term's first write; after healing, the old leader
 # must become a follower.
 #
@@ -18,7 +18,7 @@ source "$(dirname "$0")/../lib/scenario.sh"
 scenario_init partition "$@"
 
 T=${CHAOS_T:-1000}
-HOLD_S=${CHAOS_HOLD_S:-8}
+HOLD_S=${CHAOS_HOLD_S:-$([ "$CHAOS_LONG" = 1 ] && echo 20 || echo 5)}
 export ELECTION_TIMEOUT_MS=$T HEARTBEAT_MS=$((T / 10))
 chaos_cluster 3
 chaos_workload_start "${CHAOS_RATE:-20}"

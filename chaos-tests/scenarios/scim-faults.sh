@@ -28,7 +28,7 @@ export TARGET_TIMEOUT_MS=${TARGET_TIMEOUT_MS:-5000}
 chaos_cluster 3
 chaos_workload_start "${CHAOS_RATE:-20}"
 sleep 1
-HOLD=$([ "$CHAOS_LONG" = 1 ] && echo 30 || echo 5)
+HOLD=$([ "$CHAOS_LONG" = 1 ] && echo 30 || echo 4)
 
 fault() { # NAME then the commands; cleared after HOLD seconds
 	local name=$1 t0; shift

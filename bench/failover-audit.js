@@ -35,56 +35,29 @@ for (const r of rows) {
 }
 out.push(`${rows.length} writes audited: ` + Object.entries(by).sort().map(([k, v]) => `${k} x${v}`).join(", "));
 
-// late writes of an older term
-const firstOfTerm = new Map();
-for (const r of rows) if (r.term != null && !firstOfTerm.has(r.term)) firstOfTerm.set(r.term, r);
-let maxTerm = -Infinity;
-const late = [];
-for (const r of rows) {
-	if (r.term == null) continue;
-	if (r.term < maxTerm) {
-		const newer = firstOfTerm.get(maxTerm);
-		late.push(`seq ${r.seq} node ${r.node} term ${r.term} ${r.method} ${r.path} status ${r.status} at ${r.time}: ` +
-			`${r.ms - newer.ms} ms after term ${maxTerm}'s first write (seq ${newer.seq})`);
-	}
-	if (r.term > maxTerm) maxTerm = r.term;
-}
-out.push(`writes of an older term after a newer term's first write: ${late.length}`);
-for (const l of late.slice(0, 10)) out.push(`  ${l}`);
-if (late.length > 10) out.push(`  ... ${late.length - 10} more`);
-
-const nodesOfTerm = new Map();
-for (const r of rows) {
-	if (r.term == null) continue;
-	if (!nodesOfTerm.has(r.term)) nodesOfTerm.set(r.term, new Set());
-	nodesOfTerm.get(r.term).add(r.node);
-}
-const shared = [...nodesOfTerm].filter(([, s]) => s.size > 1).map(([t, s]) => `${t}: ${[...s].join("+")}`);
-out.push(`terms written by more than one node: ${shared.length ? shared.join(", ") : "none"}`);
-// Object lifecycle by externalId: a create of an object that exists is a
-// duplicate; a create after a DELETE is a re-creation. The bench deletes
-// nothing in the directory, so every DELETE here is one canopy should not
-// have made.
+// late writes, shared terms and duplicate creates: tests/fixtures/audit.js
+const {analyze, describe} = require("../tests/fixtures/audit.js");
+const an = analyze(rows);
+out.push(`writes of an older term after a newer term's first write: ${an.late.length}`);
+for (const l of an.late.slice(0, 10))
+	out.push(`  ${describe(l.r)}: ${l.afterMs} ms after term ${l.newerTerm}'s first write (seq ${l.newer.seq})`);
+if (an.late.length > 10) out.push(`  ... ${an.late.length - 10} more`);
+out.push(`terms written by more than one node: ${an.shared.length ? an.shared.map((s) => `${s.term}: ${s.nodes.join("+")}`).join(", ") : "none"}`);
+// The bench deletes nothing in the directory, so every DELETE here is one
+// canopy should not have made, and every re-creation follows such a DELETE.
+const deletes = rows.filter((r) => ok(r) && r.externalId && r.method === "DELETE");
 const exists = new Map();
-let dupCreates = 0, recreated = 0;
-const deletes = [];
 for (const r of rows) {
 	if (!ok(r) || !r.externalId) continue;
-	if (r.method === "POST" && r.status === 201) {
-		if (exists.get(r.externalId) === true) dupCreates++;
-		else if (exists.get(r.externalId) === false) recreated++;
-		exists.set(r.externalId, true);
-	} else if (r.method === "DELETE") {
-		exists.set(r.externalId, false);
-		deletes.push(r);
-	}
+	if (r.method === "POST" && r.status === 201) exists.set(r.externalId, true);
+	else if (r.method === "DELETE") exists.set(r.externalId, false);
 }
-out.push(`objects created while they existed (duplicates): ${dupCreates}`);
+out.push(`objects created while they existed (duplicates): ${an.dup.length}`);
 const delTerms = {};
 for (const r of deletes) delTerms[r.term] = (delTerms[r.term] ?? 0) + 1;
 out.push(`DELETEs (the bench deletes nothing in the directory, so all are wrong): ${deletes.length}` +
 	(deletes.length ? ` -- per term: ${Object.entries(delTerms).map(([t, n]) => `${t}:${n}`).join(" ")}` : ""));
-out.push(`objects created again after such a DELETE (on their next change): ${recreated}; ` +
+out.push(`objects created again after such a DELETE (on their next change): ${an.recreated.length}; ` +
 	`deleted and not re-created at the end: ${[...exists.values()].filter((v) => v === false).length}`);
 const bad = rows.filter((r) => !ok(r));
 if (bad.length) {

@@ -162,9 +162,11 @@ chaos_verdict() {
 		line=$("$CHAOS_DIR/check.sh" --ldap-url "$SLAPD_URL" --bind-dn "$SLAPD_ADMIN_DN" \
 			--password-file "$SLAPD_PW_FILE" --scim "$SCIM_URL" --audit-url "$SCIM_AUDIT" \
 			--cursor-log "$CHAOS_CURSOR_LOG" --status "${status_urls[@]}" \
-			--mapping "$dir/agent1.yaml" 2>"$dir/check.err")
+			--config "$dir/agent1.yaml" ${CHAOS_WORKLOAD_LOG:+--log "$CHAOS_WORKLOAD_LOG"} 2>"$dir/check.err")
 		rc=$?
 		[ -n "${CURSOR_WATCH_PID:-}" ] && kill -TERM "$CURSOR_WATCH_PID" 2>/dev/null
+		# the checker's notes (excused in-flight writes, ...) for the record
+		sed 's/^/  checker: /' "$dir/check.err" >&2
 		[ -n "$line" ] || line="chaos: FAIL checker printed nothing ($(tail -n 3 "$dir/check.err" | tr '\n' ' '))"
 	else
 		line=$(_chaos_own_check)

@@ -312,8 +312,10 @@ _chaos_nft() { ip netns exec "$CHAOS_ID-h$1" nft "${@:2}"; }
 # (EXPR: an extra match before the verdict, e.g. numgen random mod 100 < 20).
 _chaos_drop() {
 	local i=$1 ip=$2 extra=${3:-}
-	_chaos_nft "$i" add rule inet chaos input ip saddr "$ip" $extra drop
-	_chaos_nft "$i" add rule inet chaos output ip daddr "$ip" $extra drop
+	# shellcheck disable=SC2086 # EXTRA is a list of nft words
+	_chaos_nft "$i" add rule inet chaos input ip saddr "$ip" $extra drop &&
+		_chaos_nft "$i" add rule inet chaos output ip daddr "$ip" $extra drop ||
+		fail "nft in agent $i's namespace refused: ip $ip $extra drop"
 }
 
 host_partition() {
@@ -333,10 +335,14 @@ host_isolate() {
 }
 
 host_loss() {
-	local i=$1 pct=$2 j
+	local i=$1 pct=$2 j match
+	# nft's numgen mod 100 yields 0..99: 100 % is a plain drop (it refuses
+	# the comparison with 100), 0 % no rule at all
+	[ "$pct" -le 0 ] && return 0
+	[ "$pct" -lt 100 ] && match="numgen random mod 100 < $pct"
 	for ((j = 1; j <= CHAOS_HOSTS; j++)); do
 		[ "$j" = "$i" ] && continue
-		_chaos_drop "$i" "${CHAOS_IP[$j]}" "numgen random mod 100 < $pct"
+		_chaos_drop "$i" "${CHAOS_IP[$j]}" "${match:-}"
 	done
 }
 

@@ -28,7 +28,6 @@ scenario_init late-create "$@"
 T=${CHAOS_T:-1000}
 export ELECTION_TIMEOUT_MS=$T HEARTBEAT_MS=$((T / 10)) TARGET_TIMEOUT_MS=${TARGET_TIMEOUT_MS:-3000}
 CHAOS_USERS=20 CHAOS_GROUPS=1 chaos_cluster 3
-CHAOS_USERS=20
 wait_for 30 idle_leader 1 2 3 || fail "no idle leader"
 L=$(idle_leader 1 2 3)
 rest=(); for i in 1 2 3; do [ "$i" != "$L" ] && rest+=("$i"); done

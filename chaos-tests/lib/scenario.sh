@@ -34,6 +34,11 @@
 # shellcheck source=hosts.sh
 source "$(dirname "${BASH_SOURCE[0]}")/hosts.sh"
 
+# The change streams delete a lot (a long run: thousands); delete protection
+# would stage them and hold the sync (by design; tested in
+# tests/integration/sync_delete_*). Here every delete must go through.
+DELETE_THRESHOLD=${CHAOS_DELETE_THRESHOLD:-1000000}
+
 CHAOS_NAME=""
 CHAOS_LONG=0
 CHAOS_DURATION=600

@@ -50,7 +50,7 @@ acting_after() {
 
 round=0
 kill_leader() { # PHASE
-	local phase=$1 L LT rest=() i k got NL NT LMS WMS
+	local phase=$1 L LT rest=() i k NL NT LMS WMS
 	round=$((round + 1))
 	wait_for 30 host_leader || { chaos_bad "round $round: no ready leader before the kill"; return 1; }
 	L=$(host_leader)

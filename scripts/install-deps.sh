@@ -9,7 +9,8 @@
 #     real AD domain controller for the Active Directory source), Node.js + npm
 #     (the real SCIM server fixture), curl, python3-prometheus-client (the
 #     /metrics test's exposition-format parser), man-db + groff-base (the man
-#     pages' test); clang + its runtime libraries
+#     pages' test), nftables + faketime (the chaos suite, chaos-tests/); clang
+#     + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
 #
@@ -34,6 +35,9 @@ PACKAGES=(
 	python3 python3-prometheus-client
 	# man -l renders the man pages in man/ (man_pages_and_completion_test)
 	man-db groff-base
+	# the chaos suite (chaos-tests/): nftables for partitions and packet loss,
+	# faketime for clock jumps
+	nftables faketime
 	clang libclang-rt-14-dev
 	# A real Samba AD DC for the Active Directory source's tests
 	# (tests/fixtures/samba.sh): the samba binary, samba-tool's provisioning

@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 # The order of the priorities: the most important first.
 all=(leader-kill leader-pause partition flap loss raft-faults scim-faults slapd-restart slapd-replica-failover
-	follower-disk-full raft-segment-damage clock-jump clock-jump-retry)
+	follower-disk-full raft-segment-damage clock-jump clock-jump-retry late-create)
 [ $# -gt 0 ] && all=("$@")
 logs=${CHAOS_LOG_DIR:-$(mktemp -d /tmp/canopy-chaos-logs.XXXXXX)}
 mkdir -p "$logs"

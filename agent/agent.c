@@ -11,7 +11,9 @@
 #include <strings.h>
 
 #include "agent/log.h"
+#include "agent/sd_notify.h"
 #include "common/xalloc.h"
+#include "raft/transport_tls.h"
 #include "sync/hash.h"
 #include "sync/provlog.h"
 #include "sync/replog/raft_replog.h"
@@ -87,6 +89,7 @@ static void on_node_closed(struct node *n)
 {
 	struct agent *a = n->data;
 	uv_close((uv_handle_t *)&a->cursor_watch, NULL);
+	uv_close((uv_handle_t *)&a->watchdog, NULL);
 	identity_close(a);
 	member_watch_close(a);
 	leader_watch_close(a);
@@ -119,8 +122,30 @@ static void on_http_closed(struct http_server *s)
 	}
 }
 
+/* A notice to the service manager (agent/sd_notify.h); a failure is logged
+ * once per kind of notice, not per watchdog ping. */
+static void notify(const char *state)
+{
+	static char failed[64];
+	char err[512], q[600];
+
+	if (sdnotify_send(state, err, sizeof err) == 0)
+		return;
+	if (strncmp(failed, state, sizeof failed) == 0)
+		return;
+	snprintf(failed, sizeof failed, "%s", state);
+	log_warn("cannot notify the service manager", "error=%s", log_quote(q, sizeof q, err));
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	notify("WATCHDOG=1");
+}
+
 static void shutdown_now(struct agent *a)
 {
+	notify("STOPPING=1"); /* again after a signal: harmless; first for agent_shutdown() */
 	health_stop(a->health);
 	a->health = NULL;
 	/* Followers read a refused leader watch as "the leader's process is
@@ -164,6 +189,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	a->stopping = true;
 	log_info("stopping", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	notify("STOPPING=1"); /* the hand-over may take an election timeout */
 	/* Stop exporting before handing over: the next leader resumes from the
 	 * last committed cursor, and no two nodes write at once. */
 	if (a->engine)
@@ -561,18 +587,9 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	struct engine_config ec;
 	struct engine_ports ports;
 	unsigned i;
-	int rv;
 
 	if (!a->cfg.source.present || !a->cfg.target.present)
 		return 0;
-	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP && a->cfg.source.kind != CONFIG_SOURCE_AD) {
-		snprintf(errmsg, errlen, "%s: source.kind %s: this canopy has no such source (openldap or ad)",
-			 a->cfg.path, config_source_kind_name(a->cfg.source.kind));
-		return -ENOTSUP;
-	}
-	rv = compile_mappings(a, errmsg, errlen);
-	if (rv != 0)
-		return rv;
 	memset(&ec, 0, sizeof ec);
 	ec.node_id = a->cfg.node.id;
 	ec.data_dir = a->cfg.node.data_dir;
@@ -597,31 +614,116 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ports.source = make_source(a);
 	ports.target = make_target(a);
 	ports.log = raft_replog_new(&a->node);
-	rv = engine_init(&a->engine, &a->loop, &ports, &a->state, &ec, errmsg, errlen);
+	return engine_init(&a->engine, &a->loop, &ports, &a->state, &ec, errmsg, errlen);
+}
+
+/*
+ * What start-up checks of the configuration beyond config_load(): the
+ * target's CA file and OAuth2 credentials (outbound_init), the source kind
+ * and the mapping expressions. Shared by start() and agent_check_config()
+ * so that --check-config refuses exactly what a start would. On success the
+ * outbound state and the mappings are held by `a`.
+ */
+/*
+ * cluster.tls: the CA, certificate and key loaded into a TLS context and
+ * checked against each other the way node_start() will load them
+ * (raft/transport_tls.h), then released. config_load() checks only that they
+ * are readable and the key's mode; a certificate that is not PEM or a key of
+ * another certificate would otherwise pass --check-config and fail the start.
+ */
+static int check_cluster_tls(struct agent *a, char *errmsg, size_t errlen)
+{
+	struct tls_transport_config tc;
+	struct raft_uv_transport t;
+	char why[512];
+	int rv;
+
+	if (!a->cfg.cluster.tls_ca[0])
+		return 0;
+	memset(&tc, 0, sizeof tc);
+	tc.ca_file = a->cfg.cluster.tls_ca;
+	tc.cert_file = a->cfg.cluster.tls_cert;
+	tc.key_file = a->cfg.cluster.tls_key;
+	/* the loop is kept, not used, until libraft calls the transport's init */
+	rv = tls_transport_init(&t, NULL, &tc, why, sizeof why);
 	if (rv != 0) {
-		mapping_free(a->user_map);
-		mapping_free(a->group_map);
-		a->user_map = a->group_map = NULL;
+		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, why);
+		return rv;
 	}
+	tls_transport_free(&t);
+	return 0;
+}
+
+static int check_config(struct agent *a, char *errmsg, size_t errlen)
+{
+	int rv = check_cluster_tls(a, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	rv = outbound_init(a, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	if (!a->cfg.source.present || !a->cfg.target.present)
+		return 0;
+	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP && a->cfg.source.kind != CONFIG_SOURCE_AD) {
+		snprintf(errmsg, errlen, "%s: source.kind %s: this canopy has no such source (openldap or ad)",
+			 a->cfg.path, config_source_kind_name(a->cfg.source.kind));
+		rv = -ENOTSUP;
+		goto err_after_outbound;
+	}
+	rv = compile_mappings(a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_outbound;
+	return 0;
+
+err_after_outbound:
+	outbound_free(a);
 	return rv;
 }
 
-static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
+static void checked_config_free(struct agent *a)
+{
+	mapping_free(a->user_map);
+	mapping_free(a->group_map);
+	a->user_map = a->group_map = NULL;
+	outbound_free(a);
+	config_free(&a->cfg);
+}
+
+int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
+{
+	struct agent *a = xcalloc(1, sizeof *a);
+	int rv = config_load(config_path, &a->cfg, errmsg, errlen);
+
+	if (rv == 0) {
+		rv = check_config(a, errmsg, errlen);
+		if (rv == 0)
+			checked_config_free(a);
+		else
+			config_free(&a->cfg);
+	}
+	free(a);
+	return rv;
+}
+
+/* *config_error: the configuration was refused (AGENT_EXIT_CONFIG). */
+static int start(struct agent *a, const char *path, bool *config_error, char *errmsg, size_t errlen)
 {
 	struct node_member members[CONFIG_MAX_MEMBERS];
 	struct node_config nc;
 	unsigned i;
 	int rv;
 
+	*config_error = true;
 	rv = config_load(path, &a->cfg, errmsg, errlen);
 	if (rv != 0)
 		return rv;
 	log_setup(a->cfg.node.id, a->cfg.log.level);
 	log_set_format(a->cfg.log.format);
-	rv = identity_load(a, errmsg, errlen);
+	rv = check_config(a, errmsg, errlen);
 	if (rv != 0)
-		goto err_after_config;
-	rv = outbound_init(a, errmsg, errlen);
+		goto err_after_load;
+	*config_error = false;
+	rv = identity_load(a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_config;
 
@@ -678,6 +780,7 @@ static int start(struct agent *a, const char *path, char *errmsg, size_t errlen)
 	uv_timer_init(&a->loop, &a->cursor_watch);
 	a->cursor_watch.data = a;
 	uv_timer_start(&a->cursor_watch, on_cursor_watch, 0, 250);
+	uv_timer_init(&a->loop, &a->watchdog);
 	uv_signal_init(&a->loop, &a->sigterm);
 	uv_signal_init(&a->loop, &a->sigint);
 	a->sigterm.data = a->sigint.data = a;
@@ -702,8 +805,6 @@ err_after_engine:
 	if (a->engine)
 		engine_close(a->engine, NULL, NULL);
 	a->engine = NULL;
-	mapping_free(a->user_map);
-	mapping_free(a->group_map);
 err_after_node:
 	node_close(&a->node, NULL);
 	uv_run(&a->loop, UV_RUN_DEFAULT);
@@ -711,7 +812,9 @@ err_after_state:
 	state_close(&a->state);
 	uv_loop_close(&a->loop);
 err_after_config:
-	outbound_free(a);
+	checked_config_free(a);
+	return rv;
+err_after_load:
 	config_free(&a->cfg);
 	return rv;
 }
@@ -720,15 +823,17 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 {
 	struct agent *a;
 	struct node_status st;
+	bool config_error;
+	uint64_t wd;
 	int rv;
 
 	signal(SIGPIPE, SIG_IGN); /* a peer closing a socket is an error code, not a death */
 	a = xcalloc(1, sizeof *a);
 	a->started_wall = time(NULL);
-	rv = start(a, config_path, errmsg, errlen);
+	rv = start(a, config_path, &config_error, errmsg, errlen);
 	if (rv != 0) {
 		free(a);
-		return 1;
+		return config_error ? AGENT_EXIT_CONFIG : 1;
 	}
 	node_status(&a->node, &st);
 	log_info("started", "cluster=%s raft_address=%s control_address=%s data_dir=%s term=%llu "
@@ -759,16 +864,27 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 		log_info("not bootstrapping (cluster.bootstrap: false): waiting to be added with "
 			 "canopyctl cluster add", NULL);
 
+	/* Ready: the node runs and the control API listens (both in start()).
+	 * Type=notify units are "started" from here, so `systemctl start`
+	 * returns once canopyctl can reach this node. */
+	notify("READY=1\nSTATUS=running: control API on the control_address");
+	wd = sdnotify_watchdog_usec();
+	if (wd > 0) {
+		/* half the interval, as sd_watchdog_enabled(3) advises: one late
+		 * ping is not yet a missed deadline */
+		uint64_t ms = wd / 2000 > 0 ? wd / 2000 : 1;
+		uv_timer_start(&a->watchdog, on_watchdog, 0, ms);
+		log_info("service manager watchdog", "interval_ms=%llu ping_ms=%llu",
+			 (unsigned long long)(wd / 1000), (unsigned long long)ms);
+	}
+
 	uv_run(&a->loop, UV_RUN_DEFAULT);
 
 	rv = uv_loop_close(&a->loop);
 	if (rv != 0)
 		log_warn("event loop closed with handles open", "error=%s", uv_err_name(rv));
 	state_close(&a->state);
-	mapping_free(a->user_map);
-	mapping_free(a->group_map);
-	outbound_free(a);
-	config_free(&a->cfg);
+	checked_config_free(a);
 	rv = a->exit_code;
 	if (rv != 0)
 		snprintf(errmsg, errlen, "%s", a->exit_reason);

@@ -75,6 +75,9 @@ struct agent {
 	time_t cursor_seen_at;
 	uint64_t cursor_digest;
 	uv_timer_t cursor_watch;
+	/* WATCHDOG=1 to the service manager at half $WATCHDOG_USEC, from the
+	 * loop itself: a blocked loop stops the pings (agent/sd_notify.h) */
+	uv_timer_t watchdog;
 	int storage_logged; /* the storage state last logged (raft/storage.h), polled with the cursor */
 	/* This node's source/target health and the health hand-over
 	 * (agent/health.h); NULL once stopped. */
@@ -88,11 +91,29 @@ struct agent {
 };
 
 /*
+ * The exit code of a start refused for its configuration: a key, a file the
+ * configuration names (CA, certificate, key), a secret file (missing, empty,
+ * readable by others), a mapping expression. EX_CONFIG of sysexits(3): a
+ * service manager can tell it from a crash and not restart in a loop
+ * (deploy/systemd/canopy-agent.service, RestartPreventExitStatus=).
+ */
+#define AGENT_EXIT_CONFIG 78
+
+/*
  * Run the agent described by the configuration file until SIGTERM/SIGINT.
- * Returns the process exit code: 0 after a clean stop, 1 with the cause in
- * errmsg when start-up failed.
+ * Returns the process exit code: 0 after a clean stop, AGENT_EXIT_CONFIG
+ * with the cause in errmsg when the configuration was refused, 1 with the
+ * cause in errmsg when start-up failed otherwise (data dir, ports).
  */
 int agent_run(const char *config_path, char *errmsg, size_t errlen);
+
+/*
+ * canopy-agent --check-config: load and validate the configuration with the
+ * very checks agent_run() makes before it starts anything (the same code and
+ * messages), then release it. Touches no data dir, port or server. Returns 0,
+ * or a negative errno-style code with the cause in errmsg.
+ */
+int agent_check_config(const char *config_path, char *errmsg, size_t errlen);
 
 /*
  * Stop on the agent's own account (not a signal), without hand-over: a node
@@ -140,5 +161,18 @@ void control_drill_close(struct agent *a);
 
 /* "drill": this node's drill state for /v1/status. */
 json_t *control_drill_json(struct agent *a);
+
+/* The engine's figures as status shows them (zero, state disabled, without
+ * an engine; staged deletes from the replicated state). */
+struct engine_stats control_sync_stats(struct agent *a);
+
+/* The storage state status shows: the worse of the raft data dir's
+ * (raft/storage.h) and the provisioning log's. */
+struct provlog_health;
+enum storage_state control_storage_overall(const struct node_status *st, const struct provlog_health *ph);
+
+/* GET /metrics: the Prometheus text (agent/metrics.c); *len its length, the
+ * buffer the caller's to free. */
+char *metrics_text(struct agent *a, size_t *len);
 
 #endif /* CANOPY_AGENT_AGENT_H */

@@ -4,6 +4,7 @@
  *   GET  /v1/status                 this node's view: role, term, members,
  *                                   sync, storage, health (canopyctl status)
  *   GET  /metrics                   the same figures for Prometheus
+ *                                   (agent/metrics.c)
  *   GET  /v1/logs                   this node's provisioning log (?since,
  *                                   ?object, ?errors, ?limit)
  *   GET  /v1/leader/watch           a follower's watch of the leader
@@ -22,7 +23,6 @@
  * rename.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +103,7 @@ static json_t *cursor_json(const struct state *s)
 	return j;
 }
 
-static struct engine_stats sync_stats(struct agent *a)
+struct engine_stats control_sync_stats(struct agent *a)
 {
 	struct engine_stats es;
 	memset(&es, 0, sizeof es);
@@ -118,7 +118,7 @@ static struct engine_stats sync_stats(struct agent *a)
 
 static json_t *sync_json(struct agent *a)
 {
-	struct engine_stats es = sync_stats(a);
+	struct engine_stats es = control_sync_stats(a);
 	json_t *o;
 
 	o = xcheck(json_pack("{s:s,s:o,s:I,s:I,s:o,s:I,s:I,s:I}",
@@ -163,7 +163,7 @@ static int storage_rank(enum storage_state s)
 
 /* The raft data dir's state (raft/storage.h) and the provisioning log's,
  * the worse of the two. */
-static enum storage_state storage_overall(const struct node_status *st, const struct provlog_health *ph)
+enum storage_state control_storage_overall(const struct node_status *st, const struct provlog_health *ph)
 {
 	enum storage_state p = ph->last_errno == ENOSPC ? STORAGE_FULL : STORAGE_ERROR;
 	return ph->failing && storage_rank(p) > storage_rank(st->storage_state) ? p : st->storage_state;
@@ -184,7 +184,7 @@ static json_t *storage_json(const struct node_status *st)
 		snprintf(detail + strlen(detail), sizeof detail - strlen(detail), "%s%s: %s",
 			 detail[0] ? "; " : "", ph.path, strerror(ph.last_errno));
 	return xcheck(json_pack("{s:s,s:o,s:{s:I,s:I,s:b}}", "state",
-				storage_state_name(storage_overall(st, &ph)), "detail", text_json(detail),
+				storage_state_name(control_storage_overall(st, &ph)), "detail", text_json(detail),
 				"provisioning_log", "write_errors", (json_int_t)ph.write_errors, "reopens",
 				(json_int_t)ph.reopens, "failing", ph.failing));
 }
@@ -322,154 +322,6 @@ static json_t *status_json(struct agent *a)
 			     "staged_deletes", (json_int_t)object_staged_count(&a->state), "keys",
 			     (json_int_t)state_keys(&a->state), "digest", digest)));
 	return o;
-}
-
-/* Append printf output to a growing buffer. */
-struct text {
-	char *buf;
-	size_t len, cap;
-};
-
-static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		if (t->buf) {
-			va_start(ap, fmt);
-			n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-			va_end(ap);
-			if (n >= 0 && (size_t)n < t->cap - t->len) {
-				t->len += (size_t)n;
-				return;
-			}
-		}
-		t->cap = t->cap ? t->cap * 2 : 4096;
-		t->buf = xrealloc(t->buf, t->cap);
-	}
-}
-
-static void metric(struct text *t, const char *name, const char *type, const char *help,
-		   unsigned long long v)
-{
-	put(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
-}
-
-static char *metrics_text(struct agent *a, size_t *len)
-{
-	struct node_status st;
-	struct node_stats ns;
-	struct provlog_health ph;
-	struct engine_stats es;
-	struct text t = {0};
-	static const enum node_state roles[NODE_STATES] = {NODE_LEADER, NODE_FOLLOWER, NODE_CANDIDATE,
-							   NODE_UNAVAILABLE};
-	unsigned i;
-
-	es = sync_stats(a);
-	node_status(&a->node, &st);
-	node_stats(&a->node, &ns);
-	provlog_health(&ph);
-	put(&t, "# HELP canopy_role 1 for the role this node has now.\n# TYPE canopy_role gauge\n");
-	for (i = 0; i < NODE_STATES; i++)
-		put(&t, "canopy_role{role=\"%s\"} %d\n", node_state_name(roles[i]), st.state == roles[i]);
-	metric(&t, "canopy_term", "gauge", "Current Raft term.", st.term);
-	metric(&t, "canopy_commit_index", "gauge", "Highest log index known committed.",
-	       st.commit_index);
-	metric(&t, "canopy_applied_index", "gauge", "Highest log index applied to the state.",
-	       st.applied_index);
-	metric(&t, "canopy_leader_ready", "gauge",
-	       "1 when this node is leader and its post-election barrier committed.", st.ready);
-	metric(&t, "canopy_storage_ok", "gauge",
-	       "1 when the data dir and the provisioning log can be written (status: storage).",
-	       storage_overall(&st, &ph) == STORAGE_OK);
-	metric(&t, "canopy_provlog_write_errors_total", "counter",
-	       "Provisioning log entries that could not be written.", ph.write_errors);
-	metric(&t, "canopy_uptime_seconds", "counter", "Seconds since the agent started.",
-	       (unsigned long long)(time(NULL) - a->started_wall));
-	metric(&t, "canopy_elections_total", "counter", "Times this node became candidate.",
-	       ns.elections);
-	metric(&t, "canopy_vote_retries_total", "counter",
-	       "Candidate rounds (split votes, lost pre-votes) this node retried early, through pre-vote.", ns.vote_retries);
-	metric(&t, "canopy_early_elections_total", "counter",
-	       "Elections this node started at once: its leader watch was refused, or the leader said it no longer leads.",
-	       a->leader_watch.early_elections);
-	metric(&t, "canopy_leader_watch_drops_total", "counter",
-	       "Leader watch connections that dropped (each is re-asked before any election).",
-	       a->leader_watch.drops_seen);
-	metric(&t, "canopy_lease_suspensions_total", "counter",
-	       "Times this leader suspended its write lease because a follower's watch closed.",
-	       a->leader_watch.suspensions);
-	metric(&t, "canopy_spurious_elections_total", "counter",
-	       "Times this node lost leadership while alive and not handing over.", ns.spurious_elections);
-	metric(&t, "canopy_loop_lag_max_ms", "gauge",
-	       "Longest the event loop was late since start (heartbeats and votes wait that long).",
-	       a->loop_watch.lag_max_ms);
-	metric(&t, "canopy_loop_stalls_total", "counter",
-	       "Times the event loop was late by more than a quarter of the election timeout.",
-	       a->loop_watch.stalls);
-	metric(&t, "canopy_failover_bound_ms", "gauge",
-	       "cluster.election_timeout_ms: a stopped leader is replaced, and exporting, within it.",
-	       a->cfg.cluster.election_timeout_ms);
-	metric(&t, "canopy_leader_changes_total", "counter", "Times the known leader changed.",
-	       ns.leader_changes);
-	metric(&t, "canopy_became_leader_total", "counter",
-	       "Times this node became leader (barrier committed).", ns.became_leader);
-	metric(&t, "canopy_barrier_latency_ms", "gauge",
-	       "Latency of the latest post-election barrier.", ns.last_barrier_ms);
-	metric(&t, "canopy_fsm_applied_total", "counter", "Entries applied to the state machine.",
-	       ns.fsm_applied);
-	metric(&t, "canopy_fsm_refused_total", "counter",
-	       "Entries refused (unknown version or malformed).", ns.fsm_refused);
-	metric(&t, "canopy_objects", "gauge", "Objects in the replicated object table.",
-	       state_count(&a->state, STATE_NS_OBJECT));
-	metric(&t, "canopy_exported_total", "counter", "Target writes acknowledged.",
-	       es.exported_total);
-	metric(&t, "canopy_errors_total", "counter", "Target operations that failed.",
-	       es.errors_total);
-	metric(&t, "canopy_pending_deletes", "gauge", "Deletes staged awaiting approval.",
-	       es.pending_deletes);
-	metric(&t, "canopy_target_quarantined", "gauge", "1 while the target is quarantined.",
-	       es.target.quarantined);
-	metric(&t, "canopy_sync_quarantined", "gauge",
-	       "1 while the sync is quarantined (any reason: source, target, delete threshold).",
-	       es.quarantine_reason[0] != '\0');
-	if (es.quarantine_reason[0]) {
-		put(&t, "# HELP canopy_sync_quarantine_reason The reason of the current quarantine.\n"
-			"# TYPE canopy_sync_quarantine_reason gauge\n"
-			"canopy_sync_quarantine_reason{reason=\"%s\"} 1\n", es.quarantine_reason);
-	}
-	metric(&t, "canopy_retry_set_objects", "gauge",
-	       "Objects whose change the target has not taken yet; retried with backoff (replicated).",
-	       state_count(&a->state, STATE_NS_RETRY));
-	metric(&t, "canopy_failed_objects", "gauge",
-	       "Objects the target refused for good; retried on canopyctl resync (replicated).",
-	       state_count(&a->state, STATE_NS_FAILED));
-	metric(&t, "canopy_export_lag_ms", "gauge",
-	       "Latest batch: from its oldest source event reaching the engine to its commit.",
-	       es.export_lag_ms);
-	metric(&t, "canopy_lease_cancels_total", "counter",
-	       "Batches whose in-flight requests were cancelled when the write lease ran out.",
-	       es.lease_cancels_total);
-	metric(&t, "canopy_control_requests_total", "counter", "Control API requests served.",
-	       a->http_requests);
-	if (a->health) {
-		struct health_metrics hm;
-		health_metrics(a->health, &hm);
-		metric(&t, "canopy_source_up", "gauge",
-		       "1 when this node's latest source check (bind + read of the users base) worked.",
-		       (unsigned long long)hm.source_up);
-		metric(&t, "canopy_target_up", "gauge",
-		       "1 when this node's latest target check (GET ServiceProviderConfig) worked.",
-		       (unsigned long long)hm.target_up);
-		metric(&t, "canopy_health_handovers_total", "counter",
-		       "Leadership transfers made because this leader could not use its source or target.",
-		       hm.handovers);
-	}
-	*len = t.len;
-	return t.buf;
 }
 
 void control_reply_json(struct http_reply *reply, unsigned status, json_t *o)

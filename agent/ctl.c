@@ -246,7 +246,9 @@ static void usage(FILE *f)
 		"                          default: $CANOPY_TOKEN_FILE); needed by every command\n"
 		"                          that changes something when the agents have one\n"
 		"  -j, --json              print the raw JSON answer\n"
-		"  -h, --help              this help\n");
+		"  -h, --help              this help\n"
+		"  -V, --version           print the version and the git commit of the build\n"
+		"                          (with --json: {\"version\",\"commit\"})\n");
 }
 
 static char *urlencode(const char *v)

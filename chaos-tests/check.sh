@@ -67,8 +67,11 @@
 #    state at its applied_index; committed entries never change, so ordered by
 #    applied index (the log's order, and so term order) across all nodes and
 #    restarts it is the cluster's cursor history. Counted: an index at which
-#    a session's CSN (per server id) is lower than at a lower index, a
-#    session's cookie disappears, or two nodes show different cursors. For a
+#    a session's CSN (per server id) is lower than at a lower index, or two
+#    nodes show different cursors. (A session's cookie may disappear: the
+#    engine drops it when the session must be read again in full -- an
+#    in-doubt repair, a resync -- so a leader that fails mid-refresh leaves
+#    the full read to the next one; that reads more, it loses nothing.) For a
 #    cursor that is not canopy's OpenLDAP format: a value that comes back
 #    after another one.
 # 4. digest: every agent's state.digest is equal (looked at up to 10 times,

@@ -30,6 +30,7 @@ uint64_t node_wall_ms(void)
 static int make_dir(const char *path, char *errmsg, size_t errlen)
 {
 	char buf[1024];
+	struct stat st;
 	size_t i, len = strlen(path);
 
 	if (len == 0 || len >= sizeof buf) {
@@ -47,6 +48,18 @@ static int make_dir(const char *path, char *errmsg, size_t errlen)
 			return -errno;
 		}
 		buf[i] = path[i];
+	}
+	/* mkdir leaves an existing directory as it was: one made by hand with
+	 * the default umask (0755) would let every local user read the
+	 * replicated state and the provisioning log. Owner-only, as a new one. */
+	if (stat(path, &st) != 0) {
+		snprintf(errmsg, errlen, "data_dir %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(path, st.st_mode & 0700) != 0) {
+		snprintf(errmsg, errlen, "data_dir %s: mode %04o lets group or others in, and chmod 700 failed: %s",
+			 path, (unsigned)(st.st_mode & 07777), strerror(errno));
+		return -errno;
 	}
 	return 0;
 }

@@ -509,9 +509,11 @@ static int check_open(const char *dir, const struct segment *s, bool newest, uin
 			break;
 		}
 		snprintf(errmsg, errlen,
-			 "storage: %s/%s is damaged (batch %u at byte %zu: %s, and data follows "
-			 "it); libraft would drop every entry from there on; %s",
-			 dir, s->name, batch, off, why, STORAGE_REMEDY);
+			 "storage: %s/%s is damaged (batch %u at byte %zu: %s, %s); libraft would drop "
+			 "every entry from there on; %s",
+			 dir, s->name, batch, off, why,
+			 r == BATCH_SHORT ? "the file ends inside it: truncated" : "and data follows it",
+			 STORAGE_REMEDY);
 		free(buf);
 		return -EBADMSG;
 	}

@@ -7,7 +7,10 @@
 #     libunistring (mapping expressions: regular expressions, Unicode); and
 #     for the tests: slapd + ldap-utils (the real OpenLDAP fixture), Samba (a
 #     real AD domain controller for the Active Directory source), Node.js + npm
-#     (the real SCIM server fixture), curl; clang + its runtime libraries
+#     (the real SCIM server fixture), curl, python3-prometheus-client (the
+#     /metrics test's exposition-format parser), man-db + groff-base (the man
+#     pages' test), nftables + faketime (the chaos suite, chaos-tests/); clang
+#     + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
 #
@@ -27,6 +30,14 @@ PACKAGES=(
 	# keytab (gss_acquire_cred_from, sync/source/ldap_sasl.c).
 	libsasl2-modules-gssapi-mit libkrb5-dev
 	slapd ldap-utils curl util-linux iproute2
+	# A real Prometheus text-format parser for the /metrics test
+	# (tests/integration/metrics_exposition_test.sh).
+	python3 python3-prometheus-client
+	# man -l renders the man pages in man/ (man_pages_and_completion_test)
+	man-db groff-base
+	# the chaos suite (chaos-tests/): nftables for partitions and packet loss,
+	# faketime for clock jumps
+	nftables faketime
 	clang libclang-rt-14-dev
 	# A real Samba AD DC for the Active Directory source's tests
 	# (tests/fixtures/samba.sh): the samba binary, samba-tool's provisioning

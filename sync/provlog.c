@@ -42,11 +42,20 @@ static void set_failing(bool failing, int err)
 /* (Re)open for appending; cut off a torn tail a failed write left behind. */
 static int open_file(struct provlog *l)
 {
+	struct stat st;
+
 	l->fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (l->fd < 0)
 		return -errno;
+	/* O_CREAT's mode applies to a new file only: one left by a copy or a
+	 * rotation tool with 0644 would show DNs and errors to local users */
+	if (fstat(l->fd, &st) == 0 && (st.st_mode & 077) != 0 && fchmod(l->fd, st.st_mode & 0700) != 0) {
+		int err = errno;
+		close(l->fd);
+		l->fd = -1;
+		return -err;
+	}
 	if (l->cut_at >= 0) {
-		struct stat st;
 		if (fstat(l->fd, &st) == 0 && st.st_size > l->cut_at &&
 		    ftruncate(l->fd, (off_t)l->cut_at) != 0) {
 			int err = errno;

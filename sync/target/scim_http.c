@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sync/target/scim_internal.h"
+#include "sync/target/target_metrics.h"
 
 static void on_closed(uv_handle_t *h);
 
@@ -119,6 +120,7 @@ int scim__req_start(struct scim_target *t, enum req_kind kind, const char *metho
 	free(url);
 	list_insert(&t->wire, &r->link);
 	t->n_wire++;
+	r->t0 = uv_hrtime();
 	if ((kind == R_OP || kind == R_BULK) && ++t->n_op_wire > t->stats.peak_requests_in_flight)
 		t->stats.peak_requests_in_flight = t->n_op_wire;
 	*out = r;
@@ -161,6 +163,37 @@ void scim__req_free(struct req *r)
 	free(r);
 }
 
+/* Which kind of request this is, for the latency histogram. */
+static enum target_request_op request_op(const struct req *r)
+{
+	switch (r->kind) {
+	case R_BULK:
+		return TARGET_REQ_BULK;
+	case R_SPC:
+		return TARGET_REQ_CONFIG;
+	case R_PROBE:
+		return TARGET_REQ_PROBE;
+	case R_OP:
+		break;
+	}
+	switch (r->sop->step) {
+	case ST_CREATE:
+		return TARGET_REQ_CREATE;
+	case ST_FIND_EXT:
+	case ST_FIND_NAME:
+		return TARGET_REQ_FIND;
+	case ST_DELETE:
+		return TARGET_REQ_DELETE;
+	case ST_MEMBERS:
+		return TARGET_REQ_MEMBERS;
+	case ST_READ_MEMBERS:
+		return TARGET_REQ_READ_MEMBERS;
+	case ST_UPDATE:
+		break;
+	}
+	return TARGET_REQ_UPDATE;
+}
+
 static void req_done(struct req *r, CURLcode rc)
 {
 	struct scim_target *t = r->t;
@@ -178,6 +211,7 @@ static void req_done(struct req *r, CURLcode rc)
 		rep.json = json_loadb(r->resp, r->resp_len, 0, NULL);
 	scim__req_detach(r);
 	t->stats.requests++;
+	target_metrics_request(request_op(r), (double)(uv_hrtime() - r->t0) / 1e9);
 	switch (r->kind) {
 	case R_OP:
 		scim__detach(r->sop);

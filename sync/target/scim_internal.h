@@ -154,6 +154,7 @@ struct req {
 	size_t resp_len, resp_cap;
 	bool resp_too_big;
 	char errbuf[CURL_ERROR_SIZE];
+	uint64_t t0; /* uv_hrtime() when sent (target_metrics.h) */
 };
 
 struct sock {

@@ -11,6 +11,7 @@
 
 #include "common/xalloc.h"
 #include "sync/target/scim.h"
+#include "sync/target/target_metrics.h"
 
 static const char SCHEMA_USER[] = "urn:ietf:params:scim:schemas:core:2.0:User"; /* RFC 7643 §4.1 */
 /* RFC 7643 §4.3: the enterprise extension, whose `manager` is a complex
@@ -77,6 +78,7 @@ static void on_done(struct scim_op *op)
 	top->attempts = op->attempts;
 	top->duration_ms = op->duration_ms;
 	snprintf(top->error, sizeof top->error, "%s", op->error);
+	target_metrics_error(top->action, top->status);
 	call_free(c);
 	cb(top);
 }

@@ -19,16 +19,17 @@ for run in 1 2 3; do
 done
 pass "SIGTERM of a syncing single-node leader exits 0, three runs"
 
-# Refused starts: each exits 1 with one clear line and no sanitizer report.
+# Refused starts: each exits 1 (78 for a configuration error) with one clear
+# line and no sanitizer report.
 refused() {
-	local what=$1 cfg=$2 pattern=$3 out rc=0
+	local what=$1 cfg=$2 pattern=$3 want=${4:-1} out rc=0
 	out=$("$CANOPY_AGENT" --config "$cfg" 2>&1) || rc=$?
-	[ "$rc" = 1 ] || fail "$what: exit $rc: $out"
+	[ "$rc" = "$want" ] || fail "$what: exit $rc, want $want: $out"
 	grep -q -- "$pattern" <<<"$out" || fail "$what: error does not say \"$pattern\": $out"
 	! grep -q 'AddressSanitizer\|LeakSanitizer' <<<"$out" || fail "$what: sanitizer report: $out"
 }
 sed 's/^  heartbeat_ms:.*/  heartbeat_ms: fast/' "$dir/agent1.yaml" >"$dir/bad-config.yaml"
-refused "config error" "$dir/bad-config.yaml" "heartbeat_ms"
+refused "config error" "$dir/bad-config.yaml" "heartbeat_ms" 78
 
 # the control port taken
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); h,p=sys.argv[1].rsplit(":",1); s.bind((h,int(p))); s.listen(); time.sleep(30)' "${AGENT_CTL[1]}" &

@@ -822,6 +822,23 @@ static void in_doubt_objects_are_rewritten_after_the_old_leases_end(void **state
 	assert_int_equal(f->refreshes[OBJECT_GROUP], 1);
 }
 
+/* An intent ANCHOR = VALUE of an earlier leader; start, and wait until the
+ * in-doubt repair has run (request timeout 10 ms + T 20 ms, at least 2 T). */
+static void after_in_doubt_repair(struct fx *f, const char *anchor, const char *value)
+{
+	struct state_batch b;
+	char key[KEY_MAX];
+	size_t klen = object_key(OBJECT_KEY_INTENT, anchor, key, sizeof key);
+
+	state_batch_init(&b);
+	state_batch_put(&b, key, klen, value, strlen(value));
+	apply(f, &b);
+	start(f);
+	settle(f);
+	spin(f, 60);
+	settle(f);
+}
+
 /* An intent without an object record: the old leader's create may have
  * landed after it lost its lease. The repair records the object under an
  * unknown id; the refresh that follows does not report it (it left the
@@ -830,17 +847,10 @@ static void in_doubt_objects_are_rewritten_after_the_old_leases_end(void **state
 static void an_in_doubt_create_gone_from_the_source_is_deleted_by_anchor(void **state)
 {
 	struct fx *f = *state;
-	struct state_batch b;
 	struct object_record r;
 	size_t deletes = 0;
 
-	state_batch_init(&b);
-	state_batch_put(&b, "i:a9", 4, "6 user", 6); /* term 6's leader was creating a9 */
-	apply(f, &b);
-	start(f);
-	settle(f);
-	spin(f, 60); /* past the old leader's requests (request timeout 10 ms + T 20 ms) */
-	settle(f);
+	after_in_doubt_repair(f, "a9", "6 user"); /* term 6's leader was creating a9 */
 	assert_false(has(f, OBJECT_KEY_INTENT, "a9"));
 	r = record(f, "a9");
 	assert_int_equal(r.type, OBJECT_USER);
@@ -868,16 +878,9 @@ static void an_in_doubt_create_gone_from_the_source_is_deleted_by_anchor(void **
 static void an_in_doubt_create_still_in_the_source_is_written(void **state)
 {
 	struct fx *f = *state;
-	struct state_batch b;
 	struct object_record r;
 
-	state_batch_init(&b);
-	state_batch_put(&b, "i:a9", 4, "6 user", 6);
-	apply(f, &b);
-	start(f);
-	settle(f);
-	spin(f, 60);
-	settle(f);
+	after_in_doubt_repair(f, "a9", "6 user");
 	emit(f, event(SOURCE_REFRESH_BEGIN, OBJECT_USER, NULL, NULL));
 	emit(f, user("a9", "u9", "Nine", NULL));
 	struct source_event *end = event(SOURCE_REFRESH_END, OBJECT_USER, NULL, "c2");

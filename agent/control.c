@@ -134,6 +134,12 @@ static json_t *sync_json(struct agent *a)
 	/* replicated: every node shows the same retry set and failed objects */
 	set(o, "retrying", xcheck(json_integer((json_int_t)state_count(&a->state, STATE_NS_RETRY))));
 	set(o, "failed", xcheck(json_integer((json_int_t)state_count(&a->state, STATE_NS_FAILED))));
+	/* the leader's own: objects an earlier leader may have written after
+	 * its last commit, still to be rewritten by the in-doubt repair
+	 * (docs/architecture.md, "Intents"; due target.timeout_ms + T after the
+	 * change of leader). null on other nodes. */
+	set(o, "repair_pending", node_state(&a->node) != NODE_LEADER
+					 ? json_null() : xcheck(json_integer((json_int_t)es.repair_pending)));
 	if (es.quarantine_reason[0])
 		set(o, "quarantine", xcheck(json_pack("{s:s,s:o}", "reason", es.quarantine_reason,
 						      "detail", text_json(es.quarantine_detail))));

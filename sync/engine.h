@@ -153,6 +153,9 @@ struct engine_stats {
 	uint64_t cycle;      /* batches started in this leadership */
 	uint64_t lease_cancels_total; /* batches whose requests were cancelled at lease expiry */
 	uint64_t export_lag_ms;       /* latest batch: oldest event received -> committed */
+	/* on the leader: objects an earlier leader may have written after its
+	 * last commit, whose in-doubt repair is still to run (0 once it ran) */
+	uint64_t repair_pending;
 	/* state ENGINE_QUARANTINED: why, as a reason code (engine_quarantine_name;
 	 * on a follower the leader's, as replicated), and the detail; "" otherwise */
 	char quarantine_reason[64];

@@ -239,7 +239,7 @@ function sourceInScope() {
 
 // ---------------------------------------------------------------- settle
 // Settled: every agent answers; one ready leader, its sync idle, no retry
-// record and no staged delete; every agent has applied at least what the
+// record, no staged delete and no in-doubt repair due (sync.repair_pending); every agent has applied at least what the
 // leader had committed one poll earlier (an idle leader keeps committing
 // empty barriers to renew its lease, so commit_index never stops growing);
 // and the leader's cursor, batch count and state digest have not changed for
@@ -256,6 +256,9 @@ function settledView(list) {
 		if (L.sync?.state !== "idle") why.push(`leader ${L.node_id} sync ${L.sync?.state}${L.sync?.quarantine ? ` (${L.sync.quarantine.reason})` : ""}`);
 		if (L.sync?.retrying) why.push(`${L.sync.retrying} changes in the retry set`);
 		if (L.sync?.pending_deletes) why.push(`${L.sync.pending_deletes} staged deletes`);
+		// objects an earlier leader may have written late: the in-doubt
+		// repair (which may delete a create that landed late) is still due
+		if (L.sync?.repair_pending) why.push(`${L.sync.repair_pending} in-doubt objects (repair due)`);
 	}
 	return {why, L, ok};
 }

@@ -156,6 +156,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 	*out = e->st;
 	out->pending_deletes = engine_staged_count(e->state);
 	out->quarantine_reason[0] = out->quarantine_detail[0] = '\0';
+	out->repair_pending = s != NULL ? s->in_doubt.count : 0;
 	if (s == NULL) {
 		out->state = e->closing ? ENGINE_STOPPING : ENGINE_STANDBY;
 		/* the leader's quarantine is replicated: every node says it */

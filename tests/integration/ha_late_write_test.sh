@@ -51,6 +51,8 @@ modify New
 newer() { [ "$(sn_of)" = New ]; }
 wait_until 10 newer || fail "the new leader did not write the newer value"
 repaired_in_log "$N" && fail "the new leader repaired before the late write could land (raise TARGET_TIMEOUT_MS)"
+pending() { json_eval "$(agent_status "$1")" 'j.sync.repair_pending'; }
+[ "$(pending "$N")" -ge 1 ] || fail "status sync.repair_pending before the repair: $(pending "$N")"
 
 # The frozen leader's write lands now, after the new leader's.
 [ "$(scim_release)" = 1 ] || fail "no held write to release"
@@ -60,7 +62,11 @@ pass "the late write of the frozen leader landed after the new leader's write (t
 # ... and the new leader repairs it, from the intent the frozen leader left.
 wait_until 20 newer || fail "stale object not repaired: sn=$(sn_of); $("$CANOPYCTL" --server "${AGENT_CTL[$N]}" logs | tail -3)"
 repaired_in_log "$N" || fail "no in-doubt-repair in the provisioning log of the new leader $N"
-pass "new leader $N repaired the object from the intent (sn=New)"
+[ "$(pending "$N")" = 0 ] || fail "status sync.repair_pending after the repair: $(pending "$N")"
+for i in "${rest[@]}"; do
+	[ "$i" = "$N" ] || [ "$(pending "$i")" = null ] || fail "node $i (follower): sync.repair_pending $(pending "$i")"
+done
+pass "new leader $N repaired the object from the intent (sn=New); status sync.repair_pending went from >= 1 to 0"
 kill -CONT "${AGENT_PID[$L]}"
 wait_until 30 sync_compare || sync_compare || fail "target differs from source"
 pass "target equals source"

@@ -190,7 +190,8 @@ const SYNC_KEYS = [
 	["repair_pending", "repair pending"], ["source.connected", "source connected"],
 	["source.message", "source"], ["target.quarantined", "target quarantined"],
 	["target.requests", "target requests"], ["target.retries", "target retries"],
-	["target.failures", "target failures"],
+	["target.failures", "target failures"], ["target.quarantine_reason", "target quarantine"],
+	["target.quarantine_detail", "target quarantine detail"],
 ];
 
 function renderSync(st) {
@@ -204,10 +205,14 @@ function renderSync(st) {
 		if (v === undefined)
 			continue;
 		let note = null, cls = null;
+		if (v === null && key.startsWith("target.quarantine_"))
+			continue;
 		if (key === "cursor_updated_at" || key === "last_export_at")
 			note = ago(v);
 		if (key === "state")
 			cls = "state-" + v;
+		if (key === "cursor" || key === "cursor_readable")
+			cls = "cursor";
 		if ((key === "failed" || key === "retrying" || key === "pending_deletes") && v > 0)
 			cls = "warn";
 		if (key === "source.connected" && v === false)
@@ -273,7 +278,10 @@ function renderLogs(st, logs) {
 			note.append(". The leader's: ", el("a", {href: page, id: "leader-page"}, "node " + leader.id));
 	}
 	const trs = [];
-	for (const e of Array.isArray(logs.entries) ? logs.entries : []) {
+	/* /v1/logs lists the newest `limit` entries oldest first (as canopyctl
+	 * logs prints them); a live page wants the newest on top */
+	const entries = Array.isArray(logs.entries) ? logs.entries.slice().reverse() : [];
+	for (const e of entries) {
 		const r = typeof e.result === "string" ? e.result : "";
 		trs.push(el("tr", {className: "result-" + r, "data-result": r},
 			el("td", {className: "time"}, show(e.time)),

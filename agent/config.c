@@ -1747,6 +1747,37 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 	return rc;
 }
 
+int config_load_text(const char *name, const char *dir, const char *buf, size_t len, struct config *cfg,
+		     char *errmsg, size_t errlen)
+{
+	struct cx c;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	c.file = name != NULL ? name : "(memory)";
+	c.err = errmsg;
+	c.errlen = errlen;
+	if (errmsg != NULL && errlen > 0)
+		errmsg[0] = '\0';
+	memset(cfg, 0, sizeof *cfg);
+	snprintf(cfg->path, sizeof cfg->path, "%s", c.file);
+	set_defaults(cfg);
+	if (dir == NULL || dir[0] != '/' || strlen(dir) >= sizeof c.dir)
+		rc = fail_rc(&c, -EINVAL, 0, "the directory of the configuration must be an absolute path");
+	else if (len > CONFIG_MAX_FILE_BYTES)
+		rc = fail_rc(&c, -EFBIG, 0, "the configuration is too large (%zu bytes, at most %d)", len,
+			     CONFIG_MAX_FILE_BYTES);
+	else {
+		strcpy(c.dir, dir);
+		rc = load_buffer(&c, buf, len, cfg);
+	}
+	if (rc != 0) {
+		config_free(cfg);
+		one_line(errmsg);
+	}
+	return rc;
+}
+
 int config_load(const char *path, struct config *cfg, char *errmsg, size_t errlen)
 {
 	struct cx c;

@@ -1747,6 +1747,24 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 	return rc;
 }
 
+int config_check_yaml(const char *name, const char *buf, size_t len, char *errmsg, size_t errlen)
+{
+	struct cx c;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	c.file = name != NULL ? name : "(memory)";
+	c.err = errmsg;
+	c.errlen = errlen;
+	if (len > CONFIG_MAX_FILE_BYTES)
+		return fail_rc(&c, -EFBIG, 0, "the configuration is too large (%zu bytes, at most %d)", len,
+			       CONFIG_MAX_FILE_BYTES);
+	rc = check_events(&c, buf, len);
+	if (rc != 0)
+		one_line(errmsg);
+	return rc;
+}
+
 int config_load_text(const char *name, const char *dir, const char *buf, size_t len, struct config *cfg,
 		     char *errmsg, size_t errlen)
 {

@@ -57,10 +57,10 @@ static int load(const char *what, const char *buf, size_t len, yaml_document_t *
 	yaml_parser_t p;
 	yaml_node_t *root;
 
-	if (len > CONFIG_MAX_FILE_BYTES) {
-		snprintf(errmsg, errlen, "%s: too large (%zu bytes, at most %d)", what, len, CONFIG_MAX_FILE_BYTES);
+	/* depth, aliases and tags first: libyaml's scanner costs the square
+	 * of the nesting depth (agent/config.c, check_events) */
+	if (config_check_yaml(what, buf, len, errmsg, errlen) != 0)
 		return -EINVAL;
-	}
 	if (!yaml_parser_initialize(&p))
 		xoom("yaml_parser_initialize");
 	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);

@@ -232,13 +232,16 @@ static void reconfigure(struct agent *a, const char *yaml, uint64_t version)
 		free(cfg);
 		log_error("cannot use the replicated configuration with this node's file; keeping the one it runs",
 			  "version=%" PRIu64 " error=%s", version, log_quote(q, sizeof q, err));
+		identity_resume(a); /* a leader stopped exporting for the change: go on with the old one */
 		return;
 	}
 	rv = agent_engine_rebuild(a, cfg, err, sizeof err);
 	if (rv != 0) {
-		if (rv != -ECANCELED)
+		if (rv != -ECANCELED) {
 			log_error("cannot use the replicated configuration; keeping the one it runs",
 				  "version=%" PRIu64 " error=%s", version, log_quote(q, sizeof q, err));
+			identity_resume(a);
+		}
 		return;
 	}
 	free(r->running);
@@ -336,7 +339,9 @@ static void on_watch(uv_check_t *h)
 			 NULL);
 		return;
 	}
-	if (v.version != r->version)
+	/* a different text under the same version: two seeds raced (a leader
+	 * that lost its term had one in flight); the state's text is the one */
+	if (v.version != r->version || r->repl_yaml == NULL || strcmp(v.yaml, r->repl_yaml) != 0)
 		take(a, &v);
 	json_decref(v.o);
 }

@@ -711,11 +711,9 @@ static void checked_config_free(struct agent *a)
 	config_free(&a->cfg);
 }
 
-int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
+/* The checks after config_load*() returned `rv` into a->cfg; releases a. */
+static int check_loaded(struct agent *a, int rv, char *errmsg, size_t errlen)
 {
-	struct agent *a = xcalloc(1, sizeof *a);
-	int rv = config_load(config_path, &a->cfg, errmsg, errlen);
-
 	if (rv == 0) {
 		rv = check_config(a, errmsg, errlen);
 		if (rv == 0)
@@ -727,21 +725,17 @@ int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
 	return rv;
 }
 
+int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
+{
+	struct agent *a = xcalloc(1, sizeof *a);
+	return check_loaded(a, config_load(config_path, &a->cfg, errmsg, errlen), errmsg, errlen);
+}
+
 int agent_check_config_text(const char *name, const char *dir, const char *text, size_t len, char *errmsg,
 			    size_t errlen)
 {
 	struct agent *a = xcalloc(1, sizeof *a);
-	int rv = config_load_text(name, dir, text, len, &a->cfg, errmsg, errlen);
-
-	if (rv == 0) {
-		rv = check_config(a, errmsg, errlen);
-		if (rv == 0)
-			checked_config_free(a);
-		else
-			config_free(&a->cfg);
-	}
-	free(a);
-	return rv;
+	return check_loaded(a, config_load_text(name, dir, text, len, &a->cfg, errmsg, errlen), errmsg, errlen);
 }
 
 const struct config *agent_sync_config(const struct agent *a)

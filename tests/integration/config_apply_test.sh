@@ -113,3 +113,14 @@ LDIF
 after() { scim_ctl GET store | json_get "(u=>u.displayName==='AfterFailover, '+u.name.givenName)(j.Users.find(u=>u.userName==='user00007'))" | grep -q true; }
 wait_until 30 after || fail "the new leader (node $leader) did not export with the applied mapping: $(display_of user00007)"
 pass "after SIGKILL of node $old, node $leader exports with the replicated mapping ($(display_of user00007))"
+
+# The killed node comes back with its own file (the old mapping): it warns,
+# naming the differing key, and runs the replicated configuration.
+agent_start "$old"
+wait_until 30 version_is 4 || fail "node $old does not run version 4 after its restart: $(agent_status "$old")"
+[ "$(json_eval "$(agent_status "$old")" 'j.config.file_differs')" = true ] || fail "status does not say node $old's file differs"
+wait_until 10 grep -q "msg=\"this node's file differs from the replicated configuration.* version=4 keys=mapping.user.displayName\$" "$dir/agent$old.log.tmp" ||
+	fail "node $old did not warn about its file: $(grep -i 'differs' "$dir/agent$old.log.tmp")"
+grep -q 'msg="sync engine rebuilt with the replicated configuration" version=4' "$dir/agent$old.log.tmp" ||
+	fail "node $old did not rebuild its engine with version 4"
+pass "node $old restarted with its own file: warns (keys=mapping.user.displayName), runs version 4"

@@ -529,74 +529,99 @@ static void apply_sections(struct agent *a, const struct http_request *req, stru
 		 resync ? "yes" : "no");
 }
 
-static void handle_apply(struct agent *a, const struct http_request *req, struct http_reply *reply)
+int replconf_parse_apply_body(const char *body, size_t len, struct replconf_apply_body *out, char *errmsg,
+			      size_t errlen)
 {
 	json_error_t jerr;
-	const char *name = NULL, *dir = NULL, *yaml = NULL;
+	json_t *y = NULL;
 	int dry = 0;
-	size_t ylen;
+
+	memset(out, 0, sizeof *out);
+	out->o = json_loadb(body, len, 0, &jerr);
+	if (out->o == NULL || json_unpack_ex(out->o, &jerr, JSON_STRICT, "{s:s,s:s,s:o,s?b}", "name", &out->name,
+					     "dir", &out->dir, "yaml", &y, "dry_run", &dry) != 0 ||
+	    (out->yaml = json_string_value(y)) == NULL) {
+		snprintf(errmsg, errlen, "bad request body: %s (expected {\"name\", \"dir\", \"yaml\", \"dry_run\"})",
+			 out->o != NULL && y != NULL ? "\"yaml\" is not a string" : jerr.text);
+		json_decref(out->o);
+		memset(out, 0, sizeof *out);
+		return -EINVAL;
+	}
+	out->yaml_len = json_string_length(y);
+	out->dry_run = dry != 0;
+	return 0;
+}
+
+int replconf_parse_rollback_body(const char *body, size_t len, uint64_t *version, bool *dry_run, char *errmsg,
+				 size_t errlen)
+{
+	json_error_t jerr;
+	json_int_t n = 0;
+	int dry = 0, rv = 0;
+	json_t *o = json_loadb(body, len, 0, &jerr);
+
+	if (o == NULL || json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s?b}", "version", &n, "dry_run", &dry) != 0) {
+		snprintf(errmsg, errlen, "bad request body: %s (expected {\"version\": N, \"dry_run\": false})",
+			 jerr.text);
+		rv = -EINVAL;
+	} else if (n <= 0) {
+		snprintf(errmsg, errlen, "bad request body: \"version\" must be 1 or more");
+		rv = -EINVAL;
+	} else {
+		*version = (uint64_t)n;
+		*dry_run = dry != 0;
+	}
+	json_decref(o);
+	return rv;
+}
+
+static void handle_apply(struct agent *a, const struct http_request *req, struct http_reply *reply)
+{
+	struct replconf_apply_body b;
 	bool has_node = false;
 	char err[1200], *sync = NULL;
-	json_t *o = json_loadb(req->body, req->body_len, 0, &jerr), *y = NULL;
 
-	if (o == NULL || json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s,s:s,s:o,s?b}", "name", &name, "dir", &dir, "yaml",
-					&y, "dry_run", &dry) != 0 ||
-	    (yaml = json_string_value(y)) == NULL) {
-		if (o != NULL && y != NULL && yaml == NULL)
-			snprintf(jerr.text, sizeof jerr.text, "\"yaml\" is not a string");
-		http_reply_error(reply, 400, "bad request body: %s (expected {\"name\", \"dir\", \"yaml\", \"dry_run\"})",
-				 jerr.text);
-		json_decref(o);
+	if (replconf_parse_apply_body(req->body, req->body_len, &b, err, sizeof err) != 0) {
+		http_reply_error(reply, 400, "%s", err);
 		return;
 	}
-	ylen = json_string_length(y);
-	if (control_redirect_to_leader(a, req, reply)) {
-		json_decref(o);
-		return;
-	}
+	if (control_redirect_to_leader(a, req, reply))
+		goto out;
 	/* A whole agent configuration is checked as canopy-agent --check-config
 	 * checks that file: the same code, the same messages. */
-	if (config_sync_extract(yaml, ylen, &sync, &has_node, err, sizeof err) != 0) {
-		http_reply_error(reply, 400, "%s: %s", name, err);
-		json_decref(o);
-		return;
+	if (config_sync_extract(b.yaml, b.yaml_len, &sync, &has_node, err, sizeof err) != 0) {
+		http_reply_error(reply, 400, "%s: %s", b.name, err);
+		goto out;
 	}
-	if (has_node && agent_check_config_text(name, dir, yaml, ylen, err, sizeof err) != 0) {
+	if (has_node && agent_check_config_text(b.name, b.dir, b.yaml, b.yaml_len, err, sizeof err) != 0) {
 		http_reply_error(reply, 400, "%s", err);
-		free(sync);
-		json_decref(o);
-		return;
+		goto out;
 	}
-	apply_sections(a, req, reply, sync, dry != 0, name);
+	apply_sections(a, req, reply, sync, b.dry_run, b.name);
+out:
 	free(sync);
-	json_decref(o);
+	json_decref(b.o);
 }
 
 static void handle_rollback(struct agent *a, const struct http_request *req, struct http_reply *reply)
 {
-	json_error_t jerr;
-	json_int_t n = 0;
-	int dry = 0;
+	uint64_t n = 0;
+	bool dry = false;
 	struct version v;
-	char what[64];
-	json_t *o = json_loadb(req->body, req->body_len, 0, &jerr);
+	char what[64], err[512];
 
-	if (o == NULL || json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s?b}", "version", &n, "dry_run", &dry) != 0 ||
-	    n <= 0) {
-		http_reply_error(reply, 400, "bad request body: %s (expected {\"version\": N, \"dry_run\": false})",
-				 o ? jerr.text : "not JSON");
-		json_decref(o);
+	if (replconf_parse_rollback_body(req->body, req->body_len, &n, &dry, err, sizeof err) != 0) {
+		http_reply_error(reply, 400, "%s", err);
 		return;
 	}
-	json_decref(o);
 	if (control_redirect_to_leader(a, req, reply))
 		return;
-	if (!historic(a, (uint64_t)n, &v)) {
-		http_reply_error(reply, 404, "no version %lld in the history (canopyctl config history)", (long long)n);
+	if (!historic(a, n, &v)) {
+		http_reply_error(reply, 404, "no version %" PRIu64 " in the history (canopyctl config history)", n);
 		return;
 	}
-	snprintf(what, sizeof what, "version %lld", (long long)n);
-	apply_sections(a, req, reply, v.yaml, dry != 0, what);
+	snprintf(what, sizeof what, "version %" PRIu64, n);
+	apply_sections(a, req, reply, v.yaml, dry, what);
 	json_decref(v.o);
 }
 

@@ -84,4 +84,22 @@ void replconf_free(struct agent *a);
 struct json_t;
 struct json_t *replconf_status_json(struct agent *a);
 
+/* The body of POST /v1/config/apply: {"name": FILE as the operator gave
+ * it, "dir": its absolute directory, "yaml": its text, "dry_run": bool}.
+ * The strings are borrowed from `o` (json_decref it). */
+struct replconf_apply_body {
+	struct json_t *o;
+	const char *name, *dir, *yaml;
+	size_t yaml_len;
+	bool dry_run;
+};
+
+/* Parse it; 0, or -EINVAL with the cause in errmsg (nothing to release). */
+int replconf_parse_apply_body(const char *body, size_t len, struct replconf_apply_body *out, char *errmsg,
+			      size_t errlen);
+
+/* The body of POST /v1/config/rollback: {"version": N (>= 1), "dry_run": bool}. */
+int replconf_parse_rollback_body(const char *body, size_t len, uint64_t *version, bool *dry_run, char *errmsg,
+				 size_t errlen);
+
 #endif /* CANOPY_AGENT_REPLCONF_H */

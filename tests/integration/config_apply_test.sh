@@ -45,6 +45,11 @@ grep -q 'Join(\\", \\", \[sn\]' "$dir/new.yaml" || fail "test setup: the mapping
 out=$(ctl "$follower" config apply "$dir/new.yaml" --dry-run) || fail "dry run: $out"
 grep -q '^~ mapping.user.displayName: ' <<<"$out" || fail "dry run shows no diff of mapping.user.displayName: $out"
 [ "$(wc -l <<<"$out")" = 2 ] || fail "dry run: one changed key and one result line expected: $out"
+ctl "$follower" config apply "$dir/new.yaml" --dry-run --json >"$dir/dry.json" || fail "dry run --json"
+json_get 'j.dry_run===true && j.from_version===1 && j.version===2 && j.resync===true && j.changes.length===1 &&
+	j.changes[0].key==="mapping.user.displayName" && j.changes[0].change==="changed" &&
+	j.changes[0].old==="Join(\" \", [givenName], [sn])" && j.changes[0].new==="Join(\", \", [sn], [givenName])"' <"$dir/dry.json" |
+	grep -q true || fail "dry run --json: $(cat "$dir/dry.json")"
 version_is 1 || fail "a dry run committed something"
 out=$(ctl "$follower" config apply "$dir/new.yaml") || fail "apply: $out"
 grep -q '^~ mapping.user.displayName: "Join(\\" \\", \[givenName\], \[sn\])" -> "Join(\\", \\", \[sn\], \[givenName\])"$' <<<"$out" ||

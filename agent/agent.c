@@ -17,6 +17,7 @@
 #include "sync/hash.h"
 #include "sync/provlog.h"
 #include "sync/replog/raft_replog.h"
+#include "sync/state/cluster.h"
 #include "sync/source/ad.h"
 #include "sync/source/openldap.h"
 #include "sync/target/http_tls.h"
@@ -91,6 +92,7 @@ static void on_node_closed(struct node *n)
 	uv_close((uv_handle_t *)&a->cursor_watch, NULL);
 	uv_close((uv_handle_t *)&a->watchdog, NULL);
 	identity_close(a);
+	replconf_close(a);
 	member_watch_close(a);
 	leader_watch_close(a);
 	control_drill_close(a);
@@ -101,6 +103,12 @@ static void on_node_closed(struct node *n)
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	uv_close((uv_handle_t *)&a->sighup, NULL);
 	log_info("stopped", NULL);
+}
+
+static void stop_after_engine(struct agent *a)
+{
+	raft_story_close(&a->raft_story); /* it reads the node: stop it first */
+	node_close(&a->node, on_node_closed);
 }
 
 static void on_engine_closed(void *data)
@@ -114,6 +122,10 @@ static void on_engine_closed(void *data)
 static void on_http_closed(struct http_server *s)
 {
 	struct agent *a = s->data;
+	if (a->rebuilding) { /* the old engine is closing: go on once it is released */
+		a->close_after_rebuild = true;
+		return;
+	}
 	if (a->engine)
 		engine_close(a->engine, on_engine_closed, a);
 	else {
@@ -369,7 +381,7 @@ static void log_cluster_transport(struct agent *a)
 }
 
 /* Compile one mapping section; errors name the config file, line, rule and column. */
-static int compile_one(struct agent *a, const struct config_mapping *m, unsigned n,
+static int compile_one(const struct config *c, const struct config_mapping *m, unsigned n,
 		       enum object_type type, const char *what, struct mapping **out, char *errmsg,
 		       size_t errlen)
 {
@@ -387,27 +399,34 @@ static int compile_one(struct agent *a, const struct config_mapping *m, unsigned
 	}
 	/* kind ad: a user is active unless userAccountControl has ACCOUNTDISABLE
 	 * (0x2, MS-ADTS 2.2.16), unless the mapping says otherwise */
-	if (type == OBJECT_USER && !active && n < CONFIG_MAX_MAPPINGS && a->cfg.source.kind == CONFIG_SOURCE_AD)
+	if (type == OBJECT_USER && !active && n < CONFIG_MAX_MAPPINGS && c->source.kind == CONFIG_SOURCE_AD)
 		rules[n++] = (struct mapping_rule_text){"active", "Not(CBool(BitAnd([userAccountControl], 2)))", 0};
 	rv = mapping_compile(out, type, what, rules, n, err, sizeof err);
 	if (rv != 0)
-		snprintf(errmsg, errlen, "%s: %s", a->cfg.path, err);
+		snprintf(errmsg, errlen, "%s: %s", c->path, err);
+	return rv;
+}
+
+/* The mappings of configuration `c` into *user, *group. */
+static int compile_config_mappings(const struct config *c, struct mapping **user, struct mapping **group,
+				   char *errmsg, size_t errlen)
+{
+	int rv = compile_one(c, c->mapping.user, c->mapping.n_user, OBJECT_USER, "mapping.user", user, errmsg,
+			     errlen);
+	if (rv != 0)
+		return rv;
+	rv = compile_one(c, c->mapping.group, c->mapping.n_group, OBJECT_GROUP, "mapping.group", group, errmsg,
+			 errlen);
+	if (rv != 0) {
+		mapping_free(*user);
+		*user = NULL;
+	}
 	return rv;
 }
 
 static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
 {
-	int rv = compile_one(a, a->cfg.mapping.user, a->cfg.mapping.n_user, OBJECT_USER,
-			     "mapping.user", &a->user_map, errmsg, errlen);
-	if (rv != 0)
-		return rv;
-	rv = compile_one(a, a->cfg.mapping.group, a->cfg.mapping.n_group, OBJECT_GROUP,
-			 "mapping.group", &a->group_map, errmsg, errlen);
-	if (rv != 0) {
-		mapping_free(a->user_map);
-		a->user_map = NULL;
-	}
-	return rv;
+	return compile_config_mappings(&a->cfg, &a->user_map, &a->group_map, errmsg, errlen);
 }
 
 /* The engine's operator-facing lines (quarantine, staged deletes, refused
@@ -529,33 +548,34 @@ static void outbound_warn(struct agent *a)
  * ad, the Active Directory source (sync/source/ad.h) from source.*. */
 static struct source *make_source(struct agent *a)
 {
+	const struct config *c = agent_sync_config(a);
 	struct ldap_source_config lc;
 	unsigned i;
 
 	memset(&lc, 0, sizeof lc);
-	for (i = 0; i < a->cfg.source.n_urls; i++)
-		a->urls[i] = a->cfg.source.urls[i];
+	for (i = 0; i < c->source.n_urls; i++)
+		a->urls[i] = c->source.urls[i];
 	lc.urls = a->urls;
-	lc.n_urls = a->cfg.source.n_urls;
-	lc.bind_dn = a->cfg.source.bind_dn[0] ? a->cfg.source.bind_dn : NULL;
-	lc.password = a->cfg.source.password;
-	lc.password_file = a->cfg.source.password_file[0] ? a->cfg.source.password_file : NULL;
-	lc.user_base = a->cfg.source.users.base;
-	lc.user_filter = a->cfg.source.users.filter;
-	lc.group_base = a->cfg.source.groups.base[0] ? a->cfg.source.groups.base : NULL;
-	lc.group_filter = a->cfg.source.groups.filter;
-	lc.tls.starttls = a->cfg.source.tls;
-	lc.tls.ca_file = a->cfg.source.tls_ca[0] ? a->cfg.source.tls_ca : NULL;
-	lc.sasl.mech = a->cfg.source.sasl.mech == CONFIG_SASL_GSSAPI ? SOURCE_SASL_GSSAPI : SOURCE_SASL_NONE;
-	lc.sasl.keytab = a->cfg.source.sasl.keytab;
-	lc.sasl.principal = a->cfg.source.sasl.principal;
-	if (a->cfg.source.kind == CONFIG_SOURCE_AD) {
+	lc.n_urls = c->source.n_urls;
+	lc.bind_dn = c->source.bind_dn[0] ? c->source.bind_dn : NULL;
+	lc.password = c->source.password;
+	lc.password_file = c->source.password_file[0] ? c->source.password_file : NULL;
+	lc.user_base = c->source.users.base;
+	lc.user_filter = c->source.users.filter;
+	lc.group_base = c->source.groups.base[0] ? c->source.groups.base : NULL;
+	lc.group_filter = c->source.groups.filter;
+	lc.tls.starttls = c->source.tls;
+	lc.tls.ca_file = c->source.tls_ca[0] ? c->source.tls_ca : NULL;
+	lc.sasl.mech = c->source.sasl.mech == CONFIG_SASL_GSSAPI ? SOURCE_SASL_GSSAPI : SOURCE_SASL_NONE;
+	lc.sasl.keytab = c->source.sasl.keytab;
+	lc.sasl.principal = c->source.sasl.principal;
+	if (c->source.kind == CONFIG_SOURCE_AD) {
 		struct ad_source_config ac = {
 			.urls = lc.urls, .n_urls = lc.n_urls, .bind_dn = lc.bind_dn, .password = lc.password,
 			.password_file = lc.password_file, .user_base = lc.user_base, .user_filter = lc.user_filter,
 			.group_base = lc.group_base, .group_filter = lc.group_filter, .tls = lc.tls,
-			.poll_s = a->cfg.source.poll_s, .sasl = lc.sasl, .no_notify = !a->cfg.source.notify,
-			.reconcile_s = a->cfg.source.reconcile_s,
+			.poll_s = c->source.poll_s, .sasl = lc.sasl, .no_notify = !c->source.notify,
+			.reconcile_s = c->source.reconcile_s,
 		};
 		return ad_source_new(&ac);
 	}
@@ -565,19 +585,20 @@ static struct source *make_source(struct agent *a)
 /* The target port: the SCIM target from target.* (sync/target/scim.h). */
 static struct target *make_target(struct agent *a)
 {
+	const struct config *c = agent_sync_config(a);
 	struct scim_config sc;
 
 	memset(&sc, 0, sizeof sc);
-	sc.url = a->cfg.target.url;
-	sc.token_file = a->cfg.target.token_file[0] ? a->cfg.target.token_file : NULL;
-	sc.token = a->cfg.target.token;
-	sc.max_in_flight = a->cfg.target.max_in_flight;
-	sc.bulk = a->cfg.target.bulk;
-	sc.timeout_ms = a->cfg.target.timeout_ms;
-	sc.max_attempts = a->cfg.target.max_attempts;
+	sc.url = c->target.url;
+	sc.token_file = c->target.token_file[0] ? c->target.token_file : NULL;
+	sc.token = c->target.token;
+	sc.max_in_flight = c->target.max_in_flight;
+	sc.bulk = c->target.bulk;
+	sc.timeout_ms = c->target.timeout_ms;
+	sc.max_attempts = c->target.max_attempts;
 	sc.tls = a->target_tls;
 	sc.auth = a->target_auth;
-	sc.external_id_prefix = a->cfg.target.external_id_prefix;
+	sc.external_id_prefix = c->target.external_id_prefix;
 	return scim_target_new(&sc);
 }
 
@@ -586,29 +607,30 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 {
 	struct engine_config ec;
 	struct engine_ports ports;
+	const struct config *c = agent_sync_config(a);
 	unsigned i;
 
-	if (!a->cfg.source.present || !a->cfg.target.present)
+	if (!c->source.present || !c->target.present)
 		return 0;
 	memset(&ec, 0, sizeof ec);
-	ec.node_id = a->cfg.node.id;
-	ec.data_dir = a->cfg.node.data_dir;
-	for (i = 0; i < a->cfg.source.users.n_exclude; i++)
-		a->user_exclude[i] = a->cfg.source.users.exclude[i];
-	for (i = 0; i < a->cfg.source.groups.n_exclude; i++)
-		a->group_exclude[i] = a->cfg.source.groups.exclude[i];
+	ec.node_id = c->node.id;
+	ec.data_dir = c->node.data_dir;
+	for (i = 0; i < c->source.users.n_exclude; i++)
+		a->user_exclude[i] = c->source.users.exclude[i];
+	for (i = 0; i < c->source.groups.n_exclude; i++)
+		a->group_exclude[i] = c->source.groups.exclude[i];
 	ec.user_exclude = a->user_exclude;
-	ec.n_user_exclude = a->cfg.source.users.n_exclude;
+	ec.n_user_exclude = c->source.users.n_exclude;
 	ec.group_exclude = a->group_exclude;
-	ec.n_group_exclude = a->cfg.source.groups.n_exclude;
-	ec.disable_users = a->cfg.safety.deprovision == CONFIG_DEPROVISION_DISABLE;
-	ec.user_member_of = a->cfg.source.users.member_of[0] ? a->cfg.source.users.member_of : NULL;
+	ec.n_group_exclude = c->source.groups.n_exclude;
+	ec.disable_users = c->safety.deprovision == CONFIG_DEPROVISION_DISABLE;
+	ec.user_member_of = c->source.users.member_of[0] ? c->source.users.member_of : NULL;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;
-	ec.delete_threshold = a->cfg.safety.delete_threshold;
-	ec.delete_threshold_percent = a->cfg.safety.delete_threshold_percent;
-	ec.delete_window_s = a->cfg.safety.delete_window_s;
-	ec.delete_stop = a->cfg.safety.on_threshold == CONFIG_ON_THRESHOLD_STOP;
+	ec.delete_threshold = c->safety.delete_threshold;
+	ec.delete_threshold_percent = c->safety.delete_threshold_percent;
+	ec.delete_window_s = c->safety.delete_window_s;
+	ec.delete_stop = c->safety.on_threshold == CONFIG_ON_THRESHOLD_STOP;
 	ec.log = on_engine_log;
 	ec.log_data = a;
 	ports.source = make_source(a);
@@ -689,11 +711,9 @@ static void checked_config_free(struct agent *a)
 	config_free(&a->cfg);
 }
 
-int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
+/* The checks after config_load*() returned `rv` into a->cfg; releases a. */
+static int check_loaded(struct agent *a, int rv, char *errmsg, size_t errlen)
 {
-	struct agent *a = xcalloc(1, sizeof *a);
-	int rv = config_load(config_path, &a->cfg, errmsg, errlen);
-
 	if (rv == 0) {
 		rv = check_config(a, errmsg, errlen);
 		if (rv == 0)
@@ -703,6 +723,102 @@ int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
 	}
 	free(a);
 	return rv;
+}
+
+int agent_check_config(const char *config_path, char *errmsg, size_t errlen)
+{
+	struct agent *a = xcalloc(1, sizeof *a);
+	return check_loaded(a, config_load(config_path, &a->cfg, errmsg, errlen), errmsg, errlen);
+}
+
+int agent_check_config_text(const char *name, const char *dir, const char *text, size_t len, char *errmsg,
+			    size_t errlen)
+{
+	struct agent *a = xcalloc(1, sizeof *a);
+	return check_loaded(a, config_load_text(name, dir, text, len, &a->cfg, errmsg, errlen), errmsg, errlen);
+}
+
+const struct config *agent_sync_config(const struct agent *a)
+{
+	return a->sync_cfg ? a->sync_cfg : &a->cfg;
+}
+
+/* The export may start: leading, after the barrier, with the cluster id
+ * committed (agent/identity.h). */
+static void resume_export(struct agent *a)
+{
+	if (a->engine && !a->stopping && !a->identity.failed && node_leader_ready(&a->node) &&
+	    cluster_id_get(&a->state) != NULL)
+		engine_lead(a->engine);
+}
+
+static void stop_after_engine(struct agent *a);
+
+/* The old engine is released: build the new one from the waiting
+ * configuration, and resume exporting when this node leads. */
+static void on_rebuild_closed(void *data)
+{
+	struct agent *a = data;
+	char err[1024], q[1100];
+
+	a->rebuilding = false;
+	mapping_free(a->user_map);
+	mapping_free(a->group_map);
+	a->user_map = a->rebuild_user;
+	a->group_map = a->rebuild_group;
+	a->rebuild_user = a->rebuild_group = NULL;
+	if (a->sync_cfg) {
+		config_free(a->sync_cfg);
+		free(a->sync_cfg);
+	}
+	a->sync_cfg = a->rebuild_cfg;
+	a->rebuild_cfg = NULL;
+	if (a->stopping) {
+		if (a->close_after_rebuild)
+			stop_after_engine(a);
+		return;
+	}
+	if (start_engine(a, err, sizeof err) != 0) {
+		log_error("cannot start the sync engine with the new configuration; not exporting", "error=%s",
+			  log_quote(q, sizeof q, err));
+		return;
+	}
+	resume_export(a);
+}
+
+int agent_engine_rebuild(struct agent *a, struct config *cfg, char *errmsg, size_t errlen)
+{
+	struct mapping *user = NULL, *group = NULL;
+	struct engine *old = a->engine;
+	int rv = 0;
+
+	if (cfg->source.present && cfg->target.present)
+		rv = compile_config_mappings(cfg, &user, &group, errmsg, errlen);
+	if (rv != 0 || a->stopping) {
+		config_free(cfg);
+		free(cfg);
+		return rv != 0 ? rv : -ECANCELED;
+	}
+	/* A rebuild already waiting for the old engine: this one replaces it. */
+	mapping_free(a->rebuild_user);
+	mapping_free(a->rebuild_group);
+	if (a->rebuild_cfg) {
+		config_free(a->rebuild_cfg);
+		free(a->rebuild_cfg);
+	}
+	a->rebuild_cfg = cfg;
+	a->rebuild_user = user;
+	a->rebuild_group = group;
+	if (a->rebuilding)
+		return 0;
+	a->engine = NULL; /* nothing else may use or close it now */
+	if (old == NULL) {
+		on_rebuild_closed(a);
+		return 0;
+	}
+	a->rebuilding = true;
+	engine_close(old, on_rebuild_closed, a);
+	return 0;
 }
 
 /* *config_error: the configuration was refused (AGENT_EXIT_CONFIG). */
@@ -724,6 +840,9 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 		goto err_after_load;
 	*config_error = false;
 	rv = identity_load(a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_config;
+	rv = replconf_load(a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_config;
 
@@ -790,6 +909,7 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	a->sighup.data = a;
 	uv_signal_start(&a->sighup, on_sighup, SIGHUP);
 	identity_start(a);
+	replconf_start(a);
 	member_watch_start(a);
 	leader_watch_start(a);
 	control_drill_start(a);
@@ -812,6 +932,7 @@ err_after_state:
 	state_close(&a->state);
 	uv_loop_close(&a->loop);
 err_after_config:
+	replconf_free(a);
 	checked_config_free(a);
 	return rv;
 err_after_load:
@@ -884,6 +1005,11 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 	if (rv != 0)
 		log_warn("event loop closed with handles open", "error=%s", uv_err_name(rv));
 	state_close(&a->state);
+	replconf_free(a);
+	if (a->sync_cfg) {
+		config_free(a->sync_cfg);
+		free(a->sync_cfg);
+	}
 	checked_config_free(a);
 	rv = a->exit_code;
 	if (rv != 0)

@@ -22,6 +22,7 @@
 #include "agent/loop_watch.h"
 #include "agent/member_watch.h"
 #include "agent/raft_story.h"
+#include "agent/replconf.h"
 #include "agent/leader_watch.h"
 #include "raft/node.h"
 #include "sync/engine.h"
@@ -88,6 +89,15 @@ struct agent {
 	 * without it). Made at start, read-only, released after the loop ends. */
 	struct http_tls *target_tls;
 	struct oauth2 *target_auth;
+	/* The replicated sync configuration (agent/replconf.h). The engine is
+	 * built from agent_sync_config(): this node's file until the cluster's
+	 * configuration replaces it (sync_cfg, owned), then that. */
+	struct replconf replconf;
+	struct config *sync_cfg;
+	bool rebuilding;           /* the old engine is closing for a rebuild */
+	bool close_after_rebuild;  /* the agent stops once it has closed */
+	struct config *rebuild_cfg; /* what the rebuild starts the new engine with */
+	struct mapping *rebuild_user, *rebuild_group;
 };
 
 /*
@@ -114,6 +124,26 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen);
  * or a negative errno-style code with the cause in errmsg.
  */
 int agent_check_config(const char *config_path, char *errmsg, size_t errlen);
+
+/*
+ * The same for a configuration sent to the control API: `text` read as the
+ * file `name` in the absolute directory `dir` would be (config_load_text()),
+ * with the same checks and messages as agent_check_config().
+ */
+int agent_check_config_text(const char *name, const char *dir, const char *text, size_t len, char *errmsg,
+			    size_t errlen);
+
+/* The configuration the sync engine is built from (see sync_cfg). */
+const struct config *agent_sync_config(const struct agent *a);
+
+/*
+ * Replace the sync engine by one built from `cfg` (taken: heap-allocated,
+ * loaded with config_load*): the running engine stops exporting and closes;
+ * the new one starts from the replicated cursor, and exports at once when
+ * this node leads. Returns 0, or a negative errno with errmsg when the
+ * mappings of `cfg` do not compile (cfg is released, the engine untouched).
+ */
+int agent_engine_rebuild(struct agent *a, struct config *cfg, char *errmsg, size_t errlen);
 
 /*
  * Stop on the agent's own account (not a signal), without hand-over: a node
@@ -146,6 +176,10 @@ json_t *control_time_or_null(time_t t);
 
 /* Answer with `o` as JSON (takes the reference). */
 void control_reply_json(struct http_reply *reply, unsigned status, json_t *o);
+
+/* GET /v1/config, GET /v1/config/history, POST /v1/config/{apply,rollback}
+ * (agent/replconf.c): returns false when the path is none of these. */
+bool control_config_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
 
 /* GET /v1/deletes, GET /v1/failed, POST /v1/resync (agent/control_sync.c):
  * returns false when the path is none of these. */

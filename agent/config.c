@@ -1718,8 +1718,8 @@ static int load(struct cx *c, const char *path, struct config *cfg)
 	return rc;
 }
 
-int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *errmsg,
-		       size_t errlen)
+int config_load_text(const char *name, const char *dir, const char *buf, size_t len, struct config *cfg,
+		     char *errmsg, size_t errlen)
 {
 	struct cx c;
 	int rc;
@@ -1733,17 +1733,47 @@ int config_load_buffer(const char *name, const char *buf, size_t len, struct con
 	memset(cfg, 0, sizeof *cfg);
 	snprintf(cfg->path, sizeof cfg->path, "%s", c.file);
 	set_defaults(cfg);
-	if (getcwd(c.dir, sizeof c.dir) == NULL)
-		strcpy(c.dir, "/");
-	if (len > CONFIG_MAX_FILE_BYTES)
+	if (dir == NULL || dir[0] != '/' || strlen(dir) >= sizeof c.dir)
+		rc = fail_rc(&c, -EINVAL, 0, "the directory of the configuration must be an absolute path");
+	else if (len > CONFIG_MAX_FILE_BYTES)
 		rc = fail_rc(&c, -EFBIG, 0, "the configuration is too large (%zu bytes, at most %d)", len,
 			     CONFIG_MAX_FILE_BYTES);
-	else
+	else {
+		strcpy(c.dir, dir);
 		rc = load_buffer(&c, buf, len, cfg);
+	}
 	if (rc != 0) {
 		config_free(cfg);
 		one_line(errmsg);
 	}
+	return rc;
+}
+
+int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *errmsg,
+		       size_t errlen)
+{
+	char dir[PATH_MAX];
+
+	if (getcwd(dir, sizeof dir) == NULL)
+		strcpy(dir, "/");
+	return config_load_text(name, dir, buf, len, cfg, errmsg, errlen);
+}
+
+int config_check_yaml(const char *name, const char *buf, size_t len, char *errmsg, size_t errlen)
+{
+	struct cx c;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	c.file = name != NULL ? name : "(memory)";
+	c.err = errmsg;
+	c.errlen = errlen;
+	if (len > CONFIG_MAX_FILE_BYTES)
+		return fail_rc(&c, -EFBIG, 0, "the configuration is too large (%zu bytes, at most %d)", len,
+			       CONFIG_MAX_FILE_BYTES);
+	rc = check_events(&c, buf, len);
+	if (rc != 0)
+		one_line(errmsg);
 	return rc;
 }
 

@@ -234,6 +234,23 @@ int config_load(const char *path, struct config *cfg, char *errmsg, size_t errle
 int config_load_buffer(const char *name, const char *buf, size_t len, struct config *cfg, char *errmsg,
 		       size_t errlen);
 
+/*
+ * The same from memory, with the file's directory given (absolute): relative
+ * paths in the text resolve against `dir`, and errors start with `name`, as
+ * config_load() of that file would say them. Used for a configuration sent
+ * to the control API (agent/replconf.h).
+ */
+int config_load_text(const char *name, const char *dir, const char *buf, size_t len, struct config *cfg,
+		     char *errmsg, size_t errlen);
+
+/*
+ * Only the pass over libyaml's events that config_load() makes before it
+ * builds a document: YAML syntax, the limits below, no tags. For other
+ * readers of configuration text (agent/config_sync.h). Returns 0, or a
+ * negative errno with "NAME:LINE: cause" in errmsg.
+ */
+int config_check_yaml(const char *name, const char *buf, size_t len, char *errmsg, size_t errlen);
+
 /* Limits of the YAML reader: a configuration is small and flat, so anything
  * past these is refused before it is built into a document (libyaml's cost
  * grows with the square of the nesting depth). */

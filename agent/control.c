@@ -317,6 +317,7 @@ static json_t *status_json(struct agent *a)
 	set(o, "sync", sync_json(a));
 	set(o, "failover", failover_json(a));
 	set(o, "drill", control_drill_json(a));
+	set(o, "config", replconf_status_json(a));
 	set(o, "storage", storage_json(&st));
 	/* this node's event loop (agent/loop_watch.h) */
 	set(o, "loop", xcheck(json_pack("{s:I,s:I,s:I}", "lag_max_ms", (json_int_t)a->loop_watch.lag_max_ms,
@@ -1021,6 +1022,8 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 		reply->content_type = "text/plain; version=0.0.4";
 		return;
 	}
+	if (control_config_handle(a, req, reply))
+		return;
 	if (control_sync_handle(a, req, reply))
 		return;
 	if (control_drill_handle(a, req, reply))

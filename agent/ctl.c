@@ -216,6 +216,20 @@ static void usage(FILE *f)
 		"  resync DN | --failed    retry now: the object with that DN (failed, retrying, or\n"
 		"                          exported: written again from a fresh read), or every\n"
 		"                          failed object\n"
+		"  config show             the cluster's replicated sync configuration (YAML):\n"
+		"                          source.users/groups, mapping, safety, target url/kind/\n"
+		"                          timeouts; version, origin node, time\n"
+		"  config history          its versions: time, origin node, what changed\n"
+		"  config apply FILE [--dry-run]\n"
+		"                          validate FILE (an agent configuration, or its sync\n"
+		"                          sections alone) as canopy-agent --check-config would,\n"
+		"                          print what changes (+ added, ~ changed, - removed, one\n"
+		"                          key per line) and commit it as the next version: every\n"
+		"                          agent switches at the same log index. Refused when\n"
+		"                          nothing changes. --dry-run: validate and diff only.\n"
+		"                          Needs the control token\n"
+		"  config rollback N [--dry-run]\n"
+		"                          apply version N again, as a new version\n"
 		"  certs init-ca DIR       a CA for cluster.tls: DIR/ca.pem, DIR/ca.key (local)\n"
 		"  certs issue --ca DIR --node ID --address IP --out PREFIX [--days N]\n"
 		"                          a node certificate (CN node-ID): PREFIX.pem, PREFIX.key\n"
@@ -246,6 +260,7 @@ static void usage(FILE *f)
 		"                          default: $CANOPY_TOKEN_FILE); needed by every command\n"
 		"                          that changes something when the agents have one\n"
 		"  -j, --json              print the raw JSON answer\n"
+		"      --dry-run           config apply/rollback: validate and diff, commit nothing\n"
 		"  -h, --help              this help\n"
 		"  -V, --version           print the version and the git commit of the build\n"
 		"                          (with --json: {\"version\",\"commit\"})\n");
@@ -410,7 +425,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	char *token = NULL;
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL, *mode = NULL, *count = NULL;
-	bool json = false, errors = false, failed = false;
+	bool json = false, errors = false, failed = false, dry_run = false;
 	struct http_body body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
@@ -434,6 +449,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			errors = true;
 		else if (strcmp(a, "--failed") == 0)
 			failed = true;
+		else if (strcmp(a, "--dry-run") == 0)
+			dry_run = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(out);
 			return 0;
@@ -476,6 +493,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		usage(err);
 		return 2;
 	}
+	if (strcmp(words[0], "config") == 0)
+		return ctl_config(server, token_file, n_words, words, dry_run, json, out, err);
 	if (strcmp(words[0], "drill") == 0) {
 		unsigned long n = 1;
 		char *end = NULL;

@@ -41,4 +41,15 @@ long ctl_request(const char *server, const char *method, const char *path, const
 int ctl_drill(const char *server, const char *token, const char *mode, unsigned count, bool json, FILE *out,
 	      FILE *err);
 
+/*
+ * `canopyctl config show|history|apply FILE|rollback N` (agent/ctl_config.c):
+ * the replicated sync configuration (agent/replconf.h). `words` are the
+ * command's words ("config", ...). apply and rollback show the diff, one
+ * key per line, and commit unless dry_run; the token is read from
+ * token_file for them. Returns the exit code: 0, 1 (refused: the cause on
+ * err), 2 (usage).
+ */
+int ctl_config(const char *server, const char *token_file, int n_words, const char **words, bool dry_run,
+	       bool json, FILE *out, FILE *err);
+
 #endif /* CANOPY_AGENT_CTL_H */

@@ -86,7 +86,7 @@ struct peer {
 struct job {
 	uv_work_t req;
 	struct health *h;
-	const struct config *cfg;
+	struct config *cfg; /* a copy: what the engine runs (agent_sync_config), secrets left out */
 	uint64_t node_id;
 	char report_url[320]; /* "" when there is nobody to report to */
 	int64_t handed_over_ago_ms; /* since this node last handed over for health; -1: never */
@@ -381,6 +381,7 @@ static void job_done(uv_work_t *req, int status)
 	h->job = NULL;
 	if (h->stopping || status != 0) {
 		free(j->reply);
+		free(j->cfg);
 		free(j);
 		maybe_free(h);
 		return;
@@ -411,6 +412,7 @@ static void job_done(uv_work_t *req, int status)
 		json_decref(o);
 	}
 	free(j->reply);
+	free(j->cfg);
 	free(j);
 }
 
@@ -437,7 +439,13 @@ static void start_probe(struct health *h, const struct node_status *st)
 
 	j = xcalloc(1, sizeof *j);
 	j->h = h;
-	j->cfg = &h->a->cfg;
+	/* A copy taken on the loop: the replicated configuration can replace
+	 * the engine's while the probe runs (agent/replconf.h). The probe reads
+	 * the secret files itself, so the copy holds no secret. */
+	j->cfg = xmalloc(sizeof *j->cfg);
+	*j->cfg = *agent_sync_config(h->a);
+	j->cfg->source.password = j->cfg->target.token = j->cfg->target.auth.client_secret = NULL;
+	j->cfg->control.token = NULL;
 	j->node_id = h->a->cfg.node.id;
 	j->req.data = j;
 	j->handed_over_ago_ms = h->handed_over_ms ? (int64_t)(now_ms(h) - h->handed_over_ms) : -1;
@@ -448,6 +456,7 @@ static void start_probe(struct health *h, const struct node_status *st)
 	rv = uv_queue_work(&h->a->loop, &j->req, job_run, job_done);
 	if (rv != 0) {
 		log_warn("cannot start a health probe", "error=%s", uv_err_name(rv));
+		free(j->cfg);
 		free(j);
 		return;
 	}

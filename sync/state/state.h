@@ -52,6 +52,7 @@ enum state_ns {
 	STATE_NS_QUARANTINE = 'q',     /* the leader's quarantine (the sync engine) */
 	STATE_NS_RETRY = 'r',          /* the retry set (retry.h) */
 	STATE_NS_WINDOW = 'w',         /* deletes executed recently (the sync engine) */
+	STATE_NS_CONFIG = 'g',         /* the replicated sync configuration (agent/replconf.h) */
 };
 
 struct state_slot;

@@ -3,7 +3,8 @@
  * http_check_head: Origin, Content-Type, Content-Length/Transfer-Encoding
  * framing, body size; agent/control.c: the bearer token comparison, the
  * /v1/logs limit and since (sync/provlog.c provlog_parse_time), the bodies of POST /v1/cluster/..., /v1/resync and
- * /v1/drill/crash, and the ID@HOST:PORT of cluster add).
+ * /v1/drill/crash, /v1/config/apply and /v1/config/rollback (agent/replconf.c), and the ID@HOST:PORT
+ * of cluster add).
  * Input: NUL-separated fields: method, Origin, Content-Type, Content-Length,
  * Transfer-Encoding, Authorization, limit, then the body (the rest). An empty
  * field is an absent header; byte 0's low bits say how often the framing
@@ -17,6 +18,9 @@
 #include "agent/config.h"
 #include "agent/control.h"
 #include "agent/http.h"
+#include "agent/replconf.h"
+
+#include <jansson.h>
 #include "sync/provlog.h"
 
 #define NFIELDS 7
@@ -79,6 +83,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)control_parse_resync_body(p, body_len, dn, sizeof dn, &failed, err, sizeof err);
 		if (control_parse_drill_body(p, body_len, &id, err, sizeof err) == 0 && id < 0)
 			__builtin_trap(); /* a negative down_ms is refused */
+		{
+			struct replconf_apply_body ab;
+			uint64_t version = 0;
+			if (replconf_parse_apply_body(p, body_len, &ab, err, sizeof err) == 0) {
+				if (ab.name == NULL || ab.dir == NULL || ab.yaml == NULL)
+					__builtin_trap();
+				json_decref(ab.o);
+			}
+			if (replconf_parse_rollback_body(p, body_len, &version, &failed, err, sizeof err) == 0 &&
+			    version == 0)
+				__builtin_trap(); /* version 0 is refused */
+		}
 	}
 	free(copy);
 	return 0;

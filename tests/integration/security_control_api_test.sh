@@ -130,7 +130,7 @@ wait_role "$f" leader 10 || fail "transfer through the follower's redirect did n
 out=$(CANOPY_TOKEN_FILE=$dir/control.token "$CANOPYCTL" --server "${AGENT_CTL[$f]}" cluster transfer "$l" 2>&1) ||
 	fail "CANOPY_TOKEN_FILE through the (new) follower: $out"
 wait_role "$l" leader 10 || fail "transfer back did not happen"
-"$CANOPYCTL" --help | grep -q -- '--token-file' || fail "--help does not mention --token-file"
+grep -q -- '--token-file' <<<"$("$CANOPYCTL" --help)" || fail "--help does not mention --token-file" # all read: grep -q on a pipe would end canopyctl with SIGPIPE (pipefail)
 pass "canopyctl --token-file / CANOPY_TOKEN_FILE, kept across the follower's 307"
 
 # A non-loopback control address without a token refuses to start; with a

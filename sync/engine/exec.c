@@ -177,6 +177,9 @@ static void op_done(struct target_op *op)
 		it->cancelled = true;
 	assert(b != NULL && b->outstanding > 0);
 	b->outstanding--;
+	/* a refusal of some member values: the next part goes out (bisect.c) */
+	if (!s->stopping && !b->rewind && bisect_on_answer(s, it))
+		return;
 	if (b->outstanding == 0 && !s->stopping) {
 		if (b->rewind)
 			batch_rewind(s);
@@ -186,7 +189,7 @@ static void op_done(struct target_op *op)
 }
 
 /* it->op's action-specific fields are set by the caller. */
-static void submit(struct session *s, struct item *it, enum target_action action)
+void exec_submit(struct session *s, struct item *it, enum target_action action)
 {
 	struct engine *e = s->e;
 
@@ -225,7 +228,7 @@ void exec_upserts(struct session *s)
 			it->put_manager = manager_resolve(&s->plan, b, it, it->manager_dn, &it->put_manager_id);
 			it->op.manager_id = it->put_manager_id;
 		}
-		submit(s, it, TARGET_UPSERT);
+		exec_submit(s, it, TARGET_UPSERT);
 	}
 }
 
@@ -265,6 +268,8 @@ static void finish_upserts(struct session *s)
 			 * (a group created anew -- gone from the target -- has none) */
 			it->rec.members = engine_strv_dup(it->old.members, it->old.n_members);
 			it->rec.n_members = it->old.n_members;
+			it->rec.refused = engine_strv_dup(it->old.refused, it->old.n_refused);
+			it->rec.n_refused = it->old.n_refused;
 		}
 		it->write_rec = it->upsert_needed || !it->has_old ||
 				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0));
@@ -286,6 +291,23 @@ static void take_members(struct item *it)
 	engine_strv_free(it->rec.members, it->rec.n_members);
 	it->rec.members = engine_strv_dup(it->add_anchors, it->n_add_anchors);
 	it->rec.n_members = it->n_add_anchors;
+	/* The members the target refused (bisect.c): an upsert planned the
+	 * whole membership, so every one still wanted was tried again now;
+	 * a members-only change keeps those it did not try. */
+	engine_strv_free(it->rec.refused, it->rec.n_refused);
+	it->rec.refused = NULL;
+	it->rec.n_refused = 0;
+	if (it->kind != IT_UPSERT)
+		for (size_t i = 0; i < it->old.n_refused; i++) {
+			const char *a = it->old.refused[i];
+			if (!engine_strv_has(it->add_new, it->n_add_new, a) &&
+			    !engine_strv_has(it->rm_anchors, it->n_rm_anchors, a) &&
+			    !engine_strv_has(it->refused_now, it->n_refused_now, a))
+				engine_strv_push(&it->rec.refused, &it->rec.n_refused, a);
+		}
+	for (size_t i = 0; i < it->n_refused_now; i++)
+		if (!engine_strv_has(it->rec.refused, it->rec.n_refused, it->refused_now[i]))
+			engine_strv_push(&it->rec.refused, &it->rec.n_refused, it->refused_now[i]);
 	it->write_rec = true;
 }
 
@@ -325,7 +347,7 @@ static void submit_manager(struct session *s, struct item *it)
 	memset(&it->op, 0, sizeof it->op);
 	it->op.target_id = it->rec.target_id;
 	it->op.manager_id = it->manager_id;
-	submit(s, it, TARGET_MANAGER);
+	exec_submit(s, it, TARGET_MANAGER);
 }
 
 static void start_members(struct session *s)
@@ -354,7 +376,7 @@ static void start_members(struct session *s)
 		it->op.n_remove = it->n_rm_ids;
 		/* a re-run may repeat a change that landed: read back first */
 		it->op.verify = b->kind == BATCH_RETRY || b->rerun;
-		submit(s, it, TARGET_MEMBERS);
+		exec_submit(s, it, TARGET_MEMBERS);
 	}
 }
 
@@ -380,6 +402,12 @@ static void finish_members(struct session *s)
 		}
 		if (!has_member_change(it) || it->op.action != TARGET_MEMBERS)
 			continue;
+		if (bisect_aborted(it)) {
+			/* what landed before the failure is in the target */
+			bisect_partial(it);
+		} else if (it->bis != NULL) {
+			bisect_finish(s, it);
+		}
 		if (it->op.status != 0) {
 			/* Its members stay as recorded; the retry set redoes the
 			 * difference. A group gone from the target (-ENOENT) is
@@ -411,14 +439,14 @@ static void start_deletes(struct session *s)
 		if (it->kind == IT_DISABLE && !it->failed && it->has_old && it->old.target_id) {
 			memset(&it->op, 0, sizeof it->op);
 			it->op.target_id = it->old.target_id;
-			submit(s, it, TARGET_DISABLE);
+			exec_submit(s, it, TARGET_DISABLE);
 			continue;
 		}
 		if (it->kind != IT_DELETE || it->failed)
 			continue;
 		memset(&it->op, 0, sizeof it->op);
 		it->op.target_id = it->has_old ? it->old.target_id : NULL;
-		submit(s, it, TARGET_DELETE);
+		exec_submit(s, it, TARGET_DELETE);
 	}
 }
 
@@ -531,6 +559,10 @@ static void batch_rewind(struct session *s)
 		it->cancelled = false;
 		memset(&it->op, 0, sizeof it->op);
 		it->write_rec = false;
+		bisect_free(it); /* a decision keeps its plan, not its answers */
+		engine_strv_free(it->refused_now, it->n_refused_now);
+		it->refused_now = NULL;
+		it->n_refused_now = 0;
 		if (!it->member_decision) /* planned again in PH_MEMBERS; a decision's are preset */
 			batch_item_clear_members(it);
 		manager_clear(it);

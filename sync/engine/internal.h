@@ -103,6 +103,14 @@ struct item {
 	size_t n_add_anchors;
 	char **rm_anchors;      /* member anchors matching rm_ids */
 	size_t n_rm_anchors;
+	char **add_new;         /* member anchors matching add_ids (add_anchors becomes the
+				 * whole membership once planned) */
+	size_t n_add_new;
+	struct bisect *bis;     /* the target refused some values: isolating them (bisect.c) */
+	char **refused_now;     /* member anchors refused in this batch (bisect.c) */
+	size_t n_refused_now;
+	char **nested_skipped;  /* target.nested_groups: skip -- nested group DNs left out */
+	size_t n_nested_skipped;
 	char **held;            /* member removals staged ("m:" keys): put by a normal
 				 * batch's commit, removed by a decision batch's */
 	size_t n_held;
@@ -231,6 +239,8 @@ struct engine {
 	 * Local, at most ENGINE_ATTRS_MAX objects (then emptied and refilled). */
 	struct strmap exported_attrs;
 	size_t n_exported_attrs;
+	struct strmap nested_told; /* groups whose refused or skipped nested groups were
+				    * logged (once per group while this agent runs) */
 	void (*close_done)(void *);
 	void *close_data;
 };
@@ -258,6 +268,7 @@ void engine_strv_free(char **v, size_t n);
 void engine_strv_push(char ***v, size_t *n, const char *s);
 /* Remove the first `s` (order not kept). */
 void engine_strv_remove(char **v, size_t *n, const char *s);
+bool engine_strv_has(char *const *v, size_t n, const char *s);
 void object_record_copy(struct object_record *dst, const struct object_record *src);
 
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
@@ -328,6 +339,28 @@ size_t protect_window(struct engine *e, size_t add, char **rec);
 void protect_deletes(struct engine *e, struct batch *b);
 void protect_members(struct session *s, struct batch *b);
 
+/* ---- bisect.c: isolating the member values a target refuses ----------------- */
+
+/* Refused values isolated per group and batch; past it, the values not sent
+ * yet are recorded as failed without more requests. */
+#define BISECT_MAX_REFUSED 16
+
+/* After each TARGET_MEMBERS answer (op_done): true when another part of the
+ * bisection went out (the item's answer is not final yet). */
+bool bisect_on_answer(struct session *s, struct item *it);
+/* The bisection stopped on a failure not about values (retry set). */
+bool bisect_aborted(const struct item *it);
+/* Member PATCH requests the bisection sent for the item. */
+unsigned bisect_requests(const struct item *it);
+/* Aborted: the record lists the members that landed. */
+void bisect_partial(struct item *it);
+/* Done: refused values out of the planned membership (add_anchors), into
+ * refused_now; each logged (provisioning log, operator log). */
+void bisect_finish(struct session *s, struct item *it);
+/* A group's failed-member records ("f:<group>#<member>") after its outcome. */
+void bisect_commit(struct session *s, struct state_batch *sb, struct item *it);
+void bisect_free(struct item *it);
+
 /* ---- exec.c: the batch against the target ---------------------------------- */
 
 #define ENGINE_ATTRS_MAX 20000
@@ -342,6 +375,9 @@ void exec_log_op(struct session *s, const struct item *it, const char *action, c
 		 const char *error);
 /* Log the entries the mapping refused (after planning). */
 void exec_log_skips(struct session *s, struct batch *b);
+/* Submit it->op (action-specific fields set by the caller); a refusal to
+ * take it marks the item cancelled. */
+void exec_submit(struct session *s, struct item *it, enum target_action action);
 /* Advance the batch through its phases until it waits for answers. */
 void exec_run(struct session *s);
 /* PH_UPSERT's requests (after the intents committed). */

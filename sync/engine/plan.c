@@ -412,7 +412,8 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 			engine_strv_push(&keep, &n_keep, it->rec.members[i]);
 	for (i = 0; i < it->n_add_anchors; i++)
 		engine_strv_push(&keep, &n_keep, it->add_anchors[i]);
-	engine_strv_free(it->add_anchors, it->n_add_anchors);
+	it->add_new = it->add_anchors; /* still matching add_ids */
+	it->n_add_new = it->n_add_anchors;
 	it->add_anchors = keep;
 	it->n_add_anchors = n_keep;
 	engine_strv_free(it->rec.unresolved, it->rec.n_unresolved);
@@ -686,8 +687,10 @@ static void plan_staged_member(struct decision_ctx *c, const char *both)
 	engine_strv_push(&it->held, &it->n_held, member);
 	if (!c->approve || it->failed || !it->member_decision)
 		return; /* reject: it stays a member */
-	if ((id = target_id_of(c->p, c->b, member)) != NULL)
+	if ((id = target_id_of(c->p, c->b, member)) != NULL) {
 		engine_strv_push(&it->rm_ids, &it->n_rm_ids, id);
+		engine_strv_push(&it->rm_anchors, &it->n_rm_anchors, member);
+	}
 	free(id);
 	engine_strv_remove(it->add_anchors, &it->n_add_anchors, member);
 }

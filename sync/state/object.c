@@ -47,7 +47,8 @@ int object_record_encode(const struct object_record *r, char **buf, size_t *len)
 	if (r->type == OBJECT_GROUP) {
 		if (json_object_set_new(o, "m", strings(r->members, r->n_members)) != 0 ||
 		    (r->n_unresolved &&
-		     json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved)) != 0))
+		     json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved)) != 0) ||
+		    (r->n_refused && json_object_set_new(o, "rf", strings(r->refused, r->n_refused)) != 0))
 			xoom("json_object_set_new");
 	}
 	/* Written only when set: records without a manager stay byte for byte
@@ -126,6 +127,8 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 	rv = take_strings(json_object_get(o, "m"), &r->members, &r->n_members);
 	if (rv == 0)
 		rv = take_strings(json_object_get(o, "u"), &r->unresolved, &r->n_unresolved);
+	if (rv == 0)
+		rv = take_strings(json_object_get(o, "rf"), &r->refused, &r->n_refused);
 	if (rv != 0)
 		snprintf(errmsg, errlen, "object record member lists malformed");
 out:
@@ -154,6 +157,7 @@ void object_record_free(struct object_record *r)
 	free(r->manager);
 	free_strings(r->members, r->n_members);
 	free_strings(r->unresolved, r->n_unresolved);
+	free_strings(r->refused, r->n_refused);
 	memset(r, 0, sizeof *r);
 }
 
@@ -179,4 +183,6 @@ void object_record_copy(struct object_record *dst, const struct object_record *s
 	dst->manager = src->manager ? xstrdup(src->manager) : NULL;
 	dst->members = copy_strings(src->members, src->n_members);
 	dst->unresolved = copy_strings(src->unresolved, src->n_unresolved);
+	dst->n_refused = src->n_refused;
+	dst->refused = src->n_refused ? copy_strings(src->refused, src->n_refused) : NULL;
 }

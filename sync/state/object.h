@@ -50,6 +50,11 @@ struct object_record {
 			    * reference-valued attributes), or NULL: no manager */
 	char *manager;     /* users: the anchor of the manager set in the target, or
 			    * NULL: none set (no manager, or manager_dn not exported yet) */
+	char **refused;    /* groups: member anchors whose add or removal the target
+			    * refused (sync/engine/bisect.c); each one has a failed-member
+			    * record "f:<group>#<member>" (retry.h). A refused add is not in
+			    * `members`, a refused removal still is. Written only when set */
+	size_t n_refused;
 };
 
 /* Build the key "<prefix>:<anchor>" into buf; returns its length. */

@@ -602,6 +602,9 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.group_exclude = a->group_exclude;
 	ec.n_group_exclude = a->cfg.source.groups.n_exclude;
 	ec.disable_users = a->cfg.safety.deprovision == CONFIG_DEPROVISION_DISABLE;
+	ec.nested_groups = a->cfg.target.nested_groups == CONFIG_NESTED_FLATTEN ? ENGINE_NESTED_FLATTEN
+			   : a->cfg.target.nested_groups == CONFIG_NESTED_SKIP  ? ENGINE_NESTED_SKIP
+									 : ENGINE_NESTED_NATIVE;
 	ec.user_member_of = a->cfg.source.users.member_of[0] ? a->cfg.source.users.member_of : NULL;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;

@@ -171,7 +171,7 @@ static void item_reset(struct item *it)
 	it->member_dns = it->held = NULL;
 	it->n_member_dns = it->n_held = 0;
 	it->write_rec = it->upsert_needed = it->failed = it->cancelled = false;
-	it->retry = it->refused = it->noop = false;
+	it->retry = it->refused = it->noop = it->flat = false;
 	memset(&it->op, 0, sizeof it->op);
 }
 

@@ -13,6 +13,19 @@
 
 #include "sync/engine/internal.h"
 
+const char *engine_nested_groups_name(enum engine_nested_groups n)
+{
+	switch (n) {
+	case ENGINE_NESTED_NATIVE:
+		return "native";
+	case ENGINE_NESTED_FLATTEN:
+		return "flatten";
+	case ENGINE_NESTED_SKIP:
+		return "skip";
+	}
+	return "unknown";
+}
+
 const char *engine_state_name(enum engine_state s)
 {
 	switch (s) {

@@ -281,6 +281,8 @@ static void finish_upserts(struct session *s)
 			scope_dn_norm(it->dn, norm, sizeof norm);
 			engine_map_put(&p->dn_index, norm, xstrdup(it->anchor));
 		}
+		if (it->type == OBJECT_GROUP && !strmap_has(&p->groups, it->anchor))
+			engine_map_put(&p->groups, it->anchor, (void *)1);
 	}
 }
 
@@ -297,7 +299,7 @@ static void take_members(struct item *it)
 	engine_strv_free(it->rec.refused, it->rec.n_refused);
 	it->rec.refused = NULL;
 	it->rec.n_refused = 0;
-	if (it->kind != IT_UPSERT)
+	if (it->kind != IT_UPSERT && !it->flat)
 		for (size_t i = 0; i < it->old.n_refused; i++) {
 			const char *a = it->old.refused[i];
 			if (!engine_strv_has(it->add_new, it->n_add_new, a) &&
@@ -350,6 +352,27 @@ static void submit_manager(struct session *s, struct item *it)
 	exec_submit(s, it, TARGET_MANAGER);
 }
 
+/* target.nested_groups: skip -- the nested groups left out of a group, said
+ * once per group while this agent runs (they are not errors: nothing is
+ * recorded as failed). */
+static void log_nested_skipped(struct session *s, const struct item *it)
+{
+	struct engine *e = s->e;
+	char detail[1500];
+	size_t o;
+
+	if (it->n_nested_skipped == 0 || strmap_has(&e->nested_told, it->anchor))
+		return;
+	engine_map_put(&e->nested_told, it->anchor, (void *)1);
+	o = (size_t)snprintf(detail, sizeof detail, "group %s: %zu nested group(s) not sent as members "
+			     "(target.nested_groups: skip; only its own users are): ",
+			     it->dn ? it->dn : it->anchor, it->n_nested_skipped);
+	for (size_t i = 0; i < it->n_nested_skipped && o < sizeof detail; i++)
+		o += (size_t)snprintf(detail + o, sizeof detail - o, "%s%s", i ? "; " : "", it->nested_skipped[i]);
+	engine_log(e, L_INFO, "nested groups left out", detail);
+	exec_log_op(s, it, "nested-skip", "skipped", detail);
+}
+
 static void start_members(struct session *s)
 {
 	struct batch *b = s->batch;
@@ -364,6 +387,7 @@ static void start_members(struct session *s)
 		}
 		if (!has_member_change(it))
 			continue;
+		log_nested_skipped(s, it);
 		if (it->n_add_ids == 0 && it->n_rm_ids == 0) {
 			take_members(it); /* nothing to send; the record changes if unresolved did */
 			continue;
@@ -470,6 +494,7 @@ static void finish_deletes(struct session *s)
 		exported(s, it, disable ? "disable" : "delete");
 		if (disable)
 			continue; /* still exported: keep its DN */
+		strmap_del(&s->plan.groups, it->anchor);
 		if (it->dn) {
 			scope_dn_norm(it->dn, norm, sizeof norm);
 			strmap_del(&s->plan.dn_index, norm);
@@ -560,6 +585,7 @@ static void batch_rewind(struct session *s)
 		memset(&it->op, 0, sizeof it->op);
 		it->write_rec = false;
 		bisect_free(it); /* a decision keeps its plan, not its answers */
+		it->flat = false;
 		engine_strv_free(it->refused_now, it->n_refused_now);
 		it->refused_now = NULL;
 		it->n_refused_now = 0;

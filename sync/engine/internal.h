@@ -115,6 +115,8 @@ struct item {
 				 * batch's commit, removed by a decision batch's */
 	size_t n_held;
 	bool member_decision;   /* a decision on staged member removals: ids preset */
+	bool flat;              /* target.nested_groups flatten: members planned from the
+				 * transitive users (nested.c), the whole membership */
 	char *manager_dn;       /* IT_UPSERT of a user: its manager's DN from the source */
 	char *put_manager;      /* the manager anchor (and id) its upsert carried */
 	char *put_manager_id;
@@ -170,6 +172,10 @@ struct planner {
 	struct strmap seen[3];       /* anchors reported during the refresh of each type */
 	struct strmap refresh_deletes[3]; /* per type: anchors reported gone in its refresh */
 	struct strmap dn_index;      /* normalized DN -> xstrdup(anchor) of exported objects */
+	struct strmap groups;        /* anchors of exported groups */
+	struct strmap parents;       /* target.nested_groups flatten: group anchor -> strmap* of
+				      * the groups it is a direct member of (a superset: only
+				      * added to while the session lives) */
 	struct strmap unresolved;    /* normalized member DN -> strmap* of group anchors */
 	struct strmap mgr_waiting;   /* normalized manager DN -> strmap* of users waiting for it */
 	struct strmap reports;       /* manager anchor -> strmap* of users whose manager it is */
@@ -314,6 +320,31 @@ void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_dou
 /* After the upserts: groups whose members changed, or that wait for members
  * that exist now -- the member ids to add and remove. */
 void plan_members(struct planner *p, struct batch *b);
+
+/* A group's member DNs, resolved through the DN index. */
+struct plan_direct {
+	char **users, **groups; /* anchors */
+	size_t n_users, n_groups;
+	char **group_dns;       /* matching groups */
+	char **unresolved;      /* DNs no exported object has */
+	size_t n_unresolved;
+};
+void plan_resolve(struct planner *p, struct batch *b, const struct item *it, char *const *dns, size_t n_dns,
+		  struct plan_direct *d);
+void plan_direct_free(struct plan_direct *d);
+bool plan_is_group(const struct planner *p, const struct batch *b, const char *anchor);
+/* The changes that make the group's members in the target `desired` (a set
+ * in `want`), against it->rec.members. */
+void plan_member_diff(struct planner *p, struct batch *b, struct item *it, char **desired, size_t n_desired,
+		      const struct strmap *want);
+
+/* ---- nested.c: target.nested_groups flatten ------------------------------------ */
+
+/* Index a group record's nested groups (parents). */
+void nested_index(struct planner *p, const char *anchor, const struct object_record *r);
+/* Plan every group of the batch, and every group above one, from the
+ * transitive users (instead of plan_group_members). */
+void nested_plan_flatten(struct planner *p, struct batch *b);
 
 /* ---- manager.c: the manager reference (planner part: pure) ------------------ */
 

@@ -55,6 +55,14 @@ struct object_record {
 			    * record "f:<group>#<member>" (retry.h). A refused add is not in
 			    * `members`, a refused removal still is. Written only when set */
 	size_t n_refused;
+	/* groups, target.nested_groups: flatten (sync/engine/nested.c): the
+	 * members in the source, resolved -- `members` then lists the users in
+	 * the target, nested ones included. Written when `flat` */
+	bool flat;
+	char **direct_users; /* anchors of the users that are direct members */
+	size_t n_direct_users;
+	char **nested;       /* anchors of the groups that are direct members */
+	size_t n_nested;
 };
 
 /* Build the key "<prefix>:<anchor>" into buf; returns its length. */

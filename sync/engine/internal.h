@@ -14,8 +14,12 @@
  *                 decides what is in scope; manager.c resolves users'
  *                 managers (DN -> exported user -> target id);
  *   protect.c     delete protection stages what would cross the threshold;
+ *   nested.c      target.nested_groups flatten: a group's transitive users,
+ *                 and every group above a changed one planned again;
  *   exec.c        runs the batch against the target port: intents first
  *                 (commit.c), then upserts, member changes, deletes;
+ *   bisect.c      a member change refused for some of its values: the refused
+ *                 ones isolated, the rest applied;
  *   commit.c      one entry records every outcome and moves the cursor;
  *   retryset.c    the retry set's due times on this leader;
  *   repair.c      in-doubt repair after a failover, and resync;

@@ -329,7 +329,8 @@ void plan_members(struct planner *p, struct batch *b);
 struct plan_direct {
 	char **users, **groups; /* anchors */
 	size_t n_users, n_groups;
-	char **group_dns;       /* matching groups */
+	char **group_dns;       /* matching groups (until they are taken away) */
+	size_t n_group_dns;
 	char **unresolved;      /* DNs no exported object has */
 	size_t n_unresolved;
 };

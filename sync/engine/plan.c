@@ -369,7 +369,7 @@ void plan_direct_free(struct plan_direct *d)
 {
 	engine_strv_free(d->users, d->n_users);
 	engine_strv_free(d->groups, d->n_groups);
-	engine_strv_free(d->group_dns, d->n_groups);
+	engine_strv_free(d->group_dns, d->n_group_dns);
 	engine_strv_free(d->unresolved, d->n_unresolved);
 	memset(d, 0, sizeof *d);
 }
@@ -379,7 +379,6 @@ void plan_resolve(struct planner *p, struct batch *b, const struct item *it, cha
 {
 	char norm[DN_MAX];
 	struct strmap seen;
-	size_t n_group_dns = 0;
 
 	memset(d, 0, sizeof *d);
 	strmap_init(&seen, NULL);
@@ -396,7 +395,7 @@ void plan_resolve(struct planner *p, struct batch *b, const struct item *it, cha
 		strmap_put(&seen, anchor, (void *)1);
 		if (plan_is_group(p, b, anchor)) {
 			engine_strv_push(&d->groups, &d->n_groups, anchor);
-			engine_strv_push(&d->group_dns, &n_group_dns, dns[i]);
+			engine_strv_push(&d->group_dns, &d->n_group_dns, dns[i]);
 		} else {
 			engine_strv_push(&d->users, &d->n_users, anchor);
 		}

@@ -48,10 +48,13 @@ void nested_index(struct planner *p, const char *anchor, const struct object_rec
 			add_parent(p, r->nested[i], anchor);
 		return;
 	}
-	/* a record written before flatten: its group members are nested */
+	/* A record written before flatten: its group members are nested, but
+	 * which members are groups is not known yet while the records are read
+	 * (in hash order): every member is indexed. A superset costs nothing
+	 * but memory -- only groups are ever looked up -- and lasts until the
+	 * group's next change writes its record with `nested`. */
 	for (size_t i = 0; i < r->n_members; i++)
-		if (strmap_has(&p->groups, r->members[i]))
-			add_parent(p, r->members[i], anchor);
+		add_parent(p, r->members[i], anchor);
 }
 
 struct flat {

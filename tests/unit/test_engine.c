@@ -1018,6 +1018,48 @@ static void flatten_sends_transitive_users_and_ends_cycles(void **state)
 	assert_cursor(f, "c3");
 }
 
+static void a_change_below_replans_a_group_written_before_flatten(void **state)
+{
+	struct fx *f = *state;
+	static const char *const g2[] = {"uid=u2,ou=people,dc=example", "uid=u3,ou=people,dc=example"};
+	char *g1_members[] = {"a1", "g2", NULL}, *g2_members[] = {"a2", NULL};
+	struct object_record g1 = {.type = OBJECT_GROUP, .target_id = "id-g1", .hash = 1,
+				   .dn = "cn=g1,ou=groups,dc=example", .members = g1_members, .n_members = 2};
+	struct object_record g2r = {.type = OBJECT_GROUP, .target_id = "id-g2", .hash = 1,
+				    .dn = "cn=g2,ou=groups,dc=example", .members = g2_members, .n_members = 1};
+	struct state_batch b;
+	struct object_record r;
+	char key[KEY_MAX], *val;
+	size_t vlen, klen;
+
+	f->cfg.nested_groups = ENGINE_NESTED_FLATTEN;
+	exported_users(f, 3);
+	state_batch_init(&b);
+	klen = object_key(OBJECT_KEY_OBJECT, "g1", key, sizeof key);
+	assert_int_equal(object_record_encode(&g1, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	klen = object_key(OBJECT_KEY_OBJECT, "g2", key, sizeof key);
+	assert_int_equal(object_record_encode(&g2r, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	start(f);
+	/* native records (g1 holds g2 as a member); g2 changes: g1, above it,
+	 * is planned again from its users and g2's */
+	emit(f, group_with("g2", "g2", g2, 2, "c1"));
+	settle(f);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 3);
+	assert_true(lists(&r, "a1") && lists(&r, "a2") && lists(&r, "a3"));
+	assert_false(lists(&r, "g2")); /* no group members in the target any more */
+	assert_true(r.flat);
+	assert_int_equal(r.n_nested, 1);
+	assert_string_equal(r.nested[0], "g2");
+	object_record_free(&r);
+	assert_cursor(f, "c1");
+}
+
 /* ---- in-doubt repair ---------------------------------------------------------------------- */
 
 static void in_doubt_objects_are_rewritten_after_the_old_leases_end(void **state)
@@ -1707,6 +1749,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(refusals_past_the_cap_are_recorded_without_more_requests, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(flatten_sends_transitive_users_and_ends_cycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_change_below_replans_a_group_written_before_flatten, setup,
+						teardown),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -422,8 +422,7 @@ static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
  */
 #define ENGINE_LOG_WINDOW_S 60
 static const char *const limited_msgs[] = {"the target refused an object", "export session restarts",
-					   "the target refused a group member (the group's other members went "
-					   "through)"};
+					   "the target refused a group member (the group's other members went through)"};
 static struct {
 	struct log_limit lim;
 	enum log_level level;

@@ -440,7 +440,8 @@ static int compile_mappings(struct agent *a, char *errmsg, size_t errlen)
  * notices, each of which says something different under one msg.
  */
 #define ENGINE_LOG_WINDOW_S 60
-static const char *const limited_msgs[] = {"the target refused an object", "export session restarts"};
+static const char *const limited_msgs[] = {"the target refused an object", "export session restarts",
+					   "the target refused a group member (the group's other members went through)"};
 static struct {
 	struct log_limit lim;
 	enum log_level level;
@@ -624,6 +625,9 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.group_exclude = a->group_exclude;
 	ec.n_group_exclude = c->source.groups.n_exclude;
 	ec.disable_users = c->safety.deprovision == CONFIG_DEPROVISION_DISABLE;
+	ec.nested_groups = c->target.nested_groups == CONFIG_NESTED_FLATTEN ? ENGINE_NESTED_FLATTEN
+			   : c->target.nested_groups == CONFIG_NESTED_SKIP  ? ENGINE_NESTED_SKIP
+									 : ENGINE_NESTED_NATIVE;
 	ec.user_member_of = c->source.users.member_of[0] ? c->source.users.member_of : NULL;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;

@@ -300,6 +300,7 @@ static const char *const sasl_mechs[] = {"none", "GSSAPI"};
 static const char *const target_kinds[] = {"scim"};
 static const char *const auth_kinds[] = {"", "oauth2"};
 static const char *const deprovisions[] = {"delete", "disable"};
+static const char *const nested_groups_words[] = {"native", "flatten", "skip"};
 static const char *const on_thresholds[] = {"stage_excess", "stop"};
 static const char *const log_levels[] = {"debug", "info", "warn", "error"};
 static const char *const log_formats[] = {"text", "json"};
@@ -328,6 +329,11 @@ const char *config_target_kind_name(enum config_target_kind k)
 const char *config_auth_kind_name(enum config_auth_kind k)
 {
 	return word_of(auth_kinds, N_OF(auth_kinds), (int)k);
+}
+
+const char *config_nested_groups_name(enum config_nested_groups n)
+{
+	return word_of(nested_groups_words, N_OF(nested_groups_words), (int)n);
 }
 
 const char *config_deprovision_name(enum config_deprovision d)
@@ -1223,7 +1229,8 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"max_attempts", NULL, 0},
 			    {"tls", NULL, 0},
 			    {"auth", NULL, 0},
-			    {"external_id_prefix", NULL, 0}};
+			    {"external_id_prefix", NULL, 0},
+			    {"nested_groups", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "target", f, nf);
 	if (rc != 0)
@@ -1268,6 +1275,13 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 		return fail(c, f[8].line, "target.auth: give target.token_file or target.auth, not both");
 	if (f[9].val != NULL && (rc = parse_external_id_prefix(c, &f[9], cfg)) != 0)
 		return rc;
+	if (f[10].val != NULL) {
+		int k;
+		if ((rc = get_word(c, f[10].val, "target.nested_groups", nested_groups_words, 0,
+				   N_OF(nested_groups_words), 16, false, &k)) != 0)
+			return rc;
+		cfg->target.nested_groups = (enum config_nested_groups)k;
+	}
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key target.kind");
 	if (f[1].val == NULL)

@@ -92,6 +92,10 @@ const char *config_auth_kind_name(enum config_auth_kind k); /* "" for none */
 enum config_deprovision { CONFIG_DEPROVISION_DELETE, CONFIG_DEPROVISION_DISABLE };
 const char *config_deprovision_name(enum config_deprovision d);
 
+/* target.nested_groups: "native" (default) | "flatten" | "skip" (docs/targets.md) */
+enum config_nested_groups { CONFIG_NESTED_NATIVE, CONFIG_NESTED_FLATTEN, CONFIG_NESTED_SKIP };
+const char *config_nested_groups_name(enum config_nested_groups n);
+
 /* safety.on_threshold: "stage_excess" (default) | "stop" */
 enum config_on_threshold { CONFIG_ON_THRESHOLD_STAGE_EXCESS, CONFIG_ON_THRESHOLD_STOP };
 const char *config_on_threshold_name(enum config_on_threshold t);
@@ -159,6 +163,7 @@ struct config {
 		char *token; /* read from token_file; NULL if none */
 		unsigned max_in_flight; /* concurrent target requests; default 8 */
 		bool bulk;              /* use SCIM Bulk (RFC 7644 §3.7) when advertised; default false */
+		enum config_nested_groups nested_groups; /* groups that are members of groups */
 		unsigned timeout_ms;    /* one request; default 30000 */
 		unsigned max_attempts;  /* tries of one request before the object goes to the retry set;
 					 * default 6 */

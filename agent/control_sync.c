@@ -98,11 +98,27 @@ static int list_one(void *ctx, const void *key, size_t klen, const void *val, si
 		if (c->n++ >= LIST_MAX || retry_record_decode(val, vlen, &r, err, sizeof err) != 0)
 			return 0;
 		anchor_of(key, klen, anchor, sizeof anchor);
-		append(prefix == OBJECT_KEY_FAILED ? c->failed : c->retrying,
-		       json_pack("{s:s,s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?}", "anchor", anchor, "type",
-				 object_type_name(r.type), "kind", retry_kind_name(r.kind), "dn", r.dn, "attempts",
-				 (json_int_t)r.attempts, "first_failed_ms", (json_int_t)r.first_at_ms, "next_try_ms",
-				 (json_int_t)r.next_at_ms, "http_status", (json_int_t)r.http_status, "error", r.error));
+		json_t *e = xcheck(json_pack("{s:s,s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:s?}", "anchor", anchor, "type",
+					     object_type_name(r.type), "kind", retry_kind_name(r.kind), "dn", r.dn,
+					     "attempts", (json_int_t)r.attempts, "first_failed_ms",
+					     (json_int_t)r.first_at_ms, "next_try_ms", (json_int_t)r.next_at_ms,
+					     "http_status", (json_int_t)r.http_status, "error", r.error));
+		if (r.member != NULL) {
+			/* a failed member "<group>#<member>" (sync/engine/bisect.c),
+			 * shaped like a staged member removal in /v1/deletes: the
+			 * member's anchor and DN, the group's DN and anchor */
+			char *hash = strchr(anchor, '#');
+			if (hash != NULL)
+				*hash = '\0';
+			if (json_object_set_new(e, "type", xcheck(json_string("member"))) != 0 ||
+			    json_object_set_new(e, "anchor", xcheck(json_string(r.member))) != 0 ||
+			    json_object_set_new(e, "dn", r.member_dn ? xcheck(json_string(r.member_dn)) : json_null()) != 0 ||
+			    json_object_set_new(e, "group", r.dn ? xcheck(json_string(r.dn)) : json_null()) != 0 ||
+			    json_object_set_new(e, "group_anchor", xcheck(json_string(anchor))) != 0 ||
+			    json_object_set_new(e, "change", xcheck(json_string(r.member_remove ? "remove" : "add"))) != 0)
+				xoom("json_object_set_new");
+		}
+		append(prefix == OBJECT_KEY_FAILED ? c->failed : c->retrying, e);
 		retry_record_free(&r);
 	}
 	return 0;

@@ -86,6 +86,16 @@ struct engine_ports {
 	struct replog *log;    /* sync/replog/replog.h */
 };
 
+/* What a group's members in the target are when some are groups
+ * (target.nested_groups, docs/targets.md). */
+enum engine_nested_groups {
+	ENGINE_NESTED_NATIVE = 0, /* "native": as in the source, groups included */
+	ENGINE_NESTED_FLATTEN,    /* "flatten": the group's users, nested ones included */
+	ENGINE_NESTED_SKIP,       /* "skip": the group's direct users only */
+};
+
+const char *engine_nested_groups_name(enum engine_nested_groups n);
+
 struct engine_config {
 	uint64_t node_id;
 	const char *data_dir;              /* provisioning.log goes here */
@@ -105,6 +115,7 @@ struct engine_config {
 					    * batch that would cross the threshold, not only the excess */
 	unsigned batch_max;                /* events per batch, default 256 */
 	unsigned retry_max_s;              /* longest backoff of the retry set, default 300 */
+	enum engine_nested_groups nested_groups; /* groups that are members of groups */
 	/* Operator-facing log lines (state changes, quarantine, staged deletes,
 	 * refused objects); level 0 debug, 1 info, 2 warn, 3 error. NULL: none. */
 	void (*log)(void *log_data, int level, const char *msg, const char *detail);

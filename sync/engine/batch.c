@@ -108,6 +108,14 @@ void engine_strv_remove(char **v, size_t *n, const char *s)
 		}
 }
 
+bool engine_strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
 /* ---- items and batches ------------------------------------------------------- */
 
 void batch_item_clear_members(struct item *it)
@@ -116,8 +124,14 @@ void batch_item_clear_members(struct item *it)
 	engine_strv_free(it->rm_ids, it->n_rm_ids);
 	engine_strv_free(it->add_anchors, it->n_add_anchors);
 	engine_strv_free(it->rm_anchors, it->n_rm_anchors);
+	engine_strv_free(it->add_new, it->n_add_new);
+	engine_strv_free(it->refused_now, it->n_refused_now);
+	engine_strv_free(it->nested_skipped, it->n_nested_skipped);
+	bisect_free(it);
 	it->add_ids = it->rm_ids = it->add_anchors = it->rm_anchors = NULL;
+	it->add_new = it->refused_now = it->nested_skipped = NULL;
 	it->n_add_ids = it->n_rm_ids = it->n_add_anchors = it->n_rm_anchors = 0;
+	it->n_add_new = it->n_refused_now = it->n_nested_skipped = 0;
 	it->members_planned = false;
 	it->members_exact = false;
 }
@@ -158,7 +172,7 @@ static void item_reset(struct item *it)
 	it->member_dns = it->held = NULL;
 	it->n_member_dns = it->n_held = 0;
 	it->write_rec = it->upsert_needed = it->failed = it->cancelled = false;
-	it->retry = it->refused = it->noop = false;
+	it->retry = it->refused = it->noop = it->flat = false;
 	memset(&it->op, 0, sizeof it->op);
 }
 

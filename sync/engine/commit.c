@@ -325,6 +325,8 @@ static size_t commit_item(struct session *s, struct state_batch *sb, struct item
 	} else if (it->kind != IT_UNSTAGE) {
 		settle(s, sb, it);
 	}
+	if (it->type == OBJECT_GROUP)
+		bisect_commit(s, sb, it); /* its failed members ("f:<group>#<member>") */
 	if (it->failed)
 		return 0;
 	switch (it->kind) {

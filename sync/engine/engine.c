@@ -13,6 +13,19 @@
 
 #include "sync/engine/internal.h"
 
+const char *engine_nested_groups_name(enum engine_nested_groups n)
+{
+	switch (n) {
+	case ENGINE_NESTED_NATIVE:
+		return "native";
+	case ENGINE_NESTED_FLATTEN:
+		return "flatten";
+	case ENGINE_NESTED_SKIP:
+		return "skip";
+	}
+	return "unknown";
+}
+
 const char *engine_state_name(enum engine_state s)
 {
 	switch (s) {
@@ -72,6 +85,7 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 	uv_timer_init(loop, &e->relead);
 	e->relead.data = e;
 	strmap_init(&e->exported_attrs, exec_attrs_free);
+	strmap_init(&e->nested_told, NULL);
 	/* Request only what the mappings read, plus the member attribute. */
 	if (cfg->user_map)
 		mapping_attributes(cfg->user_map, add_attr, e);
@@ -96,6 +110,7 @@ static void on_relead_closed(uv_handle_t *h)
 
 	provlog_close(&e->provlog);
 	strmap_clear(&e->exported_attrs);
+	strmap_clear(&e->nested_told);
 	engine_strv_free(e->attrs, e->n_attrs);
 	free(e);
 	ports_close(&ports);

@@ -177,6 +177,9 @@ static void op_done(struct target_op *op)
 		it->cancelled = true;
 	assert(b != NULL && b->outstanding > 0);
 	b->outstanding--;
+	/* a refusal of some member values: the next part goes out (bisect.c) */
+	if (!s->stopping && !b->rewind && bisect_on_answer(s, it))
+		return;
 	if (b->outstanding == 0 && !s->stopping) {
 		if (b->rewind)
 			batch_rewind(s);
@@ -186,7 +189,7 @@ static void op_done(struct target_op *op)
 }
 
 /* it->op's action-specific fields are set by the caller. */
-static void submit(struct session *s, struct item *it, enum target_action action)
+void exec_submit(struct session *s, struct item *it, enum target_action action)
 {
 	struct engine *e = s->e;
 
@@ -225,7 +228,7 @@ void exec_upserts(struct session *s)
 			it->put_manager = manager_resolve(&s->plan, b, it, it->manager_dn, &it->put_manager_id);
 			it->op.manager_id = it->put_manager_id;
 		}
-		submit(s, it, TARGET_UPSERT);
+		exec_submit(s, it, TARGET_UPSERT);
 	}
 }
 
@@ -267,6 +270,8 @@ static void finish_upserts(struct session *s)
 			it->rec.n_members = it->old.n_members;
 			/* still in doubt until a member write makes them exact */
 			it->rec.members_in_doubt = it->old.members_in_doubt;
+			it->rec.refused = engine_strv_dup(it->old.refused, it->old.n_refused);
+			it->rec.n_refused = it->old.n_refused;
 		}
 		it->write_rec = it->upsert_needed || !it->has_old ||
 				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0));
@@ -278,6 +283,8 @@ static void finish_upserts(struct session *s)
 			scope_dn_norm(it->dn, norm, sizeof norm);
 			engine_map_put(&p->dn_index, norm, xstrdup(it->anchor));
 		}
+		if (it->type == OBJECT_GROUP && !strmap_has(&p->groups, it->anchor))
+			engine_map_put(&p->groups, it->anchor, (void *)1);
 	}
 }
 
@@ -288,8 +295,27 @@ static void take_members(struct item *it)
 	engine_strv_free(it->rec.members, it->rec.n_members);
 	it->rec.members = engine_strv_dup(it->add_anchors, it->n_add_anchors);
 	it->rec.n_members = it->n_add_anchors;
-	if (it->members_exact)
-		it->rec.members_in_doubt = false; /* the target now holds exactly these */
+	/* The members the target refused (bisect.c): an upsert planned the
+	 * whole membership, so every one still wanted was tried again now;
+	 * a members-only change keeps those it did not try. */
+	engine_strv_free(it->rec.refused, it->rec.n_refused);
+	it->rec.refused = NULL;
+	it->rec.n_refused = 0;
+	if (it->kind != IT_UPSERT && !it->flat)
+		for (size_t i = 0; i < it->old.n_refused; i++) {
+			const char *a = it->old.refused[i];
+			if (!engine_strv_has(it->add_new, it->n_add_new, a) &&
+			    !engine_strv_has(it->rm_anchors, it->n_rm_anchors, a) &&
+			    !engine_strv_has(it->refused_now, it->n_refused_now, a))
+				engine_strv_push(&it->rec.refused, &it->rec.n_refused, a);
+		}
+	for (size_t i = 0; i < it->n_refused_now; i++)
+		if (!engine_strv_has(it->rec.refused, it->rec.n_refused, it->refused_now[i]))
+			engine_strv_push(&it->rec.refused, &it->rec.n_refused, it->refused_now[i]);
+	if (it->members_exact && it->bis == NULL)
+		/* the target now holds exactly these (a bisected write sent
+		 * parts, none exact: still in doubt) */
+		it->rec.members_in_doubt = false;
 	it->write_rec = true;
 }
 
@@ -329,7 +355,28 @@ static void submit_manager(struct session *s, struct item *it)
 	memset(&it->op, 0, sizeof it->op);
 	it->op.target_id = it->rec.target_id;
 	it->op.manager_id = it->manager_id;
-	submit(s, it, TARGET_MANAGER);
+	exec_submit(s, it, TARGET_MANAGER);
+}
+
+/* target.nested_groups: skip -- the nested groups left out of a group, said
+ * once per group while this agent runs (they are not errors: nothing is
+ * recorded as failed). */
+static void log_nested_skipped(struct session *s, const struct item *it)
+{
+	struct engine *e = s->e;
+	char detail[1500];
+	size_t o;
+
+	if (it->n_nested_skipped == 0 || strmap_has(&e->nested_told, it->anchor))
+		return;
+	engine_map_put(&e->nested_told, it->anchor, (void *)1);
+	o = (size_t)snprintf(detail, sizeof detail, "group %s: %zu nested group(s) not sent as members "
+			     "(target.nested_groups: skip; only its own users are): ",
+			     it->dn ? it->dn : it->anchor, it->n_nested_skipped);
+	for (size_t i = 0; i < it->n_nested_skipped && o < sizeof detail; i++)
+		o += (size_t)snprintf(detail + o, sizeof detail - o, "%s%s", i ? "; " : "", it->nested_skipped[i]);
+	engine_log(e, L_INFO, "nested groups left out", detail);
+	exec_log_op(s, it, "nested-skip", "skipped", detail);
 }
 
 static void start_members(struct session *s)
@@ -346,6 +393,7 @@ static void start_members(struct session *s)
 		}
 		if (!has_member_change(it))
 			continue;
+		log_nested_skipped(s, it);
 		if (it->n_add_ids == 0 && it->n_rm_ids == 0 && !it->members_exact) {
 			take_members(it); /* nothing to send; the record changes if unresolved did */
 			continue;
@@ -359,7 +407,7 @@ static void start_members(struct session *s)
 		/* a re-run may repeat a change that landed: read back first */
 		it->op.verify = b->kind == BATCH_RETRY || b->rerun;
 		it->op.exact = it->members_exact;
-		submit(s, it, TARGET_MEMBERS);
+		exec_submit(s, it, TARGET_MEMBERS);
 	}
 }
 
@@ -385,6 +433,12 @@ static void finish_members(struct session *s)
 		}
 		if (!has_member_change(it) || it->op.action != TARGET_MEMBERS)
 			continue;
+		if (bisect_aborted(it)) {
+			/* what landed before the failure is in the target */
+			bisect_partial(it);
+		} else if (it->bis != NULL) {
+			bisect_finish(s, it);
+		}
 		if (it->op.status != 0) {
 			/* Its members stay as recorded; the retry set redoes the
 			 * difference. A group gone from the target (-ENOENT) is
@@ -416,14 +470,14 @@ static void start_deletes(struct session *s)
 		if (it->kind == IT_DISABLE && !it->failed && it->has_old && it->old.target_id) {
 			memset(&it->op, 0, sizeof it->op);
 			it->op.target_id = it->old.target_id;
-			submit(s, it, TARGET_DISABLE);
+			exec_submit(s, it, TARGET_DISABLE);
 			continue;
 		}
 		if (it->kind != IT_DELETE || it->failed)
 			continue;
 		memset(&it->op, 0, sizeof it->op);
 		it->op.target_id = it->has_old ? it->old.target_id : NULL;
-		submit(s, it, TARGET_DELETE);
+		exec_submit(s, it, TARGET_DELETE);
 	}
 }
 
@@ -447,6 +501,7 @@ static void finish_deletes(struct session *s)
 		exported(s, it, disable ? "disable" : "delete");
 		if (disable)
 			continue; /* still exported: keep its DN */
+		strmap_del(&s->plan.groups, it->anchor);
 		if (it->dn) {
 			scope_dn_norm(it->dn, norm, sizeof norm);
 			strmap_del(&s->plan.dn_index, norm);
@@ -536,6 +591,11 @@ static void batch_rewind(struct session *s)
 		it->cancelled = false;
 		memset(&it->op, 0, sizeof it->op);
 		it->write_rec = false;
+		bisect_free(it); /* a decision keeps its plan, not its answers */
+		it->flat = false;
+		engine_strv_free(it->refused_now, it->n_refused_now);
+		it->refused_now = NULL;
+		it->n_refused_now = 0;
 		if (!it->member_decision) /* planned again in PH_MEMBERS; a decision's are preset */
 			batch_item_clear_members(it);
 		manager_clear(it);

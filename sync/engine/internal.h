@@ -14,8 +14,12 @@
  *                 decides what is in scope; manager.c resolves users'
  *                 managers (DN -> exported user -> target id);
  *   protect.c     delete protection stages what would cross the threshold;
+ *   nested.c      target.nested_groups flatten: a group's transitive users,
+ *                 and every group above a changed one planned again;
  *   exec.c        runs the batch against the target port: intents first
  *                 (commit.c), then upserts, member changes, deletes;
+ *   bisect.c      a member change refused for some of its values: the refused
+ *                 ones isolated, the rest applied;
  *   commit.c      one entry records every outcome and moves the cursor;
  *   retryset.c    the retry set's due times on this leader;
  *   repair.c      in-doubt repair after a failover, and resync;
@@ -105,10 +109,20 @@ struct item {
 	size_t n_add_anchors;
 	char **rm_anchors;      /* member anchors matching rm_ids */
 	size_t n_rm_anchors;
+	char **add_new;         /* member anchors matching add_ids (add_anchors becomes the
+				 * whole membership once planned) */
+	size_t n_add_new;
+	struct bisect *bis;     /* the target refused some values: isolating them (bisect.c) */
+	char **refused_now;     /* member anchors refused in this batch (bisect.c) */
+	size_t n_refused_now;
+	char **nested_skipped;  /* target.nested_groups: skip -- nested group DNs left out */
+	size_t n_nested_skipped;
 	char **held;            /* member removals staged ("m:" keys): put by a normal
 				 * batch's commit, removed by a decision batch's */
 	size_t n_held;
 	bool member_decision;   /* a decision on staged member removals: ids preset */
+	bool flat;              /* target.nested_groups flatten: members planned from the
+				 * transitive users (nested.c), the whole membership */
 	char *manager_dn;       /* IT_UPSERT of a user: its manager's DN from the source */
 	char *put_manager;      /* the manager anchor (and id) its upsert carried */
 	char *put_manager_id;
@@ -164,6 +178,10 @@ struct planner {
 	struct strmap seen[3];       /* anchors reported during the refresh of each type */
 	struct strmap refresh_deletes[3]; /* per type: anchors reported gone in its refresh */
 	struct strmap dn_index;      /* normalized DN -> xstrdup(anchor) of exported objects */
+	struct strmap groups;        /* anchors of exported groups */
+	struct strmap parents;       /* target.nested_groups flatten: group anchor -> strmap* of
+				      * the groups it is a direct member of (a superset: only
+				      * added to while the session lives) */
 	struct strmap unresolved;    /* normalized member DN -> strmap* of group anchors */
 	struct strmap mgr_waiting;   /* normalized manager DN -> strmap* of users waiting for it */
 	struct strmap reports;       /* manager anchor -> strmap* of users whose manager it is */
@@ -233,6 +251,8 @@ struct engine {
 	 * Local, at most ENGINE_ATTRS_MAX objects (then emptied and refilled). */
 	struct strmap exported_attrs;
 	size_t n_exported_attrs;
+	struct strmap nested_told; /* groups whose refused or skipped nested groups were
+				    * logged (once per group while this agent runs) */
 	void (*close_done)(void *);
 	void *close_data;
 };
@@ -260,6 +280,7 @@ void engine_strv_free(char **v, size_t n);
 void engine_strv_push(char ***v, size_t *n, const char *s);
 /* Remove the first `s` (order not kept). */
 void engine_strv_remove(char **v, size_t *n, const char *s);
+bool engine_strv_has(char *const *v, size_t n, const char *s);
 void object_record_copy(struct object_record *dst, const struct object_record *src);
 
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
@@ -306,6 +327,32 @@ void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_dou
  * that exist now -- the member ids to add and remove. */
 void plan_members(struct planner *p, struct batch *b);
 
+/* A group's member DNs, resolved through the DN index. */
+struct plan_direct {
+	char **users, **groups; /* anchors */
+	size_t n_users, n_groups;
+	char **group_dns;       /* matching groups (until they are taken away) */
+	size_t n_group_dns;
+	char **unresolved;      /* DNs no exported object has */
+	size_t n_unresolved;
+};
+void plan_resolve(struct planner *p, struct batch *b, const struct item *it, char *const *dns, size_t n_dns,
+		  struct plan_direct *d);
+void plan_direct_free(struct plan_direct *d);
+bool plan_is_group(const struct planner *p, const struct batch *b, const char *anchor);
+/* The changes that make the group's members in the target `desired` (a set
+ * in `want`), against it->rec.members. */
+void plan_member_diff(struct planner *p, struct batch *b, struct item *it, char **desired, size_t n_desired,
+		      const struct strmap *want);
+
+/* ---- nested.c: target.nested_groups flatten ------------------------------------ */
+
+/* Index a group record's nested groups (parents). */
+void nested_index(struct planner *p, const char *anchor, const struct object_record *r);
+/* Plan every group of the batch, and every group above one, from the
+ * transitive users (instead of plan_group_members). */
+void nested_plan_flatten(struct planner *p, struct batch *b);
+
 /* ---- manager.c: the manager reference (planner part: pure) ------------------ */
 
 void manager_init(struct planner *p);
@@ -330,6 +377,28 @@ size_t protect_window(struct engine *e, size_t add, char **rec);
 void protect_deletes(struct engine *e, struct batch *b);
 void protect_members(struct session *s, struct batch *b);
 
+/* ---- bisect.c: isolating the member values a target refuses ----------------- */
+
+/* Refused values isolated per group and batch; past it, the values not sent
+ * yet are recorded as failed without more requests. */
+#define BISECT_MAX_REFUSED 16
+
+/* After each TARGET_MEMBERS answer (op_done): true when another part of the
+ * bisection went out (the item's answer is not final yet). */
+bool bisect_on_answer(struct session *s, struct item *it);
+/* The bisection stopped on a failure not about values (retry set). */
+bool bisect_aborted(const struct item *it);
+/* Member PATCH requests the bisection sent for the item. */
+unsigned bisect_requests(const struct item *it);
+/* Aborted: the record lists the members that landed. */
+void bisect_partial(struct item *it);
+/* Done: refused values out of the planned membership (add_anchors), into
+ * refused_now; each logged (provisioning log, operator log). */
+void bisect_finish(struct session *s, struct item *it);
+/* A group's failed-member records ("f:<group>#<member>") after its outcome. */
+void bisect_commit(struct session *s, struct state_batch *sb, struct item *it);
+void bisect_free(struct item *it);
+
 /* ---- exec.c: the batch against the target ---------------------------------- */
 
 #define ENGINE_ATTRS_MAX 20000
@@ -344,6 +413,9 @@ void exec_log_op(struct session *s, const struct item *it, const char *action, c
 		 const char *error);
 /* Log the entries the mapping refused (after planning). */
 void exec_log_skips(struct session *s, struct batch *b);
+/* Submit it->op (action-specific fields set by the caller); a refusal to
+ * take it marks the item cancelled. */
+void exec_submit(struct session *s, struct item *it, enum target_action action);
 /* Advance the batch through its phases until it waits for answers. */
 void exec_run(struct session *s);
 /* PH_UPSERT's requests (after the intents committed). */

@@ -44,6 +44,8 @@ void planner_init(struct planner *p, const struct engine_config *cfg, const stru
 		strmap_init(&p->refresh_deletes[i], NULL);
 	}
 	strmap_init(&p->dn_index, free);
+	strmap_init(&p->groups, NULL);
+	strmap_init(&p->parents, free_groupset);
 	strmap_init(&p->unresolved, free_groupset);
 	strmap_init(&p->scope, NULL);
 	manager_init(p);
@@ -59,6 +61,8 @@ void planner_clear(struct planner *p)
 	strmap_clear(&p->dn_index);
 	strmap_clear(&p->unresolved);
 	strmap_clear(&p->scope);
+	strmap_clear(&p->groups);
+	strmap_clear(&p->parents);
 	manager_fini(p);
 }
 
@@ -95,6 +99,10 @@ static int index_record(void *ctx, const void *key, size_t klen, const void *val
 	}
 	if (r.type == OBJECT_GROUP && r.n_unresolved)
 		planner_index_unresolved(p, anchor, r.unresolved, r.n_unresolved);
+	if (r.type == OBJECT_GROUP) {
+		engine_map_put(&p->groups, anchor, (void *)1);
+		nested_index(p, anchor, &r);
+	}
 	manager_index(p, anchor, NULL, &r);
 	object_record_free(&r);
 	return 0;
@@ -191,9 +199,7 @@ static void plan_delete(struct planner *p, struct batch *b, const char *anchor, 
 		if (it == NULL || it->type != type)
 			return;
 	}
-	/* typed: without a record (an upsert earlier in the batch), the target
-	 * finds the object by its anchor, which needs to know where to look */
-	it = batch_add(p, b, IT_DELETE, type, anchor);
+	it = batch_add(p, b, IT_DELETE, OBJECT_UNKNOWN, anchor);
 	if (!it->has_old)
 		return;
 	it->type = it->old.type;
@@ -349,47 +355,72 @@ static char *target_id_of(struct planner *p, struct batch *b, const char *anchor
 	return id;
 }
 
-/* A group's desired members from `dns`, and the changes against its record:
- * replace -- the DNs are the whole membership (an upsert); otherwise they
- * only add to what is exported (a group waiting for members).
- *
- * Linear in the group's size: `desired` and the record's members are also
- * kept in hash sets. This runs on the event loop, and a quadratic membership
- * diff of a 5,000-member group (tens of millions of strcmp) stalled the loop
- * long enough for the followers to elect someone else. */
-static void plan_group_members(struct planner *p, struct batch *b, struct item *it, char *const *dns,
-			       size_t n_dns, bool replace)
+/* Is the exported object `anchor` a group? This batch's item, else the index. */
+bool plan_is_group(const struct planner *p, const struct batch *b, const char *anchor)
 {
-	char norm[DN_MAX], **desired = NULL, **unresolved = NULL, **keep = NULL, *id;
-	size_t n_desired = 0, n_unres = 0, n_keep = 0, i;
-	struct strmap want, had; /* anchor sets: desired, it->rec.members */
+	const struct item *it = strmap_get(&b->by_anchor, anchor);
 
-	strmap_init(&want, NULL);
-	strmap_init(&had, NULL);
+	if (it != NULL && it->type != OBJECT_UNKNOWN)
+		return it->type == OBJECT_GROUP;
+	return strmap_has(&p->groups, anchor);
+}
+
+void plan_direct_free(struct plan_direct *d)
+{
+	engine_strv_free(d->users, d->n_users);
+	engine_strv_free(d->groups, d->n_groups);
+	engine_strv_free(d->group_dns, d->n_group_dns);
+	engine_strv_free(d->unresolved, d->n_unresolved);
+	memset(d, 0, sizeof *d);
+}
+
+void plan_resolve(struct planner *p, struct batch *b, const struct item *it, char *const *dns, size_t n_dns,
+		  struct plan_direct *d)
+{
+	char norm[DN_MAX];
+	struct strmap seen;
+
+	memset(d, 0, sizeof *d);
+	strmap_init(&seen, NULL);
+	for (size_t i = 0; i < n_dns; i++) {
+		const char *anchor;
+		scope_dn_norm(dns[i], norm, sizeof norm);
+		anchor = strmap_get(&p->dn_index, norm);
+		if (anchor == NULL) {
+			engine_strv_push(&d->unresolved, &d->n_unresolved, dns[i]);
+			continue;
+		}
+		if (strcmp(anchor, it->anchor) == 0 || strmap_has(&seen, anchor))
+			continue;
+		strmap_put(&seen, anchor, (void *)1);
+		if (plan_is_group(p, b, anchor)) {
+			engine_strv_push(&d->groups, &d->n_groups, anchor);
+			engine_strv_push(&d->group_dns, &d->n_group_dns, dns[i]);
+		} else {
+			engine_strv_push(&d->users, &d->n_users, anchor);
+		}
+	}
+	strmap_clear(&seen);
+}
+
+/* The member ids to add and remove so that the group's members in the target
+ * become `desired` (anchors, no duplicates; `want` holds them as a set), and
+ * the record after the change (add_anchors). */
+void plan_member_diff(struct planner *p, struct batch *b, struct item *it, char **desired, size_t n_desired,
+		      const struct strmap *want)
+{
+	char **keep = NULL, *id;
+	size_t n_keep = 0, i;
+	struct strmap had; /* it->rec.members as a set */
+
 	/* Members in doubt (an earlier leader's uncommitted member writes may
 	 * have landed): the record says nothing sure about the target, so send
 	 * every member and let the target drop the others (exec.c). */
 	bool exact = it->has_old && it->old.members_in_doubt;
+
+	strmap_init(&had, NULL);
 	for (i = 0; i < it->rec.n_members && !exact; i++)
 		strmap_put(&had, it->rec.members[i], (void *)1);
-	for (i = 0; i < n_dns; i++) {
-		const char *anchor;
-		scope_dn_norm(dns[i], norm, sizeof norm);
-		anchor = strmap_get(&p->dn_index, norm);
-		if (anchor && strcmp(anchor, it->anchor) != 0 && !strmap_has(&want, anchor)) {
-			engine_strv_push(&desired, &n_desired, anchor);
-			strmap_put(&want, anchor, (void *)1);
-		} else if (anchor == NULL) {
-			engine_strv_push(&unresolved, &n_unres, dns[i]);
-		}
-	}
-	if (!replace) /* keep what is exported, add what resolved now */
-		for (i = 0; i < it->rec.n_members; i++)
-			if (!strmap_has(&want, it->rec.members[i])) {
-				engine_strv_push(&desired, &n_desired, it->rec.members[i]);
-				strmap_put(&want, it->rec.members[i], (void *)1);
-			}
-
 	batch_item_clear_members(it);
 	it->members_planned = true;
 	it->members_exact = exact;
@@ -403,7 +434,7 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 		free(id);
 	}
 	for (i = 0; i < it->rec.n_members; i++) {
-		if (strmap_has(&want, it->rec.members[i]))
+		if (strmap_has(want, it->rec.members[i]))
 			continue;
 		/* no id: the member object is gone from the target, and with it
 		 * its membership */
@@ -415,19 +446,63 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 	}
 	/* The record after the change is done: desired members that have ids. */
 	for (i = 0; i < it->rec.n_members && !exact; i++) /* exact: all are in add_anchors */
-		if (strmap_has(&want, it->rec.members[i]))
+		if (strmap_has(want, it->rec.members[i]))
 			engine_strv_push(&keep, &n_keep, it->rec.members[i]);
 	for (i = 0; i < it->n_add_anchors; i++)
 		engine_strv_push(&keep, &n_keep, it->add_anchors[i]);
-	engine_strv_free(it->add_anchors, it->n_add_anchors);
+	it->add_new = it->add_anchors; /* still matching add_ids */
+	it->n_add_new = it->n_add_anchors;
 	it->add_anchors = keep;
 	it->n_add_anchors = n_keep;
+	strmap_clear(&had);
+}
+
+/* A group's desired members from `dns`, and the changes against its record:
+ * replace -- the DNs are the whole membership (an upsert); otherwise they
+ * only add to what is exported (a group waiting for members). Member groups
+ * are members too, unless target.nested_groups is skip (then they are noted
+ * in nested_skipped, for the log); flatten plans in nested.c.
+ *
+ * Linear in the group's size: `desired` and the record's members are also
+ * kept in hash sets. This runs on the event loop, and a quadratic membership
+ * diff of a 5,000-member group (tens of millions of strcmp) stalled the loop
+ * long enough for the followers to elect someone else. */
+static void plan_group_members(struct planner *p, struct batch *b, struct item *it, char *const *dns,
+			       size_t n_dns, bool replace)
+{
+	bool skip = p->cfg->nested_groups == ENGINE_NESTED_SKIP;
+	struct plan_direct d;
+	char **desired = NULL;
+	size_t n_desired = 0, i;
+	struct strmap want; /* desired, as a set */
+
+	plan_resolve(p, b, it, dns, n_dns, &d);
+	strmap_init(&want, NULL);
+	for (i = 0; i < d.n_users; i++) {
+		engine_strv_push(&desired, &n_desired, d.users[i]);
+		strmap_put(&want, d.users[i], (void *)1);
+	}
+	for (i = 0; i < d.n_groups && !skip; i++) {
+		engine_strv_push(&desired, &n_desired, d.groups[i]);
+		strmap_put(&want, d.groups[i], (void *)1);
+	}
+	if (!replace) /* keep what is exported, add what resolved now */
+		for (i = 0; i < it->rec.n_members; i++)
+			if (!strmap_has(&want, it->rec.members[i])) {
+				engine_strv_push(&desired, &n_desired, it->rec.members[i]);
+				strmap_put(&want, it->rec.members[i], (void *)1);
+			}
+	plan_member_diff(p, b, it, desired, n_desired, &want);
+	for (i = 0; i < d.n_groups && skip; i++)
+		engine_strv_push(&it->nested_skipped, &it->n_nested_skipped, d.group_dns[i]);
 	engine_strv_free(it->rec.unresolved, it->rec.n_unresolved);
-	it->rec.unresolved = unresolved;
-	it->rec.n_unresolved = n_unres;
+	it->rec.unresolved = d.unresolved;
+	it->rec.n_unresolved = d.n_unresolved;
+	d.unresolved = NULL;
+	d.n_unresolved = 0;
+	plan_direct_free(&d);
 	engine_strv_free(desired, n_desired);
 	strmap_clear(&want);
-	strmap_clear(&had);
 }
 
 struct waiting_ctx {
@@ -567,6 +642,11 @@ void plan_members(struct planner *p, struct batch *b)
 		if ((g = strmap_get(&p->unresolved, norm)) != NULL)
 			strmap_foreach(g, add_waiting_group, &w);
 	}
+	if (p->cfg->nested_groups == ENGINE_NESTED_FLATTEN) {
+		nested_plan_flatten(p, b);
+		plan_managers(p, b);
+		return;
+	}
 	for (i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
 		if (it->type != OBJECT_GROUP || it->failed || it->cancelled || it->member_decision)
@@ -693,8 +773,10 @@ static void plan_staged_member(struct decision_ctx *c, const char *both)
 	engine_strv_push(&it->held, &it->n_held, member);
 	if (!c->approve || it->failed || !it->member_decision)
 		return; /* reject: it stays a member */
-	if ((id = target_id_of(c->p, c->b, member)) != NULL)
+	if ((id = target_id_of(c->p, c->b, member)) != NULL) {
 		engine_strv_push(&it->rm_ids, &it->n_rm_ids, id);
+		engine_strv_push(&it->rm_anchors, &it->n_rm_anchors, member);
+	}
 	free(id);
 	engine_strv_remove(it->add_anchors, &it->n_add_anchors, member);
 }

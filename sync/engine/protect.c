@@ -160,13 +160,15 @@ void protect_members(struct session *s, struct batch *b)
 		return;
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
-		char **keep = NULL;
-		size_t n_keep = 0;
+		char **keep = NULL, **keep_anchors = NULL;
+		size_t n_keep = 0, n_keep_anchors = 0;
 		if (!it->members_planned || it->member_decision || it->n_rm_ids == 0)
 			continue;
 		for (size_t j = 0; j < it->n_rm_ids; j++) {
 			if (k++ < allowed) {
 				engine_strv_push(&keep, &n_keep, it->rm_ids[j]);
+				/* rm_anchors stay matching rm_ids (bisect.c names them) */
+				engine_strv_push(&keep_anchors, &n_keep_anchors, it->rm_anchors[j]);
 				continue;
 			}
 			/* held: still a member, as far as the record knows (and
@@ -182,6 +184,9 @@ void protect_members(struct session *s, struct batch *b)
 		engine_strv_free(it->rm_ids, it->n_rm_ids);
 		it->rm_ids = keep;
 		it->n_rm_ids = n_keep;
+		engine_strv_free(it->rm_anchors, it->n_rm_anchors);
+		it->rm_anchors = keep_anchors;
+		it->n_rm_anchors = n_keep_anchors;
 	}
 	snprintf(detail, sizeof detail,
 		 "member_removals_staged=%zu executed_now=%zu executed_in_window=%zu threshold=%u window_s=%u "

@@ -118,6 +118,20 @@ static int resync_one(void *ctx, const void *key, size_t klen, const void *val, 
 		struct retry_record r;
 		if (retry_record_decode(val, vlen, &r, err, sizeof err) != 0)
 			return 0;
+		if (r.member != NULL && prefix == OBJECT_KEY_FAILED) {
+			/* a failed member (bisect.c): re-reading the groups plans
+			 * each one's whole membership, so the value is sent again
+			 * (and recorded again if it is still refused) */
+			if ((c->dn == NULL && c->failed) ||
+			    (c->dn != NULL && ((r.dn != NULL && strcasecmp(r.dn, c->dn) == 0) ||
+					       (r.member_dn != NULL && strcasecmp(r.member_dn, c->dn) == 0)))) {
+				state_batch_del(c->sb, key, klen);
+				c->reread[OBJECT_GROUP] = true;
+				c->n++;
+			}
+			retry_record_free(&r);
+			return 0;
+		}
 		if ((c->dn == NULL && prefix == OBJECT_KEY_FAILED && c->failed) ||
 		    (c->dn != NULL && r.dn != NULL && strcasecmp(r.dn, c->dn) == 0)) {
 			resync_retry(c, key, klen, prefix, &r);

@@ -47,7 +47,10 @@ int object_record_encode(const struct object_record *r, char **buf, size_t *len)
 	if (r->type == OBJECT_GROUP) {
 		if (json_object_set_new(o, "m", strings(r->members, r->n_members)) != 0 ||
 		    (r->n_unresolved &&
-		     json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved)) != 0))
+		     json_object_set_new(o, "u", strings(r->unresolved, r->n_unresolved)) != 0) ||
+		    (r->n_refused && json_object_set_new(o, "rf", strings(r->refused, r->n_refused)) != 0) ||
+		    (r->flat && json_object_set_new(o, "du", strings(r->direct_users, r->n_direct_users)) != 0) ||
+		    (r->flat && json_object_set_new(o, "ng", strings(r->nested, r->n_nested)) != 0))
 			xoom("json_object_set_new");
 	}
 	/* Written only when set: records without a manager stay byte for byte
@@ -128,6 +131,13 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 	rv = take_strings(json_object_get(o, "m"), &r->members, &r->n_members);
 	if (rv == 0)
 		rv = take_strings(json_object_get(o, "u"), &r->unresolved, &r->n_unresolved);
+	if (rv == 0)
+		rv = take_strings(json_object_get(o, "rf"), &r->refused, &r->n_refused);
+	r->flat = json_object_get(o, "du") != NULL;
+	if (rv == 0)
+		rv = take_strings(json_object_get(o, "du"), &r->direct_users, &r->n_direct_users);
+	if (rv == 0)
+		rv = take_strings(json_object_get(o, "ng"), &r->nested, &r->n_nested);
 	if (rv != 0)
 		snprintf(errmsg, errlen, "object record member lists malformed");
 out:
@@ -156,6 +166,9 @@ void object_record_free(struct object_record *r)
 	free(r->manager);
 	free_strings(r->members, r->n_members);
 	free_strings(r->unresolved, r->n_unresolved);
+	free_strings(r->refused, r->n_refused);
+	free_strings(r->direct_users, r->n_direct_users);
+	free_strings(r->nested, r->n_nested);
 	memset(r, 0, sizeof *r);
 }
 
@@ -182,4 +195,11 @@ void object_record_copy(struct object_record *dst, const struct object_record *s
 	dst->manager = src->manager ? xstrdup(src->manager) : NULL;
 	dst->members = copy_strings(src->members, src->n_members);
 	dst->unresolved = copy_strings(src->unresolved, src->n_unresolved);
+	dst->n_refused = src->n_refused;
+	dst->refused = src->n_refused ? copy_strings(src->refused, src->n_refused) : NULL;
+	dst->flat = src->flat;
+	dst->n_direct_users = src->n_direct_users;
+	dst->direct_users = src->flat ? copy_strings(src->direct_users, src->n_direct_users) : NULL;
+	dst->n_nested = src->n_nested;
+	dst->nested = src->flat ? copy_strings(src->nested, src->n_nested) : NULL;
 }

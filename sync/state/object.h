@@ -55,6 +55,19 @@ struct object_record {
 				* members after its last commit (the in-doubt repair sets
 				* it): `members` may not be what the target holds, so the
 				* next member write reads the target's and makes it exact */
+	char **refused;    /* groups: member anchors whose add or removal the target
+			    * refused (sync/engine/bisect.c); each one has a failed-member
+			    * record "f:<group>#<member>" (retry.h). A refused add is not in
+			    * `members`, a refused removal still is. Written only when set */
+	size_t n_refused;
+	/* groups, target.nested_groups: flatten (sync/engine/nested.c): the
+	 * members in the source, resolved -- `members` then lists the users in
+	 * the target, nested ones included. Written when `flat` */
+	bool flat;
+	char **direct_users; /* anchors of the users that are direct members */
+	size_t n_direct_users;
+	char **nested;       /* anchors of the groups that are direct members */
+	size_t n_nested;
 };
 
 /* Build the key "<prefix>:<anchor>" into buf; returns its length. */

@@ -46,6 +46,13 @@ int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 		xoom("json_object_set");
 	if (r->manager_dn != NULL && json_object_set_new(o, "md", xcheck(json_string(r->manager_dn))) != 0)
 		xoom("json_object_set_new");
+	/* written only for a failed member: other records stay byte for byte
+	 * what they were, and an older canopy ignores the fields */
+	if (r->member != NULL &&
+	    (json_object_set_new(o, "mem", xcheck(json_string(r->member))) != 0 ||
+	     (r->member_dn != NULL && json_object_set_new(o, "mdn", xcheck(json_string(r->member_dn))) != 0) ||
+	     json_object_set_new(o, "mrm", json_boolean(r->member_remove)) != 0))
+		xoom("json_object_set_new");
 	if (r->n_member_dns > 0) {
 		m = xcheck(json_array());
 		if (json_object_set_new(o, "m", m) != 0)
@@ -64,7 +71,8 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v, *jdn = NULL, *jerrtext = NULL;
-	const char *k, *t, *h, *dn = NULL, *err = NULL, *md = NULL;
+	const char *k, *t, *h, *dn = NULL, *err = NULL, *md = NULL, *mem = NULL, *mdn = NULL;
+	int mrm = 0;
 	json_int_t ver, n = 0, first = 0, next = 0, http = 0;
 	size_t i;
 	int rc = -EPROTO;
@@ -77,9 +85,10 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 	/* "dn" and "err" are null when absent (retry_record_encode packs them
 	 * with "s?"/"o?"): a record without an error text must still decode,
 	 * or its change would never be retried */
-	if (json_unpack_ex(o, &jerr, 0, "{s:I,s:s,s:s,s:s,s?o,s?I,s?I,s?I,s?I,s?o,s?o,s?o,s?s}", "v", &ver, "k", &k,
-			   "t", &t, "h", &h, "dn", &jdn, "n", &n, "first", &first, "next", &next, "http", &http,
-			   "err", &jerrtext, "res", &res, "m", &m, "md", &md) != 0) {
+	if (json_unpack_ex(o, &jerr, 0, "{s:I,s:s,s:s,s:s,s?o,s?I,s?I,s?I,s?I,s?o,s?o,s?o,s?s,s?s,s?s,s?b}", "v", &ver,
+			   "k", &k, "t", &t, "h", &h, "dn", &jdn, "n", &n, "first", &first, "next", &next, "http",
+			   &http, "err", &jerrtext, "res", &res, "m", &m, "md", &md, "mem", &mem, "mdn", &mdn, "mrm",
+			   &mrm) != 0) {
 		snprintf(errmsg, errlen, "retry record: %s", jerr.text);
 		goto out;
 	}
@@ -110,6 +119,9 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 	r->dn = dn != NULL ? xstrdup(dn) : NULL;
 	r->error = err != NULL ? xstrdup(err) : NULL;
 	r->manager_dn = md != NULL ? xstrdup(md) : NULL;
+	r->member = mem != NULL ? xstrdup(mem) : NULL;
+	r->member_dn = mdn != NULL ? xstrdup(mdn) : NULL;
+	r->member_remove = mrm != 0;
 	r->resource = json_incref(res);
 	if (m != NULL) {
 		r->member_dns = xcalloc(json_array_size(m) + 1, sizeof *r->member_dns);
@@ -142,6 +154,8 @@ void retry_record_free(struct retry_record *r)
 	free(r->member_dns);
 	free(r->error);
 	free(r->manager_dn);
+	free(r->member);
+	free(r->member_dn);
 	memset(r, 0, sizeof *r);
 }
 

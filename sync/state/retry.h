@@ -9,6 +9,12 @@
  *   "f:" + anchor   failed objects: a permanent refusal of this one object
  *                   (another 4xx) or a source entry the mapping cannot map;
  *                   shown by status, retried only on `canopyctl resync`
+ *   "f:" + group anchor + "#" + member anchor
+ *                   a failed member: the target refused this one value of a
+ *                   group's membership (sync/engine/bisect.c isolated it) while
+ *                   the group's other members went through. Kind RETRY_REREAD
+ *                   with `member` set: an older canopy that finds one resyncs
+ *                   it by re-reading the groups, which is what it needs
  * in the same Raft entry that advances the cursor (docs/architecture.md,
  * "No lost change"). A later change of the same object supersedes the record
  * (and removes it when it goes through), so the target always ends with the
@@ -22,6 +28,7 @@
 #define CANOPY_SYNC_STATE_RETRY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +64,10 @@ struct retry_record {
 	uint64_t next_at_ms;   /* unix ms: not before (retry set) */
 	long http_status;      /* of the last failure (0: no answer) */
 	char *error;           /* the last failure, as logged */
+	char *member;          /* a failed member ("f:<group>#<member>"): the member's anchor
+				* (NULL: the record is about the object itself) */
+	char *member_dn;       /* ... its DN (or NULL) */
+	bool member_remove;    /* ... the refused change was its removal (else its add) */
 };
 
 /* *buf is malloc'd JSON. Always returns 0 (out of memory aborts,

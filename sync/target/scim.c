@@ -447,7 +447,8 @@ int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb)
 	op->result_id[0] = '\0';
 	op->http_status = 0;
 	op->attempts = 0;
-	op->matched = op->created = op->refused = false;
+	op->matched = op->created = op->refused = op->values_refused = false;
+	op->add_done = op->rm_done = 0;
 	op->duration_ms = 0;
 	op->error[0] = '\0';
 	op->priv = s;

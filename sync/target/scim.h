@@ -186,6 +186,11 @@ struct scim_op {
 	bool created;              /* UPSERT created a new object (neither flag: updated the known id) */
 	bool refused;              /* -EEXIST: the name belongs to an object outside this agent's
 				    * external_id_prefix: not adopted, for good (until either changes) */
+	bool values_refused;       /* SCIM_MEMBERS -EPROTO: a 400 whose scimType (RFC 7644 §3.12)
+				    * is invalidValue, noTarget or invalidSyntax, or none: about a
+				    * value carried, so a subset of them may pass */
+	size_t add_done, rm_done;  /* SCIM_MEMBERS failed: leading add / remove values of earlier
+				    * PATCH chunks that landed (0 after a read-back: unknown) */
 	double duration_ms;
 	char error[512];           /* when status != 0: what failed and why (incl. SCIM detail) */
 	/* private */

@@ -34,6 +34,31 @@ static void error_detail(const struct req *r, const struct reply *rep, char *out
 	out[o] = '\0';
 }
 
+/*
+ * A member PATCH refused: is it about a value it carries? RFC 7644 §3.12
+ * gives 400 with scimType invalidValue ("a required value was missing, or
+ * the value specified was not compatible"), noTarget (the path matched
+ * nothing: a member to remove that is not there) or invalidSyntax; servers
+ * that send no scimType at all are common, and a 400 without one is taken the
+ * same way. PATCH is atomic (§3.5.2: "if any operation fails ... the entire
+ * request fails"), so a subset of the values may pass: the engine bisects.
+ * Not about values: 409 (a conflict that may clear, the retry set), 404 (the
+ * group is gone, group_gone), 413 (too large: members_per_patch) and other
+ * 4xx. Also says which values of earlier chunks landed, so that only the rest
+ * are sent again (none known after a read-back: its lists are filtered).
+ */
+static void members_refused(struct sop *s, const struct reply *rep)
+{
+	struct scim_op *op = s->op;
+	const char *type = rep->json != NULL ? json_string_value(json_object_get(rep->json, "scimType")) : NULL;
+
+	op->values_refused = rep->http == 400 &&
+			     (type == NULL || strcmp(type, "invalidValue") == 0 || strcmp(type, "noTarget") == 0 ||
+			      strcmp(type, "invalidSyntax") == 0);
+	op->add_done = s->eff_add == NULL && s->eff_rm == NULL ? s->add_pos : 0;
+	op->rm_done = s->eff_add == NULL && s->eff_rm == NULL ? s->rm_pos : 0;
+}
+
 /* "METHOD PATH: HTTP 503: scimType: detail" or "METHOD PATH: <curl error>" */
 void scim__describe(const struct req *r, const struct reply *rep, char *out, size_t len)
 {
@@ -236,6 +261,7 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		}
 		if (h == 404)
 			goto group_gone;
+		members_refused(s, rep);
 		break;
 	}
 	scim__fail_http(s, r, rep);

@@ -78,6 +78,9 @@ static void on_done(struct scim_op *op)
 	top->attempts = op->attempts;
 	top->duration_ms = op->duration_ms;
 	snprintf(top->error, sizeof top->error, "%s", op->error);
+	top->values_refused = top->permanent && op->values_refused;
+	top->n_add_done = op->add_done;
+	top->n_remove_done = op->rm_done;
 	target_metrics_error(top->action, top->status);
 	call_free(c);
 	cb(top);
@@ -189,7 +192,8 @@ static int p_submit(struct target_run *run, struct target_op *top, target_done_c
 		return -EINVAL;
 	}
 	top->status = 0;
-	top->permanent = top->created = top->matched = false;
+	top->permanent = top->created = top->matched = top->values_refused = false;
+	top->n_add_done = top->n_remove_done = 0;
 	top->result_id[0] = top->error[0] = '\0';
 	top->http_status = 0;
 	top->attempts = 0;

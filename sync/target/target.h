@@ -84,6 +84,15 @@ struct target_op {
 	unsigned attempts;           /* requests sent for it */
 	double duration_ms;
 	char error[512];             /* status != 0: what failed and why, for operators */
+	bool values_refused;         /* MEMBERS, permanent: the refusal is about one or more of
+				      * the values carried (RFC 7644 §3.12: invalidValue,
+				      * noTarget, invalidSyntax), not the request: a subset may
+				      * pass, so the engine isolates the refused ones
+				      * (sync/engine/bisect.c) */
+	size_t n_add_done;           /* MEMBERS, failed: leading `add` / `remove` values known
+				      * to have landed before the refusal (the target may send
+				      * them in several requests); 0 when unknown */
+	size_t n_remove_done;
 
 	void *priv;                  /* the target's */
 };

@@ -484,6 +484,34 @@ static void test_word_keys_parse_once(void **state)
 			":10: safety.deprovision: must not be empty");
 }
 
+static void test_target_nested_groups_is_native_flatten_or_skip(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "target:\n"
+			"  kind: scim\n"
+			"  url: http://t/scim/v2\n");
+	assert_int_equal(cfg.target.nested_groups, CONFIG_NESTED_NATIVE);
+	assert_string_equal(config_nested_groups_name(cfg.target.nested_groups), "native");
+	config_free(&cfg);
+	load_ok(MINIMAL "target:\n"
+			"  kind: scim\n"
+			"  url: http://t/scim/v2\n"
+			"  nested_groups: flatten\n");
+	assert_int_equal(cfg.target.nested_groups, CONFIG_NESTED_FLATTEN);
+	config_free(&cfg);
+	load_ok(MINIMAL "target:\n"
+			"  kind: scim\n"
+			"  url: http://t/scim/v2\n"
+			"  nested_groups: skip\n");
+	assert_string_equal(config_nested_groups_name(cfg.target.nested_groups), "skip");
+	config_free(&cfg);
+	load_fails_with(MINIMAL "target:\n"
+				"  kind: scim\n"
+				"  url: http://t/scim/v2\n"
+				"  nested_groups: expand\n",
+			":12: target.nested_groups: expected native, flatten or skip, got \"expand\"");
+}
+
 static void test_scope_exclude_bulk_and_deprovision(void **state)
 {
 	(void)state;
@@ -1360,6 +1388,7 @@ int main(void)
 		T(test_url_list_with_two_entries),
 		T(test_word_keys_parse_once),
 		T(test_scope_exclude_bulk_and_deprovision),
+		T(test_target_nested_groups_is_native_flatten_or_skip),
 		T(test_relative_data_dir_resolved_against_config_dir),
 		T(test_relative_secret_paths_resolved_against_config_dir),
 		T(test_secret_read_and_trailing_newline_stripped),

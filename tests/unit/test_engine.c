@@ -110,6 +110,8 @@ struct fx {
 	int fail_status;
 	bool fail_permanent;
 	enum target_action hold;   /* operations of this action wait (0: none) */
+	const char *refuse_ids[4]; /* MEMBERS carrying one of these ids: 400 invalidValue */
+	bool refuse_every_member;  /* ... or any id at all */
 	unsigned manager_warnings; /* "a manager is not exported" lines logged */
 };
 
@@ -274,6 +276,25 @@ static void answer(struct fx *f, size_t i, int status)
 	cb(op);
 }
 
+/* Does a MEMBERS operation carry a value the fake refuses (as a SCIM server
+ * refuses a whole PATCH for one bad value, RFC 7644 §3.5.2)? */
+static bool refused_values(const struct fx *f, const struct target_op *op)
+{
+	if (op->action != TARGET_MEMBERS)
+		return false;
+	if (f->refuse_every_member && op->n_add + op->n_remove > 0)
+		return true;
+	for (size_t k = 0; k < 4 && f->refuse_ids[k] != NULL; k++) {
+		for (size_t i = 0; i < op->n_add; i++)
+			if (strcmp(op->add[i], f->refuse_ids[k]) == 0)
+				return true;
+		for (size_t i = 0; i < op->n_remove; i++)
+			if (strcmp(op->remove[i], f->refuse_ids[k]) == 0)
+				return true;
+	}
+	return false;
+}
+
 static void on_answer_timer(uv_timer_t *t)
 {
 	struct fx *f = t->data;
@@ -282,6 +303,18 @@ static void on_answer_timer(uv_timer_t *t)
 		struct target_op *op = f->pending[i];
 		if (op->action == f->hold) {
 			i++;
+			continue;
+		}
+		if (refused_values(f, op)) {
+			target_done_cb cb = f->pending_cb[i];
+			memmove(f->pending + i, f->pending + i + 1, (f->n_pending - i - 1) * sizeof *f->pending);
+			memmove(f->pending_cb + i, f->pending_cb + i + 1, (f->n_pending - i - 1) * sizeof *f->pending_cb);
+			f->n_pending--;
+			op->status = -EPROTO;
+			op->permanent = op->values_refused = true;
+			op->http_status = 400;
+			snprintf(op->error, sizeof op->error, "fake: invalidValue: One or more Group members are invalid");
+			cb(op);
 			continue;
 		}
 		answer(f, i, f->fail_anchor && strcmp(op->anchor, f->fail_anchor) == 0 ? f->fail_status : 0);
@@ -302,7 +335,8 @@ static int t_submit(struct target_run *run, struct target_op *op, target_done_cb
 	s->exact = op->exact;
 	s->n_remove = op->n_remove;
 	op->status = 0;
-	op->permanent = op->created = false;
+	op->permanent = op->created = op->values_refused = false;
+	op->n_add_done = op->n_remove_done = 0;
 	op->result_id[0] = op->error[0] = '\0';
 	f->pending[f->n_pending] = op;
 	f->pending_cb[f->n_pending++] = cb;
@@ -796,6 +830,235 @@ static void member_removals_count_against_the_delete_threshold(void **state)
 	g = record(f, "g1");
 	assert_int_equal(g.n_members, 1); /* the held one is still a member */
 	object_record_free(&g);
+	assert_cursor(f, "c1");
+}
+
+/* ---- refused member values (bisect.c) ------------------------------------------------------ */
+
+/* Group g1 (exported, id "id-g1", no members) with users a1..an as members. */
+static struct source_event *group_of(int n, const char *cursor)
+{
+	struct source_event *ev = event(SOURCE_ENTRY, OBJECT_GROUP, "g1", cursor);
+	char dn[64];
+
+	ev->dn = xstrdup("cn=g1,ou=groups,dc=example");
+	ev->attrs = xcalloc(2, sizeof *ev->attrs);
+	ev->n_attrs = 2;
+	ev->attrs[0].name = xstrdup("cn");
+	ev->attrs[0].values = xcalloc(1, sizeof(char *));
+	ev->attrs[0].values[0] = xstrdup("g1");
+	ev->attrs[0].n_values = 1;
+	ev->attrs[1].name = xstrdup("member");
+	ev->attrs[1].values = xcalloc((size_t)n + 1, sizeof(char *));
+	for (int i = 1; i <= n; i++) {
+		snprintf(dn, sizeof dn, "uid=u%d,ou=people,dc=example", i);
+		ev->attrs[1].values[ev->attrs[1].n_values++] = xstrdup(dn);
+	}
+	return ev;
+}
+
+static void exported_group(struct fx *f)
+{
+	struct state_batch b;
+
+	state_batch_init(&b);
+	put_record(&b, OBJECT_KEY_OBJECT, "g1", OBJECT_GROUP, "cn=g1,ou=groups,dc=example", "id-g1", 0);
+	apply(f, &b);
+}
+
+static bool lists(const struct object_record *r, const char *anchor)
+{
+	for (size_t i = 0; i < r->n_members; i++)
+		if (strcmp(r->members[i], anchor) == 0)
+			return true;
+	return false;
+}
+
+static void refused_member_values_are_isolated_and_the_rest_applied(void **state)
+{
+	struct fx *f = *state;
+	struct object_record g;
+	struct retry_record r;
+
+	exported_users(f, 16);
+	exported_group(f);
+	f->refuse_ids[0] = "id-a5";
+	f->refuse_ids[1] = "id-a11";
+	start(f);
+	emit(f, group_of(16, "c1"));
+	settle(f);
+	g = record(f, "g1");
+	assert_int_equal(g.n_members, 14);
+	assert_false(lists(&g, "a5"));
+	assert_false(lists(&g, "a11"));
+	assert_true(lists(&g, "a1") && lists(&g, "a16"));
+	assert_int_equal(g.n_refused, 2);
+	object_record_free(&g);
+	/* 1 + 2 k ceil(log2 n) requests at most: 17 for 2 of 16 */
+	assert_in_range(count_seen(f, TARGET_MEMBERS), 3, 17);
+	assert_int_equal(state_count(&f->st, STATE_NS_FAILED), 2);
+	assert_true(engine_retry_record(&f->st, OBJECT_KEY_FAILED, "g1#a5", &r));
+	assert_string_equal(r.member, "a5");
+	assert_string_equal(r.member_dn, "uid=u5,ou=people,dc=example");
+	assert_string_equal(r.dn, "cn=g1,ou=groups,dc=example");
+	assert_false(r.member_remove);
+	assert_int_equal(r.http_status, 400);
+	assert_non_null(strstr(r.error, "invalidValue"));
+	retry_record_free(&r);
+	assert_true(has(f, OBJECT_KEY_FAILED, "g1#a11"));
+	assert_false(has(f, OBJECT_KEY_FAILED, "g1"));
+	assert_false(has(f, OBJECT_KEY_RETRY, "g1"));
+	assert_cursor(f, "c1");
+}
+
+static void a_value_taken_later_clears_its_failed_member_record(void **state)
+{
+	struct fx *f = *state;
+	struct object_record g;
+
+	exported_users(f, 8);
+	exported_group(f);
+	f->refuse_ids[0] = "id-a3";
+	start(f);
+	emit(f, group_of(8, "c1"));
+	settle(f);
+	assert_true(has(f, OBJECT_KEY_FAILED, "g1#a3"));
+	f->refuse_ids[0] = NULL;
+	emit(f, group_of(8, "c2")); /* the group again: its whole membership planned */
+	settle(f);
+	g = record(f, "g1");
+	assert_int_equal(g.n_members, 8);
+	assert_int_equal(g.n_refused, 0);
+	object_record_free(&g);
+	assert_false(has(f, OBJECT_KEY_FAILED, "g1#a3"));
+	assert_int_equal(state_count(&f->st, STATE_NS_FAILED), 0);
+	assert_cursor(f, "c2");
+}
+
+static void refusals_past_the_cap_are_recorded_without_more_requests(void **state)
+{
+	struct fx *f = *state;
+	struct object_record g;
+
+	exported_users(f, 40);
+	exported_group(f);
+	f->refuse_every_member = true; /* a request refused whatever it holds */
+	start(f);
+	emit(f, group_of(40, "c1"));
+	settle(f);
+	g = record(f, "g1");
+	assert_int_equal(g.n_members, 0);
+	assert_int_equal(g.n_refused, 40);
+	object_record_free(&g);
+	assert_int_equal(state_count(&f->st, STATE_NS_FAILED), 40);
+	/* 16 values isolated, then no more requests: far fewer than 2 per value */
+	assert_true(count_seen(f, TARGET_MEMBERS) < 40);
+	assert_cursor(f, "c1");
+}
+
+/* A group entry cn=<cn>,ou=groups with these member DNs. */
+static struct source_event *group_with(const char *anchor, const char *cn, const char *const *dns, size_t n,
+				       const char *cursor)
+{
+	struct source_event *ev = event(SOURCE_ENTRY, OBJECT_GROUP, anchor, cursor);
+	char dn[64];
+
+	snprintf(dn, sizeof dn, "cn=%s,ou=groups,dc=example", cn);
+	ev->dn = xstrdup(dn);
+	ev->attrs = xcalloc(2, sizeof *ev->attrs);
+	ev->n_attrs = 2;
+	ev->attrs[0].name = xstrdup("cn");
+	ev->attrs[0].values = xcalloc(1, sizeof(char *));
+	ev->attrs[0].values[0] = xstrdup(cn);
+	ev->attrs[0].n_values = 1;
+	ev->attrs[1].name = xstrdup("member");
+	ev->attrs[1].values = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		ev->attrs[1].values[ev->attrs[1].n_values++] = xstrdup(dns[i]);
+	return ev;
+}
+
+static void flatten_sends_transitive_users_and_ends_cycles(void **state)
+{
+	struct fx *f = *state;
+	static const char *const g1[] = {"uid=u1,ou=people,dc=example", "uid=u2,ou=people,dc=example",
+					 "cn=g2,ou=groups,dc=example"};
+	static const char *const g2[] = {"uid=u3,ou=people,dc=example", "cn=g1,ou=groups,dc=example"};
+	static const char *const g2_less[] = {"cn=g1,ou=groups,dc=example"};
+	struct state_batch b;
+	struct object_record r;
+
+	f->cfg.nested_groups = ENGINE_NESTED_FLATTEN;
+	exported_users(f, 3);
+	state_batch_init(&b);
+	put_record(&b, OBJECT_KEY_OBJECT, "g1", OBJECT_GROUP, "cn=g1,ou=groups,dc=example", "id-g1", 0);
+	put_record(&b, OBJECT_KEY_OBJECT, "g2", OBJECT_GROUP, "cn=g2,ou=groups,dc=example", "id-g2", 0);
+	apply(f, &b);
+	start(f);
+	/* g1 holds g2 and g2 holds g1: each one's users are all three */
+	emit(f, group_with("g1", "g1", g1, 3, "c1"));
+	emit(f, group_with("g2", "g2", g2, 2, "c2"));
+	settle(f);
+	for (int k = 1; k <= 2; k++) {
+		r = record(f, k == 1 ? "g1" : "g2");
+		assert_int_equal(r.n_members, 3);
+		assert_true(lists(&r, "a1") && lists(&r, "a2") && lists(&r, "a3"));
+		assert_true(r.flat);
+		assert_int_equal(r.n_nested, 1);
+		object_record_free(&r);
+	}
+	/* u3 leaves g2: g1, above it (and below it), loses u3 too */
+	emit(f, group_with("g2", "g2", g2_less, 1, "c3"));
+	settle(f);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 2);
+	assert_false(lists(&r, "a3"));
+	object_record_free(&r);
+	r = record(f, "g2");
+	assert_int_equal(r.n_members, 2);
+	object_record_free(&r);
+	assert_cursor(f, "c3");
+}
+
+static void a_change_below_replans_a_group_written_before_flatten(void **state)
+{
+	struct fx *f = *state;
+	static const char *const g2[] = {"uid=u2,ou=people,dc=example", "uid=u3,ou=people,dc=example"};
+	char *g1_members[] = {"a1", "g2", NULL}, *g2_members[] = {"a2", NULL};
+	struct object_record g1 = {.type = OBJECT_GROUP, .target_id = "id-g1", .hash = 1,
+				   .dn = "cn=g1,ou=groups,dc=example", .members = g1_members, .n_members = 2};
+	struct object_record g2r = {.type = OBJECT_GROUP, .target_id = "id-g2", .hash = 1,
+				    .dn = "cn=g2,ou=groups,dc=example", .members = g2_members, .n_members = 1};
+	struct state_batch b;
+	struct object_record r;
+	char key[KEY_MAX], *val;
+	size_t vlen, klen;
+
+	f->cfg.nested_groups = ENGINE_NESTED_FLATTEN;
+	exported_users(f, 3);
+	state_batch_init(&b);
+	klen = object_key(OBJECT_KEY_OBJECT, "g1", key, sizeof key);
+	assert_int_equal(object_record_encode(&g1, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	klen = object_key(OBJECT_KEY_OBJECT, "g2", key, sizeof key);
+	assert_int_equal(object_record_encode(&g2r, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	start(f);
+	/* native records (g1 holds g2 as a member); g2 changes: g1, above it,
+	 * is planned again from its users and g2's */
+	emit(f, group_with("g2", "g2", g2, 2, "c1"));
+	settle(f);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 3);
+	assert_true(lists(&r, "a1") && lists(&r, "a2") && lists(&r, "a3"));
+	assert_false(lists(&r, "g2")); /* no group members in the target any more */
+	assert_true(r.flat);
+	assert_int_equal(r.n_nested, 1);
+	assert_string_equal(r.nested[0], "g2");
+	object_record_free(&r);
 	assert_cursor(f, "c1");
 }
 
@@ -1591,6 +1854,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_renamed_manager_keeps_its_reports, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_unknown_manager_is_left_out_and_logged_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_manager_patch_is_retried_from_the_retry_set, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(refused_member_values_are_isolated_and_the_rest_applied, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_value_taken_later_clears_its_failed_member_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(refusals_past_the_cap_are_recorded_without_more_requests, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(flatten_sends_transitive_users_and_ends_cycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_change_below_replans_a_group_written_before_flatten, setup,
 						teardown),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),
 	};

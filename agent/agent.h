@@ -116,6 +116,19 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen);
 int agent_check_config(const char *config_path, char *errmsg, size_t errlen);
 
 /*
+ * canopy-agent --recover-members LIST [--yes] (agent/recover.c): with the
+ * agent stopped, show this node's data dir (term, last index, latest
+ * configuration) and the configuration LIST ("ID@HOST:PORT,...", all voters,
+ * this node included at its node.raft_address) would replace it with; with
+ * `yes`, write it (raft/recover.h). Returns the exit code: 0 when written,
+ * 1 when refused (the agent runs, damaged or empty data dir, no --yes),
+ * 2 for a bad LIST, AGENT_EXIT_CONFIG for a refused configuration; the cause
+ * is in errmsg.
+ */
+int agent_recover(const char *config_path, const char *members, bool yes, char *errmsg,
+		  size_t errlen);
+
+/*
  * Stop on the agent's own account (not a signal), without hand-over: a node
  * that was removed from the cluster (exit_code 0) or whose data dir belongs
  * to another cluster (1, `reason` is what agent_run reports).

@@ -65,6 +65,26 @@ struct storage_info {
 int storage_inspect(const char *data_dir, struct storage_info *info, char *errmsg,
 		    size_t errlen);
 
+/*
+ * The latest configuration the data dir holds, as libraft will restore it at
+ * start (src/raft.c: the last RAFT_CHANGE entry of the log, else the newest
+ * snapshot's): `index` is the log index it comes from, `buf`/`len` its
+ * encoding (src/configuration.c: configurationEncode; decode it with
+ * recover_decode_configuration, raft/recover.h). Only meaningful on a data
+ * dir storage_inspect() accepted: the files are walked, not re-checked (a torn
+ * last batch ends the walk, as it ends libraft's load).
+ */
+struct storage_conf {
+	uint64_t index;     /* 0: the data dir holds no configuration */
+	unsigned char *buf; /* malloc'd; storage_conf_free() */
+	size_t len;
+};
+
+/* Returns 0 (out->index 0 when there is none) or a negative errno with errmsg. */
+int storage_last_configuration(const char *data_dir, struct storage_conf *out, char *errmsg,
+			       size_t errlen);
+void storage_conf_free(struct storage_conf *c);
+
 /* storage_inspect() without the details. */
 int storage_check(const char *data_dir, char *errmsg, size_t errlen);
 

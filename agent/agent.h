@@ -129,6 +129,15 @@ int agent_recover(const char *config_path, const char *members, bool yes, char *
 		  size_t errlen);
 
 /*
+ * canopy-agent --backup DIR (agent/backup.c): with the agent stopped, copy
+ * its data dir into DIR (new or empty) and check the copy (raft/backup.h).
+ * Returns the exit code: 0 when the copy is complete and checked, 1 when
+ * refused (the agent runs, DIR not empty, a damaged or empty data dir) or
+ * failed, AGENT_EXIT_CONFIG for a refused configuration; cause in errmsg.
+ */
+int agent_backup(const char *config_path, const char *dest, char *errmsg, size_t errlen);
+
+/*
  * Stop on the agent's own account (not a signal), without hand-over: a node
  * that was removed from the cluster (exit_code 0) or whose data dir belongs
  * to another cluster (1, `reason` is what agent_run reports).

@@ -14,6 +14,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: canopy-agent --config FILE [--check-config]\n"
 		"       canopy-agent --config FILE --recover-members ID@HOST:PORT[,...] [--yes]\n"
+		"       canopy-agent --config FILE --backup DIR\n"
 		"\n"
 		"Run one canopy agent: a member of the cluster's Raft group that, while it\n"
 		"leads, reads the source directory and provisions it into the SCIM target.\n"
@@ -33,6 +34,9 @@ static void usage(FILE *f)
 		"                      (docs/operations.md)\n"
 		"      --yes           with --recover-members: write the new configuration\n"
 		"                      (libraft's raft_recover), then exit\n"
+		"      --backup DIR    with the agent stopped: copy its data dir into DIR\n"
+		"                      (new or empty), check the copy, and exit; refuses\n"
+		"                      while the agent runs\n"
 		"  -h, --help          this help\n"
 		"  -V, --version       print the version and the git commit of the build\n"
 		"\n"
@@ -41,24 +45,26 @@ static void usage(FILE *f)
 		"cluster.tls files.\n"
 		"\n"
 		"Exit status: 0 after a clean stop (or a config that checks OK, or a\n"
-		"recovery written), 78 when the configuration is refused, 1 when start-up\n"
-		"fails otherwise, the agent stops on an error, or a recovery is refused\n"
-		"(or not confirmed with --yes), 2 for a usage error.\n");
+		"recovery or backup written), 78 when the configuration is refused, 1 when\n"
+		"start-up fails otherwise, the agent stops on an error, or a recovery or\n"
+		"backup is refused (a recovery also when not confirmed with --yes), 2 for\n"
+		"a usage error.\n");
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK_CONFIG = 256, OPT_RECOVER_MEMBERS, OPT_YES };
+	enum { OPT_CHECK_CONFIG = 256, OPT_RECOVER_MEMBERS, OPT_YES, OPT_BACKUP };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 		{"recover-members", required_argument, NULL, OPT_RECOVER_MEMBERS},
 		{"yes", no_argument, NULL, OPT_YES},
+		{"backup", required_argument, NULL, OPT_BACKUP},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config = NULL, *recover = NULL;
+	const char *config = NULL, *recover = NULL, *backup = NULL;
 	char errmsg[1024] = "";
 	int c, rv, check = 0, yes = 0;
 
@@ -83,6 +89,9 @@ int main(int argc, char **argv)
 		case OPT_YES:
 			yes = 1;
 			break;
+		case OPT_BACKUP:
+			backup = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -100,11 +109,18 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if ((yes && recover == NULL) || (recover != NULL && check)) {
+	if ((yes && recover == NULL) || (recover != NULL) + (backup != NULL) + check > 1) {
 		fprintf(stderr, "canopy-agent: %s\n",
-			yes ? "--yes goes with --recover-members" : "--recover-members and --check-config exclude each other");
+			yes && recover == NULL ? "--yes goes with --recover-members"
+					       : "--recover-members, --backup and --check-config exclude each other");
 		usage(stderr);
 		return 2;
+	}
+	if (backup != NULL) {
+		rv = agent_backup(config, backup, errmsg, sizeof errmsg);
+		if (rv != 0)
+			fprintf(stderr, "canopy-agent: %s\n", errmsg);
+		return rv;
 	}
 	if (recover != NULL) {
 		rv = agent_recover(config, recover, yes, errmsg, sizeof errmsg);

@@ -28,6 +28,8 @@ int agent_backup(const char *config_path, const char *dest, char *errmsg, size_t
 			 cfg.node.data_dir);
 		goto out;
 	}
+	if (lock_check_owner(cfg.node.data_dir, errmsg, errlen) != 0)
+		goto out;
 	fd = lock_acquire(cfg.node.data_dir, errmsg, errlen);
 	if (fd < 0)
 		goto out;

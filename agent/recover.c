@@ -128,6 +128,8 @@ int agent_recover(const char *config_path, const char *members, bool yes, char *
 			 stat(dir, &sb) != 0 ? strerror(errno) : "not a directory");
 		goto out;
 	}
+	if (lock_check_owner(dir, errmsg, errlen) != 0)
+		goto out;
 	fd = lock_acquire(dir, errmsg, errlen);
 	if (fd < 0)
 		goto out;

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int lock_acquire(const char *data_dir, char *errmsg, size_t errlen)
@@ -46,6 +48,29 @@ int lock_acquire(const char *data_dir, char *errmsg, size_t errlen)
 	if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) < 0)
 		(void)0;
 	return fd;
+}
+
+int lock_check_owner(const char *data_dir, char *errmsg, size_t errlen)
+{
+	struct stat st;
+	struct passwd *pw;
+	int err;
+
+	if (stat(data_dir, &st) != 0) {
+		err = errno;
+		snprintf(errmsg, errlen, "data dir %s: %s", data_dir, strerror(err));
+		return -err;
+	}
+	if (st.st_uid == geteuid())
+		return 0;
+	pw = getpwuid(st.st_uid);
+	snprintf(errmsg, errlen,
+		 "data dir %s belongs to %s%s(uid %lu), not to this user: run this as that user "
+		 "(e.g. runuser -u %s -- canopy-agent ...), so that what it writes stays readable "
+		 "by the agent",
+		 data_dir, pw ? pw->pw_name : "", pw ? " " : "", (unsigned long)st.st_uid,
+		 pw ? pw->pw_name : "OWNER");
+	return -EPERM;
 }
 
 void lock_release(int fd)

@@ -27,6 +27,15 @@
  */
 int lock_acquire(const char *data_dir, char *errmsg, size_t errlen);
 
+/*
+ * For the offline modes that write into a data dir the agent owns
+ * (--recover-members, --backup, which may create the lock file): 0 when this
+ * process runs as the owner of data_dir, else -EPERM with errmsg naming the
+ * owner -- a file root writes there (mode 0600) would be unreadable to an
+ * agent running as `canopy`, which would then fail to start.
+ */
+int lock_check_owner(const char *data_dir, char *errmsg, size_t errlen);
+
 /* Release a lock taken by lock_acquire (fd < 0: nothing to do). */
 void lock_release(int fd);
 

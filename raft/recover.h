@@ -3,7 +3,7 @@
  * lost its majority for good (`canopy-agent --recover-members`).
  *
  * A Raft group of 2f+1 voters needs f+1 of them to elect or commit (Raft
- * dissertation §3.6.3, §4.1); when 2 of 3 hosts are gone for good, the
+ * dissertation §3.4, §3.5); when 2 of 3 hosts are gone for good, the
  * survivor can never again be elected by the old configuration. libraft 0.15
  * offers raft_recover() (include/raft.h; src/uv.c: uvRecover): with the node
  * stopped, it loads the log, closes any open segment and writes one closed

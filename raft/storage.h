@@ -90,9 +90,9 @@ int storage_check(const char *data_dir, char *errmsg, size_t errlen);
 
 /* The remedy text every refusal ends with. */
 #define STORAGE_REMEDY                                                                      \
-	"restore this data dir from a backup, or move it aside and rejoin this node as a new " \
-	"member: `canopyctl cluster remove ID` then `canopyctl cluster add ID@RAFT_ADDRESS` "  \
-	"from a healthy node (docs/operations.md, Storage damage)"
+	"move this data dir aside and rejoin this node as a new member: `canopyctl cluster "   \
+	"remove ID` then `canopyctl cluster add ID@RAFT_ADDRESS` from a healthy node; never "  \
+	"restore an old backup of it as a member (docs/operations.md, Storage damage)"
 
 /*
  * libraft's CRC32 (src/byte.c: byteCrc32): polynomial 0x04c11db7, MSB first,

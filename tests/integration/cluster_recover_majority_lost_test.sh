@@ -6,11 +6,14 @@
 # resumes from the replicated cursor and exports the pending changes -- the
 # target equals the source and the audit shows no object created twice. A
 # fresh node 4 is then added with `canopyctl cluster add` and ends with the
-# same state digest. (The refusals, agent running / no --yes / a list
+# same state digest. Snapshots are taken every 8 entries, so the survivor's
+# configuration comes from a snapshot and node 4 is caught up with one.
+# (The refusals, agent running / no --yes / a list
 # without this node, are in cluster_recover_refusals_test.sh.)
 source "$(dirname "$0")/../fixtures/sync.sh"
 source "$(dirname "$0")/../fixtures/failover.sh"
 dir=$(fixture_tmpdir)
+SNAPSHOT_THRESHOLD=8 SNAPSHOT_TRAILING=2
 
 sync_setup 50 2
 for i in 1 2 3 4; do agent_ports $i; done
@@ -70,6 +73,7 @@ for i in 1 2 3; do
 	grep -q "^configuration .*$i@${AGENT_RAFT[$i]} (voter)" <<<"$out" || fail "current configuration not shown ($i): $out"
 done
 grep -q "^new  *$self (voter)" <<<"$out" || fail "new configuration not shown: $out"
+grep -q "^log .*snapshot at [1-9]" <<<"$out" || fail "no snapshot in the survivor's data dir: $out"
 [ "$(sum)" = "$before" ] || fail "without --yes the data dir changed"
 pass "without --yes: the plan is shown and the data dir is unchanged"
 

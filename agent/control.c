@@ -1,6 +1,8 @@
 /*
  * agent/control.c -- the control API (agent/http.c serves it):
  *
+ *   GET  /                          the status page, GET /assets/...: its
+ *                                   script and style (agent/www.c)
  *   GET  /v1/status                 this node's view: role, term, members,
  *                                   sync, storage, health (canopyctl status)
  *   GET  /metrics                   the same figures for Prometheus
@@ -35,6 +37,7 @@
 #include "agent/agent.h"
 #include "agent/control.h"
 #include "agent/log.h"
+#include "agent/www.h"
 #include "common/xalloc.h"
 #include "raft/transport_tls.h"
 #include "sync/provlog.h"
@@ -1002,6 +1005,8 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 		control_reply_json(reply, 200, status_json(a));
 		return;
 	}
+	if (www_handle(req, reply))
+		return;
 	if (strcmp(req->path, "/v1/leader/watch") == 0) {
 		if (strcmp(req->method, "GET") != 0) {
 			http_reply_error(reply, 405, "%s %s: use GET", req->method, req->path);

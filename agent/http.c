@@ -102,6 +102,8 @@ static enum MHD_Result send_reply_ex(struct MHD_Connection *c, struct http_reply
 		MHD_add_response_header(resp, "Location", r->location);
 	if (r->www_authenticate)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_authenticate);
+	for (const char *const *h = r->headers; h != NULL && h[0] != NULL && h[1] != NULL; h += 2)
+		MHD_add_response_header(resp, h[0], h[1]);
 	/* Refused before its body was read: where the next request would start
 	 * is not known, so nothing more is read from this connection. */
 	if (close_after)

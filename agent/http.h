@@ -33,6 +33,9 @@ struct http_reply {
 	size_t body_len;
 	char location[256];       /* optional Location header (redirects) */
 	const char *www_authenticate; /* static; the WWW-Authenticate header of a 401 */
+	/* More headers, static: name, value, name, value, ..., NULL (or NULL
+	 * for none), e.g. the status page's security headers (agent/www.h). */
+	const char *const *headers;
 };
 
 /* Handle one complete request on the loop thread; fill `reply`. */

@@ -9,7 +9,9 @@
 #     real AD domain controller for the Active Directory source), Node.js + npm
 #     (the real SCIM server fixture), curl, python3-prometheus-client (the
 #     /metrics test's exposition-format parser), man-db + groff-base (the man
-#     pages' test), nftables + faketime (the chaos suite, chaos-tests/); clang
+#     pages' test), chromium + chromium-driver + python3-selenium (the status
+#     page's test in a real browser), nftables + faketime (the chaos suite,
+#     chaos-tests/); clang
 #     + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
@@ -35,6 +37,9 @@ PACKAGES=(
 	python3 python3-prometheus-client
 	# man -l renders the man pages in man/ (man_pages_and_completion_test)
 	man-db groff-base
+	# A real browser for the status page's test (status_page_test.sh):
+	# headless Chromium driven through chromedriver by Selenium.
+	chromium chromium-driver python3-selenium
 	# the chaos suite (chaos-tests/): nftables for partitions and packet loss,
 	# faketime for clock jumps
 	nftables faketime

@@ -20,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# installed now: status_page_test must run in Chromium, not skip
+export CANOPY_REQUIRE_BROWSER=1
 
 jobs=$(nproc 2>/dev/null || echo 2)
 

@@ -119,6 +119,7 @@ void batch_item_clear_members(struct item *it)
 	it->add_ids = it->rm_ids = it->add_anchors = it->rm_anchors = NULL;
 	it->n_add_ids = it->n_rm_ids = it->n_add_anchors = it->n_rm_anchors = 0;
 	it->members_planned = false;
+	it->members_exact = false;
 }
 
 static void item_free(struct item *it)

@@ -94,6 +94,31 @@ static void on_intents(void *arg, int status)
 }
 
 /*
+ * The type an intent names: the item's own, or -- for an item that does not
+ * know it (a delete of an object without a record) -- the type an earlier
+ * leader's intent for the same object named. Overwriting "6 user" with
+ * "7 unknown" would make the next leader's repair skip a create that term
+ * 6 may have landed (repair.c only looks up typed intents).
+ */
+static enum object_type intent_type(const struct session *s, const struct item *it)
+{
+	void *doubt;
+
+	if (it->type == OBJECT_USER || it->type == OBJECT_GROUP)
+		return it->type;
+	doubt = strmap_get(&s->in_doubt, it->anchor); /* 1 + type, repair.c */
+	return doubt != NULL ? (enum object_type)((uintptr_t)doubt - 1) : it->type;
+}
+
+static int intent_value(const struct session *s, const struct item *it, char *val, size_t len)
+{
+	enum object_type t = intent_type(s, it);
+
+	return snprintf(val, len, "%llu %s", (unsigned long long)s->term,
+			t == OBJECT_GROUP ? "group" : t == OBJECT_USER ? "user" : "unknown");
+}
+
+/*
  * Fencing, last step (docs/architecture.md, "Intents"): before any request of
  * the batch goes out, commit an intent for each object it may write. A
  * request already on the wire cannot be recalled; if this leader dies or is
@@ -125,8 +150,7 @@ int commit_intents(struct session *s)
 		 * intent without an object record look for a create that may
 		 * have landed (repair.c); an intent of an older canopy is the
 		 * term alone */
-		int vl = snprintf(val, sizeof val, "%llu %s", (unsigned long long)s->term,
-				  it->type == OBJECT_GROUP ? "group" : it->type == OBJECT_USER ? "user" : "unknown");
+		int vl = intent_value(s, it, val, sizeof val);
 		klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
 		state_batch_put(&sb, key, klen, val, (size_t)vl);
 	}
@@ -356,13 +380,33 @@ void commit_batch(struct session *s)
 	state_batch_init(&sb);
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
-		if (it->kind != IT_STAGE && it->kind != IT_UNSTAGE)
+		if (it->kind != IT_STAGE && it->kind != IT_UNSTAGE && it->kind != IT_REPAIR &&
+		    strmap_has(&s->in_doubt, it->anchor)) {
+			/* An earlier leader's write of this object may still land
+			 * (or landed after its last commit): only the in-doubt
+			 * repair settles that, and it may be a later leader's if
+			 * this one loses its lease first. Keep the intent, typed
+			 * as the earlier one was. (The chaos scenario `loss` lost
+			 * a delete this way: a create of term 2 landed, term 3
+			 * planned the object's delete without a record -- nothing
+			 * to send -- and committed the intent away.) */
+			char val[40];
+			int vl = intent_value(s, it, val, sizeof val);
+			char key[KEY_MAX];
+			size_t klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
+			state_batch_put(&sb, key, klen, val, (size_t)vl);
+		} else if (it->kind != IT_STAGE && it->kind != IT_UNSTAGE)
 			/* the intent is settled: written, refused, or (cancelled)
 			 * left to the cursor, which does not move past it */
 			del_key(&sb, OBJECT_KEY_INTENT, it->anchor);
 		if (it->kind == IT_REPAIR) {
 			if (it->has_old) { /* forget its content: the refresh writes it again */
 				it->old.hash = 0;
+				/* and a group's members: the old leader may have
+				 * changed them too; the next member write makes the
+				 * target's list exact (plan_group_members) */
+				if (it->old.type == OBJECT_GROUP)
+					it->old.members_in_doubt = true;
 				put_object(&sb, OBJECT_KEY_OBJECT, it->anchor, &it->old);
 			} else if (it->type == OBJECT_USER || it->type == OBJECT_GROUP) {
 				/* No record: its create may have landed after the old
@@ -373,7 +417,8 @@ void commit_batch(struct session *s)
 				 * externalId and deletes what it finds). Without this,
 				 * a late create of an object that left the directory
 				 * stayed in the target for good. */
-				struct object_record ghost = {.type = it->type};
+				struct object_record ghost = {.type = it->type,
+							      .members_in_doubt = it->type == OBJECT_GROUP};
 				put_object(&sb, OBJECT_KEY_OBJECT, it->anchor, &ghost);
 			}
 			continue;

@@ -265,6 +265,8 @@ static void finish_upserts(struct session *s)
 			 * (a group created anew -- gone from the target -- has none) */
 			it->rec.members = engine_strv_dup(it->old.members, it->old.n_members);
 			it->rec.n_members = it->old.n_members;
+			/* still in doubt until a member write makes them exact */
+			it->rec.members_in_doubt = it->old.members_in_doubt;
 		}
 		it->write_rec = it->upsert_needed || !it->has_old ||
 				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0));
@@ -286,6 +288,8 @@ static void take_members(struct item *it)
 	engine_strv_free(it->rec.members, it->rec.n_members);
 	it->rec.members = engine_strv_dup(it->add_anchors, it->n_add_anchors);
 	it->rec.n_members = it->n_add_anchors;
+	if (it->members_exact)
+		it->rec.members_in_doubt = false; /* the target now holds exactly these */
 	it->write_rec = true;
 }
 
@@ -342,7 +346,7 @@ static void start_members(struct session *s)
 		}
 		if (!has_member_change(it))
 			continue;
-		if (it->n_add_ids == 0 && it->n_rm_ids == 0) {
+		if (it->n_add_ids == 0 && it->n_rm_ids == 0 && !it->members_exact) {
 			take_members(it); /* nothing to send; the record changes if unresolved did */
 			continue;
 		}
@@ -354,6 +358,7 @@ static void start_members(struct session *s)
 		it->op.n_remove = it->n_rm_ids;
 		/* a re-run may repeat a change that landed: read back first */
 		it->op.verify = b->kind == BATCH_RETRY || b->rerun;
+		it->op.exact = it->members_exact;
 		submit(s, it, TARGET_MEMBERS);
 	}
 }

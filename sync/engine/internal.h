@@ -94,6 +94,8 @@ struct item {
 	uint64_t change;        /* the engine's change number, for the provisioning log */
 	struct target_op op;
 	bool members_planned;   /* add_ids / rm_ids are this batch's member changes */
+	bool members_exact;     /* the record's members were in doubt (object.h): add_ids is
+				 * every member, and the target removes all others */
 	char **add_ids;         /* member target ids to add ... */
 	size_t n_add_ids;
 	char **rm_ids;          /* ... and to remove */

@@ -191,7 +191,9 @@ static void plan_delete(struct planner *p, struct batch *b, const char *anchor, 
 		if (it == NULL || it->type != type)
 			return;
 	}
-	it = batch_add(p, b, IT_DELETE, OBJECT_UNKNOWN, anchor);
+	/* typed: without a record (an upsert earlier in the batch), the target
+	 * finds the object by its anchor, which needs to know where to look */
+	it = batch_add(p, b, IT_DELETE, type, anchor);
 	if (!it->has_old)
 		return;
 	it->type = it->old.type;
@@ -364,7 +366,11 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 
 	strmap_init(&want, NULL);
 	strmap_init(&had, NULL);
-	for (i = 0; i < it->rec.n_members; i++)
+	/* Members in doubt (an earlier leader's uncommitted member writes may
+	 * have landed): the record says nothing sure about the target, so send
+	 * every member and let the target drop the others (exec.c). */
+	bool exact = it->has_old && it->old.members_in_doubt;
+	for (i = 0; i < it->rec.n_members && !exact; i++)
 		strmap_put(&had, it->rec.members[i], (void *)1);
 	for (i = 0; i < n_dns; i++) {
 		const char *anchor;
@@ -386,6 +392,7 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 
 	batch_item_clear_members(it);
 	it->members_planned = true;
+	it->members_exact = exact;
 	for (i = 0; i < n_desired; i++) {
 		if (strmap_has(&had, desired[i]))
 			continue;
@@ -407,7 +414,7 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 		free(id);
 	}
 	/* The record after the change is done: desired members that have ids. */
-	for (i = 0; i < it->rec.n_members; i++)
+	for (i = 0; i < it->rec.n_members && !exact; i++) /* exact: all are in add_anchors */
 		if (strmap_has(&want, it->rec.members[i]))
 			engine_strv_push(&keep, &n_keep, it->rec.members[i]);
 	for (i = 0; i < it->n_add_anchors; i++)

@@ -169,8 +169,11 @@ void protect_members(struct session *s, struct batch *b)
 				engine_strv_push(&keep, &n_keep, it->rm_ids[j]);
 				continue;
 			}
-			/* held: still a member, as far as the record knows */
+			/* held: still a member, as far as the record knows (and
+			 * for an exact write, one the target must keep) */
 			engine_strv_push(&it->held, &it->n_held, it->rm_anchors[j]);
+			if (it->members_exact)
+				engine_strv_push(&it->add_ids, &it->n_add_ids, it->rm_ids[j]);
 			engine_strv_push(&it->add_anchors, &it->n_add_anchors, it->rm_anchors[j]);
 			exec_log_op(s, it, "staged-member-removal", "held",
 				    "delete threshold: member removal held until approved (canopyctl deletes list)");

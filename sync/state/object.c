@@ -53,7 +53,8 @@ int object_record_encode(const struct object_record *r, char **buf, size_t *len)
 	/* Written only when set: records without a manager stay byte for byte
 	 * what they were, and an older canopy ignores the fields. */
 	if ((r->manager_dn && json_object_set_new(o, "md", xcheck(json_string(r->manager_dn))) != 0) ||
-	    (r->manager && json_object_set_new(o, "ma", xcheck(json_string(r->manager))) != 0))
+	    (r->manager && json_object_set_new(o, "ma", xcheck(json_string(r->manager))) != 0) ||
+	    (r->members_in_doubt && json_object_set_new(o, "mu", json_true()) != 0))
 		xoom("json_object_set_new");
 	*buf = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
@@ -123,6 +124,7 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 	r->dn = dn ? xstrdup(dn) : NULL;
 	r->manager_dn = md ? xstrdup(md) : NULL;
 	r->manager = ma ? xstrdup(ma) : NULL;
+	r->members_in_doubt = json_is_true(json_object_get(o, "mu"));
 	rv = take_strings(json_object_get(o, "m"), &r->members, &r->n_members);
 	if (rv == 0)
 		rv = take_strings(json_object_get(o, "u"), &r->unresolved, &r->n_unresolved);
@@ -171,6 +173,7 @@ void object_record_copy(struct object_record *dst, const struct object_record *s
 	memset(dst, 0, sizeof *dst);
 	dst->type = src->type;
 	dst->hash = src->hash;
+	dst->members_in_doubt = src->members_in_doubt;
 	dst->n_members = src->n_members;
 	dst->n_unresolved = src->n_unresolved;
 	dst->target_id = src->target_id ? xstrdup(src->target_id) : NULL;

@@ -19,6 +19,7 @@
 #ifndef CANOPY_SYNC_STATE_OBJECT_H
 #define CANOPY_SYNC_STATE_OBJECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,10 @@ struct object_record {
 			    * reference-valued attributes), or NULL: no manager */
 	char *manager;     /* users: the anchor of the manager set in the target, or
 			    * NULL: none set (no manager, or manager_dn not exported yet) */
+	bool members_in_doubt; /* groups: an earlier leader may have changed the target's
+				* members after its last commit (the in-doubt repair sets
+				* it): `members` may not be what the target holds, so the
+				* next member write reads the target's and makes it exact */
 };
 
 /* Build the key "<prefix>:<anchor>" into buf; returns its length. */

@@ -167,6 +167,8 @@ struct scim_op {
 	bool verify;               /* SCIM_MEMBERS: read the group's members back first and send
 				    * only the changes that have not landed (a re-run of a PATCH
 				    * that may have been applied) */
+	bool exact;                /* SCIM_MEMBERS with verify: `add` is the whole member list;
+				    * members read back that are not in it are removed too */
 	void *data;                /* the caller's */
 	/* out, valid in the callback */
 	int status;                /* 0 ok; negative: -ECANCELED (cancel/stop), -ETIMEDOUT,

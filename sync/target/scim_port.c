@@ -181,7 +181,8 @@ static int p_submit(struct target_run *run, struct target_op *top, target_done_c
 		c->op.action = SCIM_MEMBERS;
 		c->op.add = c->add;
 		c->op.remove = c->remove;
-		c->op.verify = top->verify;
+		c->op.verify = top->verify || top->exact;
+		c->op.exact = top->exact;
 		break;
 	default:
 		call_free(c);

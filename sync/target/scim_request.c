@@ -124,6 +124,17 @@ static bool has_member(json_t *members, json_t *id)
 	return false;
 }
 
+/* Whether the array of id strings `ids` holds `id`. */
+static bool has_value(const json_t *ids, const json_t *id)
+{
+	json_t *v;
+	size_t j;
+	json_array_foreach(ids, j, v)
+		if (json_equal(v, id))
+			return true;
+	return false;
+}
+
 /*
  * Read-back (ST_READ_MEMBERS answered): keep only the adds that are not
  * members yet and the removes that still are. A PATCH "add" of a value that is
@@ -134,15 +145,23 @@ static bool has_member(json_t *members, json_t *id)
  */
 void scim__members_filter(struct sop *s, json_t *group)
 {
-	json_t *cur = json_object_get(group, "members"), *add = xcheck(json_array()), *rm = xcheck(json_array()), *v;
+	json_t *cur = json_object_get(group, "members"), *add = xcheck(json_array()), *rm = xcheck(json_array()), *v, *m;
 	size_t i;
 
 	json_array_foreach(s->op->add, i, v)
 		if (!has_member(cur, v) && json_array_append(add, v) != 0)
 			xoom("json_array_append");
-	json_array_foreach(s->op->remove, i, v)
-		if (has_member(cur, v) && json_array_append(rm, v) != 0)
-			xoom("json_array_append");
+	if (s->op->exact) {
+		/* every member read back that is not wanted goes */
+		json_array_foreach(cur, i, m)
+			if ((v = json_object_get(m, "value")) != NULL && json_is_string(v) &&
+			    !has_value(s->op->add, v) && json_array_append(rm, v) != 0)
+				xoom("json_array_append");
+	} else {
+		json_array_foreach(s->op->remove, i, v)
+			if (has_member(cur, v) && json_array_append(rm, v) != 0)
+				xoom("json_array_append");
+	}
 	json_decref(s->eff_add);
 	json_decref(s->eff_rm);
 	s->eff_add = add;

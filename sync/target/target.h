@@ -63,6 +63,10 @@ struct target_op {
 	size_t n_remove;
 	bool verify;                 /* MEMBERS: a re-run of changes that may have landed: read
 				      * the group back first and send only what is missing */
+	bool exact;                  /* MEMBERS, with verify: `add` is every member the group
+				      * must have; read it back, add what is missing and remove
+				      * every other member (an earlier leader's uncommitted
+				      * writes may have left members nobody recorded) */
 	void *data;                  /* the caller's */
 
 	/* out: valid in the callback */

@@ -103,8 +103,8 @@ pass "self-check: the scan finds each planted problem and nothing else"
 
 files=()
 while IFS= read -r -d '' f; do files+=("$f"); done < <(
-	find "$src/docs" "$src/man" -type f -print0; printf '%s\0' "$src/README.md" "$src/CONTRIBUTING.md")
-[ "${#files[@]}" -ge 10 ] || fail "only ${#files[@]} files to scan"
+	find "$src/docs" -type f -name '*.md' -print0; find "$src/man" -type f -name '*.[0-9]' -print0; printf '%s\0' "$src/README.md" "$src/CONTRIBUTING.md")
+[ "${#files[@]}" -ge 12 ] || fail "only ${#files[@]} files to scan"
 rc=0; out=$(node "$dir/scan.js" "$src" "${files[@]}") || rc=$?
 [ "$rc" = 0 ] || fail "documentation problems:
 $out"

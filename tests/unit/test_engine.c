@@ -63,6 +63,7 @@ struct seen_op {
 	char target_id[64];
 	char manager_id[64]; /* UPSERT / MANAGER: the manager's id ("": none, remove) */
 	size_t n_add, n_remove;
+	bool exact; /* MEMBERS: the target keeps only `add` (target.h) */
 };
 
 struct fx {
@@ -298,6 +299,7 @@ static int t_submit(struct target_run *run, struct target_op *op, target_done_cb
 	snprintf(s->target_id, sizeof s->target_id, "%s", op->target_id ? op->target_id : "");
 	snprintf(s->manager_id, sizeof s->manager_id, "%s", op->manager_id ? op->manager_id : "");
 	s->n_add = op->n_add;
+	s->exact = op->exact;
 	s->n_remove = op->n_remove;
 	op->status = 0;
 	op->permanent = op->created = false;
@@ -895,6 +897,113 @@ static void an_in_doubt_create_still_in_the_source_is_written(void **state)
 	object_record_free(&r);
 }
 
+/* A new leader's batch that touches an object an earlier leader's intent
+ * names -- here a create and a delete of it, superseded into a delete of an
+ * object without a record, so nothing is sent -- must not settle that intent:
+ * term 6's create may have landed, and if this leader loses its lease before
+ * its repair runs, the next one must still find it, typed (the chaos scenario
+ * `loss` left a user in the target for good this way). */
+static void a_batch_keeps_an_earlier_leaders_intent_for_the_repair(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	const void *v;
+	size_t vlen;
+
+	state_batch_init(&b);
+	state_batch_put(&b, "i:a9", 4, "6 user", 6); /* term 6's leader was creating a9 */
+	apply(f, &b);
+	start(f);
+	f->may_write = false; /* no lease yet: both events go into one batch */
+	emit(f, user("a9", "u9", "Nine", NULL));
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "a9", "c1"));
+	f->may_write = true;
+	settle(f);
+	assert_cursor(f, "c1");
+	/* deleted by its anchor (typed: the target must know where to look);
+	 * a create of term 6 still on the wire could land after it */
+	assert_int_equal(count_seen(f, TARGET_DELETE), 1);
+	assert_int_equal(f->seen[f->n_seen - 1].action, TARGET_DELETE);
+	assert_string_equal(f->seen[f->n_seen - 1].target_id, "");
+	assert_true(state_get(&f->st, "i:a9", 4, &v, &vlen));
+	assert_true(vlen > 5 && memcmp((const char *)v + vlen - 5, " user", 5) == 0);
+	engine_follow(f->e); /* leadership lost before the repair was due */
+	spin(f, 10);
+	assert_true(has(f, OBJECT_KEY_INTENT, "a9"));
+	/* the next leader: repair, then the full refresh does not report a9 */
+	start(f);
+	settle(f);
+	spin(f, 60);
+	settle(f);
+	emit(f, event(SOURCE_REFRESH_BEGIN, OBJECT_USER, NULL, NULL));
+	struct source_event *end = event(SOURCE_REFRESH_END, OBJECT_USER, NULL, "c2");
+	end->present_phase = true;
+	emit(f, end);
+	settle(f);
+	/* by anchor again, after every write of term 6 surely ended */
+	assert_int_equal(count_seen(f, TARGET_DELETE), 2);
+	assert_string_equal(f->seen[f->n_seen - 1].target_id, "");
+	assert_false(has(f, OBJECT_KEY_INTENT, "a9"));
+	assert_false(has(f, OBJECT_KEY_OBJECT, "a9"));
+}
+
+/* A group in doubt: its old leader may have changed its members in the
+ * target after its last commit (the chaos scenario `loss` left a member the
+ * workload had removed: term 16 added it, did not commit, and term 17's
+ * diff against the record never removed it). After the repair the next
+ * member write sends every member, exact: the target drops the others. */
+static void an_in_doubt_groups_members_are_written_exact(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	char *members[] = {"a1"};
+	struct object_record g = {.type = OBJECT_GROUP, .target_id = "id-g1", .hash = 1,
+				  .dn = "cn=g1,ou=groups,dc=example", .members = members, .n_members = 1};
+	char key[KEY_MAX], *val;
+	size_t vlen, klen, found = 0;
+	struct source_event *ev;
+
+	exported_users(f, 2);
+	state_batch_init(&b);
+	klen = object_key(OBJECT_KEY_OBJECT, "g1", key, sizeof key);
+	assert_int_equal(object_record_encode(&g, &val, &vlen), 0);
+	state_batch_put(&b, key, klen, val, vlen);
+	free(val);
+	apply(f, &b);
+	after_in_doubt_repair(f, "g1", "16 group");
+	struct object_record r = record(f, "g1");
+	assert_true(r.members_in_doubt);
+	object_record_free(&r);
+	/* the refresh reports g1 with its one member, unchanged */
+	emit(f, event(SOURCE_REFRESH_BEGIN, OBJECT_GROUP, NULL, NULL));
+	ev = event(SOURCE_ENTRY, OBJECT_GROUP, "g1", NULL);
+	ev->dn = xstrdup("cn=g1,ou=groups,dc=example");
+	ev->attrs = xcalloc(1, sizeof *ev->attrs);
+	ev->n_attrs = 1;
+	ev->attrs[0].name = xstrdup("member");
+	ev->attrs[0].values = xcalloc(1, sizeof(char *));
+	ev->attrs[0].values[0] = xstrdup("uid=u1,ou=people,dc=example");
+	ev->attrs[0].n_values = 1;
+	emit(f, ev);
+	ev = event(SOURCE_REFRESH_END, OBJECT_GROUP, NULL, "c2");
+	ev->present_phase = true;
+	emit(f, ev);
+	settle(f);
+	for (size_t i = 0; i < f->n_seen; i++)
+		if (f->seen[i].action == TARGET_MEMBERS) {
+			assert_string_equal(f->seen[i].anchor, "g1");
+			assert_true(f->seen[i].exact);
+			assert_int_equal(f->seen[i].n_add, 1); /* a1, although the record had it */
+			found++;
+		}
+	assert_int_equal(found, 1);
+	r = record(f, "g1");
+	assert_false(r.members_in_doubt); /* exact now */
+	assert_int_equal(r.n_members, 1);
+	object_record_free(&r);
+	assert_cursor(f, "c2");
+}
+
 /* A member the target created anew (its update found it gone: e.g. a DELETE
  * that landed while its batch never committed) is added back to the groups
  * whose records list it: the target dropped it from them when it went. */
@@ -1456,6 +1565,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_in_doubt_create_gone_from_the_source_is_deleted_by_anchor, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(an_in_doubt_create_still_in_the_source_is_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_batch_keeps_an_earlier_leaders_intent_for_the_repair, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(an_in_doubt_groups_members_are_written_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_member_created_anew_is_added_back_to_its_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_cursor_moves_with_a_batch_whose_writes_are_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor,

@@ -955,6 +955,38 @@ static void group_update_keeps_members(void **state)
 	json_decref(au);
 }
 
+/* An exact member write (a group in doubt after a failover): read the
+ * group back, add what is missing, remove every member not listed -- the
+ * one an earlier leader added without committing too. */
+static void exact_members_remove_the_unlisted(void **state)
+{
+	struct tctx *x = *state;
+	char u[3][128];
+	const char *names[] = {"x1", "x2", "x3"};
+	for (int i = 0; i < 3; i++)
+		snprintf(u[i], sizeof u[i], "%s",
+			 seed("Users", json_pack("{s:[s], s:s}", "schemas", U_SCHEMA, "userName", names[i])));
+	char gid[128];
+	snprintf(gid, sizeof gid, "%s",
+		 seed("Groups", json_pack("{s:[s], s:s, s:s, s:[{s:s},{s:s}]}", "schemas", G_SCHEMA, "displayName",
+					  "Doubt", "externalId", "ext-doubt", "members", "value", u[0], "value", u[1])));
+	start(x, NULL);
+	struct scim_op *m = op_at(x, 0, SCIM_MEMBERS, OBJECT_GROUP, "ext-doubt", gid);
+	m->add = keep(x, json_pack("[s,s]", u[0], u[2])); /* u[1] is not wanted */
+	m->remove = keep(x, json_pack("[]"));
+	m->verify = true;
+	m->exact = true;
+	submit(x, m);
+	wait_done(x, 1);
+	assert_ok(m);
+	json_t *groups = store("Groups");
+	json_t *g = json_array_get(groups, 0);
+	assert_int_equal(n_members(g), 2);
+	assert_true(has_member(g, u[0]) && has_member(g, u[2]));
+	assert_false(has_member(g, u[1]));
+	json_decref(groups);
+}
+
 /* Large member lists are cut into PATCHes of members_per_patch changes. */
 static void members_are_chunked(void **state)
 {
@@ -1599,6 +1631,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(upsert_vanished_id_recreates, setup, teardown),
 		cmocka_unit_test_setup_teardown(group_create_with_members_then_patch_members, setup, teardown),
 		cmocka_unit_test_setup_teardown(group_update_keeps_members, setup, teardown),
+		cmocka_unit_test_setup_teardown(exact_members_remove_the_unlisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(members_are_chunked, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_then_delete_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_by_anchor, setup, teardown),

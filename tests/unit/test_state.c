@@ -387,6 +387,30 @@ static void object_record_without_id_or_dn_decodes(void **state)
 	free(buf);
 }
 
+/* A group whose members are in doubt says so ("mu"), and only then: other
+ * records stay byte for byte what an older canopy wrote and reads. */
+static void group_members_in_doubt_round_trip(void **state)
+{
+	struct object_record r = {.type = OBJECT_GROUP, .target_id = "g", .hash = 1, .members_in_doubt = true}, out;
+	char *buf, err[128];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(object_record_encode(&r, &buf, &len), 0);
+	assert_non_null(strstr(buf, "\"mu\":true"));
+	assert_int_equal(object_record_decode(buf, len, &out, err, sizeof err), 0);
+	assert_true(out.members_in_doubt);
+	object_record_free(&out);
+	free(buf);
+	r.members_in_doubt = false;
+	assert_int_equal(object_record_encode(&r, &buf, &len), 0);
+	assert_null(strstr(buf, "mu"));
+	assert_int_equal(object_record_decode(buf, len, &out, err, sizeof err), 0);
+	assert_false(out.members_in_doubt);
+	object_record_free(&out);
+	free(buf);
+}
+
 /* A retry record written without a DN or an error text (both packed as null)
  * decodes: before, it did not, so its change was never retried. */
 static void retry_record_without_dn_or_error_decodes(void **state)
@@ -427,6 +451,7 @@ int main(void)
 		cmocka_unit_test(entries_carry_their_own_zero_padding),
 		cmocka_unit_test(retry_record_without_dn_or_error_decodes),
 		cmocka_unit_test(object_record_without_id_or_dn_decodes),
+		cmocka_unit_test(group_members_in_doubt_round_trip),
 	};
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }

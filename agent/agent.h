@@ -128,6 +128,10 @@ int agent_check_config(const char *config_path, char *errmsg, size_t errlen);
 int agent_recover(const char *config_path, const char *members, bool yes, char *errmsg,
 		  size_t errlen);
 
+/* At start: when a recovery was written since the last start, log it (warn,
+ * with the old and new members) and forget it. */
+void agent_recover_announce(const char *data_dir);
+
 /*
  * canopy-agent --backup DIR (agent/backup.c): with the agent stopped, copy
  * its data dir into DIR (new or empty) and check the copy (raft/backup.h).

@@ -17,10 +17,16 @@
 #include "raft/recover.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Left in the data dir by a recovery, logged and removed by the next start. */
+#define RECOVERED_FILE "canopy-recovered"
 
 static void print_configuration(FILE *f, const struct raft_configuration *c)
 {
@@ -80,6 +86,61 @@ static int parse_members(const char *text, struct raft_configuration *conf, char
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* One line for the next start to log (agent_recover_announce): what changed. */
+static void note_recovery(const char *dir, const struct recover_state *before,
+			  const struct recover_state *after)
+{
+	char path[600], line[1024];
+	int fd, n;
+	unsigned i;
+	size_t off;
+
+	time_t now = time(NULL);
+	struct tm tm;
+	char when[32];
+
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	n = snprintf(line, sizeof line, "recovered_at=%s conf_index=%" PRIu64 " old_members=", when,
+		     after->conf_index);
+	off = n > 0 && (size_t)n < sizeof line ? (size_t)n : 0;
+	for (i = 0; i < before->conf.n && off < sizeof line - 32; i++)
+		off += (size_t)snprintf(line + off, sizeof line - off, "%s%llu", i ? "," : "",
+					(unsigned long long)before->conf.servers[i].id);
+	off += (size_t)snprintf(line + off, sizeof line - off, " new_members=");
+	for (i = 0; i < after->conf.n && off < sizeof line - 32; i++)
+		off += (size_t)snprintf(line + off, sizeof line - off, "%s%llu", i ? "," : "",
+					(unsigned long long)after->conf.servers[i].id);
+	snprintf(path, sizeof path, "%s/%s", dir, RECOVERED_FILE);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return; /* only a log line is lost: the recovery itself is written */
+	if (write(fd, line, strlen(line)) < 0 || fsync(fd) != 0)
+		(void)0;
+	close(fd);
+}
+
+void agent_recover_announce(const char *data_dir)
+{
+	char path[600], line[1024];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", data_dir, RECOVERED_FILE);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	n = read(fd, line, sizeof line - 1);
+	close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	log_warn("first start after a recovery from a lost majority: this node was given a new "
+		 "configuration offline (canopy-agent --recover-members); add members with canopyctl "
+		 "cluster add",
+		 "%s data_dir=%s", line, data_dir);
+	unlink(path);
 }
 
 int agent_recover(const char *config_path, const char *members, bool yes, char *errmsg,
@@ -186,6 +247,7 @@ int agent_recover(const char *config_path, const char *members, bool yes, char *
 		recover_state_close(&after);
 		goto out_state;
 	}
+	note_recovery(dir, &st, &after);
 	printf("recovered      the new configuration is at index %" PRIu64
 	       "; start the agent: it elects itself and resumes from the replicated cursor; "
 	       "then add members with `canopyctl cluster add ID@HOST:PORT`\n",

@@ -87,6 +87,9 @@ agent_start "$S"
 wait_secs 15 ready_leader "$S" || fail "the recovered node does not lead: $(agent_status "$S")"
 voters=$(json_eval "$(agent_status "$S")" 'j.members.map(m=>m.id+":"+m.role).join(",")')
 [ "$voters" = "$S:voter" ] || fail "members after recovery: $voters"
+agent_logs "$S" | grep 'level=warn .*msg="first start after a recovery from a lost majority' |
+	grep -q "old_members=1,2,3 new_members=$S " || fail "the first start does not say it was recovered"
+[ ! -e "$dir/data$S/canopy-recovered" ] || fail "the recovery note was not consumed at start"
 sync_ok() { sync_compare >/dev/null 2>&1; }
 wait_secs 60 sync_ok || sync_compare || fail "target differs from source after recovery"
 users_are 55 || fail "$(scim_count Users) users, expected 55"

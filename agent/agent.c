@@ -976,6 +976,7 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 			 "resync) from anyone who can connect to it: set control.token_file",
 			 "control_address=%s", a->cfg.node.control_address);
 	outbound_warn(a);
+	agent_recover_announce(a->cfg.node.data_dir);
 	provlog_on_health_change(on_provlog_health, a);
 	log_cluster_transport(a);
 	if (agent_bootstrap_mode(a) == AGENT_BOOTSTRAP_IMPLICIT)

@@ -146,6 +146,32 @@ const struct config *agent_sync_config(const struct agent *a);
 int agent_engine_rebuild(struct agent *a, struct config *cfg, char *errmsg, size_t errlen);
 
 /*
+ * canopy-agent --recover-members LIST [--yes] (agent/recover.c): with the
+ * agent stopped, show this node's data dir (term, last index, latest
+ * configuration) and the configuration LIST ("ID@HOST:PORT,...", all voters,
+ * this node included at its node.raft_address) would replace it with; with
+ * `yes`, write it (raft/recover.h). Returns the exit code: 0 when written,
+ * 1 when refused (the agent runs, damaged or empty data dir, no --yes),
+ * 2 for a bad LIST, AGENT_EXIT_CONFIG for a refused configuration; the cause
+ * is in errmsg.
+ */
+int agent_recover(const char *config_path, const char *members, bool yes, char *errmsg,
+		  size_t errlen);
+
+/* At start: when a recovery was written since the last start, log it (warn,
+ * with the old and new members) and forget it. */
+void agent_recover_announce(const char *data_dir);
+
+/*
+ * canopy-agent --backup DIR (agent/backup.c): with the agent stopped, copy
+ * its data dir into DIR (new or empty) and check the copy (raft/backup.h).
+ * Returns the exit code: 0 when the copy is complete and checked, 1 when
+ * refused (the agent runs, DIR not empty, a damaged or empty data dir) or
+ * failed, AGENT_EXIT_CONFIG for a refused configuration; cause in errmsg.
+ */
+int agent_backup(const char *config_path, const char *dest, char *errmsg, size_t errlen);
+
+/*
  * Stop on the agent's own account (not a signal), without hand-over: a node
  * that was removed from the cluster (exit_code 0) or whose data dir belongs
  * to another cluster (1, `reason` is what agent_run reports).

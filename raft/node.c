@@ -394,22 +394,28 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 
 	memset(n, 0, sizeof *n);
 	n->loop = loop;
+	n->lock_fd = -1;
 	rv = make_dir(cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
 		return rv;
+	/* One process per data dir (lock.h), before anything is read. */
+	rv = lock_acquire(cfg->data_dir, errmsg, errlen);
+	if (rv < 0)
+		return rv;
+	n->lock_fd = rv;
 	/* Before libraft reads anything: it would move a damaged segment aside
 	 * and start with less, or spin on a truncated snapshot (storage.h). */
 	rv = storage_inspect(cfg->data_dir, &n->storage_info, errmsg, errlen);
 	if (rv != 0)
-		return rv;
+		goto err_after_lock;
 	rv = storage_marker_init(&n->marker, loop, cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
-		return rv;
+		goto err_after_lock;
 	snprintf(n->data_dir, sizeof n->data_dir, "%s", cfg->data_dir);
 
 	rv = transport_init(n, loop, cfg, errmsg, errlen);
 	if (rv != 0)
-		return rv;
+		goto err_after_lock;
 	rv = raft_uv_init(&n->io, loop, cfg->data_dir, &n->transport);
 	if (rv != 0) {
 		/* e.g. a data dir on overlayfs: libraft needs kernel AIO */
@@ -474,14 +480,19 @@ err_after_raft:
 	uv_run(loop, UV_RUN_DEFAULT);
 	raft_uv_close(&n->io);
 	transport_free(n);
-	return -EIO;
+	rv = -EIO;
+	goto err_after_lock;
 err_after_io:
 	isolation_close(&n->isolation);
 	uv_run(loop, UV_RUN_NOWAIT); /* the isolation's timer handle closes */
 	raft_uv_close(&n->io);
 err_after_transport:
 	transport_free(n);
-	return -EIO;
+	rv = -EIO;
+err_after_lock:
+	lock_release(n->lock_fd);
+	n->lock_fd = -1;
+	return rv;
 }
 
 /* libuv runs close callbacks in the order uv_close() was called, so when the
@@ -491,6 +502,8 @@ static void on_handles_closed(uv_handle_t *h)
 	struct node *n = h->data;
 	raft_uv_close(&n->io);
 	transport_free(n);
+	lock_release(n->lock_fd); /* libraft has written its last byte */
+	n->lock_fd = -1;
 	if (n->close_cb)
 		n->close_cb(n);
 }

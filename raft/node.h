@@ -21,6 +21,7 @@
 
 #include "raft/fsm.h"
 #include "raft/isolation.h"
+#include "raft/lock.h"
 #include "raft/leader.h"
 #include "raft/storage.h"
 #include "raft/transport_tls.h"
@@ -123,6 +124,7 @@ struct node {
 	/* Storage (raft/storage.h): what the start-up check found, the
 	 * canopy-state marker, and the health shown in status. */
 	char data_dir[1024];
+	int lock_fd;            /* <data_dir>/canopy.lock, held while the node lives (lock.h) */
 	struct storage_info storage_info;
 	struct storage_marker marker;
 	struct storage_health storage;
@@ -134,7 +136,8 @@ struct node {
  * Initialize and start the raft server. Bootstraps a new cluster from
  * cfg->members when this node is one of them and its data dir is empty
  * (RAFT_CANTBOOTSTRAP from libraft means "already bootstrapped": restart from
- * disk). The data dir is checked first (storage_inspect): a damaged file or
+ * disk). The data dir is locked first (raft/lock.h: -EBUSY while another
+ * process holds it), then checked (storage_inspect): a damaged file or
  * missing committed state is refused with -EBADMSG / -ENODATA, naming the
  * file and the remedy. Returns 0, or a negative code with the cause in errmsg; on failure
  * everything started so far is undone and `n` needs no closing.

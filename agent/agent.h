@@ -163,8 +163,15 @@ void control_drill_close(struct agent *a);
 json_t *control_drill_json(struct agent *a);
 
 /* The engine's figures as status shows them (zero, state disabled, without
- * an engine; staged deletes from the replicated state). */
+ * an engine): the totals, times and staged deletes from the replicated state
+ * -- the same on every node -- and the leader's own connection and
+ * quarantine figures. */
 struct engine_stats control_sync_stats(struct agent *a);
+
+/* The replicated sync figures ("s:sync", sync/state/figures.h); zeros when
+ * no leader wrote them yet. */
+struct sync_figures;
+void control_sync_figures(struct agent *a, struct sync_figures *out);
 
 /* The storage state status shows: the worse of the raft data dir's
  * (raft/storage.h) and the provisioning log's. */

@@ -38,6 +38,7 @@
 #include "common/xalloc.h"
 #include "raft/transport_tls.h"
 #include "sync/provlog.h"
+#include "sync/state/figures.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
 #include "sync/text_json.h"
@@ -106,6 +107,7 @@ static json_t *cursor_json(const struct state *s)
 struct engine_stats control_sync_stats(struct agent *a)
 {
 	struct engine_stats es;
+	struct sync_figures f;
 	memset(&es, 0, sizeof es);
 	if (a->engine)
 		engine_stats(a->engine, &es);
@@ -113,12 +115,40 @@ struct engine_stats control_sync_stats(struct agent *a)
 		es.state = ENGINE_DISABLED;
 	/* Staged deletes are replicated: every node knows how many. */
 	es.pending_deletes = object_staged_count(&a->state);
+	/* So are the totals and times ("s:sync", sync/state/figures.h): every
+	 * node shows the leader's figures as of its applied index, not its own
+	 * engine's counters (a follower's are zero). */
+	control_sync_figures(a, &f);
+	es.exported_total = f.ops;
+	es.errors_total = f.errors;
+	es.skipped_total = f.skipped;
+	es.batches_total = f.batches;
+	es.export_lag_ms = f.lag_ms;
+	es.last_export_at = (time_t)(f.last_export_ms / 1000);
 	return es;
+}
+
+void control_sync_figures(struct agent *a, struct sync_figures *out)
+{
+	(void)figures_get(&a->state, out); /* none yet: zeros */
+}
+
+/* "sync.cursor_readable": the source's description of the committed cursor
+ * (sync/source/source.h, describe_cursor), or null. */
+static json_t *cursor_readable_json(struct agent *a)
+{
+	char text[1024];
+
+	if (a->engine == NULL || engine_describe_cursor(a->engine, text, sizeof text) != 0)
+		return json_null();
+	return text_json(text);
 }
 
 static json_t *sync_json(struct agent *a)
 {
 	struct engine_stats es = control_sync_stats(a);
+	struct sync_figures f;
+	uint64_t now_ms = (uint64_t)node_wall_ms();
 	json_t *o;
 
 	o = xcheck(json_pack("{s:s,s:o,s:I,s:I,s:o,s:I,s:I,s:I}",
@@ -143,7 +173,19 @@ static json_t *sync_json(struct agent *a)
 	if (es.quarantine_reason[0])
 		set(o, "quarantine", xcheck(json_pack("{s:s,s:o}", "reason", es.quarantine_reason,
 						      "detail", text_json(es.quarantine_detail))));
-	set(o, "cursor_updated_at", control_time_or_null(a->cursor_seen_at));
+	/* Replicated too (figures.h): objects written, the export rate over the
+	 * last minute, when the cursor last moved by the leader's clock; ages
+	 * and the rate are taken at this node's clock. */
+	control_sync_figures(a, &f);
+	set(o, "exported_objects", xcheck(json_integer((json_int_t)f.objects)));
+	set(o, "export_rate", xcheck(json_real(figures_rate(&f, now_ms))));
+	set(o, "last_export_at_ms", f.last_export_ms ? xcheck(json_integer((json_int_t)f.last_export_ms)) : json_null());
+	set(o, "cursor_readable", cursor_readable_json(a));
+	/* before the figures existed (an older leader): when this node saw it change */
+	set(o, "cursor_updated_at", f.cursor_at_ms ? control_time_or_null((time_t)(f.cursor_at_ms / 1000))
+						   : control_time_or_null(a->cursor_seen_at));
+	set(o, "cursor_age_ms", f.cursor_at_ms == 0 ? json_null()
+			      : xcheck(json_integer((json_int_t)(now_ms > f.cursor_at_ms ? now_ms - f.cursor_at_ms : 0))));
 	if (a->engine && a->engine != NULL && es.state != ENGINE_STANDBY) {
 		set(o, "source",
 		    xcheck(json_pack("{s:b,s:o}", "connected", es.source_connected,

@@ -23,6 +23,7 @@
 #include "agent/member_watch.h"
 #include "agent/raft_story.h"
 #include "agent/leader_watch.h"
+#include "agent/member_view.h"
 #include "raft/node.h"
 #include "sync/engine.h"
 #include "sync/state/state.h"
@@ -82,6 +83,7 @@ struct agent {
 	/* This node's source/target health and the health hand-over
 	 * (agent/health.h); NULL once stopped. */
 	struct health *health;
+	struct member_view *member_view; /* followers: the leader's member view (agent/member_view.h) */
 	/* Outbound trust and credentials of the target side, shared by the SCIM
 	 * target and the health probe: target.tls (sync/target/http_tls.h;
 	 * NULL without a target) and target.auth (sync/target/oauth2.h; NULL

@@ -302,28 +302,76 @@ static json_t *control_address_json(struct agent *a, uint64_t id)
 	return json_null();
 }
 
+/*
+ * A member's figures beyond the contract's (docs/operations.md, "Reading
+ * status"): whether it leads, when this node last heard from it, how far its
+ * log is behind (the leader's match index), its source and target health.
+ * On a follower, what only the leader knows comes from the leader's latest
+ * view (agent/member_view.h) while it is fresh, marked by "view".
+ */
+static void member_json(struct agent *a, const struct node_status *st, const struct node_member_status *m, json_t *jm)
+{
+	bool self = m->id == a->cfg.node.id;
+
+	set(jm, "is_leader", json_boolean(st->leader_id != 0 && m->id == st->leader_id));
+	set(jm, "last_contact_ms",
+	    m->last_contact_ms < 0 ? json_null() : xcheck(json_integer((json_int_t)m->last_contact_ms)));
+	if (st->state == NODE_LEADER && !self) {
+		set(jm, "match_index", xcheck(json_integer((json_int_t)m->match_index)));
+		set(jm, "lag", xcheck(json_integer(
+				       (json_int_t)(st->last_index > m->match_index ? st->last_index - m->match_index : 0))));
+	}
+	set(jm, "health", a->health ? health_member_json(a->health, m->id) : json_null());
+	set(jm, "view", xcheck(json_string(st->state == NODE_LEADER || self || m->id == st->leader_id ? "own" : "none")));
+	if (st->state != NODE_LEADER && !self)
+		member_view_apply(a->member_view, st, m, jm);
+}
+
+static json_t *members_json(struct agent *a, const struct node_status *st)
+{
+	json_t *members = xcheck(json_array());
+	unsigned i;
+
+	for (i = 0; i < st->n_members; i++) {
+		const struct node_member_status *m = &st->members[i];
+		json_t *jm = xcheck(json_pack("{s:I,s:s,s:s}", "id", (json_int_t)m->id, "address",
+					      m->address, "role", role_name(m->role)));
+		set(jm, "reachable", m->reachable < 0 ? json_null() : json_boolean(m->reachable));
+		set(jm, "control_address", control_address_json(a, m->id));
+		member_json(a, st, m, jm);
+		if (json_array_append_new(members, jm) != 0)
+			xoom("json_array_append_new");
+	}
+	return members;
+}
+
+/* GET /v1/members: the leader's view of the members, fetched by followers
+ * (agent/member_view.h); 409 from a node that does not lead. */
+static void handle_members(struct agent *a, struct http_reply *reply)
+{
+	struct node_status st;
+
+	node_status(&a->node, &st);
+	if (st.state != NODE_LEADER) {
+		http_reply_error(reply, 409, "node %llu does not lead (it is %s); ask the leader",
+				 (unsigned long long)a->cfg.node.id, node_state_name(st.state));
+		return;
+	}
+	control_reply_json(reply, 200,
+			   json_pack("{s:I,s:I,s:o}", "leader", (json_int_t)a->cfg.node.id, "term", (json_int_t)st.term,
+				     "members", members_json(a, &st)));
+}
+
 static json_t *status_json(struct agent *a)
 {
 	struct node_status st;
 	json_t *o, *members, *leader;
 	char digest[17];
-	unsigned i;
 
 	struct tls_transport_stats ts;
 
 	node_status(&a->node, &st);
-	members = xcheck(json_array());
-	for (i = 0; i < st.n_members; i++) {
-		const struct node_member_status *m = &st.members[i];
-		json_t *jm = xcheck(json_pack("{s:I,s:s,s:s}", "id", (json_int_t)m->id, "address",
-					      m->address, "role", role_name(m->role)));
-		set(jm, "reachable", m->reachable < 0 ? json_null() : json_boolean(m->reachable));
-		set(jm, "control_address", control_address_json(a, m->id));
-		if (st.state == NODE_LEADER && m->id != a->cfg.node.id)
-			set(jm, "match_index", xcheck(json_integer((json_int_t)m->match_index)));
-		if (json_array_append_new(members, jm) != 0)
-			xoom("json_array_append_new");
-	}
+	members = members_json(a, &st);
 	if (st.leader_id != 0)
 		leader = xcheck(json_pack("{s:I,s:s}", "id", (json_int_t)st.leader_id, "address",
 					  st.leader_address));
@@ -1042,6 +1090,10 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 			return;
 		}
 		control_reply_json(reply, 200, status_json(a));
+		return;
+	}
+	if (strcmp(req->path, "/v1/members") == 0 && strcmp(req->method, "GET") == 0) {
+		handle_members(a, reply);
 		return;
 	}
 	if (strcmp(req->path, "/v1/leader/watch") == 0) {

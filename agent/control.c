@@ -3,6 +3,8 @@
  *
  *   GET  /v1/status                 this node's view: role, term, members,
  *                                   sync, storage, health (canopyctl status)
+ *   GET  /v1/members                the leader's view of the members, for
+ *                                   followers (agent/member_view.h)
  *   GET  /metrics                   the same figures for Prometheus
  *                                   (agent/metrics.c)
  *   GET  /v1/logs                   this node's provisioning log (?since,

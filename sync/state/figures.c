@@ -149,6 +149,8 @@ void figures_add(struct sync_figures *f, uint64_t now_ms, uint64_t objects, uint
 		    f->recent[i].second <= second + FIGURES_BUCKET_S)
 			f->recent[kept++] = f->recent[i];
 	f->n_recent = kept;
+	/* unused slots zero: equal figures compare equal */
+	memset(&f->recent[kept], 0, (FIGURES_BUCKETS - kept) * sizeof f->recent[0]);
 	if (objects == 0)
 		return;
 	for (i = 0; i < f->n_recent; i++)

@@ -160,7 +160,10 @@ static void print_status(FILE *out, json_t *st)
 			snprintf(lag, sizeof lag, "%lld", num(m, "lag"));
 		fprintf(out, "%-6lld %-24s %-8s %-10s %-13s %s%s\n", num(m, "id"), str(m, "address", "?"),
 			str(m, "role", "?"), json_is_true(reach) ? "yes" : json_is_false(reach) ? "no" : "unknown",
-			json_is_true(json_object_get(m, "is_leader")) ? "leader" : contact, lag,
+			json_is_true(json_object_get(m, "is_leader")) ? "leader"
+			: num(m, "id") == num(st, "node_id")          ? "this node"
+								      : contact,
+			lag,
 			strcmp(str(m, "view", ""), "leader") == 0 ? " (as the leader sees it)" : "");
 	}
 	if (sync) {

@@ -228,8 +228,7 @@ void member_view_apply(struct member_view *v, const struct node_status *st, cons
 	json_t *e = NULL, *x, *lc;
 	size_t i;
 
-	if (v == NULL || v->members == NULL || st->leader_id == 0 || v->leader != st->leader_id ||
-	    m->id == st->leader_id)
+	if (v == NULL || v->members == NULL || st->leader_id == 0 || v->leader != st->leader_id)
 		return;
 	age = uv_now(&v->a->loop) - v->at_ms;
 	if (age > node_unreachable_after_ms(&v->a->node))
@@ -241,6 +240,13 @@ void member_view_apply(struct member_view *v, const struct node_status *st, cons
 	}
 	if (e == NULL)
 		return;
+	if (m->id == st->leader_id) {
+		/* this node hears the leader itself: only its health is the leader's word */
+		x = json_object_get(e, "health");
+		if (json_is_object(x))
+			set(jm, "health", xcheck(json_deep_copy(x)));
+		return;
+	}
 	x = json_object_get(e, "reachable");
 	if (json_is_boolean(x))
 		set(jm, "reachable", json_incref(x));

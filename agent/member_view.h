@@ -7,8 +7,8 @@
  * follower fetches the leader's view -- GET /v1/members at the leader's
  * control address ("n:<id>" in the replicated state) -- every
  * MEMBER_VIEW_PERIOD_MS, on a libuv worker thread with libcurl easy, and
- * shows it for the members other than itself and the leader while it is
- * fresh (no older than the unreachable threshold, raft/node.h
+ * shows it for the members other than itself and the leader (of the leader:
+ * only its health, the rest this node hears itself) while it is fresh (no older than the unreachable threshold, raft/node.h
  * node_unreachable_after_ms): reachable, last_contact_ms (aged by the time
  * since the fetch), match_index, lag, health, with "view": "leader" and
  * "view_age_ms". Nothing goes through the Raft log: reachability changes

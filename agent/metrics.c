@@ -185,7 +185,7 @@ static void peer_metrics(struct text *t, struct agent *a, const struct node_stat
 	unsigned i;
 
 	family(t, "canopy_peer_reachable", "gauge",
-	       "Leader only: 1 when the peer was heard from within the election timeout plus a heartbeat, else 0.");
+	       "Leader only: 1 when the peer was heard from within the election timeout plus two heartbeats, else 0.");
 	for (i = 0; st->state == NODE_LEADER && i < st->n_members; i++) {
 		const struct node_member_status *m = &st->members[i];
 		if (m->id != a->cfg.node.id && m->reachable >= 0)

@@ -687,7 +687,7 @@ const struct storage_health *node_storage(const struct node *n)
 
 unsigned node_unreachable_after_ms(const struct node *n)
 {
-	return n->election_timeout_ms + n->heartbeat_ms;
+	return n->election_timeout_ms + 2 * n->heartbeat_ms;
 }
 
 /* The rule of node.h (node_status): contact from what raft/isolation.c saw

@@ -320,10 +320,13 @@ struct node_status {
 
 /*
  * This node's view. members[].reachable, by one rule: a member is
- * unreachable once this node has received nothing from it for a full
- * election timeout T plus one heartbeat interval -- the heartbeats of a whole
- * T went unanswered -- and never before (reading libraft's recent_recv flag,
- * cleared every T' by src/tick.c, made healthy followers flicker).
+ * unreachable once this node has received nothing from it for the election
+ * timeout T plus two heartbeat intervals, and never before. Its last message
+ * may have come up to a heartbeat interval before it stopped (two when
+ * libraft's tick, src/tick.c and raft_uv's timer, ran late), so it is never
+ * called unreachable before it has been silent for a whole T. (Reading
+ * libraft's recent_recv flag, cleared every T' by src/tick.c, made healthy
+ * followers flicker.)
  *   - the leader: every member (it hears each one's answers to its
  *     heartbeats); a member not heard from since this node became leader
  *     counts from then;
@@ -333,7 +336,7 @@ struct node_status {
  */
 void node_status(struct node *n, struct node_status *out);
 
-/* The silence after which a member is unreachable: T + one heartbeat. */
+/* The silence after which a member is unreachable: T + two heartbeats. */
 unsigned node_unreachable_after_ms(const struct node *n);
 
 /* libraft's own election timeout T' and heartbeat for the failover bound T

@@ -3,7 +3,7 @@
 # its per-follower "heard from" flag every election timeout, and reading
 # that flag alone showed live followers as unreachable about one poll in
 # four. 3 agents: 30 polls of the leader's status all show every member
-# reachable; a killed follower turns unreachable (after T plus a heartbeat,
+# reachable; a killed follower turns unreachable (after T plus two heartbeats,
 # raft/node.h node_status),
 # the other stays reachable.
 source "$(dirname "$0")/../fixtures/sync.sh"

@@ -160,6 +160,8 @@ static void shutdown_now(struct agent *a)
 	notify("STOPPING=1"); /* again after a signal: harmless; first for agent_shutdown() */
 	health_stop(a->health);
 	a->health = NULL;
+	member_view_stop(a->member_view);
+	a->member_view = NULL;
 	/* Followers read a refused leader watch as "the leader's process is
 	 * gone" and elect at once (agent/leader_watch.h): no write after the
 	 * listener closes. */
@@ -899,6 +901,9 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	rv = health_start(&a->health, a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_http;
+	rv = member_view_start(&a->member_view, a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_health;
 
 	uv_timer_init(&a->loop, &a->cursor_watch);
 	a->cursor_watch.data = a;
@@ -923,6 +928,9 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	raft_story_start(&a->raft_story, &a->loop, &a->node);
 	return 0;
 
+err_after_health:
+	health_stop(a->health);
+	a->health = NULL;
 err_after_http:
 	http_close(&a->http, NULL);
 err_after_engine:

@@ -24,6 +24,7 @@
 #include "agent/raft_story.h"
 #include "agent/replconf.h"
 #include "agent/leader_watch.h"
+#include "agent/member_view.h"
 #include "raft/node.h"
 #include "sync/engine.h"
 #include "sync/state/state.h"
@@ -83,6 +84,7 @@ struct agent {
 	/* This node's source/target health and the health hand-over
 	 * (agent/health.h); NULL once stopped. */
 	struct health *health;
+	struct member_view *member_view; /* followers: the leader's member view (agent/member_view.h) */
 	/* Outbound trust and credentials of the target side, shared by the SCIM
 	 * target and the health probe: target.tls (sync/target/http_tls.h;
 	 * NULL without a target) and target.auth (sync/target/oauth2.h; NULL
@@ -223,8 +225,15 @@ void control_drill_close(struct agent *a);
 json_t *control_drill_json(struct agent *a);
 
 /* The engine's figures as status shows them (zero, state disabled, without
- * an engine; staged deletes from the replicated state). */
+ * an engine): the totals, times and staged deletes from the replicated state
+ * -- the same on every node -- and the leader's own connection and
+ * quarantine figures. */
 struct engine_stats control_sync_stats(struct agent *a);
+
+/* The replicated sync figures ("s:sync", sync/state/figures.h); zeros when
+ * no leader wrote them yet. */
+struct sync_figures;
+void control_sync_figures(struct agent *a, struct sync_figures *out);
 
 /* The storage state status shows: the worse of the raft data dir's
  * (raft/storage.h) and the provisioning log's. */

@@ -148,13 +148,23 @@ static void print_status(FILE *out, json_t *st)
 		fprintf(out, "objects   %lld (digest %s)\n", num(state, "objects"),
 			str(state, "digest", "?"));
 	print_health(out, json_object_get(st, "health"), json_object_get(st, "cluster_health"));
-	fprintf(out, "\n%-6s %-24s %-8s %-10s\n", "ID", "ADDRESS", "ROLE", "REACHABLE");
+	fprintf(out, "\n%-6s %-24s %-8s %-10s %-13s %s\n", "ID", "ADDRESS", "ROLE", "REACHABLE", "LAST CONTACT",
+		"LAG");
 	json_array_foreach(members, i, m)
 	{
+		char contact[32] = "-", lag[32] = "-";
 		reach = json_object_get(m, "reachable");
-		fprintf(out, "%-6lld %-24s %-8s %-10s\n", num(m, "id"), str(m, "address", "?"),
-			str(m, "role", "?"),
-			json_is_true(reach) ? "yes" : json_is_false(reach) ? "no" : "unknown");
+		if (json_is_integer(json_object_get(m, "last_contact_ms")))
+			snprintf(contact, sizeof contact, "%lld ms ago", num(m, "last_contact_ms"));
+		if (json_is_integer(json_object_get(m, "lag")))
+			snprintf(lag, sizeof lag, "%lld", num(m, "lag"));
+		fprintf(out, "%-6lld %-24s %-8s %-10s %-13s %s%s\n", num(m, "id"), str(m, "address", "?"),
+			str(m, "role", "?"), json_is_true(reach) ? "yes" : json_is_false(reach) ? "no" : "unknown",
+			json_is_true(json_object_get(m, "is_leader")) ? "leader"
+			: num(m, "id") == num(st, "node_id")          ? "this node"
+								      : contact,
+			lag,
+			strcmp(str(m, "view", ""), "leader") == 0 ? " (as the leader sees it)" : "");
 	}
 	if (sync) {
 		cursor = json_object_get(sync, "cursor");
@@ -172,7 +182,12 @@ static void print_status(FILE *out, json_t *st)
 			fprintf(out, "source    %s\n", str(src, "message", ""));
 		char cur[1024];
 		size_t k;
-		snprintf(cur, sizeof cur, "%s", json_is_string(cursor) ? json_string_value(cursor) : "none");
+		/* the readable form; the raw cursor only with --json */
+		json_t *readable = json_object_get(sync, "cursor_readable");
+		snprintf(cur, sizeof cur, "%s",
+			 json_is_string(readable) ? json_string_value(readable)
+			 : json_is_string(cursor) ? "set (not readable; --json shows it)"
+						  : "none");
 		for (k = 0; cur[k]; k++) /* the cursor's lines, on one line */
 			if (cur[k] == '\n')
 				cur[k] = cur[k + 1] ? ' ' : '\0';
@@ -182,6 +197,9 @@ static void print_status(FILE *out, json_t *st)
 		fprintf(out, "exported  %lld, errors %lld, pending deletes %lld, last export %s\n",
 			num(sync, "exported_total"), num(sync, "errors_total"),
 			num(sync, "pending_deletes"), str(sync, "last_export_at", "never"));
+		if (json_object_get(sync, "exported_objects"))
+			fprintf(out, "written   %lld objects, %.2f/s over the last minute\n", num(sync, "exported_objects"),
+				json_number_value(json_object_get(sync, "export_rate")));
 		if (num(sync, "retrying") || num(sync, "failed"))
 			fprintf(out, "held      %lld in the retry set, %lld failed (canopyctl failed)\n",
 				num(sync, "retrying"), num(sync, "failed"));
@@ -197,7 +215,9 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  status                  the cluster as this node sees it: role, term, leader,\n"
-		"                          commit/applied index, members, sync state\n"
+		"                          commit/applied index, members (reachable, last\n"
+		"                          contact, lag), sync state and figures (the same on\n"
+		"                          every node), the cursor decoded (raw with --json)\n"
 		"  cluster add ID@HOST:PORT   add a member (joins as spare, promoted to voter once\n"
 		"                          it caught up); start its agent first, with the\n"
 		"                          cluster's members list (it does not bootstrap); the\n"

@@ -497,6 +497,21 @@ static enum health_state peer_state(struct health *h, uint64_t id, enum side s, 
 	return p && fresh(p->received_ms, p->age_ms, now) ? p->state[s] : HEALTH_UNKNOWN;
 }
 
+json_t *health_member_json(struct health *h, uint64_t id)
+{
+	uint64_t now = now_ms(h);
+	bool self = id == h->a->cfg.node.id;
+	enum health_state st[SIDE_N];
+	int s;
+
+	if (!self && !h->leading)
+		return json_null();
+	for (s = 0; s < SIDE_N; s++)
+		st[s] = self ? own_state(h, (enum side)s, now) : peer_state(h, id, (enum side)s, now);
+	return xcheck(json_pack("{s:s,s:s}", side_names[SIDE_SOURCE], health_state_name(st[SIDE_SOURCE]),
+				side_names[SIDE_TARGET], health_state_name(st[SIDE_TARGET])));
+}
+
 /* Which side an engine quarantine reason blames, and how. */
 static bool reason_side(const char *reason, enum side *s, enum health_state *how)
 {

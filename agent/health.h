@@ -82,6 +82,12 @@ json_t *health_json(struct health *h);
  * leader's latest answer). */
 json_t *health_cluster_json(struct health *h);
 
+/* For /v1/status members[].health: {"source": STATE, "target": STATE} of
+ * member `id` -- this node's own latest probes, or on the leader that
+ * member's latest report ("unknown" when none in HEALTH_FRESH_MS); null on a
+ * follower for another member (only the leader hears the reports). */
+json_t *health_member_json(struct health *h, uint64_t id);
+
 /* For /metrics. */
 struct health_metrics {
 	int source_up, target_up; /* 1 when this node's latest probe said ok */

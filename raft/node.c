@@ -118,39 +118,6 @@ static void vote_retry_tick(struct node *n)
 		n->vote_retries++;
 }
 
-/* Leader: note which members answered since libraft last cleared
- * recent_recv (src/tick.c, every election timeout). */
-static void note_answers(struct node *n)
-{
-	const struct raft_configuration *conf = peek_configuration(&n->raft);
-	raft_index match;
-	unsigned i, j;
-
-	for (i = 0; i < conf->n; i++) {
-		if (peek_reachable(&n->raft, i, &match) != 1)
-			continue;
-		for (j = 0; j < NODE_ANSWERED_MAX; j++)
-			if (n->answered[j].id == conf->servers[i].id || n->answered[j].id == 0)
-				break;
-		if (j == NODE_ANSWERED_MAX)
-			j = conf->servers[i].id % NODE_ANSWERED_MAX; /* more members than slots: reuse one */
-		n->answered[j].id = conf->servers[i].id;
-		n->answered[j].at = node_now(n);
-	}
-}
-
-/* A leader calls a member reachable when it answered within T' (libraft's
- * own timeout: what its check-quorum uses). */
-static int answered_recently(struct node *n, raft_id id)
-{
-	unsigned j;
-
-	for (j = 0; j < NODE_ANSWERED_MAX; j++)
-		if (n->answered[j].id == id)
-			return node_now(n) - n->answered[j].at <= node_raft_timeout_ms(n->election_timeout_ms);
-	return 0;
-}
-
 static void on_check(uv_check_t *h)
 {
 	struct node *n = h->data;
@@ -174,6 +141,7 @@ static void on_check(uv_check_t *h)
 	 * suspended its lease before handing over (node_transfer). */
 	if (state == RAFT_LEADER && n->last_state != RAFT_LEADER) {
 		raft_time h = n->heard_at > n->started_at ? n->heard_at : n->started_at;
+		n->leading_since = node_now(n);
 		leader_hold(&n->leader, n->transferee ? 0 : h + leader_lease_length(&n->leader));
 	}
 	/* Before becoming candidate resets it; never backwards: an early
@@ -206,8 +174,6 @@ static void on_check(uv_check_t *h)
 		n->last_leader_id = id;
 	}
 	vote_retry_tick(n);
-	if (state == RAFT_LEADER)
-		note_answers(n);
 	leader_tick(&n->leader);
 	storage_tick(n);
 }
@@ -433,6 +399,7 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 	n->raft.data = n;
 	raft_set_election_timeout(&n->raft, node_raft_timeout_ms(cfg->election_timeout_ms));
 	raft_set_heartbeat_timeout(&n->raft, node_heartbeat_ms(cfg->election_timeout_ms, cfg->heartbeat_ms));
+	n->heartbeat_ms = node_heartbeat_ms(cfg->election_timeout_ms, cfg->heartbeat_ms);
 	raft_set_pre_vote(&n->raft, cfg->pre_vote);
 	if (cfg->snapshot_threshold)
 		raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
@@ -731,6 +698,39 @@ const struct storage_health *node_storage(const struct node *n)
 	return &n->storage;
 }
 
+unsigned node_unreachable_after_ms(const struct node *n)
+{
+	return n->election_timeout_ms + 2 * n->heartbeat_ms;
+}
+
+/* The rule of node.h (node_status): contact from what raft/isolation.c saw
+ * arrive. */
+static void member_contact(struct node *n, raft_id id, raft_id leader, struct node_member_status *m)
+{
+	raft_time now = node_now(n), heard = isolation_heard_at(&n->isolation, id), since;
+	unsigned limit = node_unreachable_after_ms(n);
+	bool leading = raft_state(&n->raft) == RAFT_LEADER;
+
+	if (id == peek_id(&n->raft)) {
+		m->reachable = 1;
+		m->last_contact_ms = 0;
+		return;
+	}
+	m->last_contact_ms = heard ? (int64_t)(now > heard ? now - heard : 0) : -1;
+	if (leading || id == leader) {
+		/* silence counted from the last message, or from when this node
+		 * could first expect one (it became leader, or it started) */
+		since = heard;
+		if (leading && n->leading_since > since)
+			since = n->leading_since;
+		if (since == 0)
+			since = n->started_at;
+		m->reachable = now - since <= limit ? 1 : 0;
+		return;
+	}
+	m->reachable = heard != 0 && now - heard <= limit ? 1 : -1;
+}
+
 void node_status(struct node *n, struct node_status *out)
 {
 	struct raft *r = &n->raft;
@@ -760,10 +760,9 @@ void node_status(struct node *n, struct node_status *out)
 		m->role = s->role == RAFT_VOTER ? NODE_VOTER
 			  : s->role == RAFT_STANDBY ? NODE_STANDBY
 						     : NODE_SPARE;
-		m->reachable = peek_reachable(r, i, &match);
-		if (raft_state(r) == RAFT_LEADER && s->id != peek_id(r))
-			m->reachable = answered_recently(n, s->id);
+		(void)peek_reachable(r, i, &match);
 		m->match_index = match;
+		member_contact(n, s->id, id, m);
 	}
 	out->n_members = i;
 	out->storage_state = n->storage.state;

@@ -65,8 +65,6 @@ typedef void (*node_transfer_cb)(struct node *n, bool transferred);
  * Outside raft/, set `data` and `on_leader_change` and read the rest through
  * the functions below: the fields are this module's (and libraft's).
  */
-#define NODE_ANSWERED_MAX 16
-
 struct node {
 	uv_loop_t *loop;
 	struct raft raft;
@@ -104,12 +102,8 @@ struct node {
 	raft_time candidate_at, candidate_leader_seen_at;
 	raft_time heard_at;     /* follower: when the leader was last heard from */
 	bool transferee;        /* this candidacy came from a leadership transfer */
-	/* Leader: when each member last answered (libraft's recent_recv is
-	 * cleared every election timeout, so read alone it flickers). */
-	struct {
-		raft_id id;
-		raft_time at;
-	} answered[NODE_ANSWERED_MAX];
+	unsigned heartbeat_ms;  /* libraft's heartbeat, node_heartbeat_ms() */
+	raft_time leading_since; /* when this node last became leader (libraft's state) */
 	struct {
 		raft_time at;          /* when this node last won an election (0: never) */
 		raft_time detected_ms; /* the old leader last heard of -> candidate */
@@ -303,7 +297,10 @@ struct node_member_status {
 	uint64_t id;
 	char address[256];
 	int role;          /* enum node_role_code */
-	int reachable;     /* 1 yes, 0 no, -1 unknown (only the leader knows) */
+	/* 1 yes, 0 no, -1 unknown: see node_status() for the rule */
+	int reachable;
+	int64_t last_contact_ms; /* since this node last received a message from it;
+				  * 0 for itself, -1 never (since this process started) */
 	uint64_t match_index; /* leader only; 0 when unknown */
 };
 
@@ -324,7 +321,26 @@ struct node_status {
 	char storage_detail[512];
 };
 
+/*
+ * This node's view. members[].reachable, by one rule: a member is
+ * unreachable once this node has received nothing from it for the election
+ * timeout T plus two heartbeat intervals, and never before. Its last message
+ * may have come up to a heartbeat interval before it stopped (two when
+ * libraft's tick, src/tick.c and raft_uv's timer, ran late), so it is never
+ * called unreachable before it has been silent for a whole T. (Reading
+ * libraft's recent_recv flag, cleared every T' by src/tick.c, made healthy
+ * followers flicker.)
+ *   - the leader: every member (it hears each one's answers to its
+ *     heartbeats); a member not heard from since this node became leader
+ *     counts from then;
+ *   - a follower: the leader (its heartbeats); another member is reachable
+ *     while it is heard from (during an election), unknown (-1) otherwise --
+ *     only the leader knows (agent/member_view.h fetches its view).
+ */
 void node_status(struct node *n, struct node_status *out);
+
+/* The silence after which a member is unreachable: T + two heartbeats. */
+unsigned node_unreachable_after_ms(const struct node *n);
 
 /* libraft's own election timeout T' and heartbeat for the failover bound T
  * (see node.c): T' = T/3, heartbeat at most T'/4. */

@@ -193,6 +193,11 @@ int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t e
 
 void engine_stats(struct engine *e, struct engine_stats *out);
 
+/* The committed cursor for people, as the source describes it (source.h,
+ * describe_cursor): 0 with the text in out, -ENOENT when no cursor is
+ * committed yet, -EINVAL when the source cannot describe it. Any node. */
+int engine_describe_cursor(struct engine *e, char *out, size_t outlen);
+
 /*
  * Retry now. dn NULL and failed true: every failed object ("f:") goes back
  * into the retry set, due now. With a DN: that object -- failed, in the retry

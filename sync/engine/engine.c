@@ -199,3 +199,17 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 		out->state = s->src && ss.reported ? ENGINE_IDLE : ENGINE_STARTING;
 	}
 }
+
+int engine_describe_cursor(struct engine *e, char *out, size_t outlen)
+{
+	size_t len;
+	const void *c = state_cursor(e->state, &len);
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (c == NULL || len == 0)
+		return -ENOENT;
+	if (e->source->describe_cursor == NULL)
+		return -EINVAL;
+	return e->source->describe_cursor(e->source, c, len, out, outlen);
+}

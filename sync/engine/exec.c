@@ -157,6 +157,8 @@ static void exported(struct session *s, struct item *it, const char *action)
 
 	e->st.exported_total++;
 	e->st.last_export_at = time(NULL);
+	e->last_write_ms = engine_unix_ms();
+	it->written = true;
 	exec_log_op_with(s, it, action, "ok", NULL, mod);
 	json_decref(mod);
 	if (upsert)
@@ -589,6 +591,7 @@ static void batch_rewind(struct session *s)
 			it->retry = it->refused = false;
 		}
 		it->cancelled = false;
+		it->written = false;
 		memset(&it->op, 0, sizeof it->op);
 		it->write_rec = false;
 		bisect_free(it); /* a decision keeps its plan, not its answers */

@@ -95,6 +95,7 @@ struct item {
 	bool refused;           /* refused for good (or unmappable): the failed objects */
 	bool noop;              /* nothing to do (already disabled, nothing exported) */
 	bool cancelled;         /* cancelled (lease or leadership lost): not settled */
+	bool written;           /* the target acknowledged a write of it (figures: objects) */
 	uint64_t change;        /* the engine's change number, for the provisioning log */
 	struct target_op op;
 	bool members_planned;   /* add_ids / rm_ids are this batch's member changes */
@@ -167,6 +168,7 @@ struct batch {
 	bool rewind;             /* the lease ran out mid-batch: redo it from the start */
 	bool rerun;              /* runs again after a lease expiry: writes may have landed */
 	uint64_t first_event;    /* uv_now of its oldest event (export lag) */
+	uint64_t fig_ops, fig_errors, fig_skipped; /* counted into its commit's "s:sync" (engine.figures_*) */
 };
 
 /* What the planner reads and keeps between the batches of one session. */
@@ -239,6 +241,12 @@ struct engine {
 	int sessions;              /* sessions alive, including ones still shutting down */
 	uint64_t change_seq, cycle_seq;
 	struct engine_stats st;
+	/* The replicated figures ("s:sync", sync/state/figures.h): how much of
+	 * st.exported_total / st.errors_total is in a committed record already
+	 * (the rest goes into the next commit), and the unix ms of the latest
+	 * acknowledged write. */
+	uint64_t figures_ops, figures_errors, figures_skipped;
+	uint64_t last_write_ms;
 	bool closing;
 	uv_timer_t relead;         /* restarts the session after a failed commit */
 	unsigned relead_ms;

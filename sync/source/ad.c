@@ -186,6 +186,13 @@ err_after_alloc:
 	return rc;
 }
 
+static int p_describe_cursor(const struct source *src, const void *cursor, size_t cursor_len, char *out,
+			     size_t outlen)
+{
+	(void)src;
+	return ad_cursor_describe(cursor, cursor_len, out, outlen);
+}
+
 struct source *ad_source_new(const struct ad_source_config *cfg)
 {
 	struct source *src = xcalloc(1, sizeof *src);
@@ -195,5 +202,6 @@ struct source *ad_source_new(const struct ad_source_config *cfg)
 	source_worker_port(src, "ad", copy);
 	src->start = p_start;
 	src->refresh = p_refresh;
+	src->describe_cursor = p_describe_cursor;
 	return src;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "sync/base64.h"
 #include "sync/source/ad_internal.h"
@@ -511,5 +512,65 @@ int ad__read_object(struct ad_source *s, const char *dn, struct ad_entry **out, 
 		return rc;
 	}
 	free(e);
+	return 0;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * The DirSync cookie as Windows and Samba write it (the control's value is
+ * opaque to clients, MS-ADTS 3.1.1.3.4.1.3; the layout below is the one
+ * Samba reads and writes, librpc/idl/drsblobs.idl ldapControlDirSyncCookie):
+ *   "MSDS", u32 3, NTTIME, u32, u32, u32 extra length,
+ *   highwatermark {u64 tmp_highest_usn, u64 reserved_usn, u64 highest_usn},
+ *   GUID of the DC's invocation, extra...
+ * all little-endian. A cookie of another shape is not described.
+ */
+#define DIRSYNC_COOKIE_MIN 68
+
+int ad_cursor_describe(const void *blob, size_t len, char *out, size_t outlen)
+{
+	void *cookie;
+	size_t n;
+	char err[256], guid[37];
+	const unsigned char *c;
+	uint64_t nt, usn;
+	int rv;
+
+	if (outlen == 0)
+		return -EINVAL;
+	out[0] = '\0';
+	rv = ad_cursor_decode(blob, len, &cookie, &n, err, sizeof err);
+	if (rv != 0 || blob == NULL || len == 0)
+		return -EINVAL;
+	if (cookie == NULL) {
+		snprintf(out, outlen, "no DirSync cookie yet");
+		return 0;
+	}
+	c = cookie;
+	if (n < DIRSYNC_COOKIE_MIN || memcmp(c, "MSDS", 4) != 0) {
+		free(cookie);
+		return -EINVAL;
+	}
+	nt = le64(c + 8);
+	usn = le64(c + 44);
+	(void)ad_guid_format(c + 52, 16, guid);
+	if (nt >= 116444736000000000ULL) {
+		time_t t = (time_t)((nt - 116444736000000000ULL) / 10000000ULL);
+		struct tm tm;
+		char when[32] = "?";
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(out, outlen, "DirSync usn %llu (%s, invocation %s)", (unsigned long long)usn, when, guid);
+	} else {
+		snprintf(out, outlen, "DirSync usn %llu (invocation %s)", (unsigned long long)usn, guid);
+	}
+	free(cookie);
 	return 0;
 }

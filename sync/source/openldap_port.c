@@ -28,6 +28,13 @@ static void p_refresh(struct source_run *run, enum object_type type)
 	ldap_source_refresh((struct ldap_source *)run, type);
 }
 
+static int p_describe_cursor(const struct source *src, const void *cursor, size_t cursor_len, char *out,
+			     size_t outlen)
+{
+	(void)src;
+	return openldap_cursor_describe(cursor, cursor_len, out, outlen);
+}
+
 struct source *openldap_source_new(const struct ldap_source_config *cfg)
 {
 	struct source *src = xcalloc(1, sizeof *src);
@@ -37,5 +44,6 @@ struct source *openldap_source_new(const struct ldap_source_config *cfg)
 	source_worker_port(src, "openldap", copy);
 	src->start = p_start;
 	src->refresh = p_refresh;
+	src->describe_cursor = p_describe_cursor;
 	return src;
 }

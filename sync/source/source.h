@@ -147,6 +147,16 @@ struct source {
 
 	/* Release the source itself (no run may be left). */
 	void (*close)(struct source *src);
+
+	/*
+	 * Optional (NULL: the cursor is not described). The committed cursor
+	 * for people -- what it says about how far the directory was read
+	 * (status sync.cursor_readable): 0 with one line of text in out (cut to
+	 * outlen), or -EINVAL when this source does not understand the blob.
+	 * A pure function of the blob: any thread, no run needed.
+	 */
+	int (*describe_cursor)(const struct source *src, const void *cursor, size_t cursor_len, char *out,
+			       size_t outlen);
 };
 
 #endif /* CANOPY_SYNC_SOURCE_H */

@@ -51,6 +51,7 @@ enum state_ns {
 	STATE_NS_OBJECT = 'o',         /* exported objects (object.h) */
 	STATE_NS_QUARANTINE = 'q',     /* the leader's quarantine (the sync engine) */
 	STATE_NS_RETRY = 'r',          /* the retry set (retry.h) */
+	STATE_NS_SYNC = 's',           /* the cluster-wide sync figures (figures.h) */
 	STATE_NS_WINDOW = 'w',         /* deletes executed recently (the sync engine) */
 	STATE_NS_CONFIG = 'g',         /* the replicated sync configuration (agent/replconf.h) */
 };

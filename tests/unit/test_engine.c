@@ -36,6 +36,7 @@
 #include "sync/engine/internal.h"
 #include "sync/replog/replog.h"
 #include "sync/source/source.h"
+#include "sync/state/figures.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
 #include "sync/state/state.h"
@@ -1325,6 +1326,43 @@ static void the_cursor_moves_with_a_batch_whose_writes_are_done(void **state)
 	assert_false(has(f, OBJECT_KEY_INTENT, "a1")); /* settled in the same entry */
 }
 
+static void every_commit_carries_the_cluster_figures_and_a_new_leader_continues_them(void **state)
+{
+	struct fx *f = *state;
+	struct sync_figures fig;
+	uint64_t before = (uint64_t)time(NULL) * 1000;
+
+	start(f);
+	f->fail_anchor = "a2";
+	f->fail_status = -EIO;
+	emit(f, user("a1", "u1", "User", "c1"));
+	emit(f, user("a2", "u2", "User", "c2"));
+	settle(f);
+	assert_cursor(f, "c2");
+	/* in the state, so every node that applied the entry reads them */
+	assert_true(figures_get(&f->st, &fig));
+	assert_int_equal(fig.objects, 1); /* a2 went to the retry set */
+	assert_int_equal(fig.ops, 1);
+	assert_int_equal(fig.errors, 1);
+	assert_true(fig.last_export_ms >= before && fig.cursor_at_ms >= before);
+	assert_true(figures_rate(&fig, fig.last_export_ms) > 0);
+
+	/* another engine (the next leader) on the same state continues them */
+	engine_close(f->e, on_engine_closed, f);
+	while (!f->closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	f->e = NULL;
+	f->closed = false;
+	f->fail_anchor = NULL;
+	start(f);
+	emit(f, user("a3", "u3", "User", "c3"));
+	settle(f);
+	assert_true(figures_get(&f->st, &fig));
+	assert_int_equal(fig.objects, 2);
+	assert_int_equal(fig.ops, 2);
+	assert_int_equal(fig.errors, 1);
+}
+
 static void a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor(void **state)
 {
 	struct fx *f = *state;
@@ -1833,6 +1871,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_in_doubt_groups_members_are_written_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_member_created_anew_is_added_back_to_its_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_cursor_moves_with_a_batch_whose_writes_are_done, setup, teardown),
+		cmocka_unit_test_setup_teardown(every_commit_carries_the_cluster_figures_and_a_new_leader_continues_them,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_refused_object_is_recorded_as_failed, setup, teardown),

@@ -2,6 +2,7 @@
  * raft/node.c -- libraft server on the libuv loop (see node.h).
  */
 #include "raft/node.h"
+#include "raft/tcp_timeout.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -272,6 +273,20 @@ static bool peer_allowed(void *arg, uint64_t id)
 	return node_change_adding(n) == id;
 }
 
+/*
+ * How long a raft connection may hold unacknowledged data before the kernel
+ * drops it (raft/tcp_timeout.h): one election timeout T. A connection that
+ * made no progress for T is worth nothing to the cluster (followers have
+ * timed out meanwhile), and a new one starts with a fresh retransmission
+ * timer; much shorter would drop connections during brief loss that TCP
+ * would have carried through (a new connection's SYN waits 1 s to be
+ * retransmitted, RFC 6298 §2.1).
+ */
+static unsigned tcp_user_timeout_ms(const struct node_config *cfg)
+{
+	return cfg->election_timeout_ms;
+}
+
 static int transport_init(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 			  char *errmsg, size_t errlen)
 {
@@ -279,11 +294,12 @@ static int transport_init(struct node *n, uv_loop_t *loop, const struct node_con
 	int rv;
 
 	if (cfg->tls_ca == NULL) {
-		rv = raft_uv_tcp_init(&n->transport, loop);
+		rv = raft_uv_tcp_init(&n->tcp, loop);
 		if (rv != 0) {
 			snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
 			return -EIO;
 		}
+		tcp_timeout_wrap(&n->transport, &n->tcp, tcp_user_timeout_ms(cfg));
 		return 0;
 	}
 	memset(&tc, 0, sizeof tc);
@@ -294,6 +310,7 @@ static int transport_init(struct node *n, uv_loop_t *loop, const struct node_con
 	tc.peer_allowed_arg = n;
 	tc.on_peer_closed = cfg->on_peer_closed;
 	tc.on_peer_closed_arg = cfg->transport_arg;
+	tc.tcp_user_timeout_ms = tcp_user_timeout_ms(cfg);
 	tc.log = cfg->transport_log;
 	tc.log_arg = cfg->transport_arg;
 	rv = tls_transport_init(&n->transport, loop, &tc, errmsg, errlen);
@@ -304,10 +321,12 @@ static int transport_init(struct node *n, uv_loop_t *loop, const struct node_con
 
 static void transport_free(struct node *n)
 {
-	if (n->tls)
+	if (n->tls) {
 		tls_transport_free(&n->transport);
-	else
-		raft_uv_tcp_close(&n->transport);
+	} else {
+		tcp_timeout_close(&n->transport);
+		raft_uv_tcp_close(&n->tcp);
+	}
 }
 
 const char *node_transport(const struct node *n)

@@ -70,6 +70,8 @@ struct node {
 	struct raft raft;
 	struct raft_io io;
 	struct raft_uv_transport transport;
+	struct raft_uv_transport tcp; /* plain: libraft's TCP transport, wrapped by `transport`
+				       * (raft/tcp_timeout.h) */
 	struct isolation isolation; /* the crash drill's cut (raft/isolation.h) */
 	bool tls;               /* transport is raft/transport_tls.h, not raft_uv_tcp */
 	struct fsm fsm;

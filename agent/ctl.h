@@ -41,4 +41,12 @@ long ctl_request(const char *server, const char *method, const char *path, const
 int ctl_drill(const char *server, const char *token, const char *mode, unsigned count, bool json, FILE *out,
 	      FILE *err);
 
+/*
+ * `canopyctl expr EXPRESSION [--attr NAME=VALUE]... [--taken VALUE]...
+ * [--now TIME] [--json]`: evaluate a mapping expression locally
+ * (agent/ctl_expr.c). argv[0] is "expr". Returns the exit code: 0, 1 (the
+ * expression does not parse or evaluate: "column N: ..." on err), 2 (usage).
+ */
+int ctl_expr(int argc, char **argv, FILE *out, FILE *err);
+
 #endif /* CANOPY_AGENT_CTL_H */

@@ -115,6 +115,10 @@ static int f_join(struct ectx *c, const struct node *n, struct expr_value *out)
 		struct expr_value v;
 		rc = ex_arg_val(c, n, i, &v);
 		for (size_t k = 0; k < v.n; k++) {
+			/* Microsoft's example Join(", ", "", [surname], [givenName])
+			 * gives "Doe, John": an empty value adds no separator. */
+			if (v.v[k][0] == '\0')
+				continue;
 			if (any && sep)
 				sb_adds(&b, sep);
 			sb_adds(&b, v.v[k]);

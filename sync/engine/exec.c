@@ -120,12 +120,9 @@ static json_t *modified_of(struct engine *e, const struct item *it)
 	x = strmap_get(&e->exported_attrs, it->anchor);
 	if (x == NULL || x->hash != it->old.hash)
 		return NULL;
+	json_t *mod = provlog_modified(x->attrs, it->attrs);
 	/* values wrapped in Redact() read "[Redact]" in the log (mapping.h) */
-	const struct mapping *m = it->type == OBJECT_GROUP ? e->cfg.group_map : e->cfg.user_map;
-	json_t *before = mapping_redacted(m, x->attrs), *now = mapping_redacted(m, it->attrs);
-	json_t *mod = provlog_modified(before, now);
-	json_decref(before);
-	json_decref(now);
+	mapping_redact_modified(it->type == OBJECT_GROUP ? e->cfg.group_map : e->cfg.user_map, mod);
 	return mod;
 }
 

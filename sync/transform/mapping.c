@@ -394,38 +394,46 @@ int mapping_apply_creation(const struct mapping *m, const struct object_attr *at
 	return 0;
 }
 
-/* Does the resource hold a value at rule r's path? */
-static bool placed(json_t *res, const struct rule *r)
+/* The name provlog_modified() gives rule r's attribute (sync/provlog.h):
+ * members of objects joined by '.', an extension under its URN, a
+ * multi-valued attribute (the filtered form) as a whole. */
+static void modified_name(const struct rule *r, char *buf, size_t len)
 {
-	json_t *base = r->urn ? json_object_get(res, r->urn) : res;
-	if (!json_is_object(base))
-		return false;
-	json_t *a = json_object_get(base, r->attr);
-	if (r->filter_attr) {
-		size_t i;
-		json_t *e;
-		json_array_foreach(a, i, e)
-		{
-			const char *fv = json_string_value(json_object_get(e, r->filter_attr));
-			if (fv && strcmp(fv, r->filter_value) == 0)
-				return json_object_get(e, r->sub) != NULL;
-		}
-		return false;
-	}
-	if (r->sub)
-		return json_is_object(a) && json_object_get(a, r->sub) != NULL;
-	return a != NULL;
+	snprintf(buf, len, "%s%s%s%s%s", r->urn ? r->urn : "", r->urn ? "." : "", r->attr,
+		 r->sub && !r->filter_attr ? "." : "", r->sub && !r->filter_attr ? r->sub : "");
 }
 
-json_t *mapping_redacted(const struct mapping *m, const json_t *resource)
+/* Is `name` the attribute of rule r, or an object that contains it (a
+ * whole "name" added holds "name.givenName")? */
+static bool covers(const char *name, const char *rule_name)
 {
-	json_t *copy = xcheck(json_deep_copy(resource));
-	for (size_t i = 0; m != NULL && i < m->n; i++) {
-		const struct rule *r = &m->rules[i];
-		if ((r->traits & EXPR_REDACT) && placed(copy, r))
-			place(copy, r, xcheck(json_string(MAPPING_REDACTED)));
+	size_t n = strlen(name);
+	return strncmp(name, rule_name, n) == 0 && (rule_name[n] == '\0' || rule_name[n] == '.');
+}
+
+void mapping_redact_modified(const struct mapping *m, json_t *modified)
+{
+	size_t i;
+	json_t *e;
+	char rn[512];
+
+	json_array_foreach(modified, i, e)
+	{
+		const char *name = json_string_value(json_object_get(e, "attr"));
+		for (size_t k = 0; name && m != NULL && k < m->n; k++) {
+			const struct rule *r = &m->rules[k];
+			if (!(r->traits & EXPR_REDACT))
+				continue;
+			modified_name(r, rn, sizeof rn);
+			if (!covers(name, rn))
+				continue;
+			if (!json_is_null(json_object_get(e, "old")))
+				set(e, "old", xcheck(json_string(MAPPING_REDACTED)));
+			if (!json_is_null(json_object_get(e, "new")))
+				set(e, "new", xcheck(json_string(MAPPING_REDACTED)));
+			break;
+		}
 	}
-	return copy;
 }
 
 bool mapping_has_manager(const struct mapping *m)

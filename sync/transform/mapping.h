@@ -75,11 +75,13 @@ int mapping_apply_creation(const struct mapping *m, const struct object_attr *at
 #define MAPPING_REDACTED "[Redact]"
 
 /*
- * A copy of `resource` (a new reference) in which every attribute whose rule
- * calls Redact() reads MAPPING_REDACTED: what the provisioning log may show.
- * `m` may be NULL (a plain copy).
+ * In a provisioning log's list of modified attributes (provlog_modified(),
+ * sync/provlog.h), replace the old and new values of every attribute whose
+ * rule calls Redact() -- or of an object that contains one -- with
+ * MAPPING_REDACTED: the change is still listed, its values are not. `m` may
+ * be NULL (nothing to do).
  */
-json_t *mapping_redacted(const struct mapping *m, const json_t *resource);
+void mapping_redact_modified(const struct mapping *m, json_t *modified);
 
 /*
  * Reference-valued attributes. The enterprise extension's manager (RFC 7643

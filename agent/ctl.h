@@ -43,8 +43,8 @@ int ctl_drill(const char *server, const char *token, const char *mode, unsigned 
 
 /*
  * `canopyctl expr EXPRESSION [--attr NAME=VALUE]... [--taken VALUE]...
- * [--now TIME] [--json]`: evaluate a mapping expression locally
- * (agent/ctl_expr.c). argv[0] is "expr". Returns the exit code: 0, 1 (the
+ * [--now TIME] [--json]`, `canopyctl expr [EXPRESSION] --object DN --config
+ * FILE`: evaluate a mapping expression locally (agent/ctl_expr.c). argv[0] is "expr". Returns the exit code: 0, 1 (the
  * expression does not parse or evaluate: "column N: ..." on err), 2 (usage).
  */
 int ctl_expr(int argc, char **argv, FILE *out, FILE *err);

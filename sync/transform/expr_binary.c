@@ -366,8 +366,9 @@ static int f_cguid(struct ectx *c, const struct node *n, struct expr_value *out)
 
 /* Guid() is refused when the configuration loads: Entra's Guid makes a new
  * random GUID at every evaluation, and canopy evaluates a mapping every time
- * it reads the object (there is no "apply only on creation"), so the
- * attribute would change, and be written to the target, every time. */
+ * it reads the object. Unlike Now() and RandomString() (applied at creation
+ * only, mapping.h) a GUID is wanted as a lasting identifier, which a value
+ * that later updates leave out is not; the object's own GUID is. */
 static int check_guid(struct parser *p, struct node *n)
 {
 	return ex_perr_col(p, n->col, "Guid() is not supported: it makes a new random GUID at every evaluation, "

@@ -171,6 +171,24 @@ static int check_traits(struct rule *r, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * An evaluation error of a rule that calls Redact() may quote the value
+ * ("CDate: \"s3cret\" is not a date"), and the message goes to the failed
+ * objects in status and to the provisioning log: keep "column N: Function: "
+ * and mask the rest.
+ */
+static void redact_error(const struct rule *r, char *err, size_t errlen)
+{
+	if (!(r->traits & EXPR_REDACT))
+		return;
+	char *p = strstr(err, ": ");
+	if (p != NULL && (p = strstr(p + 2, ": ")) != NULL)
+		p += 2;
+	else
+		p = err;
+	snprintf(p, errlen - (size_t)(p - err), "%s (the rule calls Redact(): details not shown)", MAPPING_REDACTED);
+}
+
 int mapping_compile(struct mapping **out, enum object_type type, const char *what,
 		    const struct mapping_rule_text *rules, size_t n, char *errmsg, size_t errlen)
 {
@@ -341,6 +359,7 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 			continue; /* at creation only: mapping_apply_creation() */
 		rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
 		if (rv != 0) {
+			redact_error(r, err, sizeof err);
 			snprintf(errmsg, errlen, "mapping %s (line %d): %s", r->path, r->line, err);
 			json_decref(res);
 			return rv;
@@ -372,6 +391,7 @@ int mapping_apply_creation(const struct mapping *m, const struct object_attr *at
 			continue;
 		int rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
 		if (rv != 0) {
+			redact_error(r, err, sizeof err);
 			snprintf(errmsg, errlen, "mapping %s (line %d): %s", r->path, r->line, err);
 			return rv;
 		}

@@ -218,6 +218,26 @@ static void redacted_attributes_show_as_redact_in_modified(void **state)
 	mapping_free(m);
 }
 
+/* an evaluation error of a redacted rule does not quote the value */
+static void redacted_rule_errors_do_not_show_the_value(void **state)
+{
+	const struct mapping_rule_text rules[] = {{"title", "Redact(CDate([sn]))", 4},
+						  {"nickName", "CDate([givenName])", 5}};
+	struct mapping *m;
+	json_t *res = NULL;
+	char err[512];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 1, err, sizeof err), 0);
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &res, err, sizeof err), -EINVAL);
+	assert_null(strstr(err, "Müller"));
+	assert_non_null(strstr(err, "mapping title (line 4): column 8: CDate: [Redact]"));
+	mapping_free(m);
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules + 1, 1, err, sizeof err), 0);
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &res, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "Zoë")); /* without Redact the value helps */
+	mapping_free(m);
+}
+
 static void select_unique_value_is_refused_with_the_reason(void **state)
 {
 	const struct mapping_rule_text rules[] = {{"userName", "SelectUniqueValue([uid], [mail])", 7}};
@@ -242,6 +262,7 @@ int main(void)
 		cmocka_unit_test(the_manager_is_refused_where_it_cannot_be_a_reference),
 		cmocka_unit_test(volatile_rules_are_applied_at_creation_only),
 		cmocka_unit_test(redacted_attributes_show_as_redact_in_modified),
+		cmocka_unit_test(redacted_rule_errors_do_not_show_the_value),
 		cmocka_unit_test(select_unique_value_is_refused_with_the_reason),
 	};
 	return cmocka_run_group_tests_name("mapping", tests, NULL, NULL);

@@ -265,6 +265,20 @@ static void usage(FILE *f)
 		"                          reason on stderr) with no leader, fewer than 3\n"
 		"                          healthy voters, a lagging voter or a quarantined sync.\n"
 		"                          Needs the control token\n"
+		"  expr EXPRESSION [--attr NAME=VALUE]... [--taken VALUE]... [--now TIME]\n"
+		"                          evaluate a mapping expression here (no agent asked):\n"
+		"                          --attr gives a source attribute (repeat the name for\n"
+		"                          several values), --taken a value SelectUniqueValue\n"
+		"                          finds held in the target, --now the time for Now()\n"
+		"                          (RFC 3339). One value per line; --json:\n"
+		"                          {\"value\": \"...\" | [...] | null}. Exit 1 with\n"
+		"                          \"column N: ...\" when it does not parse or evaluate\n"
+		"  expr [EXPRESSION] --object DN --config FILE\n"
+		"                          read the entry DN with the source settings of the\n"
+		"                          agent configuration FILE (binds itself; no agent\n"
+		"                          needed) and evaluate EXPRESSION over it, or without\n"
+		"                          one print the resource the configured mapping makes\n"
+		"                          of it (--json: {\"dn\",\"type\",\"resource\"})\n"
 		"  logs [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
 		"                          this node's provisioning log (one line per target\n"
 		"                          operation it made while leading); TIME is RFC 3339\n"
@@ -460,6 +474,9 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	/* Local: certificates for cluster.tls (agent/certs.h), no server. */
 	if (argc >= 2 && strcmp(argv[1], "certs") == 0)
 		return certs_main(argc - 1, argv + 1, out, err);
+	/* Local: a mapping expression, evaluated here (agent/ctl_expr.c). */
+	if (argc >= 2 && strcmp(argv[1], "expr") == 0)
+		return ctl_expr(argc - 1, argv + 1, out, err);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char **valopt = NULL;

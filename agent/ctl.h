@@ -52,4 +52,12 @@ int ctl_drill(const char *server, const char *token, const char *mode, unsigned 
 int ctl_config(const char *server, const char *token_file, int n_words, const char **words, bool dry_run,
 	       bool json, FILE *out, FILE *err);
 
+/*
+ * `canopyctl expr EXPRESSION [--attr NAME=VALUE]... [--taken VALUE]...
+ * [--now TIME] [--json]`, `canopyctl expr [EXPRESSION] --object DN --config
+ * FILE`: evaluate a mapping expression locally (agent/ctl_expr.c). argv[0] is "expr". Returns the exit code: 0, 1 (the
+ * expression does not parse or evaluate: "column N: ..." on err), 2 (usage).
+ */
+int ctl_expr(int argc, char **argv, FILE *out, FILE *err);
+
 #endif /* CANOPY_AGENT_CTL_H */

@@ -120,7 +120,10 @@ static json_t *modified_of(struct engine *e, const struct item *it)
 	x = strmap_get(&e->exported_attrs, it->anchor);
 	if (x == NULL || x->hash != it->old.hash)
 		return NULL;
-	return provlog_modified(x->attrs, it->attrs);
+	json_t *mod = provlog_modified(x->attrs, it->attrs);
+	/* values wrapped in Redact() read "[Redact]" in the log (mapping.h) */
+	mapping_redact_modified(it->type == OBJECT_GROUP ? e->cfg.group_map : e->cfg.user_map, mod);
+	return mod;
 }
 
 static void remember_attrs(struct engine *e, const struct item *it, bool written)

@@ -164,6 +164,18 @@ static void plan_entry(struct planner *p, struct batch *b, struct source_event *
 	if (ev->type == OBJECT_USER && cfg->disable_users)
 		mapping_default_active(attrs);
 	plan_upsert(it, attrs, mapping_hash(attrs));
+	/* Now()/RandomString() rules: added to a creation only, after the hash
+	 * (mapping.h, mapping_apply_creation). */
+	if (it->upsert_needed && (!it->has_old || it->old.target_id == NULL) &&
+	    mapping_apply_creation(m, ev->attrs, ev->n_attrs, attrs, it->op.error, sizeof it->op.error) != 0) {
+		json_decref(it->attrs);
+		it->attrs = NULL;
+		it->upsert_needed = false;
+		it->failed = true;
+		it->refused = true;
+		note_skip(b, it);
+		return;
+	}
 	if (ev->type != OBJECT_GROUP)
 		return;
 	const char *ma = cfg->member_attr ? cfg->member_attr : "member";

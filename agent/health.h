@@ -40,6 +40,7 @@
 #include <jansson.h>
 
 #include "agent/http.h"
+#include "sync/state/format.h"
 
 #define HEALTH_PROBE_MS 5000
 #define HEALTH_TICK_MS 250
@@ -92,6 +93,10 @@ void health_metrics(struct health *h, struct health_metrics *out);
 /* Leader: the control address member `id` gave in its latest health report,
  * into out; false when it sent none (status members[].control_address). */
 bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len);
+
+/* Leader: the version member `id` gave in its latest health report; false
+ * when it sent none (an older agent, or no report yet). */
+bool health_peer_version(struct health *h, uint64_t id, struct format_record *out);
 
 /* POST /v1/health/report: a follower's latest probe results (leader only). */
 void health_handle_report(struct health *h, const struct http_request *req,

@@ -23,6 +23,8 @@ PACKAGES=(
 	libraft-dev libuv1-dev libssl-dev libldap-dev libcurl4-openssl-dev
 	libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	libpcre2-dev libunistring-dev
+	# zlib: format 2 state entries may be deflated (sync/state/state.h)
+	zlib1g-dev
 	# SASL/GSSAPI (Kerberos) binds to the directory (source.sasl): libldap
 	# binds through Cyrus SASL, whose GSSAPI mechanism is a plugin of its
 	# own (without it ldap_sasl_interactive_bind_s knows no GSSAPI); MIT

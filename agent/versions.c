@@ -5,6 +5,7 @@
 #include "agent/versions.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <canopy_commit.h> /* CANOPY_COMMIT, generated in the build tree (cmake/git_commit.cmake) */
@@ -56,6 +57,45 @@ static void members_line(struct agent *a, const struct node_status *st, char *ou
 				      (unsigned)format_member_max(&a->state, st->members[i].id));
 }
 
+struct prune {
+	const struct node_status *st;
+	struct state_batch *b;
+};
+
+static int prune_one(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct prune *p = ctx;
+	char id[24];
+	unsigned long long n;
+	char *end;
+	unsigned i;
+
+	(void)val;
+	(void)vlen;
+	if (klen < 3 || klen - 2 >= sizeof id || ((const char *)key)[0] != FORMAT_KEY_PREFIX ||
+	    ((const char *)key)[1] != ':')
+		return 0;
+	memcpy(id, (const char *)key + 2, klen - 2);
+	id[klen - 2] = '\0';
+	n = strtoull(id, &end, 10);
+	for (i = 0; i < p->st->n_members; i++)
+		if (*end == '\0' && p->st->members[i].id == n)
+			return 0;
+	state_batch_del(p->b, key, klen);
+	return 0;
+}
+
+/* An order-independent digest of the member ids (never 0). */
+static uint64_t members_digest(const struct node_status *st)
+{
+	uint64_t d = 0x9e3779b97f4a7c15ULL;
+	unsigned i;
+
+	for (i = 0; i < st->n_members; i++)
+		d ^= (st->members[i].id + 1) * 0xff51afd7ed558ccdULL;
+	return d ? d : 1;
+}
+
 /*
  * Leader: record what differs from the state -- its own build, and each
  * member's latest report -- in one entry at a time; and log when the format
@@ -79,10 +119,18 @@ static void on_tick(uv_timer_t *t)
 	node_status(&a->node, &st);
 	if (st.state != NODE_LEADER || !st.ready) {
 		v->writing = 0;
+		v->members_seen = 0;
 		return;
 	}
 	if (!v->in_flight) {
 		state_batch_init(&b);
+		/* a scan of the whole table, so only when the members changed
+		 * (and once per leadership) */
+		bool pruning = members_digest(&st) != v->members_seen;
+		if (pruning) {
+			struct prune p = {&st, &b};
+			state_foreach(&a->state, prune_one, &p);
+		}
 		for (i = 0; i < st.n_members; i++) {
 			uint64_t id = st.members[i].id;
 			if (id == a->cfg.node.id) {
@@ -101,6 +149,8 @@ static void on_tick(uv_timer_t *t)
 			else
 				raft_free(buf.base);
 		}
+		if (pruning && (b.n_ops == 0 || v->in_flight))
+			v->members_seen = members_digest(&st);
 		state_batch_close(&b);
 	}
 	for (i = 0; i < st.n_members; i++)

@@ -10,7 +10,10 @@
  * members[].version and .max_format), and the format gate reads committed
  * records only: the engine's entries go out in the newest format every
  * member of the configuration supports (sync/replog/raft_replog.h), and the
- * leader logs each change of that format. An older leader applies "v:" keys
+ * leader logs each change of that format. When the configuration changes the
+ * leader deletes the records of ids no longer in it, so that an id removed
+ * and added again on an older build is not taken for what it ran before.
+ * An older leader applies "v:" keys
  * as opaque keys and never writes a newer format: a mixed cluster is safe in
  * both directions (docs/architecture.md, "Rolling upgrades: formats and
  * gating").
@@ -32,6 +35,7 @@ struct versions {
 	bool started;
 	bool in_flight;   /* a "v:" entry is being committed */
 	uint16_t writing; /* the format this leader writes, as last logged (0: not leading) */
+	uint64_t members_seen; /* digest of the member ids the records were last pruned for (0: none) */
 };
 
 /* What `canopy-agent --version` prints: "canopy-agent 0.1.0 (commit 1a2b3c)". */

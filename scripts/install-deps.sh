@@ -32,6 +32,8 @@ PACKAGES=(
 	# keytab (gss_acquire_cred_from, sync/source/ldap_sasl.c).
 	libsasl2-modules-gssapi-mit libkrb5-dev
 	slapd ldap-utils curl util-linux iproute2
+	# deploy/rolling-upgrade.sh reads the status API with jq
+	jq
 	# A real Prometheus text-format parser for the /metrics test
 	# (tests/integration/metrics_exposition_test.sh).
 	python3 python3-prometheus-client

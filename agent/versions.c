@@ -218,6 +218,7 @@ json_t *versions_format_json(struct agent *a)
 										  STATE_VERSION)))
 				     : json_null(),
 			     "applied_by_version", by, "applied_deflated", (json_int_t)a->state.applied_deflated));
+	set(o, "records", xcheck(json_integer((json_int_t)state_count(&a->state, STATE_NS_VERSION))));
 	return o;
 }
 

@@ -53,7 +53,7 @@ void versions_close(struct agent *a);
 /* Status "version": this node's {"text","version","commit","max_format"}. */
 json_t *versions_json(void);
 
-/* Status "format": {"supported","writing","applied_by_version","applied_deflated"}. */
+/* Status "format": {"supported","writing","applied_by_version","applied_deflated","records"}. */
 json_t *versions_format_json(struct agent *a);
 
 /* Add "version" (text or null) and "max_format" of member `id`, as the

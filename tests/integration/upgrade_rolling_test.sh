@@ -82,6 +82,9 @@ while kill -0 "$ROLL_PID" 2>/dev/null; do
 			[ "$(json_eval "$L" 'j.format.writing')" = 1 ] ||
 				fail "the upgraded leader writes format $(json_eval "$L" 'j.format.writing') while agent $id runs the previous release"
 			[ "$(json_eval "$L" 'j.format.applied_by_version["2"]')" = 0 ] || fail "format 2 entries before the last restart"
+			# the old agent's reports carry no version: tolerated, no record
+			[ "$(json_eval "$L" "JSON.stringify(j.members.filter(m => m.id === $id).map(m => [m.version, m.max_format]))")" = '[[null,1]]' ] ||
+				fail "agent $id (previous release) shows as $(json_eval "$L" "j.members.filter(m => m.id === $id)")"
 			wait_until 10 caught_up "$id" || fail "agent $id (previous release) stopped applying the upgraded leader's entries"
 			pass "before the last restart: leader $(json_eval "$L" 'j.node_id') (upgraded) writes format 1; agent $id (previous release) keeps up"
 		fi

@@ -45,6 +45,10 @@ wait_secs 20 format2 || fail "no format 2 entry applied everywhere: $(agent_stat
 L=$(idle_leader 1 2 3) || L=$(ready_leader 1 2 3) || fail "no leader"
 [ "$(json_eval "$(agent_status "$L")" 'j.format.writing')" = 2 ] || fail "leader $L: $(agent_status "$L")"
 agent_logs "$L" | grep -Eq 'msg="(writing entries in format|entry format changed: every member supports it)" format=2' || fail "leader $L did not log its format"
+out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" status)
+grep -qxF "version   $VERSION; entry format 2 supported by every member, writing 2" <<<"$out" ||
+	fail "canopyctl status: $out"
+! grep -q "^member .* runs" <<<"$out" || fail "canopyctl status names a member on another build: $out"
 wait_secs 20 sync_compare || fail "the change was not exported"
 pass "leader $L writes format 2; every node applied format 2 entries"
 

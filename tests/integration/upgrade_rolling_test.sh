@@ -85,6 +85,9 @@ while kill -0 "$ROLL_PID" 2>/dev/null; do
 			# the old agent's reports carry no version: tolerated, no record
 			[ "$(json_eval "$L" "JSON.stringify(j.members.filter(m => m.id === $id).map(m => [m.version, m.max_format]))")" = '[[null,1]]' ] ||
 				fail "agent $id (previous release) shows as $(json_eval "$L" "j.members.filter(m => m.id === $id)")"
+			out=$("$CANOPY_BUILD_DIR/canopyctl" --server "${AGENT_CTL[$(json_eval "$L" 'j.node_id')]}" status)
+			grep -q "^member $id runs an unrecorded version (max entry format 1)" <<<"$out" ||
+				fail "canopyctl status does not name agent $id as on another build: $out"
 			wait_until 10 caught_up "$id" || fail "agent $id (previous release) stopped applying the upgraded leader's entries"
 			pass "before the last restart: leader $(json_eval "$L" 'j.node_id') (upgraded) writes format 1; agent $id (previous release) keeps up"
 		fi

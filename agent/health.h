@@ -10,7 +10,9 @@
  * restart). The latest result is kept and shown in /v1/status ("health").
  *
  * Followers report each result to the leader (POST /v1/health/report at the
- * leader's control address, the "n:<id>" record). Why push and not pull: a
+ * leader's control address, the "n:<id>" record), with their version and
+ * the newest entry format they apply (agent/versions.h; a report without
+ * them is an older agent's, taken as it is). Why push and not pull: a
  * node records its control address only when it leads, so a leader cannot
  * find a follower that never led; a follower always can find the leader. The
  * leader keeps the latest report of every voter in memory (nothing goes

@@ -35,19 +35,7 @@ wait_secs 30 sync_compare || fail "initial sync incomplete"
 pass "3 agents of the previous release in sync"
 
 # The stream: every 0.1 s one new user and one change of an existing one.
-export SLAPD_URL SLAPD_ADMIN_DN SLAPD_PW_FILE SLAPD_BASE
-spawn gen "$dir/gen.log" bash -c '
-	exec ldapmodify -x -c -H "$SLAPD_URL" -D "$SLAPD_ADMIN_DN" -y "$SLAPD_PW_FILE" < <(
-		i=0
-		while :; do
-			i=$((i + 1))
-			printf "dn: uid=upg%05d,ou=people,%s\nchangetype: add\nobjectClass: inetOrgPerson\nuid: upg%05d\ncn: Upgrade %d\nsn: Stream\ngivenName: Upg%d\nmail: upg%05d@example.com\n\n" \
-				"$i" "$SLAPD_BASE" "$i" "$i" "$i" "$i"
-			printf "dn: uid=user%05d,ou=people,%s\nchangetype: modify\nreplace: givenName\ngivenName: Stream%d\n\n" \
-				$(( (i % 50) + 1 )) "$SLAPD_BASE" "$i"
-			sleep 0.1
-		done)'
-GEN_PID=$SPAWNED_PID
+failover_stream 50 0.1 upg
 stream_exported() { [ "$(scim_ctl GET store | json_get 'j.Users.filter(u=>u.userName.startsWith("upg")).length')" -ge 5 ]; }
 wait_secs 30 stream_exported || fail "the stream is not exported"
 

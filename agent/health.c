@@ -81,6 +81,7 @@ struct peer {
 	uint64_t received_ms; /* loop time */
 	char control_address[256]; /* as its latest report said ("" : none) */
 	struct format_record version; /* as its latest report said (max_format 0: none, an older agent) */
+	bool reported;                /* a report arrived (version may still be none) */
 };
 
 /* One probe (and, on a follower, its report to the leader) on a worker. */
@@ -476,14 +477,16 @@ static struct peer *peer_of(struct health *h, uint64_t id, bool add)
 	return &h->peers[h->n_peers++];
 }
 
-bool health_peer_version(struct health *h, uint64_t id, struct format_record *out)
+int health_peer_version(struct health *h, uint64_t id, struct format_record *out)
 {
 	struct peer *p = peer_of(h, id, false);
 
-	if (p == NULL || p->version.max_format == 0)
-		return false;
+	if (p == NULL || !p->reported)
+		return -1;
+	if (p->version.max_format == 0)
+		return 0;
 	*out = p->version;
-	return true;
+	return 1;
 }
 
 bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len)
@@ -927,9 +930,14 @@ void health_handle_report(struct health *h, const struct http_request *req,
 			snprintf(p->control_address, sizeof p->control_address, "%s", ca);
 	}
 	{
-		/* an older agent sends neither: it stays "no record" (format 1) */
+		/* An older agent sends neither, and so does this member if it was
+		 * just put back on an older build: forget what it said before, so
+		 * that it counts as format 1 again (agent/versions.c). */
 		const char *v = json_string_value(json_object_get(body, "version"));
 		json_t *mf = json_object_get(body, "max_format");
+		p->reported = true;
+		p->version.max_format = 0;
+		p->version.text[0] = '\0';
 		if (v != NULL && json_is_integer(mf) && json_integer_value(mf) >= 1 &&
 		    json_integer_value(mf) <= UINT16_MAX && strlen(v) <= FORMAT_TEXT_MAX &&
 		    versions_text_ok(v)) {

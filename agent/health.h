@@ -96,9 +96,10 @@ void health_metrics(struct health *h, struct health_metrics *out);
  * into out; false when it sent none (status members[].control_address). */
 bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len);
 
-/* Leader: the version member `id` gave in its latest health report; false
- * when it sent none (an older agent, or no report yet). */
-bool health_peer_version(struct health *h, uint64_t id, struct format_record *out);
+/* Leader: the version member `id` gave in its latest health report: 1 and
+ * *out filled; 0 when that report had none (an older build); -1 when no
+ * report came from it since this node leads. */
+int health_peer_version(struct health *h, uint64_t id, struct format_record *out);
 
 /* POST /v1/health/report: a follower's latest probe results (leader only). */
 void health_handle_report(struct health *h, const struct http_request *req,

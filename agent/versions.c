@@ -136,8 +136,22 @@ static void on_tick(uv_timer_t *t)
 			if (id == a->cfg.node.id) {
 				rec.max_format = STATE_VERSION;
 				snprintf(rec.text, sizeof rec.text, "%s", versions_text());
-			} else if (a->health == NULL || !health_peer_version(a->health, id, &rec)) {
-				continue; /* no report, or an older agent's */
+			} else {
+				int r = a->health ? health_peer_version(a->health, id, &rec) : -1;
+				if (r < 0)
+					continue; /* no report yet: the record stays as it is */
+				if (r == 0) {
+					/* an older build reports no version: no record,
+					 * which counts as format 1 (a member put back on an
+					 * older build loses the newer one it had) */
+					char key[32];
+					size_t klen = format_key(id, key, sizeof key);
+					const void *val;
+					size_t vlen;
+					if (state_get(&a->state, key, klen, &val, &vlen))
+						state_batch_del(&b, key, klen);
+					continue;
+				}
 			}
 			if (!format_record_equal(&a->state, id, &rec))
 				format_record_put(&b, id, &rec);

@@ -52,6 +52,31 @@ grep -qxF "version   $VERSION; entry format 2 supported by every member, writing
 wait_secs 20 sync_compare || fail "the change was not exported"
 pass "leader $L writes format 2; every node applied format 2 entries"
 
+# A member that reports without a version -- what the previous release
+# sends, e.g. once put back on it -- counts as format 1 again, at once. The
+# follower is stopped and the report sent on its behalf, so that no report
+# of its own races with it; started again, it is back at format 2.
+F=1; [ "$F" = "$L" ] && F=2
+agent_stop "$F"
+curl -sf --max-time 5 -H 'Content-Type: application/json' \
+	-d "{\"id\":$F,\"source\":{\"state\":\"ok\",\"detail\":\"\",\"age_ms\":0},\"target\":{\"state\":\"ok\",\"detail\":\"\",\"age_ms\":0}}" \
+	"http://${AGENT_CTL[$L]}/v1/health/report" >/dev/null || fail "versionless report refused"
+back_to_1() {
+	local i s
+	for i in 1 2 3; do
+		[ "$i" = "$F" ] && continue
+		s=$(agent_status "$i") || return 1
+		[ "$(json_eval "$s" "j.format.supported === 1 && j.format.records === 2 &&
+			JSON.stringify(j.members.filter(m => m.id === $F).map(m => [m.version, m.max_format])) === '[[null,1]]'")" = true ] || return 1
+	done
+	[ "$(json_eval "$(agent_status "$L")" 'j.format.writing')" = 1 ]
+}
+wait_secs 10 back_to_1 || fail "member $F reported no version but still counts as format 2: $(agent_status "$L")"
+pass "member $F reported without a version: format 1 again on every node"
+agent_start "$F"
+wait_secs 30 all_show 3 1 2 3 || fail "member $F not back at format 2: $(agent_status "$L")"
+pass "member $F restarted on this build: format 2 again"
+
 # A 4th member: recorded once it reports.
 agent_ports 4
 members="[\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\"]"

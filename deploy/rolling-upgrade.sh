@@ -247,7 +247,9 @@ for id in "${order[@]}"; do
 	c=${restart_cmd//\{id\}/$id}; c=${c//\{control\}/${ctl[$id]}}; c=${c//\{host\}/${ctl[$id]%:*}}
 	say "[$n/${#order[@]}] restarting agent $id: $c"
 	t0=$(now_ms)
-	out=$(bash -c "$c" 2>&1) || abort "restart command for agent $id failed: $out"
+	rc=0
+	out=$(bash -c "$c" 2>&1) || rc=$?
+	[ "$rc" = 0 ] || abort "restart command for agent $id failed (exit $rc)${out:+: $out}"
 	wait_for "$timeout" "agent $id answering with version \"$version\"" agent_is_new "$id"
 	wait_for "$timeout" "agent $id caught up with leader (within $max_lag entries) and its version recorded" agent_caught_up "$id"
 	say "[$n/${#order[@]}] agent $id upgraded and caught up in $(($(now_ms) - t0)) ms (leader $LEADER_ID writes format $(jq -r '.format.writing // "?"' <<<"$LEADER_STATUS"))"

@@ -18,6 +18,8 @@ source "$(dirname "$0")/../fixtures/sync.sh"
 source "$(dirname "$0")/../fixtures/failover.sh"
 source "$(dirname "$0")/../fixtures/previous_build.sh"
 
+command -v jq >/dev/null || { echo "SKIP: jq is not installed (deploy/rolling-upgrade.sh needs it)"; exit 77; }
+
 # The last release before versioned members and format gating.
 PREVIOUS=${CANOPY_UPGRADE_FROM:-d76e34a001e6618a114f6edbd42bf722753a0835}
 previous_build "$PREVIOUS"

@@ -95,6 +95,7 @@ static void on_node_closed(struct node *n)
 	replconf_close(a);
 	member_watch_close(a);
 	leader_watch_close(a);
+	versions_close(a);
 	control_drill_close(a);
 	loop_watch_close(&a->loop_watch);
 	raft_story_close(&a->raft_story);
@@ -641,7 +642,7 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.log_data = a;
 	ports.source = make_source(a);
 	ports.target = make_target(a);
-	ports.log = raft_replog_new(&a->node);
+	ports.log = raft_replog_new(&a->node, &a->state);
 	return engine_init(&a->engine, &a->loop, &ports, &a->state, &ec, errmsg, errlen);
 }
 
@@ -921,6 +922,7 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	replconf_start(a);
 	member_watch_start(a);
 	leader_watch_start(a);
+	versions_start(a);
 	control_drill_start(a);
 	/* a quarter of the election timeout: well before followers give up on
 	 * this node (loop_watch.h) */

@@ -25,6 +25,7 @@
 #include "agent/replconf.h"
 #include "agent/leader_watch.h"
 #include "agent/member_view.h"
+#include "agent/versions.h"
 #include "raft/node.h"
 #include "sync/engine.h"
 #include "sync/state/state.h"
@@ -71,6 +72,7 @@ struct agent {
 	struct drill drill;               /* failover drills (agent/control_drill.c) */
 	struct loop_watch loop_watch;     /* a blocked event loop is seen (agent/loop_watch.h) */
 	struct raft_story raft_story;     /* elections, leaders, members: one line each (agent/raft_story.h) */
+	struct versions versions;         /* members' versions, the format written (agent/versions.h) */
 	char exit_reason[512];            /* why agent_shutdown() stopped with a non-zero code */
 	/* When this node last saw the replicated cursor change (the cursor's age
 	 * in status); polled on the loop, local to this node. */

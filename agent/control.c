@@ -343,6 +343,7 @@ static json_t *members_json(struct agent *a, const struct node_status *st)
 					      m->address, "role", role_name(m->role)));
 		set(jm, "reachable", m->reachable < 0 ? json_null() : json_boolean(m->reachable));
 		set(jm, "control_address", control_address_json(a, m->id));
+		versions_member_json(a, m->id, jm);
 		member_json(a, st, m, jm);
 		if (json_array_append_new(members, jm) != 0)
 			xoom("json_array_append_new");
@@ -398,6 +399,9 @@ static json_t *status_json(struct agent *a)
 			     "uptime_seconds", (json_int_t)(time(NULL) - a->started_wall)));
 	set(o, "cluster_id", identity_cluster_id(a) ? xcheck(json_string(identity_cluster_id(a))) : json_null());
 	set(o, "bootstrap", xcheck(json_string(agent_bootstrap_name(agent_bootstrap_mode(a)))));
+	/* this build, and the entry formats (agent/versions.h) */
+	set(o, "version", versions_json());
+	set(o, "format", versions_format_json(a));
 	/* How members talk (raft/transport_tls.h): "tls" or "plain". */
 	set(o, "transport", xcheck(json_string(node_transport(&a->node))));
 	if (node_tls_stats(&a->node, &ts))

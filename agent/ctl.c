@@ -143,6 +143,14 @@ static void print_status(FILE *out, json_t *st)
 		fprintf(out, "leader    none known\n");
 	fprintf(out, "index     commit %lld, applied %lld\n", num(st, "commit_index"),
 		num(st, "applied_index"));
+	if (json_object_get(st, "version")) { /* an agent from before versioned members has none */
+		json_t *fmt = json_object_get(st, "format");
+		fprintf(out, "version   %s; entry format %lld supported by every member",
+			str(json_object_get(st, "version"), "text", "?"), num(fmt, "supported"));
+		if (json_is_integer(json_object_get(fmt, "writing")))
+			fprintf(out, ", writing %lld", num(fmt, "writing"));
+		fputc('\n', out);
+	}
 	state = json_object_get(st, "state");
 	if (state)
 		fprintf(out, "objects   %lld (digest %s)\n", num(state, "objects"),
@@ -165,6 +173,15 @@ static void print_status(FILE *out, json_t *st)
 								      : contact,
 			lag,
 			strcmp(str(m, "view", ""), "leader") == 0 ? " (as the leader sees it)" : "");
+	}
+	/* members on another build than this node (a rolling upgrade) */
+	json_array_foreach(members, i, m)
+	{
+		json_t *v = json_object_get(m, "version");
+		if (json_object_get(st, "version") &&
+		    !json_equal(v, json_object_get(json_object_get(st, "version"), "text")))
+			fprintf(out, "member %lld runs %s (max entry format %lld)\n", num(m, "id"),
+				json_is_string(v) ? json_string_value(v) : "an unrecorded version", num(m, "max_format"));
 	}
 	if (sync) {
 		cursor = json_object_get(sync, "cursor");
@@ -216,8 +233,9 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  status                  the cluster as this node sees it: role, term, leader,\n"
 		"                          commit/applied index, members (reachable, last\n"
-		"                          contact, lag), sync state and figures (the same on\n"
-		"                          every node), the cursor decoded (raw with --json)\n"
+		"                          contact, lag, version), sync state and figures (the\n"
+		"                          same on every node), the cursor decoded (raw with\n"
+		"                          --json), and the members that run another build\n"
 		"  cluster add ID@HOST:PORT   add a member (joins as spare, promoted to voter once\n"
 		"                          it caught up); start its agent first, with the\n"
 		"                          cluster's members list (it does not bootstrap); the\n"

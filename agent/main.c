@@ -96,7 +96,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("canopy-agent %s (commit %s)\n", CANOPY_VERSION, CANOPY_COMMIT);
+			printf("%s\n", versions_text()); /* the text status "version" shows */
 			return 0;
 		default:
 			usage(stderr);

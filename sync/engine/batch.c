@@ -181,6 +181,8 @@ void batch_free(struct batch *b)
 {
 	if (b == NULL)
 		return;
+	if (b->prov != NULL)
+		provision_batch_done(b); /* reads the items: before they go */
 	for (size_t i = 0; i < b->n; i++)
 		item_free(b->items[i]);
 	free(b->items);

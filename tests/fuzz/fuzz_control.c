@@ -77,6 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    member[0])
 			(void)config_parse_member(member, &m, err, sizeof err);
 		(void)control_parse_resync_body(p, body_len, dn, sizeof dn, &failed, err, sizeof err);
+		if (control_parse_provision_body(p, body_len, dn, sizeof dn, &failed, err, sizeof err) == 0 &&
+		    (dn[0] == '\0' || strlen(dn) >= sizeof dn))
+			__builtin_trap(); /* an accepted body names a DN that fits */
 		if (control_parse_drill_body(p, body_len, &id, err, sizeof err) == 0 && id < 0)
 			__builtin_trap(); /* a negative down_ms is refused */
 	}

@@ -37,7 +37,7 @@ complete_words() { # WORDS... (the last one is being completed)
 	_canopyctl
 	printf '%s\n' "${COMPREPLY[@]}" | sort | tr '\n' ' '
 }
-[ "$(complete_words canopyctl '')" = "certs cluster deletes drill failed logs resync status " ] ||
+[ "$(complete_words canopyctl '')" = "certs cluster deletes drill failed logs plan provision resync status " ] ||
 	fail "commands: $(complete_words canopyctl '')"
 [ "$(complete_words canopyctl cl)" = "cluster " ] || fail "cl: $(complete_words canopyctl cl)"
 [ "$(complete_words canopyctl --server 127.0.0.1:8001 cluster '')" = "abort add remove transfer " ] ||
@@ -47,6 +47,8 @@ complete_words() { # WORDS... (the last one is being completed)
 [ "$(complete_words canopyctl logs --e)" = "--errors " ] || fail "logs --e: $(complete_words canopyctl logs --e)"
 [ "$(complete_words canopyctl --v)" = "--version " ] || fail "--v: $(complete_words canopyctl --v)"
 [ "$(complete_words canopyctl resync --f)" = "--failed " ] || fail "resync --f"
+[ "$(complete_words canopyctl provision uid=x,dc=y --d)" = "--dry-run " ] || fail "provision --d"
+[ "$(complete_words canopyctl plan --d)" = "--details " ] || fail "plan --d"
 # every command --help lists is offered
 for c in $("$CANOPYCTL" --help | sed -n '/^commands:/,/^options:/p' | grep -oE '^  [a-z]+' | sort -u); do
 	grep -qw "$c" <<<"$(complete_words canopyctl '')" || fail "completion lacks the command $c"

@@ -232,11 +232,25 @@ static void on_report(void *data, int status, json_t *report, const char *errmsg
 		json_t *first = json_array_get(json_object_get(report, "steps"), 0);
 		const char *rs = json_string_value(json_object_get(first, "result"));
 		const char *act = json_string_value(json_object_get(report, "action"));
+		json_t *steps = json_object_get(report, "steps");
+		json_t *last = json_array_get(steps, json_array_size(steps) - 1);
+		const char *wr = json_string_value(json_object_get(last, "result"));
+		const char *dn = json_string_value(json_object_get(report, "dn"));
 		if (rs != NULL && strcmp(rs, "not_found") == 0 && act != NULL && strcmp(act, "none") == 0) {
 			json_object_set_new(report, "error",
 					    json_sprintf("the directory has no entry %s, and nothing is exported under it",
-							 json_string_value(json_object_get(report, "dn"))));
+							 dn));
 			control_reply_json(&reply, 404, report);
+		} else if (wr != NULL && (strcmp(wr, "retry") == 0 || strcmp(wr, "failed") == 0)) {
+			/* the target did not take it: not a success (the report
+			 * stays in the body, with the error) */
+			const char *why = json_string_value(json_object_get(last, "error"));
+			json_object_set_new(report, "error",
+					    json_sprintf("%s %s: the target did not take it (%s); %s", act ? act : "write",
+							 dn, why ? why : "no detail",
+							 strcmp(wr, "retry") == 0 ? "it is in the retry set"
+										  : "it is a failed object"));
+			control_reply_json(&reply, 502, report);
 		} else {
 			control_reply_json(&reply, 200, report);
 		}

@@ -382,6 +382,14 @@ void provision_batch_done(struct batch *b)
 		finish(p, -EAGAIN, err);
 		return;
 	}
+	if (it != NULL && it->cancelled) {
+		/* not taken by the target (it could not start, or the run
+		 * stopped): neither done nor recorded */
+		snprintf(err, sizeof err, "provision %s: the write was cancelled (%s); the export writes it later",
+			 p->dn, it->op.error[0] ? it->op.error : "the target did not take it");
+		finish(p, -EAGAIN, err);
+		return;
+	}
 	if (it == NULL)
 		result = "none";
 	else if (it->kind == IT_STAGE)

@@ -4,7 +4,7 @@
 # shows every step (read, scope, map, match, action) and writes nothing;
 # provision, asked of a follower (307 to the leader), creates it (HTTP 201)
 # and commits its object record, so a later change is an update and never a
-# second create. An out-of-scope DN names the rule that left it out; a DN
+# second create. One the target refuses exits non-zero. An out-of-scope DN names the rule that left it out; a DN
 # the directory lacks is an error that says so.
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
@@ -27,6 +27,13 @@ printf 'dn: uid=late1,ou=people,%s\nchangetype: add\nobjectClass: inetOrgPerson\
 	slapd_ldapmodify >/dev/null || fail "ldapadd late1"
 refused() { ctl "$leader" failed --json | json_get "j.failed.some(f=>f.dn==='uid=late1,ou=people,$base')" | grep -qx true; }
 wait_until 20 refused || fail "late1 was not recorded as a failed object: $(ctl "$leader" failed --json)"
+# Provision while the target still refuses it: the answer says so, exit 1.
+rc=0
+ctl "$leader" provision "uid=late1,ou=people,$base" >"$dir/out" 2>"$dir/err" || rc=$?
+[ "$rc" -ne 0 ] || fail "provision refused by the target exited 0: $(cat "$dir/out")"
+grep -q "create uid=late1,ou=people,$base: the target did not take it (.*400.*); it is a failed object" "$dir/err" ||
+	fail "refused provision: stderr says: $(cat "$dir/err")"
+pass "a provision the target refuses (400) exits $rc: $(cat "$dir/err")"
 scim_fault '{}'
 mark=$(scim_ctl GET audit | json_get 'j.length ? j[j.length-1].seq : 0')
 

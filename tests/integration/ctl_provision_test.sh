@@ -5,11 +5,13 @@
 # provision, asked of a follower (307 to the leader), creates it (HTTP 201)
 # and commits its object record, so a later change is an update and never a
 # second create. One the target refuses exits non-zero. An out-of-scope DN names the rule that left it out; a DN
-# the directory lacks is an error that says so.
+# the directory lacks is an error that says so, unless it was exported: then
+# provision deprovisions it, through delete protection.
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)
 base=dc=example,dc=com
 
+DELETE_THRESHOLD=0 # every delete is staged: a deprovision waits for the operator
 sync_setup 10 0
 sync_start_cluster 3
 users_are() { [ "$(scim_count Users)" = "$1" ]; }
@@ -87,3 +89,16 @@ ctl "$leader" provision "uid=nobody,ou=people,$base" >"$dir/out" 2>"$dir/err" ||
 grep -q "no entry uid=nobody,ou=people,$base" "$dir/err" || fail "missing DN: stderr says: $(cat "$dir/err")"
 [ "$(wc -l <"$dir/err")" = 1 ] || fail "missing DN: not a one-line error: $(cat "$dir/err")"
 pass "a DN the directory lacks: exit $rc, \"$(cat "$dir/err")\""
+
+# A user gone from the directory: the export staged its delete (threshold 0);
+# provision says delete and goes through the same protection.
+printf 'dn: uid=user00010,ou=people,%s\nchangetype: delete\n\n' "$base" | slapd_ldapmodify >/dev/null || fail "ldapdelete"
+staged() { ctl "$leader" deletes list --json | json_get "j.deletes.some(d=>d.dn==='uid=user00010,ou=people,$base')" | grep -qx true; }
+wait_until 20 staged || fail "the delete of user00010 was not staged: $(ctl "$leader" deletes list --json)"
+out=$(ctl "$leader" provision "uid=user00010,ou=people,$base" --dry-run --json) || fail "dry run of a deleted DN: $out"
+[ "$(json_eval "$out" 'j.steps.map(s=>s.step+"="+s.result).join(",") + " " + j.action')" = "read=not_found,match=record,action=delete,write=dry_run delete" ] ||
+	fail "dry run of a deleted DN: $out"
+out=$(ctl "$leader" provision "uid=user00010,ou=people,$base" --json) || fail "provision of a deleted DN: $out"
+[ "$(json_eval "$out" 'j.steps[j.steps.length-1].result')" = staged ] || fail "provision of a deleted DN: $out"
+[ "$(scim_ctl GET audit | json_get "j.filter(a=>a.method==='DELETE').length")" = 0 ] || fail "a delete went through protection"
+pass "a DN gone from the directory: provision plans its delete, and delete protection stages it"

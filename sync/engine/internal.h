@@ -386,8 +386,8 @@ void repair_schedule(struct session *s);
 
 /* Plan the object of a provision (a SOURCE_ENTRY of its scope, or a
  * SOURCE_DELETE of its record) into b, whether a refresh runs or not
- * (plan.c). */
-void plan_provision(struct planner *p, struct batch *b, struct source_event *ev);
+ * (plan.c); dry_run: a scratch batch, the planner is left as it was. */
+void plan_provision(struct planner *p, struct batch *b, struct source_event *ev, bool dry_run);
 /* A group item whose member DNs resolve to other exported members than its
  * record lists (plan.c; for a dry run, before exec plans members). */
 bool plan_members_differ(struct planner *p, const struct item *it);

@@ -331,9 +331,9 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
  * persist-phase change whether a refresh runs or not -- an operator waits
  * for the write, which a refresh would hold until its end. During a refresh
  * the entry still counts as reported (seen), so the refresh's present phase
- * does not take it for gone.
+ * does not take it for gone (not for a dry run: nothing is planned for real).
  */
-void plan_provision(struct planner *p, struct batch *b, struct source_event *ev)
+void plan_provision(struct planner *p, struct batch *b, struct source_event *ev, bool dry_run)
 {
 	enum object_type t = ev->type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER;
 
@@ -341,7 +341,7 @@ void plan_provision(struct planner *p, struct batch *b, struct source_event *ev)
 		plan_delete(p, b, ev->anchor, t);
 		return;
 	}
-	if (p->refreshing[t])
+	if (p->refreshing[t] && !dry_run)
 		engine_map_put(&p->seen[t], ev->anchor, (void *)1);
 	plan_entry(p, b, ev);
 }

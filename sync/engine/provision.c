@@ -38,6 +38,7 @@ struct provision {
 	json_t *report;            /* {"dn", "steps"} */
 	struct source_event *ev;   /* what the batch plans: an entry or a delete */
 	struct provision *next;    /* in the session's queue */
+	const char *action;        /* as planned in its own batch (static) */
 };
 
 static void report_step(struct provision *p, json_t *step)
@@ -228,7 +229,7 @@ static const char *describe(struct provision *p, struct session *s)
 	struct batch *b = batch_new(BATCH_PROVISION, 0);
 	struct item *it = NULL;
 	if (p->ev != NULL) {
-		plan_provision(&s->plan, b, p->ev);
+		plan_provision(&s->plan, b, p->ev, true);
 		it = strmap_get(&b->by_anchor, p->ev->anchor);
 	}
 	if (in_scope && it != NULL && it->kind == IT_UPSERT) {
@@ -363,7 +364,12 @@ bool provision_take(struct session *s, struct batch *b)
 	p->next = NULL;
 	b->kind = BATCH_PROVISION;
 	b->prov = p;
-	plan_provision(&s->plan, b, p->ev);
+	plan_provision(&s->plan, b, p->ev, false);
+	/* The batch before it may have written the object meanwhile: what
+	 * this batch does is decided now, and reported as the action. */
+	struct item *it = strmap_get(&b->by_anchor, p->ev->anchor);
+	p->action = it != NULL ? item_action(&s->plan, it) : "none";
+	set(p->report, "action", json_string(p->action));
 	return true;
 }
 
@@ -390,7 +396,7 @@ void provision_batch_done(struct batch *b)
 		finish(p, -EAGAIN, err);
 		return;
 	}
-	if (it == NULL)
+	if (it == NULL || (p->action != NULL && strcmp(p->action, "none") == 0 && !it->failed))
 		result = "none";
 	else if (it->kind == IT_STAGE)
 		result = "staged"; /* delete protection: canopyctl deletes approve */

@@ -167,6 +167,13 @@ void batch_item_noop(struct item *it)
 	it->noop = true;
 }
 
+json_t *engine_json_text(const char *s)
+{
+	json_t *v = s ? json_string(s) : NULL;
+
+	return v ? v : json_null();
+}
+
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle)
 {
 	struct batch *b = xcalloc(1, sizeof *b);

@@ -269,6 +269,9 @@ void engine_strv_push(char ***v, size_t *n, const char *s);
 /* Remove the first `s` (order not kept). */
 void engine_strv_remove(char **v, size_t *n, const char *s);
 void object_record_copy(struct object_record *dst, const struct object_record *src);
+/* A JSON string of text from the directory or the mapping, or JSON null when
+ * it is NULL or not UTF-8 (jansson refuses it): shown, never an abort. */
+json_t *engine_json_text(const char *s);
 
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
 void batch_free(struct batch *b);

@@ -127,13 +127,6 @@ static void finish(struct preview *v, int status, const char *errmsg)
 	engine_release_if_idle(e);
 }
 
-static json_t *text(const char *s)
-{
-	json_t *v = s ? json_string(s) : NULL;
-
-	return v ? v : json_null();
-}
-
 static void note(struct preview *v, int what, enum object_type type, const char *anchor, const char *dn,
 		 const char *action, json_t *changes)
 {
@@ -147,8 +140,8 @@ static void note(struct preview *v, int what, enum object_type type, const char 
 		json_decref(changes);
 		return;
 	}
-	json_t *d = xcheck(json_pack("{s:s,s:s,s:o,s:s}", "action", action, "anchor", anchor, "dn", text(dn), "type",
-				     object_type_name(type)));
+	json_t *d = xcheck(json_pack("{s:s,s:s,s:o,s:s}", "action", action, "anchor", anchor, "dn",
+				     engine_json_text(dn), "type", object_type_name(type)));
 	if (changes != NULL)
 		json_object_set_new(d, "changes", changes);
 	if (json_array_append_new(v->list, d) != 0)

@@ -53,15 +53,6 @@ static void set(json_t *o, const char *key, json_t *v)
 		xoom("json_object_set_new");
 }
 
-/* Text from the directory or the mapping may not be UTF-8: jansson refuses
- * it, so it is shown as JSON null rather than aborting. */
-static json_t *text(const char *s)
-{
-	json_t *v = s ? json_string(s) : NULL;
-
-	return v ? v : json_null();
-}
-
 static void provision_free(struct provision *p)
 {
 	source_event_free(p->read);
@@ -103,7 +94,7 @@ static json_t *attrs_json(const struct source_event *ev)
 	for (size_t i = 0; i < ev->n_attrs; i++) {
 		json_t *vals = xcheck(json_array());
 		for (size_t j = 0; j < ev->attrs[i].n_values; j++)
-			json_array_append_new(vals, text(ev->attrs[i].values[j]));
+			json_array_append_new(vals, engine_json_text(ev->attrs[i].values[j]));
 		json_object_set_new(o, ev->attrs[i].name, vals);
 	}
 	return o;
@@ -195,23 +186,23 @@ static const char *describe(struct provision *p, struct session *s)
 	const char *action;
 
 	report_step(p, rd ? json_pack("{s:s,s:s,s:o,s:o}", "step", "read", "result", "found", "anchor",
-				      text(rd->anchor), "attributes", attrs_json(rd))
+				      engine_json_text(rd->anchor), "attributes", attrs_json(rd))
 			  : json_pack("{s:s,s:s,s:o}", "step", "read", "result", "not_found", "detail",
-				      text(p->rule)));
+				      engine_json_text(p->rule)));
 	if (rd != NULL) {
 		snprintf(anchor, sizeof anchor, "%s", rd->anchor);
 		has_rec = engine_record(s->e->state, OBJECT_KEY_OBJECT, anchor, &rec);
 		type = rd->type;
 		if (type == OBJECT_UNKNOWN) {
 			report_step(p, json_pack("{s:s,s:s,s:o}", "step", "scope", "result", "out_of_scope", "rule",
-						 text(p->rule)));
+						 engine_json_text(p->rule)));
 		} else if (!engine_scope(s, type, rd->dn, rule, sizeof rule)) {
 			report_step(p, json_pack("{s:s,s:s,s:s,s:o}", "step", "scope", "result", "out_of_scope", "type",
-						 object_type_name(type), "rule", text(rule)));
+						 object_type_name(type), "rule", engine_json_text(rule)));
 		} else {
 			in_scope = true;
 			report_step(p, json_pack("{s:s,s:s,s:s,s:o}", "step", "scope", "result", "in_scope", "type",
-						 object_type_name(type), "rule", text(p->rule)));
+						 object_type_name(type), "rule", engine_json_text(p->rule)));
 		}
 		if (in_scope) {
 			p->ev = rd;
@@ -235,15 +226,15 @@ static const char *describe(struct provision *p, struct session *s)
 	if (in_scope && it != NULL && it->kind == IT_UPSERT) {
 		if (it->refused)
 			report_step(p, json_pack("{s:s,s:s,s:o}", "step", "map", "result", "refused", "error",
-						 text(it->op.error)));
+						 engine_json_text(it->op.error)));
 		else
 			report_step(p, json_pack("{s:s,s:s,s:O}", "step", "map", "result", "mapped", "object",
 						 it->attrs));
 	}
 	if (has_rec) {
 		json_t *m = xcheck(json_pack("{s:s,s:s,s:s,s:s,s:o,s:o}", "step", "match", "result", "record", "by",
-					     "object record", "anchor", anchor, "target_id", text(rec.target_id), "dn",
-					     text(rec.dn)));
+					     "object record", "anchor", anchor, "target_id", engine_json_text(rec.target_id), "dn",
+					     engine_json_text(rec.dn)));
 		if (it != NULL && it->kind == IT_UPSERT && !it->failed)
 			set(m, "content", json_string(it->upsert_needed ? "changed" : "unchanged"));
 		report_step(p, m);
@@ -418,7 +409,7 @@ void provision_batch_done(struct batch *b)
 	if (it != NULL && it->kind == IT_UPSERT && !it->failed && it->op.action == TARGET_UPSERT)
 		set(st, "adopted", json_boolean(it->op.matched));
 	if (it != NULL && it->failed && it->op.error[0])
-		set(st, "error", text(it->op.error));
+		set(st, "error", engine_json_text(it->op.error));
 	report_step(p, st);
 	finish(p, 0, NULL);
 }

@@ -12,6 +12,7 @@ dir=$(fixture_tmpdir)
 base=dc=example,dc=com
 
 DELETE_THRESHOLD=0 # every delete is staged: a deprovision waits for the operator
+USER_EXCLUDE="[\"ou=contractors,ou=people,$base\"]"
 sync_setup 10 0
 sync_start_cluster 3
 users_are() { [ "$(scim_count Users)" = "$1" ]; }
@@ -81,7 +82,12 @@ out=$(ctl "$leader" provision "ou=people,$base" --json) || fail "provision of an
 	fail "out of scope: $out"
 json_eval "$out" 'j.steps[1].rule' | grep -q "not matching users.filter (objectClass=inetOrgPerson); groups: not under groups.base" ||
 	fail "out-of-scope rule: $(json_eval "$out" 'j.steps[1].rule')"
-pass "an out-of-scope DN names the rule that left it out"
+printf 'dn: ou=contractors,ou=people,%s\nchangetype: add\nobjectClass: organizationalUnit\nou: contractors\n\ndn: uid=c1,ou=contractors,ou=people,%s\nchangetype: add\nobjectClass: inetOrgPerson\nuid: c1\ncn: C One\nsn: One\n\n' "$base" "$base" |
+	slapd_ldapmodify >/dev/null || fail "ldapadd contractors"
+out=$(ctl "$leader" provision "uid=c1,ou=contractors,ou=people,$base" --json) || fail "provision of an excluded DN: $out"
+[ "$(json_eval "$out" 'j.steps[1].result + " " + j.steps[1].rule + " " + j.action')" = "out_of_scope under source.users.exclude none" ] ||
+	fail "excluded DN: $out"
+pass "an out-of-scope DN names the rule that left it out (base and filter; users.exclude)"
 
 rc=0
 ctl "$leader" provision "uid=nobody,ou=people,$base" >"$dir/out" 2>"$dir/err" || rc=$?

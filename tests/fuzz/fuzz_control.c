@@ -2,8 +2,8 @@
  * tests/fuzz/fuzz_control.c -- the control API's request checks (agent/http.c
  * http_check_head: Origin, Content-Type, Content-Length/Transfer-Encoding
  * framing, body size; agent/control.c: the bearer token comparison, the
- * /v1/logs limit and since (sync/provlog.c provlog_parse_time), the bodies of POST /v1/cluster/..., /v1/resync and
- * /v1/drill/crash, and the ID@HOST:PORT of cluster add).
+ * /v1/logs limit and since (sync/provlog.c provlog_parse_time), the bodies of POST /v1/cluster/..., /v1/resync,
+ * /v1/provision and /v1/drill/crash, and the ID@HOST:PORT of cluster add).
  * Input: NUL-separated fields: method, Origin, Content-Type, Content-Length,
  * Transfer-Encoding, Authorization, limit, then the body (the rest). An empty
  * field is an absent header; byte 0's low bits say how often the framing

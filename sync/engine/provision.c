@@ -108,13 +108,11 @@ static bool engine_scope(struct session *s, enum object_type t, const char *dn, 
 	if (scope_has(&s->plan, t, dn))
 		return true;
 	if (t == OBJECT_USER && s->plan.scope_on) {
-		struct planner *pl = &s->plan;
-		/* excluded first: scope_has checks it before the group */
-		bool member = false;
+		/* scope_has checks the excluded subtrees first: a member of the
+		 * group that is out of scope is excluded */
 		char norm[DN_MAX];
 		scope_dn_norm(dn, norm, sizeof norm);
-		member = strmap_has(&pl->scope, norm);
-		if (member)
+		if (strmap_has(&s->plan.scope, norm))
 			snprintf(rule, len, "under source.users.exclude");
 		else
 			snprintf(rule, len, "not a member (nested) of source.users.member_of %s", cfg->user_member_of);

@@ -633,6 +633,10 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		method = "POST";
 	} else if (strcmp(words[0], "plan") == 0 && n_words == 1) {
 		snprintf(path, sizeof path, "/v1/plan%s", details ? "?details=1" : "");
+	} else if (strcmp(words[0], "provision") == 0 || strcmp(words[0], "plan") == 0) {
+		fprintf(err, "canopyctl: usage: %s\n",
+			strcmp(words[0], "plan") == 0 ? "plan [--details] [--json]" : "provision DN [--dry-run] [--json]");
+		return 2;
 	} else if (strcmp(words[0], "deletes") == 0 && n_words == 2 &&
 		   (strcmp(words[1], "approve") == 0 || strcmp(words[1], "reject") == 0)) {
 		snprintf(path, sizeof path, "/v1/deletes/%s", words[1]);

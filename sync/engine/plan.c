@@ -365,11 +365,15 @@ bool plan_members_differ(struct planner *p, const struct item *it)
 			n_want++;
 		}
 	}
-	if (n_want != it->old.n_members)
-		differ = true;
-	for (i = 0; i < it->old.n_members && !differ; i++)
-		if (!strmap_has(&want, it->old.members[i]))
-			differ = true;
+	/* as target_id_of: a listed member no longer exported costs no request */
+	size_t kept = 0;
+	for (i = 0; i < it->old.n_members && !differ; i++) {
+		if (strmap_has(&want, it->old.members[i]))
+			kept++;
+		else
+			differ = engine_has_key(p->state, OBJECT_KEY_OBJECT, it->old.members[i]);
+	}
+	differ = differ || kept != n_want;
 	strmap_clear(&want);
 	return differ;
 }

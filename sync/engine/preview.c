@@ -53,6 +53,7 @@ struct preview {
 	bool loaded, indexed;  /* the planner loaded; `dns` built */
 	struct strmap seen;    /* anchors in scope (mapped or refused) */
 	struct strmap dns;     /* normalized DN -> xstrdup(anchor) of every entry in scope */
+	struct strmap inscope; /* anchors of every entry in scope */
 	size_t type, pos;      /* the next entry */
 	size_t count[PV_N];
 	json_t *list;
@@ -85,6 +86,7 @@ static void preview_free(struct preview *v)
 		planner_clear(&v->pl);
 	strmap_clear(&v->seen);
 	strmap_clear(&v->dns);
+	strmap_clear(&v->inscope);
 	json_decref(v->list);
 	free(v);
 }
@@ -201,9 +203,19 @@ static bool members_differ(struct preview *v, const struct source_event *ev, con
 			}
 		}
 	}
-	differ = n_want != r->n_members;
-	for (size_t i = 0; i < r->n_members && !differ; i++)
-		differ = !strmap_has(&want, r->members[i]);
+	/* A listed member that is not wanted is a removal only if it stays
+	 * exported: one already gone, or deleted by this same sync (not in
+	 * scope now), costs no request -- the target drops a member with its
+	 * object (plan.c, target_id_of). */
+	size_t kept = 0;
+	for (size_t i = 0; i < r->n_members && !differ; i++) {
+		if (strmap_has(&want, r->members[i]))
+			kept++;
+		else
+			differ = strmap_has(&v->inscope, r->members[i]) &&
+				 engine_has_key(v->e->state, OBJECT_KEY_OBJECT, r->members[i]);
+	}
+	differ = differ || kept != n_want; /* a wanted one not listed: an add */
 	strmap_clear(&want);
 	return differ;
 }
@@ -304,6 +316,7 @@ static void on_tick(uv_idle_t *t)
 					continue;
 				scope_dn_norm(ev->dn, norm, sizeof norm);
 				engine_map_put(&v->dns, norm, xstrdup(ev->anchor));
+				engine_map_put(&v->inscope, ev->anchor, (void *)1);
 			}
 		return;
 	}
@@ -375,6 +388,7 @@ int engine_plan(struct engine *e, bool details, engine_report_cb cb, void *data,
 	v->list = details ? xcheck(json_array()) : NULL;
 	strmap_init(&v->seen, NULL);
 	strmap_init(&v->dns, free);
+	strmap_init(&v->inscope, NULL);
 	v->work.data = v;
 	rv = uv_queue_work(e->loop, &v->work, read_scope, on_read_done);
 	if (rv != 0) {

@@ -517,7 +517,13 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		else if (strcmp(a, "--details") == 0)
 			details = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			/* One write: the help is longer than stdio's 4 KiB buffer,
+			 * and `canopyctl --help | grep -q X` under pipefail failed
+			 * when grep had gone before the second write (SIGPIPE). */
+			static char buf[16384];
+			setvbuf(out, buf, _IOFBF, sizeof buf);
 			usage(out);
+			fflush(out);
 			return 0;
 		} else if (strcmp(a, "--server") == 0 || strcmp(a, "-s") == 0)
 			valopt = &server;

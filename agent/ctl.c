@@ -268,6 +268,20 @@ static void usage(FILE *f)
 		"                          Needs the control token\n"
 		"  config rollback N [--dry-run]\n"
 		"                          apply version N again, as a new version\n"
+		"  provision DN [--dry-run]\n"
+		"                          run the pipeline for one object now, on the leader:\n"
+		"                          read it from the source, decide its scope (and the\n"
+		"                          rule), map it, match it with its replicated record,\n"
+		"                          then create / update / delete it (or nothing) and\n"
+		"                          print the target's answer; --dry-run stops before\n"
+		"                          the write and says what it would do. A DN the\n"
+		"                          directory lacks is deprovisioned when it was exported\n"
+		"                          (else exit 1); deletes pass delete protection\n"
+		"  plan [--details]        what a full sync would do now, writing nothing: how\n"
+		"                          many objects it would create, update, delete, leave\n"
+		"                          unchanged (and refuse: unmappable); --details lists\n"
+		"                          each object and what changes. Reads the whole scope\n"
+		"                          from the directory; any node answers\n"
 		"  certs init-ca DIR       a CA for cluster.tls: DIR/ca.pem, DIR/ca.key (local)\n"
 		"  certs issue --ca DIR --node ID --address IP --out PREFIX [--days N]\n"
 		"                          a node certificate (CN node-ID): PREFIX.pem, PREFIX.key\n"
@@ -444,6 +458,70 @@ static void print_logs(FILE *out, json_t *o)
 }
 
 /* One line per staged delete, failed or retrying object. */
+/* One line per step: "read    found ...". */
+static void print_provision(FILE *out, json_t *o)
+{
+	json_t *steps = json_object_get(o, "steps"), *st;
+	size_t i;
+
+	fprintf(out, "provision %s\n", str(o, "dn", ""));
+	json_array_foreach(steps, i, st) {
+		const char *step = str(st, "step", "?");
+		fprintf(out, "  %-7s %s", step, str(st, "result", "?"));
+		if (strcmp(step, "read") == 0 && json_object_get(st, "attributes")) {
+			const char *k;
+			json_t *v;
+			fprintf(out, " anchor=%s attributes:", str(st, "anchor", "?"));
+			json_object_foreach(json_object_get(st, "attributes"), k, v) {
+				fprintf(out, " %s", k);
+			}
+		}
+		if (json_object_get(st, "type"))
+			fprintf(out, " (%s)", str(st, "type", ""));
+		if (json_object_get(st, "rule"))
+			fprintf(out, ": %s", str(st, "rule", ""));
+		if (json_is_object(json_object_get(st, "object"))) {
+			char *m = json_dumps(json_object_get(st, "object"), JSON_COMPACT | JSON_SORT_KEYS);
+			fprintf(out, " %s", m ? m : "");
+			free(m);
+		}
+		if (strcmp(step, "match") == 0 && json_object_get(st, "target_id"))
+			fprintf(out, " by %s, target id %s, content %s", str(st, "by", "?"), str(st, "target_id", "?"),
+				str(st, "content", "?"));
+		if (json_object_get(st, "http_status"))
+			fprintf(out, " HTTP %lld", num(st, "http_status"));
+		if (json_object_get(st, "target_id") && strcmp(step, "write") == 0)
+			fprintf(out, " id %s", str(st, "target_id", ""));
+		if (json_object_get(st, "detail"))
+			fprintf(out, " (%s)", str(st, "detail", ""));
+		if (json_object_get(st, "error"))
+			fprintf(out, ": %s", str(st, "error", ""));
+		fputc('\n', out);
+	}
+}
+
+static void print_plan(FILE *out, json_t *o)
+{
+	json_t *d, *c;
+	size_t i, j;
+
+	fprintf(out, "create %lld, update %lld, delete %lld, unchanged %lld", num(o, "create"), num(o, "update"),
+		num(o, "delete"), num(o, "unchanged"));
+	if (num(o, "refused"))
+		fprintf(out, ", refused %lld (the mapping cannot map them)", num(o, "refused"));
+	fputc('\n', out);
+	json_array_foreach(json_object_get(o, "details"), i, d) {
+		fprintf(out, "  %-9s %-5s %s", str(d, "action", "?"), str(d, "type", "?"),
+			str(d, "dn", str(d, "anchor", "?")));
+		json_array_foreach(json_object_get(d, "changes"), j, c) {
+			fprintf(out, "%s%s", j == 0 ? ": " : ", ", json_is_string(c) ? json_string_value(c) : "?");
+		}
+		fputc('\n', out);
+	}
+	if (json_is_true(json_object_get(o, "truncated")))
+		fprintf(out, "  (list truncated)\n");
+}
+
 static void print_list(FILE *out, json_t *o, const char *key, const char *what)
 {
 	json_t *list = json_object_get(o, key), *e;
@@ -477,7 +555,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	char *token = NULL;
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL, *mode = NULL, *count = NULL;
-	bool json = false, errors = false, failed = false, dry_run = false;
+	bool json = false, errors = false, failed = false, dry_run = false, details = false;
 	struct http_body body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
@@ -506,8 +584,16 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			failed = true;
 		else if (strcmp(a, "--dry-run") == 0)
 			dry_run = true;
+		else if (strcmp(a, "--details") == 0)
+			details = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			/* One write: the help is longer than stdio's 4 KiB buffer,
+			 * and `canopyctl --help | grep -q X` under pipefail failed
+			 * when grep had gone before the second write (SIGPIPE). */
+			static char buf[16384];
+			setvbuf(out, buf, _IOFBF, sizeof buf);
 			usage(out);
+			fflush(out);
 			return 0;
 		} else if (strcmp(a, "--server") == 0 || strcmp(a, "-s") == 0)
 			valopt = &server;
@@ -606,6 +692,29 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		snprintf(payload, sizeof payload, "%s", d);
 		free(d);
 		json_decref(b);
+	} else if (strcmp(words[0], "provision") == 0 && n_words == 2) {
+		if (!text_is_utf8(words[1], strlen(words[1]))) {
+			fprintf(err, "canopyctl: provision: the DN is not valid UTF-8\n");
+			return 2;
+		}
+		json_t *b = xcheck(json_pack("{s:s,s:b}", "dn", words[1], "dry_run", dry_run));
+		char *d = xcheck(json_dumps(b, JSON_COMPACT));
+		json_decref(b);
+		if (strlen(d) >= sizeof payload) {
+			fprintf(err, "canopyctl: provision: the DN is too long\n");
+			free(d);
+			return 2;
+		}
+		snprintf(payload, sizeof payload, "%s", d);
+		free(d);
+		snprintf(path, sizeof path, "/v1/provision");
+		method = "POST";
+	} else if (strcmp(words[0], "plan") == 0 && n_words == 1) {
+		snprintf(path, sizeof path, "/v1/plan%s", details ? "?details=1" : "");
+	} else if (strcmp(words[0], "provision") == 0 || strcmp(words[0], "plan") == 0) {
+		fprintf(err, "canopyctl: usage: %s\n",
+			strcmp(words[0], "plan") == 0 ? "plan [--details] [--json]" : "provision DN [--dry-run] [--json]");
+		return 2;
 	} else if (strcmp(words[0], "deletes") == 0 && n_words == 2 &&
 		   (strcmp(words[1], "approve") == 0 || strcmp(words[1], "reject") == 0)) {
 		snprintf(path, sizeof path, "/v1/deletes/%s", words[1]);
@@ -702,7 +811,11 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		else if (strcmp(words[0], "failed") == 0) {
 			print_list(out, o, "retrying", "in the retry set");
 			print_list(out, o, "failed", "failed objects");
-		} else if (strcmp(words[0], "resync") == 0)
+		} else if (strcmp(words[0], "provision") == 0)
+			print_provision(out, o);
+		else if (strcmp(words[0], "plan") == 0)
+			print_plan(out, o);
+		else if (strcmp(words[0], "resync") == 0)
 			fprintf(out, "%s: %lld objects\n", str(o, "result", "done"), num(o, "objects"));
 		else if (strcmp(words[0], "cluster") == 0 && num(o, "leader"))
 			fprintf(out, "%s: node %lld leads term %lld\n", str(o, "result", "done"),

@@ -207,6 +207,53 @@ int engine_describe_cursor(struct engine *e, char *out, size_t outlen);
  */
 int engine_resync(struct engine *e, const char *dn, bool failed, size_t *n_out, char *errmsg, size_t errlen);
 
+/*
+ * What provision and plan hand back: status 0 and `report` (owned by the
+ * callee), or a negative errno, errmsg naming the object and the cause, and
+ * report NULL. Runs on the loop exactly once, never from inside the call
+ * that started it -- at the latest when the engine closes (-ECANCELED).
+ */
+typedef void (*engine_report_cb)(void *data, int status, json_t *report, const char *errmsg);
+
+/*
+ * canopyctl provision DN [--dry-run] (docs/operations.md, "On-demand
+ * provisioning and plans"). Leader only. Reads the entry `dn` from the
+ * source now (its read_entry, on a worker thread), then reports each step as
+ * {"dn", "steps": [{"step", "result", ...}], "action", "target_status"}:
+ *   read   the attributes read ("not_found" when the directory has none);
+ *   scope  in or out, and the rule that decided (the source's base and
+ *          filter, source.*.exclude, source.users.member_of);
+ *   map    the mapped target object (or the mapping's error);
+ *   match  the object's replicated record (target id, content changed or
+ *          not); without one the target is searched by its anchor
+ *          (externalId) and name when written, and an object found adopted;
+ *   action create / update / delete / disable / none;
+ *   write  the target's answer (HTTP status), or "dry_run".
+ * A real run is a batch of its own in the session's pipeline (after the
+ * batch in progress, before the retry set and new changes): intents, the
+ * target, delete protection, one committed entry -- so no change is lost
+ * and none doubled; the cursor does not move. A DN the directory no longer
+ * has, or that left the scope, is deprovisioned when it was exported.
+ * Returns 0 when started, -EAGAIN (not leading), -ENOTSUP (this source
+ * cannot read one entry), -EINVAL (dn).
+ */
+int engine_provision(struct engine *e, const char *dn, bool dry_run, engine_report_cb cb, void *data, char *errmsg,
+		     size_t errlen);
+
+/*
+ * canopyctl plan [--details]: what a full sync would do now, writing
+ * nothing (no request, no entry). Any node: reads the whole scope with the
+ * source's read_scope on a worker thread, then maps and compares it with the
+ * replicated object table on the loop in slices of at most ~2 ms, so raft
+ * keeps its heartbeats. Reports {"create", "update", "delete", "unchanged",
+ * "refused"} (refused: entries the mapping cannot map) and with `details`
+ * "details": [{"action", "anchor", "dn", "type", "changes"}] for every
+ * object that is not unchanged (at most ENGINE_PLAN_DETAILS_MAX, then
+ * "truncated": true). Returns 0 when started, -ENOTSUP, -EBUSY (a plan runs).
+ */
+#define ENGINE_PLAN_DETAILS_MAX 10000
+int engine_plan(struct engine *e, bool details, engine_report_cb cb, void *data, char *errmsg, size_t errlen);
+
 /* Stop everything; `done` runs on the loop once all is released (the ports
  * are closed then). */
 void engine_close(struct engine *e, void (*done)(void *data), void *data);

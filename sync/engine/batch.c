@@ -182,6 +182,13 @@ void batch_item_noop(struct item *it)
 	it->noop = true;
 }
 
+json_t *engine_json_text(const char *s)
+{
+	json_t *v = s ? json_string(s) : NULL;
+
+	return v ? v : json_null();
+}
+
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle)
 {
 	struct batch *b = xcalloc(1, sizeof *b);
@@ -196,6 +203,8 @@ void batch_free(struct batch *b)
 {
 	if (b == NULL)
 		return;
+	if (b->prov != NULL)
+		provision_batch_done(b); /* reads the items: before they go */
 	for (size_t i = 0; i < b->n; i++)
 		item_free(b->items[i]);
 	free(b->items);

@@ -492,6 +492,7 @@ void commit_batch(struct session *s)
 		put_figures(s, &sb, settled && b->cursor);
 	if (sb.n_ops == 0) {
 		state_batch_close(&sb);
+		b->committed = true; /* nothing to record */
 		batch_free(b);
 		s->batch = NULL;
 		session_pump(s);
@@ -595,6 +596,7 @@ static void on_committed(void *arg, int status)
 							 it->rec.n_unresolved);
 		}
 	}
+	b->committed = status == 0;
 	batch_free(b);
 	if (status == 0) {
 		e->relead_ms = 0; /* commits go through again */

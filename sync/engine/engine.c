@@ -125,14 +125,19 @@ void engine_release(struct engine *e)
 	uv_close((uv_handle_t *)&e->relead, on_relead_closed);
 }
 
+void engine_release_if_idle(struct engine *e)
+{
+	if (e->closing && e->sessions == 0 && e->jobs == 0)
+		engine_release(e);
+}
+
 void engine_close(struct engine *e, void (*done)(void *data), void *data)
 {
 	e->closing = true;
 	e->close_done = done;
 	e->close_data = data;
 	engine_follow(e);
-	if (e->sessions == 0)
-		engine_release(e);
+	engine_release_if_idle(e);
 }
 
 void engine_lead(struct engine *e)

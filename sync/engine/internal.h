@@ -23,6 +23,10 @@
  *   commit.c      one entry records every outcome and moves the cursor;
  *   retryset.c    the retry set's due times on this leader;
  *   repair.c      in-doubt repair after a failover, and resync;
+ *   provision.c   canopyctl provision: one object read now, planned and run
+ *                 as a batch of its own through the same steps;
+ *   preview.c     canopyctl plan: the whole scope read and compared with the
+ *                 object table, nothing written;
  *   quarantine.c  why this leader cannot export, said once and replicated;
  *   engine.c      the public API (sync/engine.h).
  *
@@ -141,6 +145,7 @@ enum batch_kind {
 	BATCH_RETRY,    /* made from the retry set */
 	BATCH_DECISION, /* an approve/reject of staged deletes */
 	BATCH_REPAIR,   /* the in-doubt repair */
+	BATCH_PROVISION, /* one object read now (provision.c): like changes, no cursor */
 };
 
 enum decision { DECISION_NONE, DECISION_APPROVE, DECISION_REJECT };
@@ -169,6 +174,8 @@ struct batch {
 	bool rerun;              /* runs again after a lease expiry: writes may have landed */
 	uint64_t first_event;    /* uv_now of its oldest event (export lag) */
 	uint64_t fig_ops, fig_errors, fig_skipped; /* counted into its commit's "s:sync" (engine.figures_*) */
+	struct provision *prov;  /* BATCH_PROVISION: told when the batch is freed */
+	bool committed;          /* its entry committed (or it had nothing to record) */
 };
 
 /* What the planner reads and keeps between the batches of one session. */
@@ -225,6 +232,7 @@ struct session {
 	bool q_committing;         /* a "q:" update is in flight */
 	struct strmap in_doubt;    /* anchors with an intent of an earlier leader (repair.c) */
 	bool repair_due;
+	struct provision *prov_head, *prov_tail; /* provisions waiting for their batch */
 };
 
 struct engine {
@@ -263,6 +271,8 @@ struct engine {
 				    * logged (once per group while this agent runs) */
 	void (*close_done)(void *);
 	void *close_data;
+	int jobs;                  /* provisions and plans on a worker thread or in slices */
+	struct preview *preview;   /* the plan running (preview.c), or NULL */
 };
 
 /* ---- batch.c: items, batches, small helpers ------------------------------ */
@@ -290,6 +300,9 @@ void engine_strv_push(char ***v, size_t *n, const char *s);
 void engine_strv_remove(char **v, size_t *n, const char *s);
 bool engine_strv_has(char *const *v, size_t n, const char *s);
 void object_record_copy(struct object_record *dst, const struct object_record *src);
+/* A JSON string of text from the directory or the mapping, or JSON null when
+ * it is NULL or not UTF-8 (jansson refuses it): shown, never an abort. */
+json_t *engine_json_text(const char *s);
 
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
 void batch_free(struct batch *b);
@@ -454,6 +467,22 @@ uint64_t engine_rnd(struct engine *e);
 /* Find an earlier leader's intents and schedule their repair. */
 void repair_schedule(struct session *s);
 
+/* ---- provision.c: canopyctl provision ------------------------------------------ */
+
+/* Plan the object of a provision (a SOURCE_ENTRY of its scope, or a
+ * SOURCE_DELETE of its record) into b, whether a refresh runs or not
+ * (plan.c); dry_run: a scratch batch, the planner is left as it was. */
+void plan_provision(struct planner *p, struct batch *b, struct source_event *ev, bool dry_run);
+/* A group item whose member DNs resolve to other exported members than its
+ * record lists (plan.c; for a dry run, before exec plans members). */
+bool plan_members_differ(struct planner *p, const struct item *it);
+/* session_pump: the next waiting provision into b (false: none). */
+bool provision_take(struct session *s, struct batch *b);
+/* batch_free of a BATCH_PROVISION: answer its caller. */
+void provision_batch_done(struct batch *b);
+/* The session ends: answer every provision still waiting. */
+void provision_drop(struct session *s);
+
 /* ---- quarantine.c ----------------------------------------------------------- */
 
 enum engine_quarantine quarantine_of(struct session *s, char *detail, size_t len);
@@ -475,5 +504,8 @@ size_t session_batch_max(const struct engine *e);
 
 /* engine.c */
 void engine_release(struct engine *e);
+/* Release the engine if it is closing and nothing runs any more (sessions,
+ * provisions, plans). */
+void engine_release_if_idle(struct engine *e);
 
 #endif /* CANOPY_SYNC_ENGINE_INTERNAL_H */

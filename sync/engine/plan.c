@@ -346,6 +346,58 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 	take_cursor(b, ev);
 }
 
+/*
+ * canopyctl provision (provision.c): the object read now, planned like a
+ * persist-phase change whether a refresh runs or not -- an operator waits
+ * for the write, which a refresh would hold until its end. During a refresh
+ * the entry still counts as reported (seen), so the refresh's present phase
+ * does not take it for gone (not for a dry run: nothing is planned for real).
+ */
+void plan_provision(struct planner *p, struct batch *b, struct source_event *ev, bool dry_run)
+{
+	enum object_type t = ev->type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER;
+
+	if (ev->kind != SOURCE_ENTRY || !scope_has(p, t, ev->dn)) {
+		plan_delete(p, b, ev->anchor, t);
+		return;
+	}
+	if (p->refreshing[t] && !dry_run)
+		engine_map_put(&p->seen[t], ev->anchor, (void *)1);
+	plan_entry(p, b, ev);
+}
+
+bool plan_members_differ(struct planner *p, const struct item *it)
+{
+	struct strmap want;
+	char norm[DN_MAX];
+	size_t n_want = 0, i;
+	bool differ = false;
+
+	if (it->type != OBJECT_GROUP || !it->has_old)
+		return false;
+	strmap_init(&want, NULL);
+	for (i = 0; i < it->n_member_dns; i++) {
+		const char *anchor;
+		scope_dn_norm(it->member_dns[i], norm, sizeof norm);
+		anchor = strmap_get(&p->dn_index, norm);
+		if (anchor && strcmp(anchor, it->anchor) != 0 && !strmap_has(&want, anchor)) {
+			engine_map_put(&want, anchor, (void *)1);
+			n_want++;
+		}
+	}
+	/* as target_id_of: a listed member no longer exported costs no request */
+	size_t kept = 0;
+	for (i = 0; i < it->old.n_members && !differ; i++) {
+		if (strmap_has(&want, it->old.members[i]))
+			kept++;
+		else
+			differ = engine_has_key(p->state, OBJECT_KEY_OBJECT, it->old.members[i]);
+	}
+	differ = differ || kept != n_want;
+	strmap_clear(&want);
+	return differ;
+}
+
 /* ---- group members ----------------------------------------------------------------- */
 
 /* The target id of an exported object: from this batch, else the state

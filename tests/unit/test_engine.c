@@ -114,6 +114,12 @@ struct fx {
 	const char *refuse_ids[4]; /* MEMBERS carrying one of these ids: 400 invalidValue */
 	bool refuse_every_member;  /* ... or any id at all */
 	unsigned manager_warnings; /* "a manager is not exported" lines logged */
+
+	/* provision: what the fake source's read_entry finds (NULL: nothing) */
+	const char *read_anchor, *read_uid;
+	int report_status;
+	json_t *report;
+	bool reported;
 };
 
 static struct fx *fx_of(void *impl)
@@ -434,6 +440,53 @@ static int setup(void **state)
 				    .stats = t_stats, .stop = t_stop, .close = nothing_to_close_target};
 	*state = f;
 	return 0;
+}
+
+static struct source_event *user(const char *anchor, const char *uid, const char *cn, const char *cursor);
+
+/* read_entry runs on a uv worker thread: it only reads f->read_* */
+static int s_read_entry(struct source *src, const char *dn, const char *const *attrs, size_t n_attrs,
+			struct source_event **out, char *rule, size_t rule_len, char *errmsg, size_t errlen)
+{
+	struct fx *f = fx_of(src->impl);
+
+	(void)dn, (void)attrs, (void)n_attrs, (void)errmsg, (void)errlen;
+	*out = f->read_anchor ? user(f->read_anchor, f->read_uid, "Read Now", NULL) : NULL;
+	snprintf(rule, rule_len, "users: fake");
+	return 0;
+}
+
+static void on_report(void *data, int status, json_t *report, const char *errmsg)
+{
+	struct fx *f = data;
+
+	(void)errmsg;
+	f->reported = true;
+	f->report_status = status;
+	f->report = report;
+}
+
+/* Run the loop until the provision has answered. */
+static void wait_report(struct fx *f)
+{
+	uint64_t until = uv_hrtime() + 5000000000ull;
+
+	while (!f->reported) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		assert_true(uv_hrtime() < until);
+		usleep(500);
+	}
+}
+
+static const char *report_str(struct fx *f, const char *key)
+{
+	return json_string_value(json_object_get(f->report, key));
+}
+
+static const char *last_step(struct fx *f)
+{
+	json_t *steps = json_object_get(f->report, "steps");
+	return json_string_value(json_object_get(json_array_get(steps, json_array_size(steps) - 1), "result"));
 }
 
 static void on_engine_closed(void *data)
@@ -1419,6 +1472,66 @@ static void an_unmappable_entry_is_recorded_as_failed_not_skipped(void **state)
 	assert_int_equal(es.skipped_total, 1);
 }
 
+/* canopyctl provision waits for the batch in progress (one write per object
+ * at a time), then runs as a batch of its own: intents, target, one entry
+ * with the record -- and no cursor. */
+static void a_provision_runs_after_the_batch_in_progress_and_moves_no_cursor(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+
+	f->source.read_entry = s_read_entry;
+	f->read_anchor = "a2";
+	f->read_uid = "u2";
+	start(f);
+	f->hold = TARGET_UPSERT;
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f); /* a1's upsert is on the wire, held */
+	assert_int_equal(engine_provision(f->e, "uid=u2,ou=people,dc=example", false, on_report, f, err, sizeof err),
+			 0);
+	spin(f, 50); /* the read is done: the provision waits for a1's batch */
+	assert_false(f->reported);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	f->hold = 0;
+	uv_timer_start(&f->answer_timer, on_answer_timer, 0, 0);
+	wait_report(f);
+	assert_int_equal(f->report_status, 0);
+	assert_string_equal(report_str(f, "action"), "create");
+	assert_string_equal(last_step(f), "done");
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 2);
+	assert_string_equal(f->seen[1].anchor, "a2");
+	assert_true(has(f, OBJECT_KEY_OBJECT, "a2"));
+	assert_false(has(f, OBJECT_KEY_INTENT, "a2"));
+	assert_cursor(f, "c1"); /* a1's batch moved it; the provision did not */
+	json_decref(f->report);
+}
+
+static void a_dry_run_provision_writes_nothing(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	unsigned entries;
+
+	f->source.read_entry = s_read_entry;
+	f->read_anchor = "a1";
+	f->read_uid = "u1";
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	entries = f->entries;
+	assert_int_equal(engine_provision(f->e, "uid=u1,ou=people,dc=example", true, on_report, f, err, sizeof err),
+			 0);
+	wait_report(f);
+	assert_int_equal(f->report_status, 0);
+	/* the directory says "Read Now" where the record has "User": an update */
+	assert_string_equal(report_str(f, "action"), "update");
+	assert_string_equal(last_step(f), "dry_run");
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	assert_int_equal(f->entries, entries);
+	json_decref(f->report);
+}
+
 static void a_cancelled_write_leaves_the_cursor_where_it_was(void **state)
 {
 	struct fx *f = *state;
@@ -1879,6 +1992,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_unmappable_entry_is_recorded_as_failed_not_skipped, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_cancelled_write_leaves_the_cursor_where_it_was, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_provision_runs_after_the_batch_in_progress_and_moves_no_cursor, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_dry_run_provision_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_retry_scheduled_by_a_clock_far_ahead_is_due_now, setup, teardown),

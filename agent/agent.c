@@ -609,6 +609,8 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.delete_threshold_percent = a->cfg.safety.delete_threshold_percent;
 	ec.delete_window_s = a->cfg.safety.delete_window_s;
 	ec.delete_stop = a->cfg.safety.on_threshold == CONFIG_ON_THRESHOLD_STOP;
+	ec.provlog_max_bytes = a->cfg.log.provisioning_max_bytes;
+	ec.provlog_keep = a->cfg.log.provisioning_keep;
 	ec.log = on_engine_log;
 	ec.log_data = a;
 	ports.source = make_source(a);

@@ -105,6 +105,9 @@ struct engine_config {
 					    * batch that would cross the threshold, not only the excess */
 	unsigned batch_max;                /* events per batch, default 256 */
 	unsigned retry_max_s;              /* longest backoff of the retry set, default 300 */
+	uint64_t provlog_max_bytes;        /* provisioning.log rotation (sync/provlog.h); 0: the
+					    * defaults, PROVLOG_DEFAULT_MAX_BYTES ... */
+	unsigned provlog_keep;             /* ... and PROVLOG_DEFAULT_KEEP */
 	/* Operator-facing log lines (state changes, quarantine, staged deletes,
 	 * refused objects); level 0 debug, 1 info, 2 warn, 3 error. NULL: none. */
 	void (*log)(void *log_data, int level, const char *msg, const char *detail);

@@ -69,6 +69,9 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 	rv = provlog_open(&e->provlog, cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_alloc;
+	if (cfg->provlog_max_bytes > 0)
+		provlog_set_rotation(&e->provlog, cfg->provlog_max_bytes,
+				     cfg->provlog_keep > 0 ? cfg->provlog_keep : PROVLOG_DEFAULT_KEEP);
 	uv_timer_init(loop, &e->relead);
 	e->relead.data = e;
 	strmap_init(&e->exported_attrs, exec_attrs_free);

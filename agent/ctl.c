@@ -231,13 +231,17 @@ static void usage(FILE *f)
 		"                          reason on stderr) with no leader, fewer than 3\n"
 		"                          healthy voters, a lagging voter or a quarantined sync.\n"
 		"                          Needs the control token\n"
-		"  logs [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
+		"  logs [--cluster] [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
 		"                          this node's provisioning log (one line per target\n"
 		"                          operation it made while leading); TIME is RFC 3339\n"
 		"                          (2026-11-24T17:00:00Z, ...+01:00) or an age (30s, 10m,\n"
 		"                          2h, 1d); entries of that second are kept. N: 1 to\n"
 		"                          10000 (default 1000), newest first; stderr says when\n"
-		"                          older matches were left out\n"
+		"                          older matches were left out. --cluster: every\n"
+		"                          member's log merged by time, each line labelled with\n"
+		"                          its node (the cluster's history is the union); a\n"
+		"                          member that does not answer is named on stderr, and\n"
+		"                          the command fails only when none answers\n"
 		"\n"
 		"options:\n"
 		"  -s, --server HOST:PORT  the agent's control_address (default: $CANOPY_SERVER,\n"
@@ -355,15 +359,21 @@ static void print_modified(FILE *out, json_t *mod)
 static void print_logs(FILE *out, json_t *o)
 {
 	json_t *entries = json_object_get(o, "entries"), *e;
+	bool cluster = json_is_true(json_object_get(o, "cluster"));
 	size_t i;
 
 	if (json_array_size(entries) == 0) {
-		fprintf(out, "no matching provisioning log entries on node %lld\n", num(o, "node_id"));
+		if (cluster)
+			fprintf(out, "no matching provisioning log entries on the nodes that answered\n");
+		else
+			fprintf(out, "no matching provisioning log entries on node %lld\n", num(o, "node_id"));
 		return;
 	}
 	json_array_foreach(entries, i, e)
 	{
 		const char *err = str(e, "error", NULL);
+		if (cluster) /* the node whose log holds it: it made the operation while leading */
+			fprintf(out, "node %-3lld ", num(e, "node"));
 		fprintf(out, "%s term %-3lld %-13s %-6s %-5s %s %s", str(e, "time", "?"), num(e, "term"),
 			str(e, "action", "?"), str(e, "type", "?"), str(e, "result", "?"),
 			str(e, "anchor", "-"), str(e, "dn", ""));
@@ -374,6 +384,15 @@ static void print_logs(FILE *out, json_t *o)
 		fputc('\n', out);
 		print_modified(out, json_object_get(e, "modified"));
 	}
+}
+
+/* On stderr, so that --json output stays one document. */
+static void logs_notice(FILE *err, json_t *o)
+{
+	if (json_is_true(json_object_get(o, "truncated")))
+		fprintf(err, "canopyctl: logs: showing the newest %zu matching entries; older ones were "
+			     "left out by the limit (--limit N, up to %u, or a later --since)\n",
+			json_array_size(json_object_get(o, "entries")), CONTROL_LOGS_MAX_LIMIT);
 }
 
 /* One line per staged delete, failed or retrying object. */
@@ -410,7 +429,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	char *token = NULL;
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL, *mode = NULL, *count = NULL;
-	bool json = false, errors = false, failed = false;
+	bool json = false, errors = false, failed = false, cluster = false;
 	struct http_body body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
@@ -434,6 +453,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			errors = true;
 		else if (strcmp(a, "--failed") == 0)
 			failed = true;
+		else if (strcmp(a, "--cluster") == 0)
+			cluster = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(out);
 			return 0;
@@ -474,6 +495,10 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	}
 	if (n_words == 0) {
 		usage(err);
+		return 2;
+	}
+	if (cluster && strcmp(words[0], "logs") != 0) {
+		fprintf(err, "canopyctl: --cluster goes with logs only\n");
 		return 2;
 	}
 	if (strcmp(words[0], "drill") == 0) {
@@ -586,6 +611,24 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			append_arg(path, sizeof path, "limit", limit);
 		if (errors)
 			append_arg(path, sizeof path, "errors", "1");
+		if (cluster) {
+			control_parse_limit(limit, &lim);
+			curl_global_init(CURL_GLOBAL_DEFAULT);
+			o = ctl_logs_cluster(server, path, lim, err);
+			curl_global_cleanup();
+			if (o == NULL)
+				return 1;
+			if (json) {
+				char *d = xcheck(json_dumps(o, JSON_COMPACT));
+				fprintf(out, "%s\n", d);
+				free(d);
+			} else {
+				print_logs(out, o);
+			}
+			logs_notice(err, o);
+			json_decref(o);
+			return 0;
+		}
 	} else {
 		fprintf(err, "canopyctl: unknown command \"%s%s%s\" (see canopyctl --help)\n", words[0],
 			n_words > 1 ? " " : "", n_words > 1 ? words[1] : "");
@@ -638,11 +681,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		else
 			fprintf(out, "%s: %lld staged deletes\n", str(o, "result", "done"),
 				num(o, "deletes"));
-		/* On stderr, so that --json output stays one document. */
-		if (strcmp(words[0], "logs") == 0 && json_is_true(json_object_get(o, "truncated")))
-			fprintf(err, "canopyctl: logs: showing the newest %zu matching entries; older ones were "
-				     "left out by the limit (--limit N, up to %u, or a later --since)\n",
-				json_array_size(json_object_get(o, "entries")), CONTROL_LOGS_MAX_LIMIT);
+		if (strcmp(words[0], "logs") == 0)
+			logs_notice(err, o);
 		rc = 0;
 	}
 	json_decref(o);

@@ -41,4 +41,17 @@ long ctl_request(const char *server, const char *method, const char *path, const
 int ctl_drill(const char *server, const char *token, const char *mode, unsigned count, bool json, FILE *out,
 	      FILE *err);
 
+/*
+ * `canopyctl logs --cluster` (agent/ctl_logs.c): GET `path` (/v1/logs with
+ * its query) of every member listed in `server`'s status, merged: the newest
+ * `limit` entries of the union, oldest first, each carrying the node whose
+ * log holds it ("node"). Shape: {"cluster": true, "nodes": [{"node_id",
+ * "address", "answered", "entries" | "error", "truncated"}], "entries",
+ * "truncated" (any node's answer, or the merge, left older matches out),
+ * "limit"}. A member that does not answer is named in a warning on `err`;
+ * NULL (the cause on `err`) when none answers.
+ */
+#include <jansson.h>
+json_t *ctl_logs_cluster(const char *server, const char *path, unsigned limit, FILE *err);
+
 #endif /* CANOPY_AGENT_CTL_H */

@@ -126,6 +126,25 @@ static void print_health(FILE *out, json_t *h, json_t *cluster)
 		fprintf(out, "          cluster: %s\n", str(cluster, "detail", ""));
 }
 
+/* Since when, the last failing request, the next retry (canopyctl resume). */
+static void print_quarantine(FILE *out, json_t *q)
+{
+	json_t *last = json_object_get(q, "last_request");
+
+	if (str(q, "since", NULL))
+		fprintf(out, "          since %s\n", str(q, "since", ""));
+	if (json_is_object(last) && str(last, "method", NULL))
+		fprintf(out, "          last request %s %s -> HTTP %lld at %s\n", str(last, "method", "?"),
+			str(last, "path", ""), num(last, "status"), str(last, "time", "?"));
+	else if (json_is_object(last) && str(last, "operation", NULL))
+		fprintf(out, "          last request LDAP %s -> result code %lld at %s\n", str(last, "operation", "?"),
+			num(last, "result_code"), str(last, "time", "?"));
+	if (str(q, "next_retry_at", NULL))
+		fprintf(out, "          next retry at %s (canopyctl resume: now)\n", str(q, "next_retry_at", ""));
+	else if (strcmp(str(q, "reason", ""), "delete_threshold") != 0)
+		fprintf(out, "          a retry is under way\n");
+}
+
 static void print_status(FILE *out, json_t *st)
 {
 	json_t *leader = json_object_get(st, "leader"), *sync = json_object_get(st, "sync");
@@ -164,6 +183,8 @@ static void print_status(FILE *out, json_t *st)
 		if (q != NULL)
 			fprintf(out, " (%s): %s", str(q, "reason", "?"), str(q, "detail", ""));
 		fputc('\n', out);
+		if (q != NULL)
+			print_quarantine(out, q);
 		if (json_is_true(json_object_get(tgt, "quarantined")))
 			fprintf(out, "target    QUARANTINED (%s): %s\n",
 				str(tgt, "quarantine_reason", "?"), str(tgt, "quarantine_detail", ""));
@@ -213,6 +234,12 @@ static void usage(FILE *f)
 		"  deletes list            the staged deletes (DN, type, target id)\n"
 		"  failed                  objects the target has not taken: the retry set (retried\n"
 		"                          with backoff) and the failed objects (refused for good)\n"
+		"  resume                  quarantined: the leader checks the target (or source)\n"
+		"                          now instead of at next_retry_at, and the retry set is\n"
+		"                          due now; waits for the answer: exit 0 when the sync\n"
+		"                          left the quarantine, 1 when it is still quarantined\n"
+		"                          (reason, last request, next retry on stderr). Needs\n"
+		"                          the control token when the agents have one\n"
 		"  resync DN | --failed    retry now: the object with that DN (failed, retrying, or\n"
 		"                          exported: written again from a fresh read), or every\n"
 		"                          failed object\n"
@@ -529,6 +556,18 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		}
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		rc = ctl_drill(server, token, mode, (unsigned)n, json, out, err);
+		secret_free(token);
+		curl_global_cleanup();
+		return rc;
+	}
+	if (strcmp(words[0], "resume") == 0 && n_words == 1) {
+		if (token_file != NULL && token_file[0] != '\0' &&
+		    secret_read(token_file, &token, errmsg, sizeof errmsg) != 0) {
+			fprintf(err, "canopyctl: token file: %s\n", errmsg);
+			return 2;
+		}
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = ctl_resume(server, token, json, out, err);
 		secret_free(token);
 		curl_global_cleanup();
 		return rc;

@@ -166,6 +166,15 @@ struct engine_quarantine_info {
 	int64_t at_ms;
 };
 
+/*
+ * The details as the leader replicates them ("q:info", sync/engine/quarantine.c):
+ * decode `len` bytes of replicated state (input: another node wrote them, a
+ * newer one may add members, which are skipped). Returns 0, or -EINVAL
+ * (too long, not JSON, a member of the wrong type) with *qi zeroed.
+ */
+#define ENGINE_QUARANTINE_INFO_MAX 2048
+int engine_quarantine_info_decode(const void *v, size_t len, struct engine_quarantine_info *qi);
+
 struct engine_stats {
 	enum engine_state state;
 	uint64_t exported_total, errors_total, skipped_total, batches_total;

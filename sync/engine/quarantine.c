@@ -28,7 +28,7 @@
  */
 static const char qkey[] = {OBJECT_KEY_QUARANTINE, ':'};
 static const char qinfo_key[] = {OBJECT_KEY_QUARANTINE, ':', 'i', 'n', 'f', 'o'};
-#define QINFO_MAX 2048 /* what we write is far smaller; a bigger value is not ours */
+#define QINFO_MAX ENGINE_QUARANTINE_INFO_MAX /* what we write is far smaller */
 
 static int64_t wall_ms(void)
 {
@@ -203,24 +203,20 @@ static size_t info_encode(const struct engine_quarantine_info *qi, char *buf, si
 	return n;
 }
 
-/* Unknown members are skipped: a newer leader may add some. */
-bool quarantine_replicated_info(struct engine *e, struct engine_quarantine_info *qi)
+int engine_quarantine_info_decode(const void *v, size_t len, struct engine_quarantine_info *qi)
 {
-	const void *v;
-	size_t vlen;
-	json_t *o;
 	json_int_t since = 0, next = 0, checked = 0, status = 0, at = 0;
 	const char *side = NULL, *method = NULL, *path = NULL;
-	bool ok;
+	json_t *o;
+	int rc = -EINVAL;
 
 	memset(qi, 0, sizeof *qi);
-	if (!state_get(e->state, qinfo_key, sizeof qinfo_key, &v, &vlen) || vlen == 0 || vlen > QINFO_MAX)
-		return false;
-	o = json_loadb(v, vlen, 0, NULL);
-	ok = o != NULL && json_unpack(o, "{s?I,s?I,s?I,s?s,s?s,s?s,s?I,s?I}", "since", &since, "next_retry_at",
-				      &next, "checked_at", &checked, "side", &side, "method", &method, "path",
-				      &path, "status", &status, "at", &at) == 0;
-	if (ok) {
+	if (len == 0 || len > ENGINE_QUARANTINE_INFO_MAX)
+		return -EINVAL;
+	o = json_loadb(v, len, 0, NULL);
+	if (o != NULL && json_unpack(o, "{s?I,s?I,s?I,s?s,s?s,s?s,s?I,s?I}", "since", &since, "next_retry_at", &next,
+				     "checked_at", &checked, "side", &side, "method", &method, "path", &path,
+				     "status", &status, "at", &at) == 0) {
 		qi->since_ms = since;
 		qi->next_retry_at_ms = next;
 		qi->checked_at_ms = checked;
@@ -229,9 +225,20 @@ bool quarantine_replicated_info(struct engine *e, struct engine_quarantine_info 
 		snprintf(qi->path, sizeof qi->path, "%s", path ? path : "");
 		qi->status = (long)status;
 		qi->at_ms = at;
+		rc = 0;
 	}
 	json_decref(o);
-	return ok;
+	return rc;
+}
+
+bool quarantine_replicated_info(struct engine *e, struct engine_quarantine_info *qi)
+{
+	const void *v;
+	size_t vlen;
+
+	memset(qi, 0, sizeof *qi);
+	return state_get(e->state, qinfo_key, sizeof qinfo_key, &v, &vlen) &&
+	       engine_quarantine_info_decode(v, vlen, qi) == 0;
 }
 
 /* since_ms follows the reason; a new leader that finds the same reason

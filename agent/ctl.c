@@ -141,8 +141,6 @@ static void print_quarantine(FILE *out, json_t *q)
 			num(last, "result_code"), str(last, "time", "?"));
 	if (str(q, "next_retry_at", NULL))
 		fprintf(out, "          next retry at %s (canopyctl resume: now)\n", str(q, "next_retry_at", ""));
-	else if (strcmp(str(q, "reason", ""), "delete_threshold") != 0)
-		fprintf(out, "          a retry is under way\n");
 }
 
 static void print_status(FILE *out, json_t *st)

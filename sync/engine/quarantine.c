@@ -149,13 +149,22 @@ static bool source_reason(enum engine_quarantine q)
 	return q == ENGINE_Q_SOURCE_UNREACHABLE || q == ENGINE_Q_SOURCE_UNAUTHORIZED || q == ENGINE_Q_SOURCE_ERROR;
 }
 
+static void note_since(struct engine *e, enum engine_quarantine q, const char *reason, const void *cur,
+		       size_t curlen);
+
 void quarantine_info(struct session *s, enum engine_quarantine q, struct engine_quarantine_info *qi)
 {
 	struct engine *e = s->e;
 	struct target_stats ts;
 
+	const void *cur;
+	size_t curlen;
+	bool have = state_get(e->state, qkey, sizeof qkey, &cur, &curlen);
+
 	memset(qi, 0, sizeof *qi);
-	qi->since_ms = e->since_reason == q ? e->since_ms : 0;
+	/* status may ask before the tick noticed a new reason */
+	note_since(e, q, engine_quarantine_name(q), have ? cur : NULL, have ? curlen : 0);
+	qi->since_ms = e->since_ms;
 	if (target_reason(q) && s->start_problem == ENGINE_Q_NONE && s->tgt != NULL) {
 		e->target->stats(s->tgt, &ts);
 		qi->next_retry_at_ms = ts.next_retry_at_ms;
@@ -241,25 +250,25 @@ bool quarantine_replicated_info(struct engine *e, struct engine_quarantine_info 
 	       engine_quarantine_info_decode(v, vlen, qi) == 0;
 }
 
-/* since_ms follows the reason; a new leader that finds the same reason
- * replicated keeps the cluster's "since". */
+/* since_ms follows the reason. The replicated one wins while it names the
+ * same reason: a new leader (or this node leading again after another did)
+ * shows the cluster's "since", not when it noticed. */
 static void note_since(struct engine *e, enum engine_quarantine q, const char *reason, const void *cur,
 		       size_t curlen)
 {
 	struct engine_quarantine_info old;
 	size_t rl = strlen(reason);
 
+	if (q != ENGINE_Q_NONE && cur != NULL && curlen >= rl + 1 && memcmp(cur, reason, rl) == 0 &&
+	    ((const char *)cur)[rl] == '\n' && quarantine_replicated_info(e, &old) && old.since_ms > 0) {
+		e->since_reason = q;
+		e->since_ms = old.since_ms;
+		return;
+	}
 	if (q == e->since_reason)
 		return;
 	e->since_reason = q;
-	e->since_ms = 0;
-	if (q == ENGINE_Q_NONE)
-		return;
-	if (cur != NULL && curlen >= rl + 1 && memcmp(cur, reason, rl) == 0 && ((const char *)cur)[rl] == '\n' &&
-	    quarantine_replicated_info(e, &old) && old.since_ms > 0)
-		e->since_ms = old.since_ms;
-	else
-		e->since_ms = wall_ms();
+	e->since_ms = q != ENGINE_Q_NONE ? wall_ms() : 0;
 }
 
 static void on_q_committed(void *arg, int status)

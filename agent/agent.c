@@ -638,6 +638,8 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 	ec.delete_threshold_percent = c->safety.delete_threshold_percent;
 	ec.delete_window_s = c->safety.delete_window_s;
 	ec.delete_stop = c->safety.on_threshold == CONFIG_ON_THRESHOLD_STOP;
+	ec.provlog_max_bytes = c->log.provisioning_max_bytes;
+	ec.provlog_keep = c->log.provisioning_keep;
 	ec.log = on_engine_log;
 	ec.log_data = a;
 	ports.source = make_source(a);

@@ -211,9 +211,14 @@ void control_reply_json(struct http_reply *reply, unsigned status, json_t *o);
  * (agent/replconf.c): returns false when the path is none of these. */
 bool control_config_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
 
-/* GET /v1/deletes, GET /v1/failed, POST /v1/resync (agent/control_sync.c):
- * returns false when the path is none of these. */
+/* GET /v1/deletes, GET /v1/failed, POST /v1/resync, POST /v1/sync/resume
+ * (agent/control_sync.c): returns false when the path is none of these. */
 bool control_sync_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
+
+/* Status "sync.quarantine" (agent/control_sync.c): reason, detail, since,
+ * next_retry_at, checked_at, last_request; NULL when not quarantined. */
+struct engine_stats;
+json_t *control_quarantine_json(const struct engine_stats *es);
 
 /* POST /v1/drill/{transfer,crash} (agent/control_drill.c): returns false
  * when the path is neither. */

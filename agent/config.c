@@ -9,6 +9,7 @@
 #include "agent/config.h"
 #include "common/xalloc.h"
 #include "raft/transport_tls.h"
+#include "sync/provlog.h"
 #include "sync/secret.h"
 
 #include <ctype.h>
@@ -1376,8 +1377,11 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 
 static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 {
-	struct field f[] = {{"level", NULL, 0}, {"format", NULL, 0}};
-	int k, rc = take_fields(c, sec->val, "log", f, 2);
+	struct field f[] = {{"level", NULL, 0},
+			    {"format", NULL, 0},
+			    {"provisioning_max_bytes", NULL, 0},
+			    {"provisioning_keep", NULL, 0}};
+	int k, rc = take_fields(c, sec->val, "log", f, 4);
 	if (rc != 0)
 		return rc;
 	/* log_levels is in the order of enum log_level (agent/log.h) */
@@ -1392,6 +1396,13 @@ static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 			return rc;
 		cfg->log.format = (enum log_format)k;
 	}
+	if (f[2].val != NULL &&
+	    (rc = get_uint(c, f[2].val, "log.provisioning_max_bytes", PROVLOG_MIN_MAX_BYTES, PROVLOG_MAX_MAX_BYTES,
+			   &cfg->log.provisioning_max_bytes)) != 0)
+		return rc;
+	if (f[3].val != NULL && (rc = get_unsigned(c, f[3].val, "log.provisioning_keep", 1, PROVLOG_MAX_KEEP,
+						   &cfg->log.provisioning_keep)) != 0)
+		return rc;
 	return 0;
 }
 
@@ -1540,6 +1551,8 @@ static void set_defaults(struct config *cfg)
 	cfg->safety.delete_threshold_percent = 0;
 	cfg->log.level = LOG_INFO;
 	cfg->log.format = LOG_FORMAT_TEXT;
+	cfg->log.provisioning_max_bytes = PROVLOG_DEFAULT_MAX_BYTES;
+	cfg->log.provisioning_keep = PROVLOG_DEFAULT_KEEP;
 }
 
 /*

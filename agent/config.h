@@ -209,6 +209,11 @@ struct config {
 	struct {
 		enum log_level level; /* debug | info | warn | error (log_level_name()); default info */
 		enum log_format format; /* text (default: logfmt) | json (log_format_name()) */
+		/* the provisioning log (sync/provlog.h) rotates before it would pass
+		 * provisioning_max_bytes (4096..1 TiB, default 64 MiB) and keeps
+		 * provisioning_keep rotated files (1..100, default 5) */
+		uint64_t provisioning_max_bytes;
+		unsigned provisioning_keep;
 	} log;
 
 	/* The control API (agent/control.c). Without token_file, mutations are

@@ -13,8 +13,8 @@
  *                                   ?object, ?errors, ?limit)
  *   GET  /v1/leader/watch           a follower's watch of the leader
  *                                   (agent/leader_watch.c)
- *   GET  /v1/deletes, /v1/failed    what the sync holds back; POST /v1/resync
- *                                   (agent/control_sync.c)
+ *   GET  /v1/deletes, /v1/failed    what the sync holds back; POST /v1/resync,
+ *                                   POST /v1/sync/resume (agent/control_sync.c)
  *   POST /v1/deletes/approve, /v1/deletes/reject
  *   POST /v1/cluster/add, /remove, /transfer, /abort
  *   POST /v1/health/report          a follower's probe results (agent/health.c)
@@ -176,8 +176,7 @@ static json_t *sync_json(struct agent *a)
 	set(o, "repair_pending", node_state(&a->node) != NODE_LEADER
 					 ? json_null() : xcheck(json_integer((json_int_t)es.repair_pending)));
 	if (es.quarantine_reason[0])
-		set(o, "quarantine", xcheck(json_pack("{s:s,s:o}", "reason", es.quarantine_reason,
-						      "detail", text_json(es.quarantine_detail))));
+		set(o, "quarantine", control_quarantine_json(&es));
 	/* Replicated too (figures.h): objects written, the export rate over the
 	 * last minute, when the cursor last moved by the leader's clock; ages
 	 * and the rate are taken at this node's clock. */

@@ -9,6 +9,8 @@
  *                           sync/engine.h, engine_provision)
  *   GET  /v1/plan[?details=1]  what a full sync would do, writing nothing (any
  *                           node: engine_plan)
+ *   POST /v1/sync/resume    quarantined: check the target now, the retry set due now
+ *                           (leader; sync/engine.h, engine_resume)
  *
  * Everything listed is read from the replicated state, so every node answers
  * the GETs alike; the POST goes to the leader (a follower redirects).
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -25,6 +28,7 @@
 #include "common/xalloc.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
+#include "sync/text_json.h"
 
 #define LIST_MAX 10000 /* entries per answer; "truncated" says when there are more */
 
@@ -318,6 +322,77 @@ static void handle_plan(struct agent *a, const struct http_request *req, struct 
 	}
 }
 
+/* RFC 3339 UTC with milliseconds (what the provisioning log writes), or null. */
+static json_t *time_ms_json(int64_t ms)
+{
+	char buf[40];
+	struct tm tm;
+	time_t t = (time_t)(ms / 1000);
+	size_t n;
+
+	if (ms <= 0)
+		return json_null();
+	gmtime_r(&t, &tm);
+	n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
+	return xcheck(json_string(buf));
+}
+
+json_t *control_quarantine_json(const struct engine_stats *es)
+{
+	const struct engine_quarantine_info *qi = &es->quarantine;
+	json_t *o = xcheck(json_pack("{s:s,s:o,s:o,s:o,s:o}", "reason", es->quarantine_reason, "detail",
+				     text_json(es->quarantine_detail), "since", time_ms_json(qi->since_ms),
+				     "next_retry_at", time_ms_json(qi->next_retry_at_ms), "checked_at",
+				     time_ms_json(qi->checked_at_ms)));
+	json_t *last;
+
+	if (strcmp(qi->side, "target") == 0)
+		last = json_pack("{s:s,s:s,s:o,s:I,s:o}", "side", "target", "method", qi->method, "path",
+				 text_json(qi->path), "status", (json_int_t)qi->status, "time",
+				 time_ms_json(qi->at_ms));
+	else if (strcmp(qi->side, "source") == 0)
+		last = json_pack("{s:s,s:s,s:I,s:o}", "side", "source", "operation", qi->method, "result_code",
+				 (json_int_t)qi->status, "time", time_ms_json(qi->at_ms));
+	else
+		last = json_null();
+	if (json_object_set_new(o, "last_request", xcheck(last)) != 0)
+		xoom("json_object_set_new");
+	return o;
+}
+
+/*
+ * The answer says what was asked, not how it ended: the check of the target
+ * is asynchronous. canopyctl resume then watches sync.quarantine: gone, or
+ * checked_at at or after "resumed_at" with the quarantine still there.
+ */
+static void handle_resume(struct agent *a, const struct http_request *req, struct http_reply *reply)
+{
+	char reason[64], err[600];
+	struct timespec ts;
+	int rv;
+
+	if (a->engine == NULL) {
+		http_reply_error(reply, 409, "sync is not configured on this node");
+		return;
+	}
+	if (control_redirect_to_leader(a, req, reply))
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rv = engine_resume(a->engine, reason, sizeof reason, err, sizeof err);
+	if (rv == -EALREADY) {
+		control_reply_json(reply, 200, json_pack("{s:s}", "result", "not quarantined"));
+		return;
+	}
+	if (rv != 0) {
+		http_reply_error(reply, 409, "%s", err);
+		return;
+	}
+	control_reply_json(reply, 202, json_pack("{s:s,s:s,s:I,s:o}", "result", "resume started", "reason", reason,
+						 "node_id", (json_int_t)a->cfg.node.id, "resumed_at",
+						 time_ms_json((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000)));
+}
+
 bool control_sync_handle(struct agent *a, const struct http_request *req, struct http_reply *reply)
 {
 	struct list_ctx c = {.state = &a->state};
@@ -340,6 +415,13 @@ bool control_sync_handle(struct agent *a, const struct http_request *req, struct
 		if (json_object_set_new(o, "truncated", json_boolean(c.n > LIST_MAX)) != 0)
 			xoom("json_object_set_new");
 		control_reply_json(reply, 200, o);
+		return true;
+	}
+	if (strcmp(req->path, "/v1/sync/resume") == 0) {
+		if (strcmp(req->method, "POST") != 0)
+			http_reply_error(reply, 405, "%s %s: use POST", req->method, req->path);
+		else
+			handle_resume(a, req, reply);
 		return true;
 	}
 	if (strcmp(req->path, "/v1/resync") == 0) {

@@ -126,6 +126,23 @@ static void print_health(FILE *out, json_t *h, json_t *cluster)
 		fprintf(out, "          cluster: %s\n", str(cluster, "detail", ""));
 }
 
+/* Since when, the last failing request, the next retry (canopyctl resume). */
+static void print_quarantine(FILE *out, json_t *q)
+{
+	json_t *last = json_object_get(q, "last_request");
+
+	if (str(q, "since", NULL))
+		fprintf(out, "          since %s\n", str(q, "since", ""));
+	if (json_is_object(last) && str(last, "method", NULL))
+		fprintf(out, "          last request %s %s -> HTTP %lld at %s\n", str(last, "method", "?"),
+			str(last, "path", ""), num(last, "status"), str(last, "time", "?"));
+	else if (json_is_object(last) && str(last, "operation", NULL))
+		fprintf(out, "          last request LDAP %s -> result code %lld at %s\n", str(last, "operation", "?"),
+			num(last, "result_code"), str(last, "time", "?"));
+	if (str(q, "next_retry_at", NULL))
+		fprintf(out, "          next retry at %s (canopyctl resume: now)\n", str(q, "next_retry_at", ""));
+}
+
 static void print_status(FILE *out, json_t *st)
 {
 	json_t *leader = json_object_get(st, "leader"), *sync = json_object_get(st, "sync");
@@ -191,6 +208,8 @@ static void print_status(FILE *out, json_t *st)
 		if (q != NULL)
 			fprintf(out, " (%s): %s", str(q, "reason", "?"), str(q, "detail", ""));
 		fputc('\n', out);
+		if (q != NULL)
+			print_quarantine(out, q);
 		if (json_is_true(json_object_get(tgt, "quarantined")))
 			fprintf(out, "target    QUARANTINED (%s): %s\n",
 				str(tgt, "quarantine_reason", "?"), str(tgt, "quarantine_detail", ""));
@@ -251,6 +270,12 @@ static void usage(FILE *f)
 		"  deletes list            the staged deletes (DN, type, target id)\n"
 		"  failed                  objects the target has not taken: the retry set (retried\n"
 		"                          with backoff) and the failed objects (refused for good)\n"
+		"  resume                  quarantined: the leader checks the target (or source)\n"
+		"                          now instead of at next_retry_at, and the retry set is\n"
+		"                          due now; waits for the answer: exit 0 when the sync\n"
+		"                          left the quarantine, 1 when it is still quarantined\n"
+		"                          (reason, last request, next retry on stderr). Needs\n"
+		"                          the control token when the agents have one\n"
 		"  resync DN | --failed    retry now: the object with that DN (failed, retrying, or\n"
 		"                          exported: written again from a fresh read), or every\n"
 		"                          failed object\n"
@@ -311,13 +336,17 @@ static void usage(FILE *f)
 		"                          needed) and evaluate EXPRESSION over it, or without\n"
 		"                          one print the resource the configured mapping makes\n"
 		"                          of it (--json: {\"dn\",\"type\",\"resource\"})\n"
-		"  logs [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
+		"  logs [--cluster] [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
 		"                          this node's provisioning log (one line per target\n"
 		"                          operation it made while leading); TIME is RFC 3339\n"
 		"                          (2026-11-24T17:00:00Z, ...+01:00) or an age (30s, 10m,\n"
 		"                          2h, 1d); entries of that second are kept. N: 1 to\n"
 		"                          10000 (default 1000), newest first; stderr says when\n"
-		"                          older matches were left out\n"
+		"                          older matches were left out. --cluster: every\n"
+		"                          member's log merged by time, each line labelled with\n"
+		"                          its node (the cluster's history is the union); a\n"
+		"                          member that does not answer is named on stderr, and\n"
+		"                          the command fails only when none answers\n"
 		"\n"
 		"options:\n"
 		"  -s, --server HOST:PORT  the agent's control_address (default: $CANOPY_SERVER,\n"
@@ -436,15 +465,21 @@ static void print_modified(FILE *out, json_t *mod)
 static void print_logs(FILE *out, json_t *o)
 {
 	json_t *entries = json_object_get(o, "entries"), *e;
+	bool cluster = json_is_true(json_object_get(o, "cluster"));
 	size_t i;
 
 	if (json_array_size(entries) == 0) {
-		fprintf(out, "no matching provisioning log entries on node %lld\n", num(o, "node_id"));
+		if (cluster)
+			fprintf(out, "no matching provisioning log entries on the nodes that answered\n");
+		else
+			fprintf(out, "no matching provisioning log entries on node %lld\n", num(o, "node_id"));
 		return;
 	}
 	json_array_foreach(entries, i, e)
 	{
 		const char *err = str(e, "error", NULL);
+		if (cluster) /* the node whose log holds it: it made the operation while leading */
+			fprintf(out, "node %-3lld ", num(e, "node"));
 		fprintf(out, "%s term %-3lld %-13s %-6s %-5s %s %s", str(e, "time", "?"), num(e, "term"),
 			str(e, "action", "?"), str(e, "type", "?"), str(e, "result", "?"),
 			str(e, "anchor", "-"), str(e, "dn", ""));
@@ -455,6 +490,15 @@ static void print_logs(FILE *out, json_t *o)
 		fputc('\n', out);
 		print_modified(out, json_object_get(e, "modified"));
 	}
+}
+
+/* On stderr, so that --json output stays one document. */
+static void logs_notice(FILE *err, json_t *o)
+{
+	if (json_is_true(json_object_get(o, "truncated")))
+		fprintf(err, "canopyctl: logs: showing the newest %zu matching entries; older ones were "
+			     "left out by the limit (--limit N, up to %u, or a later --since)\n",
+			json_array_size(json_object_get(o, "entries")), CONTROL_LOGS_MAX_LIMIT);
 }
 
 /* One line per staged delete, failed or retrying object. */
@@ -555,7 +599,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	char *token = NULL;
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL, *mode = NULL, *count = NULL;
-	bool json = false, errors = false, failed = false, dry_run = false, details = false;
+	bool json = false, errors = false, failed = false, dry_run = false, details = false, cluster = false;
 	struct http_body body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
@@ -586,6 +630,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			dry_run = true;
 		else if (strcmp(a, "--details") == 0)
 			details = true;
+		else if (strcmp(a, "--cluster") == 0)
+			cluster = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			/* One write: the help is longer than stdio's 4 KiB buffer,
 			 * and `canopyctl --help | grep -q X` under pipefail failed
@@ -634,6 +680,10 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		usage(err);
 		return 2;
 	}
+	if (cluster && strcmp(words[0], "logs") != 0) {
+		fprintf(err, "canopyctl: --cluster goes with logs only\n");
+		return 2;
+	}
 	if (strcmp(words[0], "config") == 0)
 		return ctl_config(server, token_file, n_words, words, dry_run, json, out, err);
 	if (strcmp(words[0], "drill") == 0) {
@@ -664,6 +714,18 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		}
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		rc = ctl_drill(server, token, mode, (unsigned)n, json, out, err);
+		secret_free(token);
+		curl_global_cleanup();
+		return rc;
+	}
+	if (strcmp(words[0], "resume") == 0 && n_words == 1) {
+		if (token_file != NULL && token_file[0] != '\0' &&
+		    secret_read(token_file, &token, errmsg, sizeof errmsg) != 0) {
+			fprintf(err, "canopyctl: token file: %s\n", errmsg);
+			return 2;
+		}
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = ctl_resume(server, token, json, out, err);
 		secret_free(token);
 		curl_global_cleanup();
 		return rc;
@@ -769,6 +831,24 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			append_arg(path, sizeof path, "limit", limit);
 		if (errors)
 			append_arg(path, sizeof path, "errors", "1");
+		if (cluster) {
+			control_parse_limit(limit, &lim);
+			curl_global_init(CURL_GLOBAL_DEFAULT);
+			o = ctl_logs_cluster(server, path, lim, err);
+			curl_global_cleanup();
+			if (o == NULL)
+				return 1;
+			if (json) {
+				char *d = xcheck(json_dumps(o, JSON_COMPACT));
+				fprintf(out, "%s\n", d);
+				free(d);
+			} else {
+				print_logs(out, o);
+			}
+			logs_notice(err, o);
+			json_decref(o);
+			return 0;
+		}
 	} else {
 		fprintf(err, "canopyctl: unknown command \"%s%s%s\" (see canopyctl --help)\n", words[0],
 			n_words > 1 ? " " : "", n_words > 1 ? words[1] : "");
@@ -825,11 +905,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		else
 			fprintf(out, "%s: %lld staged deletes\n", str(o, "result", "done"),
 				num(o, "deletes"));
-		/* On stderr, so that --json output stays one document. */
-		if (strcmp(words[0], "logs") == 0 && json_is_true(json_object_get(o, "truncated")))
-			fprintf(err, "canopyctl: logs: showing the newest %zu matching entries; older ones were "
-				     "left out by the limit (--limit N, up to %u, or a later --since)\n",
-				json_array_size(json_object_get(o, "entries")), CONTROL_LOGS_MAX_LIMIT);
+		if (strcmp(words[0], "logs") == 0)
+			logs_notice(err, o);
 		rc = 0;
 	}
 	json_decref(o);

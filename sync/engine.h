@@ -116,6 +116,9 @@ struct engine_config {
 	unsigned batch_max;                /* events per batch, default 256 */
 	unsigned retry_max_s;              /* longest backoff of the retry set, default 300 */
 	enum engine_nested_groups nested_groups; /* groups that are members of groups */
+	uint64_t provlog_max_bytes;        /* provisioning.log rotation (sync/provlog.h); 0: the
+					    * defaults, PROVLOG_DEFAULT_MAX_BYTES ... */
+	unsigned provlog_keep;             /* ... and PROVLOG_DEFAULT_KEEP */
 	/* Operator-facing log lines (state changes, quarantine, staged deletes,
 	 * refused objects); level 0 debug, 1 info, 2 warn, 3 error. NULL: none. */
 	void (*log)(void *log_data, int level, const char *msg, const char *detail);
@@ -153,6 +156,36 @@ enum engine_quarantine {
 /* The reason code ("" for ENGINE_Q_NONE). */
 const char *engine_quarantine_name(enum engine_quarantine q);
 
+/*
+ * A quarantine in detail (status "sync.quarantine"): on the leader from its
+ * live source and target, on every other node as the leader replicated it.
+ * Times are wall clock, ms since the epoch; 0: not known / none.
+ */
+struct engine_quarantine_info {
+	int64_t since_ms;         /* when the cluster entered it with this reason (kept across a
+				   * change of leader) */
+	int64_t next_retry_at_ms; /* when the leader checks again by itself (0: a check is under
+				   * way, or none is planned: delete_threshold waits for an operator) */
+	int64_t checked_at_ms;    /* the answer to the last check (0: none yet) */
+	/* the last failing request: for the target an HTTP method, path and
+	 * status (0: no answer); for the source the LDAP operation and result
+	 * code. side "" when none is known. */
+	char side[8];             /* "target" | "source" | "" */
+	char method[16];
+	char path[256];
+	long status;
+	int64_t at_ms;
+};
+
+/*
+ * The details as the leader replicates them ("q:info", sync/engine/quarantine.c):
+ * decode `len` bytes of replicated state (input: another node wrote them, a
+ * newer one may add members, which are skipped). Returns 0, or -EINVAL
+ * (too long, not JSON, a member of the wrong type) with *qi zeroed.
+ */
+#define ENGINE_QUARANTINE_INFO_MAX 2048
+int engine_quarantine_info_decode(const void *v, size_t len, struct engine_quarantine_info *qi);
+
 struct engine_stats {
 	enum engine_state state;
 	uint64_t exported_total, errors_total, skipped_total, batches_total;
@@ -171,6 +204,7 @@ struct engine_stats {
 	 * on a follower the leader's, as replicated), and the detail; "" otherwise */
 	char quarantine_reason[64];
 	char quarantine_detail[256];
+	struct engine_quarantine_info quarantine; /* state ENGINE_QUARANTINED: the details */
 };
 
 struct engine;
@@ -253,6 +287,17 @@ int engine_provision(struct engine *e, const char *dn, bool dry_run, engine_repo
  */
 #define ENGINE_PLAN_DETAILS_MAX 10000
 int engine_plan(struct engine *e, bool details, engine_report_cb cb, void *data, char *errmsg, size_t errlen);
+
+/*
+ * `canopyctl resume`: retry now. Clears the backoff: the retry set is due
+ * at once, and a quarantined target is checked now (its credentials re-read)
+ * instead of at next_retry_at. The check's answer ends the quarantine, or
+ * keeps it with the same reason (checked_at_ms moves). Leader only: -EAGAIN
+ * when not leading; -EALREADY when not quarantined; -EPERM when only an
+ * operator can end it (delete_threshold: approve or reject the staged
+ * deletes); 0 when started, the reason in `reason`.
+ */
+int engine_resume(struct engine *e, char *reason, size_t rlen, char *errmsg, size_t errlen);
 
 /* Stop everything; `done` runs on the loop once all is released (the ports
  * are closed then). */

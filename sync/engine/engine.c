@@ -82,6 +82,9 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 	rv = provlog_open(&e->provlog, cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_alloc;
+	if (cfg->provlog_max_bytes > 0)
+		provlog_set_rotation(&e->provlog, cfg->provlog_max_bytes,
+				     cfg->provlog_keep > 0 ? cfg->provlog_keep : PROVLOG_DEFAULT_KEEP);
 	uv_timer_init(loop, &e->relead);
 	e->relead.data = e;
 	strmap_init(&e->exported_attrs, exec_attrs_free);
@@ -181,8 +184,10 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 		out->state = e->closing ? ENGINE_STOPPING : ENGINE_STANDBY;
 		/* the leader's quarantine is replicated: every node says it */
 		if (!e->closing && quarantine_replicated(e, out->quarantine_reason, sizeof out->quarantine_reason,
-							 out->quarantine_detail, sizeof out->quarantine_detail))
+							 out->quarantine_detail, sizeof out->quarantine_detail)) {
 			out->state = ENGINE_QUARANTINED;
+			quarantine_replicated_info(e, &out->quarantine);
+		}
 		return;
 	}
 	memset(&ss, 0, sizeof ss);
@@ -196,6 +201,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 	if (q != ENGINE_Q_NONE) {
 		out->state = ENGINE_QUARANTINED;
 		snprintf(out->quarantine_reason, sizeof out->quarantine_reason, "%s", engine_quarantine_name(q));
+		quarantine_info(s, q, &out->quarantine);
 	} else if (s->plan.refreshing[OBJECT_USER] || s->plan.refreshing[OBJECT_GROUP]) {
 		out->state = ENGINE_REFRESHING;
 	} else if (s->batch || s->head || retryset_due_now(s)) {

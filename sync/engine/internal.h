@@ -260,6 +260,8 @@ struct engine {
 	unsigned relead_ms;
 	uint64_t rng;
 	enum engine_quarantine logged_reason; /* the quarantine last logged */
+	enum engine_quarantine since_reason;  /* the quarantine since_ms belongs to */
+	int64_t since_ms;                     /* when the cluster entered it (wall clock) */
 	/* anchor -> struct exported_attrs: what this node last wrote for an
 	 * object, so that the provisioning log can name an update's modified
 	 * attributes. Trusted only while the replicated record's hash is the
@@ -490,6 +492,10 @@ void quarantine_update(struct session *s);
 void quarantine_tick(uv_timer_t *t);
 /* A follower's view: the leader's replicated quarantine (false: none). */
 bool quarantine_replicated(struct engine *e, char *reason, size_t rlen, char *detail, size_t dlen);
+/* The details: live on the leader ... */
+void quarantine_info(struct session *s, enum engine_quarantine q, struct engine_quarantine_info *qi);
+/* ... and as replicated ("q:info"; false: none or undecodable). */
+bool quarantine_replicated_info(struct engine *e, struct engine_quarantine_info *qi);
 
 /* ---- session.c ----------------------------------------------------------------- */
 

@@ -123,6 +123,7 @@ static int bind_simple(struct source_worker *w, const char *url, const struct ld
 	if (rc != LDAP_SUCCESS) {
 		int code = ldap_conn_code(ld, rc);
 		ldap_conn_status_fmt(msg, len, url, code, ld, "bind");
+		source_worker_note(w, "bind", code);
 		if (ldap_conn_refused(code))
 			set_problem(w, SOURCE_UNAUTHORIZED);
 		return -EACCES;
@@ -138,6 +139,7 @@ int ldap_conn_open(struct source_worker *w, int slot, const char *url, const str
 	set_problem(w, SOURCE_UNREACHABLE);
 	if (rc != LDAP_SUCCESS) {
 		ldap_conn_status_fmt(msg, len, url, rc, NULL, "initialize");
+		source_worker_note(w, "initialize", rc);
 		return -EINVAL;
 	}
 	set_options(*out, cfg->op_timeout_s);
@@ -145,6 +147,7 @@ int ldap_conn_open(struct source_worker *w, int slot, const char *url, const str
 		return -EIO;
 	rc = ldap_connect(*out);
 	if (rc != LDAP_SUCCESS) {
+		source_worker_note(w, "connect", rc);
 		/* an ldaps:// certificate failure reads "Can't contact LDAP
 		 * server" here: look at the certificate and say what is wrong
 		 * with it (name or IP mismatch, CA) */

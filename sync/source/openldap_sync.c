@@ -209,6 +209,7 @@ static int session_check(struct ldap_session *x, int rc, const char *url, char *
 	if (rc != LDAP_SUCCESS) {
 		int code = ldap_conn_code(x->ls.ls_ld, rc);
 		ldap_conn_status_fmt(msg, len, url, code, x->ls.ls_ld, what);
+		source_worker_note(&x->src->w, "search", code);
 		x->src->w.problem = rc < 0 ? SOURCE_UNREACHABLE
 			      : code == LDAP_INSUFFICIENT_ACCESS ? SOURCE_UNAUTHORIZED : SOURCE_FAILING;
 		return rc < 0 ? -ECONNRESET : -EIO;

@@ -108,6 +108,13 @@ struct source_status {
 	enum source_problem problem; /* the last one's problem (connected false) */
 	char message[256];         /* the last one's message */
 	size_t queue_peak;         /* most events ever waiting for the consumer */
+	/* After a failed attempt to connect and read (wall clock, ms since the
+	 * epoch; 0: none yet): when it ended, when the next one starts, and the
+	 * directory operation that failed with its LDAP result code (RFC 4511
+	 * §4.1.9; last_op "" when the failure named none). */
+	int64_t checked_at_ms, next_retry_at_ms;
+	char last_op[16];
+	int last_code;
 };
 
 struct source {
@@ -140,6 +147,10 @@ struct source {
 
 	/* What the run has reported so far (see struct source_status). */
 	void (*status)(struct source_run *run, struct source_status *out);
+
+	/* Disconnected: try again now instead of after the backoff (an
+	 * operator fixed the cause). NULL: the source cannot. */
+	void (*retry_now)(struct source_run *run);
 
 	/* End the run at once: undelivered events are dropped without a
 	 * callback; `done` runs on the loop once everything is released. */

@@ -1130,6 +1130,27 @@ static void test_log_format_checked(void **state)
 			":10: log.format: expected text or json, got \"xml\"");
 }
 
+static void test_log_provisioning_rotation_defaults_and_ranges(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL);
+	assert_true(cfg.log.provisioning_max_bytes == 64ull * 1024 * 1024);
+	assert_int_equal(cfg.log.provisioning_keep, 5);
+	config_free(&cfg);
+	load_ok(MINIMAL "log:\n"
+			"  provisioning_max_bytes: 4096\n"
+			"  provisioning_keep: 100\n");
+	assert_true(cfg.log.provisioning_max_bytes == 4096);
+	assert_int_equal(cfg.log.provisioning_keep, 100);
+	config_free(&cfg);
+	load_fails_with(MINIMAL "log:\n"
+				"  provisioning_max_bytes: 4095\n",
+			":10: log.provisioning_max_bytes: 4095 is out of range (4096..1099511627776)");
+	load_fails_with(MINIMAL "log:\n"
+				"  provisioning_keep: 0\n",
+			":10: log.provisioning_keep: 0 is out of range (1..100)");
+}
+
 static void test_delete_threshold_percent_range(void **state)
 {
 	(void)state;
@@ -1435,6 +1456,7 @@ int main(void)
 		T(test_log_level_checked),
 		T(test_log_format_text_by_default_json_when_set),
 		T(test_log_format_checked),
+		T(test_log_provisioning_rotation_defaults_and_ranges),
 		T(test_delete_threshold_percent_range),
 		T(test_world_readable_secret_refused),
 		T(test_group_readable_token_refused),

@@ -1420,6 +1420,40 @@ static void a_renamed_uid_is_found_under_its_new_value_only(void **state)
 	object_record_free(&r);
 }
 
+static void a_retried_user_keeps_its_uid_for_memberuid_groups(void **state)
+{
+	struct fx *f = *state;
+	static const char *const uids[] = {"u1"};
+	struct retry_record rr;
+	struct object_record r;
+	size_t n;
+	char err[128];
+
+	f->cfg.member_attr = "memberUid";
+	f->cfg.member_value = "uid";
+	exported_group(f);
+	start(f);
+	f->fail_anchor = "a1";
+	f->fail_status = -EIO;
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_true(engine_retry_record(&f->st, OBJECT_KEY_RETRY, "a1", &rr));
+	assert_string_equal(rr.member_key, "u1");
+	retry_record_free(&rr);
+	/* taken from the retry set, not the source: the uid comes with it */
+	f->fail_anchor = NULL;
+	assert_int_equal(engine_resync(f->e, "uid=u1,ou=people,dc=example", false, &n, err, sizeof err), 0);
+	settle(f);
+	r = record(f, "a1");
+	assert_string_equal(r.member_key, "u1");
+	object_record_free(&r);
+	emit(f, group_attr("g1", "g1", "memberUid", uids, 1, "c2"));
+	settle(f);
+	r = record(f, "g1");
+	assert_true(lists(&r, "a1"));
+	object_record_free(&r);
+}
+
 static void unique_member_values_lose_their_uid_suffix(void **state)
 {
 	struct fx *f = *state;
@@ -2024,6 +2058,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(memberuid_values_resolve_through_the_uid_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_renamed_uid_is_found_under_its_new_value_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_retried_user_keeps_its_uid_for_memberuid_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(unique_member_values_lose_their_uid_suffix, setup, teardown),
 		cmocka_unit_test(member_value_dn_len_splits_name_and_optional_uid),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),

@@ -344,13 +344,14 @@ void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_dou
  * that exist now -- the member ids to add and remove. */
 void plan_members(struct planner *p, struct batch *b);
 
-/* A group's member DNs, resolved through the DN index. */
+/* A group's member values, resolved through the DN index (or, with member_value
+ * by attribute, the member_key index). */
 struct plan_direct {
 	char **users, **groups; /* anchors */
 	size_t n_users, n_groups;
 	char **group_dns;       /* matching groups (until they are taken away) */
 	size_t n_group_dns;
-	char **unresolved;      /* DNs no exported object has */
+	char **unresolved;      /* values no exported object has */
 	size_t n_unresolved;
 };
 void plan_resolve(struct planner *p, struct batch *b, const struct item *it, char *const *dns, size_t n_dns,

@@ -375,7 +375,8 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 
 	switch (ev->kind) {
 	case SOURCE_ENTRY:
-		if (t == OBJECT_USER ? !scope_has_user(p, ev->dn, event_member_key(p, ev)) : !scope_has(p, t, ev->dn)) { /* out of scope: deprovision if exported */
+		/* out of scope: deprovision if exported */
+		if (t == OBJECT_USER ? !scope_has_user(p, ev->dn, event_member_key(p, ev)) : !scope_has(p, t, ev->dn)) {
 			if (p->refreshing[t])
 				engine_map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
 			else

@@ -632,6 +632,8 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 			   : c->target.nested_groups == CONFIG_NESTED_SKIP  ? ENGINE_NESTED_SKIP
 									 : ENGINE_NESTED_NATIVE;
 	ec.user_member_of = c->source.users.member_of[0] ? c->source.users.member_of : NULL;
+	ec.member_attr = c->source.groups.member_attribute[0] ? c->source.groups.member_attribute : NULL;
+	ec.member_value = c->source.groups.member_value[0] ? c->source.groups.member_value : NULL;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;
 	ec.delete_threshold = c->safety.delete_threshold;

@@ -55,6 +55,11 @@ struct config_scope {
 	char exclude[CONFIG_MAX_EXCLUDES][512]; /* subtrees below base that are out of scope */
 	unsigned n_exclude;
 	char member_of[512]; /* users only: in scope only as (nested) members of this group; "" = off */
+	/* groups only (docs/sources.md): the attribute holding a group's members
+	 * (default "member") and what its values name: "dn" (default) or the
+	 * user attribute they equal (memberUid -> "uid") */
+	char member_attribute[128];
+	char member_value[128];
 };
 
 /* One mapping line: target SCIM attribute path <- expression text. The line

@@ -100,7 +100,14 @@ struct engine_config {
 	uint64_t node_id;
 	const char *data_dir;              /* provisioning.log goes here */
 	struct mapping *user_map, *group_map; /* owned by the caller */
-	const char *member_attr;           /* default "member" */
+	const char *member_attr;           /* the groups' member attribute, default "member"
+					    * (source.groups.member_attribute); uniqueMember values
+					    * lose their optional #'..'B suffix (RFC 4517 §3.3.21) */
+	const char *member_value;          /* what its values name (source.groups.member_value):
+					    * NULL or "dn" -- the member's DN; else a user attribute
+					    * (memberUid -> "uid"): a value names the exported user
+					    * whose first value of that attribute it equals, compared
+					    * case-insensitively (docs/sources.md) */
 	const char *const *user_exclude;   /* subtrees below the users base that are out of scope */
 	size_t n_user_exclude;
 	const char *const *group_exclude;

@@ -147,6 +147,7 @@ static void item_free(struct item *it)
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
 	free(it->manager_dn);
+	free(it->member_key);
 	free(it->put_manager);
 	free(it->put_manager_id);
 	manager_clear(it);
@@ -165,7 +166,8 @@ static void item_reset(struct item *it)
 	free(it->manager_dn);
 	free(it->put_manager);
 	free(it->put_manager_id);
-	it->manager_dn = it->put_manager = it->put_manager_id = NULL;
+	free(it->member_key);
+	it->manager_dn = it->put_manager = it->put_manager_id = it->member_key = NULL;
 	manager_clear(it);
 	it->dn = NULL;
 	it->attrs = NULL;

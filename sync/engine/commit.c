@@ -203,6 +203,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 		r.member_dns = it->member_dns;
 		r.n_member_dns = it->n_member_dns;
 		r.manager_dn = it->manager_dn;
+		r.member_key = it->member_key;
 	}
 	if (it->kind == IT_MEMBERS && had && prev.resource != NULL) {
 		/* only the members failed again: keep the pending upsert */
@@ -212,6 +213,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 		r.member_dns = prev.member_dns;
 		r.n_member_dns = prev.n_member_dns;
 		r.manager_dn = prev.manager_dn;
+		r.member_key = prev.member_key;
 	}
 	r.attempts = had ? prev.attempts + 1 : 1;
 	r.first_at_ms = had && prev.first_at_ms ? prev.first_at_ms : now;

@@ -95,6 +95,9 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 	if (cfg->group_map)
 		mapping_attributes(cfg->group_map, add_attr, e);
 	add_attr(e, cfg->member_attr ? cfg->member_attr : "member");
+	/* memberUid-style groups: the user attribute their values name */
+	if (cfg->member_value && cfg->member_value[0] && strcasecmp(cfg->member_value, "dn") != 0)
+		add_attr(e, cfg->member_value);
 	*out = e;
 	return 0;
 

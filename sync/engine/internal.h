@@ -129,6 +129,8 @@ struct item {
 	bool flat;              /* target.nested_groups flatten: members planned from the
 				 * transitive users (nested.c), the whole membership */
 	char *manager_dn;       /* IT_UPSERT of a user: its manager's DN from the source */
+	char *member_key;       /* IT_UPSERT of a user, member_value by attribute: its value
+				 * (object_record.member_key), or NULL */
 	char *put_manager;      /* the manager anchor (and id) its upsert carried */
 	char *put_manager_id;
 	bool manager_planned;   /* a TARGET_MANAGER: set manager_set (NULL: remove it) */
@@ -191,7 +193,11 @@ struct planner {
 	struct strmap parents;       /* target.nested_groups flatten: group anchor -> strmap* of
 				      * the groups it is a direct member of (a superset: only
 				      * added to while the session lives) */
-	struct strmap unresolved;    /* normalized member DN -> strmap* of group anchors */
+	struct strmap unresolved;    /* normalized member value (a DN, or with member_value by
+				      * attribute a user's value) -> strmap* of group anchors */
+	struct strmap key_index;     /* member_value by attribute: normalized member_key ->
+				      * xstrdup(anchor) of exported users */
+	bool by_key;                 /* member values name users by an attribute, not a DN */
 	struct strmap mgr_waiting;   /* normalized manager DN -> strmap* of users waiting for it */
 	struct strmap reports;       /* manager anchor -> strmap* of users whose manager it is */
 	struct strmap scope;         /* group-based scoping: normalized user DNs in scope */
@@ -322,6 +328,8 @@ void batch_item_clear_members(struct item *it);
 /* DNs compare case-insensitively and without spaces around separators. */
 void scope_dn_norm(const char *dn, char *out, size_t size);
 bool scope_has(const struct planner *p, enum object_type type, const char *dn);
+/* The same, for a user that groups may name by its member_key (NULL: none). */
+bool scope_has_user(const struct planner *p, const char *dn, const char *key);
 /* Recompute the users in scope (group-based scoping); true when it changed. */
 bool scope_compute(struct planner *p);
 
@@ -335,6 +343,15 @@ void planner_load(struct planner *p);
 void planner_clear(struct planner *p);
 /* Groups waiting for members that are not exported yet. */
 void planner_index_unresolved(struct planner *p, const char *group, char *const *dns, size_t n);
+/* A member value normalized for the indexes: a DN as scope_dn_norm, a
+ * member_key lower-cased. */
+void planner_member_norm(const struct planner *p, const char *value, char *out, size_t size);
+/* What groups' member values call an object: its DN, or with member_value by
+ * attribute a user's member_key (NULL: nothing names it). */
+const char *planner_member_ref(const struct planner *p, enum object_type type, const char *dn, const char *key);
+/* Keep the member_key index current: `old_key` (may be NULL) of `anchor` is
+ * replaced by `key` (may be NULL). */
+void planner_index_key(struct planner *p, const char *anchor, const char *old_key, const char *key);
 
 /* Plan one source event into the batch (takes its cursor). */
 void plan_event(struct planner *p, struct batch *b, struct source_event *ev);
@@ -350,13 +367,14 @@ void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_dou
  * that exist now -- the member ids to add and remove. */
 void plan_members(struct planner *p, struct batch *b);
 
-/* A group's member DNs, resolved through the DN index. */
+/* A group's member values, resolved through the DN index (or, with member_value
+ * by attribute, the member_key index). */
 struct plan_direct {
 	char **users, **groups; /* anchors */
 	size_t n_users, n_groups;
 	char **group_dns;       /* matching groups (until they are taken away) */
 	size_t n_group_dns;
-	char **unresolved;      /* DNs no exported object has */
+	char **unresolved;      /* values no exported object has */
 	size_t n_unresolved;
 };
 void plan_resolve(struct planner *p, struct batch *b, const struct item *it, char *const *dns, size_t n_dns,

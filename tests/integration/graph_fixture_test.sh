@@ -144,8 +144,10 @@ expect "$(graph_req DELETE "/users/$U3")" 404 "DELETE deleted user"
 pass "users: GUID ids, 201 create, duplicate UPN 400, required fields, PATCH 204, \$select, by UPN, \$filter eq/or, paging with nextLink, DELETE 204 then 404"
 
 # --- groups: security group, nested group, $ref add/remove, @odata.bind ---
-U1=$(graph_dump users | json_get 'j.find(u => u.mailNickname === "u1").id')
-U2=$(graph_dump users | json_get 'j.find(u => u.mailNickname === "u2").id')
+U1=$(graph_user_id U1@Contoso.test)
+U2=$(graph_user_id u2@contoso.test)
+[ -n "$U1" ] && [ -n "$U2" ] && [ "$U1" != "$U2" ] || fail "graph_user_id: '$U1' '$U2'"
+expect "$(graph_user_id nobody@contoso.test)" "" "graph_user_id of nobody"
 code=$(graph_req POST /groups '{"displayName":"Eng","mailEnabled":false,"mailNickname":"eng","securityEnabled":true}')
 expect "$code" 201 "create group" "$(graph_body)"
 ENG=$(body 'j.id')
@@ -165,6 +167,8 @@ expect "$(body 'j.value.length + " " + ("@odata.nextLink" in j)')" "1 true" "mem
 expect "$(graph_req DELETE "/groups/$ENG/members/$U1/\$ref")" 204 "remove member"
 expect "$(graph_req DELETE "/groups/$ENG/members/$U1/\$ref")" 404 "remove a non-member"
 expect "$(graph_dump members | json_get "j['$ENG'].join() + ' ' + j['$STAFF'].join()")" "$U2 $ADELE,$ENG" "members in the dump"
+expect "$(graph_members "$STAFF" | tr '\n' ' ')" "$ADELE $ENG " "graph_members"
+expect "$(graph_group_id Staff)" "$STAFF" "graph_group_id"
 expect "$(graph_req GET "/groups?\$filter=$(enc "displayName eq 'eng'")")" 200 "filter groups"
 expect "$(body 'j.value.map(g => g.id + g.securityEnabled + g.mailEnabled).join()')" "${ENG}truefalse" "group by displayName"
 pass "groups: security group, members@odata.bind on create and PATCH (20 max), nested group, \$ref add 204 / duplicate 400, remove 204 / non-member 404, member paging"
@@ -187,6 +191,8 @@ expect "$(body 'j.responses[4].body.jobTitle')" batched "dependsOn ran 3 before 
 expect "$(body 'j.responses[1].body.error.message')" "Another object with the same value for property userPrincipalName already exists." "batch inner error body"
 expect "$(graph_dump members | json_get "j['$ENG'].includes('$U1')")" false "the failed dependency's request did not run"
 BATCH_ID=$(graph_header request-id)
+graph_wait_audit "a.requestId === '$BATCH_ID'" 5
+expect "$(graph_audit_count "a.batch === '$BATCH_ID'")" 5 "graph_audit_count of the batch's lines"
 expect "$(audit_map "a.batch === '$BATCH_ID'" 'a.batchRequest + ":" + a.status')" "1:201,2:400,3:204,4:424,5:200" "audit lines of the batch"
 expect "$(audit_map "a.requestId === '$BATCH_ID'" 'a.method + " " + a.path + " " + a.status + " " + (a.batch === null) + " " + a.client + " " + (typeof a.ms)')" \
 	"POST /v1.0/\$batch 200 true $GRAPH_CLIENT_ID number" "audit line of the batch envelope"

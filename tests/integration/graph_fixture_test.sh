@@ -103,6 +103,8 @@ ADELE=$(body 'j.id')
 expect "$(body 'j["@odata.context"] + " " + j.userPrincipalName + " " + ("passwordProfile" in j)')" \
 	"$GRAPH_URL/\$metadata#users/\$entity adele@contoso.test false" "create answer" "$(graph_body)"
 expect "$(graph_header request-id | wc -c)" 37 "request-id header"
+expect "$(curl -sS -o /dev/null -D - -H "Authorization: Bearer $GRAPH_TOKEN" -H 'client-request-id: 0f1e2d3c-aaaa-4bbb-8ccc-123456789abc' "$GRAPH_URL/users/nobody@contoso.test" |
+	tr -d '\r' | sed -n 's/^client-request-id: //Ip')" 0f1e2d3c-aaaa-4bbb-8ccc-123456789abc "client-request-id echoed"
 code=$(graph_req POST /users "$(user_json ADELE@contoso.test adele2)")
 expect "$code" 400 "duplicate UPN (case differs)"
 expect "$(body 'j.error.code + "|" + j.error.message')" \
@@ -223,9 +225,10 @@ pass "budget: 429 TooManyRequests with Retry-After ($ra s) when over; each reque
 
 # --- fault injection ---------------------------------------------------------
 graph_fault '{"status":503,"count":2,"retryAfter":1,"match":"/users"}'
-codes=""
-for i in 1 2 3; do codes+="$(graph_req GET /users) "; done
-expect "$codes" "503 503 200 " "2 injected 503 then through"
+codes=$(graph_req GET /users)
+expect "$(graph_header Retry-After) $(body 'j.error.code')" "1 serviceNotAvailable" "injected 503's Retry-After and error code"
+for i in 2 3; do codes+=" $(graph_req GET /users)"; done
+expect "$codes" "503 503 200" "2 injected 503 then through"
 expect "$(graph_req GET /groups)" 200 "fault does not match /groups"
 graph_fault '{}'
 pass "faults: the next N matching requests fail with the given status"

@@ -14,7 +14,8 @@
 #     chaos-tests/); clang
 #     + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
-#   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
+#   npm packages: the SCIM and Graph fixtures', with `npm ci` from their
+#     committed lockfiles.
 #
 # Runs as root, or through sudo when it is available.
 set -euo pipefail
@@ -92,15 +93,18 @@ else
 	echo "install-deps: Debian packages already installed"
 fi
 
-# The SCIM server fixture (SCIMMY + express), pinned by its lockfile.
-scim=tests/fixtures/scim
-if [ -f "$scim/package-lock.json" ]; then
-	stamp=$scim/node_modules/.canopy-lock
-	if [ ! -f "$stamp" ] || ! cmp -s "$scim/package-lock.json" "$stamp"; then
-		echo "install-deps: npm ci in $scim"
-		(cd "$scim" && npm ci --no-audit --no-fund --loglevel=error)
-		cp "$scim/package-lock.json" "$stamp"
+# The Node fixtures, each pinned by its lockfile: the SCIM server (SCIMMY +
+# express) and the Microsoft Graph look-alike (no dependencies today; npm ci
+# keeps it that way, and installs what a later lockfile adds).
+for fixture in tests/fixtures/scim tests/fixtures/graph; do
+	[ -f "$fixture/package-lock.json" ] || continue
+	stamp=$fixture/node_modules/.canopy-lock
+	if [ ! -f "$stamp" ] || ! cmp -s "$fixture/package-lock.json" "$stamp"; then
+		echo "install-deps: npm ci in $fixture"
+		(cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
+		mkdir -p "$fixture/node_modules"
+		cp "$fixture/package-lock.json" "$stamp"
 	else
-		echo "install-deps: SCIM fixture's npm packages already installed"
+		echo "install-deps: $fixture's npm packages already installed"
 	fi
-fi
+done

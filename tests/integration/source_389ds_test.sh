@@ -3,7 +3,8 @@
 # content synchronization plugin, three agents: the initial sync of 200 users
 # and 10 groups; then add, modify, member add/remove, rename (modrdn), move
 # out of scope and delete each reach the target; the leader is killed with
-# SIGKILL during a stream of changes and another agent finishes it: the
+# SIGKILL during a stream of changes (adds, modifies, deletes, renames, moves
+# out of scope, member adds) and another agent finishes it: the
 # target equals the directory as mapped (anchors: nsUniqueId, see 389ds.sh)
 # and the SCIM audit log has no object created twice.
 # Skipped (77) when 389-ds-base is missing, unless CANOPY_REQUIRE_389DS is set.
@@ -110,6 +111,10 @@ writes_before=$(scim_writes)
 			"$i" "$P" "$i" "$i" "$i" "$i"
 		printf 'dn: uid=user%05d,%s\nchangetype: modify\nreplace: sn\nsn: Streamed%d\n\n' "$((i + 10))" "$P" "$i"
 		[ $((i % 10)) = 0 ] && printf 'dn: uid=user%05d,%s\nchangetype: delete\n\n' "$((i + 100))" "$P"
+		[ $((i % 20)) = 0 ] && printf 'dn: uid=user%05d,%s\nchangetype: modrdn\nnewrdn: uid=user%05d\ndeleteoldrdn: 1\nnewsuperior: ou=disabled,%s\n\n' \
+			"$((180 + i / 20))" "$P" "$((180 + i / 20))" "$DS389_BASE"
+		[ $((i % 20)) = 5 ] && printf 'dn: uid=user%05d,%s\nchangetype: modrdn\nnewrdn: uid=moved%03d\ndeleteoldrdn: 1\n\n' \
+			"$((190 + i / 20))" "$P" "$i"
 		[ $((i % 15)) = 0 ] && printf 'dn: cn=group0003,ou=groups,%s\nchangetype: modify\nadd: member\nmember: uid=stream%03d,%s\n\n' \
 			"$DS389_BASE" "$i" "$P"
 	done
@@ -122,13 +127,13 @@ some() { [ "$(scim_writes)" -ge $((writes_before + 20)) ]; }
 wait_until 30 some || fail "the stream did not start to reach the target"
 agent_stop "$L" KILL
 killed_at=$(($(scim_writes) - writes_before))
-[ "$killed_at" -lt 100 ] || fail "the leader was killed after $killed_at of 130 stream writes: not during the stream"
+[ "$killed_at" -lt 100 ] || fail "the leader was killed after $killed_at stream writes (of about 140): not during the stream"
 rest=(); for i in 1 2 3; do [ "$i" != "$L" ] && rest+=("$i"); done
 wait_until 15 ready_leader "${rest[@]}" || fail "no new leader after killing $L"
 N=$(ready_leader "${rest[@]}")
 scim_fault '{}'
 wait "$writer" || fail "ldapmodify of the stream failed: $(tail -3 "$dir/stream.out")"
-pass "leader $L killed after $killed_at of 130 stream writes; node $N leads"
+pass "leader $L killed after $killed_at stream writes (of about 140); node $N leads"
 [ "$(ds389_search -b "$P" '(uid=stream060)' 1.1 | grep -c '^dn:')" = 1 ] || fail "the stream did not reach 389 DS"
 wait_until 60 ds389_compare || ds389_compare || fail "target differs from 389 DS after the failover"
 wait_until 20 has_user stream060 || fail "stream060 missing"

@@ -11,7 +11,8 @@
 #     /metrics test's exposition-format parser), man-db + groff-base (the man
 #     pages' test), chromium + chromium-driver + python3-selenium (the status
 #     page's test in a real browser), nftables + faketime (the chaos suite,
-#     chaos-tests/); clang
+#     chaos-tests/), 389-ds-base (389 Directory Server, a second RFC 4533
+#     source for tests/fixtures/389ds.sh: ns-slapd, dscreate); clang
 #     + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
 #   npm packages: the SCIM and Graph fixtures', with `npm ci` from their
@@ -54,6 +55,11 @@ PACKAGES=(
 	# files, the DC's database modules, and ldbsearch for DirSync by hand.
 	# policy-rc.d below keeps smbd/nmbd/samba-ad-dc/winbind from starting.
 	samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind ldb-tools
+	# 389 Directory Server with its content synchronization plugin (RFC 4533)
+	# for tests/fixtures/389ds.sh: ns-slapd, and dscreate (lib389, Python)
+	# to make an instance. About 30 s and 56 MB on Debian 12 (33 packages).
+	# No service starts: the fixture runs its own ns-slapd under a temp dir.
+	389-ds-base
 )
 
 missing=()

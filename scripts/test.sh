@@ -22,6 +22,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # installed now: status_page_test must run in Chromium, not skip
 export CANOPY_REQUIRE_BROWSER=1
+# and source_389ds_test against 389 Directory Server (389-ds-base)
+export CANOPY_REQUIRE_389DS=1
 
 jobs=$(nproc 2>/dev/null || echo 2)
 

@@ -33,6 +33,7 @@
 #define CANOPY_SYNC_SOURCE_OPENLDAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "sync/source/ldap_tls.h"
@@ -122,5 +123,18 @@ struct source *openldap_source_new(const struct ldap_source_config *cfg);
  */
 #define OPENLDAP_CURSOR_DESCRIBE_MAX (1u << 20)
 int openldap_cursor_describe(const void *blob, size_t len, char *out, size_t outlen);
+
+/*
+ * The change number in a cookie of 389 Directory Server's content
+ * synchronization plugin. RFC 4533 §2.1 leaves the cookie's content to the
+ * server; 389 DS writes "host:port#binddn:base:filter#N": its own signature,
+ * the search's, and N, the last retro changelog change number the session
+ * has seen. Returns 0 with N in *changenumber, or -EINVAL when the cookie is
+ * not of that form (an OpenLDAP cookie: "rid=...", whose CSNs hold '#' too;
+ * garbage; N longer than 19 digits).
+ * A pure function: the cursor's description uses it, and the source to
+ * check the changelog still holds the changes after N (openldap_sync.c).
+ */
+int openldap_cookie_389_changenumber(const void *cookie, size_t len, uint64_t *changenumber);
 
 #endif /* CANOPY_SYNC_SOURCE_OPENLDAP_H */

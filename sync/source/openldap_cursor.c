@@ -227,8 +227,55 @@ static void describe_csn(const char *c, size_t n, char *out, size_t len, size_t 
 	    c + 8, c + 10, c + 12, (int)(h3 - h2 - 1), h2 + 1);
 }
 
+int openldap_cookie_389_changenumber(const void *cookie, size_t len, uint64_t *changenumber)
+{
+	const char *c = cookie, *hash = NULL, *first;
+	uint64_t n = 0;
+	size_t digits;
+
+	if (c == NULL || len == 0)
+		return -EINVAL;
+	for (size_t i = len; i-- > 0;)
+		if (c[i] == '#') {
+			hash = c + i;
+			break;
+		}
+	/* two signatures before the number: a '#' between them too; the first,
+	 * "host:port", has no '=' (OpenLDAP's "rid=..,csn=..#..#..#.." has) */
+	if (hash == NULL || hash == c || (first = memchr(c, '#', (size_t)(hash - c))) == NULL ||
+	    memchr(c, '=', (size_t)(first - c)) != NULL)
+		return -EINVAL;
+	digits = len - (size_t)(hash + 1 - c);
+	if (digits == 0 || digits > 19 || !all_digits(hash + 1, digits))
+		return -EINVAL; /* 19 digits always fit in 64 bits */
+	for (size_t i = 0; i < digits; i++)
+		n = n * 10 + (uint64_t)(hash[1 + i] - '0');
+	*changenumber = n;
+	return 0;
+}
+
+/* 389 DS's cookie (openldap.h): the change number and the server signature
+ * ("host:port", shown when it is printable). */
+static bool describe_389(const char *c, size_t n, char *out, size_t len, size_t *at)
+{
+	const char *hash = memchr(c, '#', n);
+	uint64_t cn;
+	size_t sig;
+
+	if (openldap_cookie_389_changenumber(c, n, &cn) != 0)
+		return false;
+	sig = (size_t)(hash - c);
+	for (size_t i = 0; i < sig; i++)
+		if ((unsigned char)c[i] < 0x21 || (unsigned char)c[i] > 0x7e)
+			sig = 0;
+	put(out, len, at, "changenumber %llu (389 DS%s%.*s)", (unsigned long long)cn, sig ? " " : "",
+	    (int)(sig > 80 ? 80 : sig), c);
+	return true;
+}
+
 /* An RFC 4533 cookie as OpenLDAP writes it, "rid=001,sid=001,csn=A;B":
- * every CSN described; a cookie without one is quoted. */
+ * every CSN described; 389 DS's by its change number; another cookie without
+ * a CSN is quoted. */
 static void describe_cookie(const unsigned char *raw, size_t n, char *out, size_t len, size_t *at)
 {
 	const char *c = (const char *)raw, *end = c + n, *csn = NULL;
@@ -243,6 +290,8 @@ static void describe_cookie(const unsigned char *raw, size_t n, char *out, size_
 			csn = p + 4;
 			break;
 		}
+	if (csn == NULL && describe_389(c, n, out, len, at))
+		return;
 	if (csn == NULL) {
 		put(out, len, at, "no csn (%zu bytes)", n);
 		return;

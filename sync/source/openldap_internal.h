@@ -32,6 +32,14 @@
  *  - ldap_sync_poll with a zero timeout can read a message and report
  *    nothing (see session_drain), so it is called blocking, on input only.
  *
+ * 389 Directory Server's content synchronization plugin (2.3) speaks the
+ * same protocol with other details (docs/sources-389ds.md): the syncUUID is
+ * the nsUniqueId, the cookie "host:port#binddn:base:filter#changenumber",
+ * deletes on resume come as a syncIdSet, every persist-phase change carries
+ * its cookie. One quirk needs handling here: resumed from a cookie whose
+ * next change its retro changelog trimmed, it sends no
+ * e-syncRefreshRequired (openldap_sync.c, drop_cookie_past_changelog).
+ *
  * The files:
  *   openldap.c         start, and the API of openldap.h over source_worker.h
  *   openldap_conn.c    the worker's session: connections (ldap_conn.h), persist

@@ -222,6 +222,59 @@ static int session_check(struct ldap_session *x, int rc, const char *url, char *
 	return 0;
 }
 
+/* A decimal counter of the root DSE, or -1 when absent or not a number. */
+static int64_t root_dse_number(LDAP *ld, const char *attr)
+{
+	char *attrs[] = {(char *)attr, NULL};
+	struct timeval tv = {OP_TIMEOUT_S, 0};
+	LDAPMessage *res = NULL, *e;
+	struct berval **v = NULL;
+	int64_t n = -1;
+
+	if (ldap_search_ext_s(ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL, &tv, 1, &res) ==
+		    LDAP_SUCCESS &&
+	    (e = ldap_first_entry(ld, res)) != NULL && (v = ldap_get_values_len(ld, e, attr)) != NULL &&
+	    v[0] != NULL && v[0]->bv_len > 0 && v[0]->bv_len <= 18) {
+		n = 0;
+		for (ber_len_t i = 0; i < v[0]->bv_len && n >= 0; i++)
+			n = v[0]->bv_val[i] >= '0' && v[0]->bv_val[i] <= '9' ? n * 10 + (v[0]->bv_val[i] - '0') : -1;
+	}
+	ldap_value_free_len(v);
+	ldap_msgfree(res);
+	return n;
+}
+
+/*
+ * Quirk of 389 Directory Server (content synchronization plugin, checked on
+ * 2.3): a session resumed from a cookie whose next change the retro
+ * changelog has trimmed already (nsslapd-changelogmaxage) gets what the
+ * changelog still holds and no e-syncRefreshRequired, although RFC 4533
+ * §3.4.2 / §4.1 want one when the server cannot tell the changes since the
+ * cookie: the trimmed changes would be lost. The root DSE says where the
+ * changelog starts (firstchangenumber, draft-good-ldap-changelog §4); when
+ * the change after the cookie's is gone, refresh in full instead. When the
+ * root DSE does not tell (not readable, another server) the cookie stands.
+ * Returns true when the cookie was dropped.
+ */
+static bool drop_cookie_past_changelog(struct ldap_session *x, const char *url)
+{
+	uint64_t seen;
+	int64_t first;
+	char msg[256];
+
+	if (openldap_cookie_389_changenumber(x->ls.ls_cookie.bv_val, x->ls.ls_cookie.bv_len, &seen) != 0)
+		return false;
+	first = root_dse_number(x->ls.ls_ld, "firstchangenumber");
+	if (first < 0 || (uint64_t)first <= seen + 1)
+		return false;
+	snprintf(msg, sizeof msg,
+		 "%s: the %s cookie's change %llu is older than the changelog (it starts at %lld): full refresh", url,
+		 x->key, (unsigned long long)seen, (long long)first);
+	openldap__session_drop_cookie(x);
+	(void)source_worker_status(&x->src->w, true, msg);
+	return true;
+}
+
 static int emit_begin(struct ldap_session *x)
 {
 	return openldap__push(x->src, source_event_new(SOURCE_REFRESH_BEGIN, x->type));
@@ -230,6 +283,8 @@ static int emit_begin(struct ldap_session *x)
 /* The refresh phase (§3.4): runs entirely inside ldap_sync_init. */
 int openldap__session_refresh(struct ldap_session *x, const char *url, char *msg, size_t len)
 {
+	if (x->ls.ls_cookie.bv_val != NULL)
+		drop_cookie_past_changelog(x, url);
 	for (;;) {
 		int rc;
 

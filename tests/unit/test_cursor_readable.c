@@ -63,6 +63,29 @@ static void what_is_not_an_openldap_cursor_is_not_described(void **state)
 	assert_int_equal(openldap_cursor_describe(NULL, 0, out, sizeof out), -EINVAL);
 }
 
+static void a_389ds_cookie_shows_its_changenumber(void **state)
+{
+	char out[256];
+	uint64_t cn = 0;
+
+	(void)state;
+	/* users: "localhost:40443#cn=directory manager:ou=people,dc=example,dc=com:(objectClass=inetOrgPerson)#6" */
+	assert_int_equal(openldap_cursor_describe(S("v1\nusers=bG9jYWxob3N0OjQwNDQzI2NuPWRpcmVjdG9yeSBtYW5hZ2VyOm91PXBlb3BsZSxkYz1leGFtcGxlLGRjPWNvbToob2JqZWN0Q2xhc3M9aW5ldE9yZ1BlcnNvbikjNg==\ngroups=\n"), out, sizeof out), 0);
+	assert_string_equal(out, "users: changenumber 6 (389 DS localhost:40443); groups: none yet");
+	assert_int_equal(openldap_cookie_389_changenumber(S("h:1#cn=x:dc=y:(a=b)#18446744073709551"), &cn), 0);
+	assert_true(cn == 18446744073709551ull);
+	assert_int_equal(openldap_cookie_389_changenumber(S("h:1#cn=x:dc=y:(a=#b)#0"), &cn), 0);
+	assert_true(cn == 0);
+	/* not 389's: one signature only, no number, a number too long, OpenLDAP's */
+	assert_int_equal(openldap_cookie_389_changenumber(S("h:1#6"), &cn), -EINVAL);
+	assert_int_equal(openldap_cookie_389_changenumber(S("h:1#c:d#"), &cn), -EINVAL);
+	assert_int_equal(openldap_cookie_389_changenumber(S("h:1#c:d#6x"), &cn), -EINVAL);
+	assert_int_equal(openldap_cookie_389_changenumber(S("h:1#c:d#12345678901234567890"), &cn), -EINVAL);
+	assert_int_equal(openldap_cookie_389_changenumber(S("rid=000,csn=20261130043512.123456Z#000000#001#000000"), &cn),
+			 -EINVAL);
+	assert_int_equal(openldap_cookie_389_changenumber(NULL, 0, &cn), -EINVAL);
+}
+
 static void a_dirsync_cookie_shows_its_usn_high_water_mark(void **state)
 {
 	char out[256];
@@ -135,6 +158,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(openldap_cookies_show_each_csn_with_its_time_and_server_id),
 		cmocka_unit_test(what_is_not_an_openldap_cursor_is_not_described),
+		cmocka_unit_test(a_389ds_cookie_shows_its_changenumber),
 		cmocka_unit_test(a_dirsync_cookie_shows_its_usn_high_water_mark),
 		cmocka_unit_test(figures_round_trip_and_count_the_rate_over_the_last_minute),
 		cmocka_unit_test(figures_of_a_newer_version_or_the_wrong_shape_are_not_read),

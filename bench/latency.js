@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// bench/latency.js -- change latency from bench/change_gen's output and a SCIM
+// fixture audit log (bench/run.sh, row 2).
+//
+//   node latency.js GEN_OUT AUDIT_JSONL
+//
+// For every modify in GEN_OUT ("I USERNAME SEND_MS ..."), the first successful
+// PUT or PATCH of that user (audit "userName") whose audit "time" (the fixture
+// wrote it when the write was done; CLOCK_REALTIME on this machine, like
+// SEND_MS) is at or after SEND_MS. Latency = that time - SEND_MS.
+// Prints {"n":N,"matched":M,"p50":..,"p99":..,"max":..} (ms; p99 nearest-rank).
+"use strict";
+const fs = require("fs");
+
+const [genFile, auditFile] = process.argv.slice(2);
+if (!auditFile) {
+	process.stderr.write("usage: node latency.js GEN_OUT AUDIT_JSONL\n");
+	process.exit(2);
+}
+const sends = fs.readFileSync(genFile, "utf8").split("\n").filter(Boolean)
+	.map((l) => l.split(" ")).filter((f) => f.length >= 4 && /^\d+$/.test(f[2]) && f[4] !== "ldap-error")
+	.map((f) => ({user: f[1], sent: Number(f[2])}));
+const byUser = new Map();
+for (const line of fs.readFileSync(auditFile, "utf8").split("\n")) {
+	if (!line) continue;
+	let e;
+	try { e = JSON.parse(line); } catch { continue; }
+	if (e.resourceType !== "User" || (e.method !== "PUT" && e.method !== "PATCH")) continue;
+	if (!(e.status >= 200 && e.status < 300) || !e.userName) continue;
+	const t = Date.parse(e.time);
+	if (!byUser.has(e.userName)) byUser.set(e.userName, []);
+	byUser.get(e.userName).push(t);
+}
+const lat = [];
+for (const s of sends) {
+	const ts = byUser.get(s.user);
+	if (!ts) continue;
+	const t = ts.find((x) => x >= s.sent); // audit lines are in time order
+	if (t !== undefined) lat.push(t - s.sent);
+}
+lat.sort((a, b) => a - b);
+const rank = (p) => lat[Math.max(0, Math.ceil(p * lat.length) - 1)];
+process.stdout.write(JSON.stringify({n: sends.length, matched: lat.length,
+	p50: lat.length ? rank(0.5) : null, p99: lat.length ? rank(0.99) : null,
+	max: lat.length ? lat[lat.length - 1] : null}) + "\n");

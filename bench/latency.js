@@ -8,7 +8,8 @@
 // PUT or PATCH of that user (audit "userName") whose audit "time" (the fixture
 // wrote it when the write was done; CLOCK_REALTIME on this machine, like
 // SEND_MS) is at or after SEND_MS. Latency = that time - SEND_MS.
-// Prints {"n":N,"matched":M,"p50":..,"p99":..,"max":..} (ms; p99 nearest-rank).
+// Prints {"n":N,"matched":M,"p50":..,"p99":..,"max":..,"modify_p50":..,
+// "modify_p99":..} (ms; nearest rank; modify_*: send -> the LDAP response).
 "use strict";
 const fs = require("fs");
 
@@ -19,7 +20,7 @@ if (!auditFile) {
 }
 const sends = fs.readFileSync(genFile, "utf8").split("\n").filter(Boolean)
 	.map((l) => l.split(" ")).filter((f) => f.length >= 4 && /^\d+$/.test(f[2]) && f[4] !== "ldap-error")
-	.map((f) => ({user: f[1], sent: Number(f[2])}));
+	.map((f) => ({user: f[1], sent: Number(f[2]), done: Number(f[3])}));
 const byUser = new Map();
 for (const line of fs.readFileSync(auditFile, "utf8").split("\n")) {
 	if (!line) continue;
@@ -38,8 +39,11 @@ for (const s of sends) {
 	const t = ts.find((x) => x >= s.sent); // audit lines are in time order
 	if (t !== undefined) lat.push(t - s.sent);
 }
+// nearest-rank percentile of a sorted array, null when empty
+const rank = (v, p) => (v.length ? v[Math.max(0, Math.ceil(p * v.length) - 1)] : null);
 lat.sort((a, b) => a - b);
-const rank = (p) => lat[Math.max(0, Math.ceil(p * lat.length) - 1)];
+// the directory's own response time per modify (send -> LDAP response)
+const mod = sends.map((s) => s.done - s.sent).sort((a, b) => a - b);
 process.stdout.write(JSON.stringify({n: sends.length, matched: lat.length,
-	p50: lat.length ? rank(0.5) : null, p99: lat.length ? rank(0.99) : null,
-	max: lat.length ? lat[lat.length - 1] : null}) + "\n");
+	p50: rank(lat, 0.5), p99: rank(lat, 0.99), max: lat.length ? lat[lat.length - 1] : null,
+	modify_p50: rank(mod, 0.5), modify_p99: rank(mod, 0.99)}) + "\n");

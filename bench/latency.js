@@ -9,7 +9,8 @@
 // wrote it when the write was done; CLOCK_REALTIME on this machine, like
 // SEND_MS) is at or after SEND_MS. Latency = that time - SEND_MS.
 // Prints {"n":N,"matched":M,"p50":..,"p99":..,"max":..,"modify_p50":..,
-// "modify_p99":..} (ms; nearest rank; modify_*: send -> the LDAP response).
+// "modify_p99":..,"rate":..} (ms; nearest rank; modify_*: send -> the LDAP
+// response; rate: modifies/s actually sent).
 "use strict";
 const fs = require("fs");
 
@@ -46,4 +47,7 @@ lat.sort((a, b) => a - b);
 const mod = sends.map((s) => s.done - s.sent).sort((a, b) => a - b);
 process.stdout.write(JSON.stringify({n: sends.length, matched: lat.length,
 	p50: rank(lat, 0.5), p99: rank(lat, 0.99), max: lat.length ? lat[lat.length - 1] : null,
-	modify_p50: rank(mod, 0.5), modify_p99: rank(mod, 0.99)}) + "\n");
+	modify_p50: rank(mod, 0.5), modify_p99: rank(mod, 0.99),
+	// the rate the stream really had: a synchronous sender falls behind
+	// when one modify (+ PUT) takes longer than 1/RATE
+	rate: sends.length > 1 ? Math.round((sends.length - 1) * 1000 / Math.max(1, sends[sends.length - 1].sent - sends[0].sent)) : null}) + "\n");

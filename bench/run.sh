@@ -3,9 +3,9 @@
 # measured in the same run, on this machine (bench/README.md, "run.sh").
 #
 #   bench/run.sh --quick   2,000 users + 20 groups, changes at 10/s and 100/s,
-#                          5 failover kills: about 3 minutes on 2 cores
+#                          5 failover kills: 2 to 2.5 minutes on 2 cores
 #   bench/run.sh           10k, 100k and 150k users (+1 % groups), changes at
-#                          10, 100, 500 and 1000/s, 10 kills: about 40 minutes
+#                          10, 100, 500 and 1000/s, 10 kills: 40 to 60 minutes
 #
 # It builds canopy in Release mode into its own build dir, then per size
 # starts slapd (seeded), the SCIM fixture and 3 agents on loopback and times:
@@ -272,7 +272,7 @@ for size in $SIZES; do
 			raw "latency_ceiling.$rate" "$clat"
 			for p in p50 p99 max; do
 				a=$(json_eval "$lat" "j.$p ?? '-'") b=$(json_eval "$clat" "j.$p ?? '-'")
-				row "2. change latency at $rate/s, $p (ms; $(json_eval "$lat" 'j.matched')/$(json_eval "$lat" 'j.n') changes seen)" "$a" "$b" "$(ratio "$a" "$b")"
+				row "2. change latency at $rate/s, $p (ms; $(json_eval "$lat" 'j.matched')/$(json_eval "$lat" 'j.n') changes seen; sent at $(json_eval "$lat" 'j.rate')/s, ceiling at $(json_eval "$clat" 'j.rate')/s)" "$a" "$b" "$(ratio "$a" "$b")"
 			done
 			# let the next stream start on an idle leader
 			wait_for 60 sync_idle "$L" || true

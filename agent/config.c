@@ -1076,7 +1076,7 @@ static int parse_auth(struct cx *c, struct field *sec, struct config *cfg)
 	if (rc != 0)
 		return rc;
 	if (f[0].val != NULL) {
-		int k;
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, f[0].val, "target.auth.kind", auth_kinds, 1, N_OF(auth_kinds), 16, false, &k)) != 0)
 			return rc;
 		a->kind = (enum config_auth_kind)k;
@@ -1229,7 +1229,7 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 	struct field *groups = field(f, nf, "groups");
 	cfg->source.present = true;
 	if (kind->val != NULL) {
-		int k;
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, kind->val, "source.kind", source_kinds, 0, N_OF(source_kinds), 32, false, &k)) != 0)
 			return rc;
 		cfg->source.kind = (enum config_source_kind)k;
@@ -1318,7 +1318,7 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 	if (f[4].val != NULL && (rc = get_bool(c, f[4].val, "target.bulk", &cfg->target.bulk)) != 0)
 		return rc;
 	if (f[0].val != NULL) {
-		int k;
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, f[0].val, "target.kind", target_kinds, 0, N_OF(target_kinds), 32, false, &k)) != 0)
 			return rc;
 		cfg->target.kind = (enum config_target_kind)k;
@@ -1355,7 +1355,7 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 	if (f[9].val != NULL && (rc = parse_external_id_prefix(c, &f[9], cfg)) != 0)
 		return rc;
 	if (f[10].val != NULL) {
-		int k;
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, f[10].val, "target.nested_groups", nested_groups_words, 0,
 				   N_OF(nested_groups_words), 16, false, &k)) != 0)
 			return rc;
@@ -1428,7 +1428,7 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 	if (rc != 0)
 		return rc;
 	if (f[2].val != NULL) {
-		int k;
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, f[2].val, "safety.deprovision", deprovisions, 0, N_OF(deprovisions), 16, false,
 				   &k)) != 0)
 			return rc;
@@ -1444,7 +1444,7 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 						   &cfg->safety.delete_window_s)) != 0)
 		return rc;
 	if (f[4].val != NULL) {
-		int k;
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, f[4].val, "safety.on_threshold", on_thresholds, 0, N_OF(on_thresholds), 16,
 				   false, &k)) != 0)
 			return rc;
@@ -1459,7 +1459,7 @@ static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 			    {"format", NULL, 0},
 			    {"provisioning_max_bytes", NULL, 0},
 			    {"provisioning_keep", NULL, 0}};
-	int k, rc = take_fields(c, sec->val, "log", f, 4);
+	int k = 0, rc = take_fields(c, sec->val, "log", f, 4);
 	if (rc != 0)
 		return rc;
 	/* log_levels is in the order of enum log_level (agent/log.h) */

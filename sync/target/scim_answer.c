@@ -151,11 +151,77 @@ static bool refuse_foreign(struct sop *s, json_t *list)
 	return false;
 }
 
+static void adopt_id(struct sop *s, const char *id)
+{
+	snprintf(s->id, sizeof s->id, "%s", id);
+	s->found = true;
+	s->page = 0;
+	scim__next_step(s, s->op->action == SCIM_DELETE ? ST_DELETE : ST_UPDATE);
+}
+
 static void adopt(struct sop *s, json_t *obj)
 {
-	snprintf(s->id, sizeof s->id, "%s", json_string_value(json_object_get(obj, "id")));
-	s->found = true;
-	scim__next_step(s, s->op->action == SCIM_DELETE ? ST_DELETE : ST_UPDATE);
+	adopt_id(s, json_string_value(json_object_get(obj, "id")));
+}
+
+#define MAX_PAGES 10000 /* a listing longer than this many pages is not read to its end */
+
+/* A list answer (RFC 7644 §3.4.2) that has more after it: move s to the
+ * next page (RFC 7644 §3.4.2.4: startIndex is 1-based; itemsPerPage may be
+ * smaller than the count asked for, so the next start is this one plus what
+ * came) and return true. */
+static bool next_page(struct sop *s, const json_t *list)
+{
+	size_t start = s->page > 0 ? s->page : 1;
+	size_t got = json_array_size(json_object_get(list, "Resources"));
+	json_int_t total = json_integer_value(json_object_get(list, "totalResults"));
+
+	if (got == 0 || total <= 0 || start - 1 + got >= (size_t)total || (start - 1) / got >= MAX_PAGES)
+		return false;
+	s->page = start + got;
+	s->t->stats.pages++;
+	s->hops = 0; /* pages are progress, not churn */
+	scim__next_step(s, s->step);
+	return true;
+}
+
+/* Without PATCH (auto style): a 501 to a PATCH says so even where the
+ * ServiceProviderConfig did not (RFC 7644 §3.5.2: "501 (Not Implemented)"):
+ * switch to put and send the step again that way. */
+static bool patch_refused(struct sop *s, const struct req *r, const struct reply *rep)
+{
+	struct scim_target *t = s->t;
+
+	if (rep->http != 501 || strcmp(r->method, "PATCH") != 0 || t->cfg.patch_style != SCIM_PATCH_AUTO ||
+	    t->style == SCIM_PATCH_PUT)
+		return false;
+	t->caps.patch = false;
+	scim__choose_style(t);
+	scim__log(t, 2, "the target does not implement PATCH: writing whole resources (PUT) from now on",
+		  "%s %s: HTTP 501", r->method, r->path);
+	s->tries = 0;
+	scim__next_step(s, s->step);
+	return true;
+}
+
+/* A member removal path refused as such (auto style): the server takes no
+ * value filter in a PATCH path (RFC 7644 §3.12 invalidPath / invalidFilter);
+ * send removals as a value list from now on, and this chunk again. */
+static bool remove_path_refused(struct sop *s, const struct reply *rep)
+{
+	struct scim_target *t = s->t;
+	const char *type = rep->json != NULL ? json_string_value(json_object_get(rep->json, "scimType")) : NULL;
+
+	if (rep->http != 400 || s->chunk_rm == 0 || t->rm_values || t->cfg.patch_style != SCIM_PATCH_AUTO ||
+	    type == NULL || (strcmp(type, "invalidPath") != 0 && strcmp(type, "invalidFilter") != 0))
+		return false;
+	t->rm_values = true;
+	scim__choose_style(t);
+	scim__log(t, 2, "the target refuses member removal paths: removing members by value from now on",
+		  "PATCH %s: HTTP 400 %s", s->path, type);
+	s->tries = 0;
+	scim__next_step(s, ST_MEMBERS);
+	return true;
 }
 
 /* The answer to a step that was not a transient failure or 401/403. */
@@ -207,10 +273,14 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			json_t *obj = pick(rep->json, s->ext, &n, &other);
 			if (obj != NULL)
 				adopt(s, obj);
+			else if (next_page(s, rep->json))
+				return;
 			else if (op->action == SCIM_DELETE)
 				scim__finish(s, 0); /* nothing carries this anchor: already gone */
-			else
+			else {
+				s->page = 0;
 				scim__next_step(s, ST_FIND_NAME);
+			}
 			return;
 		}
 		break;
@@ -220,8 +290,16 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			if (refuse_foreign(s, rep->json))
 				return;
 			json_t *obj = pick(rep->json, NULL, &n, &other);
+			if (s->name_n == 0 && obj != NULL)
+				snprintf(s->name_id, sizeof s->name_id, "%s", json_string_value(json_object_get(obj, "id")));
+			s->name_n += n;
+			s->name_other += other;
+			if (s->name_n <= 1 && next_page(s, rep->json))
+				return;
+			n = s->name_n;
+			other = s->name_other;
 			if (n == 1) {
-				adopt(s, obj);
+				adopt_id(s, s->name_id);
 			} else if (n > 1) {
 				scim__fail(s, -EPROTO, "upsert %s: %s: %zu objects without externalId match; refusing to "
 						 "guess", op->anchor, r->path, n);
@@ -261,10 +339,56 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		}
 		if (h == 404)
 			goto group_gone;
+		if (patch_refused(s, r, rep) || remove_path_refused(s, rep))
+			return;
 		members_refused(s, rep);
 		break;
+	case ST_READ_OBJ:
+		if (is2xx(h) && json_is_object(rep->json)) {
+			const char *v = json_string_value(json_object_get(json_object_get(rep->json, "meta"), "version"));
+			json_decref(s->obj);
+			s->obj = json_incref(rep->json);
+			snprintf(s->etag, sizeof s->etag, "%s", v != NULL && strlen(v) < sizeof s->etag ? v : "");
+			scim__next_step(s, ST_WRITE_OBJ);
+			return;
+		}
+		if (h == 404)
+			goto gone;
+		break;
+	case ST_WRITE_OBJ:
+		if (is2xx(h)) {
+			snprintf(op->result_id, sizeof op->result_id, "%s", s->id);
+			op->matched = s->found;
+			scim__finish(s, 0);
+			return;
+		}
+		if (h == 412) { /* RFC 7232 §4.2: changed since we read it: read again */
+			json_decref(s->obj);
+			s->obj = NULL;
+			s->tries = 0;
+			scim__next_step(s, ST_READ_OBJ);
+			return;
+		}
+		if (h == 404)
+			goto gone;
+		if (op->action == SCIM_MEMBERS)
+			members_refused(s, rep);
+		break;
 	}
+	if ((s->step == ST_UPDATE) && patch_refused(s, r, rep))
+		return;
 	scim__fail_http(s, r, rep);
+	return;
+gone: /* read-change-write of an object the target no longer has */
+	if (op->action == SCIM_MEMBERS)
+		goto group_gone;
+	if (op->patch) { /* nothing left to patch (e.g. to disable) */
+		scim__finish(s, 0);
+		return;
+	}
+	s->id[0] = '\0'; /* vanished: create it again */
+	s->found = false;
+	scim__next_step(s, ST_CREATE);
 	return;
 group_gone: { /* SCIM_MEMBERS on a group the target no longer has */
 	char detail[1024];
@@ -379,6 +503,12 @@ void scim__op_reply(struct req *r, const struct reply *rep, bool count)
 		if (s->step == ST_MEMBERS) {
 			s->step = ST_READ_MEMBERS;
 			s->tries = 0;
+		}
+		/* a write-back goes from a fresh read: what was read may be stale */
+		if (s->step == ST_WRITE_OBJ) {
+			json_decref(s->obj);
+			s->obj = NULL;
+			s->step = ST_READ_OBJ;
 		}
 		uint64_t ms = scim__backoff_ms(t, s->tries);
 		/* RFC 7231 §7.1.3 (RFC 6585 §4 for 429): honour Retry-After, capped */

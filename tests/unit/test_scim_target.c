@@ -469,6 +469,15 @@ static bool c_spc(struct tctx *x, intptr_t n)
 	return st.bulk_supported;
 }
 
+/* discovery over: /ServiceProviderConfig, /ResourceTypes and /Schemas read */
+static bool c_discovered(struct tctx *x, intptr_t n)
+{
+	struct scim_stats st;
+	(void)n;
+	scim_stats(x->t, &st);
+	return st.bulk_supported && st.discovered;
+}
+
 static bool c_in_flight(struct tctx *x, intptr_t n)
 {
 	struct scim_stats st;
@@ -518,9 +527,10 @@ static void start(struct tctx *x, const struct scim_config *cfg)
 	int rc = scim_target_start(&x->t, &x->loop, &c, err, sizeof err);
 	if (rc != 0)
 		fail_msg("scim_target_start: %d %s", rc, err);
-	/* let the ServiceProviderConfig fetch land, so it never mixes with faults */
-	if (c.url == srv.url && !run_until(x, c_spc, 0, 10000))
-		fail_msg("ServiceProviderConfig was not read (bulk_supported still false)");
+	/* let discovery (ServiceProviderConfig, ResourceTypes, Schemas) land, so
+	 * it never mixes with faults */
+	if (c.url == srv.url && !run_until(x, c_discovered, 0, 10000))
+		fail_msg("discovery did not finish (bulk_supported or discovered still false)");
 }
 
 static int setup(void **state)
@@ -1379,9 +1389,9 @@ static void connections_are_reused(void **state)
 	}
 	struct scim_stats st;
 	scim_stats(x->t, &st);
-	assert_int_equal(st.requests, 11); /* ServiceProviderConfig + 10 POSTs */
+	assert_int_equal(st.requests, 13); /* discovery (3 GETs) + 10 POSTs */
 	if (st.connects > 1)
-		fail_msg("11 sequential requests opened %llu connections", (unsigned long long)st.connects);
+		fail_msg("13 sequential requests opened %llu connections", (unsigned long long)st.connects);
 }
 
 static long server_count(json_t *stats, const char *what, const char *key)
@@ -1512,7 +1522,8 @@ static void service_provider_config_fetched_again(void **state)
 	struct scim_stats st;
 	run_for(x, 200);
 	scim_stats(x->t, &st);
-	assert_int_equal(st.requests, 1);
+	assert_int_equal(st.requests, 3); /* ServiceProviderConfig (503), ResourceTypes, Schemas */
+	assert_true(st.discovered);     /* defaults: operations go on */
 	assert_false(st.bulk_supported);
 	upsert_user(x, 0, "ext-spc", NULL, user_res("spc", NULL));
 	wait_done(x, 1);

@@ -428,6 +428,7 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 			return -EPROTO;
 		}
 		if (!s->t->caps.filter) {
+			op->refused = true; /* for good, until the object or the target changes */
 			snprintf(op->error, sizeof op->error,
 				 "upsert %s: the target reports a conflict and no object carries this externalId; "
 				 "matching by %s is refused: the target does not support filtering "

@@ -225,7 +225,7 @@ void scim__choose_style(struct scim_target *t)
 		s = !t->caps.patch ? SCIM_PATCH_PUT : t->rm_values ? SCIM_PATCH_VALUE_REMOVE : SCIM_PATCH_STANDARD;
 	t->style = s;
 	t->stats.patch_style = s;
-	t->stats.spc_known = t->spc_known;
+	t->stats.spc_known = t->caps.spc_known;
 	t->stats.filter_supported = t->caps.filter;
 	t->stats.max_results = t->caps.filter_max_results;
 	t->stats.patch_supported = t->caps.patch;
@@ -282,9 +282,10 @@ static bool check_schema(struct scim_target *t)
 			snprintf(d, sizeof d, "%s attribute \"%s\" is not in the target's schema %s%s", what[k], path,
 				 schema, rc == -ENOENT ? " (a schema the target does not publish for this type)" : "");
 			if (t->cfg.strict_schema) {
-				scim__log(t, 3, "the target's schema lacks a mapped attribute: target quarantined",
-					  "%s (target.strict_schema: true)", d);
 				bool was = t->stats.quarantined;
+				if (strcmp(t->stats.quarantine_reason, "schema_mismatch") != 0) /* once, not per probe */
+					scim__log(t, 3, "the target's schema lacks a mapped attribute: target quarantined",
+						  "%s (target.strict_schema: true)", d);
 				scim__quarantine(t, "schema_mismatch", d);
 				if (was && !t->probe_on_wire) /* quarantine() arms the probe only on entering */
 					uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
@@ -375,11 +376,19 @@ void scim__spc_done(struct scim_target *t, const struct req *r, const struct rep
 			scim__quarantine(t, "unauthorized", detail);
 	} else if (rep->rc == CURLE_OK && is2xx(rep->http)) {
 		read_spc(t, rep);
+	} else if (rep->rc == CURLE_OK && rep->http < 500) {
+		/* 404, 501, ...: the server has none; the defaults are final
+		 * (scim_discovery.h), do not ask again after every operation */
+		t->spc_known = true;
 	}
 	if (t->stopping)
 		return;
 	if (!t->discovering) {
-		scim__choose_style(t); /* a late answer (the fetch at start had failed) */
+		/* a late answer (the fetch at start had failed): the rest of the
+		 * discovery failed then too, most likely */
+		scim__choose_style(t);
+		if (t->spc_known && !scim_schemas_known(t->schemas))
+			fetch(t, R_RTYPES, "/ResourceTypes");
 		return;
 	}
 	fetch(t, R_RTYPES, "/ResourceTypes");

@@ -49,6 +49,8 @@
  *                and one {"op":"remove","path":"members[value eq \"id\"]"} per
  *                removed member (RFC 7644 §3.5.2.1/.2), in chunks of at most
  *                cfg.members_per_patch changes; never a full replace.
+ *   (That is patch_style "standard". The others, and what changes for a
+ *   target without PATCH, filtering or with paging: "Discovery" below.)
  * Filter values are JSON-quoted (RFC 7644 §3.4.2.2) and URL-encoded.
  *
  * Several domains, one target (cfg.external_id_prefix): the externalId is
@@ -291,7 +293,8 @@ struct scim_target; /* opaque */
 
 /* cfg is copied (strings too). Reads token_file when cfg->token is NULL.
  * Returns 0, or a negative errno with errmsg filled (bad url, unreadable
- * token file). Starts the ServiceProviderConfig fetch on the loop. */
+ * token file). Starts the discovery on the loop (see "Discovery"); operations
+ * submitted meanwhile wait for it. */
 int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct scim_config *cfg,
 		      char *errmsg, size_t errlen);
 

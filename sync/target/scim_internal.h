@@ -24,7 +24,8 @@
  *   scim_http.c     the transport: libcurl easy handles on the multi, on libuv
  *   scim_answer.c   reading answers: what each step's answer means
  *   scim_auth.c     credentials (token file, OAuth2), the quarantine probe,
- *                   ServiceProviderConfig
+ *                   discovery (ServiceProviderConfig, ResourceTypes, Schemas;
+ *                   parsed by scim_discovery.c) and the schema check
  * Names shared between them carry the scim__ prefix.
  */
 #ifndef CANOPY_SYNC_TARGET_SCIM_INTERNAL_H

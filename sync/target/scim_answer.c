@@ -18,8 +18,8 @@ static void error_detail(const struct req *r, const struct reply *rep, char *out
 {
 	out[0] = '\0';
 	if (rep->json != NULL) {
-		const char *detail = json_string_value(json_object_get(rep->json, "detail"));
-		const char *type = json_string_value(json_object_get(rep->json, "scimType"));
+		const char *detail = json_string_value(scim__attr(rep->json, "detail"));
+		const char *type = json_string_value(scim__attr(rep->json, "scimType"));
 		if (detail != NULL || type != NULL) {
 			snprintf(out, len, "%s%s%s", type != NULL ? type : "", type != NULL && detail != NULL ? ": " : "",
 				 detail != NULL ? detail : "");
@@ -50,7 +50,7 @@ static void error_detail(const struct req *r, const struct reply *rep, char *out
 static void members_refused(struct sop *s, const struct reply *rep)
 {
 	struct scim_op *op = s->op;
-	const char *type = rep->json != NULL ? json_string_value(json_object_get(rep->json, "scimType")) : NULL;
+	const char *type = rep->json != NULL ? json_string_value(scim__attr(rep->json, "scimType")) : NULL;
 
 	op->values_refused = rep->http == 400 &&
 			     (type == NULL || strcmp(type, "invalidValue") == 0 || strcmp(type, "noTarget") == 0 ||
@@ -98,14 +98,14 @@ static bool curl_permanent(CURLcode rc)
  * (exact: caseExact, RFC 7643 §3.1) -- or, with ext NULL, that have none. */
 static json_t *pick(json_t *list, const char *ext, size_t *n_out, size_t *n_other)
 {
-	json_t *res = json_object_get(list, "Resources"), *v, *first = NULL;
+	json_t *res = scim__attr(list, "Resources"), *v, *first = NULL;
 	size_t i;
 	*n_out = *n_other = 0;
 	json_array_foreach(res, i, v)
 	{
-		if (json_string_value(json_object_get(v, "id")) == NULL)
+		if (json_string_value(scim__attr(v, "id")) == NULL)
 			continue;
-		const char *e = json_string_value(json_object_get(v, "externalId"));
+		const char *e = json_string_value(scim__attr(v, "externalId"));
 		bool ok = ext != NULL ? (e != NULL && strcmp(e, ext) == 0) : (e == NULL || e[0] == '\0');
 		if (!ok) {
 			(*n_other)++;
@@ -132,10 +132,10 @@ static bool refuse_foreign(struct sop *s, json_t *list)
 
 	if (plen == 0)
 		return false;
-	json_array_foreach(json_object_get(list, "Resources"), i, v)
+	json_array_foreach(scim__attr(list, "Resources"), i, v)
 	{
-		const char *id = json_string_value(json_object_get(v, "id"));
-		const char *e = json_string_value(json_object_get(v, "externalId"));
+		const char *id = json_string_value(scim__attr(v, "id"));
+		const char *e = json_string_value(scim__attr(v, "externalId"));
 		if (id == NULL || (e != NULL && strncmp(e, prefix, plen) == 0))
 			continue;
 		const char *attr = s->op->type == OBJECT_GROUP ? "displayName" : "userName";
@@ -161,7 +161,7 @@ static void adopt_id(struct sop *s, const char *id)
 
 static void adopt(struct sop *s, json_t *obj)
 {
-	adopt_id(s, json_string_value(json_object_get(obj, "id")));
+	adopt_id(s, json_string_value(scim__attr(obj, "id")));
 }
 
 #define MAX_PAGES 10000 /* a listing longer than this many pages is not read to its end */
@@ -173,8 +173,8 @@ static void adopt(struct sop *s, json_t *obj)
 static bool next_page(struct sop *s, const json_t *list)
 {
 	size_t start = s->page > 0 ? s->page : 1;
-	size_t got = json_array_size(json_object_get(list, "Resources"));
-	json_int_t total = json_integer_value(json_object_get(list, "totalResults"));
+	size_t got = json_array_size(scim__attr(list, "Resources"));
+	json_int_t total = json_integer_value(scim__attr(list, "totalResults"));
 
 	if (got == 0 || total <= 0 || start - 1 + got >= (size_t)total || (start - 1) / got >= MAX_PAGES)
 		return false;
@@ -210,7 +210,7 @@ static bool patch_refused(struct sop *s, const struct req *r, const struct reply
 static bool remove_path_refused(struct sop *s, const struct reply *rep)
 {
 	struct scim_target *t = s->t;
-	const char *type = rep->json != NULL ? json_string_value(json_object_get(rep->json, "scimType")) : NULL;
+	const char *type = rep->json != NULL ? json_string_value(scim__attr(rep->json, "scimType")) : NULL;
 
 	if (rep->http != 400 || s->chunk_rm == 0 || t->rm_values || t->cfg.patch_style != SCIM_PATCH_AUTO ||
 	    type == NULL || (strcmp(type, "invalidPath") != 0 && strcmp(type, "invalidFilter") != 0))
@@ -252,7 +252,7 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		break;
 	case ST_CREATE:
 		if (is2xx(h)) {
-			const char *id = json_string_value(json_object_get(rep->json, "id"));
+			const char *id = json_string_value(scim__attr(rep->json, "id"));
 			if (id == NULL || strlen(id) >= sizeof op->result_id) {
 				scim__fail(s, -EPROTO, "%s %s: HTTP %ld without a usable \"id\" in the answer", r->method,
 					   r->path, h);
@@ -291,7 +291,7 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 				return;
 			json_t *obj = pick(rep->json, NULL, &n, &other);
 			if (s->name_n == 0 && obj != NULL)
-				snprintf(s->name_id, sizeof s->name_id, "%s", json_string_value(json_object_get(obj, "id")));
+				snprintf(s->name_id, sizeof s->name_id, "%s", json_string_value(scim__attr(obj, "id")));
 			s->name_n += n;
 			s->name_other += other;
 			if (s->name_n <= 1 && next_page(s, rep->json))
@@ -345,7 +345,7 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		break;
 	case ST_READ_OBJ:
 		if (is2xx(h) && json_is_object(rep->json)) {
-			const char *v = json_string_value(json_object_get(json_object_get(rep->json, "meta"), "version"));
+			const char *v = json_string_value(scim__attr(json_object_get(rep->json, "meta"), "version"));
 			json_decref(s->obj);
 			s->obj = json_incref(rep->json);
 			snprintf(s->etag, sizeof s->etag, "%s", v != NULL && strlen(v) < sizeof s->etag ? v : "");
@@ -420,20 +420,20 @@ static bool unusable_answer(const struct sop *s, const struct req *r, const stru
 		problem = "the body is not JSON";
 	else if (j != NULL && !json_is_object(j))
 		problem = "the body is not a JSON object";
-	else if (s->step == ST_CREATE && (!json_is_string(id = json_object_get(j, "id")) ||
+	else if (s->step == ST_CREATE && (!json_is_string(id = scim__attr(j, "id")) ||
 					  json_string_length(id) == 0 || json_string_length(id) >= 128))
 		problem = "a create answered without a usable \"id\"";
 	else if ((s->step == ST_UPDATE || s->step == ST_CREATE) && j != NULL &&
-		 (id = json_object_get(j, "id")) != NULL && !json_is_string(id))
+		 (id = scim__attr(j, "id")) != NULL && !json_is_string(id))
 		problem = "\"id\" is not a string";
 	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) &&
-		 (j == NULL || !json_is_array(json_object_get(j, "Resources"))) &&
-		 json_integer_value(json_object_get(j, "totalResults")) != 0)
+		 (j == NULL || !json_is_array(scim__attr(j, "Resources"))) &&
+		 json_integer_value(scim__attr(j, "totalResults")) != 0)
 		problem = "a list answer without a \"Resources\" array";
 	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) && j == NULL)
 		problem = "a list answer without a body";
-	else if (s->step == ST_READ_MEMBERS && (j == NULL || (json_object_get(j, "members") != NULL &&
-							     !json_is_array(json_object_get(j, "members")))))
+	else if (s->step == ST_READ_MEMBERS && (j == NULL || (scim__attr(j, "members") != NULL &&
+							     !json_is_array(scim__attr(j, "members")))))
 		problem = "a group without a \"members\" array";
 	if (problem != NULL && why != NULL)
 		snprintf(why, len, "%s", problem);

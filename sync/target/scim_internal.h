@@ -35,6 +35,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "common/xalloc.h"
@@ -233,6 +235,22 @@ struct reply {
 	long retry_after_s;
 	json_t *json; /* parsed body, or NULL */
 };
+
+/* An attribute of a SCIM answer by name, ignoring case (RFC 7643 §2.1:
+ * attribute names are case-insensitive; some servers answer "Members" or
+ * "ID"): the exact spelling first, then any other. */
+static inline json_t *scim__attr(const json_t *o, const char *name)
+{
+	json_t *v = json_object_get(o, name), *x;
+	const char *k;
+
+	if (v != NULL || !json_is_object(o))
+		return v;
+	json_object_foreach((json_t *)o, k, x)
+		if (strcasecmp(k, name) == 0)
+			return x;
+	return NULL;
+}
 
 static inline bool is2xx(long h)
 {

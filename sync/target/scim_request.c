@@ -120,7 +120,7 @@ static bool has_member(json_t *members, json_t *id)
 	json_t *m;
 	size_t j;
 	json_array_foreach(members, j, m)
-		if (json_equal(json_object_get(m, "value"), id))
+		if (json_equal(scim__attr(m, "value"), id))
 			return true;
 	return false;
 }
@@ -146,7 +146,7 @@ static bool has_value(const json_t *ids, const json_t *id)
  */
 void scim__members_filter(struct sop *s, json_t *group)
 {
-	json_t *cur = json_object_get(group, "members"), *add = xcheck(json_array()), *rm = xcheck(json_array()), *v, *m;
+	json_t *cur = scim__attr(group, "members"), *add = xcheck(json_array()), *rm = xcheck(json_array()), *v, *m;
 	size_t i;
 
 	json_array_foreach(s->op->add, i, v)
@@ -155,7 +155,7 @@ void scim__members_filter(struct sop *s, json_t *group)
 	if (s->op->exact) {
 		/* every member read back that is not wanted goes */
 		json_array_foreach(cur, i, m)
-			if ((v = json_object_get(m, "value")) != NULL && json_is_string(v) &&
+			if ((v = scim__attr(m, "value")) != NULL && json_is_string(v) &&
 			    !has_value(s->op->add, v) && json_array_append(rm, v) != 0)
 				xoom("json_array_append");
 	} else {
@@ -330,13 +330,13 @@ static void apply_patch_ops(json_t *obj, const json_t *ops)
  * plus the additions not there yet (exact: the additions alone). */
 static json_t *new_members(const struct sop *s)
 {
-	json_t *cur = json_object_get(s->obj, "members"), *out = xcheck(json_array()), *m, *v;
+	json_t *cur = scim__attr(s->obj, "members"), *out = xcheck(json_array()), *m, *v;
 	size_t i;
 
 	if (!s->op->exact) {
 		json_array_foreach(cur, i, m)
 		{
-			v = json_object_get(m, "value");
+			v = scim__attr(m, "value");
 			if (json_is_string(v) && s->op->remove != NULL && has_value(s->op->remove, v))
 				continue;
 			if (json_array_append(out, m) != 0)
@@ -347,6 +347,18 @@ static json_t *new_members(const struct sop *s)
 		if (!has_member(out, v))
 			append_new(out, json_pack("{s:O}", "value", v));
 	return out;
+}
+
+/* Remove every attribute of obj named `name`, ignoring case. */
+static void del_ci(json_t *obj, const char *name)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(obj, tmp, k, v)
+		if (strcasecmp(k, name) == 0)
+			json_object_del(obj, k);
 }
 
 /* The body of ST_WRITE_OBJ: the resource read, changed as the operation
@@ -369,9 +381,11 @@ static json_t *write_body(struct sop *s, const char **method)
 		return xcheck(json_pack("{s:[s], s:o}", "schemas", SCHEMA_PATCHOP, "Operations", xcheck(ops)));
 	}
 	*method = "PUT";
-	json_object_del(obj, "meta"); /* the server's (RFC 7643 §3.1) */
+	del_ci(obj, "meta"); /* the server's (RFC 7643 §3.1) */
 	if (op->action == SCIM_MEMBERS) {
-		if (json_object_set_new(obj, "members", new_members(s)) != 0)
+		json_t *members = new_members(s);
+		del_ci(obj, "members");
+		if (json_object_set_new(obj, "members", members) != 0)
 			xoom("json_object_set_new");
 	} else if (op->patch && op->patch_ops != NULL) {
 		apply_patch_ops(obj, op->patch_ops);
@@ -382,6 +396,7 @@ static json_t *write_body(struct sop *s, const char **method)
 		{
 			if (strcmp(key, "schemas") == 0 && op->patch)
 				continue;
+			del_ci(obj, key); /* the server may spell it otherwise (RFC 7643 §2.1) */
 			if (json_object_set(obj, key, key_val) != 0)
 				xoom("json_object_set");
 		}

@@ -632,7 +632,7 @@ int scim_test_answer(unsigned step, long http, const char *body, size_t len)
 	op.add = xcheck(json_pack("[s,s]", "a", "b"));
 	op.remove = xcheck(json_pack("[s]", "c"));
 	s.op = &op;
-	s.step = (enum step)(step % (ST_READ_MEMBERS + 1));
+	s.step = (enum step)(step % (ST_WRITE_OBJ + 1));
 	r.kind = R_OP;
 	r.sop = &s;
 	snprintf(r.method, sizeof r.method, "GET");

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "sync/target/scim_discovery.h"
+#include "sync/target/scim_internal.h"
 
 #define CORE_USER "urn:ietf:params:scim:schemas:core:2.0:User"
 #define CORE_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -185,6 +186,21 @@ static void attribute_count_is_capped(void **state)
 	scim_schemas_free(s);
 }
 
+/* Answers are read ignoring the case of attribute names (RFC 7643 §2.1):
+ * the exact spelling wins when both are there. */
+static void answer_attributes_ignore_case(void **state)
+{
+	json_t *g = parse("{\"ID\":\"g1\",\"Members\":[{\"Value\":\"u1\"}],\"id\":\"exact\"}");
+	(void)state;
+	assert_string_equal(json_string_value(scim__attr(g, "id")), "exact");
+	json_t *m = scim__attr(g, "members");
+	assert_true(json_is_array(m));
+	assert_string_equal(json_string_value(scim__attr(json_array_get(m, 0), "value")), "u1");
+	assert_null(scim__attr(g, "externalId"));
+	assert_null(scim__attr(m, "value")); /* not an object */
+	json_decref(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +210,7 @@ int main(void)
 		cmocka_unit_test(resource_types_choose_the_schemas),
 		cmocka_unit_test(unknown_schemas_check_nothing),
 		cmocka_unit_test(attribute_count_is_capped),
+		cmocka_unit_test(answer_attributes_ignore_case),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

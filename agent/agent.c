@@ -95,6 +95,7 @@ static void on_node_closed(struct node *n)
 	replconf_close(a);
 	member_watch_close(a);
 	leader_watch_close(a);
+	versions_close(a);
 	control_drill_close(a);
 	loop_watch_close(&a->loop_watch);
 	raft_story_close(&a->raft_story);
@@ -160,6 +161,8 @@ static void shutdown_now(struct agent *a)
 	notify("STOPPING=1"); /* again after a signal: harmless; first for agent_shutdown() */
 	health_stop(a->health);
 	a->health = NULL;
+	member_view_stop(a->member_view);
+	a->member_view = NULL;
 	/* Followers read a refused leader watch as "the leader's process is
 	 * gone" and elect at once (agent/leader_watch.h): no write after the
 	 * listener closes. */
@@ -643,17 +646,21 @@ static int start_engine(struct agent *a, char *errmsg, size_t errlen)
 			   : c->target.nested_groups == CONFIG_NESTED_SKIP  ? ENGINE_NESTED_SKIP
 									 : ENGINE_NESTED_NATIVE;
 	ec.user_member_of = c->source.users.member_of[0] ? c->source.users.member_of : NULL;
+	ec.member_attr = c->source.groups.member_attribute[0] ? c->source.groups.member_attribute : NULL;
+	ec.member_value = c->source.groups.member_value[0] ? c->source.groups.member_value : NULL;
 	ec.user_map = a->user_map;
 	ec.group_map = a->group_map;
 	ec.delete_threshold = c->safety.delete_threshold;
 	ec.delete_threshold_percent = c->safety.delete_threshold_percent;
 	ec.delete_window_s = c->safety.delete_window_s;
 	ec.delete_stop = c->safety.on_threshold == CONFIG_ON_THRESHOLD_STOP;
+	ec.provlog_max_bytes = c->log.provisioning_max_bytes;
+	ec.provlog_keep = c->log.provisioning_keep;
 	ec.log = on_engine_log;
 	ec.log_data = a;
 	ports.source = make_source(a);
 	ports.target = make_target(a);
-	ports.log = raft_replog_new(&a->node);
+	ports.log = raft_replog_new(&a->node, &a->state);
 	return engine_init(&a->engine, &a->loop, &ports, &a->state, &ec, errmsg, errlen);
 }
 
@@ -913,6 +920,9 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	rv = health_start(&a->health, a, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_http;
+	rv = member_view_start(&a->member_view, a, errmsg, errlen);
+	if (rv != 0)
+		goto err_after_health;
 
 	uv_timer_init(&a->loop, &a->cursor_watch);
 	a->cursor_watch.data = a;
@@ -930,6 +940,7 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	replconf_start(a);
 	member_watch_start(a);
 	leader_watch_start(a);
+	versions_start(a);
 	control_drill_start(a);
 	/* a quarter of the election timeout: well before followers give up on
 	 * this node (loop_watch.h) */
@@ -937,6 +948,9 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	raft_story_start(&a->raft_story, &a->loop, &a->node);
 	return 0;
 
+err_after_health:
+	health_stop(a->health);
+	a->health = NULL;
 err_after_http:
 	http_close(&a->http, NULL);
 err_after_engine:
@@ -990,6 +1004,7 @@ int agent_run(const char *config_path, char *errmsg, size_t errlen)
 			 "resync) from anyone who can connect to it: set control.token_file",
 			 "control_address=%s", a->cfg.node.control_address);
 	outbound_warn(a);
+	agent_recover_announce(a->cfg.node.data_dir);
 	provlog_on_health_change(on_provlog_health, a);
 	log_cluster_transport(a);
 	if (agent_bootstrap_mode(a) == AGENT_BOOTSTRAP_IMPLICIT)

@@ -24,6 +24,8 @@
 #include "agent/raft_story.h"
 #include "agent/replconf.h"
 #include "agent/leader_watch.h"
+#include "agent/member_view.h"
+#include "agent/versions.h"
 #include "raft/node.h"
 #include "sync/engine.h"
 #include "sync/state/state.h"
@@ -70,6 +72,7 @@ struct agent {
 	struct drill drill;               /* failover drills (agent/control_drill.c) */
 	struct loop_watch loop_watch;     /* a blocked event loop is seen (agent/loop_watch.h) */
 	struct raft_story raft_story;     /* elections, leaders, members: one line each (agent/raft_story.h) */
+	struct versions versions;         /* members' versions, the format written (agent/versions.h) */
 	char exit_reason[512];            /* why agent_shutdown() stopped with a non-zero code */
 	/* When this node last saw the replicated cursor change (the cursor's age
 	 * in status); polled on the loop, local to this node. */
@@ -83,6 +86,7 @@ struct agent {
 	/* This node's source/target health and the health hand-over
 	 * (agent/health.h); NULL once stopped. */
 	struct health *health;
+	struct member_view *member_view; /* followers: the leader's member view (agent/member_view.h) */
 	/* Outbound trust and credentials of the target side, shared by the SCIM
 	 * target and the health probe: target.tls (sync/target/http_tls.h;
 	 * NULL without a target) and target.auth (sync/target/oauth2.h; NULL
@@ -146,6 +150,32 @@ const struct config *agent_sync_config(const struct agent *a);
 int agent_engine_rebuild(struct agent *a, struct config *cfg, char *errmsg, size_t errlen);
 
 /*
+ * canopy-agent --recover-members LIST [--yes] (agent/recover.c): with the
+ * agent stopped, show this node's data dir (term, last index, latest
+ * configuration) and the configuration LIST ("ID@HOST:PORT,...", all voters,
+ * this node included at its node.raft_address) would replace it with; with
+ * `yes`, write it (raft/recover.h). Returns the exit code: 0 when written,
+ * 1 when refused (the agent runs, damaged or empty data dir, no --yes),
+ * 2 for a bad LIST, AGENT_EXIT_CONFIG for a refused configuration; the cause
+ * is in errmsg.
+ */
+int agent_recover(const char *config_path, const char *members, bool yes, char *errmsg,
+		  size_t errlen);
+
+/* At start: when a recovery was written since the last start, log it (warn,
+ * with the old and new members) and forget it. */
+void agent_recover_announce(const char *data_dir);
+
+/*
+ * canopy-agent --backup DIR (agent/backup.c): with the agent stopped, copy
+ * its data dir into DIR (new or empty) and check the copy (raft/backup.h).
+ * Returns the exit code: 0 when the copy is complete and checked, 1 when
+ * refused (the agent runs, DIR not empty, a damaged or empty data dir) or
+ * failed, AGENT_EXIT_CONFIG for a refused configuration; cause in errmsg.
+ */
+int agent_backup(const char *config_path, const char *dest, char *errmsg, size_t errlen);
+
+/*
  * Stop on the agent's own account (not a signal), without hand-over: a node
  * that was removed from the cluster (exit_code 0) or whose data dir belongs
  * to another cluster (1, `reason` is what agent_run reports).
@@ -181,9 +211,14 @@ void control_reply_json(struct http_reply *reply, unsigned status, json_t *o);
  * (agent/replconf.c): returns false when the path is none of these. */
 bool control_config_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
 
-/* GET /v1/deletes, GET /v1/failed, POST /v1/resync (agent/control_sync.c):
- * returns false when the path is none of these. */
+/* GET /v1/deletes, GET /v1/failed, POST /v1/resync, POST /v1/sync/resume
+ * (agent/control_sync.c): returns false when the path is none of these. */
 bool control_sync_handle(struct agent *a, const struct http_request *req, struct http_reply *reply);
+
+/* Status "sync.quarantine" (agent/control_sync.c): reason, detail, since,
+ * next_retry_at, checked_at, last_request; NULL when not quarantined. */
+struct engine_stats;
+json_t *control_quarantine_json(const struct engine_stats *es);
 
 /* POST /v1/drill/{transfer,crash} (agent/control_drill.c): returns false
  * when the path is neither. */
@@ -197,8 +232,15 @@ void control_drill_close(struct agent *a);
 json_t *control_drill_json(struct agent *a);
 
 /* The engine's figures as status shows them (zero, state disabled, without
- * an engine; staged deletes from the replicated state). */
+ * an engine): the totals, times and staged deletes from the replicated state
+ * -- the same on every node -- and the leader's own connection and
+ * quarantine figures. */
 struct engine_stats control_sync_stats(struct agent *a);
+
+/* The replicated sync figures ("s:sync", sync/state/figures.h); zeros when
+ * no leader wrote them yet. */
+struct sync_figures;
+void control_sync_figures(struct agent *a, struct sync_figures *out);
 
 /* The storage state status shows: the worse of the raft data dir's
  * (raft/storage.h) and the provisioning log's. */

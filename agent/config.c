@@ -9,6 +9,7 @@
 #include "agent/config.h"
 #include "common/xalloc.h"
 #include "raft/transport_tls.h"
+#include "sync/provlog.h"
 #include "sync/secret.h"
 
 #include <ctype.h>
@@ -879,14 +880,67 @@ static int check_filter(const char *s, char *why, size_t whylen)
 	return 0;
 }
 
+/* An attribute description as LDAP names it (RFC 4512 §1.4): a descr
+ * (a letter, then letters, digits and '-') or a numeric OID. */
+static bool attribute_name_ok(const char *s)
+{
+	bool oid = isdigit((unsigned char)s[0]);
+
+	if (!isalpha((unsigned char)s[0]) && !oid)
+		return false;
+	for (const char *p = s + 1; *p; p++)
+		if (oid ? !(isdigit((unsigned char)*p) || (*p == '.' && p[1] != '.' && p[1] != '\0'))
+			: !(isalnum((unsigned char)*p) || *p == '-'))
+			return false;
+	return true;
+}
+
+/* source.groups.member_attribute and member_value (docs/sources.md). */
+static int parse_member_shape(struct cx *c, struct field *attr, struct field *value, struct config_scope *scope)
+{
+	char d[96];
+	int rc;
+
+	if (attr->val != NULL) {
+		if ((rc = get_string(c, attr->val, "source.groups.member_attribute", scope->member_attribute,
+				     sizeof scope->member_attribute)) != 0)
+			return rc;
+		if (!attribute_name_ok(scope->member_attribute))
+			return fail(c, line_of(attr->val),
+				    "source.groups.member_attribute: expected an attribute name like member, "
+				    "uniqueMember or memberUid, got %s",
+				    describe(attr->val, d, sizeof d));
+	}
+	if (value->val != NULL) {
+		if ((rc = get_string(c, value->val, "source.groups.member_value", scope->member_value,
+				     sizeof scope->member_value)) != 0)
+			return rc;
+		if (!attribute_name_ok(scope->member_value))
+			return fail(c, line_of(value->val),
+				    "source.groups.member_value: expected dn or a user attribute name like uid, got %s",
+				    describe(value->val, d, sizeof d));
+	}
+	return 0;
+}
+
 static int parse_scope(struct cx *c, struct field *sec, const char *path, struct config_scope *scope)
 {
-	struct field f[] = {{"base", NULL, 0}, {"filter", NULL, 0}, {"exclude", NULL, 0}, {"member_of", NULL, 0}};
+	/* member_of scopes users by group membership; member_attribute and
+	 * member_value say how groups name their members: each only where it
+	 * has a meaning */
+	struct field uf[] = {{"base", NULL, 0}, {"filter", NULL, 0}, {"exclude", NULL, 0}, {"member_of", NULL, 0}};
+	struct field gf[] = {{"base", NULL, 0},
+			     {"filter", NULL, 0},
+			     {"exclude", NULL, 0},
+			     {"member_attribute", NULL, 0},
+			     {"member_value", NULL, 0}};
 	char kp[64], why[128], d[96];
-	/* member_of scopes users by group membership; groups have no such key */
 	bool users = strcmp(path, "source.users") == 0;
-	int rc = take_fields(c, sec->val, path, f, users ? 4 : 3);
+	struct field *f = users ? uf : gf;
+	int rc = take_fields(c, sec->val, path, f, users ? N_OF(uf) : N_OF(gf));
 	if (rc != 0)
+		return rc;
+	if (!users && (rc = parse_member_shape(c, &gf[3], &gf[4], scope)) != 0)
 		return rc;
 	join_key(kp, sizeof kp, path, "base");
 	if (f[0].val != NULL && (rc = get_string(c, f[0].val, kp, scope->base, sizeof scope->base)) != 0)
@@ -1143,6 +1197,29 @@ static int parse_source_ad(struct cx *c, struct field *poll, struct field *notif
 	return 0;
 }
 
+/* The member shape against the source kind: AD groups always list members
+ * as DNs in `member` (its DirSync and range retrieval read that attribute,
+ * docs/active-directory.md), and RFC 2307 memberUid values are user names,
+ * never DNs (docs/sources.md). */
+static int check_member_shape(struct cx *c, struct field *groups, const struct config *cfg)
+{
+	const struct config_scope *g = &cfg->source.groups;
+	bool by_dn = g->member_value[0] == '\0' || strcasecmp(g->member_value, "dn") == 0;
+
+	if (groups->val == NULL)
+		return 0;
+	if (cfg->source.kind == CONFIG_SOURCE_AD &&
+	    ((g->member_attribute[0] && strcasecmp(g->member_attribute, "member") != 0) || !by_dn))
+		return fail(c, groups->line,
+			    "source.groups: kind ad reads members from member as DNs; member_attribute must be member "
+			    "and member_value dn (or leave both out)");
+	if (by_dn && strcasecmp(g->member_attribute, "memberUid") == 0)
+		return fail(c, groups->line,
+			    "source.groups.member_attribute memberUid holds user names, not DNs: add member_value: uid "
+			    "(the user attribute its values name)");
+	return 0;
+}
+
 static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 {
 	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
@@ -1201,6 +1278,8 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 	if (pw->val != NULL && bind->val == NULL)
 		return fail(c, pw->line, "source.password_file: needs source.bind_dn (whom to bind as)");
 	if (sasl->val != NULL && (rc = parse_sasl(c, sasl, cfg)) != 0)
+		return rc;
+	if ((rc = check_member_shape(c, groups, cfg)) != 0)
 		return rc;
 	return parse_source_ad(c, field(f, nf, "poll_s"), field(f, nf, "notify"), field(f, nf, "reconcile_s"), cfg);
 }
@@ -1393,8 +1472,11 @@ static int parse_safety(struct cx *c, struct field *sec, struct config *cfg)
 
 static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 {
-	struct field f[] = {{"level", NULL, 0}, {"format", NULL, 0}};
-	int k, rc = take_fields(c, sec->val, "log", f, 2);
+	struct field f[] = {{"level", NULL, 0},
+			    {"format", NULL, 0},
+			    {"provisioning_max_bytes", NULL, 0},
+			    {"provisioning_keep", NULL, 0}};
+	int k, rc = take_fields(c, sec->val, "log", f, 4);
 	if (rc != 0)
 		return rc;
 	/* log_levels is in the order of enum log_level (agent/log.h) */
@@ -1409,6 +1491,13 @@ static int parse_log(struct cx *c, struct field *sec, struct config *cfg)
 			return rc;
 		cfg->log.format = (enum log_format)k;
 	}
+	if (f[2].val != NULL &&
+	    (rc = get_uint(c, f[2].val, "log.provisioning_max_bytes", PROVLOG_MIN_MAX_BYTES, PROVLOG_MAX_MAX_BYTES,
+			   &cfg->log.provisioning_max_bytes)) != 0)
+		return rc;
+	if (f[3].val != NULL && (rc = get_unsigned(c, f[3].val, "log.provisioning_keep", 1, PROVLOG_MAX_KEEP,
+						   &cfg->log.provisioning_keep)) != 0)
+		return rc;
 	return 0;
 }
 
@@ -1557,6 +1646,8 @@ static void set_defaults(struct config *cfg)
 	cfg->safety.delete_threshold_percent = 0;
 	cfg->log.level = LOG_INFO;
 	cfg->log.format = LOG_FORMAT_TEXT;
+	cfg->log.provisioning_max_bytes = PROVLOG_DEFAULT_MAX_BYTES;
+	cfg->log.provisioning_keep = PROVLOG_DEFAULT_KEEP;
 }
 
 /*

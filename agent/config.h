@@ -55,6 +55,11 @@ struct config_scope {
 	char exclude[CONFIG_MAX_EXCLUDES][512]; /* subtrees below base that are out of scope */
 	unsigned n_exclude;
 	char member_of[512]; /* users only: in scope only as (nested) members of this group; "" = off */
+	/* groups only (docs/sources.md): the attribute holding a group's members
+	 * (default "member") and what its values name: "dn" (default) or the
+	 * user attribute they equal (memberUid -> "uid") */
+	char member_attribute[128];
+	char member_value[128];
 };
 
 /* One mapping line: target SCIM attribute path <- expression text. The line
@@ -223,6 +228,11 @@ struct config {
 	struct {
 		enum log_level level; /* debug | info | warn | error (log_level_name()); default info */
 		enum log_format format; /* text (default: logfmt) | json (log_format_name()) */
+		/* the provisioning log (sync/provlog.h) rotates before it would pass
+		 * provisioning_max_bytes (4096..1 TiB, default 64 MiB) and keeps
+		 * provisioning_keep rotated files (1..100, default 5) */
+		uint64_t provisioning_max_bytes;
+		unsigned provisioning_keep;
 	} log;
 
 	/* The control API (agent/control.c). Without token_file, mutations are

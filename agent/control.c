@@ -5,14 +5,16 @@
  *                                   script and style (agent/www.c)
  *   GET  /v1/status                 this node's view: role, term, members,
  *                                   sync, storage, health (canopyctl status)
+ *   GET  /v1/members                the leader's view of the members, for
+ *                                   followers (agent/member_view.h)
  *   GET  /metrics                   the same figures for Prometheus
  *                                   (agent/metrics.c)
  *   GET  /v1/logs                   this node's provisioning log (?since,
  *                                   ?object, ?errors, ?limit)
  *   GET  /v1/leader/watch           a follower's watch of the leader
  *                                   (agent/leader_watch.c)
- *   GET  /v1/deletes, /v1/failed    what the sync holds back; POST /v1/resync
- *                                   (agent/control_sync.c)
+ *   GET  /v1/deletes, /v1/failed    what the sync holds back; POST /v1/resync,
+ *                                   POST /v1/sync/resume (agent/control_sync.c)
  *   POST /v1/deletes/approve, /v1/deletes/reject
  *   POST /v1/cluster/add, /remove, /transfer, /abort
  *   POST /v1/health/report          a follower's probe results (agent/health.c)
@@ -41,6 +43,7 @@
 #include "common/xalloc.h"
 #include "raft/transport_tls.h"
 #include "sync/provlog.h"
+#include "sync/state/figures.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
 #include "sync/text_json.h"
@@ -109,6 +112,7 @@ static json_t *cursor_json(const struct state *s)
 struct engine_stats control_sync_stats(struct agent *a)
 {
 	struct engine_stats es;
+	struct sync_figures f;
 	memset(&es, 0, sizeof es);
 	if (a->engine)
 		engine_stats(a->engine, &es);
@@ -116,6 +120,16 @@ struct engine_stats control_sync_stats(struct agent *a)
 		es.state = ENGINE_DISABLED;
 	/* Staged deletes are replicated: every node knows how many. */
 	es.pending_deletes = object_staged_count(&a->state);
+	/* So are the totals and times ("s:sync", sync/state/figures.h): every
+	 * node shows the leader's figures as of its applied index, not its own
+	 * engine's counters (a follower's are zero). */
+	control_sync_figures(a, &f);
+	es.exported_total = f.ops;
+	es.errors_total = f.errors;
+	es.skipped_total = f.skipped;
+	es.batches_total = f.batches;
+	es.export_lag_ms = f.lag_ms;
+	es.last_export_at = (time_t)(f.last_export_ms / 1000);
 	return es;
 }
 
@@ -133,9 +147,27 @@ static json_t *target_caps_json(const struct target_caps *c)
 				c->filter ? "filter" : "scan"));
 }
 
+void control_sync_figures(struct agent *a, struct sync_figures *out)
+{
+	(void)figures_get(&a->state, out); /* none yet: zeros */
+}
+
+/* "sync.cursor_readable": the source's description of the committed cursor
+ * (sync/source/source.h, describe_cursor), or null. */
+static json_t *cursor_readable_json(struct agent *a)
+{
+	char text[1024];
+
+	if (a->engine == NULL || engine_describe_cursor(a->engine, text, sizeof text) != 0)
+		return json_null();
+	return text_json(text);
+}
+
 static json_t *sync_json(struct agent *a)
 {
 	struct engine_stats es = control_sync_stats(a);
+	struct sync_figures f;
+	uint64_t now_ms = (uint64_t)node_wall_ms();
 	json_t *o;
 
 	o = xcheck(json_pack("{s:s,s:o,s:I,s:I,s:o,s:I,s:I,s:I}",
@@ -158,9 +190,20 @@ static json_t *sync_json(struct agent *a)
 	set(o, "repair_pending", node_state(&a->node) != NODE_LEADER
 					 ? json_null() : xcheck(json_integer((json_int_t)es.repair_pending)));
 	if (es.quarantine_reason[0])
-		set(o, "quarantine", xcheck(json_pack("{s:s,s:o}", "reason", es.quarantine_reason,
-						      "detail", text_json(es.quarantine_detail))));
-	set(o, "cursor_updated_at", control_time_or_null(a->cursor_seen_at));
+		set(o, "quarantine", control_quarantine_json(&es));
+	/* Replicated too (figures.h): objects written, the export rate over the
+	 * last minute, when the cursor last moved by the leader's clock; ages
+	 * and the rate are taken at this node's clock. */
+	control_sync_figures(a, &f);
+	set(o, "exported_objects", xcheck(json_integer((json_int_t)f.objects)));
+	set(o, "export_rate", xcheck(json_real(figures_rate(&f, now_ms))));
+	set(o, "last_export_at_ms", f.last_export_ms ? xcheck(json_integer((json_int_t)f.last_export_ms)) : json_null());
+	set(o, "cursor_readable", cursor_readable_json(a));
+	/* before the figures existed (an older leader): when this node saw it change */
+	set(o, "cursor_updated_at", f.cursor_at_ms ? control_time_or_null((time_t)(f.cursor_at_ms / 1000))
+						   : control_time_or_null(a->cursor_seen_at));
+	set(o, "cursor_age_ms", f.cursor_at_ms == 0 ? json_null()
+			      : xcheck(json_integer((json_int_t)(now_ms > f.cursor_at_ms ? now_ms - f.cursor_at_ms : 0))));
 	if (a->engine && a->engine != NULL && es.state != ENGINE_STANDBY) {
 		set(o, "source",
 		    xcheck(json_pack("{s:b,s:o}", "connected", es.source_connected,
@@ -278,28 +321,77 @@ static json_t *control_address_json(struct agent *a, uint64_t id)
 	return json_null();
 }
 
+/*
+ * A member's figures beyond the contract's (docs/operations.md, "Reading
+ * status"): whether it leads, when this node last heard from it, how far its
+ * log is behind (the leader's match index), its source and target health.
+ * On a follower, what only the leader knows comes from the leader's latest
+ * view (agent/member_view.h) while it is fresh, marked by "view".
+ */
+static void member_json(struct agent *a, const struct node_status *st, const struct node_member_status *m, json_t *jm)
+{
+	bool self = m->id == a->cfg.node.id;
+
+	set(jm, "is_leader", json_boolean(st->leader_id != 0 && m->id == st->leader_id));
+	set(jm, "last_contact_ms",
+	    m->last_contact_ms < 0 ? json_null() : xcheck(json_integer((json_int_t)m->last_contact_ms)));
+	if (st->state == NODE_LEADER && !self) {
+		set(jm, "match_index", xcheck(json_integer((json_int_t)m->match_index)));
+		set(jm, "lag", xcheck(json_integer(
+				       (json_int_t)(st->last_index > m->match_index ? st->last_index - m->match_index : 0))));
+	}
+	set(jm, "health", a->health ? health_member_json(a->health, m->id) : json_null());
+	set(jm, "view", xcheck(json_string(st->state == NODE_LEADER || self || m->id == st->leader_id ? "own" : "none")));
+	if (st->state != NODE_LEADER && !self)
+		member_view_apply(a->member_view, st, m, jm);
+}
+
+static json_t *members_json(struct agent *a, const struct node_status *st)
+{
+	json_t *members = xcheck(json_array());
+	unsigned i;
+
+	for (i = 0; i < st->n_members; i++) {
+		const struct node_member_status *m = &st->members[i];
+		json_t *jm = xcheck(json_pack("{s:I,s:s,s:s}", "id", (json_int_t)m->id, "address",
+					      m->address, "role", role_name(m->role)));
+		set(jm, "reachable", m->reachable < 0 ? json_null() : json_boolean(m->reachable));
+		set(jm, "control_address", control_address_json(a, m->id));
+		versions_member_json(a, m->id, jm);
+		member_json(a, st, m, jm);
+		if (json_array_append_new(members, jm) != 0)
+			xoom("json_array_append_new");
+	}
+	return members;
+}
+
+/* GET /v1/members: the leader's view of the members, fetched by followers
+ * (agent/member_view.h); 409 from a node that does not lead. */
+static void handle_members(struct agent *a, struct http_reply *reply)
+{
+	struct node_status st;
+
+	node_status(&a->node, &st);
+	if (st.state != NODE_LEADER) {
+		http_reply_error(reply, 409, "node %llu does not lead (it is %s); ask the leader",
+				 (unsigned long long)a->cfg.node.id, node_state_name(st.state));
+		return;
+	}
+	control_reply_json(reply, 200,
+			   json_pack("{s:I,s:I,s:o}", "leader", (json_int_t)a->cfg.node.id, "term", (json_int_t)st.term,
+				     "members", members_json(a, &st)));
+}
+
 static json_t *status_json(struct agent *a)
 {
 	struct node_status st;
 	json_t *o, *members, *leader;
 	char digest[17];
-	unsigned i;
 
 	struct tls_transport_stats ts;
 
 	node_status(&a->node, &st);
-	members = xcheck(json_array());
-	for (i = 0; i < st.n_members; i++) {
-		const struct node_member_status *m = &st.members[i];
-		json_t *jm = xcheck(json_pack("{s:I,s:s,s:s}", "id", (json_int_t)m->id, "address",
-					      m->address, "role", role_name(m->role)));
-		set(jm, "reachable", m->reachable < 0 ? json_null() : json_boolean(m->reachable));
-		set(jm, "control_address", control_address_json(a, m->id));
-		if (st.state == NODE_LEADER && m->id != a->cfg.node.id)
-			set(jm, "match_index", xcheck(json_integer((json_int_t)m->match_index)));
-		if (json_array_append_new(members, jm) != 0)
-			xoom("json_array_append_new");
-	}
+	members = members_json(a, &st);
 	if (st.leader_id != 0)
 		leader = xcheck(json_pack("{s:I,s:s}", "id", (json_int_t)st.leader_id, "address",
 					  st.leader_address));
@@ -321,6 +413,9 @@ static json_t *status_json(struct agent *a)
 			     "uptime_seconds", (json_int_t)(time(NULL) - a->started_wall)));
 	set(o, "cluster_id", identity_cluster_id(a) ? xcheck(json_string(identity_cluster_id(a))) : json_null());
 	set(o, "bootstrap", xcheck(json_string(agent_bootstrap_name(agent_bootstrap_mode(a)))));
+	/* this build, and the entry formats (agent/versions.h) */
+	set(o, "version", versions_json());
+	set(o, "format", versions_format_json(a));
 	/* How members talk (raft/transport_tls.h): "tls" or "plain". */
 	set(o, "transport", xcheck(json_string(node_transport(&a->node))));
 	if (node_tls_stats(&a->node, &ts))
@@ -1019,6 +1114,10 @@ void control_handle(void *data, const struct http_request *req, struct http_repl
 			return;
 		}
 		control_reply_json(reply, 200, status_json(a));
+		return;
+	}
+	if (strcmp(req->path, "/v1/members") == 0 && strcmp(req->method, "GET") == 0) {
+		handle_members(a, reply);
 		return;
 	}
 	if (www_handle(req, reply))

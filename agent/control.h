@@ -37,6 +37,11 @@ int control_parse_cluster_body(const char *body, size_t len, int64_t *id, char *
 int control_parse_resync_body(const char *body, size_t len, char *dn, size_t dn_len, bool *failed,
 			      char *errmsg, size_t errlen);
 
+/* The body of POST /v1/provision: {"dn": "...", "dry_run": bool} (dry_run
+ * optional, false). dn is copied into `dn`. Returns 0 or -EINVAL with errmsg. */
+int control_parse_provision_body(const char *body, size_t len, char *dn, size_t dn_len, bool *dry_run,
+				 char *errmsg, size_t errlen);
+
 /* ---- failover drills (agent/control_drill.c) -------------------------- */
 
 struct node_status;

@@ -126,6 +126,23 @@ static void print_health(FILE *out, json_t *h, json_t *cluster)
 		fprintf(out, "          cluster: %s\n", str(cluster, "detail", ""));
 }
 
+/* Since when, the last failing request, the next retry (canopyctl resume). */
+static void print_quarantine(FILE *out, json_t *q)
+{
+	json_t *last = json_object_get(q, "last_request");
+
+	if (str(q, "since", NULL))
+		fprintf(out, "          since %s\n", str(q, "since", ""));
+	if (json_is_object(last) && str(last, "method", NULL))
+		fprintf(out, "          last request %s %s -> HTTP %lld at %s\n", str(last, "method", "?"),
+			str(last, "path", ""), num(last, "status"), str(last, "time", "?"));
+	else if (json_is_object(last) && str(last, "operation", NULL))
+		fprintf(out, "          last request LDAP %s -> result code %lld at %s\n", str(last, "operation", "?"),
+			num(last, "result_code"), str(last, "time", "?"));
+	if (str(q, "next_retry_at", NULL))
+		fprintf(out, "          next retry at %s (canopyctl resume: now)\n", str(q, "next_retry_at", ""));
+}
+
 static void print_status(FILE *out, json_t *st)
 {
 	json_t *leader = json_object_get(st, "leader"), *sync = json_object_get(st, "sync");
@@ -143,18 +160,45 @@ static void print_status(FILE *out, json_t *st)
 		fprintf(out, "leader    none known\n");
 	fprintf(out, "index     commit %lld, applied %lld\n", num(st, "commit_index"),
 		num(st, "applied_index"));
+	if (json_object_get(st, "version")) { /* an agent from before versioned members has none */
+		json_t *fmt = json_object_get(st, "format");
+		fprintf(out, "version   %s; entry format %lld supported by every member",
+			str(json_object_get(st, "version"), "text", "?"), num(fmt, "supported"));
+		if (json_is_integer(json_object_get(fmt, "writing")))
+			fprintf(out, ", writing %lld", num(fmt, "writing"));
+		fputc('\n', out);
+	}
 	state = json_object_get(st, "state");
 	if (state)
 		fprintf(out, "objects   %lld (digest %s)\n", num(state, "objects"),
 			str(state, "digest", "?"));
 	print_health(out, json_object_get(st, "health"), json_object_get(st, "cluster_health"));
-	fprintf(out, "\n%-6s %-24s %-8s %-10s\n", "ID", "ADDRESS", "ROLE", "REACHABLE");
+	fprintf(out, "\n%-6s %-24s %-8s %-10s %-13s %s\n", "ID", "ADDRESS", "ROLE", "REACHABLE", "LAST CONTACT",
+		"LAG");
 	json_array_foreach(members, i, m)
 	{
+		char contact[32] = "-", lag[32] = "-";
 		reach = json_object_get(m, "reachable");
-		fprintf(out, "%-6lld %-24s %-8s %-10s\n", num(m, "id"), str(m, "address", "?"),
-			str(m, "role", "?"),
-			json_is_true(reach) ? "yes" : json_is_false(reach) ? "no" : "unknown");
+		if (json_is_integer(json_object_get(m, "last_contact_ms")))
+			snprintf(contact, sizeof contact, "%lld ms ago", num(m, "last_contact_ms"));
+		if (json_is_integer(json_object_get(m, "lag")))
+			snprintf(lag, sizeof lag, "%lld", num(m, "lag"));
+		fprintf(out, "%-6lld %-24s %-8s %-10s %-13s %s%s\n", num(m, "id"), str(m, "address", "?"),
+			str(m, "role", "?"), json_is_true(reach) ? "yes" : json_is_false(reach) ? "no" : "unknown",
+			json_is_true(json_object_get(m, "is_leader")) ? "leader"
+			: num(m, "id") == num(st, "node_id")          ? "this node"
+								      : contact,
+			lag,
+			strcmp(str(m, "view", ""), "leader") == 0 ? " (as the leader sees it)" : "");
+	}
+	/* members on another build than this node (a rolling upgrade) */
+	json_array_foreach(members, i, m)
+	{
+		json_t *v = json_object_get(m, "version");
+		if (json_object_get(st, "version") &&
+		    !json_equal(v, json_object_get(json_object_get(st, "version"), "text")))
+			fprintf(out, "member %lld runs %s (max entry format %lld)\n", num(m, "id"),
+				json_is_string(v) ? json_string_value(v) : "an unrecorded version", num(m, "max_format"));
 	}
 	if (sync) {
 		cursor = json_object_get(sync, "cursor");
@@ -164,6 +208,8 @@ static void print_status(FILE *out, json_t *st)
 		if (q != NULL)
 			fprintf(out, " (%s): %s", str(q, "reason", "?"), str(q, "detail", ""));
 		fputc('\n', out);
+		if (q != NULL)
+			print_quarantine(out, q);
 		if (json_is_true(json_object_get(tgt, "quarantined")))
 			fprintf(out, "target    QUARANTINED (%s): %s\n",
 				str(tgt, "quarantine_reason", "?"), str(tgt, "quarantine_detail", ""));
@@ -172,7 +218,12 @@ static void print_status(FILE *out, json_t *st)
 			fprintf(out, "source    %s\n", str(src, "message", ""));
 		char cur[1024];
 		size_t k;
-		snprintf(cur, sizeof cur, "%s", json_is_string(cursor) ? json_string_value(cursor) : "none");
+		/* the readable form; the raw cursor only with --json */
+		json_t *readable = json_object_get(sync, "cursor_readable");
+		snprintf(cur, sizeof cur, "%s",
+			 json_is_string(readable) ? json_string_value(readable)
+			 : json_is_string(cursor) ? "set (not readable; --json shows it)"
+						  : "none");
 		for (k = 0; cur[k]; k++) /* the cursor's lines, on one line */
 			if (cur[k] == '\n')
 				cur[k] = cur[k + 1] ? ' ' : '\0';
@@ -182,6 +233,9 @@ static void print_status(FILE *out, json_t *st)
 		fprintf(out, "exported  %lld, errors %lld, pending deletes %lld, last export %s\n",
 			num(sync, "exported_total"), num(sync, "errors_total"),
 			num(sync, "pending_deletes"), str(sync, "last_export_at", "never"));
+		if (json_object_get(sync, "exported_objects"))
+			fprintf(out, "written   %lld objects, %.2f/s over the last minute\n", num(sync, "exported_objects"),
+				json_number_value(json_object_get(sync, "export_rate")));
 		if (num(sync, "retrying") || num(sync, "failed"))
 			fprintf(out, "held      %lld in the retry set, %lld failed (canopyctl failed)\n",
 				num(sync, "retrying"), num(sync, "failed"));
@@ -197,7 +251,10 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  status                  the cluster as this node sees it: role, term, leader,\n"
-		"                          commit/applied index, members, sync state\n"
+		"                          commit/applied index, members (reachable, last\n"
+		"                          contact, lag, version), sync state and figures (the\n"
+		"                          same on every node), the cursor decoded (raw with\n"
+		"                          --json), and the members that run another build\n"
 		"  cluster add ID@HOST:PORT   add a member (joins as spare, promoted to voter once\n"
 		"                          it caught up); start its agent first, with the\n"
 		"                          cluster's members list (it does not bootstrap); the\n"
@@ -213,6 +270,12 @@ static void usage(FILE *f)
 		"  deletes list            the staged deletes (DN, type, target id)\n"
 		"  failed                  objects the target has not taken: the retry set (retried\n"
 		"                          with backoff) and the failed objects (refused for good)\n"
+		"  resume                  quarantined: the leader checks the target (or source)\n"
+		"                          now instead of at next_retry_at, and the retry set is\n"
+		"                          due now; waits for the answer: exit 0 when the sync\n"
+		"                          left the quarantine, 1 when it is still quarantined\n"
+		"                          (reason, last request, next retry on stderr). Needs\n"
+		"                          the control token when the agents have one\n"
 		"  resync DN | --failed    retry now: the object with that DN (failed, retrying, or\n"
 		"                          exported: written again from a fresh read), or every\n"
 		"                          failed object\n"
@@ -230,6 +293,20 @@ static void usage(FILE *f)
 		"                          Needs the control token\n"
 		"  config rollback N [--dry-run]\n"
 		"                          apply version N again, as a new version\n"
+		"  provision DN [--dry-run]\n"
+		"                          run the pipeline for one object now, on the leader:\n"
+		"                          read it from the source, decide its scope (and the\n"
+		"                          rule), map it, match it with its replicated record,\n"
+		"                          then create / update / delete it (or nothing) and\n"
+		"                          print the target's answer; --dry-run stops before\n"
+		"                          the write and says what it would do. A DN the\n"
+		"                          directory lacks is deprovisioned when it was exported\n"
+		"                          (else exit 1); deletes pass delete protection\n"
+		"  plan [--details]        what a full sync would do now, writing nothing: how\n"
+		"                          many objects it would create, update, delete, leave\n"
+		"                          unchanged (and refuse: unmappable); --details lists\n"
+		"                          each object and what changes. Reads the whole scope\n"
+		"                          from the directory; any node answers\n"
 		"  certs init-ca DIR       a CA for cluster.tls: DIR/ca.pem, DIR/ca.key (local)\n"
 		"  certs issue --ca DIR --node ID --address IP --out PREFIX [--days N]\n"
 		"                          a node certificate (CN node-ID): PREFIX.pem, PREFIX.key\n"
@@ -245,13 +322,31 @@ static void usage(FILE *f)
 		"                          reason on stderr) with no leader, fewer than 3\n"
 		"                          healthy voters, a lagging voter or a quarantined sync.\n"
 		"                          Needs the control token\n"
-		"  logs [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
+		"  expr EXPRESSION [--attr NAME=VALUE]... [--taken VALUE]... [--now TIME]\n"
+		"                          evaluate a mapping expression here (no agent asked):\n"
+		"                          --attr gives a source attribute (repeat the name for\n"
+		"                          several values), --taken a value SelectUniqueValue\n"
+		"                          finds held in the target, --now the time for Now()\n"
+		"                          (RFC 3339). One value per line; --json:\n"
+		"                          {\"value\": \"...\" | [...] | null}. Exit 1 with\n"
+		"                          \"column N: ...\" when it does not parse or evaluate\n"
+		"  expr [EXPRESSION] --object DN --config FILE\n"
+		"                          read the entry DN with the source settings of the\n"
+		"                          agent configuration FILE (binds itself; no agent\n"
+		"                          needed) and evaluate EXPRESSION over it, or without\n"
+		"                          one print the resource the configured mapping makes\n"
+		"                          of it (--json: {\"dn\",\"type\",\"resource\"})\n"
+		"  logs [--cluster] [--since TIME] [--object ANCHOR|DN] [--errors] [--limit N]\n"
 		"                          this node's provisioning log (one line per target\n"
 		"                          operation it made while leading); TIME is RFC 3339\n"
 		"                          (2026-11-24T17:00:00Z, ...+01:00) or an age (30s, 10m,\n"
 		"                          2h, 1d); entries of that second are kept. N: 1 to\n"
 		"                          10000 (default 1000), newest first; stderr says when\n"
-		"                          older matches were left out\n"
+		"                          older matches were left out. --cluster: every\n"
+		"                          member's log merged by time, each line labelled with\n"
+		"                          its node (the cluster's history is the union); a\n"
+		"                          member that does not answer is named on stderr, and\n"
+		"                          the command fails only when none answers\n"
 		"\n"
 		"options:\n"
 		"  -s, --server HOST:PORT  the agent's control_address (default: $CANOPY_SERVER,\n"
@@ -370,15 +465,21 @@ static void print_modified(FILE *out, json_t *mod)
 static void print_logs(FILE *out, json_t *o)
 {
 	json_t *entries = json_object_get(o, "entries"), *e;
+	bool cluster = json_is_true(json_object_get(o, "cluster"));
 	size_t i;
 
 	if (json_array_size(entries) == 0) {
-		fprintf(out, "no matching provisioning log entries on node %lld\n", num(o, "node_id"));
+		if (cluster)
+			fprintf(out, "no matching provisioning log entries on the nodes that answered\n");
+		else
+			fprintf(out, "no matching provisioning log entries on node %lld\n", num(o, "node_id"));
 		return;
 	}
 	json_array_foreach(entries, i, e)
 	{
 		const char *err = str(e, "error", NULL);
+		if (cluster) /* the node whose log holds it: it made the operation while leading */
+			fprintf(out, "node %-3lld ", num(e, "node"));
 		fprintf(out, "%s term %-3lld %-13s %-6s %-5s %s %s", str(e, "time", "?"), num(e, "term"),
 			str(e, "action", "?"), str(e, "type", "?"), str(e, "result", "?"),
 			str(e, "anchor", "-"), str(e, "dn", ""));
@@ -391,7 +492,80 @@ static void print_logs(FILE *out, json_t *o)
 	}
 }
 
+/* On stderr, so that --json output stays one document. */
+static void logs_notice(FILE *err, json_t *o)
+{
+	if (json_is_true(json_object_get(o, "truncated")))
+		fprintf(err, "canopyctl: logs: showing the newest %zu matching entries; older ones were "
+			     "left out by the limit (--limit N, up to %u, or a later --since)\n",
+			json_array_size(json_object_get(o, "entries")), CONTROL_LOGS_MAX_LIMIT);
+}
+
 /* One line per staged delete, failed or retrying object. */
+/* One line per step: "read    found ...". */
+static void print_provision(FILE *out, json_t *o)
+{
+	json_t *steps = json_object_get(o, "steps"), *st;
+	size_t i;
+
+	fprintf(out, "provision %s\n", str(o, "dn", ""));
+	json_array_foreach(steps, i, st) {
+		const char *step = str(st, "step", "?");
+		fprintf(out, "  %-7s %s", step, str(st, "result", "?"));
+		if (strcmp(step, "read") == 0 && json_object_get(st, "attributes")) {
+			const char *k;
+			json_t *v;
+			fprintf(out, " anchor=%s attributes:", str(st, "anchor", "?"));
+			json_object_foreach(json_object_get(st, "attributes"), k, v) {
+				fprintf(out, " %s", k);
+			}
+		}
+		if (json_object_get(st, "type"))
+			fprintf(out, " (%s)", str(st, "type", ""));
+		if (json_object_get(st, "rule"))
+			fprintf(out, ": %s", str(st, "rule", ""));
+		if (json_is_object(json_object_get(st, "object"))) {
+			char *m = json_dumps(json_object_get(st, "object"), JSON_COMPACT | JSON_SORT_KEYS);
+			fprintf(out, " %s", m ? m : "");
+			free(m);
+		}
+		if (strcmp(step, "match") == 0 && json_object_get(st, "target_id"))
+			fprintf(out, " by %s, target id %s, content %s", str(st, "by", "?"), str(st, "target_id", "?"),
+				str(st, "content", "?"));
+		if (json_object_get(st, "http_status"))
+			fprintf(out, " HTTP %lld", num(st, "http_status"));
+		if (json_object_get(st, "target_id") && strcmp(step, "write") == 0)
+			fprintf(out, " id %s", str(st, "target_id", ""));
+		if (json_object_get(st, "detail"))
+			fprintf(out, " (%s)", str(st, "detail", ""));
+		if (json_object_get(st, "error"))
+			fprintf(out, ": %s", str(st, "error", ""));
+		fputc('\n', out);
+	}
+}
+
+static void print_plan(FILE *out, json_t *o)
+{
+	json_t *d, *c;
+	size_t i, j;
+
+	fprintf(out, "create %lld, update %lld, delete %lld, unchanged %lld", num(o, "create"), num(o, "update"),
+		num(o, "delete"), num(o, "unchanged"));
+	if (num(o, "refused"))
+		fprintf(out, ", refused %lld (the mapping cannot map them)", num(o, "refused"));
+	fputc('\n', out);
+	json_array_foreach(json_object_get(o, "details"), i, d) {
+		fprintf(out, "  %-9s %-5s %s", str(d, "action", "?"), str(d, "type", "?"),
+			str(d, "dn", str(d, "anchor", "?")));
+		json_array_foreach(json_object_get(d, "changes"), j, c) {
+			fprintf(out, "%s%s", j == 0 ? ": " : ", ", json_is_string(c) ? json_string_value(c) : "?");
+		}
+		fputc('\n', out);
+	}
+	if (json_is_true(json_object_get(o, "truncated")))
+		fprintf(out, "  (list truncated)\n");
+}
+
 static void print_list(FILE *out, json_t *o, const char *key, const char *what)
 {
 	json_t *list = json_object_get(o, key), *e;
@@ -425,7 +599,7 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	char *token = NULL;
 	const char *words[4] = {NULL};
 	const char *since = NULL, *object = NULL, *limit = NULL, *mode = NULL, *count = NULL;
-	bool json = false, errors = false, failed = false, dry_run = false;
+	bool json = false, errors = false, failed = false, dry_run = false, details = false, cluster = false;
 	struct http_body body = {0};
 	char errmsg[512], path[1024];
 	const char *method = "GET";
@@ -440,6 +614,9 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 	/* Local: certificates for cluster.tls (agent/certs.h), no server. */
 	if (argc >= 2 && strcmp(argv[1], "certs") == 0)
 		return certs_main(argc - 1, argv + 1, out, err);
+	/* Local: a mapping expression, evaluated here (agent/ctl_expr.c). */
+	if (argc >= 2 && strcmp(argv[1], "expr") == 0)
+		return ctl_expr(argc - 1, argv + 1, out, err);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char **valopt = NULL;
@@ -451,8 +628,18 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			failed = true;
 		else if (strcmp(a, "--dry-run") == 0)
 			dry_run = true;
+		else if (strcmp(a, "--details") == 0)
+			details = true;
+		else if (strcmp(a, "--cluster") == 0)
+			cluster = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			/* One write: the help is longer than stdio's 4 KiB buffer,
+			 * and `canopyctl --help | grep -q X` under pipefail failed
+			 * when grep had gone before the second write (SIGPIPE). */
+			static char buf[16384];
+			setvbuf(out, buf, _IOFBF, sizeof buf);
 			usage(out);
+			fflush(out);
 			return 0;
 		} else if (strcmp(a, "--server") == 0 || strcmp(a, "-s") == 0)
 			valopt = &server;
@@ -493,6 +680,10 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		usage(err);
 		return 2;
 	}
+	if (cluster && strcmp(words[0], "logs") != 0) {
+		fprintf(err, "canopyctl: --cluster goes with logs only\n");
+		return 2;
+	}
 	if (strcmp(words[0], "config") == 0)
 		return ctl_config(server, token_file, n_words, words, dry_run, json, out, err);
 	if (strcmp(words[0], "drill") == 0) {
@@ -527,6 +718,18 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		curl_global_cleanup();
 		return rc;
 	}
+	if (strcmp(words[0], "resume") == 0 && n_words == 1) {
+		if (token_file != NULL && token_file[0] != '\0' &&
+		    secret_read(token_file, &token, errmsg, sizeof errmsg) != 0) {
+			fprintf(err, "canopyctl: token file: %s\n", errmsg);
+			return 2;
+		}
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = ctl_resume(server, token, json, out, err);
+		secret_free(token);
+		curl_global_cleanup();
+		return rc;
+	}
 	if (strcmp(words[0], "status") == 0 && n_words == 1) {
 		snprintf(path, sizeof path, "/v1/status");
 	} else if (strcmp(words[0], "deletes") == 0 && n_words == 2 && strcmp(words[1], "list") == 0) {
@@ -551,6 +754,29 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		snprintf(payload, sizeof payload, "%s", d);
 		free(d);
 		json_decref(b);
+	} else if (strcmp(words[0], "provision") == 0 && n_words == 2) {
+		if (!text_is_utf8(words[1], strlen(words[1]))) {
+			fprintf(err, "canopyctl: provision: the DN is not valid UTF-8\n");
+			return 2;
+		}
+		json_t *b = xcheck(json_pack("{s:s,s:b}", "dn", words[1], "dry_run", dry_run));
+		char *d = xcheck(json_dumps(b, JSON_COMPACT));
+		json_decref(b);
+		if (strlen(d) >= sizeof payload) {
+			fprintf(err, "canopyctl: provision: the DN is too long\n");
+			free(d);
+			return 2;
+		}
+		snprintf(payload, sizeof payload, "%s", d);
+		free(d);
+		snprintf(path, sizeof path, "/v1/provision");
+		method = "POST";
+	} else if (strcmp(words[0], "plan") == 0 && n_words == 1) {
+		snprintf(path, sizeof path, "/v1/plan%s", details ? "?details=1" : "");
+	} else if (strcmp(words[0], "provision") == 0 || strcmp(words[0], "plan") == 0) {
+		fprintf(err, "canopyctl: usage: %s\n",
+			strcmp(words[0], "plan") == 0 ? "plan [--details] [--json]" : "provision DN [--dry-run] [--json]");
+		return 2;
 	} else if (strcmp(words[0], "deletes") == 0 && n_words == 2 &&
 		   (strcmp(words[1], "approve") == 0 || strcmp(words[1], "reject") == 0)) {
 		snprintf(path, sizeof path, "/v1/deletes/%s", words[1]);
@@ -605,6 +831,24 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 			append_arg(path, sizeof path, "limit", limit);
 		if (errors)
 			append_arg(path, sizeof path, "errors", "1");
+		if (cluster) {
+			control_parse_limit(limit, &lim);
+			curl_global_init(CURL_GLOBAL_DEFAULT);
+			o = ctl_logs_cluster(server, path, lim, err);
+			curl_global_cleanup();
+			if (o == NULL)
+				return 1;
+			if (json) {
+				char *d = xcheck(json_dumps(o, JSON_COMPACT));
+				fprintf(out, "%s\n", d);
+				free(d);
+			} else {
+				print_logs(out, o);
+			}
+			logs_notice(err, o);
+			json_decref(o);
+			return 0;
+		}
 	} else {
 		fprintf(err, "canopyctl: unknown command \"%s%s%s\" (see canopyctl --help)\n", words[0],
 			n_words > 1 ? " " : "", n_words > 1 ? words[1] : "");
@@ -647,7 +891,11 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		else if (strcmp(words[0], "failed") == 0) {
 			print_list(out, o, "retrying", "in the retry set");
 			print_list(out, o, "failed", "failed objects");
-		} else if (strcmp(words[0], "resync") == 0)
+		} else if (strcmp(words[0], "provision") == 0)
+			print_provision(out, o);
+		else if (strcmp(words[0], "plan") == 0)
+			print_plan(out, o);
+		else if (strcmp(words[0], "resync") == 0)
 			fprintf(out, "%s: %lld objects\n", str(o, "result", "done"), num(o, "objects"));
 		else if (strcmp(words[0], "cluster") == 0 && num(o, "leader"))
 			fprintf(out, "%s: node %lld leads term %lld\n", str(o, "result", "done"),
@@ -657,11 +905,8 @@ int ctl_main(int argc, char **argv, FILE *out, FILE *err)
 		else
 			fprintf(out, "%s: %lld staged deletes\n", str(o, "result", "done"),
 				num(o, "deletes"));
-		/* On stderr, so that --json output stays one document. */
-		if (strcmp(words[0], "logs") == 0 && json_is_true(json_object_get(o, "truncated")))
-			fprintf(err, "canopyctl: logs: showing the newest %zu matching entries; older ones were "
-				     "left out by the limit (--limit N, up to %u, or a later --since)\n",
-				json_array_size(json_object_get(o, "entries")), CONTROL_LOGS_MAX_LIMIT);
+		if (strcmp(words[0], "logs") == 0)
+			logs_notice(err, o);
 		rc = 0;
 	}
 	json_decref(o);

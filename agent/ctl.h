@@ -52,4 +52,35 @@ int ctl_drill(const char *server, const char *token, const char *mode, unsigned 
 int ctl_config(const char *server, const char *token_file, int n_words, const char **words, bool dry_run,
 	       bool json, FILE *out, FILE *err);
 
+/*
+ * `canopyctl expr EXPRESSION [--attr NAME=VALUE]... [--taken VALUE]...
+ * [--now TIME] [--json]`, `canopyctl expr [EXPRESSION] --object DN --config
+ * FILE`: evaluate a mapping expression locally (agent/ctl_expr.c). argv[0] is "expr". Returns the exit code: 0, 1 (the
+ * expression does not parse or evaluate: "column N: ..." on err), 2 (usage).
+ */
+int ctl_expr(int argc, char **argv, FILE *out, FILE *err);
+
+/*
+ * `canopyctl resume` (agent/ctl_resume.c): POST /v1/sync/resume (the leader
+ * checks a quarantined target or source now), then watch `server`'s status
+ * until the quarantine is gone (exit 0: "sync resumed"), or a check answered
+ * after the resume and it is still quarantined (exit 1, the reason, last
+ * request and next retry on `err`), or 30 s passed (exit 1). Not quarantined:
+ * says so, exit 0. Refused (delete_threshold, no leader): exit 1.
+ */
+int ctl_resume(const char *server, const char *token, bool json, FILE *out, FILE *err);
+
+/*
+ * `canopyctl logs --cluster` (agent/ctl_logs.c): GET `path` (/v1/logs with
+ * its query) of every member listed in `server`'s status, merged: the newest
+ * `limit` entries of the union, oldest first, each carrying the node whose
+ * log holds it ("node"). Shape: {"cluster": true, "nodes": [{"node_id",
+ * "address", "answered", "entries" | "error", "truncated"}], "entries",
+ * "truncated" (any node's answer, or the merge, left older matches out),
+ * "limit"}. A member that does not answer is named in a warning on `err`;
+ * NULL (the cause on `err`) when none answers.
+ */
+#include <jansson.h>
+json_t *ctl_logs_cluster(const char *server, const char *path, unsigned limit, FILE *err);
+
 #endif /* CANOPY_AGENT_CTL_H */

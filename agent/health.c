@@ -80,6 +80,8 @@ struct peer {
 	uint64_t handed_over_at; /* loop time it last handed leadership over for health (0: never) */
 	uint64_t received_ms; /* loop time */
 	char control_address[256]; /* as its latest report said ("" : none) */
+	struct format_record version; /* as its latest report said (max_format 0: none, an older agent) */
+	bool reported;                /* a report arrived (version may still be none) */
 };
 
 /* One probe (and, on a follower, its report to the leader) on a worker. */
@@ -270,6 +272,9 @@ static void report(struct job *j)
 	 * cut to DETAIL_MAX): text_json */
 	o = xcheck(json_pack("{s:I,s:s}", "id", (json_int_t)j->node_id, "control_address",
 			     j->cfg->node.control_address));
+	/* what this build is, for the leader to record (agent/versions.h) */
+	set(o, "version", xcheck(json_string(versions_text())));
+	set(o, "max_format", xcheck(json_integer(STATE_VERSION)));
 	for (s = 0; s < SIDE_N; s++)
 		set(o, side_names[s],
 		    xcheck(json_pack("{s:s,s:o,s:i}", "state", health_state_name(j->state[s]), "detail",
@@ -481,6 +486,18 @@ static struct peer *peer_of(struct health *h, uint64_t id, bool add)
 	return &h->peers[h->n_peers++];
 }
 
+int health_peer_version(struct health *h, uint64_t id, struct format_record *out)
+{
+	struct peer *p = peer_of(h, id, false);
+
+	if (p == NULL || !p->reported)
+		return -1;
+	if (p->version.max_format == 0)
+		return 0;
+	*out = p->version;
+	return 1;
+}
+
 bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len)
 {
 	struct peer *p = peer_of(h, id, false);
@@ -495,6 +512,21 @@ static enum health_state peer_state(struct health *h, uint64_t id, enum side s, 
 {
 	struct peer *p = peer_of(h, id, false);
 	return p && fresh(p->received_ms, p->age_ms, now) ? p->state[s] : HEALTH_UNKNOWN;
+}
+
+json_t *health_member_json(struct health *h, uint64_t id)
+{
+	uint64_t now = now_ms(h);
+	bool self = id == h->a->cfg.node.id;
+	enum health_state st[SIDE_N];
+	int s;
+
+	if (!self && !h->leading)
+		return json_null();
+	for (s = 0; s < SIDE_N; s++)
+		st[s] = self ? own_state(h, (enum side)s, now) : peer_state(h, id, (enum side)s, now);
+	return xcheck(json_pack("{s:s,s:s}", side_names[SIDE_SOURCE], health_state_name(st[SIDE_SOURCE]),
+				side_names[SIDE_TARGET], health_state_name(st[SIDE_TARGET])));
 }
 
 /* Which side an engine quarantine reason blames, and how. */
@@ -920,6 +952,22 @@ void health_handle_report(struct health *h, const struct http_request *req,
 		const char *ca = json_string_value(json_object_get(body, "control_address"));
 		if (ca != NULL && strlen(ca) < sizeof p->control_address)
 			snprintf(p->control_address, sizeof p->control_address, "%s", ca);
+	}
+	{
+		/* An older agent sends neither, and so does this member if it was
+		 * just put back on an older build: forget what it said before, so
+		 * that it counts as format 1 again (agent/versions.c). */
+		const char *v = json_string_value(json_object_get(body, "version"));
+		json_t *mf = json_object_get(body, "max_format");
+		p->reported = true;
+		p->version.max_format = 0;
+		p->version.text[0] = '\0';
+		if (v != NULL && json_is_integer(mf) && json_integer_value(mf) >= 1 &&
+		    json_integer_value(mf) <= UINT16_MAX && strlen(v) <= FORMAT_TEXT_MAX &&
+		    versions_text_ok(v)) {
+			p->version.max_format = (uint16_t)json_integer_value(mf);
+			snprintf(p->version.text, sizeof p->version.text, "%s", v);
+		}
 	}
 	p->age_ms = (uint64_t)json_integer_value(json_object_get(json_object_get(body, "source"), "age_ms"));
 	p->received_ms = now_ms(h);

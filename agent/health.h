@@ -10,7 +10,9 @@
  * restart). The latest result is kept and shown in /v1/status ("health").
  *
  * Followers report each result to the leader (POST /v1/health/report at the
- * leader's control address, the "n:<id>" record). Why push and not pull: a
+ * leader's control address, the "n:<id>" record), with their version and
+ * the newest entry format they apply (agent/versions.h; a report without
+ * them is an older agent's, taken as it is). Why push and not pull: a
  * node records its control address only when it leads, so a leader cannot
  * find a follower that never led; a follower always can find the leader. The
  * leader keeps the latest report of every voter in memory (nothing goes
@@ -40,6 +42,7 @@
 #include <jansson.h>
 
 #include "agent/http.h"
+#include "sync/state/format.h"
 
 #define HEALTH_PROBE_MS 5000
 #define HEALTH_TICK_MS 250
@@ -82,6 +85,12 @@ json_t *health_json(struct health *h);
  * leader's latest answer). */
 json_t *health_cluster_json(struct health *h);
 
+/* For /v1/status members[].health: {"source": STATE, "target": STATE} of
+ * member `id` -- this node's own latest probes, or on the leader that
+ * member's latest report ("unknown" when none in HEALTH_FRESH_MS); null on a
+ * follower for another member (only the leader hears the reports). */
+json_t *health_member_json(struct health *h, uint64_t id);
+
 /* For /metrics. */
 struct health_metrics {
 	int source_up, target_up; /* 1 when this node's latest probe said ok */
@@ -92,6 +101,11 @@ void health_metrics(struct health *h, struct health_metrics *out);
 /* Leader: the control address member `id` gave in its latest health report,
  * into out; false when it sent none (status members[].control_address). */
 bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len);
+
+/* Leader: the version member `id` gave in its latest health report: 1 and
+ * *out filled; 0 when that report had none (an older build); -1 when no
+ * report came from it since this node leads. */
+int health_peer_version(struct health *h, uint64_t id, struct format_record *out);
 
 /* POST /v1/health/report: a follower's latest probe results (leader only). */
 void health_handle_report(struct health *h, const struct http_request *req,

@@ -21,6 +21,7 @@
 #include "agent/agent.h"
 #include "common/xalloc.h"
 #include "sync/provlog.h"
+#include "sync/state/figures.h"
 #include "sync/state/object.h"
 #include "sync/target/target_metrics.h"
 
@@ -184,7 +185,7 @@ static void peer_metrics(struct text *t, struct agent *a, const struct node_stat
 	unsigned i;
 
 	family(t, "canopy_peer_reachable", "gauge",
-	       "Leader only: 1 when the peer answered within the election timeout, else 0.");
+	       "Leader only: 1 when the peer was heard from within the election timeout plus two heartbeats, else 0.");
 	for (i = 0; st->state == NODE_LEADER && i < st->n_members; i++) {
 		const struct node_member_status *m = &st->members[i];
 		if (m->id != a->cfg.node.id && m->reachable >= 0)
@@ -208,6 +209,7 @@ char *metrics_text(struct agent *a, size_t *len)
 	struct node_stats ns;
 	struct provlog_health ph;
 	struct engine_stats es;
+	struct sync_figures f;
 	struct text t = {0};
 	static const enum node_state roles[NODE_STATES] = {NODE_LEADER, NODE_FOLLOWER, NODE_CANDIDATE,
 							   NODE_UNAVAILABLE};
@@ -284,13 +286,27 @@ char *metrics_text(struct agent *a, size_t *len)
 	       "Entries refused (unknown version or malformed).", ns.fsm_refused);
 	metric(&t, "canopy_objects", "gauge", "Objects in the replicated object table.",
 	       state_count(&a->state, STATE_NS_OBJECT));
-	metric(&t, "canopy_exported_total", "counter", "Target writes acknowledged.",
-	       es.exported_total);
+	control_sync_figures(a, &f);
+	metric(&t, "canopy_exported_total", "counter",
+	       "Target writes acknowledged, cluster-wide (replicated: the same on every node).", es.exported_total);
+	metric(&t, "canopy_exported_objects_total", "counter",
+	       "Objects written to the target, cluster-wide (replicated: the same on every node).", f.objects);
+	metric_s(&t, "canopy_export_rate", "gauge",
+		 "Objects written per second over the last minute (replicated figures).",
+		 figures_rate(&f, (uint64_t)node_wall_ms()));
 	metric(&t, "canopy_last_export_timestamp_seconds", "gauge",
-	       "When this node last had a target write acknowledged, since unix epoch (0: never, as leader).",
+	       "When the cluster last had a target write acknowledged, since unix epoch, by the leader's clock "
+	       "(replicated; 0: never).",
 	       (unsigned long long)es.last_export_at);
+	family(&t, "canopy_cursor_age_seconds", "gauge",
+	       "Since the replicated source cursor last moved (its time by the leader's clock); no sample before it moved.");
+	if (f.cursor_at_ms != 0) {
+		uint64_t now = (uint64_t)node_wall_ms();
+		put(&t, "canopy_cursor_age_seconds %.9g\n", (double)(now > f.cursor_at_ms ? now - f.cursor_at_ms : 0) / 1e3);
+	}
 	metric(&t, "canopy_errors_total", "counter",
-	       "Target operations that failed (canopy_target_errors_total has them by action and reason).",
+	       "Target operations that failed, entries that could not be mapped and batches that started over, "
+	       "cluster-wide (replicated; canopy_target_errors_total has this node's by action and reason).",
 	       es.errors_total);
 	metric(&t, "canopy_pending_deletes", "gauge", "Deletes staged awaiting approval.",
 	       es.pending_deletes);
@@ -311,7 +327,7 @@ char *metrics_text(struct agent *a, size_t *len)
 	       "Objects the target refused for good; retried on canopyctl resync (replicated).",
 	       state_count(&a->state, STATE_NS_FAILED));
 	metric_s(&t, "canopy_export_lag_seconds", "gauge",
-		 "Latest batch: from its oldest source event reaching the engine to its commit.",
+		 "Latest batch: from its oldest source event reaching the leader's engine to its commit (replicated).",
 		 es.export_lag_ms / 1e3);
 	metric(&t, "canopy_export_lag_ms", "gauge",
 	       DEPRECATED("canopy_export_lag_seconds") "Latest batch: from its oldest source event reaching the engine to its commit.",

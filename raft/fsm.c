@@ -152,8 +152,8 @@ static int fsm_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsi
 
 	m->snapshot(m->data, &data, &len);
 	out = xcheck(raft_malloc(sizeof *out));
-	/* The snapshot carries the machine's newest format version. */
-	rv = fsm_encode(0, m->max_version, data, len, out);
+	/* The snapshot carries the machine's snapshot format version. */
+	rv = fsm_encode(0, m->snapshot_version ? m->snapshot_version : m->max_version, data, len, out);
 	free(data);
 	if (rv != 0) {
 		raft_free(out);

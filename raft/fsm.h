@@ -52,10 +52,17 @@ enum {
  *           out of memory aborts, common/xalloc.h).
  * restore:  replace the whole state with a snapshot's payload.
  * errmsg:   where apply/restore describe a refusal (for the log).
+ *
+ * max_version is the newest entry format the machine applies; snapshots are
+ * framed with snapshot_version (0: max_version), which may be older: a
+ * machine whose entry format grew but whose snapshot format did not keeps
+ * its snapshots readable by older nodes (a leader sends them to followers
+ * that fell behind, whatever version those run).
  */
 struct fsm_machine {
 	void *data;
 	uint16_t max_version;
+	uint16_t snapshot_version;
 	int (*apply)(void *data, uint16_t type, uint16_t version, const void *payload, size_t len,
 		     void **result, char *errmsg, size_t errlen);
 	void (*snapshot)(void *data, void **buf, size_t *len);

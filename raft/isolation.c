@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/xalloc.h"
 
@@ -66,6 +67,36 @@ static void drop_message(struct raft_message *m)
 	}
 }
 
+/* Note that `id` talked now: its slot, a free one, or the one heard from
+ * longest ago (more servers than slots: one that talks again gets a slot). */
+static void note_heard(struct isolation *iso, uint64_t id, raft_time now)
+{
+	unsigned i, oldest = 0;
+
+	if (id == 0)
+		return;
+	for (i = 0; i < ISOLATION_HEARD_MAX; i++) {
+		if (iso->heard[i].id == id || iso->heard[i].id == 0)
+			break;
+		if (iso->heard[i].at < iso->heard[oldest].at)
+			oldest = i;
+	}
+	if (i == ISOLATION_HEARD_MAX)
+		i = oldest;
+	iso->heard[i].id = id;
+	iso->heard[i].at = now;
+}
+
+raft_time isolation_heard_at(const struct isolation *iso, uint64_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < ISOLATION_HEARD_MAX && iso->heard[i].id != 0; i++)
+		if (iso->heard[i].id == id)
+			return iso->heard[i].at;
+	return 0;
+}
+
 static void on_recv(struct raft_io *io, struct raft_message *m)
 {
 	struct isolation *iso = find(io);
@@ -75,6 +106,8 @@ static void on_recv(struct raft_io *io, struct raft_message *m)
 		drop_message(m);
 		return;
 	}
+	if (io->time != NULL) /* every real io has a clock; a test's fake may not */
+		note_heard(iso, m->server_id, io->time(io));
 	iso->recv(io, m);
 }
 
@@ -166,6 +199,7 @@ void isolation_wrap(struct isolation *iso, struct raft_io *io, uv_loop_t *loop)
 	iso->on = false;
 	iso->closed = false;
 	iso->dropped_in = iso->dropped_out = iso->unaddressed = 0;
+	memset(iso->heard, 0, sizeof iso->heard);
 	uv_timer_init(loop, &iso->timer);
 	iso->timer.data = iso;
 	for (i = 0; i < ISOLATION_MAX; i++)

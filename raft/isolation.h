@@ -42,6 +42,8 @@
 
 struct isolation_send; /* a dropped send waiting for its callback */
 
+#define ISOLATION_HEARD_MAX 64 /* servers whose last message is remembered */
+
 struct isolation {
 	struct raft_io *io;
 	/* the wrapped io's own operations and libraft's receive callback */
@@ -56,6 +58,14 @@ struct isolation {
 	/* figures for status */
 	uint64_t dropped_in, dropped_out;
 	uint64_t unaddressed;   /* sends without an address, never handed on */
+	/* When each server was last heard from: every message libraft receives
+	 * passes here (not the ones dropped while cut off). A follower's answers
+	 * for its leader, the leader's heartbeats for a follower: the contact
+	 * status shows per member (raft/node.h, node_status). */
+	struct {
+		uint64_t id;
+		raft_time at; /* io->time() */
+	} heard[ISOLATION_HEARD_MAX];
 };
 
 /*
@@ -69,6 +79,11 @@ void isolation_wrap(struct isolation *iso, struct raft_io *io, uv_loop_t *loop);
 void isolation_set(struct isolation *iso, bool on);
 
 bool isolation_on(const struct isolation *iso);
+
+/* When a message from server `id` was last received (io->time(), ms); 0
+ * when none was since the wrap (or the server is not among the last
+ * ISOLATION_HEARD_MAX that talked). */
+raft_time isolation_heard_at(const struct isolation *iso, uint64_t id);
 
 /*
  * Before raft_close(): runs the callback of every dropped send still

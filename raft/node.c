@@ -2,6 +2,7 @@
  * raft/node.c -- libraft server on the libuv loop (see node.h).
  */
 #include "raft/node.h"
+#include "raft/tcp_timeout.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -118,39 +119,6 @@ static void vote_retry_tick(struct node *n)
 		n->vote_retries++;
 }
 
-/* Leader: note which members answered since libraft last cleared
- * recent_recv (src/tick.c, every election timeout). */
-static void note_answers(struct node *n)
-{
-	const struct raft_configuration *conf = peek_configuration(&n->raft);
-	raft_index match;
-	unsigned i, j;
-
-	for (i = 0; i < conf->n; i++) {
-		if (peek_reachable(&n->raft, i, &match) != 1)
-			continue;
-		for (j = 0; j < NODE_ANSWERED_MAX; j++)
-			if (n->answered[j].id == conf->servers[i].id || n->answered[j].id == 0)
-				break;
-		if (j == NODE_ANSWERED_MAX)
-			j = conf->servers[i].id % NODE_ANSWERED_MAX; /* more members than slots: reuse one */
-		n->answered[j].id = conf->servers[i].id;
-		n->answered[j].at = node_now(n);
-	}
-}
-
-/* A leader calls a member reachable when it answered within T' (libraft's
- * own timeout: what its check-quorum uses). */
-static int answered_recently(struct node *n, raft_id id)
-{
-	unsigned j;
-
-	for (j = 0; j < NODE_ANSWERED_MAX; j++)
-		if (n->answered[j].id == id)
-			return node_now(n) - n->answered[j].at <= node_raft_timeout_ms(n->election_timeout_ms);
-	return 0;
-}
-
 static void on_check(uv_check_t *h)
 {
 	struct node *n = h->data;
@@ -174,6 +142,7 @@ static void on_check(uv_check_t *h)
 	 * suspended its lease before handing over (node_transfer). */
 	if (state == RAFT_LEADER && n->last_state != RAFT_LEADER) {
 		raft_time h = n->heard_at > n->started_at ? n->heard_at : n->started_at;
+		n->leading_since = node_now(n);
 		leader_hold(&n->leader, n->transferee ? 0 : h + leader_lease_length(&n->leader));
 	}
 	/* Before becoming candidate resets it; never backwards: an early
@@ -206,8 +175,6 @@ static void on_check(uv_check_t *h)
 		n->last_leader_id = id;
 	}
 	vote_retry_tick(n);
-	if (state == RAFT_LEADER)
-		note_answers(n);
 	leader_tick(&n->leader);
 	storage_tick(n);
 }
@@ -306,6 +273,20 @@ static bool peer_allowed(void *arg, uint64_t id)
 	return node_change_adding(n) == id;
 }
 
+/*
+ * How long a raft connection may hold unacknowledged data before the kernel
+ * drops it (raft/tcp_timeout.h): one election timeout T. A connection that
+ * made no progress for T is worth nothing to the cluster (followers have
+ * timed out meanwhile), and a new one starts with a fresh retransmission
+ * timer; much shorter would drop connections during brief loss that TCP
+ * would have carried through (a new connection's SYN waits 1 s to be
+ * retransmitted, RFC 6298 §2.1).
+ */
+static unsigned tcp_user_timeout_ms(const struct node_config *cfg)
+{
+	return cfg->election_timeout_ms;
+}
+
 static int transport_init(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 			  char *errmsg, size_t errlen)
 {
@@ -313,11 +294,12 @@ static int transport_init(struct node *n, uv_loop_t *loop, const struct node_con
 	int rv;
 
 	if (cfg->tls_ca == NULL) {
-		rv = raft_uv_tcp_init(&n->transport, loop);
+		rv = raft_uv_tcp_init(&n->tcp, loop);
 		if (rv != 0) {
 			snprintf(errmsg, errlen, "raft transport: %s", raft_strerror(rv));
 			return -EIO;
 		}
+		tcp_timeout_wrap(&n->transport, &n->tcp, tcp_user_timeout_ms(cfg));
 		return 0;
 	}
 	memset(&tc, 0, sizeof tc);
@@ -328,6 +310,7 @@ static int transport_init(struct node *n, uv_loop_t *loop, const struct node_con
 	tc.peer_allowed_arg = n;
 	tc.on_peer_closed = cfg->on_peer_closed;
 	tc.on_peer_closed_arg = cfg->transport_arg;
+	tc.tcp_user_timeout_ms = tcp_user_timeout_ms(cfg);
 	tc.log = cfg->transport_log;
 	tc.log_arg = cfg->transport_arg;
 	rv = tls_transport_init(&n->transport, loop, &tc, errmsg, errlen);
@@ -338,10 +321,12 @@ static int transport_init(struct node *n, uv_loop_t *loop, const struct node_con
 
 static void transport_free(struct node *n)
 {
-	if (n->tls)
+	if (n->tls) {
 		tls_transport_free(&n->transport);
-	else
-		raft_uv_tcp_close(&n->transport);
+	} else {
+		tcp_timeout_close(&n->transport);
+		raft_uv_tcp_close(&n->tcp);
+	}
 }
 
 const char *node_transport(const struct node *n)
@@ -394,22 +379,28 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 
 	memset(n, 0, sizeof *n);
 	n->loop = loop;
+	n->lock_fd = -1;
 	rv = make_dir(cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
 		return rv;
+	/* One process per data dir (lock.h), before anything is read. */
+	rv = lock_acquire(cfg->data_dir, errmsg, errlen);
+	if (rv < 0)
+		return rv;
+	n->lock_fd = rv;
 	/* Before libraft reads anything: it would move a damaged segment aside
 	 * and start with less, or spin on a truncated snapshot (storage.h). */
 	rv = storage_inspect(cfg->data_dir, &n->storage_info, errmsg, errlen);
 	if (rv != 0)
-		return rv;
+		goto err_after_lock;
 	rv = storage_marker_init(&n->marker, loop, cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
-		return rv;
+		goto err_after_lock;
 	snprintf(n->data_dir, sizeof n->data_dir, "%s", cfg->data_dir);
 
 	rv = transport_init(n, loop, cfg, errmsg, errlen);
 	if (rv != 0)
-		return rv;
+		goto err_after_lock;
 	rv = raft_uv_init(&n->io, loop, cfg->data_dir, &n->transport);
 	if (rv != 0) {
 		/* e.g. a data dir on overlayfs: libraft needs kernel AIO */
@@ -427,6 +418,7 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 	n->raft.data = n;
 	raft_set_election_timeout(&n->raft, node_raft_timeout_ms(cfg->election_timeout_ms));
 	raft_set_heartbeat_timeout(&n->raft, node_heartbeat_ms(cfg->election_timeout_ms, cfg->heartbeat_ms));
+	n->heartbeat_ms = node_heartbeat_ms(cfg->election_timeout_ms, cfg->heartbeat_ms);
 	raft_set_pre_vote(&n->raft, cfg->pre_vote);
 	if (cfg->snapshot_threshold)
 		raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
@@ -474,14 +466,19 @@ err_after_raft:
 	uv_run(loop, UV_RUN_DEFAULT);
 	raft_uv_close(&n->io);
 	transport_free(n);
-	return -EIO;
+	rv = -EIO;
+	goto err_after_lock;
 err_after_io:
 	isolation_close(&n->isolation);
 	uv_run(loop, UV_RUN_NOWAIT); /* the isolation's timer handle closes */
 	raft_uv_close(&n->io);
 err_after_transport:
 	transport_free(n);
-	return -EIO;
+	rv = -EIO;
+err_after_lock:
+	lock_release(n->lock_fd);
+	n->lock_fd = -1;
+	return rv;
 }
 
 /* libuv runs close callbacks in the order uv_close() was called, so when the
@@ -491,6 +488,8 @@ static void on_handles_closed(uv_handle_t *h)
 	struct node *n = h->data;
 	raft_uv_close(&n->io);
 	transport_free(n);
+	lock_release(n->lock_fd); /* libraft has written its last byte */
+	n->lock_fd = -1;
 	if (n->close_cb)
 		n->close_cb(n);
 }
@@ -718,6 +717,39 @@ const struct storage_health *node_storage(const struct node *n)
 	return &n->storage;
 }
 
+unsigned node_unreachable_after_ms(const struct node *n)
+{
+	return n->election_timeout_ms + 2 * n->heartbeat_ms;
+}
+
+/* The rule of node.h (node_status): contact from what raft/isolation.c saw
+ * arrive. */
+static void member_contact(struct node *n, raft_id id, raft_id leader, struct node_member_status *m)
+{
+	raft_time now = node_now(n), heard = isolation_heard_at(&n->isolation, id), since;
+	unsigned limit = node_unreachable_after_ms(n);
+	bool leading = raft_state(&n->raft) == RAFT_LEADER;
+
+	if (id == peek_id(&n->raft)) {
+		m->reachable = 1;
+		m->last_contact_ms = 0;
+		return;
+	}
+	m->last_contact_ms = heard ? (int64_t)(now > heard ? now - heard : 0) : -1;
+	if (leading || id == leader) {
+		/* silence counted from the last message, or from when this node
+		 * could first expect one (it became leader, or it started) */
+		since = heard;
+		if (leading && n->leading_since > since)
+			since = n->leading_since;
+		if (since == 0)
+			since = n->started_at;
+		m->reachable = now - since <= limit ? 1 : 0;
+		return;
+	}
+	m->reachable = heard != 0 && now - heard <= limit ? 1 : -1;
+}
+
 void node_status(struct node *n, struct node_status *out)
 {
 	struct raft *r = &n->raft;
@@ -747,10 +779,9 @@ void node_status(struct node *n, struct node_status *out)
 		m->role = s->role == RAFT_VOTER ? NODE_VOTER
 			  : s->role == RAFT_STANDBY ? NODE_STANDBY
 						     : NODE_SPARE;
-		m->reachable = peek_reachable(r, i, &match);
-		if (raft_state(r) == RAFT_LEADER && s->id != peek_id(r))
-			m->reachable = answered_recently(n, s->id);
+		(void)peek_reachable(r, i, &match);
 		m->match_index = match;
+		member_contact(n, s->id, id, m);
 	}
 	out->n_members = i;
 	out->storage_state = n->storage.state;

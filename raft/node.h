@@ -21,6 +21,7 @@
 
 #include "raft/fsm.h"
 #include "raft/isolation.h"
+#include "raft/lock.h"
 #include "raft/leader.h"
 #include "raft/storage.h"
 #include "raft/transport_tls.h"
@@ -64,13 +65,13 @@ typedef void (*node_transfer_cb)(struct node *n, bool transferred);
  * Outside raft/, set `data` and `on_leader_change` and read the rest through
  * the functions below: the fields are this module's (and libraft's).
  */
-#define NODE_ANSWERED_MAX 16
-
 struct node {
 	uv_loop_t *loop;
 	struct raft raft;
 	struct raft_io io;
 	struct raft_uv_transport transport;
+	struct raft_uv_transport tcp; /* plain: libraft's TCP transport, wrapped by `transport`
+				       * (raft/tcp_timeout.h) */
 	struct isolation isolation; /* the crash drill's cut (raft/isolation.h) */
 	bool tls;               /* transport is raft/transport_tls.h, not raft_uv_tcp */
 	struct fsm fsm;
@@ -103,12 +104,8 @@ struct node {
 	raft_time candidate_at, candidate_leader_seen_at;
 	raft_time heard_at;     /* follower: when the leader was last heard from */
 	bool transferee;        /* this candidacy came from a leadership transfer */
-	/* Leader: when each member last answered (libraft's recent_recv is
-	 * cleared every election timeout, so read alone it flickers). */
-	struct {
-		raft_id id;
-		raft_time at;
-	} answered[NODE_ANSWERED_MAX];
+	unsigned heartbeat_ms;  /* libraft's heartbeat, node_heartbeat_ms() */
+	raft_time leading_since; /* when this node last became leader (libraft's state) */
 	struct {
 		raft_time at;          /* when this node last won an election (0: never) */
 		raft_time detected_ms; /* the old leader last heard of -> candidate */
@@ -123,6 +120,7 @@ struct node {
 	/* Storage (raft/storage.h): what the start-up check found, the
 	 * canopy-state marker, and the health shown in status. */
 	char data_dir[1024];
+	int lock_fd;            /* <data_dir>/canopy.lock, held while the node lives (lock.h) */
 	struct storage_info storage_info;
 	struct storage_marker marker;
 	struct storage_health storage;
@@ -134,7 +132,8 @@ struct node {
  * Initialize and start the raft server. Bootstraps a new cluster from
  * cfg->members when this node is one of them and its data dir is empty
  * (RAFT_CANTBOOTSTRAP from libraft means "already bootstrapped": restart from
- * disk). The data dir is checked first (storage_inspect): a damaged file or
+ * disk). The data dir is locked first (raft/lock.h: -EBUSY while another
+ * process holds it), then checked (storage_inspect): a damaged file or
  * missing committed state is refused with -EBADMSG / -ENODATA, naming the
  * file and the remedy. Returns 0, or a negative code with the cause in errmsg; on failure
  * everything started so far is undone and `n` needs no closing.
@@ -300,7 +299,10 @@ struct node_member_status {
 	uint64_t id;
 	char address[256];
 	int role;          /* enum node_role_code */
-	int reachable;     /* 1 yes, 0 no, -1 unknown (only the leader knows) */
+	/* 1 yes, 0 no, -1 unknown: see node_status() for the rule */
+	int reachable;
+	int64_t last_contact_ms; /* since this node last received a message from it;
+				  * 0 for itself, -1 never (since this process started) */
 	uint64_t match_index; /* leader only; 0 when unknown */
 };
 
@@ -321,7 +323,26 @@ struct node_status {
 	char storage_detail[512];
 };
 
+/*
+ * This node's view. members[].reachable, by one rule: a member is
+ * unreachable once this node has received nothing from it for the election
+ * timeout T plus two heartbeat intervals, and never before. Its last message
+ * may have come up to a heartbeat interval before it stopped (two when
+ * libraft's tick, src/tick.c and raft_uv's timer, ran late), so it is never
+ * called unreachable before it has been silent for a whole T. (Reading
+ * libraft's recent_recv flag, cleared every T' by src/tick.c, made healthy
+ * followers flicker.)
+ *   - the leader: every member (it hears each one's answers to its
+ *     heartbeats); a member not heard from since this node became leader
+ *     counts from then;
+ *   - a follower: the leader (its heartbeats); another member is reachable
+ *     while it is heard from (during an election), unknown (-1) otherwise --
+ *     only the leader knows (agent/member_view.h fetches its view).
+ */
 void node_status(struct node *n, struct node_status *out);
+
+/* The silence after which a member is unreachable: T + two heartbeats. */
+unsigned node_unreachable_after_ms(const struct node *n);
 
 /* libraft's own election timeout T' and heartbeat for the failover bound T
  * (see node.c): T' = T/3, heartbeat at most T'/4. */

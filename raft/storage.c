@@ -1091,3 +1091,111 @@ int storage_marker_flush(struct storage_marker *m)
 	}
 	return rv;
 }
+
+/* ---- the latest configuration (for raft/recover.h) ------------------------ */
+
+/* Keep the configuration at `index` when it is the latest seen so far. */
+static void conf_keep(struct storage_conf *c, uint64_t index, const unsigned char *p, size_t len)
+{
+	if (len == 0 || len > MAX_CONF_SIZE || index < c->index)
+		return;
+	free(c->buf);
+	c->buf = xmalloc(len);
+	memcpy(c->buf, p, len);
+	c->len = len;
+	c->index = index;
+}
+
+/* Walk one segment's batches from index `first`; *next receives the index
+ * after its last intact entry. RAFT_CHANGE is entry type 3 (include/raft.h). */
+static int conf_walk_segment(const char *dir, const struct segment *s, uint64_t first,
+			     struct storage_conf *c, uint64_t *next, char *errmsg, size_t errlen)
+{
+	unsigned char *buf;
+	size_t len, off = 8, end;
+	uint64_t n, index = first, i;
+	const char *why;
+	int rv;
+
+	rv = read_all(dir, s->name, &buf, &len, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	while (len >= 8 && off < len) {
+		size_t at = off, data;
+		if (load_batch(buf, len, &off, &n, &end, &why) != BATCH_OK)
+			break; /* the zero tail of an open segment, or a torn last write */
+		data = at + 16 + 16 * (size_t)n;
+		for (i = 0; i < n; i++, index++) {
+			const unsigned char *h = buf + at + 16 + 16 * i;
+			size_t elen = get32(h + 12);
+			if (h[8] == 3)
+				conf_keep(c, index, buf + data, elen);
+			data += elen;
+		}
+	}
+	free(buf);
+	*next = index;
+	return 0;
+}
+
+int storage_last_configuration(const char *data_dir, struct storage_conf *out, char *errmsg,
+			       size_t errlen)
+{
+	struct listing l;
+	uint64_t next = 0;
+	size_t i;
+	int rv;
+
+	memset(out, 0, sizeof *out);
+	rv = list_dir(data_dir, &l, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	if (l.n_segs > 1)
+		qsort(l.segs, l.n_segs, sizeof *l.segs, segment_cmp);
+	if (l.n_snaps > 1)
+		qsort(l.snaps, l.n_snaps, sizeof *l.snaps, snapshot_cmp);
+	/* The newest whole snapshot: .meta = format, crc, configuration index,
+	 * configuration length, configuration (src/uv_snapshot.c). */
+	for (i = l.n_snaps; i > 0; i--) {
+		const struct snapshot *sn = &l.snaps[i - 1];
+		char path[1300];
+		struct stat st;
+		unsigned char *buf;
+		size_t len;
+		snprintf(path, sizeof path, "%s/%s", data_dir, sn->data);
+		if (stat(path, &st) != 0 || st.st_size == 0)
+			continue; /* unfinished: libraft skips it */
+		rv = read_all(data_dir, sn->meta, &buf, &len, errmsg, errlen);
+		if (rv != 0)
+			goto out;
+		if (len >= 32 && get64(buf + 24) <= len - 32)
+			conf_keep(out, get64(buf + 16), buf + 32, (size_t)get64(buf + 24));
+		free(buf);
+		next = sn->index + 1;
+		break;
+	}
+	/* Closed segments by first index, then open ones in counter order,
+	 * which continue where the closed ones end (src/uv_segment.c). */
+	for (i = 0; i < l.n_segs; i++) {
+		const struct segment *s = &l.segs[i];
+		uint64_t after;
+		rv = conf_walk_segment(data_dir, s, s->open ? (next ? next : 1) : s->first, out,
+				       &after, errmsg, errlen);
+		if (rv != 0)
+			goto out;
+		if (s->open || after > next)
+			next = after;
+	}
+	rv = 0;
+out:
+	if (rv != 0)
+		storage_conf_free(out);
+	listing_free(&l);
+	return rv;
+}
+
+void storage_conf_free(struct storage_conf *c)
+{
+	free(c->buf);
+	memset(c, 0, sizeof *c);
+}

@@ -65,14 +65,34 @@ struct storage_info {
 int storage_inspect(const char *data_dir, struct storage_info *info, char *errmsg,
 		    size_t errlen);
 
+/*
+ * The latest configuration the data dir holds, as libraft will restore it at
+ * start (src/raft.c: the last RAFT_CHANGE entry of the log, else the newest
+ * snapshot's): `index` is the log index it comes from, `buf`/`len` its
+ * encoding (src/configuration.c: configurationEncode; decode it with
+ * recover_decode_configuration, raft/recover.h). Only meaningful on a data
+ * dir storage_inspect() accepted: the files are walked, not re-checked (a torn
+ * last batch ends the walk, as it ends libraft's load).
+ */
+struct storage_conf {
+	uint64_t index;     /* 0: the data dir holds no configuration */
+	unsigned char *buf; /* malloc'd; storage_conf_free() */
+	size_t len;
+};
+
+/* Returns 0 (out->index 0 when there is none) or a negative errno with errmsg. */
+int storage_last_configuration(const char *data_dir, struct storage_conf *out, char *errmsg,
+			       size_t errlen);
+void storage_conf_free(struct storage_conf *c);
+
 /* storage_inspect() without the details. */
 int storage_check(const char *data_dir, char *errmsg, size_t errlen);
 
 /* The remedy text every refusal ends with. */
 #define STORAGE_REMEDY                                                                      \
-	"restore this data dir from a backup, or move it aside and rejoin this node as a new " \
-	"member: `canopyctl cluster remove ID` then `canopyctl cluster add ID@RAFT_ADDRESS` "  \
-	"from a healthy node (docs/operations.md, Storage damage)"
+	"move this data dir aside and rejoin this node as a new member: `canopyctl cluster "   \
+	"remove ID` then `canopyctl cluster add ID@RAFT_ADDRESS` from a healthy node; never "  \
+	"restore an old backup of it as a member (docs/operations.md, Storage damage)"
 
 /*
  * libraft's CRC32 (src/byte.c: byteCrc32): polynomial 0x04c11db7, MSB first,

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "raft/transport_tls.h"
+#include "raft/tcp_timeout.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1088,6 +1089,8 @@ static void on_listen(uv_stream_t *l, int status)
 		conn_close(c);
 		return;
 	}
+	if (im->cfg.tcp_user_timeout_ms) /* raft/tcp_timeout.h */
+		(void)tcp_timeout_apply((uv_stream_t *)&c->tcp, im->cfg.tcp_user_timeout_ms);
 	peer_name(c);
 	if (im->pending_inbound > MAX_PENDING_INBOUND) {
 		conn_fail(c, TLS_TRANSPORT_WARN, "raft connection refused",
@@ -1142,6 +1145,8 @@ static void on_connected(uv_connect_t *req, int status)
 		conn_close(c);
 		return;
 	}
+	if (c->impl->cfg.tcp_user_timeout_ms) /* raft/tcp_timeout.h */
+		(void)tcp_timeout_apply((uv_stream_t *)&c->tcp, c->impl->cfg.tcp_user_timeout_ms);
 	snprintf(c->peer, sizeof c->peer, "%.79s", c->address);
 	conn_tls_start(c);
 }

@@ -74,6 +74,10 @@ struct tls_transport_config {
 	void (*on_peer_closed)(void *arg, uint64_t id, bool inbound);
 	void *on_peer_closed_arg;
 
+	/* TCP_USER_TIMEOUT for every peer connection, ms (raft/tcp_timeout.h);
+	 * 0: the kernel's default. */
+	unsigned tcp_user_timeout_ms;
+
 	/* Where the transport's lines go (refusals, dropped messages, reloads).
 	 * `peer` is "HOST:PORT" or NULL, `detail` the reason or NULL. */
 	void (*log)(void *arg, int level, const char *msg, const char *peer, const char *detail);

@@ -165,6 +165,11 @@ static int check_configuration(const uint8_t *p, size_t n, const char *what, cha
 	return 0;
 }
 
+int wire_check_configuration(const void *buf, size_t len, char *why, size_t whylen)
+{
+	return check_configuration(buf, len, "configuration", why, whylen);
+}
+
 /*
  * Everything but the payload of an AppendEntries: returns the payload length.
  * Header (uv_encoding.c): term, prev log index, prev log term, leader commit,

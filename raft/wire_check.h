@@ -104,6 +104,15 @@ int wire_check_handshake(const void *buf, size_t avail, size_t *len, uint64_t *i
  */
 int wire_check_message(const void *buf, size_t avail, size_t *len, char *why, size_t whylen);
 
+/*
+ * One encoded configuration (src/configuration.c: configurationEncode): the
+ * rules above for a RAFT_CHANGE entry -- format 1, 1..WIRE_CHECK_MAX_SERVERS
+ * servers with distinct ids >= 1, printable NUL-terminated addresses, a known
+ * role, at most 7 bytes of padding after. Returns 0, or -EBADMSG with why.
+ * A buffer it accepts decodes without further checks (raft/recover.h).
+ */
+int wire_check_configuration(const void *buf, size_t len, char *why, size_t whylen);
+
 /* The name of a RAFT_IO_* message type ("AppendEntries", ...), "unknown" otherwise. */
 const char *wire_check_type_name(uint64_t type);
 

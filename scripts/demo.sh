@@ -56,7 +56,8 @@ echo "demo: the target holds $(scim_count Users) users and $(scim_count Groups) 
 echo
 deploy/local-cluster.sh status
 echo
-"$CANOPYCTL" --server 127.0.0.1:8001 logs --limit 3 || true
+echo "demo: the latest provisioning-log entries, every node's merged:"
+"$CANOPYCTL" --server 127.0.0.1:8001 logs --cluster --limit 3 || true
 
 if [ -t 0 ]; then
 	cat <<EOT

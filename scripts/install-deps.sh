@@ -25,6 +25,8 @@ PACKAGES=(
 	libraft-dev libuv1-dev libssl-dev libldap-dev libcurl4-openssl-dev
 	libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
 	libpcre2-dev libunistring-dev
+	# zlib: format 2 state entries may be deflated (sync/state/state.h)
+	zlib1g-dev
 	# SASL/GSSAPI (Kerberos) binds to the directory (source.sasl): libldap
 	# binds through Cyrus SASL, whose GSSAPI mechanism is a plugin of its
 	# own (without it ldap_sasl_interactive_bind_s knows no GSSAPI); MIT
@@ -32,6 +34,8 @@ PACKAGES=(
 	# keytab (gss_acquire_cred_from, sync/source/ldap_sasl.c).
 	libsasl2-modules-gssapi-mit libkrb5-dev
 	slapd ldap-utils curl util-linux iproute2
+	# deploy/rolling-upgrade.sh reads the status API with jq
+	jq
 	# A real Prometheus text-format parser for the /metrics test
 	# (tests/integration/metrics_exposition_test.sh).
 	python3 python3-prometheus-client

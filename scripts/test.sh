@@ -36,6 +36,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 rc=0
+# The previous release that upgrade_rolling_test upgrades from is built once
+# (not sanitized) and shared by both passes (tests/fixtures/previous_build.sh).
+export CANOPY_PREVIOUS_CACHE=${CANOPY_PREVIOUS_CACHE:-$PWD/build/previous}
 # libFuzzer targets (tests/fuzz): each runs FUZZ_SECONDS from its seed
 # corpus; a crash, leak or sanitizer report fails the run. SKIP_FUZZ=1 skips.
 # First, so that ctest's summary stays the last line.

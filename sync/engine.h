@@ -100,7 +100,14 @@ struct engine_config {
 	uint64_t node_id;
 	const char *data_dir;              /* provisioning.log goes here */
 	struct mapping *user_map, *group_map; /* owned by the caller */
-	const char *member_attr;           /* default "member" */
+	const char *member_attr;           /* the groups' member attribute, default "member"
+					    * (source.groups.member_attribute); uniqueMember values
+					    * lose their optional #'..'B suffix (RFC 4517 §3.3.21) */
+	const char *member_value;          /* what its values name (source.groups.member_value):
+					    * NULL or "dn" -- the member's DN; else a user attribute
+					    * (memberUid -> "uid"): a value names the exported user
+					    * whose first value of that attribute it equals, compared
+					    * case-insensitively (docs/sources.md) */
 	const char *const *user_exclude;   /* subtrees below the users base that are out of scope */
 	size_t n_user_exclude;
 	const char *const *group_exclude;
@@ -116,6 +123,9 @@ struct engine_config {
 	unsigned batch_max;                /* events per batch, default 256 */
 	unsigned retry_max_s;              /* longest backoff of the retry set, default 300 */
 	enum engine_nested_groups nested_groups; /* groups that are members of groups */
+	uint64_t provlog_max_bytes;        /* provisioning.log rotation (sync/provlog.h); 0: the
+					    * defaults, PROVLOG_DEFAULT_MAX_BYTES ... */
+	unsigned provlog_keep;             /* ... and PROVLOG_DEFAULT_KEEP */
 	/* Operator-facing log lines (state changes, quarantine, staged deletes,
 	 * refused objects); level 0 debug, 1 info, 2 warn, 3 error. NULL: none. */
 	void (*log)(void *log_data, int level, const char *msg, const char *detail);
@@ -155,6 +165,36 @@ enum engine_quarantine {
 /* The reason code ("" for ENGINE_Q_NONE). */
 const char *engine_quarantine_name(enum engine_quarantine q);
 
+/*
+ * A quarantine in detail (status "sync.quarantine"): on the leader from its
+ * live source and target, on every other node as the leader replicated it.
+ * Times are wall clock, ms since the epoch; 0: not known / none.
+ */
+struct engine_quarantine_info {
+	int64_t since_ms;         /* when the cluster entered it with this reason (kept across a
+				   * change of leader) */
+	int64_t next_retry_at_ms; /* when the leader checks again by itself (0: a check is under
+				   * way, or none is planned: delete_threshold waits for an operator) */
+	int64_t checked_at_ms;    /* the answer to the last check (0: none yet) */
+	/* the last failing request: for the target an HTTP method, path and
+	 * status (0: no answer); for the source the LDAP operation and result
+	 * code. side "" when none is known. */
+	char side[8];             /* "target" | "source" | "" */
+	char method[16];
+	char path[256];
+	long status;
+	int64_t at_ms;
+};
+
+/*
+ * The details as the leader replicates them ("q:info", sync/engine/quarantine.c):
+ * decode `len` bytes of replicated state (input: another node wrote them, a
+ * newer one may add members, which are skipped). Returns 0, or -EINVAL
+ * (too long, not JSON, a member of the wrong type) with *qi zeroed.
+ */
+#define ENGINE_QUARANTINE_INFO_MAX 2048
+int engine_quarantine_info_decode(const void *v, size_t len, struct engine_quarantine_info *qi);
+
 struct engine_stats {
 	enum engine_state state;
 	uint64_t exported_total, errors_total, skipped_total, batches_total;
@@ -173,6 +213,7 @@ struct engine_stats {
 	 * on a follower the leader's, as replicated), and the detail; "" otherwise */
 	char quarantine_reason[64];
 	char quarantine_detail[256];
+	struct engine_quarantine_info quarantine; /* state ENGINE_QUARANTINED: the details */
 };
 
 struct engine;
@@ -195,6 +236,11 @@ int engine_deletes_decide(struct engine *e, bool approve, char *errmsg, size_t e
 
 void engine_stats(struct engine *e, struct engine_stats *out);
 
+/* The committed cursor for people, as the source describes it (source.h,
+ * describe_cursor): 0 with the text in out, -ENOENT when no cursor is
+ * committed yet, -EINVAL when the source cannot describe it. Any node. */
+int engine_describe_cursor(struct engine *e, char *out, size_t outlen);
+
 /*
  * Retry now. dn NULL and failed true: every failed object ("f:") goes back
  * into the retry set, due now. With a DN: that object -- failed, in the retry
@@ -203,6 +249,64 @@ void engine_stats(struct engine *e, struct engine_stats *out);
  * -ENOENT when nothing matches; 0 when started (n_out: how many objects).
  */
 int engine_resync(struct engine *e, const char *dn, bool failed, size_t *n_out, char *errmsg, size_t errlen);
+
+/*
+ * What provision and plan hand back: status 0 and `report` (owned by the
+ * callee), or a negative errno, errmsg naming the object and the cause, and
+ * report NULL. Runs on the loop exactly once, never from inside the call
+ * that started it -- at the latest when the engine closes (-ECANCELED).
+ */
+typedef void (*engine_report_cb)(void *data, int status, json_t *report, const char *errmsg);
+
+/*
+ * canopyctl provision DN [--dry-run] (docs/operations.md, "On-demand
+ * provisioning and plans"). Leader only. Reads the entry `dn` from the
+ * source now (its read_entry, on a worker thread), then reports each step as
+ * {"dn", "steps": [{"step", "result", ...}], "action", "target_status"}:
+ *   read   the attributes read ("not_found" when the directory has none);
+ *   scope  in or out, and the rule that decided (the source's base and
+ *          filter, source.*.exclude, source.users.member_of);
+ *   map    the mapped target object (or the mapping's error);
+ *   match  the object's replicated record (target id, content changed or
+ *          not); without one the target is searched by its anchor
+ *          (externalId) and name when written, and an object found adopted;
+ *   action create / update / delete / disable / none;
+ *   write  the target's answer (HTTP status), or "dry_run".
+ * A real run is a batch of its own in the session's pipeline (after the
+ * batch in progress, before the retry set and new changes): intents, the
+ * target, delete protection, one committed entry -- so no change is lost
+ * and none doubled; the cursor does not move. A DN the directory no longer
+ * has, or that left the scope, is deprovisioned when it was exported.
+ * Returns 0 when started, -EAGAIN (not leading), -ENOTSUP (this source
+ * cannot read one entry), -EINVAL (dn).
+ */
+int engine_provision(struct engine *e, const char *dn, bool dry_run, engine_report_cb cb, void *data, char *errmsg,
+		     size_t errlen);
+
+/*
+ * canopyctl plan [--details]: what a full sync would do now, writing
+ * nothing (no request, no entry). Any node: reads the whole scope with the
+ * source's read_scope on a worker thread, then maps and compares it with the
+ * replicated object table on the loop in slices of at most ~2 ms, so raft
+ * keeps its heartbeats. Reports {"create", "update", "delete", "unchanged",
+ * "refused"} (refused: entries the mapping cannot map) and with `details`
+ * "details": [{"action", "anchor", "dn", "type", "changes"}] for every
+ * object that is not unchanged (at most ENGINE_PLAN_DETAILS_MAX, then
+ * "truncated": true). Returns 0 when started, -ENOTSUP, -EBUSY (a plan runs).
+ */
+#define ENGINE_PLAN_DETAILS_MAX 10000
+int engine_plan(struct engine *e, bool details, engine_report_cb cb, void *data, char *errmsg, size_t errlen);
+
+/*
+ * `canopyctl resume`: retry now. Clears the backoff: the retry set is due
+ * at once, and a quarantined target is checked now (its credentials re-read)
+ * instead of at next_retry_at. The check's answer ends the quarantine, or
+ * keeps it with the same reason (checked_at_ms moves). Leader only: -EAGAIN
+ * when not leading; -EALREADY when not quarantined; -EPERM when only an
+ * operator can end it (delete_threshold: approve or reject the staged
+ * deletes); 0 when started, the reason in `reason`.
+ */
+int engine_resume(struct engine *e, char *reason, size_t rlen, char *errmsg, size_t errlen);
 
 /* Stop everything; `done` runs on the loop once all is released (the ports
  * are closed then). */

@@ -76,6 +76,8 @@ int provlog_open(struct provlog *l, const char *dir, char *errmsg, size_t errlen
 		return -ENAMETOOLONG;
 	}
 	l->cut_at = -1;
+	l->max_bytes = PROVLOG_DEFAULT_MAX_BYTES;
+	l->keep = PROVLOG_DEFAULT_KEEP;
 	rv = open_file(l);
 	if (rv != 0) {
 		snprintf(errmsg, errlen, "provisioning log %s: %s", l->path, strerror(-rv));
@@ -83,6 +85,47 @@ int provlog_open(struct provlog *l, const char *dir, char *errmsg, size_t errlen
 	}
 	snprintf(health.path, sizeof health.path, "%s", l->path);
 	return 0;
+}
+
+void provlog_set_rotation(struct provlog *l, uint64_t max_bytes, unsigned keep)
+{
+	l->max_bytes = max_bytes;
+	l->keep = keep < 1 ? 1 : keep > PROVLOG_MAX_KEEP ? PROVLOG_MAX_KEEP : keep;
+}
+
+static void rotated_name(char *out, size_t size, const char *path, unsigned i)
+{
+	snprintf(out, size, "%s.%u", path, i);
+}
+
+/*
+ * provisioning.log -> .1 -> ... -> .keep (the old .keep is replaced: rename(2)
+ * replaces its target atomically), from the oldest down, so a reader walking
+ * the names newest first meets at most one missing name at a time. Files
+ * beyond keep (keep was lowered) are removed. Then a new provisioning.log is
+ * opened. A rename that fails (the directory turned read-only) leaves the
+ * entries in the current file: a file larger than max_bytes loses nothing,
+ * a failed rotation must not either.
+ */
+static int rotate(struct provlog *l)
+{
+	char from[1100], to[1100];
+	unsigned i;
+
+	close(l->fd);
+	l->fd = -1;
+	for (i = PROVLOG_MAX_KEEP; i > l->keep; i--) {
+		rotated_name(to, sizeof to, l->path, i);
+		(void)unlink(to);
+	}
+	for (i = l->keep; i > 1; i--) {
+		rotated_name(from, sizeof from, l->path, i - 1);
+		rotated_name(to, sizeof to, l->path, i);
+		(void)rename(from, to); /* ENOENT: fewer rotated files so far */
+	}
+	rotated_name(to, sizeof to, l->path, 1);
+	(void)rename(l->path, to);
+	return open_file(l);
 }
 
 void provlog_close(struct provlog *l)
@@ -116,6 +159,17 @@ static void write_line(struct provlog *l, const char *line, size_t len)
 	}
 	if (fstat(l->fd, &st) == 0)
 		before = st.st_size;
+	/* rotate before the line would pass max_bytes; a file always takes its
+	 * first line, however long, so a line is never split or refused */
+	if (l->max_bytes > 0 && before > 0 && (uint64_t)before + len > l->max_bytes) {
+		int rv = rotate(l);
+		if (rv != 0) {
+			health.write_errors++;
+			set_failing(true, -rv);
+			return;
+		}
+		before = fstat(l->fd, &st) == 0 ? st.st_size : -1;
+	}
 	do
 		n = write(l->fd, line, len);
 	while (n < 0 && errno == EINTR);
@@ -383,26 +437,14 @@ static bool take_line(json_t *rev, const char *line, size_t len, const struct pr
 	return json_array_size(rev) < limit + 1;
 }
 
-json_t *provlog_read(const char *path, const struct provlog_query *q, bool *truncated)
+/* One file, from its end backwards; returns false when reading can stop. */
+static bool read_file(int fd, off_t size, const struct provlog_query *q, json_t *rev, size_t limit)
 {
-	json_t *rev = xcheck(json_array()), *out = xcheck(json_array());
-	size_t limit = q->limit ? q->limit : 1000, clen = 0, i;
 	char *carry = NULL; /* the start of the line that the previous chunk began in the middle of */
 	bool more = true, skip_partial = false;
-	struct stat st;
-	off_t pos;
-	int fd;
+	size_t clen = 0, i;
+	off_t pos = size;
 
-	if (truncated)
-		*truncated = false;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		goto done;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		goto done;
-	}
-	pos = st.st_size;
 	while (more && pos > 0) {
 		size_t n = pos > PROVLOG_CHUNK ? PROVLOG_CHUNK : (size_t)pos, got = 0, len, end;
 		/* at most PROVLOG_CHUNK + PROVLOG_LINE_MAX: a longer line is
@@ -449,7 +491,59 @@ json_t *provlog_read(const char *path, const struct provlog_query *q, bool *trun
 		free(b);
 	}
 	free(carry);
-	close(fd);
+	return more;
+}
+
+json_t *provlog_read(const char *path, const struct provlog_query *q, bool *truncated)
+{
+	json_t *rev = xcheck(json_array()), *out = xcheck(json_array());
+	size_t limit = q->limit ? q->limit : 1000, i;
+	struct {
+		dev_t dev;
+		ino_t ino;
+	} seen[PROVLOG_MAX_KEEP + 1];
+	unsigned k, n_seen = 0, missing = 0;
+	bool more = true;
+	char name[1100];
+
+	if (truncated)
+		*truncated = false;
+	for (k = 0; k <= PROVLOG_MAX_KEEP && more; k++) {
+		struct stat st;
+		unsigned j;
+		int fd;
+
+		if (k == 0)
+			snprintf(name, sizeof name, "%s", path);
+		else
+			rotated_name(name, sizeof name, path, k);
+		fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			/* a rotation in progress leaves one name missing at a
+			 * time (rotate()): two in a row is the end */
+			if (++missing >= 2)
+				break;
+			continue;
+		}
+		missing = 0;
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			continue;
+		}
+		/* renamed under us by a rotation: already read under its old name */
+		for (j = 0; j < n_seen; j++)
+			if (seen[j].dev == st.st_dev && seen[j].ino == st.st_ino)
+				break;
+		if (j < n_seen) {
+			close(fd);
+			continue;
+		}
+		seen[n_seen].dev = st.st_dev;
+		seen[n_seen].ino = st.st_ino;
+		n_seen++;
+		more = read_file(fd, st.st_size, q, rev, limit);
+		close(fd);
+	}
 	if (truncated)
 		*truncated = json_array_size(rev) > limit;
 	if (json_array_size(rev) > limit)
@@ -457,7 +551,6 @@ json_t *provlog_read(const char *path, const struct provlog_query *q, bool *trun
 	for (i = json_array_size(rev); i > 0; i--)
 		if (json_array_append(out, json_array_get(rev, i - 1)) != 0)
 			xoom("json_array_append");
-done:
 	json_decref(rev);
 	return out;
 }

@@ -33,7 +33,24 @@ struct provlog {
 	int fd;              /* -1: closed (reopened by the next write) */
 	char path[1024];
 	long long cut_at;    /* a torn tail to cut off at reopen (-1: none) */
+	uint64_t max_bytes;  /* rotate before a line would pass it (0: never) */
+	unsigned keep;       /* rotated files kept: provisioning.log.1 ... .keep */
 };
+
+/*
+ * Rotation (log.provisioning_max_bytes, log.provisioning_keep). The writer
+ * rotates before an entry would make the file larger than max_bytes (a file
+ * holds at least one entry, so a longer line is written alone): .keep is
+ * removed, .N becomes .N+1, provisioning.log becomes .1, and the entry
+ * starts a new provisioning.log (0600). A line is never split across files,
+ * and every entry written is in exactly one of them. provlog_read() reads
+ * across the rotated files, newest first.
+ */
+#define PROVLOG_DEFAULT_MAX_BYTES (64ull * 1024 * 1024)
+#define PROVLOG_DEFAULT_KEEP 5
+#define PROVLOG_MIN_MAX_BYTES 4096ull           /* smaller would rotate on every few entries */
+#define PROVLOG_MAX_MAX_BYTES (1ull << 40)      /* 1 TiB */
+#define PROVLOG_MAX_KEEP 100                    /* files a query may walk through */
 
 /* Process-wide health of the provisioning log (one per agent). */
 struct provlog_health {
@@ -77,8 +94,13 @@ struct provlog_entry {
  */
 json_t *provlog_modified(const json_t *before, const json_t *now);
 
-/* Open (append) <dir>/provisioning.log. Returns 0 or -errno with errmsg. */
+/* Open (append) <dir>/provisioning.log, rotating at PROVLOG_DEFAULT_MAX_BYTES
+ * with PROVLOG_DEFAULT_KEEP files kept. Returns 0 or -errno with errmsg. */
 int provlog_open(struct provlog *l, const char *dir, char *errmsg, size_t errlen);
+
+/* Change the rotation limits of an open log (max_bytes 0: never rotate;
+ * keep at least 1). */
+void provlog_set_rotation(struct provlog *l, uint64_t max_bytes, unsigned keep);
 void provlog_close(struct provlog *l);
 void provlog_write(struct provlog *l, const struct provlog_entry *e);
 
@@ -98,9 +120,13 @@ struct provlog_query {
  */
 int provlog_parse_time(const char *text, int64_t *us);
 
-/* Read the log at `path` and return the matching entries as a JSON array
- * (empty when the file cannot be read; never NULL). `*truncated` (if not
- * NULL) tells whether older matches were left out by the limit. */
+/* Read the log at `path`, then its rotated files `path`.1, .2, ... (up to
+ * PROVLOG_MAX_KEEP, while they exist; a file met twice because a rotation
+ * renamed it meanwhile is read once), and return the matching entries as a
+ * JSON array, oldest first (empty when nothing can be read; never NULL).
+ * Reading stops at `limit` matches or, with `since`, at the first older
+ * entry. `*truncated` (if not NULL) tells whether older matches were left out
+ * by the limit. */
 json_t *provlog_read(const char *path, const struct provlog_query *q, bool *truncated);
 
 #endif /* CANOPY_SYNC_PROVLOG_H */

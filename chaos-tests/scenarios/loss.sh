@@ -33,8 +33,10 @@ loss_phase() {
 	for i in 1 2 3; do host_loss "$i" "$pct"; done
 	sleep "$secs"
 	hosts_heal
+	local healed=$(now_ms)
 	wait_for 20 host_leader || chaos_bad "no ready leader 20 s after $pct % loss stopped"
-	chaos_note "$pct % loss between the agents for ${secs}s: term $t0 -> $(host_term "$(host_leader)"), now $(elections) counted on the nodes"
+	local ready_ms=$(($(now_ms) - healed))
+	chaos_note "$pct % loss between the agents for ${secs}s: term $t0 -> $(host_term "$(host_leader)"), now $(elections) counted on the nodes; a ready leader ${ready_ms} ms after the loss stopped"
 }
 
 if [ "$CHAOS_LONG" = 1 ]; then

@@ -147,6 +147,7 @@ static void item_free(struct item *it)
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
 	free(it->manager_dn);
+	free(it->member_key);
 	free(it->put_manager);
 	free(it->put_manager_id);
 	manager_clear(it);
@@ -165,7 +166,8 @@ static void item_reset(struct item *it)
 	free(it->manager_dn);
 	free(it->put_manager);
 	free(it->put_manager_id);
-	it->manager_dn = it->put_manager = it->put_manager_id = NULL;
+	free(it->member_key);
+	it->manager_dn = it->put_manager = it->put_manager_id = it->member_key = NULL;
 	manager_clear(it);
 	it->dn = NULL;
 	it->attrs = NULL;
@@ -182,6 +184,13 @@ void batch_item_noop(struct item *it)
 	it->noop = true;
 }
 
+json_t *engine_json_text(const char *s)
+{
+	json_t *v = s ? json_string(s) : NULL;
+
+	return v ? v : json_null();
+}
+
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle)
 {
 	struct batch *b = xcalloc(1, sizeof *b);
@@ -196,6 +205,8 @@ void batch_free(struct batch *b)
 {
 	if (b == NULL)
 		return;
+	if (b->prov != NULL)
+		provision_batch_done(b); /* reads the items: before they go */
 	for (size_t i = 0; i < b->n; i++)
 		item_free(b->items[i]);
 	free(b->items);

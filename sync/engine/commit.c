@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sync/engine/internal.h"
+#include "sync/state/figures.h"
 
 /* ---- encoding records into an entry ---------------------------------------------- */
 
@@ -202,6 +203,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 		r.member_dns = it->member_dns;
 		r.n_member_dns = it->n_member_dns;
 		r.manager_dn = it->manager_dn;
+		r.member_key = it->member_key;
 	}
 	if (it->kind == IT_MEMBERS && had && prev.resource != NULL) {
 		/* only the members failed again: keep the pending upsert */
@@ -211,6 +213,7 @@ static void put_retry(struct session *s, struct state_batch *sb, struct item *it
 		r.member_dns = prev.member_dns;
 		r.n_member_dns = prev.n_member_dns;
 		r.manager_dn = prev.manager_dn;
+		r.member_key = prev.member_key;
 	}
 	r.attempts = had ? prev.attempts + 1 : 1;
 	r.first_at_ms = had && prev.first_at_ms ? prev.first_at_ms : now;
@@ -369,6 +372,45 @@ static size_t commit_item(struct session *s, struct state_batch *sb, struct item
 
 static void on_committed(void *arg, int status);
 
+/*
+ * The cluster-wide figures ("s:sync", sync/state/figures.h) continued from
+ * the committed record with this batch's outcome, in the same entry: every
+ * node applies the same totals and timestamps (this leader's clock), and the
+ * next leader continues from them. Objects are the items the target
+ * acknowledged a write of; target writes and errors are what this engine
+ * counted since its last committed record (errors include batches that had to
+ * start over, which commit nothing themselves).
+ */
+static void put_figures(struct session *s, struct state_batch *sb, bool sets_cursor)
+{
+	struct engine *e = s->e;
+	struct batch *b = s->batch;
+	struct sync_figures f;
+	uint64_t objects = 0, now = engine_unix_ms();
+	const void *cur;
+	size_t cur_len;
+	bool moved = false;
+
+	for (size_t i = 0; i < b->n; i++)
+		if (b->items[i]->written && !b->items[i]->cancelled && b->items[i]->kind != IT_REPAIR)
+			objects++;
+	if (sets_cursor) {
+		cur = state_cursor(e->state, &cur_len);
+		moved = cur == NULL || cur_len != b->cursor_len || memcmp(cur, b->cursor, cur_len) != 0;
+	}
+	b->fig_ops = e->st.exported_total - e->figures_ops;
+	b->fig_errors = e->st.errors_total - e->figures_errors;
+	b->fig_skipped = e->st.skipped_total - e->figures_skipped;
+	(void)figures_get(e->state, &f); /* none yet (or unreadable): start from zero */
+	figures_add(&f, now, objects, b->fig_ops, b->fig_errors, moved);
+	f.skipped += b->fig_skipped;
+	if (b->first_event)
+		f.lag_ms = uv_now(e->loop) - b->first_event;
+	if (b->fig_ops > 0 && e->last_write_ms != 0)
+		f.last_export_ms = e->last_write_ms;
+	figures_put(sb, &f);
+}
+
 void commit_batch(struct session *s)
 {
 	struct engine *e = s->e;
@@ -448,8 +490,11 @@ void commit_batch(struct session *s)
 	(void)cancelled;
 	if (settled && b->cursor)
 		state_batch_cursor(&sb, b->cursor, b->cursor_len);
+	if (sb.n_ops > 0)
+		put_figures(s, &sb, settled && b->cursor);
 	if (sb.n_ops == 0) {
 		state_batch_close(&sb);
+		b->committed = true; /* nothing to record */
 		batch_free(b);
 		s->batch = NULL;
 		session_pump(s);
@@ -533,6 +578,9 @@ static void on_committed(void *arg, int status)
 	}
 	if (status == 0) {
 		e->st.batches_total++;
+		e->figures_ops += b->fig_ops;
+		e->figures_errors += b->fig_errors;
+		e->figures_skipped += b->fig_skipped;
 		if (b->first_event)
 			e->st.export_lag_ms = uv_now(e->loop) - b->first_event;
 		/* Groups that still wait for members: index them. */
@@ -550,6 +598,7 @@ static void on_committed(void *arg, int status)
 							 it->rec.n_unresolved);
 		}
 	}
+	b->committed = status == 0;
 	batch_free(b);
 	if (status == 0) {
 		e->relead_ms = 0; /* commits go through again */

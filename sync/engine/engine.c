@@ -82,6 +82,9 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 	rv = provlog_open(&e->provlog, cfg->data_dir, errmsg, errlen);
 	if (rv != 0)
 		goto err_after_alloc;
+	if (cfg->provlog_max_bytes > 0)
+		provlog_set_rotation(&e->provlog, cfg->provlog_max_bytes,
+				     cfg->provlog_keep > 0 ? cfg->provlog_keep : PROVLOG_DEFAULT_KEEP);
 	uv_timer_init(loop, &e->relead);
 	e->relead.data = e;
 	strmap_init(&e->exported_attrs, exec_attrs_free);
@@ -92,6 +95,9 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 	if (cfg->group_map)
 		mapping_attributes(cfg->group_map, add_attr, e);
 	add_attr(e, cfg->member_attr ? cfg->member_attr : "member");
+	/* memberUid-style groups: the user attribute their values name */
+	if (cfg->member_value && cfg->member_value[0] && strcasecmp(cfg->member_value, "dn") != 0)
+		add_attr(e, cfg->member_value);
 	*out = e;
 	return 0;
 
@@ -125,14 +131,19 @@ void engine_release(struct engine *e)
 	uv_close((uv_handle_t *)&e->relead, on_relead_closed);
 }
 
+void engine_release_if_idle(struct engine *e)
+{
+	if (e->closing && e->sessions == 0 && e->jobs == 0)
+		engine_release(e);
+}
+
 void engine_close(struct engine *e, void (*done)(void *data), void *data)
 {
 	e->closing = true;
 	e->close_done = done;
 	e->close_data = data;
 	engine_follow(e);
-	if (e->sessions == 0)
-		engine_release(e);
+	engine_release_if_idle(e);
 }
 
 void engine_lead(struct engine *e)
@@ -176,8 +187,10 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 		out->state = e->closing ? ENGINE_STOPPING : ENGINE_STANDBY;
 		/* the leader's quarantine is replicated: every node says it */
 		if (!e->closing && quarantine_replicated(e, out->quarantine_reason, sizeof out->quarantine_reason,
-							 out->quarantine_detail, sizeof out->quarantine_detail))
+							 out->quarantine_detail, sizeof out->quarantine_detail)) {
 			out->state = ENGINE_QUARANTINED;
+			quarantine_replicated_info(e, &out->quarantine);
+		}
 		return;
 	}
 	memset(&ss, 0, sizeof ss);
@@ -191,6 +204,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 	if (q != ENGINE_Q_NONE) {
 		out->state = ENGINE_QUARANTINED;
 		snprintf(out->quarantine_reason, sizeof out->quarantine_reason, "%s", engine_quarantine_name(q));
+		quarantine_info(s, q, &out->quarantine);
 	} else if (s->plan.refreshing[OBJECT_USER] || s->plan.refreshing[OBJECT_GROUP]) {
 		out->state = ENGINE_REFRESHING;
 	} else if (s->batch || s->head || retryset_due_now(s)) {
@@ -198,4 +212,18 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 	} else {
 		out->state = s->src && ss.reported ? ENGINE_IDLE : ENGINE_STARTING;
 	}
+}
+
+int engine_describe_cursor(struct engine *e, char *out, size_t outlen)
+{
+	size_t len;
+	const void *c = state_cursor(e->state, &len);
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (c == NULL || len == 0)
+		return -ENOENT;
+	if (e->source->describe_cursor == NULL)
+		return -EINVAL;
+	return e->source->describe_cursor(e->source, c, len, out, outlen);
 }

@@ -120,7 +120,10 @@ static json_t *modified_of(struct engine *e, const struct item *it)
 	x = strmap_get(&e->exported_attrs, it->anchor);
 	if (x == NULL || x->hash != it->old.hash)
 		return NULL;
-	return provlog_modified(x->attrs, it->attrs);
+	json_t *mod = provlog_modified(x->attrs, it->attrs);
+	/* values wrapped in Redact() read "[Redact]" in the log (mapping.h) */
+	mapping_redact_modified(it->type == OBJECT_GROUP ? e->cfg.group_map : e->cfg.user_map, mod);
+	return mod;
 }
 
 static void remember_attrs(struct engine *e, const struct item *it, bool written)
@@ -157,6 +160,8 @@ static void exported(struct session *s, struct item *it, const char *action)
 
 	e->st.exported_total++;
 	e->st.last_export_at = time(NULL);
+	e->last_write_ms = engine_unix_ms();
+	it->written = true;
 	exec_log_op_with(s, it, action, "ok", NULL, mod);
 	json_decref(mod);
 	if (upsert)
@@ -232,6 +237,11 @@ void exec_upserts(struct session *s)
 	}
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* After upserts: the new target ids and DNs are known to this session. */
 static void finish_upserts(struct session *s)
 {
@@ -247,6 +257,7 @@ static void finish_upserts(struct session *s)
 		it->rec.type = it->type;
 		it->rec.hash = it->hash;
 		it->rec.dn = it->dn ? xstrdup(it->dn) : NULL;
+		it->rec.member_key = it->member_key ? xstrdup(it->member_key) : NULL;
 		if (it->upsert_needed) {
 			if (it->op.status != 0) {
 				it->failed = true;
@@ -274,7 +285,8 @@ static void finish_upserts(struct session *s)
 			it->rec.n_refused = it->old.n_refused;
 		}
 		it->write_rec = it->upsert_needed || !it->has_old ||
-				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0));
+				(it->dn && (!it->old.dn || strcmp(it->dn, it->old.dn) != 0)) ||
+				!same_str(it->member_key, it->old.member_key);
 		if (it->has_old && it->old.dn) {
 			scope_dn_norm(it->old.dn, norm, sizeof norm);
 			strmap_del(&p->dn_index, norm);
@@ -283,6 +295,8 @@ static void finish_upserts(struct session *s)
 			scope_dn_norm(it->dn, norm, sizeof norm);
 			engine_map_put(&p->dn_index, norm, xstrdup(it->anchor));
 		}
+		if (it->type == OBJECT_USER) /* memberUid-style groups name it by this */
+			planner_index_key(p, it->anchor, it->has_old ? it->old.member_key : NULL, it->member_key);
 		if (it->type == OBJECT_GROUP && !strmap_has(&p->groups, it->anchor))
 			engine_map_put(&p->groups, it->anchor, (void *)1);
 	}
@@ -506,6 +520,8 @@ static void finish_deletes(struct session *s)
 			scope_dn_norm(it->dn, norm, sizeof norm);
 			strmap_del(&s->plan.dn_index, norm);
 		}
+		if (it->has_old)
+			planner_index_key(&s->plan, it->anchor, it->old.member_key, NULL);
 	}
 }
 
@@ -589,6 +605,7 @@ static void batch_rewind(struct session *s)
 			it->retry = it->refused = false;
 		}
 		it->cancelled = false;
+		it->written = false;
 		memset(&it->op, 0, sizeof it->op);
 		it->write_rec = false;
 		bisect_free(it); /* a decision keeps its plan, not its answers */

@@ -23,6 +23,10 @@
  *   commit.c      one entry records every outcome and moves the cursor;
  *   retryset.c    the retry set's due times on this leader;
  *   repair.c      in-doubt repair after a failover, and resync;
+ *   provision.c   canopyctl provision: one object read now, planned and run
+ *                 as a batch of its own through the same steps;
+ *   preview.c     canopyctl plan: the whole scope read and compared with the
+ *                 object table, nothing written;
  *   quarantine.c  why this leader cannot export, said once and replicated;
  *   engine.c      the public API (sync/engine.h).
  *
@@ -95,6 +99,7 @@ struct item {
 	bool refused;           /* refused for good (or unmappable): the failed objects */
 	bool noop;              /* nothing to do (already disabled, nothing exported) */
 	bool cancelled;         /* cancelled (lease or leadership lost): not settled */
+	bool written;           /* the target acknowledged a write of it (figures: objects) */
 	uint64_t change;        /* the engine's change number, for the provisioning log */
 	struct target_op op;
 	bool members_planned;   /* add_ids / rm_ids are this batch's member changes */
@@ -124,6 +129,8 @@ struct item {
 	bool flat;              /* target.nested_groups flatten: members planned from the
 				 * transitive users (nested.c), the whole membership */
 	char *manager_dn;       /* IT_UPSERT of a user: its manager's DN from the source */
+	char *member_key;       /* IT_UPSERT of a user, member_value by attribute: its value
+				 * (object_record.member_key), or NULL */
 	char *put_manager;      /* the manager anchor (and id) its upsert carried */
 	char *put_manager_id;
 	bool manager_planned;   /* a TARGET_MANAGER: set manager_set (NULL: remove it) */
@@ -140,6 +147,7 @@ enum batch_kind {
 	BATCH_RETRY,    /* made from the retry set */
 	BATCH_DECISION, /* an approve/reject of staged deletes */
 	BATCH_REPAIR,   /* the in-doubt repair */
+	BATCH_PROVISION, /* one object read now (provision.c): like changes, no cursor */
 };
 
 enum decision { DECISION_NONE, DECISION_APPROVE, DECISION_REJECT };
@@ -167,6 +175,9 @@ struct batch {
 	bool rewind;             /* the lease ran out mid-batch: redo it from the start */
 	bool rerun;              /* runs again after a lease expiry: writes may have landed */
 	uint64_t first_event;    /* uv_now of its oldest event (export lag) */
+	uint64_t fig_ops, fig_errors, fig_skipped; /* counted into its commit's "s:sync" (engine.figures_*) */
+	struct provision *prov;  /* BATCH_PROVISION: told when the batch is freed */
+	bool committed;          /* its entry committed (or it had nothing to record) */
 };
 
 /* What the planner reads and keeps between the batches of one session. */
@@ -182,7 +193,11 @@ struct planner {
 	struct strmap parents;       /* target.nested_groups flatten: group anchor -> strmap* of
 				      * the groups it is a direct member of (a superset: only
 				      * added to while the session lives) */
-	struct strmap unresolved;    /* normalized member DN -> strmap* of group anchors */
+	struct strmap unresolved;    /* normalized member value (a DN, or with member_value by
+				      * attribute a user's value) -> strmap* of group anchors */
+	struct strmap key_index;     /* member_value by attribute: normalized member_key ->
+				      * xstrdup(anchor) of exported users */
+	bool by_key;                 /* member values name users by an attribute, not a DN */
 	struct strmap mgr_waiting;   /* normalized manager DN -> strmap* of users waiting for it */
 	struct strmap reports;       /* manager anchor -> strmap* of users whose manager it is */
 	struct strmap scope;         /* group-based scoping: normalized user DNs in scope */
@@ -223,6 +238,7 @@ struct session {
 	bool q_committing;         /* a "q:" update is in flight */
 	struct strmap in_doubt;    /* anchors with an intent of an earlier leader (repair.c) */
 	bool repair_due;
+	struct provision *prov_head, *prov_tail; /* provisions waiting for their batch */
 };
 
 struct engine {
@@ -239,11 +255,19 @@ struct engine {
 	int sessions;              /* sessions alive, including ones still shutting down */
 	uint64_t change_seq, cycle_seq;
 	struct engine_stats st;
+	/* The replicated figures ("s:sync", sync/state/figures.h): how much of
+	 * st.exported_total / st.errors_total is in a committed record already
+	 * (the rest goes into the next commit), and the unix ms of the latest
+	 * acknowledged write. */
+	uint64_t figures_ops, figures_errors, figures_skipped;
+	uint64_t last_write_ms;
 	bool closing;
 	uv_timer_t relead;         /* restarts the session after a failed commit */
 	unsigned relead_ms;
 	uint64_t rng;
 	enum engine_quarantine logged_reason; /* the quarantine last logged */
+	enum engine_quarantine since_reason;  /* the quarantine since_ms belongs to */
+	int64_t since_ms;                     /* when the cluster entered it (wall clock) */
 	/* anchor -> struct exported_attrs: what this node last wrote for an
 	 * object, so that the provisioning log can name an update's modified
 	 * attributes. Trusted only while the replicated record's hash is the
@@ -255,6 +279,8 @@ struct engine {
 				    * logged (once per group while this agent runs) */
 	void (*close_done)(void *);
 	void *close_data;
+	int jobs;                  /* provisions and plans on a worker thread or in slices */
+	struct preview *preview;   /* the plan running (preview.c), or NULL */
 };
 
 /* ---- batch.c: items, batches, small helpers ------------------------------ */
@@ -282,6 +308,9 @@ void engine_strv_push(char ***v, size_t *n, const char *s);
 void engine_strv_remove(char **v, size_t *n, const char *s);
 bool engine_strv_has(char *const *v, size_t n, const char *s);
 void object_record_copy(struct object_record *dst, const struct object_record *src);
+/* A JSON string of text from the directory or the mapping, or JSON null when
+ * it is NULL or not UTF-8 (jansson refuses it): shown, never an abort. */
+json_t *engine_json_text(const char *s);
 
 struct batch *batch_new(enum batch_kind kind, uint64_t cycle);
 void batch_free(struct batch *b);
@@ -299,6 +328,8 @@ void batch_item_clear_members(struct item *it);
 /* DNs compare case-insensitively and without spaces around separators. */
 void scope_dn_norm(const char *dn, char *out, size_t size);
 bool scope_has(const struct planner *p, enum object_type type, const char *dn);
+/* The same, for a user that groups may name by its member_key (NULL: none). */
+bool scope_has_user(const struct planner *p, const char *dn, const char *key);
 /* Recompute the users in scope (group-based scoping); true when it changed. */
 bool scope_compute(struct planner *p);
 
@@ -312,6 +343,15 @@ void planner_load(struct planner *p);
 void planner_clear(struct planner *p);
 /* Groups waiting for members that are not exported yet. */
 void planner_index_unresolved(struct planner *p, const char *group, char *const *dns, size_t n);
+/* A member value normalized for the indexes: a DN as scope_dn_norm, a
+ * member_key lower-cased. */
+void planner_member_norm(const struct planner *p, const char *value, char *out, size_t size);
+/* What groups' member values call an object: its DN, or with member_value by
+ * attribute a user's member_key (NULL: nothing names it). */
+const char *planner_member_ref(const struct planner *p, enum object_type type, const char *dn, const char *key);
+/* Keep the member_key index current: `old_key` (may be NULL) of `anchor` is
+ * replaced by `key` (may be NULL). */
+void planner_index_key(struct planner *p, const char *anchor, const char *old_key, const char *key);
 
 /* Plan one source event into the batch (takes its cursor). */
 void plan_event(struct planner *p, struct batch *b, struct source_event *ev);
@@ -327,13 +367,14 @@ void plan_repair(struct planner *p, struct batch *b, const struct strmap *in_dou
  * that exist now -- the member ids to add and remove. */
 void plan_members(struct planner *p, struct batch *b);
 
-/* A group's member DNs, resolved through the DN index. */
+/* A group's member values, resolved through the DN index (or, with member_value
+ * by attribute, the member_key index). */
 struct plan_direct {
 	char **users, **groups; /* anchors */
 	size_t n_users, n_groups;
 	char **group_dns;       /* matching groups (until they are taken away) */
 	size_t n_group_dns;
-	char **unresolved;      /* DNs no exported object has */
+	char **unresolved;      /* values no exported object has */
 	size_t n_unresolved;
 };
 void plan_resolve(struct planner *p, struct batch *b, const struct item *it, char *const *dns, size_t n_dns,
@@ -446,6 +487,22 @@ uint64_t engine_rnd(struct engine *e);
 /* Find an earlier leader's intents and schedule their repair. */
 void repair_schedule(struct session *s);
 
+/* ---- provision.c: canopyctl provision ------------------------------------------ */
+
+/* Plan the object of a provision (a SOURCE_ENTRY of its scope, or a
+ * SOURCE_DELETE of its record) into b, whether a refresh runs or not
+ * (plan.c); dry_run: a scratch batch, the planner is left as it was. */
+void plan_provision(struct planner *p, struct batch *b, struct source_event *ev, bool dry_run);
+/* A group item whose member DNs resolve to other exported members than its
+ * record lists (plan.c; for a dry run, before exec plans members). */
+bool plan_members_differ(struct planner *p, const struct item *it);
+/* session_pump: the next waiting provision into b (false: none). */
+bool provision_take(struct session *s, struct batch *b);
+/* batch_free of a BATCH_PROVISION: answer its caller. */
+void provision_batch_done(struct batch *b);
+/* The session ends: answer every provision still waiting. */
+void provision_drop(struct session *s);
+
 /* ---- quarantine.c ----------------------------------------------------------- */
 
 enum engine_quarantine quarantine_of(struct session *s, char *detail, size_t len);
@@ -453,6 +510,10 @@ void quarantine_update(struct session *s);
 void quarantine_tick(uv_timer_t *t);
 /* A follower's view: the leader's replicated quarantine (false: none). */
 bool quarantine_replicated(struct engine *e, char *reason, size_t rlen, char *detail, size_t dlen);
+/* The details: live on the leader ... */
+void quarantine_info(struct session *s, enum engine_quarantine q, struct engine_quarantine_info *qi);
+/* ... and as replicated ("q:info"; false: none or undecodable). */
+bool quarantine_replicated_info(struct engine *e, struct engine_quarantine_info *qi);
 
 /* ---- session.c ----------------------------------------------------------------- */
 
@@ -467,5 +528,8 @@ size_t session_batch_max(const struct engine *e);
 
 /* engine.c */
 void engine_release(struct engine *e);
+/* Release the engine if it is closing and nothing runs any more (sessions,
+ * provisions, plans). */
+void engine_release_if_idle(struct engine *e);
 
 #endif /* CANOPY_SYNC_ENGINE_INTERNAL_H */

@@ -15,12 +15,14 @@
  * (batch_add).
  */
 #define _GNU_SOURCE /* memmem */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "sync/engine/internal.h"
+#include "sync/member_value.h"
 
 /* ---- the planner's own state ----------------------------------------------------- */
 
@@ -48,8 +50,11 @@ void planner_init(struct planner *p, const struct engine_config *cfg, const stru
 	strmap_init(&p->parents, free_groupset);
 	strmap_init(&p->unresolved, free_groupset);
 	strmap_init(&p->scope, NULL);
+	strmap_init(&p->key_index, free);
 	manager_init(p);
 	p->scope_on = cfg->user_member_of != NULL && cfg->user_member_of[0] != '\0';
+	p->by_key = cfg->member_value != NULL && cfg->member_value[0] != '\0' &&
+		    strcasecmp(cfg->member_value, "dn") != 0;
 }
 
 void planner_clear(struct planner *p)
@@ -59,11 +64,76 @@ void planner_clear(struct planner *p)
 		strmap_clear(&p->refresh_deletes[i]);
 	}
 	strmap_clear(&p->dn_index);
+	strmap_clear(&p->key_index);
 	strmap_clear(&p->unresolved);
 	strmap_clear(&p->scope);
 	strmap_clear(&p->groups);
 	strmap_clear(&p->parents);
 	manager_fini(p);
+}
+
+/* memberUid and the uid it names: RFC 2307 gives memberUid caseExactIA5Match
+ * but uid (RFC 4519 §2.39) caseIgnoreMatch, and directories in the wild
+ * disagree on the case of the two; a case-insensitive match never misses a
+ * member the directory meant (docs/sources.md). */
+void planner_member_norm(const struct planner *p, const char *value, char *out, size_t size)
+{
+	size_t o = 0;
+
+	if (!p->by_key) {
+		scope_dn_norm(value, out, size);
+		return;
+	}
+	for (const char *c = value; *c && o + 1 < size; c++)
+		out[o++] = (char)tolower((unsigned char)*c);
+	out[o] = '\0';
+}
+
+const char *planner_member_ref(const struct planner *p, enum object_type type, const char *dn, const char *key)
+{
+	if (!p->by_key)
+		return dn;
+	return type == OBJECT_USER ? key : NULL; /* memberUid names users only */
+}
+
+void planner_index_key(struct planner *p, const char *anchor, const char *old_key, const char *key)
+{
+	char norm[DN_MAX];
+	const char *had;
+
+	if (!p->by_key)
+		return;
+	if (old_key != NULL) {
+		planner_member_norm(p, old_key, norm, sizeof norm);
+		/* only its own entry: another user may carry that value now */
+		if ((had = strmap_get(&p->key_index, norm)) != NULL && strcmp(had, anchor) == 0)
+			strmap_del(&p->key_index, norm);
+	}
+	if (key != NULL) {
+		planner_member_norm(p, key, norm, sizeof norm);
+		engine_map_put(&p->key_index, norm, xstrdup(anchor));
+	}
+}
+
+/* The exported object a member value names (NULL: none). */
+static const char *member_lookup(const struct planner *p, const char *value)
+{
+	char norm[DN_MAX];
+
+	planner_member_norm(p, value, norm, sizeof norm);
+	return strmap_get(p->by_key ? &p->key_index : &p->dn_index, norm);
+}
+
+/* A user's member_key from a source entry: the first value of the
+ * member_value attribute, in server order. */
+static const char *event_member_key(const struct planner *p, const struct source_event *ev)
+{
+	if (!p->by_key || ev->type == OBJECT_GROUP)
+		return NULL;
+	for (size_t i = 0; i < ev->n_attrs; i++)
+		if (strcasecmp(ev->attrs[i].name, p->cfg->member_value) == 0 && ev->attrs[i].n_values > 0)
+			return ev->attrs[i].values[0];
+	return NULL;
 }
 
 void planner_index_unresolved(struct planner *p, const char *group, char *const *dns, size_t n)
@@ -72,7 +142,7 @@ void planner_index_unresolved(struct planner *p, const char *group, char *const 
 
 	for (size_t i = 0; i < n; i++) {
 		struct strmap *g;
-		scope_dn_norm(dns[i], norm, sizeof norm);
+		planner_member_norm(p, dns[i], norm, sizeof norm);
 		g = strmap_get(&p->unresolved, norm);
 		if (g == NULL) {
 			g = xmalloc(sizeof *g);
@@ -97,6 +167,8 @@ static int index_record(void *ctx, const void *key, size_t klen, const void *val
 		scope_dn_norm(r.dn, norm, sizeof norm);
 		engine_map_put(&p->dn_index, norm, xstrdup(anchor));
 	}
+	if (r.type == OBJECT_USER && r.member_key)
+		planner_index_key(p, anchor, NULL, r.member_key);
 	if (r.type == OBJECT_GROUP && r.n_unresolved)
 		planner_index_unresolved(p, anchor, r.unresolved, r.n_unresolved);
 	if (r.type == OBJECT_GROUP) {
@@ -164,14 +236,34 @@ static void plan_entry(struct planner *p, struct batch *b, struct source_event *
 	if (ev->type == OBJECT_USER && cfg->disable_users)
 		mapping_default_active(attrs);
 	plan_upsert(it, attrs, mapping_hash(attrs));
-	if (ev->type != OBJECT_GROUP)
+	/* Now()/RandomString() rules: added to a creation only, after the hash
+	 * (mapping.h, mapping_apply_creation). */
+	if (it->upsert_needed && (!it->has_old || it->old.target_id == NULL) &&
+	    mapping_apply_creation(m, ev->attrs, ev->n_attrs, attrs, it->op.error, sizeof it->op.error) != 0) {
+		json_decref(it->attrs);
+		it->attrs = NULL;
+		it->upsert_needed = false;
+		it->failed = true;
+		it->refused = true;
+		note_skip(b, it);
 		return;
+	}
+	if (ev->type != OBJECT_GROUP) {
+		const char *key = event_member_key(p, ev);
+		it->member_key = key ? xstrdup(key) : NULL;
+		return;
+	}
 	const char *ma = cfg->member_attr ? cfg->member_attr : "member";
+	bool unique = member_value_is_unique_member(ma);
 	for (size_t i = 0; i < ev->n_attrs; i++)
 		if (strcasecmp(ev->attrs[i].name, ma) == 0) {
 			engine_strv_free(it->member_dns, it->n_member_dns);
 			it->member_dns = engine_strv_dup(ev->attrs[i].values, ev->attrs[i].n_values);
 			it->n_member_dns = ev->attrs[i].n_values;
+			/* uniqueMember: the DN without its unique identifier, which
+			 * names the same entry (RFC 4517 §3.3.21) */
+			for (size_t j = 0; unique && j < it->n_member_dns; j++)
+				it->member_dns[j][member_value_dn_len(it->member_dns[j])] = '\0';
 		}
 }
 
@@ -283,7 +375,7 @@ static bool present_out_of_scope(struct planner *p, enum object_type t, const ch
 
 	if ((cfg->n_user_exclude + cfg->n_group_exclude > 0 || p->scope_on) &&
 	    engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &r)) {
-		out = !scope_has(p, t, r.dn);
+		out = t == OBJECT_USER ? !scope_has_user(p, r.dn, r.member_key) : !scope_has(p, t, r.dn);
 		object_record_free(&r);
 	}
 	return out;
@@ -295,7 +387,8 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 
 	switch (ev->kind) {
 	case SOURCE_ENTRY:
-		if (!scope_has(p, t, ev->dn)) { /* out of scope: deprovision if exported */
+		/* out of scope: deprovision if exported */
+		if (t == OBJECT_USER ? !scope_has_user(p, ev->dn, event_member_key(p, ev)) : !scope_has(p, t, ev->dn)) {
 			if (p->refreshing[t])
 				engine_map_put(&p->refresh_deletes[t], ev->anchor, (void *)1);
 			else
@@ -332,6 +425,58 @@ void plan_event(struct planner *p, struct batch *b, struct source_event *ev)
 		break;
 	}
 	take_cursor(b, ev);
+}
+
+/*
+ * canopyctl provision (provision.c): the object read now, planned like a
+ * persist-phase change whether a refresh runs or not -- an operator waits
+ * for the write, which a refresh would hold until its end. During a refresh
+ * the entry still counts as reported (seen), so the refresh's present phase
+ * does not take it for gone (not for a dry run: nothing is planned for real).
+ */
+void plan_provision(struct planner *p, struct batch *b, struct source_event *ev, bool dry_run)
+{
+	enum object_type t = ev->type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER;
+
+	if (ev->kind != SOURCE_ENTRY || !scope_has(p, t, ev->dn)) {
+		plan_delete(p, b, ev->anchor, t);
+		return;
+	}
+	if (p->refreshing[t] && !dry_run)
+		engine_map_put(&p->seen[t], ev->anchor, (void *)1);
+	plan_entry(p, b, ev);
+}
+
+bool plan_members_differ(struct planner *p, const struct item *it)
+{
+	struct strmap want;
+	char norm[DN_MAX];
+	size_t n_want = 0, i;
+	bool differ = false;
+
+	if (it->type != OBJECT_GROUP || !it->has_old)
+		return false;
+	strmap_init(&want, NULL);
+	for (i = 0; i < it->n_member_dns; i++) {
+		const char *anchor;
+		scope_dn_norm(it->member_dns[i], norm, sizeof norm);
+		anchor = strmap_get(&p->dn_index, norm);
+		if (anchor && strcmp(anchor, it->anchor) != 0 && !strmap_has(&want, anchor)) {
+			engine_map_put(&want, anchor, (void *)1);
+			n_want++;
+		}
+	}
+	/* as target_id_of: a listed member no longer exported costs no request */
+	size_t kept = 0;
+	for (i = 0; i < it->old.n_members && !differ; i++) {
+		if (strmap_has(&want, it->old.members[i]))
+			kept++;
+		else
+			differ = engine_has_key(p->state, OBJECT_KEY_OBJECT, it->old.members[i]);
+	}
+	differ = differ || kept != n_want;
+	strmap_clear(&want);
+	return differ;
 }
 
 /* ---- group members ----------------------------------------------------------------- */
@@ -377,15 +522,12 @@ void plan_direct_free(struct plan_direct *d)
 void plan_resolve(struct planner *p, struct batch *b, const struct item *it, char *const *dns, size_t n_dns,
 		  struct plan_direct *d)
 {
-	char norm[DN_MAX];
 	struct strmap seen;
 
 	memset(d, 0, sizeof *d);
 	strmap_init(&seen, NULL);
 	for (size_t i = 0; i < n_dns; i++) {
-		const char *anchor;
-		scope_dn_norm(dns[i], norm, sizeof norm);
-		anchor = strmap_get(&p->dn_index, norm);
+		const char *anchor = member_lookup(p, dns[i]);
 		if (anchor == NULL) {
 			engine_strv_push(&d->unresolved, &d->n_unresolved, dns[i]);
 			continue;
@@ -565,8 +707,9 @@ static int readd_to_group(void *ctx, const void *key, size_t klen, const void *v
 			continue;
 		/* not a member in the target any more: planned as a new one */
 		engine_strv_remove(g->rec.members, &g->rec.n_members, m->anchor);
-		if (g->kind == IT_MEMBERS && m->dn) /* its DN resolves to the new id */
-			engine_strv_push(&g->rec.unresolved, &g->rec.n_unresolved, m->dn);
+		const char *ref = planner_member_ref(c->p, m->type, m->dn, m->member_key);
+		if (g->kind == IT_MEMBERS && ref) /* its DN (or key) resolves to the new id */
+			engine_strv_push(&g->rec.unresolved, &g->rec.n_unresolved, ref);
 	}
 	object_record_free(&r);
 	return 0;
@@ -636,9 +779,10 @@ void plan_members(struct planner *p, struct batch *b)
 	for (i = 0; i < n; i++) {
 		struct item *it = b->items[i];
 		struct strmap *g;
-		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !it->dn)
+		const char *ref = planner_member_ref(p, it->type, it->dn, it->member_key);
+		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !ref)
 			continue;
-		scope_dn_norm(it->dn, norm, sizeof norm);
+		planner_member_norm(p, ref, norm, sizeof norm);
 		if ((g = strmap_get(&p->unresolved, norm)) != NULL)
 			strmap_foreach(g, add_waiting_group, &w);
 	}
@@ -709,6 +853,8 @@ static int plan_due(void *ctx, const char *anchor, void *v)
 		r.n_member_dns = 0;
 		it->manager_dn = r.manager_dn;
 		r.manager_dn = NULL;
+		it->member_key = r.member_key;
+		r.member_key = NULL;
 		break;
 	case RETRY_DELETE:
 	case RETRY_DISABLE:

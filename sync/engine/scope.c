@@ -58,19 +58,60 @@ bool scope_has(const struct planner *p, enum object_type type, const char *dn)
 	return strmap_has(&p->scope, norm);
 }
 
-static void scope_add(struct planner *p, const char *dn)
+/* A user's member_key in the scope set: "=" + the normalized value, which no
+ * normalized DN can be (a DN starts with an attribute type). */
+static void key_entry(const struct planner *p, const char *key, char *out, size_t size)
 {
-	char norm[DN_MAX];
+	out[0] = '=';
+	planner_member_norm(p, key, out + 1, size - 1);
+}
 
-	scope_dn_norm(dn, norm, sizeof norm);
+bool scope_has_user(const struct planner *p, const char *dn, const char *key)
+{
+	char norm[DN_MAX + 1];
+
+	if (scope_has(p, OBJECT_USER, dn))
+		return true;
+	/* a memberUid-style group names users by key: one not exported yet is
+	 * in scope by its key alone (its DN is not known to the group) */
+	if (!p->scope_on || !p->by_key || key == NULL || excluded(p->cfg, OBJECT_USER, dn))
+		return false;
+	key_entry(p, key, norm, sizeof norm);
+	return strmap_has(&p->scope, norm);
+}
+
+static void scope_put(struct planner *p, const char *norm)
+{
 	if (!strmap_has(&p->scope, norm)) {
 		engine_map_put(&p->scope, norm, (void *)1);
 		p->scope_digest ^= hash_str(norm);
 	}
 }
 
-/* Walk a group's members (as exported + unresolved DNs), nested groups
- * followed once each, collecting user DNs. */
+static void scope_add_dn(struct planner *p, const char *dn)
+{
+	char norm[DN_MAX];
+
+	scope_dn_norm(dn, norm, sizeof norm);
+	scope_put(p, norm);
+}
+
+/* An unresolved member value: a DN, or with member_value by attribute a key. */
+static void scope_add_value(struct planner *p, const char *value)
+{
+	char norm[DN_MAX + 1];
+
+	if (!p->by_key) {
+		scope_add_dn(p, value);
+		return;
+	}
+	key_entry(p, value, norm, sizeof norm);
+	scope_put(p, norm);
+}
+
+/* Walk a group's members (as exported + unresolved values), nested groups
+ * followed once each, collecting user DNs (and, for memberUid-style groups,
+ * the keys of users not exported yet). */
 static void scope_walk(struct planner *p, const char *group_anchor, struct strmap *visited)
 {
 	struct object_record g, m;
@@ -84,12 +125,12 @@ static void scope_walk(struct planner *p, const char *group_anchor, struct strma
 		if (m.type == OBJECT_GROUP)
 			scope_walk(p, g.members[i], visited);
 		else if (m.dn)
-			scope_add(p, m.dn);
+			scope_add_dn(p, m.dn);
 		object_record_free(&m);
 	}
 	/* not exported: an out-of-scope user (or a group outside the groups scope) */
 	for (size_t i = 0; i < g.n_unresolved; i++)
-		scope_add(p, g.unresolved[i]);
+		scope_add_value(p, g.unresolved[i]);
 	object_record_free(&g);
 }
 

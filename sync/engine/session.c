@@ -82,7 +82,8 @@ void session_pump(struct session *s)
 
 	if (s->stopping || s->batch != NULL)
 		return;
-	if (s->head == NULL && s->pending_decision == DECISION_NONE && !s->repair_due && !retryset_due_now(s))
+	if (s->head == NULL && s->pending_decision == DECISION_NONE && !s->repair_due && !retryset_due_now(s) &&
+	    s->prov_head == NULL)
 		return;
 	/* Fencing (docs/architecture.md, "Write lease"): no batch without a live lease. */
 	if (!e->log->may_write(e->log)) {
@@ -100,6 +101,8 @@ void session_pump(struct session *s)
 		b->kind = BATCH_DECISION;
 		plan_decision(&s->plan, b, s->pending_decision == DECISION_APPROVE);
 		s->pending_decision = DECISION_NONE;
+	} else if (provision_take(s, b)) {
+		/* an operator waits for it: before the retry set and new changes */
 	} else if (retryset_due_now(s) && (s->head == NULL || !s->last_was_retry)) {
 		b->kind = BATCH_RETRY;
 		take_retries(s, b);
@@ -166,8 +169,8 @@ static void session_end(struct session *s)
 	strmap_clear(&s->in_doubt);
 	strmap_clear(&s->retry_due);
 	free(s);
-	if (--e->sessions == 0 && e->closing)
-		engine_release(e);
+	e->sessions--;
+	engine_release_if_idle(e);
 }
 
 void session_release(struct session *s)
@@ -254,6 +257,7 @@ void session_stop(struct engine *e)
 		return;
 	e->s = NULL;
 	s->stopping = true;
+	provision_drop(s);
 	if (s->tgt)
 		e->target->cancel_all(s->tgt); /* op callbacks see `stopping` */
 	if (s->batch) {

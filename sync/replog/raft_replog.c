@@ -10,10 +10,33 @@
 
 #include "common/xalloc.h"
 #include "raft/peek.h"
+#include "sync/state/format.h"
+
+struct impl {
+	struct node *node;
+	const struct state *state;
+};
 
 static struct node *node_of(struct replog *l)
 {
-	return l->impl;
+	return ((struct impl *)l->impl)->node;
+}
+
+uint16_t raft_replog_format(struct replog *l)
+{
+	struct impl *im = l->impl;
+	struct node_status st;
+	uint64_t ids[NODE_MAX_MEMBERS];
+	unsigned i;
+
+	/* The configuration as this node knows it; on a leader that is the
+	 * latest one, committed or not (libraft applies a configuration as soon
+	 * as it is appended, Raft dissertation §4.1), so a member being added
+	 * counts from the moment it may receive entries. */
+	node_status(im->node, &st);
+	for (i = 0; i < st.n_members; i++)
+		ids[i] = st.members[i].id;
+	return state_format_writable(im->state, ids, st.n_members, STATE_VERSION);
 }
 
 static uint64_t r_term(struct replog *l)
@@ -34,7 +57,7 @@ static bool r_may_write(struct replog *l)
 static int r_propose(struct replog *l, struct state_batch *b, replog_done_cb cb, void *arg)
 {
 	struct raft_buffer buf;
-	int rv = state_batch_encode(b, &buf);
+	int rv = state_batch_encode_version(b, raft_replog_format(l), &buf);
 
 	if (rv == -ENOMEM)
 		xoom("state_batch_encode");
@@ -62,14 +85,18 @@ static unsigned r_lease_check_ms(struct replog *l)
 
 static void r_close(struct replog *l)
 {
+	free(l->impl);
 	free(l);
 }
 
-struct replog *raft_replog_new(struct node *node)
+struct replog *raft_replog_new(struct node *node, const struct state *state)
 {
 	struct replog *l = xcalloc(1, sizeof *l);
+	struct impl *im = xmalloc(sizeof *im);
 
-	l->impl = node;
+	im->node = node;
+	im->state = state;
+	l->impl = im;
 	l->term = r_term;
 	l->ready = r_ready;
 	l->may_write = r_may_write;

@@ -9,8 +9,18 @@
 #include "raft/node.h"
 #include "sync/replog/replog.h"
 
-/* A new port over `node` (borrowed: it must outlive the port). Never fails
- * (out of memory aborts, common/xalloc.h). */
-struct replog *raft_replog_new(struct node *node);
+/*
+ * A new port over `node` and the state it applies (both borrowed: they must
+ * outlive the port). Never fails (out of memory aborts, common/xalloc.h).
+ *
+ * propose() writes each entry in the newest format every member of the
+ * current configuration supports (sync/state/format.h): format 1 while any
+ * member has not advertised more, so a member still running an older build
+ * never meets an entry it would refuse.
+ */
+struct replog *raft_replog_new(struct node *node, const struct state *state);
+
+/* The format propose() writes now (the same rule, without proposing). */
+uint16_t raft_replog_format(struct replog *l);
 
 #endif /* CANOPY_SYNC_REPLOG_RAFT_REPLOG_H */

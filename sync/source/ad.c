@@ -35,7 +35,7 @@ uint64_t ad__now_ms(void)
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-static void source_release(struct ad_source *s)
+void ad__source_release(struct ad_source *s)
 {
 	ldap_conn_config_free(&s->conn);
 	free(s->user_base);
@@ -55,7 +55,7 @@ void ad__release(void *impl)
 {
 	struct ad_source *s = impl;
 
-	source_release(s);
+	ad__source_release(s);
 	free(s);
 }
 
@@ -101,7 +101,7 @@ static void filter_attr(void *ctx, const char *name)
 /* What DirSync must return: the engine's attributes, the filters', and what
  * the source itself reads. `name` and isDeleted make moves and deletions
  * visible at all (docs/active-directory.md, "What comes back"). */
-static char **request_attrs(const struct ad_source *s, const char *const *attrs, size_t n_attrs)
+char **ad__request_attrs(const struct ad_source *s, const char *const *attrs, size_t n_attrs)
 {
 	static const char *const own[] = {"objectGUID", "mS-DS-ConsistencyGuid", "objectClass", "name",
 					   "isDeleted", "userAccountControl", "member"};
@@ -120,7 +120,7 @@ static char **request_attrs(const struct ad_source *s, const char *const *attrs,
 	return a.v;
 }
 
-static int config_copy(struct ad_source *s, const struct ad_source_config *cfg, char *errmsg, size_t errlen)
+int ad__config_copy(struct ad_source *s, const struct ad_source_config *cfg, char *errmsg, size_t errlen)
 {
 	char why[256];
 	int rc;
@@ -163,7 +163,7 @@ static int p_start(struct source *src, uv_loop_t *loop, const void *cursor, size
 	*out = NULL;
 	s->notify_msgid = -1;
 	ad__cache_init(&s->cache);
-	rc = config_copy(s, cfg, errmsg, errlen);
+	rc = ad__config_copy(s, cfg, errmsg, errlen);
 	if (rc != 0)
 		goto err_after_alloc;
 	rc = ad_cursor_decode(cursor, cursor_len, &cookie, &cookie_len, errmsg, errlen);
@@ -171,7 +171,7 @@ static int p_start(struct source *src, uv_loop_t *loop, const void *cursor, size
 		goto err_after_config;
 	s->cookie.bv_val = cookie;
 	s->cookie.bv_len = cookie_len;
-	s->attrs = request_attrs(s, attrs, n_attrs);
+	s->attrs = ad__request_attrs(s, attrs, n_attrs);
 	rc = source_worker_start(&s->w, loop, &ad__worker_ops, s, cb, data, errmsg, errlen);
 	if (rc != 0)
 		return rc; /* released by source_worker_start */
@@ -181,9 +181,16 @@ static int p_start(struct source *src, uv_loop_t *loop, const void *cursor, size
 err_after_config:
 	source_worker_release(&s->w);
 err_after_alloc:
-	source_release(s);
+	ad__source_release(s);
 	free(s);
 	return rc;
+}
+
+static int p_describe_cursor(const struct source *src, const void *cursor, size_t cursor_len, char *out,
+			     size_t outlen)
+{
+	(void)src;
+	return ad_cursor_describe(cursor, cursor_len, out, outlen);
 }
 
 struct source *ad_source_new(const struct ad_source_config *cfg)
@@ -195,5 +202,8 @@ struct source *ad_source_new(const struct ad_source_config *cfg)
 	source_worker_port(src, "ad", copy);
 	src->start = p_start;
 	src->refresh = p_refresh;
+	src->describe_cursor = p_describe_cursor;
+	src->read_entry = ad__read_entry;
+	src->read_scope = ad__read_scope;
 	return src;
 }

@@ -133,6 +133,13 @@ int ad_range_next(const char *desc, char *next, size_t len);
 void ad_cursor_encode(const void *cookie, size_t cookie_len, void **out, size_t *out_len);
 int ad_cursor_decode(const void *blob, size_t len, void **cookie, size_t *cookie_len, char *errmsg, size_t errlen);
 
+/* The cursor blob for people (status sync.cursor_readable): the DirSync
+ * cookie's USN high-water mark, its time and the DC's invocation id, e.g.
+ * "DirSync usn 41234 (2026-11-30T04:35:12Z, invocation 1b2c...)". Returns 0
+ * with the text in out, or -EINVAL when the blob is not an AD cursor or its
+ * cookie is not of the shape Windows and Samba write. */
+int ad_cursor_describe(const void *blob, size_t len, char *out, size_t outlen);
+
 /*
  * An RFC 4515 search filter, evaluated on a merged entry: & | ! = =* (present)
  * substrings >= <= ~= (as =), and the AD bit rules

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "sync/base64.h"
 #include "sync/source/ad_internal.h"
@@ -512,4 +513,130 @@ int ad__read_object(struct ad_source *s, const char *dn, struct ad_entry **out, 
 	}
 	free(e);
 	return 0;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * The DirSync cookie as Windows and Samba write it (the control's value is
+ * opaque to clients, MS-ADTS 3.1.1.3.4.1.3; the layout below is the one
+ * Samba reads and writes, librpc/idl/drsblobs.idl ldapControlDirSyncCookie):
+ *   "MSDS", u32 3, NTTIME, u32, u32, u32 extra length,
+ *   highwatermark {u64 tmp_highest_usn, u64 reserved_usn, u64 highest_usn},
+ *   GUID of the DC's invocation, extra...
+ * all little-endian. A cookie of another shape is not described.
+ */
+#define DIRSYNC_COOKIE_MIN 68
+
+int ad_cursor_describe(const void *blob, size_t len, char *out, size_t outlen)
+{
+	void *cookie;
+	size_t n;
+	char err[256], guid[37];
+	const unsigned char *c;
+	uint64_t nt, usn;
+	int rv;
+
+	if (outlen == 0)
+		return -EINVAL;
+	out[0] = '\0';
+	rv = ad_cursor_decode(blob, len, &cookie, &n, err, sizeof err);
+	if (rv != 0 || blob == NULL || len == 0)
+		return -EINVAL;
+	if (cookie == NULL) {
+		snprintf(out, outlen, "no DirSync cookie yet");
+		return 0;
+	}
+	c = cookie;
+	if (n < DIRSYNC_COOKIE_MIN || memcmp(c, "MSDS", 4) != 0) {
+		free(cookie);
+		return -EINVAL;
+	}
+	nt = le64(c + 8);
+	usn = le64(c + 44);
+	(void)ad_guid_format(c + 52, 16, guid);
+	if (nt >= 116444736000000000ULL) {
+		time_t t = (time_t)((nt - 116444736000000000ULL) / 10000000ULL);
+		struct tm tm;
+		char when[32] = "?";
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(out, outlen, "DirSync usn %llu (%s, invocation %s)", (unsigned long long)usn, when, guid);
+	} else {
+		snprintf(out, outlen, "DirSync usn %llu (invocation %s)", (unsigned long long)usn, guid);
+	}
+	free(cookie);
+	return 0;
+}
+
+int ad__read_paged(struct ad_source *s, const char *base, struct ad_entry **out, size_t *n, size_t max,
+		   const char *url, char *msg, size_t len)
+{
+	static const char filter[] = "(|(objectClass=user)(objectClass=group))";
+	struct berval cookie = {0, NULL};
+	int rc = 0;
+
+	for (;;) {
+		LDAPControl *pc = NULL, *ctrls[2] = {NULL, NULL}, **rctrls = NULL;
+		LDAPMessage *res = NULL;
+		struct timeval tv = {AD_OP_TIMEOUT_S, 0};
+		ber_int_t estimate = 0;
+		size_t first = *n;
+		int err = 0;
+
+		if (ldap_create_page_control(s->ld, 500, &cookie, 1, &pc) != LDAP_SUCCESS)
+			xoom("ldap_create_page_control");
+		ctrls[0] = pc;
+		rc = ldap_search_ext_s(s->ld, base, LDAP_SCOPE_SUBTREE, filter, s->attrs, 0, ctrls, NULL, &tv,
+				       LDAP_NO_LIMIT, &res);
+		ldap_control_free(pc);
+		if (res != NULL && ldap_parse_result(s->ld, res, &err, NULL, NULL, NULL, &rctrls, 0) != LDAP_SUCCESS)
+			err = LDAP_PROTOCOL_ERROR;
+		if (rc == LDAP_NO_SUCH_OBJECT || err == LDAP_NO_SUCH_OBJECT) {
+			ldap_controls_free(rctrls);
+			ldap_msgfree(res);
+			rc = 0;
+			break;
+		}
+		if (rc != LDAP_SUCCESS || err != LDAP_SUCCESS) {
+			int code = rc != LDAP_SUCCESS ? ad__ldap_code(s->ld, rc) : err;
+			ad__status_fmt(msg, len, url, code, s->ld, base);
+			classify(s, code, rc);
+			ldap_controls_free(rctrls);
+			ldap_msgfree(res);
+			rc = rc < 0 ? -ECONNRESET : -EIO;
+			break;
+		}
+		entries_take(s->ld, res, out, n, true);
+		ldap_msgfree(res);
+		/* a Windows DC stops a multi-valued attribute at MaxValRange */
+		for (size_t i = first; i < *n && rc == 0; i++)
+			if ((*out)[i].n_partial > 0)
+				rc = ad__read_ranges(s, (*out)[i].dn, &(*out)[i], url, msg, len);
+		if (rc == 0 && *n > max)
+			rc = ad__fail(msg, len, -EFBIG, "%s: more than %zu entries", base, max);
+		/* RFC 2696 §3: an empty cookie in the answer ends the search */
+		free(cookie.bv_val);
+		cookie = (struct berval){0, NULL};
+		LDAPControl *page = rctrls ? ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL) : NULL;
+		struct berval next = {0, NULL};
+		if (rc == 0 && page != NULL &&
+		    ldap_parse_pageresponse_control(s->ld, page, &estimate, &next) == LDAP_SUCCESS && next.bv_len > 0) {
+			cookie.bv_val = xmalloc(next.bv_len);
+			memcpy(cookie.bv_val, next.bv_val, next.bv_len);
+			cookie.bv_len = next.bv_len;
+		}
+		ber_memfree(next.bv_val);
+		ldap_controls_free(rctrls);
+		if (rc != 0 || cookie.bv_len == 0)
+			break;
+	}
+	free(cookie.bv_val);
+	return rc;
 }

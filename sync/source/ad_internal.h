@@ -113,6 +113,15 @@ struct ad_source {
 
 /* source_worker_ops.release: free the source (the worker has exited) */
 void ad__release(void *impl);
+/* Free what the source owns (not the struct, not the worker's parts). */
+void ad__source_release(struct ad_source *s);
+/* The configuration into s (filters parsed, bases normalized, the worker's
+ * parts made: source_worker_release frees them). Returns 0 or -EINVAL with
+ * errmsg. */
+int ad__config_copy(struct ad_source *s, const struct ad_source_config *cfg, char *errmsg, size_t errlen);
+/* The attributes to request: the engine's, the filters', the source's own
+ * (NULL-terminated, malloc'd; ad__source_release frees s->attrs). */
+char **ad__request_attrs(const struct ad_source *s, const char *const *attrs, size_t n_attrs);
 #define ad__fail source_worker_fail /* fill errmsg, return rc */
 static inline bool ad__is_stopping(struct ad_source *s)
 {
@@ -183,6 +192,20 @@ bool ad__obj_reported(const struct ad_obj *o);
 /* Pure scope decision, for the unit tests too. */
 enum object_type ad__obj_kind(const struct object_attr *attrs, size_t n);
 bool ad__dn_under(const char *dn_norm, const char *base_norm);
+
+/* Every user and group under `base` (RFC 2696 paged search, plain reads as
+ * ad__read_object: ranges completed), appended to *out / *n, at most `max`
+ * in all (-EFBIG). A base that does not exist is empty. Returns 0 or a
+ * negative errno with msg set. */
+int ad__read_paged(struct ad_source *s, const char *base, struct ad_entry **out, size_t *n, size_t max,
+		   const char *url, char *msg, size_t len);
+
+/* ---- ad_read.c: the port's on-demand reads (source.h) ----------------------------- */
+
+int ad__read_entry(struct source *src, const char *dn, const char *const *attrs, size_t n_attrs,
+		   struct source_event **out, char *rule, size_t rule_len, char *errmsg, size_t errlen);
+int ad__read_scope(struct source *src, enum object_type type, const char *const *attrs, size_t n_attrs,
+		   struct source_event ***out, size_t *n_out, char *errmsg, size_t errlen);
 
 /* ---- ad_reconcile.c -------------------------------------------------------------- */
 

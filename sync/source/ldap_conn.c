@@ -86,6 +86,13 @@ static void set_options(LDAP *ld, unsigned op_timeout_s)
 	ldap_set_option(ld, LDAP_OPT_X_KEEPALIVE_INTERVAL, &interval);
 }
 
+/* w NULL: a connection of its own, outside any worker (ldap_read.h). */
+static void set_problem(struct source_worker *w, enum source_problem p)
+{
+	if (w != NULL)
+		w->problem = p;
+}
+
 bool ldap_conn_refused(int code)
 {
 	return code == LDAP_INVALID_CREDENTIALS || code == LDAP_INAPPROPRIATE_AUTH ||
@@ -105,7 +112,7 @@ static int bind_simple(struct source_worker *w, const char *url, const struct ld
 		rc = secret_read(cfg->password_file, &fresh, why, sizeof why);
 		if (rc != 0) {
 			snprintf(msg, len, "%s: cannot bind as %s: bind password: %s", url, cfg->bind_dn, why);
-			w->problem = SOURCE_UNAUTHORIZED;
+			set_problem(w, SOURCE_UNAUTHORIZED);
 			return -EACCES;
 		}
 	}
@@ -116,8 +123,9 @@ static int bind_simple(struct source_worker *w, const char *url, const struct ld
 	if (rc != LDAP_SUCCESS) {
 		int code = ldap_conn_code(ld, rc);
 		ldap_conn_status_fmt(msg, len, url, code, ld, "bind");
+		source_worker_note(w, "bind", code);
 		if (ldap_conn_refused(code))
-			w->problem = SOURCE_UNAUTHORIZED;
+			set_problem(w, SOURCE_UNAUTHORIZED);
 		return -EACCES;
 	}
 	return 0;
@@ -128,9 +136,10 @@ int ldap_conn_open(struct source_worker *w, int slot, const char *url, const str
 {
 	int rc = ldap_initialize(out, url), fd = -1;
 
-	w->problem = SOURCE_UNREACHABLE;
+	set_problem(w, SOURCE_UNREACHABLE);
 	if (rc != LDAP_SUCCESS) {
 		ldap_conn_status_fmt(msg, len, url, rc, NULL, "initialize");
+		source_worker_note(w, "initialize", rc);
 		return -EINVAL;
 	}
 	set_options(*out, cfg->op_timeout_s);
@@ -138,6 +147,7 @@ int ldap_conn_open(struct source_worker *w, int slot, const char *url, const str
 		return -EIO;
 	rc = ldap_connect(*out);
 	if (rc != LDAP_SUCCESS) {
+		source_worker_note(w, "connect", rc);
 		/* an ldaps:// certificate failure reads "Can't contact LDAP
 		 * server" here: look at the certificate and say what is wrong
 		 * with it (name or IP mismatch, CA) */
@@ -148,7 +158,7 @@ int ldap_conn_open(struct source_worker *w, int slot, const char *url, const str
 	if (ldap_tls_start(*out, url, &cfg->tls, msg, len) != LDAP_SUCCESS)
 		return -ECONNREFUSED;
 	ldap_get_option(*out, LDAP_OPT_DESC, &fd);
-	rc = source_worker_publish_fd(w, slot, fd);
+	rc = w != NULL ? source_worker_publish_fd(w, slot, fd) : 0;
 	if (rc != 0)
 		return rc;
 	if (cfg->sasl.mech != SOURCE_SASL_NONE) {
@@ -156,7 +166,7 @@ int ldap_conn_open(struct source_worker *w, int slot, const char *url, const str
 		if (r == SOURCE_SASL_BOUND)
 			return 0;
 		if (r == SOURCE_SASL_REFUSED)
-			w->problem = SOURCE_UNAUTHORIZED;
+			set_problem(w, SOURCE_UNAUTHORIZED);
 		return -EACCES;
 	}
 	if (cfg->bind_dn == NULL)

@@ -38,7 +38,8 @@ void ldap_conn_config_free(struct ldap_conn_config *c);
 
 /*
  * Connect `*out` to url and bind (SASL when cfg->sasl says so, else simple,
- * or anonymous without bind_dn); publish its socket in w's `slot` first.
+ * or anonymous without bind_dn); publish its socket in w's `slot` first
+ * (w NULL: a connection outside any worker, nothing published or set).
  * Returns 0, -ECANCELED (stop() ran), or a negative errno with msg naming the
  * URL and the cause and w->problem set (SOURCE_UNREACHABLE, or
  * SOURCE_UNAUTHORIZED when the server refused the credentials or the

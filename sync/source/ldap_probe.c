@@ -63,8 +63,8 @@ static void describe(char *msg, size_t len, const char *url, const char *what, i
 	ldap_memfree(diag);
 }
 
-static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, const char *url,
-					char *msg, size_t len)
+static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, const struct ldap_probe_entry *r,
+					const char *url, char *msg, size_t len)
 {
 	unsigned ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -127,33 +127,36 @@ static enum ldap_probe_status probe_one(const struct ldap_probe_config *cfg, con
 			goto out;
 		}
 	}
-	rc = ldap_search_ext_s(ld, cfg->base, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
-			       NULL, &tv, 1, &res);
+	const char *base = r ? r->dn : cfg->base;
+	const char *what = r ? "read of the entry" : "read of the users base";
+	rc = ldap_search_ext_s(ld, base, LDAP_SCOPE_BASE, "(objectClass=*)",
+			       r && r->attrs ? (char **)r->attrs : attrs, 0, NULL,
+			       NULL, &tv, r ? 0 : 1, &res);
 	code = ldap_conn_code(ld, rc);
 	if (code != LDAP_SUCCESS) {
-		describe(msg, len, url, "read of the users base", code, ld);
+		describe(msg, len, url, what, code, ld);
 		/* slapd answers noSuchObject, not insufficientAccess, for an entry
 		 * the bind DN may not see: say both, it cannot be told apart */
 		if (code == LDAP_NO_SUCH_OBJECT) {
 			size_t n = strlen(msg);
-			snprintf(msg + n, len - n, " (%s missing, or not visible to the bind DN)",
-				 cfg->base);
+			snprintf(msg + n, len - n, " (%s missing, or not visible to the bind DN)", base);
 		}
-		st = classify(code);
+		st = r && code == LDAP_NO_SUCH_OBJECT ? LDAP_PROBE_ERROR : classify(code);
 		goto out;
 	}
 	if (ldap_count_entries(ld, res) < 1) {
-		snprintf(msg, len, "%s: read of the users base: %s was not returned (not visible to the "
-			 "bind DN?)", url, cfg->base);
-		st = LDAP_PROBE_UNAUTHORIZED;
+		snprintf(msg, len, "%s: %s: %s was not returned (not visible to the bind DN?)", url, what, base);
+		st = r ? LDAP_PROBE_ERROR : LDAP_PROBE_UNAUTHORIZED;
 		goto out;
 	}
+	if (r && r->entry)
+		r->entry(r->ctx, ld, ldap_first_entry(ld, res));
 	if (cfg->sasl.mech != SOURCE_SASL_NONE)
 		snprintf(msg, len, "%s: bound as %s (SASL %s) and read %s", url, cfg->sasl.principal,
-			 source_sasl_mech_name(cfg->sasl.mech), cfg->base);
+			 source_sasl_mech_name(cfg->sasl.mech), base);
 	else
 		snprintf(msg, len, "%s: bound%s and read %s", url, cfg->bind_dn && cfg->bind_dn[0] ? "" : " anonymously",
-			 cfg->base);
+			 base);
 	st = LDAP_PROBE_OK;
 out:
 	ldap_msgfree(res);
@@ -177,7 +180,8 @@ static int rank(enum ldap_probe_status s)
 	}
 }
 
-enum ldap_probe_status ldap_probe_run(const struct ldap_probe_config *cfg, char *msg, size_t len)
+static enum ldap_probe_status run(const struct ldap_probe_config *cfg, const struct ldap_probe_entry *r,
+				  char *msg, size_t len)
 {
 	enum ldap_probe_status best = LDAP_PROBE_ERROR;
 	char one[512];
@@ -188,7 +192,7 @@ enum ldap_probe_status ldap_probe_run(const struct ldap_probe_config *cfg, char 
 		return LDAP_PROBE_ERROR;
 	}
 	for (i = 0; i < cfg->n_urls; i++) {
-		enum ldap_probe_status st = probe_one(cfg, cfg->urls[i], one, sizeof one);
+		enum ldap_probe_status st = probe_one(cfg, r, cfg->urls[i], one, sizeof one);
 		if (i == 0 || rank(st) > rank(best)) {
 			best = st;
 			snprintf(msg, len, "%s", one);
@@ -197,4 +201,19 @@ enum ldap_probe_status ldap_probe_run(const struct ldap_probe_config *cfg, char 
 			break;
 	}
 	return best;
+}
+
+enum ldap_probe_status ldap_probe_run(const struct ldap_probe_config *cfg, char *msg, size_t len)
+{
+	return run(cfg, NULL, msg, len);
+}
+
+enum ldap_probe_status ldap_probe_read(const struct ldap_probe_config *cfg, const struct ldap_probe_entry *r,
+				       char *msg, size_t len)
+{
+	if (r == NULL || r->dn == NULL) {
+		snprintf(msg, len, "no entry to read");
+		return LDAP_PROBE_ERROR;
+	}
+	return run(cfg, r, msg, len);
 }

@@ -21,6 +21,8 @@
 
 #include <stddef.h>
 
+#include <ldap.h>
+
 #include "sync/source/ldap_tls.h"
 #include "sync/source/source_sasl.h"
 
@@ -45,11 +47,31 @@ struct ldap_probe_config {
 	struct source_sasl_config sasl; /* mech not NONE: the source's SASL bind (source.sasl) */
 };
 
+/* ldap_probe_read: the entry to read instead of the users base, the
+ * attributes to ask for (NULL-terminated), and what to do with the entry
+ * (called once, on the connection that read it). */
+struct ldap_probe_entry {
+	const char *dn;
+	char *const *attrs;
+	void (*entry)(void *ctx, LDAP *ld, LDAPMessage *e);
+	void *ctx;
+};
+
 /*
  * Run the probe. Blocks for at most about 3 x timeout_ms per URL. Returns the
  * classification and always fills `msg` (the URL and the server's words;
  * never the password).
  */
 enum ldap_probe_status ldap_probe_run(const struct ldap_probe_config *cfg, char *msg, size_t len);
+
+/*
+ * The same connection and bind, then a base-scope read of r->dn with
+ * r->attrs, handing the entry to r->entry (`canopyctl expr --object`: one
+ * entry as the agent would read it). The classification is
+ * the probe's; an entry that is missing or not visible is
+ * LDAP_PROBE_ERROR with the DN in `msg`.
+ */
+enum ldap_probe_status ldap_probe_read(const struct ldap_probe_config *cfg, const struct ldap_probe_entry *r,
+				       char *msg, size_t len);
 
 #endif /* CANOPY_SYNC_SOURCE_LDAP_PROBE_H */

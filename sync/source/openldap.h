@@ -111,4 +111,16 @@ size_t ldap_source_queue_peak(struct ldap_source *s);
  */
 struct source *openldap_source_new(const struct ldap_source_config *cfg);
 
+/*
+ * The cursor blob for people (status sync.cursor_readable): for each session
+ * ("users", "groups") the CSNs of its RFC 4533 cookie with their time and
+ * server id, e.g. "users: csn 20261130043512.123456Z#000000#001#000000
+ * (2026-11-30T04:35:12Z, sid 001)". A pure function of the blob (no source
+ * needed). Returns 0 with the text in out (cut to outlen), or -EINVAL when
+ * the blob is not an OpenLDAP source cursor (or longer than
+ * OPENLDAP_CURSOR_DESCRIBE_MAX).
+ */
+#define OPENLDAP_CURSOR_DESCRIBE_MAX (1u << 20)
+int openldap_cursor_describe(const void *blob, size_t len, char *out, size_t outlen);
+
 #endif /* CANOPY_SYNC_SOURCE_OPENLDAP_H */

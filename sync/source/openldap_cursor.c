@@ -5,6 +5,7 @@
  * into a cursor, see openldap.h).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,5 +173,132 @@ int openldap__cursor_decode(struct ldap_source *s, const void *blob, size_t len,
 			return rc;
 		p = nl + 1;
 	}
+	return 0;
+}
+
+/* ---- the cursor for people (status sync.cursor_readable) ------------------ */
+
+/* Append to out (always NUL-terminated; cut when full). */
+static void put(char *out, size_t len, size_t *at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t len, size_t *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*at >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(out + *at, len - *at, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*at = *at + (size_t)n < len ? *at + (size_t)n : len - 1;
+}
+
+static bool all_digits(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * One CSN, "YYYYmmddHHMMSS.ffffffZ#cccccc#sid#mmmmmm" (OpenLDAP's change
+ * sequence number: time, count, server id, modification; see slapd's
+ * ldap_sync/syncprov documentation and RFC 4533 §3.5: the cookie's content is
+ * the server's own). Anything else is shown as is, quoted.
+ */
+static void describe_csn(const char *c, size_t n, char *out, size_t len, size_t *at)
+{
+	const char *h1 = memchr(c, '#', n), *h2, *h3;
+
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)c[i] < 0x21 || (unsigned char)c[i] > 0x7e) {
+			put(out, len, at, "csn (%zu bytes, not text)", n);
+			return;
+		}
+	h2 = h1 ? memchr(h1 + 1, '#', n - (size_t)(h1 + 1 - c)) : NULL;
+	h3 = h2 ? memchr(h2 + 1, '#', n - (size_t)(h2 + 1 - c)) : NULL;
+	if (h3 == NULL || h1 - c < 15 || !all_digits(c, 14) || h3 - h2 - 1 < 1 || h3 - h2 - 1 > 8) {
+		put(out, len, at, "csn \"%.*s\"", (int)(n > 80 ? 80 : n), c);
+		return;
+	}
+	put(out, len, at, "csn %.*s (%.4s-%.2s-%.2sT%.2s:%.2s:%.2sZ, sid %.*s)", (int)n, c, c, c + 4, c + 6,
+	    c + 8, c + 10, c + 12, (int)(h3 - h2 - 1), h2 + 1);
+}
+
+/* An RFC 4533 cookie as OpenLDAP writes it, "rid=001,sid=001,csn=A;B":
+ * every CSN described; a cookie without one is quoted. */
+static void describe_cookie(const unsigned char *raw, size_t n, char *out, size_t len, size_t *at)
+{
+	const char *c = (const char *)raw, *end = c + n, *csn = NULL;
+	unsigned k = 0;
+
+	if (n == 0) {
+		put(out, len, at, "none yet");
+		return;
+	}
+	for (const char *p = c; p + 4 <= end; p++)
+		if ((p == c || p[-1] == ',') && memcmp(p, "csn=", 4) == 0) {
+			csn = p + 4;
+			break;
+		}
+	if (csn == NULL) {
+		put(out, len, at, "no csn (%zu bytes)", n);
+		return;
+	}
+	while (csn < end) {
+		const char *stop = csn;
+		while (stop < end && *stop != ';' && *stop != ',')
+			stop++;
+		if (stop > csn) {
+			put(out, len, at, "%s", k++ ? ", " : "");
+			describe_csn(csn, (size_t)(stop - csn), out, len, at);
+		}
+		if (stop == end || *stop == ',')
+			break;
+		csn = stop + 1;
+	}
+	if (k == 0)
+		put(out, len, at, "empty csn");
+}
+
+int openldap_cursor_describe(const void *blob, size_t len, char *out, size_t outlen)
+{
+	const char *p = blob, *end = p + len;
+	const size_t vlen = strlen(CURSOR_VERSION);
+	size_t at = 0;
+	unsigned lines = 0;
+
+	if (outlen == 0)
+		return -EINVAL;
+	out[0] = '\0';
+	if (blob == NULL || len == 0 || len > OPENLDAP_CURSOR_DESCRIBE_MAX)
+		return -EINVAL;
+	if (len < vlen + 1 || memcmp(p, CURSOR_VERSION "\n", vlen + 1) != 0 || end[-1] != '\n' ||
+	    memchr(p, '\0', len) != NULL)
+		return -EINVAL;
+	for (p += vlen + 1; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eq = memchr(p, '=', (size_t)(nl - p));
+		unsigned char *raw;
+		long n;
+
+		if (eq == NULL || eq == p)
+			return -EINVAL;
+		raw = xmalloc((size_t)(nl - eq) + 1);
+		n = b64_decode(eq + 1, (size_t)(nl - eq - 1), raw);
+		if (n < 0) {
+			free(raw);
+			out[0] = '\0';
+			return -EINVAL;
+		}
+		put(out, outlen, &at, "%s%.*s: ", lines++ ? "; " : "", (int)(eq - p > 20 ? 20 : eq - p), p);
+		describe_cookie(raw, (size_t)n, out, outlen, &at);
+		free(raw);
+		p = nl + 1;
+	}
+	if (lines == 0)
+		put(out, outlen, &at, "no cookie yet");
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sync/source/ldap_read.h"
 #include "sync/source/openldap_internal.h"
 
 static int uuid_text(const struct berval *u, char **out)
@@ -23,40 +24,6 @@ static int uuid_text(const struct berval *u, char **out)
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
 		 b[13], b[14], b[15]);
 	return 0;
-}
-
-static void attr_add(LDAP *ld, LDAPMessage *msg, const char *name, struct source_event *ev, size_t *cap)
-{
-	struct berval **vals = ldap_get_values_len(ld, msg, name);
-	size_t n = vals ? (size_t)ldap_count_values_len(vals) : 0;
-	struct object_attr *at;
-
-	if (ev->n_attrs == *cap) {
-		*cap = *cap ? *cap * 2 : 16;
-		ev->attrs = xrealloc(ev->attrs, *cap * sizeof *ev->attrs);
-	}
-	at = &ev->attrs[ev->n_attrs++];
-	memset(at, 0, sizeof *at);
-	at->name = xstrdup(name);
-	at->values = xcalloc(n ? n : 1, sizeof *at->values);
-	for (size_t i = 0; i < n; i++) {
-		/* binary values are not expected (object.h): NUL-terminated copies */
-		at->values[i] = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
-		at->n_values++;
-	}
-	ldap_value_free_len(vals);
-}
-
-static void entry_attrs(LDAP *ld, LDAPMessage *msg, struct source_event *ev)
-{
-	BerElement *ber = NULL;
-	size_t cap = 0;
-
-	for (char *a = ldap_first_attribute(ld, msg, &ber); a != NULL; a = ldap_next_attribute(ld, msg, ber)) {
-		attr_add(ld, msg, a, ev, &cap);
-		ldap_memfree(a);
-	}
-	ber_free(ber, 0);
 }
 
 static void entry_dn(LDAP *ld, LDAPMessage *msg, struct source_event *ev)
@@ -107,7 +74,7 @@ static int emit_entry(struct ldap_session *x, LDAPMessage *msg, struct berval *u
 	}
 	entry_dn(ld, msg, ev);
 	if (kind == SOURCE_ENTRY)
-		entry_attrs(ld, msg, ev);
+		ldap_read_attrs(ld, msg, ev);
 	attach_if_new(x, ev);
 	return openldap__push(x->src, ev);
 }
@@ -242,6 +209,7 @@ static int session_check(struct ldap_session *x, int rc, const char *url, char *
 	if (rc != LDAP_SUCCESS) {
 		int code = ldap_conn_code(x->ls.ls_ld, rc);
 		ldap_conn_status_fmt(msg, len, url, code, x->ls.ls_ld, what);
+		source_worker_note(&x->src->w, "search", code);
 		x->src->w.problem = rc < 0 ? SOURCE_UNREACHABLE
 			      : code == LDAP_INSUFFICIENT_ACCESS ? SOURCE_UNAUTHORIZED : SOURCE_FAILING;
 		return rc < 0 ? -ECONNRESET : -EIO;

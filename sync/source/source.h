@@ -108,6 +108,13 @@ struct source_status {
 	enum source_problem problem; /* the last one's problem (connected false) */
 	char message[256];         /* the last one's message */
 	size_t queue_peak;         /* most events ever waiting for the consumer */
+	/* After a failed attempt to connect and read (wall clock, ms since the
+	 * epoch; 0: none yet): when it ended, when the next one starts, and the
+	 * directory operation that failed with its LDAP result code (RFC 4511
+	 * §4.1.9; last_op "" when the failure named none). */
+	int64_t checked_at_ms, next_retry_at_ms;
+	char last_op[16];
+	int last_code;
 };
 
 struct source {
@@ -141,12 +148,57 @@ struct source {
 	/* What the run has reported so far (see struct source_status). */
 	void (*status)(struct source_run *run, struct source_status *out);
 
+	/* Disconnected: try again now instead of after the backoff (an
+	 * operator fixed the cause). NULL: the source cannot. */
+	void (*retry_now)(struct source_run *run);
+
 	/* End the run at once: undelivered events are dropped without a
 	 * callback; `done` runs on the loop once everything is released. */
 	void (*stop)(struct source_run *run, void (*done)(void *data), void *data);
 
 	/* Release the source itself (no run may be left). */
 	void (*close)(struct source *src);
+
+	/*
+	 * Optional (NULL: the cursor is not described). The committed cursor
+	 * for people -- what it says about how far the directory was read
+	 * (status sync.cursor_readable): 0 with one line of text in out (cut to
+	 * outlen), or -EINVAL when this source does not understand the blob.
+	 * A pure function of the blob: any thread, no run needed.
+	 */
+	int (*describe_cursor)(const struct source *src, const void *cursor, size_t cursor_len, char *out,
+			       size_t outlen);
+
+	/*
+	 * Optional (NULL: this source cannot; canopyctl provision and plan say
+	 * so). Both block -- they open a connection of their own, outside any
+	 * run, bind like the runs do and read -- so the engine calls them on a
+	 * uv worker thread, never on the loop. They touch nothing a run uses
+	 * and may be called while runs start and stop.
+	 *
+	 * read_entry: the entry `dn` now, requesting `attrs` (as start()).
+	 * Returns 0 with *out a SOURCE_ENTRY (anchor, dn, attrs) whose `type`
+	 * is the scope it is in by its base and filter (users first), or
+	 * OBJECT_UNKNOWN when neither takes it; *out NULL when the directory
+	 * has no such entry. `rule` says which base and filter took it, or why
+	 * each scope left it out ("users: not under ou=people,...; groups: ...").
+	 * The source's own rules only: excluded subtrees and group-based
+	 * scoping are the engine's. A negative errno with errmsg when the
+	 * directory cannot be read (connect, bind, search).
+	 *
+	 * read_scope: every entry of `type`'s scope (base, subtree, filter) now,
+	 * as SOURCE_ENTRY events in *out (n_out of them; free each with
+	 * source_event_free, then the array). A scope that is not configured
+	 * (no groups base) is empty. At most SOURCE_READ_SCOPE_MAX entries:
+	 * more is -EFBIG with errmsg, before anything is kept beyond it.
+	 */
+	int (*read_entry)(struct source *src, const char *dn, const char *const *attrs, size_t n_attrs,
+			  struct source_event **out, char *rule, size_t rule_len, char *errmsg, size_t errlen);
+	int (*read_scope)(struct source *src, enum object_type type, const char *const *attrs, size_t n_attrs,
+			  struct source_event ***out, size_t *n_out, char *errmsg, size_t errlen);
 };
+
+/* The most entries read_scope returns (a plan of a larger scope is refused). */
+#define SOURCE_READ_SCOPE_MAX 1000000
 
 #endif /* CANOPY_SYNC_SOURCE_H */

@@ -203,6 +203,19 @@ static void p_status(struct source_run *run, struct source_status *out)
 
 	*out = w->status;
 	out->queue_peak = source_worker_queue_peak(w);
+	pthread_mutex_lock(&w->lock);
+	out->checked_at_ms = w->checked_at_ms;
+	out->next_retry_at_ms = w->next_retry_at_ms;
+	snprintf(out->last_op, sizeof out->last_op, "%s", w->last_op);
+	out->last_code = w->last_code;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Wake the backoff sleep (backoff_wait): the next attempt starts now. */
+static void p_retry_now(struct source_run *run)
+{
+	struct source_worker *w = run_of(run);
+	(void)eventfd_write(w->wake_fd, 1);
 }
 
 static void p_close(struct source *src)
@@ -218,6 +231,7 @@ void source_worker_port(struct source *src, const char *name, void *impl)
 	src->pause = p_pause;
 	src->resume = p_resume;
 	src->status = p_status;
+	src->retry_now = p_retry_now;
 	src->stop = p_stop;
 	src->close = p_close;
 }
@@ -266,6 +280,12 @@ int source_worker_status(struct source_worker *w, bool connected, const char *ms
 	w->last_connected = connected;
 	snprintf(w->last_msg, sizeof w->last_msg, "%s", msg);
 	return source_worker_push(w, ev);
+}
+
+void source_worker_note(struct source_worker *w, const char *what, int code)
+{
+	snprintf(w->fail_op, sizeof w->fail_op, "%s", what);
+	w->fail_code = code;
 }
 
 void source_worker_healthy(struct source_worker *w)
@@ -319,12 +339,23 @@ static bool backoff_wait(struct source_worker *w, unsigned failures, unsigned *s
 {
 	uint64_t d = w->backoff_min_ms;
 	struct pollfd p = {.fd = w->wake_fd, .events = POLLIN};
+	struct timespec now;
+	int64_t now_ms;
 
 	for (unsigned i = 0; i < failures && d < w->backoff_max_ms; i++)
 		d *= 2;
 	if (d > w->backoff_max_ms)
 		d = w->backoff_max_ms;
 	d = d / 2 + (uint64_t)rand_r(seed) % (d / 2 + 1);
+	/* what status shows of this failure: when, what, and the next try */
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	pthread_mutex_lock(&w->lock);
+	w->checked_at_ms = now_ms;
+	w->next_retry_at_ms = now_ms + (int64_t)d;
+	snprintf(w->last_op, sizeof w->last_op, "%s", w->fail_op);
+	w->last_code = w->fail_code;
+	pthread_mutex_unlock(&w->lock);
 	if (poll(&p, 1, (int)d) > 0)
 		source_worker_wake_drain(w);
 	return source_worker_stopping(w);
@@ -342,6 +373,8 @@ static void *worker_main(void *arg)
 
 		snprintf(msg, sizeof msg, "%s: disconnected", url); /* failures say more */
 		w->problem = SOURCE_PROBLEM_NONE;
+		w->fail_op[0] = '\0';
+		w->fail_code = 0;
 		rc = w->ops->session(w->impl, url, msg, sizeof msg);
 		w->ops->disconnect(w->impl);
 		if (source_worker_stopping(w) || rc == -ECANCELED)

@@ -101,6 +101,13 @@ struct source_worker {
 	unsigned failures;            /* consecutive failed sessions: the backoff */
 	bool status_sent, last_connected;
 	char last_msg[SOURCE_WORKER_MSG_MAX];
+	char fail_op[16];             /* the operation of the current session's failure */
+	int fail_code;                /* ... and its LDAP result code */
+
+	/* shared, under lock: the last failed attempt (struct source_status) */
+	int64_t checked_at_ms, next_retry_at_ms;
+	char last_op[16];
+	int last_code;
 };
 
 /* ---- set-up and the loop side ------------------------------------------------ */
@@ -153,6 +160,10 @@ int source_worker_push(struct source_worker *w, struct source_event *ev);
 int source_worker_status(struct source_worker *w, bool connected, const char *msg);
 /* The session works: the next failure backs off from the shortest delay. */
 void source_worker_healthy(struct source_worker *w);
+/* Worker side: the current session fails at directory operation `what`
+ * ("bind", "connect", "users search", ...) with LDAP result code `code`
+ * (status last_op / last_code once the session ends). */
+void source_worker_note(struct source_worker *w, const char *what, int code);
 /* Make a socket known to stop() in `slot`, unless stop() already ran
  * (-ECANCELED); source_worker_unpublish forgets them all. */
 int source_worker_publish_fd(struct source_worker *w, int slot, int fd);

@@ -57,6 +57,7 @@ int object_record_encode(const struct object_record *r, char **buf, size_t *len)
 	 * what they were, and an older canopy ignores the fields. */
 	if ((r->manager_dn && json_object_set_new(o, "md", xcheck(json_string(r->manager_dn))) != 0) ||
 	    (r->manager && json_object_set_new(o, "ma", xcheck(json_string(r->manager))) != 0) ||
+	    (r->member_key && json_object_set_new(o, "mk", xcheck(json_string(r->member_key))) != 0) ||
 	    (r->members_in_doubt && json_object_set_new(o, "mu", json_true()) != 0))
 		xoom("json_object_set_new");
 	*buf = xcheck(json_dumps(o, JSON_COMPACT));
@@ -92,7 +93,7 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(buf, len, 0, &jerr);
-	const char *t, *id = NULL, *h, *dn = NULL, *md = NULL, *ma = NULL;
+	const char *t, *id = NULL, *h, *dn = NULL, *md = NULL, *ma = NULL, *mk = NULL;
 	json_t *jid = NULL, *jdn = NULL;
 	int v, rv = -EPROTO;
 
@@ -103,8 +104,8 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 	}
 	/* "id" and "dn" are packed with "s?": null when unset, which "s?s"
 	 * would refuse (a record that cannot be read is an object lost) */
-	if (json_unpack(o, "{s:i,s:s,s?o,s:s,s?o,s?s,s?s}", "v", &v, "t", &t, "id", &jid, "h", &h, "dn",
-			&jdn, "md", &md, "ma", &ma) != 0) {
+	if (json_unpack(o, "{s:i,s:s,s?o,s:s,s?o,s?s,s?s,s?s}", "v", &v, "t", &t, "id", &jid, "h", &h, "dn",
+			&jdn, "md", &md, "ma", &ma, "mk", &mk) != 0) {
 		snprintf(errmsg, errlen, "object record lacks v/t/h");
 		goto out;
 	}
@@ -127,6 +128,7 @@ int object_record_decode(const void *buf, size_t len, struct object_record *r, c
 	r->dn = dn ? xstrdup(dn) : NULL;
 	r->manager_dn = md ? xstrdup(md) : NULL;
 	r->manager = ma ? xstrdup(ma) : NULL;
+	r->member_key = mk ? xstrdup(mk) : NULL;
 	r->members_in_doubt = json_is_true(json_object_get(o, "mu"));
 	rv = take_strings(json_object_get(o, "m"), &r->members, &r->n_members);
 	if (rv == 0)
@@ -164,6 +166,7 @@ void object_record_free(struct object_record *r)
 	free(r->dn);
 	free(r->manager_dn);
 	free(r->manager);
+	free(r->member_key);
 	free_strings(r->members, r->n_members);
 	free_strings(r->unresolved, r->n_unresolved);
 	free_strings(r->refused, r->n_refused);
@@ -193,6 +196,7 @@ void object_record_copy(struct object_record *dst, const struct object_record *s
 	dst->dn = src->dn ? xstrdup(src->dn) : NULL;
 	dst->manager_dn = src->manager_dn ? xstrdup(src->manager_dn) : NULL;
 	dst->manager = src->manager ? xstrdup(src->manager) : NULL;
+	dst->member_key = src->member_key ? xstrdup(src->member_key) : NULL;
 	dst->members = copy_strings(src->members, src->n_members);
 	dst->unresolved = copy_strings(src->unresolved, src->n_unresolved);
 	dst->n_refused = src->n_refused;

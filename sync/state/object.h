@@ -51,6 +51,11 @@ struct object_record {
 			    * reference-valued attributes), or NULL: no manager */
 	char *manager;     /* users: the anchor of the manager set in the target, or
 			    * NULL: none set (no manager, or manager_dn not exported yet) */
+	char *member_key;  /* users, when source.groups.member_value names an attribute
+			    * (memberUid-style groups, docs/sources.md): the user's value of
+			    * it as exported, which groups' member values are matched
+			    * against; kept here so that a new leader rebuilds the index
+			    * from the replicated state alone. Written only when set */
 	bool members_in_doubt; /* groups: an earlier leader may have changed the target's
 				* members after its last commit (the in-doubt repair sets
 				* it): `members` may not be what the target holds, so the

@@ -46,6 +46,8 @@ int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 		xoom("json_object_set");
 	if (r->manager_dn != NULL && json_object_set_new(o, "md", xcheck(json_string(r->manager_dn))) != 0)
 		xoom("json_object_set_new");
+	if (r->member_key != NULL && json_object_set_new(o, "mk", xcheck(json_string(r->member_key))) != 0)
+		xoom("json_object_set_new");
 	/* written only for a failed member: other records stay byte for byte
 	 * what they were, and an older canopy ignores the fields */
 	if (r->member != NULL &&
@@ -70,7 +72,7 @@ int retry_record_encode(const struct retry_record *r, char **buf, size_t *len)
 int retry_record_decode(const void *buf, size_t len, struct retry_record *r, char *errmsg, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v, *jdn = NULL, *jerrtext = NULL;
+	json_t *o = json_loadb(buf, len, 0, &jerr), *res = NULL, *m = NULL, *v, *jdn = NULL, *jerrtext = NULL, *mk;
 	const char *k, *t, *h, *dn = NULL, *err = NULL, *md = NULL, *mem = NULL, *mdn = NULL;
 	int mrm = 0;
 	json_int_t ver, n = 0, first = 0, next = 0, http = 0;
@@ -119,6 +121,8 @@ int retry_record_decode(const void *buf, size_t len, struct retry_record *r, cha
 	r->dn = dn != NULL ? xstrdup(dn) : NULL;
 	r->error = err != NULL ? xstrdup(err) : NULL;
 	r->manager_dn = md != NULL ? xstrdup(md) : NULL;
+	mk = json_object_get(o, "mk");
+	r->member_key = json_is_string(mk) ? xstrdup(json_string_value(mk)) : NULL;
 	r->member = mem != NULL ? xstrdup(mem) : NULL;
 	r->member_dn = mdn != NULL ? xstrdup(mdn) : NULL;
 	r->member_remove = mrm != 0;
@@ -154,6 +158,7 @@ void retry_record_free(struct retry_record *r)
 	free(r->member_dns);
 	free(r->error);
 	free(r->manager_dn);
+	free(r->member_key);
 	free(r->member);
 	free(r->member_dn);
 	memset(r, 0, sizeof *r);

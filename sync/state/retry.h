@@ -59,6 +59,7 @@ struct retry_record {
 	char **member_dns;     /* RETRY_UPSERT of a group: the source's member DNs */
 	size_t n_member_dns;
 	char *manager_dn;      /* RETRY_UPSERT of a user: the manager's DN (or NULL) */
+	char *member_key;      /* RETRY_UPSERT of a user: its member_key (object.h), or NULL */
 	unsigned attempts;     /* failed tries so far */
 	uint64_t first_at_ms;  /* unix ms of the first failure */
 	uint64_t next_at_ms;   /* unix ms: not before (retry set) */

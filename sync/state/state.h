@@ -20,6 +20,18 @@
  *     u8 STATE_OP_PUT,    u16 klen, key, u32 vlen, value
  *     u8 STATE_OP_DEL,    u16 klen, key
  *   snapshot: u32 cursor len, cursor, u64 count, count x (u16 klen, key, u32 vlen, value)
+ *
+ * Version 2 (docs/architecture.md, "Rolling upgrades: formats and gating"):
+ *   batch entry: u8 encoding, then
+ *     STATE_ENCODING_PLAIN:   the version 1 ops
+ *     STATE_ENCODING_DEFLATE: u32 length of the ops, the ops as one zlib
+ *                             stream (RFC 1950/1951); the length is at most
+ *                             STATE_BATCH_RAW_MAX
+ *   snapshot: unchanged, still framed as version 1 (STATE_SNAPSHOT_VERSION),
+ *   so an older node can install a snapshot taken by a newer one.
+ * A leader writes version 2 only when every member of the configuration
+ * advertised it (format.h); an older node refuses it (raft/fsm.h) and would
+ * stall.
  */
 #ifndef CANOPY_SYNC_STATE_H
 #define CANOPY_SYNC_STATE_H
@@ -31,11 +43,15 @@
 
 #include "raft/fsm.h"
 
-#define STATE_VERSION 1 /* highest entry/snapshot format this build understands */
+#define STATE_VERSION 2          /* highest entry format this build understands */
+#define STATE_SNAPSHOT_VERSION 1 /* the snapshot format: unchanged since version 1 */
+#define STATE_BATCH_RAW_MAX (256u << 20) /* largest decompressed batch (bytes) */
+#define STATE_DEFLATE_MIN 512    /* smaller batches are not worth compressing */
 #define STATE_KEY_MAX 65535
 
 enum { STATE_ENTRY_BATCH = 1 };
 enum { STATE_OP_CURSOR = 1, STATE_OP_PUT = 2, STATE_OP_DEL = 3 };
+enum { STATE_ENCODING_PLAIN = 0, STATE_ENCODING_DEFLATE = 1 }; /* version 2 */
 
 /*
  * The key namespaces: every key is "<letter>:...", the letter saying whose
@@ -51,6 +67,8 @@ enum state_ns {
 	STATE_NS_OBJECT = 'o',         /* exported objects (object.h) */
 	STATE_NS_QUARANTINE = 'q',     /* the leader's quarantine (the sync engine) */
 	STATE_NS_RETRY = 'r',          /* the retry set (retry.h) */
+	STATE_NS_SYNC = 's',           /* the cluster-wide sync figures (figures.h) */
+	STATE_NS_VERSION = 'v',        /* versions members advertised (format.h) */
 	STATE_NS_WINDOW = 'w',         /* deletes executed recently (the sync engine) */
 	STATE_NS_CONFIG = 'g',         /* the replicated sync configuration (agent/replconf.h) */
 };
@@ -67,6 +85,10 @@ struct state {
 	uint64_t digest;         /* order-independent digest of the table, kept incrementally */
 	/* Keys counted by their first byte: read through state_count(). */
 	uint64_t by_prefix[256];
+	/* Entries applied, by format version (status "format"), and how many
+	 * of the version 2 ones were compressed. Local to this node. */
+	uint64_t applied_by_version[STATE_VERSION + 1];
+	uint64_t applied_deflated;
 	struct fsm_machine machine;
 };
 
@@ -119,10 +141,17 @@ void state_batch_cursor(struct state_batch *b, const void *cursor, size_t len);
 void state_batch_put(struct state_batch *b, const void *key, size_t klen, const void *val,
 		     size_t vlen);
 void state_batch_del(struct state_batch *b, const void *key, size_t klen);
-/* Frame the batch into a raft_malloc'd buffer for raft_apply(). Returns 0,
- * -EINVAL when a key was longer than STATE_KEY_MAX (or a value or cursor
- * longer than 4 GB), or -EFBIG when the whole batch is (fsm_encode). */
+/* Frame the batch into a raft_malloc'd buffer for raft_apply(), in format
+ * version 1, which every canopy understands. Returns 0, -EINVAL when a key
+ * was longer than STATE_KEY_MAX (or a value or cursor longer than 4 GB), or
+ * -EFBIG when the whole batch is (fsm_encode). */
 int state_batch_encode(struct state_batch *b, struct raft_buffer *out);
+
+/* The same in format `version` (1 or 2, see above): version 2 deflates a
+ * batch of STATE_DEFLATE_MIN bytes or more when that makes it smaller.
+ * Only for a version every member supports (format.h). -EINVAL for a
+ * version this build does not write. */
+int state_batch_encode_version(struct state_batch *b, uint16_t version, struct raft_buffer *out);
 void state_batch_close(struct state_batch *b);
 
 #endif /* CANOPY_SYNC_STATE_H */

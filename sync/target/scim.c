@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sync/target/scim_internal.h"
@@ -231,7 +232,32 @@ void scim__quarantine(struct scim_target *t, const char *reason, const char *det
 	t->stats.quarantined = true;
 	t->stats.quarantine_since_ms = uv_now(t->loop);
 	if (!t->probe_on_wire)
-		uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+		scim__arm_probe(t);
+}
+
+int64_t scim__wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void scim__arm_probe(struct scim_target *t)
+{
+	uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+	t->stats.next_probe_at_ms = scim__wall_ms() + (int64_t)t->probe_ms;
+}
+
+bool scim_retry_now(struct scim_target *t)
+{
+	if (t->stopping || !t->stats.quarantined)
+		return false;
+	if (t->probe_on_wire)
+		return true; /* its answer decides */
+	uv_timer_stop(&t->probe_timer);
+	t->probe_ms = t->cfg.probe_min_ms;
+	scim__on_probe(&t->probe_timer); /* re-reads the token file, or fetches an OAuth2 token first */
+	return true;
 }
 
 void scim__leave_quarantine(struct scim_target *t)
@@ -240,6 +266,7 @@ void scim__leave_quarantine(struct scim_target *t)
 	t->stats.quarantine_reason[0] = '\0';
 	t->stats.quarantine_detail[0] = '\0';
 	t->stats.quarantine_since_ms = 0;
+	t->stats.next_probe_at_ms = 0;
 	t->health_n = t->health_i = 0; /* judge the target afresh */
 	uv_timer_stop(&t->probe_timer);
 	scim__pump(t);

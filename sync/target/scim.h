@@ -284,6 +284,16 @@ struct scim_stats {
 	enum scim_patch_style patch_style; /* in use now (never SCIM_PATCH_AUTO once discovered) */
 	size_t schema_attrs;          /* attributes of the User and Group schemas read (0: unknown) */
 	uint64_t pages;               /* list pages read beyond the first (RFC 7644 §3.4.2.4) */
+	/* The last request that failed in a way that counts against the
+	 * target (no answer, 5xx, 401/403, 429, an unusable answer): what an
+	 * operator needs to see while quarantined. */
+	char last_fail_method[8];     /* "" none yet */
+	char last_fail_path[256];     /* below the base URL */
+	long last_fail_status;        /* HTTP status; 0: no answer (network) */
+	int64_t last_fail_at_ms;      /* wall clock, ms since the epoch */
+	int64_t next_probe_at_ms;     /* quarantined: when the next probe leaves (wall clock; 0: none
+				       * planned, e.g. one is on the wire) */
+	int64_t probed_at_ms;         /* wall clock of the last probe's answer (0: none yet) */
 };
 /* requests: HTTP requests completed (probes included); retries: requests
  * re-sent after a transient failure; failures: operations completed with an
@@ -315,6 +325,12 @@ int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb);
  * before this returns. Operations submitted from those callbacks are not
  * cancelled. The quarantine state is kept. */
 void scim_cancel_all(struct scim_target *t);
+
+/* Quarantined: probe now instead of at the next backoff step (the probe
+ * interval starts over from probe_min_ms, the token file is re-read).
+ * Returns true when a probe left or is on the wire; false when not
+ * quarantined. The answer leaves the quarantine or keeps it (probed_at_ms). */
+bool scim_retry_now(struct scim_target *t);
 
 /* Operations queued or in flight. */
 unsigned scim_pending(const struct scim_target *t);

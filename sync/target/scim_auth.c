@@ -94,7 +94,7 @@ static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms
 			if (scim__req_start(t, R_PROBE, "GET", xstrdup("/ServiceProviderConfig"), NULL, false, &r) == 0)
 				t->probe_on_wire = true;
 			else
-				uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+				scim__arm_probe(t);
 		}
 		if (!t->spc_known && !t->spc_on_wire)
 			scim__fetch_spc(t);
@@ -113,7 +113,7 @@ static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms
 	scim__quarantine(t, status == -EACCES ? "unauthorized" : "target_unreachable", errmsg);
 	if (was && !t->probe_on_wire) { /* quarantine() arms the probe only on entering */
 		t->probe_ms = t->probe_ms >= t->cfg.probe_max_ms / 2 ? t->cfg.probe_max_ms : t->probe_ms * 2;
-		uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+		scim__arm_probe(t);
 	}
 }
 
@@ -154,9 +154,10 @@ void scim__on_probe(uv_timer_t *h)
 	struct req *r;
 	if (scim__req_start(t, R_PROBE, "GET", xstrdup("/ServiceProviderConfig"), NULL, false, &r) == 0) {
 		t->probe_on_wire = true;
+		t->stats.next_probe_at_ms = 0; /* on the wire now */
 		return;
 	}
-	uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+	scim__arm_probe(t);
 }
 
 /* RFC 7643 §5: what the ServiceProviderConfig says (scim_discovery.h). */
@@ -177,6 +178,7 @@ static void read_spc(struct scim_target *t, const struct reply *rep)
 void scim__probe_done(struct scim_target *t, const struct req *r, const struct reply *rep)
 {
 	t->probe_on_wire = false;
+	t->stats.probed_at_ms = scim__wall_ms();
 	/* The interval grows after every probe, a good one too: a target that
 	 * answers probes but still refuses writes (e.g. ServiceProviderConfig
 	 * served without authentication) must not make us flap fast. It drops
@@ -201,7 +203,7 @@ void scim__probe_done(struct scim_target *t, const struct req *r, const struct r
 	if (rep->rc == CURLE_OK && (rep->http == 401 || rep->http == 403))
 		snprintf(t->stats.quarantine_reason, sizeof t->stats.quarantine_reason, "unauthorized");
 	scim__copy_str(t->stats.quarantine_detail, sizeof t->stats.quarantine_detail, detail);
-	uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+	scim__arm_probe(t);
 }
 
 void scim__log(struct scim_target *t, int level, const char *msg, const char *fmt, ...)

@@ -221,6 +221,13 @@ static void req_done(struct req *r, CURLcode rc)
 		rep.json = json_loadb(r->resp, r->resp_len, 0, NULL);
 	scim__req_detach(r);
 	t->stats.requests++;
+	/* what counts against the target; a 4xx about one object does not */
+	if (rc != CURLE_OK || rep.http >= 500 || rep.http == 401 || rep.http == 403 || rep.http == 429) {
+		snprintf(t->stats.last_fail_method, sizeof t->stats.last_fail_method, "%s", r->method);
+		scim__copy_str(t->stats.last_fail_path, sizeof t->stats.last_fail_path, r->path ? r->path : "");
+		t->stats.last_fail_status = rc == CURLE_OK ? rep.http : 0;
+		t->stats.last_fail_at_ms = scim__wall_ms();
+	}
 	target_metrics_request(request_op(r), (double)(uv_hrtime() - r->t0) / 1e9);
 	switch (r->kind) {
 	case R_OP:

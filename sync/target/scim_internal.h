@@ -281,6 +281,10 @@ uint64_t scim__backoff_ms(struct scim_target *t, unsigned tries);
 void scim__pump(struct scim_target *t);
 void scim__quarantine(struct scim_target *t, const char *reason, const char *detail);
 void scim__leave_quarantine(struct scim_target *t);
+/* Start the probe timer for t->probe_ms and say when it fires (stats). */
+void scim__arm_probe(struct scim_target *t);
+/* Wall clock, ms since the epoch. */
+int64_t scim__wall_ms(void);
 /* Record one completed request in the health window. */
 void scim__health(struct scim_target *t, uint8_t what, const char *detail);
 /* The last handle is closed: free t and call `done`. */

@@ -263,6 +263,17 @@ static void p_stats(struct target_run *run, struct target_stats *out)
 	out->caps.etag = st.etag_supported;
 	snprintf(out->caps.patch_style, sizeof out->caps.patch_style, "%s", scim_patch_style_name(st.patch_style));
 	out->caps.schema_attributes = st.schema_attrs;
+	snprintf(out->last_fail_method, sizeof out->last_fail_method, "%s", st.last_fail_method);
+	snprintf(out->last_fail_path, sizeof out->last_fail_path, "%s", st.last_fail_path);
+	out->last_fail_status = st.last_fail_status;
+	out->last_fail_at_ms = st.last_fail_at_ms;
+	out->next_retry_at_ms = st.quarantined ? st.next_probe_at_ms : 0;
+	out->checked_at_ms = st.quarantined ? st.probed_at_ms : 0;
+}
+
+static bool p_retry_now(struct target_run *run)
+{
+	return scim_retry_now(run_of(run));
 }
 
 static void p_stop(struct target_run *run, void (*done)(void *data), void *data)
@@ -313,6 +324,7 @@ struct target *scim_target_new(const struct scim_config *cfg)
 	t->submit = p_submit;
 	t->cancel_all = p_cancel_all;
 	t->stats = p_stats;
+	t->retry_now = p_retry_now;
 	t->stop = p_stop;
 	t->close = p_close;
 	return t;

@@ -130,6 +130,15 @@ struct target_stats {
 	char quarantine_detail[256];
 	unsigned in_flight, queued;  /* operations on the wire / waiting */
 	struct target_caps caps;
+	/* The last request that failed in a way that counts against the target
+	 * (no answer, 5xx, 401/403, 429): method "" when none yet. */
+	char last_fail_method[8];
+	char last_fail_path[256];
+	long last_fail_status;       /* 0: no answer */
+	int64_t last_fail_at_ms;     /* wall clock, ms since the epoch */
+	int64_t next_retry_at_ms;    /* quarantined: when it checks the target again (0: a check is
+				      * under way, or not quarantined) */
+	int64_t checked_at_ms;       /* quarantined: the last check's answer (0: none yet) */
 };
 
 /* One run of a target, from start() to stop(): opaque, the implementation's
@@ -163,6 +172,12 @@ struct target {
 
 	/* Counters and quarantine (see struct target_stats). */
 	void (*stats)(struct target_run *run, struct target_stats *out);
+
+	/* Quarantined: check the target now instead of at the next backoff
+	 * step (re-reading credentials); the answer ends the quarantine or keeps
+	 * it, and moves checked_at_ms. Returns false when not quarantined. NULL:
+	 * the target cannot (the engine waits for its own schedule). */
+	bool (*retry_now)(struct target_run *run);
 
 	/* Cancel everything and release the run; `done` runs on the loop when
 	 * all is released. */

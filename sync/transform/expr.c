@@ -12,6 +12,7 @@
 #include "sync/transform/expr.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,7 @@ struct expr {
 	struct node *root;
 	char **attrs;
 	size_t nattrs;
+	unsigned traits;
 };
 
 /* ---- Parser ---- */
@@ -231,6 +233,29 @@ static int parse_number(struct parser *p, struct node **out)
 		return perr(p, i, "unexpected '%c' in number", p->s[i]);
 	p->pos = i;
 	*out = leaf(p, N_NUM, start, xstrndup(p->s + start, i - start));
+	return 0;
+}
+
+/* &Hhex: VBA's hexadecimal literal (Entra's BitAnd example writes
+ * BitAnd(&HF, &HF7)). Unlike VBA, &HFFFF is 65535, not -1: the value is
+ * read as a positive 63-bit number. */
+static int parse_hex(struct parser *p, struct node **out)
+{
+	size_t start = p->pos, i = p->pos + 2;
+	unsigned long long v = 0;
+	if (ex_hexval(p->s[i]) < 0)
+		return perr(p, i, "expected hexadecimal digits after '&H'");
+	for (; ex_hexval(p->s[i]) >= 0; i++) {
+		if (v > (unsigned long long)LLONG_MAX >> 4)
+			return perr(p, start, "hexadecimal number too large (more than 63 bits)");
+		v = v << 4 | (unsigned)ex_hexval(p->s[i]);
+	}
+	if (ex_ident_char(p->s[i]))
+		return perr(p, i, "unexpected '%c' in hexadecimal number", p->s[i]);
+	char num[32];
+	snprintf(num, sizeof num, "%llu", v);
+	p->pos = i;
+	*out = leaf(p, N_NUM, start, xstrdup(num));
 	return 0;
 }
 
@@ -360,6 +385,8 @@ static int parse_term(struct parser *p, unsigned depth, struct node **out)
 		return parse_attr(p, out);
 	if (ex_digit(c) || (c == '-' && ex_digit(p->s[p->pos + 1])))
 		return parse_number(p, out);
+	if (c == '&' && (p->s[p->pos + 1] == 'H' || p->s[p->pos + 1] == 'h'))
+		return parse_hex(p, out);
 	if (ex_ident_start(c))
 		return parse_word(p, depth, out);
 	if (!c)
@@ -368,19 +395,38 @@ static int parse_term(struct parser *p, unsigned depth, struct node **out)
 		    found_len(p->s, p->pos), p->s + p->pos);
 }
 
-/* term [ '=' term ] */
+/* The comparison operator at p->pos (Entra's IIF documents = <> > >= < <=):
+ * its length, 0 if there is none. */
+static size_t cmp_op(const char *s, enum cmpop *op)
+{
+	static const struct {
+		const char *text;
+		enum cmpop op;
+	} ops[] = {{"<>", CMP_NE}, {"<=", CMP_LE}, {">=", CMP_GE}, {"=", CMP_EQ}, {"<", CMP_LT}, {">", CMP_GT}};
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (strncmp(s, ops[i].text, strlen(ops[i].text)) == 0) {
+			*op = ops[i].op;
+			return strlen(ops[i].text);
+		}
+	return 0;
+}
+
+/* term [ op term ] */
 static int parse_expr(struct parser *p, unsigned depth, struct node **out)
 {
 	struct node *l = NULL, *r = NULL, *n;
+	enum cmpop op = CMP_EQ;
 	int rc = parse_term(p, depth, &l);
 	if (rc)
 		return rc;
 	skip_ws(p);
-	if (p->s[p->pos] != '=') {
+	size_t oplen = cmp_op(p->s + p->pos, &op);
+	if (oplen == 0) {
 		*out = l;
 		return 0;
 	}
-	size_t eq = p->pos++;
+	size_t eq = p->pos;
+	p->pos += oplen;
 	if (depth + 1 >= EXPR_MAX_DEPTH) {
 		node_free(l);
 		return perr(p, eq, "expression nested too deeply (more than %d levels)", EXPR_MAX_DEPTH);
@@ -390,12 +436,31 @@ static int parse_expr(struct parser *p, unsigned depth, struct node **out)
 		node_free(l);
 		return rc;
 	}
-	n = node_new(N_EQ, column(p->s, eq));
+	n = node_new(N_CMP, column(p->s, eq));
+	n->op = op;
 	n->args = xmalloc(2 * sizeof *n->args);
 	n->args[0] = l;
 	n->args[1] = r;
 	n->nargs = 2;
 	*out = n;
+	return 0;
+}
+
+/* SelectUniqueValue chooses the value of a whole mapping (Entra: "must be
+ * at the top-level and can't be nested"); the traits of every call. */
+static int collect_traits(struct parser *p, struct expr *e, const struct node *n, bool top)
+{
+	if (n->kind == N_CALL) {
+		if ((n->fn->traits & EXPR_UNIQUE) && !top)
+			return ex_perr_col(p, n->col, "%s must be the whole expression, not inside another "
+					   "function or comparison", n->fn->name);
+		e->traits |= n->fn->traits;
+	}
+	for (size_t i = 0; i < n->nargs; i++) {
+		int rc = collect_traits(p, e, n->args[i], false);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 
@@ -445,6 +510,8 @@ int expr_parse(const char *text, struct expr **out, char *errmsg, size_t errlen)
 			rc = perr(&p, p.pos, "expected the end of the expression, found '%.*s'",
 				  found_len(p.s, p.pos), p.s + p.pos);
 	}
+	if (!rc)
+		rc = collect_traits(&p, e, e->root, true);
 	if (rc) {
 		expr_free(e);
 		return rc;
@@ -452,6 +519,11 @@ int expr_parse(const char *text, struct expr **out, char *errmsg, size_t errlen)
 	collect_attrs(e, e->root);
 	*out = e;
 	return 0;
+}
+
+unsigned expr_traits(const struct expr *e)
+{
+	return e ? e->traits : 0;
 }
 
 int expr_attributes(const struct expr *e, void (*cb)(void *ctx, const char *name), void *ctx)
@@ -495,17 +567,48 @@ static int eval_attr(struct ectx *c, const struct node *n, struct expr_value *ou
 	return 0;
 }
 
-static int eval_eq(struct ectx *c, const struct node *n, struct expr_value *out)
+/* A number for an ordering comparison: a decimal integer or fraction. */
+static bool cmp_number(const char *s, double *out)
+{
+	char *end;
+	while (*s == ' ')
+		s++;
+	if (!*s || !(ex_digit(*s) || *s == '-' || *s == '+' || *s == '.'))
+		return false;
+	*out = strtod(s, &end);
+	while (*end == ' ')
+		end++;
+	return *end == '\0';
+}
+
+/* = and <> compare the whole lists; the orderings compare the first values,
+ * as numbers when both read as numbers (DateDiff(...) > 5), else as strings
+ * (ordinal, like .NET's String.CompareOrdinal), and are False with a null. */
+static int eval_cmp(struct ectx *c, const struct node *n, struct expr_value *out)
 {
 	struct expr_value a = {0}, b = {0};
 	int rc = eval(c, n->args[0], &a);
 	if (!rc)
 		rc = eval(c, n->args[1], &b);
 	if (!rc) {
-		bool eq = a.n == b.n;
-		for (size_t i = 0; eq && i < a.n; i++)
-			eq = strcmp(a.v[i], b.v[i]) == 0;
-		ex_vpush_bool(out, eq);
+		bool r;
+		if (n->op == CMP_EQ || n->op == CMP_NE) {
+			bool eq = a.n == b.n;
+			for (size_t i = 0; eq && i < a.n; i++)
+				eq = strcmp(a.v[i], b.v[i]) == 0;
+			r = n->op == CMP_EQ ? eq : !eq;
+		} else if (a.n == 0 || b.n == 0) {
+			r = false;
+		} else {
+			double x, y;
+			int k;
+			if (cmp_number(a.v[0], &x) && cmp_number(b.v[0], &y))
+				k = (x > y) - (x < y);
+			else
+				k = strcmp(a.v[0], b.v[0]);
+			r = n->op == CMP_LT ? k < 0 : n->op == CMP_LE ? k <= 0 : n->op == CMP_GT ? k > 0 : k >= 0;
+		}
+		ex_vpush_bool(out, r);
 	}
 	expr_value_free(&a);
 	expr_value_free(&b);
@@ -527,8 +630,8 @@ static int eval(struct ectx *c, const struct node *n, struct expr_value *out)
 	case N_ATTR:
 		rc = eval_attr(c, n, out);
 		break;
-	case N_EQ:
-		rc = eval_eq(c, n, out);
+	case N_CMP:
+		rc = eval_cmp(c, n, out);
 		break;
 	case N_CALL:
 		rc = n->fn->eval(c, n, out);
@@ -594,7 +697,16 @@ int ex_map_arg(struct ectx *c, const struct node *n, size_t i, xform_fn f,
 int expr_eval(const struct expr *e, expr_lookup_fn lookup, void *ctx,
 	      struct expr_value *out, char *errmsg, size_t errlen)
 {
-	struct ectx c = {.lookup = lookup, .ctx = ctx, .err = errmsg, .errlen = errlen};
+	struct expr_env env = {.lookup = lookup, .lookup_ctx = ctx};
+	return expr_eval_env(e, &env, out, errmsg, errlen);
+}
+
+int expr_eval_env(const struct expr *e, const struct expr_env *env, struct expr_value *out,
+		  char *errmsg, size_t errlen)
+{
+	struct ectx c = {.lookup = env ? env->lookup : NULL, .ctx = env ? env->lookup_ctx : NULL,
+			 .taken = env ? env->taken : NULL, .taken_ctx = env ? env->taken_ctx : NULL,
+			 .now = env ? env->now : 0, .err = errmsg, .errlen = errlen};
 	if (errmsg && errlen)
 		errmsg[0] = '\0';
 	if (!out || !e) {

@@ -18,7 +18,11 @@
  *     true, False             boolean literals (any case), same as "True"/"False"
  *     Name(arg, , arg)        function call, name case-insensitive; an empty
  *                             argument is "omitted" (Entra's Replace needs it)
- *     a = b                   comparison, "True" when both lists are equal
+ *     &HFF                    hexadecimal number literal (VBA's form), 255
+ *     a = b, a <> b           comparison, "True" when both lists are equal
+ *                             (differ); a < b, a <= b, a > b, a >= b compare
+ *                             numbers as numbers, anything else as strings
+ *                             (ordinal), and are "False" when a side is null
  *
  * Values. Every value is a list of strings: an attribute reference yields all
  * its values, an empty list is null (absent attribute). Booleans are the
@@ -97,6 +101,42 @@ int expr_parse(const char *text, struct expr **out, char *errmsg, size_t errlen)
  */
 int expr_eval(const struct expr *e, expr_lookup_fn lookup, void *ctx,
 	      struct expr_value *out, char *errmsg, size_t errlen);
+
+/*
+ * SelectUniqueValue's question to the target: is `value` already held by
+ * another object? Set *taken and return 0, or a negative errno code to abort
+ * the evaluation (expr_eval_env returns it).
+ */
+typedef int (*expr_taken_fn)(void *ctx, const char *value, int *taken);
+
+/* Everything an evaluation may consult. Zero-initialise, then set fields. */
+struct expr_env {
+	expr_lookup_fn lookup; /* may be NULL: every attribute is null */
+	void *lookup_ctx;
+	expr_taken_fn taken;   /* NULL: SelectUniqueValue fails with a message */
+	void *taken_ctx;
+	long long now;         /* Now(): seconds since 1970 UTC; 0 reads the clock */
+};
+
+/* expr_eval with the whole environment. */
+int expr_eval_env(const struct expr *e, const struct expr_env *env, struct expr_value *out,
+		  char *errmsg, size_t errlen);
+
+/*
+ * What an expression does besides reading attributes, for the mapping
+ * (docs/mapping-expressions.md, "Values that change at every evaluation",
+ * "Redact" and "SelectUniqueValue"):
+ *   EXPR_VOLATILE  calls Now() or RandomString(): two evaluations of the same
+ *                  object differ, so the value is applied at creation only
+ *   EXPR_REDACT    calls Redact(): the value never appears in logs or status
+ *   EXPR_UNIQUE    is a SelectUniqueValue(...) (only ever at the top)
+ */
+enum {
+	EXPR_VOLATILE = 1,
+	EXPR_REDACT = 2,
+	EXPR_UNIQUE = 4,
+};
+unsigned expr_traits(const struct expr *e);
 
 /* Free the strings of `v` and reset it to null. Accepts NULL and null values. */
 void expr_value_free(struct expr_value *v);

@@ -366,8 +366,9 @@ static int f_cguid(struct ectx *c, const struct node *n, struct expr_value *out)
 
 /* Guid() is refused when the configuration loads: Entra's Guid makes a new
  * random GUID at every evaluation, and canopy evaluates a mapping every time
- * it reads the object (there is no "apply only on creation"), so the
- * attribute would change, and be written to the target, every time. */
+ * it reads the object. Unlike Now() and RandomString() (applied at creation
+ * only, mapping.h) a GUID is wanted as a lasting identifier, which a value
+ * that later updates leave out is not; the object's own GUID is. */
 static int check_guid(struct parser *p, struct node *n)
 {
 	return ex_perr_col(p, n->col, "Guid() is not supported: it makes a new random GUID at every evaluation, "
@@ -384,13 +385,13 @@ static int f_guid(struct ectx *c, const struct node *n, struct expr_value *out)
 /* ---- The table, appended to expr_funcs.c's ---- */
 
 const struct func ex_binary_funcs[] = {
-	{"CGuid", 1, 1, 0, NULL, f_cguid},
-	{"ConvertFromBase64", 1, 2, 0, check_frombase64, f_convertfrombase64},
-	{"ConvertFromUTF8Hex", 1, 1, 0, NULL, f_convertfromutf8hex},
-	{"ConvertToBase64", 1, 1, 0, NULL, f_converttobase64},
-	{"ConvertToUTF8Hex", 1, 1, 0, NULL, f_converttoutf8hex},
-	{"Guid", 0, 0, 0, check_guid, f_guid},
-	{"StringFromGuid", 1, 1, 0, NULL, f_stringfromguid},
-	{"StringFromSid", 1, 1, 0, NULL, f_stringfromsid},
+	{"CGuid", 1, 1, 0, NULL, f_cguid, 0},
+	{"ConvertFromBase64", 1, 2, 0, check_frombase64, f_convertfrombase64, 0},
+	{"ConvertFromUTF8Hex", 1, 1, 0, NULL, f_convertfromutf8hex, 0},
+	{"ConvertToBase64", 1, 1, 0, NULL, f_converttobase64, 0},
+	{"ConvertToUTF8Hex", 1, 1, 0, NULL, f_converttoutf8hex, 0},
+	{"Guid", 0, 0, 0, check_guid, f_guid, 0},
+	{"StringFromGuid", 1, 1, 0, NULL, f_stringfromguid, 0},
+	{"StringFromSid", 1, 1, 0, NULL, f_stringfromsid, 0},
 };
 const size_t ex_n_binary_funcs = sizeof ex_binary_funcs / sizeof ex_binary_funcs[0];

@@ -1,9 +1,11 @@
 /*
- * sync/transform/expr_datetime.c -- FormatDateTime: .NET custom date/time
- * format strings, read and written in UTC (docs/mapping-expressions.md,
- * "FormatDateTime").
+ * sync/transform/expr_datetime.c -- dates and times: FormatDateTime (.NET
+ * custom date/time format strings, read and written in UTC), and CDate,
+ * DateAdd, DateDiff, DateFromNum, NumFromDate and Now (docs/mapping-
+ * expressions.md, one section each).
  */
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -501,3 +503,356 @@ int ex_check_fdt(struct parser *p, struct node *n)
 	return 0;
 }
 
+
+/* ---- DateTime values: CDate, DateAdd, DateDiff, DateFromNum, NumFromDate, Now ----
+ *
+ * Entra has no DateTime type in a mapping's values: CDate, DateAdd and Now
+ * return the UTC date as text in .NET's invariant general format
+ * "M/d/yyyy h:mm:ss tt" (3/16/2020 7:00:00 AM), and the functions taking a
+ * DateTime read that text back. A point in time is held as .NET ticks: 100 ns
+ * since 0001-01-01 00:00 UTC (System.DateTime.Ticks).
+ */
+
+#define TICKS_PER_SEC 10000000LL
+#define TICKS_PER_DAY (86400LL * TICKS_PER_SEC)
+#define DT_OUT "M/d/yyyy h:mm:ss tt"
+
+static long long ticks_of(const struct dt *d)
+{
+	long long days = days_from_civil(d->year, d->mon, d->day) - days_from_civil(1, 1, 1);
+	return days * TICKS_PER_DAY + ((d->hour * 60LL + d->min) * 60 + d->sec) * TICKS_PER_SEC + d->frac;
+}
+
+/* Ticks of 9999-12-31 23:59:59.9999999, the last DateTime .NET has. */
+static long long ticks_max(void)
+{
+	return (days_from_civil(10000, 1, 1) - days_from_civil(1, 1, 1)) * TICKS_PER_DAY - 1;
+}
+
+static void dt_of_ticks(long long t, struct dt *d)
+{
+	long long days = t / TICKS_PER_DAY, rem = t % TICKS_PER_DAY;
+	*d = (struct dt){.pm = -1};
+	civil_from_days(days + days_from_civil(1, 1, 1), d);
+	d->frac = (long)(rem % TICKS_PER_SEC);
+	rem /= TICKS_PER_SEC;
+	d->sec = (int)(rem % 60);
+	d->min = (int)(rem / 60 % 60);
+	d->hour = (int)(rem / 3600);
+}
+
+static void put_ticks(struct sbuf *b, long long t)
+{
+	struct dt d;
+	dt_of_ticks(t, &d);
+	dt_format(&d, DT_OUT, b);
+}
+
+/*
+ * .NET's DateTime.Parse with the invariant culture and AdjustToUniversal
+ * accepts far more than anyone writes in a directory; these are the forms
+ * Microsoft's examples use and the ones directories hold: ISO 8601 / RFC 3339
+ * with or without time and offset (Workday's "2020-03-16-07:00" is a date
+ * with an offset), the invariant general format that CDate and Now write,
+ * and LDAP GeneralizedTime (RFC 4517 §3.3.13). A value without an offset is
+ * UTC. docs/mapping-expressions.md, "CDate", lists them.
+ */
+static const char *const any_formats[] = {
+	"yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK",
+	"yyyy-MM-dd'T'HH:mmK",
+	"yyyy-MM-dd HH:mm:ss.FFFFFFFK",
+	"yyyy-MM-dd HH:mmK",
+	"yyyy-MM-ddK",
+	"M/d/yyyy h:mm:ss tt",
+	"M/d/yyyy h:mm tt",
+	"M/d/yyyy H:mm:ss",
+	"M/d/yyyy H:mm",
+	"M/d/yyyy",
+	"yyyyMMddHHmmss.FK",
+	"yyyyMMddHHmmK",
+};
+
+static int parse_any(const char *s, long long *t)
+{
+	struct dt d;
+	char why[128];
+	struct sbuf trimmed = {0};
+	while (*s == ' ' || *s == '\t')
+		s++;
+	sb_adds(&trimmed, s);
+	while (trimmed.len && (trimmed.p[trimmed.len - 1] == ' ' || trimmed.p[trimmed.len - 1] == '\t'))
+		trimmed.p[--trimmed.len] = '\0';
+	int rc = -1;
+	for (size_t i = 0; rc && i < sizeof any_formats / sizeof any_formats[0]; i++)
+		if (trimmed.len && dt_parse(trimmed.p, any_formats[i], &d, why, sizeof why) == 0) {
+			*t = ticks_of(&d);
+			rc = 0;
+		}
+	sb_free(&trimmed);
+	return rc;
+}
+
+static int bad_date(struct ectx *c, const struct node *n, const char *s)
+{
+	return ex_efail(c, n, "\"%s\" is not a date and time (ISO 8601 such as 2021-06-30T08:00:00+02:00 "
+			"or 2021-06-30-07:00, M/d/yyyy h:mm:ss tt, or LDAP GeneralizedTime)", s);
+}
+
+static int x_cdate(struct ectx *c, const struct node *n, const void *arg, const char *in, struct sbuf *b)
+{
+	(void)arg;
+	long long t;
+	if (parse_any(in, &t))
+		return bad_date(c, n, in);
+	put_ticks(b, t);
+	return 0;
+}
+
+static int f_cdate(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	return ex_map_arg(c, n, 0, x_cdate, NULL, out);
+}
+
+/* The clock, once per evaluation of Now(): the caller's fixed time, else
+ * the system's UTC clock. */
+static long long now_ticks(const struct ectx *c)
+{
+	long long secs = c->now ? c->now : (long long)time(NULL);
+	return (days_from_civil(1970, 1, 1) - days_from_civil(1, 1, 1)) * TICKS_PER_DAY + secs * TICKS_PER_SEC;
+}
+
+static int f_now(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	(void)n;
+	struct sbuf b = {0};
+	put_ticks(&b, now_ticks(c));
+	ex_vpush(out, sb_take(&b));
+	return 0;
+}
+
+/* VBA's DateAdd/DateDiff intervals, any case. "y" (day of year) and "w"
+ * (weekday) add days, as in VBA; Microsoft lists yyyy m d ww h n s. */
+enum interval { IV_YEAR, IV_QUARTER, IV_MONTH, IV_DAYOFYEAR, IV_DAY, IV_WEEKDAY, IV_WEEK, IV_HOUR, IV_MINUTE,
+		IV_SECOND };
+
+static int interval_of(const char *s)
+{
+	static const char *const names[] = {"yyyy", "q", "m", "y", "d", "w", "ww", "h", "n", "s"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int arg_interval(struct ectx *c, const struct node *n, int *iv)
+{
+	char *s;
+	int rc = ex_arg_str(c, n, 0, &s);
+	if (rc)
+		return rc;
+	*iv = s ? interval_of(s) : -1;
+	if (*iv < 0)
+		rc = ex_efail(c, n, "interval must be one of yyyy q m y d w ww h n s, got %s%s%s", s ? "\"" : "",
+			      s ? s : "null", s ? "\"" : "");
+	free(s);
+	return rc;
+}
+
+static int check_interval(struct parser *p, struct node *n)
+{
+	const struct node *a = n->args[0];
+	if (a->kind == N_STR && interval_of(a->text) < 0)
+		return ex_perr_col(p, a->col, "%s: interval must be one of yyyy q m y d w ww h n s, got \"%s\"",
+				   n->fn->name, a->text);
+	return 0;
+}
+
+struct dateadd {
+	int iv;
+	long long k;
+};
+
+/* DateTime.AddMonths: the day is clamped to the end of the month
+ * (1/31 + 1 month = 2/28 or 2/29). */
+static int add_months(struct dt *d, long long k)
+{
+	long long m = d->year * 12LL + (d->mon - 1) + k;
+	if (m < 12 || m >= 10000 * 12LL)
+		return -1;
+	d->year = (int)(m / 12);
+	d->mon = (int)(m % 12) + 1;
+	if (d->day > days_in(d->year, d->mon))
+		d->day = days_in(d->year, d->mon);
+	return 0;
+}
+
+static int x_dateadd(struct ectx *c, const struct node *n, const void *arg, const char *in, struct sbuf *b)
+{
+	const struct dateadd *a = arg;
+	long long t, unit = 0;
+	struct dt d;
+	if (parse_any(in, &t))
+		return bad_date(c, n, in);
+	switch (a->iv) {
+	case IV_YEAR:
+	case IV_QUARTER:
+	case IV_MONTH:
+		dt_of_ticks(t, &d);
+		if ((a->k > 120000 || a->k < -120000) ||
+		    add_months(&d, a->iv == IV_YEAR ? a->k * 12 : a->iv == IV_QUARTER ? a->k * 3 : a->k))
+			return ex_efail(c, n, "the result is outside years 1 to 9999");
+		t = ticks_of(&d);
+		break;
+	case IV_DAYOFYEAR:
+	case IV_DAY:
+	case IV_WEEKDAY:
+		unit = TICKS_PER_DAY;
+		break;
+	case IV_WEEK:
+		unit = 7 * TICKS_PER_DAY;
+		break;
+	case IV_HOUR:
+		unit = 3600 * TICKS_PER_SEC;
+		break;
+	case IV_MINUTE:
+		unit = 60 * TICKS_PER_SEC;
+		break;
+	case IV_SECOND:
+		unit = TICKS_PER_SEC;
+		break;
+	}
+	if (unit) {
+		if (a->k > ticks_max() / unit || a->k < -(ticks_max() / unit) ||
+		    t + a->k * unit < 0 || t + a->k * unit > ticks_max())
+			return ex_efail(c, n, "the result is outside years 1 to 9999");
+		t += a->k * unit;
+	}
+	put_ticks(b, t);
+	return 0;
+}
+
+static int f_dateadd(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	struct dateadd a;
+	int rc = arg_interval(c, n, &a.iv);
+	if (!rc)
+		rc = ex_arg_int(c, n, 1, "value", &a.k);
+	return rc ? rc : ex_map_arg(c, n, 2, x_dateadd, &a, out);
+}
+
+/* Microsoft.VisualBasic's DateAndTime.DateDiff: years, quarters and months
+ * count the boundaries crossed (12/31 to 1/1 is one year); days, hours,
+ * minutes and seconds are the elapsed time truncated toward zero; "w" is
+ * whole weeks of elapsed days; "ww" counts the Sundays crossed (calendar
+ * weeks starting on Sunday, VBA's default FirstDayOfWeek). */
+static long long datediff(int iv, long long t1, long long t2)
+{
+	struct dt a, b;
+	dt_of_ticks(t1, &a);
+	dt_of_ticks(t2, &b);
+	long long dt = t2 - t1;
+	switch (iv) {
+	case IV_YEAR:
+		return (long long)b.year - a.year;
+	case IV_QUARTER:
+		return (b.year * 4LL + (b.mon - 1) / 3) - (a.year * 4LL + (a.mon - 1) / 3);
+	case IV_MONTH:
+		return (b.year * 12LL + b.mon) - (a.year * 12LL + a.mon);
+	case IV_DAYOFYEAR:
+	case IV_DAY:
+		return dt / TICKS_PER_DAY;
+	case IV_WEEKDAY:
+		return dt / TICKS_PER_DAY / 7;
+	case IV_WEEK: {
+		long long da = days_from_civil(a.year, a.mon, a.day) - weekday(&a);
+		long long db = days_from_civil(b.year, b.mon, b.day) - weekday(&b);
+		return (db - da) / 7;
+	}
+	case IV_HOUR:
+		return dt / (3600 * TICKS_PER_SEC);
+	case IV_MINUTE:
+		return dt / (60 * TICKS_PER_SEC);
+	default:
+		return dt / TICKS_PER_SEC;
+	}
+}
+
+static int f_datediff(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	int iv;
+	char *s1 = NULL, *s2 = NULL;
+	long long t1, t2;
+	int rc = arg_interval(c, n, &iv);
+	if (!rc)
+		rc = ex_arg_str(c, n, 1, &s1);
+	if (!rc)
+		rc = ex_arg_str(c, n, 2, &s2);
+	if (rc || !s1 || !s2) /* a null date: null, like every function of a null */
+		goto out;
+	if (parse_any(s1, &t1)) {
+		rc = bad_date(c, n, s1);
+	} else if (parse_any(s2, &t2)) {
+		rc = bad_date(c, n, s2);
+	} else {
+		char num[32];
+		snprintf(num, sizeof num, "%lld", datediff(iv, t1, t2));
+		ex_vpush_str(out, num);
+	}
+out:
+	free(s1);
+	free(s2);
+	return rc;
+}
+
+/* Active Directory's dates (accountExpires, lastLogonTimestamp, pwdLastSet)
+ * are Windows FILETIMEs: 100 ns since 1601-01-01 UTC, the unit of .NET
+ * ticks (DateTime.FromFileTimeUtc, ToFileTimeUtc). */
+static long long filetime_epoch(void)
+{
+	return (days_from_civil(1601, 1, 1) - days_from_civil(1, 1, 1)) * TICKS_PER_DAY;
+}
+
+static int x_datefromnum(struct ectx *c, const struct node *n, const void *arg, const char *in, struct sbuf *b)
+{
+	(void)arg;
+	long long v;
+	if (ex_parse_ll(in, &v) || v < 0 || v > ticks_max() - filetime_epoch())
+		return ex_efail(c, n, "\"%s\" is not an Active Directory date (a FILETIME: 100 ns since "
+				"1601-01-01, 0 to 2650467743999999999)", in);
+	put_ticks(b, v + filetime_epoch());
+	return 0;
+}
+
+static int f_datefromnum(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	return ex_map_arg(c, n, 0, x_datefromnum, NULL, out);
+}
+
+static int x_numfromdate(struct ectx *c, const struct node *n, const void *arg, const char *in, struct sbuf *b)
+{
+	(void)arg;
+	long long t;
+	char num[32];
+	if (parse_any(in, &t))
+		return bad_date(c, n, in);
+	if (t < filetime_epoch())
+		return ex_efail(c, n, "\"%s\" is before 1601-01-01, which Active Directory cannot hold", in);
+	snprintf(num, sizeof num, "%lld", t - filetime_epoch());
+	sb_adds(b, num);
+	return 0;
+}
+
+static int f_numfromdate(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	return ex_map_arg(c, n, 0, x_numfromdate, NULL, out);
+}
+
+const struct func ex_date_funcs[] = {
+	{"CDate", 1, 1, 0, NULL, f_cdate, 0},
+	{"DateAdd", 3, 3, 1u << 1, check_interval, f_dateadd, 0},
+	{"DateDiff", 3, 3, 0, check_interval, f_datediff, 0},
+	{"DateFromNum", 1, 1, 0, NULL, f_datefromnum, 0},
+	{"Now", 0, 0, 0, NULL, f_now, EXPR_VOLATILE},
+	{"NumFromDate", 1, 1, 0, NULL, f_numfromdate, 0},
+};
+const size_t ex_n_date_funcs = sizeof ex_date_funcs / sizeof ex_date_funcs[0];

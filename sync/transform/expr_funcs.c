@@ -115,6 +115,10 @@ static int f_join(struct ectx *c, const struct node *n, struct expr_value *out)
 		struct expr_value v;
 		rc = ex_arg_val(c, n, i, &v);
 		for (size_t k = 0; k < v.n; k++) {
+			/* Microsoft's example Join(", ", "", [surname], [givenName])
+			 * gives "Doe, John": an empty value adds no separator. */
+			if (v.v[k][0] == '\0')
+				continue;
 			if (any && sep)
 				sb_adds(&b, sep);
 			sb_adds(&b, v.v[k]);
@@ -593,39 +597,155 @@ static int f_bitand(struct ectx *c, const struct node *n, struct expr_value *out
 	return 0;
 }
 
+/* IgnoreFlowIfNullOrEmpty(expression): Entra drops the attribute from the
+ * request when the expression is null or empty. A mapping leaves an
+ * attribute with no value out of the resource (mapping.h), so this is null
+ * for null and for empty strings, the values otherwise. */
+static int f_ignoreflow(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	int rc = ex_arg_val(c, n, 0, out);
+	bool empty = true;
+	for (size_t i = 0; !rc && i < out->n && empty; i++)
+		empty = out->v[i][0] == '\0';
+	if (empty)
+		expr_value_free(out);
+	return rc;
+}
+
+/* IsString(expression): every value here is a string (binary values are
+ * base64 text), so True unless the expression is null. */
+static int f_isstring(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	struct expr_value v;
+	int rc = ex_arg_val(c, n, 0, &v);
+	if (!rc)
+		ex_vpush_bool(out, v.n > 0);
+	expr_value_free(&v);
+	return rc;
+}
+
+static int x_pcase(struct ectx *c, const struct node *n, const void *arg, const char *in, struct sbuf *b)
+{
+	(void)c, (void)n;
+	ex_title_case(in, arg, b);
+	return 0;
+}
+
+static int f_pcase(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	char *seps = NULL;
+	int rc = ex_given(n, 1) ? ex_arg_str(c, n, 1, &seps) : 0;
+	if (!rc)
+		rc = ex_map_arg(c, n, 0, x_pcase, seps, out);
+	free(seps);
+	return rc;
+}
+
+/* Redact(value) is its value: what it changes is where the value may be
+ * shown (EXPR_REDACT: the mapping masks the attribute as "[Redact]" in the
+ * provisioning log). */
+static int f_redact(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	return ex_arg_val(c, n, 0, out);
+}
+
+/* SelectUniqueValue(rule1, rule2, ...): the first candidate the target does
+ * not hold yet. A rule with no value is skipped; a multi-valued rule offers
+ * its first value. Every candidate held: an error naming them (Entra
+ * escrows the object; canopy records it as failed). */
+static int f_selectunique(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	struct sbuf tried = {0};
+	int rc = 0;
+	if (!c->taken)
+		return ex_efail(c, n, "no target to ask which values are taken");
+	for (size_t i = 0; i < n->nargs && !rc; i++) {
+		char *cand;
+		int taken = 0;
+		rc = ex_arg_str(c, n, i, &cand);
+		if (rc || !cand || !*cand) {
+			free(cand);
+			continue;
+		}
+		rc = c->taken(c->taken_ctx, cand, &taken);
+		if (rc) {
+			ex_efail(c, n, "asking the target whether \"%s\" is taken failed (error %d)", cand, rc);
+		} else if (!taken) {
+			ex_vpush(out, cand);
+			sb_free(&tried);
+			return 0;
+		} else {
+			if (tried.len)
+				sb_adds(&tried, ", ");
+			sb_addc(&tried, '"');
+			sb_adds(&tried, cand);
+			sb_addc(&tried, '"');
+		}
+		free(cand);
+	}
+	if (!rc)
+		rc = ex_efail(c, n, "every candidate is taken in the target: %s", tried.len ? tried.p : "(none had a value)");
+	sb_free(&tried);
+	return rc;
+}
+
+/* Functions of Entra's own applications, refused when the configuration
+ * loads: their input is Entra's appRoleAssignments object, which no
+ * directory canopy reads has. */
+static int check_entra_only(struct parser *p, struct node *n)
+{
+	return ex_perr_col(p, n->col, "%s() is not supported: it reads Entra's [appRoleAssignments] object "
+			   "(app roles of an Entra enterprise application), which an LDAP or Active Directory "
+			   "source does not have; map a group membership or an attribute instead",
+			   n->fn->name);
+}
+
+static int f_entra_only(struct ectx *c, const struct node *n, struct expr_value *out)
+{
+	(void)out;
+	return ex_efail(c, n, "not supported"); /* check_entra_only refuses it first */
+}
+
 /* ---- The function table ---- */
 
 #define INT(i) (1u << (i))
 
 static const struct func funcs[] = {
-	{"Append", 2, 2, 0, NULL, f_append},
-	{"BitAnd", 2, 2, INT(0) | INT(1), NULL, f_bitand},
-	{"CBool", 1, 1, 0, NULL, f_cbool},
-	{"Coalesce", 1, ARGS_MANY, 0, NULL, f_coalesce},
-	{"Count", 1, 1, 0, NULL, f_count},
-	{"CStr", 1, 1, 0, NULL, f_cstr},
-	{"DNComponent", 2, 2, INT(0), NULL, f_dncomponent},
-	{"FormatDateTime", 3, 4, 0, ex_check_fdt, ex_f_formatdatetime},
-	{"IIF", 3, 3, 0, NULL, f_iif},
-	{"InStr", 2, 4, INT(2), NULL, f_instr},
-	{"IsNull", 1, 1, 0, NULL, f_isnull},
-	{"IsNullOrEmpty", 1, 1, 0, NULL, f_isnullorempty},
-	{"IsPresent", 1, 1, 0, NULL, f_ispresent},
-	{"Item", 2, 2, INT(1), NULL, f_item},
-	{"Join", 2, ARGS_MANY, 0, NULL, f_join},
-	{"Left", 2, 2, INT(1), NULL, f_left},
-	{"Mid", 3, 3, INT(1) | INT(2), NULL, f_mid},
-	{"NormalizeDiacritics", 1, 1, 0, NULL, f_normalizediacritics},
-	{"Not", 1, 1, 0, NULL, f_not},
-	{"RemoveDuplicates", 1, 1, 0, NULL, f_removeduplicates},
-	{"Replace", 5, 7, 0, ex_check_replace, ex_f_replace},
-	{"Split", 2, 2, 0, NULL, f_split},
-	{"StripSpaces", 1, 1, 0, NULL, f_stripspaces},
-	{"Switch", 4, ARGS_MANY, 0, check_switch, f_switch},
-	{"ToLower", 1, 2, 0, NULL, f_tolower},
-	{"ToUpper", 1, 2, 0, NULL, f_toupper},
-	{"Trim", 1, 1, 0, NULL, f_trim},
-	{"Word", 3, 3, INT(1), NULL, f_word},
+	{"Append", 2, 2, 0, NULL, f_append, 0},
+	{"AppRoleAssignmentsComplex", 1, 1, 0, check_entra_only, f_entra_only, 0},
+	{"BitAnd", 2, 2, INT(0) | INT(1), NULL, f_bitand, 0},
+	{"CBool", 1, 1, 0, NULL, f_cbool, 0},
+	{"Coalesce", 1, ARGS_MANY, 0, NULL, f_coalesce, 0},
+	{"Count", 1, 1, 0, NULL, f_count, 0},
+	{"CStr", 1, 1, 0, NULL, f_cstr, 0},
+	{"DNComponent", 2, 2, INT(0), NULL, f_dncomponent, 0},
+	{"FormatDateTime", 3, 4, 0, ex_check_fdt, ex_f_formatdatetime, 0},
+	{"IgnoreFlowIfNullOrEmpty", 1, 1, 0, NULL, f_ignoreflow, 0},
+	{"IIF", 3, 3, 0, NULL, f_iif, 0},
+	{"InStr", 2, 4, INT(2), NULL, f_instr, 0},
+	{"IsNull", 1, 1, 0, NULL, f_isnull, 0},
+	{"IsNullOrEmpty", 1, 1, 0, NULL, f_isnullorempty, 0},
+	{"IsPresent", 1, 1, 0, NULL, f_ispresent, 0},
+	{"IsString", 1, 1, 0, NULL, f_isstring, 0},
+	{"Item", 2, 2, INT(1), NULL, f_item, 0},
+	{"Join", 2, ARGS_MANY, 0, NULL, f_join, 0},
+	{"Left", 2, 2, INT(1), NULL, f_left, 0},
+	{"Mid", 3, 3, INT(1) | INT(2), NULL, f_mid, 0},
+	{"NormalizeDiacritics", 1, 1, 0, NULL, f_normalizediacritics, 0},
+	{"Not", 1, 1, 0, NULL, f_not, 0},
+	{"PCase", 1, 2, 0, NULL, f_pcase, 0},
+	{"Redact", 1, 1, 0, NULL, f_redact, EXPR_REDACT},
+	{"RemoveDuplicates", 1, 1, 0, NULL, f_removeduplicates, 0},
+	{"Replace", 5, 7, 0, ex_check_replace, ex_f_replace, 0},
+	{"SelectUniqueValue", 2, ARGS_MANY, 0, NULL, f_selectunique, EXPR_UNIQUE},
+	{"SingleAppRoleAssignment", 1, 1, 0, check_entra_only, f_entra_only, 0},
+	{"Split", 2, 2, 0, NULL, f_split, 0},
+	{"StripSpaces", 1, 1, 0, NULL, f_stripspaces, 0},
+	{"Switch", 4, ARGS_MANY, 0, check_switch, f_switch, 0},
+	{"ToLower", 1, 2, 0, NULL, f_tolower, 0},
+	{"ToUpper", 1, 2, 0, NULL, f_toupper, 0},
+	{"Trim", 1, 1, 0, NULL, f_trim, 0},
+	{"Word", 3, 3, INT(1), NULL, f_word, 0},
 };
 
 const struct func *ex_func_find(const char *name, size_t len)
@@ -633,8 +753,17 @@ const struct func *ex_func_find(const char *name, size_t len)
 	for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++)
 		if (strlen(funcs[i].name) == len && strncasecmp(funcs[i].name, name, len) == 0)
 			return &funcs[i];
-	for (size_t i = 0; i < ex_n_binary_funcs; i++)
-		if (strlen(ex_binary_funcs[i].name) == len && strncasecmp(ex_binary_funcs[i].name, name, len) == 0)
-			return &ex_binary_funcs[i];
+	static const struct {
+		const struct func *t;
+		const size_t *n;
+	} more[] = {
+		{ex_binary_funcs, &ex_n_binary_funcs},
+		{ex_date_funcs, &ex_n_date_funcs},
+		{ex_random_funcs, &ex_n_random_funcs},
+	};
+	for (size_t k = 0; k < sizeof more / sizeof more[0]; k++)
+		for (size_t i = 0; i < *more[k].n; i++)
+			if (strlen(more[k].t[i].name) == len && strncasecmp(more[k].t[i].name, name, len) == 0)
+				return &more[k].t[i];
 	return NULL;
 }

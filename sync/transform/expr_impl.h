@@ -10,7 +10,9 @@
  *   expr_regex.c     regular expressions (PCRE2) and Replace
  *   expr_unicode.c   UTF-8, case mapping, white space, diacritics
  *                    (libunistring)
- *   expr_datetime.c  FormatDateTime
+ *   expr_datetime.c  FormatDateTime and the DateTime functions (CDate,
+ *                    DateAdd, DateDiff, DateFromNum, NumFromDate, Now)
+ *   expr_random.c    RandomString
  *   expr_binary.c    base64, UTF-8 hex, SIDs and GUIDs (binary values are
  *                    carried as base64 text)
  *
@@ -109,7 +111,9 @@ void ex_vappend(struct expr_value *dst, struct expr_value *src); /* src ends nul
 
 /* ---- The tree ---- */
 
-enum nkind { N_STR, N_NUM, N_BOOL, N_ATTR, N_OMIT, N_CALL, N_EQ };
+/* N_CMP: a comparison; its operator is in `op`. */
+enum nkind { N_STR, N_NUM, N_BOOL, N_ATTR, N_OMIT, N_CALL, N_CMP };
+enum cmpop { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE };
 
 struct ectx;
 struct node;
@@ -123,6 +127,7 @@ struct func {
 	unsigned intargs;    /* bit i: argument i is an integer (checked on literals) */
 	int (*check)(struct parser *p, struct node *n);
 	int (*eval)(struct ectx *c, const struct node *n, struct expr_value *out);
+	unsigned traits;     /* EXPR_VOLATILE, EXPR_REDACT, EXPR_UNIQUE (expr.h) */
 };
 
 struct node {
@@ -130,7 +135,8 @@ struct node {
 	unsigned col;
 	char *text;             /* literal value, attribute name */
 	const struct func *fn;  /* N_CALL */
-	struct node **args;     /* N_CALL, N_EQ */
+	enum cmpop op;          /* N_CMP */
+	struct node **args;     /* N_CALL, N_CMP */
 	size_t nargs;
 	struct rx *rx;          /* Replace with a literal pattern, compiled at parse */
 	struct rxcache *rxc;    /* Replace with a computed pattern: compiled ones */
@@ -146,6 +152,9 @@ struct parser {
 struct ectx {
 	expr_lookup_fn lookup;
 	void *ctx;
+	expr_taken_fn taken;
+	void *taken_ctx;
+	long long now;
 	char *err;
 	size_t errlen;
 };
@@ -209,6 +218,10 @@ size_t ex_utf8_count(const char *s, size_t len);
 void ex_case_map(const char *s, bool upper, struct sbuf *b);
 bool ex_is_space(uint32_t c);
 void ex_strip_diacritics(const char *s, struct sbuf *b);
+/* PCase: lower-case `s`, then upper-case the first letter of every word.
+ * `seps` NULL: .NET's TextInfo.ToTitleCase word rules; else the word
+ * separators are exactly the characters of `seps`. */
+void ex_title_case(const char *s, const char *seps, struct sbuf *b);
 
 /* ---- Regular expressions and Replace (expr_regex.c) ---- */
 
@@ -217,9 +230,17 @@ int ex_f_replace(struct ectx *c, const struct node *n, struct expr_value *out);
 void ex_rx_free(struct rx *rx);
 void ex_rxcache_free(struct rxcache *rc);
 
-/* ---- FormatDateTime (expr_datetime.c) ---- */
+/* ---- Dates and times (expr_datetime.c) ---- */
 
 int ex_check_fdt(struct parser *p, struct node *n);
 int ex_f_formatdatetime(struct ectx *c, const struct node *n, struct expr_value *out);
+/* CDate, DateAdd, DateDiff, DateFromNum, NumFromDate, Now */
+extern const struct func ex_date_funcs[];
+extern const size_t ex_n_date_funcs;
+
+/* ---- Generated values: RandomString (expr_random.c) ---- */
+
+extern const struct func ex_random_funcs[];
+extern const size_t ex_n_random_funcs;
 
 #endif /* CANOPY_SYNC_TRANSFORM_EXPR_IMPL_H */

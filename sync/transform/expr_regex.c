@@ -585,11 +585,16 @@ int ex_check_replace(struct parser *p, struct node *n)
 }
 
 /* Regex form with replacementAttributeName: the source when it has a value,
- * else group `g` of the first match in each value of the other attribute. */
+ * else group `g` of the first match in each value of the other attribute.
+ * An empty string is no value: Microsoft's example 5 gives telephoneNumber
+ * = "" and expects the mobile number. */
 static int replace_fallback(struct ectx *c, const struct node *n, const struct rx *rx,
 			    long g, struct expr_value *src, struct expr_value *out)
 {
-	if (src->n) {
+	bool value = false;
+	for (size_t i = 0; i < src->n && !value; i++)
+		value = src->v[i][0] != '\0';
+	if (value) {
 		ex_vappend(out, src);
 		return 0;
 	}

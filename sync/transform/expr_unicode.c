@@ -166,3 +166,65 @@ void ex_strip_diacritics(const char *s, struct sbuf *b)
 		i = j;
 	}
 }
+
+/* .NET's TextInfo.IsWordSeparator: the general categories Microsoft's PCase
+ * reference lists (spaces and line/paragraph separators, control and format
+ * characters, all punctuation, all symbols). Letters, marks and digits are
+ * part of a word. */
+static bool title_separator(uint32_t cp)
+{
+	if (cp == BAD_CP)
+		return false;
+	return uc_is_general_category(cp, UC_CATEGORY_Z) || uc_is_general_category(cp, UC_CATEGORY_Cc) ||
+	       uc_is_general_category(cp, UC_CATEGORY_Cf) || uc_is_general_category(cp, UC_CATEGORY_P) ||
+	       uc_is_general_category(cp, UC_CATEGORY_S);
+}
+
+static bool title_letter(uint32_t cp)
+{
+	return cp != BAD_CP && uc_is_general_category(cp, UC_CATEGORY_L);
+}
+
+/*
+ * Without `seps`, the loop of .NET's TextInfo.ToTitleCase: a word starts at
+ * a letter, which is title-cased; it runs on over letters, marks, digits and
+ * the apostrophe (so "o'neil" is "O'neil", "3rd" is "3Rd") and ends at a
+ * separator. .NET leaves an all-capitals word alone (an acronym); Entra's
+ * PCase does not (Microsoft's example turns "PABLO" into "Pablo"), so the
+ * string is lower-cased first. With `seps`, a word is a run of characters
+ * not in `seps`, and its first character is title-cased.
+ */
+void ex_title_case(const char *s, const char *seps, struct sbuf *b)
+{
+	struct sbuf low = {0};
+	ex_case_map(s, false, &low);
+	const char *p = low.p ? low.p : "";
+	size_t len = low.len, seplen = seps ? strlen(seps) : 0;
+	bool inword = false;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t k = ex_utf8_next(p + i, len - i, &cp);
+		bool start = false;
+		if (seps) {
+			bool sep = false;
+			for (size_t j = 0; j < seplen && !sep;) {
+				uint32_t sc;
+				size_t m = ex_utf8_next(seps + j, seplen - j, &sc);
+				sep = m == k && memcmp(seps + j, p + i, k) == 0;
+				j += m;
+			}
+			start = !sep && !inword;
+			inword = !sep;
+		} else if (inword) {
+			inword = title_letter(cp) || cp == '\'' || !title_separator(cp);
+		} else if (title_letter(cp)) {
+			start = inword = true;
+		}
+		if (start && cp != BAD_CP)
+			ex_utf8_put(b, uc_totitle(cp));
+		else
+			sb_addn(b, p + i, k);
+		i += k;
+	}
+	sb_free(&low);
+}

@@ -25,6 +25,7 @@ struct rule {
 	char *sub;       /* or NULL */
 	struct expr *expr;
 	bool reference;  /* the manager: its value is a DN the engine resolves */
+	unsigned traits; /* expr_traits(): EXPR_VOLATILE, EXPR_REDACT */
 };
 
 struct mapping {
@@ -146,6 +147,48 @@ static int check_reference(struct mapping *m, struct rule *r, char *err, size_t 
 	return 0;
 }
 
+/*
+ * SelectUniqueValue asks the target whether each candidate is taken; the SCIM
+ * target has no such question in its port (sync/target/target.h) yet, so a
+ * mapping refuses it rather than guess. Now() and RandomString() change at
+ * every evaluation: such a rule is applied at creation only
+ * (mapping_apply_creation), which a reference cannot be.
+ */
+static int check_traits(struct rule *r, char *err, size_t errlen)
+{
+	r->traits = expr_traits(r->expr);
+	if (r->traits & EXPR_UNIQUE) {
+		snprintf(err, errlen, "SelectUniqueValue is not supported in a mapping yet: it must ask the "
+				      "target which candidates are taken, which canopy's SCIM target does not do; "
+				      "try the rules with canopyctl expr --taken VALUE");
+		return -EINVAL;
+	}
+	if (r->reference && (r->traits & EXPR_VOLATILE)) {
+		snprintf(err, errlen, "the manager cannot use Now() or RandomString(): its value must be the "
+				      "same DN at every evaluation");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * An evaluation error of a rule that calls Redact() may quote the value
+ * ("CDate: \"s3cret\" is not a date"), and the message goes to the failed
+ * objects in status and to the provisioning log: keep "column N: Function: "
+ * and mask the rest.
+ */
+static void redact_error(const struct rule *r, char *err, size_t errlen)
+{
+	if (!(r->traits & EXPR_REDACT))
+		return;
+	char *p = strstr(err, ": ");
+	if (p != NULL && (p = strstr(p + 2, ": ")) != NULL)
+		p += 2;
+	else
+		p = err;
+	snprintf(p, errlen - (size_t)(p - err), "%s (the rule calls Redact(): details not shown)", MAPPING_REDACTED);
+}
+
 int mapping_compile(struct mapping **out, enum object_type type, const char *what,
 		    const struct mapping_rule_text *rules, size_t n, char *errmsg, size_t errlen)
 {
@@ -165,6 +208,8 @@ int mapping_compile(struct mapping **out, enum object_type type, const char *wha
 			rv = check_reference(m, r, err, sizeof err);
 		if (rv == 0)
 			rv = expr_parse(rules[i].expr, &r->expr, err, sizeof err);
+		if (rv == 0)
+			rv = check_traits(r, err, sizeof err);
 		if (rv != 0) {
 			snprintf(errmsg, errlen, "line %d: %s.%s: %s", rules[i].line, what,
 				 rules[i].path, err);
@@ -310,8 +355,11 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 		const struct rule *r = &m->rules[i];
 		if (r->reference)
 			continue; /* resolved by the engine: mapping_manager() */
+		if (r->traits & EXPR_VOLATILE)
+			continue; /* at creation only: mapping_apply_creation() */
 		rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
 		if (rv != 0) {
+			redact_error(r, err, sizeof err);
 			snprintf(errmsg, errlen, "mapping %s (line %d): %s", r->path, r->line, err);
 			json_decref(res);
 			return rv;
@@ -328,6 +376,84 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 		xoom("json_array_append_new");
 	*out = res;
 	return 0;
+}
+
+int mapping_apply_creation(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs,
+			   json_t *resource, char *errmsg, size_t errlen)
+{
+	struct lookup_ctx ctx = {attrs, n_attrs};
+	struct expr_value v;
+	char err[512];
+
+	for (size_t i = 0; m != NULL && i < m->n; i++) {
+		const struct rule *r = &m->rules[i];
+		if (!(r->traits & EXPR_VOLATILE) || r->reference)
+			continue;
+		int rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
+		if (rv != 0) {
+			redact_error(r, err, sizeof err);
+			snprintf(errmsg, errlen, "mapping %s (line %d): %s", r->path, r->line, err);
+			return rv;
+		}
+		json_t *val = v.n > 0 ? value_json(r, &v) : NULL;
+		if (val != NULL)
+			place(resource, r, val);
+		if (val != NULL && r->urn && strcasecmp(r->urn, SCIM_SCHEMA_ENTERPRISE) == 0) {
+			json_t *schemas = json_object_get(resource, "schemas");
+			bool has = false;
+			size_t k;
+			json_t *sv;
+			json_array_foreach(schemas, k, sv)
+				has = has || (json_string_value(sv) && strcmp(json_string_value(sv), SCIM_SCHEMA_ENTERPRISE) == 0);
+			if (!has && json_is_array(schemas) &&
+			    json_array_append_new(schemas, xcheck(json_string(SCIM_SCHEMA_ENTERPRISE))) != 0)
+				xoom("json_array_append_new");
+		}
+		expr_value_free(&v);
+	}
+	return 0;
+}
+
+/* The name provlog_modified() gives rule r's attribute (sync/provlog.h):
+ * members of objects joined by '.', an extension under its URN, a
+ * multi-valued attribute (the filtered form) as a whole. */
+static void modified_name(const struct rule *r, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s%s", r->urn ? r->urn : "", r->urn ? "." : "", r->attr,
+		 r->sub && !r->filter_attr ? "." : "", r->sub && !r->filter_attr ? r->sub : "");
+}
+
+/* Is `name` the attribute of rule r, or an object that contains it (a
+ * whole "name" added holds "name.givenName")? */
+static bool covers(const char *name, const char *rule_name)
+{
+	size_t n = strlen(name);
+	return strncmp(name, rule_name, n) == 0 && (rule_name[n] == '\0' || rule_name[n] == '.');
+}
+
+void mapping_redact_modified(const struct mapping *m, json_t *modified)
+{
+	size_t i;
+	json_t *e;
+	char rn[512];
+
+	json_array_foreach(modified, i, e)
+	{
+		const char *name = json_string_value(json_object_get(e, "attr"));
+		for (size_t k = 0; name && m != NULL && k < m->n; k++) {
+			const struct rule *r = &m->rules[k];
+			if (!(r->traits & EXPR_REDACT))
+				continue;
+			modified_name(r, rn, sizeof rn);
+			if (!covers(name, rn))
+				continue;
+			if (!json_is_null(json_object_get(e, "old")))
+				set(e, "old", xcheck(json_string(MAPPING_REDACTED)));
+			if (!json_is_null(json_object_get(e, "new")))
+				set(e, "new", xcheck(json_string(MAPPING_REDACTED)));
+			break;
+		}
+	}
 }
 
 bool mapping_has_manager(const struct mapping *m)

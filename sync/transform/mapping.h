@@ -59,6 +59,31 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 		  size_t n_attrs, json_t **out, char *errmsg, size_t errlen);
 
 /*
+ * Rules whose expression changes at every evaluation -- Now(), RandomString()
+ * (expr_traits: EXPR_VOLATILE) -- are applied at creation only: mapping_apply
+ * leaves them out, so the content hash (mapping_hash) of an unchanged
+ * object stays the same and nothing is rewritten on every pass; the engine
+ * calls this for an object it is about to create in the target, after
+ * hashing, to add them to `resource`. Later updates leave those attributes
+ * out of the request (docs/mapping-expressions.md, "Values that change at
+ * every evaluation"). Returns 0, or -EINVAL with the rule and the cause.
+ */
+int mapping_apply_creation(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs,
+			   json_t *resource, char *errmsg, size_t errlen);
+
+/* What a value wrapped in Redact() shows in logs and status (Entra's text). */
+#define MAPPING_REDACTED "[Redact]"
+
+/*
+ * In a provisioning log's list of modified attributes (provlog_modified(),
+ * sync/provlog.h), replace the old and new values of every attribute whose
+ * rule calls Redact() -- or of an object that contains one -- with
+ * MAPPING_REDACTED: the change is still listed, its values are not. `m` may
+ * be NULL (nothing to do).
+ */
+void mapping_redact_modified(const struct mapping *m, json_t *modified);
+
+/*
  * Reference-valued attributes. The enterprise extension's manager (RFC 7643
  * §4.3) is a reference to another user: its value in the target is that
  * user's target id, which only the engine knows. A rule with the path

@@ -2,9 +2,9 @@
  * tests/fuzz/fuzz_control.c -- the control API's request checks (agent/http.c
  * http_check_head: Origin, Content-Type, Content-Length/Transfer-Encoding
  * framing, body size; agent/control.c: the bearer token comparison, the
- * /v1/logs limit and since (sync/provlog.c provlog_parse_time), the bodies of POST /v1/cluster/..., /v1/resync and
- * /v1/drill/crash, /v1/config/apply and /v1/config/rollback (agent/replconf.c), and the ID@HOST:PORT
- * of cluster add).
+ * /v1/logs limit and since (sync/provlog.c provlog_parse_time), the bodies of POST /v1/cluster/..., /v1/resync,
+ * /v1/provision and /v1/drill/crash, /v1/config/apply and /v1/config/rollback (agent/replconf.c), and the
+ * ID@HOST:PORT of cluster add).
  * Input: NUL-separated fields: method, Origin, Content-Type, Content-Length,
  * Transfer-Encoding, Authorization, limit, then the body (the rest). An empty
  * field is an absent header; byte 0's low bits say how often the framing
@@ -81,6 +81,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    member[0])
 			(void)config_parse_member(member, &m, err, sizeof err);
 		(void)control_parse_resync_body(p, body_len, dn, sizeof dn, &failed, err, sizeof err);
+		if (control_parse_provision_body(p, body_len, dn, sizeof dn, &failed, err, sizeof err) == 0 &&
+		    (dn[0] == '\0' || strlen(dn) >= sizeof dn))
+			__builtin_trap(); /* an accepted body names a DN that fits */
 		if (control_parse_drill_body(p, body_len, &id, err, sizeof err) == 0 && id < 0)
 			__builtin_trap(); /* a negative down_ms is refused */
 		{

@@ -1,7 +1,8 @@
 /*
  * tests/fuzz/fuzz_fsm.c -- the replicated state's decoders: an FSM entry
  * (raft/fsm.c framing, then sync/state/state.c's batch apply) or a snapshot
- * restore, then the records a state holds (object and retry records).
+ * restore, then the records a state holds (object, retry and version
+ * records; a batch may be format 2: deflated).
  * Input: byte 0 picks what the rest is.
  */
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <raft.h>
 
 #include "raft/fsm.h"
+#include "sync/state/format.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
 #include "sync/state/state.h"
@@ -19,6 +21,7 @@ static int each(void *ctx, const void *key, size_t klen, const void *val, size_t
 {
 	struct object_record o;
 	struct retry_record r;
+	struct format_record v;
 	char err[128];
 	(void)ctx;
 	(void)key;
@@ -27,6 +30,7 @@ static int each(void *ctx, const void *key, size_t klen, const void *val, size_t
 		object_record_free(&o);
 	if (retry_record_decode(val, vlen, &r, err, sizeof err) == 0)
 		retry_record_free(&r);
+	(void)format_record_parse(val, vlen, &v, err, sizeof err);
 	return 0;
 }
 

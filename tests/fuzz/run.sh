@@ -23,7 +23,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_one() {
 	local t=$1 work="$build/corpus/$1" log="$build/logs/$1.log"
 	mkdir -p "$work"
-	"$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	local dict=()
+	[ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict") # names and operators of a language
+	"$build/tests/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$build/crashes/$t-" \
 		"$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
 }

@@ -3,7 +3,8 @@
 # its per-follower "heard from" flag every election timeout, and reading
 # that flag alone showed live followers as unreachable about one poll in
 # four. 3 agents: 30 polls of the leader's status all show every member
-# reachable; a killed follower turns unreachable (within T/3 plus a poll),
+# reachable; a killed follower turns unreachable (after T plus two heartbeats,
+# raft/node.h node_status),
 # the other stays reachable.
 source "$(dirname "$0")/../fixtures/sync.sh"
 dir=$(fixture_tmpdir)

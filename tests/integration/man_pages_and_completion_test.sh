@@ -37,7 +37,7 @@ complete_words() { # WORDS... (the last one is being completed)
 	_canopyctl
 	printf '%s\n' "${COMPREPLY[@]}" | sort | tr '\n' ' '
 }
-[ "$(complete_words canopyctl '')" = "certs cluster config deletes drill failed logs resync status " ] ||
+[ "$(complete_words canopyctl '')" = "certs cluster config deletes drill expr failed logs plan provision resume resync status " ] ||
 	fail "commands: $(complete_words canopyctl '')"
 [ "$(complete_words canopyctl cl)" = "cluster " ] || fail "cl: $(complete_words canopyctl cl)"
 [ "$(complete_words canopyctl --server 127.0.0.1:8001 cluster '')" = "abort add remove transfer " ] ||
@@ -45,10 +45,14 @@ complete_words() { # WORDS... (the last one is being completed)
 [ "$(complete_words canopyctl deletes a)" = "approve " ] || fail "deletes a: $(complete_words canopyctl deletes a)"
 [ "$(complete_words canopyctl drill failover --mode '')" = "crash transfer " ] || fail "--mode"
 [ "$(complete_words canopyctl logs --e)" = "--errors " ] || fail "logs --e: $(complete_words canopyctl logs --e)"
+[ "$(complete_words canopyctl logs --c)" = "--cluster " ] || fail "logs --c: $(complete_words canopyctl logs --c)"
 [ "$(complete_words canopyctl --v)" = "--version " ] || fail "--v: $(complete_words canopyctl --v)"
 [ "$(complete_words canopyctl resync --f)" = "--failed " ] || fail "resync --f"
 [ "$(complete_words canopyctl config '')" = "apply history rollback show " ] || fail "config: $(complete_words canopyctl config '')"
 [ "$(complete_words canopyctl config apply --d)" = "--dry-run " ] || fail "config apply --d"
+[ "$(complete_words canopyctl expr 'Now()' --t)" = "--taken " ] || fail "expr --t: $(complete_words canopyctl expr 'Now()' --t)"
+[ "$(complete_words canopyctl provision uid=x,dc=y --d)" = "--dry-run " ] || fail "provision --d"
+[ "$(complete_words canopyctl plan --d)" = "--details " ] || fail "plan --d"
 # every command --help lists is offered
 for c in $("$CANOPYCTL" --help | sed -n '/^commands:/,/^options:/p' | grep -oE '^  [a-z]+' | sort -u); do
 	grep -qw "$c" <<<"$(complete_words canopyctl '')" || fail "completion lacks the command $c"

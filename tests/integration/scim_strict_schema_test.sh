@@ -14,7 +14,7 @@ scim_ctl POST caps '{"hideAttrs": ["title"]}' >/dev/null || fail "fixture caps s
 scim_req GET /Schemas >/dev/null
 [ "$(scim_body | json_get "j.Resources.find(s => s.id === '$USER_SCHEMA').attributes.some(a => a.name === 'title')")" = false ] ||
 	fail "the fixture still lists title"
-MAP_USER_EXTRA='title: "[title]"'
+USER_MAPPING_EXTRA='    title: "[title]"'
 TARGET_STRICT_SCHEMA=true
 agent_ports 1
 sync_agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]"

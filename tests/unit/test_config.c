@@ -541,12 +541,52 @@ static void test_scope_exclude_bulk_and_deprovision(void **state)
 				"  url: ldap://h\n"
 				"  users: { base: x }\n"
 				"  groups: { base: y, member_of: \"cn=a\" }\n",
-			":13: source.groups: unknown key \"member_of\" (allowed keys: base, filter, exclude)");
+			":13: source.groups: unknown key \"member_of\" (allowed keys: base, filter, exclude, member_attribute, member_value)");
 	load_fails_with(MINIMAL "source:\n"
 				"  kind: openldap\n"
 				"  url: ldap://h\n"
 				"  users: { base: x, exclude: \"ou=a\" }\n",
 			":12: source.users.exclude: expected a list of DNs, got \"ou=a\"");
+}
+
+#define GROUPS_SOURCE(kind, groups)                                                                                    \
+	MINIMAL "source:\n"                                                                                            \
+		"  kind: " kind "\n"                                                                                   \
+		"  url: ldap://h\n"                                                                                    \
+		"  users: { base: x }\n"                                                                               \
+		"  groups: " groups "\n"
+
+static void test_groups_member_attribute_and_value(void **state)
+{
+	(void)state;
+	load_ok(GROUPS_SOURCE("openldap", "{ base: y, filter: \"(objectClass=posixGroup)\", member_attribute: memberUid, "
+					  "member_value: uid }"));
+	assert_string_equal(cfg.source.groups.member_attribute, "memberUid");
+	assert_string_equal(cfg.source.groups.member_value, "uid");
+	config_free(&cfg);
+	load_ok(GROUPS_SOURCE("openldap", "{ base: y, member_attribute: uniqueMember }"));
+	assert_string_equal(cfg.source.groups.member_attribute, "uniqueMember");
+	assert_string_equal(cfg.source.groups.member_value, "");
+	config_free(&cfg);
+	load_ok(GROUPS_SOURCE("openldap", "{ base: y }"));
+	assert_string_equal(cfg.source.groups.member_attribute, "");
+	config_free(&cfg);
+	load_fails_with(GROUPS_SOURCE("openldap", "{ base: y, member_attribute: memberUid }"),
+			":13: source.groups.member_attribute memberUid holds user names, not DNs: add member_value: uid "
+			"(the user attribute its values name)");
+	load_fails_with(GROUPS_SOURCE("openldap", "{ base: y, member_attribute: \"member;range=0-*\" }"),
+			":13: source.groups.member_attribute: expected an attribute name like member, uniqueMember or "
+			"memberUid, got \"member;range=0-*\"");
+	load_fails_with(GROUPS_SOURCE("openldap", "{ base: y, member_value: \"(uid)\" }"),
+			":13: source.groups.member_value: expected dn or a user attribute name like uid, got \"(uid)\"");
+	load_fails_with(GROUPS_SOURCE("ad", "{ base: y, member_attribute: uniqueMember }"),
+			":13: source.groups: kind ad reads members from member as DNs; member_attribute must be member "
+			"and member_value dn (or leave both out)");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  users: { base: x, member_value: uid }\n",
+			":12: source.users: unknown key \"member_value\" (allowed keys: base, filter, exclude, member_of)");
 }
 
 static void test_relative_data_dir_resolved_against_config_dir(void **state)
@@ -1130,6 +1170,27 @@ static void test_log_format_checked(void **state)
 			":10: log.format: expected text or json, got \"xml\"");
 }
 
+static void test_log_provisioning_rotation_defaults_and_ranges(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL);
+	assert_true(cfg.log.provisioning_max_bytes == 64ull * 1024 * 1024);
+	assert_int_equal(cfg.log.provisioning_keep, 5);
+	config_free(&cfg);
+	load_ok(MINIMAL "log:\n"
+			"  provisioning_max_bytes: 4096\n"
+			"  provisioning_keep: 100\n");
+	assert_true(cfg.log.provisioning_max_bytes == 4096);
+	assert_int_equal(cfg.log.provisioning_keep, 100);
+	config_free(&cfg);
+	load_fails_with(MINIMAL "log:\n"
+				"  provisioning_max_bytes: 4095\n",
+			":10: log.provisioning_max_bytes: 4095 is out of range (4096..1099511627776)");
+	load_fails_with(MINIMAL "log:\n"
+				"  provisioning_keep: 0\n",
+			":10: log.provisioning_keep: 0 is out of range (1..100)");
+}
+
 static void test_delete_threshold_percent_range(void **state)
 {
 	(void)state;
@@ -1387,6 +1448,7 @@ int main(void)
 		T(test_node_not_in_members_is_allowed),
 		T(test_url_list_with_two_entries),
 		T(test_word_keys_parse_once),
+		T(test_groups_member_attribute_and_value),
 		T(test_scope_exclude_bulk_and_deprovision),
 		T(test_target_nested_groups_is_native_flatten_or_skip),
 		T(test_relative_data_dir_resolved_against_config_dir),
@@ -1435,6 +1497,7 @@ int main(void)
 		T(test_log_level_checked),
 		T(test_log_format_text_by_default_json_when_set),
 		T(test_log_format_checked),
+		T(test_log_provisioning_rotation_defaults_and_ranges),
 		T(test_delete_threshold_percent_range),
 		T(test_world_readable_secret_refused),
 		T(test_group_readable_token_refused),

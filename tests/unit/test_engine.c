@@ -34,8 +34,10 @@
 #include "raft/fsm.h"
 #include "sync/engine.h"
 #include "sync/engine/internal.h"
+#include "sync/member_value.h"
 #include "sync/replog/replog.h"
 #include "sync/source/source.h"
+#include "sync/state/figures.h"
 #include "sync/state/object.h"
 #include "sync/state/retry.h"
 #include "sync/state/state.h"
@@ -113,6 +115,12 @@ struct fx {
 	const char *refuse_ids[4]; /* MEMBERS carrying one of these ids: 400 invalidValue */
 	bool refuse_every_member;  /* ... or any id at all */
 	unsigned manager_warnings; /* "a manager is not exported" lines logged */
+
+	/* provision: what the fake source's read_entry finds (NULL: nothing) */
+	const char *read_anchor, *read_uid;
+	int report_status;
+	json_t *report;
+	bool reported;
 };
 
 static struct fx *fx_of(void *impl)
@@ -433,6 +441,53 @@ static int setup(void **state)
 				    .stats = t_stats, .stop = t_stop, .close = nothing_to_close_target};
 	*state = f;
 	return 0;
+}
+
+static struct source_event *user(const char *anchor, const char *uid, const char *cn, const char *cursor);
+
+/* read_entry runs on a uv worker thread: it only reads f->read_* */
+static int s_read_entry(struct source *src, const char *dn, const char *const *attrs, size_t n_attrs,
+			struct source_event **out, char *rule, size_t rule_len, char *errmsg, size_t errlen)
+{
+	struct fx *f = fx_of(src->impl);
+
+	(void)dn, (void)attrs, (void)n_attrs, (void)errmsg, (void)errlen;
+	*out = f->read_anchor ? user(f->read_anchor, f->read_uid, "Read Now", NULL) : NULL;
+	snprintf(rule, rule_len, "users: fake");
+	return 0;
+}
+
+static void on_report(void *data, int status, json_t *report, const char *errmsg)
+{
+	struct fx *f = data;
+
+	(void)errmsg;
+	f->reported = true;
+	f->report_status = status;
+	f->report = report;
+}
+
+/* Run the loop until the provision has answered. */
+static void wait_report(struct fx *f)
+{
+	uint64_t until = uv_hrtime() + 5000000000ull;
+
+	while (!f->reported) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		assert_true(uv_hrtime() < until);
+		usleep(500);
+	}
+}
+
+static const char *report_str(struct fx *f, const char *key)
+{
+	return json_string_value(json_object_get(f->report, key));
+}
+
+static const char *last_step(struct fx *f)
+{
+	json_t *steps = json_object_get(f->report, "steps");
+	return json_string_value(json_object_get(json_array_get(steps, json_array_size(steps) - 1), "result"));
 }
 
 static void on_engine_closed(void *data)
@@ -1193,8 +1248,9 @@ static void a_batch_keeps_an_earlier_leaders_intent_for_the_repair(void **state)
 	engine_follow(f->e); /* leadership lost before the repair was due */
 	spin(f, 10);
 	assert_true(has(f, OBJECT_KEY_INTENT, "a9"));
-	/* the next leader: repair, then the full refresh does not report a9 */
-	start(f);
+	/* leading again (as the next leader would): repair, then the full
+	 * refresh does not report a9 */
+	engine_lead(f->e);
 	settle(f);
 	spin(f, 60);
 	settle(f);
@@ -1308,6 +1364,198 @@ static void a_member_created_anew_is_added_back_to_its_groups(void **state)
 	assert_cursor(f, "c1");
 }
 
+/* ---- member shapes (docs/sources.md) ------------------------------------------------ */
+
+/* A group entry cn=<cn>,ou=groups whose member attribute is `attr`. */
+static struct source_event *group_attr(const char *anchor, const char *cn, const char *attr,
+				       const char *const *values, size_t n, const char *cursor)
+{
+	struct source_event *ev = group_with(anchor, cn, values, n, cursor);
+
+	free(ev->attrs[1].name);
+	ev->attrs[1].name = xstrdup(attr);
+	return ev;
+}
+
+/* Exported users u1..un as with memberUid groups: their records carry the uid. */
+static void exported_users_with_uid(struct fx *f, int n)
+{
+	struct state_batch b;
+	char anchor[16], dn[64], id[16], uid[16], key[KEY_MAX], *val;
+	size_t vlen, klen;
+
+	state_batch_init(&b);
+	for (int i = 1; i <= n; i++) {
+		snprintf(anchor, sizeof anchor, "a%d", i);
+		snprintf(dn, sizeof dn, "uid=u%d,ou=people,dc=example", i);
+		snprintf(id, sizeof id, "id-a%d", i);
+		snprintf(uid, sizeof uid, "u%d", i);
+		struct object_record r = {.type = OBJECT_USER, .target_id = id, .hash = 1000 + (uint64_t)i,
+					  .dn = dn, .member_key = uid};
+		klen = object_key(OBJECT_KEY_OBJECT, anchor, key, sizeof key);
+		assert_int_equal(object_record_encode(&r, &val, &vlen), 0);
+		state_batch_put(&b, key, klen, val, vlen);
+		free(val);
+	}
+	apply(f, &b);
+}
+
+static bool waits_for(const struct object_record *r, const char *value)
+{
+	for (size_t i = 0; i < r->n_unresolved; i++)
+		if (strcmp(r->unresolved[i], value) == 0)
+			return true;
+	return false;
+}
+
+static void memberuid_values_resolve_through_the_uid_index(void **state)
+{
+	struct fx *f = *state;
+	/* "U2": memberUid and uid compare without case */
+	static const char *const uids[] = {"u1", "U2", "u9"};
+	struct object_record r;
+
+	f->cfg.member_attr = "memberUid";
+	f->cfg.member_value = "uid";
+	exported_users_with_uid(f, 3); /* the index is rebuilt from these records */
+	exported_group(f);
+	start(f);
+	emit(f, group_attr("g1", "g1", "memberUid", uids, 3, "c1"));
+	settle(f);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 2);
+	assert_true(lists(&r, "a1") && lists(&r, "a2"));
+	assert_false(lists(&r, "a3"));
+	assert_int_equal(r.n_unresolved, 1);
+	assert_true(waits_for(&r, "u9"));
+	object_record_free(&r);
+	/* the user u9 names appears: its record keeps its uid, the group gets it */
+	emit(f, user("a9", "u9", "Nine", "c2"));
+	settle(f);
+	r = record(f, "a9");
+	assert_string_equal(r.member_key, "u9");
+	object_record_free(&r);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 3);
+	assert_true(lists(&r, "a9"));
+	assert_int_equal(r.n_unresolved, 0);
+	object_record_free(&r);
+	assert_cursor(f, "c2");
+}
+
+static void a_renamed_uid_is_found_under_its_new_value_only(void **state)
+{
+	struct fx *f = *state;
+	static const char *const old_uid[] = {"u1"};
+	static const char *const new_uid[] = {"renamed"};
+	struct object_record r;
+
+	f->cfg.member_attr = "memberUid";
+	f->cfg.member_value = "uid";
+	exported_users_with_uid(f, 1);
+	exported_group(f);
+	start(f);
+	emit(f, user("a1", "renamed", "One", "c1")); /* uid u1 -> renamed, same anchor */
+	settle(f);
+	r = record(f, "a1");
+	assert_string_equal(r.member_key, "renamed");
+	object_record_free(&r);
+	emit(f, group_attr("g1", "g1", "memberUid", old_uid, 1, "c2"));
+	settle(f);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 0); /* the old uid names nobody now */
+	assert_true(waits_for(&r, "u1"));
+	object_record_free(&r);
+	emit(f, group_attr("g1", "g1", "memberUid", new_uid, 1, "c3"));
+	settle(f);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 1);
+	assert_true(lists(&r, "a1"));
+	assert_int_equal(r.n_unresolved, 0);
+	object_record_free(&r);
+}
+
+static void a_retried_user_keeps_its_uid_for_memberuid_groups(void **state)
+{
+	struct fx *f = *state;
+	static const char *const uids[] = {"u1"};
+	struct retry_record rr;
+	struct object_record r;
+	size_t n;
+	char err[128];
+
+	f->cfg.member_attr = "memberUid";
+	f->cfg.member_value = "uid";
+	exported_group(f);
+	start(f);
+	f->fail_anchor = "a1";
+	f->fail_status = -EIO;
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_true(engine_retry_record(&f->st, OBJECT_KEY_RETRY, "a1", &rr));
+	assert_string_equal(rr.member_key, "u1");
+	retry_record_free(&rr);
+	/* taken from the retry set, not the source: the uid comes with it */
+	f->fail_anchor = NULL;
+	assert_int_equal(engine_resync(f->e, "uid=u1,ou=people,dc=example", false, &n, err, sizeof err), 0);
+	settle(f);
+	r = record(f, "a1");
+	assert_string_equal(r.member_key, "u1");
+	object_record_free(&r);
+	emit(f, group_attr("g1", "g1", "memberUid", uids, 1, "c2"));
+	settle(f);
+	r = record(f, "g1");
+	assert_true(lists(&r, "a1"));
+	object_record_free(&r);
+}
+
+static void unique_member_values_lose_their_uid_suffix(void **state)
+{
+	struct fx *f = *state;
+	static const char *const values[] = {"uid=u1,ou=people,dc=example#'0101'B",
+					     "uid=u2,ou=people,dc=example",
+					     "uid=u2,ou=people,dc=example#''B"};
+	struct object_record r;
+
+	f->cfg.member_attr = "uniqueMember";
+	exported_users(f, 2);
+	exported_group(f);
+	start(f);
+	emit(f, group_attr("g1", "g1", "uniqueMember", values, 3, "c1"));
+	settle(f);
+	r = record(f, "g1");
+	assert_int_equal(r.n_members, 2);
+	assert_true(lists(&r, "a1") && lists(&r, "a2"));
+	assert_int_equal(r.n_unresolved, 0);
+	object_record_free(&r);
+}
+
+static void member_value_dn_len_splits_name_and_optional_uid(void **state)
+{
+	static const struct {
+		const char *v;
+		size_t dn;
+	} cases[] = {
+		{"cn=a,dc=x#'0101'B", 9},     /* the suffix */
+		{"cn=a,dc=x#''B", 9},         /* an empty BitString is one */
+		{"cn=a,dc=x", 9},             /* none */
+		{"cn=a,dc=x\\#'01'B", 16},    /* "\#": escaped, part of the DN */
+		{"cn=a,dc=x\\\\#'01'B", 11},  /* "\\" then '#': the suffix */
+		{"cn=a,dc=x#'0121'B", 17},    /* not binary digits */
+		{"cn=a,dc=x#'01'b", 15},      /* "B" only (RFC 4517 §3.3.2) */
+		{"cn=a,dc=x'01'B", 14},       /* no '#' */
+		{"#'01'B", 6},                /* no DN before it: all DN */
+		{"'B", 2},
+		{"", 0},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		assert_int_equal(member_value_dn_len(cases[i].v), cases[i].dn);
+	assert_true(member_value_is_unique_member("UNIQUEMEMBER"));
+	assert_false(member_value_is_unique_member("member"));
+}
+
 /* ---- the cursor ----------------------------------------------------------------------------- */
 
 static void the_cursor_moves_with_a_batch_whose_writes_are_done(void **state)
@@ -1323,6 +1571,43 @@ static void the_cursor_moves_with_a_batch_whose_writes_are_done(void **state)
 	assert_string_equal(r.target_id, "id-a1");
 	object_record_free(&r);
 	assert_false(has(f, OBJECT_KEY_INTENT, "a1")); /* settled in the same entry */
+}
+
+static void every_commit_carries_the_cluster_figures_and_a_new_leader_continues_them(void **state)
+{
+	struct fx *f = *state;
+	struct sync_figures fig;
+	uint64_t before = (uint64_t)time(NULL) * 1000;
+
+	start(f);
+	f->fail_anchor = "a2";
+	f->fail_status = -EIO;
+	emit(f, user("a1", "u1", "User", "c1"));
+	emit(f, user("a2", "u2", "User", "c2"));
+	settle(f);
+	assert_cursor(f, "c2");
+	/* in the state, so every node that applied the entry reads them */
+	assert_true(figures_get(&f->st, &fig));
+	assert_int_equal(fig.objects, 1); /* a2 went to the retry set */
+	assert_int_equal(fig.ops, 1);
+	assert_int_equal(fig.errors, 1);
+	assert_true(fig.last_export_ms >= before && fig.cursor_at_ms >= before);
+	assert_true(figures_rate(&fig, fig.last_export_ms) > 0);
+
+	/* another engine (the next leader) on the same state continues them */
+	engine_close(f->e, on_engine_closed, f);
+	while (!f->closed)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	f->e = NULL;
+	f->closed = false;
+	f->fail_anchor = NULL;
+	start(f);
+	emit(f, user("a3", "u3", "User", "c3"));
+	settle(f);
+	assert_true(figures_get(&f->st, &fig));
+	assert_int_equal(fig.objects, 2);
+	assert_int_equal(fig.ops, 2);
+	assert_int_equal(fig.errors, 1);
 }
 
 static void a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor(void **state)
@@ -1379,6 +1664,66 @@ static void an_unmappable_entry_is_recorded_as_failed_not_skipped(void **state)
 	assert_cursor(f, "c1");
 	engine_stats(f->e, &es);
 	assert_int_equal(es.skipped_total, 1);
+}
+
+/* canopyctl provision waits for the batch in progress (one write per object
+ * at a time), then runs as a batch of its own: intents, target, one entry
+ * with the record -- and no cursor. */
+static void a_provision_runs_after_the_batch_in_progress_and_moves_no_cursor(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+
+	f->source.read_entry = s_read_entry;
+	f->read_anchor = "a2";
+	f->read_uid = "u2";
+	start(f);
+	f->hold = TARGET_UPSERT;
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f); /* a1's upsert is on the wire, held */
+	assert_int_equal(engine_provision(f->e, "uid=u2,ou=people,dc=example", false, on_report, f, err, sizeof err),
+			 0);
+	spin(f, 50); /* the read is done: the provision waits for a1's batch */
+	assert_false(f->reported);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	f->hold = 0;
+	uv_timer_start(&f->answer_timer, on_answer_timer, 0, 0);
+	wait_report(f);
+	assert_int_equal(f->report_status, 0);
+	assert_string_equal(report_str(f, "action"), "create");
+	assert_string_equal(last_step(f), "done");
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 2);
+	assert_string_equal(f->seen[1].anchor, "a2");
+	assert_true(has(f, OBJECT_KEY_OBJECT, "a2"));
+	assert_false(has(f, OBJECT_KEY_INTENT, "a2"));
+	assert_cursor(f, "c1"); /* a1's batch moved it; the provision did not */
+	json_decref(f->report);
+}
+
+static void a_dry_run_provision_writes_nothing(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	unsigned entries;
+
+	f->source.read_entry = s_read_entry;
+	f->read_anchor = "a1";
+	f->read_uid = "u1";
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	entries = f->entries;
+	assert_int_equal(engine_provision(f->e, "uid=u1,ou=people,dc=example", true, on_report, f, err, sizeof err),
+			 0);
+	wait_report(f);
+	assert_int_equal(f->report_status, 0);
+	/* the directory says "Read Now" where the record has "User": an update */
+	assert_string_equal(report_str(f, "action"), "update");
+	assert_string_equal(last_step(f), "dry_run");
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	assert_int_equal(f->entries, entries);
+	json_decref(f->report);
 }
 
 static void a_cancelled_write_leaves_the_cursor_where_it_was(void **state)
@@ -1801,12 +2146,12 @@ static void state_and_reason_names_are_the_public_strings(void **state)
 					     "syncing", "idle", "quarantined", "stopping"};
 	static const char *const reasons[] = {"", "source_unreachable", "source_unauthorized", "source_error",
 					      "target_unreachable", "target_unauthorized", "target_server_errors",
-					      "target_error", "delete_threshold"};
+					      "target_error", "delete_threshold", "target_schema_mismatch"};
 	(void)state;
 
 	for (int i = ENGINE_DISABLED; i <= ENGINE_STOPPING; i++)
 		assert_string_equal(engine_state_name((enum engine_state)i), states[i]);
-	for (int i = ENGINE_Q_NONE; i <= ENGINE_Q_DELETE_THRESHOLD; i++)
+	for (int i = ENGINE_Q_NONE; i <= ENGINE_Q_TARGET_SCHEMA_MISMATCH; i++)
 		assert_string_equal(engine_quarantine_name((enum engine_quarantine)i), reasons[i]);
 }
 
@@ -1833,12 +2178,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(an_in_doubt_groups_members_are_written_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_member_created_anew_is_added_back_to_its_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_cursor_moves_with_a_batch_whose_writes_are_done, setup, teardown),
+		cmocka_unit_test_setup_teardown(every_commit_carries_the_cluster_figures_and_a_new_leader_continues_them,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_failed_target_write_goes_to_the_retry_set_not_behind_the_cursor,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_refused_object_is_recorded_as_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_unmappable_entry_is_recorded_as_failed_not_skipped, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_cancelled_write_leaves_the_cursor_where_it_was, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_provision_runs_after_the_batch_in_progress_and_moves_no_cursor, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_dry_run_provision_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_lease_rewind_keeps_an_earlier_failure_in_the_retry_set, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_retry_scheduled_by_a_clock_far_ahead_is_due_now, setup, teardown),
@@ -1863,6 +2213,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flatten_sends_transitive_users_and_ends_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_change_below_replans_a_group_written_before_flatten, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(memberuid_values_resolve_through_the_uid_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_renamed_uid_is_found_under_its_new_value_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_retried_user_keeps_its_uid_for_memberuid_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(unique_member_values_lose_their_uid_suffix, setup, teardown),
+		cmocka_unit_test(member_value_dn_len_splits_name_and_optional_uid),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

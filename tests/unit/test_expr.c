@@ -1333,6 +1333,260 @@ static void test_computed_patterns_beyond_the_cache(void **state)
 	expr_free(e);
 }
 
+
+/* ---- dates and times: CDate, DateAdd, DateDiff, DateFromNum, NumFromDate, Now ---- */
+
+static void test_cdate_gives_utc_in_the_general_format(void **state)
+{
+	(void)state;
+	EXPECT("CDate(\"2021-06-30+08:00\")", "6/29/2021 4:00:00 PM");
+	EXPECT("CDate(\"2009-06-15T01:45:30.5-07:00\")", "6/15/2009 8:45:30 AM");
+	EXPECT("CDate(\"2021-08-24\")", "8/24/2021 12:00:00 AM");
+	EXPECT("CDate(\"8/25/2021 5:41:18 PM\")", "8/25/2021 5:41:18 PM");
+	EXPECT("CDate([whenCreated])", "1/23/2015 10:53:47 AM"); /* GeneralizedTime */
+	EXPECT_NULL("CDate([missing])");
+}
+
+static void test_cdate_of_text_that_is_no_date_fails(void **state)
+{
+	(void)state;
+	expect_eval_error("CDate([sn])", -EINVAL, "column 1: CDate: \"Smith\" is not a date and time");
+	expect_eval_error("CDate(\"2021-02-30\")", -EINVAL, "column 1: CDate: \"2021-02-30\" is not a date");
+	expect_parse_error("CDate()", "column 1: CDate expects 1 argument, got 0");
+}
+
+static void test_dateadd_clamps_months_and_counts_weeks(void **state)
+{
+	(void)state;
+	EXPECT("DateAdd(\"m\", 1, \"1/31/1995\")", "2/28/1995 12:00:00 AM");
+	EXPECT("DateAdd(\"m\", 1, \"1/31/1996\")", "2/29/1996 12:00:00 AM");
+	EXPECT("DateAdd(\"yyyy\", 1, \"2/29/2024\")", "2/28/2025 12:00:00 AM");
+	EXPECT("DateAdd(\"q\", 1, \"2025-01-21\")", "4/21/2025 12:00:00 AM");
+	EXPECT("DateAdd(\"WW\", -1, \"2025-01-21\")", "1/14/2025 12:00:00 AM");
+	EXPECT("DateAdd(\"h\", 5, \"2025-01-21T14:40:00Z\")", "1/21/2025 7:40:00 PM");
+	EXPECT("DateAdd(\"n\", 5, \"2025-01-21T14:40:00Z\")", "1/21/2025 2:45:00 PM");
+	EXPECT("DateAdd(\"s\", 5, \"2025-01-21T14:40:00Z\")", "1/21/2025 2:40:05 PM");
+	EXPECT_NULL("DateAdd(\"d\", 1, [missing])");
+}
+
+static void test_dateadd_refuses_bad_intervals_and_ranges(void **state)
+{
+	(void)state;
+	expect_parse_error("DateAdd(\"days\", 1, Now())", "column 9: DateAdd: interval must be one of yyyy q m y d w ww h n s");
+	expect_parse_error("DateAdd(\"d\", \"one\", Now())", "column 14: DateAdd: argument 2 must be an integer");
+	expect_parse_error("DateAdd(\"d\", 1)", "column 1: DateAdd expects 3 arguments, got 2");
+	expect_eval_error("DateAdd(\"yyyy\", 9000, \"2025-01-01\")", -EINVAL, "column 1: DateAdd: the result is outside years 1 to 9999");
+	expect_eval_error("DateAdd(\"d\", -1, \"0001-01-01\")", -EINVAL, "column 1: DateAdd: the result is outside");
+	expect_eval_error("DateAdd([sn], 1, \"2025-01-01\")", -EINVAL, "column 1: DateAdd: interval must be one of");
+}
+
+static void test_datediff_counts_like_visual_basic(void **state)
+{
+	(void)state;
+	/* boundaries crossed for years and months, elapsed time for the rest */
+	EXPECT("DateDiff(\"yyyy\", \"12/31/2020 11:59:59 PM\", \"1/1/2021\")", "1");
+	EXPECT("DateDiff(\"m\", \"1/31/2021\", \"2/1/2021\")", "1");
+	EXPECT("DateDiff(\"q\", \"3/31/2021\", \"4/1/2021\")", "1");
+	EXPECT("DateDiff(\"d\", \"1/1/2021 11:00 PM\", \"1/2/2021 10:00 PM\")", "0");
+	EXPECT("DateDiff(\"d\", \"1/2/2021\", \"1/1/2021 1:00 AM\")", "0");
+	EXPECT("DateDiff(\"w\", \"1/1/2021\", \"1/15/2021\")", "2");
+	EXPECT("DateDiff(\"ww\", \"1/2/2021\", \"1/3/2021\")", "1"); /* Saturday to Sunday */
+	EXPECT("DateDiff(\"w\", \"1/2/2021\", \"1/3/2021\")", "0");
+	EXPECT_NULL("DateDiff(\"d\", [missing], \"1/1/2021\")");
+	expect_eval_error("DateDiff(\"d\", [sn], \"1/1/2021\")", -EINVAL, "column 1: DateDiff: \"Smith\" is not a date");
+}
+
+static void test_comparisons_order_numbers_and_strings(void **state)
+{
+	(void)state;
+	EXPECT("IIF(DateDiff(\"d\", \"1/1/2021\", \"1/10/2021\") > 5, \"late\", \"soon\")", "late");
+	EXPECT("10 > 9", "True");           /* numbers, not text */
+	EXPECT("\"10\" < \"9\"", "False");
+	EXPECT("\"abc\" < \"abd\"", "True");
+	EXPECT("[sn] <> \"Smith\"", "False");
+	EXPECT("[missing] <> \"x\"", "True");
+	EXPECT("[missing] >= \"\"", "False"); /* an ordering with null is False */
+	EXPECT("&HFF <= 255", "True");
+	EXPECT("BitAnd(&HF, &HF7)", "7");
+	expect_parse_error("&HG", "column 3: expected hexadecimal digits after '&H'");
+	expect_parse_error("&H8000000000000000", "column 1: hexadecimal number too large");
+	expect_parse_error("1 < ", "column 5: expected a value");
+}
+
+static void test_datefromnum_and_numfromdate_are_ad_filetimes(void **state)
+{
+	(void)state;
+	EXPECT("DateFromNum(129699324000000000)", "1/1/2012 11:00:00 PM");
+	EXPECT("DateFromNum(0)", "1/1/1601 12:00:00 AM");
+	EXPECT("NumFromDate(\"2012-01-01T23:00:00Z\")", "129699324000000000");
+	EXPECT("NumFromDate(\"2020-12-31 23:59:59-08:00\")", "132539615990000000");
+	EXPECT("NumFromDate(DateFromNum(132539615990000000))", "132539615990000000");
+	EXPECT_NULL("DateFromNum([missing])");
+	expect_eval_error("DateFromNum(-1)", -EINVAL, "column 1: DateFromNum: \"-1\" is not an Active Directory date");
+	expect_eval_error("DateFromNum(9223372036854775807)", -EINVAL, "column 1: DateFromNum:");
+	expect_eval_error("NumFromDate(\"1600-12-31\")", -EINVAL, "column 1: NumFromDate: \"1600-12-31\" is before 1601");
+}
+
+static void test_now_is_utc_in_the_general_format_and_volatile(void **state)
+{
+	(void)state;
+	char err[256];
+	struct expr_value v = {0};
+	struct expr *e = parse_ok("Now()");
+	struct expr_env env = {.now = 1625240018}; /* 2021-07-02T15:33:38Z */
+	assert_int_equal(expr_eval_env(e, &env, &v, err, sizeof err), 0);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.v[0], "7/2/2021 3:33:38 PM");
+	expr_value_free(&v);
+	assert_int_equal(expr_traits(e), EXPR_VOLATILE);
+	expr_free(e);
+	e = parse_ok("Join(\" \", [sn], [givenName])");
+	assert_int_equal(expr_traits(e), 0);
+	expr_free(e);
+	expect_parse_error("Now(1)", "column 1: Now expects 0 arguments, got 1");
+}
+
+/* ---- PCase, IsString, IgnoreFlowIfNullOrEmpty, Redact ---- */
+
+static void test_pcase_follows_dotnet_title_case(void **state)
+{
+	(void)state;
+	EXPECT("PCase(\"PABLO GONSALVES (SECOND)\")", "Pablo Gonsalves (Second)");
+	EXPECT("PCase(\"o'NEIL mcdonald-smith\")", "O'neil Mcdonald-Smith"); /* ' stays in the word */
+	EXPECT("PCase(\"3RD street_north\")", "3Rd Street_North"); /* .NET: a word starts at a letter */
+	EXPECT("PCase(\"élodie ÇA\")", "Élodie Ça");
+	EXPECT("PCase(\"PINTO-DE'SILVA\", \" '-\")", "Pinto-De'Silva");
+	EXPECT("PCase(\"a.b c\", \".\")", "A.B c");                        /* only the given separators */
+	EXPECT("PCase([proxyAddresses])", "Smtp:John@Contoso.Com", "Smtp:Js@Contoso.Com");
+	EXPECT_NULL("PCase([missing])");
+	expect_parse_error("PCase()", "column 1: PCase expects 1 to 2 arguments, got 0");
+}
+
+static void test_isstring_is_true_for_any_value(void **state)
+{
+	(void)state;
+	EXPECT("IsString([sn])", "True");
+	EXPECT("IsString([empty])", "True");
+	EXPECT("IsString(42)", "True");
+	EXPECT("IsString([missing])", "False");
+}
+
+static void test_ignoreflow_drops_null_and_empty(void **state)
+{
+	(void)state;
+	EXPECT_NULL("IgnoreFlowIfNullOrEmpty([missing])");
+	EXPECT_NULL("IgnoreFlowIfNullOrEmpty([empty])");
+	EXPECT_NULL("IgnoreFlowIfNullOrEmpty(Switch([sn], \"\", \"Jones\", \"J\"))");
+	EXPECT("IgnoreFlowIfNullOrEmpty([proxyAddresses])", "SMTP:john@contoso.com", "smtp:js@contoso.com");
+	expect_parse_error("IgnoreFlowIfNullOrEmpty([a], [b])", "column 1: IgnoreFlowIfNullOrEmpty expects 1 argument, got 2");
+}
+
+static void test_redact_keeps_the_value_and_marks_the_expression(void **state)
+{
+	(void)state;
+	EXPECT("Redact([sn])", "Smith");
+	EXPECT_NULL("Redact([missing])");
+	struct expr *e = parse_ok("Redact(RandomString(6,3,0,0,3))");
+	assert_int_equal(expr_traits(e), EXPR_REDACT | EXPR_VOLATILE);
+	expr_free(e);
+}
+
+/* ---- RandomString ---- */
+
+static void test_randomstring_meets_its_minimums(void **state)
+{
+	(void)state;
+	char err[256];
+	struct expr *e = parse_ok("RandomString(12,3,2,2,1,\"aA0!\")");
+	for (int round = 0; round < 200; round++) {
+		struct expr_value v = {0};
+		int d = 0, sp = 0, up = 0, lo = 0;
+		assert_int_equal(expr_eval(e, NULL, NULL, &v, err, sizeof err), 0);
+		assert_int_equal(v.n, 1);
+		assert_int_equal(strlen(v.v[0]), 12);
+		for (const char *p = v.v[0]; *p; p++) {
+			assert_null(strchr("aA0!", *p));
+			if (*p >= '0' && *p <= '9')
+				d++;
+			else if (*p >= 'A' && *p <= 'Z')
+				up++;
+			else if (*p >= 'a' && *p <= 'z')
+				lo++;
+			else
+				sp++;
+		}
+		assert_true(d >= 3 && sp >= 2 && up >= 2 && lo >= 1);
+		expr_value_free(&v);
+	}
+	expr_free(e);
+}
+
+static void test_randomstring_refuses_impossible_rules(void **state)
+{
+	(void)state;
+	expect_parse_error("RandomString(4,3,0,0,3)", "column 1: RandomString: Length (4) must be 1 or more and at least the sum");
+	expect_parse_error("RandomString(300,0,0,0,0)", "column 14: RandomString: argument 1 must be 0 to 256");
+	expect_parse_error("RandomString(6,3,0,0)", "column 1: RandomString expects 5 to 6 arguments, got 4");
+	expect_parse_error("RandomString(6,\"x\",0,0,0)", "column 16: RandomString: argument 2 must be an integer");
+	expect_eval_error("RandomString(4,1,0,0,0,\"0123456789\")", -EINVAL,
+			  "column 1: RandomString: CharactersToAvoid excludes every one of the numbers");
+	expect_eval_error("RandomString([sn], 0, 0, 0, 0)", -EINVAL, "column 1: RandomString: Length is not an integer: \"Smith\"");
+}
+
+/* ---- SelectUniqueValue and the refused functions ---- */
+
+static int taken_fn(void *ctx, const char *value, int *taken)
+{
+	const char *const *held = ctx;
+	*taken = 0;
+	for (; *held; held++)
+		if (strcmp(*held, value) == 0)
+			*taken = 1;
+	return strcmp(value, "boom") == 0 ? -EIO : 0;
+}
+
+static void eval_unique(const char *text, const char *const *held, int want_rc, const char *want)
+{
+	char err[256];
+	struct expr_value v = {0};
+	struct expr *e = parse_ok(text);
+	struct expr_env env = {.lookup = lookup, .taken = taken_fn, .taken_ctx = (void *)held};
+	int rc = expr_eval_env(e, &env, &v, err, sizeof err);
+	if (rc != want_rc)
+		fail_msg("%s: rc %d (%s), expected %d", text, rc, err, want_rc);
+	if (rc == 0) {
+		assert_int_equal(v.n, 1);
+		assert_string_equal(v.v[0], want);
+	} else if (strncmp(err, want, strlen(want)) != 0) {
+		fail_msg("%s: \"%s\", expected \"%s...\"", text, err, want);
+	}
+	expr_value_free(&v);
+	expr_free(e);
+}
+
+static void test_selectuniquevalue_takes_the_first_free_candidate(void **state)
+{
+	(void)state;
+	const char *none[] = {NULL}, *first[] = {"John.Smith", NULL}, *both[] = {"John.Smith", "J.Smith", NULL};
+	const char *u = "SelectUniqueValue(Join(\".\", [givenName], [sn]), [missing], Join(\".\", Left([givenName], 1), [sn]))";
+	eval_unique(u, none, 0, "John.Smith");
+	eval_unique(u, first, 0, "J.Smith"); /* [missing] has no value: skipped */
+	eval_unique(u, both, -EINVAL, "column 1: SelectUniqueValue: every candidate is taken in the target: \"John.Smith\", \"J.Smith\"");
+	eval_unique("SelectUniqueValue(\"boom\", \"x\")", none, -EIO, "column 1: SelectUniqueValue: asking the target");
+	expect_eval_error("SelectUniqueValue([sn], [givenName])", -EINVAL, "column 1: SelectUniqueValue: no target to ask");
+	expect_parse_error("Join(\"\", SelectUniqueValue([sn], [givenName]))", "column 10: SelectUniqueValue must be the whole expression");
+	expect_parse_error("SelectUniqueValue([sn])", "column 1: SelectUniqueValue expects at least 2 arguments, got 1");
+}
+
+static void test_entra_application_functions_are_refused(void **state)
+{
+	(void)state;
+	expect_parse_error("AppRoleAssignmentsComplex([appRoleAssignments])",
+			   "column 1: AppRoleAssignmentsComplex() is not supported: it reads Entra's [appRoleAssignments]");
+	expect_parse_error("Join(\",\", SingleAppRoleAssignment([appRoleAssignments]))",
+			   "column 11: SingleAppRoleAssignment() is not supported");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1443,6 +1697,22 @@ int main(void)
 		cmocka_unit_test(test_one_parsed_expression_is_shared_by_threads),
 		cmocka_unit_test(test_computed_pattern_is_shared_by_threads),
 		cmocka_unit_test(test_computed_patterns_beyond_the_cache),
+		cmocka_unit_test(test_cdate_gives_utc_in_the_general_format),
+		cmocka_unit_test(test_cdate_of_text_that_is_no_date_fails),
+		cmocka_unit_test(test_dateadd_clamps_months_and_counts_weeks),
+		cmocka_unit_test(test_dateadd_refuses_bad_intervals_and_ranges),
+		cmocka_unit_test(test_datediff_counts_like_visual_basic),
+		cmocka_unit_test(test_comparisons_order_numbers_and_strings),
+		cmocka_unit_test(test_datefromnum_and_numfromdate_are_ad_filetimes),
+		cmocka_unit_test(test_now_is_utc_in_the_general_format_and_volatile),
+		cmocka_unit_test(test_pcase_follows_dotnet_title_case),
+		cmocka_unit_test(test_isstring_is_true_for_any_value),
+		cmocka_unit_test(test_ignoreflow_drops_null_and_empty),
+		cmocka_unit_test(test_redact_keeps_the_value_and_marks_the_expression),
+		cmocka_unit_test(test_randomstring_meets_its_minimums),
+		cmocka_unit_test(test_randomstring_refuses_impossible_rules),
+		cmocka_unit_test(test_selectuniquevalue_takes_the_first_free_candidate),
+		cmocka_unit_test(test_entra_application_functions_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * tests/unit/test_mapping.c -- SCIM paths filled from expressions; content
  * hashes; errors that name the rule.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,6 +162,93 @@ static void the_manager_is_refused_where_it_cannot_be_a_reference(void **state)
 	assert_null(m);
 }
 
+
+/* Now() and RandomString() rules: left out of mapping_apply (so of the hash),
+ * added by mapping_apply_creation. */
+static void volatile_rules_are_applied_at_creation_only(void **state)
+{
+	const struct mapping_rule_text rules[] = {
+		{"userName", "[uid]", 1},
+		{"nickName", "RandomString(8,2,2,2,2)", 2},
+		{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "Now()", 3},
+	};
+	struct mapping *m;
+	json_t *a, *b;
+	char err[256];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 3, err, sizeof err), 0);
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &a, err, sizeof err), 0);
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &b, err, sizeof err), 0);
+	assert_null(json_object_get(a, "nickName"));
+	assert_true(mapping_hash(a) == mapping_hash(b));
+	assert_int_equal(json_array_size(json_object_get(a, "schemas")), 1);
+	assert_int_equal(mapping_apply_creation(m, attrs, 6, a, err, sizeof err), 0);
+	assert_int_equal(strlen(json_string_value(json_object_get(a, "nickName"))), 8);
+	assert_non_null(json_object_get(json_object_get(a, SCIM_SCHEMA_ENTERPRISE), "employeeNumber"));
+	assert_int_equal(json_array_size(json_object_get(a, "schemas")), 2); /* the extension announced */
+	json_decref(a);
+	json_decref(b);
+	mapping_free(m);
+}
+
+static void redacted_attributes_show_as_redact_in_modified(void **state)
+{
+	const struct mapping_rule_text rules[] = {
+		{"userName", "[uid]", 1},
+		{"name.givenName", "Redact([givenName])", 2},
+		{"title", "Redact([sn])", 3},
+	};
+	struct mapping *m;
+	char err[256];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 3, err, sizeof err), 0);
+	json_t *mod = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:n},{s:s,s:n,s:{s:s}},{s:s,s:s,s:s}]",
+				"attr", "title", "old", "Muller", "new", "Müller",
+				"attr", "name.givenName", "old", "Zoe", "new",
+				"attr", "name", "old", "new", "givenName", "Zoë",
+				"attr", "userName", "old", "a", "new", "b");
+	mapping_redact_modified(m, mod);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(mod, 0), "old")), "[Redact]");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(mod, 0), "new")), "[Redact]");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(mod, 1), "old")), "[Redact]");
+	assert_true(json_is_null(json_object_get(json_array_get(mod, 1), "new"))); /* removed stays null */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(mod, 2), "new")), "[Redact]");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(mod, 3), "new")), "b");
+	json_decref(mod);
+	mapping_free(m);
+}
+
+/* an evaluation error of a redacted rule does not quote the value */
+static void redacted_rule_errors_do_not_show_the_value(void **state)
+{
+	const struct mapping_rule_text rules[] = {{"title", "Redact(CDate([sn]))", 4},
+						  {"nickName", "CDate([givenName])", 5}};
+	struct mapping *m;
+	json_t *res = NULL;
+	char err[512];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 1, err, sizeof err), 0);
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &res, err, sizeof err), -EINVAL);
+	assert_null(strstr(err, "Müller"));
+	assert_non_null(strstr(err, "mapping title (line 4): column 8: CDate: [Redact]"));
+	mapping_free(m);
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules + 1, 1, err, sizeof err), 0);
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &res, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "Zoë")); /* without Redact the value helps */
+	mapping_free(m);
+}
+
+static void select_unique_value_is_refused_with_the_reason(void **state)
+{
+	const struct mapping_rule_text rules[] = {{"userName", "SelectUniqueValue([uid], [mail])", 7}};
+	struct mapping *m = NULL;
+	char err[512];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 1, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "line 7: mapping.user.userName: SelectUniqueValue is not supported in a mapping yet"));
+	assert_null(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +260,10 @@ int main(void)
 		cmocka_unit_test(bad_path_is_refused),
 		cmocka_unit_test(the_manager_rule_yields_a_dn_not_a_resource_value),
 		cmocka_unit_test(the_manager_is_refused_where_it_cannot_be_a_reference),
+		cmocka_unit_test(volatile_rules_are_applied_at_creation_only),
+		cmocka_unit_test(redacted_attributes_show_as_redact_in_modified),
+		cmocka_unit_test(redacted_rule_errors_do_not_show_the_value),
+		cmocka_unit_test(select_unique_value_is_refused_with_the_reason),
 	};
 	return cmocka_run_group_tests_name("mapping", tests, NULL, NULL);
 }

@@ -16,6 +16,9 @@
 
 #include "sync/provlog.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 static void test_times_compare_as_instants_with_fractions_and_offsets(void **state)
 {
 	int64_t a, b, c, d;
@@ -90,6 +93,84 @@ static void test_modified_is_bounded(void **state)
 	json_decref(now);
 }
 
+
+/* Rotation: every line written is in exactly one file, whole; at most
+ * keep + 1 files, each within max_bytes, 0600; a read walks them newest
+ * first and stops at `limit`. */
+static void test_rotation_keeps_every_line_whole_and_reads_across_files(void **state)
+{
+	char dir[] = "/tmp/provlog-rot-XXXXXX", name[1200], line[8192], anchor[32];
+	struct provlog l;
+	struct provlog_query q = {.limit = 10000};
+	struct stat st;
+	unsigned i, files = 0, lines = 0, next = 0;
+	bool truncated;
+	json_t *all, *e;
+	size_t k;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(provlog_open(&l, dir, line, sizeof line), 0);
+	provlog_set_rotation(&l, 4096, 3);
+	for (i = 0; i < 200; i++) {
+		struct provlog_entry en = {.cycle = 1, .change = i, .node = 1, .term = 1, .type = "user",
+					   .action = "create", .result = "ok", .http_status = 201};
+		snprintf(anchor, sizeof anchor, "a%05u", i);
+		en.anchor = anchor;
+		provlog_write(&l, &en);
+	}
+	provlog_close(&l);
+	for (i = 0; i <= 5; i++) {
+		FILE *f;
+		if (i == 0)
+			snprintf(name, sizeof name, "%s/provisioning.log", dir);
+		else
+			snprintf(name, sizeof name, "%s/provisioning.log.%u", dir, i);
+		if (stat(name, &st) != 0)
+			continue;
+		files++;
+		assert_true(i <= 3);
+		assert_true(st.st_size <= 4096);
+		assert_int_equal(st.st_mode & 0777, 0600);
+		f = fopen(name, "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof line, f) != NULL) {
+			json_t *o = json_loads(line, 0, NULL);
+			assert_non_null(o); /* whole lines only */
+			lines++;
+			json_decref(o);
+		}
+		fclose(f);
+	}
+	assert_int_equal(files, 4);
+	snprintf(name, sizeof name, "%s/provisioning.log", dir);
+	all = provlog_read(name, &q, &truncated);
+	assert_false(truncated);
+	assert_int_equal(json_array_size(all), lines);
+	/* oldest first, consecutive up to the newest (nothing lost in the window) */
+	json_array_foreach(all, k, e) {
+		unsigned n = (unsigned)atoi(json_string_value(json_object_get(e, "anchor")) + 1);
+		if (k > 0)
+			assert_int_equal(n, next);
+		next = n + 1;
+	}
+	assert_int_equal(next, 200);
+	json_decref(all);
+	q.limit = 5;
+	all = provlog_read(name, &q, &truncated);
+	assert_true(truncated);
+	assert_int_equal(json_array_size(all), 5);
+	json_decref(all);
+	for (i = 0; i <= 3; i++) {
+		if (i == 0)
+			snprintf(name, sizeof name, "%s/provisioning.log", dir);
+		else
+			snprintf(name, sizeof name, "%s/provisioning.log.%u", dir, i);
+		unlink(name);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -97,6 +178,7 @@ int main(void)
 		cmocka_unit_test(test_times_refuse_anything_else),
 		cmocka_unit_test(test_modified_lists_changed_members_and_masks_secrets),
 		cmocka_unit_test(test_modified_is_bounded),
+		cmocka_unit_test(test_rotation_keeps_every_line_whole_and_reads_across_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -603,6 +603,20 @@ static struct target *make_target(struct agent *a)
 	sc.tls = a->target_tls;
 	sc.auth = a->target_auth;
 	sc.external_id_prefix = c->target.external_id_prefix;
+	/* same order as enum scim_patch_style (agent/config.h) */
+	sc.patch_style = (enum scim_patch_style)c->target.patch_style;
+	sc.strict_schema = c->target.strict_schema;
+	const char *user_attrs[CONFIG_MAX_MAPPINGS], *group_attrs[CONFIG_MAX_MAPPINGS];
+	for (unsigned i = 0; i < c->mapping.n_user; i++)
+		user_attrs[i] = c->mapping.user[i].attr;
+	for (unsigned i = 0; i < c->mapping.n_group; i++)
+		group_attrs[i] = c->mapping.group[i].attr;
+	sc.user_attrs = user_attrs; /* copied by scim_target_new */
+	sc.n_user_attrs = c->mapping.n_user;
+	sc.group_attrs = group_attrs;
+	sc.n_group_attrs = c->mapping.n_group;
+	sc.log = on_engine_log;
+	sc.log_data = a;
 	return scim_target_new(&sc);
 }
 

@@ -302,6 +302,7 @@ static const char *const target_kinds[] = {"scim"};
 static const char *const auth_kinds[] = {"", "oauth2"};
 static const char *const deprovisions[] = {"delete", "disable"};
 static const char *const nested_groups_words[] = {"native", "flatten", "skip"};
+static const char *const patch_style_words[] = {"auto", "standard", "value_remove", "members_replace", "put"};
 static const char *const on_thresholds[] = {"stage_excess", "stop"};
 static const char *const log_levels[] = {"debug", "info", "warn", "error"};
 static const char *const log_formats[] = {"text", "json"};
@@ -335,6 +336,11 @@ const char *config_auth_kind_name(enum config_auth_kind k)
 const char *config_nested_groups_name(enum config_nested_groups n)
 {
 	return word_of(nested_groups_words, N_OF(nested_groups_words), (int)n);
+}
+
+const char *config_patch_style_name(enum config_patch_style p)
+{
+	return word_of(patch_style_words, N_OF(patch_style_words), (int)p);
 }
 
 const char *config_deprovision_name(enum config_deprovision d)
@@ -1309,7 +1315,9 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"tls", NULL, 0},
 			    {"auth", NULL, 0},
 			    {"external_id_prefix", NULL, 0},
-			    {"nested_groups", NULL, 0}};
+			    {"nested_groups", NULL, 0},
+			    {"patch_style", NULL, 0},
+			    {"strict_schema", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "target", f, nf);
 	if (rc != 0)
@@ -1361,6 +1369,15 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			return rc;
 		cfg->target.nested_groups = (enum config_nested_groups)k;
 	}
+	if (f[11].val != NULL) {
+		int k;
+		if ((rc = get_word(c, f[11].val, "target.patch_style", patch_style_words, 0, N_OF(patch_style_words),
+				   24, false, &k)) != 0)
+			return rc;
+		cfg->target.patch_style = (enum config_patch_style)k;
+	}
+	if (f[12].val != NULL && (rc = get_bool(c, f[12].val, "target.strict_schema", &cfg->target.strict_schema)) != 0)
+		return rc;
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key target.kind");
 	if (f[1].val == NULL)

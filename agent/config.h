@@ -101,6 +101,18 @@ const char *config_deprovision_name(enum config_deprovision d);
 enum config_nested_groups { CONFIG_NESTED_NATIVE, CONFIG_NESTED_FLATTEN, CONFIG_NESTED_SKIP };
 const char *config_nested_groups_name(enum config_nested_groups n);
 
+/* target.patch_style: "auto" (default) | "standard" | "value_remove" |
+ * "members_replace" | "put" (docs/targets.md; same order as
+ * sync/target/scim.h enum scim_patch_style) */
+enum config_patch_style {
+	CONFIG_PATCH_AUTO,
+	CONFIG_PATCH_STANDARD,
+	CONFIG_PATCH_VALUE_REMOVE,
+	CONFIG_PATCH_MEMBERS_REPLACE,
+	CONFIG_PATCH_PUT
+};
+const char *config_patch_style_name(enum config_patch_style p);
+
 /* safety.on_threshold: "stage_excess" (default) | "stop" */
 enum config_on_threshold { CONFIG_ON_THRESHOLD_STAGE_EXCESS, CONFIG_ON_THRESHOLD_STOP };
 const char *config_on_threshold_name(enum config_on_threshold t);
@@ -169,6 +181,8 @@ struct config {
 		unsigned max_in_flight; /* concurrent target requests; default 8 */
 		bool bulk;              /* use SCIM Bulk (RFC 7644 §3.7) when advertised; default false */
 		enum config_nested_groups nested_groups; /* groups that are members of groups */
+		enum config_patch_style patch_style; /* how PATCH-like changes are written */
+		bool strict_schema; /* a mapped attribute the target's schema lacks: quarantine */
 		unsigned timeout_ms;    /* one request; default 30000 */
 		unsigned max_attempts;  /* tries of one request before the object goes to the retry set;
 					 * default 6 */

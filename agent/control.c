@@ -133,6 +133,20 @@ struct engine_stats control_sync_stats(struct agent *a)
 	return es;
 }
 
+/* sync.target.capabilities: what the target said it supports (discovery,
+ * docs/targets.md) and the patch style in use; null until discovered. */
+static json_t *target_caps_json(const struct target_caps *c)
+{
+	if (!c->known)
+		return json_null();
+	return xcheck(json_pack("{s:b,s:b,s:I,s:I,s:b,s:I,s:b,s:b,s:s,s:I,s:s}", "discovered", c->config_read,
+				"bulk", c->bulk, "max_operations", (json_int_t)c->max_operations, "max_payload",
+				(json_int_t)c->max_payload, "filter", c->filter, "max_results",
+				(json_int_t)c->max_results, "patch", c->patch, "etag", c->etag, "patch_style",
+				c->patch_style, "schema_attributes", (json_int_t)c->schema_attributes, "lookup",
+				c->filter ? "filter" : "scan"));
+}
+
 void control_sync_figures(struct agent *a, struct sync_figures *out)
 {
 	(void)figures_get(&a->state, out); /* none yet: zeros */
@@ -203,6 +217,7 @@ static json_t *sync_json(struct agent *a)
 				     "requests", (json_int_t)es.target.requests, "retries",
 				     (json_int_t)es.target.retries, "failures",
 				     (json_int_t)es.target.failures)));
+		set(json_object_get(o, "target"), "capabilities", target_caps_json(&es.target.caps));
 	}
 	return o;
 }

@@ -158,6 +158,8 @@ enum engine_quarantine {
 	ENGINE_Q_TARGET_SERVER_ERRORS, /* "target_server_errors" */
 	ENGINE_Q_TARGET_ERROR,         /* "target_error": the target cannot start */
 	ENGINE_Q_DELETE_THRESHOLD,     /* "delete_threshold": deletes are staged */
+	ENGINE_Q_TARGET_SCHEMA_MISMATCH, /* "target_schema_mismatch": a mapped attribute the
+					  * target's schema lacks (target.strict_schema) */
 };
 
 /* The reason code ("" for ENGINE_Q_NONE). */

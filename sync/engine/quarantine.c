@@ -58,6 +58,8 @@ const char *engine_quarantine_name(enum engine_quarantine q)
 		return "target_error";
 	case ENGINE_Q_DELETE_THRESHOLD:
 		return "delete_threshold";
+	case ENGINE_Q_TARGET_SCHEMA_MISMATCH:
+		return "target_schema_mismatch";
 	}
 	return "";
 }
@@ -83,6 +85,8 @@ static enum engine_quarantine of_target(enum target_problem p)
 		return ENGINE_Q_TARGET_UNAUTHORIZED;
 	case TARGET_SERVER_ERRORS:
 		return ENGINE_Q_TARGET_SERVER_ERRORS;
+	case TARGET_SCHEMA_MISMATCH: /* a configuration matter: no other node would do better */
+		return ENGINE_Q_TARGET_SCHEMA_MISMATCH;
 	case TARGET_PROBLEM_NONE:
 	case TARGET_UNREACHABLE:
 		break;

@@ -19,6 +19,7 @@
 
 static void arm_retry(struct scim_target *t);
 static void on_kick(uv_timer_t *h);
+static void free_attrs(struct scim_target *t);
 
 int scim__errf(char *buf, size_t len, int rc, const char *fmt, ...)
 {
@@ -106,6 +107,7 @@ void scim__finish(struct sop *s, int status)
 	op->priv = NULL;
 	free(s->path);
 	free(s->ext);
+	json_decref(s->obj);
 	json_decref(s->eff_add);
 	json_decref(s->eff_rm);
 	free(s);
@@ -201,7 +203,8 @@ uint64_t scim__backoff_ms(struct scim_target *t, unsigned tries)
 
 void scim__pump(struct scim_target *t)
 {
-	while (!t->stopping && !t->stats.quarantined && !t->auth_wait && t->n_wire < t->cfg.max_in_flight &&
+	while (!t->stopping && !t->stats.quarantined && !t->auth_wait && !t->discovering &&
+	       t->n_wire < t->cfg.max_in_flight &&
 	       !list_empty(&t->ready)) {
 		struct sop *s = container_of(t->ready.next, struct sop, link);
 		if (scim__bulk_on(t) && scim__bulkable(s)) {
@@ -296,10 +299,47 @@ void scim__release(struct scim_target *t)
 	free(t->token_file);
 	free(t->ext_prefix);
 	scim__wipe_free(t->token);
+	free_attrs(t);
 	free(t);
 	curl_global_cleanup();
 	if (done != NULL)
 		done(data);
+}
+
+static void free_attrs(struct scim_target *t)
+{
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < t->n_attrs[k]; i++)
+			free(t->attrs[k][i]);
+		free(t->attrs[k]);
+		t->attrs[k] = NULL;
+		t->n_attrs[k] = 0;
+	}
+	scim_schemas_free(t->schemas);
+	t->schemas = NULL;
+}
+
+static void copy_attrs(struct scim_target *t, int k, const char *const *src, size_t n)
+{
+	t->attrs[k] = n > 0 ? xcalloc(n, sizeof *t->attrs[k]) : NULL;
+	for (size_t i = 0; i < n; i++)
+		t->attrs[k][t->n_attrs[k]++] = xstrdup(src[i]);
+}
+
+const char *scim_patch_style_name(enum scim_patch_style s)
+{
+	switch (s) {
+	case SCIM_PATCH_STANDARD:
+		return "standard";
+	case SCIM_PATCH_VALUE_REMOVE:
+		return "value_remove";
+	case SCIM_PATCH_MEMBERS_REPLACE:
+		return "members_replace";
+	case SCIM_PATCH_PUT:
+		return "put";
+	default:
+		return "auto";
+	}
 }
 
 static void on_kick(uv_timer_t *h)
@@ -374,6 +414,13 @@ int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct sc
 	t->cfg.token_file = t->token_file;
 	t->cfg.external_id_prefix = t->ext_prefix;
 	t->cfg.token = NULL; /* ours lives in t->token and changes */
+	copy_attrs(t, 0, cfg->user_attrs, cfg->n_user_attrs);
+	copy_attrs(t, 1, cfg->group_attrs, cfg->n_group_attrs);
+	t->cfg.user_attrs = t->cfg.group_attrs = NULL;
+	t->schemas = scim_schemas_new();
+	scim_caps_defaults(&t->caps);
+	scim__choose_style(t);
+	t->discovering = true; /* operations wait for discovery (scim_auth.c) */
 
 	rc = scim__transport_init(t);
 	if (rc != 0) {
@@ -400,6 +447,7 @@ err_after_alloc:
 	free(t->token_file);
 	free(t->ext_prefix);
 	scim__wipe_free(t->token);
+	free_attrs(t);
 	free(t);
 	return rc;
 }

@@ -49,6 +49,8 @@
  *                and one {"op":"remove","path":"members[value eq \"id\"]"} per
  *                removed member (RFC 7644 §3.5.2.1/.2), in chunks of at most
  *                cfg.members_per_patch changes; never a full replace.
+ *   (That is patch_style "standard". The others, and what changes for a
+ *   target without PATCH, filtering or with paging: "Discovery" below.)
  * Filter values are JSON-quoted (RFC 7644 §3.4.2.2) and URL-encoded.
  *
  * Several domains, one target (cfg.external_id_prefix): the externalId is
@@ -103,6 +105,40 @@
  * counts as one request against max_in_flight. If the target refuses a bulk
  * request as a whole (4xx other than 401/403/429, or 501), the target stops
  * using Bulk and resends those operations one by one.
+ *
+ * Discovery (RFC 7644 §4; parsing in sync/target/scim_discovery.h): when a run
+ * starts -- each time this agent becomes the leader -- the target reads
+ * /ServiceProviderConfig, /ResourceTypes and /Schemas, in that order, before
+ * any operation goes out. An endpoint that fails (404, 501, another 4xx, a
+ * network error) leaves that part at its documented default; a network or
+ * 5xx failure of /ServiceProviderConfig is tried again once the target
+ * answers an operation. What is learnt, and how it is used:
+ *   bulk.supported / maxOperations / maxPayloadSize: Bulk as above;
+ *   patch.supported: with patch_style auto, false means "put": a group
+ *     update, a member change, a disable or a manager change reads the
+ *     resource (GET), changes it and PUTs the whole of it back; with
+ *     etag.supported the PUT carries If-Match: the version read (meta.version,
+ *     RFC 7644 §3.14), and a 412 reads again. A PATCH answered 501 switches
+ *     an auto target to put on the spot;
+ *   filter.supported: false means no lookup by filter: an externalId lookup
+ *     (after a 409, or a delete without a target id) scans the listing
+ *     page by page (attributes=id,externalId) and matches client-side;
+ *     the soft match by userName / displayName is refused (the upsert fails
+ *     naming the reason); creates work as before. Logged once per run;
+ *   filter.maxResults: every list request pages with startIndex / count
+ *     (RFC 7644 §3.4.2.4), count = maxResults (100 when not given), and
+ *     reads further pages until the object is found or the list ends;
+ *   /Schemas + /ResourceTypes: the mapping's target attributes (cfg
+ *     user_attrs / group_attrs) are checked, case-insensitively (RFC 7643
+ *     §2.1), against the type's core schema and its extensions: one the
+ *     server lacks is logged once as a warning, or with strict_schema
+ *     quarantines the target as "schema_mismatch" naming the attribute and
+ *     the schema (the probe then re-reads /Schemas, and a fixed server ends
+ *     the quarantine).
+ * Removals from a group follow patch_style: a members[value eq "id"] path
+ * (standard), or the value list in the body (value_remove; an auto target
+ * switches to it when a removal path is answered 400 invalidPath or
+ * invalidFilter, and re-sends the change).
  */
 #ifndef CANOPY_SYNC_TARGET_SCIM_H
 #define CANOPY_SYNC_TARGET_SCIM_H
@@ -116,6 +152,20 @@
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
 #include "sync/target/target.h"
+
+/* How group changes and partial updates are written (target.patch_style). */
+enum scim_patch_style {
+	SCIM_PATCH_AUTO = 0,        /* from discovery: standard when patch.supported, else put */
+	SCIM_PATCH_STANDARD,        /* PATCH add/replace; removals by a members[value eq "id"] path */
+	SCIM_PATCH_VALUE_REMOVE,    /* standard, but removals as {"op":"remove","path":"members",
+				     * "value":[{"value":id}]} (servers without value filters in paths) */
+	SCIM_PATCH_MEMBERS_REPLACE, /* member changes as one PATCH "replace" of the whole members list
+				     * (read first): servers without add/remove on members */
+	SCIM_PATCH_PUT,             /* no PATCH at all: GET the resource, change it, PUT it back
+				     * (If-Match when the target offers ETags; a 412 reads again) */
+};
+/* "auto" | "standard" | "value_remove" | "members_replace" | "put" */
+const char *scim_patch_style_name(enum scim_patch_style s);
 
 struct scim_config {
 	const char *url;          /* base, e.g. http://127.0.0.1:8080/scim/v2 (no trailing /) */
@@ -139,6 +189,17 @@ struct scim_config {
 	const char *external_id_prefix; /* target.external_id_prefix: prepended to every externalId
 					 * written and looked up; NULL or "": none. See "Several
 					 * domains" above */
+	enum scim_patch_style patch_style; /* target.patch_style; see "Discovery" above */
+	bool strict_schema;         /* target.strict_schema: a mapped attribute the target's schema
+				     * lacks quarantines ("schema_mismatch") instead of a warning */
+	const char *const *user_attrs;  /* the mapping's target attribute paths (mapping.user) ... */
+	size_t n_user_attrs;
+	const char *const *group_attrs; /* ... and mapping.group, checked against /Schemas; copied */
+	size_t n_group_attrs;
+	/* What discovery found worth an operator's attention (level 1 info, 2
+	 * warning, 3 error), once per run; NULL: not logged */
+	void (*log)(void *data, int level, const char *msg, const char *detail);
+	void *log_data;
 };
 
 enum scim_action {
@@ -211,6 +272,18 @@ struct scim_stats {
 					   * (<= max_in_flight; a bulk request counts once) */
 	uint64_t bulk_requests;       /* POST /Bulk requests sent */
 	uint64_t connects;            /* new connections opened (keep-alive reuses them) */
+	/* discovery (see "Discovery" above) */
+	bool discovered;              /* the run's discovery has finished (answered or defaulted) */
+	bool spc_known;               /* /ServiceProviderConfig answered */
+	bool filter_supported;        /* filter.supported (default true) */
+	unsigned max_results;         /* filter.maxResults (0: not given) */
+	bool patch_supported;         /* patch.supported (default true) */
+	bool etag_supported;          /* etag.supported (default false) */
+	unsigned bulk_max_operations; /* bulk.maxOperations (0: not given) */
+	uint64_t bulk_max_payload;    /* bulk.maxPayloadSize (0: not given) */
+	enum scim_patch_style patch_style; /* in use now (never SCIM_PATCH_AUTO once discovered) */
+	size_t schema_attrs;          /* attributes of the User and Group schemas read (0: unknown) */
+	uint64_t pages;               /* list pages read beyond the first (RFC 7644 §3.4.2.4) */
 	/* The last request that failed in a way that counts against the
 	 * target (no answer, 5xx, 401/403, 429, an unusable answer): what an
 	 * operator needs to see while quarantined. */
@@ -230,7 +303,8 @@ struct scim_target; /* opaque */
 
 /* cfg is copied (strings too). Reads token_file when cfg->token is NULL.
  * Returns 0, or a negative errno with errmsg filled (bad url, unreadable
- * token file). Starts the ServiceProviderConfig fetch on the loop. */
+ * token file). Starts the discovery on the loop (see "Discovery"); operations
+ * submitted meanwhile wait for it. */
 int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct scim_config *cfg,
 		      char *errmsg, size_t errlen);
 

@@ -18,8 +18,8 @@ static void error_detail(const struct req *r, const struct reply *rep, char *out
 {
 	out[0] = '\0';
 	if (rep->json != NULL) {
-		const char *detail = json_string_value(json_object_get(rep->json, "detail"));
-		const char *type = json_string_value(json_object_get(rep->json, "scimType"));
+		const char *detail = json_string_value(scim__attr(rep->json, "detail"));
+		const char *type = json_string_value(scim__attr(rep->json, "scimType"));
 		if (detail != NULL || type != NULL) {
 			snprintf(out, len, "%s%s%s", type != NULL ? type : "", type != NULL && detail != NULL ? ": " : "",
 				 detail != NULL ? detail : "");
@@ -50,7 +50,7 @@ static void error_detail(const struct req *r, const struct reply *rep, char *out
 static void members_refused(struct sop *s, const struct reply *rep)
 {
 	struct scim_op *op = s->op;
-	const char *type = rep->json != NULL ? json_string_value(json_object_get(rep->json, "scimType")) : NULL;
+	const char *type = rep->json != NULL ? json_string_value(scim__attr(rep->json, "scimType")) : NULL;
 
 	op->values_refused = rep->http == 400 &&
 			     (type == NULL || strcmp(type, "invalidValue") == 0 || strcmp(type, "noTarget") == 0 ||
@@ -98,14 +98,14 @@ static bool curl_permanent(CURLcode rc)
  * (exact: caseExact, RFC 7643 §3.1) -- or, with ext NULL, that have none. */
 static json_t *pick(json_t *list, const char *ext, size_t *n_out, size_t *n_other)
 {
-	json_t *res = json_object_get(list, "Resources"), *v, *first = NULL;
+	json_t *res = scim__attr(list, "Resources"), *v, *first = NULL;
 	size_t i;
 	*n_out = *n_other = 0;
 	json_array_foreach(res, i, v)
 	{
-		if (json_string_value(json_object_get(v, "id")) == NULL)
+		if (json_string_value(scim__attr(v, "id")) == NULL)
 			continue;
-		const char *e = json_string_value(json_object_get(v, "externalId"));
+		const char *e = json_string_value(scim__attr(v, "externalId"));
 		bool ok = ext != NULL ? (e != NULL && strcmp(e, ext) == 0) : (e == NULL || e[0] == '\0');
 		if (!ok) {
 			(*n_other)++;
@@ -132,10 +132,10 @@ static bool refuse_foreign(struct sop *s, json_t *list)
 
 	if (plen == 0)
 		return false;
-	json_array_foreach(json_object_get(list, "Resources"), i, v)
+	json_array_foreach(scim__attr(list, "Resources"), i, v)
 	{
-		const char *id = json_string_value(json_object_get(v, "id"));
-		const char *e = json_string_value(json_object_get(v, "externalId"));
+		const char *id = json_string_value(scim__attr(v, "id"));
+		const char *e = json_string_value(scim__attr(v, "externalId"));
 		if (id == NULL || (e != NULL && strncmp(e, prefix, plen) == 0))
 			continue;
 		const char *attr = s->op->type == OBJECT_GROUP ? "displayName" : "userName";
@@ -151,11 +151,77 @@ static bool refuse_foreign(struct sop *s, json_t *list)
 	return false;
 }
 
+static void adopt_id(struct sop *s, const char *id)
+{
+	snprintf(s->id, sizeof s->id, "%s", id);
+	s->found = true;
+	s->page = 0;
+	scim__next_step(s, s->op->action == SCIM_DELETE ? ST_DELETE : ST_UPDATE);
+}
+
 static void adopt(struct sop *s, json_t *obj)
 {
-	snprintf(s->id, sizeof s->id, "%s", json_string_value(json_object_get(obj, "id")));
-	s->found = true;
-	scim__next_step(s, s->op->action == SCIM_DELETE ? ST_DELETE : ST_UPDATE);
+	adopt_id(s, json_string_value(scim__attr(obj, "id")));
+}
+
+#define MAX_PAGES 10000 /* a listing longer than this many pages is not read to its end */
+
+/* A list answer (RFC 7644 §3.4.2) that has more after it: move s to the
+ * next page (RFC 7644 §3.4.2.4: startIndex is 1-based; itemsPerPage may be
+ * smaller than the count asked for, so the next start is this one plus what
+ * came) and return true. */
+static bool next_page(struct sop *s, const json_t *list)
+{
+	size_t start = s->page > 0 ? s->page : 1;
+	size_t got = json_array_size(scim__attr(list, "Resources"));
+	json_int_t total = json_integer_value(scim__attr(list, "totalResults"));
+
+	if (got == 0 || total <= 0 || start - 1 + got >= (size_t)total || (start - 1) / got >= MAX_PAGES)
+		return false;
+	s->page = start + got;
+	s->t->stats.pages++;
+	s->hops = 0; /* pages are progress, not churn */
+	scim__next_step(s, s->step);
+	return true;
+}
+
+/* Without PATCH (auto style): a 501 to a PATCH says so even where the
+ * ServiceProviderConfig did not (RFC 7644 §3.5.2: "501 (Not Implemented)"):
+ * switch to put and send the step again that way. */
+static bool patch_refused(struct sop *s, const struct req *r, const struct reply *rep)
+{
+	struct scim_target *t = s->t;
+
+	if (rep->http != 501 || strcmp(r->method, "PATCH") != 0 || t->cfg.patch_style != SCIM_PATCH_AUTO ||
+	    t->style == SCIM_PATCH_PUT)
+		return false;
+	t->caps.patch = false;
+	scim__choose_style(t);
+	scim__log(t, 2, "the target does not implement PATCH: writing whole resources (PUT) from now on",
+		  "%s %s: HTTP 501", r->method, r->path);
+	s->tries = 0;
+	scim__next_step(s, s->step);
+	return true;
+}
+
+/* A member removal path refused as such (auto style): the server takes no
+ * value filter in a PATCH path (RFC 7644 §3.12 invalidPath / invalidFilter);
+ * send removals as a value list from now on, and this chunk again. */
+static bool remove_path_refused(struct sop *s, const struct reply *rep)
+{
+	struct scim_target *t = s->t;
+	const char *type = rep->json != NULL ? json_string_value(scim__attr(rep->json, "scimType")) : NULL;
+
+	if (rep->http != 400 || s->chunk_rm == 0 || t->rm_values || t->cfg.patch_style != SCIM_PATCH_AUTO ||
+	    type == NULL || (strcmp(type, "invalidPath") != 0 && strcmp(type, "invalidFilter") != 0))
+		return false;
+	t->rm_values = true;
+	scim__choose_style(t);
+	scim__log(t, 2, "the target refuses member removal paths: removing members by value from now on",
+		  "PATCH %s: HTTP 400 %s", s->path, type);
+	s->tries = 0;
+	scim__next_step(s, ST_MEMBERS);
+	return true;
 }
 
 /* The answer to a step that was not a transient failure or 401/403. */
@@ -186,7 +252,7 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		break;
 	case ST_CREATE:
 		if (is2xx(h)) {
-			const char *id = json_string_value(json_object_get(rep->json, "id"));
+			const char *id = json_string_value(scim__attr(rep->json, "id"));
 			if (id == NULL || strlen(id) >= sizeof op->result_id) {
 				scim__fail(s, -EPROTO, "%s %s: HTTP %ld without a usable \"id\" in the answer", r->method,
 					   r->path, h);
@@ -207,10 +273,14 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			json_t *obj = pick(rep->json, s->ext, &n, &other);
 			if (obj != NULL)
 				adopt(s, obj);
+			else if (next_page(s, rep->json))
+				return;
 			else if (op->action == SCIM_DELETE)
 				scim__finish(s, 0); /* nothing carries this anchor: already gone */
-			else
+			else {
+				s->page = 0;
 				scim__next_step(s, ST_FIND_NAME);
+			}
 			return;
 		}
 		break;
@@ -220,8 +290,16 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			if (refuse_foreign(s, rep->json))
 				return;
 			json_t *obj = pick(rep->json, NULL, &n, &other);
+			if (s->name_n == 0 && obj != NULL)
+				snprintf(s->name_id, sizeof s->name_id, "%s", json_string_value(scim__attr(obj, "id")));
+			s->name_n += n;
+			s->name_other += other;
+			if (s->name_n <= 1 && next_page(s, rep->json))
+				return;
+			n = s->name_n;
+			other = s->name_other;
 			if (n == 1) {
-				adopt(s, obj);
+				adopt_id(s, s->name_id);
 			} else if (n > 1) {
 				scim__fail(s, -EPROTO, "upsert %s: %s: %zu objects without externalId match; refusing to "
 						 "guess", op->anchor, r->path, n);
@@ -261,10 +339,56 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		}
 		if (h == 404)
 			goto group_gone;
+		if (patch_refused(s, r, rep) || remove_path_refused(s, rep))
+			return;
 		members_refused(s, rep);
 		break;
+	case ST_READ_OBJ:
+		if (is2xx(h) && json_is_object(rep->json)) {
+			const char *v = json_string_value(scim__attr(json_object_get(rep->json, "meta"), "version"));
+			json_decref(s->obj);
+			s->obj = json_incref(rep->json);
+			snprintf(s->etag, sizeof s->etag, "%s", v != NULL && strlen(v) < sizeof s->etag ? v : "");
+			scim__next_step(s, ST_WRITE_OBJ);
+			return;
+		}
+		if (h == 404)
+			goto gone;
+		break;
+	case ST_WRITE_OBJ:
+		if (is2xx(h)) {
+			snprintf(op->result_id, sizeof op->result_id, "%s", s->id);
+			op->matched = s->found;
+			scim__finish(s, 0);
+			return;
+		}
+		if (h == 412) { /* RFC 7232 §4.2: changed since we read it: read again */
+			json_decref(s->obj);
+			s->obj = NULL;
+			s->tries = 0;
+			scim__next_step(s, ST_READ_OBJ);
+			return;
+		}
+		if (h == 404)
+			goto gone;
+		if (op->action == SCIM_MEMBERS)
+			members_refused(s, rep);
+		break;
 	}
+	if ((s->step == ST_UPDATE) && patch_refused(s, r, rep))
+		return;
 	scim__fail_http(s, r, rep);
+	return;
+gone: /* read-change-write of an object the target no longer has */
+	if (op->action == SCIM_MEMBERS)
+		goto group_gone;
+	if (op->patch) { /* nothing left to patch (e.g. to disable) */
+		scim__finish(s, 0);
+		return;
+	}
+	s->id[0] = '\0'; /* vanished: create it again */
+	s->found = false;
+	scim__next_step(s, ST_CREATE);
 	return;
 group_gone: { /* SCIM_MEMBERS on a group the target no longer has */
 	char detail[1024];
@@ -296,20 +420,20 @@ static bool unusable_answer(const struct sop *s, const struct req *r, const stru
 		problem = "the body is not JSON";
 	else if (j != NULL && !json_is_object(j))
 		problem = "the body is not a JSON object";
-	else if (s->step == ST_CREATE && (!json_is_string(id = json_object_get(j, "id")) ||
+	else if (s->step == ST_CREATE && (!json_is_string(id = scim__attr(j, "id")) ||
 					  json_string_length(id) == 0 || json_string_length(id) >= 128))
 		problem = "a create answered without a usable \"id\"";
 	else if ((s->step == ST_UPDATE || s->step == ST_CREATE) && j != NULL &&
-		 (id = json_object_get(j, "id")) != NULL && !json_is_string(id))
+		 (id = scim__attr(j, "id")) != NULL && !json_is_string(id))
 		problem = "\"id\" is not a string";
 	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) &&
-		 (j == NULL || !json_is_array(json_object_get(j, "Resources"))) &&
-		 json_integer_value(json_object_get(j, "totalResults")) != 0)
+		 (j == NULL || !json_is_array(scim__attr(j, "Resources"))) &&
+		 json_integer_value(scim__attr(j, "totalResults")) != 0)
 		problem = "a list answer without a \"Resources\" array";
 	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) && j == NULL)
 		problem = "a list answer without a body";
-	else if (s->step == ST_READ_MEMBERS && (j == NULL || (json_object_get(j, "members") != NULL &&
-							     !json_is_array(json_object_get(j, "members")))))
+	else if (s->step == ST_READ_MEMBERS && (j == NULL || (scim__attr(j, "members") != NULL &&
+							     !json_is_array(scim__attr(j, "members")))))
 		problem = "a group without a \"members\" array";
 	if (problem != NULL && why != NULL)
 		snprintf(why, len, "%s", problem);
@@ -379,6 +503,12 @@ void scim__op_reply(struct req *r, const struct reply *rep, bool count)
 		if (s->step == ST_MEMBERS) {
 			s->step = ST_READ_MEMBERS;
 			s->tries = 0;
+		}
+		/* a write-back goes from a fresh read: what was read may be stale */
+		if (s->step == ST_WRITE_OBJ) {
+			json_decref(s->obj);
+			s->obj = NULL;
+			s->step = ST_READ_OBJ;
 		}
 		uint64_t ms = scim__backoff_ms(t, s->tries);
 		/* RFC 7231 §7.1.3 (RFC 6585 §4 for 429): honour Retry-After, capped */
@@ -502,7 +632,7 @@ int scim_test_answer(unsigned step, long http, const char *body, size_t len)
 	op.add = xcheck(json_pack("[s,s]", "a", "b"));
 	op.remove = xcheck(json_pack("[s]", "c"));
 	s.op = &op;
-	s.step = (enum step)(step % (ST_READ_MEMBERS + 1));
+	s.step = (enum step)(step % (ST_WRITE_OBJ + 1));
 	r.kind = R_OP;
 	r.sop = &s;
 	snprintf(r.method, sizeof r.method, "GET");

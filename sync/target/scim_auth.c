@@ -4,6 +4,7 @@
  * ServiceProviderConfig (RFC 7643 §5).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "sync/target/scim_internal.h"
 
 static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms, const char *errmsg);
+static void fetch(struct scim_target *t, enum req_kind kind, const char *path);
 
 /* Read a bearer token file: its content, surrounding whitespace trimmed.
  * A blocking read of a small local file on the loop thread: cheap, and rare
@@ -158,21 +160,19 @@ void scim__on_probe(uv_timer_t *h)
 	scim__arm_probe(t);
 }
 
-/* RFC 7643 §5: ServiceProviderConfig "bulk": {"supported", "maxOperations",
- * "maxPayloadSize"} */
+/* RFC 7643 §5: what the ServiceProviderConfig says (scim_discovery.h). */
 static void read_spc(struct scim_target *t, const struct reply *rep)
 {
-	json_t *bulk = json_object_get(rep->json, "bulk");
-	if (!json_is_object(rep->json))
+	struct scim_caps c;
+
+	if (scim_caps_parse(&c, rep->json, NULL, 0) != 0)
 		return;
 	t->spc_known = true;
-	if (!json_is_object(bulk))
-		return;
-	t->stats.bulk_supported = json_is_true(json_object_get(bulk, "supported"));
-	json_int_t ops = json_integer_value(json_object_get(bulk, "maxOperations"));
-	json_int_t size = json_integer_value(json_object_get(bulk, "maxPayloadSize"));
-	t->bulk_max_ops = ops > 0 && ops < 1000000 ? (unsigned)ops : 0;
-	t->bulk_max_payload = size > 0 ? (size_t)size : 0;
+	t->caps = c;
+	t->stats.bulk_supported = c.bulk;
+	t->bulk_max_ops = c.bulk_max_operations;
+	t->bulk_max_payload = c.bulk_max_payload;
+	scim__choose_style(t);
 }
 
 void scim__probe_done(struct scim_target *t, const struct req *r, const struct reply *rep)
@@ -188,6 +188,13 @@ void scim__probe_done(struct scim_target *t, const struct req *r, const struct r
 		return;
 	if (rep->rc == CURLE_OK && is2xx(rep->http)) {
 		read_spc(t, rep);
+		if (strcmp(t->stats.quarantine_reason, "schema_mismatch") == 0) {
+			/* the target answers; whether its schema is fixed is for a
+			 * new read of /Schemas to say (disc_end) */
+			t->rediscover = true;
+			fetch(t, R_RTYPES, "/ResourceTypes");
+			return;
+		}
 		scim__leave_quarantine(t);
 		return;
 	}
@@ -199,12 +206,162 @@ void scim__probe_done(struct scim_target *t, const struct req *r, const struct r
 	scim__arm_probe(t);
 }
 
-/* RFC 7644 §4: learn what the target supports; asynchronously */
-void scim__fetch_spc(struct scim_target *t)
+void scim__log(struct scim_target *t, int level, const char *msg, const char *fmt, ...)
+{
+	char detail[1024];
+	va_list ap;
+
+	if (t->cfg.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	t->cfg.log(t->cfg.log_data, level, msg, detail);
+}
+
+void scim__choose_style(struct scim_target *t)
+{
+	enum scim_patch_style s = t->cfg.patch_style;
+
+	if (s == SCIM_PATCH_AUTO)
+		s = !t->caps.patch ? SCIM_PATCH_PUT : t->rm_values ? SCIM_PATCH_VALUE_REMOVE : SCIM_PATCH_STANDARD;
+	t->style = s;
+	t->stats.patch_style = s;
+	t->stats.spc_known = t->caps.spc_known;
+	t->stats.filter_supported = t->caps.filter;
+	t->stats.max_results = t->caps.filter_max_results;
+	t->stats.patch_supported = t->caps.patch;
+	t->stats.etag_supported = t->caps.etag;
+	t->stats.bulk_max_operations = t->caps.bulk_max_operations;
+	t->stats.bulk_max_payload = t->caps.bulk_max_payload;
+}
+
+static void fetch(struct scim_target *t, enum req_kind kind, const char *path)
 {
 	struct req *r;
-	if (scim__req_start(t, R_SPC, "GET", xstrdup("/ServiceProviderConfig"), NULL, false, &r) == 0)
-		t->spc_on_wire = true;
+
+	if (scim__req_start(t, kind, "GET", xstrdup(path), NULL, false, &r) == 0) {
+		if (kind == R_SPC)
+			t->spc_on_wire = true;
+		return;
+	}
+	/* cannot even start a request: go on with the defaults */
+	if (kind == R_SPC)
+		fetch(t, R_RTYPES, "/ResourceTypes");
+	else if (kind == R_RTYPES)
+		fetch(t, R_SCHEMAS, "/Schemas");
+	else
+		scim__disc_done(t, NULL, NULL);
+}
+
+/*
+ * Check the mapping's target attributes against the schemas read: each one
+ * the server lacks is an error with strict_schema (the target quarantines
+ * as "schema_mismatch", naming the first one), else a warning, once per
+ * run. Returns false when it quarantined.
+ */
+static bool check_schema(struct scim_target *t)
+{
+	static const char *const what[2] = {"mapping.user", "mapping.group"};
+	char schema[SCIM_DISC_NAME_MAX];
+
+	if (!scim_schemas_known(t->schemas)) {
+		if (t->cfg.strict_schema && (t->n_attrs[0] + t->n_attrs[1]) > 0 && !t->logged_schema) {
+			t->logged_schema = true;
+			scim__log(t, 2, "the target publishes no schema: target.strict_schema cannot check the mapping",
+				  "GET %s/Schemas gave no usable schema; attributes are not checked", t->url);
+		}
+		return true;
+	}
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < t->n_attrs[k]; i++) {
+			const char *path = t->attrs[k][i];
+			int rc = scim_schemas_check(t->schemas, k == 0 ? OBJECT_USER : OBJECT_GROUP, path, schema,
+						    sizeof schema);
+			if (rc == 1)
+				continue;
+			char d[1024];
+			snprintf(d, sizeof d, "%s attribute \"%s\" is not in the target's schema %s%s", what[k], path,
+				 schema, rc == -ENOENT ? " (a schema the target does not publish for this type)" : "");
+			if (t->cfg.strict_schema) {
+				bool was = t->stats.quarantined;
+				if (strcmp(t->stats.quarantine_reason, "schema_mismatch") != 0) /* once, not per probe */
+					scim__log(t, 3, "the target's schema lacks a mapped attribute: target quarantined",
+						  "%s (target.strict_schema: true)", d);
+				scim__quarantine(t, "schema_mismatch", d);
+				if (was && !t->probe_on_wire) /* quarantine() arms the probe only on entering */
+					uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+				return false;
+			}
+			if (!t->logged_schema)
+				scim__log(t, 2, "the target's schema lacks a mapped attribute",
+					  "%s; the target may drop or refuse it (target.strict_schema: false)", d);
+		}
+	}
+	t->logged_schema = true;
+	return true;
+}
+
+/* Discovery over (rep NULL: the last request could not start or failed):
+ * operations may go. */
+static void disc_end(struct scim_target *t)
+{
+	bool was_discovering = t->discovering;
+
+	t->discovering = false;
+	t->stats.discovered = true;
+	t->stats.schema_attrs = scim_schemas_attr_count(t->schemas);
+	scim__choose_style(t);
+	if (!t->caps.filter && !t->logged_filter) {
+		t->logged_filter = true;
+		scim__log(t, 2, "the target does not support filtering",
+			  "%s/ServiceProviderConfig: filter.supported is false: lookups by externalId scan the "
+			  "listing page by page; matching existing objects by userName/displayName (soft match) is "
+			  "refused; creates work", t->url);
+	}
+	bool ok = check_schema(t);
+	if (t->rediscover) {
+		t->rediscover = false;
+		if (ok && strcmp(t->stats.quarantine_reason, "schema_mismatch") == 0)
+			scim__leave_quarantine(t);
+		else if (!ok || t->stats.quarantined)
+			uv_timer_start(&t->probe_timer, scim__on_probe, t->probe_ms, 0);
+	}
+	if (was_discovering)
+		scim__pump(t);
+}
+
+/* /ResourceTypes, then /Schemas answered. Anything but a usable 2xx leaves
+ * that part at its default (scim_discovery.h); a 401/403 is the operations'
+ * business (they will meet it, and quarantine). */
+void scim__disc_done(struct scim_target *t, const struct req *r, const struct reply *rep)
+{
+	bool ok = rep != NULL && rep->rc == CURLE_OK && is2xx(rep->http);
+	char err[256];
+
+	if (rep != NULL) {
+		char detail[1024];
+		scim__describe(r, rep, detail, sizeof detail);
+		scim__health(t, rep->rc != CURLE_OK ? H_NET : rep->http >= 500 ? H_SERVER : H_OK, detail);
+	}
+	if (t->stopping)
+		return;
+	if (r != NULL && r->kind == R_RTYPES) {
+		if (ok && scim_schemas_set_types(t->schemas, rep->json, err, sizeof err) != 0)
+			scim__log(t, 1, "target discovery", "GET %s/ResourceTypes: %s; using the default types", t->url,
+				  err);
+		fetch(t, R_SCHEMAS, "/Schemas");
+		return;
+	}
+	if (r != NULL && ok && scim_schemas_add(t->schemas, rep->json, err, sizeof err) < 0)
+		scim__log(t, 1, "target discovery", "GET %s/Schemas: %s; attributes are not checked", t->url, err);
+	disc_end(t);
+}
+
+/* RFC 7644 §4: learn what the target supports, before any operation */
+void scim__fetch_spc(struct scim_target *t)
+{
+	fetch(t, R_SPC, "/ServiceProviderConfig");
 }
 
 void scim__spc_done(struct scim_target *t, const struct req *r, const struct reply *rep)
@@ -212,15 +369,29 @@ void scim__spc_done(struct scim_target *t, const struct req *r, const struct rep
 	char detail[1024];
 	t->spc_on_wire = false;
 	scim__describe(r, rep, detail, sizeof detail);
-	if (rep->rc != CURLE_OK || rep->http >= 500) {
+	if (rep->rc != CURLE_OK || rep->http >= 500)
 		scim__health(t, rep->rc != CURLE_OK ? H_NET : H_SERVER, detail);
+	else
+		scim__health(t, H_OK, NULL);
+	if (rep->rc == CURLE_OK && (rep->http == 401 || rep->http == 403)) {
+		if (!scim__auth_rejected(t, r, detail))
+			scim__quarantine(t, "unauthorized", detail);
+	} else if (rep->rc == CURLE_OK && is2xx(rep->http)) {
+		read_spc(t, rep);
+	} else if (rep->rc == CURLE_OK && rep->http < 500) {
+		/* 404, 501, ...: the server has none; the defaults are final
+		 * (scim_discovery.h), do not ask again after every operation */
+		t->spc_known = true;
+	}
+	if (t->stopping)
+		return;
+	if (!t->discovering) {
+		/* a late answer (the fetch at start had failed): the rest of the
+		 * discovery failed then too, most likely */
+		scim__choose_style(t);
+		if (t->spc_known && !scim_schemas_known(t->schemas))
+			fetch(t, R_RTYPES, "/ResourceTypes");
 		return;
 	}
-	scim__health(t, H_OK, NULL);
-	if ((rep->http == 401 || rep->http == 403) && scim__auth_rejected(t, r, detail))
-		return;
-	if (rep->http == 401 || rep->http == 403)
-		scim__quarantine(t, "unauthorized", detail);
-	else if (is2xx(rep->http))
-		read_spc(t, rep);
+	fetch(t, R_RTYPES, "/ResourceTypes");
 }

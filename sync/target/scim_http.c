@@ -58,6 +58,11 @@ static struct curl_slist *headers(struct scim_target *t)
 			continue;
 		h = xcheck(curl_slist_append(h, all[i]));
 	}
+	if (t->if_match != NULL) { /* RFC 7232 §3.1, RFC 7644 §3.14 */
+		char *im = scim__concat("If-Match: ", t->if_match);
+		h = xcheck(curl_slist_append(h, im));
+		free(im);
+	}
 	scim__wipe_free(auth);
 	return h;
 }
@@ -173,6 +178,9 @@ static enum target_request_op request_op(const struct req *r)
 		return TARGET_REQ_CONFIG;
 	case R_PROBE:
 		return TARGET_REQ_PROBE;
+	case R_RTYPES:
+	case R_SCHEMAS:
+		return TARGET_REQ_CONFIG;
 	case R_OP:
 		break;
 	}
@@ -187,7 +195,9 @@ static enum target_request_op request_op(const struct req *r)
 	case ST_MEMBERS:
 		return TARGET_REQ_MEMBERS;
 	case ST_READ_MEMBERS:
+	case ST_READ_OBJ:
 		return TARGET_REQ_READ_MEMBERS;
+	case ST_WRITE_OBJ:
 	case ST_UPDATE:
 		break;
 	}
@@ -232,6 +242,10 @@ static void req_done(struct req *r, CURLcode rc)
 		break;
 	case R_PROBE:
 		scim__probe_done(t, r, &rep);
+		break;
+	case R_RTYPES:
+	case R_SCHEMAS:
+		scim__disc_done(t, r, &rep);
 		break;
 	}
 	json_decref(rep.json);

@@ -24,7 +24,8 @@
  *   scim_http.c     the transport: libcurl easy handles on the multi, on libuv
  *   scim_answer.c   reading answers: what each step's answer means
  *   scim_auth.c     credentials (token file, OAuth2), the quarantine probe,
- *                   ServiceProviderConfig
+ *                   discovery (ServiceProviderConfig, ResourceTypes, Schemas;
+ *                   parsed by scim_discovery.c) and the schema check
  * Names shared between them carry the scim__ prefix.
  */
 #ifndef CANOPY_SYNC_TARGET_SCIM_INTERNAL_H
@@ -34,10 +35,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #include "common/xalloc.h"
 #include "sync/target/scim.h"
+#include "sync/target/scim_discovery.h"
 
 #ifndef CANOPY_VERSION
 #define CANOPY_VERSION "dev"
@@ -104,11 +108,14 @@ enum step {
 	ST_DELETE,    /* DELETE /{ep}/{id} */
 	ST_MEMBERS,   /* PATCH /Groups/{id}: one chunk of member adds/removes */
 	ST_READ_MEMBERS, /* GET /Groups/{id}?attributes=members: what landed already */
+	ST_READ_OBJ,  /* GET /{ep}/{id}: the whole resource, to change and write back */
+	ST_WRITE_OBJ, /* PUT /{ep}/{id} of what ST_READ_OBJ read, changed (If-Match with ETags);
+		       * members_replace: PATCH "replace" of the whole members list */
 };
 
 enum where { W_NONE, W_READY, W_DELAYED, W_WIRE };
 
-enum req_kind { R_OP, R_BULK, R_SPC, R_PROBE };
+enum req_kind { R_OP, R_BULK, R_SPC, R_PROBE, R_RTYPES, R_SCHEMAS };
 
 /* health window entries */
 enum { H_OK = 0, H_NET = 1, H_SERVER = 2 };
@@ -135,6 +142,12 @@ struct sop {
 	struct req *req;   /* W_WIRE */
 	const char *method; /* of the current step's request, for messages */
 	char *path;         /* idem, below the base URL */
+	json_t *obj;        /* ST_WRITE_OBJ: the resource ST_READ_OBJ read (owned) */
+	char etag[128];     /* ... and its version (meta.version, RFC 7644 §3.14); "" none */
+	size_t page;        /* lookups: startIndex of the next page (0: the first) */
+	size_t name_n, name_other; /* ST_FIND_NAME over pages: matches without externalId,
+				    * with another one */
+	char name_id[128];  /* the first match without externalId */
 };
 
 struct req {
@@ -199,6 +212,16 @@ struct scim_target {
 	unsigned probe_ms;
 	bool probe_on_wire;
 	bool spc_known, spc_on_wire; /* ServiceProviderConfig read / being fetched */
+	bool discovering;    /* discovery of this run not finished: operations wait */
+	bool rediscover;     /* schema_mismatch probe: discovery runs again */
+	struct scim_caps caps;        /* from /ServiceProviderConfig (or the defaults) */
+	struct scim_schemas *schemas; /* from /Schemas + /ResourceTypes (owned) */
+	enum scim_patch_style style;  /* in use: cfg.patch_style, or what discovery chose */
+	bool rm_values;      /* removals as a value list (value_remove, or learnt) */
+	bool logged_filter, logged_schema; /* said once per run */
+	const char *if_match; /* If-Match of the request being started (scim__req_start) */
+	char **attrs[2];      /* cfg.user_attrs / group_attrs, copied */
+	size_t n_attrs[2];
 	struct scim_stats stats;
 	bool stopping, finalized;
 	unsigned closing; /* uv handles whose close callback has not run */
@@ -212,6 +235,22 @@ struct reply {
 	long retry_after_s;
 	json_t *json; /* parsed body, or NULL */
 };
+
+/* An attribute of a SCIM answer by name, ignoring case (RFC 7643 §2.1:
+ * attribute names are case-insensitive; some servers answer "Members" or
+ * "ID"): the exact spelling first, then any other. */
+static inline json_t *scim__attr(const json_t *o, const char *name)
+{
+	json_t *v = json_object_get(o, name), *x;
+	const char *k;
+
+	if (v != NULL || !json_is_object(o))
+		return v;
+	json_object_foreach((json_t *)o, k, x)
+		if (strcasecmp(k, name) == 0)
+			return x;
+	return NULL;
+}
 
 static inline bool is2xx(long h)
 {
@@ -260,6 +299,9 @@ void scim__start_bulk(struct scim_target *t);
 bool scim__bulkable(const struct sop *s);
 bool scim__bulk_on(const struct scim_target *t);
 void scim__detach(struct sop *s);
+/* Does s's step go through ST_READ_OBJ / ST_WRITE_OBJ (patch_style put or
+ * members_replace)? */
+bool scim__rmw(const struct sop *s);
 /* Read-back answered: keep only the member changes that have not landed. */
 void scim__members_filter(struct sop *s, json_t *group);
 
@@ -295,5 +337,11 @@ void scim__on_probe(uv_timer_t *h);
 void scim__probe_done(struct scim_target *t, const struct req *r, const struct reply *rep);
 void scim__fetch_spc(struct scim_target *t);
 void scim__spc_done(struct scim_target *t, const struct req *r, const struct reply *rep);
+/* /ResourceTypes and /Schemas answered (discovery goes on or ends) */
+void scim__disc_done(struct scim_target *t, const struct req *r, const struct reply *rep);
+/* The patch style to use now, from cfg.patch_style and what was learnt. */
+void scim__choose_style(struct scim_target *t);
+void scim__log(struct scim_target *t, int level, const char *msg, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif /* CANOPY_SYNC_TARGET_SCIM_INTERNAL_H */

@@ -232,6 +232,8 @@ static enum target_problem problem_of(const struct scim_stats *st)
 		return TARGET_UNAUTHORIZED;
 	if (strcmp(st->quarantine_reason, "server_errors") == 0)
 		return TARGET_SERVER_ERRORS;
+	if (strcmp(st->quarantine_reason, "schema_mismatch") == 0)
+		return TARGET_SCHEMA_MISMATCH;
 	return TARGET_UNREACHABLE;
 }
 
@@ -250,6 +252,17 @@ static void p_stats(struct target_run *run, struct target_stats *out)
 	snprintf(out->quarantine_detail, sizeof out->quarantine_detail, "%s", st.quarantine_detail);
 	out->in_flight = st.in_flight;
 	out->queued = st.queued;
+	out->caps.known = st.discovered;
+	out->caps.config_read = st.spc_known;
+	out->caps.bulk = st.bulk_supported;
+	out->caps.max_operations = st.bulk_max_operations;
+	out->caps.max_payload = st.bulk_max_payload;
+	out->caps.filter = st.filter_supported;
+	out->caps.max_results = st.max_results;
+	out->caps.patch = st.patch_supported;
+	out->caps.etag = st.etag_supported;
+	snprintf(out->caps.patch_style, sizeof out->caps.patch_style, "%s", scim_patch_style_name(st.patch_style));
+	out->caps.schema_attributes = st.schema_attrs;
 	snprintf(out->last_fail_method, sizeof out->last_fail_method, "%s", st.last_fail_method);
 	snprintf(out->last_fail_path, sizeof out->last_fail_path, "%s", st.last_fail_path);
 	out->last_fail_status = st.last_fail_status;
@@ -268,8 +281,28 @@ static void p_stop(struct target_run *run, void (*done)(void *data), void *data)
 	scim_target_stop(run_of(run), done, data);
 }
 
+static char **dup_list(const char *const *src, size_t n)
+{
+	char **out = n > 0 ? xcalloc(n, sizeof *out) : NULL;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(src[i]);
+	return out;
+}
+
+static void free_list(const char *const *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)l[i]);
+	free((void *)l);
+}
+
 static void p_close(struct target *t)
 {
+	struct scim_config *c = t->impl;
+
+	free_list(c->user_attrs, c->n_user_attrs);
+	free_list(c->group_attrs, c->n_group_attrs);
 	free(t->impl);
 	free(t);
 }
@@ -280,6 +313,9 @@ struct target *scim_target_new(const struct scim_config *cfg)
 	struct scim_config *copy = xmalloc(sizeof *copy);
 
 	*copy = *cfg;
+	/* the attribute lists are the caller's: keep copies (freed by p_close) */
+	copy->user_attrs = (const char *const *)dup_list(cfg->user_attrs, cfg->n_user_attrs);
+	copy->group_attrs = (const char *const *)dup_list(cfg->group_attrs, cfg->n_group_attrs);
 	t->impl = copy;
 	t->name = "scim";
 	t->request_timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sync/target/scim_internal.h"
 
@@ -119,7 +120,7 @@ static bool has_member(json_t *members, json_t *id)
 	json_t *m;
 	size_t j;
 	json_array_foreach(members, j, m)
-		if (json_equal(json_object_get(m, "value"), id))
+		if (json_equal(scim__attr(m, "value"), id))
 			return true;
 	return false;
 }
@@ -145,7 +146,7 @@ static bool has_value(const json_t *ids, const json_t *id)
  */
 void scim__members_filter(struct sop *s, json_t *group)
 {
-	json_t *cur = json_object_get(group, "members"), *add = xcheck(json_array()), *rm = xcheck(json_array()), *v, *m;
+	json_t *cur = scim__attr(group, "members"), *add = xcheck(json_array()), *rm = xcheck(json_array()), *v, *m;
 	size_t i;
 
 	json_array_foreach(s->op->add, i, v)
@@ -154,7 +155,7 @@ void scim__members_filter(struct sop *s, json_t *group)
 	if (s->op->exact) {
 		/* every member read back that is not wanted goes */
 		json_array_foreach(cur, i, m)
-			if ((v = json_object_get(m, "value")) != NULL && json_is_string(v) &&
+			if ((v = scim__attr(m, "value")) != NULL && json_is_string(v) &&
 			    !has_value(s->op->add, v) && json_array_append(rm, v) != 0)
 				xoom("json_array_append");
 	} else {
@@ -187,6 +188,19 @@ static json_t *members_patch(struct sop *s)
 	}
 	if (json_array_size(vals) > 0)
 		append_new(ops, json_pack("{s:s, s:s, s:O}", "op", "add", "path", "members", "value", vals));
+	if (s->t->rm_values) {
+		/* value_remove: {"op":"remove","path":"members","value":[{"value":id}]}, the form
+		 * of servers that take no value filter in a path (e.g. Entra's own
+		 * examples); RFC 7644 §3.5.2.2 allows a value with a remove */
+		json_t *rv = xcheck(json_array());
+		while (s->rm_pos + s->chunk_rm < n_rm && n < max) {
+			append_new(rv, json_pack("{s:O}", "value", json_array_get(remove, s->rm_pos + s->chunk_rm++)));
+			n++;
+		}
+		if (json_array_size(rv) > 0)
+			append_new(ops, json_pack("{s:s, s:s, s:O}", "op", "remove", "path", "members", "value", rv));
+		json_decref(rv);
+	}
 	while (s->rm_pos + s->chunk_rm < n_rm && n < max) {
 		const char *id = json_string_value(json_array_get(remove, s->rm_pos + s->chunk_rm++));
 		char *fv = filter_value(id), *path;
@@ -205,17 +219,35 @@ out:
 	return out;
 }
 
-/* "/Users?filter=<attr eq "v">&attributes=id,externalId" (RFC 7644 §3.4.2.2,
- * §3.4.2.5: only what the match needs, never a big group's members). */
-static char *filter_path(enum object_type type, const char *attr, const char *value)
+/* The page size of list requests: the target's filter.maxResults, else 100
+ * (RFC 7644 §3.4.2.4 leaves the default to the server; asking keeps it
+ * known). */
+static unsigned page_size(const struct scim_target *t)
 {
-	char *fv = filter_value(value), *f, *enc, *path;
+	unsigned m = t->caps.filter_max_results;
+	return m > 0 && m < 1000 ? m : m >= 1000 ? 1000 : 100;
+}
 
+/* "/Users?filter=<attr eq "v">&attributes=id,externalId&startIndex=i&count=n"
+ * (RFC 7644 §3.4.2.2, §3.4.2.5: only what the match needs, never a big
+ * group's members; §3.4.2.4 paging). Without filter support (scim.h,
+ * "Discovery"): the listing itself, page by page, matched here. */
+static char *filter_path(const struct sop *s, const char *attr, const char *value)
+{
+	const struct scim_target *t = s->t;
+	size_t start = s->page > 0 ? s->page : 1;
+	char *fv, *f, *enc, *path;
+
+	if (!t->caps.filter)
+		return scim__asprintf("%s?attributes=id,externalId&startIndex=%zu&count=%u", endpoint(s->op->type),
+				      start, page_size(t));
+	fv = filter_value(value);
 	if (fv == NULL)
 		return NULL; /* not UTF-8: build() refuses the operation */
 	f = scim__asprintf("%s eq %s", attr, fv);
 	enc = url_encode(f);
-	path = scim__asprintf("%s?filter=%s&attributes=id,externalId", endpoint(type), enc);
+	path = scim__asprintf("%s?filter=%s&attributes=id,externalId&startIndex=%zu&count=%u", endpoint(s->op->type),
+			      enc, start, page_size(t));
 	free(fv);
 	free(f);
 	free(enc);
@@ -228,6 +260,149 @@ static char *id_path(enum object_type type, const char *id)
 
 	free(enc);
 	return path;
+}
+
+/* ---- read, change, write back (patch_style put / members_replace) ---------- */
+
+/* Does s's step go through ST_READ_OBJ / ST_WRITE_OBJ with this target's
+ * patch style? put: everything PATCH would do (a group update, member
+ * changes, a disable, a manager change); members_replace: member changes. */
+bool scim__rmw(const struct sop *s)
+{
+	enum scim_patch_style st = s->t->style;
+	const struct scim_op *op = s->op;
+
+	if (op->action == SCIM_MEMBERS)
+		return st == SCIM_PATCH_PUT || st == SCIM_PATCH_MEMBERS_REPLACE;
+	if (op->action == SCIM_UPSERT && st == SCIM_PATCH_PUT)
+		return op->type == OBJECT_GROUP || op->patch;
+	return false;
+}
+
+/* RFC 7644 §3.5.2 operations on a resource read back, for servers without
+ * PATCH: "replace"/"add" set the path, "remove" drops it. Paths are a
+ * top-level attribute or "<schema URN>:<attribute>" (the manager), all
+ * canopy sends. */
+static void apply_patch_ops(json_t *obj, const json_t *ops)
+{
+	const json_t *o;
+	size_t i;
+
+	json_array_foreach(ops, i, o)
+	{
+		const char *kind = json_string_value(json_object_get(o, "op"));
+		const char *path = json_string_value(json_object_get(o, "path"));
+		json_t *val = json_object_get(o, "value"), *parent = obj;
+		const char *leaf = path;
+		char urn[512];
+
+		if (kind == NULL || path == NULL)
+			continue;
+		const char *colon = strrchr(path, ':');
+		if (strncasecmp(path, "urn:", 4) == 0 && colon != NULL && (size_t)(colon - path) < sizeof urn) {
+			snprintf(urn, sizeof urn, "%.*s", (int)(colon - path), path);
+			leaf = colon + 1;
+			parent = json_object_get(obj, urn);
+			if (!json_is_object(parent)) {
+				if (strcasecmp(kind, "remove") == 0)
+					continue;
+				parent = xcheck(json_object());
+				if (json_object_set_new(obj, urn, parent) != 0)
+					xoom("json_object_set_new");
+			}
+			json_t *schemas = json_object_get(obj, "schemas");
+			bool listed = false;
+			const json_t *v;
+			size_t j;
+			json_array_foreach(schemas, j, v)
+				listed |= json_is_string(v) && strcasecmp(json_string_value(v), urn) == 0;
+			if (!listed && json_is_array(schemas) && strcasecmp(kind, "remove") != 0)
+				append_new(schemas, json_string(urn));
+		}
+		if (strcasecmp(kind, "remove") == 0)
+			json_object_del(parent, leaf);
+		else if (val != NULL && json_object_set(parent, leaf, val) != 0)
+			xoom("json_object_set");
+	}
+}
+
+/* The group's members after the change: what was read, less the removals,
+ * plus the additions not there yet (exact: the additions alone). */
+static json_t *new_members(const struct sop *s)
+{
+	json_t *cur = scim__attr(s->obj, "members"), *out = xcheck(json_array()), *m, *v;
+	size_t i;
+
+	if (!s->op->exact) {
+		json_array_foreach(cur, i, m)
+		{
+			v = scim__attr(m, "value");
+			if (json_is_string(v) && s->op->remove != NULL && has_value(s->op->remove, v))
+				continue;
+			if (json_array_append(out, m) != 0)
+				xoom("json_array_append");
+		}
+	}
+	json_array_foreach(s->op->add, i, v)
+		if (!has_member(out, v))
+			append_new(out, json_pack("{s:O}", "value", v));
+	return out;
+}
+
+/* Remove every attribute of obj named `name`, ignoring case. */
+static void del_ci(json_t *obj, const char *name)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(obj, tmp, k, v)
+		if (strcasecmp(k, name) == 0)
+			json_object_del(obj, k);
+}
+
+/* The body of ST_WRITE_OBJ: the resource read, changed as the operation
+ * says (PUT), or the members "replace" (members_replace). */
+static json_t *write_body(struct sop *s, const char **method)
+{
+	const struct scim_op *op = s->op;
+	json_t *obj = xcheck(json_deep_copy(s->obj)), *key_val;
+	const char *key;
+
+	if (op->action == SCIM_MEMBERS && s->t->style == SCIM_PATCH_MEMBERS_REPLACE) {
+		json_t *members = new_members(s), *ops;
+		json_decref(obj);
+		*method = "PATCH";
+		if (json_array_size(members) == 0) /* "replace" with [] is refused by some: remove all */
+			ops = json_pack("[{s:s, s:s}]", "op", "remove", "path", "members");
+		else
+			ops = json_pack("[{s:s, s:s, s:O}]", "op", "replace", "path", "members", "value", members);
+		json_decref(members);
+		return xcheck(json_pack("{s:[s], s:o}", "schemas", SCHEMA_PATCHOP, "Operations", xcheck(ops)));
+	}
+	*method = "PUT";
+	del_ci(obj, "meta"); /* the server's (RFC 7643 §3.1) */
+	if (op->action == SCIM_MEMBERS) {
+		json_t *members = new_members(s);
+		del_ci(obj, "members");
+		if (json_object_set_new(obj, "members", members) != 0)
+			xoom("json_object_set_new");
+	} else if (op->patch && op->patch_ops != NULL) {
+		apply_patch_ops(obj, op->patch_ops);
+	} else {
+		/* the new content over what was read; members, id, meta stay */
+		json_t *res = resource_copy(s, false);
+		json_object_foreach(res, key, key_val)
+		{
+			if (strcmp(key, "schemas") == 0 && op->patch)
+				continue;
+			del_ci(obj, key); /* the server may spell it otherwise (RFC 7643 §2.1) */
+			if (json_object_set(obj, key, key_val) != 0)
+				xoom("json_object_set");
+		}
+		json_decref(res);
+	}
+	return obj;
 }
 
 /* The request of s's current step: method, path below the base URL (owned)
@@ -256,7 +431,7 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 		*body = resource_copy(s, true); /* a group's initial members ride along */
 		break;
 	case ST_FIND_EXT:
-		*path = filter_path(op->type, "externalId", s->ext);
+		*path = filter_path(s, "externalId", s->ext);
 		break;
 	case ST_FIND_NAME: {
 		const char *attr = op->type == OBJECT_GROUP ? "displayName" : "userName";
@@ -267,7 +442,15 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 				 "resource has no %s to match on", op->anchor, attr);
 			return -EPROTO;
 		}
-		*path = filter_path(op->type, attr, name);
+		if (!s->t->caps.filter) {
+			op->refused = true; /* for good, until the object or the target changes */
+			snprintf(op->error, sizeof op->error,
+				 "upsert %s: the target reports a conflict and no object carries this externalId; "
+				 "matching by %s is refused: the target does not support filtering "
+				 "(ServiceProviderConfig filter.supported false)", op->anchor, attr);
+			return -EPROTO;
+		}
+		*path = filter_path(s, attr, name);
 		break;
 	}
 	case ST_DELETE:
@@ -280,6 +463,13 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 		free(base);
 		break;
 	}
+	case ST_READ_OBJ:
+		*path = id_path(op->type, s->id);
+		break;
+	case ST_WRITE_OBJ:
+		*path = id_path(op->type, s->id);
+		*body = write_body(s, method);
+		break;
 	case ST_MEMBERS: {
 		size_t n_add = members_add(s) != NULL ? json_array_size(members_add(s)) : 0;
 		size_t n_rm = members_rm(s) != NULL ? json_array_size(members_rm(s)) : 0;
@@ -336,7 +526,13 @@ void scim__start_step(struct sop *s)
 	char *path, *text;
 	json_t *body;
 	struct req *r;
-	int rc = build(s, &method, &path, &body);
+	int rc;
+
+	/* without PATCH (or without add/remove on members), what PATCH would do
+	 * is a read, a change and a write back (scim.h, "Discovery") */
+	if ((s->step == ST_UPDATE || s->step == ST_MEMBERS || s->step == ST_READ_MEMBERS) && scim__rmw(s))
+		s->step = ST_READ_OBJ;
+	rc = build(s, &method, &path, &body);
 	if (rc == 1) {
 		snprintf(s->op->result_id, sizeof s->op->result_id, "%s", s->id);
 		scim__finish(s, 0);
@@ -348,7 +544,10 @@ void scim__start_step(struct sop *s)
 	}
 	text = body != NULL ? dump(body) : NULL;
 	sending(s, method, xstrdup(path));
-	if ((rc = scim__req_start(t, R_OP, method, path, text, s->step == ST_MEMBERS, &r)) != 0) {
+	t->if_match = s->step == ST_WRITE_OBJ && t->caps.etag && s->etag[0] != '\0' ? s->etag : NULL;
+	rc = scim__req_start(t, R_OP, method, path, text, s->step == ST_MEMBERS || s->step == ST_WRITE_OBJ, &r);
+	t->if_match = NULL;
+	if (rc != 0) {
 		scim__fail(s, rc, "%s %s: cannot start the request: %s", method, s->path, strerror(-rc));
 		return;
 	}
@@ -358,6 +557,8 @@ void scim__start_step(struct sop *s)
 
 bool scim__bulkable(const struct sop *s)
 {
+	if (s->step == ST_UPDATE && scim__rmw(s))
+		return false; /* a read first: alone */
 	return s->step == ST_CREATE || s->step == ST_UPDATE || s->step == ST_DELETE;
 }
 

@@ -103,6 +103,23 @@ enum target_problem {
 	TARGET_UNAUTHORIZED,   /* credentials refused */
 	TARGET_UNREACHABLE,    /* network failures */
 	TARGET_SERVER_ERRORS,  /* the server keeps failing (5xx, unusable answers) */
+	TARGET_SCHEMA_MISMATCH, /* the target's schema lacks what the mapping writes */
+};
+
+/* What the target said it supports (SCIM: RFC 7644 §4 discovery), and how
+ * the run adapts; for status. */
+struct target_caps {
+	bool known;               /* discovery finished (answered or defaulted) */
+	bool config_read;         /* the target answered its capability document */
+	bool bulk;
+	unsigned max_operations;  /* per bulk request (0: not given) */
+	uint64_t max_payload;     /* bytes per bulk request (0: not given) */
+	bool filter;
+	unsigned max_results;     /* per list page (0: not given) */
+	bool patch;
+	bool etag;
+	char patch_style[24];     /* in use: "standard", "value_remove", "members_replace", "put" */
+	size_t schema_attributes; /* attributes of the user and group schemas read (0: none) */
 };
 
 struct target_stats {
@@ -112,6 +129,7 @@ struct target_stats {
 	char quarantine_reason[64];  /* the target's own word for it, as status shows it */
 	char quarantine_detail[256];
 	unsigned in_flight, queued;  /* operations on the wire / waiting */
+	struct target_caps caps;
 	/* The last request that failed in a way that counts against the target
 	 * (no answer, 5xx, 401/403, 429): method "" when none yet. */
 	char last_fail_method[8];

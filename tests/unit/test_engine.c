@@ -2146,12 +2146,12 @@ static void state_and_reason_names_are_the_public_strings(void **state)
 					     "syncing", "idle", "quarantined", "stopping"};
 	static const char *const reasons[] = {"", "source_unreachable", "source_unauthorized", "source_error",
 					      "target_unreachable", "target_unauthorized", "target_server_errors",
-					      "target_error", "delete_threshold"};
+					      "target_error", "delete_threshold", "target_schema_mismatch"};
 	(void)state;
 
 	for (int i = ENGINE_DISABLED; i <= ENGINE_STOPPING; i++)
 		assert_string_equal(engine_state_name((enum engine_state)i), states[i]);
-	for (int i = ENGINE_Q_NONE; i <= ENGINE_Q_DELETE_THRESHOLD; i++)
+	for (int i = ENGINE_Q_NONE; i <= ENGINE_Q_TARGET_SCHEMA_MISMATCH; i++)
 		assert_string_equal(engine_quarantine_name((enum engine_quarantine)i), reasons[i]);
 }
 

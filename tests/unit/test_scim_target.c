@@ -469,6 +469,15 @@ static bool c_spc(struct tctx *x, intptr_t n)
 	return st.bulk_supported;
 }
 
+/* discovery over: /ServiceProviderConfig, /ResourceTypes and /Schemas read */
+static bool c_discovered(struct tctx *x, intptr_t n)
+{
+	struct scim_stats st;
+	(void)n;
+	scim_stats(x->t, &st);
+	return st.bulk_supported && st.discovered;
+}
+
 static bool c_in_flight(struct tctx *x, intptr_t n)
 {
 	struct scim_stats st;
@@ -518,9 +527,10 @@ static void start(struct tctx *x, const struct scim_config *cfg)
 	int rc = scim_target_start(&x->t, &x->loop, &c, err, sizeof err);
 	if (rc != 0)
 		fail_msg("scim_target_start: %d %s", rc, err);
-	/* let the ServiceProviderConfig fetch land, so it never mixes with faults */
-	if (c.url == srv.url && !run_until(x, c_spc, 0, 10000))
-		fail_msg("ServiceProviderConfig was not read (bulk_supported still false)");
+	/* let discovery (ServiceProviderConfig, ResourceTypes, Schemas) land, so
+	 * it never mixes with faults */
+	if (c.url == srv.url && !run_until(x, c_discovered, 0, 10000))
+		fail_msg("discovery did not finish (bulk_supported or discovered still false)");
 }
 
 static int setup(void **state)
@@ -987,6 +997,99 @@ static void exact_members_remove_the_unlisted(void **state)
 	json_decref(groups);
 }
 
+/* A group of x1, x2 and a member change "add x3, remove x1", run against a
+ * target set up by `caps` (the fixture's POST /_test/caps) with `style`.
+ * Returns the group's id; the op is x->ops[0]. */
+static void member_change(struct tctx *x, const char *caps, enum scim_patch_style style, char u[3][128], char *gid)
+{
+	const char *names[] = {"x1", "x2", "x3"};
+	for (int i = 0; i < 3; i++)
+		snprintf(u[i], 128, "%s", seed("Users", json_pack("{s:[s], s:s}", "schemas", U_SCHEMA, "userName", names[i])));
+	snprintf(gid, 128, "%s",
+		 seed("Groups", json_pack("{s:[s], s:s, s:s, s:[{s:s},{s:s}]}", "schemas", G_SCHEMA, "displayName",
+					  "Styled", "externalId", "ext-styled", "members", "value", u[0], "value", u[1])));
+	if (caps != NULL)
+		json_decref(ctl("POST", "caps", caps));
+	struct scim_config c = test_config();
+	c.patch_style = style;
+	start(x, &c);
+	struct scim_op *m = op_at(x, 0, SCIM_MEMBERS, OBJECT_GROUP, "ext-styled", gid);
+	m->add = keep(x, json_pack("[s]", u[2]));
+	m->remove = keep(x, json_pack("[s]", u[0]));
+	submit(x, m);
+	wait_done(x, 1);
+	assert_ok(m);
+	json_t *groups = store("Groups");
+	json_t *g = json_array_get(groups, 0);
+	assert_int_equal(n_members(g), 2);
+	assert_true(has_member(g, u[1]) && has_member(g, u[2]));
+	assert_false(has_member(g, u[0]));
+	json_decref(groups);
+}
+
+/* The methods of the successful writes since the start, "PATCH PUT ..." */
+static void write_methods(char *out, size_t len)
+{
+	json_t *au = audit(), *e;
+	size_t i, o = 0;
+	out[0] = '\0';
+	json_array_foreach(au, i, e)
+		if (json_integer_value(json_object_get(e, "status")) < 300 && o + 8 < len)
+			o += (size_t)snprintf(out + o, len - o, "%s%s", o ? " " : "",
+					      json_string_value(json_object_get(e, "method")));
+	json_decref(au);
+}
+
+/* A server without PATCH (its ServiceProviderConfig says so): patch_style
+ * auto writes the member change as GET + PUT of the group, with If-Match
+ * when it offers ETags; a 412 (changed in between) reads it again. */
+static void no_patch_puts_the_group_with_if_match(void **state)
+{
+	struct tctx *x = *state;
+	char u[3][128], gid[128], methods[256];
+	fault("{\"status\":412,\"count\":1,\"methods\":[\"PUT\"]}");
+	member_change(x, "{\"patch\": false, \"etag\": true}", SCIM_PATCH_AUTO, u, gid);
+	struct scim_stats st;
+	scim_stats(x->t, &st);
+	assert_false(st.patch_supported);
+	assert_true(st.etag_supported);
+	assert_int_equal(st.patch_style, SCIM_PATCH_PUT);
+	assert_int_equal(x->ops[0].op.attempts, 4); /* GET, PUT (412), GET, PUT */
+	write_methods(methods, sizeof methods);
+	assert_string_equal(methods, "PUT");
+	json_t *stats = ctl("GET", "stats", NULL);
+	assert_int_equal(json_integer_value(json_object_get(stats, "ifMatch")), 1); /* the fault answered the first */
+	json_decref(stats);
+}
+
+/* members_replace: one PATCH "replace" of the whole members list. */
+static void members_replace_style_replaces_the_list(void **state)
+{
+	struct tctx *x = *state;
+	char u[3][128], gid[128], methods[256];
+	member_change(x, NULL, SCIM_PATCH_MEMBERS_REPLACE, u, gid);
+	write_methods(methods, sizeof methods);
+	assert_string_equal(methods, "PATCH");
+	struct scim_stats st;
+	scim_stats(x->t, &st);
+	assert_int_equal(st.patch_style, SCIM_PATCH_MEMBERS_REPLACE);
+}
+
+/* A server that refuses value filters in removal paths (400 invalidPath):
+ * an auto target switches to removals by value and sends the change again. */
+static void removal_path_refused_switches_to_values(void **state)
+{
+	struct tctx *x = *state;
+	char u[3][128], gid[128], methods[256];
+	member_change(x, "{\"removePaths\": false}", SCIM_PATCH_AUTO, u, gid);
+	write_methods(methods, sizeof methods);
+	assert_string_equal(methods, "PATCH");
+	struct scim_stats st;
+	scim_stats(x->t, &st);
+	assert_int_equal(st.patch_style, SCIM_PATCH_VALUE_REMOVE);
+	assert_int_equal(x->ops[0].op.attempts, 2);
+}
+
 /* Large member lists are cut into PATCHes of members_per_patch changes. */
 static void members_are_chunked(void **state)
 {
@@ -1379,9 +1482,9 @@ static void connections_are_reused(void **state)
 	}
 	struct scim_stats st;
 	scim_stats(x->t, &st);
-	assert_int_equal(st.requests, 11); /* ServiceProviderConfig + 10 POSTs */
+	assert_int_equal(st.requests, 13); /* discovery (3 GETs) + 10 POSTs */
 	if (st.connects > 1)
-		fail_msg("11 sequential requests opened %llu connections", (unsigned long long)st.connects);
+		fail_msg("13 sequential requests opened %llu connections", (unsigned long long)st.connects);
 }
 
 static long server_count(json_t *stats, const char *what, const char *key)
@@ -1512,7 +1615,8 @@ static void service_provider_config_fetched_again(void **state)
 	struct scim_stats st;
 	run_for(x, 200);
 	scim_stats(x->t, &st);
-	assert_int_equal(st.requests, 1);
+	assert_int_equal(st.requests, 3); /* ServiceProviderConfig (503), ResourceTypes, Schemas */
+	assert_true(st.discovered);     /* defaults: operations go on */
 	assert_false(st.bulk_supported);
 	upsert_user(x, 0, "ext-spc", NULL, user_res("spc", NULL));
 	wait_done(x, 1);
@@ -1632,6 +1736,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(group_create_with_members_then_patch_members, setup, teardown),
 		cmocka_unit_test_setup_teardown(group_update_keeps_members, setup, teardown),
 		cmocka_unit_test_setup_teardown(exact_members_remove_the_unlisted, setup, teardown),
+		cmocka_unit_test_setup_teardown(no_patch_puts_the_group_with_if_match, setup, teardown),
+		cmocka_unit_test_setup_teardown(members_replace_style_replaces_the_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(removal_path_refused_switches_to_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(members_are_chunked, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_then_delete_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_by_anchor, setup, teardown),

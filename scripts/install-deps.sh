@@ -14,7 +14,8 @@
 #     chaos-tests/); clang
 #     + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
-#   npm packages: the SCIM fixture's, with `npm ci` from its committed lockfile.
+#   npm packages: the SCIM fixture's and the interop matrix's
+#   (tests/fixtures/interop), with `npm ci` from their committed lockfiles.
 #
 # Runs as root, or through sudo when it is available.
 set -euo pipefail
@@ -98,5 +99,21 @@ if [ -f "$scim/package-lock.json" ]; then
 		cp "$scim/package-lock.json" "$stamp"
 	else
 		echo "install-deps: SCIM fixture's npm packages already installed"
+	fi
+fi
+
+# The interop matrix's SCIM servers (tests/fixtures/interop: Better Auth's
+# SCIM plugin, BoxyHQ Polis), pinned by their one lockfile. better-sqlite3
+# compiles from source here (its prebuilt binaries are not on the registry):
+# it needs make, g++ and python3, and takes a few minutes once.
+interop=tests/fixtures/interop
+if [ -f "$interop/package-lock.json" ]; then
+	stamp=$interop/node_modules/.canopy-lock
+	if [ ! -f "$stamp" ] || ! cmp -s "$interop/package-lock.json" "$stamp"; then
+		echo "install-deps: npm ci in $interop"
+		(cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
+		cp "$interop/package-lock.json" "$stamp"
+	else
+		echo "install-deps: interop fixtures' npm packages already installed"
 	fi
 fi

@@ -89,31 +89,24 @@ else
 	echo "install-deps: Debian packages already installed"
 fi
 
-# The SCIM server fixture (SCIMMY + express), pinned by its lockfile.
-scim=tests/fixtures/scim
-if [ -f "$scim/package-lock.json" ]; then
-	stamp=$scim/node_modules/.canopy-lock
-	if [ ! -f "$stamp" ] || ! cmp -s "$scim/package-lock.json" "$stamp"; then
-		echo "install-deps: npm ci in $scim"
-		(cd "$scim" && npm ci --no-audit --no-fund --loglevel=error)
-		cp "$scim/package-lock.json" "$stamp"
+# npm_ci DIR WHAT: `npm ci` in DIR from its committed lockfile, unless
+# node_modules was installed from this very lockfile (a stamp copy of it).
+npm_ci() {
+	local dir=$1 what=$2 stamp=$1/node_modules/.canopy-lock
+	[ -f "$dir/package-lock.json" ] || return 0
+	if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+		echo "install-deps: npm ci in $dir"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+		cp "$dir/package-lock.json" "$stamp"
 	else
-		echo "install-deps: SCIM fixture's npm packages already installed"
+		echo "install-deps: $what npm packages already installed"
 	fi
-fi
+}
 
+# The SCIM server fixture (SCIMMY + express).
+npm_ci tests/fixtures/scim "SCIM fixture's"
 # The interop matrix's SCIM servers (tests/fixtures/interop: Better Auth's
-# SCIM plugin, BoxyHQ Polis), pinned by their one lockfile. better-sqlite3
-# compiles from source here (its prebuilt binaries are not on the registry):
-# it needs make, g++ and python3, and takes a few minutes once.
-interop=tests/fixtures/interop
-if [ -f "$interop/package-lock.json" ]; then
-	stamp=$interop/node_modules/.canopy-lock
-	if [ ! -f "$stamp" ] || ! cmp -s "$interop/package-lock.json" "$stamp"; then
-		echo "install-deps: npm ci in $interop"
-		(cd "$interop" && npm ci --no-audit --no-fund --loglevel=error)
-		cp "$interop/package-lock.json" "$stamp"
-	else
-		echo "install-deps: interop fixtures' npm packages already installed"
-	fi
-fi
+# SCIM plugin, BoxyHQ Polis), one lockfile. better-sqlite3 compiles from
+# source here (its prebuilt binaries are not on the registry): it needs make,
+# g++ and python3, and takes a few minutes.
+npm_ci tests/fixtures/interop "interop fixtures'"

@@ -151,6 +151,14 @@ static bool refuse_foreign(struct sop *s, json_t *list)
 	return false;
 }
 
+/* A user's first email value (RFC 7643 §4.1.2 "emails"), or NULL. */
+static const char *first_email(json_t *resource)
+{
+	json_t *e = json_array_get(json_object_get(resource, "emails"), 0);
+	const char *v = json_string_value(json_object_get(e, "value"));
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
 static void adopt(struct sop *s, json_t *obj)
 {
 	snprintf(s->id, sizeof s->id, "%s", json_string_value(json_object_get(obj, "id")));
@@ -216,10 +224,17 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		break;
 	case ST_FIND_NAME:
 		if (is2xx(h)) {
+			json_t *obj;
+			/* Our own anchor, found by name: a server whose externalId
+			 * filter finds nothing (docs/targets.md, "Interop matrix"). */
+			if (s->ext != NULL && (obj = pick(rep->json, s->ext, &n, &other)) != NULL) {
+				adopt(s, obj);
+				return;
+			}
 			/* Soft match: adopt an object only if no other anchor owns it. */
 			if (refuse_foreign(s, rep->json))
 				return;
-			json_t *obj = pick(rep->json, NULL, &n, &other);
+			obj = pick(rep->json, NULL, &n, &other);
 			if (n == 1) {
 				adopt(s, obj);
 			} else if (n > 1) {
@@ -228,10 +243,26 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			} else if (other > 0) {
 				scim__fail(s, -EEXIST, "upsert %s: %s: the name is taken by an object with another "
 						 "externalId", op->anchor, r->path);
+			} else if (op->type == OBJECT_USER && s->ext != NULL && first_email(op->resource) != NULL) {
+				scim__next_step(s, ST_FIND_EMAIL);
 			} else {
 				scim__fail(s, -EPROTO, "upsert %s: the target reports a conflict (409) but neither "
 						 "externalId nor name finds the object", op->anchor);
 			}
+			return;
+		}
+		break;
+	case ST_FIND_EMAIL:
+		/* A server that keys users by email and reads every filter as
+		 * "email is" (BoxyHQ Polis): only an object that carries our
+		 * anchor is adopted, never a soft match. */
+		if (is2xx(h)) {
+			json_t *obj = pick(rep->json, s->ext, &n, &other);
+			if (obj != NULL)
+				adopt(s, obj);
+			else
+				scim__fail(s, -EPROTO, "upsert %s: the target reports a conflict (409) but neither "
+						 "externalId, name nor email finds the object", op->anchor);
 			return;
 		}
 		break;
@@ -302,11 +333,11 @@ static bool unusable_answer(const struct sop *s, const struct req *r, const stru
 	else if ((s->step == ST_UPDATE || s->step == ST_CREATE) && j != NULL &&
 		 (id = json_object_get(j, "id")) != NULL && !json_is_string(id))
 		problem = "\"id\" is not a string";
-	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) &&
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL) &&
 		 (j == NULL || !json_is_array(json_object_get(j, "Resources"))) &&
 		 json_integer_value(json_object_get(j, "totalResults")) != 0)
 		problem = "a list answer without a \"Resources\" array";
-	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) && j == NULL)
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL) && j == NULL)
 		problem = "a list answer without a body";
 	else if (s->step == ST_READ_MEMBERS && (j == NULL || (json_object_get(j, "members") != NULL &&
 							     !json_is_array(json_object_get(j, "members")))))

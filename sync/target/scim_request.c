@@ -270,6 +270,12 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 		*path = filter_path(op->type, attr, name);
 		break;
 	}
+	case ST_FIND_EMAIL: {
+		/* the user's first email (scim_answer.c asks only when there is one) */
+		json_t *e = json_array_get(json_object_get(op->resource, "emails"), 0);
+		*path = filter_path(op->type, "emails.value", json_string_value(json_object_get(e, "value")));
+		break;
+	}
 	case ST_DELETE:
 		*method = "DELETE";
 		*path = id_path(op->type, s->id);

@@ -15,8 +15,8 @@
 #     source for tests/fixtures/389ds.sh: ns-slapd, dscreate); clang
 #     + its runtime libraries
 #     (libFuzzer, for tests/fuzz).
-#   npm packages: the SCIM and Graph fixtures', with `npm ci` from their
-#     committed lockfiles.
+#   npm packages: the Node fixtures' (SCIM, Graph, and the interop matrix's
+#   servers in tests/fixtures/interop), with `npm ci` from their committed lockfiles.
 #
 # Runs as root, or through sudo when it is available.
 set -euo pipefail
@@ -99,18 +99,28 @@ else
 	echo "install-deps: Debian packages already installed"
 fi
 
-# The Node fixtures, each pinned by its lockfile: the SCIM server (SCIMMY +
-# express) and the Microsoft Graph look-alike (no dependencies today; npm ci
-# keeps it that way, and installs what a later lockfile adds).
-for fixture in tests/fixtures/scim tests/fixtures/graph; do
-	[ -f "$fixture/package-lock.json" ] || continue
-	stamp=$fixture/node_modules/.canopy-lock
-	if [ ! -f "$stamp" ] || ! cmp -s "$fixture/package-lock.json" "$stamp"; then
-		echo "install-deps: npm ci in $fixture"
-		(cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
-		mkdir -p "$fixture/node_modules"
-		cp "$fixture/package-lock.json" "$stamp"
+# npm_ci DIR WHAT: `npm ci` in DIR from its committed lockfile, unless
+# node_modules was installed from this very lockfile (a stamp copy of it).
+npm_ci() {
+	local dir=$1 what=$2 stamp=$1/node_modules/.canopy-lock
+	[ -f "$dir/package-lock.json" ] || return 0
+	if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+		echo "install-deps: npm ci in $dir"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+		mkdir -p "$dir/node_modules"
+		cp "$dir/package-lock.json" "$stamp"
 	else
-		echo "install-deps: $fixture's npm packages already installed"
+		echo "install-deps: $what npm packages already installed"
 	fi
-done
+}
+
+# The SCIM server fixture (SCIMMY + express).
+npm_ci tests/fixtures/scim "SCIM fixture's"
+# The Microsoft Graph look-alike (no dependencies today; npm ci keeps it that
+# way, and installs what a later lockfile adds).
+npm_ci tests/fixtures/graph "Graph fixture's"
+# The interop matrix's SCIM servers (tests/fixtures/interop: Better Auth's
+# SCIM plugin, BoxyHQ Polis), one lockfile. better-sqlite3 compiles from
+# source here (its prebuilt binaries are not on the registry): it needs make,
+# g++ and python3, and takes a few minutes.
+npm_ci tests/fixtures/interop "interop fixtures'"

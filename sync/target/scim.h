@@ -8,8 +8,9 @@
  * Idempotence (invariant 2, "no duplicate object"): every write is keyed by
  * externalId = the source anchor. An upsert without a known target id POSTs;
  * a 409 (or any sign that the object exists) turns into a lookup by
- * `externalId eq`, then `userName eq` / `displayName eq` (soft match), and an
- * update of what was found -- never a second object. A delete answered 404
+ * `externalId eq`, then `userName eq` / `displayName eq` (soft match), then a
+ * user's first email (exact anchor only), and an update of what was found --
+ * never a second object. A delete answered 404
  * counts as done.
  *
  * Failures: 5xx, 429 and network errors are retried with exponential backoff
@@ -17,7 +18,8 @@
  * completes with an error (the engine logs it and goes on with the others).
  * When most recent requests fail, or the target answers 401/403, the target
  * enters quarantine with a reason code: new and queued operations wait, and a
- * probe (GET /ServiceProviderConfig) is retried at growing intervals; the
+ * probe (GET /ServiceProviderConfig; answered 404, GET /Users?count=1) is
+ * retried at growing intervals; the
  * token file is re-read before each probe, so fixing the token recovers
  * without a restart.
  *
@@ -38,8 +40,12 @@
  *                without target_id, or when that answers 404: POST /Users or
  *                /Groups (a group's "members" in `resource` are sent on this
  *                create only); 409 -> GET ?filter=externalId eq "anchor",
- *                then userName / displayName eq (only objects without an
- *                externalId are adopted: soft match) -> update as above.
+ *                then userName / displayName eq (objects without an
+ *                externalId are adopted: soft match; one carrying this
+ *                anchor too), then for a user with emails `emails.value eq`
+ *                its first email (only an object carrying this anchor is
+ *                adopted: servers that key users by email and read every
+ *                filter as one on it, docs/targets.md) -> update as above.
  *                id and meta are stripped; externalId is set to `anchor`
  *                (behind cfg.external_id_prefix, below).
  *   SCIM_DELETE  DELETE /{Users|Groups}/{id}; 2xx and 404 are success.

@@ -159,6 +159,14 @@ static void adopt_id(struct sop *s, const char *id)
 	scim__next_step(s, s->op->action == SCIM_DELETE ? ST_DELETE : ST_UPDATE);
 }
 
+/* A user's first email value (RFC 7643 §4.1.2 "emails"), or NULL. */
+static const char *first_email(json_t *resource)
+{
+	json_t *e = json_array_get(scim__attr(resource, "emails"), 0);
+	const char *v = json_string_value(scim__attr(e, "value"));
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
 static void adopt(struct sop *s, json_t *obj)
 {
 	adopt_id(s, json_string_value(scim__attr(obj, "id")));
@@ -286,10 +294,17 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 		break;
 	case ST_FIND_NAME:
 		if (is2xx(h)) {
+			json_t *obj;
+			/* Our own anchor, found by name: a server whose externalId
+			 * filter finds nothing (docs/targets.md, "Interop matrix"). */
+			if (s->ext != NULL && (obj = pick(rep->json, s->ext, &n, &other)) != NULL) {
+				adopt(s, obj);
+				return;
+			}
 			/* Soft match: adopt an object only if no other anchor owns it. */
 			if (refuse_foreign(s, rep->json))
 				return;
-			json_t *obj = pick(rep->json, NULL, &n, &other);
+			obj = pick(rep->json, NULL, &n, &other);
 			if (s->name_n == 0 && obj != NULL)
 				snprintf(s->name_id, sizeof s->name_id, "%s", json_string_value(scim__attr(obj, "id")));
 			s->name_n += n;
@@ -306,10 +321,26 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			} else if (other > 0) {
 				scim__fail(s, -EEXIST, "upsert %s: %s: the name is taken by an object with another "
 						 "externalId", op->anchor, r->path);
+			} else if (op->type == OBJECT_USER && s->ext != NULL && first_email(op->resource) != NULL) {
+				scim__next_step(s, ST_FIND_EMAIL);
 			} else {
 				scim__fail(s, -EPROTO, "upsert %s: the target reports a conflict (409) but neither "
 						 "externalId nor name finds the object", op->anchor);
 			}
+			return;
+		}
+		break;
+	case ST_FIND_EMAIL:
+		/* A server that keys users by email and reads every filter as
+		 * "email is" (BoxyHQ Polis): only an object that carries our
+		 * anchor is adopted, never a soft match. */
+		if (is2xx(h)) {
+			json_t *obj = pick(rep->json, s->ext, &n, &other);
+			if (obj != NULL)
+				adopt(s, obj);
+			else
+				scim__fail(s, -EPROTO, "upsert %s: the target reports a conflict (409) but neither "
+						 "externalId, name nor email finds the object", op->anchor);
 			return;
 		}
 		break;
@@ -426,11 +457,11 @@ static bool unusable_answer(const struct sop *s, const struct req *r, const stru
 	else if ((s->step == ST_UPDATE || s->step == ST_CREATE) && j != NULL &&
 		 (id = scim__attr(j, "id")) != NULL && !json_is_string(id))
 		problem = "\"id\" is not a string";
-	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) &&
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL) &&
 		 (j == NULL || !json_is_array(scim__attr(j, "Resources"))) &&
 		 json_integer_value(scim__attr(j, "totalResults")) != 0)
 		problem = "a list answer without a \"Resources\" array";
-	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME) && j == NULL)
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL) && j == NULL)
 		problem = "a list answer without a body";
 	else if (s->step == ST_READ_MEMBERS && (j == NULL || (scim__attr(j, "members") != NULL &&
 							     !json_is_array(scim__attr(j, "members")))))

@@ -12,6 +12,10 @@
 #include "sync/secret.h"
 #include "sync/target/scim_internal.h"
 
+#define SPC_PATH "/ServiceProviderConfig"
+/* the quarantine probe of a target without SPC_PATH (scim__probe_done) */
+#define USERS_PROBE_PATH "/Users?count=1&attributes=id"
+
 static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms, const char *errmsg);
 static void fetch(struct scim_target *t, enum req_kind kind, const char *path);
 
@@ -91,7 +95,7 @@ static void on_token(void *data, int status, char *token, uint64_t refresh_in_ms
 		uv_timer_start(&t->auth_timer, on_auth_timer, refresh_in_ms > 50 ? refresh_in_ms : 50, 0);
 		if (probe && t->stats.quarantined && !t->probe_on_wire) {
 			struct req *r;
-			if (scim__req_start(t, R_PROBE, "GET", xstrdup("/ServiceProviderConfig"), NULL, false, &r) == 0)
+			if (scim__req_start(t, R_PROBE, "GET", xstrdup(SPC_PATH), NULL, false, &r) == 0)
 				t->probe_on_wire = true;
 			else
 				scim__arm_probe(t);
@@ -152,7 +156,7 @@ void scim__on_probe(uv_timer_t *h)
 	}
 	scim__reread_token(t); /* so that fixing the token file recovers without a restart */
 	struct req *r;
-	if (scim__req_start(t, R_PROBE, "GET", xstrdup("/ServiceProviderConfig"), NULL, false, &r) == 0) {
+	if (scim__req_start(t, R_PROBE, "GET", xstrdup(SPC_PATH), NULL, false, &r) == 0) {
 		t->probe_on_wire = true;
 		t->stats.next_probe_at_ms = 0; /* on the wire now */
 		return;
@@ -187,7 +191,8 @@ void scim__probe_done(struct scim_target *t, const struct req *r, const struct r
 	if (t->stopping || !t->stats.quarantined)
 		return;
 	if (rep->rc == CURLE_OK && is2xx(rep->http)) {
-		read_spc(t, rep);
+		if (strcmp(r->path, SPC_PATH) == 0)
+			read_spc(t, rep);
 		if (strcmp(t->stats.quarantine_reason, "schema_mismatch") == 0) {
 			/* the target answers; whether its schema is fixed is for a
 			 * new read of /Schemas to say (disc_end) */
@@ -197,6 +202,17 @@ void scim__probe_done(struct scim_target *t, const struct req *r, const struct r
 		}
 		scim__leave_quarantine(t);
 		return;
+	}
+	/* No ServiceProviderConfig (404; RFC 7644 §4 requires it, BoxyHQ Polis
+	 * has none: docs/targets.md, "Interop matrix"): probe with a one-user
+	 * list instead, which every SCIM server serves and authenticates
+	 * (§3.4.2.4), or such a target would never leave quarantine. */
+	if (rep->rc == CURLE_OK && rep->http == 404 && strcmp(r->path, SPC_PATH) == 0) {
+		struct req *nr;
+		if (scim__req_start(t, R_PROBE, "GET", xstrdup(USERS_PROBE_PATH), NULL, false, &nr) == 0) {
+			t->probe_on_wire = true;
+			return;
+		}
 	}
 	char detail[1024];
 	scim__describe(r, rep, detail, sizeof detail);

@@ -189,6 +189,7 @@ static enum target_request_op request_op(const struct req *r)
 		return TARGET_REQ_CREATE;
 	case ST_FIND_EXT:
 	case ST_FIND_NAME:
+	case ST_FIND_EMAIL:
 		return TARGET_REQ_FIND;
 	case ST_DELETE:
 		return TARGET_REQ_DELETE;

@@ -105,6 +105,7 @@ enum step {
 	ST_CREATE,    /* POST /Users | /Groups */
 	ST_FIND_EXT,  /* GET ?filter=externalId eq "anchor" */
 	ST_FIND_NAME, /* GET ?filter=userName eq / displayName eq (soft match) */
+	ST_FIND_EMAIL, /* users: GET ?filter=emails.value eq (adopts only our externalId) */
 	ST_DELETE,    /* DELETE /{ep}/{id} */
 	ST_MEMBERS,   /* PATCH /Groups/{id}: one chunk of member adds/removes */
 	ST_READ_MEMBERS, /* GET /Groups/{id}?attributes=members: what landed already */

@@ -1,6 +1,6 @@
 /*
- * sync/target/scim_probe.c -- one blocking GET of ServiceProviderConfig (see
- * scim_probe.h).
+ * sync/target/scim_probe.c -- one blocking GET of ServiceProviderConfig, or of
+ * /Users when a server has none (see scim_probe.h).
  */
 #include "sync/target/scim_probe.h"
 
@@ -63,8 +63,8 @@ static void wipe(void *p, size_t n)
 	explicit_bzero(p, n);
 }
 
-static enum scim_probe_status probe_once(const struct scim_probe_config *cfg, const char *token, long *http_out,
-					 char *msg, size_t len)
+static enum scim_probe_status probe_path(const struct scim_probe_config *cfg, const char *path, const char *token,
+					 long *http_out, char *msg, size_t len)
 {
 	unsigned ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 	char url[1100], auth[8192], node[64], curlerr[CURL_ERROR_SIZE] = "";
@@ -82,8 +82,7 @@ static enum scim_probe_status probe_once(const struct scim_probe_config *cfg, co
 	ulen = strlen(cfg->url);
 	while (ulen > 0 && cfg->url[ulen - 1] == '/')
 		ulen--;
-	if ((size_t)snprintf(url, sizeof url, "%.*s/ServiceProviderConfig", (int)ulen, cfg->url) >=
-	    sizeof url) {
+	if ((size_t)snprintf(url, sizeof url, "%.*s%s", (int)ulen, cfg->url, path) >= sizeof url) {
 		snprintf(msg, len, "target URL too long");
 		return SCIM_PROBE_ERROR;
 	}
@@ -134,6 +133,30 @@ static enum scim_probe_status probe_once(const struct scim_probe_config *cfg, co
 		wipe(h->data, strlen(h->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
+	return st;
+}
+
+/*
+ * GET ServiceProviderConfig; answered 404, GET /Users?count=1 instead. RFC
+ * 7644 §4 requires the discovery endpoint, but servers in use lack it (BoxyHQ
+ * Polis Directory Sync answers 404: docs/targets.md, "Interop matrix"), while
+ * every SCIM server lists users (§3.4.2, count §3.4.2.4) and checks the token
+ * there. A wrong base URL answers 404 to both, and stays an error.
+ */
+static enum scim_probe_status probe_once(const struct scim_probe_config *cfg, const char *token, long *http_out,
+					 char *msg, size_t len)
+{
+	enum scim_probe_status st = probe_path(cfg, "/ServiceProviderConfig", token, http_out, msg, len);
+	char first[512];
+	size_t n;
+
+	if (st != SCIM_PROBE_ERROR || *http_out != 404)
+		return st;
+	snprintf(first, sizeof first, "%s", msg);
+	st = probe_path(cfg, "/Users?count=1&attributes=id", token, http_out, msg, len);
+	n = strlen(msg);
+	if (n < len)
+		snprintf(msg + n, len - n, " (%s: the target serves no ServiceProviderConfig)", first);
 	return st;
 }
 

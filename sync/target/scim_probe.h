@@ -7,7 +7,9 @@
  * take over the export when the leader's target access breaks. It is a plain
  * GET {url}/ServiceProviderConfig (RFC 7644 §4) with the bearer token, on its
  * own libcurl easy handle: it shares nothing with sync/target/scim.c's
- * requests on the loop.
+ * requests on the loop. A target that answers 404 there (it serves no
+ * discovery endpoint) is asked GET {url}/Users?count=1&attributes=id instead,
+ * and that answer is classified.
  *
  * RFC 7644 lets a service provider serve ServiceProviderConfig without
  * authentication; such a target answers 200 to any token, so "ok" means

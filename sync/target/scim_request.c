@@ -453,6 +453,12 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 		*path = filter_path(s, attr, name);
 		break;
 	}
+	case ST_FIND_EMAIL: {
+		/* the user's first email (scim_answer.c asks only when there is one) */
+		json_t *e = json_array_get(scim__attr(op->resource, "emails"), 0);
+		*path = filter_path(s, "emails.value", json_string_value(scim__attr(e, "value")));
+		break;
+	}
 	case ST_DELETE:
 		*method = "DELETE";
 		*path = id_path(op->type, s->id);

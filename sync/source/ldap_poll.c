@@ -243,7 +243,15 @@ static int poll_scope(struct ldap_poll *s, int i, bool full, const char *url, ch
 		if (c->ts < 0)
 			c->ts = 0; /* read in full, and empty: from now on, what changed since 1970 */
 		end->present_phase = true;
-		rc = push_cursor(s, end);
+		if ((rc = push_cursor(s, end)) != 0)
+			goto out;
+		/* said in the log: deletes are found only here (docs/sources.md) */
+		struct source_event *note = source_event_new(SOURCE_NOTICE, OBJECT_UNKNOWN);
+		char text[160];
+		snprintf(text, sizeof text, "ldap-poll: full read of %s done (poll %lu): %zu entries", scope_name(i),
+			 s->polls, n);
+		note->message = xstrdup(text);
+		rc = source_worker_push(&s->w, note);
 	}
 out:
 	for (; k < n; k++)

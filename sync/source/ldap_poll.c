@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,8 @@ static int poll_once(struct ldap_poll *s, const char *url, char *msg, size_t len
 		if (bits & (1u << i))
 			s->need_full[i] = true;
 		bool full = periodic || s->need_full[i] || s->cur.scope[i].ts < 0;
+		/* a full read that fails is tried again in full on the next connection */
+		s->need_full[i] = full;
 		rc = poll_scope(s, i, full, url, msg, len);
 		if (rc != 0)
 			return rc;
@@ -292,12 +295,27 @@ static uint64_t now_ms(void)
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
+/* Has the server closed the connection (EOF, or an error on the socket)?
+ * Bytes waiting are not that: with TLS 1.3 they can be a session ticket
+ * (RFC 8446 §4.6.1) libldap has not read yet, and a Notice of Disconnection
+ * (RFC 4511 §4.4.1) is followed by the close itself. */
+static bool peer_closed(int fd, short revents)
+{
+	char c;
+
+	if (revents & (POLLHUP | POLLERR))
+		return true;
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* Wait out the poll interval; a refresh request or stop() ends it early
  * (both write the wake eventfd). SOURCE_WORKER_AGAIN when the server closed
- * the idle connection: reconnect at once, which is no failure. */
+ * the idle connection (slapd's idletimeout, a restart): reconnect at once,
+ * which is no failure. */
 static int wait_interval(struct ldap_poll *s, const char *url, char *msg, size_t len)
 {
 	uint64_t deadline = now_ms() + (uint64_t)s->interval_s * 1000;
+	bool watch = s->w.fds[0] >= 0;
 
 	for (;;) {
 		uint64_t t = now_ms();
@@ -306,7 +324,7 @@ static int wait_interval(struct ldap_poll *s, const char *url, char *msg, size_t
 			return -ECANCELED;
 		if (t >= deadline)
 			return 0;
-		if (poll(p, p[1].fd >= 0 ? 2 : 1, (int)(deadline - t)) < 0 && errno != EINTR) {
+		if (poll(p, watch ? 2 : 1, (int)(deadline - t)) < 0 && errno != EINTR) {
 			snprintf(msg, len, "%s: poll: %s", url, strerror(errno));
 			return -errno;
 		}
@@ -318,8 +336,11 @@ static int wait_interval(struct ldap_poll *s, const char *url, char *msg, size_t
 			if (asked)
 				return 0;
 		}
-		if (p[1].revents != 0)
-			return SOURCE_WORKER_AGAIN; /* e.g. slapd's idletimeout, a Notice of Disconnection */
+		if (watch && p[1].revents != 0) {
+			if (peer_closed(p[1].fd, p[1].revents))
+				return SOURCE_WORKER_AGAIN;
+			watch = false; /* bytes for libldap: the next search reads them; do not spin */
+		}
 	}
 }
 

@@ -317,8 +317,12 @@ static int scope_header(const char *line, size_t len, int i, int64_t *ts, size_t
 		*ts = -1;
 		k = 2;
 	} else {
-		if (len < 17 || line[15] != ' ' || ldap_poll_time_parse(line, 15, ts) != 0 || line[14] != 'Z' ||
-		    *ts < 0)
+		char canon[16];
+		if (len < 17 || line[15] != ' ' || ldap_poll_time_parse(line, 15, ts) != 0 || *ts < 0)
+			return -EINVAL;
+		/* only the form encode writes: one text per cursor (no fraction, offset or leap second) */
+		ldap_poll_time_format(*ts, canon);
+		if (memcmp(line, canon, 15) != 0)
 			return -EINVAL;
 		k = 16;
 	}

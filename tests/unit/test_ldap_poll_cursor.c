@@ -143,6 +143,8 @@ static void decode_refuses_anything_but_the_format(void **state)
 		"v1\nusers 20261130054400.5Z 0\ngroups - 0\n",             /* not the canonical second */
 		"v1\nusers 20261130054400+0000 0\ngroups - 0\n",
 		"v1\nusers 20250229000000Z 0\ngroups - 0\n",               /* no such date */
+		"v1\nusers 20261130235960Z 0\ngroups - 0\n",               /* a leap second: not canonical */
+		"v1\nusers 2026113005.123Z 0\ngroups - 0\n",               /* an hour with a fraction */
 		"v1\nusers 20261130054400Z 99999999999999999999\ngroups - 0\n",       /* huge count */
 		"v1\nusers 20261130054400Z \ngroups - 0\n",
 	};

@@ -19,6 +19,7 @@
 #include "sync/replog/raft_replog.h"
 #include "sync/state/cluster.h"
 #include "sync/source/ad.h"
+#include "sync/source/ldap_poll.h"
 #include "sync/source/openldap.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
@@ -583,6 +584,16 @@ static struct source *make_source(struct agent *a)
 		};
 		return ad_source_new(&ac);
 	}
+	if (c->source.kind == CONFIG_SOURCE_LDAP_POLL) {
+		struct ldap_poll_config pc = {
+			.urls = lc.urls, .n_urls = lc.n_urls, .bind_dn = lc.bind_dn, .password = lc.password,
+			.password_file = lc.password_file, .sasl = lc.sasl, .tls = lc.tls, .user_base = lc.user_base,
+			.user_filter = lc.user_filter, .group_base = lc.group_base, .group_filter = lc.group_filter,
+			.anchor_attribute = c->source.anchor_attribute, .poll_interval_s = c->source.poll_interval_s,
+			.full_every = c->source.poll_full_every,
+		};
+		return ldap_poll_source_new(&pc);
+	}
 	return openldap_source_new(&lc);
 }
 
@@ -711,8 +722,9 @@ static int check_config(struct agent *a, char *errmsg, size_t errlen)
 		return rv;
 	if (!a->cfg.source.present || !a->cfg.target.present)
 		return 0;
-	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP && a->cfg.source.kind != CONFIG_SOURCE_AD) {
-		snprintf(errmsg, errlen, "%s: source.kind %s: this canopy has no such source (openldap or ad)",
+	if (a->cfg.source.kind != CONFIG_SOURCE_OPENLDAP && a->cfg.source.kind != CONFIG_SOURCE_AD &&
+	    a->cfg.source.kind != CONFIG_SOURCE_LDAP_POLL) {
+		snprintf(errmsg, errlen, "%s: source.kind %s: this canopy has no such source (openldap, ad or ldap-poll)",
 			 a->cfg.path, config_source_kind_name(a->cfg.source.kind));
 		rv = -ENOTSUP;
 		goto err_after_outbound;

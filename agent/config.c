@@ -296,7 +296,7 @@ static int get_string(struct cx *c, const yaml_node_t *v, const char *kp, char *
 
 /* ---- keys that take one of a few words (the enums of config.h) */
 
-static const char *const source_kinds[] = {"openldap", "ad"};
+static const char *const source_kinds[] = {"openldap", "ad", "ldap-poll"};
 static const char *const sasl_mechs[] = {"none", "GSSAPI"};
 static const char *const target_kinds[] = {"scim"};
 static const char *const auth_kinds[] = {"", "oauth2"};
@@ -1197,6 +1197,47 @@ static int parse_source_ad(struct cx *c, struct field *poll, struct field *notif
 	return 0;
 }
 
+/* kind ldap-poll: source.poll_interval_s, source.poll_full_every and
+ * source.anchor_attribute (sync/source/ldap_poll.h, docs/sources.md). An
+ * attribute description is a keystring (RFC 4512 §1.4) or an OID. */
+static int parse_source_poll(struct cx *c, struct field *interval, struct field *every, struct field *anchor,
+			     struct config *cfg)
+{
+	bool poll = cfg->source.kind == CONFIG_SOURCE_LDAP_POLL;
+	char *a = cfg->source.anchor_attribute;
+	int rc;
+
+	if (interval->val != NULL && !poll)
+		return fail(c, interval->line, "source.poll_interval_s: only for source.kind ldap-poll");
+	if (every->val != NULL && !poll)
+		return fail(c, every->line, "source.poll_full_every: only for source.kind ldap-poll");
+	if (anchor->val != NULL && !poll)
+		return fail(c, anchor->line, "source.anchor_attribute: only for source.kind ldap-poll");
+	if (!poll)
+		return 0;
+	cfg->source.poll_interval_s = CONFIG_DEFAULT_POLL_INTERVAL_S;
+	cfg->source.poll_full_every = CONFIG_DEFAULT_POLL_FULL_EVERY;
+	strcpy(a, "entryUUID");
+	if (interval->val != NULL && (rc = get_unsigned(c, interval->val, "source.poll_interval_s", 1, 86400,
+							&cfg->source.poll_interval_s)) != 0)
+		return rc;
+	if (every->val != NULL && (rc = get_unsigned(c, every->val, "source.poll_full_every", 1, 100000,
+						     &cfg->source.poll_full_every)) != 0)
+		return rc;
+	if (anchor->val != NULL) {
+		if ((rc = get_string(c, anchor->val, "source.anchor_attribute", a, sizeof cfg->source.anchor_attribute)) !=
+		    0)
+			return rc;
+		bool ok = a[0] != '\0';
+		for (const char *p = a; *p && ok; p++)
+			ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			     (p != a && (*p == '-' || *p == '.'));
+		if (!ok)
+			return fail(c, anchor->line, "source.anchor_attribute: \"%s\" is not an attribute name", a);
+	}
+	return 0;
+}
+
 /* The member shape against the source kind: AD groups always list members
  * as DNs in `member` (its DirSync and range retrieval read that attribute,
  * docs/active-directory.md), and RFC 2307 memberUid values are user names,
@@ -1225,7 +1266,8 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 	struct field f[] = {{"kind", NULL, 0},		{"url", NULL, 0},   {"bind_dn", NULL, 0},
 			    {"password_file", NULL, 0}, {"users", NULL, 0}, {"groups", NULL, 0},
 			    {"tls", NULL, 0},		{"poll_s", NULL, 0}, {"sasl", NULL, 0},
-			    {"notify", NULL, 0},	{"reconcile_s", NULL, 0}};
+			    {"notify", NULL, 0},	{"reconcile_s", NULL, 0},
+			    {"poll_interval_s", NULL, 0}, {"poll_full_every", NULL, 0}, {"anchor_attribute", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "source", f, nf);
 	if (rc != 0)
@@ -1280,6 +1322,9 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 	if (sasl->val != NULL && (rc = parse_sasl(c, sasl, cfg)) != 0)
 		return rc;
 	if ((rc = check_member_shape(c, groups, cfg)) != 0)
+		return rc;
+	if ((rc = parse_source_poll(c, field(f, nf, "poll_interval_s"), field(f, nf, "poll_full_every"),
+				    field(f, nf, "anchor_attribute"), cfg)) != 0)
 		return rc;
 	return parse_source_ad(c, field(f, nf, "poll_s"), field(f, nf, "notify"), field(f, nf, "reconcile_s"), cfg);
 }

@@ -38,6 +38,9 @@
 #define CONFIG_DEFAULT_AD_USER_FILTER "(&(objectClass=user)(!(objectClass=computer)))"
 #define CONFIG_DEFAULT_AD_GROUP_FILTER "(objectClass=group)"
 #define CONFIG_DEFAULT_AD_POLL_S 30
+/* kind ldap-poll: poll every 60 s, read in full every 10th poll (deletes) */
+#define CONFIG_DEFAULT_POLL_INTERVAL_S 60
+#define CONFIG_DEFAULT_POLL_FULL_EVERY 10
 #define CONFIG_DEFAULT_AD_RECONCILE_S 3600
 
 /* A bootstrap voter: "ID@HOST:PORT". */
@@ -78,8 +81,8 @@ struct config_mapping {
 /* cluster.bootstrap: absent, false, true. */
 enum config_bootstrap { CONFIG_BOOTSTRAP_UNSET = -1, CONFIG_BOOTSTRAP_NO = 0, CONFIG_BOOTSTRAP_YES = 1 };
 
-/* source.kind: "openldap" | "ad" */
-enum config_source_kind { CONFIG_SOURCE_OPENLDAP, CONFIG_SOURCE_AD };
+/* source.kind: "openldap" | "ad" | "ldap-poll" */
+enum config_source_kind { CONFIG_SOURCE_OPENLDAP, CONFIG_SOURCE_AD, CONFIG_SOURCE_LDAP_POLL };
 const char *config_source_kind_name(enum config_source_kind k);
 /* source.sasl.mech; CONFIG_SASL_NONE: no source.sasl (a simple bind, or anonymous) */
 enum config_sasl_mech { CONFIG_SASL_NONE, CONFIG_SASL_GSSAPI };
@@ -170,6 +173,13 @@ struct config {
 		} sasl;
 		bool notify;      /* kind ad: source.notify, wake on change notifications (default true) */
 		unsigned reconcile_s; /* kind ad: source.reconcile_s, anchor comparison period; 0 = off */
+		/* kind ldap-poll (sync/source/ldap_poll.h): the poll interval
+		 * (default 60), a full read every n-th poll (default 10), and the
+		 * anchor attribute (default entryUUID). Not source.poll_s: that
+		 * one is the ad kind's "DirSync at least this often". */
+		unsigned poll_interval_s;
+		unsigned poll_full_every;
+		char anchor_attribute[128];
 	} source;
 
 	struct {

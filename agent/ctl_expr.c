@@ -262,7 +262,9 @@ static int read_object(struct cli *c, const char *dn, const char *config_path, c
 		}
 		mapping_attributes(*m, add_name, &attrs);
 	}
-	add_name(&attrs, cfg->source.kind == CONFIG_SOURCE_AD ? "objectGUID" : "entryUUID"); /* the anchor */
+	add_name(&attrs, cfg->source.kind == CONFIG_SOURCE_AD		   ? "objectGUID"
+			  : cfg->source.kind == CONFIG_SOURCE_LDAP_POLL ? cfg->source.anchor_attribute
+								  : "entryUUID"); /* the anchor */
 	for (unsigned i = 0; i < cfg->source.n_urls && i < CONFIG_MAX_URLS; i++)
 		urls[i] = cfg->source.urls[i];
 	struct ldap_probe_config pc = {

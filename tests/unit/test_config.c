@@ -293,7 +293,60 @@ static void test_ad_poll_s_and_filter_given(void **state)
 				"  url: ldaps://h\n"
 				"  poll_ms: 5\n"
 				"  users: { base: x }\n",
-			":12: source: unknown key \"poll_ms\" (allowed keys: kind, url, bind_dn, password_file, users, groups, tls, poll_s, sasl, notify, reconcile_s)");
+			":12: source: unknown key \"poll_ms\" (allowed keys: kind, url, bind_dn, password_file, users, groups, tls, poll_s, sasl, notify, reconcile_s, poll_interval_s, poll_full_every, anchor_attribute)");
+}
+
+/* kind ldap-poll (sync/source/ldap_poll.h): its keys, their defaults, and
+ * refused for the other kinds */
+static void test_ldap_poll_keys(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "source:\n"
+			"  kind: ldap-poll\n"
+			"  url: ldap://h\n"
+			"  users: { base: x }\n");
+	assert_int_equal(cfg.source.kind, CONFIG_SOURCE_LDAP_POLL);
+	assert_string_equal(config_source_kind_name(cfg.source.kind), "ldap-poll");
+	assert_int_equal(cfg.source.poll_interval_s, 60);
+	assert_int_equal(cfg.source.poll_full_every, 10);
+	assert_string_equal(cfg.source.anchor_attribute, "entryUUID");
+	assert_string_equal(cfg.source.users.filter, "(objectClass=inetOrgPerson)");
+	config_free(&cfg);
+	load_ok(MINIMAL "source:\n"
+			"  kind: ldap-poll\n"
+			"  url: ldap://h\n"
+			"  poll_interval_s: 5\n"
+			"  poll_full_every: 3\n"
+			"  anchor_attribute: nsUniqueId\n"
+			"  users: { base: x }\n");
+	assert_int_equal(cfg.source.poll_interval_s, 5);
+	assert_int_equal(cfg.source.poll_full_every, 3);
+	assert_string_equal(cfg.source.anchor_attribute, "nsUniqueId");
+	config_free(&cfg);
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: openldap\n"
+				"  url: ldap://h\n"
+				"  poll_interval_s: 5\n"
+				"  users: { base: x }\n",
+			":12: source.poll_interval_s: only for source.kind ldap-poll");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ldap-poll\n"
+				"  url: ldap://h\n"
+				"  poll_s: 5\n"
+				"  users: { base: x }\n",
+			":12: source.poll_s: only for source.kind ad");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ldap-poll\n"
+				"  url: ldap://h\n"
+				"  anchor_attribute: \"entry UUID\"\n"
+				"  users: { base: x }\n",
+			":12: source.anchor_attribute: \"entry UUID\" is not an attribute name");
+	load_fails_with(MINIMAL "source:\n"
+				"  kind: ldap-poll\n"
+				"  url: ldap://h\n"
+				"  poll_full_every: 0\n"
+				"  users: { base: x }\n",
+			":12: source.poll_full_every: 0 is out of range (1..100000)");
 }
 
 /* source.sasl on an AD source: the Kerberos bind (sync/source/source_sasl.h) */
@@ -1077,7 +1130,7 @@ static void test_source_kind_checked(void **state)
 				"  kind: ldap\n"
 				"  url: ldap://a\n"
 				"  users: { base: x }\n",
-			":10: source.kind: expected openldap or ad, got \"ldap\"");
+			":10: source.kind: expected openldap, ad or ldap-poll, got \"ldap\"");
 }
 
 static void test_target_url_scheme_checked(void **state)
@@ -1440,6 +1493,7 @@ int main(void)
 		T(test_full_config_loads_source_target_mapping),
 		T(test_absent_groups_scope_keeps_empty_base_and_default_filter),
 		T(test_ad_poll_s_and_filter_given),
+		T(test_ldap_poll_keys),
 		T(test_source_sasl_gssapi_binds_with_a_keytab_instead_of_a_password),
 		T(test_source_sasl_with_a_password_too_is_refused),
 		T(test_source_sasl_needs_a_private_keytab_a_principal_and_gssapi),

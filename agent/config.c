@@ -367,6 +367,7 @@ static int get_word(struct cx *c, const yaml_node_t *v, const char *kp, const ch
 	size_t i, len = 0;
 	int rc;
 
+	*out = 0; /* defined on every path: callers read it only on success */
 	if (size > sizeof buf)
 		size = sizeof buf;
 	expected[0] = '\0';
@@ -1415,7 +1416,7 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 		cfg->target.nested_groups = (enum config_nested_groups)k;
 	}
 	if (f[11].val != NULL) {
-		int k;
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, f[11].val, "target.patch_style", patch_style_words, 0, N_OF(patch_style_words),
 				   24, false, &k)) != 0)
 			return rc;

@@ -106,6 +106,7 @@ enum step {
 	ST_FIND_EXT,  /* GET ?filter=externalId eq "anchor" */
 	ST_FIND_NAME, /* GET ?filter=userName eq / displayName eq (soft match) */
 	ST_FIND_EMAIL, /* users: GET ?filter=emails.value eq (adopts only our externalId) */
+	ST_FIND_TAKEN, /* SCIM_TAKEN: GET ?filter=<attr> eq "value" (or every page) */
 	ST_DELETE,    /* DELETE /{ep}/{id} */
 	ST_MEMBERS,   /* PATCH /Groups/{id}: one chunk of member adds/removes */
 	ST_READ_MEMBERS, /* GET /Groups/{id}?attributes=members: what landed already */

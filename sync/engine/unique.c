@@ -13,7 +13,9 @@
  * to be held -- and the first free one is placed in the resource. Every
  * candidate held: the object is refused (the failed objects, the provisioning
  * log) with the attribute and the candidates named; `canopyctl resync`
- * re-reads it and asks again.
+ * (or the entry's next change) re-reads it and asks again. So is one whose
+ * question the target did not answer: the retry set replays a resource, and
+ * this one has no value to replay.
  *
  * Two creations of one batch may want the same value: the later one waits
  * for the earlier one's answer and never takes a value the earlier one
@@ -116,8 +118,18 @@ static void take_answer(struct session *s, struct item *it, const struct mapping
 	if (it->cancelled)
 		return;
 	if (it->op.status != 0) {
-		/* not asked: the retry set (or failed, if refused for good) --
-		 * re-read from the source, the value is not chosen */
+		/* Not answered (the target retried it already, scim.h
+		 * max_attempts). The retry set replays a resource, and this one
+		 * lacks the value: the object is a failed one instead, to be read
+		 * again from the source (RETRY_REREAD) by a resync or by its
+		 * next change. */
+		char why[sizeof it->op.error];
+		snprintf(why, sizeof why, "%s", it->op.error);
+		snprintf(it->op.error, sizeof it->op.error,
+			 "%s: SelectUniqueValue: asking the target whether %.60s \"%.60s\" is taken failed: %.120s "
+			 "(canopyctl resync asks again)", it->uniq[it->uniq_at].where, it->uniq[it->uniq_at].attr,
+			 it->uniq[it->uniq_at].cand[it->uniq_cand], why);
+		it->op.permanent = true;
 		it->failed = true;
 		exec_item_failed(s, it, "create");
 		return;

@@ -2253,6 +2253,29 @@ static void select_unique_value_all_taken_is_failed_with_the_reason(void **state
 	retry_record_free(&r);
 }
 
+/* The target does not answer a question: nothing is written; the object is
+ * a failed one to read again (the retry set would replay a resource that has
+ * no value), never a creation without the value. */
+static void select_unique_value_unanswered_is_failed_for_a_reread(void **state)
+{
+	struct fx *f = *state;
+	struct retry_record r;
+
+	use_unique_user_map(f);
+	f->fail_anchor = "a1";
+	f->fail_status = -EIO;
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_cursor(f, "c1");
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 0);
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_true(engine_retry_record(&f->st, OBJECT_KEY_FAILED, "a1", &r));
+	assert_int_equal(r.kind, RETRY_REREAD);
+	assert_non_null(strstr(r.error, "asking the target whether userName \"u1\" is taken failed: fake: taken failed"));
+	retry_record_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2318,6 +2341,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(select_unique_value_creates_with_the_first_free_candidate, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(select_unique_value_all_taken_is_failed_with_the_reason, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(select_unique_value_unanswered_is_failed_for_a_reread, setup,
 						teardown),
 		cmocka_unit_test(member_value_dn_len_splits_name_and_optional_uid),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),

@@ -723,7 +723,7 @@ int scim_test_answer(unsigned step, long http, const char *body, size_t len)
 	op.add = xcheck(json_pack("[s,s]", "a", "b"));
 	op.remove = xcheck(json_pack("[s]", "c"));
 	s.op = &op;
-	s.step = (enum step)(step % (ST_WRITE_OBJ + 1));
+	s.step = (enum step)(step % (ST_FIND_TAKEN + 1));
 	r.kind = R_OP;
 	r.sop = &s;
 	snprintf(r.method, sizeof r.method, "GET");
@@ -740,6 +740,16 @@ int scim_test_answer(unsigned step, long http, const char *body, size_t len)
 		pick(rep.json, NULL, &n, &other);
 		if (s.step == ST_READ_MEMBERS)
 			(void)scim__members_filter(&s, rep.json);
+		if (s.step == ST_FIND_TAKEN) { /* the scan's comparison, on every resource */
+			static const char *const paths[] = {
+				"userName", "emails.value", "name.givenName",
+				"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"};
+			json_t *v;
+			size_t i;
+			json_array_foreach(scim__attr(rep.json, "Resources"), i, v)
+				for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
+					(void)holds(v, paths[k], "x");
+		}
 	}
 	json_decref(s.eff_add);
 	json_decref(s.eff_rm);

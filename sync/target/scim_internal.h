@@ -106,13 +106,14 @@ enum step {
 	ST_FIND_EXT,  /* GET ?filter=externalId eq "anchor" */
 	ST_FIND_NAME, /* GET ?filter=userName eq / displayName eq (soft match) */
 	ST_FIND_EMAIL, /* users: GET ?filter=emails.value eq (adopts only our externalId) */
-	ST_FIND_TAKEN, /* SCIM_TAKEN: GET ?filter=<attr> eq "value" (or every page) */
 	ST_DELETE,    /* DELETE /{ep}/{id} */
 	ST_MEMBERS,   /* PATCH /Groups/{id}: one chunk of member adds/removes */
 	ST_READ_MEMBERS, /* GET /Groups/{id}?attributes=members: what landed already */
 	ST_READ_OBJ,  /* GET /{ep}/{id}: the whole resource, to change and write back */
 	ST_WRITE_OBJ, /* PUT /{ep}/{id} of what ST_READ_OBJ read, changed (If-Match with ETags);
 		       * members_replace: PATCH "replace" of the whole members list */
+	ST_FIND_TAKEN, /* SCIM_TAKEN: GET ?filter=<attr> eq "value" (or every page); last, so
+			* the fuzz corpus keeps its step numbers */
 };
 
 enum where { W_NONE, W_READY, W_DELAYED, W_WIRE };

@@ -99,6 +99,9 @@ static void all_taken(struct session *s, struct item *it)
 		o += (size_t)snprintf(list + o, sizeof list - o, "%s\"%s\"", i ? ", " : "", u->cand[i]);
 	if (u->n_cand == 0)
 		snprintf(list, sizeof list, "(no candidate had a value)");
+	else if (u->redact) /* failed objects and the provisioning log show it */
+		snprintf(list, sizeof list, "%zu candidate(s), %s (the rule calls Redact(): values not shown)", u->n_cand,
+			 MAPPING_REDACTED);
 	memset(&it->op, 0, sizeof it->op);
 	it->op.action = TARGET_TAKEN; /* the answers decided it: a rewind asks again */
 	it->op.permanent = true;
@@ -128,7 +131,7 @@ static void take_answer(struct session *s, struct item *it, const struct mapping
 		snprintf(it->op.error, sizeof it->op.error,
 			 "%s: SelectUniqueValue: asking the target whether %.60s \"%.60s\" is taken failed: %.120s "
 			 "(canopyctl resync asks again)", it->uniq[it->uniq_at].where, it->uniq[it->uniq_at].attr,
-			 it->uniq[it->uniq_at].cand[it->uniq_cand], why);
+			 it->uniq[it->uniq_at].redact ? MAPPING_REDACTED : it->uniq[it->uniq_at].cand[it->uniq_cand], why);
 		it->op.permanent = true;
 		it->failed = true;
 		exec_item_failed(s, it, "create");

@@ -484,6 +484,7 @@ int mapping_unique_candidates(const struct mapping *m, const struct object_attr 
 		u[n].cand = c.v;
 		u[n].n_cand = c.n;
 		snprintf(u[n].where, sizeof u[n].where, "mapping %s (line %d)", r->path, r->line);
+		u[n].redact = (r->traits & EXPR_REDACT) != 0;
 		n++;
 	}
 	*out = u;

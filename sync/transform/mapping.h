@@ -87,6 +87,7 @@ struct mapping_unique {
 	char **cand;      /* the non-empty candidates, in order (may be none) */
 	size_t n_cand;
 	char where[160];  /* "mapping userName (line 12)", for messages */
+	bool redact;      /* a candidate calls Redact(): messages must not show them */
 };
 
 /* The candidates of every SelectUniqueValue rule for one entry, in rule

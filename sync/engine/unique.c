@@ -91,7 +91,7 @@ static bool claimed_before(const struct batch *b, const struct item *self, const
 static void all_taken(struct session *s, struct item *it)
 {
 	const struct mapping_unique *u = &it->uniq[it->uniq_at];
-	char list[300];
+	char list[200]; /* the message must fit op.error: a long list is cut */
 	size_t o = 0;
 
 	list[0] = '\0';
@@ -106,7 +106,7 @@ static void all_taken(struct session *s, struct item *it)
 	it->op.action = TARGET_TAKEN; /* the answers decided it: a rewind asks again */
 	it->op.permanent = true;
 	snprintf(it->op.error, sizeof it->op.error,
-		 "%s: SelectUniqueValue: every candidate for %s is taken in the target: %s; not created "
+		 "%.120s: SelectUniqueValue: every candidate for %.60s is taken in the target: %s; not created "
 		 "(canopyctl resync asks again)", u->where, u->attr, list);
 	it->failed = true;
 	exec_item_failed(s, it, "create");

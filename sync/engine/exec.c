@@ -637,6 +637,7 @@ static void batch_rewind(struct session *s)
 		}
 	}
 	b->rewind = false;
+	b->asking = false; /* the questions are asked again (unique_reset) */
 	b->rerun = true;
 	b->phase = PH_PLAN;
 	s->e->st.errors_total++;

@@ -408,6 +408,16 @@ static int compile_one(const struct config *c, const struct config_mapping *m, u
 	rv = mapping_compile(out, type, what, rules, n, err, sizeof err);
 	if (rv != 0)
 		snprintf(errmsg, errlen, "%s: %s", c->path, err);
+	/* SelectUniqueValue asks the target which candidates are taken
+	 * (target.h, checks_taken): only the SCIM target can answer */
+	if (rv == 0 && mapping_has_unique(*out) && c->target.kind != CONFIG_TARGET_SCIM) {
+		snprintf(errmsg, errlen, "%s: %s: SelectUniqueValue is not supported with target.kind %s: it must "
+			 "ask the target which candidates are taken, which this target cannot answer",
+			 c->path, what, config_target_kind_name(c->target.kind));
+		mapping_free(*out);
+		*out = NULL;
+		rv = -EINVAL;
+	}
 	return rv;
 }
 

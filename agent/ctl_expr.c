@@ -294,6 +294,32 @@ err_after_config:
 	return rc;
 }
 
+/* SelectUniqueValue rules, as at a creation: the first candidate --taken
+ * does not name (sync/engine/unique.c asks the target instead). */
+static int place_unique(const struct mapping *m, const struct object_attr *oa, struct cli *c, json_t *res,
+			char *msg, size_t len)
+{
+	struct mapping_unique *u = NULL;
+	size_t n = 0;
+	int rc = mapping_unique_candidates(m, oa, c->n_attrs, &u, &n, msg, len);
+
+	for (size_t k = 0; rc == 0 && k < n; k++) {
+		size_t i;
+		int taken = 1;
+		for (i = 0; i < u[k].n_cand && taken; i++)
+			cli_taken(c, u[k].cand[i], &taken);
+		if (taken) {
+			snprintf(msg, len, "%s: SelectUniqueValue: every candidate for %s is taken (--taken)", u[k].where,
+				 u[k].attr);
+			rc = -EINVAL;
+		} else {
+			mapping_unique_place(m, &u[k], u[k].cand[i - 1], res);
+		}
+	}
+	mapping_unique_free(u, n);
+	return rc;
+}
+
 static int print_mapped(const struct mapping *m, enum object_type type, const char *dn, const char *anchor,
 			struct cli *c, bool json, FILE *out, FILE *err)
 {
@@ -307,6 +333,10 @@ static int print_mapped(const struct mapping *m, enum object_type type, const ch
 	if (mapping_apply(m, anchor ? anchor : "", oa, c->n_attrs, &res, msg, sizeof msg) != 0 ||
 	    mapping_apply_creation(m, oa, c->n_attrs, res, msg, sizeof msg) != 0 ||
 	    (type == OBJECT_USER && mapping_manager(m, oa, c->n_attrs, &manager, msg, sizeof msg) != 0)) {
+		fprintf(err, "canopyctl: expr: %s: %s\n", dn, msg);
+		goto out;
+	}
+	if (place_unique(m, oa, c, res, msg, sizeof msg) != 0) {
 		fprintf(err, "canopyctl: expr: %s: %s\n", dn, msg);
 		goto out;
 	}

@@ -151,6 +151,7 @@ static void item_free(struct item *it)
 	free(it->put_manager);
 	free(it->put_manager_id);
 	manager_clear(it);
+	unique_free(it);
 	free(it);
 }
 
@@ -169,6 +170,7 @@ static void item_reset(struct item *it)
 	free(it->member_key);
 	it->manager_dn = it->put_manager = it->put_manager_id = it->member_key = NULL;
 	manager_clear(it);
+	unique_free(it);
 	it->dn = NULL;
 	it->attrs = NULL;
 	it->member_dns = it->held = NULL;

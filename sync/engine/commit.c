@@ -174,7 +174,9 @@ static enum retry_kind retry_kind_of(const struct item *it)
 	case IT_DISABLE:
 		return RETRY_DISABLE;
 	case IT_UPSERT:
-		return it->attrs == NULL ? RETRY_REREAD : RETRY_UPSERT; /* no attrs: not mappable */
+		/* no attrs: not mappable; SelectUniqueValue not settled: its
+		 * resource lacks the value, chosen anew from a re-read */
+		return it->attrs == NULL || unique_unsettled(it) ? RETRY_REREAD : RETRY_UPSERT;
 	case IT_MEMBERS:
 		return RETRY_UPSERT; /* no resource: members only */
 	default:

@@ -80,7 +80,7 @@ void exec_log_skips(struct session *s, struct batch *b)
  * the failed objects (commit.c records it), and log it. Only a refusal of
  * this one object (op.permanent, target.h) may leave it behind as failed;
  * everything else stays in the retry set until it goes through. */
-static void item_failed(struct session *s, struct item *it, const char *action)
+void exec_item_failed(struct session *s, struct item *it, const char *action)
 {
 	struct engine *e = s->e;
 	char detail[700];
@@ -216,14 +216,21 @@ void exec_upserts(struct session *s)
 {
 	struct batch *b = s->batch;
 
+	/* SelectUniqueValue: reads first, in rounds, until every creation
+	 * has its values (unique.c) */
+	if (unique_round(s))
+		return;
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
-		assert(!it->cancelled);
-		if (it->kind != IT_UPSERT || it->failed || !it->upsert_needed)
+		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !it->upsert_needed)
 			continue;
 		memset(&it->op, 0, sizeof it->op);
 		it->op.target_id = it->has_old ? it->old.target_id : NULL;
 		it->op.attrs = it->attrs;
+		/* an update leaves out what SelectUniqueValue chose at creation:
+		 * the target keeps it (target.h) */
+		it->op.keep = it->op.target_id != NULL &&
+			      mapping_has_unique(it->type == OBJECT_GROUP ? s->e->cfg.group_map : s->e->cfg.user_map);
 		if (it->type == OBJECT_USER) {
 			/* the whole user is written (PUT): with its manager when the
 			 * manager's id is known now, else without -- plan_managers
@@ -261,7 +268,7 @@ static void finish_upserts(struct session *s)
 		if (it->upsert_needed) {
 			if (it->op.status != 0) {
 				it->failed = true;
-				item_failed(s, it, it->has_old ? "update" : "create");
+				exec_item_failed(s, it, it->has_old ? "update" : "create");
 				continue;
 			}
 			it->rec.target_id = xstrdup(it->op.result_id);
@@ -436,7 +443,7 @@ static void finish_members(struct session *s)
 			if (it->op.status != 0) {
 				/* the record keeps the manager the target has and the
 				 * DN wanted; the retry set sets it again */
-				item_failed(s, it, "manager");
+				exec_item_failed(s, it, "manager");
 				continue;
 			}
 			free(it->rec.manager);
@@ -457,7 +464,7 @@ static void finish_members(struct session *s)
 			/* Its members stay as recorded; the retry set redoes the
 			 * difference. A group gone from the target (-ENOENT) is
 			 * written again in full: forget its content hash. */
-			item_failed(s, it, "members");
+			exec_item_failed(s, it, "members");
 			if (it->op.status == -ENOENT) {
 				it->rec.hash = 0;
 				it->write_rec = true;
@@ -509,7 +516,7 @@ static void finish_deletes(struct session *s)
 			continue; /* nothing was sent (no target id) */
 		if (it->op.status != 0) {
 			it->failed = true;
-			item_failed(s, it, disable ? "disable" : "delete");
+			exec_item_failed(s, it, disable ? "disable" : "delete");
 			continue;
 		}
 		exported(s, it, disable ? "disable" : "delete");
@@ -550,6 +557,11 @@ void exec_run(struct session *s)
 		case PH_INTENT:
 			return; /* on_intents continues */
 		case PH_UPSERT:
+			if (b->asking) { /* the answers of a round of questions */
+				b->asking = false;
+				exec_upserts(s);
+				break;
+			}
 			finish_upserts(s);
 			b->phase = PH_MEMBERS;
 			start_members(s);
@@ -616,6 +628,7 @@ static void batch_rewind(struct session *s)
 		if (!it->member_decision) /* planned again in PH_MEMBERS; a decision's are preset */
 			batch_item_clear_members(it);
 		manager_clear(it);
+		unique_reset(it);
 		if (it->kind == IT_MEMBERS) {
 			object_record_free(&it->rec);
 			object_record_copy(&it->rec, &it->old);
@@ -624,6 +637,7 @@ static void batch_rewind(struct session *s)
 		}
 	}
 	b->rewind = false;
+	b->asking = false; /* the questions are asked again (unique_reset) */
 	b->rerun = true;
 	b->phase = PH_PLAN;
 	s->e->st.errors_total++;

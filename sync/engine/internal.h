@@ -137,6 +137,13 @@ struct item {
 	char *manager_set;
 	char *manager_id;
 	bool manager_waiting;   /* its manager's DN newly names no exported user: log it */
+	struct mapping_unique *uniq; /* IT_UPSERT creating it: the SelectUniqueValue rules'
+				 * candidates (mapping.h), asked about in turn (unique.c) */
+	size_t n_uniq;
+	size_t *uniq_pick;      /* per rule: the candidate chosen, or SIZE_MAX */
+	size_t uniq_at, uniq_cand; /* the rule and candidate being settled */
+	bool uniq_asking;       /* a TARGET_TAKEN about uniq[uniq_at].cand[uniq_cand] is out */
+	bool uniq_done;         /* every rule's value is in attrs */
 	struct session *s;      /* set when submitted: op callbacks find the session */
 };
 
@@ -174,6 +181,7 @@ struct batch {
 	bool orphan;             /* its session ended while an entry was in flight */
 	bool rewind;             /* the lease ran out mid-batch: redo it from the start */
 	bool rerun;              /* runs again after a lease expiry: writes may have landed */
+	bool asking;             /* PH_UPSERT: SelectUniqueValue questions are out, not writes */
 	uint64_t first_event;    /* uv_now of its oldest event (export lag) */
 	uint64_t fig_ops, fig_errors, fig_skipped; /* counted into its commit's "s:sync" (engine.figures_*) */
 	struct provision *prov;  /* BATCH_PROVISION: told when the batch is freed */
@@ -461,6 +469,19 @@ void exec_submit(struct session *s, struct item *it, enum target_action action);
 void exec_run(struct session *s);
 /* PH_UPSERT's requests (after the intents committed). */
 void exec_upserts(struct session *s);
+/* The target did not take it->op: the retry set, or the failed objects when
+ * op.permanent; logged as `action`. */
+void exec_item_failed(struct session *s, struct item *it, const char *action);
+/* SelectUniqueValue (unique.c): take the answers of the last round and
+ * ask the next questions. Returns true when questions are out (b->asking);
+ * false when every creation's values are settled: the upserts may go. */
+bool unique_round(struct session *s);
+/* Forget what was asked (a rewind asks again) / release it. */
+void unique_reset(struct item *it);
+void unique_free(struct item *it);
+/* The item was to choose values and has not: nothing to write from; its
+ * failure is recorded for a re-read of the source (RETRY_REREAD). */
+bool unique_unsettled(const struct item *it);
 void exec_lease_check(uv_timer_t *t);
 
 /* ---- commit.c: entries -------------------------------------------------------- */

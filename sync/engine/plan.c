@@ -248,6 +248,22 @@ static void plan_entry(struct planner *p, struct batch *b, struct source_event *
 		note_skip(b, it);
 		return;
 	}
+	/* SelectUniqueValue rules: their candidates, asked about before the
+	 * creation is written (unique.c) */
+	if (it->upsert_needed && (!it->has_old || it->old.target_id == NULL) && mapping_has_unique(m)) {
+		if (mapping_unique_candidates(m, ev->attrs, ev->n_attrs, &it->uniq, &it->n_uniq, it->op.error,
+					      sizeof it->op.error) != 0) {
+			json_decref(it->attrs);
+			it->attrs = NULL;
+			it->upsert_needed = false;
+			it->failed = true;
+			it->refused = true;
+			note_skip(b, it);
+			return;
+		}
+		it->uniq_pick = xmalloc((it->n_uniq ? it->n_uniq : 1) * sizeof *it->uniq_pick);
+		unique_reset(it);
+	}
 	if (ev->type != OBJECT_GROUP) {
 		const char *key = event_member_key(p, ev);
 		it->member_key = key ? xstrdup(key) : NULL;

@@ -88,7 +88,7 @@ static uint64_t rnd(struct scim_target *t)
 
 const char *scim__op_name(enum scim_action a)
 {
-	return a == SCIM_UPSERT ? "upsert" : a == SCIM_DELETE ? "delete" : "members";
+	return a == SCIM_UPSERT ? "upsert" : a == SCIM_DELETE ? "delete" : a == SCIM_TAKEN ? "taken" : "members";
 }
 
 void scim__finish(struct sop *s, int status)
@@ -505,6 +505,11 @@ int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb)
 			return -EINVAL;
 		step = op->verify ? ST_READ_MEMBERS : ST_MEMBERS;
 		break;
+	case SCIM_TAKEN:
+		if (op->taken_attr == NULL || op->taken_attr[0] == '\0' || op->taken_value == NULL)
+			return -EINVAL;
+		step = ST_FIND_TAKEN;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -522,7 +527,7 @@ int scim_submit(struct scim_target *t, struct scim_op *op, scim_done_cb cb)
 	op->result_id[0] = '\0';
 	op->http_status = 0;
 	op->attempts = 0;
-	op->matched = op->created = op->refused = op->values_refused = false;
+	op->matched = op->created = op->refused = op->values_refused = op->taken = false;
 	op->add_done = op->rm_done = 0;
 	op->duration_ms = 0;
 	op->error[0] = '\0';

@@ -55,6 +55,11 @@
  *                and one {"op":"remove","path":"members[value eq \"id\"]"} per
  *                removed member (RFC 7644 §3.5.2.1/.2), in chunks of at most
  *                cfg.members_per_patch changes; never a full replace.
+ *   SCIM_TAKEN   GET /{Users|Groups}?filter=<attr> eq "value"; every page is
+ *                read until an object other than this anchor's holds it.
+ *                Without filtering: every page of the collection, comparing
+ *                <attr> (case-insensitively: userName is caseExact false,
+ *                RFC 7643 §4.1.1) here.
  *   (That is patch_style "standard". The others, and what changes for a
  *   target without PATCH, filtering or with paging: "Discovery" below.)
  * Filter values are JSON-quoted (RFC 7644 §3.4.2.2) and URL-encoded.
@@ -212,6 +217,10 @@ enum scim_action {
 	SCIM_UPSERT = 1,   /* create or update `resource`; groups: without members */
 	SCIM_DELETE,       /* delete by target_id (or found by externalId) */
 	SCIM_MEMBERS,      /* group: PATCH add/remove of member target ids */
+	SCIM_TAKEN,        /* a read: does an object other than the one carrying `anchor`
+			    * hold `taken_value` in `taken_attr`? GET ?filter=attr eq
+			    * "value" (RFC 7644 §3.4.2.2), or, without filtering, a scan
+			    * of every page comparing the attribute; answer in `taken` */
 };
 
 struct scim_op;
@@ -228,6 +237,10 @@ struct scim_op {
 	bool patch;                /* SCIM_UPSERT with target_id: PATCH "replace" only the attributes
 				    * in `resource` (e.g. {"active": false} to disable a user) instead of
 				    * PUT; an object gone from the target (404) then counts as done */
+	bool keep;                 /* SCIM_UPSERT of a known id, without patch: the attributes
+				    * `resource` leaves out keep their value in the target (a
+				    * SelectUniqueValue rule's, chosen at creation): the object is
+				    * read (GET) and `resource` written over it (PUT) */
 	json_t *patch_ops;         /* SCIM_UPSERT with patch: these PATCH operations (RFC 7644
 				    * §3.5.2) as given, instead of a "replace" per attribute of
 				    * `resource`; borrowed */
@@ -236,6 +249,9 @@ struct scim_op {
 				    * that may have been applied) */
 	bool exact;                /* SCIM_MEMBERS with verify: `add` is the whole member list;
 				    * members read back that are not in it are removed too */
+	const char *taken_attr;    /* SCIM_TAKEN: attribute path ("userName", "emails.value",
+				    * "urn:...:User:employeeNumber") ... */
+	const char *taken_value;   /* ... and the value asked about; borrowed */
 	void *data;                /* the caller's */
 	/* out, valid in the callback */
 	int status;                /* 0 ok; negative: -ECANCELED (cancel/stop), -ETIMEDOUT,
@@ -256,6 +272,7 @@ struct scim_op {
 	bool values_refused;       /* SCIM_MEMBERS -EPROTO: a 400 whose scimType (RFC 7644 §3.12)
 				    * is invalidValue, noTarget or invalidSyntax, or none: about a
 				    * value carried, so a subset of them may pass */
+	bool taken;                /* SCIM_TAKEN, status 0: another object holds the value */
 	size_t add_done, rm_done;  /* SCIM_MEMBERS failed: leading add / remove values of earlier
 				    * PATCH chunks that landed (0 after a read-back: unknown) */
 	double duration_ms;

@@ -151,6 +151,54 @@ static bool refuse_foreign(struct sop *s, json_t *list)
 	return false;
 }
 
+/* Does `obj` hold `value` in the attribute path `path` ([urn:]attr[.sub],
+ * scim.h SCIM_TAKEN)? For the scan of a target without filtering; values
+ * compare case-insensitively, as userName does (RFC 7643 §4.1.1). */
+static bool holds(const json_t *obj, const char *path, const char *value)
+{
+	char buf[512], *attr = buf, *sub;
+	const char *colon;
+	json_t *v, *el;
+	size_t i;
+
+	snprintf(buf, sizeof buf, "%s", path);
+	if (strncasecmp(buf, "urn:", 4) == 0 && (colon = strrchr(path, ':')) != NULL) {
+		buf[colon - path] = '\0';
+		obj = scim__attr(obj, buf);
+		attr = buf + (colon - path) + 1;
+	}
+	if ((sub = strchr(attr, '.')) != NULL)
+		*sub++ = '\0';
+	v = scim__attr(obj, attr);
+	if (sub == NULL)
+		return json_is_string(v) && strcasecmp(json_string_value(v), value) == 0;
+	if (json_is_object(v))
+		return holds(v, sub, value);
+	json_array_foreach(v, i, el)
+		if (holds(el, sub, value))
+			return true;
+	return false;
+}
+
+/* SCIM_TAKEN: an object of this page holds the value and is not the one
+ * carrying our externalId (an object of ours may keep its own value). */
+static bool taken_in(const struct sop *s, const json_t *list)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(scim__attr(list, "Resources"), i, v)
+	{
+		const char *e = json_string_value(scim__attr(v, "externalId"));
+		if (s->ext != NULL && e != NULL && strcmp(e, s->ext) == 0)
+			continue;
+		if (!s->t->caps.filter && !holds(v, s->op->taken_attr, s->op->taken_value))
+			continue;
+		return true;
+	}
+	return false;
+}
+
 static void adopt_id(struct sop *s, const char *id)
 {
 	snprintf(s->id, sizeof s->id, "%s", id);
@@ -344,6 +392,16 @@ static void step_reply(struct sop *s, const struct req *r, const struct reply *r
 			return;
 		}
 		break;
+	case ST_FIND_TAKEN:
+		if (is2xx(h)) {
+			if (taken_in(s, rep->json))
+				op->taken = true;
+			else if (next_page(s, rep->json))
+				return;
+			scim__finish(s, 0);
+			return;
+		}
+		break;
 	case ST_DELETE:
 		if (is2xx(h) || h == 404) { /* 404: already gone -- the goal is reached */
 			snprintf(op->result_id, sizeof op->result_id, "%s", s->id);
@@ -457,11 +515,13 @@ static bool unusable_answer(const struct sop *s, const struct req *r, const stru
 	else if ((s->step == ST_UPDATE || s->step == ST_CREATE) && j != NULL &&
 		 (id = scim__attr(j, "id")) != NULL && !json_is_string(id))
 		problem = "\"id\" is not a string";
-	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL) &&
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL ||
+		  s->step == ST_FIND_TAKEN) &&
 		 (j == NULL || !json_is_array(scim__attr(j, "Resources"))) &&
 		 json_integer_value(scim__attr(j, "totalResults")) != 0)
 		problem = "a list answer without a \"Resources\" array";
-	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL) && j == NULL)
+	else if ((s->step == ST_FIND_EXT || s->step == ST_FIND_NAME || s->step == ST_FIND_EMAIL ||
+		  s->step == ST_FIND_TAKEN) && j == NULL)
 		problem = "a list answer without a body";
 	else if (s->step == ST_READ_MEMBERS && (j == NULL || (scim__attr(j, "members") != NULL &&
 							     !json_is_array(scim__attr(j, "members")))))
@@ -663,7 +723,7 @@ int scim_test_answer(unsigned step, long http, const char *body, size_t len)
 	op.add = xcheck(json_pack("[s,s]", "a", "b"));
 	op.remove = xcheck(json_pack("[s]", "c"));
 	s.op = &op;
-	s.step = (enum step)(step % (ST_WRITE_OBJ + 1));
+	s.step = (enum step)(step % (ST_FIND_TAKEN + 1));
 	r.kind = R_OP;
 	r.sop = &s;
 	snprintf(r.method, sizeof r.method, "GET");
@@ -680,6 +740,16 @@ int scim_test_answer(unsigned step, long http, const char *body, size_t len)
 		pick(rep.json, NULL, &n, &other);
 		if (s.step == ST_READ_MEMBERS)
 			(void)scim__members_filter(&s, rep.json);
+		if (s.step == ST_FIND_TAKEN) { /* the scan's comparison, on every resource */
+			static const char *const paths[] = {
+				"userName", "emails.value", "name.givenName",
+				"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"};
+			json_t *v;
+			size_t i;
+			json_array_foreach(scim__attr(rep.json, "Resources"), i, v)
+				for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
+					(void)holds(v, paths[k], "x");
+		}
 	}
 	json_decref(s.eff_add);
 	json_decref(s.eff_rm);

@@ -190,6 +190,7 @@ static enum target_request_op request_op(const struct req *r)
 	case ST_FIND_EXT:
 	case ST_FIND_NAME:
 	case ST_FIND_EMAIL:
+	case ST_FIND_TAKEN:
 		return TARGET_REQ_FIND;
 	case ST_DELETE:
 		return TARGET_REQ_DELETE;

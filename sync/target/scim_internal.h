@@ -112,6 +112,8 @@ enum step {
 	ST_READ_OBJ,  /* GET /{ep}/{id}: the whole resource, to change and write back */
 	ST_WRITE_OBJ, /* PUT /{ep}/{id} of what ST_READ_OBJ read, changed (If-Match with ETags);
 		       * members_replace: PATCH "replace" of the whole members list */
+	ST_FIND_TAKEN, /* SCIM_TAKEN: GET ?filter=<attr> eq "value" (or every page); last, so
+			* the fuzz corpus keeps its step numbers */
 };
 
 enum where { W_NONE, W_READY, W_DELAYED, W_WIRE };

@@ -81,6 +81,7 @@ static void on_done(struct scim_op *op)
 	top->values_refused = top->permanent && op->values_refused;
 	top->n_add_done = op->add_done;
 	top->n_remove_done = op->rm_done;
+	top->taken = op->taken;
 	target_metrics_error(top->action, top->status);
 	call_free(c);
 	cb(top);
@@ -144,6 +145,7 @@ static int p_submit(struct target_run *run, struct target_op *top, target_done_c
 	case TARGET_UPSERT:
 		c->op.action = SCIM_UPSERT;
 		c->op.resource = (json_t *)top->attrs; /* read only: scim.c copies what it sends */
+		c->op.keep = top->keep && top->target_id != NULL;
 		if (top->type == OBJECT_USER && top->manager_id != NULL && json_is_object(top->attrs)) {
 			c->resource = with_manager(top->attrs, top->manager_id);
 			c->op.resource = c->resource;
@@ -178,6 +180,11 @@ static int p_submit(struct target_run *run, struct target_op *top, target_done_c
 	case TARGET_DELETE:
 		c->op.action = SCIM_DELETE;
 		break;
+	case TARGET_TAKEN:
+		c->op.action = SCIM_TAKEN;
+		c->op.taken_attr = top->attr;
+		c->op.taken_value = top->value;
+		break;
 	case TARGET_MEMBERS:
 		c->add = id_array(top->add, top->n_add);
 		c->remove = id_array(top->remove, top->n_remove);
@@ -192,7 +199,7 @@ static int p_submit(struct target_run *run, struct target_op *top, target_done_c
 		return -EINVAL;
 	}
 	top->status = 0;
-	top->permanent = top->created = top->matched = top->values_refused = false;
+	top->permanent = top->created = top->matched = top->values_refused = top->taken = false;
 	top->n_add_done = top->n_remove_done = 0;
 	top->result_id[0] = top->error[0] = '\0';
 	top->http_status = 0;
@@ -319,6 +326,7 @@ struct target *scim_target_new(const struct scim_config *cfg)
 	t->impl = copy;
 	t->name = "scim";
 	t->request_timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
+	t->checks_taken = true; /* SCIM_TAKEN: a filtered GET, or a scan */
 	t->start = p_start;
 	t->set_fence = p_set_fence;
 	t->submit = p_submit;

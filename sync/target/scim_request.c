@@ -254,6 +254,22 @@ static char *filter_path(const struct sop *s, const char *attr, const char *valu
 	return path;
 }
 
+/* SCIM_TAKEN: like filter_path, with the attribute asked about among the
+ * attributes returned: without filtering, the scan compares it here. */
+static char *taken_path(const struct sop *s)
+{
+	const struct scim_op *op = s->op;
+	char *path, *enc;
+
+	if (s->t->caps.filter)
+		return filter_path(s, op->taken_attr, op->taken_value);
+	enc = url_encode(op->taken_attr);
+	path = scim__asprintf("%s?attributes=id,externalId,%s&startIndex=%zu&count=%u", endpoint(op->type), enc,
+			      s->page > 0 ? s->page : 1, page_size(s->t));
+	free(enc);
+	return path;
+}
+
 static char *id_path(enum object_type type, const char *id)
 {
 	char *enc = url_encode(id), *path = scim__asprintf("%s/%s", endpoint(type), enc);
@@ -266,7 +282,8 @@ static char *id_path(enum object_type type, const char *id)
 
 /* Does s's step go through ST_READ_OBJ / ST_WRITE_OBJ with this target's
  * patch style? put: everything PATCH would do (a group update, member
- * changes, a disable, a manager change); members_replace: member changes. */
+ * changes, a disable, a manager change); members_replace: member changes.
+ * And an update with `keep` (scim.h), whatever the style. */
 bool scim__rmw(const struct sop *s)
 {
 	enum scim_patch_style st = s->t->style;
@@ -274,6 +291,8 @@ bool scim__rmw(const struct sop *s)
 
 	if (op->action == SCIM_MEMBERS)
 		return st == SCIM_PATCH_PUT || st == SCIM_PATCH_MEMBERS_REPLACE;
+	if (op->action == SCIM_UPSERT && op->keep && !op->patch)
+		return true; /* what `resource` leaves out stays: read it first */
 	if (op->action == SCIM_UPSERT && st == SCIM_PATCH_PUT)
 		return op->type == OBJECT_GROUP || op->patch;
 	return false;
@@ -459,6 +478,9 @@ static int build(struct sop *s, const char **method, char **path, json_t **body)
 		*path = filter_path(s, "emails.value", json_string_value(scim__attr(e, "value")));
 		break;
 	}
+	case ST_FIND_TAKEN:
+		*path = taken_path(s);
+		break;
 	case ST_DELETE:
 		*method = "DELETE";
 		*path = id_path(op->type, s->id);

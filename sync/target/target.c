@@ -17,6 +17,8 @@ const char *target_action_name(enum target_action a)
 		return "members";
 	case TARGET_MANAGER:
 		return "manager";
+	case TARGET_TAKEN:
+		return "taken";
 	}
 	return "unknown";
 }

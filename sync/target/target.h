@@ -38,9 +38,13 @@ enum target_action {
 	TARGET_MEMBERS,    /* group target_id: add the `add` ids, remove the `remove` ids */
 	TARGET_MANAGER,    /* user target_id: set its manager to `manager_id`, or remove it
 			    * (NULL); gone counts as done */
+	TARGET_TAKEN,      /* a read, no write: is `value` of attribute `attr` held by an
+			    * object of `type` other than the one carrying `anchor`?
+			    * Answer in `taken` (SelectUniqueValue, at creation only;
+			    * only when struct target's checks_taken is set) */
 };
 
-/* "upsert" / "disable" / "delete" / "members" / "manager" */
+/* "upsert" / "disable" / "delete" / "members" / "manager" / "taken" */
 const char *target_action_name(enum target_action a);
 
 struct target_op;
@@ -57,6 +61,9 @@ struct target_op {
 	const char *manager_id;      /* UPSERT of a user: its manager's target id, written with the
 				      * resource (NULL: no manager -- an update clears it);
 				      * MANAGER: the id to set (NULL: remove) */
+	bool keep;                   /* UPSERT of a known target_id: attributes `attrs` leaves out
+				      * keep their value in the target (those a SelectUniqueValue
+				      * rule chose at creation, which updates never re-evaluate) */
 	const char *const *add;      /* MEMBERS: target ids to add ... */
 	size_t n_add;
 	const char *const *remove;   /* ... and to remove */
@@ -67,6 +74,9 @@ struct target_op {
 				      * must have; read it back, add what is missing and remove
 				      * every other member (an earlier leader's uncommitted
 				      * writes may have left members nobody recorded) */
+	const char *attr;            /* TAKEN: the target attribute path (mapping_unique_attr(),
+				      * e.g. "userName", "emails.value") ... */
+	const char *value;           /* ... and the candidate value */
 	void *data;                  /* the caller's */
 
 	/* out: valid in the callback */
@@ -93,6 +103,7 @@ struct target_op {
 				      * to have landed before the refusal (the target may send
 				      * them in several requests); 0 when unknown */
 	size_t n_remove_done;
+	bool taken;                  /* TAKEN, status 0: another object holds the value */
 
 	void *priv;                  /* the target's */
 };
@@ -151,6 +162,10 @@ struct target {
 	/* The longest one request may stay on the wire. A new leader's in-doubt
 	 * repair waits this long for an old leader's late write to land. */
 	unsigned request_timeout_ms;
+	/* submit() answers TARGET_TAKEN: a mapping may use SelectUniqueValue
+	 * (docs/mapping-expressions.md). False: such a mapping is refused when
+	 * the configuration loads. */
+	bool checks_taken;
 
 	/* Open a run. Returns 0 and *out, or a negative errno with errmsg
 	 * (bad configuration, an unreadable credential). */

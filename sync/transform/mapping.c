@@ -148,19 +148,19 @@ static int check_reference(struct mapping *m, struct rule *r, char *err, size_t 
 }
 
 /*
- * SelectUniqueValue asks the target whether each candidate is taken; the SCIM
- * target has no such question in its port (sync/target/target.h) yet, so a
- * mapping refuses it rather than guess. Now() and RandomString() change at
- * every evaluation: such a rule is applied at creation only
- * (mapping_apply_creation), which a reference cannot be.
+ * SelectUniqueValue asks the target whether each candidate is taken: the
+ * engine does, at creation only (mapping_unique_candidates); a target that
+ * cannot answer refuses the mapping when the configuration loads
+ * (mapping_has_unique). Now() and RandomString() change at every evaluation:
+ * such a rule is applied at creation only (mapping_apply_creation). Neither
+ * can be a reference, whose DN must be the same at every evaluation.
  */
 static int check_traits(struct rule *r, char *err, size_t errlen)
 {
 	r->traits = expr_traits(r->expr);
-	if (r->traits & EXPR_UNIQUE) {
-		snprintf(err, errlen, "SelectUniqueValue is not supported in a mapping yet: it must ask the "
-				      "target which candidates are taken, which canopy's SCIM target does not do; "
-				      "try the rules with canopyctl expr --taken VALUE");
+	if (r->reference && (r->traits & EXPR_UNIQUE)) {
+		snprintf(err, errlen, "the manager cannot use SelectUniqueValue: its value is a DN, not a "
+				      "value chosen in the target");
 		return -EINVAL;
 	}
 	if (r->reference && (r->traits & EXPR_VOLATILE)) {
@@ -355,8 +355,8 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 		const struct rule *r = &m->rules[i];
 		if (r->reference)
 			continue; /* resolved by the engine: mapping_manager() */
-		if (r->traits & EXPR_VOLATILE)
-			continue; /* at creation only: mapping_apply_creation() */
+		if (r->traits & (EXPR_VOLATILE | EXPR_UNIQUE))
+			continue; /* at creation only: mapping_apply_creation(), mapping_unique_*() */
 		rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
 		if (rv != 0) {
 			redact_error(r, err, sizeof err);
@@ -387,7 +387,7 @@ int mapping_apply_creation(const struct mapping *m, const struct object_attr *at
 
 	for (size_t i = 0; m != NULL && i < m->n; i++) {
 		const struct rule *r = &m->rules[i];
-		if (!(r->traits & EXPR_VOLATILE) || r->reference)
+		if (!(r->traits & EXPR_VOLATILE) || (r->traits & EXPR_UNIQUE) || r->reference)
 			continue;
 		int rv = expr_eval(r->expr, lookup, &ctx, &v, err, sizeof err);
 		if (rv != 0) {
@@ -412,6 +412,113 @@ int mapping_apply_creation(const struct mapping *m, const struct object_attr *at
 		expr_value_free(&v);
 	}
 	return 0;
+}
+
+bool mapping_has_unique(const struct mapping *m)
+{
+	for (size_t i = 0; m != NULL && i < m->n; i++)
+		if (m->rules[i].traits & EXPR_UNIQUE)
+			return true;
+	return false;
+}
+
+/* SelectUniqueValue's question, asked without a target: every candidate is
+ * noted and said taken, so the evaluation walks them all, in order, skipping
+ * the empty ones exactly as it would with a target (expr_funcs.c). */
+struct collect {
+	char **v;
+	size_t n;
+};
+
+static int collect_taken(void *ctx, const char *value, int *taken)
+{
+	struct collect *c = ctx;
+
+	c->v = xrealloc(c->v, (c->n + 1) * sizeof *c->v);
+	c->v[c->n++] = xstrdup(value);
+	*taken = 1;
+	return 0;
+}
+
+/* The attribute path the target is asked about: [urn:]attr[.sub]; a value
+ * filter (emails[type eq "work"].value) asks about the sub-attribute of any
+ * element, which is what a uniqueness constraint covers. */
+static char *unique_attr(const struct rule *r)
+{
+	size_t len = (r->urn ? strlen(r->urn) + 1 : 0) + strlen(r->attr) + (r->sub ? strlen(r->sub) + 1 : 0) + 1;
+	char *p = xmalloc(len);
+
+	snprintf(p, len, "%s%s%s%s%s", r->urn ? r->urn : "", r->urn ? ":" : "", r->attr, r->sub ? "." : "",
+		 r->sub ? r->sub : "");
+	return p;
+}
+
+int mapping_unique_candidates(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs,
+			      struct mapping_unique **out, size_t *n_out, char *errmsg, size_t errlen)
+{
+	struct lookup_ctx ctx = {attrs, n_attrs};
+	struct mapping_unique *u = NULL;
+	size_t n = 0;
+	char err[512];
+
+	for (size_t i = 0; m != NULL && i < m->n; i++) {
+		const struct rule *r = &m->rules[i];
+		struct collect c = {0};
+		struct expr_env env = {.lookup = lookup, .lookup_ctx = &ctx, .taken = collect_taken, .taken_ctx = &c};
+		struct expr_value v = {0};
+		if (!(r->traits & EXPR_UNIQUE))
+			continue;
+		int rv = expr_eval_env(r->expr, &env, &v, err, sizeof err);
+		expr_value_free(&v);
+		/* every candidate said taken: -EINVAL "every candidate is taken"
+		 * is the expected end; any other failure is the rule's own */
+		if (c.n == 0 && rv != 0) {
+			redact_error(r, err, sizeof err);
+			snprintf(errmsg, errlen, "mapping %s (line %d): %s", r->path, r->line, err);
+			mapping_unique_free(u, n);
+			return rv;
+		}
+		u = xrealloc(u, (n + 1) * sizeof *u);
+		u[n].rule = i;
+		u[n].attr = unique_attr(r);
+		u[n].cand = c.v;
+		u[n].n_cand = c.n;
+		snprintf(u[n].where, sizeof u[n].where, "mapping %s (line %d)", r->path, r->line);
+		u[n].redact = (r->traits & EXPR_REDACT) != 0;
+		n++;
+	}
+	*out = u;
+	*n_out = n;
+	return 0;
+}
+
+void mapping_unique_place(const struct mapping *m, const struct mapping_unique *u, const char *value,
+			  json_t *resource)
+{
+	const struct rule *r = &m->rules[u->rule];
+
+	place(resource, r, scalar(r, value));
+	if (r->urn && strcasecmp(r->urn, SCIM_SCHEMA_ENTERPRISE) == 0) {
+		json_t *schemas = json_object_get(resource, "schemas"), *sv;
+		bool has = false;
+		size_t k;
+		json_array_foreach(schemas, k, sv)
+			has = has || (json_string_value(sv) && strcmp(json_string_value(sv), SCIM_SCHEMA_ENTERPRISE) == 0);
+		if (!has && json_is_array(schemas) &&
+		    json_array_append_new(schemas, xcheck(json_string(SCIM_SCHEMA_ENTERPRISE))) != 0)
+			xoom("json_array_append_new");
+	}
+}
+
+void mapping_unique_free(struct mapping_unique *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(u[i].attr);
+		for (size_t j = 0; j < u[i].n_cand; j++)
+			free(u[i].cand[j]);
+		free(u[i].cand);
+	}
+	free(u);
 }
 
 /* The name provlog_modified() gives rule r's attribute (sync/provlog.h):

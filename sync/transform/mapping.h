@@ -71,6 +71,35 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 int mapping_apply_creation(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs,
 			   json_t *resource, char *errmsg, size_t errlen);
 
+/*
+ * SelectUniqueValue (docs/mapping-expressions.md): a rule whose expression is
+ * SelectUniqueValue(rule1, rule2, ...) is evaluated when the object is
+ * created only, and its value is the first candidate the target does not
+ * hold yet. mapping_apply and mapping_apply_creation leave such rules out
+ * (updates never re-evaluate them); the engine asks the target about the
+ * candidates (target.h, TARGET_TAKEN) and places the first free one.
+ */
+bool mapping_has_unique(const struct mapping *m);
+
+struct mapping_unique {
+	size_t rule;      /* the rule's index, for mapping_unique_place */
+	char *attr;       /* the target attribute path asked about: [urn:]attr[.sub] */
+	char **cand;      /* the non-empty candidates, in order (may be none) */
+	size_t n_cand;
+	char where[160];  /* "mapping userName (line 12)", for messages */
+	bool redact;      /* a candidate calls Redact(): messages must not show them */
+};
+
+/* The candidates of every SelectUniqueValue rule for one entry, in rule
+ * order: *out (n_out entries, mapping_unique_free) -- NULL, 0 when there is
+ * none. Returns 0, or -EINVAL when a candidate rule fails to evaluate. */
+int mapping_unique_candidates(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs,
+			      struct mapping_unique **out, size_t *n_out, char *errmsg, size_t errlen);
+/* Add `value` to `resource` at u's attribute. */
+void mapping_unique_place(const struct mapping *m, const struct mapping_unique *u, const char *value,
+			  json_t *resource);
+void mapping_unique_free(struct mapping_unique *u, size_t n);
+
 /* What a value wrapped in Redact() shows in logs and status (Entra's text). */
 #define MAPPING_REDACTED "[Redact]"
 

@@ -66,6 +66,8 @@ struct seen_op {
 	char manager_id[64]; /* UPSERT / MANAGER: the manager's id ("": none, remove) */
 	size_t n_add, n_remove;
 	bool exact; /* MEMBERS: the target keeps only `add` (target.h) */
+	char value[64]; /* TAKEN: the value asked about; UPSERT: the userName written */
+	bool keep;      /* UPSERT: the target keeps what attrs leaves out */
 };
 
 struct fx {
@@ -115,6 +117,7 @@ struct fx {
 	const char *refuse_ids[4]; /* MEMBERS carrying one of these ids: 400 invalidValue */
 	bool refuse_every_member;  /* ... or any id at all */
 	unsigned manager_warnings; /* "a manager is not exported" lines logged */
+	const char *taken[4];      /* TAKEN: values another object holds */
 
 	/* provision: what the fake source's read_entry finds (NULL: nothing) */
 	const char *read_anchor, *read_uid;
@@ -342,7 +345,20 @@ static int t_submit(struct target_run *run, struct target_op *op, target_done_cb
 	s->n_add = op->n_add;
 	s->exact = op->exact;
 	s->n_remove = op->n_remove;
+	s->keep = op->keep;
+	if (op->action == TARGET_TAKEN)
+		snprintf(s->value, sizeof s->value, "%s", op->value);
+	else if (op->action == TARGET_UPSERT)
+		snprintf(s->value, sizeof s->value, "%s",
+			 json_string_value(json_object_get(op->attrs, "userName")) ?: "");
 	op->status = 0;
+	op->taken = false;
+	for (size_t k = 0; op->action == TARGET_TAKEN && k < 4 && f->taken[k] != NULL; k++)
+		op->taken = op->taken || strcmp(f->taken[k], op->value) == 0;
+	/* ... and the userNames of the users created before (another anchor's) */
+	for (size_t k = 0; op->action == TARGET_TAKEN && k + 1 < f->n_seen; k++)
+		op->taken = op->taken || (f->seen[k].action == TARGET_UPSERT && strcmp(f->seen[k].value, op->value) == 0 &&
+					  strcmp(f->seen[k].anchor, op->anchor) != 0);
 	op->permanent = op->created = op->values_refused = false;
 	op->n_add_done = op->n_remove_done = 0;
 	op->result_id[0] = op->error[0] = '\0';
@@ -2155,6 +2171,111 @@ static void state_and_reason_names_are_the_public_strings(void **state)
 		assert_string_equal(engine_quarantine_name((enum engine_quarantine)i), reasons[i]);
 }
 
+/* ---- SelectUniqueValue (unique.c) ---------------------------------------------- */
+
+static void use_unique_user_map(struct fx *f)
+{
+	static const struct mapping_rule_text rules[] = {
+		{"userName", "SelectUniqueValue([uid], Join(\".\", [uid], \"2\"), Join(\".\", [uid], \"3\"))", 1},
+		{"displayName", "[cn]", 2}};
+
+	mapping_free(f->user_map);
+	f->cfg.user_map = f->user_map = compile(OBJECT_USER, rules, 2);
+}
+
+/* The target is asked about each candidate in order; the creation carries
+ * the first one nobody holds, and the target is asked nothing else. Two
+ * creations of one batch never take the same value. */
+static void select_unique_value_creates_with_the_first_free_candidate(void **state)
+{
+	struct fx *f = *state;
+	size_t upserts = 0;
+
+	use_unique_user_map(f);
+	f->taken[0] = "u1";
+	start(f);
+	f->hold = TARGET_TAKEN; /* a0's batch waits: a1 and a2 make the next one together */
+	emit(f, user("a0", "z", "Other", "c0"));
+	settle(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	emit(f, user("a2", "u1", "Twin", "c2")); /* same uid: must not get u1.2 too */
+	f->hold = 0;
+	uv_timer_start(&f->answer_timer, on_answer_timer, 0, 0);
+	settle(f);
+	assert_cursor(f, "c2");
+	for (size_t i = 0; i < f->n_seen; i++) {
+		const struct seen_op *s = &f->seen[i];
+		if (s->action != TARGET_UPSERT || strcmp(s->anchor, "a0") == 0)
+			continue;
+		upserts++;
+		assert_string_equal(s->value, strcmp(s->anchor, "a1") == 0 ? "u1.2" : "u1.3");
+	}
+	assert_int_equal(upserts, 2);
+	/* a0 asked z; a1 u1 (taken), u1.2 (free); a2 waited for a1's answer
+	 * about u1, asked it too, then u1.3 -- never u1.2, which a1 chose */
+	assert_int_equal(count_seen(f, TARGET_TAKEN), 5);
+	assert_false(has(f, OBJECT_KEY_FAILED, "a1"));
+	assert_false(has(f, OBJECT_KEY_FAILED, "a2"));
+	/* an update never asks again, and tells the target to keep the value */
+	size_t before = count_seen(f, TARGET_TAKEN);
+	emit(f, user("a1", "u1", "User Renamed", "c3"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_TAKEN), before);
+	assert_int_equal(f->seen[f->n_seen - 1].action, TARGET_UPSERT);
+	assert_true(f->seen[f->n_seen - 1].keep);
+	assert_string_equal(f->seen[f->n_seen - 1].value, "");
+}
+
+/* Every candidate held: nothing is written, the object is recorded as failed
+ * with the attribute and the candidates, for a re-read on resync. */
+static void select_unique_value_all_taken_is_failed_with_the_reason(void **state)
+{
+	struct fx *f = *state;
+	struct retry_record r;
+
+	use_unique_user_map(f);
+	f->taken[0] = "u1";
+	f->taken[1] = "u1.2";
+	f->taken[2] = "u1.3";
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_cursor(f, "c1");
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 0);
+	assert_int_equal(count_seen(f, TARGET_TAKEN), 3);
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_true(engine_retry_record(&f->st, OBJECT_KEY_FAILED, "a1", &r));
+	assert_int_equal(r.kind, RETRY_REREAD); /* the value is chosen anew from the source */
+	assert_non_null(r.error);
+	assert_non_null(strstr(r.error, "SelectUniqueValue: every candidate for userName is taken in the target: "
+					"\"u1\", \"u1.2\", \"u1.3\""));
+	assert_non_null(strstr(r.error, "mapping userName (line 1)"));
+	retry_record_free(&r);
+}
+
+/* The target does not answer a question: nothing is written; the object is
+ * a failed one to read again (the retry set would replay a resource that has
+ * no value), never a creation without the value. */
+static void select_unique_value_unanswered_is_failed_for_a_reread(void **state)
+{
+	struct fx *f = *state;
+	struct retry_record r;
+
+	use_unique_user_map(f);
+	f->fail_anchor = "a1";
+	f->fail_status = -EIO;
+	start(f);
+	emit(f, user("a1", "u1", "User", "c1"));
+	settle(f);
+	assert_cursor(f, "c1");
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 0);
+	assert_false(has(f, OBJECT_KEY_RETRY, "a1"));
+	assert_true(engine_retry_record(&f->st, OBJECT_KEY_FAILED, "a1", &r));
+	assert_int_equal(r.kind, RETRY_REREAD);
+	assert_non_null(strstr(r.error, "asking the target whether userName \"u1\" is taken failed: fake: taken failed"));
+	retry_record_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2217,6 +2338,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_renamed_uid_is_found_under_its_new_value_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_retried_user_keeps_its_uid_for_memberuid_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(unique_member_values_lose_their_uid_suffix, setup, teardown),
+		cmocka_unit_test_setup_teardown(select_unique_value_creates_with_the_first_free_candidate, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(select_unique_value_all_taken_is_failed_with_the_reason, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(select_unique_value_unanswered_is_failed_for_a_reread, setup,
+						teardown),
 		cmocka_unit_test(member_value_dn_len_splits_name_and_optional_uid),
 		cmocka_unit_test(state_and_reason_names_are_the_public_strings),
 	};

@@ -238,15 +238,42 @@ static void redacted_rule_errors_do_not_show_the_value(void **state)
 	mapping_free(m);
 }
 
-static void select_unique_value_is_refused_with_the_reason(void **state)
+/* SelectUniqueValue is left out of the mapped content (creation only); its
+ * candidates come out in order, empty ones skipped, and the chosen one is
+ * placed at the rule's path. */
+static void select_unique_value_yields_candidates_at_creation_only(void **state)
 {
-	const struct mapping_rule_text rules[] = {{"userName", "SelectUniqueValue([uid], [mail])", 7}};
+	const struct mapping_rule_text rules[] = {
+		{"userName", "SelectUniqueValue([missing], [mail], Join(\".\", [givenName], [sn]))", 7},
+		{"displayName", "[sn]", 8}};
+	const struct mapping_rule_text manager[] = {
+		{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+		 "SelectUniqueValue([uid], [mail])", 9}};
 	struct mapping *m = NULL;
+	struct mapping_unique *u = NULL;
+	size_t n = 0;
+	json_t *res = NULL;
 	char err[512];
 	(void)state;
-	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 1, err, sizeof err), -EINVAL);
-	assert_non_null(strstr(err, "line 7: mapping.user.userName: SelectUniqueValue is not supported in a mapping yet"));
-	assert_null(m);
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 2, err, sizeof err), 0);
+	assert_true(mapping_has_unique(m));
+	assert_int_equal(mapping_apply(m, "uuid-1", attrs, 6, &res, err, sizeof err), 0);
+	assert_null(json_object_get(res, "userName"));
+	assert_int_equal(mapping_unique_candidates(m, attrs, 6, &u, &n, err, sizeof err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(u[0].attr, "userName");
+	assert_int_equal(u[0].n_cand, 2);
+	assert_string_equal(u[0].cand[0], "zoe@example.com");
+	assert_string_equal(u[0].cand[1], "Zoë.Müller");
+	assert_string_equal(u[0].where, "mapping userName (line 7)");
+	mapping_unique_place(m, &u[0], u[0].cand[1], res);
+	assert_string_equal(json_string_value(json_object_get(res, "userName")), "Zoë.Müller");
+	mapping_unique_free(u, n);
+	json_decref(res);
+	mapping_free(m);
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", manager, 1, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "line 9: mapping.user.urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:"
+				    "manager: the manager cannot use SelectUniqueValue"));
 }
 
 int main(void)
@@ -263,7 +290,7 @@ int main(void)
 		cmocka_unit_test(volatile_rules_are_applied_at_creation_only),
 		cmocka_unit_test(redacted_attributes_show_as_redact_in_modified),
 		cmocka_unit_test(redacted_rule_errors_do_not_show_the_value),
-		cmocka_unit_test(select_unique_value_is_refused_with_the_reason),
+		cmocka_unit_test(select_unique_value_yields_candidates_at_creation_only),
 	};
 	return cmocka_run_group_tests_name("mapping", tests, NULL, NULL);
 }

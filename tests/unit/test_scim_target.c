@@ -721,6 +721,56 @@ static void upsert_soft_match_by_username(void **state)
 	json_decref(users);
 }
 
+/* SCIM_TAKEN (SelectUniqueValue): a value held by another object is taken
+ * (whatever its case: userName is caseExact false), one held only by the
+ * object carrying our own externalId is not, nor one nobody holds. */
+static void taken_check(struct tctx *x, const char *caps)
+{
+	const char *values[] = {"held", "mine", "free", "HELD"};
+	const bool want[] = {true, false, false, true};
+
+	seed("Users", json_pack("{s:[s], s:s}", "schemas", U_SCHEMA, "userName", "held"));
+	seed("Users", json_pack("{s:[s], s:s, s:s}", "schemas", U_SCHEMA, "userName", "mine", "externalId", "ext-me"));
+	for (int i = 0; i < 5; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "filler%d", i);
+		seed("Users", json_pack("{s:[s], s:s}", "schemas", U_SCHEMA, "userName", name));
+	}
+	if (caps != NULL)
+		json_decref(ctl("POST", "caps", caps));
+	start(x, NULL);
+	for (int i = 0; i < 4; i++) {
+		struct scim_op *op = op_at(x, i, SCIM_TAKEN, OBJECT_USER, "ext-me", NULL);
+		op->taken_attr = "userName";
+		op->taken_value = values[i];
+		submit(x, op);
+	}
+	wait_done(x, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_ok(&x->ops[i].op);
+		if (x->ops[i].op.taken != want[i])
+			fail_msg("%s: taken %d", values[i], x->ops[i].op.taken);
+	}
+	json_t *users = store("Users");
+	assert_int_equal(json_array_size(users), 7); /* asking wrote nothing */
+	json_decref(users);
+}
+
+/* GET /Users?filter=userName eq "..." */
+static void taken_asks_with_a_filter(void **state)
+{
+	taken_check(*state, NULL);
+}
+
+/* Without filtering, pages of 2: every page is read and compared here. */
+static void taken_scans_a_target_without_filtering(void **state)
+{
+	struct tctx *x = *state;
+
+	taken_check(x, "{\"filter\": false, \"maxResults\": 2}");
+	assert_int_equal(x->ops[2].op.attempts, 4); /* "free": 7 users, 4 pages */
+}
+
 /* The filter value is escaped (RFC 7644 §3.4.2.2) and URL-encoded: a userName
  * with a quote, a backslash, a space and an ampersand still soft-matches. */
 static void upsert_soft_match_escapes_filter(void **state)
@@ -1728,6 +1778,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(upsert_create_then_update_by_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_existing_external_id_matches, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_soft_match_by_username, setup, teardown),
+		cmocka_unit_test_setup_teardown(taken_asks_with_a_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(taken_scans_a_target_without_filtering, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_soft_match_escapes_filter, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_soft_match_refuses_other_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(upsert_prefix_written_and_matched, setup, teardown),

@@ -21,6 +21,7 @@
 #include "sync/source/ad.h"
 #include "sync/source/ldap_poll.h"
 #include "sync/source/openldap.h"
+#include "sync/target/entra.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
 #include "sync/target/scim.h"
@@ -597,11 +598,25 @@ static struct source *make_source(struct agent *a)
 	return openldap_source_new(&lc);
 }
 
-/* The target port: the SCIM target from target.* (sync/target/scim.h). */
+/* The target port: the SCIM target from target.* (sync/target/scim.h), or
+ * for kind entra the Microsoft Graph target (sync/target/entra.h). */
 static struct target *make_target(struct agent *a)
 {
 	const struct config *c = agent_sync_config(a);
 	struct scim_config sc;
+
+	if (c->target.kind == CONFIG_TARGET_ENTRA) {
+		struct entra_config ec = {
+			.url = c->target.url,
+			.auth = a->target_auth,
+			.tls = a->target_tls,
+			.client_id = c->target.auth.client_id,
+			.max_in_flight = c->target.max_in_flight,
+			.max_attempts = c->target.max_attempts,
+			.timeout_ms = c->target.timeout_ms,
+		};
+		return entra_target_new(&ec);
+	}
 
 	memset(&sc, 0, sizeof sc);
 	sc.url = c->target.url;

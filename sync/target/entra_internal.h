@@ -1,0 +1,66 @@
+/*
+ * sync/target/entra_internal.h -- what entra.c (the port: queue, workers,
+ * cancel) and entra_graph.c (one operation's Graph requests, on a worker)
+ * share. Not an API: sync/target/entra.h is.
+ */
+#ifndef CANOPY_SYNC_TARGET_ENTRA_INTERNAL_H
+#define CANOPY_SYNC_TARGET_ENTRA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sync/target/entra.h"
+
+/* Answers are capped before they are kept (a list page of 999 users with a
+ * few properties each is well under this). */
+#define ENTRA_RESP_MAX (8u << 20)
+
+/* The target's configuration, owned copies. Read-only once built: workers
+ * read it without a lock. */
+struct entra_cfg {
+	char *url;
+	struct oauth2 *auth;
+	const struct http_tls *tls;
+	char *anchor_property;
+	char **user_attrs, **group_attrs; /* unused for now: NULL */
+	unsigned max_in_flight, max_attempts, backoff_min_ms, backoff_max_ms, timeout_ms;
+};
+
+/* One target_op on its way: inputs copied at submit (the worker never
+ * touches the engine's memory), outputs copied back in the loop. */
+struct entra_job {
+	uv_work_t work;
+	struct entra_run *run;
+	const struct entra_cfg *cfg;
+	struct target_op *top; /* NULL once completed by cancel_all */
+	target_done_cb cb;
+	struct entra_job *next; /* the run's queue */
+	int cancelled;          /* __atomic: the worker stops at the next step */
+
+	enum target_action action;
+	enum object_type type;
+	char *anchor, *target_id;
+	json_t *attrs;
+	char **add, **remove;
+	size_t n_add, n_remove;
+	bool verify, exact;
+	char fence_node[32], fence_term[32], cluster[96];
+
+	int status;
+	bool permanent, created, matched, values_refused;
+	char result_id[128];
+	long http_status;
+	unsigned attempts, retries;
+	size_t n_add_done, n_remove_done;
+	double duration_ms;
+	char error[512];
+};
+
+/* Run job's requests, blocking (a libuv worker). Fills the outputs. */
+void entra__exec(struct entra_job *j);
+
+bool entra__cancelled(struct entra_job *j);
+
+#endif /* CANOPY_SYNC_TARGET_ENTRA_INTERNAL_H */

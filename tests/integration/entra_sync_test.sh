@@ -7,55 +7,18 @@
 # are refreshed before they do (no request is answered 401); and a
 # certificate (JWT client assertion) works as well as the secret.
 source "$(dirname "$0")/../fixtures/sync.sh"
-source "$(dirname "$0")/../fixtures/graph.sh"
+source "$(dirname "$0")/../fixtures/entra.sh"
 dir=$(fixture_tmpdir)
 
 slapd_start 200 10 1
 export GRAPH_TOKEN_TTL=4 GRAPH_CERT=1
 graph_start
-anchor="extension_$(printf '%s' "$GRAPH_CLIENT_ID" | tr -d '-' | tr 'A-F' 'a-f')_canopyAnchor"
+anchor=$(entra_anchor)
 
-# entra_config ID AUTH_YAML: the agent's config with the entra target.
-entra_config() {
-	agent_config "$1" "[\"1@${AGENT_RAFT[1]}\"]" "$(cat <<YAML
-source:
-  kind: openldap
-  url: $SLAPD_URL
-  bind_dn: $SLAPD_ADMIN_DN
-  password_file: $SLAPD_PW_FILE
-  users:  { base: "ou=people,$SLAPD_BASE", filter: "(objectClass=inetOrgPerson)" }
-  groups: { base: "ou=groups,$SLAPD_BASE", filter: "(objectClass=groupOfNames)" }
-target:
-  kind: entra
-  url: $GRAPH_URL
-  auth: $2
-mapping:
-  user:
-    userPrincipalName: "[mail]"
-    displayName: "Join(\" \", [givenName], [sn])"
-    mailNickname: "[uid]"
-    givenName: "[givenName]"
-    surname: "[sn]"
-    department: "[title]"
-    accountEnabled: 'IIF([employeeType]="disabled", "False", "True")'
-  group:
-    displayName: "[cn]"
-    mailNickname: "[cn]"
-safety:
-  delete_threshold: 500
-YAML
-)"
-}
-
-compare() {
-	sync_source_ldif "$dir/ldap.ldif" || return 1
-	graph_dump >"$dir/dump.json" || return 1
-	node "$CANOPY_SOURCE_DIR/tests/fixtures/graph_compare.js" "$dir/ldap.ldif" "$dir/dump.json" "$anchor"
-}
 st_of() { json_eval "$(agent_status 1 2>/dev/null || echo '{}')" "$1"; }
 
 agent_ports 1
-secret_auth="{ kind: oauth2, token_url: \"$GRAPH_TOKEN_URL\", client_id: $GRAPH_CLIENT_ID, client_secret_file: $GRAPH_DIR/client.secret, scope: \"$GRAPH_SCOPE\" }"
+secret_auth=$(entra_secret_auth)
 
 # --check-config names what Graph needs and the mapping does not give.
 entra_config 1 "$secret_auth"
@@ -69,8 +32,8 @@ echo "$out" | grep -q 'target.kind entra needs target.auth' || fail "unclear --c
 pass "--check-config: entra needs target.auth and the names Graph requires"
 
 agent_start 1
-wait_secs 90 compare || fail "initial sync incomplete: $(compare | head -n 5); sync: $(st_of 'j.sync')"
-pass "initial sync: $(compare)"
+wait_secs 90 entra_compare || fail "initial sync incomplete: $(entra_compare | head -n 5); sync: $(st_of 'j.sync')"
+pass "initial sync: $(entra_compare)"
 
 n_users=$(graph_dump users | json_get 'j.length')
 [ "$n_users" = 200 ] || fail "want 200 users in Graph, got $n_users"
@@ -84,7 +47,7 @@ givenName: Renamed
 replace: title
 title: Chief Tester
 LDIF
-wait_secs 30 compare || fail "modify did not arrive: $(compare | head -n 5)"
+wait_secs 30 entra_compare || fail "modify did not arrive: $(entra_compare | head -n 5)"
 [ "$(graph_user_id user00005@example.com)" != "" ] || fail "user00005 lost"
 graph_dump users | json_get "j.find(u=>u.mailNickname==='user00005').displayName" | grep -q '^Renamed ' ||
 	fail "user00005 was not renamed in Graph"
@@ -96,7 +59,7 @@ changetype: modify
 add: employeeType
 employeeType: disabled
 LDIF
-wait_secs 30 compare || fail "disable did not arrive: $(compare | head -n 5)"
+wait_secs 30 entra_compare || fail "disable did not arrive: $(entra_compare | head -n 5)"
 [ "$(graph_dump users | json_get "j.find(u=>u.mailNickname==='user00007').accountEnabled")" = false ] ||
 	fail "user00007 is still enabled"
 pass "disable arrived (accountEnabled false)"
@@ -107,7 +70,7 @@ slapd_ldapmodify <<LDIF
 dn: uid=user00009,ou=people,$SLAPD_BASE
 changetype: delete
 LDIF
-wait_secs 30 compare || fail "delete did not arrive: $(compare | head -n 5)"
+wait_secs 30 entra_compare || fail "delete did not arrive: $(entra_compare | head -n 5)"
 [ -z "$(graph_user_id user00009@example.com)" ] || fail "user00009 is still in Graph"
 graph_wait_audit "a.method === 'DELETE' && a.path === '/v1.0/users/$gone' && a.status === 204" 5
 pass "delete arrived (DELETE /users/$gone)"
@@ -125,7 +88,7 @@ member: uid=user00010,ou=people,$SLAPD_BASE
 delete: member
 member: uid=user00002,ou=people,$SLAPD_BASE
 LDIF
-wait_secs 30 compare || fail "membership change did not arrive: $(compare | head -n 5)"
+wait_secs 30 entra_compare || fail "membership change did not arrive: $(entra_compare | head -n 5)"
 graph_members "$g3" | grep -qx "$u10" || fail "user00010 was not added to group0003"
 graph_members "$g3" | grep -qx "$u2" && fail "user00002 is still in group0003"
 pass "membership change arrived (one added, one removed)"
@@ -140,7 +103,7 @@ changetype: modify
 replace: title
 title: Round $round
 LDIF
-	wait_secs 30 compare || fail "change of round $round did not arrive: $(compare | head -n 5)"
+	wait_secs 30 entra_compare || fail "change of round $round did not arrive: $(entra_compare | head -n 5)"
 done
 issued=$(graph_ctl GET stats | json_get 'j.tokensIssued')
 expired=$(graph_ctl GET stats | json_get 'j.expiredUsed')
@@ -160,7 +123,7 @@ changetype: modify
 replace: sn
 sn: Certified
 LDIF
-wait_secs 30 compare || fail "change with a client assertion did not arrive: $(compare | head -n 5)"
+wait_secs 30 entra_compare || fail "change with a client assertion did not arrive: $(entra_compare | head -n 5)"
 graph_dump users | json_get "j.find(u=>u.mailNickname==='user00011').surname" | grep -qx Certified ||
 	fail "user00011 surname not written"
 after=$(graph_ctl GET stats | json_get 'j.byClientAuth.assertion')

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +21,34 @@ struct entra_target {
 	struct entra_cfg cfg;
 };
 
+/*
+ * Threads of our own, not libuv's pool: an operation may wait out a
+ * Retry-After of up to backoff_max_ms on its thread, and libraft's uv
+ * backend prepares, finalizes and truncates segments on the libuv pool
+ * (libraft src/raft/uv_prepare.c, uv_finalize.c, uv_truncate.c:
+ * uv_queue_work), which must never queue behind those waits.
+ */
 struct entra_run {
 	uv_loop_t *loop;
 	const struct entra_cfg *cfg;
-	struct entra_job *head, *tail;              /* waiting, FIFO */
-	struct entra_job *busy[ENTRA_MAX_WORKERS];  /* on a worker */
+	struct entra_job *head, *tail;              /* waiting, FIFO (loop thread only) */
+	struct entra_job *busy[ENTRA_MAX_WORKERS];  /* handed to a thread (loop thread only) */
 	unsigned in_flight;
 	uint64_t requests, retries, failures;
+	uint64_t hold_until; /* see entra_internal.h */
 	char fence_node[32], fence_term[32], cluster[96];
-	uv_timer_t closer; /* its close callback ends a stop */
 	bool stopping;
 	void (*done)(void *data);
 	void *done_data;
+
+	/* shared with the threads, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct entra_job *work_head, *work_tail;  /* for a thread to take */
+	struct entra_job *finished;               /* done, for the loop (LIFO) */
+	unsigned threads;                         /* alive */
+	bool quit;                                /* threads exit once the work is done */
+	uv_async_t wake;                          /* a thread finished something */
 };
 
 int entra_anchor_property(const char *client_id, char *out, size_t outlen)
@@ -122,20 +139,41 @@ static void complete(struct entra_run *r, struct entra_job *j, int status)
 	cb(top);
 }
 
-static void on_work(uv_work_t *w)
-{
-	entra__exec(w->data);
-}
-
 static void finish_stop(struct entra_run *r);
 static void pump(struct entra_run *r);
 
-static void after_work(uv_work_t *w, int status)
+static void *thread_main(void *arg)
 {
-	struct entra_job *j = w->data;
-	struct entra_run *r = j->run;
+	struct entra_run *r = arg;
 
-	(void)status; /* never cancelled through uv_cancel */
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		struct entra_job *j;
+		while (r->work_head == NULL && !r->quit)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->work_head == NULL)
+			break; /* quit, nothing left */
+		j = r->work_head;
+		r->work_head = j->next;
+		if (r->work_head == NULL)
+			r->work_tail = NULL;
+		j->next = NULL;
+		pthread_mutex_unlock(&r->mu);
+		entra__exec(j);
+		pthread_mutex_lock(&r->mu);
+		j->next = r->finished;
+		r->finished = j;
+		uv_async_send(&r->wake);
+	}
+	r->threads--;
+	/* the last touch of r: the loop frees it once threads is 0 */
+	uv_async_send(&r->wake);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static void after_work(struct entra_run *r, struct entra_job *j)
+{
 	for (unsigned i = 0; i < ENTRA_MAX_WORKERS; i++)
 		if (r->busy[i] == j)
 			r->busy[i] = NULL;
@@ -145,8 +183,32 @@ static void after_work(uv_work_t *w, int status)
 	if (j->top != NULL)
 		complete(r, j, 0);
 	job_free(j);
+}
+
+static void on_wake(uv_async_t *h)
+{
+	struct entra_run *r = h->data;
+	struct entra_job *list, *rev = NULL;
+	unsigned threads;
+
+	pthread_mutex_lock(&r->mu);
+	list = r->finished;
+	r->finished = NULL;
+	threads = r->threads;
+	pthread_mutex_unlock(&r->mu);
+	while (list != NULL) { /* back to completion order */
+		struct entra_job *next = list->next;
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev != NULL) {
+		struct entra_job *next = rev->next;
+		after_work(r, rev);
+		rev = next;
+	}
 	if (r->stopping) {
-		if (r->in_flight == 0)
+		if (r->in_flight == 0 && threads == 0)
 			finish_stop(r);
 		return;
 	}
@@ -171,10 +233,14 @@ static void pump(struct entra_run *r)
 		memcpy(j->fence_node, r->fence_node, sizeof j->fence_node);
 		memcpy(j->fence_term, r->fence_term, sizeof j->fence_term);
 		memcpy(j->cluster, r->cluster, sizeof j->cluster);
-		j->work.data = j;
-		int rc = uv_queue_work(r->loop, &j->work, on_work, after_work);
-		assert(rc == 0); /* fails only without a work callback */
-		(void)rc;
+		pthread_mutex_lock(&r->mu);
+		if (r->work_tail)
+			r->work_tail->next = j;
+		else
+			r->work_head = j;
+		r->work_tail = j;
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
 	}
 }
 
@@ -204,10 +270,49 @@ static int e_start(struct target *t, uv_loop_t *loop, struct target_run **out, c
 	r->cfg = &et->cfg;
 	snprintf(r->fence_node, sizeof r->fence_node, "0");
 	snprintf(r->fence_term, sizeof r->fence_term, "0");
-	uv_timer_init(loop, &r->closer);
-	r->closer.data = r;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	int rc = uv_async_init(loop, &r->wake, on_wake);
+	if (rc != 0) {
+		snprintf(errmsg, errlen, "entra target %s: %s", et->cfg.url, uv_strerror(rc));
+		goto err_after_alloc;
+	}
+	r->wake.data = r;
+	for (unsigned i = 0; i < et->cfg.max_in_flight; i++) {
+		pthread_attr_t attr;
+		pthread_t th;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_mutex_lock(&r->mu);
+		rc = pthread_create(&th, &attr, thread_main, r);
+		if (rc == 0)
+			r->threads++;
+		pthread_mutex_unlock(&r->mu);
+		pthread_attr_destroy(&attr);
+		if (rc != 0) {
+			snprintf(errmsg, errlen, "entra target %s: cannot start a thread: %s", et->cfg.url,
+				 strerror(rc));
+			rc = -rc;
+			goto err_after_threads;
+		}
+	}
 	*out = (struct target_run *)r;
 	return 0;
+
+err_after_threads:
+	/* the threads started exit at once; the loop frees r when they have */
+	r->stopping = true;
+	pthread_mutex_lock(&r->mu);
+	r->quit = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	uv_async_send(&r->wake);
+	return rc;
+err_after_alloc:
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	return rc;
 }
 
 static void e_set_fence(struct target_run *run, uint64_t node_id, uint64_t term, const char *cluster_id)
@@ -266,6 +371,7 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 	j = xcalloc(1, sizeof *j);
 	j->run = r;
 	j->cfg = r->cfg;
+	j->hold_until = &r->hold_until;
 	j->top = op;
 	j->cb = cb;
 	j->action = op->action;
@@ -333,20 +439,23 @@ static void e_stats(struct target_run *run, struct target_stats *out)
 	out->caps.max_operations = ENTRA_BIND_MAX;
 }
 
-static void on_closer_closed(uv_handle_t *h)
+static void on_wake_closed(uv_handle_t *h)
 {
 	struct entra_run *r = h->data;
 	void (*done)(void *) = r->done;
 	void *data = r->done_data;
 
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
 	free(r);
 	if (done != NULL)
 		done(data);
 }
 
+/* Every thread has exited and every job is back: release (loop thread). */
 static void finish_stop(struct entra_run *r)
 {
-	uv_close((uv_handle_t *)&r->closer, on_closer_closed);
+	uv_close((uv_handle_t *)&r->wake, on_wake_closed);
 }
 
 static void e_stop(struct target_run *run, void (*done)(void *data), void *data)
@@ -357,9 +466,13 @@ static void e_stop(struct target_run *run, void (*done)(void *data), void *data)
 	r->stopping = true;
 	r->done = done;
 	r->done_data = data;
-	if (r->in_flight == 0)
-		finish_stop(r);
-	/* else the last worker's after_work ends it */
+	/* The threads finish what they hold (its result is dropped) and exit;
+	 * on_wake ends the stop once all are gone, never from inside this call. */
+	pthread_mutex_lock(&r->mu);
+	r->quit = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	uv_async_send(&r->wake);
 }
 
 static void e_close(struct target *t)

@@ -49,13 +49,13 @@
  * rejected one is never used again) and re-sends.
  *
  * Threads: each operation runs its requests one after the other, blocking,
- * on a libuv worker (uv_queue_work), at most max_in_flight at once (capped
- * at ENTRA_MAX_WORKERS, below libuv's pool of 4, so token fetches and the
- * rest of the agent keep a thread). The operation's input is copied at
- * submit, so cancel_all() completes it at once with -ECANCELED while its
- * worker finishes the request on the wire and drops the result (a write may
+ * on one of max_in_flight threads of the run's own (at most
+ * ENTRA_MAX_WORKERS) -- not libuv's pool, which libraft's storage uses and
+ * which must not wait behind a Retry-After. The operation's input is copied
+ * at submit, so cancel_all() completes it at once with -ECANCELED while its
+ * thread finishes the request on the wire and drops the result (a write may
  * still land: every write is keyed by the anchor, so the next leader's
- * repeat converges). Callbacks run on the loop thread.
+ * repeat converges). Callbacks run on the loop thread (uv_async_t).
  */
 #ifndef CANOPY_SYNC_TARGET_ENTRA_H
 #define CANOPY_SYNC_TARGET_ENTRA_H
@@ -64,8 +64,8 @@
 #include "sync/target/oauth2.h"
 #include "sync/target/target.h"
 
-/* Concurrent operations at most (each holds a libuv worker thread). */
-#define ENTRA_MAX_WORKERS 3
+/* Concurrent operations at most (a thread each). */
+#define ENTRA_MAX_WORKERS 8
 /* References in one members@odata.bind (Graph's documented limit). */
 #define ENTRA_BIND_MAX 20
 

@@ -1,6 +1,6 @@
 /*
  * sync/target/entra_graph.c -- one operation's Microsoft Graph requests, run
- * blocking on a libuv worker (entra.h, "Threads"): the request with its
+ * blocking on one of the run's threads (entra.h, "Threads"): the request with its
  * retries and token, and the users / groups / members logic of entra.h's
  * wire format.
  *
@@ -207,6 +207,11 @@ static int http(struct entra_job *j, const char *method, const char *path, const
 		struct buf b = {.retry_after_s = -1};
 		unsigned wait;
 
+		/* Graph throttles per application and tenant: a Retry-After
+		 * holds every request of the run, not just the one answered */
+		uint64_t now = uv_hrtime() / 1000000, hold = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
+		if (hold > now)
+			sleep_ms(j, (unsigned)(hold - now));
 		if (entra__cancelled(j)) {
 			rc = -ECANCELED;
 			set_error(j, rc, false, "cancelled");
@@ -291,6 +296,11 @@ static int http(struct entra_job *j, const char *method, const char *path, const
 		if ((a->status == 429 || a->status == 503) && b.retry_after_s >= 0) {
 			uint64_t ra = (uint64_t)b.retry_after_s * 1000;
 			wait = ra > c->backoff_max_ms ? c->backoff_max_ms : (unsigned)ra;
+			uint64_t until = uv_hrtime() / 1000000 + wait, cur = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
+			while (cur < until &&
+			       !__atomic_compare_exchange_n(j->hold_until, &cur, until, false, __ATOMIC_ACQ_REL,
+							    __ATOMIC_ACQUIRE))
+				;
 		}
 		answer_clear(a);
 		if (attempt >= c->max_attempts) {

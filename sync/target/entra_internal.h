@@ -31,13 +31,13 @@ struct entra_cfg {
 /* One target_op on its way: inputs copied at submit (the worker never
  * touches the engine's memory), outputs copied back in the loop. */
 struct entra_job {
-	uv_work_t work;
 	struct entra_run *run;
 	const struct entra_cfg *cfg;
 	struct target_op *top; /* NULL once completed by cancel_all */
 	target_done_cb cb;
 	struct entra_job *next; /* the run's queue */
 	int cancelled;          /* __atomic: the worker stops at the next step */
+	uint64_t *hold_until;   /* the run's: no request before this uv_hrtime() ms (__atomic) */
 
 	enum target_action action;
 	enum object_type type;

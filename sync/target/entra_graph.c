@@ -69,22 +69,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-/* Retry-After in seconds (RFC 9110 §10.2.3; Graph sends seconds, never a date). */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
 	struct buf *b = userp;
 	size_t n = size * nmemb;
+	long v = entra__retry_after(data, n);
 
-	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-		char tmp[32];
-		size_t k = n - 12 < sizeof tmp - 1 ? n - 12 : sizeof tmp - 1;
-		memcpy(tmp, data + 12, k);
-		tmp[k] = '\0';
-		char *end;
-		long v = strtol(tmp, &end, 10);
-		if (end != tmp && v >= 0)
-			b->retry_after_s = v > 3600 ? 3600 : v;
-	}
+	if (v >= 0)
+		b->retry_after_s = v;
 	return n;
 }
 
@@ -161,12 +153,7 @@ static struct curl_slist *headers(const struct entra_job *j, const char *token, 
 
 static void read_error(struct answer *a)
 {
-	json_t *e = json_object_get(a->body, "error");
-	const char *code = json_string_value(json_object_get(e, "code"));
-	const char *msg = json_string_value(json_object_get(e, "message"));
-
-	snprintf(a->code, sizeof a->code, "%s", code ? code : "");
-	snprintf(a->message, sizeof a->message, "%s", msg ? msg : "");
+	entra__answer_error(a->body, a->code, sizeof a->code, a->message, sizeof a->message);
 }
 
 /*
@@ -506,8 +493,6 @@ static int find_by_anchor(struct entra_job *j, char *id, size_t idlen)
 	}
 	for (unsigned pages = 0; path != NULL && !found; pages++) {
 		struct answer a;
-		json_t *v;
-		size_t i;
 
 		if (pages == 10000) {
 			set_error(j, -ELOOP, false, "GET /%s: more than 10000 pages looking for anchor %s", coll(j),
@@ -519,7 +504,9 @@ static int find_by_anchor(struct entra_job *j, char *id, size_t idlen)
 			free(path);
 			return rc;
 		}
-		if (a.status != 200 || !json_is_array(json_object_get(a.body, "value"))) {
+		const char *next = NULL;
+		int pf = a.status == 200 ? entra__page_find(a.body, prop, j->anchor, id, idlen, &next) : 0;
+		if (a.status != 200 || pf < 0) {
 			rc = a.status == 200 ? -EBADMSG : refuse(j, "GET", path, &a);
 			if (a.status == 200)
 				set_error(j, rc, false, "GET /%s: 200 without a value list", coll(j));
@@ -529,16 +516,7 @@ static int find_by_anchor(struct entra_job *j, char *id, size_t idlen)
 		}
 		free(path);
 		path = NULL;
-		json_array_foreach(json_object_get(a.body, "value"), i, v) {
-			const char *anc = json_string_value(json_object_get(v, prop));
-			const char *oid = json_string_value(json_object_get(v, "id"));
-			if (oid != NULL && anc != NULL && strcmp(anc, j->anchor) == 0) {
-				snprintf(id, idlen, "%s", oid);
-				found = 1;
-				break;
-			}
-		}
-		const char *next = json_string_value(json_object_get(a.body, "@odata.nextLink"));
+		found = pf;
 		if (!found && next != NULL)
 			path = xstrdup(next);
 		answer_clear(&a);
@@ -737,13 +715,6 @@ static int delete_object(struct entra_job *j)
 	return rc;
 }
 
-/* The last segment of an @odata.id ".../directoryObjects/{id}". */
-static const char *ref_id(const char *ref)
-{
-	const char *s = ref != NULL ? strrchr(ref, '/') : NULL;
-	return s != NULL && s[1] ? s + 1 : NULL;
-}
-
 /* The group's member ids, every page; -ENOENT when the group is gone. */
 static int read_members(struct entra_job *j, const char *eid, json_t **out)
 {
@@ -753,8 +724,6 @@ static int read_members(struct entra_job *j, const char *eid, json_t **out)
 
 	for (unsigned pages = 0; path != NULL; pages++) {
 		struct answer a;
-		json_t *v;
-		size_t i;
 
 		if (pages == 10000) {
 			rc = -ELOOP;
@@ -769,7 +738,9 @@ static int read_members(struct entra_job *j, const char *eid, json_t **out)
 			answer_clear(&a);
 			break;
 		}
-		if (a.status != 200 || !json_is_array(json_object_get(a.body, "value"))) {
+		const char *next = NULL;
+		int pm = a.status == 200 ? entra__page_members(a.body, ids, &next) : 0;
+		if (a.status != 200 || pm < 0) {
 			rc = a.status == 200 ? -EBADMSG : refuse(j, "GET", path, &a);
 			if (a.status == 200)
 				set_error(j, rc, false, "group %s: members answer without a value list", j->target_id);
@@ -778,12 +749,6 @@ static int read_members(struct entra_job *j, const char *eid, json_t **out)
 		}
 		free(path);
 		path = NULL;
-		json_array_foreach(json_object_get(a.body, "value"), i, v) {
-			const char *m = ref_id(json_string_value(json_object_get(v, "@odata.id")));
-			if (m != NULL)
-				json_object_set_new(ids, m, json_true());
-		}
-		const char *next = json_string_value(json_object_get(a.body, "@odata.nextLink"));
 		if (next != NULL)
 			path = xstrdup(next);
 		answer_clear(&a);

@@ -63,4 +63,21 @@ void entra__exec(struct entra_job *j);
 
 bool entra__cancelled(struct entra_job *j);
 
+/* Reading Graph's answers (entra_answer.c; outside input, fuzzed). */
+
+/* {"error":{"code","message"}}: both "" when absent. */
+void entra__answer_error(const json_t *body, char *code, size_t codelen, char *msg, size_t msglen);
+/* One response header line (n bytes, not terminated): its Retry-After in
+ * seconds (capped at 3600), or -1 when it is not one or not a number. */
+long entra__retry_after(const char *line, size_t n);
+/* A list page: 1 and id when an object's `prop` equals anchor; 0 when none
+ * does (*next: the @odata.nextLink, or NULL); -EBADMSG without a value list. */
+int entra__page_find(const json_t *page, const char *prop, const char *anchor, char *id, size_t idlen,
+		     const char **next);
+/* A members/$ref page: each @odata.id's last segment becomes a key of ids;
+ * *next as above; -EBADMSG without a value list. */
+int entra__page_members(const json_t *page, json_t *ids, const char **next);
+/* The last segment of ".../directoryObjects/{id}", or NULL. */
+const char *entra__ref_id(const char *ref);
+
 #endif /* CANOPY_SYNC_TARGET_ENTRA_INTERNAL_H */

@@ -528,7 +528,7 @@ static void test_word_keys_parse_once(void **state)
 	load_fails_with(MINIMAL "target:\n"
 				"  kind: rest\n"
 				"  url: http://t/scim/v2\n",
-			":10: target.kind: expected scim, got \"rest\"");
+			":10: target.kind: expected scim or entra, got \"rest\"");
 	load_fails_with(MINIMAL "log:\n"
 				"  level: \"\"\n",
 			":10: log.level: expected debug, info, warn or error, got \"\"");

@@ -481,6 +481,12 @@ static void e_close(struct target *t)
 
 	free(et->cfg.url);
 	free(et->cfg.anchor_property);
+	for (size_t i = 0; i < et->cfg.n_user_attrs; i++)
+		free(et->cfg.user_attrs[i]);
+	for (size_t i = 0; i < et->cfg.n_group_attrs; i++)
+		free(et->cfg.group_attrs[i]);
+	free(et->cfg.user_attrs);
+	free(et->cfg.group_attrs);
 	free(et);
 }
 
@@ -496,6 +502,10 @@ struct target *entra_target_new(const struct entra_config *cfg)
 		et->cfg.url[--n] = '\0';
 	et->cfg.auth = cfg->auth;
 	et->cfg.tls = cfg->tls;
+	et->cfg.user_attrs = copy_ids(cfg->user_attrs, cfg->n_user_attrs);
+	et->cfg.n_user_attrs = cfg->n_user_attrs;
+	et->cfg.group_attrs = copy_ids(cfg->group_attrs, cfg->n_group_attrs);
+	et->cfg.n_group_attrs = cfg->n_group_attrs;
 	if (cfg->anchor_property != NULL && cfg->anchor_property[0])
 		et->cfg.anchor_property = xstrdup(cfg->anchor_property);
 	else if (entra_anchor_property(cfg->client_id, prop, sizeof prop) == 0)

@@ -5,7 +5,8 @@
  *
  * Wire format, per action (paths below cfg.url, e.g.
  * https://graph.microsoft.com/v1.0):
- *   UPSERT user   with a target id: PATCH /users/{id} (204); a 404 falls
+ *   UPSERT user   with a target id: PATCH /users/{id} (204; mapped properties
+ *                 without a value are sent as null: cleared); a 404 falls
  *                 through to create. Create: POST /users with what Graph
  *                 requires and the mapping does not give: accountEnabled
  *                 (from `active`, else true), passwordProfile (a random
@@ -80,6 +81,15 @@ struct entra_config {
 	unsigned backoff_min_ms;    /* default 200 */
 	unsigned backoff_max_ms;    /* default 30000; also caps Retry-After */
 	unsigned timeout_ms;        /* one request (default 30000) */
+	/* The mapping's target property names (mapping.user / mapping.group),
+	 * copied: an update sends null for one the mapped attributes lack, so a
+	 * value gone from the source is cleared in Graph too (PATCH only
+	 * changes what it names). The properties Graph requires are never
+	 * cleared. */
+	const char *const *user_attrs;
+	size_t n_user_attrs;
+	const char *const *group_attrs;
+	size_t n_group_attrs;
 };
 
 /*

@@ -436,8 +436,24 @@ static json_t *graph_body(const struct entra_job *j, bool create)
 	}
 	if (json_object_set_new(b, j->cfg->anchor_property, xcheck(json_string(j->anchor))) != 0)
 		xoom("json_object_set_new");
-	if (!create)
+	if (!create) {
+		/* PATCH changes only what it names: a mapped property without a
+		 * value now is cleared with null (Graph "Update user"), except
+		 * those Graph requires, which the config check makes sure are
+		 * mapped and which an empty value could not clear anyway. */
+		static const char *const keep[] = {"userPrincipalName", "displayName", "mailNickname",
+						   "accountEnabled", "mailEnabled", "securityEnabled"};
+		char *const *names = j->type == OBJECT_USER ? j->cfg->user_attrs : j->cfg->group_attrs;
+		size_t n = j->type == OBJECT_USER ? j->cfg->n_user_attrs : j->cfg->n_group_attrs;
+		for (size_t i = 0; i < n; i++) {
+			bool kept = strchr(names[i], '.') != NULL || strchr(names[i], '[') != NULL;
+			for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++)
+				kept |= strcmp(names[i], keep[k]) == 0;
+			if (!kept && json_object_get(b, names[i]) == NULL)
+				json_object_set_new(b, names[i], json_null());
+		}
 		return b;
+	}
 	if (j->type == OBJECT_USER) {
 		char pw[32];
 		random_password(pw, sizeof pw);

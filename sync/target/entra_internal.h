@@ -24,7 +24,8 @@ struct entra_cfg {
 	struct oauth2 *auth;
 	const struct http_tls *tls;
 	char *anchor_property;
-	char **user_attrs, **group_attrs; /* unused for now: NULL */
+	char **user_attrs, **group_attrs; /* the mapping's names (entra_config) */
+	size_t n_user_attrs, n_group_attrs;
 	unsigned max_in_flight, max_attempts, backoff_min_ms, backoff_max_ms, timeout_ms;
 };
 

@@ -2,7 +2,7 @@
 # target.kind entra (sync/target/entra.h) against the Graph fixture: slapd with
 # 200 users and 10 groups (nested ones too), one agent with a client secret.
 # The initial sync lands and equals the directory (every user, attribute and
-# membership, compared on a dump of the fixture); a modify, a disable, a
+# membership, compared on a dump of the fixture); a modify, a value removed, a disable, a
 # delete and a membership change each arrive; tokens that expire every 4 s
 # are refreshed before they do (no request is answered 401); and a
 # certificate (JWT client assertion) works as well as the secret.
@@ -52,6 +52,16 @@ wait_secs 30 entra_compare || fail "modify did not arrive: $(entra_compare | hea
 graph_dump users | json_get "j.find(u=>u.mailNickname==='user00005').displayName" | grep -q '^Renamed ' ||
 	fail "user00005 was not renamed in Graph"
 pass "modify arrived (displayName, givenName, department)"
+
+slapd_ldapmodify <<LDIF
+dn: uid=user00006,ou=people,$SLAPD_BASE
+changetype: modify
+delete: title
+LDIF
+wait_secs 30 entra_compare || fail "a value removed did not arrive: $(entra_compare | head -n 5)"
+[ "$(graph_dump users | json_get "j.find(u=>u.mailNickname==='user00006').department ?? 'cleared'")" = cleared ] ||
+	fail "user00006 kept its department"
+pass "a value removed from the source is cleared in Graph (department null)"
 
 slapd_ldapmodify <<LDIF
 dn: uid=user00007,ou=people,$SLAPD_BASE

@@ -162,8 +162,12 @@ static void read_error(struct answer *a)
  * token once. Returns 0 with the answer (any other status), or a negative
  * errno with j->error set: -ECANCELED, -EACCES (the token endpoint refused
  * the client), -EIO (still failing after max_attempts).
+ * With `once`, a request that may have been carried out (no answer, 5xx) is
+ * not sent again: -EIO at once (a 429 was refused unprocessed, and waits and
+ * goes again as usual).
  */
-static int http(struct entra_job *j, const char *method, const char *path, const json_t *body, struct answer *a)
+static int http_send(struct entra_job *j, const char *method, const char *path, const json_t *body, bool once,
+		     struct answer *a)
 {
 	const struct entra_cfg *c = j->cfg;
 	char *url, *payload = NULL, *reject = NULL, sp[160];
@@ -279,6 +283,7 @@ static int http(struct entra_job *j, const char *method, const char *path, const
 		}
 		snprintf(j->error, sizeof j->error, "%s %s: %ld %s%s%s", method, sp, a->status, a->code,
 			 a->message[0] ? ": " : "", a->message);
+		long a_status = a->status;
 		wait = backoff(c, attempt);
 		if ((a->status == 429 || a->status == 503) && b.retry_after_s >= 0) {
 			uint64_t ra = (uint64_t)b.retry_after_s * 1000;
@@ -290,7 +295,7 @@ static int http(struct entra_job *j, const char *method, const char *path, const
 				;
 		}
 		answer_clear(a);
-		if (attempt >= c->max_attempts) {
+		if (attempt >= c->max_attempts || (once && a_status != 429)) {
 			rc = -EIO;
 			j->status = rc;
 			j->permanent = false;
@@ -300,7 +305,7 @@ static int http(struct entra_job *j, const char *method, const char *path, const
 		sleep_ms(j, wait);
 		continue;
 	transient:
-		if (attempt >= c->max_attempts) {
+		if (attempt >= c->max_attempts || once) {
 			rc = -EIO;
 			j->status = rc;
 			j->permanent = false;
@@ -314,6 +319,11 @@ static int http(struct entra_job *j, const char *method, const char *path, const
 	free(url);
 	curl_easy_cleanup(e);
 	return rc;
+}
+
+static int http(struct entra_job *j, const char *method, const char *path, const json_t *body, struct answer *a)
+{
+	return http_send(j, method, path, body, false, a);
 }
 
 /* A refusal: whose is it (target.h, `permanent`)? A 4xx about this object's
@@ -630,8 +640,35 @@ static int create(struct entra_job *j)
 	json_t *b = graph_body(j, true);
 	char *path = fmt("/%s", coll(j));
 	struct answer a;
-	int rc = http(j, "POST", path, b, &a);
+	int rc;
 
+	/* A user's create may go again: a second POST of the same
+	 * userPrincipalName is refused (400 ObjectConflict) and adopted below.
+	 * Nothing makes a group unique, so a group's POST whose answer was lost
+	 * is never re-sent blindly: look for our anchor first (entra.h). */
+	for (unsigned round = 1;; round++) {
+		char id[128];
+		rc = http_send(j, "POST", path, b, j->type == OBJECT_GROUP, &a);
+		if (rc != -EIO || j->type != OBJECT_GROUP || round >= j->cfg->max_attempts)
+			break;
+		int found = find_by_anchor(j, id, sizeof id);
+		if (found < 0) {
+			rc = found;
+			break;
+		}
+		if (found == 1) {
+			body_free(b);
+			free(path);
+			rc = update(j, id, true);
+			if (rc == 0) {
+				rc = -EAGAIN;
+				set_error(j, rc, false, "group %s: created, then gone", j->anchor);
+			}
+			return rc < 0 ? rc : 0;
+		}
+		j->retries++;
+		sleep_ms(j, backoff(j->cfg, round));
+	}
 	body_free(b);
 	if (rc == 0) {
 		const char *id = json_string_value(json_object_get(a.body, "id"));

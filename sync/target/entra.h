@@ -46,7 +46,11 @@
  *
  * Retries: 429 and 503 honour Retry-After (capped at backoff_max_ms);
  * network errors, 5xx and 429 are retried max_attempts times a request with
- * full-jitter exponential backoff. A 401 fetches a new token once (the
+ * full-jitter exponential backoff -- except a group's POST after no answer
+ * or a 5xx (it may have been carried out, and nothing makes a group unique):
+ * the group is looked for by anchor first, and created again only when it is
+ * not there. A Retry-After holds every request of the run (Graph throttles
+ * per application and tenant), not just the one answered. A 401 fetches a new token once (the
  * rejected one is never used again) and re-sends.
  *
  * Threads: each operation runs its requests one after the other, blocking,

@@ -36,6 +36,7 @@ struct entra_run {
 	unsigned in_flight;
 	uint64_t requests, retries, failures;
 	uint64_t hold_until; /* see entra_internal.h */
+	struct entra_budget budget;
 	char fence_node[32], fence_term[32], cluster[96];
 	bool stopping;
 	void (*done)(void *data);
@@ -272,6 +273,7 @@ static int e_start(struct target *t, uv_loop_t *loop, struct target_run **out, c
 	snprintf(r->fence_term, sizeof r->fence_term, "0");
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
+	pthread_mutex_init(&r->budget.mu, NULL);
 	int rc = uv_async_init(loop, &r->wake, on_wake);
 	if (rc != 0) {
 		snprintf(errmsg, errlen, "entra target %s: %s", et->cfg.url, uv_strerror(rc));
@@ -309,6 +311,7 @@ err_after_threads:
 	uv_async_send(&r->wake);
 	return rc;
 err_after_alloc:
+	pthread_mutex_destroy(&r->budget.mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
@@ -372,6 +375,7 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 	j->run = r;
 	j->cfg = r->cfg;
 	j->hold_until = &r->hold_until;
+	j->budget = &r->budget;
 	j->top = op;
 	j->cb = cb;
 	j->action = op->action;
@@ -445,6 +449,7 @@ static void on_wake_closed(uv_handle_t *h)
 	void (*done)(void *) = r->done;
 	void *data = r->done_data;
 
+	pthread_mutex_destroy(&r->budget.mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);

@@ -50,7 +50,8 @@
  * or a 5xx (it may have been carried out, and nothing makes a group unique):
  * the group is looked for by anchor first, and created again only when it is
  * not there. A Retry-After holds every request of the run (Graph throttles
- * per application and tenant), not just the one answered. A 401 fetches a new token once (the
+ * per application and tenant), not just the one answered, and the run's
+ * rate adapts (struct entra_budget in entra_internal.h: AIMD on 429s). A 401 fetches a new token once (the
  * rejected one is never used again) and re-sends.
  *
  * Threads: each operation runs its requests one after the other, blocking,

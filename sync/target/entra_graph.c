@@ -90,6 +90,57 @@ static void sleep_ms(struct entra_job *j, unsigned ms)
 	}
 }
 
+static uint64_t now_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+void entra__budget_take(struct entra_job *j)
+{
+	struct entra_budget *b = j->budget;
+	uint64_t now = now_ms(), wait = 0;
+
+	pthread_mutex_lock(&b->mu);
+	if (now - b->win_ms >= 1000) {
+		b->win_rate = b->win_ms ? (double)b->win_n * 1000.0 / (double)(now - b->win_ms) : 0;
+		b->win_ms = now;
+		b->win_n = 0;
+	}
+	b->win_n++;
+	if (b->rate > 0) {
+		if (b->next_ms < now)
+			b->next_ms = now;
+		wait = b->next_ms - now;
+		b->next_ms += (uint64_t)(1000.0 / b->rate);
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (wait > 0)
+		sleep_ms(j, (unsigned)wait);
+}
+
+void entra__budget_answer(struct entra_job *j, bool throttled)
+{
+	struct entra_budget *b = j->budget;
+	uint64_t now = now_ms();
+
+	pthread_mutex_lock(&b->mu);
+	if (throttled && now - b->last_cut_ms >= 1000) {
+		double base = b->rate;
+		if (base <= 0) { /* the first 429: what was being sent */
+			double cur = (double)b->win_n * 1000.0 / (double)(now - b->win_ms + 1);
+			base = b->win_rate > cur ? b->win_rate : cur;
+		}
+		b->rate = base / 2 < 1 ? 1 : base / 2;
+		b->last_cut_ms = now;
+		b->cuts++;
+	} else if (!throttled && b->rate > 0) {
+		b->rate += 1.0 / b->rate;
+		if (b->rate > 1000)
+			b->rate = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
 static unsigned backoff(const struct entra_cfg *c, unsigned attempt)
 {
 	uint64_t cap = c->backoff_min_ms;
@@ -203,6 +254,7 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 		uint64_t now = uv_hrtime() / 1000000, hold = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
 		if (hold > now)
 			sleep_ms(j, (unsigned)(hold - now));
+		entra__budget_take(j);
 		if (entra__cancelled(j)) {
 			rc = -ECANCELED;
 			set_error(j, rc, false, "cancelled");
@@ -261,6 +313,7 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 			goto transient;
 		}
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
+		entra__budget_answer(j, a->status == 429);
 		j->http_status = a->status;
 		a->body = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
 		free(b.p);

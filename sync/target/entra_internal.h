@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -29,6 +30,32 @@ struct entra_cfg {
 	unsigned max_in_flight, max_attempts, backoff_min_ms, backoff_max_ms, timeout_ms;
 };
 
+/*
+ * The run's adaptive request rate (AIMD, as TCP's congestion control, RFC
+ * 5681 §3.1): none until Graph answers 429; then the rate measured over the
+ * last second, halved, and halved again at each later 429 (at most once a
+ * second: one burst's answers count once); every answer that is not a 429
+ * adds 1/rate, so one more request a second per second of good answers.
+ * Past 1000 requests a second the limit is dropped again.
+ */
+struct entra_budget {
+	pthread_mutex_t mu;
+	double rate;          /* requests a second; 0: no limit */
+	uint64_t next_ms;     /* the next request's slot */
+	uint64_t win_ms;      /* the measuring window's start */
+	unsigned win_n;       /* requests sent in it */
+	double win_rate;      /* the last full window's rate */
+	uint64_t last_cut_ms;
+	uint64_t cuts;        /* times halved, for the log */
+};
+
+struct entra_job;
+
+/* Wait for the next slot (a worker, before each request). */
+void entra__budget_take(struct entra_job *j);
+/* An answer: 429 (true) or another (false). */
+void entra__budget_answer(struct entra_job *j, bool throttled);
+
 /* One target_op on its way: inputs copied at submit (the worker never
  * touches the engine's memory), outputs copied back in the loop. */
 struct entra_job {
@@ -39,6 +66,7 @@ struct entra_job {
 	struct entra_job *next; /* the run's queue */
 	int cancelled;          /* __atomic: the worker stops at the next step */
 	uint64_t *hold_until;   /* the run's: no request before this uv_hrtime() ms (__atomic) */
+	struct entra_budget *budget; /* the run's */
 
 	enum target_action action;
 	enum object_type type;

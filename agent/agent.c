@@ -21,6 +21,7 @@
 #include "sync/source/ad.h"
 #include "sync/source/ldap_poll.h"
 #include "sync/source/openldap.h"
+#include "sync/target/entra.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
 #include "sync/target/scim.h"
@@ -607,11 +608,34 @@ static struct source *make_source(struct agent *a)
 	return openldap_source_new(&lc);
 }
 
-/* The target port: the SCIM target from target.* (sync/target/scim.h). */
+/* The target port: the SCIM target from target.* (sync/target/scim.h), or
+ * for kind entra the Microsoft Graph target (sync/target/entra.h). */
 static struct target *make_target(struct agent *a)
 {
 	const struct config *c = agent_sync_config(a);
 	struct scim_config sc;
+
+	const char *user_attrs[CONFIG_MAX_MAPPINGS], *group_attrs[CONFIG_MAX_MAPPINGS];
+	for (unsigned i = 0; i < c->mapping.n_user; i++)
+		user_attrs[i] = c->mapping.user[i].attr;
+	for (unsigned i = 0; i < c->mapping.n_group; i++)
+		group_attrs[i] = c->mapping.group[i].attr;
+	if (c->target.kind == CONFIG_TARGET_ENTRA) {
+		struct entra_config ec = {
+			.url = c->target.url,
+			.auth = a->target_auth,
+			.tls = a->target_tls,
+			.client_id = c->target.auth.client_id,
+			.max_in_flight = c->target.max_in_flight,
+			.max_attempts = c->target.max_attempts,
+			.timeout_ms = c->target.timeout_ms,
+			.user_attrs = user_attrs, /* copied */
+			.n_user_attrs = c->mapping.n_user,
+			.group_attrs = group_attrs,
+			.n_group_attrs = c->mapping.n_group,
+		};
+		return entra_target_new(&ec);
+	}
 
 	memset(&sc, 0, sizeof sc);
 	sc.url = c->target.url;
@@ -627,11 +651,6 @@ static struct target *make_target(struct agent *a)
 	/* same order as enum scim_patch_style (agent/config.h) */
 	sc.patch_style = (enum scim_patch_style)c->target.patch_style;
 	sc.strict_schema = c->target.strict_schema;
-	const char *user_attrs[CONFIG_MAX_MAPPINGS], *group_attrs[CONFIG_MAX_MAPPINGS];
-	for (unsigned i = 0; i < c->mapping.n_user; i++)
-		user_attrs[i] = c->mapping.user[i].attr;
-	for (unsigned i = 0; i < c->mapping.n_group; i++)
-		group_attrs[i] = c->mapping.group[i].attr;
 	sc.user_attrs = user_attrs; /* copied by scim_target_new */
 	sc.n_user_attrs = c->mapping.n_user;
 	sc.group_attrs = group_attrs;

@@ -11,6 +11,7 @@
 #include "raft/transport_tls.h"
 #include "sync/provlog.h"
 #include "sync/secret.h"
+#include "sync/target/entra.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -298,7 +299,7 @@ static int get_string(struct cx *c, const yaml_node_t *v, const char *kp, char *
 
 static const char *const source_kinds[] = {"openldap", "ad", "ldap-poll"};
 static const char *const sasl_mechs[] = {"none", "GSSAPI"};
-static const char *const target_kinds[] = {"scim"};
+static const char *const target_kinds[] = {"scim", "entra"};
 static const char *const auth_kinds[] = {"", "oauth2"};
 static const char *const deprovisions[] = {"delete", "disable"};
 static const char *const nested_groups_words[] = {"native", "flatten", "skip"};
@@ -1587,6 +1588,48 @@ static int parse_control(struct cx *c, struct field *sec, struct config *cfg)
 	return rc;
 }
 
+static bool mapped(const struct config_mapping *m, unsigned n, const char *attr)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(m[i].attr, attr) == 0)
+			return true;
+	return false;
+}
+
+/* target.kind entra: what Graph needs and canopy cannot make up
+ * (sync/target/entra.h): credentials, an application id to name the
+ * anchor property after, and the names Graph requires on create. */
+static int check_entra(struct cx *c, int line, const struct config *cfg)
+{
+	static const char *const user_req[] = {"userPrincipalName", "displayName", "mailNickname"};
+	static const char *const group_req[] = {"displayName", "mailNickname"};
+	char prop[128];
+
+	if (cfg->target.auth.kind != CONFIG_AUTH_OAUTH2)
+		return fail(c, line,
+			    "target.kind entra needs target.auth (kind oauth2, token_url, client_id, and "
+			    "client_secret_file or client_cert + client_key)");
+	if (entra_anchor_property(cfg->target.auth.client_id, prop, sizeof prop) != 0)
+		return fail(c, line,
+			    "target.auth.client_id %s is not an application (client) id (a GUID): the entra "
+			    "target names its anchor property extension_{client id}_canopyAnchor",
+			    cfg->target.auth.client_id);
+	for (size_t i = 0; i < N_OF(user_req); i++)
+		if (!mapped(cfg->mapping.user, cfg->mapping.n_user, user_req[i]))
+			return fail(c, line,
+				    "target.kind entra: mapping.user.%s is missing (Microsoft Graph requires it "
+				    "to create a user)",
+				    user_req[i]);
+	if (cfg->source.groups.base[0] != '\0' || cfg->mapping.n_group > 0)
+		for (size_t i = 0; i < N_OF(group_req); i++)
+			if (!mapped(cfg->mapping.group, cfg->mapping.n_group, group_req[i]))
+				return fail(c, line,
+					    "target.kind entra: mapping.group.%s is missing (Microsoft Graph "
+					    "requires it to create a group)",
+					    group_req[i]);
+	return 0;
+}
+
 static int parse_root(struct cx *c, yaml_node_t *root, struct config *cfg)
 {
 	struct field f[] = {{"node", NULL, 0},	 {"cluster", NULL, 0}, {"source", NULL, 0}, {"target", NULL, 0},
@@ -1609,6 +1652,9 @@ static int parse_root(struct cx *c, yaml_node_t *root, struct config *cfg)
 	if (f[3].val != NULL && (rc = parse_target(c, &f[3], cfg)) != 0)
 		return rc;
 	if (f[4].val != NULL && (rc = parse_mapping(c, &f[4], cfg)) != 0)
+		return rc;
+	if (f[3].val != NULL && cfg->target.kind == CONFIG_TARGET_ENTRA &&
+	    (rc = check_entra(c, f[3].line, cfg)) != 0)
 		return rc;
 	if (f[5].val != NULL && (rc = parse_safety(c, &f[5], cfg)) != 0)
 		return rc;

@@ -88,8 +88,8 @@ const char *config_source_kind_name(enum config_source_kind k);
 enum config_sasl_mech { CONFIG_SASL_NONE, CONFIG_SASL_GSSAPI };
 const char *config_sasl_mech_name(enum config_sasl_mech m);
 
-/* target.kind: "scim" */
-enum config_target_kind { CONFIG_TARGET_SCIM };
+/* target.kind: "scim" | "entra" (Microsoft Graph, sync/target/entra.h) */
+enum config_target_kind { CONFIG_TARGET_SCIM, CONFIG_TARGET_ENTRA };
 const char *config_target_kind_name(enum config_target_kind k);
 
 /* target.auth.kind: "oauth2"; CONFIG_AUTH_NONE when target.auth is absent. */

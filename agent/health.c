@@ -235,6 +235,8 @@ static void probe_target(struct job *j)
 	pc.timeout_ms = SCIM_PROBE_TIMEOUT_MS;
 	pc.tls = j->h->a->target_tls;   /* the same trust and credentials as the target */
 	pc.auth = j->h->a->target_auth;
+	if (cfg->target.kind == CONFIG_TARGET_ENTRA)
+		pc.path = "/users?$top=1&$select=id";
 	switch (scim_probe_run(&pc, j->detail[SIDE_TARGET], DETAIL_MAX)) {
 	case SCIM_PROBE_OK:
 		j->state[SIDE_TARGET] = HEALTH_OK;

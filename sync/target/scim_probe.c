@@ -146,10 +146,13 @@ static enum scim_probe_status probe_path(const struct scim_probe_config *cfg, co
 static enum scim_probe_status probe_once(const struct scim_probe_config *cfg, const char *token, long *http_out,
 					 char *msg, size_t len)
 {
-	enum scim_probe_status st = probe_path(cfg, "/ServiceProviderConfig", token, http_out, msg, len);
+	enum scim_probe_status st;
 	char first[512];
 	size_t n;
 
+	if (cfg->path != NULL) /* another API than SCIM (cfg->path) */
+		return probe_path(cfg, cfg->path, token, http_out, msg, len);
+	st = probe_path(cfg, "/ServiceProviderConfig", token, http_out, msg, len);
 	if (st != SCIM_PROBE_ERROR || *http_out != 404)
 		return st;
 	snprintf(first, sizeof first, "%s", msg);

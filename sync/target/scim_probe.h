@@ -42,6 +42,9 @@ struct scim_probe_config {
 	const struct http_tls *tls; /* trust, as the target's requests (target.tls); NULL: system store */
 	struct oauth2 *auth; /* target.auth: the token comes from here (cached; a 401 gets one refresh)
 			      * instead of `token`; NULL: none */
+	const char *path;    /* below url: GET this instead of the SCIM endpoints (the entra
+			      * target: "/users?$top=1&$select=id", a read its
+			      * User.ReadWrite.All permission covers); NULL: SCIM */
 };
 
 /*

@@ -503,6 +503,55 @@ static void test_url_list_with_two_entries(void **state)
 
 /* Keys that take one of a few words are read once into enums; their names
  * give back the configuration's words. */
+/* target.kind entra: what Microsoft Graph needs and canopy cannot make up is
+ * refused at load, naming the key (sync/target/entra.h). */
+static void test_entra_needs_what_graph_requires(void **state)
+{
+	(void)state;
+	char sec[PLEN], text[4096];
+	write_file("graph.secret", "s3cret\n", 0600, sec, sizeof sec);
+	const char *good_id = "11111111-2222-3333-4444-555555555555";
+	const char *fmt_text = MINIMAL "target:\n"
+				       "  kind: entra\n"
+				       "  url: https://graph.microsoft.com/v1.0\n"
+				       "%s"
+				       "mapping:\n"
+				       "  user:\n"
+				       "    userPrincipalName: \"[mail]\"\n"
+				       "    displayName: \"[cn]\"\n"
+				       "%s";
+	char auth[1024];
+	snprintf(auth, sizeof auth,
+		 "  auth: { kind: oauth2, token_url: \"https://login.example/t/oauth2/v2.0/token\", client_id: %s, "
+		 "client_secret_file: %s }\n",
+		 good_id, sec);
+
+	snprintf(text, sizeof text, fmt_text, auth, "    mailNickname: \"[uid]\"\n");
+	load_ok(text);
+	assert_int_equal(cfg.target.kind, CONFIG_TARGET_ENTRA);
+	assert_string_equal(config_target_kind_name(cfg.target.kind), "entra");
+	config_free(&cfg);
+
+	snprintf(text, sizeof text, fmt_text, auth, "");
+	write_file("node.yaml", text, 0644, path, sizeof path);
+	assert_true(config_load(path, &cfg, errbuf, sizeof errbuf) < 0);
+	assert_non_null(strstr(errbuf, "target.kind entra: mapping.user.mailNickname is missing"));
+
+	snprintf(text, sizeof text, fmt_text, "", "    mailNickname: \"[uid]\"\n");
+	write_file("node.yaml", text, 0644, path, sizeof path);
+	assert_true(config_load(path, &cfg, errbuf, sizeof errbuf) < 0);
+	assert_non_null(strstr(errbuf, "target.kind entra needs target.auth"));
+
+	snprintf(auth, sizeof auth,
+		 "  auth: { kind: oauth2, token_url: \"https://login.example/t/oauth2/v2.0/token\", client_id: "
+		 "canopy-app, client_secret_file: %s }\n",
+		 sec);
+	snprintf(text, sizeof text, fmt_text, auth, "    mailNickname: \"[uid]\"\n");
+	write_file("node.yaml", text, 0644, path, sizeof path);
+	assert_true(config_load(path, &cfg, errbuf, sizeof errbuf) < 0);
+	assert_non_null(strstr(errbuf, "target.auth.client_id canopy-app is not an application (client) id"));
+}
+
 static void test_word_keys_parse_once(void **state)
 {
 	(void)state;
@@ -528,7 +577,7 @@ static void test_word_keys_parse_once(void **state)
 	load_fails_with(MINIMAL "target:\n"
 				"  kind: rest\n"
 				"  url: http://t/scim/v2\n",
-			":10: target.kind: expected scim, got \"rest\"");
+			":10: target.kind: expected scim or entra, got \"rest\"");
 	load_fails_with(MINIMAL "log:\n"
 				"  level: \"\"\n",
 			":10: log.level: expected debug, info, warn or error, got \"\"");
@@ -1502,6 +1551,7 @@ int main(void)
 		T(test_node_not_in_members_is_allowed),
 		T(test_url_list_with_two_entries),
 		T(test_word_keys_parse_once),
+		T(test_entra_needs_what_graph_requires),
 		T(test_groups_member_attribute_and_value),
 		T(test_scope_exclude_bulk_and_deprovision),
 		T(test_target_nested_groups_is_native_flatten_or_skip),

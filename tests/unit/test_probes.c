@@ -71,7 +71,7 @@ static void ldap_bad_url_is_error(void **state)
 static void scim_nothing_listening_is_unreachable(void **state)
 {
 	char url[64], msg[512];
-	struct scim_probe_config c = {url, "secret-token-value", 1, 1000, NULL, NULL};
+	struct scim_probe_config c = {url, "secret-token-value", 1, 1000, NULL, NULL, NULL};
 
 	(void)state;
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/scim/v2/", closed_port());
@@ -83,7 +83,7 @@ static void scim_nothing_listening_is_unreachable(void **state)
 static void scim_bad_url_is_error(void **state)
 {
 	char msg[512];
-	struct scim_probe_config c = {"nope://x", NULL, 0, 1000, NULL, NULL};
+	struct scim_probe_config c = {"nope://x", NULL, 0, 1000, NULL, NULL, NULL};
 
 	(void)state;
 	assert_int_equal(scim_probe_run(&c, msg, sizeof msg), SCIM_PROBE_ERROR);

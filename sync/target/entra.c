@@ -1,0 +1,538 @@
+/*
+ * sync/target/entra.c -- the Entra ID target behind the target port
+ * (target.h): a run's queue, its workers, cancel and stop. What one
+ * operation sends is in entra_graph.c.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/xalloc.h"
+#include "sync/target/entra_internal.h"
+#include "sync/target/target_metrics.h"
+
+struct entra_target {
+	struct target base;
+	struct entra_cfg cfg;
+};
+
+/*
+ * Threads of our own, not libuv's pool: an operation may wait out a
+ * Retry-After of up to backoff_max_ms on its thread, and libraft's uv
+ * backend prepares, finalizes and truncates segments on the libuv pool
+ * (libraft src/raft/uv_prepare.c, uv_finalize.c, uv_truncate.c:
+ * uv_queue_work), which must never queue behind those waits.
+ */
+struct entra_run {
+	uv_loop_t *loop;
+	const struct entra_cfg *cfg;
+	struct entra_job *head, *tail;              /* waiting, FIFO (loop thread only) */
+	struct entra_job *busy[ENTRA_MAX_WORKERS];  /* handed to a thread (loop thread only) */
+	unsigned in_flight;
+	uint64_t requests, retries, failures;
+	uint64_t hold_until; /* see entra_internal.h */
+	struct entra_budget budget;
+	char fence_node[32], fence_term[32], cluster[96];
+	bool stopping;
+	void (*done)(void *data);
+	void *done_data;
+
+	/* shared with the threads, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct entra_job *work_head, *work_tail;  /* for a thread to take */
+	struct entra_job *finished;               /* done, for the loop (LIFO) */
+	unsigned threads;                         /* alive */
+	bool quit;                                /* threads exit once the work is done */
+	uv_async_t wake;                          /* a thread finished something */
+};
+
+int entra_anchor_property(const char *client_id, char *out, size_t outlen)
+{
+	char hex[33];
+	size_t n = 0;
+
+	if (client_id == NULL)
+		return -EINVAL;
+	for (const char *p = client_id; *p; p++) {
+		if (*p == '-')
+			continue;
+		if (!isxdigit((unsigned char)*p) || n == 32)
+			return -EINVAL;
+		hex[n++] = (char)tolower((unsigned char)*p);
+	}
+	if (n != 32)
+		return -EINVAL;
+	hex[n] = '\0';
+	if ((size_t)snprintf(out, outlen, "extension_%s_canopyAnchor", hex) >= outlen)
+		return -EINVAL;
+	return 0;
+}
+
+bool entra__cancelled(struct entra_job *j)
+{
+	return __atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE) != 0;
+}
+
+static struct entra_run *run_of(struct target_run *r)
+{
+	return (struct entra_run *)r;
+}
+
+static char **copy_ids(const char *const *ids, size_t n)
+{
+	char **out = n ? xcalloc(n, sizeof *out) : NULL;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(ids[i]);
+	return out;
+}
+
+static void free_ids(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+static void job_free(struct entra_job *j)
+{
+	free(j->anchor);
+	free(j->target_id);
+	json_decref(j->attrs);
+	free_ids(j->add, j->n_add);
+	free_ids(j->remove, j->n_remove);
+	free(j);
+}
+
+/* Hand the result to the engine (loop thread). */
+static void complete(struct entra_run *r, struct entra_job *j, int status)
+{
+	struct target_op *top = j->top;
+	target_done_cb cb = j->cb;
+
+	j->top = NULL;
+	if (status != 0) {
+		j->status = status;
+		j->permanent = false;
+		snprintf(j->error, sizeof j->error, "cancelled (leadership or lease lost, or stopping)");
+	}
+	top->status = j->status;
+	top->permanent = j->status != 0 && j->permanent;
+	snprintf(top->result_id, sizeof top->result_id, "%s", j->result_id);
+	top->created = j->created;
+	top->matched = j->matched;
+	top->http_status = j->http_status;
+	top->attempts = j->attempts;
+	top->duration_ms = j->duration_ms;
+	snprintf(top->error, sizeof top->error, "%s", j->status != 0 ? j->error : "");
+	top->values_refused = top->permanent && j->values_refused;
+	top->n_add_done = j->n_add_done;
+	top->n_remove_done = j->n_remove_done;
+	if (j->status != 0 && j->status != -ECANCELED)
+		r->failures++;
+	target_metrics_error(top->action, top->status);
+	cb(top);
+}
+
+static void finish_stop(struct entra_run *r);
+static void pump(struct entra_run *r);
+
+static void *thread_main(void *arg)
+{
+	struct entra_run *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		struct entra_job *j;
+		while (r->work_head == NULL && !r->quit)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->work_head == NULL)
+			break; /* quit, nothing left */
+		j = r->work_head;
+		r->work_head = j->next;
+		if (r->work_head == NULL)
+			r->work_tail = NULL;
+		j->next = NULL;
+		pthread_mutex_unlock(&r->mu);
+		entra__exec(j);
+		pthread_mutex_lock(&r->mu);
+		j->next = r->finished;
+		r->finished = j;
+		uv_async_send(&r->wake);
+	}
+	r->threads--;
+	/* the last touch of r: the loop frees it once threads is 0 */
+	uv_async_send(&r->wake);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static void after_work(struct entra_run *r, struct entra_job *j)
+{
+	for (unsigned i = 0; i < ENTRA_MAX_WORKERS; i++)
+		if (r->busy[i] == j)
+			r->busy[i] = NULL;
+	r->in_flight--;
+	r->requests += j->attempts;
+	r->retries += j->retries;
+	if (j->top != NULL)
+		complete(r, j, 0);
+	job_free(j);
+}
+
+static void on_wake(uv_async_t *h)
+{
+	struct entra_run *r = h->data;
+	struct entra_job *list, *rev = NULL;
+	unsigned threads;
+
+	pthread_mutex_lock(&r->mu);
+	list = r->finished;
+	r->finished = NULL;
+	threads = r->threads;
+	pthread_mutex_unlock(&r->mu);
+	while (list != NULL) { /* back to completion order */
+		struct entra_job *next = list->next;
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev != NULL) {
+		struct entra_job *next = rev->next;
+		after_work(r, rev);
+		rev = next;
+	}
+	if (r->stopping) {
+		if (r->in_flight == 0 && threads == 0)
+			finish_stop(r);
+		return;
+	}
+	pump(r);
+}
+
+static void pump(struct entra_run *r)
+{
+	while (r->head != NULL && r->in_flight < r->cfg->max_in_flight) {
+		struct entra_job *j = r->head;
+		unsigned slot = 0;
+
+		r->head = j->next;
+		if (r->head == NULL)
+			r->tail = NULL;
+		j->next = NULL;
+		while (r->busy[slot] != NULL)
+			slot++;
+		assert(slot < ENTRA_MAX_WORKERS); /* in_flight < max_in_flight <= ENTRA_MAX_WORKERS */
+		r->busy[slot] = j;
+		r->in_flight++;
+		memcpy(j->fence_node, r->fence_node, sizeof j->fence_node);
+		memcpy(j->fence_term, r->fence_term, sizeof j->fence_term);
+		memcpy(j->cluster, r->cluster, sizeof j->cluster);
+		pthread_mutex_lock(&r->mu);
+		if (r->work_tail)
+			r->work_tail->next = j;
+		else
+			r->work_head = j;
+		r->work_tail = j;
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+}
+
+static int e_start(struct target *t, uv_loop_t *loop, struct target_run **out, char *errmsg, size_t errlen)
+{
+	struct entra_target *et = t->impl;
+	struct entra_run *r;
+
+	if (et->cfg.auth == NULL) {
+		snprintf(errmsg, errlen, "entra target %s: target.auth (OAuth2 client credentials) is required",
+			 et->cfg.url);
+		return -EINVAL;
+	}
+	if (et->cfg.anchor_property == NULL) {
+		snprintf(errmsg, errlen,
+			 "entra target %s: target.auth.client_id is not an application (client) id of 32 hex "
+			 "digits, so the anchor property extension_{id}_canopyAnchor cannot be named",
+			 et->cfg.url);
+		return -EINVAL;
+	}
+	if (strncasecmp(et->cfg.url, "http://", 7) != 0 && strncasecmp(et->cfg.url, "https://", 8) != 0) {
+		snprintf(errmsg, errlen, "entra target: url %s is not http:// or https://", et->cfg.url);
+		return -EINVAL;
+	}
+	r = xcalloc(1, sizeof *r);
+	r->loop = loop;
+	r->cfg = &et->cfg;
+	snprintf(r->fence_node, sizeof r->fence_node, "0");
+	snprintf(r->fence_term, sizeof r->fence_term, "0");
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	pthread_mutex_init(&r->budget.mu, NULL);
+	int rc = uv_async_init(loop, &r->wake, on_wake);
+	if (rc != 0) {
+		snprintf(errmsg, errlen, "entra target %s: %s", et->cfg.url, uv_strerror(rc));
+		goto err_after_alloc;
+	}
+	r->wake.data = r;
+	for (unsigned i = 0; i < et->cfg.max_in_flight; i++) {
+		pthread_attr_t attr;
+		pthread_t th;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_mutex_lock(&r->mu);
+		rc = pthread_create(&th, &attr, thread_main, r);
+		if (rc == 0)
+			r->threads++;
+		pthread_mutex_unlock(&r->mu);
+		pthread_attr_destroy(&attr);
+		if (rc != 0) {
+			snprintf(errmsg, errlen, "entra target %s: cannot start a thread: %s", et->cfg.url,
+				 strerror(rc));
+			rc = -rc;
+			goto err_after_threads;
+		}
+	}
+	*out = (struct target_run *)r;
+	return 0;
+
+err_after_threads:
+	/* the threads started exit at once; the loop frees r when they have */
+	r->stopping = true;
+	pthread_mutex_lock(&r->mu);
+	r->quit = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	uv_async_send(&r->wake);
+	return rc;
+err_after_alloc:
+	pthread_mutex_destroy(&r->budget.mu);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	return rc;
+}
+
+static void e_set_fence(struct target_run *run, uint64_t node_id, uint64_t term, const char *cluster_id)
+{
+	struct entra_run *r = run_of(run);
+
+	snprintf(r->fence_node, sizeof r->fence_node, "%llu", (unsigned long long)node_id);
+	snprintf(r->fence_term, sizeof r->fence_term, "%llu", (unsigned long long)term);
+	snprintf(r->cluster, sizeof r->cluster, "%s", cluster_id != NULL ? cluster_id : "");
+}
+
+static int e_submit(struct target_run *run, struct target_op *op, target_done_cb cb)
+{
+	struct entra_run *r = run_of(run);
+	struct entra_job *j;
+
+	if (r->stopping)
+		return -ESHUTDOWN;
+	if (op->type != OBJECT_USER && op->type != OBJECT_GROUP)
+		return -EINVAL;
+	switch (op->action) {
+	case TARGET_UPSERT:
+		if (!json_is_object(op->attrs) || op->anchor == NULL)
+			return -EINVAL;
+		break;
+	case TARGET_DISABLE:
+	case TARGET_DELETE:
+		if (op->target_id == NULL && op->anchor == NULL)
+			return -EINVAL;
+		break;
+	case TARGET_MEMBERS:
+		if (op->target_id == NULL || op->type != OBJECT_GROUP)
+			return -EINVAL;
+		for (size_t i = 0; i < op->n_add; i++)
+			if (op->add[i] == NULL)
+				return -EINVAL;
+		for (size_t i = 0; i < op->n_remove; i++)
+			if (op->remove[i] == NULL)
+				return -EINVAL;
+		break;
+	case TARGET_MANAGER:
+		if (op->target_id == NULL)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	op->status = 0;
+	op->permanent = op->created = op->matched = op->values_refused = false;
+	op->result_id[0] = op->error[0] = '\0';
+	op->http_status = 0;
+	op->attempts = 0;
+	op->duration_ms = 0;
+	op->n_add_done = op->n_remove_done = 0;
+
+	j = xcalloc(1, sizeof *j);
+	j->run = r;
+	j->cfg = r->cfg;
+	j->hold_until = &r->hold_until;
+	j->budget = &r->budget;
+	j->top = op;
+	j->cb = cb;
+	j->action = op->action;
+	j->type = op->type;
+	j->anchor = op->anchor ? xstrdup(op->anchor) : NULL;
+	j->target_id = op->target_id ? xstrdup(op->target_id) : NULL;
+	/* a copy: the engine's resource is shared, and the worker runs off the loop */
+	j->attrs = op->attrs ? xcheck(json_deep_copy(op->attrs)) : NULL;
+	j->add = copy_ids(op->add, op->n_add);
+	j->n_add = op->n_add;
+	j->remove = copy_ids(op->remove, op->n_remove);
+	j->n_remove = op->n_remove;
+	j->verify = op->verify;
+	j->exact = op->exact;
+	if (r->tail)
+		r->tail->next = j;
+	else
+		r->head = j;
+	r->tail = j;
+	pump(r);
+	return 0;
+}
+
+static void e_cancel_all(struct target_run *run)
+{
+	struct entra_run *r = run_of(run);
+	struct entra_job *queued = r->head, *busy[ENTRA_MAX_WORKERS];
+	unsigned n_busy = 0;
+
+	/* Detach first: what the callbacks submit is not cancelled. */
+	r->head = r->tail = NULL;
+	for (unsigned i = 0; i < ENTRA_MAX_WORKERS; i++) {
+		struct entra_job *j = r->busy[i];
+		if (j != NULL && j->top != NULL) {
+			__atomic_store_n(&j->cancelled, 1, __ATOMIC_RELEASE);
+			busy[n_busy++] = j;
+		}
+	}
+	for (unsigned i = 0; i < n_busy; i++)
+		complete(r, busy[i], -ECANCELED); /* the worker's result is dropped */
+	while (queued != NULL) {
+		struct entra_job *next = queued->next;
+		complete(r, queued, -ECANCELED);
+		job_free(queued);
+		queued = next;
+	}
+}
+
+static void e_stats(struct target_run *run, struct target_stats *out)
+{
+	struct entra_run *r = run_of(run);
+	unsigned queued = 0;
+
+	memset(out, 0, sizeof *out);
+	for (struct entra_job *j = r->head; j != NULL; j = j->next)
+		queued++;
+	out->requests = r->requests;
+	out->retries = r->retries;
+	out->failures = r->failures;
+	out->in_flight = r->in_flight;
+	out->queued = queued;
+	out->caps.known = true;
+	out->caps.filter = true;
+	out->caps.patch = true;
+	out->caps.max_operations = ENTRA_BIND_MAX;
+}
+
+static void on_wake_closed(uv_handle_t *h)
+{
+	struct entra_run *r = h->data;
+	void (*done)(void *) = r->done;
+	void *data = r->done_data;
+
+	pthread_mutex_destroy(&r->budget.mu);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	if (done != NULL)
+		done(data);
+}
+
+/* Every thread has exited and every job is back: release (loop thread). */
+static void finish_stop(struct entra_run *r)
+{
+	uv_close((uv_handle_t *)&r->wake, on_wake_closed);
+}
+
+static void e_stop(struct target_run *run, void (*done)(void *data), void *data)
+{
+	struct entra_run *r = run_of(run);
+
+	e_cancel_all(run);
+	r->stopping = true;
+	r->done = done;
+	r->done_data = data;
+	/* The threads finish what they hold (its result is dropped) and exit;
+	 * on_wake ends the stop once all are gone, never from inside this call. */
+	pthread_mutex_lock(&r->mu);
+	r->quit = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	uv_async_send(&r->wake);
+}
+
+static void e_close(struct target *t)
+{
+	struct entra_target *et = t->impl;
+
+	free(et->cfg.url);
+	free(et->cfg.anchor_property);
+	for (size_t i = 0; i < et->cfg.n_user_attrs; i++)
+		free(et->cfg.user_attrs[i]);
+	for (size_t i = 0; i < et->cfg.n_group_attrs; i++)
+		free(et->cfg.group_attrs[i]);
+	free(et->cfg.user_attrs);
+	free(et->cfg.group_attrs);
+	free(et);
+}
+
+struct target *entra_target_new(const struct entra_config *cfg)
+{
+	struct entra_target *et = xcalloc(1, sizeof *et);
+	char prop[128];
+	size_t n;
+
+	et->cfg.url = xstrdup(cfg->url != NULL ? cfg->url : "");
+	n = strlen(et->cfg.url);
+	while (n > 0 && et->cfg.url[n - 1] == '/')
+		et->cfg.url[--n] = '\0';
+	et->cfg.auth = cfg->auth;
+	et->cfg.tls = cfg->tls;
+	et->cfg.user_attrs = copy_ids(cfg->user_attrs, cfg->n_user_attrs);
+	et->cfg.n_user_attrs = cfg->n_user_attrs;
+	et->cfg.group_attrs = copy_ids(cfg->group_attrs, cfg->n_group_attrs);
+	et->cfg.n_group_attrs = cfg->n_group_attrs;
+	if (cfg->anchor_property != NULL && cfg->anchor_property[0])
+		et->cfg.anchor_property = xstrdup(cfg->anchor_property);
+	else if (entra_anchor_property(cfg->client_id, prop, sizeof prop) == 0)
+		et->cfg.anchor_property = xstrdup(prop);
+	/* else NULL: start() says the client id is no application id */
+	et->cfg.max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : 8;
+	if (et->cfg.max_in_flight > ENTRA_MAX_WORKERS)
+		et->cfg.max_in_flight = ENTRA_MAX_WORKERS;
+	et->cfg.max_attempts = cfg->max_attempts ? cfg->max_attempts : 6;
+	et->cfg.backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : 200;
+	et->cfg.backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000;
+	et->cfg.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
+	et->base.impl = et;
+	et->base.name = "entra";
+	et->base.request_timeout_ms = et->cfg.timeout_ms;
+	et->base.start = e_start;
+	et->base.set_fence = e_set_fence;
+	et->base.submit = e_submit;
+	et->base.cancel_all = e_cancel_all;
+	et->base.stats = e_stats;
+	et->base.retry_now = NULL;
+	et->base.stop = e_stop;
+	et->base.close = e_close;
+	return &et->base;
+}

@@ -1,0 +1,1065 @@
+/*
+ * sync/target/entra_graph.c -- one operation's Microsoft Graph requests, run
+ * blocking on one of the run's threads (entra.h, "Threads"): the request with its
+ * retries and token, and the users / groups / members logic of entra.h's
+ * wire format.
+ *
+ * Microsoft's documents this follows (also listed in
+ * tests/fixtures/graph/README.md): create / update / delete user and group,
+ * add and remove members (members@odata.bind: 20 references a request), the
+ * error format ({"error":{"code","message"}}), paging (@odata.nextLink,
+ * followed as given), $filter string literals in single quotes with a quote
+ * doubled (OData URL conventions §5.1.1.6.1), and the throttling guidance
+ * (429 with Retry-After in seconds).
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/xalloc.h"
+#include "sync/secret.h"
+#include "sync/target/entra_internal.h"
+
+/* One answer: status, its JSON (NULL: none or not JSON), Graph's error code
+ * and message. */
+struct answer {
+	long status;
+	json_t *body;
+	char code[64];
+	char message[256];
+};
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	bool too_big;
+	long retry_after_s; /* -1: none */
+};
+
+static void answer_clear(struct answer *a)
+{
+	json_decref(a->body);
+	memset(a, 0, sizeof *a);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct buf *b = userp;
+	size_t n = size * nmemb;
+
+	if (b->len + n > ENTRA_RESP_MAX) {
+		b->too_big = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap); /* capped above */
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct buf *b = userp;
+	size_t n = size * nmemb;
+	long v = entra__retry_after(data, n);
+
+	if (v >= 0)
+		b->retry_after_s = v;
+	return n;
+}
+
+static void sleep_ms(struct entra_job *j, unsigned ms)
+{
+	/* in slices: a cancelled operation stops waiting */
+	while (ms > 0 && !entra__cancelled(j)) {
+		unsigned s = ms < 50 ? ms : 50;
+		uv_sleep(s);
+		ms -= s;
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+void entra__budget_take(struct entra_job *j)
+{
+	struct entra_budget *b = j->budget;
+	uint64_t now = now_ms(), wait = 0;
+
+	pthread_mutex_lock(&b->mu);
+	if (now - b->win_ms >= 1000) {
+		b->win_rate = b->win_ms ? (double)b->win_n * 1000.0 / (double)(now - b->win_ms) : 0;
+		b->win_ms = now;
+		b->win_n = 0;
+	}
+	b->win_n++;
+	if (b->rate > 0) {
+		if (b->next_ms < now)
+			b->next_ms = now;
+		wait = b->next_ms - now;
+		b->next_ms += (uint64_t)(1000.0 / b->rate);
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (wait > 0)
+		sleep_ms(j, (unsigned)wait);
+}
+
+void entra__budget_answer(struct entra_job *j, bool throttled)
+{
+	struct entra_budget *b = j->budget;
+	uint64_t now = now_ms();
+
+	pthread_mutex_lock(&b->mu);
+	if (throttled && now - b->last_cut_ms >= 1000) {
+		double base = b->rate;
+		if (base <= 0) { /* the first 429: what was being sent */
+			double cur = (double)b->win_n * 1000.0 / (double)(now - b->win_ms + 1);
+			base = b->win_rate > cur ? b->win_rate : cur;
+		}
+		b->rate = base / 2 < 1 ? 1 : base / 2;
+		b->last_cut_ms = now;
+		b->cuts++;
+	} else if (!throttled && b->rate > 0) {
+		b->rate += 1.0 / b->rate;
+		if (b->rate > 1000)
+			b->rate = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+static unsigned backoff(const struct entra_cfg *c, unsigned attempt)
+{
+	uint64_t cap = c->backoff_min_ms;
+	uint32_t rnd = 0;
+
+	for (unsigned i = 1; i < attempt && cap < c->backoff_max_ms; i++)
+		cap *= 2;
+	if (cap > c->backoff_max_ms)
+		cap = c->backoff_max_ms;
+	if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
+		rnd = (uint32_t)attempt * 2654435761u;
+	return (unsigned)(rnd % (cap + 1)); /* full jitter */
+}
+
+static void set_error(struct entra_job *j, int status, bool permanent, const char *fmt, ...)
+{
+	va_list ap;
+
+	j->status = status;
+	j->permanent = permanent;
+	va_start(ap, fmt);
+	vsnprintf(j->error, sizeof j->error, fmt, ap);
+	va_end(ap);
+}
+
+/* For messages: the path without its query. */
+static const char *short_path(const struct entra_job *j, const char *path, char *out, size_t outlen)
+{
+	size_t ul = strlen(j->cfg->url), n;
+
+	if (strncmp(path, j->cfg->url, ul) == 0)
+		path += ul;
+	n = strcspn(path, "?");
+	snprintf(out, outlen, "%.*s", (int)(n < outlen ? n : outlen - 1), path);
+	return out;
+}
+
+static struct curl_slist *headers(const struct entra_job *j, const char *token, bool body)
+{
+	char line[160];
+	struct curl_slist *h = NULL;
+	char *auth = xmalloc(strlen(token) + 32);
+
+	sprintf(auth, "Authorization: Bearer %s", token);
+	h = xcheck(curl_slist_append(h, auth));
+	secret_free(auth);
+	h = xcheck(curl_slist_append(h, "Accept: application/json"));
+	if (body)
+		h = xcheck(curl_slist_append(h, "Content-Type: application/json"));
+	h = xcheck(curl_slist_append(h, "Expect:"));
+	snprintf(line, sizeof line, "X-Canopy-Node: %s", j->fence_node);
+	h = xcheck(curl_slist_append(h, line));
+	snprintf(line, sizeof line, "X-Canopy-Term: %s", j->fence_term);
+	h = xcheck(curl_slist_append(h, line));
+	if (j->cluster[0]) {
+		snprintf(line, sizeof line, "X-Canopy-Cluster: %s", j->cluster);
+		h = xcheck(curl_slist_append(h, line));
+	}
+	return h;
+}
+
+static void read_error(struct answer *a)
+{
+	entra__answer_error(a->body, a->code, sizeof a->code, a->message, sizeof a->message);
+}
+
+/*
+ * One request, with its retries: network errors, 5xx and 429 wait (429 and
+ * 503: Retry-After) and go again, max_attempts in all; a 401 fetches a new
+ * token once. Returns 0 with the answer (any other status), or a negative
+ * errno with j->error set: -ECANCELED, -EACCES (the token endpoint refused
+ * the client), -EIO (still failing after max_attempts).
+ * With `once`, a request that may have been carried out (no answer, 5xx) is
+ * not sent again: -EIO at once (a 429 was refused unprocessed, and waits and
+ * goes again as usual).
+ */
+static int http_send(struct entra_job *j, const char *method, const char *path, const json_t *body, bool once,
+		     struct answer *a)
+{
+	const struct entra_cfg *c = j->cfg;
+	char *url, *payload = NULL, *reject = NULL, sp[160];
+	bool refreshed = false;
+	int rc = -EIO;
+	CURL *e = xcheck(curl_easy_init());
+
+	memset(a, 0, sizeof *a);
+	short_path(j, path, sp, sizeof sp);
+	if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0) {
+		/* an @odata.nextLink: followed only below our own base */
+		if (strncmp(path, c->url, strlen(c->url)) != 0) {
+			set_error(j, -EBADMSG, false, "%s %.200s: a next link outside %s", method, path, c->url);
+			curl_easy_cleanup(e);
+			return -EBADMSG;
+		}
+		url = xstrdup(path);
+	} else {
+		url = xmalloc(strlen(c->url) + strlen(path) + 1);
+		sprintf(url, "%s%s", c->url, path);
+	}
+	if (body != NULL)
+		payload = xcheck(json_dumps(body, JSON_COMPACT));
+
+	for (unsigned attempt = 1;; attempt++) {
+		char *token = NULL, why[512], errbuf[CURL_ERROR_SIZE] = "";
+		uint64_t refresh_in;
+		struct buf b = {.retry_after_s = -1};
+		unsigned wait;
+
+		/* Graph throttles per application and tenant: a Retry-After
+		 * holds every request of the run, not just the one answered */
+		uint64_t now = uv_hrtime() / 1000000, hold = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
+		if (hold > now)
+			sleep_ms(j, (unsigned)(hold - now));
+		entra__budget_take(j);
+		if (entra__cancelled(j)) {
+			rc = -ECANCELED;
+			set_error(j, rc, false, "cancelled");
+			break;
+		}
+		int trc = oauth2_token(c->auth, reject, &token, &refresh_in, why, sizeof why);
+		if (trc == -EACCES) {
+			rc = -EACCES;
+			set_error(j, rc, false, "%s %s: no token: %.300s", method, sp, why);
+			break;
+		}
+		if (trc != 0) {
+			snprintf(j->error, sizeof j->error, "%s %s: no token: %.300s", method, sp, why);
+			goto transient;
+		}
+		curl_easy_reset(e);
+		struct curl_slist *h = headers(j, token, payload != NULL);
+		secret_free(token);
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
+		curl_easy_setopt(e, CURLOPT_USERAGENT, "canopy/" CANOPY_VERSION);
+		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+		if (http_tls_apply(c->tls, e) != CURLE_OK) {
+			curl_slist_free_all(h);
+			free(b.p);
+			rc = -EINVAL;
+			set_error(j, rc, false, "%s %s: cannot set up TLS", method, sp);
+			break;
+		}
+		if (strcmp(method, "GET") != 0)
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+		if (payload != NULL) {
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
+		}
+		CURLcode cc = curl_easy_perform(e);
+		curl_slist_free_all(h);
+		j->attempts++;
+		if (cc != CURLE_OK) {
+			if (b.too_big)
+				snprintf(j->error, sizeof j->error, "%s %s: answer over %u bytes", method, sp,
+					 ENTRA_RESP_MAX);
+			else
+				snprintf(j->error, sizeof j->error, "%s %s: %.300s", method, sp,
+					 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+			j->http_status = 0;
+			free(b.p);
+			goto transient;
+		}
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
+		entra__budget_answer(j, a->status == 429);
+		j->http_status = a->status;
+		a->body = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+		free(b.p);
+		read_error(a);
+		if (a->status == 401 && !refreshed) {
+			/* the token was refused: never send it again (oauth2.h, reject) */
+			refreshed = true;
+			secret_free(reject);
+			reject = NULL;
+			char *again = NULL;
+			if (oauth2_token(c->auth, NULL, &again, &refresh_in, why, sizeof why) == 0)
+				reject = again;
+			answer_clear(a);
+			attempt--; /* a refresh is not a failure of the target */
+			continue;
+		}
+		if (a->status != 429 && a->status < 500) {
+			rc = 0;
+			break;
+		}
+		snprintf(j->error, sizeof j->error, "%s %s: %ld %s%s%s", method, sp, a->status, a->code,
+			 a->message[0] ? ": " : "", a->message);
+		long a_status = a->status;
+		wait = backoff(c, attempt);
+		if ((a->status == 429 || a->status == 503) && b.retry_after_s >= 0) {
+			uint64_t ra = (uint64_t)b.retry_after_s * 1000;
+			wait = ra > c->backoff_max_ms ? c->backoff_max_ms : (unsigned)ra;
+			uint64_t until = uv_hrtime() / 1000000 + wait, cur = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
+			while (cur < until &&
+			       !__atomic_compare_exchange_n(j->hold_until, &cur, until, false, __ATOMIC_ACQ_REL,
+							    __ATOMIC_ACQUIRE))
+				;
+		}
+		answer_clear(a);
+		if (attempt >= c->max_attempts || (once && a_status != 429)) {
+			rc = -EIO;
+			j->status = rc;
+			j->permanent = false;
+			break;
+		}
+		j->retries++;
+		sleep_ms(j, wait);
+		continue;
+	transient:
+		if (attempt >= c->max_attempts || once) {
+			rc = -EIO;
+			j->status = rc;
+			j->permanent = false;
+			break;
+		}
+		j->retries++;
+		sleep_ms(j, backoff(c, attempt));
+	}
+	secret_free(reject);
+	free(payload);
+	free(url);
+	curl_easy_cleanup(e);
+	return rc;
+}
+
+static int http(struct entra_job *j, const char *method, const char *path, const json_t *body, struct answer *a)
+{
+	return http_send(j, method, path, body, false, a);
+}
+
+/* A refusal: whose is it (target.h, `permanent`)? A 4xx about this object's
+ * content is; credentials, gone, conflicts that may clear are not. */
+static int refuse(struct entra_job *j, const char *method, const char *path, const struct answer *a)
+{
+	long s = a->status;
+	bool perm = s >= 400 && s < 500 && s != 401 && s != 403 && s != 404 && s != 408 && s != 409;
+	char sp[160];
+	int st = s == 401 || s == 403 ? -EACCES : s >= 400 && s < 500 ? -EPROTO : -EBADMSG;
+
+	set_error(j, st, perm, "%s %s: %ld %s%s%s", method, short_path(j, path, sp, sizeof sp), s, a->code,
+		  a->message[0] ? ": " : "", a->message);
+	return st;
+}
+
+static char *esc(const char *s)
+{
+	char *e = xcheck(curl_easy_escape(NULL, s, 0));
+	char *out = xstrdup(e);
+
+	curl_free(e);
+	return out;
+}
+
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	int n;
+	char *out;
+
+	va_start(ap, f);
+	n = vsnprintf(NULL, 0, f, ap);
+	va_end(ap);
+	out = xmalloc((size_t)n + 1);
+	va_start(ap, f);
+	vsnprintf(out, (size_t)n + 1, f, ap);
+	va_end(ap);
+	return out;
+}
+
+/* `prop eq 'value'`, URL-encoded: a quote inside an OData string literal is
+ * doubled (OData URL conventions §5.1.1.6.1). */
+static char *eq_filter(const char *prop, const char *value)
+{
+	size_t n = strlen(value), k = 0;
+	char *q = xmalloc(2 * n + 1), *clause, *out;
+
+	for (size_t i = 0; i < n; i++) {
+		if (value[i] == '\'')
+			q[k++] = '\'';
+		q[k++] = value[i];
+	}
+	q[k] = '\0';
+	clause = fmt("%s eq '%s'", prop, q);
+	out = esc(clause);
+	free(clause);
+	free(q);
+	return out;
+}
+
+static const char *coll(const struct entra_job *j)
+{
+	return j->type == OBJECT_GROUP ? "groups" : "users";
+}
+
+/* Graph's password complexity: three of upper, lower, digit, symbol; 8..256
+ * characters. 24 random characters with one of each class for certain. */
+static void random_password(char *out, size_t outlen)
+{
+	static const char *const classes[] = {"ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
+					       "23456789", "!#%+-.:=?@_"};
+	static const char all[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+-.:=?@_";
+	unsigned char r[24];
+	size_t n = outlen - 1 < sizeof r ? outlen - 1 : sizeof r;
+
+	if (RAND_bytes(r, sizeof r) != 1)
+		xoom("RAND_bytes"); /* no randomness: nothing safe to send */
+	for (size_t i = 0; i < n; i++) {
+		const char *set = i < 4 ? classes[i] : all;
+		out[i] = set[r[i] % strlen(set)];
+	}
+	out[n] = '\0';
+	OPENSSL_cleanse(r, sizeof r);
+}
+
+/*
+ * The Graph body from the mapped attributes: SCIM's bookkeeping (schemas,
+ * externalId, active, id, meta, members) left out; `active` becomes
+ * accountEnabled unless the mapping gives it; "True"/"False" strings become
+ * booleans for Graph's boolean properties; the anchor property set. Create
+ * adds what Graph requires (entra.h).
+ */
+static json_t *graph_body(const struct entra_job *j, bool create)
+{
+	static const char *const skip[] = {"schemas", "externalId", "active", "id", "meta", "members"};
+	static const char *const bools[] = {"accountEnabled", "mailEnabled", "securityEnabled"};
+	json_t *b = xcheck(json_object()), *v;
+	const char *k;
+
+	json_object_foreach(j->attrs, k, v) {
+		bool skipped = false;
+		for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+			skipped |= strcmp(k, skip[i]) == 0;
+		if (skipped)
+			continue;
+		json_t *val = json_incref(v);
+		for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
+			if (strcmp(k, bools[i]) == 0 && json_is_string(v)) {
+				json_decref(val);
+				val = json_boolean(strcasecmp(json_string_value(v), "true") == 0);
+			}
+		if (json_object_set_new(b, k, val) != 0)
+			xoom("json_object_set_new");
+	}
+	if (j->type == OBJECT_USER && json_object_get(b, "accountEnabled") == NULL) {
+		json_t *act = json_object_get(j->attrs, "active");
+		if (json_is_boolean(act) || create)
+			json_object_set_new(b, "accountEnabled", json_boolean(!json_is_false(act)));
+	}
+	if (json_object_set_new(b, j->cfg->anchor_property, xcheck(json_string(j->anchor))) != 0)
+		xoom("json_object_set_new");
+	if (!create) {
+		/* PATCH changes only what it names: a mapped property without a
+		 * value now is cleared with null (Graph "Update user"), except
+		 * those Graph requires, which the config check makes sure are
+		 * mapped and which an empty value could not clear anyway. */
+		static const char *const keep[] = {"userPrincipalName", "displayName", "mailNickname",
+						   "accountEnabled", "mailEnabled", "securityEnabled"};
+		char *const *names = j->type == OBJECT_USER ? j->cfg->user_attrs : j->cfg->group_attrs;
+		size_t n = j->type == OBJECT_USER ? j->cfg->n_user_attrs : j->cfg->n_group_attrs;
+		for (size_t i = 0; i < n; i++) {
+			bool kept = strchr(names[i], '.') != NULL || strchr(names[i], '[') != NULL;
+			for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++)
+				kept |= strcmp(names[i], keep[k]) == 0;
+			if (!kept && json_object_get(b, names[i]) == NULL)
+				json_object_set_new(b, names[i], json_null());
+		}
+		return b;
+	}
+	if (j->type == OBJECT_USER) {
+		char pw[32];
+		random_password(pw, sizeof pw);
+		json_t *pp = xcheck(json_pack("{s:s,s:b}", "password", pw, "forceChangePasswordNextSignIn", 1));
+		OPENSSL_cleanse(pw, sizeof pw);
+		json_object_set_new(b, "passwordProfile", pp);
+	} else {
+		if (json_object_get(b, "mailEnabled") == NULL)
+			json_object_set_new(b, "mailEnabled", json_false());
+		if (json_object_get(b, "securityEnabled") == NULL)
+			json_object_set_new(b, "securityEnabled", json_true());
+	}
+	return b;
+}
+
+/* json_dumps of a body with a password: wiped when freed. */
+static void body_free(json_t *b)
+{
+	json_t *pp = json_object_get(b, "passwordProfile");
+	json_t *pw = json_object_get(pp, "password");
+
+	if (json_is_string(pw)) {
+		/* jansson owns the buffer; overwrite it through a same-length value */
+		size_t n = json_string_length(pw);
+		char *z = xcalloc(1, n + 1);
+		memset(z, 'x', n);
+		json_string_setn_nocheck(pw, z, n);
+		free(z);
+	}
+	json_decref(b);
+}
+
+/* The id of the object carrying our anchor: 1 found (id), 0 none, < 0 error. */
+static int find_by_anchor(struct entra_job *j, char *id, size_t idlen)
+{
+	const char *prop = j->cfg->anchor_property;
+	const char *name = json_string_value(json_object_get(j->attrs, "displayName"));
+	char *path;
+	int rc, found = 0;
+
+	if (j->type == OBJECT_USER) {
+		char *f = eq_filter(prop, j->anchor);
+		path = fmt("/users?$filter=%s&$select=id,%s", f, prop);
+		free(f);
+	} else if (name != NULL) {
+		/* Groups: the anchor compared here (entra.h: not every tenant
+		 * filters groups by extension properties); by name first. */
+		char *f = eq_filter("displayName", name);
+		path = fmt("/groups?$filter=%s&$select=id,%s", f, prop);
+		free(f);
+	} else {
+		path = fmt("/groups?$select=id,%s&$top=999", prop);
+	}
+	for (unsigned pages = 0; path != NULL && !found; pages++) {
+		struct answer a;
+
+		if (pages == 10000) {
+			set_error(j, -ELOOP, false, "GET /%s: more than 10000 pages looking for anchor %s", coll(j),
+				  j->anchor);
+			free(path);
+			return -ELOOP;
+		}
+		if ((rc = http(j, "GET", path, NULL, &a)) != 0) {
+			free(path);
+			return rc;
+		}
+		const char *next = NULL;
+		int pf = a.status == 200 ? entra__page_find(a.body, prop, j->anchor, id, idlen, &next) : 0;
+		if (a.status != 200 || pf < 0) {
+			rc = a.status == 200 ? -EBADMSG : refuse(j, "GET", path, &a);
+			if (a.status == 200)
+				set_error(j, rc, false, "GET /%s: 200 without a value list", coll(j));
+			answer_clear(&a);
+			free(path);
+			return rc;
+		}
+		free(path);
+		path = NULL;
+		found = pf;
+		if (!found && next != NULL)
+			path = xstrdup(next);
+		answer_clear(&a);
+	}
+	free(path);
+	return found;
+}
+
+/* PATCH /{coll}/{id} with body: 1 done, 0 gone (404), < 0 error. */
+static int patch(struct entra_job *j, const char *id, const json_t *body)
+{
+	char *eid = esc(id), *path = fmt("/%s/%s", coll(j), eid);
+	struct answer a;
+	int rc = http(j, "PATCH", path, body, &a);
+
+	if (rc == 0) {
+		if (a.status >= 200 && a.status < 300)
+			rc = 1;
+		else if (a.status != 404)
+			rc = refuse(j, "PATCH", path, &a);
+	}
+	answer_clear(&a);
+	free(path);
+	free(eid);
+	return rc;
+}
+
+static int update(struct entra_job *j, const char *id, bool matched)
+{
+	json_t *b = graph_body(j, false);
+	int rc = patch(j, id, b);
+
+	json_decref(b);
+	if (rc == 1) {
+		snprintf(j->result_id, sizeof j->result_id, "%s", id);
+		j->matched = matched;
+	}
+	return rc;
+}
+
+/* 400 ObjectConflict on userPrincipalName: adopt the holder when it carries
+ * our anchor or none (entra.h). */
+static int adopt_by_upn(struct entra_job *j)
+{
+	const char *upn = json_string_value(json_object_get(j->attrs, "userPrincipalName"));
+	const char *prop = j->cfg->anchor_property;
+	char *eu, *path, id[128];
+	struct answer a;
+	int rc;
+
+	if (upn == NULL) {
+		set_error(j, -EPROTO, true, "POST /users: conflict without a userPrincipalName to look up");
+		return -EPROTO;
+	}
+	eu = esc(upn);
+	path = fmt("/users/%s?$select=id,%s", eu, prop);
+	free(eu);
+	rc = http(j, "GET", path, NULL, &a);
+	if (rc == 0 && a.status != 200) {
+		/* 404: deleted since the conflict; the engine's retry creates it */
+		rc = a.status == 404 ? -EAGAIN : refuse(j, "GET", path, &a);
+		if (a.status == 404)
+			set_error(j, rc, false, "user %s: conflict on create, then gone", upn);
+	}
+	if (rc == 0) {
+		const char *other = json_string_value(json_object_get(a.body, prop));
+		const char *oid = json_string_value(json_object_get(a.body, "id"));
+		if (oid == NULL) {
+			rc = -EBADMSG;
+			set_error(j, rc, false, "GET /users/%s: 200 without an id", upn);
+		} else if (other != NULL && strcmp(other, j->anchor) != 0) {
+			rc = -EEXIST;
+			set_error(j, rc, true,
+				  "user %s: userPrincipalName %s belongs to object %s, which carries anchor %s: "
+				  "not adopted",
+				  j->anchor, upn, oid, other);
+		} else {
+			snprintf(id, sizeof id, "%s", oid);
+		}
+	}
+	answer_clear(&a);
+	free(path);
+	if (rc != 0)
+		return rc;
+	rc = update(j, id, true);
+	if (rc == 0) {
+		rc = -EAGAIN;
+		set_error(j, rc, false, "user %s: adopted object %s is gone", upn, id);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+static int create(struct entra_job *j)
+{
+	json_t *b = graph_body(j, true);
+	char *path = fmt("/%s", coll(j));
+	struct answer a;
+	int rc;
+
+	/* A user's create may go again: a second POST of the same
+	 * userPrincipalName is refused (400 ObjectConflict) and adopted below.
+	 * Nothing makes a group unique, so a group's POST whose answer was lost
+	 * is never re-sent blindly: look for our anchor first (entra.h). */
+	for (unsigned round = 1;; round++) {
+		char id[128];
+		rc = http_send(j, "POST", path, b, j->type == OBJECT_GROUP, &a);
+		if (rc != -EIO || j->type != OBJECT_GROUP || round >= j->cfg->max_attempts)
+			break;
+		int found = find_by_anchor(j, id, sizeof id);
+		if (found < 0) {
+			rc = found;
+			break;
+		}
+		if (found == 1) {
+			body_free(b);
+			free(path);
+			rc = update(j, id, true);
+			if (rc == 0) {
+				rc = -EAGAIN;
+				set_error(j, rc, false, "group %s: created, then gone", j->anchor);
+			}
+			return rc < 0 ? rc : 0;
+		}
+		j->retries++;
+		sleep_ms(j, backoff(j->cfg, round));
+	}
+	body_free(b);
+	if (rc == 0) {
+		const char *id = json_string_value(json_object_get(a.body, "id"));
+		bool conflict = a.status == 400 && (strstr(a.message, "already exists") != NULL ||
+						    strstr(a.message, "ObjectConflict") != NULL);
+		if (a.status >= 200 && a.status < 300 && id != NULL) {
+			snprintf(j->result_id, sizeof j->result_id, "%s", id);
+			j->created = true;
+		} else if (a.status >= 200 && a.status < 300) {
+			rc = -EBADMSG;
+			set_error(j, rc, false, "POST %s: %ld without an id", path, a.status);
+		} else if (conflict && j->type == OBJECT_USER) {
+			answer_clear(&a);
+			free(path);
+			return adopt_by_upn(j);
+		} else {
+			rc = refuse(j, "POST", path, &a);
+		}
+	}
+	answer_clear(&a);
+	free(path);
+	return rc;
+}
+
+static int upsert(struct entra_job *j)
+{
+	char id[128];
+	int rc;
+
+	if (j->target_id != NULL) {
+		rc = update(j, j->target_id, false);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		/* 404: gone from the target; made again below */
+	}
+	/* Graph keeps no uniqueness on our anchor, so look before creating: a
+	 * create whose answer was lost must not make a second object. */
+	rc = find_by_anchor(j, id, sizeof id);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		rc = update(j, id, true);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+	return create(j);
+}
+
+/* DISABLE / DELETE: the id to work on; 0 with id "" when nothing is there. */
+static int target_of(struct entra_job *j, char *id, size_t idlen)
+{
+	id[0] = '\0';
+	if (j->target_id != NULL) {
+		snprintf(id, idlen, "%s", j->target_id);
+		return 0;
+	}
+	int rc = find_by_anchor(j, id, idlen);
+	if (rc == 0)
+		id[0] = '\0';
+	return rc < 0 ? rc : 0;
+}
+
+static int disable(struct entra_job *j)
+{
+	char id[128];
+	int rc = target_of(j, id, sizeof id);
+
+	if (rc != 0 || id[0] == '\0')
+		return rc;
+	json_t *b = xcheck(json_pack("{s:b}", "accountEnabled", 0));
+	rc = patch(j, id, b);
+	json_decref(b);
+	if (rc < 0)
+		return rc;
+	snprintf(j->result_id, sizeof j->result_id, "%s", id);
+	return 0;
+}
+
+static int delete_object(struct entra_job *j)
+{
+	char id[128], *eid, *path;
+	struct answer a;
+	int rc = target_of(j, id, sizeof id);
+
+	if (rc != 0 || id[0] == '\0')
+		return rc;
+	eid = esc(id);
+	path = fmt("/%s/%s", coll(j), eid);
+	rc = http(j, "DELETE", path, NULL, &a);
+	if (rc == 0 && !(a.status >= 200 && a.status < 300) && a.status != 404)
+		rc = refuse(j, "DELETE", path, &a);
+	if (rc == 0)
+		snprintf(j->result_id, sizeof j->result_id, "%s", id);
+	answer_clear(&a);
+	free(path);
+	free(eid);
+	return rc;
+}
+
+/* The group's member ids, every page; -ENOENT when the group is gone. */
+static int read_members(struct entra_job *j, const char *eid, json_t **out)
+{
+	char *path = fmt("/groups/%s/members/$ref?$top=999", eid);
+	json_t *ids = xcheck(json_object());
+	int rc = 0;
+
+	for (unsigned pages = 0; path != NULL; pages++) {
+		struct answer a;
+
+		if (pages == 10000) {
+			rc = -ELOOP;
+			set_error(j, rc, false, "group %s: more than 10000 pages of members", j->target_id);
+			break;
+		}
+		if ((rc = http(j, "GET", path, NULL, &a)) != 0)
+			break;
+		if (a.status == 404) {
+			rc = -ENOENT;
+			set_error(j, rc, false, "group %s: gone from the target (GET members: 404)", j->target_id);
+			answer_clear(&a);
+			break;
+		}
+		const char *next = NULL;
+		int pm = a.status == 200 ? entra__page_members(a.body, ids, &next) : 0;
+		if (a.status != 200 || pm < 0) {
+			rc = a.status == 200 ? -EBADMSG : refuse(j, "GET", path, &a);
+			if (a.status == 200)
+				set_error(j, rc, false, "group %s: members answer without a value list", j->target_id);
+			answer_clear(&a);
+			break;
+		}
+		free(path);
+		path = NULL;
+		if (next != NULL)
+			path = xstrdup(next);
+		answer_clear(&a);
+	}
+	free(path);
+	if (rc != 0) {
+		json_decref(ids);
+		return rc;
+	}
+	*out = ids;
+	return 0;
+}
+
+/* Is the group there? 1 yes, 0 gone, < 0 error. */
+static int group_exists(struct entra_job *j, const char *eid)
+{
+	char *path = fmt("/groups/%s?$select=id", eid);
+	struct answer a;
+	int rc = http(j, "GET", path, NULL, &a);
+
+	if (rc == 0)
+		rc = a.status == 200 ? 1 : a.status == 404 ? 0 : refuse(j, "GET", path, &a);
+	answer_clear(&a);
+	free(path);
+	return rc;
+}
+
+static bool already_member(const struct answer *a)
+{
+	return a->status == 400 && strstr(a->message, "already exist") != NULL;
+}
+
+/* One member through POST .../members/$ref (the fallback for a refused
+ * bind chunk): 0 added or already there, < 0 error. */
+static int add_one(struct entra_job *j, const char *eid, const char *member)
+{
+	char *path = fmt("/groups/%s/members/$ref", eid);
+	char *ref = fmt("%s/directoryObjects/%s", j->cfg->url, member);
+	json_t *b = xcheck(json_pack("{s:s}", "@odata.id", ref));
+	struct answer a;
+	int rc = http(j, "POST", path, b, &a);
+
+	if (rc == 0 && !(a.status >= 200 && a.status < 300) && !already_member(&a)) {
+		if (a.status == 404 && group_exists(j, eid) == 0) {
+			rc = -ENOENT;
+			set_error(j, rc, false, "group %s: gone from the target", j->target_id);
+		} else {
+			rc = refuse(j, "POST", path, &a);
+			if (rc == -EPROTO || a.status == 404) {
+				/* a member Graph does not know: that value, not the group */
+				j->status = rc = -EPROTO;
+				j->permanent = j->values_refused = true;
+			}
+		}
+	}
+	answer_clear(&a);
+	json_decref(b);
+	free(ref);
+	free(path);
+	return rc;
+}
+
+/* Up to ENTRA_BIND_MAX members in one PATCH members@odata.bind. */
+static int add_chunk(struct entra_job *j, const char *eid, char *const *ids, size_t n)
+{
+	char *path = fmt("/groups/%s", eid);
+	json_t *refs = xcheck(json_array()), *b;
+	struct answer a;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		char *ref = fmt("%s/directoryObjects/%s", j->cfg->url, ids[i]);
+		json_array_append_new(refs, xcheck(json_string(ref)));
+		free(ref);
+	}
+	b = xcheck(json_pack("{s:o}", "members@odata.bind", refs));
+	rc = http(j, "PATCH", path, b, &a);
+	json_decref(b);
+	if (rc == 0 && !(a.status >= 200 && a.status < 300)) {
+		if (a.status == 404 && group_exists(j, eid) == 0) {
+			rc = -ENOENT;
+			set_error(j, rc, false, "group %s: gone from the target", j->target_id);
+		} else if (a.status == 400 || a.status == 404) {
+			/* All or none (Graph): one reference already there or unknown
+			 * refuses the chunk; one at a time tells which. */
+			for (size_t i = 0; i < n && rc == 0; i++)
+				rc = add_one(j, eid, ids[i]);
+		} else {
+			rc = refuse(j, "PATCH", path, &a);
+		}
+	}
+	answer_clear(&a);
+	free(path);
+	return rc;
+}
+
+static bool in_list(char *const *ids, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+static int members(struct entra_job *j)
+{
+	char *eid = esc(j->target_id);
+	json_t *have = NULL, *v;
+	char **add = j->add, **rm = j->remove, **extra = NULL;
+	size_t n_add = j->n_add, n_rm = j->n_remove, n_extra = 0;
+	const char *k;
+	int rc = 0;
+
+	snprintf(j->result_id, sizeof j->result_id, "%s", j->target_id);
+	if (j->verify) {
+		if ((rc = read_members(j, eid, &have)) != 0)
+			goto out;
+		/* only what has not landed; indices then no longer match the
+		 * engine's lists, so n_*_done stay 0 (unknown) */
+		add = xcalloc(n_add + 1, sizeof *add);
+		rm = xcalloc(n_rm + json_object_size(have) + 1, sizeof *rm);
+		n_add = n_rm = 0;
+		for (size_t i = 0; i < j->n_add; i++)
+			if (json_object_get(have, j->add[i]) == NULL)
+				add[n_add++] = j->add[i];
+		for (size_t i = 0; i < j->n_remove; i++)
+			if (json_object_get(have, j->remove[i]) != NULL)
+				rm[n_rm++] = j->remove[i];
+		if (j->exact)
+			json_object_foreach(have, k, v) {
+				if (!in_list(j->add, j->n_add, k) && !in_list(rm, n_rm, k)) {
+					extra = xrealloc(extra, (n_extra + 1) * sizeof *extra);
+					extra[n_extra++] = xstrdup(k);
+				}
+			}
+		for (size_t i = 0; i < n_extra; i++)
+			rm[n_rm++] = extra[i];
+	}
+	for (size_t off = 0; off < n_add && rc == 0; off += ENTRA_BIND_MAX) {
+		size_t n = n_add - off < ENTRA_BIND_MAX ? n_add - off : ENTRA_BIND_MAX;
+		if ((rc = add_chunk(j, eid, add + off, n)) == 0 && !j->verify)
+			j->n_add_done = off + n;
+	}
+	for (size_t i = 0; i < n_rm && rc == 0; i++) {
+		char *em = esc(rm[i]), *path = fmt("/groups/%s/members/%s/$ref", eid, em);
+		struct answer a;
+		rc = http(j, "DELETE", path, NULL, &a);
+		/* 404: not a member (done) -- or the group is gone */
+		if (rc == 0 && a.status == 404 && group_exists(j, eid) == 0) {
+			rc = -ENOENT;
+			set_error(j, rc, false, "group %s: gone from the target", j->target_id);
+		} else if (rc == 0 && !(a.status >= 200 && a.status < 300) && a.status != 404) {
+			rc = refuse(j, "DELETE", path, &a);
+		}
+		if (rc == 0 && !j->verify)
+			j->n_remove_done = i + 1;
+		answer_clear(&a);
+		free(path);
+		free(em);
+	}
+	if (rc == 0)
+		j->n_add_done = j->n_remove_done = 0;
+	if (j->verify) {
+		free(add);
+		free(rm);
+	}
+	for (size_t i = 0; i < n_extra; i++)
+		free(extra[i]);
+	free(extra);
+out:
+	json_decref(have);
+	free(eid);
+	return rc;
+}
+
+void entra__exec(struct entra_job *j)
+{
+	uint64_t t0 = uv_hrtime();
+	int rc;
+
+	j->status = 0;
+	j->error[0] = '\0';
+	switch (j->action) {
+	case TARGET_UPSERT:
+		rc = upsert(j);
+		break;
+	case TARGET_DISABLE:
+		rc = j->type == OBJECT_USER ? disable(j) : 0;
+		break;
+	case TARGET_DELETE:
+		rc = delete_object(j);
+		break;
+	case TARGET_MEMBERS:
+		rc = members(j);
+		break;
+	case TARGET_MANAGER:
+	default:
+		rc = -EOPNOTSUPP;
+		set_error(j, rc, true, "user %s: the entra target does not write managers yet", j->anchor);
+		break;
+	}
+	if (rc != 0 && j->status == 0) /* every path that fails says why; in case one does not */
+		set_error(j, rc, false, "%s %s: failed (%d)", target_action_name(j->action), j->anchor, rc);
+	j->status = rc;
+	if (rc == 0)
+		j->permanent = false;
+	j->duration_ms = (double)(uv_hrtime() - t0) / 1e6;
+}

@@ -1,0 +1,32 @@
+/*
+ * tests/fuzz/fuzz_entra_answer.c -- what the entra target reads from
+ * Microsoft Graph (sync/target/entra_answer.c): the error object, list pages
+ * looked through for an anchor, member reference pages, and Retry-After.
+ * Input: any bytes, read as a JSON answer and as one header line.
+ */
+#include <jansson.h>
+#include <stdint.h>
+
+#include "sync/target/entra_internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char code[64], msg[256], id[128];
+	const char *next;
+	json_t *body, *ids;
+
+	(void)entra__retry_after((const char *)data, size);
+	body = json_loadb((const char *)data, size, 0, NULL);
+	if (body == NULL)
+		return 0;
+	entra__answer_error(body, code, sizeof code, msg, sizeof msg);
+	(void)entra__page_find(body, "extension_0123456789abcdef0123456789abcdef_canopyAnchor", "a-1", id, sizeof id,
+			       &next);
+	ids = json_object();
+	if (ids != NULL) {
+		(void)entra__page_members(body, ids, &next);
+		json_decref(ids);
+	}
+	json_decref(body);
+	return 0;
+}

@@ -18,9 +18,20 @@
 #   npm packages: the Node fixtures' (SCIM, Graph, and the interop matrix's
 #   servers in tests/fixtures/interop), with `npm ci` from their committed lockfiles.
 #
+# `--demo` installs only what scripts/demo.sh needs (the build, slapd, Node
+# and the SCIM fixture): a newcomer's first run does not wait for a browser,
+# two directory servers and clang.
+#
 # Runs as root, or through sudo when it is available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+DEMO=0
+case "${1:-}" in
+--demo) DEMO=1 ;;
+"") ;;
+*) echo "usage: $0 [--demo]" >&2; exit 2 ;;
+esac
 
 PACKAGES=(
 	build-essential cmake pkg-config
@@ -35,12 +46,15 @@ PACKAGES=(
 	# krb5's GSS-API headers to acquire the agent's credentials from its
 	# keytab (gss_acquire_cred_from, sync/source/ldap_sasl.c).
 	libsasl2-modules-gssapi-mit libkrb5-dev
-	slapd ldap-utils curl util-linux iproute2
+	slapd ldap-utils curl util-linux iproute2 python3
+)
+# What only the tests need (not scripts/demo.sh).
+TEST_PACKAGES=(
 	# deploy/rolling-upgrade.sh reads the status API with jq
 	jq
 	# A real Prometheus text-format parser for the /metrics test
 	# (tests/integration/metrics_exposition_test.sh).
-	python3 python3-prometheus-client
+	python3-prometheus-client
 	# man -l renders the man pages in man/ (man_pages_and_completion_test)
 	man-db groff-base
 	# A real browser for the status page's test (status_page_test.sh):
@@ -62,6 +76,7 @@ PACKAGES=(
 	389-ds-base
 )
 
+[ "$DEMO" = 1 ] || PACKAGES+=("${TEST_PACKAGES[@]}")
 missing=()
 for p in "${PACKAGES[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
@@ -116,6 +131,7 @@ npm_ci() {
 
 # The SCIM server fixture (SCIMMY + express).
 npm_ci tests/fixtures/scim "SCIM fixture's"
+[ "$DEMO" = 0 ] || exit 0
 # The Microsoft Graph look-alike (no dependencies today; npm ci keeps it that
 # way, and installs what a later lockfile adds).
 npm_ci tests/fixtures/graph "Graph fixture's"

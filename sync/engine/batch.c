@@ -146,6 +146,7 @@ static void item_free(struct item *it)
 	object_record_free(&it->rec);
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
+	engine_strv_free(it->drop, it->n_drop);
 	free(it->manager_dn);
 	free(it->member_key);
 	free(it->put_manager);
@@ -164,6 +165,9 @@ static void item_reset(struct item *it)
 	object_record_free(&it->rec);
 	batch_item_clear_members(it);
 	engine_strv_free(it->held, it->n_held);
+	engine_strv_free(it->drop, it->n_drop);
+	it->drop = NULL;
+	it->n_drop = 0;
 	free(it->manager_dn);
 	free(it->put_manager);
 	free(it->put_manager_id);

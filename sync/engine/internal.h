@@ -120,6 +120,10 @@ struct item {
 	struct bisect *bis;     /* the target refused some values: isolating them (bisect.c) */
 	char **refused_now;     /* member anchors refused in this batch (bisect.c) */
 	size_t n_refused_now;
+	char **drop;            /* IT_MEMBERS: member anchors the group named by a reference
+				 * (DN or member_value) that no longer names them -- renamed or
+				 * moved while the group kept the old value (plan.c) */
+	size_t n_drop;
 	char **nested_skipped;  /* target.nested_groups: skip -- nested group DNs left out */
 	size_t n_nested_skipped;
 	char **held;            /* member removals staged ("m:" keys): put by a normal

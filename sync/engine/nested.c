@@ -117,6 +117,10 @@ static void direct_from(struct flat *f, struct item *it, char *const *dns, size_
 
 	if (!replace) {
 		derive_direct(f, r);
+		for (size_t i = 0; i < it->n_drop; i++) { /* renamed away (plan.c) */
+			engine_strv_remove(r->direct_users, &r->n_direct_users, it->drop[i]);
+			engine_strv_remove(r->nested, &r->n_nested, it->drop[i]);
+		}
 		dns = r->unresolved;
 		n_dns = r->n_unresolved;
 	}

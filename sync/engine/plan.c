@@ -644,9 +644,10 @@ static void plan_group_members(struct planner *p, struct batch *b, struct item *
 		engine_strv_push(&desired, &n_desired, d.groups[i]);
 		strmap_put(&want, d.groups[i], (void *)1);
 	}
-	if (!replace) /* keep what is exported, add what resolved now */
+	if (!replace) /* keep what is exported (but what it names no more), add what resolved now */
 		for (i = 0; i < it->rec.n_members; i++)
-			if (!strmap_has(&want, it->rec.members[i])) {
+			if (!strmap_has(&want, it->rec.members[i]) &&
+			    !engine_strv_has(it->drop, it->n_drop, it->rec.members[i])) {
 				engine_strv_push(&desired, &n_desired, it->rec.members[i]);
 				strmap_put(&want, it->rec.members[i], (void *)1);
 			}
@@ -784,6 +785,106 @@ static void plan_recreated_members(struct planner *p, struct batch *b)
 	strmap_clear(&again);
 }
 
+/* ---- members renamed away ------------------------------------------------------------ */
+
+/* A group names its members by a value -- a DN, or with member_value a user
+ * attribute such as uid -- and a member is whatever that value names now
+ * (RFC 4519 §2.17: member holds distinguished names; RFC 2307 memberUid holds
+ * names). When an exported object is renamed or moved and the group keeps
+ * the old value -- no referential integrity: 389 DS's plugin is off by
+ * default, OpenLDAP's refint overlay is optional -- the value now names
+ * nothing, and the object is no longer a member. A directory with
+ * referential integrity rewrites the group too; that change replans the
+ * group in full (an upsert) and puts the member back if it was meant. */
+struct renamed_ctx {
+	struct planner *p;
+	struct batch *b;
+	struct strmap *renamed; /* anchor -> its old reference (borrowed from its item) */
+};
+
+static int drop_renamed(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct renamed_ctx *c = ctx;
+	char anchor[KEY_MAX], err[64];
+	struct object_record r;
+	struct item *g;
+
+	if (!engine_key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor) ||
+	    !names_one_of(c->renamed, val, vlen) || object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	if (r.type != OBJECT_GROUP || strmap_has(c->renamed, anchor) /* renamed itself: planned as an upsert */) {
+		object_record_free(&r);
+		return 0;
+	}
+	g = strmap_get(&c->b->by_anchor, anchor);
+	/* In the batch as an upsert: planned from the source's values, which
+	 * say everything; on its way out or failed: nothing to fix. */
+	if (g != NULL && (g->kind != IT_MEMBERS || g->failed || g->cancelled || g->member_decision)) {
+		object_record_free(&r);
+		return 0;
+	}
+	for (size_t i = 0; i < r.n_members + r.n_direct_users + r.n_nested; i++) {
+		const char *m = i < r.n_members ? r.members[i]
+				: i < r.n_members + r.n_direct_users ? r.direct_users[i - r.n_members]
+								      : r.nested[i - r.n_members - r.n_direct_users];
+		const char *old_ref = strmap_get(c->renamed, m);
+		if (old_ref == NULL)
+			continue;
+		if (g == NULL) {
+			g = batch_add(c->p, c->b, IT_MEMBERS, OBJECT_GROUP, anchor);
+			if (!g->has_old) {
+				batch_item_noop(g);
+				break;
+			}
+			g->dn = g->old.dn ? xstrdup(g->old.dn) : NULL;
+			object_record_copy(&g->rec, &g->old);
+		}
+		if (!engine_strv_has(g->drop, g->n_drop, m))
+			engine_strv_push(&g->drop, &g->n_drop, m);
+		/* the old value stays in the group: whatever takes that name
+		 * later is a member (it resolves like any unresolved member) */
+		if (!engine_strv_has(g->rec.unresolved, g->rec.n_unresolved, old_ref)) {
+			engine_strv_push(&g->rec.unresolved, &g->rec.n_unresolved, old_ref);
+			planner_index_unresolved(c->p, anchor, (char *const *)&old_ref, 1);
+		}
+	}
+	object_record_free(&r);
+	return 0;
+}
+
+/* Runs after finish_upserts moved the DN (and key) indexes to the new names,
+ * so the old reference resolves to nothing -- or to whatever took it in this
+ * batch. A scan of the state, like plan_recreated_members, but only for a
+ * batch that renames or moves an exported member. */
+static void plan_renamed_members(struct planner *p, struct batch *b)
+{
+	struct strmap renamed;
+	struct renamed_ctx c = {p, b, &renamed};
+	char was[DN_MAX], now[DN_MAX];
+
+	strmap_init(&renamed, NULL);
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = b->items[i];
+		const char *old_ref, *ref;
+		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !it->has_old)
+			continue;
+		old_ref = planner_member_ref(p, it->type, it->old.dn, it->old.member_key);
+		ref = planner_member_ref(p, it->type, it->dn, it->member_key);
+		if (old_ref == NULL)
+			continue;
+		planner_member_norm(p, old_ref, was, sizeof was);
+		if (ref != NULL) {
+			planner_member_norm(p, ref, now, sizeof now);
+			if (strcmp(was, now) == 0)
+				continue;
+		}
+		strmap_put(&renamed, it->anchor, (void *)old_ref);
+	}
+	if (renamed.count > 0)
+		state_foreach(p->state, drop_renamed, &c);
+	strmap_clear(&renamed);
+}
+
 void plan_members(struct planner *p, struct batch *b)
 {
 	struct waiting_ctx w = {p, b};
@@ -791,6 +892,7 @@ void plan_members(struct planner *p, struct batch *b)
 	size_t i, n;
 
 	plan_recreated_members(p, b);
+	plan_renamed_members(p, b);
 	n = b->n;
 	for (i = 0; i < n; i++) {
 		struct item *it = b->items[i];

@@ -120,7 +120,7 @@ writes_before=$(scim_writes)
 	done
 } >"$dir/stream.ldif"
 # Slow the target down so the kill lands inside the stream, not after it.
-scim_fault '{"delayMs":40,"count":-1}'
+scim_fault '{"delayMs":150,"count":-1}'
 slapd_ldapmodify -c -f "$dir/stream.ldif" >"$dir/stream.out" 2>&1 &
 writer=$!
 some() { [ "$(scim_writes)" -ge $((writes_before + 20)) ]; }

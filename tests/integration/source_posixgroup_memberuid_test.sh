@@ -87,9 +87,10 @@ wait_until 30 members_are group0003 "$want3" || fail "renamed member: $(members_
 [ "$(id_of renamed06)" = "$old_id" ] || fail "renamed user has id $(id_of renamed06), was $old_id"
 pass "a user renamed with its memberUid keeps the membership and its id"
 
-# A group that still names the old uid: the membership follows the group's
-# values, read when the group changes (docs/sources.md, "Renames"): at its
-# next change user00006 names nobody, and the renamed user leaves it.
+# A group that still names the old uid (group0001): user00006 names nobody,
+# and the renamed user has left it (docs/sources.md, "Renames"); its next
+# change keeps it so.
+wait_until 20 members_are group0001 "$(users $(seq 1 5) $(seq 7 20))" || fail "group0001 still names user00006 and keeps the renamed user: $(members_of group0001)"
 gmod group0001 "delete: memberUid" "memberUid: user00020" || fail "edit group0001"
 wait_until 20 members_are group0001 "$(users $(seq 1 5) $(seq 7 19))" || fail "group0001 after its change: $(members_of group0001)"
-pass "a group still naming the old uid drops the renamed user at its next change"
+pass "a group still naming the old uid drops the renamed user at once, and after its next change"

@@ -537,7 +537,7 @@ static void log_repair(struct session *s, const struct batch *b)
 		.cycle = b->cycle, .node = e->cfg.node_id, .term = s->term,
 		.action = "in-doubt-repair", .result = "ok",
 		.error = "objects an earlier leader may have written after its last commit: "
-			 "rewriting them from a full refresh",
+			 "reading them again from the source (by DN, else in full) and rewriting them",
 		.http_status = (long)b->n,
 	};
 
@@ -545,19 +545,24 @@ static void log_repair(struct session *s, const struct batch *b)
 }
 
 /* Group-based scoping: a committed change of a group may change the users in
- * scope; the users are then read again in full. */
+ * scope; those that entered or left are then read or deleted. */
 static void after_groups_changed(struct session *s, const struct batch *b)
 {
-	struct engine *e = s->e;
+	struct strmap before;
 	bool groups_changed = false;
 
 	for (size_t i = 0; i < b->n; i++)
 		if (b->items[i]->type == OBJECT_GROUP && b->items[i]->write_rec)
 			groups_changed = true;
-	if (groups_changed && scope_compute(&s->plan) && s->src) {
+	if (!groups_changed)
+		return;
+	if (scope_compute(&s->plan, &before) && s->src != NULL) {
 		log_scope_change(s);
-		e->source->refresh(s->src, OBJECT_USER);
+		/* the users that entered read by DN, those that left deleted
+		 * from their records: not a full read of the users (reread.c) */
+		reread_scope(s, &before);
 	}
+	strmap_clear(&before);
 }
 
 static void on_committed(void *arg, int status)
@@ -575,8 +580,7 @@ static void on_committed(void *arg, int status)
 	if (status == 0 && b->kind == BATCH_REPAIR && s->src) {
 		log_repair(s, b);
 		strmap_clear(&s->in_doubt);
-		e->source->refresh(s->src, OBJECT_USER);
-		e->source->refresh(s->src, OBJECT_GROUP);
+		repair_read(s, b);
 	}
 	if (status == 0) {
 		e->st.batches_total++;

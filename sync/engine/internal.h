@@ -223,6 +223,17 @@ struct qnode {
 	struct qnode *next;
 };
 
+/* reread.c: why objects are read again by DN. */
+enum reread_why {
+	REREAD_REPAIR = 1, /* the in-doubt repair (repair.c) */
+	REREAD_SCOPE,      /* users entering group-based scoping */
+};
+
+struct reread {
+	struct source_event *ev;
+	enum reread_why why;
+};
+
 struct session {
 	struct engine *e;
 	struct planner plan;
@@ -251,6 +262,10 @@ struct session {
 	struct strmap in_doubt;    /* anchors with an intent of an earlier leader (repair.c) */
 	bool repair_due;
 	struct provision *prov_head, *prov_tail; /* provisions waiting for their batch */
+	struct reread *reread;     /* objects read again by DN, to plan (reread.c) */
+	size_t n_reread;
+	char **leaving;            /* anchors of users a scope change took out, to plan (reread.c) */
+	size_t n_leaving;
 };
 
 struct engine {
@@ -342,8 +357,9 @@ void scope_dn_norm(const char *dn, char *out, size_t size);
 bool scope_has(const struct planner *p, enum object_type type, const char *dn);
 /* The same, for a user that groups may name by its member_key (NULL: none). */
 bool scope_has_user(const struct planner *p, const char *dn, const char *key);
-/* Recompute the users in scope (group-based scoping); true when it changed. */
-bool scope_compute(struct planner *p);
+/* Recompute the users in scope (group-based scoping); true when it changed.
+ * `was` (or NULL) receives the set before (initialized; the caller clears it). */
+bool scope_compute(struct planner *p, struct strmap *was);
 
 /* ---- plan.c: the planner (pure: no I/O, no target, no log) ---------------- */
 
@@ -367,6 +383,9 @@ void planner_index_key(struct planner *p, const char *anchor, const char *old_ke
 
 /* Plan one source event into the batch (takes its cursor). */
 void plan_event(struct planner *p, struct batch *b, struct source_event *ev);
+/* Deprovision `anchor`, gone from (or out of) the scope of `type`: a delete,
+ * or a disable with safety.deprovision disable. */
+void plan_delete(struct planner *p, struct batch *b, const char *anchor, enum object_type type);
 /* The retry set's due objects, up to `max` items. Anchors whose record is
  * gone are returned in stale (xstrdup'd, at most max_stale). */
 size_t plan_retries(struct planner *p, struct batch *b, const struct strmap *due, uint64_t now, size_t max,
@@ -511,6 +530,32 @@ uint64_t engine_rnd(struct engine *e);
 
 /* Find an earlier leader's intents and schedule their repair. */
 void repair_schedule(struct session *s);
+/* After the repair batch committed: read its objects again -- by DN when it
+ * can, else (and for what the reads cannot settle) a full refresh. */
+void repair_read(struct session *s, const struct batch *b);
+
+/* ---- reread.c: reading a few objects again by DN ---------------------------- */
+
+/* Read the entries `dns` (n of them, of `types`; for the repair `anchors`
+ * holds the anchor each DN must still name) on a worker and keep them for
+ * reread_take; falls back to reread_full for what the reads cannot settle,
+ * or for all when the source cannot read one entry or n > 256. */
+void reread_start(struct session *s, enum reread_why why, const char *const *dns, const char *const *anchors,
+		  const enum object_type *types, size_t n);
+/* A full refresh of the users' and/or the groups' scope. */
+void reread_full(struct session *s, bool users, bool groups);
+/* A user that left the scope: its delete is planned by reread_take. */
+void reread_leaving(struct session *s, const char *anchor);
+/* Plan what was read (those not written since: reread.c says why) and the
+ * deletes of users that left the scope into `b`; false when it planned
+ * nothing. */
+bool reread_take(struct session *s, struct batch *b);
+/* Drop what is kept (the session ends). */
+void reread_clear(struct session *s);
+/* Group-based scoping changed from `before` (normalized DNs and "=" keys,
+ * as planner.scope) to the planner's scope now: read the users that entered
+ * by DN, plan the deletes of those that left. */
+void reread_scope(struct session *s, const struct strmap *before);
 
 /* ---- provision.c: canopyctl provision ------------------------------------------ */
 

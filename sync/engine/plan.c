@@ -184,7 +184,7 @@ void planner_load(struct planner *p)
 {
 	state_foreach(p->state, index_record, p);
 	if (p->scope_on)
-		scope_compute(p);
+		scope_compute(p, NULL);
 }
 
 /* ---- source events ------------------------------------------------------------------ */
@@ -290,7 +290,7 @@ static void plan_entry(struct planner *p, struct batch *b, struct source_event *
  * groups session names changed *users* as "deleted" (seen on resume and on
  * failover; before this check a new leader deleted users).
  */
-static void plan_delete(struct planner *p, struct batch *b, const char *anchor, enum object_type type)
+void plan_delete(struct planner *p, struct batch *b, const char *anchor, enum object_type type)
 {
 	struct item *it;
 	struct object_record old;
@@ -544,6 +544,9 @@ void plan_resolve(struct planner *p, struct batch *b, const struct item *it, cha
 	strmap_init(&seen, NULL);
 	for (size_t i = 0; i < n_dns; i++) {
 		const char *anchor = member_lookup(p, dns[i]);
+		const struct item *m = anchor ? strmap_get(&b->by_anchor, anchor) : NULL;
+		if (m != NULL && !m->failed && !m->cancelled && (m->kind == IT_DELETE || m->kind == IT_STAGE))
+			anchor = NULL; /* on its way out of the target: the value waits for whatever takes it next */
 		if (anchor == NULL) {
 			engine_strv_push(&d->unresolved, &d->n_unresolved, dns[i]);
 			continue;
@@ -785,104 +788,117 @@ static void plan_recreated_members(struct planner *p, struct batch *b)
 	strmap_clear(&again);
 }
 
-/* ---- members renamed away ------------------------------------------------------------ */
+/* ---- members renamed away, or gone ---------------------------------------------------- */
 
 /* A group names its members by a value -- a DN, or with member_value a user
  * attribute such as uid -- and a member is whatever that value names now
  * (RFC 4519 §2.17: member holds distinguished names; RFC 2307 memberUid holds
- * names). When an exported object is renamed or moved and the group keeps
- * the old value -- no referential integrity: 389 DS's plugin is off by
- * default, OpenLDAP's refint overlay is optional -- the value now names
- * nothing, and the object is no longer a member. A directory with
- * referential integrity rewrites the group too; that change replans the
- * group in full (an upsert) and puts the member back if it was meant. */
-struct renamed_ctx {
+ * names). Two changes of a member leave the group's value naming nothing
+ * while the group itself does not change (no referential integrity: 389 DS's
+ * plugin is off by default, OpenLDAP's refint overlay is optional):
+ *   - renamed or moved within the scope: it is no longer a member -- removed
+ *     from the group in the target;
+ *   - deleted, or out of the scope (deleted in the target): the target drops
+ *     the membership with the object (RFC 7643 §4.2), and the record must
+ *     too -- else an object that comes back under that value (moved out of
+ *     scope and back, created anew) looks like a member already and is never
+ *     added (sync_member_renamed_away_test; chaos late-create, round 2).
+ * Either way the group's record keeps the old value as an unresolved member:
+ * whatever takes that name later is a member. A directory with referential
+ * integrity rewrites the group too; that change replans the group in full (an
+ * upsert) and puts the member back if it was meant. */
+struct away_ctx {
 	struct planner *p;
 	struct batch *b;
-	struct strmap *renamed; /* anchor -> its old reference (borrowed from its item) */
+	struct strmap *away; /* anchor -> its old reference (borrowed from its item) */
 };
 
-static int drop_renamed(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+static void drop_away(struct away_ctx *c, const char *anchor, const struct object_record *r)
 {
-	struct renamed_ctx *c = ctx;
-	char anchor[KEY_MAX], err[64];
-	struct object_record r;
-	struct item *g;
+	struct item *g = strmap_get(&c->b->by_anchor, anchor);
 
-	if (!engine_key_anchor(key, klen, OBJECT_KEY_OBJECT, anchor, sizeof anchor) ||
-	    !names_one_of(c->renamed, val, vlen) || object_record_decode(val, vlen, &r, err, sizeof err) != 0)
-		return 0;
-	if (r.type != OBJECT_GROUP || strmap_has(c->renamed, anchor) /* renamed itself: planned as an upsert */) {
-		object_record_free(&r);
-		return 0;
-	}
-	g = strmap_get(&c->b->by_anchor, anchor);
 	/* In the batch as an upsert: planned from the source's values, which
 	 * say everything; on its way out or failed: nothing to fix. */
-	if (g != NULL && (g->kind != IT_MEMBERS || g->failed || g->cancelled || g->member_decision)) {
-		object_record_free(&r);
-		return 0;
-	}
-	for (size_t i = 0; i < r.n_members + r.n_direct_users + r.n_nested; i++) {
-		const char *m = i < r.n_members ? r.members[i]
-				: i < r.n_members + r.n_direct_users ? r.direct_users[i - r.n_members]
-								      : r.nested[i - r.n_members - r.n_direct_users];
-		const char *old_ref = strmap_get(c->renamed, m);
+	if (g != NULL && (g->kind != IT_MEMBERS || g->failed || g->cancelled || g->member_decision))
+		return;
+	for (size_t i = 0; i < r->n_members + r->n_direct_users + r->n_nested; i++) {
+		const char *m = i < r->n_members ? r->members[i]
+				: i < r->n_members + r->n_direct_users ? r->direct_users[i - r->n_members]
+								      : r->nested[i - r->n_members - r->n_direct_users];
+		const char *old_ref = strmap_get(c->away, m);
 		if (old_ref == NULL)
 			continue;
 		if (g == NULL) {
 			g = batch_add(c->p, c->b, IT_MEMBERS, OBJECT_GROUP, anchor);
 			if (!g->has_old) {
 				batch_item_noop(g);
-				break;
+				return;
 			}
 			g->dn = g->old.dn ? xstrdup(g->old.dn) : NULL;
 			object_record_copy(&g->rec, &g->old);
 		}
 		if (!engine_strv_has(g->drop, g->n_drop, m))
 			engine_strv_push(&g->drop, &g->n_drop, m);
-		/* the old value stays in the group: whatever takes that name
-		 * later is a member (it resolves like any unresolved member) */
 		if (!engine_strv_has(g->rec.unresolved, g->rec.n_unresolved, old_ref)) {
 			engine_strv_push(&g->rec.unresolved, &g->rec.n_unresolved, old_ref);
 			planner_index_unresolved(c->p, anchor, (char *const *)&old_ref, 1);
 		}
 	}
+}
+
+/* Only the exported groups' records, each looked at only if its bytes
+ * mention one of the anchors: a batch that renames or deletes members costs
+ * a pass over the groups, not over every object. */
+static int scan_group(void *ctx, const char *anchor, void *v)
+{
+	struct away_ctx *c = ctx;
+	char key[KEY_MAX], err[64];
+	const void *val;
+	size_t vlen, klen = object_key(OBJECT_KEY_OBJECT, anchor, key, sizeof key);
+	struct object_record r;
+
+	(void)v;
+	if (strmap_has(c->away, anchor) || !state_get(c->p->state, key, klen, &val, &vlen) ||
+	    !names_one_of(c->away, val, vlen) || object_record_decode(val, vlen, &r, err, sizeof err) != 0)
+		return 0;
+	if (r.type == OBJECT_GROUP)
+		drop_away(c, anchor, &r);
 	object_record_free(&r);
 	return 0;
 }
 
 /* Runs after finish_upserts moved the DN (and key) indexes to the new names,
- * so the old reference resolves to nothing -- or to whatever took it in this
- * batch. A scan of the state, like plan_recreated_members, but only for a
- * batch that renames or moves an exported member. */
-static void plan_renamed_members(struct planner *p, struct batch *b)
+ * so an old reference resolves to nothing -- or to whatever took it in this
+ * batch. */
+static void plan_members_away(struct planner *p, struct batch *b)
 {
-	struct strmap renamed;
-	struct renamed_ctx c = {p, b, &renamed};
+	struct strmap away;
+	struct away_ctx c = {p, b, &away};
 	char was[DN_MAX], now[DN_MAX];
 
-	strmap_init(&renamed, NULL);
+	strmap_init(&away, NULL);
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
 		const char *old_ref, *ref;
-		if (it->kind != IT_UPSERT || it->failed || it->cancelled || !it->has_old)
+		if ((it->kind != IT_UPSERT && it->kind != IT_DELETE) || it->failed || it->cancelled || !it->has_old)
 			continue;
-		old_ref = planner_member_ref(p, it->type, it->old.dn, it->old.member_key);
-		ref = planner_member_ref(p, it->type, it->dn, it->member_key);
+		old_ref = planner_member_ref(p, it->old.type, it->old.dn, it->old.member_key);
 		if (old_ref == NULL)
 			continue;
-		planner_member_norm(p, old_ref, was, sizeof was);
-		if (ref != NULL) {
-			planner_member_norm(p, ref, now, sizeof now);
-			if (strcmp(was, now) == 0)
-				continue;
+		if (it->kind == IT_UPSERT) {
+			ref = planner_member_ref(p, it->type, it->dn, it->member_key);
+			planner_member_norm(p, old_ref, was, sizeof was);
+			if (ref != NULL) {
+				planner_member_norm(p, ref, now, sizeof now);
+				if (strcmp(was, now) == 0)
+					continue;
+			}
 		}
-		strmap_put(&renamed, it->anchor, (void *)old_ref);
+		strmap_put(&away, it->anchor, (void *)old_ref);
 	}
-	if (renamed.count > 0)
-		state_foreach(p->state, drop_renamed, &c);
-	strmap_clear(&renamed);
+	if (away.count > 0)
+		strmap_foreach(&p->groups, scan_group, &c);
+	strmap_clear(&away);
 }
 
 void plan_members(struct planner *p, struct batch *b)
@@ -892,7 +908,7 @@ void plan_members(struct planner *p, struct batch *b)
 	size_t i, n;
 
 	plan_recreated_members(p, b);
-	plan_renamed_members(p, b);
+	plan_members_away(p, b);
 	n = b->n;
 	for (i = 0; i < n; i++) {
 		struct item *it = b->items[i];

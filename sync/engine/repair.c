@@ -8,8 +8,9 @@
  * earlier leader cannot tell whether that leader's last requests landed --
  * or will still land: a request on the wire cannot be recalled. So it waits
  * until every such request has surely timed out, then forgets those
- * objects' content hashes and reads the source again in full; the objects
- * are written again, overwriting any late write.
+ * objects' content hashes and reads them from the source again (by DN, or
+ * in full: repair_read); the objects are written again, overwriting any
+ * late write.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -73,6 +74,49 @@ void repair_schedule(struct session *s)
 	if (wait < 2 * t)
 		wait = 2 * t;
 	uv_timer_start(&s->repair_timer, on_repair_due, wait, 0);
+}
+
+/* ---- reading the repaired objects ------------------------------------------------ */
+
+void repair_read(struct session *s, const struct batch *b)
+{
+	const char **dns, **anchors;
+	enum object_type *types;
+	size_t n = 0, k = 0;
+	char why[200];
+
+	for (size_t i = 0; i < b->n; i++)
+		if (b->items[i]->kind == IT_REPAIR)
+			n++;
+	if (n == 0)
+		return;
+	dns = xcalloc(n, sizeof *dns);
+	anchors = xcalloc(n, sizeof *anchors);
+	types = xcalloc(n, sizeof *types);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct item *it = b->items[i];
+		if (it->kind != IT_REPAIR)
+			continue;
+		/* no record (a create that may have landed: a ghost record now,
+		 * commit.c) or no DN: only a full read finds out */
+		if (!it->has_old || it->old.dn == NULL ||
+		    (it->old.type != OBJECT_USER && it->old.type != OBJECT_GROUP)) {
+			snprintf(why, sizeof why, "%zu objects in doubt; full read: users and groups (one has no record "
+				 "or DN: a create that may have landed)", n);
+			engine_log(s->e, L_INFO, "in-doubt repair", why);
+			reread_full(s, true, true);
+			goto out;
+		}
+		dns[k] = it->old.dn;
+		anchors[k] = it->anchor;
+		types[k] = it->old.type;
+		k++;
+	}
+	reread_start(s, REREAD_REPAIR, dns, anchors, types, k);
+out:
+	free(dns);
+	free(anchors);
+	free(types);
 }
 
 /* ---- resync ---------------------------------------------------------------------- */

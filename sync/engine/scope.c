@@ -134,7 +134,7 @@ static void scope_walk(struct planner *p, const char *group_anchor, struct strma
 	object_record_free(&g);
 }
 
-bool scope_compute(struct planner *p)
+bool scope_compute(struct planner *p, struct strmap *was)
 {
 	uint64_t before = p->scope_digest;
 	size_t n_before = p->scope.count;
@@ -142,7 +142,12 @@ bool scope_compute(struct planner *p)
 	char norm[DN_MAX];
 	const char *anchor;
 
-	strmap_clear(&p->scope);
+	if (was != NULL) { /* hand the old set over instead of clearing it */
+		*was = p->scope;
+		strmap_init(&p->scope, NULL);
+	} else {
+		strmap_clear(&p->scope);
+	}
 	p->scope_digest = 0;
 	scope_dn_norm(p->cfg->user_member_of, norm, sizeof norm);
 	anchor = strmap_get(&p->dn_index, norm);

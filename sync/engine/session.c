@@ -83,7 +83,7 @@ void session_pump(struct session *s)
 	if (s->stopping || s->batch != NULL)
 		return;
 	if (s->head == NULL && s->pending_decision == DECISION_NONE && !s->repair_due && !retryset_due_now(s) &&
-	    s->prov_head == NULL)
+	    s->prov_head == NULL && s->n_reread == 0 && s->n_leaving == 0)
 		return;
 	/* Fencing (docs/architecture.md, "Write lease"): no batch without a live lease. */
 	if (!e->log->may_write(e->log)) {
@@ -103,6 +103,8 @@ void session_pump(struct session *s)
 		s->pending_decision = DECISION_NONE;
 	} else if (provision_take(s, b)) {
 		/* an operator waits for it: before the retry set and new changes */
+	} else if ((s->n_reread > 0 || s->n_leaving > 0) && reread_take(s, b)) {
+		/* objects read again by DN, users out of the scope (reread.c) */
 	} else if (retryset_due_now(s) && (s->head == NULL || !s->last_was_retry)) {
 		b->kind = BATCH_RETRY;
 		take_retries(s, b);
@@ -165,6 +167,7 @@ static void session_end(struct session *s)
 		source_event_free(q->ev);
 		free(q);
 	}
+	reread_clear(s);
 	planner_clear(&s->plan);
 	strmap_clear(&s->in_doubt);
 	strmap_clear(&s->retry_due);

@@ -3,7 +3,8 @@
 # after sending a write that the network delivers late -- after the new
 # leader wrote a newer value. The late write leaves the target stale; the new
 # leader finds the frozen leader's intent in the replicated state and, once
-# that write has surely landed, rewrites the object.
+# that write has surely landed, reads the object again by its DN (not the
+# whole directory) and rewrites it.
 #
 # Deterministic: the SCIM fixture holds the frozen leader's write ("hold"
 # fault) until the test releases it, which it does only once the new
@@ -66,7 +67,10 @@ repaired_in_log "$N" || fail "no in-doubt-repair in the provisioning log of the 
 for i in "${rest[@]}"; do
 	[ "$i" = "$N" ] || [ "$(pending "$i")" = null ] || fail "node $i (follower): sync.repair_pending $(pending "$i")"
 done
-pass "new leader $N repaired the object from the intent (sn=New); status sync.repair_pending went from >= 1 to 0"
+# It read that one object again by its DN, not the whole directory.
+agent_logs "$N" | grep 'in-doubt repair' | grep -q 'objects read again by DN; full read: none' ||
+	fail "the repair did not read the object by DN: $(agent_logs "$N" | grep 'in-doubt repair')"
+pass "new leader $N repaired the object from the intent (sn=New), reading it by DN; status sync.repair_pending went from >= 1 to 0"
 kill -CONT "${AGENT_PID[$L]}"
 wait_until 30 sync_compare || sync_compare || fail "target differs from source"
 pass "target equals source"

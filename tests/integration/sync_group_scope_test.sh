@@ -57,6 +57,15 @@ LDIF
 wait_until 20 users_are "user00002,user00003,user00010" || fail "user00001 not deprovisioned: $(user_names)"
 pass "removed from the scope group: deprovisioned"
 
+# Neither change read all users again: the one that entered was read by its
+# DN, the one that left was deleted from its record (a full read of the
+# users would cost the same for 3 users in scope as for a million).
+scope_logs() { agent_logs 1 | grep 'msg="scope change"'; }
+[ "$(scope_logs | grep -c "read again by DN; full read: none")" -ge 2 ] ||
+	fail "a scope change read more than the users that entered: $(scope_logs)"
+scope_logs | grep -q 'full read: users' && fail "a scope change read all users: $(scope_logs)"
+pass "scope changes read only the users that entered (by DN), none in full"
+
 # A change to an out-of-scope user costs nothing; after a restart the scope
 # comes back from the replicated state (no flapping). "Nothing" is checked
 # once the restarted agent has had its chance: a later change of an in-scope

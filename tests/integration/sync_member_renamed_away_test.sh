@@ -87,3 +87,26 @@ wait_until 20 lacks_member group0001 renamed05 || fail "renamed05 still in group
 wait_until 20 has_member group0002 renamed05 || fail "renamed05 not in group0002: $(members_of group0002)"
 wait_until 10 compare >/dev/null || { compare; fail "target differs after a rename with its group value"; }
 pass "a rename whose group value follows keeps that membership, and leaves the group that kept the old DN"
+
+# --- moved out of scope and back: deleted, then created anew -----------------
+# (the groups keep uid=user00009 all along: no referential integrity)
+slapd_ldapmodify <<LDIF >/dev/null || fail "move user00009 out of scope"
+dn: uid=user00009,$P
+changetype: modrdn
+newrdn: uid=user00009
+deleteoldrdn: 1
+newsuperior: ou=disabled,$SLAPD_BASE
+LDIF
+gone() { [ "$(id_of user00009)" = none ]; }
+wait_until 20 gone || fail "user00009 moved out of scope is still in the target"
+slapd_ldapmodify <<LDIF >/dev/null || fail "move user00009 back"
+dn: uid=user00009,ou=disabled,$SLAPD_BASE
+changetype: modrdn
+newrdn: uid=user00009
+deleteoldrdn: 1
+newsuperior: $P
+LDIF
+wait_until 20 has_member group0002 user00009 || fail "user00009, back in scope, is not in group0002 again: $(members_of group0002)"
+wait_until 20 has_member group0001 user00009 || fail "user00009, back in scope, is not in group0001 again: $(members_of group0001)"
+wait_until 10 compare >/dev/null || { compare; fail "target differs after a move out of scope and back"; }
+pass "a member moved out of scope and back is a member again (created anew, its groups unchanged)"

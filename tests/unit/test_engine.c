@@ -121,6 +121,7 @@ struct fx {
 
 	/* provision: what the fake source's read_entry finds (NULL: nothing) */
 	const char *read_anchor, *read_uid;
+	int read_gate;             /* __atomic: while 1, read_entry waits (the worker) */
 	int report_status;
 	json_t *report;
 	bool reported;
@@ -468,6 +469,8 @@ static int s_read_entry(struct source *src, const char *dn, const char *const *a
 	struct fx *f = fx_of(src->impl);
 
 	(void)dn, (void)attrs, (void)n_attrs, (void)errmsg, (void)errlen;
+	while (__atomic_load_n(&f->read_gate, __ATOMIC_ACQUIRE))
+		uv_sleep(1);
 	*out = f->read_anchor ? user(f->read_anchor, f->read_uid, "Read Now", NULL) : NULL;
 	snprintf(rule, rule_len, "users: fake");
 	return 0;
@@ -1156,6 +1159,101 @@ static void in_doubt_objects_are_rewritten_after_the_old_leases_end(void **state
 	object_record_free(&r);
 	assert_int_equal(f->refreshes[OBJECT_USER], 1);
 	assert_int_equal(f->refreshes[OBJECT_GROUP], 1);
+}
+
+/* When the source can read one entry and every object in doubt has a record
+ * with a DN, the repair reads those objects by DN -- no full refresh, whose
+ * cost grows with the directory -- and writes them in full. */
+static void in_doubt_objects_are_read_again_by_dn(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	struct object_record r;
+	uint64_t until;
+
+	f->source.read_entry = s_read_entry;
+	f->read_anchor = "a1";
+	f->read_uid = "u1";
+	exported_users(f, 1);
+	state_batch_init(&b);
+	state_batch_put(&b, "i:a1", 4, "6 user", 6);
+	apply(f, &b);
+	start(f);
+	settle(f);
+	until = uv_hrtime() + 5000000000ull;
+	while (count_seen(f, TARGET_UPSERT) == 0 && uv_hrtime() < until) { /* the read is on a worker */
+		spin(f, 10);
+		settle(f);
+	}
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	assert_string_equal(f->seen[0].anchor, "a1");
+	assert_int_equal(f->refreshes[OBJECT_USER], 0);
+	assert_int_equal(f->refreshes[OBJECT_GROUP], 0);
+	assert_false(has(f, OBJECT_KEY_INTENT, "a1"));
+	r = record(f, "a1");
+	assert_int_not_equal(r.hash, 0); /* written in full again */
+	object_record_free(&r);
+}
+
+/* A read's result is older than a change the source delivers after it: an
+ * object written again between the read and its planning keeps that newer
+ * write (the read is dropped, not planned over it). */
+static void a_read_again_object_changed_meanwhile_keeps_the_change(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	uint64_t until;
+
+	f->source.read_entry = s_read_entry;
+	f->read_anchor = "a1";
+	f->read_uid = "u1";
+	__atomic_store_n(&f->read_gate, 1, __ATOMIC_RELEASE);
+	exported_users(f, 1);
+	state_batch_init(&b);
+	state_batch_put(&b, "i:a1", 4, "6 user", 6);
+	apply(f, &b);
+	start(f);
+	settle(f);
+	spin(f, 60); /* the repair batch commits; the read waits at the gate */
+	settle(f);
+	assert_false(has(f, OBJECT_KEY_INTENT, "a1"));
+	emit(f, user("a1", "u1", "Changed Since", "c2"));
+	settle(f);
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1);
+	__atomic_store_n(&f->read_gate, 0, __ATOMIC_RELEASE);
+	until = uv_hrtime() + 300000000ull; /* let the read come back and be planned, or not */
+	while (uv_hrtime() < until) {
+		spin(f, 10);
+		settle(f);
+	}
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 1); /* the stale read was not written */
+	assert_int_equal(f->refreshes[OBJECT_USER], 0);
+	assert_cursor(f, "c2");
+}
+
+/* An object in doubt that the directory no longer has under its DN (deleted,
+ * renamed, moved): only a full read of its scope can tell which. */
+static void an_in_doubt_object_missing_by_dn_falls_back_to_a_full_read(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch b;
+	uint64_t until;
+
+	f->source.read_entry = s_read_entry; /* read_anchor NULL: no such entry */
+	exported_users(f, 1);
+	state_batch_init(&b);
+	state_batch_put(&b, "i:a1", 4, "6 user", 6);
+	apply(f, &b);
+	start(f);
+	settle(f);
+	until = uv_hrtime() + 5000000000ull;
+	while (f->refreshes[OBJECT_USER] == 0 && uv_hrtime() < until) {
+		spin(f, 10);
+		settle(f);
+	}
+	assert_int_equal(f->refreshes[OBJECT_USER], 1);
+	assert_int_equal(f->refreshes[OBJECT_GROUP], 0); /* only its scope */
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 0);
 }
 
 /* An intent ANCHOR = VALUE of an earlier leader; start, and wait until the
@@ -2291,6 +2389,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(member_removals_count_against_the_delete_threshold, setup, teardown),
 		cmocka_unit_test_setup_teardown(in_doubt_objects_are_rewritten_after_the_old_leases_end, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(in_doubt_objects_are_read_again_by_dn, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_in_doubt_object_missing_by_dn_falls_back_to_a_full_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_read_again_object_changed_meanwhile_keeps_the_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_in_doubt_create_gone_from_the_source_is_deleted_by_anchor, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(an_in_doubt_create_still_in_the_source_is_written, setup, teardown),

@@ -3,7 +3,7 @@
  * snapshot and restart figures, without a directory or a SCIM server.
  *
  *   fill_fsm [--objects N] [--batch B] [--group-every K] [--members M]
- *            [--threshold E] [--trailing E] [--dir DIR] [--check]
+ *            [--threshold E] [--trailing E] [--format F] [--dir DIR] [--check]
  *
  * Phase 1 (this process): a one-voter canopy cluster (raft/node.h: raft_uv
  * in DIR, the same node code as canopy-agent) proposes N objects through
@@ -29,6 +29,8 @@
  * allocated bytes. Figures only: nothing here asserts speed or memory
  * (bench/README.md); bench/run.sh prints them as rows.
  *
+ * Entries are written in format F (1 or 2, sync/state/format.h; default the
+ * newest, as a cluster of current members writes them).
  * Defaults: N 100000, B 256 (DEFAULT_BATCH_MAX of the engine), K 100, M 50,
  * threshold and trailing as canopy-agent's (cluster.snapshot_threshold and
  * _trailing: 1024 and 2048 entries), DIR a fresh directory under $TMPDIR
@@ -62,7 +64,7 @@
 
 struct opts {
 	uint64_t objects;
-	unsigned batch, group_every, members, threshold, trailing;
+	unsigned batch, group_every, members, threshold, trailing, format;
 	const char *dir;
 	bool check, restart, keep;
 	uint64_t expect_digest;
@@ -206,7 +208,7 @@ static void applied(void *arg, int status)
 static void propose(struct run *r, struct state_batch *b)
 {
 	struct raft_buffer buf;
-	int rv = state_batch_encode_version(b, STATE_VERSION, &buf);
+	int rv = state_batch_encode_version(b, (uint16_t)r->o.format, &buf);
 
 	if (rv == 0 && (rv = node_apply(&r->node, &buf, applied, r)) != 0)
 		raft_free(buf.base);
@@ -477,7 +479,7 @@ static int restart(struct run *r)
 static void usage(void)
 {
 	fprintf(stderr, "usage: fill_fsm [--objects N] [--batch B] [--group-every K] [--members M]\n"
-			"                [--threshold E] [--trailing E] [--dir DIR] [--check]\n");
+			"                [--threshold E] [--trailing E] [--format F] [--dir DIR] [--check]\n");
 	exit(2);
 }
 
@@ -504,7 +506,7 @@ int main(int argc, char **argv)
 	ssize_t n;
 
 	r.o = (struct opts){.objects = 100000, .batch = 256, .group_every = 100, .members = 50,
-			    .threshold = 1024, .trailing = 2048};
+			    .threshold = 1024, .trailing = 2048, .format = STATE_VERSION};
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--objects") == 0)
@@ -521,6 +523,8 @@ int main(int argc, char **argv)
 			r.o.trailing = (unsigned)num(v), i++;
 		else if (strcmp(a, "--dir") == 0 && v)
 			r.o.dir = v, r.o.keep = true, i++;
+		else if (strcmp(a, "--format") == 0)
+			r.o.format = (unsigned)num(v), i++;
 		else if (strcmp(a, "--check") == 0)
 			r.o.check = true;
 		else if (strcmp(a, "--restart") == 0) /* phase 2, run by phase 1 */
@@ -532,8 +536,10 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (r.o.batch == 0 || r.o.threshold == 0 || r.o.trailing == 0 || r.o.members > 256)
+	if (r.o.batch == 0 || r.o.threshold == 0 || r.o.trailing == 0 || r.o.members > 256 || r.o.format < 1 ||
+	    r.o.format > STATE_VERSION)
 		usage();
+	xalloc_setup(); /* as canopy-agent's main() */
 	uv_loop_init(&r.loop);
 	state_init(&r.state);
 	if (r.o.restart)
@@ -565,13 +571,13 @@ int main(int argc, char **argv)
 	dir_bytes = 0;
 	nftw(r.o.dir, add_blocks, 16, FTW_PHYS);
 	printf("{\"objects\":%" PRIu64 ",\"groups\":%" PRIu64 ",\"batch\":%u,\"snapshot_threshold\":%u,"
-	       "\"snapshot_trailing\":%u,\"fill_ms\":%.1f,\"fill_rss_kb\":%" PRIu64
+	       "\"snapshot_trailing\":%u,\"format\":%u,\"fill_ms\":%.1f,\"fill_rss_kb\":%" PRIu64
 	       ",\"fill_heap_in_use_kb\":%" PRIu64 ",\"fill_hwm_kb\":%" PRIu64 ",\"rss_bytes_per_object\":%.1f,\"snapshot_encode_ms\":%.1f,"
 	       "\"snapshot_bytes\":%" PRIu64 ",\"snapshot_taken_ms\":%.1f,\"close_ms\":%.1f,"
 	       "\"log_cache_entries\":%zu,\"log_cache_bytes\":%zu,\"data_dir_bytes\":%" PRIu64
 	       ",\"data_dir_bytes_per_object\":%.1f,\"digest\":\"%016" PRIx64 "\",",
 	       r.o.objects, r.o.group_every ? r.o.objects / r.o.group_every : 0, r.o.batch, r.o.threshold,
-	       r.o.trailing, r.t_filled - r.t_leader, r.fill_rss_kb, r.fill_heap_bytes / 1024, hwm,
+	       r.o.trailing, r.o.format, r.t_filled - r.t_leader, r.fill_rss_kb, r.fill_heap_bytes / 1024, hwm,
 	       r.fill_rss_kb * 1024.0 / (double)(r.o.objects ? r.o.objects : 1), r.snapshot_ms,
 	       r.snapshot_bytes, r.t_snap_done - r.t_snap_start, r.t_closed - r.t_snap_done,
 	       r.log_entries, r.log_bytes, dir_bytes,

@@ -3,7 +3,8 @@
  * snapshot and restart figures, without a directory or a SCIM server.
  *
  *   fill_fsm [--objects N] [--batch B] [--group-every K] [--members M]
- *            [--threshold E] [--trailing E] [--format F] [--dir DIR] [--check]
+ *            [--threshold E] [--trailing E] [--log-mib M] [--format F]
+ *            [--dir DIR] [--check]
  *
  * Phase 1 (this process): a one-voter canopy cluster (raft/node.h: raft_uv
  * in DIR, the same node code as canopy-agent) proposes N objects through
@@ -21,19 +22,21 @@
  * entries, sync/state restores the table; it becomes leader again and
  * applies what followed the snapshot. With --check it then compares every
  * object with what phase 1 wrote (the generator is deterministic) and the
- * table's digest with phase 1's; a difference exits 1.
+ * table's digest with phase 1's, and phase 1 checks that libraft's
+ * in-memory log stayed within M MiB (raft/node.h, snapshot_log_bytes; half
+ * again for the averaging); a difference exits 1.
  *
  * One JSON object on stdout: RSS after the fill and after the restart
  * (VmRSS, VmHWM), bytes of RSS per object, the snapshot's encode time and
  * size, the time to write it and close, the restart times, the data dir's
- * allocated bytes. Figures only: nothing here asserts speed or memory
+ * allocated bytes. Figures only: nothing here asserts speed or RSS
  * (bench/README.md); bench/run.sh prints them as rows.
  *
  * Entries are written in format F (1 or 2, sync/state/format.h; default the
  * newest, as a cluster of current members writes them).
  * Defaults: N 100000, B 256 (DEFAULT_BATCH_MAX of the engine), K 100, M 50,
- * threshold and trailing as canopy-agent's (cluster.snapshot_threshold and
- * _trailing: 1024 and 2048 entries), DIR a fresh directory under $TMPDIR
+ * threshold, trailing and M as canopy-agent's (cluster.snapshot_threshold,
+ * _trailing and _log_mib: 1024 and 2048 entries, 32 MiB), DIR a fresh directory under $TMPDIR
  * (removed at exit unless given).
  */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -55,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -64,7 +68,7 @@
 
 struct opts {
 	uint64_t objects;
-	unsigned batch, group_every, members, threshold, trailing, format;
+	unsigned batch, group_every, members, threshold, trailing, format, log_mib;
 	const char *dir;
 	bool check, restart, keep;
 	uint64_t expect_digest;
@@ -97,6 +101,16 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* CPU time of this process so far: on a shared machine a steadier figure
+ * than wall time. */
+static double cpu_ms(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec * 1e3 + ru.ru_utime.tv_usec / 1e3 + ru.ru_stime.tv_sec * 1e3 +
+	       ru.ru_stime.tv_usec / 1e3;
 }
 
 static uint64_t vm_kb(const char *field)
@@ -167,8 +181,8 @@ static void object(const struct opts *o, uint64_t i, char key[64], size_t *klen,
 
 /* ---- phase 1: fill ------------------------------------------------------- */
 
-static int pass_apply(void *data, uint16_t type, uint16_t version, const void *payload,
-				size_t len, void **result, char *errmsg, size_t errlen)
+static int pass_apply(void *data, uint16_t type, uint16_t version, const void *payload, size_t len,
+		      void **result, char *errmsg, size_t errlen)
 {
 	struct run *r = data;
 	return r->state.machine.apply(&r->state, type, version, payload, len, result, errmsg, errlen);
@@ -346,6 +360,7 @@ static int start_node(struct run *r, char *errmsg, size_t errlen)
 	cfg.heartbeat_ms = 20;
 	cfg.snapshot_threshold = r->o.threshold;
 	cfg.snapshot_trailing = r->o.trailing;
+	cfg.snapshot_log_bytes = (size_t)r->o.log_mib << 20;
 	r->machine = *state_machine(&r->state);
 	r->machine.data = r;
 	r->machine.apply = pass_apply;
@@ -433,7 +448,7 @@ static uint64_t check_objects(struct run *r)
 static int restart(struct run *r)
 {
 	char err[512];
-	double t0 = now_ms(), t_started;
+	double t0 = now_ms(), t_started, c_started;
 	uint64_t bad = 0;
 	int rv;
 
@@ -442,6 +457,7 @@ static int restart(struct run *r)
 		return 1;
 	}
 	t_started = now_ms();
+	c_started = cpu_ms();
 	uv_timer_init(&r->loop, &r->tick);
 	r->tick.data = r;
 	uv_timer_start(&r->tick, restart_tick, 1, 1);
@@ -459,10 +475,10 @@ static int restart(struct run *r)
 			state_digest(&r->state), r->o.expect_digest);
 		bad++;
 	}
-	printf("{\"restart_start_ms\":%.1f,\"restart_restore_ms\":%.1f,\"restart_ready_ms\":%.1f,"
+	printf("{\"restart_start_ms\":%.1f,\"restart_start_cpu_ms\":%.1f,\"restart_restore_ms\":%.1f,\"restart_ready_ms\":%.1f,"
 	       "\"restart_rss_kb\":%" PRIu64 ",\"restart_hwm_kb\":%" PRIu64 ",\"restart_objects\":%" PRIu64
 	       ",\"restart_digest\":\"%016" PRIx64 "\",\"check\":\"%s\"}\n",
-	       t_started - t0, r->restore_ms, r->t_leader - t0, vm_kb("VmRSS"), vm_kb("VmHWM"),
+	       t_started - t0, c_started, r->restore_ms, r->t_leader - t0, vm_kb("VmRSS"), vm_kb("VmHWM"),
 	       state_count(&r->state, STATE_NS_OBJECT), state_digest(&r->state),
 	       !r->o.check ? "skipped" : bad ? "FAILED" : "ok");
 	fflush(stdout);
@@ -479,7 +495,8 @@ static int restart(struct run *r)
 static void usage(void)
 {
 	fprintf(stderr, "usage: fill_fsm [--objects N] [--batch B] [--group-every K] [--members M]\n"
-			"                [--threshold E] [--trailing E] [--format F] [--dir DIR] [--check]\n");
+			"                [--threshold E] [--trailing E] [--log-mib M] [--format F]\n"
+			"                [--dir DIR] [--check]\n");
 	exit(2);
 }
 
@@ -501,12 +518,14 @@ int main(int argc, char **argv)
 	static struct run r; /* static: zeroed, and large */
 	char tmpl[4096], err[512], child[512], exe[4096];
 	uint64_t hwm, digest;
+	bool log_over = false;
 	int i, rv;
 	FILE *p;
 	ssize_t n;
 
 	r.o = (struct opts){.objects = 100000, .batch = 256, .group_every = 100, .members = 50,
-			    .threshold = 1024, .trailing = 2048, .format = STATE_VERSION};
+			    .threshold = 1024, .trailing = 2048, .format = STATE_VERSION,
+			    .log_mib = 32};
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--objects") == 0)
@@ -523,6 +542,8 @@ int main(int argc, char **argv)
 			r.o.trailing = (unsigned)num(v), i++;
 		else if (strcmp(a, "--dir") == 0 && v)
 			r.o.dir = v, r.o.keep = true, i++;
+		else if (strcmp(a, "--log-mib") == 0)
+			r.o.log_mib = (unsigned)num(v), i++;
 		else if (strcmp(a, "--format") == 0)
 			r.o.format = (unsigned)num(v), i++;
 		else if (strcmp(a, "--check") == 0)
@@ -564,20 +585,28 @@ int main(int argc, char **argv)
 	uv_timer_start(&r.tick, fill_tick, 1, 1);
 	uv_run(&r.loop, UV_RUN_DEFAULT);
 	hwm = vm_kb("VmHWM");
-	if (r.failed || r.phase != P_DONE)
+	if (r.failed || r.phase != P_DONE) {
+		if (!r.o.keep)
+			nftw(r.o.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 		return 1;
+	}
 	digest = state_digest(&r.state);
+	if (r.o.check && r.o.log_mib && r.log_bytes > ((size_t)r.o.log_mib << 20) * 3 / 2) {
+		fprintf(stderr, "fill_fsm: libraft kept %zu bytes of entries in memory (%zu entries), over the %u MiB budget\n",
+			r.log_bytes, r.log_entries, r.o.log_mib);
+		log_over = true;
+	}
 
 	dir_bytes = 0;
 	nftw(r.o.dir, add_blocks, 16, FTW_PHYS);
 	printf("{\"objects\":%" PRIu64 ",\"groups\":%" PRIu64 ",\"batch\":%u,\"snapshot_threshold\":%u,"
-	       "\"snapshot_trailing\":%u,\"format\":%u,\"fill_ms\":%.1f,\"fill_rss_kb\":%" PRIu64
+	       "\"snapshot_trailing\":%u,\"snapshot_log_mib\":%u,\"format\":%u,\"fill_ms\":%.1f,\"fill_rss_kb\":%" PRIu64
 	       ",\"fill_heap_in_use_kb\":%" PRIu64 ",\"fill_hwm_kb\":%" PRIu64 ",\"rss_bytes_per_object\":%.1f,\"snapshot_encode_ms\":%.1f,"
 	       "\"snapshot_bytes\":%" PRIu64 ",\"snapshot_taken_ms\":%.1f,\"close_ms\":%.1f,"
 	       "\"log_cache_entries\":%zu,\"log_cache_bytes\":%zu,\"data_dir_bytes\":%" PRIu64
 	       ",\"data_dir_bytes_per_object\":%.1f,\"digest\":\"%016" PRIx64 "\",",
 	       r.o.objects, r.o.group_every ? r.o.objects / r.o.group_every : 0, r.o.batch, r.o.threshold,
-	       r.o.trailing, r.o.format, r.t_filled - r.t_leader, r.fill_rss_kb, r.fill_heap_bytes / 1024, hwm,
+	       r.o.trailing, r.o.log_mib, r.o.format, r.t_filled - r.t_leader, r.fill_rss_kb, r.fill_heap_bytes / 1024, hwm,
 	       r.fill_rss_kb * 1024.0 / (double)(r.o.objects ? r.o.objects : 1), r.snapshot_ms,
 	       r.snapshot_bytes, r.t_snap_done - r.t_snap_start, r.t_closed - r.t_snap_done,
 	       r.log_entries, r.log_bytes, dir_bytes,
@@ -597,9 +626,10 @@ int main(int argc, char **argv)
 		char cmd[8192];
 		snprintf(cmd, sizeof cmd,
 			 "'%s' --restart --dir '%s' --port %u --objects %" PRIu64
-			 " --batch %u --group-every %u --members %u --threshold %u --trailing %u %s %s",
+			 " --batch %u --group-every %u --members %u --threshold %u --trailing %u"
+			 " --log-mib %u %s %s",
 			 exe, r.o.dir, free_port(), r.o.objects, r.o.batch, r.o.group_every, r.o.members,
-			 r.o.threshold, r.o.trailing, r.o.check ? "--check" : "", child);
+			 r.o.threshold, r.o.trailing, r.o.log_mib, r.o.check ? "--check" : "", child);
 		p = popen(cmd, "r");
 		rv = 1;
 		if (p) {
@@ -618,5 +648,5 @@ int main(int argc, char **argv)
 	}
 	if (!r.o.keep)
 		nftw(r.o.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	return rv;
+	return rv || log_over ? 1 : 0;
 }

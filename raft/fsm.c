@@ -155,6 +155,7 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
 		return RAFT_MALFORMED;
 	}
 	f->stats.applied++;
+	f->stats.applied_bytes += buf->len;
 	return 0;
 }
 

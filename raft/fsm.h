@@ -73,6 +73,7 @@ struct fsm_machine {
 /* Statistics of the adapter, for /metrics and tests. */
 struct fsm_stats {
 	uint64_t applied;       /* entries applied */
+	uint64_t applied_bytes; /* their bytes, framing included: what libraft's log holds for them */
 	uint64_t refused;       /* entries refused (version, framing, machine error) */
 	uint64_t snapshots;     /* snapshots taken */
 	uint64_t restores;      /* snapshots restored */

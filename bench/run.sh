@@ -306,7 +306,7 @@ for T in $TABLES; do
 		"$(f 'Math.round(j.data_dir_bytes_per_object)')" "$REC" "$(ratio "$(f 'j.data_dir_bytes_per_object')" "$REC")"
 	row "6. object table, $T objects: snapshot taken and written (ms; $(calc "$(f 'j.snapshot_bytes') / 1048576" 1) MiB before compression)" \
 		"$(f 'Math.round(j.snapshot_taken_ms)')" - -
-	row "6. object table, $T objects: restart from the snapshot, start -> restored (ms; RSS $(calc "$(f 'j.restart_rss_kb') / 1024" 1) MiB after)" \
+	row "6. object table, $T objects: restart from the snapshot, start -> restored (ms; $(f 'Math.round(j.restart_start_cpu_ms)') ms of CPU; RSS $(calc "$(f 'j.restart_rss_kb') / 1024" 1) MiB after)" \
 		"$(f 'Math.round(j.restart_start_ms)')" - -
 done
 

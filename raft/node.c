@@ -123,9 +123,10 @@ static void vote_retry_tick(struct node *n)
  * libraft 0.15 bounds its in-memory log by entry counts only: it keeps every
  * entry since the last snapshot, and `trailing` entries before it once a
  * snapshot is taken (src/replication.c takeSnapshot, src/log.c
- * logSnapshot). What that costs depends on the entries: 3,000 deflated
- * batches of 256 objects are 25 MB, in format 1 they are 80 MB, a third of
- * a node's RSS at a million objects (docs/benchmarks.md). So the counts are
+ * logSnapshot). What that costs depends on the entries: 2,500 entries of
+ * an initial sync (batches of 256 objects) are 24 MB deflated and 75 MB in
+ * format 1, a fifth of a node's RSS at a million objects
+ * (docs/benchmarks.md). So the counts are
  * lowered while entries are large: from the average size of the entries
  * applied since the last look (at least LOG_BUDGET_WINDOW of them), half
  * the budget goes to the entries between snapshots and half to the

@@ -934,6 +934,7 @@ static int start(struct agent *a, const char *path, bool *config_error, char *er
 	nc.pre_vote = a->cfg.cluster.pre_vote;
 	nc.snapshot_threshold = a->cfg.cluster.snapshot_threshold;
 	nc.snapshot_trailing = a->cfg.cluster.snapshot_trailing;
+	nc.snapshot_log_bytes = (size_t)a->cfg.cluster.snapshot_log_mib << 20;
 	nc.never_bootstrap = a->cfg.cluster.bootstrap == CONFIG_BOOTSTRAP_NO;
 	if (a->cfg.cluster.tls_ca[0]) {
 		nc.tls_ca = a->cfg.cluster.tls_ca;

@@ -793,6 +793,7 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 	struct field f[] = {{"name", NULL, 0},		    {"members", NULL, 0}, {"election_timeout_ms", NULL, 0},
 			    {"heartbeat_ms", NULL, 0},	    {"pre_vote", NULL, 0},
 			    {"snapshot_threshold", NULL, 0}, {"snapshot_trailing", NULL, 0},
+			    {"snapshot_log_mib", NULL, 0},
 			    {"bootstrap", NULL, 0},	    {"tls", NULL, 0},
 			    {"early_election", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
@@ -828,6 +829,11 @@ static int parse_cluster(struct cx *c, struct field *sec, struct config *cfg)
 	if (tr->val != NULL &&
 	    (rc = get_unsigned(c, tr->val, "cluster.snapshot_trailing", 1, UINT_MAX, &cfg->cluster.snapshot_trailing)) !=
 		    0)
+		return rc;
+	struct field *lm = field(f, nf, "snapshot_log_mib");
+	if (lm->val != NULL &&
+	    (rc = get_unsigned(c, lm->val, "cluster.snapshot_log_mib", 0, CONFIG_MAX_SNAPSHOT_LOG_MIB,
+			       &cfg->cluster.snapshot_log_mib)) != 0)
 		return rc;
 	struct field *bs = field(f, nf, "bootstrap");
 	if (bs->val != NULL) {
@@ -1727,6 +1733,7 @@ static void set_defaults(struct config *cfg)
 	cfg->cluster.early_election = true;
 	cfg->cluster.snapshot_threshold = CONFIG_DEFAULT_SNAPSHOT_THRESHOLD;
 	cfg->cluster.snapshot_trailing = CONFIG_DEFAULT_SNAPSHOT_TRAILING;
+	cfg->cluster.snapshot_log_mib = CONFIG_DEFAULT_SNAPSHOT_LOG_MIB;
 	cfg->cluster.bootstrap = CONFIG_BOOTSTRAP_UNSET;
 	cfg->safety.deprovision = CONFIG_DEPROVISION_DELETE;
 	cfg->safety.on_threshold = CONFIG_ON_THRESHOLD_STAGE_EXCESS;

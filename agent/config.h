@@ -29,6 +29,8 @@
 #define CONFIG_DEFAULT_HEARTBEAT_MS 100
 #define CONFIG_DEFAULT_SNAPSHOT_THRESHOLD 1024
 #define CONFIG_DEFAULT_SNAPSHOT_TRAILING 2048
+#define CONFIG_DEFAULT_SNAPSHOT_LOG_MIB 32
+#define CONFIG_MAX_SNAPSHOT_LOG_MIB 65536
 #define CONFIG_DEFAULT_MAX_IN_FLIGHT 8
 #define CONFIG_EXTERNAL_ID_PREFIX_MAX 32 /* target.external_id_prefix, bytes */
 #define CONFIG_DEFAULT_DELETE_THRESHOLD 500
@@ -140,6 +142,8 @@ struct config {
 		bool early_election;          /* default true: agent/leader_watch.h */
 		unsigned snapshot_threshold;  /* entries between snapshots; default 1024 */
 		unsigned snapshot_trailing;   /* entries kept after a snapshot; default 2048 */
+		unsigned snapshot_log_mib;    /* MiB of entries kept in memory (0: the counts
+					       * alone); default 32 (raft/node.h) */
 		/* cluster.bootstrap: CONFIG_BOOTSTRAP_UNSET when absent. Only
 		 * matters when members lists this node (see docs/configuration.md). */
 		enum config_bootstrap bootstrap;

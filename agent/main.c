@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "common/xalloc.h"
 #include <canopy_commit.h> /* CANOPY_COMMIT, generated in the build tree (cmake/git_commit.cmake) */
 
 static void usage(FILE *f)
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
 	 * is verified (sync/source/ldap_tls.h sets every TLS option per handle
 	 * too). Before any thread or libldap call. */
 	setenv("LDAPNOINIT", "1", 1);
+	xalloc_setup(); /* large blocks back to the system when freed (common/xalloc.h) */
 
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {

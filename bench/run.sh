@@ -17,6 +17,11 @@
 #      follower, the leader's data dir; references: slapd's VmHWM and its
 #      data (mdb) size for the same entries
 #   5. raft commit path: batches committed/s and objects per batch
+# then, per table size (quick: 100k; full: 10k, 100k and 1M objects):
+#   6. the object table alone: bench/fill_fsm fills a one-voter node through
+#      the apply path, snapshots and restarts it: RSS bytes per object (ref:
+#      the record bytes themselves, as the snapshot holds them), snapshot
+#      size on disk, time to take and write it, restart from it
 # on the first size also:
 #   2. change latency: bench/change_gen at each rate for RATE_S seconds, each
 #      modify to another user; send -> the fixture's audit "time" of the write;
@@ -29,8 +34,9 @@
 #
 # Env: BENCH_BUILD_DIR (default <source>/build-bench; BENCH_NO_BUILD=1 uses it
 # as it is), BENCH_SIZES ("USERS:GROUPS ..."), BENCH_RATES ("10 100"),
-# BENCH_RATE_S (10), BENCH_KILLS (5 quick, 10 full), BENCH_RESULTS (the
-# results dir), BENCH_KEEP=DIR copies the raw data there at exit.
+# BENCH_RATE_S (10), BENCH_KILLS (5 quick, 10 full), BENCH_TABLES (object
+# table sizes of rows 6, "" for none), BENCH_RESULTS (the results dir),
+# BENCH_KEEP=DIR copies the raw data there at exit.
 
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$BENCH_SRC/.." && pwd)
@@ -44,8 +50,10 @@ for a in "$@"; do
 done
 if [ "$MODE" = quick ]; then
 	SIZES=${BENCH_SIZES:-2000:20} RATES=${BENCH_RATES:-10 100} KILLS=${BENCH_KILLS:-5}
+	TABLES=${BENCH_TABLES:-100000}
 else
 	SIZES=${BENCH_SIZES:-10000:100 100000:1000 150000:1500} RATES=${BENCH_RATES:-10 100 500 1000} KILLS=${BENCH_KILLS:-10}
+	TABLES=${BENCH_TABLES:-10000 100000 1000000}
 fi
 RATE_S=${BENCH_RATE_S:-10}
 BUILD=${BENCH_BUILD_DIR:-$SRC/build-bench}
@@ -57,7 +65,7 @@ if [ "${BENCH_NO_BUILD:-}" != 1 ]; then
 	say "building canopy (Release) in $BUILD"
 	mkdir -p "$BUILD"
 	if ! { cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCANOPY_TESTS=OFF &&
-		cmake --build "$BUILD" -j2 --target canopy-agent canopyctl bare_raft change_gen; } >"$BUILD/bench-build.log" 2>&1; then
+		cmake --build "$BUILD" -j2 --target canopy-agent canopyctl bare_raft change_gen fill_fsm; } >"$BUILD/bench-build.log" 2>&1; then
 		tail -n 30 "$BUILD/bench-build.log" >&2
 		echo "run.sh: the build failed (log: $BUILD/bench-build.log)" >&2
 		exit 1
@@ -67,7 +75,8 @@ export CANOPY_SOURCE_DIR=$SRC CANOPY_BUILD_DIR=$BUILD
 # shellcheck source=../tests/fixtures/sync.sh
 source "$SRC/tests/fixtures/sync.sh"
 GEN=$BUILD/bench/change_gen
-for x in "$CANOPY_AGENT" "$CANOPYCTL" "$GEN" "$BUILD/bench/bare_raft"; do
+FILL=$BUILD/bench/fill_fsm
+for x in "$CANOPY_AGENT" "$CANOPYCTL" "$GEN" "$BUILD/bench/bare_raft" "$FILL"; do
 	[ -x "$x" ] || fail "$x not found"
 done
 
@@ -279,6 +288,28 @@ for size in $SIZES; do
 	teardown
 done
 
+# -- 6. the object table alone, through the apply path (bench/fill_fsm)
+for T in $TABLES; do
+	say "object table: bench/fill_fsm --objects $T"
+	if ! ft=$("$FILL" --objects "$T" 2>"$dir/fill.$T.err"); then
+		say "fill_fsm --objects $T failed: $(tail -n 3 "$dir/fill.$T.err")"
+		row "6. object table, $T objects: bench/fill_fsm failed" - - -
+		continue
+	fi
+	raw "table.$T" "$ft"
+	f() { json_eval "$ft" "$1"; }
+	REC=$(f 'Math.round(j.snapshot_bytes / j.objects)')
+	row "6. object table, $T objects: RSS bytes per object after the fill (ref: record bytes per object)" \
+		"$(f 'Math.round(j.rss_bytes_per_object)')" "$REC" "$(ratio "$(f 'j.rss_bytes_per_object')" "$REC")"
+	row "6. object table, $T objects: peak RSS during fill + snapshot (MiB)" "$(calc "$(f 'j.fill_hwm_kb') / 1024" 1)" - -
+	row "6. object table, $T objects: data dir bytes per object (ref: record bytes per object)" \
+		"$(f 'Math.round(j.data_dir_bytes_per_object)')" "$REC" "$(ratio "$(f 'j.data_dir_bytes_per_object')" "$REC")"
+	row "6. object table, $T objects: snapshot taken and written (ms; $(calc "$(f 'j.snapshot_bytes') / 1048576" 1) MiB before compression)" \
+		"$(f 'Math.round(j.snapshot_taken_ms)')" - -
+	row "6. object table, $T objects: restart from the snapshot, start -> restored (ms; $(f 'Math.round(j.restart_start_cpu_ms)') ms of CPU; RSS $(calc "$(f 'j.restart_rss_kb') / 1024" 1) MiB after)" \
+		"$(f 'Math.round(j.restart_start_ms)')" - -
+done
+
 # -- 3. failover: bench/failover.sh with everything above stopped
 say "failover: bench/failover.sh $KILLS 1000"
 mkdir -p "$dir/failover"
@@ -318,7 +349,7 @@ OUT_MD=$RESULTS/$STAMP-$HOST.md OUT_JSON=$RESULTS/$STAMP-$HOST.json
 	sort -s -k2,2n "$ROWS" # by row number, in the order measured within one
 	echo
 	echo "ratio = canopy / ceiling. Rows 1: higher is better (1.00 = as fast as the slower of reading and writing alone)."
-	echo "Rows 2 and 3: lower is better (1.00 = canopy adds nothing). Rows 4: a reference, not a limit. Rows 5: no ceiling."
+	echo "Rows 2 and 3: lower is better (1.00 = canopy adds nothing). Rows 4 and 6: a reference, not a limit. Rows 5: no ceiling."
 } >"$dir/table.md"
 node -e '
 	const fs = require("fs");

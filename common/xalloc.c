@@ -4,8 +4,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static unsigned long fail_after; /* tests: 0 = never */
+
+void xalloc_setup(void)
+{
+#ifdef __GLIBC__
+	/* setting it turns glibc's dynamic mmap and trim thresholds off */
+	mallopt(M_MMAP_THRESHOLD, XALLOC_MMAP_THRESHOLD);
+#endif
+}
 
 void xalloc_fail_after(unsigned long n)
 {

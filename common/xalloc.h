@@ -45,6 +45,21 @@ _Noreturn void xoom_at(const char *what, const char *file, int line);
 #define xcheck(p) xcheck_at((p), #p, __FILE__, __LINE__)
 #define xoom(what) xoom_at((what), __FILE__, __LINE__)
 
+/*
+ * How freed memory goes back to the system; call once at start, before any
+ * thread. glibc raises its mmap threshold to the size of every large block
+ * freed (up to 32 MiB) and its trim threshold to twice that, so after the
+ * first snapshot of a large table (a buffer of the table's size, malloc(3),
+ * "M_MMAP_THRESHOLD") every later buffer under 32 MiB -- log entries, decoded
+ * batches, snapshot pieces -- lives in the heap and up to 64 MiB of freed heap
+ * is never returned: at a million objects that was a third of an agent's RSS
+ * (docs/benchmarks.md). A fixed threshold of XALLOC_MMAP_THRESHOLD keeps large
+ * blocks in their own mappings, returned when freed, and the heap trimmed.
+ * A no-op outside glibc.
+ */
+#define XALLOC_MMAP_THRESHOLD (1u << 20)
+void xalloc_setup(void);
+
 /* Tests only: make the n-th allocation from now fail (1 = the next one; 0 =
  * never), to show that a failure aborts rather than going on. */
 void xalloc_fail_after(unsigned long n);

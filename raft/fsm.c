@@ -35,6 +35,15 @@ static uint32_t get32(const unsigned char *p)
 	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
 }
 
+static void header(unsigned char *p, uint16_t type, uint16_t version, size_t len)
+{
+	memcpy(p, magic, 4);
+	put16(p + 4, version);
+	put16(p + 6, type);
+	put32(p + 8, (uint32_t)len);
+	put32(p + 12, 0);
+}
+
 int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
 	       struct raft_buffer *out)
 {
@@ -52,11 +61,7 @@ int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
 	 * ourselves, zeroed. (The payload length in our header stays exact.) */
 	total = (FSM_HEADER_SIZE + len + 7) & ~(size_t)7;
 	p = xcheck(raft_calloc(1, total));
-	memcpy(p, magic, 4);
-	put16(p + 4, version);
-	put16(p + 6, type);
-	put32(p + 8, (uint32_t)len);
-	put32(p + 12, 0);
+	header(p, type, version, len);
 	if (len > 0)
 		memcpy(p + FSM_HEADER_SIZE, payload, len);
 	out->base = p;
@@ -85,6 +90,24 @@ int fsm_decode(const struct raft_buffer *buf, uint16_t max_version, uint16_t *ty
 	*payload = p + FSM_HEADER_SIZE;
 	*len = n;
 	return 0;
+}
+
+void fsm_snapshot_join(struct raft_buffer *bufs, unsigned n, struct raft_buffer *out)
+{
+	size_t len = 0, off = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		len += bufs[i].len;
+	out->base = xcheck(raft_malloc(len ? len : 1));
+	out->len = len;
+	for (i = 0; i < n; i++) {
+		if (bufs[i].len)
+			memcpy((char *)out->base + off, bufs[i].base, bufs[i].len);
+		off += bufs[i].len;
+		raft_free(bufs[i].base);
+	}
+	raft_free(bufs);
 }
 
 const char *fsm_strerror(int rv)
@@ -132,6 +155,7 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
 		return RAFT_MALFORMED;
 	}
 	f->stats.applied++;
+	f->stats.applied_bytes += buf->len;
 	return 0;
 }
 
@@ -140,6 +164,15 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
  * left is a state too large for one framed buffer (over 4 GB): libraft then
  * skips this snapshot and keeps the log (RAFT_TOOBIG is the code libraft's
  * FSM callbacks may return for it).
+ *
+ * Two buffers, the header and the machine's own: libraft writes a
+ * snapshot's buffers one after the other (src/uv_snapshot.c) and loads the
+ * file back as one, so the bytes on disk and what restore sees are exactly
+ * one framed buffer's -- without a copy of the whole state, which at a
+ * million objects is a couple of hundred megabytes of peak RSS
+ * (docs/benchmarks.md). The machine's buffer is malloc'd and libraft frees
+ * it with raft_free(), which is free() with the default heap (canopy never
+ * calls raft_heap_set).
  */
 static int fsm_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
@@ -148,19 +181,21 @@ static int fsm_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsi
 	struct raft_buffer *out;
 	void *data = NULL;
 	size_t len = 0;
-	int rv;
 
 	m->snapshot(m->data, &data, &len);
-	out = xcheck(raft_malloc(sizeof *out));
-	/* The snapshot carries the machine's snapshot format version. */
-	rv = fsm_encode(0, m->snapshot_version ? m->snapshot_version : m->max_version, data, len, out);
-	free(data);
-	if (rv != 0) {
-		raft_free(out);
+	if (len > UINT32_MAX - FSM_HEADER_SIZE - 8) {
+		free(data);
 		return RAFT_TOOBIG;
 	}
+	out = xcheck(raft_calloc(2, sizeof *out));
+	out[0].base = xcheck(raft_malloc(FSM_HEADER_SIZE));
+	out[0].len = FSM_HEADER_SIZE;
+	/* The snapshot carries the machine's snapshot format version. */
+	header(out[0].base, 0, m->snapshot_version ? m->snapshot_version : m->max_version, len);
+	out[1].base = data;
+	out[1].len = len;
 	*bufs = out;
-	*n_bufs = 1;
+	*n_bufs = 2;
 	f->stats.snapshots++;
 	return 0;
 }

@@ -73,6 +73,7 @@ struct fsm_machine {
 /* Statistics of the adapter, for /metrics and tests. */
 struct fsm_stats {
 	uint64_t applied;       /* entries applied */
+	uint64_t applied_bytes; /* their bytes, framing included: what libraft's log holds for them */
 	uint64_t refused;       /* entries refused (version, framing, machine error) */
 	uint64_t snapshots;     /* snapshots taken */
 	uint64_t restores;      /* snapshots restored */
@@ -102,6 +103,16 @@ int fsm_encode(uint16_t type, uint16_t version, const void *payload, size_t len,
  */
 int fsm_decode(const struct raft_buffer *buf, uint16_t max_version, uint16_t *type,
 	       uint16_t *version, const void **payload, size_t *len);
+
+/*
+ * What libraft's loader does with a snapshot the FSM took in several
+ * buffers (the snapshot callback gives the header and the machine's payload
+ * separately, to spare a copy): concatenate bufs[0..n) into one
+ * raft_malloc'd buffer `out` -- what restore receives after a restart or an
+ * install -- and free them and the array. For tests and tools that hand a
+ * snapshot to restore without libraft's disk I/O in between.
+ */
+void fsm_snapshot_join(struct raft_buffer *bufs, unsigned n, struct raft_buffer *out);
 
 /* Human-readable text for an FSM_E* code (or strerror for errno values). */
 const char *fsm_strerror(int rv);

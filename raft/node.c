@@ -119,6 +119,52 @@ static void vote_retry_tick(struct node *n)
 		n->vote_retries++;
 }
 
+/*
+ * libraft 0.15 bounds its in-memory log by entry counts only: it keeps every
+ * entry since the last snapshot, and `trailing` entries before it once a
+ * snapshot is taken (src/replication.c takeSnapshot, src/log.c
+ * logSnapshot). What that costs depends on the entries: 2,500 entries of
+ * an initial sync (batches of 256 objects) are 24 MB deflated and 75 MB in
+ * format 1, a fifth of a node's RSS at a million objects
+ * (docs/benchmarks.md). So the counts are
+ * lowered while entries are large: from the average size of the entries
+ * applied since the last look (at least LOG_BUDGET_WINDOW of them), half
+ * the budget goes to the entries between snapshots and half to the
+ * trailing ones, never more than configured and never fewer than
+ * LOG_BUDGET_MIN_ENTRIES (a snapshot per entry would cost more than it
+ * saves). A smaller trailing means a follower that far behind catches up
+ * by snapshot install instead of entries (Raft dissertation §5.1).
+ */
+#define LOG_BUDGET_WINDOW 32
+#define LOG_BUDGET_MIN_ENTRIES 16
+
+static unsigned budget_entries(size_t half, uint64_t avg, unsigned configured)
+{
+	uint64_t fit = avg ? half / avg : configured;
+
+	if (fit < LOG_BUDGET_MIN_ENTRIES)
+		fit = LOG_BUDGET_MIN_ENTRIES;
+	return fit < configured ? (unsigned)fit : configured;
+}
+
+static void log_budget_tick(struct node *n)
+{
+	uint64_t entries = n->fsm.stats.applied - n->sized_applied, avg;
+	unsigned thr, tr;
+
+	if (n->log_budget == 0 || entries < LOG_BUDGET_WINDOW)
+		return;
+	avg = (n->fsm.stats.applied_bytes - n->sized_bytes) / entries;
+	n->sized_applied = n->fsm.stats.applied;
+	n->sized_bytes = n->fsm.stats.applied_bytes;
+	thr = budget_entries(n->log_budget / 2, avg, n->cfg_threshold);
+	tr = budget_entries(n->log_budget / 2, avg, n->cfg_trailing);
+	if (thr != n->cur_threshold)
+		raft_set_snapshot_threshold(&n->raft, n->cur_threshold = thr);
+	if (tr != n->cur_trailing)
+		raft_set_snapshot_trailing(&n->raft, n->cur_trailing = tr);
+}
+
 static void on_check(uv_check_t *h)
 {
 	struct node *n = h->data;
@@ -128,6 +174,7 @@ static void on_check(uv_check_t *h)
 
 	if (n->closing)
 		return;
+	log_budget_tick(n);
 	state = raft_state(&n->raft);
 	if (state == RAFT_CANDIDATE && n->last_state != RAFT_CANDIDATE) {
 		n->elections++;
@@ -424,6 +471,10 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 		raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
 	if (cfg->snapshot_trailing)
 		raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
+	n->log_budget = cfg->snapshot_log_bytes;
+	/* libraft 0.15's defaults (src/raft.c) when not configured */
+	n->cfg_threshold = n->cur_threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024;
+	n->cfg_trailing = n->cur_trailing = cfg->snapshot_trailing ? cfg->snapshot_trailing : 2048;
 
 	rv = bootstrap(n, cfg, errmsg, errlen);
 	if (rv != 0)

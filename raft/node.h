@@ -42,6 +42,11 @@ struct node_config {
 	bool pre_vote;
 	unsigned snapshot_threshold; /* 0: libraft default */
 	unsigned snapshot_trailing;  /* 0: libraft default */
+	/* Bytes of entries libraft may keep in memory (0: the two counts
+	 * alone). The counts above become upper bounds: the node lowers them
+	 * while entries are large so that threshold + trailing entries fit
+	 * (node.c, log_budget_tick). */
+	size_t snapshot_log_bytes;
 	bool never_bootstrap; /* do not bootstrap even when members lists this node:
 			       * it waits to be added (`canopyctl cluster add`) */
 	/* Mutual TLS between members (raft/transport_tls.h): all three set, or
@@ -126,6 +131,13 @@ struct node {
 	struct storage_health storage;
 	uint64_t storage_checked; /* when the disk was last looked at (ms) */
 	raft_time unstored_since; /* appended entries not yet on disk since (0: none) */
+
+	/* The in-memory log's budget (node_config.snapshot_log_bytes): the
+	 * configured counts, the ones set now, and the fsm's applied figures
+	 * when they were last set. */
+	size_t log_budget;
+	unsigned cfg_threshold, cfg_trailing, cur_threshold, cur_trailing;
+	uint64_t sized_applied, sized_bytes;
 };
 
 /*

@@ -149,3 +149,24 @@ int peek_early_election(struct raft *r, uv_loop_t *loop, unsigned stagger_ms)
 		r->election_timer_start = 0;
 	return rearm_tick(r, loop, stagger_ms + 1);
 }
+
+raft_index peek_snapshot_index(const struct raft *r)
+{
+	return r->log.snapshot.last_index;
+}
+
+bool peek_snapshot_pending(const struct raft *r)
+{
+	return r->snapshot.pending.term != 0;
+}
+
+void peek_log_cache(const struct raft *r, size_t *n_entries, size_t *bytes)
+{
+	const struct raft_log *l = &r->log;
+	size_t i, n = l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
+
+	*n_entries = n;
+	*bytes = 0;
+	for (i = 0; i < n; i++)
+		*bytes += l->entries[(l->front + i) % l->size].buf.len;
+}

@@ -127,4 +127,21 @@ int peek_candidate_retry(struct raft *r, uv_loop_t *loop, unsigned retry_ms);
  * round (0 in pre-vote). */
 raft_time peek_candidate_round(const struct raft *r, raft_term *vote_term);
 
+/*
+ * The snapshot side of the log (struct raft_log, src/log.c): the index the
+ * last snapshot covers (0: none), and whether one is being written (taken
+ * by the FSM, raft_io snapshot_put not done yet: src/replication.c
+ * takeSnapshot keeps it in r->snapshot.pending until the put's callback).
+ */
+raft_index peek_snapshot_index(const struct raft *r);
+bool peek_snapshot_pending(const struct raft *r);
+
+/*
+ * The in-memory log cache: how many entries it holds and the bytes of their
+ * payloads. libraft 0.15 keeps every entry since the last snapshot plus
+ * `trailing` before it in memory (src/log.c logSnapshot), so this is what
+ * the snapshot settings cost in RSS.
+ */
+void peek_log_cache(const struct raft *r, size_t *n_entries, size_t *bytes);
+
 #endif /* CANOPY_RAFT_PEEK_H */

@@ -11,20 +11,31 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <zlib.h>
 
+/*
+ * One key and its value in one allocation, with 18 bytes of header: at a
+ * million objects every byte here is a megabyte (docs/benchmarks.md). The
+ * slot keeps the low 32 bits of the key's hash -- enough to pick a bucket
+ * (n_buckets stays far below 2^32) and to skip most memcmp()s in a chain --
+ * and not its digest: that is recomputed from the bytes when the slot is
+ * replaced or removed, which costs one hash of a ~200-byte record per
+ * write instead of 8 bytes per object held.
+ */
 struct state_slot {
 	struct state_slot *next;
-	uint64_t hash;   /* of the key */
-	uint64_t digest; /* of key + value, XOR-ed into state->digest */
-	uint16_t klen;
+	uint32_t hash; /* low 32 bits of the key's hash */
 	uint32_t vlen;
+	uint16_t klen;
 	unsigned char data[]; /* key, then value */
 };
+
+#define SLOT_HEADER offsetof(struct state_slot, data)
 
 #define fnv hash_bytes
 #define FNV_SEED HASH_SEED
@@ -85,6 +96,7 @@ static void clear(struct state *s)
 		s->buckets[i] = NULL;
 	}
 	s->count = 0;
+	s->snap_bytes = 0;
 	s->digest = 0;
 	memset(s->by_prefix, 0, sizeof s->by_prefix);
 	free(s->cursor);
@@ -104,9 +116,20 @@ static struct state_slot **find(const struct state *s, const void *key, size_t k
 {
 	struct state_slot **p = &s->buckets[h & (s->n_buckets - 1)];
 	for (; *p; p = &(*p)->next)
-		if ((*p)->hash == h && (*p)->klen == klen && memcmp((*p)->data, key, klen) == 0)
+		if ((*p)->hash == (uint32_t)h && (*p)->klen == klen && memcmp((*p)->data, key, klen) == 0)
 			return p;
 	return p;
+}
+
+static uint64_t digest_of(const struct state_slot *e)
+{
+	return slot_digest(e->data, e->klen, e->data + e->klen, e->vlen);
+}
+
+/* What a slot adds to the snapshot: u16 klen, key, u32 vlen, value. */
+static size_t snap_size(size_t klen, size_t vlen)
+{
+	return 2 + klen + 4 + vlen;
 }
 
 static void grow(struct state *s)
@@ -126,6 +149,21 @@ static void grow(struct state *s)
 	s->n_buckets = n;
 }
 
+/* Buckets for n keys (an empty table only): what grow() would reach. */
+static void presize(struct state *s, size_t n)
+{
+	size_t b = s->n_buckets;
+
+	assert(s->count == 0);
+	while (b < n)
+		b *= 2;
+	if (b == s->n_buckets)
+		return;
+	free(s->buckets);
+	s->buckets = xcalloc(b, sizeof *s->buckets);
+	s->n_buckets = b;
+}
+
 /* Out of memory aborts (common/xalloc.h): an apply never half-fails, so every
  * node that applied an entry holds the same table. */
 static void put(struct state *s, const void *key, size_t klen, const void *val, size_t vlen)
@@ -135,18 +173,19 @@ static void put(struct state *s, const void *key, size_t klen, const void *val, 
 
 	if (s->count >= s->n_buckets)
 		grow(s);
-	e = xmalloc(sizeof *e + klen + vlen);
-	e->hash = h;
+	e = xmalloc(SLOT_HEADER + klen + vlen);
+	e->hash = (uint32_t)h;
 	e->klen = (uint16_t)klen;
 	e->vlen = (uint32_t)vlen;
 	memcpy(e->data, key, klen);
 	if (vlen)
 		memcpy(e->data + klen, val, vlen);
-	e->digest = slot_digest(key, klen, val, vlen);
 	p = find(s, key, klen, h);
+	s->snap_bytes += snap_size(klen, vlen);
 	if (*p) { /* replace */
 		e->next = (*p)->next;
-		s->digest ^= (*p)->digest;
+		s->digest ^= digest_of(*p);
+		s->snap_bytes -= snap_size((*p)->klen, (*p)->vlen);
 		free(*p);
 	} else {
 		e->next = NULL;
@@ -155,7 +194,7 @@ static void put(struct state *s, const void *key, size_t klen, const void *val, 
 			s->by_prefix[*(const unsigned char *)key]++;
 	}
 	*p = e;
-	s->digest ^= e->digest;
+	s->digest ^= slot_digest(key, klen, val, vlen);
 }
 
 static void del(struct state *s, const void *key, size_t klen)
@@ -164,7 +203,8 @@ static void del(struct state *s, const void *key, size_t klen)
 	if (e == NULL)
 		return; /* deleting a missing key is a no-op: entries may be replayed */
 	*p = e->next;
-	s->digest ^= e->digest;
+	s->digest ^= digest_of(e);
+	s->snap_bytes -= snap_size(e->klen, e->vlen);
 	s->count--;
 	if (klen)
 		s->by_prefix[*(const unsigned char *)key]--;
@@ -414,10 +454,14 @@ static void m_snapshot(void *data, void **buf, size_t *len)
 	struct state *s = data;
 	struct writer w = {0};
 
+	/* sized exactly up front: no realloc copies of a table-sized buffer */
+	w.cap = 4 + s->cursor_len + 8 + s->snap_bytes;
+	w.buf = xmalloc(w.cap);
 	wr_uint(&w, s->cursor_len, 4);
 	wr(&w, s->cursor, s->cursor_len);
 	wr_uint(&w, s->count, 8);
 	state_foreach(s, snap_one, &w);
+	assert(w.len == w.cap);
 	*buf = w.buf;
 	*len = w.len;
 }
@@ -437,6 +481,13 @@ static int m_restore(void *data, uint16_t version, const void *payload, size_t l
 		goto bad;
 	if (clen)
 		set_cursor(&fresh, c, clen);
+	/* Size the table for `count` at once instead of doubling ten times on
+	 * the way to a million. `count` is input: every slot takes at least 6
+	 * bytes of the payload, so a count the payload cannot hold is refused
+	 * before anything is allocated for it. */
+	if (count > (uint64_t)(r.end - r.p) / 6)
+		goto bad;
+	presize(&fresh, (size_t)count);
 	for (i = 0; i < count; i++) {
 		if (!rd_uint(&r, &klen, 2) || !rd_bytes(&r, &k, klen) || !rd_uint(&r, &vlen, 4) ||
 		    !rd_bytes(&r, &v, vlen))

@@ -80,6 +80,7 @@ struct state {
 	struct state_slot **buckets;
 	size_t n_buckets;
 	size_t count;            /* keys in the table */
+	size_t snap_bytes;       /* bytes the table's slots take in a snapshot */
 	void *cursor;            /* NULL when never set */
 	size_t cursor_len;
 	uint64_t digest;         /* order-independent digest of the table, kept incrementally */

@@ -130,6 +130,16 @@ static void load_fails_with(const char *text, const char *suffix)
 
 /* ---------------------------------------------------------- successes */
 
+static void test_snapshot_log_mib_given_or_off(void **state)
+{
+	(void)state;
+	load_ok(MINIMAL "  snapshot_log_mib: 0\n");
+	assert_int_equal(cfg.cluster.snapshot_log_mib, 0);
+	config_free(&cfg);
+	load_ok(MINIMAL "  snapshot_log_mib: 256\n");
+	assert_int_equal(cfg.cluster.snapshot_log_mib, 256);
+}
+
 static void test_minimal_config_loads_with_defaults(void **state)
 {
 	(void)state;
@@ -147,6 +157,7 @@ static void test_minimal_config_loads_with_defaults(void **state)
 	assert_int_equal(cfg.cluster.heartbeat_ms, 100);
 	assert_true(cfg.cluster.pre_vote);
 	assert_int_equal(cfg.cluster.snapshot_threshold, 1024);
+	assert_int_equal(cfg.cluster.snapshot_log_mib, 32);
 	assert_false(cfg.source.present);
 	assert_false(cfg.target.present);
 	assert_null(cfg.source.password);
@@ -1540,6 +1551,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, before, after)
 		T(test_minimal_config_loads_with_defaults),
 		T(test_full_config_loads_source_target_mapping),
+		T(test_snapshot_log_mib_given_or_off),
 		T(test_absent_groups_scope_keeps_empty_base_and_default_filter),
 		T(test_ad_poll_s_and_filter_given),
 		T(test_ldap_poll_keys),

@@ -95,6 +95,14 @@ static uint64_t now_ms(void)
 	return uv_hrtime() / 1000000;
 }
 
+void entra__budget_init(struct entra_budget *b, double max_rate)
+{
+	b->max_rate = b->rate = max_rate > 0 ? max_rate : ENTRA_DEFAULT_RPS;
+	b->burst = b->rate / 10 < 1 ? 1 : b->rate / 10;
+	b->tokens = b->burst;
+	b->at_ms = b->win_ms = now_ms();
+}
+
 void entra__budget_take(struct entra_job *j)
 {
 	struct entra_budget *b = j->budget;
@@ -102,17 +110,20 @@ void entra__budget_take(struct entra_job *j)
 
 	pthread_mutex_lock(&b->mu);
 	if (now - b->win_ms >= 1000) {
-		b->win_rate = b->win_ms ? (double)b->win_n * 1000.0 / (double)(now - b->win_ms) : 0;
+		b->win_rate = (double)b->win_n * 1000.0 / (double)(now - b->win_ms);
 		b->win_ms = now;
 		b->win_n = 0;
 	}
 	b->win_n++;
-	if (b->rate > 0) {
-		if (b->next_ms < now)
-			b->next_ms = now;
-		wait = b->next_ms - now;
-		b->next_ms += (uint64_t)(1000.0 / b->rate);
+	if (now > b->at_ms) {
+		b->tokens += (double)(now - b->at_ms) * b->rate / 1000.0;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+		b->at_ms = now;
 	}
+	b->tokens -= 1;
+	if (b->tokens < 0)
+		wait = (uint64_t)(-b->tokens * 1000.0 / b->rate + 0.5);
 	pthread_mutex_unlock(&b->mu);
 	if (wait > 0)
 		sleep_ms(j, (unsigned)wait);
@@ -124,19 +135,27 @@ void entra__budget_answer(struct entra_job *j, bool throttled)
 	uint64_t now = now_ms();
 
 	pthread_mutex_lock(&b->mu);
+	if (throttled)
+		b->throttled++;
 	if (throttled && now - b->last_cut_ms >= 1000) {
-		double base = b->rate;
-		if (base <= 0) { /* the first 429: what was being sent */
-			double cur = (double)b->win_n * 1000.0 / (double)(now - b->win_ms + 1);
-			base = b->win_rate > cur ? b->win_rate : cur;
-		}
-		b->rate = base / 2 < 1 ? 1 : base / 2;
+		/* what was being sent, not what was allowed: a quiet run's
+		 * rate is its max_rate, far above what it sent */
+		double cur = (double)b->win_n * 1000.0 / (double)(now - b->win_ms + 1);
+		double sent = b->win_rate > cur ? b->win_rate : cur;
+		double base = sent < b->rate ? sent : b->rate;
+		b->rate = base * 0.7 < 1 ? 1 : base * 0.7;
+		if (b->rate > b->max_rate)
+			b->rate = b->max_rate;
+		b->burst = b->rate / 10 < 1 ? 1 : b->rate / 10;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
 		b->last_cut_ms = now;
 		b->cuts++;
-	} else if (!throttled && b->rate > 0) {
+	} else if (!throttled && b->rate < b->max_rate) {
 		b->rate += 1.0 / b->rate;
-		if (b->rate > 1000)
-			b->rate = 0;
+		if (b->rate > b->max_rate)
+			b->rate = b->max_rate;
+		b->burst = b->rate / 10 < 1 ? 1 : b->rate / 10;
 	}
 	pthread_mutex_unlock(&b->mu);
 }
@@ -153,6 +172,16 @@ static unsigned backoff(const struct entra_cfg *c, unsigned attempt)
 	if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
 		rnd = (uint32_t)attempt * 2654435761u;
 	return (unsigned)(rnd % (cap + 1)); /* full jitter */
+}
+
+/* Graph or its token endpoint refused the application itself: the run
+ * quarantines (entra.h, "Quarantine"). status 0: the token endpoint. */
+static void deny(struct entra_job *j, const char *method, const char *sp, long status)
+{
+	j->denied = true;
+	j->http_status = status;
+	snprintf(j->denied_method, sizeof j->denied_method, "%s", method);
+	snprintf(j->denied_path, sizeof j->denied_path, "%s", sp);
 }
 
 static void set_error(struct entra_job *j, int status, bool permanent, const char *fmt, ...)
@@ -264,6 +293,7 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 		if (trc == -EACCES) {
 			rc = -EACCES;
 			set_error(j, rc, false, "%s %s: no token: %.300s", method, sp, why);
+			deny(j, method, sp, 0);
 			break;
 		}
 		if (trc != 0) {
@@ -390,6 +420,11 @@ static int refuse(struct entra_job *j, const char *method, const char *path, con
 
 	set_error(j, st, perm, "%s %s: %ld %s%s%s", method, short_path(j, path, sp, sizeof sp), s, a->code,
 		  a->message[0] ? ": " : "", a->message);
+	/* 401 here is the second, after a new token (http_send); 403 is a
+	 * permission the application lacks (Authorization_RequestDenied):
+	 * neither is about this object, and every other write would meet it */
+	if (s == 401 || s == 403)
+		deny(j, method, sp, s);
 	return st;
 }
 

@@ -28,26 +28,40 @@ struct entra_cfg {
 	char **user_attrs, **group_attrs; /* the mapping's names (entra_config) */
 	size_t n_user_attrs, n_group_attrs;
 	unsigned max_in_flight, max_attempts, backoff_min_ms, backoff_max_ms, timeout_ms;
+	double max_requests_per_s;
 };
 
 /*
- * The run's adaptive request rate (AIMD, as TCP's congestion control, RFC
- * 5681 §3.1): none until Graph answers 429; then the rate measured over the
- * last second, halved, and halved again at each later 429 (at most once a
- * second: one burst's answers count once); every answer that is not a 429
- * adds 1/rate, so one more request a second per second of good answers.
- * Past 1000 requests a second the limit is dropped again.
+ * The run's request budget: a token bucket (the algorithm Graph's identity
+ * limits themselves use, docs/entra.md "Throttling") filled at `rate`
+ * requests a second and holding at most `burst` -- a tenth of a second's
+ * worth: after a pause we do not spend at once the slack Graph keeps for our
+ * timing jitter. `rate` starts at the configured `max_rate`
+ * (target.max_requests_per_s) and adapts below it, AIMD as TCP's congestion
+ * control (RFC 5681 §3.1; the decrease factor 0.7 is CUBIC's, RFC 9438
+ * §4.6): a 429 cuts it to 0.7 of the rate measured over the last second (at
+ * most once a second: one burst's answers count once); every other answer
+ * adds 1/rate, so one more request a second per second of good answers,
+ * never above max_rate. A request waits for its token in the order it asked
+ * (the debt below zero is a queue): retries take their turn like any other.
  */
 struct entra_budget {
 	pthread_mutex_t mu;
-	double rate;          /* requests a second; 0: no limit */
-	uint64_t next_ms;     /* the next request's slot */
+	double max_rate;      /* requests a second, configured (> 0) */
+	double rate;          /* in force: (0, max_rate] */
+	double burst;         /* tokens at most */
+	double tokens;        /* may be negative: tokens promised to waiting requests */
+	uint64_t at_ms;       /* tokens counted up to here */
 	uint64_t win_ms;      /* the measuring window's start */
 	unsigned win_n;       /* requests sent in it */
 	double win_rate;      /* the last full window's rate */
 	uint64_t last_cut_ms;
-	uint64_t cuts;        /* times halved, for the log */
+	uint64_t cuts;        /* times cut */
+	uint64_t throttled;   /* answers 429 */
 };
+
+/* A budget of max_rate requests a second, full. */
+void entra__budget_init(struct entra_budget *b, double max_rate);
 
 struct entra_job;
 
@@ -79,6 +93,9 @@ struct entra_job {
 
 	int status;
 	bool permanent, created, matched, values_refused;
+	bool denied;      /* Graph refused the application: 401 after a new token, 403,
+			   * or the token endpoint refused the client (entra.h, "Quarantine") */
+	char denied_method[8], denied_path[160]; /* the request refused */
 	char result_id[128];
 	long http_status;
 	unsigned attempts, retries;

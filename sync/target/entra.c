@@ -38,6 +38,7 @@ struct entra_run {
 	uint64_t requests, retries, failures;
 	uint64_t hold_until; /* see entra_internal.h */
 	struct entra_budget budget;
+	struct entra_batcher batcher;
 	/* Quarantine (entra.h): the refused operations wait at the head of the
 	 * queue; a probe re-sends the first of them. */
 	bool quarantined;
@@ -242,7 +243,14 @@ static void *thread_main(void *arg)
 			r->work_tail = NULL;
 		j->next = NULL;
 		pthread_mutex_unlock(&r->mu);
+		pthread_mutex_lock(&r->batcher.mu);
+		r->batcher.active++;
+		pthread_mutex_unlock(&r->batcher.mu);
 		entra__exec(j);
+		pthread_mutex_lock(&r->batcher.mu);
+		r->batcher.active--;
+		pthread_cond_broadcast(&r->batcher.cv); /* a sender waiting for us stops counting on us */
+		pthread_mutex_unlock(&r->batcher.mu);
 		pthread_mutex_lock(&r->mu);
 		j->next = r->finished;
 		r->finished = j;
@@ -383,6 +391,8 @@ static int e_start(struct target *t, uv_loop_t *loop, struct target_run **out, c
 	pthread_cond_init(&r->cv, NULL);
 	pthread_mutex_init(&r->budget.mu, NULL);
 	entra__budget_init(&r->budget, et->cfg.max_requests_per_s);
+	pthread_mutex_init(&r->batcher.mu, NULL);
+	pthread_cond_init(&r->batcher.cv, NULL);
 	int rc = uv_async_init(loop, &r->wake, on_wake);
 	if (rc != 0) {
 		snprintf(errmsg, errlen, "entra target %s: %s", et->cfg.url, uv_strerror(rc));
@@ -422,6 +432,8 @@ err_after_threads:
 	uv_async_send(&r->wake);
 	return rc;
 err_after_alloc:
+	pthread_cond_destroy(&r->batcher.cv);
+	pthread_mutex_destroy(&r->batcher.mu);
 	pthread_mutex_destroy(&r->budget.mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
@@ -487,6 +499,7 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 	j->cfg = r->cfg;
 	j->hold_until = &r->hold_until;
 	j->budget = &r->budget;
+	j->batcher = &r->batcher;
 	j->top = op;
 	j->cb = cb;
 	j->action = op->action;
@@ -574,6 +587,8 @@ static void on_wake_closed(uv_handle_t *h)
 	void (*done)(void *) = r->done;
 	void *data = r->done_data;
 
+	pthread_cond_destroy(&r->batcher.cv);
+	pthread_mutex_destroy(&r->batcher.mu);
 	pthread_mutex_destroy(&r->budget.mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);

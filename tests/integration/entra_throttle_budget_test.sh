@@ -11,12 +11,14 @@ source "$(dirname "$0")/../fixtures/entra.sh"
 dir=$(fixture_tmpdir)
 
 slapd_start 1000 4
-export GRAPH_RPS=50 GRAPH_BURST=50
+# BUDGET (the fixture's) and AGENT_RPS (target.max_requests_per_s, default
+# the budget) draw other points of the curve (bench/run.sh).
+export GRAPH_RPS=${BUDGET:-50} GRAPH_BURST=${BUDGET:-50}
+export ENTRA_MAX_RPS=${AGENT_RPS:-$GRAPH_RPS}
 graph_start
 agent_ports 1
 entra_config 1 "$(entra_secret_auth)"
-sed -i 's/^  kind: entra$/  kind: entra\n  max_requests_per_s: 50/' "$dir/agent1.yaml"
-grep -q '^  max_requests_per_s: 50' "$dir/agent1.yaml" || fail "could not set target.max_requests_per_s"
+grep -q "^  max_requests_per_s: $ENTRA_MAX_RPS\$" "$dir/agent1.yaml" || fail "could not set target.max_requests_per_s"
 agent_start 1
 wait_secs 180 entra_compare || fail "sync incomplete under a budget: $(entra_compare | head -n 5)"
 
@@ -28,7 +30,7 @@ read -r total n429 rate < <(graph_audit | node -e '
 	const lo = Math.floor(t.length * 0.1), hi = Math.floor(t.length * 0.9);
 	const rate = (hi - lo) / ((t[hi] - t[lo]) / 1000);
 	console.log(l.length, l.filter((a) => a.status === 429).length, rate.toFixed(1));')
-echo "budget 50/s: $total requests, $n429 answered 429, $rate requests/s over the steady part"
+echo "budget $GRAPH_RPS/s: $total requests, $n429 answered 429, $rate requests/s over the steady part"
 [ "$total" -ge 2000 ] || fail "only $total requests: the run is too small to measure"
 [ $((n429 * 100)) -lt "$total" ] || fail "$n429 of $total requests answered 429 (want < 1 %)"
 grep -q '"result":"error"' "$dir/data1/provisioning.log" &&
@@ -62,4 +64,4 @@ dept=$(graph_dump users | json_get "j.find((u) => u.id === '$uid').department")
 [ "$dept" = second ] || fail "user00007's department is '$dept', want 'second' (an update overtook a later one)"
 throttled=$(graph_audit_count "a.method === 'PATCH' && a.path === '/v1.0/users/$uid' && a.status === 429")
 agent_stop 1
-pass "budget 50/s: $n429 of $total requests answered 429 ($rate requests/s steady); an update retried $throttled times kept its place"
+pass "budget $GRAPH_RPS/s: $n429 of $total requests answered 429 ($rate requests/s steady); an update retried $throttled times kept its place"

@@ -198,13 +198,14 @@ static void arm_probe(struct entra_run *r)
  * same time are on other objects (the engine has one operation an object
  * out at a time), so their order among themselves does not matter.
  */
-static void hold_denied(struct entra_run *r, struct entra_job *j)
+static void hold_denied(struct entra_run *r, struct entra_job *j, bool probe)
 {
 	snprintf(r->fail_method, sizeof r->fail_method, "%s", j->denied_method);
 	snprintf(r->fail_path, sizeof r->fail_path, "%s", j->denied_path);
 	r->fail_status = j->http_status;
 	r->fail_at_ms = wall_ms();
-	r->q_checked_ms = j == r->probe ? r->fail_at_ms : r->q_checked_ms;
+	if (probe)
+		r->q_checked_ms = r->fail_at_ms;
 	snprintf(r->q_detail, sizeof r->q_detail, "%.255s", j->error);
 	if (!r->quarantined) {
 		r->quarantined = true;
@@ -217,6 +218,7 @@ static void hold_denied(struct entra_run *r, struct entra_job *j)
 	j->result_id[0] = j->error[0] = '\0';
 	j->http_status = 0;
 	j->n_add_done = j->n_remove_done = 0;
+	j->attempts = j->retries = 0; /* counted into the run's already */
 	__atomic_store_n(&j->cancelled, 0, __ATOMIC_RELEASE);
 	j->next = r->head;
 	r->head = j;
@@ -273,11 +275,10 @@ static void after_work(struct entra_run *r, struct entra_job *j)
 	r->in_flight--;
 	r->requests += j->attempts;
 	r->retries += j->retries;
-	j->attempts = j->retries = 0;
 	if (probe)
 		r->probe = NULL;
 	if (j->top != NULL && j->denied && !r->stopping) {
-		hold_denied(r, j);
+		hold_denied(r, j, probe);
 		return;
 	}
 	if (probe && j->top != NULL && r->quarantined) {

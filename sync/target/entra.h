@@ -32,6 +32,10 @@
  *                 verify, GET /groups/{id}/members/$ref first (all pages)
  *                 and only what is missing is sent; with exact, members not
  *                 listed are removed too. A group answering 404: -ENOENT.
+ *                 Several chunks and removals of one group go as one
+ *                 sequential POST /$batch (each dependsOn the one before;
+ *                 entra_graph.c, steps_batch); a step that failed in it is
+ *                 re-sent alone, with the handling above.
  *   MANAGER       not written yet: fails for good (-EOPNOTSUPP).
  * Without a target id, DISABLE and DELETE find the object by its anchor
  * first (users: $filter on the anchor property; groups: no such filter in
@@ -55,6 +59,17 @@
  * max_requests_per_s that adapts below it (struct entra_budget in
  * entra_internal.h: AIMD on 429s). A 401 fetches a new token once (the
  * rejected one is never used again) and re-sends.
+ *
+ * Batching: requests made by several operations at the same time travel in
+ * one parallel POST /$batch (entra_batch.c); each answer inside it is handled
+ * as if its request had gone alone.
+ *
+ * Quarantine: Graph refusing the application -- 401 after a new token, 403,
+ * or the token endpoint refusing the client -- quarantines the run (reason
+ * "unauthorized", TARGET_UNAUTHORIZED) instead of failing the operation: it
+ * goes back to the head of the queue and nothing more is sent until a probe
+ * (that operation, re-sent after 1 s, doubling up to 60 s; retry_now() at
+ * once) gets through.
  *
  * Threads: each operation runs its requests one after the other, blocking,
  * on one of max_in_flight threads of the run's own (at most

@@ -5,8 +5,8 @@
 # changed twice while its update is being throttled (429 with Retry-After on
 # its PATCH): the retried first update keeps its place, so the second value
 # is the one left in Graph. The throughput (requests a second over the
-# steady part, against the budget) is printed, never asserted: bench/run.sh
-# has it as a row (entra_budget_ratio).
+# steady part, against the budget) is printed, never asserted:
+# bench/entra-budget.sh draws the curve from it (BUDGET, AGENT_RPS below).
 source "$(dirname "$0")/../fixtures/entra.sh"
 dir=$(fixture_tmpdir)
 

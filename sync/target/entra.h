@@ -87,8 +87,9 @@
 #include "sync/target/oauth2.h"
 #include "sync/target/target.h"
 
-/* Concurrent operations at most (a thread each). */
-#define ENTRA_MAX_WORKERS 8
+/* Concurrent operations at most (a thread each): as many as one $batch
+ * carries (ENTRA_BATCH_MAX in entra_internal.h). */
+#define ENTRA_MAX_WORKERS 20
 /* References in one members@odata.bind (Graph's documented limit). */
 #define ENTRA_BIND_MAX 20
 /*

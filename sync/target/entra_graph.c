@@ -1081,7 +1081,7 @@ static int steps_batch(struct entra_job *j, const char *eid, const struct step *
 
 	*done = 0;
 	for (size_t i = 0; i < n; i++) {
-		char id[12], dep[12];
+		char id[24], dep[24];
 		json_t *r;
 		snprintf(id, sizeof id, "%zu", i + 1);
 		snprintf(dep, sizeof dep, "%zu", i);
@@ -1113,7 +1113,7 @@ static int steps_batch(struct entra_job *j, const char *eid, const struct step *
 	if (rc != 0)
 		return rc;
 	for (size_t i = 0; a.status == 200 && i < n; i++) {
-		char id[12];
+		char id[24];
 		long status, ra;
 		const json_t *body;
 		snprintf(id, sizeof id, "%zu", i + 1);

@@ -289,6 +289,19 @@ int entra__wire(struct entra_job *j, CURL *e, const char *token, const char *met
 	return 0;
 }
 
+/* A Retry-After of ms (capped at backoff_max_ms) holds every request of the
+ * run: Graph throttles per application and tenant. Returns the wait. */
+static unsigned hold_for(struct entra_job *j, uint64_t ms)
+{
+	unsigned wait = ms > j->cfg->backoff_max_ms ? j->cfg->backoff_max_ms : (unsigned)ms;
+	uint64_t until = uv_hrtime() / 1000000 + wait, cur = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
+
+	while (cur < until &&
+	       !__atomic_compare_exchange_n(j->hold_until, &cur, until, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+	return wait;
+}
+
 /*
  * One request, with its retries: network errors, 5xx and 429 wait (429 and
  * 503: Retry-After) and go again, max_attempts in all; a 401 fetches a new
@@ -392,15 +405,8 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 			 a->message[0] ? ": " : "", a->message);
 		long a_status = a->status;
 		wait = backoff(c, attempt);
-		if ((a->status == 429 || a->status == 503) && w.retry_after_s >= 0) {
-			uint64_t ra = (uint64_t)w.retry_after_s * 1000;
-			wait = ra > c->backoff_max_ms ? c->backoff_max_ms : (unsigned)ra;
-			uint64_t until = uv_hrtime() / 1000000 + wait, cur = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
-			while (cur < until &&
-			       !__atomic_compare_exchange_n(j->hold_until, &cur, until, false, __ATOMIC_ACQ_REL,
-							    __ATOMIC_ACQUIRE))
-				;
-		}
+		if ((a->status == 429 || a->status == 503) && w.retry_after_s >= 0)
+			wait = hold_for(j, (uint64_t)w.retry_after_s * 1000);
 		answer_clear(a);
 		if (attempt >= c->max_attempts || (once && a_status != 429)) {
 			rc = -EIO;
@@ -1120,6 +1126,8 @@ static int steps_batch(struct entra_job *j, const char *eid, const struct step *
 		if (entra__batch_response(a.body, id, &status, &ra, &body) != 0)
 			break;
 		entra__budget_answer(j, status == 429);
+		if (status == 429 && ra >= 0)
+			hold_for(j, ra * 1000); /* the step re-sent alone waits for it */
 		/* a removal's 404 is done (not a member), unless the group is
 		 * gone: the step run alone tells */
 		if (!(status >= 200 && status < 300))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # With Graph's budget at 50 requests a second and target.max_requests_per_s
-# 50, the initial sync of 1000 users (about 2,100 requests) keeps to the
+# 50, the initial sync of 1000 users (about 2,100 requests; 500 under ASan) keeps to the
 # budget: fewer than 1 % of the requests are answered 429. Then one user is
 # changed twice while its update is being throttled (429 with Retry-After on
 # its PATCH): the retried first update keeps its place, so the second value
@@ -10,7 +10,11 @@
 source "$(dirname "$0")/../fixtures/entra.sh"
 dir=$(fixture_tmpdir)
 
-slapd_start 1000 4
+# ASan makes the engine slow enough for its event loop to stall past the
+# write lease, and each stall runs the batch again at the budget's pace:
+# fewer users there (still over 1,000 requests).
+if build_sanitized; then users=500 min=1000; else users=1000 min=2000; fi
+slapd_start "$users" 4
 # BUDGET (the fixture's) and AGENT_RPS (target.max_requests_per_s, default
 # the budget) draw other points of the curve (bench/run.sh).
 export GRAPH_RPS=${BUDGET:-50} GRAPH_BURST=${BUDGET:-50}
@@ -20,7 +24,7 @@ agent_ports 1
 entra_config 1 "$(entra_secret_auth)"
 grep -q "^  max_requests_per_s: $ENTRA_MAX_RPS\$" "$dir/agent1.yaml" || fail "could not set target.max_requests_per_s"
 agent_start 1
-wait_secs 180 entra_compare || fail "sync incomplete under a budget: $(entra_compare | head -n 5)"
+wait_secs 240 entra_compare || fail "sync incomplete under a budget: $(entra_compare | head -n 5)"
 
 # The curve: requests a second over the middle 80 % of the requests.
 read -r total n429 rate < <(graph_audit | node -e '
@@ -31,7 +35,7 @@ read -r total n429 rate < <(graph_audit | node -e '
 	const rate = (hi - lo) / ((t[hi] - t[lo]) / 1000);
 	console.log(l.length, l.filter((a) => a.status === 429).length, rate.toFixed(1));')
 echo "budget $GRAPH_RPS/s: $total requests, $n429 answered 429, $rate requests/s over the steady part"
-[ "$total" -ge 2000 ] || fail "only $total requests: the run is too small to measure"
+[ "$total" -ge "$min" ] || fail "only $total requests: the run is too small to measure"
 [ $((n429 * 100)) -lt "$total" ] || fail "$n429 of $total requests answered 429 (want < 1 %)"
 grep -q '"result":"error"' "$dir/data1/provisioning.log" &&
 	fail "an operation failed: $(grep '"result":"error"' "$dir/data1/provisioning.log" | head -n 2)"

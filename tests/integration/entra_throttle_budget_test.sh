@@ -23,6 +23,10 @@ graph_start
 agent_ports 1
 entra_config 1 "$(entra_secret_auth)"
 grep -q "^  max_requests_per_s: $ENTRA_MAX_RPS\$" "$dir/agent1.yaml" || fail "could not set target.max_requests_per_s"
+# Enough operations in flight that the budget, not the answers' latency,
+# sets the pace (docs/entra.md: max_in_flight >= rate x latency).
+sed -i 's/^  kind: entra$/  kind: entra\n  max_in_flight: 16/' "$dir/agent1.yaml"
+grep -q '^  max_in_flight: 16' "$dir/agent1.yaml" || fail "could not set target.max_in_flight"
 agent_start 1
 wait_secs 240 entra_compare || fail "sync incomplete under a budget: $(entra_compare | head -n 5)"
 

@@ -629,6 +629,7 @@ static struct target *make_target(struct agent *a)
 			.max_in_flight = c->target.max_in_flight,
 			.max_attempts = c->target.max_attempts,
 			.timeout_ms = c->target.timeout_ms,
+			.max_requests_per_s = c->target.max_requests_per_s,
 			.user_attrs = user_attrs, /* copied */
 			.n_user_attrs = c->mapping.n_user,
 			.group_attrs = group_attrs,

@@ -1355,6 +1355,29 @@ static int parse_external_id_prefix(struct cx *c, struct field *f, struct config
 	return 0;
 }
 
+/* target.max_requests_per_s: a number > 0 (fractions allowed: 0.5 is one
+ * request every two seconds), for kind entra (sync/target/entra.h,
+ * ENTRA_DEFAULT_RPS for why its default). */
+static int parse_max_requests_per_s(struct cx *c, struct field *f, struct config *cfg)
+{
+	const char *kp = "target.max_requests_per_s";
+	const yaml_node_t *v = f->val;
+	char d[96], *end = NULL;
+	double x;
+
+	if (v->type != YAML_SCALAR_NODE || is_null(v) || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return fail(c, f->line, "%s: expected a number > 0, got %s", kp, describe(v, d, sizeof d));
+	const char *s = sval(v);
+	errno = 0;
+	x = strtod(s, &end);
+	if (end == s || *end != '\0' || errno != 0 || strspn(s, "0123456789.") != strlen(s))
+		return fail(c, f->line, "%s: expected a number > 0, got %s", kp, describe(v, d, sizeof d));
+	if (!(x > 0) || x > 100000)
+		return fail(c, f->line, "%s: %.40s is out of range (a number > 0, at most 100000)", kp, s);
+	cfg->target.max_requests_per_s = x;
+	return 0;
+}
+
 static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 {
 	static const char *const schemes[] = {"http://", "https://", NULL};
@@ -1370,7 +1393,8 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"external_id_prefix", NULL, 0},
 			    {"nested_groups", NULL, 0},
 			    {"patch_style", NULL, 0},
-			    {"strict_schema", NULL, 0}};
+			    {"strict_schema", NULL, 0},
+			    {"max_requests_per_s", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "target", f, nf);
 	if (rc != 0)
@@ -1431,6 +1455,10 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 	}
 	if (f[12].val != NULL && (rc = get_bool(c, f[12].val, "target.strict_schema", &cfg->target.strict_schema)) != 0)
 		return rc;
+	if (f[13].val != NULL && (rc = parse_max_requests_per_s(c, &f[13], cfg)) != 0)
+		return rc;
+	if (f[13].val != NULL && cfg->target.kind != CONFIG_TARGET_ENTRA)
+		return fail(c, f[13].line, "target.max_requests_per_s applies to target.kind entra only");
 	if (f[0].val == NULL)
 		return fail(c, sec->line, "missing required key target.kind");
 	if (f[1].val == NULL)

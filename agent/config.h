@@ -193,6 +193,8 @@ struct config {
 		char token_file[512];
 		char *token; /* read from token_file; NULL if none */
 		unsigned max_in_flight; /* concurrent target requests; default 8 */
+		double max_requests_per_s; /* kind entra: the request budget (> 0); 0: not given,
+					    * the target's default (ENTRA_DEFAULT_RPS) */
 		bool bulk;              /* use SCIM Bulk (RFC 7644 §3.7) when advertised; default false */
 		enum config_nested_groups nested_groups; /* groups that are members of groups */
 		enum config_patch_style patch_style; /* how PATCH-like changes are written */

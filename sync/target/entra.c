@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/xalloc.h"
 #include "sync/target/entra_internal.h"
@@ -37,6 +38,19 @@ struct entra_run {
 	uint64_t requests, retries, failures;
 	uint64_t hold_until; /* see entra_internal.h */
 	struct entra_budget budget;
+	struct entra_batcher batcher;
+	/* Quarantine (entra.h): the refused operations wait at the head of the
+	 * queue; a probe re-sends the first of them. */
+	bool quarantined;
+	char q_detail[256];
+	int64_t q_since_ms, q_next_ms, q_checked_ms; /* wall clock */
+	char fail_method[8], fail_path[256];
+	long fail_status;
+	int64_t fail_at_ms;
+	unsigned probe_ms;          /* the next wait between probes */
+	bool probe_due;             /* the timer fired: pump hands out one operation */
+	struct entra_job *probe;    /* that operation, on a thread */
+	uv_timer_t probe_timer;
 	char fence_node[32], fence_term[32], cluster[96];
 	bool stopping;
 	void (*done)(void *data);
@@ -143,6 +157,77 @@ static void complete(struct entra_run *r, struct entra_job *j, int status)
 static void finish_stop(struct entra_run *r);
 static void pump(struct entra_run *r);
 
+#define PROBE_MIN_MS 1000
+#define PROBE_MAX_MS 60000
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_probe_timer(uv_timer_t *h)
+{
+	struct entra_run *r = h->data;
+
+	r->q_next_ms = 0;
+	if (r->stopping || !r->quarantined || r->probe != NULL)
+		return;
+	if (r->head == NULL) {
+		/* nothing refused is left (cancelled): the next operation is
+		 * the check */
+		r->quarantined = false;
+		return;
+	}
+	r->probe_due = true;
+	pump(r);
+}
+
+static void arm_probe(struct entra_run *r)
+{
+	uv_timer_start(&r->probe_timer, on_probe_timer, r->probe_ms, 0);
+	r->q_next_ms = wall_ms() + r->probe_ms;
+	r->probe_ms = r->probe_ms >= PROBE_MAX_MS / 2 ? PROBE_MAX_MS : r->probe_ms * 2;
+}
+
+/*
+ * Graph refused the application (j->denied): quarantine, and put j back at
+ * the head of the queue, outputs cleared, so that it runs again -- first,
+ * in its place -- once a probe gets through. Operations on the wire at the
+ * same time are on other objects (the engine has one operation an object
+ * out at a time), so their order among themselves does not matter.
+ */
+static void hold_denied(struct entra_run *r, struct entra_job *j, bool probe)
+{
+	snprintf(r->fail_method, sizeof r->fail_method, "%s", j->denied_method);
+	snprintf(r->fail_path, sizeof r->fail_path, "%s", j->denied_path);
+	r->fail_status = j->http_status;
+	r->fail_at_ms = wall_ms();
+	if (probe)
+		r->q_checked_ms = r->fail_at_ms;
+	snprintf(r->q_detail, sizeof r->q_detail, "%.255s", j->error);
+	if (!r->quarantined) {
+		r->quarantined = true;
+		r->q_since_ms = r->fail_at_ms;
+		r->q_checked_ms = 0;
+		r->probe_ms = PROBE_MIN_MS;
+	}
+	j->status = 0;
+	j->permanent = j->created = j->matched = j->values_refused = j->denied = false;
+	j->result_id[0] = j->error[0] = '\0';
+	j->http_status = 0;
+	j->n_add_done = j->n_remove_done = 0;
+	j->attempts = j->retries = 0; /* counted into the run's already */
+	__atomic_store_n(&j->cancelled, 0, __ATOMIC_RELEASE);
+	j->next = r->head;
+	r->head = j;
+	if (r->tail == NULL)
+		r->tail = j;
+	if (r->probe == NULL && !uv_is_active((uv_handle_t *)&r->probe_timer))
+		arm_probe(r);
+}
+
 static void *thread_main(void *arg)
 {
 	struct entra_run *r = arg;
@@ -160,7 +245,14 @@ static void *thread_main(void *arg)
 			r->work_tail = NULL;
 		j->next = NULL;
 		pthread_mutex_unlock(&r->mu);
+		pthread_mutex_lock(&r->batcher.mu);
+		r->batcher.active++;
+		pthread_mutex_unlock(&r->batcher.mu);
 		entra__exec(j);
+		pthread_mutex_lock(&r->batcher.mu);
+		r->batcher.active--;
+		pthread_cond_broadcast(&r->batcher.cv); /* a sender waiting for us stops counting on us */
+		pthread_mutex_unlock(&r->batcher.mu);
 		pthread_mutex_lock(&r->mu);
 		j->next = r->finished;
 		r->finished = j;
@@ -175,12 +267,29 @@ static void *thread_main(void *arg)
 
 static void after_work(struct entra_run *r, struct entra_job *j)
 {
+	bool probe = j == r->probe;
+
 	for (unsigned i = 0; i < ENTRA_MAX_WORKERS; i++)
 		if (r->busy[i] == j)
 			r->busy[i] = NULL;
 	r->in_flight--;
 	r->requests += j->attempts;
 	r->retries += j->retries;
+	if (probe)
+		r->probe = NULL;
+	if (j->top != NULL && j->denied && !r->stopping) {
+		hold_denied(r, j, probe);
+		return;
+	}
+	if (probe && j->top != NULL && r->quarantined) {
+		/* the refused operation got through: Graph takes us again */
+		r->quarantined = false;
+		r->q_detail[0] = '\0';
+		r->q_since_ms = r->q_next_ms = r->q_checked_ms = 0;
+		uv_timer_stop(&r->probe_timer);
+	} else if (probe && r->quarantined && !uv_is_active((uv_handle_t *)&r->probe_timer)) {
+		arm_probe(r); /* the probe was cancelled: another one later */
+	}
 	if (j->top != NULL)
 		complete(r, j, 0);
 	job_free(j);
@@ -221,6 +330,14 @@ static void pump(struct entra_run *r)
 	while (r->head != NULL && r->in_flight < r->cfg->max_in_flight) {
 		struct entra_job *j = r->head;
 		unsigned slot = 0;
+
+		if (r->quarantined) {
+			/* held: one operation goes, as the probe, when its time is due */
+			if (!r->probe_due || r->probe != NULL)
+				break;
+			r->probe_due = false;
+			r->probe = j;
+		}
 
 		r->head = j->next;
 		if (r->head == NULL)
@@ -274,12 +391,17 @@ static int e_start(struct target *t, uv_loop_t *loop, struct target_run **out, c
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	pthread_mutex_init(&r->budget.mu, NULL);
+	entra__budget_init(&r->budget, et->cfg.max_requests_per_s);
+	pthread_mutex_init(&r->batcher.mu, NULL);
+	pthread_cond_init(&r->batcher.cv, NULL);
 	int rc = uv_async_init(loop, &r->wake, on_wake);
 	if (rc != 0) {
 		snprintf(errmsg, errlen, "entra target %s: %s", et->cfg.url, uv_strerror(rc));
 		goto err_after_alloc;
 	}
 	r->wake.data = r;
+	uv_timer_init(loop, &r->probe_timer);
+	r->probe_timer.data = r;
 	for (unsigned i = 0; i < et->cfg.max_in_flight; i++) {
 		pthread_attr_t attr;
 		pthread_t th;
@@ -311,6 +433,8 @@ err_after_threads:
 	uv_async_send(&r->wake);
 	return rc;
 err_after_alloc:
+	pthread_cond_destroy(&r->batcher.cv);
+	pthread_mutex_destroy(&r->batcher.mu);
 	pthread_mutex_destroy(&r->budget.mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
@@ -376,6 +500,7 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 	j->cfg = r->cfg;
 	j->hold_until = &r->hold_until;
 	j->budget = &r->budget;
+	j->batcher = &r->batcher;
 	j->top = op;
 	j->cb = cb;
 	j->action = op->action;
@@ -437,6 +562,20 @@ static void e_stats(struct target_run *run, struct target_stats *out)
 	out->failures = r->failures;
 	out->in_flight = r->in_flight;
 	out->queued = queued;
+	if (r->quarantined) {
+		out->quarantined = true;
+		out->problem = TARGET_UNAUTHORIZED;
+		snprintf(out->quarantine_reason, sizeof out->quarantine_reason, "unauthorized");
+		snprintf(out->quarantine_detail, sizeof out->quarantine_detail, "%s", r->q_detail);
+		out->next_retry_at_ms = r->q_next_ms;
+		out->checked_at_ms = r->q_checked_ms;
+	}
+	if (r->fail_at_ms != 0) {
+		snprintf(out->last_fail_method, sizeof out->last_fail_method, "%s", r->fail_method);
+		snprintf(out->last_fail_path, sizeof out->last_fail_path, "%s", r->fail_path);
+		out->last_fail_status = r->fail_status;
+		out->last_fail_at_ms = r->fail_at_ms;
+	}
 	out->caps.known = true;
 	out->caps.filter = true;
 	out->caps.patch = true;
@@ -449,6 +588,8 @@ static void on_wake_closed(uv_handle_t *h)
 	void (*done)(void *) = r->done;
 	void *data = r->done_data;
 
+	pthread_cond_destroy(&r->batcher.cv);
+	pthread_mutex_destroy(&r->batcher.mu);
 	pthread_mutex_destroy(&r->budget.mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
@@ -457,10 +598,31 @@ static void on_wake_closed(uv_handle_t *h)
 		done(data);
 }
 
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct entra_run *r = h->data;
+
+	uv_close((uv_handle_t *)&r->wake, on_wake_closed);
+}
+
 /* Every thread has exited and every job is back: release (loop thread). */
 static void finish_stop(struct entra_run *r)
 {
-	uv_close((uv_handle_t *)&r->wake, on_wake_closed);
+	uv_close((uv_handle_t *)&r->probe_timer, on_timer_closed);
+}
+
+static bool e_retry_now(struct target_run *run)
+{
+	struct entra_run *r = run_of(run);
+
+	if (!r->quarantined || r->stopping)
+		return false;
+	if (r->probe == NULL) {
+		uv_timer_stop(&r->probe_timer);
+		r->probe_ms = PROBE_MIN_MS;
+		on_probe_timer(&r->probe_timer);
+	}
+	return true;
 }
 
 static void e_stop(struct target_run *run, void (*done)(void *data), void *data)
@@ -523,6 +685,7 @@ struct target *entra_target_new(const struct entra_config *cfg)
 	et->cfg.backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : 200;
 	et->cfg.backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000;
 	et->cfg.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
+	et->cfg.max_requests_per_s = cfg->max_requests_per_s > 0 ? cfg->max_requests_per_s : ENTRA_DEFAULT_RPS;
 	et->base.impl = et;
 	et->base.name = "entra";
 	et->base.request_timeout_ms = et->cfg.timeout_ms;
@@ -531,7 +694,7 @@ struct target *entra_target_new(const struct entra_config *cfg)
 	et->base.submit = e_submit;
 	et->base.cancel_all = e_cancel_all;
 	et->base.stats = e_stats;
-	et->base.retry_now = NULL;
+	et->base.retry_now = e_retry_now;
 	et->base.stop = e_stop;
 	et->base.close = e_close;
 	return &et->base;

@@ -32,6 +32,10 @@
  *                 verify, GET /groups/{id}/members/$ref first (all pages)
  *                 and only what is missing is sent; with exact, members not
  *                 listed are removed too. A group answering 404: -ENOENT.
+ *                 Several chunks and removals of one group go as one
+ *                 sequential POST /$batch (each dependsOn the one before;
+ *                 entra_graph.c, steps_batch); a step that failed in it is
+ *                 re-sent alone, with the handling above.
  *   MANAGER       not written yet: fails for good (-EOPNOTSUPP).
  * Without a target id, DISABLE and DELETE find the object by its anchor
  * first (users: $filter on the anchor property; groups: no such filter in
@@ -50,9 +54,22 @@
  * or a 5xx (it may have been carried out, and nothing makes a group unique):
  * the group is looked for by anchor first, and created again only when it is
  * not there. A Retry-After holds every request of the run (Graph throttles
- * per application and tenant), not just the one answered, and the run's
- * rate adapts (struct entra_budget in entra_internal.h: AIMD on 429s). A 401 fetches a new token once (the
+ * per application and tenant), not just the one answered. Every request
+ * (a retry too) first takes a token from the run's budget: a token bucket at
+ * max_requests_per_s that adapts below it (struct entra_budget in
+ * entra_internal.h: AIMD on 429s). A 401 fetches a new token once (the
  * rejected one is never used again) and re-sends.
+ *
+ * Batching: requests made by several operations at the same time travel in
+ * one parallel POST /$batch (entra_batch.c); each answer inside it is handled
+ * as if its request had gone alone.
+ *
+ * Quarantine: Graph refusing the application -- 401 after a new token, 403,
+ * or the token endpoint refusing the client -- quarantines the run (reason
+ * "unauthorized", TARGET_UNAUTHORIZED) instead of failing the operation: it
+ * goes back to the head of the queue and nothing more is sent until a probe
+ * (that operation, re-sent after 1 s, doubling up to 60 s; retry_now() at
+ * once) gets through.
  *
  * Threads: each operation runs its requests one after the other, blocking,
  * on one of max_in_flight threads of the run's own (at most
@@ -70,10 +87,21 @@
 #include "sync/target/oauth2.h"
 #include "sync/target/target.h"
 
-/* Concurrent operations at most (a thread each). */
-#define ENTRA_MAX_WORKERS 8
+/* Concurrent operations at most (a thread each): as many as one $batch
+ * carries (ENTRA_BATCH_MAX in entra_internal.h). */
+#define ENTRA_MAX_WORKERS 20
 /* References in one members@odata.bind (Graph's documented limit). */
 #define ENTRA_BIND_MAX 20
+/*
+ * Requests a second when target.max_requests_per_s is not given. Graph's
+ * identity limits per application and tenant (docs/entra.md, "Throttling"):
+ * 3,000 writes per 2 minutes 30 seconds -- 20 writes a second -- and 3,500
+ * to 8,000 resource units per 10 seconds depending on the tenant's size.
+ * canopy sends about one read (a lookup by anchor) per write, so 40 requests
+ * a second keep the writes at the write quota and the reads far below the
+ * smallest tenant's resource-unit quota.
+ */
+#define ENTRA_DEFAULT_RPS 40.0
 
 struct entra_config {
 	const char *url;            /* Graph base with its version, no trailing / */
@@ -86,6 +114,7 @@ struct entra_config {
 	unsigned backoff_min_ms;    /* default 200 */
 	unsigned backoff_max_ms;    /* default 30000; also caps Retry-After */
 	unsigned timeout_ms;        /* one request (default 30000) */
+	double max_requests_per_s;  /* the request budget's rate (> 0; 0: ENTRA_DEFAULT_RPS) */
 	/* The mapping's target property names (mapping.user / mapping.group),
 	 * copied: an update sends null for one the mapped attributes lack, so a
 	 * value gone from the source is cleared in Graph too (PATCH only

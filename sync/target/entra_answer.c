@@ -87,3 +87,45 @@ int entra__page_members(const json_t *page, json_t *ids, const char **next)
 	*next = json_string_value(json_object_get(page, "@odata.nextLink"));
 	return 0;
 }
+
+int entra__batch_response(const json_t *answer, const char *id, long *status, long *retry_after_s,
+			  const json_t **body)
+{
+	/* JSON batching: one response per request, in any order, matched by
+	 * id (ids are not case-sensitive); each has its own status, headers
+	 * and body, and a 429 among them carries its own Retry-After. */
+	const json_t *list = json_object_get(answer, "responses"), *r;
+	size_t i;
+
+	*status = 0;
+	*retry_after_s = -1;
+	*body = NULL;
+	if (!json_is_array(list))
+		return -EBADMSG;
+	json_array_foreach(list, i, r) {
+		const char *rid = json_string_value(json_object_get(r, "id"));
+		const json_t *st = json_object_get(r, "status"), *h, *v;
+		const char *k;
+
+		if (rid == NULL || strcasecmp(rid, id) != 0)
+			continue;
+		if (!json_is_integer(st) || json_integer_value(st) < 100 || json_integer_value(st) > 599)
+			return -EBADMSG;
+		*status = (long)json_integer_value(st);
+		h = json_object_get(r, "headers");
+		json_object_foreach((json_t *)h, k, v) {
+			if (strcasecmp(k, "Retry-After") != 0)
+				continue;
+			if (json_is_integer(v) && json_integer_value(v) >= 0)
+				*retry_after_s = json_integer_value(v) > 3600 ? 3600 : (long)json_integer_value(v);
+			else if (json_is_string(v)) {
+				char line[48];
+				int n = snprintf(line, sizeof line, "Retry-After:%.32s", json_string_value(v));
+				*retry_after_s = entra__retry_after(line, (size_t)n);
+			}
+		}
+		*body = json_object_get(r, "body");
+		return 0;
+	}
+	return -ENOENT;
+}

@@ -95,6 +95,14 @@ static uint64_t now_ms(void)
 	return uv_hrtime() / 1000000;
 }
 
+void entra__budget_init(struct entra_budget *b, double max_rate)
+{
+	b->max_rate = b->rate = max_rate > 0 ? max_rate : ENTRA_DEFAULT_RPS;
+	b->burst = b->rate / 10 < 1 ? 1 : b->rate / 10;
+	b->tokens = b->burst;
+	b->at_ms = b->win_ms = now_ms();
+}
+
 void entra__budget_take(struct entra_job *j)
 {
 	struct entra_budget *b = j->budget;
@@ -102,17 +110,20 @@ void entra__budget_take(struct entra_job *j)
 
 	pthread_mutex_lock(&b->mu);
 	if (now - b->win_ms >= 1000) {
-		b->win_rate = b->win_ms ? (double)b->win_n * 1000.0 / (double)(now - b->win_ms) : 0;
+		b->win_rate = (double)b->win_n * 1000.0 / (double)(now - b->win_ms);
 		b->win_ms = now;
 		b->win_n = 0;
 	}
 	b->win_n++;
-	if (b->rate > 0) {
-		if (b->next_ms < now)
-			b->next_ms = now;
-		wait = b->next_ms - now;
-		b->next_ms += (uint64_t)(1000.0 / b->rate);
+	if (now > b->at_ms) {
+		b->tokens += (double)(now - b->at_ms) * b->rate / 1000.0;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
+		b->at_ms = now;
 	}
+	b->tokens -= 1;
+	if (b->tokens < 0)
+		wait = (uint64_t)(-b->tokens * 1000.0 / b->rate + 0.5);
 	pthread_mutex_unlock(&b->mu);
 	if (wait > 0)
 		sleep_ms(j, (unsigned)wait);
@@ -124,19 +135,27 @@ void entra__budget_answer(struct entra_job *j, bool throttled)
 	uint64_t now = now_ms();
 
 	pthread_mutex_lock(&b->mu);
+	if (throttled)
+		b->throttled++;
 	if (throttled && now - b->last_cut_ms >= 1000) {
-		double base = b->rate;
-		if (base <= 0) { /* the first 429: what was being sent */
-			double cur = (double)b->win_n * 1000.0 / (double)(now - b->win_ms + 1);
-			base = b->win_rate > cur ? b->win_rate : cur;
-		}
-		b->rate = base / 2 < 1 ? 1 : base / 2;
+		/* what was being sent, not what was allowed: a quiet run's
+		 * rate is its max_rate, far above what it sent */
+		double cur = (double)b->win_n * 1000.0 / (double)(now - b->win_ms + 1);
+		double sent = b->win_rate > cur ? b->win_rate : cur;
+		double base = sent < b->rate ? sent : b->rate;
+		b->rate = base * 0.7 < 1 ? 1 : base * 0.7;
+		if (b->rate > b->max_rate)
+			b->rate = b->max_rate;
+		b->burst = b->rate / 10 < 1 ? 1 : b->rate / 10;
+		if (b->tokens > b->burst)
+			b->tokens = b->burst;
 		b->last_cut_ms = now;
 		b->cuts++;
-	} else if (!throttled && b->rate > 0) {
+	} else if (!throttled && b->rate < b->max_rate) {
 		b->rate += 1.0 / b->rate;
-		if (b->rate > 1000)
-			b->rate = 0;
+		if (b->rate > b->max_rate)
+			b->rate = b->max_rate;
+		b->burst = b->rate / 10 < 1 ? 1 : b->rate / 10;
 	}
 	pthread_mutex_unlock(&b->mu);
 }
@@ -153,6 +172,16 @@ static unsigned backoff(const struct entra_cfg *c, unsigned attempt)
 	if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
 		rnd = (uint32_t)attempt * 2654435761u;
 	return (unsigned)(rnd % (cap + 1)); /* full jitter */
+}
+
+/* Graph or its token endpoint refused the application itself: the run
+ * quarantines (entra.h, "Quarantine"). status 0: the token endpoint. */
+static void deny(struct entra_job *j, const char *method, const char *sp, long status)
+{
+	j->denied = true;
+	j->http_status = status;
+	snprintf(j->denied_method, sizeof j->denied_method, "%s", method);
+	snprintf(j->denied_path, sizeof j->denied_path, "%s", sp);
 }
 
 static void set_error(struct entra_job *j, int status, bool permanent, const char *fmt, ...)
@@ -207,6 +236,72 @@ static void read_error(struct answer *a)
 	entra__answer_error(a->body, a->code, sizeof a->code, a->message, sizeof a->message);
 }
 
+int entra__wire(struct entra_job *j, CURL *e, const char *token, const char *method, const char *url,
+		const char *payload, struct entra_reply *out)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct buf b = {.retry_after_s = -1};
+	struct curl_slist *h;
+	const struct entra_cfg *c = j->cfg;
+
+	memset(out, 0, sizeof *out);
+	out->retry_after_s = -1;
+	curl_easy_reset(e);
+	h = headers(j, token, payload != NULL);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "canopy/" CANOPY_VERSION);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (http_tls_apply(c->tls, e) != CURLE_OK) {
+		curl_slist_free_all(h);
+		return -EINVAL;
+	}
+	if (strcmp(method, "GET") != 0)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	if (payload != NULL) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
+	}
+	CURLcode cc = curl_easy_perform(e);
+	curl_slist_free_all(h);
+	if (cc != CURLE_OK) {
+		out->cc = (int)cc;
+		out->too_big = b.too_big;
+		if (b.too_big)
+			snprintf(out->err, sizeof out->err, "answer over %u bytes", ENTRA_RESP_MAX);
+		else
+			snprintf(out->err, sizeof out->err, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		free(b.p);
+		return 0;
+	}
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+	out->body = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+	out->retry_after_s = b.retry_after_s;
+	free(b.p);
+	return 0;
+}
+
+/* A Retry-After of ms (capped at backoff_max_ms) holds every request of the
+ * run: Graph throttles per application and tenant. Returns the wait. */
+static unsigned hold_for(struct entra_job *j, uint64_t ms)
+{
+	unsigned wait = ms > j->cfg->backoff_max_ms ? j->cfg->backoff_max_ms : (unsigned)ms;
+	uint64_t until = uv_hrtime() / 1000000 + wait, cur = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
+
+	while (cur < until &&
+	       !__atomic_compare_exchange_n(j->hold_until, &cur, until, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+	return wait;
+}
+
 /*
  * One request, with its retries: network errors, 5xx and 429 wait (429 and
  * 503: Retry-After) and go again, max_attempts in all; a 401 fetches a new
@@ -244,9 +339,8 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 		payload = xcheck(json_dumps(body, JSON_COMPACT));
 
 	for (unsigned attempt = 1;; attempt++) {
-		char *token = NULL, why[512], errbuf[CURL_ERROR_SIZE] = "";
+		char *token = NULL, why[512];
 		uint64_t refresh_in;
-		struct buf b = {.retry_after_s = -1};
 		unsigned wait;
 
 		/* Graph throttles per application and tenant: a Retry-After
@@ -264,59 +358,32 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 		if (trc == -EACCES) {
 			rc = -EACCES;
 			set_error(j, rc, false, "%s %s: no token: %.300s", method, sp, why);
+			deny(j, method, sp, 0);
 			break;
 		}
 		if (trc != 0) {
 			snprintf(j->error, sizeof j->error, "%s %s: no token: %.300s", method, sp, why);
 			goto transient;
 		}
-		curl_easy_reset(e);
-		struct curl_slist *h = headers(j, token, payload != NULL);
+		struct entra_reply w;
+		int wrc = j->batcher != NULL ? entra__batch_exchange(j, e, token, method, url, payload, &w)
+					     : entra__wire(j, e, token, method, url, payload, &w);
 		secret_free(token);
-		curl_easy_setopt(e, CURLOPT_URL, url);
-		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
-		curl_easy_setopt(e, CURLOPT_USERAGENT, "canopy/" CANOPY_VERSION);
-		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-		if (http_tls_apply(c->tls, e) != CURLE_OK) {
-			curl_slist_free_all(h);
-			free(b.p);
-			rc = -EINVAL;
+		if (wrc != 0) {
+			rc = wrc;
 			set_error(j, rc, false, "%s %s: cannot set up TLS", method, sp);
 			break;
 		}
-		if (strcmp(method, "GET") != 0)
-			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-		if (payload != NULL) {
-			curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
-			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
-		}
-		CURLcode cc = curl_easy_perform(e);
-		curl_slist_free_all(h);
 		j->attempts++;
-		if (cc != CURLE_OK) {
-			if (b.too_big)
-				snprintf(j->error, sizeof j->error, "%s %s: answer over %u bytes", method, sp,
-					 ENTRA_RESP_MAX);
-			else
-				snprintf(j->error, sizeof j->error, "%s %s: %.300s", method, sp,
-					 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		if (w.cc != 0) {
+			snprintf(j->error, sizeof j->error, "%s %s: %.300s", method, sp, w.err);
 			j->http_status = 0;
-			free(b.p);
 			goto transient;
 		}
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
+		a->status = w.status;
 		entra__budget_answer(j, a->status == 429);
 		j->http_status = a->status;
-		a->body = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
-		free(b.p);
+		a->body = w.body;
 		read_error(a);
 		if (a->status == 401 && !refreshed) {
 			/* the token was refused: never send it again (oauth2.h, reject) */
@@ -338,15 +405,8 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 			 a->message[0] ? ": " : "", a->message);
 		long a_status = a->status;
 		wait = backoff(c, attempt);
-		if ((a->status == 429 || a->status == 503) && b.retry_after_s >= 0) {
-			uint64_t ra = (uint64_t)b.retry_after_s * 1000;
-			wait = ra > c->backoff_max_ms ? c->backoff_max_ms : (unsigned)ra;
-			uint64_t until = uv_hrtime() / 1000000 + wait, cur = __atomic_load_n(j->hold_until, __ATOMIC_ACQUIRE);
-			while (cur < until &&
-			       !__atomic_compare_exchange_n(j->hold_until, &cur, until, false, __ATOMIC_ACQ_REL,
-							    __ATOMIC_ACQUIRE))
-				;
-		}
+		if ((a->status == 429 || a->status == 503) && w.retry_after_s >= 0)
+			wait = hold_for(j, (uint64_t)w.retry_after_s * 1000);
 		answer_clear(a);
 		if (attempt >= c->max_attempts || (once && a_status != 429)) {
 			rc = -EIO;
@@ -390,6 +450,11 @@ static int refuse(struct entra_job *j, const char *method, const char *path, con
 
 	set_error(j, st, perm, "%s %s: %ld %s%s%s", method, short_path(j, path, sp, sizeof sp), s, a->code,
 		  a->message[0] ? ": " : "", a->message);
+	/* 401 here is the second, after a new token (http_send); 403 is a
+	 * permission the application lacks (Authorization_RequestDenied):
+	 * neither is about this object, and every other write would meet it */
+	if (s == 401 || s == 403)
+		deny(j, method, sp, s);
 	return st;
 }
 
@@ -917,20 +982,27 @@ static int add_one(struct entra_job *j, const char *eid, const char *member)
 	return rc;
 }
 
-/* Up to ENTRA_BIND_MAX members in one PATCH members@odata.bind. */
-static int add_chunk(struct entra_job *j, const char *eid, char *const *ids, size_t n)
+/* {"members@odata.bind": [".../directoryObjects/{id}", ...]} */
+static json_t *bind_body(const struct entra_job *j, char *const *ids, size_t n)
 {
-	char *path = fmt("/groups/%s", eid);
-	json_t *refs = xcheck(json_array()), *b;
-	struct answer a;
-	int rc;
+	json_t *refs = xcheck(json_array());
 
 	for (size_t i = 0; i < n; i++) {
 		char *ref = fmt("%s/directoryObjects/%s", j->cfg->url, ids[i]);
 		json_array_append_new(refs, xcheck(json_string(ref)));
 		free(ref);
 	}
-	b = xcheck(json_pack("{s:o}", "members@odata.bind", refs));
+	return xcheck(json_pack("{s:o}", "members@odata.bind", refs));
+}
+
+/* Up to ENTRA_BIND_MAX members in one PATCH members@odata.bind. */
+static int add_chunk(struct entra_job *j, const char *eid, char *const *ids, size_t n)
+{
+	char *path = fmt("/groups/%s", eid);
+	json_t *b = bind_body(j, ids, n);
+	struct answer a;
+	int rc;
+
 	rc = http(j, "PATCH", path, b, &a);
 	json_decref(b);
 	if (rc == 0 && !(a.status >= 200 && a.status < 300)) {
@@ -949,6 +1021,124 @@ static int add_chunk(struct entra_job *j, const char *eid, char *const *ids, siz
 	answer_clear(&a);
 	free(path);
 	return rc;
+}
+
+/* One member removed: DELETE .../members/{id}/$ref; 0 done (404: was not
+ * a member), < 0 error. */
+static int remove_one(struct entra_job *j, const char *eid, const char *member)
+{
+	char *em = esc(member), *path = fmt("/groups/%s/members/%s/$ref", eid, em);
+	struct answer a;
+	int rc = http(j, "DELETE", path, NULL, &a);
+
+	/* 404: not a member (done) -- or the group is gone */
+	if (rc == 0 && a.status == 404 && group_exists(j, eid) == 0) {
+		rc = -ENOENT;
+		set_error(j, rc, false, "group %s: gone from the target", j->target_id);
+	} else if (rc == 0 && !(a.status >= 200 && a.status < 300) && a.status != 404) {
+		rc = refuse(j, "DELETE", path, &a);
+	}
+	answer_clear(&a);
+	free(path);
+	free(em);
+	return rc;
+}
+
+/* One step of a group's member changes: a chunk of adds or one removal. */
+struct step {
+	bool add;
+	size_t off, n; /* add: add[off .. off + n); removal: rm[off] */
+};
+
+/* What the engine learns of a failed operation: the leading values that
+ * landed (target.h, n_add_done); unknown with verify. */
+static void step_done(struct entra_job *j, const struct step *st)
+{
+	if (j->verify)
+		return;
+	if (st->add)
+		j->n_add_done = st->off + st->n;
+	else
+		j->n_remove_done = st->off + 1;
+}
+
+static int step_alone(struct entra_job *j, const char *eid, const struct step *st, char **add, char **rm)
+{
+	return st->add ? add_chunk(j, eid, add + st->off, st->n) : remove_one(j, eid, rm[st->off]);
+}
+
+/*
+ * Steps st[0..n) (2..ENTRA_BATCH_MAX) of one group in one sequential
+ * $batch: each request dependsOn the one before, because they all write
+ * the same group -- Graph runs them in order and answers 424 for those after
+ * one that failed. *done: how many leading steps succeeded (2xx); the
+ * caller runs the first that did not alone (its fallbacks, its retries) and
+ * batches the rest again. Each request is charged to the budget, as Graph
+ * charges it (the envelope takes one token, the others one each here).
+ * Returns 0, or < 0 when the envelope itself failed for good.
+ */
+static int steps_batch(struct entra_job *j, const char *eid, const struct step *st, size_t n, char **add,
+		       char **rm, size_t *done)
+{
+	json_t *reqs = xcheck(json_array()), *env;
+	struct entra_batcher *batcher = j->batcher;
+	struct answer a;
+	int rc;
+
+	*done = 0;
+	for (size_t i = 0; i < n; i++) {
+		char id[24], dep[24];
+		json_t *r;
+		snprintf(id, sizeof id, "%zu", i + 1);
+		snprintf(dep, sizeof dep, "%zu", i);
+		if (st[i].add) {
+			char *url = fmt("/groups/%s", eid);
+			r = xcheck(json_pack("{s:s,s:s,s:s,s:o,s:{s:s}}", "id", id, "method", "PATCH", "url", url, "body",
+					     bind_body(j, add + st[i].off, st[i].n), "headers", "Content-Type",
+					     "application/json"));
+			free(url);
+		} else {
+			char *em = esc(rm[st[i].off]), *url = fmt("/groups/%s/members/%s/$ref", eid, em);
+			r = xcheck(json_pack("{s:s,s:s,s:s}", "id", id, "method", "DELETE", "url", url));
+			free(url);
+			free(em);
+		}
+		if (i > 0)
+			json_object_set_new(r, "dependsOn", xcheck(json_pack("[s]", dep)));
+		json_array_append_new(reqs, r);
+	}
+	env = xcheck(json_pack("{s:o}", "requests", reqs));
+	for (size_t i = 1; i < n; i++)
+		entra__budget_take(j);
+	/* a batch of its own, not one request of a parallel batch (Graph does
+	 * not nest batches, nor mix sequential and parallel requests) */
+	j->batcher = NULL;
+	rc = http(j, "POST", "/$batch", env, &a);
+	j->batcher = batcher;
+	json_decref(env);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; a.status == 200 && i < n; i++) {
+		char id[24];
+		long status, ra;
+		const json_t *body;
+		snprintf(id, sizeof id, "%zu", i + 1);
+		if (entra__batch_response(a.body, id, &status, &ra, &body) != 0)
+			break;
+		entra__budget_answer(j, status == 429);
+		if (status == 429 && ra >= 0)
+			hold_for(j, ra * 1000); /* the step re-sent alone waits for it */
+		/* a removal's 404 is done (not a member), unless the group is
+		 * gone: the step run alone tells */
+		if (!(status >= 200 && status < 300))
+			break;
+		(*done)++;
+	}
+	/* anything else (a refused envelope, a step that failed): the first
+	 * step not done runs alone and meets the same answer with its own
+	 * handling -- the envelope's 429 or 5xx was waited for by http() */
+	answer_clear(&a);
+	return 0;
 }
 
 static bool in_list(char *const *ids, size_t n, const char *id)
@@ -993,28 +1183,28 @@ static int members(struct entra_job *j)
 		for (size_t i = 0; i < n_extra; i++)
 			rm[n_rm++] = extra[i];
 	}
-	for (size_t off = 0; off < n_add && rc == 0; off += ENTRA_BIND_MAX) {
-		size_t n = n_add - off < ENTRA_BIND_MAX ? n_add - off : ENTRA_BIND_MAX;
-		if ((rc = add_chunk(j, eid, add + off, n)) == 0 && !j->verify)
-			j->n_add_done = off + n;
-	}
-	for (size_t i = 0; i < n_rm && rc == 0; i++) {
-		char *em = esc(rm[i]), *path = fmt("/groups/%s/members/%s/$ref", eid, em);
-		struct answer a;
-		rc = http(j, "DELETE", path, NULL, &a);
-		/* 404: not a member (done) -- or the group is gone */
-		if (rc == 0 && a.status == 404 && group_exists(j, eid) == 0) {
-			rc = -ENOENT;
-			set_error(j, rc, false, "group %s: gone from the target", j->target_id);
-		} else if (rc == 0 && !(a.status >= 200 && a.status < 300) && a.status != 404) {
-			rc = refuse(j, "DELETE", path, &a);
+	/* The steps in the engine's order: add chunks, then removals. Several
+	 * go in one sequential $batch (steps_batch); one alone, or the first
+	 * that failed in a batch, goes by itself. */
+	size_t n_steps = (n_add + ENTRA_BIND_MAX - 1) / ENTRA_BIND_MAX + n_rm, s = 0;
+	struct step *steps = xcalloc(n_steps + 1, sizeof *steps);
+	for (size_t off = 0; off < n_add; off += ENTRA_BIND_MAX)
+		steps[s++] = (struct step){true, off, n_add - off < ENTRA_BIND_MAX ? n_add - off : ENTRA_BIND_MAX};
+	for (size_t i = 0; i < n_rm; i++)
+		steps[s++] = (struct step){false, i, 1};
+	for (size_t i = 0; i < n_steps && rc == 0;) {
+		size_t n = n_steps - i < ENTRA_BATCH_MAX ? n_steps - i : ENTRA_BATCH_MAX, done = 0;
+		if (n >= 2 && (rc = steps_batch(j, eid, steps + i, n, add, rm, &done)) != 0)
+			break;
+		for (size_t end = i + done; i < end; i++)
+			step_done(j, &steps[i]);
+		if (done < n) {
+			if ((rc = step_alone(j, eid, &steps[i], add, rm)) == 0)
+				step_done(j, &steps[i]);
+			i++;
 		}
-		if (rc == 0 && !j->verify)
-			j->n_remove_done = i + 1;
-		answer_clear(&a);
-		free(path);
-		free(em);
 	}
+	free(steps);
 	if (rc == 0)
 		j->n_add_done = j->n_remove_done = 0;
 	if (j->verify) {

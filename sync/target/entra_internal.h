@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "sync/target/entra.h"
@@ -28,28 +29,86 @@ struct entra_cfg {
 	char **user_attrs, **group_attrs; /* the mapping's names (entra_config) */
 	size_t n_user_attrs, n_group_attrs;
 	unsigned max_in_flight, max_attempts, backoff_min_ms, backoff_max_ms, timeout_ms;
+	double max_requests_per_s;
 };
 
 /*
- * The run's adaptive request rate (AIMD, as TCP's congestion control, RFC
- * 5681 §3.1): none until Graph answers 429; then the rate measured over the
- * last second, halved, and halved again at each later 429 (at most once a
- * second: one burst's answers count once); every answer that is not a 429
- * adds 1/rate, so one more request a second per second of good answers.
- * Past 1000 requests a second the limit is dropped again.
+ * The run's request budget: a token bucket (the algorithm Graph's identity
+ * limits themselves use, docs/entra.md "Throttling") filled at `rate`
+ * requests a second and holding at most `burst` -- a tenth of a second's
+ * worth: after a pause we do not spend at once the slack Graph keeps for our
+ * timing jitter. `rate` starts at the configured `max_rate`
+ * (target.max_requests_per_s) and adapts below it, AIMD as TCP's congestion
+ * control (RFC 5681 §3.1; the decrease factor 0.7 is CUBIC's, RFC 9438
+ * §4.6): a 429 cuts it to 0.7 of the rate measured over the last second (at
+ * most once a second: one burst's answers count once); every other answer
+ * adds 1/rate, so one more request a second per second of good answers,
+ * never above max_rate. A request waits for its token in the order it asked
+ * (the debt below zero is a queue): retries take their turn like any other.
  */
 struct entra_budget {
 	pthread_mutex_t mu;
-	double rate;          /* requests a second; 0: no limit */
-	uint64_t next_ms;     /* the next request's slot */
+	double max_rate;      /* requests a second, configured (> 0) */
+	double rate;          /* in force: (0, max_rate] */
+	double burst;         /* tokens at most */
+	double tokens;        /* may be negative: tokens promised to waiting requests */
+	uint64_t at_ms;       /* tokens counted up to here */
 	uint64_t win_ms;      /* the measuring window's start */
 	unsigned win_n;       /* requests sent in it */
 	double win_rate;      /* the last full window's rate */
 	uint64_t last_cut_ms;
-	uint64_t cuts;        /* times halved, for the log */
+	uint64_t cuts;        /* times cut */
+	uint64_t throttled;   /* answers 429 */
 };
 
+/* A budget of max_rate requests a second, full. */
+void entra__budget_init(struct entra_budget *b, double max_rate);
+
 struct entra_job;
+
+/*
+ * Parallel JSON batching (entra_batch.c): the run's threads hand their
+ * requests here instead of sending them; whichever thread finds requests
+ * waiting and nobody sending gathers up to ENTRA_BATCH_MAX of them (waiting
+ * at most ENTRA_BATCH_GATHER_MS for the other busy threads' requests) and
+ * sends them as one POST /$batch -- or, when it found only its own, as
+ * itself. The requests come from different operations, hence different
+ * objects (the engine has one operation an object out at a time), so none
+ * depends on another: the batch is a parallel one, no dependsOn.
+ */
+#define ENTRA_BATCH_MAX 20
+#define ENTRA_BATCH_GATHER_MS 3
+
+struct entra_breq;
+
+struct entra_batcher {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct entra_breq *head, *tail; /* waiting to be sent, FIFO */
+	unsigned n;                     /* in that list */
+	bool sending;                   /* a thread is gathering or sending */
+	unsigned active;                /* threads running an operation */
+	uint64_t batches, batched;      /* envelopes sent; requests in them */
+};
+
+/* One exchange's outcome: a plain request's, or one request's of a batch. */
+struct entra_reply {
+	int cc;             /* 0: answered; else no answer, err says why */
+	bool too_big;
+	long status;
+	json_t *body;       /* owned; NULL: none or not JSON */
+	long retry_after_s; /* -1: none */
+	char err[CURL_ERROR_SIZE];
+};
+
+/* Send one request on e, no retries (entra_graph.c). Returns 0 with *out
+ * filled (answered or not), or -EINVAL when TLS cannot be set up. */
+int entra__wire(struct entra_job *j, CURL *e, const char *token, const char *method, const char *url,
+		const char *payload, struct entra_reply *out);
+/* The same through the run's batcher (blocks until this request's answer,
+ * which may have travelled in a $batch). */
+int entra__batch_exchange(struct entra_job *j, CURL *e, const char *token, const char *method, const char *url,
+			  const char *payload, struct entra_reply *out);
 
 /* Wait for the next slot (a worker, before each request). */
 void entra__budget_take(struct entra_job *j);
@@ -67,6 +126,7 @@ struct entra_job {
 	int cancelled;          /* __atomic: the worker stops at the next step */
 	uint64_t *hold_until;   /* the run's: no request before this uv_hrtime() ms (__atomic) */
 	struct entra_budget *budget; /* the run's */
+	struct entra_batcher *batcher; /* the run's; NULL: every request alone */
 
 	enum target_action action;
 	enum object_type type;
@@ -79,6 +139,9 @@ struct entra_job {
 
 	int status;
 	bool permanent, created, matched, values_refused;
+	bool denied;      /* Graph refused the application: 401 after a new token, 403,
+			   * or the token endpoint refused the client (entra.h, "Quarantine") */
+	char denied_method[8], denied_path[160]; /* the request refused */
 	char result_id[128];
 	long http_status;
 	unsigned attempts, retries;
@@ -108,5 +171,12 @@ int entra__page_find(const json_t *page, const char *prop, const char *anchor, c
 int entra__page_members(const json_t *page, json_t *ids, const char **next);
 /* The last segment of ".../directoryObjects/{id}", or NULL. */
 const char *entra__ref_id(const char *ref);
+/* A $batch answer ({"responses":[{id, status, headers?, body?}]}): the
+ * response to request `id` -- 0 with its status, Retry-After in seconds
+ * (capped at 3600; -1: none) and body (borrowed; NULL: none); -ENOENT when
+ * no response carries that id; -EBADMSG without a responses list, or when
+ * that response has no numeric status. */
+int entra__batch_response(const json_t *answer, const char *id, long *status, long *retry_after_s,
+			  const json_t **body);
 
 #endif /* CANOPY_SYNC_TARGET_ENTRA_INTERNAL_H */

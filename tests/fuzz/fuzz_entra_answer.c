@@ -1,7 +1,8 @@
 /*
  * tests/fuzz/fuzz_entra_answer.c -- what the entra target reads from
  * Microsoft Graph (sync/target/entra_answer.c): the error object, list pages
- * looked through for an anchor, member reference pages, and Retry-After.
+ * looked through for an anchor, member reference pages, $batch answers
+ * (one request's response: status, Retry-After, body), and Retry-After.
  * Input: any bytes, read as a JSON answer and as one header line.
  */
 #include <jansson.h>
@@ -13,6 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char code[64], msg[256], id[128];
 	const char *next;
+	const json_t *inner;
+	long st, ra;
 	json_t *body, *ids;
 
 	(void)entra__retry_after((const char *)data, size);
@@ -27,6 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)entra__page_members(body, ids, &next);
 		json_decref(ids);
 	}
+	(void)entra__batch_response(body, "1", &st, &ra, &inner);
+	(void)entra__batch_response(body, "20", &st, &ra, &inner);
 	json_decref(body);
 	return 0;
 }

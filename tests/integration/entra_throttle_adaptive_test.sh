@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Under a request budget the entra target adapts its own rate (AIMD: halved
-# at each 429, raised by one request a second per second of answers): with
-# Graph allowing 20 requests a second and the agent sending up to 8 at once,
+# Under a request budget the entra target adapts its own rate (AIMD below
+# target.max_requests_per_s, here the fixtures' 1000: cut to 0.7 of what was
+# sent at each 429, raised by one request a second per second of answers):
+# with Graph allowing 20 requests a second and the agent sending up to 8 at once,
 # the initial sync of 150 users meets far fewer 429s than by waiting out each
 # Retry-After alone (measured: about 40 of 370 requests, against 110 of 430
 # without the adaptive rate); everything lands, nothing recorded as failed.

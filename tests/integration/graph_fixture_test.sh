@@ -230,8 +230,12 @@ expect "$(graph_header Retry-After) $(body 'j.error.code')" "1 serviceNotAvailab
 for i in 2 3; do codes+=" $(graph_req GET /users)"; done
 expect "$codes" "503 503 200" "2 injected 503 then through"
 expect "$(graph_req GET /groups)" 200 "fault does not match /groups"
+graph_fault '{"status":429,"count":1,"retryAfter":1,"match":"/groups","inBatch":true}'
+expect "$(graph_req GET /groups)" 200 "an inBatch fault does not match a request alone"
+expect "$(graph_req POST '/$batch' '{"requests":[{"id":"1","method":"GET","url":"/groups"},{"id":"2","method":"GET","url":"/groups"}]}')" 200 "batch with an inBatch fault"
+expect "$(body 'j.responses.map(r => r.status).join()')" "429,200" "an inBatch fault hits the first matching request inside a batch" "$(graph_body)"
 graph_fault '{}'
-pass "faults: the next N matching requests fail with the given status"
+pass "faults: the next N matching requests fail with the given status (inBatch: only inside a \$batch)"
 
 # --- token expiry -------------------------------------------------------------
 graph_ctl POST token '{"ttl":3}' >/dev/null

@@ -563,6 +563,50 @@ static void test_entra_needs_what_graph_requires(void **state)
 	assert_non_null(strstr(errbuf, "target.auth.client_id canopy-app is not an application (client) id"));
 }
 
+/* target.max_requests_per_s: a number > 0 for kind entra (fractions too),
+ * absent = 0 (the target's default); refused when not a positive number, and
+ * for kind scim, which has no budget. */
+static void test_entra_max_requests_per_s(void **state)
+{
+	(void)state;
+	char sec[PLEN], text[4096];
+	write_file("graph.secret", "s3cret\n", 0600, sec, sizeof sec);
+	const char *fmt_text = MINIMAL "target:\n"
+				       "  kind: %s\n"
+				       "  url: https://graph.microsoft.com/v1.0\n"
+				       "%s"
+				       "  auth: { kind: oauth2, token_url: \"https://login.example/t/oauth2/v2.0/token\", "
+				       "client_id: 11111111-2222-3333-4444-555555555555, client_secret_file: %s }\n"
+				       "mapping:\n"
+				       "  user:\n"
+				       "    userPrincipalName: \"[mail]\"\n"
+				       "    displayName: \"[cn]\"\n"
+				       "    mailNickname: \"[uid]\"\n";
+
+	snprintf(text, sizeof text, fmt_text, "entra", "", sec);
+	load_ok(text);
+	assert_true(cfg.target.max_requests_per_s == 0);
+	config_free(&cfg);
+	snprintf(text, sizeof text, fmt_text, "entra", "  max_requests_per_s: 12.5\n", sec);
+	load_ok(text);
+	assert_true(cfg.target.max_requests_per_s == 12.5);
+	config_free(&cfg);
+
+	const char *bad[] = {"0", "-3", "fast", "\"50\"", "1e9", "nan", "0x10"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char line[64];
+		snprintf(line, sizeof line, "  max_requests_per_s: %s\n", bad[i]);
+		snprintf(text, sizeof text, fmt_text, "entra", line, sec);
+		write_file("node.yaml", text, 0644, path, sizeof path);
+		assert_true(config_load(path, &cfg, errbuf, sizeof errbuf) < 0);
+		assert_non_null(strstr(errbuf, "target.max_requests_per_s"));
+	}
+	snprintf(text, sizeof text, fmt_text, "scim", "  max_requests_per_s: 50\n", sec);
+	write_file("node.yaml", text, 0644, path, sizeof path);
+	assert_true(config_load(path, &cfg, errbuf, sizeof errbuf) < 0);
+	assert_non_null(strstr(errbuf, "target.max_requests_per_s applies to target.kind entra only"));
+}
+
 static void test_word_keys_parse_once(void **state)
 {
 	(void)state;
@@ -1564,6 +1608,7 @@ int main(void)
 		T(test_url_list_with_two_entries),
 		T(test_word_keys_parse_once),
 		T(test_entra_needs_what_graph_requires),
+		T(test_entra_max_requests_per_s),
 		T(test_groups_member_attribute_and_value),
 		T(test_scope_exclude_bulk_and_deprovision),
 		T(test_target_nested_groups_is_native_flatten_or_skip),

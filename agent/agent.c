@@ -410,8 +410,9 @@ static int compile_one(const struct config *c, const struct config_mapping *m, u
 	if (rv != 0)
 		snprintf(errmsg, errlen, "%s: %s", c->path, err);
 	/* SelectUniqueValue asks the target which candidates are taken
-	 * (target.h, checks_taken): only the SCIM target can answer */
-	if (rv == 0 && mapping_has_unique(*out) && c->target.kind != CONFIG_TARGET_SCIM) {
+	 * (target.h, checks_taken): the SCIM and Entra targets can answer */
+	if (rv == 0 && mapping_has_unique(*out) && c->target.kind != CONFIG_TARGET_SCIM &&
+	    c->target.kind != CONFIG_TARGET_ENTRA) {
 		snprintf(errmsg, errlen, "%s: %s: SelectUniqueValue is not supported with target.kind %s: it must "
 			 "ask the target which candidates are taken, which this target cannot answer",
 			 c->path, what, config_target_kind_name(c->target.kind));

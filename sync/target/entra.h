@@ -33,6 +33,12 @@
  *                 and only what is missing is sent; with exact, members not
  *                 listed are removed too. A group answering 404: -ENOENT.
  *   MANAGER       not written yet: fails for good (-EOPNOTSUPP).
+ *   TAKEN         GET /users|groups?$filter={attr} eq '{value}'&$select=id,
+ *                 {anchor property}&$top=1 (the quote doubled, URL-encoded):
+ *                 taken when the object found does not carry this anchor.
+ *   UPSERT with keep (an update of a mapping with SelectUniqueValue): no
+ *                 nulls are sent, so what the attributes leave out (the value
+ *                 chosen at creation) keeps its value.
  * Without a target id, DISABLE and DELETE find the object by its anchor
  * first (users: $filter on the anchor property; groups: no such filter in
  * Graph for extension properties of groups in every tenant, so each group's

@@ -1,7 +1,7 @@
 /*
  * sync/target/entra_answer.c -- reading Microsoft Graph's answers: the error
  * object, Retry-After, list pages (value + @odata.nextLink) and member
- * references. Everything here is outside input: any JSON, any header text.
+ * references, SelectUniqueValue's "is it taken" page. Everything here is outside input: any JSON, any header text.
  * Fuzzed by tests/fuzz/fuzz_entra_answer.c.
  */
 #include <errno.h>
@@ -85,5 +85,22 @@ int entra__page_members(const json_t *page, json_t *ids, const char **next)
 			json_object_set_new(ids, m, json_true());
 	}
 	*next = json_string_value(json_object_get(page, "@odata.nextLink"));
+	return 0;
+}
+
+int entra__page_taken(const json_t *page, const char *prop, const char *anchor)
+{
+	const json_t *list = json_object_get(page, "value"), *v;
+	size_t i;
+
+	if (!json_is_array(list))
+		return -EBADMSG;
+	json_array_foreach(list, i, v) {
+		const char *anc = json_string_value(json_object_get(v, prop));
+		/* ours (same anchor) does not count: a creation whose answer
+		 * was lost, asked again, must find its own value free */
+		if (anc == NULL || anchor == NULL || strcmp(anc, anchor) != 0)
+			return 1;
+	}
 	return 0;
 }

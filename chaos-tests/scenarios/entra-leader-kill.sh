@@ -11,8 +11,12 @@
 #
 # Short mode: 300 users and 10 groups (nested), 1 kill during the initial
 # sync + 3 under 10 changes a second. Env as leader-kill.sh (CHAOS_T,
-# CHAOS_KILLS, CHAOS_RATE, CHAOS_EARLY, CHAOS_USERS, CHAOS_GROUPS).
+# CHAOS_KILLS, CHAOS_RATE, CHAOS_EARLY, CHAOS_USERS, CHAOS_GROUPS;
+# TARGET_TIMEOUT_MS, default 5000).
 export CHAOS_TARGET=entra
 export CHAOS_USERS=${CHAOS_USERS:-300} CHAOS_GROUPS=${CHAOS_GROUPS:-10} CHAOS_NESTED=${CHAOS_NESTED-1}
 export CHAOS_RATE=${CHAOS_RATE:-10}
+# the in-doubt repair waits target.timeout_ms + T before the checker can
+# call the cluster settled; the fixture answers in milliseconds
+export TARGET_TIMEOUT_MS=${TARGET_TIMEOUT_MS:-5000}
 exec bash "$(dirname "$0")/leader-kill.sh" "$@"

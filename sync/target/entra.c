@@ -397,7 +397,6 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 	j->n_remove = op->n_remove;
 	j->verify = op->verify;
 	j->exact = op->exact;
-	j->keep = op->keep;
 	j->attr = op->attr ? xstrdup(op->attr) : NULL;
 	j->value = op->value ? xstrdup(op->value) : NULL;
 	if (r->tail)

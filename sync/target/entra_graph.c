@@ -499,8 +499,6 @@ static json_t *graph_body(const struct entra_job *j, bool create)
 	}
 	if (json_object_set_new(b, j->cfg->anchor_property, xcheck(json_string(j->anchor))) != 0)
 		xoom("json_object_set_new");
-	if (!create && j->keep)
-		return b; /* what attrs leaves out keeps its value (target.h, keep) */
 	if (!create) {
 		/* PATCH changes only what it names: a mapped property without a
 		 * value now is cleared with null (Graph "Update user"), except

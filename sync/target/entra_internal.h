@@ -75,7 +75,6 @@ struct entra_job {
 	char **add, **remove;
 	size_t n_add, n_remove;
 	bool verify, exact;
-	bool keep;              /* UPSERT update: leave out what attrs lacks (target.h) */
 	char *attr, *value;     /* TAKEN */
 	char fence_node[32], fence_term[32], cluster[96];
 

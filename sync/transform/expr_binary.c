@@ -371,8 +371,8 @@ static int f_cguid(struct ectx *c, const struct node *n, struct expr_value *out)
  * nibble 4 and the variant bits 10) written as .NET's Guid.ToString() --
  * lower case, 8-4-4-4-12. It changes at every evaluation, so like Now() and
  * RandomString() it is EXPR_VOLATILE: applied when the object is created
- * only and left out of the content hash (mapping.h), so the target keeps the
- * GUID it was created with. The bytes come from the kernel's CSPRNG. */
+ * only and left out of the content hash (mapping.h), so reading the object
+ * again does not rewrite it. The bytes come from the kernel's CSPRNG. */
 static int f_guid(struct ectx *c, const struct node *n, struct expr_value *out)
 {
 	unsigned char g[16];

@@ -3,7 +3,8 @@
 # entra): when a user is created Graph is asked about each candidate in order
 # (GET /users?$filter=userPrincipalName eq '...', a quote in the value
 # doubled) and the first one no other object holds is written; an update
-# never asks again and keeps it (no null is sent for it); every candidate
+# never asks again and keeps it (no null is sent for it, nor for a Guid()
+# written at creation: both are creation-only properties); every candidate
 # held -> the user is not created but recorded as a failed object naming the
 # rule, the property and the candidates, and once a candidate is freed,
 # `canopyctl resync DN` creates it. The SCIM side is
@@ -46,7 +47,7 @@ entra_config 1 "$(entra_secret_auth)"
 rule='    userPrincipalName: '\''SelectUniqueValue([mail], Join("@", Join(".", [uid], "2"), "example.com"), Join("@", Join(".", [uid], "3"), "example.com"))'\'
 cfg=$(<"$dir/agent1.yaml")
 [[ $cfg == *'    userPrincipalName: "[mail]"'* ]] || fail "entra_config's mapping changed: no userPrincipalName: \"[mail]\""
-printf '%s\n' "${cfg/    userPrincipalName: \"\[mail\]\"/$rule}" >"$dir/agent1.yaml"
+printf '%s\n' "${cfg/    userPrincipalName: \"\[mail\]\"/$rule$'\n'    employeeId: \"Guid()\"}" >"$dir/agent1.yaml"
 "$CANOPY_AGENT" --config "$dir/agent1.yaml" --check-config >/dev/null 2>&1 ||
 	fail "--check-config refused SelectUniqueValue with target.kind entra: $("$CANOPY_AGENT" --config "$dir/agent1.yaml" --check-config 2>&1)"
 agent_start 1
@@ -74,7 +75,11 @@ logged() { ctl logs --object "$dn3" --json | json_get 'j.entries.some(e=>e.actio
 wait_until 10 logged || fail "no failed create in the provisioning log: $(ctl logs --object "$dn3" --json)"
 pass "every candidate taken: not created, listed as failed: $err"
 
-# an update does not choose again: user00002 keeps user00002.3@
+guid_of() { graph_dump users | json_get "(j.find(u=>u.userPrincipalName==='$1') || {}).employeeId"; }
+guid2=$(guid_of user00002.3@example.com)
+[[ $guid2 =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] ||
+	fail "user00002.3@ was not created with a Guid() employeeId: $guid2"
+# an update does not choose again: user00002 keeps user00002.3@ (and its GUID)
 slapd_ldapmodify <<LDIF >/dev/null
 dn: uid=user00002,ou=people,$SLAPD_BASE
 changetype: modify
@@ -84,7 +89,9 @@ LDIF
 renamed() { graph_dump users | json_get "(j.find(u=>u.userPrincipalName==='user00002.3@example.com') || {}).surname" | grep -qx Renamed; }
 wait_until 30 renamed ||
 	fail "the update of user00002 did not keep user00002.3@: $(graph_dump users | json_get "JSON.stringify(j.filter(u=>u['$anchor']).map(u=>[u.userPrincipalName,u.surname]))")"
-pass "an update of user00002 keeps the userPrincipalName chosen at creation"
+[ "$(guid_of user00002.3@example.com)" = "$guid2" ] ||
+	fail "the update of user00002 changed or cleared its Guid() employeeId: $guid2 -> $(guid_of user00002.3@example.com)"
+pass "an update of user00002 keeps the userPrincipalName chosen at creation and its employeeId $guid2"
 
 # free a candidate; resync creates the user with it
 st=$(graph_req DELETE "/users/$held")

@@ -62,8 +62,8 @@
 #    2xx or not at all (status null). --target entra: the Graph fixture's
 #    audit (tests/fixtures/graph/README.md), its POST / PATCH / DELETE of
 #    /users and /groups, keyed by the anchor the fixture records; a create is
-#    POST /users or /groups answered 201; requests inside a $batch are not
-#    judged (they carry no fencing headers of their own).
+#    POST /users or /groups answered 201; a request inside a $batch counts
+#    on its own (the fixture gives it the envelope's fencing headers).
 #    dup: a create (POST 201) of an externalId that exists at that point of
 #      the audit (created and not deleted since).
 #    stale: an effective write of term t audited after the first write of a

@@ -389,12 +389,12 @@ function checkCursor(obs) {
 // object is the anchor; a create is POST /users or /groups answered 201; a
 // member reference's DELETE removes a membership, not the group, so it gets
 // a key of its own (the group does not stop existing for the dup count).
-// Requests inside a $batch carry no fencing headers of their own and are not
-// judged (the envelope's line is not a write either).
+// A request inside a $batch has a line of its own, with the envelope's
+// fencing headers; the envelope's line is not a write.
 function graphWrites(rows) {
 	const out = [];
 	rows.forEach((r, i) => {
-		if (r.batch || !["POST", "PATCH", "PUT", "DELETE"].includes(r.method)) return;
+		if (!["POST", "PATCH", "PUT", "DELETE"].includes(r.method)) return;
 		const p = String(r.path).split("?")[0];
 		if (!/^\/v1\.0\/(users|groups)(\/|$)/.test(p)) return; // $batch envelope, token requests
 		const whole = /^\/v1\.0\/(users|groups)(\/[^/]+)?$/.test(p);

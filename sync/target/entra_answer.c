@@ -1,8 +1,9 @@
 /*
  * sync/target/entra_answer.c -- reading Microsoft Graph's answers: the error
- * object, Retry-After, list pages (value + @odata.nextLink) and member
- * references, SelectUniqueValue's "is it taken" page. Everything here is outside input: any JSON, any header text.
- * Fuzzed by tests/fuzz/fuzz_entra_answer.c.
+ * object, Retry-After, list pages (value + @odata.nextLink), member
+ * references and SelectUniqueValue's "is it taken" page. Everything here is
+ * outside input: any JSON, any header text. Fuzzed by
+ * tests/fuzz/fuzz_entra_answer.c.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -410,8 +410,9 @@ static int compile_one(const struct config *c, const struct config_mapping *m, u
 	if (rv != 0)
 		snprintf(errmsg, errlen, "%s: %s", c->path, err);
 	/* SelectUniqueValue asks the target which candidates are taken
-	 * (target.h, checks_taken): only the SCIM target can answer */
-	if (rv == 0 && mapping_has_unique(*out) && c->target.kind != CONFIG_TARGET_SCIM) {
+	 * (target.h, checks_taken): the SCIM and Entra targets can answer */
+	if (rv == 0 && mapping_has_unique(*out) && c->target.kind != CONFIG_TARGET_SCIM &&
+	    c->target.kind != CONFIG_TARGET_ENTRA) {
 		snprintf(errmsg, errlen, "%s: %s: SelectUniqueValue is not supported with target.kind %s: it must "
 			 "ask the target which candidates are taken, which this target cannot answer",
 			 c->path, what, config_target_kind_name(c->target.kind));
@@ -621,6 +622,16 @@ static struct target *make_target(struct agent *a)
 	for (unsigned i = 0; i < c->mapping.n_group; i++)
 		group_attrs[i] = c->mapping.group[i].attr;
 	if (c->target.kind == CONFIG_TARGET_ENTRA) {
+		/* the properties an update clears when they have no value: not
+		 * those set at creation only, which updates leave out (entra.h) */
+		const char *eu[CONFIG_MAX_MAPPINGS], *eg[CONFIG_MAX_MAPPINGS];
+		size_t n_eu = 0, n_eg = 0;
+		for (unsigned i = 0; i < c->mapping.n_user; i++)
+			if (!mapping_creation_only(a->user_map, user_attrs[i]))
+				eu[n_eu++] = user_attrs[i];
+		for (unsigned i = 0; i < c->mapping.n_group; i++)
+			if (!mapping_creation_only(a->group_map, group_attrs[i]))
+				eg[n_eg++] = group_attrs[i];
 		struct entra_config ec = {
 			.url = c->target.url,
 			.auth = a->target_auth,
@@ -630,10 +641,10 @@ static struct target *make_target(struct agent *a)
 			.max_attempts = c->target.max_attempts,
 			.timeout_ms = c->target.timeout_ms,
 			.max_requests_per_s = c->target.max_requests_per_s,
-			.user_attrs = user_attrs, /* copied */
-			.n_user_attrs = c->mapping.n_user,
-			.group_attrs = group_attrs,
-			.n_group_attrs = c->mapping.n_group,
+			.user_attrs = eu, /* copied */
+			.n_user_attrs = n_eu,
+			.group_attrs = eg,
+			.n_group_attrs = n_eg,
 		};
 		return entra_target_new(&ec);
 	}

@@ -8,7 +8,16 @@
 #            [--config AGENT_YAML] [--settle SEC] [--quiet-ms N]
 #            [--log WORKLOAD_LOG] [--inflight-ms N]
 #            [--users-base B] [--users-filter F] [--groups-base G] [--groups-filter F]
+#   check.sh --target entra --graph URL|DUMP_FILE [--anchor-property P] ...
+#            (the same options, --graph instead of --scim)
 #
+#   --target     scim (default) or entra: which fixture the agents export to
+#   --graph      --target entra: the Graph fixture's base URL (.../v1.0: its
+#                /_test/dump is read) or a file holding GET /_test/dump
+#   --anchor-property
+#                --target entra: the property holding the anchor (default:
+#                extension_{target.auth.client_id without dashes}_canopyAnchor
+#                from --config, as sync/target/entra.h names it)
 #   --scim       the SCIM fixture's base URL (.../scim/v2: its /_test/store is
 #                read) or a file holding GET /_test/store
 #   --audit-url  the fixture's /_test/audit (or its base URL .../scim/v2), or
@@ -44,10 +53,17 @@
 #    may stay with active: false; an in-scope user must not be disabled).
 #    A difference is looked at again for 5 s. lost = objects that differ (a
 #    duplicate externalId in the store counts as dup instead).
+#    --target entra: tests/fixtures/graph_compare.js instead, the mapping of
+#    tests/fixtures/entra.sh (objects matched by the anchor property; two
+#    objects with one anchor count as dup).
 # 2. dup / stale, from the SCIM audit (tests/fixtures/audit.js, which the
 #    failover tests and bench/failover-audit.js use too). Only canopy's writes
 #    (those with X-Canopy-Term) are judged; a write is effective when answered
-#    2xx or not at all (status null).
+#    2xx or not at all (status null). --target entra: the Graph fixture's
+#    audit (tests/fixtures/graph/README.md), its POST / PATCH / DELETE of
+#    /users and /groups, keyed by the anchor the fixture records; a create is
+#    POST /users or /groups answered 201; a request inside a $batch counts
+#    on its own (the fixture gives it the envelope's fencing headers).
 #    dup: a create (POST 201) of an externalId that exists at that point of
 #      the audit (created and not deleted since).
 #    stale: an effective write of term t audited after the first write of a

@@ -10,6 +10,7 @@ const path = require("path");
 
 const ROOT = path.resolve(__dirname, "../..");
 const {compare, parseLdif} = require(path.join(ROOT, "tests/fixtures/compare.js"));
+const {compareGraph} = require(path.join(ROOT, "tests/fixtures/graph_compare.js"));
 const audit = require(path.join(ROOT, "tests/fixtures/audit.js"));
 
 // --help: the usage comment at the top of chaos-tests/check.sh, exit 0
@@ -25,6 +26,7 @@ function usage(msg) {
 	if (msg) process.stderr.write(`check: ${msg}\n`);
 	process.stderr.write(
 		"usage: check.sh --ldap-url URL --bind-dn DN --password-file F --scim URL|STORE_FILE\n" +
+		"                (or --target entra --graph URL|DUMP_FILE [--anchor-property P])\n" +
 		"                --audit-url URL|FILE --cursor-log FILE --status URL|FILE [--status ...] [URL...]\n" +
 		"                [--config AGENT_YAML] [--settle SEC] [--log WORKLOAD_LOG] [--inflight-ms N]\n" +
 		"                [--users-base B] [--users-filter F] [--groups-base G] [--groups-filter F]\n");
@@ -32,7 +34,7 @@ function usage(msg) {
 }
 
 // ---------------------------------------------------------------- options
-const o = {status: [], settle: 120, quietMs: 1000};
+const o = {status: [], settle: 120, quietMs: 1000, target: "scim"};
 {
 	const argv = process.argv.slice(2);
 	let inStatus = false;
@@ -46,6 +48,9 @@ const o = {status: [], settle: 120, quietMs: 1000};
 		case "--bind-dn": o.bindDn = val(); break;
 		case "--password-file": o.pwFile = val(); break;
 		case "--scim": o.scim = val(); break;
+		case "--target": o.target = val(); break;
+		case "--graph": o.graph = val(); break;
+		case "--anchor-property": o.anchorProperty = val(); break;
 		case "--audit-url": o.audit = val(); break;
 		case "--cursor-log": o.cursorLog = val(); break;
 		case "--status": o.status.push(val()); inStatus = true; break;
@@ -63,6 +68,8 @@ const o = {status: [], settle: 120, quietMs: 1000};
 		}
 	}
 }
+if (o.target !== "scim" && o.target !== "entra") usage(`--target ${o.target}: scim or entra`);
+if (o.target === "entra") o.scim = o.scim ?? o.graph ?? usage("--target entra needs --graph");
 for (const k of ["ldapUrl", "bindDn", "pwFile", "scim", "audit"]) if (!o[k]) usage(`--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase()).replace("audit", "audit-url").replace("pw-file", "password-file")} is required`);
 if (!o.status.length) usage("at least one --status");
 if (!(o.settle >= 0)) usage("--settle: seconds");
@@ -170,7 +177,10 @@ const scope = {
 if (src.users?.member_of) usage(`${o.config}: source.users.member_of: group-based scope is not compared by this checker`);
 // compare.js checks tests/fixtures/sync.sh's mapping; say so when the
 // agents map something else (what it does not know it cannot check).
-const MAPPING = {user: {userName: "[uid]", displayName: 'Join(" ", [givenName], [sn])', "name.givenName": "[givenName]",
+const MAPPING = o.target === "entra" ? {user: {userPrincipalName: "[mail]", displayName: 'Join(" ", [givenName], [sn])',
+	mailNickname: "[uid]", givenName: "[givenName]", surname: "[sn]", department: "[title]",
+	accountEnabled: 'IIF([employeeType]="disabled", "False", "True")'}, group: {displayName: "[cn]", mailNickname: "[cn]"}} :
+	{user: {userName: "[uid]", displayName: 'Join(" ", [givenName], [sn])', "name.givenName": "[givenName]",
 	"name.familyName": "[sn]", 'emails[type eq "work"].value': "[mail]"}, group: {displayName: "[cn]"}};
 if (cfg.mapping)
 	for (const kind of ["user", "group"])
@@ -178,10 +188,18 @@ if (cfg.mapping)
 			if ((cfg.mapping[kind] ?? {})[k] !== MAPPING[kind][k])
 				process.stderr.write(`check: warning: ${o.config}: mapping.${kind}.${k} is ` +
 					`${JSON.stringify((cfg.mapping[kind] ?? {})[k] ?? null)}; the checker compares ` +
-					`${JSON.stringify(MAPPING[kind][k] ?? null)} (tests/fixtures/compare.js)\n`);
+					`${JSON.stringify(MAPPING[kind][k] ?? null)} (tests/fixtures/${o.target === "entra" ? "graph_compare.js" : "compare.js"})\n`);
 const deprovision = cfg.safety?.deprovision ?? "delete";
 const T = Number(cfg.cluster?.election_timeout_ms ?? 1000);
 const inflightMs = o.inflightMs ?? Number(cfg.target?.timeout_ms ?? 30000) + T;
+// --target entra: the anchor property canopy writes, extension_{client id
+// without dashes}_canopyAnchor (sync/target/entra.h), unless given.
+let anchorProperty = o.anchorProperty ?? cfg.target?.anchor_property;
+if (o.target === "entra" && !anchorProperty) {
+	const id = String(cfg.target?.auth?.client_id ?? "").replace(/-/g, "").toLowerCase();
+	if (!/^[0-9a-f]{32}$/.test(id)) usage("--target entra: give --anchor-property or a --config with target.auth.client_id");
+	anchorProperty = `extension_${id}_canopyAnchor`;
+}
 
 // ---------------------------------------------------------------- I/O
 const isUrl = (s) => /^https?:\/\//.test(s);
@@ -215,7 +233,9 @@ async function statuses() {
 }
 async function readText(s, suffix) {
 	if (isUrl(s)) {
-		const u = suffix && /\/scim\/v2\/?$/.test(s) ? s.replace(/\/scim\/v2\/?$/, suffix) : s;
+		// a fixture's base URL (SCIM .../scim/v2, Graph .../v1.0): its control API
+		const base = /\/(scim\/v2|v1\.0)\/?$/;
+		const u = suffix && base.test(s) ? s.replace(base, suffix) : s;
 		return get(u, 20000);
 	}
 	return fs.readFileSync(s, "utf8");
@@ -363,6 +383,27 @@ function checkCursor(obs) {
 	return {problems, indexes: idx.length};
 }
 
+// ---------------------------------------------------------------- Graph audit
+// The Graph fixture audits every request (tests/fixtures/graph/README.md,
+// "Audit log"): writes only, in the SCIM audit's terms for audit.js. The
+// object is the anchor; a create is POST /users or /groups answered 201; a
+// member reference's DELETE removes a membership, not the group, so it gets
+// a key of its own (the group does not stop existing for the dup count).
+// A request inside a $batch has a line of its own, with the envelope's
+// fencing headers; the envelope's line is not a write.
+function graphWrites(rows) {
+	const out = [];
+	rows.forEach((r, i) => {
+		if (!["POST", "PATCH", "PUT", "DELETE"].includes(r.method)) return;
+		const p = String(r.path).split("?")[0];
+		if (!/^\/v1\.0\/(users|groups)(\/|$)/.test(p)) return; // $batch envelope, token requests
+		const whole = /^\/v1\.0\/(users|groups)(\/[^/]+)?$/.test(p);
+		out.push({seq: i + 1, time: r.time, method: r.method, path: r.path, status: r.status, term: r.term ?? null,
+			node: r.node ?? null, externalId: r.anchor ? (whole ? r.anchor : `${r.anchor} ${p.split("/").slice(4).join("/")}`) : undefined});
+	});
+	return out;
+}
+
 // ---------------------------------------------------------------- main
 (async () => {
 	const details = [];
@@ -378,8 +419,13 @@ function checkCursor(obs) {
 	let cmp, entries, store;
 	const compareNow = async () => {
 		entries = sourceInScope();
-		store = JSON.parse(await readText(o.scim, "/_test/store"));
-		cmp = compare(entries, store, {deprovision});
+		if (o.target === "entra") {
+			store = JSON.parse(await readText(o.scim, "/_test/dump"));
+			cmp = compareGraph(entries, store, anchorProperty);
+		} else {
+			store = JSON.parse(await readText(o.scim, "/_test/store"));
+			cmp = compare(entries, store, {deprovision});
+		}
 	};
 	try {
 		await compareNow();
@@ -414,7 +460,9 @@ function checkCursor(obs) {
 	// (2) the audit
 	let an = {dup: [], stale: [], inflight: [], shared: []};
 	try {
-		an = audit.analyze(audit.load(await readText(o.audit, "/_test/audit")), {inflightMs});
+		let rows = audit.load(await readText(o.audit, "/_test/audit"));
+		if (o.target === "entra") rows = graphWrites(rows);
+		an = audit.analyze(rows, {inflightMs});
 	} catch (e) {
 		detail(`cannot read the audit ${o.audit}: ${e.message}`);
 		inputErrors++;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// chaos-tests/lib/audit.js -- what the SCIM fixture's audit log says, for the
+// chaos-tests/lib/audit.js -- what the SCIM (or Graph) fixture's audit log says, for the
 // scenarios (the full checker is chaos-tests/check.sh; this answers the
 // questions a scenario asks while it runs, and stands in for the checker's
 // audit part when it is absent).
@@ -20,7 +20,8 @@ const [cmd, file, a1, a2] = process.argv.slice(2);
 const rows = (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "").split("\n").filter(Boolean)
 	.map((l) => JSON.parse(l)).sort((a, b) => a.seq - b.seq);
 for (const r of rows) r.ms = Date.parse(r.time);
-const ok = (r) => r.status !== null && r.status < 300;
+// a write answered 2xx (the Graph fixture audits reads too: not writes)
+const ok = (r) => r.status !== null && r.status < 300 && r.method !== "GET";
 
 if (cmd === "first-write") {
 	const r = rows.find((x) => ok(x) && x.term === Number(a1));

@@ -20,6 +20,14 @@
 #   hosts_setup N              bridge, N namespaces, the two proxies
 #   hosts_cluster N            agent configs (tests/fixtures/sync.sh's mapping)
 #                              for N agents, started: AGENT_PID[I]
+#   CHAOS_TARGET=entra         (set before sourcing) the agents export to the
+#                              Graph fixture instead (tests/fixtures/graph.sh,
+#                              entra.sh's config and mapping; target.kind
+#                              entra), through the proxy `graph` (10.A.B.1:8080:
+#                              CHAOS_GRAPH_URL, CHAOS_GRAPH_TOKEN_URL); the
+#                              checker runs with --target entra
+#   chaos_target_count Users|Groups
+#                              objects in the target (either fixture)
 #   host_start I               starts agent I in its namespace (CHAOS_AGENT_WRAP:
 #                              words before the agent, @ID@ = I, e.g. env LD_PRELOAD=...)
 #   host_kill I                SIGKILL, reaped (agent_stop I KILL)
@@ -59,6 +67,14 @@ CHAOS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CANOPY_SOURCE_DIR=${CANOPY_SOURCE_DIR:-$(cd "$CHAOS_DIR/.." && pwd)}
 # shellcheck source=../../tests/fixtures/sync.sh
 source "$CANOPY_SOURCE_DIR/tests/fixtures/sync.sh"
+CHAOS_TARGET=${CHAOS_TARGET:-scim}
+case $CHAOS_TARGET in
+scim) ;;
+entra)
+	# shellcheck source=../../tests/fixtures/entra.sh
+	source "$CANOPY_SOURCE_DIR/tests/fixtures/entra.sh" ;;
+*) fail "CHAOS_TARGET=$CHAOS_TARGET: scim or entra" ;;
+esac
 
 CHAOS_REG=/run/canopy-chaos
 FAULTPROXY=${FAULTPROXY:-$CANOPY_BUILD_DIR/chaos-tests/faultproxy}
@@ -174,11 +190,19 @@ table inet chaos {
 EOF
 	done
 	CHAOS_HOSTS=$n
-	sync_setup "${CHAOS_USERS:-200}" "${CHAOS_GROUPS:-10}"
+	if [ "$CHAOS_TARGET" = entra ]; then
+		slapd_start "${CHAOS_USERS:-200}" "${CHAOS_GROUPS:-10}" "${CHAOS_NESTED:-}"
+		graph_start
+		_chaos_proxy_start graph 8080 "127.0.0.1:$GRAPH_PORT"
+		CHAOS_GRAPH_URL=http://$CHAOS_BRIDGE_IP:8080/v1.0
+		CHAOS_GRAPH_TOKEN_URL=${GRAPH_TOKEN_URL/127.0.0.1:$GRAPH_PORT/$CHAOS_BRIDGE_IP:8080}
+	else
+		sync_setup "${CHAOS_USERS:-200}" "${CHAOS_GROUPS:-10}" "${CHAOS_NESTED:-}"
+		_chaos_proxy_start scim 8080 "127.0.0.1:$SCIM_PORT"
+		CHAOS_SCIM_URL=http://$CHAOS_BRIDGE_IP:8080/scim/v2
+	fi
 	_chaos_proxy_start ldap 3890 "127.0.0.1:$SLAPD_PORT"
-	_chaos_proxy_start scim 8080 "127.0.0.1:$SCIM_PORT"
 	CHAOS_LDAP_URL=ldap://$CHAOS_BRIDGE_IP:3890/
-	CHAOS_SCIM_URL=http://$CHAOS_BRIDGE_IP:8080/scim/v2
 	echo "hosts: run $CHAOS_ID, net $CHAOS_NET.0/24, $n hosts, dir $FIXTURE_TMP" >&2
 }
 
@@ -222,7 +246,12 @@ hosts_cluster() {
 	CHAOS_CONTROL_TOKEN=$(fixture_tmpdir)/control.token
 	(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CHAOS_CONTROL_TOKEN")
 	for ((i = 1; i <= n; i++)); do
-		SLAPD_URL=$CHAOS_LDAP_URL SCIM_URL=$CHAOS_SCIM_URL sync_agent_config "$i" "[$members]"
+		if [ "$CHAOS_TARGET" = entra ]; then
+			SLAPD_URL=$CHAOS_LDAP_URL GRAPH_URL=$CHAOS_GRAPH_URL DELETE_THRESHOLD=$DELETE_THRESHOLD \
+				entra_config "$i" "$(GRAPH_TOKEN_URL=$CHAOS_GRAPH_TOKEN_URL entra_secret_auth)" "[$members]"
+		else
+			SLAPD_URL=$CHAOS_LDAP_URL SCIM_URL=$CHAOS_SCIM_URL sync_agent_config "$i" "[$members]"
+		fi
 		printf 'control:\n  token_file: %s\n' "$CHAOS_CONTROL_TOKEN" >>"$(fixture_tmpdir)/agent$i.yaml"
 		# A scenario's extra YAML (e.g. a data dir elsewhere) goes at the end.
 		[ -n "${CHAOS_EXTRA_YAML:-}" ] && printf '%s\n' "$CHAOS_EXTRA_YAML" >>"$(fixture_tmpdir)/agent$i.yaml"
@@ -270,6 +299,14 @@ host_start() {
 	spawn "agent$id" "$dir/agent$id.log.tmp" ip netns exec "$CHAOS_ID-h$id" $wrap "$CANOPY_AGENT" --config "$dir/agent$id.yaml"
 	AGENT_PID[$id]=$SPAWNED_PID
 	at_exit "cat '$dir/agent$id.log.tmp' >> '$dir/agent$id.log' 2>/dev/null; : > '$dir/agent$id.log.tmp'"
+}
+
+chaos_target_count() {
+	if [ "$CHAOS_TARGET" = entra ]; then
+		graph_ctl GET stats | json_get "j.${1,,}"
+	else
+		scim_count "$1"
+	fi
 }
 
 host_kill() { agent_stop "$1" KILL; }

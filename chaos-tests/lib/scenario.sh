@@ -82,9 +82,9 @@ chaos_cluster() {
 	hosts_cluster "$n"
 	wait_for 30 host_leader || fail "no ready leader 30 s after start"
 	if [ "${CHAOS_WAIT_INITIAL:-1}" = 1 ]; then
-		_initial() { [ "$(scim_count Users)" = "${CHAOS_USERS:-200}" ] && [ "$(scim_count Groups)" = "${CHAOS_GROUPS:-10}" ]; }
-		wait_for 90 _initial || fail "initial sync did not finish: $(scim_count Users) users"
-		say "initial sync done: $(scim_count Users) users, $(scim_count Groups) groups, leader $(host_leader)"
+		_initial() { [ "$(chaos_target_count Users)" = "${CHAOS_USERS:-200}" ] && [ "$(chaos_target_count Groups)" = "${CHAOS_GROUPS:-10}" ]; }
+		wait_for 90 _initial || fail "initial sync did not finish: $(chaos_target_count Users) users"
+		say "initial sync done: $(chaos_target_count Users) users, $(chaos_target_count Groups) groups, leader $(host_leader)"
 	fi
 	CHAOS_CURSOR_LOG=$(fixture_tmpdir)/cursor.log
 	if [ -x "$CHAOS_DIR/cursor-watch.sh" ]; then
@@ -157,15 +157,21 @@ chaos_verdict() {
 	chaos_workload_stop
 	hosts_heal 2>/dev/null
 	for i in "${!CHAOS_PROXY_CTL[@]}"; do chaos_proxy "$i" clear >/dev/null; done
-	scim_fault '{}' 2>/dev/null
+	if [ "$CHAOS_TARGET" = entra ]; then graph_fault '{}' >/dev/null 2>&1; else scim_fault '{}' 2>/dev/null; fi
 	for ((i = 1; i <= CHAOS_HOSTS; i++)); do
 		[ "${CHAOS_DOWN[$i]:-}" = 1 ] && continue
 		host_running "$i" && kill -CONT "${AGENT_PID[$i]}" 2>/dev/null
 		status_urls+=("http://${AGENT_CTL[$i]}/v1/status")
 	done
-	if [ -x "$CHAOS_DIR/check.sh" ]; then
+	local target
+	if [ "$CHAOS_TARGET" = entra ]; then
+		target=(--target entra --graph "$GRAPH_URL" --audit-url "$GRAPH_AUDIT")
+	else
+		target=(--scim "$SCIM_URL" --audit-url "$SCIM_AUDIT")
+	fi
+	if [ -x "$CHAOS_DIR/check.sh" ] || [ "$CHAOS_TARGET" = entra ]; then
 		line=$("$CHAOS_DIR/check.sh" --ldap-url "$SLAPD_URL" --bind-dn "$SLAPD_ADMIN_DN" \
-			--password-file "$SLAPD_PW_FILE" --scim "$SCIM_URL" --audit-url "$SCIM_AUDIT" \
+			--password-file "$SLAPD_PW_FILE" "${target[@]}" \
 			--cursor-log "$CHAOS_CURSOR_LOG" --status "${status_urls[@]}" \
 			--config "$dir/agent1.yaml" ${CHAOS_WORKLOAD_LOG:+--log "$CHAOS_WORKLOAD_LOG"} 2>"$dir/check.err")
 		rc=$?

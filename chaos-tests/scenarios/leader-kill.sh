@@ -9,22 +9,26 @@
 # second, default 20), CHAOS_EARLY (early_election, default true: a crash is
 # detected by the refused leader watch; false: by the election timeout).
 #
+# CHAOS_TARGET=entra: against the Graph fixture (entra-leader-kill.sh).
+#
 # Measured per kill (printed, and as a table at the end):
 #   kill -> new leader        the survivor's own log line "acting as leader"
 #                             (after its barrier) of a term above the old one
-#   kill -> export resumed    the SCIM audit's first 2xx write of that term
+#   kill -> export resumed    the target's audit's first 2xx write of that term
 #                             (the target's clock; same machine)
 # Fails on the checker's verdict, an agent crash, a kill after which no new
 # leader is ready within 10 s or nothing is written in its term within 15 s,
 # or a killed agent that does not rejoin.
 source "$(dirname "$0")/../lib/scenario.sh"
-scenario_init leader-kill "$@"
+scenario_init "$([ "$CHAOS_TARGET" = entra ] && echo entra-leader-kill || echo leader-kill)" "$@"
 
 T=${CHAOS_T:-1000}
 export ELECTION_TIMEOUT_MS=$T HEARTBEAT_MS=${CHAOS_HB:-$((T / 10))}
 export EARLY_ELECTION=${CHAOS_EARLY:-true}
 CHAOS_USERS=${CHAOS_USERS:-1000}
 CHAOS_WAIT_INITIAL=0 chaos_cluster 3
+AUDIT=${SCIM_AUDIT:-}
+[ "$CHAOS_TARGET" = entra ] && AUDIT=$GRAPH_AUDIT
 dir=$(fixture_tmpdir)
 ROUNDS=$dir/rounds.tsv
 printf 'round\tphase\tkilled\told_term\tnew_leader\tnew_term\tkill_to_leader_ms\tkill_to_write_ms\n' >"$ROUNDS"
@@ -65,7 +69,7 @@ kill_leader() { # PHASE
 		return 1
 	fi
 	read -r NL NT LMS <<<"$(_new)"
-	_wrote() { node "$CHAOS_DIR/lib/audit.js" first-write "$SCIM_AUDIT" "$NT"; }
+	_wrote() { node "$CHAOS_DIR/lib/audit.js" first-write "$AUDIT" "$NT"; }
 	if wait_for 15 _wrote; then
 		WMS=$(_wrote)
 	else
@@ -81,17 +85,17 @@ kill_leader() { # PHASE
 }
 
 # 1. during the initial sync
-_some() { local n; n=$(scim_count Users) && [ "$n" -ge 1 ]; }
+_some() { local n; n=$(chaos_target_count Users) && [ "$n" -ge 1 ]; }
 wait_for 60 _some || fail "the initial sync wrote nothing in 60 s"
-n=$(scim_count Users)
+n=$(chaos_target_count Users)
 if [ "$n" -lt "$CHAOS_USERS" ]; then
 	kill_leader initial
 	say "killed during the initial sync at $n of $CHAOS_USERS users"
 else
 	chaos_note "the initial sync was done before the first kill could land ($n users)"
 fi
-_initial() { [ "$(scim_count Users)" = "$CHAOS_USERS" ] && [ "$(scim_count Groups)" = "${CHAOS_GROUPS:-10}" ]; }
-wait_for 120 _initial || chaos_bad "initial sync did not finish after the kill: $(scim_count Users) users"
+_initial() { [ "$(chaos_target_count Users)" = "$CHAOS_USERS" ] && [ "$(chaos_target_count Groups)" = "${CHAOS_GROUPS:-10}" ]; }
+wait_for 120 _initial || chaos_bad "initial sync did not finish after the kill: $(chaos_target_count Users) users"
 
 # 2. under a steady change stream
 chaos_workload_start "${CHAOS_RATE:-20}"

@@ -119,6 +119,8 @@ static void job_free(struct entra_job *j)
 	free(j->anchor);
 	free(j->target_id);
 	json_decref(j->attrs);
+	free(j->attr);
+	free(j->value);
 	free_ids(j->add, j->n_add);
 	free_ids(j->remove, j->n_remove);
 	free(j);
@@ -148,6 +150,7 @@ static void complete(struct entra_run *r, struct entra_job *j, int status)
 	top->values_refused = top->permanent && j->values_refused;
 	top->n_add_done = j->n_add_done;
 	top->n_remove_done = j->n_remove_done;
+	top->taken = j->status == 0 && j->taken;
 	if (j->status != 0 && j->status != -ECANCELED)
 		r->failures++;
 	target_metrics_error(top->action, top->status);
@@ -484,11 +487,15 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 		if (op->target_id == NULL)
 			return -EINVAL;
 		break;
+	case TARGET_TAKEN:
+		if (op->attr == NULL || op->attr[0] == '\0' || op->value == NULL)
+			return -EINVAL;
+		break;
 	default:
 		return -EINVAL;
 	}
 	op->status = 0;
-	op->permanent = op->created = op->matched = op->values_refused = false;
+	op->permanent = op->created = op->matched = op->values_refused = op->taken = false;
 	op->result_id[0] = op->error[0] = '\0';
 	op->http_status = 0;
 	op->attempts = 0;
@@ -515,6 +522,8 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 	j->n_remove = op->n_remove;
 	j->verify = op->verify;
 	j->exact = op->exact;
+	j->attr = op->attr ? xstrdup(op->attr) : NULL;
+	j->value = op->value ? xstrdup(op->value) : NULL;
 	if (r->tail)
 		r->tail->next = j;
 	else
@@ -689,6 +698,7 @@ struct target *entra_target_new(const struct entra_config *cfg)
 	et->base.impl = et;
 	et->base.name = "entra";
 	et->base.request_timeout_ms = et->cfg.timeout_ms;
+	et->base.checks_taken = true; /* TARGET_TAKEN: a filtered GET (entra_graph.c) */
 	et->base.start = e_start;
 	et->base.set_fence = e_set_fence;
 	et->base.submit = e_submit;

@@ -37,6 +37,9 @@
  *                 entra_graph.c, steps_batch); a step that failed in it is
  *                 re-sent alone, with the handling above.
  *   MANAGER       not written yet: fails for good (-EOPNOTSUPP).
+ *   TAKEN         GET /users|groups?$filter={attr} eq '{value}'&$select=id,
+ *                 {anchor property}&$top=1 (the quote doubled, URL-encoded):
+ *                 taken when the object found does not carry this anchor.
  * Without a target id, DISABLE and DELETE find the object by its anchor
  * first (users: $filter on the anchor property; groups: no such filter in
  * Graph for extension properties of groups in every tenant, so each group's
@@ -119,7 +122,9 @@ struct entra_config {
 	 * copied: an update sends null for one the mapped attributes lack, so a
 	 * value gone from the source is cleared in Graph too (PATCH only
 	 * changes what it names). The properties Graph requires are never
-	 * cleared. */
+	 * cleared; the caller leaves out those set at creation only
+	 * (mapping_creation_only: SelectUniqueValue, Guid(), RandomString(),
+	 * Now()), so they keep the value the create wrote. */
 	const char *const *user_attrs;
 	size_t n_user_attrs;
 	const char *const *group_attrs;

@@ -1,8 +1,9 @@
 /*
  * sync/target/entra_answer.c -- reading Microsoft Graph's answers: the error
- * object, Retry-After, list pages (value + @odata.nextLink) and member
- * references. Everything here is outside input: any JSON, any header text.
- * Fuzzed by tests/fuzz/fuzz_entra_answer.c.
+ * object, Retry-After, list pages (value + @odata.nextLink), member
+ * references and SelectUniqueValue's "is it taken" page. Everything here is
+ * outside input: any JSON, any header text. Fuzzed by
+ * tests/fuzz/fuzz_entra_answer.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -128,4 +129,21 @@ int entra__batch_response(const json_t *answer, const char *id, long *status, lo
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int entra__page_taken(const json_t *page, const char *prop, const char *anchor)
+{
+	const json_t *list = json_object_get(page, "value"), *v;
+	size_t i;
+
+	if (!json_is_array(list))
+		return -EBADMSG;
+	json_array_foreach(list, i, v) {
+		const char *anc = json_string_value(json_object_get(v, prop));
+		/* ours (same anchor) does not count: a creation whose answer
+		 * was lost, asked again, must find its own value free */
+		if (anc == NULL || anchor == NULL || strcmp(anc, anchor) != 0)
+			return 1;
+	}
+	return 0;
 }

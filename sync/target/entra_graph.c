@@ -1220,6 +1220,38 @@ out:
 	return rc;
 }
 
+/*
+ * TARGET_TAKEN (SelectUniqueValue, sync/engine/unique.c): GET
+ * /{users|groups}?$filter=<attr> eq '<value>'&$select=id,<anchor>&$top=1.
+ * Taken when an object that does not carry our anchor holds the value: ours
+ * holding it (a creation whose answer was lost, asked again) is not. How
+ * the value compares (Graph's eq on userPrincipalName ignores case) is
+ * Graph's business, as the uniqueness it enforces is.
+ */
+static int taken(struct entra_job *j)
+{
+	const char *prop = j->cfg->anchor_property;
+	char *f = eq_filter(j->attr, j->value);
+	char *path = fmt("/%s?$filter=%s&$select=id,%s&$top=1", coll(j), f, prop);
+	struct answer a;
+	int rc = http(j, "GET", path, NULL, &a);
+
+	free(f);
+	if (rc == 0 && a.status != 200)
+		rc = refuse(j, "GET", path, &a);
+	if (rc == 0) {
+		int t = entra__page_taken(a.body, prop, j->anchor);
+		if (t < 0) {
+			rc = t;
+			set_error(j, rc, false, "GET /%s: 200 without a value list", coll(j));
+		}
+		j->taken = t == 1;
+	}
+	answer_clear(&a);
+	free(path);
+	return rc;
+}
+
 void entra__exec(struct entra_job *j)
 {
 	uint64_t t0 = uv_hrtime();
@@ -1239,6 +1271,9 @@ void entra__exec(struct entra_job *j)
 		break;
 	case TARGET_MEMBERS:
 		rc = members(j);
+		break;
+	case TARGET_TAKEN:
+		rc = taken(j);
 		break;
 	case TARGET_MANAGER:
 	default:

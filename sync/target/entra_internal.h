@@ -135,6 +135,7 @@ struct entra_job {
 	char **add, **remove;
 	size_t n_add, n_remove;
 	bool verify, exact;
+	char *attr, *value;     /* TAKEN */
 	char fence_node[32], fence_term[32], cluster[96];
 
 	int status;
@@ -142,6 +143,7 @@ struct entra_job {
 	bool denied;      /* Graph refused the application: 401 after a new token, 403,
 			   * or the token endpoint refused the client (entra.h, "Quarantine") */
 	char denied_method[8], denied_path[160]; /* the request refused */
+	bool taken;             /* TAKEN */
 	char result_id[128];
 	long http_status;
 	unsigned attempts, retries;
@@ -169,6 +171,11 @@ int entra__page_find(const json_t *page, const char *prop, const char *anchor, c
 /* A members/$ref page: each @odata.id's last segment becomes a key of ids;
  * *next as above; -EBADMSG without a value list. */
 int entra__page_members(const json_t *page, json_t *ids, const char **next);
+/* SelectUniqueValue's filtered page (TARGET_TAKEN): 1 when an object of
+ * the value list does not carry `anchor` in `prop` (another object holds
+ * the value), 0 when the list is empty or every object is ours, -EBADMSG
+ * without a value list. */
+int entra__page_taken(const json_t *page, const char *prop, const char *anchor);
 /* The last segment of ".../directoryObjects/{id}", or NULL. */
 const char *entra__ref_id(const char *ref);
 /* A $batch answer ({"responses":[{id, status, headers?, body?}]}): the

@@ -12,10 +12,12 @@
  * ConvertToBase64 and ConvertFromBase64 work on text as Entra documents them:
  * "Unicode" is .NET's Encoding.Unicode, UTF-16 little-endian.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "sync/base64.h"
 #include "sync/transform/expr_impl.h"
@@ -364,22 +366,34 @@ static int f_cguid(struct ectx *c, const struct node *n, struct expr_value *out)
 	return ex_map_arg(c, n, 0, x_cguid, NULL, out);
 }
 
-/* Guid() is refused when the configuration loads: Entra's Guid makes a new
- * random GUID at every evaluation, and canopy evaluates a mapping every time
- * it reads the object. Unlike Now() and RandomString() (applied at creation
- * only, mapping.h) a GUID is wanted as a lasting identifier, which a value
- * that later updates leave out is not; the object's own GUID is. */
-static int check_guid(struct parser *p, struct node *n)
-{
-	return ex_perr_col(p, n->col, "Guid() is not supported: it makes a new random GUID at every evaluation, "
-			   "so the object would be rewritten in the target every time it is read; for the "
-			   "object's own GUID use [objectGUID], StringFromGuid(...) or CGuid(...)");
-}
-
+/* Guid(): a new random GUID (Microsoft's reference: "generates a new random
+ * GUID"), a version 4 UUID (RFC 9562 §5.4: 122 random bits, the version
+ * nibble 4 and the variant bits 10) written as .NET's Guid.ToString() --
+ * lower case, 8-4-4-4-12. It changes at every evaluation, so like Now() and
+ * RandomString() it is EXPR_VOLATILE: applied when the object is created
+ * only and left out of the content hash (mapping.h), so reading the object
+ * again does not rewrite it. The bytes come from the kernel's CSPRNG. */
 static int f_guid(struct ectx *c, const struct node *n, struct expr_value *out)
 {
-	(void)out;
-	return ex_efail(c, n, "not supported"); /* check_guid refuses it first */
+	unsigned char g[16];
+	size_t got = 0;
+	char s[37];
+
+	while (got < sizeof g) {
+		ssize_t k = getrandom(g + got, sizeof g - got, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return ex_efail(c, n, "the system's random number generator failed");
+		got += (size_t)k;
+	}
+	g[6] = (unsigned char)((g[6] & 0x0f) | 0x40);
+	g[8] = (unsigned char)((g[8] & 0x3f) | 0x80);
+	snprintf(s, sizeof s,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", g[0], g[1], g[2],
+		 g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+	ex_vpush_str(out, s);
+	return 0;
 }
 
 /* ---- The table, appended to expr_funcs.c's ---- */
@@ -390,7 +404,7 @@ const struct func ex_binary_funcs[] = {
 	{"ConvertFromUTF8Hex", 1, 1, 0, NULL, f_convertfromutf8hex, 0},
 	{"ConvertToBase64", 1, 1, 0, NULL, f_converttobase64, 0},
 	{"ConvertToUTF8Hex", 1, 1, 0, NULL, f_converttoutf8hex, 0},
-	{"Guid", 0, 0, 0, check_guid, f_guid, 0},
+	{"Guid", 0, 0, 0, NULL, f_guid, EXPR_VOLATILE},
 	{"StringFromGuid", 1, 1, 0, NULL, f_stringfromguid, 0},
 	{"StringFromSid", 1, 1, 0, NULL, f_stringfromsid, 0},
 };

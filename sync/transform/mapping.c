@@ -414,6 +414,14 @@ int mapping_apply_creation(const struct mapping *m, const struct object_attr *at
 	return 0;
 }
 
+bool mapping_creation_only(const struct mapping *m, const char *path)
+{
+	for (size_t i = 0; m != NULL && path != NULL && i < m->n; i++)
+		if (strcmp(m->rules[i].path, path) == 0 && !m->rules[i].reference)
+			return (m->rules[i].traits & (EXPR_VOLATILE | EXPR_UNIQUE)) != 0;
+	return false;
+}
+
 bool mapping_has_unique(const struct mapping *m)
 {
 	for (size_t i = 0; m != NULL && i < m->n; i++)

@@ -59,8 +59,8 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
 		  size_t n_attrs, json_t **out, char *errmsg, size_t errlen);
 
 /*
- * Rules whose expression changes at every evaluation -- Now(), RandomString()
- * (expr_traits: EXPR_VOLATILE) -- are applied at creation only: mapping_apply
+ * Rules whose expression changes at every evaluation -- Now(), RandomString(),
+ * Guid() (expr_traits: EXPR_VOLATILE) -- are applied at creation only: mapping_apply
  * leaves them out, so the content hash (mapping_hash) of an unchanged
  * object stays the same and nothing is rewritten on every pass; the engine
  * calls this for an object it is about to create in the target, after
@@ -70,6 +70,13 @@ int mapping_apply(const struct mapping *m, const char *anchor, const struct obje
  */
 int mapping_apply_creation(const struct mapping *m, const struct object_attr *attrs, size_t n_attrs,
 			   json_t *resource, char *errmsg, size_t errlen);
+
+/* Is the rule for target attribute `path` (as written in the configuration)
+ * applied at creation only -- Now(), RandomString(), Guid() (above) or
+ * SelectUniqueValue (below)? Updates leave such an attribute out, so a
+ * target whose updates clear what they leave out (the entra target's PATCH
+ * with null) must not treat it as cleared. False for an unknown path. */
+bool mapping_creation_only(const struct mapping *m, const char *path);
 
 /*
  * SelectUniqueValue (docs/mapping-expressions.md): a rule whose expression is

@@ -2,7 +2,8 @@
  * tests/fuzz/fuzz_entra_answer.c -- what the entra target reads from
  * Microsoft Graph (sync/target/entra_answer.c): the error object, list pages
  * looked through for an anchor, member reference pages, $batch answers
- * (one request's response: status, Retry-After, body), and Retry-After.
+ * (one request's response: status, Retry-After, body), SelectUniqueValue's
+ * "is it taken" page, and Retry-After.
  * Input: any bytes, read as a JSON answer and as one header line.
  */
 #include <jansson.h>
@@ -25,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	entra__answer_error(body, code, sizeof code, msg, sizeof msg);
 	(void)entra__page_find(body, "extension_0123456789abcdef0123456789abcdef_canopyAnchor", "a-1", id, sizeof id,
 			       &next);
+	(void)entra__page_taken(body, "extension_0123456789abcdef0123456789abcdef_canopyAnchor", "a-1");
 	ids = json_object();
 	if (ids != NULL) {
 		(void)entra__page_members(body, ids, &next);

@@ -3,7 +3,7 @@
 # attribute-mapping expressions (tests/fixtures/expr-samples.json, one row per
 # sample, naming the section of Microsoft's page it comes from) gives the
 # documented value through `canopyctl expr --json`: the same parser and
-# evaluator as the agent's mappings. Random values (RandomString) are checked
+# evaluator as the agent's mappings. Random values (RandomString, Guid) are checked
 # against the documented rules instead, and refused functions must fail to
 # parse with the documented message and exit 1. Then every row of Microsoft's
 # NormalizeDiacritics table (tests/fixtures/expr-diacritics.tsv).
@@ -54,6 +54,11 @@ a=$("$CANOPYCTL" expr 'RandomString(20,2,2,2,2)') && b=$("$CANOPYCTL" expr 'Rand
 	fail "RandomString failed"
 [ ${#a} = 20 ] && [ "$a" != "$b" ] || fail "RandomString(20,...) twice: \"$a\", \"$b\""
 pass "RandomString differs between evaluations"
+
+# Guid() likewise: a new GUID at every evaluation
+a=$("$CANOPYCTL" expr 'Guid()') && b=$("$CANOPYCTL" expr 'Guid()') || fail "Guid() failed"
+[ ${#a} = 36 ] && [ "$a" != "$b" ] || fail "Guid() twice: \"$a\", \"$b\""
+pass "Guid() differs between evaluations"
 
 # Microsoft's NormalizeDiacritics table, one row per character
 n=0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mapping rules that change at every evaluation -- RandomString(), Now() --
+# Mapping rules that change at every evaluation -- RandomString(), Now(), Guid() --
 # are applied when the object is created and never again: the first pass
 # writes them, later passes over unchanged entries write nothing (the content
 # hash leaves them out), and an update caused by another attribute leaves
@@ -12,6 +12,7 @@ source "$(dirname "$0")/../fixtures/sync.sh"
 E=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
 USER_MAPPING_EXTRA="    nickName: 'Redact(RandomString(12,2,2,2,2))'
     '$E:employeeNumber': 'Now()'
+    '$E:costCenter': 'Guid()'
     title: 'Redact(Join(\" \", \"title of\", [sn]))'"
 sync_setup 5 1
 agent_ports 1
@@ -21,13 +22,15 @@ users_are() { [ "$(scim_count Users)" = "$1" ]; }
 wait_until 60 users_are 5 || fail "initial sync: $(scim_count Users) users"
 wait_until 30 idle_leader 1 || fail "not idle"
 
-user() { scim_ctl GET store | json_get "JSON.stringify((u => u ? [u.nickName, (u['$E'] || {}).employeeNumber, u.title, u.name.familyName] : null)(j.Users.find(u => u.userName === '$1')))"; }
+user() { scim_ctl GET store | json_get "JSON.stringify((u => u ? [u.nickName, (u['$E'] || {}).employeeNumber, u.title, u.name.familyName, (u['$E'] || {}).costCenter] : null)(j.Users.find(u => u.userName === '$1')))"; }
 first=$(user user00002)
 nick=$(json_eval "$first" 'j[0]') && when=$(json_eval "$first" 'j[1]')
 [[ $nick =~ ^.{12}$ ]] || fail "created without a 12-character RandomString nickName: $first"
 [[ $when =~ ^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}\ [0-9]{1,2}:[0-9]{2}:[0-9]{2}\ [AP]M$ ]] || fail "created without Now() in M/d/yyyy h:mm:ss tt: $first"
 [ "$(json_eval "$first" 'j[2]')" = "title of $(json_eval "$first" 'j[3]')" ] || fail "Redact changed the value sent: $first"
-pass "created with RandomString, Now() and a redacted title: $first"
+[[ $(json_eval "$first" 'j[4]') =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] ||
+	fail "created without a lower-case Guid() costCenter: $first"
+pass "created with RandomString, Now(), Guid() and a redacted title: $first"
 
 # an entry event whose mapped content is the same writes nothing, though
 # Now() has moved on: user00003 changes an unmapped attribute; the marker
@@ -42,7 +45,7 @@ wait_until 30 marked || fail "user00004's change did not reach the target"
 wait_until 30 idle_leader 1 || fail "not idle"
 [ "$(scim_writes)" = $((writes + 1)) ] ||
 	fail "$(($(scim_writes) - writes)) writes for one changed user: an unchanged entry was rewritten"
-pass "an entry whose mapped content did not change is not rewritten (Now() and RandomString() left out of its hash)"
+pass "an entry whose mapped content did not change is not rewritten (Now(), RandomString() and Guid() left out of its hash)"
 
 # an update caused by another attribute: the creation-only values stay
 dn="uid=user00002,ou=people,$SLAPD_BASE"
@@ -59,7 +62,9 @@ after=$(user user00002)
 	fail "the update wrote a new RandomString: $first, then $after"
 [ "$(json_eval "[$first,$after]" 'j[1][1] === null || j[1][1] === j[0][1]')" = true ] ||
 	fail "the update wrote a new Now(): $first, then $after"
-pass "an update of sn sends neither a new RandomString nor a new Now(): $after"
+[ "$(json_eval "[$first,$after]" 'j[1][4] === null || j[1][4] === undefined || j[1][4] === j[0][4]')" = true ] ||
+	fail "the update wrote a new Guid(): $first, then $after"
+pass "an update of sn sends no new RandomString, Now() or Guid(): $after"
 
 # the provisioning log: the title's change is listed, its values are not
 out=$("$CANOPYCTL" --server "${AGENT_CTL[1]}" logs --object "$dn" --json) || fail "logs --json"

@@ -1066,11 +1066,33 @@ static void test_stringfromguid_and_cguid_convert_both_ways(void **state)
 	expect_eval_error("CGuid(\"6f9619ff-8b86-d011-b42d-00c04fc964fg\")", -EINVAL, "column 1: CGuid: not a GUID");
 }
 
-static void test_guid_is_refused_at_parse_time(void **state)
+static void test_guid_is_a_new_lower_case_v4_guid_at_every_evaluation(void **state)
 {
 	(void)state;
-	/* Entra's Guid() is a new random GUID per evaluation: never stable */
-	expect_parse_error("Coalesce([x], Guid())", "column 15: Guid() is not supported: it makes a new random GUID");
+	char err[256], prev[37] = "";
+	struct expr *e = parse_ok("Guid()");
+	/* changes at every evaluation: applied at creation only (mapping.h) */
+	assert_int_equal(expr_traits(e), EXPR_VOLATILE);
+	for (int round = 0; round < 100; round++) {
+		struct expr_value v = {0};
+		assert_int_equal(expr_eval(e, NULL, NULL, &v, err, sizeof err), 0);
+		assert_int_equal(v.n, 1);
+		const char *g = v.v[0];
+		/* .NET's Guid.ToString(): 8-4-4-4-12, lower case; RFC 9562 §5.4 version 4, variant 10 */
+		assert_int_equal(strlen(g), 36);
+		for (int i = 0; i < 36; i++) {
+			if (i == 8 || i == 13 || i == 18 || i == 23)
+				assert_int_equal(g[i], '-');
+			else
+				assert_non_null(strchr("0123456789abcdef", g[i]));
+		}
+		assert_int_equal(g[14], '4');
+		assert_non_null(strchr("89ab", g[19]));
+		assert_string_not_equal(g, prev);
+		snprintf(prev, sizeof prev, "%s", g);
+		expr_value_free(&v);
+	}
+	expr_free(e);
 	expect_parse_error("Guid(\"x\")", "column 1: Guid expects 0 arguments, got 1");
 }
 
@@ -1678,7 +1700,7 @@ int main(void)
 		cmocka_unit_test(test_stringfromsid_formats_binary_sids),
 		cmocka_unit_test(test_stringfromsid_refuses_what_is_not_a_sid),
 		cmocka_unit_test(test_stringfromguid_and_cguid_convert_both_ways),
-		cmocka_unit_test(test_guid_is_refused_at_parse_time),
+		cmocka_unit_test(test_guid_is_a_new_lower_case_v4_guid_at_every_evaluation),
 		cmocka_unit_test(test_parse_error_unknown_function),
 		cmocka_unit_test(test_parse_error_wrong_argument_count),
 		cmocka_unit_test(test_parse_error_unterminated_string),

@@ -276,6 +276,29 @@ static void select_unique_value_yields_candidates_at_creation_only(void **state)
 				    "manager: the manager cannot use SelectUniqueValue"));
 }
 
+static void creation_only_names_the_volatile_and_unique_rules(void **state)
+{
+	const struct mapping_rule_text rules[] = {
+		{"userName", "SelectUniqueValue([uid], Join(\".\", [uid], \"2\"))", 1},
+		{"displayName", "[sn]", 2},
+		{"employeeId", "Guid()", 3},
+		{"nickName", "RandomString(8,1,1,1,1)", 4},
+		{"title", "Now()", 5},
+	};
+	struct mapping *m;
+	char err[256];
+	(void)state;
+	assert_int_equal(mapping_compile(&m, OBJECT_USER, "mapping.user", rules, 5, err, sizeof err), 0);
+	assert_true(mapping_creation_only(m, "userName"));
+	assert_false(mapping_creation_only(m, "displayName"));
+	assert_true(mapping_creation_only(m, "employeeId"));
+	assert_true(mapping_creation_only(m, "nickName"));
+	assert_true(mapping_creation_only(m, "title"));
+	assert_false(mapping_creation_only(m, "mail"));
+	assert_false(mapping_creation_only(NULL, "userName"));
+	mapping_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +314,7 @@ int main(void)
 		cmocka_unit_test(redacted_attributes_show_as_redact_in_modified),
 		cmocka_unit_test(redacted_rule_errors_do_not_show_the_value),
 		cmocka_unit_test(select_unique_value_yields_candidates_at_creation_only),
+		cmocka_unit_test(creation_only_names_the_volatile_and_unique_rules),
 	};
 	return cmocka_run_group_tests_name("mapping", tests, NULL, NULL);
 }

@@ -1673,6 +1673,16 @@ static int check_entra(struct cx *c, int line, const struct config *cfg)
 			return fail(c, line,
 				    "target.mode bulkupload provisions users only (API-driven inbound provisioning "
 				    "has no groups): remove source.groups and mapping.group, or use target.mode graph");
+		/* the engine writes a manager by the manager's target id, which
+		 * API-driven provisioning does not give back (entra_bulk.h) */
+		for (unsigned i = 0; i < cfg->mapping.n_user; i++) {
+			const char *m = strrchr(cfg->mapping.user[i].attr, ':');
+			if (m != NULL && (strcasecmp(m, ":manager") == 0 || strcasecmp(m, ":manager.value") == 0))
+				return fail(c, line,
+					    "target.mode bulkupload: mapping.user.%s: managers are not written in this "
+					    "mode yet; remove the rule, or use target.mode graph",
+					    cfg->mapping.user[i].attr);
+		}
 		/* the anchor travels as externalId, the app's matching attribute */
 		if (mapped(cfg->mapping.user, cfg->mapping.n_user, "externalId"))
 			return fail(c, line,

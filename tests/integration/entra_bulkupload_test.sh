@@ -9,57 +9,22 @@
 # fault switch) is a failed object in `canopyctl failed --json` with
 # Microsoft's errorCode and reason, and `canopyctl resync --failed` provisions
 # it once the fault is cleared.
-source "$(dirname "$0")/../fixtures/sync.sh"
-source "$(dirname "$0")/../fixtures/entra.sh"
+source "$(dirname "$0")/../fixtures/entra_bulk.sh"
 dir=$(fixture_tmpdir)
 
 slapd_start 200 0
 graph_start
 agent_ports 1
-SP=5b1e0c2a-0000-4000-8000-00000000b01c
-JOB="API2AAD.0c2a5b1e0000400080000000b01c.00000000-0000-0000-0000-000000000000"
 ctl() { "$CANOPYCTL" --server "${AGENT_CTL[1]}" "$@"; }
 st_of() { json_eval "$(agent_status 1 2>/dev/null || echo '{}')" "$1"; }
-uuid_of() { # the entryUUID (canopy's anchor, the externalId) of uid=$1
-	ldapsearch -x -LLL -o ldif-wrap=no -H "$SLAPD_URL" -D "$SLAPD_ADMIN_DN" -y "$SLAPD_PW_FILE" \
-		-b "uid=$1,ou=people,$SLAPD_BASE" -s base '(objectClass=*)' entryUUID | sed -n 's/^entryUUID: //p'
-}
-users_are() { [ "$(graph_dump users | json_get 'j.length')" = "$1" ]; }
-field_is() { [ "$(user_of "$1" "$2")" = "$3" ]; } # field_is EXTID JS WANT
-user_of() { # user_of EXTID JS: JS over the fixture's user whose employeeId is EXTID (u), or "none"
-	graph_dump users | json_get "((u) => u ? ($2) : 'none')(j.find((u) => u.employeeId === '$1'))"
-}
-
-bulk_config() { # bulk_config FILE [GROUPS_YAML] [SAFETY_EXTRA]
-	agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]" "$(cat <<YAML
-source:
-  kind: openldap
-  url: $SLAPD_URL
-  bind_dn: $SLAPD_ADMIN_DN
-  password_file: $SLAPD_PW_FILE
-  users:  { base: "ou=people,$SLAPD_BASE", filter: "(objectClass=inetOrgPerson)" }
-${2:-}
-target:
-  kind: entra
-  mode: bulkupload
-  url: $GRAPH_URL
-  service_principal_id: $SP
-  job_id: $JOB
-  results_wait_ms: 30000
-  auth: $(entra_secret_auth)
-mapping:
-  user:
-    userName: "[mail]"
-    displayName: "Join(\" \", [givenName], [sn])"
-    name.givenName: "[givenName]"
-    name.familyName: "[sn]"
-    title: "[title]"
-    active: 'IIF([employeeType]="disabled", "False", "True")'
-safety:
-  delete_threshold: 500
-${3-  deprovision: disable}
-YAML
-)"
+SP=$BULK_SP
+JOB=$BULK_JOB
+bulk_config() { # bulk_config FILE [SOURCE_EXTRA] [SAFETY_EXTRA]
+	if [ $# -ge 3 ]; then
+		entra_bulk_config 1 "" "${2:-}" "$3" "  results_wait_ms: 30000"
+	else
+		entra_bulk_config 1 "" "${2:-}" "  deprovision: disable" "  results_wait_ms: 30000"
+	fi
 	[ "$1" = "$dir/agent1.yaml" ] || mv "$dir/agent1.yaml" "$1"
 }
 
@@ -74,23 +39,26 @@ bulk_config "$dir/agent1.yaml"
 sed '/^  job_id: /d' "$dir/agent1.yaml" >"$dir/nojob.yaml"
 out=$("$CANOPY_AGENT" --config "$dir/nojob.yaml" --check-config 2>&1) && fail "--check-config accepted bulkupload without job_id"
 grep -q 'target.mode bulkupload needs target.job_id' <<<"$out" || fail "unclear refusal without job_id: $out"
+sed 's/^    title: "\[title\]"/    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "[manager]"/' "$dir/agent1.yaml" >"$dir/manager.yaml"
+out=$("$CANOPY_AGENT" --config "$dir/manager.yaml" --check-config 2>&1) && fail "--check-config accepted a manager rule in bulkupload mode"
+grep -q 'managers are not written in this mode' <<<"$out" || fail "unclear refusal of the manager: $out"
 "$CANOPY_AGENT" --config "$dir/agent1.yaml" --check-config >/dev/null 2>&1 ||
 	fail "--check-config refused a good bulkupload config: $("$CANOPY_AGENT" --config "$dir/agent1.yaml" --check-config 2>&1)"
-pass "--check-config: bulkupload refuses groups, deprovision delete, a missing job_id; accepts users with disable"
+pass "--check-config: bulkupload refuses groups, deprovision delete, a manager rule, a missing job_id; accepts users with disable"
 
 # --- the initial sync, with one user the provisioning service refuses -----
-bad=$(uuid_of user00013)
+bad=$(bulk_uuid_of user00013)
 [ -n "$bad" ] || fail "no entryUUID for user00013"
 graph_bulk "{\"fail\": {\"$bad\": {\"errorCode\": \"AzureActiveDirectoryInvalidValue\", \"reason\": \"The value of department is not valid\"}}}" >/dev/null
 agent_start 1
 n_users() { graph_dump users | json_get 'j.length'; }
-wait_secs 90 users_are 199 || fail "initial sync: $(n_users) users in Entra, want 199; sync: $(st_of 'j.sync')"
+wait_secs 90 bulk_users_are 199 || fail "initial sync: $(n_users) users in Entra, want 199; sync: $(st_of 'j.sync')"
 refused() { ctl failed --json | json_get "j.failed.some((f) => JSON.stringify(f).includes('AzureActiveDirectoryInvalidValue') && JSON.stringify(f).includes('user00013'))" | grep -qx true; }
 wait_secs 30 refused || fail "user00013 is not a failed object with Microsoft's error: $(ctl failed --json)"
 ctl failed --json | json_get 'JSON.stringify(j.failed)' | grep -q 'The value of department is not valid' ||
 	fail "the failed object lacks the reason: $(ctl failed --json)"
-[ "$(user_of "$(uuid_of user00005)" 'u.userPrincipalName + " " + u.givenName + " " + u.accountEnabled')" = "user00005@example.com $(ldapsearch -x -LLL -H "$SLAPD_URL" -D "$SLAPD_ADMIN_DN" -y "$SLAPD_PW_FILE" -b "uid=user00005,ou=people,$SLAPD_BASE" -s base givenName | sed -n 's/^givenName: //p') true" ] ||
-	fail "user00005 as mapped: $(user_of "$(uuid_of user00005)" 'JSON.stringify(u)')"
+[ "$(bulk_user_of "$(bulk_uuid_of user00005)" 'u.userPrincipalName + " " + u.givenName + " " + u.accountEnabled')" = "user00005@example.com $(ldapsearch -x -LLL -H "$SLAPD_URL" -D "$SLAPD_ADMIN_DN" -y "$SLAPD_PW_FILE" -b "uid=user00005,ou=people,$SLAPD_BASE" -s base givenName | sed -n 's/^givenName: //p') true" ] ||
+	fail "user00005 as mapped: $(bulk_user_of "$(bulk_uuid_of user00005)" 'JSON.stringify(u)')"
 pass "initial sync: 199 users provisioned; user00013, refused by the provisioning service, is a failed object: $(ctl failed --json | json_get 'j.failed[0].error')"
 
 # every request: <= 50 operations, application/scim+json, 202
@@ -113,8 +81,8 @@ changetype: modify
 replace: givenName
 givenName: Renamed
 LDIF
-u5=$(uuid_of user00005)
-wait_secs 30 field_is "$u5" 'u.givenName' Renamed || fail "modify did not arrive: $(user_of "$u5" 'JSON.stringify(u)')"
+u5=$(bulk_uuid_of user00005)
+wait_secs 30 bulk_field_is "$u5" 'u.givenName' Renamed || fail "modify did not arrive: $(bulk_user_of "$u5" 'JSON.stringify(u)')"
 pass "modify arrived (givenName Renamed)"
 
 slapd_ldapmodify <<LDIF
@@ -123,16 +91,16 @@ changetype: modify
 add: employeeType
 employeeType: disabled
 LDIF
-u7=$(uuid_of user00007)
-wait_secs 30 field_is "$u7" 'u.accountEnabled' false || fail "disable did not arrive: $(user_of "$u7" 'JSON.stringify(u)')"
+u7=$(bulk_uuid_of user00007)
+wait_secs 30 bulk_field_is "$u7" 'u.accountEnabled' false || fail "disable did not arrive: $(bulk_user_of "$u7" 'JSON.stringify(u)')"
 pass "disable arrived (active false -> accountEnabled false)"
 
-u9=$(uuid_of user00009)
+u9=$(bulk_uuid_of user00009)
 slapd_ldapmodify <<LDIF
 dn: uid=user00009,ou=people,$SLAPD_BASE
 changetype: delete
 LDIF
-wait_secs 30 field_is "$u9" 'u.accountEnabled' false || fail "user00009 left the directory but is not disabled: $(user_of "$u9" 'JSON.stringify(u)')"
+wait_secs 30 bulk_field_is "$u9" 'u.accountEnabled' false || fail "user00009 left the directory but is not disabled: $(bulk_user_of "$u9" 'JSON.stringify(u)')"
 [ "$(n_users)" = 199 ] || fail "a user left the directory: $(n_users) users in Entra, want 199 (disabled, not deleted)"
 pass "a user gone from the directory is disabled, not deleted (bulkUpload has no delete)"
 
@@ -148,10 +116,10 @@ wait_secs 30 sent_again ||
 	fail "resync --failed did not send user00013 again: $(graph_bulk | json_get 'j.requests.length')"
 wait_secs 30 failures_logged || fail "no second refusal of user00013 in the provisioning logs"
 wait_secs 30 refused || fail "user00013 refused again is no longer a failed object: $(ctl failed --json)"
-[ "$(user_of "$bad" '"there"')" = none ] || fail "user00013 exists while refused"
+[ "$(bulk_user_of "$bad" '"there"')" = none ] || fail "user00013 exists while refused"
 graph_bulk "{\"fail\": {\"$bad\": null}}" >/dev/null
 out=$(ctl resync --failed 2>&1) || fail "resync --failed: $out"
-wait_secs 30 field_is "$bad" 'u.userPrincipalName' user00013@example.com ||
+wait_secs 30 bulk_field_is "$bad" 'u.userPrincipalName' user00013@example.com ||
 	fail "resync --failed did not provision user00013: $(ctl failed --json)"
 gone() { ! refused; }
 wait_secs 30 gone || fail "user00013 is still a failed object: $(ctl failed --json)"

@@ -71,6 +71,7 @@ struct bjob {
 
 	int status;
 	bool permanent, created, decided;
+	int64_t verdict_at_ms;      /* the activityDateTime of the verdict taken */
 	char result_id[128];
 	long http_status;
 	unsigned attempts;
@@ -595,9 +596,15 @@ static void on_entry(void *data, const struct entra_bulk_entry *e)
 		return; /* an earlier request's */
 	for (size_t i = 0; i < w->n; i++) {
 		struct bjob *j = w->jobs[i];
-		if (j->decided || strcmp(j->anchor, e->external_id) != 0)
+		if (strcmp(j->anchor, e->external_id) != 0)
 			continue;
+		/* two entries for one user (a page order we do not rely on): the
+		 * later one is the service's last word */
+		if (j->decided && e->at_ms <= j->verdict_at_ms)
+			return;
 		j->decided = true;
+		j->verdict_at_ms = e->at_ms;
+		j->result_id[0] = '\0';
 		if (e->verdict == ENTRA_BULK_FAILURE) {
 			/* the provisioning service refused this user: its content
 			 * (or the app's mapping), not the target's health */
@@ -606,6 +613,8 @@ static void on_entry(void *data, const struct entra_bulk_entry *e)
 				  e->reason);
 		} else {
 			j->status = 0;
+			j->permanent = false;
+			j->error[0] = '\0';
 			j->created = j->action == TARGET_UPSERT && j->target_id == NULL;
 			if (e->target_id[0])
 				snprintf(j->result_id, sizeof j->result_id, "%s", e->target_id);

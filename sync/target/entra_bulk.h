@@ -29,7 +29,8 @@
  *   GET  the Location (or, without one, /auditLogs/provisioning?$filter=
  *        jobId eq '{job}' and activityDateTime ge {sent - 1 s}), all pages:
  *        the provisioning service's verdict on each operation, found by
- *        sourceIdentity.id = externalId. success / skipped: done (result_id:
+ *        sourceIdentity.id = externalId (the latest entry when there are
+ *        several). success / skipped: done (result_id:
  *        targetIdentity.id); failure: done with a permanent error carrying
  *        errorInformation's errorCode and reason (the engine lists the
  *        object in `canopyctl failed`; `canopyctl resync --failed` sends it

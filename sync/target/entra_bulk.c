@@ -111,8 +111,8 @@ struct bulk_run {
 	bool quit, exited, started;
 	uint64_t requests, retries;
 	unsigned waiting;      /* operations 202'd and waiting for a verdict */
-	bool logs_off;         /* the logs cannot be read: accepted at the 202 */
-	char logs_why[256];
+	bool logs_off;         /* the logs cannot be read: accepted at the 202 (the health
+				* check, which reads them too, shows why) */
 	pthread_t thread;
 	uv_async_t wake;
 
@@ -626,8 +626,9 @@ static void on_entry(void *data, const struct entra_bulk_entry *e)
 }
 
 /* Read w's logs once. Returns 0, or -EACCES when they cannot be read at all
- * (403, 404, 401 after a new token): the run stops asking. */
-static int poll_one(struct bulk_run *r, struct awaiting *w, char *why, size_t whylen)
+ * (403, 404, 401 after a new token, a token endpoint refusing the client):
+ * the run stops asking. */
+static int poll_one(struct bulk_run *r, struct awaiting *w)
 {
 	char *url = xstrdup(w->logs_url), err[400], *reject = NULL;
 	struct verdicts v = {.w = w};
@@ -639,10 +640,8 @@ static int poll_one(struct bulk_run *r, struct awaiting *w, char *why, size_t wh
 		const char *next = NULL;
 		int hr = http_once(r, w->jobs[0], "GET", url, NULL, reject, &token, &a, err, sizeof err);
 		if (hr != 0) {
-			if (hr == -EACCES) {
-				snprintf(why, whylen, "%.250s", err);
+			if (hr == -EACCES)
 				rc = -EACCES;
-			}
 			break; /* no answer: the next poll tries again */
 		}
 		if (a.status == 401 && reject == NULL) {
@@ -653,8 +652,6 @@ static int poll_one(struct bulk_run *r, struct awaiting *w, char *why, size_t wh
 		}
 		secret_free(token);
 		if (a.status == 401 || a.status == 403 || a.status == 404) {
-			snprintf(why, whylen, "GET /auditLogs/provisioning: %ld %s%s%.200s", a.status, a.code,
-				 a.message[0] ? ": " : "", a.message);
 			json_decref(a.body);
 			rc = -EACCES;
 			break;
@@ -708,7 +705,6 @@ static bool settle(struct bulk_run *r, struct awaiting *w, bool all)
 static void poll_due(struct bulk_run *r, bool quitting)
 {
 	struct awaiting **pp = &r->awaiting;
-	char why[300] = "";
 
 	while (*pp != NULL) {
 		struct awaiting *w = *pp;
@@ -719,10 +715,9 @@ static void poll_due(struct bulk_run *r, bool quitting)
 		pthread_mutex_unlock(&r->mu);
 		bool all = quitting || off || now >= w->deadline_ms;
 		if (!all && now >= w->next_poll_ms && !all_cancelled(w->jobs, w->n)) {
-			if (poll_one(r, w, why, sizeof why) == -EACCES) {
+			if (poll_one(r, w) == -EACCES) {
 				pthread_mutex_lock(&r->mu);
 				r->logs_off = true;
-				snprintf(r->logs_why, sizeof r->logs_why, "%s", why);
 				pthread_mutex_unlock(&r->mu);
 				all = true;
 			}

@@ -111,13 +111,16 @@ body 'j.error.message' | grep -q SynchronizationData-User.Upload || fail "403 do
 # send 41 within a second, so the bucket is made smaller for the check.
 expect "$(graph_bulk | json_get 'j.rps')" 40 "the documented rate"
 graph_bulk '{"denyUpload": false, "rps": 2}' >/dev/null
-n429=0
+n429=0 ra=""
 for i in $(seq 1 8); do
 	code=$(graph_bulk_upload "$SP" "$JOB" "$(bulk "$(op "r$i" e1 u1@x.test true)")")
-	[ "$code" = 429 ] && n429=$((n429 + 1))
+	if [ "$code" = 429 ]; then
+		n429=$((n429 + 1))
+		ra=$(graph_header Retry-After)
+	fi
 done
 [ "$n429" -gt 0 ] || fail "8 bulkUploads in a burst at 2 a second: no 429"
-expect "$(graph_header Retry-After)" 1 "Retry-After of the last 429"
+expect "$ra" 1 "Retry-After of a 429"
 expect "$(graph_audit_count 'a.path.endsWith("/bulkUpload") && a.status === 202 && a.operations === 50 && a.contentType === "application/scim+json"')" 1 "audit of the 50-operation request"
 pass "logs 403 when withheld, upload 403 without the permission, 429 ($n429 of 8) past the rate (40 a second by default), audit has operations and content type"
 

@@ -1346,7 +1346,6 @@ static int parse_target_mode(struct cx *c, struct field *sec, struct field *f, s
 	const size_t outsz[] = {sizeof cfg->target.service_principal_id, sizeof cfg->target.job_id};
 	int rc;
 
-	cfg->target.results_wait_ms = 60000;
 	if (f[0].val != NULL) {
 		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
 		if ((rc = get_word(c, f[0].val, "target.mode", target_modes, 0, N_OF(target_modes), 16, false, &k)) != 0)
@@ -1823,6 +1822,7 @@ static void set_defaults(struct config *cfg)
 	strcpy(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER);
 	strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER);
 	cfg->target.max_in_flight = CONFIG_DEFAULT_MAX_IN_FLIGHT;
+	cfg->target.results_wait_ms = 60000;
 	cfg->safety.delete_threshold = CONFIG_DEFAULT_DELETE_THRESHOLD;
 	cfg->safety.delete_threshold_percent = 0;
 	cfg->log.level = LOG_INFO;

@@ -531,7 +531,9 @@ static void send_bulk(struct bulk_run *r, struct bjob **jobs, size_t n)
 			w->sent_ms = sent_ms;
 			w->logs_url = logs_url(r, a.location, sent_ms, &w->by_time);
 			w->deadline_ms = now_ms() + c->results_wait_ms;
-			w->next_poll_ms = now_ms() + c->poll_ms;
+			/* a first look soon (a quiet tenant processes in well under a
+			 * second), then every poll_ms */
+			w->next_poll_ms = now_ms() + (c->poll_ms < 250 ? c->poll_ms : 250);
 			for (size_t i = 0; i < n; i++)
 				jobs[i]->http_status = a.status;
 			w->next = r->awaiting;

@@ -80,7 +80,8 @@ struct entra_bulk_config {
 	const char *service_principal_id; /* the provisioning app's service principal object id */
 	const char *job_id;         /* its synchronization job id */
 	unsigned results_wait_ms;   /* wait for the logs' verdict this long; 0: do not read them */
-	unsigned poll_ms;           /* read the logs this often while waiting (default 1000) */
+	unsigned poll_ms;           /* read the logs this often while waiting (default 1000; the
+				     * first look after at most 250 ms) */
 	unsigned max_attempts;      /* a request, including the first (default 6) */
 	unsigned backoff_min_ms;    /* default 200 */
 	unsigned backoff_max_ms;    /* default 30000; also caps Retry-After */

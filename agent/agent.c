@@ -22,6 +22,7 @@
 #include "sync/source/ldap_poll.h"
 #include "sync/source/openldap.h"
 #include "sync/target/entra.h"
+#include "sync/target/entra_bulk.h"
 #include "sync/target/http_tls.h"
 #include "sync/target/oauth2.h"
 #include "sync/target/scim.h"
@@ -610,7 +611,8 @@ static struct source *make_source(struct agent *a)
 }
 
 /* The target port: the SCIM target from target.* (sync/target/scim.h), or
- * for kind entra the Microsoft Graph target (sync/target/entra.h). */
+ * for kind entra the Microsoft Graph target (sync/target/entra.h), or in
+ * mode bulkupload API-driven inbound provisioning (sync/target/entra_bulk.h). */
 static struct target *make_target(struct agent *a)
 {
 	const struct config *c = agent_sync_config(a);
@@ -621,6 +623,19 @@ static struct target *make_target(struct agent *a)
 		user_attrs[i] = c->mapping.user[i].attr;
 	for (unsigned i = 0; i < c->mapping.n_group; i++)
 		group_attrs[i] = c->mapping.group[i].attr;
+	if (c->target.kind == CONFIG_TARGET_ENTRA && c->target.mode == CONFIG_MODE_BULKUPLOAD) {
+		struct entra_bulk_config bc = {
+			.url = c->target.url,
+			.auth = a->target_auth,
+			.tls = a->target_tls,
+			.service_principal_id = c->target.service_principal_id,
+			.job_id = c->target.job_id,
+			.results_wait_ms = c->target.results_wait_ms,
+			.max_attempts = c->target.max_attempts,
+			.timeout_ms = c->target.timeout_ms,
+		};
+		return entra_bulk_target_new(&bc);
+	}
 	if (c->target.kind == CONFIG_TARGET_ENTRA) {
 		/* the properties an update clears when they have no value: not
 		 * those set at creation only, which updates leave out (entra.h) */

@@ -300,6 +300,7 @@ static int get_string(struct cx *c, const yaml_node_t *v, const char *kp, char *
 static const char *const source_kinds[] = {"openldap", "ad", "ldap-poll"};
 static const char *const sasl_mechs[] = {"none", "GSSAPI"};
 static const char *const target_kinds[] = {"scim", "entra"};
+static const char *const target_modes[] = {"graph", "bulkupload"};
 static const char *const auth_kinds[] = {"", "oauth2"};
 static const char *const deprovisions[] = {"delete", "disable"};
 static const char *const nested_groups_words[] = {"native", "flatten", "skip"};
@@ -327,6 +328,11 @@ const char *config_sasl_mech_name(enum config_sasl_mech m)
 const char *config_target_kind_name(enum config_target_kind k)
 {
 	return word_of(target_kinds, N_OF(target_kinds), (int)k);
+}
+
+const char *config_target_mode_name(enum config_target_mode m)
+{
+	return word_of(target_modes, N_OF(target_modes), (int)m);
 }
 
 const char *config_auth_kind_name(enum config_auth_kind k)
@@ -1337,6 +1343,51 @@ static int parse_source(struct cx *c, struct field *sec, struct config *cfg)
 	return parse_source_ad(c, field(f, nf, "poll_s"), field(f, nf, "notify"), field(f, nf, "reconcile_s"), cfg);
 }
 
+/* target.mode and what bulkupload needs (f: the fields mode,
+ * service_principal_id, job_id, results_wait_ms of the target section). */
+static int parse_target_mode(struct cx *c, struct field *sec, struct field *f, struct config *cfg)
+{
+	static const char *const ids[] = {"target.service_principal_id", "target.job_id"};
+	char *const out[] = {cfg->target.service_principal_id, cfg->target.job_id};
+	const size_t outsz[] = {sizeof cfg->target.service_principal_id, sizeof cfg->target.job_id};
+	int rc;
+
+	if (f[0].val != NULL) {
+		int k = 0; /* set by get_word on success; 0 keeps gcc -O2 quiet */
+		if ((rc = get_word(c, f[0].val, "target.mode", target_modes, 0, N_OF(target_modes), 16, false, &k)) != 0)
+			return rc;
+		cfg->target.mode = (enum config_target_mode)k;
+		if (cfg->target.kind != CONFIG_TARGET_ENTRA)
+			return fail(c, f[0].line, "target.mode is for target.kind entra only");
+	}
+	for (size_t i = 0; i < 2; i++) {
+		if (f[1 + i].val == NULL)
+			continue;
+		if ((rc = get_string(c, f[1 + i].val, ids[i], out[i], outsz[i])) != 0)
+			return rc;
+		/* a path segment of the bulkUpload URL: Graph's ids are GUIDs and
+		 * job ids such as API2AAD.{hex}.{guid} */
+		for (const char *p = out[i]; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_')
+				return fail(c, f[1 + i].line, "%s: letters, digits, '-', '.' and '_' only", ids[i]);
+	}
+	if (f[3].val != NULL &&
+	    (rc = get_unsigned(c, f[3].val, "target.results_wait_ms", 0, 3600000, &cfg->target.results_wait_ms)) != 0)
+		return rc;
+	if (cfg->target.mode != CONFIG_MODE_BULKUPLOAD) {
+		for (size_t i = 1; i < 4; i++)
+			if (f[i].val != NULL)
+				return fail(c, f[i].line, "target.%s is for target.mode bulkupload only", f[i].name);
+		return 0;
+	}
+	for (size_t i = 0; i < 2; i++)
+		if (out[i][0] == '\0')
+			return fail(c, sec->line,
+				    "target.mode bulkupload needs %s (the API-driven provisioning app's %s)", ids[i],
+				    i == 0 ? "service principal object id" : "provisioning job id");
+	return 0;
+}
+
 /* target.external_id_prefix: a short tag such as "corp:" that keeps each
  * domain's externalIds apart in a shared target (docs/configuration.md).
  * Printable ASCII without space, quote or backslash, so it reads the same in
@@ -1394,7 +1445,11 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 			    {"nested_groups", NULL, 0},
 			    {"patch_style", NULL, 0},
 			    {"strict_schema", NULL, 0},
-			    {"max_requests_per_s", NULL, 0}};
+			    {"max_requests_per_s", NULL, 0},
+			    {"mode", NULL, 0},
+			    {"service_principal_id", NULL, 0},
+			    {"job_id", NULL, 0},
+			    {"results_wait_ms", NULL, 0}};
 	const size_t nf = sizeof f / sizeof f[0];
 	int rc = take_fields(c, sec->val, "target", f, nf);
 	if (rc != 0)
@@ -1463,7 +1518,7 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 		return fail(c, sec->line, "missing required key target.kind");
 	if (f[1].val == NULL)
 		return fail(c, sec->line, "missing required key target.url");
-	return 0;
+	return parse_target_mode(c, sec, &f[13], cfg);
 }
 
 static int parse_mapping_list(struct cx *c, struct field *sec, const char *path, struct config_mapping *out,
@@ -1643,6 +1698,31 @@ static int check_entra(struct cx *c, int line, const struct config *cfg)
 		return fail(c, line,
 			    "target.kind entra needs target.auth (kind oauth2, token_url, client_id, and "
 			    "client_secret_file or client_cert + client_key)");
+	if (cfg->target.mode == CONFIG_MODE_BULKUPLOAD) {
+		/* API-driven inbound provisioning takes users only (Microsoft's
+		 * bulkUpload: "user operations"); a group silently left out
+		 * would look synced to whoever reads the config. */
+		if (cfg->source.groups.base[0] != '\0' || cfg->mapping.n_group > 0)
+			return fail(c, line,
+				    "target.mode bulkupload provisions users only (API-driven inbound provisioning "
+				    "has no groups): remove source.groups and mapping.group, or use target.mode graph");
+		/* the engine writes a manager by the manager's target id, which
+		 * API-driven provisioning does not give back (entra_bulk.h) */
+		for (unsigned i = 0; i < cfg->mapping.n_user; i++) {
+			const char *m = strrchr(cfg->mapping.user[i].attr, ':');
+			if (m != NULL && (strcasecmp(m, ":manager") == 0 || strcasecmp(m, ":manager.value") == 0))
+				return fail(c, line,
+					    "target.mode bulkupload: mapping.user.%s: managers are not written in this "
+					    "mode yet; remove the rule, or use target.mode graph",
+					    cfg->mapping.user[i].attr);
+		}
+		/* the anchor travels as externalId, the app's matching attribute */
+		if (mapped(cfg->mapping.user, cfg->mapping.n_user, "externalId"))
+			return fail(c, line,
+				    "target.mode bulkupload: mapping.user.externalId is canopy's (the source anchor, "
+				    "the provisioning app's matching attribute); remove it");
+		return 0;
+	}
 	if (entra_anchor_property(cfg->target.auth.client_id, prop, sizeof prop) != 0)
 		return fail(c, line,
 			    "target.auth.client_id %s is not an application (client) id (a GUID): the entra "
@@ -1692,6 +1772,14 @@ static int parse_root(struct cx *c, yaml_node_t *root, struct config *cfg)
 		return rc;
 	if (f[5].val != NULL && (rc = parse_safety(c, &f[5], cfg)) != 0)
 		return rc;
+	/* bulkUpload takes POST only: a user can be disabled (active false),
+	 * never deleted, so deletes are refused rather than turned into
+	 * something else behind the admin's back (docs/entra.md). */
+	if (f[3].val != NULL && cfg->target.kind == CONFIG_TARGET_ENTRA && cfg->target.mode == CONFIG_MODE_BULKUPLOAD &&
+	    cfg->safety.deprovision != CONFIG_DEPROVISION_DISABLE)
+		return fail(c, f[5].val != NULL ? f[5].line : f[3].line,
+			    "target.mode bulkupload cannot delete users (API-driven provisioning takes POST only): "
+			    "set safety.deprovision: disable");
 	if (f[6].val != NULL && (rc = parse_log(c, &f[6], cfg)) != 0)
 		return rc;
 	if (f[7].val != NULL && (rc = parse_control(c, &f[7], cfg)) != 0)
@@ -1769,6 +1857,7 @@ static void set_defaults(struct config *cfg)
 	strcpy(cfg->source.users.filter, CONFIG_DEFAULT_USER_FILTER);
 	strcpy(cfg->source.groups.filter, CONFIG_DEFAULT_GROUP_FILTER);
 	cfg->target.max_in_flight = CONFIG_DEFAULT_MAX_IN_FLIGHT;
+	cfg->target.results_wait_ms = 60000;
 	cfg->safety.delete_threshold = CONFIG_DEFAULT_DELETE_THRESHOLD;
 	cfg->safety.delete_threshold_percent = 0;
 	cfg->log.level = LOG_INFO;

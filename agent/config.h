@@ -94,6 +94,12 @@ const char *config_sasl_mech_name(enum config_sasl_mech m);
 enum config_target_kind { CONFIG_TARGET_SCIM, CONFIG_TARGET_ENTRA };
 const char *config_target_kind_name(enum config_target_kind k);
 
+/* target.mode, kind entra only: "graph" (default: Microsoft Graph's users
+ * and groups, sync/target/entra.h) | "bulkupload" (API-driven inbound
+ * provisioning: users only, sync/target/entra_bulk.h) */
+enum config_target_mode { CONFIG_MODE_GRAPH, CONFIG_MODE_BULKUPLOAD };
+const char *config_target_mode_name(enum config_target_mode m);
+
 /* target.auth.kind: "oauth2"; CONFIG_AUTH_NONE when target.auth is absent. */
 enum config_auth_kind { CONFIG_AUTH_NONE, CONFIG_AUTH_OAUTH2 };
 const char *config_auth_kind_name(enum config_auth_kind k); /* "" for none */
@@ -209,6 +215,15 @@ struct config {
 		 * target writes and looks up (several domains, one tenant); "" =
 		 * none, the anchor alone. */
 		char external_id_prefix[CONFIG_EXTERNAL_ID_PREFIX_MAX + 1];
+		/* target.mode (kind entra) and, for bulkupload, the provisioning
+		 * app's service principal object id and synchronization job id,
+		 * and how long to wait for the provisioning logs' verdict on an
+		 * operation before reporting it accepted (default 60000; 0: do
+		 * not read the logs). */
+		enum config_target_mode mode;
+		char service_principal_id[128];
+		char job_id[256];
+		unsigned results_wait_ms;
 		/* target.auth: OAuth2 client credentials (RFC 6749 §4.4), instead
 		 * of token_file. kind CONFIG_AUTH_NONE = absent. Either
 		 * client_secret_file or client_cert + client_key (RFC 7523 JWT

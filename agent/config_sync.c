@@ -24,7 +24,9 @@ enum share { SHARE_NONE, SHARE_WHOLE, SHARE_PARTIAL };
 static const char *const source_keys[] = {"users", "groups"};
 static const char *const target_keys[] = {"kind",          "url",  "timeout_ms",         "max_attempts",
 					  "max_in_flight", "bulk", "external_id_prefix", "patch_style",
-					  "strict_schema", "nested_groups", "max_requests_per_s"};
+					  "strict_schema", "nested_groups", "max_requests_per_s",
+					  /* target.mode bulkupload: which provisioning job gets the users */
+					  "mode", "service_principal_id", "job_id", "results_wait_ms"};
 
 static bool listed(const char *const *keys, size_t n, const char *k)
 {

@@ -237,6 +237,10 @@ static void probe_target(struct job *j)
 	pc.auth = j->h->a->target_auth;
 	if (cfg->target.kind == CONFIG_TARGET_ENTRA)
 		pc.path = "/users?$top=1&$select=id";
+	/* bulkupload: the app reads no users, but it reads the provisioning
+	 * logs (AuditLog.Read.All) for the results (sync/target/entra_bulk.h) */
+	if (cfg->target.kind == CONFIG_TARGET_ENTRA && cfg->target.mode == CONFIG_MODE_BULKUPLOAD)
+		pc.path = "/auditLogs/provisioning?$top=1";
 	switch (scim_probe_run(&pc, j->detail[SIDE_TARGET], DETAIL_MAX)) {
 	case SCIM_PROBE_OK:
 		j->state[SIDE_TARGET] = HEALTH_OK;

@@ -607,6 +607,65 @@ static void test_entra_max_requests_per_s(void **state)
 	assert_non_null(strstr(errbuf, "target.max_requests_per_s applies to target.kind entra only"));
 }
 
+/* target.mode bulkupload (sync/target/entra_bulk.h): the job it needs, and
+ * what Microsoft's API-driven provisioning cannot do, refused at load. */
+static void test_entra_bulkupload_needs_a_job_and_refuses_groups_and_deletes(void **state)
+{
+	(void)state;
+	char sec[PLEN], text[4096], auth[1024];
+	write_file("graph.secret", "s3cret\n", 0600, sec, sizeof sec);
+	snprintf(auth, sizeof auth,
+		 "  auth: { kind: oauth2, token_url: \"https://login.example/t/oauth2/v2.0/token\", client_id: app, "
+		 "client_secret_file: %s }\n",
+		 sec);
+	/* target lines, mapping.group lines, safety lines */
+	const char *fmt_text = MINIMAL "target:\n"
+				       "  kind: %s\n"
+				       "  url: https://graph.microsoft.com/v1.0\n"
+				       "%s%s"
+				       "mapping:\n"
+				       "  user:\n"
+				       "    userName: \"[mail]\"\n"
+				       "%s"
+				       "safety:\n"
+				       "%s";
+	const char *ids = "  mode: bulkupload\n  service_principal_id: 5b1e0c2a-0000-4000-8000-00000000b01c\n"
+			  "  job_id: API2AAD.0c2a5b1e.00000000-0000-0000-0000-000000000000\n";
+	const char *disable = "  deprovision: disable\n";
+
+	snprintf(text, sizeof text, fmt_text, "entra", auth, ids, "", disable);
+	load_ok(text);
+	assert_int_equal(cfg.target.mode, CONFIG_MODE_BULKUPLOAD);
+	assert_string_equal(config_target_mode_name(cfg.target.mode), "bulkupload");
+	assert_string_equal(cfg.target.job_id, "API2AAD.0c2a5b1e.00000000-0000-0000-0000-000000000000");
+	assert_int_equal(cfg.target.results_wait_ms, 60000);
+	config_free(&cfg);
+
+	struct {
+		const char *kind, *target, *group, *safety, *want;
+	} bad[] = {
+		{"entra", ids, "  group:\n    displayName: \"[cn]\"\n", disable, "provisions users only"},
+		{"entra", ids, "", "  delete_threshold: 5\n", "cannot delete users"},
+		{"entra", "  mode: bulkupload\n  service_principal_id: sp\n", "", disable, "needs target.job_id"},
+		{"entra", "  mode: bulkupload\n  service_principal_id: sp\n  job_id: a/b\n", "", disable,
+		 "target.job_id: letters, digits"},
+		{"entra", "  job_id: j\n", "", disable, "target.job_id is for target.mode bulkupload only"},
+		{"entra", "  mode: batch\n", "", disable, "target.mode: expected graph or bulkupload"},
+		{"scim", "  mode: bulkupload\n", "", disable, "target.mode is for target.kind entra only"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char lines[1024];
+		snprintf(lines, sizeof lines, "%s", bad[i].target);
+		snprintf(text, sizeof text, fmt_text, bad[i].kind, strcmp(bad[i].kind, "entra") == 0 ? auth : "",
+			 lines, bad[i].group, bad[i].safety);
+		write_file("node.yaml", text, 0644, path, sizeof path);
+		if (config_load(path, &cfg, errbuf, sizeof errbuf) == 0)
+			fail_msg("case %zu loaded", i);
+		if (strstr(errbuf, bad[i].want) == NULL)
+			fail_msg("case %zu: %s", i, errbuf);
+	}
+}
+
 static void test_word_keys_parse_once(void **state)
 {
 	(void)state;
@@ -1609,6 +1668,7 @@ int main(void)
 		T(test_word_keys_parse_once),
 		T(test_entra_needs_what_graph_requires),
 		T(test_entra_max_requests_per_s),
+		T(test_entra_bulkupload_needs_a_job_and_refuses_groups_and_deletes),
 		T(test_groups_member_attribute_and_value),
 		T(test_scope_exclude_bulk_and_deprovision),
 		T(test_target_nested_groups_is_native_flatten_or_skip),

@@ -1518,7 +1518,7 @@ static int parse_target(struct cx *c, struct field *sec, struct config *cfg)
 		return fail(c, sec->line, "missing required key target.kind");
 	if (f[1].val == NULL)
 		return fail(c, sec->line, "missing required key target.url");
-	return parse_target_mode(c, sec, &f[13], cfg);
+	return parse_target_mode(c, sec, &f[14], cfg);
 }
 
 static int parse_mapping_list(struct cx *c, struct field *sec, const char *path, struct config_mapping *out,

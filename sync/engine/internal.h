@@ -210,6 +210,7 @@ struct planner {
 	struct strmap key_index;     /* member_value by attribute: normalized member_key ->
 				      * xstrdup(anchor) of exported users */
 	bool by_key;                 /* member values name users by an attribute, not a DN */
+	bool member_links;           /* the source's member values follow renames (source.h) */
 	struct strmap mgr_waiting;   /* normalized manager DN -> strmap* of users waiting for it */
 	struct strmap reports;       /* manager anchor -> strmap* of users whose manager it is */
 	struct strmap scope;         /* group-based scoping: normalized user DNs in scope */

@@ -886,6 +886,8 @@ static void plan_members_away(struct planner *p, struct batch *b)
 		if (old_ref == NULL)
 			continue;
 		if (it->kind == IT_UPSERT) {
+			if (p->member_links)
+				continue; /* the groups name it by its new DN already */
 			ref = planner_member_ref(p, it->type, it->dn, it->member_key);
 			planner_member_norm(p, old_ref, was, sizeof was);
 			if (ref != NULL) {

@@ -302,6 +302,7 @@ static void on_tick(uv_idle_t *t)
 		 * exported groups' members): one pass over the table. Without it,
 		 * scope_has reads only the configuration. */
 		planner_init(&v->pl, &e->cfg, e->state, &v->seq);
+		v->pl.member_links = e->source->member_links;
 		if (v->pl.scope_on)
 			planner_load(&v->pl);
 		v->loaded = true;

@@ -217,6 +217,7 @@ void session_start(struct engine *e)
 	s->e = e;
 	s->term = e->log->term(e->log);
 	planner_init(&s->plan, &e->cfg, e->state, &e->change_seq);
+	s->plan.member_links = e->source->member_links;
 	planner_load(&s->plan);
 	strmap_init(&s->retry_due, NULL);
 	retryset_load(s);

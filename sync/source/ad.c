@@ -200,6 +200,7 @@ struct source *ad_source_new(const struct ad_source_config *cfg)
 
 	*copy = *cfg;
 	source_worker_port(src, "ad", copy);
+	src->member_links = true; /* members kept by objectGUID (ad_cache.c) */
 	src->start = p_start;
 	src->refresh = p_refresh;
 	src->describe_cursor = p_describe_cursor;

@@ -120,6 +120,13 @@ struct source_status {
 struct source {
 	void *impl;       /* the implementation's configuration */
 	const char *name; /* "openldap": for messages */
+	/* Group member values are links that follow a rename or move of the
+	 * member without a change of the group (Active Directory's linked
+	 * attributes): a group is never left naming a member's old DN, so the
+	 * engine does not take a renamed member out of its groups. False for
+	 * LDAP, where `member` holds plain DNs (refint rewrites the groups as a
+	 * change of its own, when it is there at all). */
+	bool member_links;
 
 	/*
 	 * Start reading from `cursor` (NULL / 0: from scratch, i.e. a full

@@ -20,6 +20,7 @@
 
 #include "agent/agent.h"
 #include "common/xalloc.h"
+#include "sync/engine/stages.h"
 #include "sync/provlog.h"
 #include "sync/state/figures.h"
 #include "sync/state/object.h"
@@ -141,6 +142,33 @@ static void process_metrics(struct text *t, struct agent *a)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		metric(t, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
 		       (unsigned long long)rl.rlim_cur);
+}
+
+/* ---- where a change's export time goes (sync/engine/stages.h) ------------- */
+
+static void export_stages_text(struct text *t)
+{
+	const struct export_stages *m = export_stages_get();
+	unsigned s, i;
+
+	family(t, "canopy_export_stage_seconds", "histogram",
+	       "Time each change from the source spent in each stage of the export on this leader: queue, plan, "
+	       "intent, target, commit, and total (received -> committed).");
+	for (s = 0; s < EXPORT_STAGES; s++) {
+		const struct export_stage_hist *h = &m->stage[s];
+		const char *name = export_stage_name(s);
+		uint64_t cum = 0;
+
+		for (i = 0; i < EXPORT_STAGE_BUCKETS; i++) {
+			cum += h->bucket[i];
+			put(t, "canopy_export_stage_seconds_bucket{stage=\"%s\",le=\"%g\"} %llu\n", name,
+			    export_stage_bounds[i], (unsigned long long)cum);
+		}
+		put(t, "canopy_export_stage_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %llu\n", name,
+		    (unsigned long long)h->count);
+		put(t, "canopy_export_stage_seconds_sum{stage=\"%s\"} %.9g\n", name, h->sum);
+		put(t, "canopy_export_stage_seconds_count{stage=\"%s\"} %llu\n", name, (unsigned long long)h->count);
+	}
 }
 
 /* ---- the target's requests and errors (sync/target/target_metrics.h) ------ */
@@ -280,6 +308,10 @@ char *metrics_text(struct agent *a, size_t *len)
 	metric(&t, "canopy_barrier_latency_ms", "gauge",
 	       DEPRECATED("canopy_barrier_latency_seconds") "Latency of the latest post-election barrier.",
 	       ns.last_barrier_ms);
+	metric(&t, "canopy_lease_heartbeat_renewals_total", "counter",
+	       "Write lease renewals by heartbeat answers (no log entry).", ns.lease_heartbeat_renewals);
+	metric(&t, "canopy_lease_renewal_barriers_total", "counter",
+	       "Barrier entries appended to renew the write lease.", ns.lease_renewal_barriers);
 	metric(&t, "canopy_fsm_applied_total", "counter", "Entries applied to the state machine.",
 	       ns.fsm_applied);
 	metric(&t, "canopy_fsm_refused_total", "counter",
@@ -350,6 +382,7 @@ char *metrics_text(struct agent *a, size_t *len)
 		       "Leadership transfers made because this leader could not use its source or target.",
 		       hm.handovers);
 	}
+	export_stages_text(&t);
 	target_metrics_text(&t);
 	*len = t.len;
 	return t.buf;

@@ -89,6 +89,7 @@ static void on_intents(void *arg, int status)
 		return;
 	}
 	b->phase = PH_UPSERT;
+	b->t_target = batch_stage_done(b, EXPORT_STAGE_INTENT, b->t_intent);
 	exec_upserts(s);
 	if (b->outstanding == 0)
 		exec_run(s);
@@ -423,6 +424,7 @@ void commit_batch(struct session *s)
 	int rv;
 
 	assert(b->phase == PH_DELETE && b->outstanding == 0);
+	b->t_commit = batch_stage_done(b, EXPORT_STAGE_TARGET, b->t_target);
 	state_batch_init(&sb);
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
@@ -495,6 +497,10 @@ void commit_batch(struct session *s)
 	if (sb.n_ops > 0)
 		put_figures(s, &sb, settled && b->cursor);
 	if (sb.n_ops == 0) {
+		uint64_t now = uv_hrtime();
+		for (size_t i = 0; i < b->n_ev; i++)
+			export_stage_observe(EXPORT_STAGE_TOTAL,
+					     now > b->ev_received_ns[i] ? now - b->ev_received_ns[i] : 0, 1);
 		state_batch_close(&sb);
 		b->committed = true; /* nothing to record */
 		batch_free(b);
@@ -579,6 +585,10 @@ static void on_committed(void *arg, int status)
 		e->source->refresh(s->src, OBJECT_GROUP);
 	}
 	if (status == 0) {
+		uint64_t now = batch_stage_done(b, EXPORT_STAGE_COMMIT, b->t_commit);
+		for (size_t i = 0; i < b->n_ev; i++)
+			export_stage_observe(EXPORT_STAGE_TOTAL,
+					     now > b->ev_received_ns[i] ? now - b->ev_received_ns[i] : 0, 1);
 		e->st.batches_total++;
 		e->figures_ops += b->fig_ops;
 		e->figures_errors += b->fig_errors;

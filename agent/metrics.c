@@ -144,58 +144,48 @@ static void process_metrics(struct text *t, struct agent *a)
 		       (unsigned long long)rl.rlim_cur);
 }
 
-/* ---- where a change's export time goes (sync/engine/stages.h) ------------- */
+/* ---- histograms: where a change's export time goes (sync/engine/stages.h),
+ * the target's requests (sync/target/target_metrics.h) ---------------------- */
+
+/* One labelled series of histogram `name`: `bucket` per bucket (not
+ * cumulative) for the `n` upper `bounds`, then +Inf from `count`. */
+static void histogram_series(struct text *t, const char *name, const char *label, const char *value,
+			     const double *bounds, unsigned n, const uint64_t *bucket, uint64_t count, double sum)
+{
+	uint64_t cum = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		cum += bucket[i];
+		put(t, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value, bounds[i], (unsigned long long)cum);
+	}
+	put(t, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value, (unsigned long long)count);
+	put(t, "%s_sum{%s=\"%s\"} %.9g\n", name, label, value, sum);
+	put(t, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)count);
+}
 
 static void export_stages_text(struct text *t)
 {
 	const struct export_stages *m = export_stages_get();
-	unsigned s, i;
 
 	family(t, "canopy_export_stage_seconds", "histogram",
 	       "Time each change from the source spent in each stage of the export on this leader: queue, plan, "
 	       "intent, target, commit, and total (received -> committed).");
-	for (s = 0; s < EXPORT_STAGES; s++) {
-		const struct export_stage_hist *h = &m->stage[s];
-		const char *name = export_stage_name(s);
-		uint64_t cum = 0;
-
-		for (i = 0; i < EXPORT_STAGE_BUCKETS; i++) {
-			cum += h->bucket[i];
-			put(t, "canopy_export_stage_seconds_bucket{stage=\"%s\",le=\"%g\"} %llu\n", name,
-			    export_stage_bounds[i], (unsigned long long)cum);
-		}
-		put(t, "canopy_export_stage_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %llu\n", name,
-		    (unsigned long long)h->count);
-		put(t, "canopy_export_stage_seconds_sum{stage=\"%s\"} %.9g\n", name, h->sum);
-		put(t, "canopy_export_stage_seconds_count{stage=\"%s\"} %llu\n", name, (unsigned long long)h->count);
-	}
+	for (unsigned s = 0; s < EXPORT_STAGES; s++)
+		histogram_series(t, "canopy_export_stage_seconds", "stage", export_stage_name(s), export_stage_bounds,
+				 EXPORT_STAGE_BUCKETS, m->stage[s].bucket, m->stage[s].count, m->stage[s].sum);
 }
-
-/* ---- the target's requests and errors (sync/target/target_metrics.h) ------ */
 
 static void target_metrics_text(struct text *t)
 {
 	const struct target_metrics *m = target_metrics_get();
-	unsigned op, i, act, r;
+	unsigned op, act, r;
 
 	family(t, "canopy_target_request_duration_seconds", "histogram",
 	       "Time from sending a request to the target to its answer (or transport error), by kind of request.");
-	for (op = 0; op < TARGET_REQ_OPS; op++) {
-		const struct target_latency *l = &m->latency[op];
-		const char *name = target_request_op_name(op);
-		uint64_t cum = 0;
-
-		for (i = 0; i < TARGET_LATENCY_BUCKETS; i++) {
-			cum += l->bucket[i];
-			put(t, "canopy_target_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n", name,
-			    target_latency_bounds[i], (unsigned long long)cum);
-		}
-		put(t, "canopy_target_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n", name,
-		    (unsigned long long)l->count);
-		put(t, "canopy_target_request_duration_seconds_sum{op=\"%s\"} %.9g\n", name, l->sum);
-		put(t, "canopy_target_request_duration_seconds_count{op=\"%s\"} %llu\n", name,
-		    (unsigned long long)l->count);
-	}
+	for (op = 0; op < TARGET_REQ_OPS; op++)
+		histogram_series(t, "canopy_target_request_duration_seconds", "op", target_request_op_name(op),
+				 target_latency_bounds, TARGET_LATENCY_BUCKETS, m->latency[op].bucket,
+				 m->latency[op].count, m->latency[op].sum);
 	family(t, "canopy_target_errors_total", "counter",
 	       "Target operations that failed, by the engine's action and the reason (series appear at the first one).");
 	for (act = TARGET_UPSERT; act < TARGET_ACTIONS; act++)

@@ -221,6 +221,7 @@ void batch_free(struct batch *b)
 	strmap_clear(&b->by_anchor);
 	free(b->cursor);
 	free(b->ev_received_ns);
+	engine_strv_free(b->pre_intents, b->n_pre_intents);
 	free(b);
 }
 

@@ -192,6 +192,10 @@ struct batch {
 	uint64_t *ev_received_ns;
 	size_t n_ev;
 	uint64_t t_taken, t_intent, t_target, t_commit;
+	/* anchors of its events whose intents an earlier batch's entry carried
+	 * (commit.c, pre_intend): settled by its commit even without an item */
+	char **pre_intents;
+	size_t n_pre_intents;
 };
 
 /* What the planner reads and keeps between the batches of one session. */
@@ -223,6 +227,7 @@ struct qnode {
 	struct source_event *ev;
 	uint64_t received; /* uv_now when it reached the engine */
 	uint64_t received_ns; /* uv_hrtime then (stages.h) */
+	bool pre_intended; /* its intent rode in the entry of the batch before (commit.c) */
 	struct qnode *next;
 };
 

@@ -44,6 +44,8 @@ static void take_events(struct session *s, struct batch *b)
 		if (b->n_ev == 0)
 			b->ev_received_ns = xmalloc(max * sizeof *b->ev_received_ns);
 		b->ev_received_ns[b->n_ev++] = q->received_ns;
+		if (q->pre_intended)
+			engine_strv_push(&b->pre_intents, &b->n_pre_intents, q->ev->anchor);
 		export_stage_observe(EXPORT_STAGE_QUEUE, now > q->received_ns ? now - q->received_ns : 0, 1);
 		plan_event(&s->plan, b, q->ev);
 		source_event_free(q->ev);
@@ -144,6 +146,7 @@ static void on_source_event(void *data, struct source_event *ev)
 	q->ev = ev;
 	q->received = uv_now(e->loop);
 	q->received_ns = uv_hrtime();
+	q->pre_intended = false;
 	q->next = NULL;
 	if (s->tail)
 		s->tail->next = q;

@@ -41,12 +41,16 @@ static void take_events(struct session *s, struct batch *b)
 		s->queued--;
 		if (b->first_event == 0)
 			b->first_event = q->received;
-		if (b->n_ev == 0)
-			b->ev_received_ns = xmalloc(max * sizeof *b->ev_received_ns);
-		b->ev_received_ns[b->n_ev++] = q->received_ns;
 		if (q->pre_intended)
 			engine_strv_push(&b->pre_intents, &b->n_pre_intents, q->ev->anchor);
-		export_stage_observe(EXPORT_STAGE_QUEUE, now > q->received_ns ? now - q->received_ns : 0, 1);
+		/* the stages count changes (stages.h): entries and deletes, not
+		 * cookies or refresh markers */
+		if (q->ev->kind == SOURCE_ENTRY || q->ev->kind == SOURCE_DELETE) {
+			if (b->ev_received_ns == NULL)
+				b->ev_received_ns = xmalloc(max * sizeof *b->ev_received_ns);
+			b->ev_received_ns[b->n_ev++] = q->received_ns;
+			export_stage_observe(EXPORT_STAGE_QUEUE, now > q->received_ns ? now - q->received_ns : 0, 1);
+		}
 		plan_event(&s->plan, b, q->ev);
 		source_event_free(q->ev);
 		free(q);

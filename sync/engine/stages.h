@@ -3,7 +3,8 @@
  * for /metrics (canopy_export_stage_seconds) and bench/run.sh's "latency by
  * stage" rows.
  *
- * Every change taken from the source is observed once per stage it went
+ * Every change taken from the source (an entry or a delete; not a cookie or
+ * a refresh marker) is observed once per stage it went
  * through, with the time its batch spent there (a batch's stage is shared by
  * all of its changes, so the figures weigh a batch by its size, as a reader
  * of per-change latency does):

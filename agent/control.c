@@ -275,6 +275,10 @@ static json_t *failover_json(struct agent *a)
 	set(o, "watch_drops", xcheck(json_integer((json_int_t)a->leader_watch.drops_seen)));
 	set(o, "watch_drops_leader_alive", xcheck(json_integer((json_int_t)a->leader_watch.drops_alive)));
 	set(o, "lease_suspensions", xcheck(json_integer((json_int_t)a->leader_watch.suspensions)));
+	/* how this node's write leases were renewed while it led: by heartbeat
+	 * answers (no log entry) or by a barrier entry (raft/leader.h) */
+	set(o, "lease_heartbeat_renewals", xcheck(json_integer((json_int_t)ns.lease_heartbeat_renewals)));
+	set(o, "lease_renewal_barriers", xcheck(json_integer((json_int_t)ns.lease_renewal_barriers)));
 	/* answers libraft 0.15 addressed to no one after quick elections, not
 	 * sent (raft/isolation.h) */
 	set(o, "unaddressed_messages", xcheck(json_integer((json_int_t)node_unaddressed_messages(&a->node))));

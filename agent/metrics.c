@@ -20,6 +20,7 @@
 
 #include "agent/agent.h"
 #include "common/xalloc.h"
+#include "sync/engine/stages.h"
 #include "sync/provlog.h"
 #include "sync/state/figures.h"
 #include "sync/state/object.h"
@@ -143,31 +144,48 @@ static void process_metrics(struct text *t, struct agent *a)
 		       (unsigned long long)rl.rlim_cur);
 }
 
-/* ---- the target's requests and errors (sync/target/target_metrics.h) ------ */
+/* ---- histograms: where a change's export time goes (sync/engine/stages.h),
+ * the target's requests (sync/target/target_metrics.h) ---------------------- */
+
+/* One labelled series of histogram `name`: `bucket` per bucket (not
+ * cumulative) for the `n` upper `bounds`, then +Inf from `count`. */
+static void histogram_series(struct text *t, const char *name, const char *label, const char *value,
+			     const double *bounds, unsigned n, const uint64_t *bucket, uint64_t count, double sum)
+{
+	uint64_t cum = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		cum += bucket[i];
+		put(t, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value, bounds[i], (unsigned long long)cum);
+	}
+	put(t, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value, (unsigned long long)count);
+	put(t, "%s_sum{%s=\"%s\"} %.9g\n", name, label, value, sum);
+	put(t, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)count);
+}
+
+static void export_stages_text(struct text *t)
+{
+	const struct export_stages *m = export_stages_get();
+
+	family(t, "canopy_export_stage_seconds", "histogram",
+	       "Time each change from the source spent in each stage of the export on this leader: queue, plan, "
+	       "intent, target, commit, and total (received -> committed).");
+	for (unsigned s = 0; s < EXPORT_STAGES; s++)
+		histogram_series(t, "canopy_export_stage_seconds", "stage", export_stage_name(s), export_stage_bounds,
+				 EXPORT_STAGE_BUCKETS, m->stage[s].bucket, m->stage[s].count, m->stage[s].sum);
+}
 
 static void target_metrics_text(struct text *t)
 {
 	const struct target_metrics *m = target_metrics_get();
-	unsigned op, i, act, r;
+	unsigned op, act, r;
 
 	family(t, "canopy_target_request_duration_seconds", "histogram",
 	       "Time from sending a request to the target to its answer (or transport error), by kind of request.");
-	for (op = 0; op < TARGET_REQ_OPS; op++) {
-		const struct target_latency *l = &m->latency[op];
-		const char *name = target_request_op_name(op);
-		uint64_t cum = 0;
-
-		for (i = 0; i < TARGET_LATENCY_BUCKETS; i++) {
-			cum += l->bucket[i];
-			put(t, "canopy_target_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n", name,
-			    target_latency_bounds[i], (unsigned long long)cum);
-		}
-		put(t, "canopy_target_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n", name,
-		    (unsigned long long)l->count);
-		put(t, "canopy_target_request_duration_seconds_sum{op=\"%s\"} %.9g\n", name, l->sum);
-		put(t, "canopy_target_request_duration_seconds_count{op=\"%s\"} %llu\n", name,
-		    (unsigned long long)l->count);
-	}
+	for (op = 0; op < TARGET_REQ_OPS; op++)
+		histogram_series(t, "canopy_target_request_duration_seconds", "op", target_request_op_name(op),
+				 target_latency_bounds, TARGET_LATENCY_BUCKETS, m->latency[op].bucket,
+				 m->latency[op].count, m->latency[op].sum);
 	family(t, "canopy_target_errors_total", "counter",
 	       "Target operations that failed, by the engine's action and the reason (series appear at the first one).");
 	for (act = TARGET_UPSERT; act < TARGET_ACTIONS; act++)
@@ -280,6 +298,10 @@ char *metrics_text(struct agent *a, size_t *len)
 	metric(&t, "canopy_barrier_latency_ms", "gauge",
 	       DEPRECATED("canopy_barrier_latency_seconds") "Latency of the latest post-election barrier.",
 	       ns.last_barrier_ms);
+	metric(&t, "canopy_lease_heartbeat_renewals_total", "counter",
+	       "Write lease renewals by heartbeat answers (no log entry).", ns.lease_heartbeat_renewals);
+	metric(&t, "canopy_lease_renewal_barriers_total", "counter",
+	       "Barrier entries appended to renew the write lease.", ns.lease_renewal_barriers);
 	metric(&t, "canopy_fsm_applied_total", "counter", "Entries applied to the state machine.",
 	       ns.fsm_applied);
 	metric(&t, "canopy_fsm_refused_total", "counter",
@@ -350,6 +372,7 @@ char *metrics_text(struct agent *a, size_t *len)
 		       "Leadership transfers made because this leader could not use its source or target.",
 		       hm.handovers);
 	}
+	export_stages_text(&t);
 	target_metrics_text(&t);
 	*len = t.len;
 	return t.buf;

@@ -25,7 +25,9 @@
 # on the first size also:
 #   2. change latency: bench/change_gen at each rate for RATE_S seconds, each
 #      modify to another user; send -> the fixture's audit "time" of the write;
-#      ceiling: change_gen doing the modify and then one PUT itself
+#      ceiling: change_gen doing the modify and then one PUT itself; and
+#      where the time went on the leader, stage by stage (bench/stages.js
+#      over its canopy_export_stage_seconds before and after the stream)
 # and then, with everything above stopped:
 #   3. failover: bench/failover.sh KILLS 1000 (bare libraft is the ceiling)
 # It prints one markdown table on stdout and saves it, with the raw figures as
@@ -262,10 +264,23 @@ for size in $SIZES; do
 			total=$((rate * RATE_S))
 			[ $((off + total - 1)) -le "$N" ] || off=1
 			say "  change latency at $rate/s for $RATE_S s (users $off..)"
+			for i in 1 2 3; do # every agent: leadership may move during the stream
+				curl -sf "http://${AGENT_CTL[$i]}/metrics" >"$dir/metrics.$rate.$i.before" || : >"$dir/metrics.$rate.$i.before"
+			done
 			"$GEN" "$SLAPD_URL" "$SLAPD_ADMIN_DN" "$SLAPD_PW_FILE" "$SLAPD_BASE" "$rate" "$RATE_S" "$off" "$N" "r$rate" \
 				>"$dir/gen.$rate" 2>"$dir/gen.$rate.err" || fail "change_gen at $rate/s failed: $(tail -n 3 "$dir/gen.$rate" "$dir/gen.$rate.err")"
 			wait_for 60 matched "$dir/gen.$rate" "$SCIM_AUDIT" || say "  not every change reached the target in 60 s"
 			lat=$(node "$BENCH_SRC/latency.js" "$dir/gen.$rate" "$SCIM_AUDIT")
+			# where the time went on the leader (sync/engine/stages.h), once committed
+			L=$(leader_of || echo "$L")
+			wait_for 30 sync_idle "$L" || true
+			pairs=()
+			for i in 1 2 3; do
+				curl -sf "http://${AGENT_CTL[$i]}/metrics" >"$dir/metrics.$rate.$i.after" || : >"$dir/metrics.$rate.$i.after"
+				pairs+=("$dir/metrics.$rate.$i.before" "$dir/metrics.$rate.$i.after")
+			done
+			stg=$(node "$BENCH_SRC/stages.js" "${pairs[@]}" 2>/dev/null || echo '{}')
+			raw "stages.$rate" "$stg"
 			# the ceiling: modify + one PUT by the generator itself, into the ceiling fixture
 			cs=$RATE_S
 			[ "$MODE" = quick ] && [ "$cs" -gt 5 ] && cs=5
@@ -280,7 +295,12 @@ for size in $SIZES; do
 				a=$(json_eval "$lat" "j.$p ?? '-'") b=$(json_eval "$clat" "j.$p ?? '-'")
 				row "2. change latency at $rate/s, $p (ms; $(json_eval "$lat" 'j.matched')/$(json_eval "$lat" 'j.n') changes seen; sent at $(json_eval "$lat" 'j.rate')/s, ceiling at $(json_eval "$clat" 'j.rate')/s)" "$a" "$b" "$(ratio "$a" "$b")"
 			done
+			for st in queue plan intent target commit total; do
+				row "2. latency by stage at $rate/s: $st, p50 / p99 / mean (ms, on the leaders; $(json_eval "$stg" "j.$st?.n ?? 0") changes)" \
+					"$(json_eval "$stg" "j.$st?.n ? j.$st.p50 + ' / ' + j.$st.p99 + ' / ' + j.$st.mean : '-'")" - -
+			done
 			# let the next stream start on an idle leader
+			L=$(leader_of || echo "$L")
 			wait_for 60 sync_idle "$L" || true
 		done
 		FIRST_SIZE=0

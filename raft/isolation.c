@@ -108,6 +108,7 @@ static void on_recv(struct raft_io *io, struct raft_message *m)
 	}
 	if (io->time != NULL) /* every real io has a clock; a test's fake may not */
 		note_heard(iso, m->server_id, io->time(io));
+	acks_received(&iso->acks, m);
 	iso->recv(io, m);
 }
 
@@ -179,6 +180,8 @@ static int on_send(struct raft_io *io, struct raft_io_send *req, const struct ra
 		drop_send(iso, req, cb, RAFT_NOCONNECTION);
 		return 0;
 	}
+	if (io->time != NULL)
+		acks_sent(&iso->acks, message, io->time(io));
 	if (!iso->on || iso->closed)
 		return iso->send(io, req, message, cb);
 	iso->dropped_out++;
@@ -200,6 +203,7 @@ void isolation_wrap(struct isolation *iso, struct raft_io *io, uv_loop_t *loop)
 	iso->closed = false;
 	iso->dropped_in = iso->dropped_out = iso->unaddressed = 0;
 	memset(iso->heard, 0, sizeof iso->heard);
+	acks_init(&iso->acks);
 	uv_timer_init(loop, &iso->timer);
 	iso->timer.data = iso;
 	for (i = 0; i < ISOLATION_MAX; i++)

@@ -40,6 +40,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "raft/acks.h"
+
 struct isolation_send; /* a dropped send waiting for its callback */
 
 #define ISOLATION_HEARD_MAX 64 /* servers whose last message is remembered */
@@ -66,6 +68,10 @@ struct isolation {
 		uint64_t id;
 		raft_time at; /* io->time() */
 	} heard[ISOLATION_HEARD_MAX];
+	/* Every request sent and answer received, counted for the lease
+	 * renewed by heartbeats (raft/acks.h): messages handed on, not the
+	 * ones dropped on the way in while cut off. */
+	struct acks acks;
 };
 
 /*

@@ -93,6 +93,58 @@ static int start_barrier(struct leader *l, bool establishing)
 	return 0;
 }
 
+/* Extend the lease to `started` (a commit's or a heartbeat's start). After a
+ * suspension only evidence from strictly later renews (one started in the
+ * same millisecond may predate it). */
+static bool renew(struct leader *l, raft_time started)
+{
+	if (started > l->lease_start && (l->lease_epoch == l->epoch || started > l->suspended_at)) {
+		l->lease_start = started;
+		l->lease_epoch = l->epoch;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The latest s such that a majority of the voters reset their election timers
+ * at or after s in this term, from heartbeat answers (raft/acks.h); 0 when
+ * there is none. This node counts as one of them with s = now: while it leads
+ * it refuses every vote (src/recv_request_vote.c), as in the commit argument,
+ * where it is one of the majority that stored the entry. Quorum over the
+ * latest configuration, as libraft counts commits (src/replication.c).
+ */
+static raft_time heartbeat_lease_start(const struct leader *l)
+{
+	const struct raft_configuration *c = peek_configuration(l->raft);
+	raft_id self = peek_id(l->raft);
+	raft_time t[ACKS_PEERS], v;
+	unsigned voters = 0, n = 0, need, i, j;
+	bool self_voter = false;
+
+	for (i = 0; i < c->n; i++) {
+		if (c->servers[i].role != RAFT_VOTER)
+			continue;
+		voters++;
+		if (c->servers[i].id == self) {
+			self_voter = true;
+			continue;
+		}
+		v = acks_at(l->acks, c->servers[i].id, l->term);
+		if (v == 0 || n == ACKS_PEERS)
+			continue;
+		for (j = n++; j > 0 && t[j - 1] < v; j--) /* descending */
+			t[j] = t[j - 1];
+		t[j] = v;
+	}
+	if (!self_voter || voters == 0)
+		return 0;
+	need = voters / 2 + 1 - 1; /* followers besides this node */
+	if (need == 0)
+		return now(l);
+	return n >= need ? t[need - 1] : 0;
+}
+
 void leader_init(struct leader *l, struct raft *r)
 {
 	memset(l, 0, sizeof *l);
@@ -134,9 +186,24 @@ void leader_tick(struct leader *l)
 			l->phase = LEADER_NONE; /* retried on the next tick */
 		return;
 	}
-	if (l->phase == LEADER_READY && l->pending == NULL && !l->stopped &&
-	    (now(l) - l->last_renew >= peek_election_timeout(r) / 3 || l->lease_epoch != l->epoch))
-		start_barrier(l, false); /* a failure is retried on the next tick */
+	if (l->phase != LEADER_READY || l->stopped)
+		return;
+	if (l->acks != NULL && !peek_transferring(r)) {
+		raft_time s = heartbeat_lease_start(l);
+		if (s != 0 && renew(l, s))
+			l->heartbeat_renewals++;
+	}
+	if (l->pending != NULL)
+		return;
+	/* With heartbeat answers, a barrier only when they did not renew the
+	 * lease for 0.6 T' (it then still has 0.2 T' to commit before the lease
+	 * ends); without, every T'/3. After a suspension, at once. */
+	if (l->lease_epoch != l->epoch ||
+	    (now(l) - l->last_renew >= peek_election_timeout(r) / 3 &&
+	     (l->acks == NULL || now(l) - l->lease_start >= peek_election_timeout(r) * 3 / 5))) {
+		if (start_barrier(l, false) == 0) /* a failure is retried on the next tick */
+			l->renewal_barriers++;
+	}
 }
 
 bool leader_ready(struct leader *l)
@@ -170,14 +237,8 @@ void leader_hold(struct leader *l, raft_time until)
 
 void leader_note_commit(struct leader *l, raft_term term, raft_time started)
 {
-	/* After a suspension only an entry started after it renews (strictly
-	 * later: one started in the same millisecond may predate it). */
-	if (l->phase == LEADER_READY && term == l->term && !l->stopped &&
-	    started > l->lease_start &&
-	    (l->lease_epoch == l->epoch || started > l->suspended_at)) {
-		l->lease_start = started;
-		l->lease_epoch = l->epoch;
-	}
+	if (l->phase == LEADER_READY && term == l->term && !l->stopped)
+		(void)renew(l, started);
 }
 
 void leader_suspend(struct leader *l)

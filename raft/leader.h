@@ -20,9 +20,13 @@
  *    0.15 such a follower refuses votes until its own election timer expires,
  *    at least T after that (T here is libraft's timeout, T' in the docs). No
  *    other leader can exist before s + T. The node may therefore write to
- *    the target until s + T * (1 - margin) of its latest committed entry. An
- *    idle leader renews the lease with a barrier every T/3; the sync
- *    engine's own commits renew it too (leader_note_commit()). A follower
+ *    the target until s + T * (1 - margin) of its latest committed entry.
+ *    The sync engine's commits renew it (leader_note_commit()), and so do
+ *    heartbeats: with `acks` set, an answer from a majority to requests sent
+ *    at or after s proves the same as a commit started at s (raft/acks.h),
+ *    so an idle leader keeps its lease without appending anything. A
+ *    renewal barrier goes out only when neither renewed it for 0.6 T (or,
+ *    without `acks`, every T/3). A follower
  *    that votes early (agent/leader_watch.h) breaks the "refuses votes"
  *    basis; leader_hold() makes the new leader wait the lease out instead.
  *
@@ -35,6 +39,8 @@
 #include <raft.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "raft/acks.h"
 
 enum leader_phase {
 	LEADER_NONE,    /* not leader (or leadership lost) */
@@ -58,6 +64,8 @@ struct leader {
 	uint64_t lease_epoch;    /* epoch of the commit lease_start came from */
 	raft_time suspended_at;
 	bool stopped;            /* leader_stop(): never write again */
+	const struct acks *acks; /* answers to heartbeats (raft/acks.h), or NULL:
+				  * only commits renew the lease */
 	raft_time not_before;    /* leader_hold(): no write before this time */
 
 	/* Called when the node starts (leading=true, after the barrier) or stops
@@ -70,6 +78,8 @@ struct leader {
 	uint64_t lost_leadership;   /* READY -> NONE transitions */
 	uint64_t barrier_failures;  /* barriers that failed (leadership lost, I/O) */
 	unsigned last_barrier_ms;   /* latency of the latest establishing barrier */
+	uint64_t renewal_barriers;  /* barriers started to renew the lease (log entries) */
+	uint64_t heartbeat_renewals; /* lease renewed by heartbeat answers */
 };
 
 /* Set up a tracker for `r`. Never fails. */

@@ -495,6 +495,7 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 	}
 
 	leader_init(&n->leader, &n->raft);
+	n->leader.acks = &n->isolation.acks; /* heartbeats renew the lease */
 	n->leader.data = n;
 	n->leader.on_change = on_leader_change;
 	uv_check_init(loop, &n->check);
@@ -744,6 +745,8 @@ void node_stats(const struct node *n, struct node_stats *out)
 	out->leader_changes = n->leader_changes;
 	out->became_leader = n->leader.became_leader;
 	out->last_barrier_ms = n->leader.last_barrier_ms;
+	out->lease_heartbeat_renewals = n->leader.heartbeat_renewals;
+	out->lease_renewal_barriers = n->leader.renewal_barriers;
 	out->fsm_applied = n->fsm.stats.applied;
 	out->fsm_refused = n->fsm.stats.refused;
 	out->failover.at = n->failover.at;

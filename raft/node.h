@@ -281,6 +281,8 @@ struct node_stats {
 	uint64_t leader_changes;     /* times the known leader id changed */
 	uint64_t became_leader;      /* barriers committed after an election */
 	unsigned last_barrier_ms;    /* latency of the latest establishing barrier */
+	uint64_t lease_heartbeat_renewals; /* lease renewed by heartbeat answers (raft/acks.h) */
+	uint64_t lease_renewal_barriers;   /* barriers appended to renew the lease */
 	uint64_t fsm_applied, fsm_refused;
 	struct {
 		raft_time at;          /* when this node last won an election (0: never) */

@@ -26,6 +26,11 @@ bool peek_transferee(const struct raft *r)
 	return r->state == RAFT_CANDIDATE && r->candidate_state.disrupt_leader;
 }
 
+bool peek_transferring(const struct raft *r)
+{
+	return r->state == RAFT_LEADER && r->transfer != NULL;
+}
+
 raft_index peek_commit_index(const struct raft *r)
 {
 	return r->commit_index;

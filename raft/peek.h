@@ -26,6 +26,10 @@ raft_time peek_now(const struct raft *r);
 unsigned peek_election_timeout(const struct raft *r);
 /* A candidate started by a leadership transfer (it may disrupt the leader). */
 bool peek_transferee(const struct raft *r);
+/* A leader handing over (raft_transfer pending): libraft refuses new
+ * entries then (src/client.c: raft_apply, raft_barrier), and the transferee's
+ * election may disrupt this leader, so nothing renews the lease. */
+bool peek_transferring(const struct raft *r);
 /* A follower: when it last heard from its leader (libraft 0.15 resets
  * election_timer_start on every AppendEntries and snapshot from the current
  * leader: src/replication.c, src/recv_install_snapshot.c). */

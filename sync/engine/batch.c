@@ -224,6 +224,8 @@ void batch_free(struct batch *b)
 	free(b->skips);
 	strmap_clear(&b->by_anchor);
 	free(b->cursor);
+	free(b->ev_received_ns);
+	engine_strv_free(b->pre_intents, b->n_pre_intents);
 	free(b);
 }
 
@@ -250,4 +252,13 @@ struct item *batch_add(struct planner *p, struct batch *b, enum item_kind kind, 
 	it->type = type;
 	it->change = ++*p->change_seq;
 	return it;
+}
+
+uint64_t batch_stage_done(struct batch *b, enum export_stage s, uint64_t since)
+{
+	uint64_t now = uv_hrtime();
+
+	if (since != 0 && now >= since)
+		export_stage_observe(s, now - since, b->n_ev);
+	return now;
 }

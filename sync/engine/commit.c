@@ -89,6 +89,7 @@ static void on_intents(void *arg, int status)
 		return;
 	}
 	b->phase = PH_UPSERT;
+	b->t_target = batch_stage_done(b, EXPORT_STAGE_INTENT, b->t_intent);
 	exec_upserts(s);
 	if (b->outstanding == 0)
 		exec_run(s);
@@ -152,7 +153,14 @@ int commit_intents(struct session *s)
 		 * have landed (repair.c); an intent of an older canopy is the
 		 * term alone */
 		int vl = intent_value(s, it, val, sizeof val);
+		const void *have;
+		size_t have_len;
 		klen = object_key(OBJECT_KEY_INTENT, it->anchor, key, sizeof key);
+		/* Committed already, by this term: the entry of the batch before
+		 * carried it (pre_intend) -- the fence holds, no round needed. */
+		if (state_get(e->state, key, klen, &have, &have_len) && have_len == (size_t)vl &&
+		    memcmp(have, val, have_len) == 0)
+			continue;
 		state_batch_put(&sb, key, klen, val, (size_t)vl);
 	}
 	if (sb.n_ops == 0) {
@@ -375,6 +383,64 @@ static size_t commit_item(struct session *s, struct state_batch *sb, struct item
 static void on_committed(void *arg, int status);
 
 /*
+ * Pipelining the fence (docs/architecture.md, "Intents"): the intents of the
+ * changes already queued behind this batch -- the ones the next batch takes,
+ * at most batch_max -- ride in this batch's own entry, after its own intents
+ * are removed. When the next batch is planned (after this entry applied),
+ * commit_intents() finds them committed and its requests go out without an
+ * intent round of their own: one Raft entry per batch instead of two while
+ * changes keep coming. Only entries and deletes outside a refresh, whose
+ * anchor and type are known before planning (each becomes an item of the
+ * next batch, or its intent is removed by that batch's commit: settle_pre_
+ * intents); an earlier leader's in-doubt objects keep their own intent
+ * (intent_type). An intent whose change is never planned (the session ends
+ * first) is what an intent of a batch that never committed is: the next
+ * leader repairs the object (repair.c).
+ */
+static void pre_intend(struct session *s, struct state_batch *sb)
+{
+	bool refreshing[3] = {s->plan.refreshing[0], s->plan.refreshing[1], s->plan.refreshing[2]};
+	size_t max = session_batch_max(s->e), n = 0;
+	char key[KEY_MAX], val[40];
+
+	for (struct qnode *q = s->head; q != NULL && n < max; q = q->next, n++) {
+		const struct source_event *ev = q->ev;
+		enum object_type t = ev->type == OBJECT_GROUP ? OBJECT_GROUP : OBJECT_USER;
+		size_t klen;
+		int vl;
+
+		if (ev->kind == SOURCE_REFRESH_BEGIN)
+			refreshing[t] = true;
+		else if (ev->kind == SOURCE_REFRESH_END)
+			refreshing[t] = false;
+		if ((ev->kind != SOURCE_ENTRY && ev->kind != SOURCE_DELETE) || ev->anchor == NULL || refreshing[t] ||
+		    strmap_has(&s->in_doubt, ev->anchor))
+			continue;
+		vl = snprintf(val, sizeof val, "%llu %s", (unsigned long long)s->term,
+			      t == OBJECT_GROUP ? "group" : "user");
+		klen = object_key(OBJECT_KEY_INTENT, ev->anchor, key, sizeof key);
+		state_batch_put(sb, key, klen, val, (size_t)vl);
+		q->pre_intended = true;
+	}
+}
+
+/* Intents an earlier batch's entry carried for this batch's events that
+ * planned no write (an unmappable entry, a delete of an object never
+ * exported, a delete staged over the threshold): the loop over the items in
+ * commit_batch() does not remove those, so remove them here. */
+static void settle_pre_intents(struct session *s, struct state_batch *sb)
+{
+	struct batch *b = s->batch;
+
+	for (size_t i = 0; i < b->n_pre_intents; i++) {
+		const char *a = b->pre_intents[i];
+		const struct item *it = strmap_get(&b->by_anchor, a);
+		if ((it == NULL || it->kind == IT_STAGE || it->kind == IT_UNSTAGE) && !strmap_has(&s->in_doubt, a))
+			del_existing(s->e, sb, OBJECT_KEY_INTENT, a);
+	}
+}
+
+/*
  * The cluster-wide figures ("s:sync", sync/state/figures.h) continued from
  * the committed record with this batch's outcome, in the same entry: every
  * node applies the same totals and timestamps (this leader's clock), and the
@@ -423,6 +489,7 @@ void commit_batch(struct session *s)
 	int rv;
 
 	assert(b->phase == PH_DELETE && b->outstanding == 0);
+	b->t_commit = batch_stage_done(b, EXPORT_STAGE_TARGET, b->t_target);
 	state_batch_init(&sb);
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = b->items[i];
@@ -492,9 +559,16 @@ void commit_batch(struct session *s)
 	(void)cancelled;
 	if (settled && b->cursor)
 		state_batch_cursor(&sb, b->cursor, b->cursor_len);
-	if (sb.n_ops > 0)
+	settle_pre_intents(s, &sb);
+	if (sb.n_ops > 0) {
 		put_figures(s, &sb, settled && b->cursor);
+		pre_intend(s, &sb); /* after this batch's own intents are removed */
+	}
 	if (sb.n_ops == 0) {
+		uint64_t now = uv_hrtime();
+		for (size_t i = 0; i < b->n_ev; i++)
+			export_stage_observe(EXPORT_STAGE_TOTAL,
+					     now > b->ev_received_ns[i] ? now - b->ev_received_ns[i] : 0, 1);
 		state_batch_close(&sb);
 		b->committed = true; /* nothing to record */
 		batch_free(b);
@@ -583,6 +657,10 @@ static void on_committed(void *arg, int status)
 		repair_read(s, b);
 	}
 	if (status == 0) {
+		uint64_t now = batch_stage_done(b, EXPORT_STAGE_COMMIT, b->t_commit);
+		for (size_t i = 0; i < b->n_ev; i++)
+			export_stage_observe(EXPORT_STAGE_TOTAL,
+					     now > b->ev_received_ns[i] ? now - b->ev_received_ns[i] : 0, 1);
 		e->st.batches_total++;
 		e->figures_ops += b->fig_ops;
 		e->figures_errors += b->fig_errors;

@@ -540,6 +540,7 @@ void exec_run(struct session *s)
 		assert(b->outstanding == 0);
 		switch (b->phase) {
 		case PH_PLAN:
+			b->t_intent = batch_stage_done(b, EXPORT_STAGE_PLAN, b->t_taken);
 			switch (commit_intents(s)) {
 			case 0:
 				b->phase = PH_INTENT; /* on_intents continues */
@@ -552,6 +553,7 @@ void exec_run(struct session *s)
 				return;
 			}
 			b->phase = PH_UPSERT; /* nothing to fence */
+			b->t_target = b->t_intent;
 			exec_upserts(s);
 			break;
 		case PH_INTENT:

@@ -44,6 +44,7 @@
 
 #include "common/xalloc.h"
 #include "sync/engine.h"
+#include "sync/engine/stages.h"
 #include "sync/provlog.h"
 #include "sync/replog/replog.h"
 #include "sync/source/source.h"
@@ -190,6 +191,15 @@ struct batch {
 	uint64_t fig_ops, fig_errors, fig_skipped; /* counted into its commit's "s:sync" (engine.figures_*) */
 	struct provision *prov;  /* BATCH_PROVISION: told when the batch is freed */
 	bool committed;          /* its entry committed (or it had nothing to record) */
+	/* Per-stage times (stages.h), uv_hrtime() ns: when each of its source
+	 * events was received, and when the batch entered each stage. */
+	uint64_t *ev_received_ns;
+	size_t n_ev;
+	uint64_t t_taken, t_intent, t_target, t_commit;
+	/* anchors of its events whose intents an earlier batch's entry carried
+	 * (commit.c, pre_intend): settled by its commit even without an item */
+	char **pre_intents;
+	size_t n_pre_intents;
 };
 
 /* What the planner reads and keeps between the batches of one session. */
@@ -221,6 +231,8 @@ struct planner {
 struct qnode {
 	struct source_event *ev;
 	uint64_t received; /* uv_now when it reached the engine */
+	uint64_t received_ns; /* uv_hrtime then (stages.h) */
+	bool pre_intended; /* its intent rode in the entry of the batch before (commit.c) */
 	struct qnode *next;
 };
 
@@ -312,6 +324,10 @@ struct engine {
 };
 
 /* ---- batch.c: items, batches, small helpers ------------------------------ */
+
+/* The batch's changes spent the time since `since` (ns) in stage `s`; returns
+ * now (uv_hrtime). Per change: batches without source events count nothing. */
+uint64_t batch_stage_done(struct batch *b, enum export_stage s, uint64_t since);
 
 /* The state's records, decoded (false: none, or undecodable). */
 bool engine_record(const struct state *st, char prefix, const char *anchor, struct object_record *r);

@@ -31,6 +31,7 @@ static void take_events(struct session *s, struct batch *b)
 {
 	struct engine *e = s->e;
 	size_t max = session_batch_max(e);
+	uint64_t now = uv_hrtime();
 
 	for (size_t taken = 0; s->head && taken < max; taken++) {
 		struct qnode *q = s->head;
@@ -40,6 +41,16 @@ static void take_events(struct session *s, struct batch *b)
 		s->queued--;
 		if (b->first_event == 0)
 			b->first_event = q->received;
+		if (q->pre_intended)
+			engine_strv_push(&b->pre_intents, &b->n_pre_intents, q->ev->anchor);
+		/* the stages count changes (stages.h): entries and deletes, not
+		 * cookies or refresh markers */
+		if (q->ev->kind == SOURCE_ENTRY || q->ev->kind == SOURCE_DELETE) {
+			if (b->ev_received_ns == NULL)
+				b->ev_received_ns = xmalloc(max * sizeof *b->ev_received_ns);
+			b->ev_received_ns[b->n_ev++] = q->received_ns;
+			export_stage_observe(EXPORT_STAGE_QUEUE, now > q->received_ns ? now - q->received_ns : 0, 1);
+		}
 		plan_event(&s->plan, b, q->ev);
 		source_event_free(q->ev);
 		free(q);
@@ -91,6 +102,7 @@ void session_pump(struct session *s)
 		return;
 	}
 	b = batch_new(BATCH_CHANGES, ++e->cycle_seq);
+	b->t_taken = uv_hrtime();
 	e->st.cycle = b->cycle;
 	s->batch = b;
 	if (s->repair_due) {
@@ -139,6 +151,8 @@ static void on_source_event(void *data, struct source_event *ev)
 	q = xmalloc(sizeof *q);
 	q->ev = ev;
 	q->received = uv_now(e->loop);
+	q->received_ns = uv_hrtime();
+	q->pre_intended = false;
 	q->next = NULL;
 	if (s->tail)
 		s->tail->next = q;

@@ -743,6 +743,45 @@ static void a_batch_takes_at_most_batch_max_events(void **state)
 	assert_cursor(f, "c5");
 }
 
+/* Pipelining the fence (commit.c, pre_intend): the intents of the changes
+ * queued behind a batch ride in that batch's commit, so the next batch's
+ * writes go out without an intent entry of their own -- and an intent whose
+ * change plans no write is removed by the commit of the batch that took it. */
+static void changes_queued_behind_a_batch_need_no_intent_entry_of_their_own(void **state)
+{
+	struct fx *f = *state;
+	struct engine_stats es;
+	char anchor[8], uid[8], cursor[8];
+	unsigned entries;
+
+	f->cfg.batch_max = 2;
+	start(f);
+	settle(f);
+	entries = f->entries;
+	f->may_write = false; /* the events queue up while no batch may start */
+	for (int i = 1; i <= 5; i++) {
+		snprintf(anchor, sizeof anchor, "a%d", i);
+		snprintf(uid, sizeof uid, "u%d", i);
+		snprintf(cursor, sizeof cursor, "c%d", i);
+		emit(f, user(anchor, uid, "User", cursor));
+	}
+	emit(f, event(SOURCE_DELETE, OBJECT_USER, "gone", "c6")); /* never exported: nothing to write */
+	f->may_write = true;
+	settle(f);
+	engine_stats(f->e, &es);
+	assert_int_equal(es.batches_total, 3); /* 2 + 2 + 2 */
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 5);
+	/* the first batch: its intent, then its commit carrying the second's
+	 * intents; the second and the third: their commits only */
+	assert_int_equal(f->entries - entries, 4);
+	for (int i = 1; i <= 5; i++) {
+		snprintf(anchor, sizeof anchor, "a%d", i);
+		assert_false(has(f, OBJECT_KEY_INTENT, anchor));
+	}
+	assert_false(has(f, OBJECT_KEY_INTENT, "gone"));
+	assert_cursor(f, "c6");
+}
+
 static void a_later_change_supersedes_an_earlier_one_in_the_batch(void **state)
 {
 	struct fx *f = *state;
@@ -2378,6 +2417,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_batch_takes_at_most_batch_max_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(changes_queued_behind_a_batch_need_no_intent_entry_of_their_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_later_change_supersedes_an_earlier_one_in_the_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(an_unchanged_object_costs_no_request, setup, teardown),

@@ -32,6 +32,7 @@
 #define CONFIG_DEFAULT_SNAPSHOT_LOG_MIB 32
 #define CONFIG_MAX_SNAPSHOT_LOG_MIB 65536
 #define CONFIG_DEFAULT_MAX_IN_FLIGHT 8
+#define CONFIG_DEFAULT_MAX_IN_FLIGHT_ENTRA 16 /* target.kind entra */
 #define CONFIG_EXTERNAL_ID_PREFIX_MAX 32 /* target.external_id_prefix, bytes */
 #define CONFIG_DEFAULT_DELETE_THRESHOLD 500
 #define CONFIG_DEFAULT_USER_FILTER "(objectClass=inetOrgPerson)"

@@ -586,6 +586,7 @@ static void test_entra_max_requests_per_s(void **state)
 	snprintf(text, sizeof text, fmt_text, "entra", "", sec);
 	load_ok(text);
 	assert_true(cfg.target.max_requests_per_s == 0);
+	assert_int_equal(cfg.target.max_in_flight, 16); /* entra's default, not 8 */
 	config_free(&cfg);
 	snprintf(text, sizeof text, fmt_text, "entra", "  max_requests_per_s: 12.5\n", sec);
 	load_ok(text);

@@ -41,7 +41,7 @@
 /* Pages of provisioning logs read for one request at one poll, at most. */
 #define LOG_PAGES_MAX 50
 /* A Location header longer than this is not used (the filter is built instead). */
-#define LOCATION_MAX 2048
+#define LOCATION_MAX ENTRA_LOCATION_MAX
 
 struct bulk_cfg {
 	char *url, *sp, *job;
@@ -184,39 +184,9 @@ static void give_back(struct bulk_run *r, struct bjob **jobs, size_t n)
 	uv_async_send(&r->wake);
 }
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool too_big;
-	long retry_after_s; /* -1: none */
-	char location[LOCATION_MAX];
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct buf *b = userp;
-	size_t n = size * nmemb;
-
-	if (b->len + n > ENTRA_RESP_MAX) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		b->p = xrealloc(b->p, cap); /* capped above */
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
-	struct buf *b = userp;
+	struct entra_buf *b = userp;
 	size_t n = size * nmemb;
 	long v = entra__retry_after(data, n);
 
@@ -257,7 +227,7 @@ static int http_once(struct bulk_run *r, const struct bjob *fence, const char *m
 	const struct bulk_cfg *c = r->cfg;
 	char *token = NULL, why[512], errbuf[CURL_ERROR_SIZE] = "", line[160];
 	uint64_t refresh_in;
-	struct buf b = {.retry_after_s = -1};
+	struct entra_buf b = {.retry_after_s = -1};
 	struct curl_slist *h = NULL;
 	int rc;
 
@@ -289,7 +259,7 @@ static int http_once(struct bulk_run *r, const struct bjob *fence, const char *m
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, entra__on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);

@@ -34,22 +34,15 @@ struct answer {
 	char message[256];
 };
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool too_big;
-	long retry_after_s; /* -1: none */
-};
-
 static void answer_clear(struct answer *a)
 {
 	json_decref(a->body);
 	memset(a, 0, sizeof *a);
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+size_t entra__on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
-	struct buf *b = userp;
+	struct entra_buf *b = userp;
 	size_t n = size * nmemb;
 
 	if (b->len + n > ENTRA_RESP_MAX) {
@@ -71,7 +64,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
-	struct buf *b = userp;
+	struct entra_buf *b = userp;
 	size_t n = size * nmemb;
 	long v = entra__retry_after(data, n);
 
@@ -240,7 +233,7 @@ int entra__wire(struct entra_job *j, CURL *e, const char *token, const char *met
 		const char *payload, struct entra_reply *out)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct buf b = {.retry_after_s = -1};
+	struct entra_buf b = {.retry_after_s = -1};
 	struct curl_slist *h;
 	const struct entra_cfg *c = j->cfg;
 
@@ -251,7 +244,7 @@ int entra__wire(struct entra_job *j, CURL *e, const char *token, const char *met
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, entra__on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);

@@ -19,6 +19,20 @@
  * few properties each is well under this). */
 #define ENTRA_RESP_MAX (8u << 20)
 
+/* One request's answer as curl hands it over: the body, capped at
+ * ENTRA_RESP_MAX before it is kept, and the headers canopy reads. */
+#define ENTRA_LOCATION_MAX 2048
+struct entra_buf {
+	char *p;
+	size_t len, cap;
+	bool too_big;
+	long retry_after_s; /* -1: none */
+	char location[ENTRA_LOCATION_MAX]; /* bulkUpload's 202 (entra_bulk.c) */
+};
+
+/* curl's CURLOPT_WRITEFUNCTION for a struct entra_buf (entra_graph.c). */
+size_t entra__on_body(char *data, size_t size, size_t nmemb, void *userp);
+
 /* The target's configuration, owned copies. Read-only once built: workers
  * read it without a lock. */
 struct entra_cfg {

@@ -46,6 +46,10 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 rc=0
+# Each phase header says when it starts (seconds since this script started),
+# so that a CI log shows where the 30 minutes go.
+t0=$SECONDS
+phase() { echo "== $* [at $((SECONDS - t0)) s] =="; }
 # The previous release that upgrade_rolling_test upgrades from is built once
 # (not sanitized) and shared by both passes (tests/fixtures/previous_build.sh).
 export CANOPY_PREVIOUS_CACHE=${CANOPY_PREVIOUS_CACHE:-$PWD/build/previous}
@@ -53,7 +57,7 @@ export CANOPY_PREVIOUS_CACHE=${CANOPY_PREVIOUS_CACHE:-$PWD/build/previous}
 # corpus; a crash, leak or sanitizer report fails the run. SKIP_FUZZ=1 skips.
 # First, so that ctest's summary stays the last line.
 if [ -z "${SKIP_FUZZ:-}" ] && [ $# -eq 0 ]; then
-	echo "== fuzzing (${FUZZ_SECONDS:-20} s per target) =="
+	phase "fuzzing (${FUZZ_SECONDS:-20} s per target)"
 	FUZZ_JOBS=$jobs tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" || rc=$?
 fi
 # The Release compile and the normal build run at nice 19 while the ASan
@@ -63,22 +67,26 @@ fi
 # as without them and the builds cost little wall time. Their output goes to
 # build-logs/ and is shown when one fails.
 mkdir -p build-logs
-rm -f build-logs/release.failed
+rm -f build-logs/release.failed build-logs/times
 bg_builds() {
 	renice -n "$1" -p "$BASHPID" >/dev/null # before any compiler starts: they inherit it
 	shift
 	# The product only (agent, canopyctl, every module; the bench tools):
 	# the tests' own C is compiled by the two builds that run it.
+	local t=$SECONDS
 	if [ -z "${SKIP_RELEASE:-}" ] && [ $# -eq 0 ]; then
 		build build-release -DCMAKE_BUILD_TYPE=Release -DCANOPY_TESTS=OFF >build-logs/release.log 2>&1 ||
 			: >build-logs/release.failed
+		echo "Release $((SECONDS - t)) s" >build-logs/times
+		t=$SECONDS
 	fi
-	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-logs/normal.log 2>&1
+	build build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-logs/normal.log 2>&1 &&
+		echo "normal $((SECONDS - t)) s, done at $((SECONDS - t0)) s" >>build-logs/times
 }
 if [ -z "${SKIP_ASAN:-}" ]; then
-	echo "== sanitizer build (ASan + UBSan) =="
+	phase "sanitizer build (ASan + UBSan)"
 	build build-asan -DCMAKE_BUILD_TYPE=Debug -DCANOPY_SANITIZE=ON
-	echo "== Release compile (-O3, -Werror; no tests) and normal build: at nice 19 during the ASan tests =="
+	phase "ASan tests; Release compile (-O3, -Werror; no tests) and normal build at nice 19 meanwhile"
 	bg_builds 19 "$@" &
 	bg_pid=$!
 	asan_args=("$@")
@@ -88,7 +96,7 @@ if [ -z "${SKIP_ASAN:-}" ]; then
 	fi
 	(cd build-asan && ctest --output-on-failure -j "$jobs" "${asan_args[@]}") || rc=$?
 else
-	echo "== Release compile (-O3, -Werror; no tests) and normal build =="
+	phase "Release compile (-O3, -Werror; no tests) and normal build"
 	bg_builds 0 "$@" &
 	bg_pid=$!
 fi
@@ -104,6 +112,6 @@ if [ "$bg_rc" -ne 0 ]; then
 	echo "== normal build FAILED (build-logs/normal.log) =="
 	exit 1
 fi
-echo "== normal build: done =="
+phase "normal tests (builds: $(cat build-logs/times 2>/dev/null | tr '\n' ' '))"
 (cd build && ctest --output-on-failure -j "$jobs" "$@") || rc=$?
 exit $rc

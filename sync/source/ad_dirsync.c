@@ -13,6 +13,7 @@
 
 #include "sync/base64.h"
 #include "sync/source/ad_internal.h"
+#include "sync/source/ldap_paged.h"
 
 #define CURSOR_HEAD "ad1\ncookie="
 #define DIRSYNC_MAX_BYTES 0x100000 /* maxReturnLength: Windows honours it, Samba ignores it */
@@ -575,68 +576,47 @@ int ad_cursor_describe(const void *blob, size_t len, char *out, size_t outlen)
 	return 0;
 }
 
+struct paged_read {
+	struct ad_source *s;
+	struct ad_entry **out;
+	size_t *n, max;
+	const char *base, *url;
+	char *msg;
+	size_t len;
+};
+
+static int paged_read_page(void *ctx, LDAP *ld, LDAPMessage *res, bool more)
+{
+	struct paged_read *r = ctx;
+	size_t first = *r->n;
+	int rc = 0;
+
+	(void)more;
+	entries_take(ld, res, r->out, r->n, true);
+	/* a Windows DC stops a multi-valued attribute at MaxValRange */
+	for (size_t i = first; i < *r->n && rc == 0; i++)
+		if ((*r->out)[i].n_partial > 0)
+			rc = ad__read_ranges(r->s, (*r->out)[i].dn, &(*r->out)[i], r->url, r->msg, r->len);
+	if (rc == 0 && *r->n > r->max)
+		rc = ad__fail(r->msg, r->len, -EFBIG, "%s: more than %zu entries", r->base, r->max);
+	return rc;
+}
+
 int ad__read_paged(struct ad_source *s, const char *base, struct ad_entry **out, size_t *n, size_t max,
 		   const char *url, char *msg, size_t len)
 {
-	static const char filter[] = "(|(objectClass=user)(objectClass=group))";
-	struct berval cookie = {0, NULL};
-	int rc = 0;
+	const struct ldap_paged_query q = {base, "(|(objectClass=user)(objectClass=group))", s->attrs, 500,
+					   AD_OP_TIMEOUT_S};
+	struct paged_read r = {s, out, n, max, base, url, msg, len};
+	struct ldap_paged_failure why;
+	int rc = ldap_paged_search(s->ld, &q, paged_read_page, &r, &why);
 
-	for (;;) {
-		LDAPControl *pc = NULL, *ctrls[2] = {NULL, NULL}, **rctrls = NULL;
-		LDAPMessage *res = NULL;
-		struct timeval tv = {AD_OP_TIMEOUT_S, 0};
-		ber_int_t estimate = 0;
-		size_t first = *n;
-		int err = 0;
-
-		if (ldap_create_page_control(s->ld, 500, &cookie, 1, &pc) != LDAP_SUCCESS)
-			xoom("ldap_create_page_control");
-		ctrls[0] = pc;
-		rc = ldap_search_ext_s(s->ld, base, LDAP_SCOPE_SUBTREE, filter, s->attrs, 0, ctrls, NULL, &tv,
-				       LDAP_NO_LIMIT, &res);
-		ldap_control_free(pc);
-		if (res != NULL && ldap_parse_result(s->ld, res, &err, NULL, NULL, NULL, &rctrls, 0) != LDAP_SUCCESS)
-			err = LDAP_PROTOCOL_ERROR;
-		if (rc == LDAP_NO_SUCH_OBJECT || err == LDAP_NO_SUCH_OBJECT) {
-			ldap_controls_free(rctrls);
-			ldap_msgfree(res);
-			rc = 0;
-			break;
-		}
-		if (rc != LDAP_SUCCESS || err != LDAP_SUCCESS) {
-			int code = rc != LDAP_SUCCESS ? ad__ldap_code(s->ld, rc) : err;
-			ad__status_fmt(msg, len, url, code, s->ld, base);
-			classify(s, code, rc);
-			ldap_controls_free(rctrls);
-			ldap_msgfree(res);
-			rc = rc < 0 ? -ECONNRESET : -EIO;
-			break;
-		}
-		entries_take(s->ld, res, out, n, true);
-		ldap_msgfree(res);
-		/* a Windows DC stops a multi-valued attribute at MaxValRange */
-		for (size_t i = first; i < *n && rc == 0; i++)
-			if ((*out)[i].n_partial > 0)
-				rc = ad__read_ranges(s, (*out)[i].dn, &(*out)[i], url, msg, len);
-		if (rc == 0 && *n > max)
-			rc = ad__fail(msg, len, -EFBIG, "%s: more than %zu entries", base, max);
-		/* RFC 2696 §3: an empty cookie in the answer ends the search */
-		free(cookie.bv_val);
-		cookie = (struct berval){0, NULL};
-		LDAPControl *page = rctrls ? ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL) : NULL;
-		struct berval next = {0, NULL};
-		if (rc == 0 && page != NULL &&
-		    ldap_parse_pageresponse_control(s->ld, page, &estimate, &next) == LDAP_SUCCESS && next.bv_len > 0) {
-			cookie.bv_val = xmalloc(next.bv_len);
-			memcpy(cookie.bv_val, next.bv_val, next.bv_len);
-			cookie.bv_len = next.bv_len;
-		}
-		ber_memfree(next.bv_val);
-		ldap_controls_free(rctrls);
-		if (rc != 0 || cookie.bv_len == 0)
-			break;
+	if (rc == LDAP_PAGED_NO_BASE) /* a base that does not exist is empty */
+		return 0;
+	if (why.search_rc != LDAP_SUCCESS || why.result != LDAP_SUCCESS) { /* the request failed */
+		int code = why.search_rc != LDAP_SUCCESS ? ad__ldap_code(s->ld, why.search_rc) : why.result;
+		ad__status_fmt(msg, len, url, code, s->ld, base);
+		classify(s, code, why.search_rc);
 	}
-	free(cookie.bv_val);
 	return rc;
 }

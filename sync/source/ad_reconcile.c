@@ -27,87 +27,69 @@
 #include <string.h>
 
 #include "sync/source/ad_internal.h"
+#include "sync/source/ldap_paged.h"
 
 #define RECONCILE_PAGE 500
 #define RECONCILE_PAGES_MAX 100000
 #define RECONCILE_SHOW_MAX 5 /* DNs named in the log line */
+
+struct guid_listing {
+	struct ad_source *s;
+	struct strmap *seen;
+	size_t pages;
+	const char *base, *url;
+	char *msg;
+	size_t len;
+};
+
+static int list_guids_page(void *ctx, LDAP *ld, LDAPMessage *res, bool more)
+{
+	struct guid_listing *g = ctx;
+
+	for (LDAPMessage *m = ldap_first_entry(ld, res); m != NULL; m = ldap_next_entry(ld, m)) {
+		struct berval **v = ldap_get_values_len(ld, m, "objectGUID");
+		char guid[37];
+		if (v != NULL && v[0] != NULL && ad_guid_format(v[0]->bv_val, v[0]->bv_len, guid) == 0 &&
+		    strmap_put(g->seen, guid, NULL) != 0)
+			xoom("strmap_put");
+		ldap_value_free_len(v);
+	}
+	if (!more)
+		return 0;
+	/* before asking for the next page: an agent that is stopping, or a
+	 * server that never ends the listing */
+	if (ad__is_stopping(g->s))
+		return -ECANCELED;
+	if (++g->pages >= RECONCILE_PAGES_MAX)
+		return ad__fail(g->msg, g->len, -EPROTO, "%s: reconcile of %s: more than %d pages", g->url, g->base,
+				RECONCILE_PAGES_MAX);
+	return 0;
+}
 
 /* Add the objectGUIDs under `base` to `seen`. Returns 0, 1 when the base does
  * not exist, or a negative errno with msg set. */
 static int list_guids(struct ad_source *s, const char *base, struct strmap *seen, const char *url, char *msg,
 		      size_t len)
 {
-	static const char filter[] = "(|(objectClass=user)(objectClass=group))";
 	char *attrs[] = {"objectGUID", NULL};
-	struct berval cookie = {0, NULL};
-	int rc = 0;
+	const struct ldap_paged_query q = {base, "(|(objectClass=user)(objectClass=group))", attrs, RECONCILE_PAGE,
+					   AD_OP_TIMEOUT_S};
+	struct guid_listing g = {s, seen, 0, base, url, msg, len};
+	struct ldap_paged_failure why;
+	int rc;
 
-	for (size_t page = 0;; page++) {
-		LDAPControl *pc = NULL, *ctrls[2] = {NULL, NULL}, **rctrls = NULL;
-		LDAPMessage *res = NULL;
-		struct timeval tv = {AD_OP_TIMEOUT_S, 0};
-		ber_int_t estimate = 0;
-		int err = 0;
-
-		if (page >= RECONCILE_PAGES_MAX || ad__is_stopping(s)) {
-			rc = ad__is_stopping(s) ? -ECANCELED : ad__fail(msg, len, -EPROTO, "%s: reconcile of %s: "
-									"more than %d pages", url, base,
-									RECONCILE_PAGES_MAX);
-			break;
-		}
-		if (ldap_create_page_control(s->ld, RECONCILE_PAGE, &cookie, 1, &pc) != LDAP_SUCCESS)
-			xoom("ldap_create_page_control");
-		ctrls[0] = pc;
-		rc = ldap_search_ext_s(s->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, ctrls, NULL, &tv, LDAP_NO_LIMIT,
-				       &res);
-		ldap_control_free(pc);
-		if (res != NULL && ldap_parse_result(s->ld, res, &err, NULL, NULL, NULL, &rctrls, 0) != LDAP_SUCCESS)
-			err = LDAP_PROTOCOL_ERROR;
-		if (rc == LDAP_NO_SUCH_OBJECT || err == LDAP_NO_SUCH_OBJECT) {
-			ldap_controls_free(rctrls);
-			ldap_msgfree(res);
-			rc = 1;
-			break;
-		}
-		if (rc != LDAP_SUCCESS || err != LDAP_SUCCESS) {
-			int code = rc != LDAP_SUCCESS ? ad__ldap_code(s->ld, rc) : err;
-			char what[600];
-			snprintf(what, sizeof what, "reconcile: paged search of %s", base);
-			ad__status_fmt(msg, len, url, code, s->ld, what);
-			s->w.problem = rc < 0 ? SOURCE_UNREACHABLE : SOURCE_FAILING;
-			ldap_controls_free(rctrls);
-			ldap_msgfree(res);
-			rc = rc < 0 ? -ECONNRESET : -EIO;
-			break;
-		}
-		for (LDAPMessage *m = ldap_first_entry(s->ld, res); m != NULL; m = ldap_next_entry(s->ld, m)) {
-			struct berval **v = ldap_get_values_len(s->ld, m, "objectGUID");
-			char guid[37];
-			if (v != NULL && v[0] != NULL && ad_guid_format(v[0]->bv_val, v[0]->bv_len, guid) == 0 &&
-			    strmap_put(seen, guid, NULL) != 0)
-				xoom("strmap_put");
-			ldap_value_free_len(v);
-		}
-		/* RFC 2696 §3: an empty cookie in the answer ends the search */
-		free(cookie.bv_val);
-		cookie.bv_val = NULL;
-		cookie.bv_len = 0;
-		LDAPControl *rc_page = rctrls ? ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL) : NULL;
-		struct berval next = {0, NULL};
-		if (rc_page != NULL && ldap_parse_pageresponse_control(s->ld, rc_page, &estimate, &next) == LDAP_SUCCESS &&
-		    next.bv_len > 0) {
-			cookie.bv_val = xmalloc(next.bv_len);
-			memcpy(cookie.bv_val, next.bv_val, next.bv_len);
-			cookie.bv_len = next.bv_len;
-		}
-		ber_memfree(next.bv_val);
-		ldap_controls_free(rctrls);
-		ldap_msgfree(res);
-		rc = 0;
-		if (cookie.bv_len == 0)
-			break;
+	if (ad__is_stopping(s))
+		return -ECANCELED;
+	rc = ldap_paged_search(s->ld, &q, list_guids_page, &g, &why);
+	if (rc == LDAP_PAGED_NO_BASE)
+		return 1;
+	if (why.search_rc != LDAP_SUCCESS || why.result != LDAP_SUCCESS) { /* the request failed */
+		int code = why.search_rc != LDAP_SUCCESS ? ad__ldap_code(s->ld, why.search_rc) : why.result;
+		char what[600];
+		snprintf(what, sizeof what, "reconcile: paged search of %s", base);
+		ad__status_fmt(msg, len, url, code, s->ld, what);
+		s->w.problem = why.search_rc < 0 ? SOURCE_UNREACHABLE : SOURCE_FAILING;
 	}
-	free(cookie.bv_val);
 	return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "sync/source/ldap_paged.h"
 #include "sync/source/ldap_read.h"
 #include "sync/source/source_worker.h"
 
@@ -164,70 +165,47 @@ static void push(struct source_event ***out, size_t *n, size_t *cap, struct sour
 	(*out)[(*n)++] = ev;
 }
 
+struct scope_read {
+	const char *base;
+	enum object_type type;
+	ldap_read_entry_fn make;
+	void *ctx;
+	struct source_event ***out;
+	size_t *n, cap;
+	char *errmsg;
+	size_t errlen;
+};
+
+static int scope_page(void *ctx, LDAP *ld, LDAPMessage *res, bool more)
+{
+	struct scope_read *r = ctx;
+
+	(void)more;
+	for (LDAPMessage *m = ldap_first_entry(ld, res); m != NULL; m = ldap_next_entry(ld, m)) {
+		struct source_event *ev;
+		if (*r->n >= SOURCE_READ_SCOPE_MAX)
+			return source_worker_fail(r->errmsg, r->errlen, -EFBIG, "%s: more than %d entries", r->base,
+						  SOURCE_READ_SCOPE_MAX);
+		ev = r->make(r->ctx, ld, m, r->type);
+		if (ev != NULL) /* no anchor: the sync path cannot take it either */
+			push(r->out, r->n, &r->cap, ev);
+	}
+	return 0;
+}
+
 int ldap_read_scope(LDAP *ld, const char *base, const char *filter, char **attrs, enum object_type type,
 		    ldap_read_entry_fn make, void *ctx, struct source_event ***out, size_t *n, char *errmsg,
 		    size_t errlen)
 {
-	struct berval cookie = {0, NULL};
-	size_t cap = *n;
-	int rc = 0;
+	const struct ldap_paged_query q = {base, filter, attrs, READ_PAGE, READ_TIMEOUT_S};
+	struct scope_read r = {base, type, make, ctx, out, n, *n, errmsg, errlen};
+	struct ldap_paged_failure why;
+	int rc = ldap_paged_search(ld, &q, scope_page, &r, &why);
 
-	for (;;) {
-		LDAPControl *pc = NULL, *ctrls[2] = {NULL, NULL}, **rctrls = NULL;
-		LDAPMessage *res = NULL;
-		struct timeval tv = {READ_TIMEOUT_S, 0};
-		ber_int_t estimate = 0;
-		int err = 0;
-
-		if (ldap_create_page_control(ld, READ_PAGE, &cookie, 1, &pc) != LDAP_SUCCESS)
-			xoom("ldap_create_page_control");
-		ctrls[0] = pc;
-		rc = ldap_search_ext_s(ld, base, LDAP_SCOPE_SUBTREE, filter && *filter ? filter : "(objectClass=*)",
-				       attrs, 0, ctrls, NULL, &tv, LDAP_NO_LIMIT, &res);
-		ldap_control_free(pc);
-		if (res != NULL && ldap_parse_result(ld, res, &err, NULL, NULL, NULL, &rctrls, 0) != LDAP_SUCCESS)
-			err = LDAP_PROTOCOL_ERROR;
-		if (rc == LDAP_NO_SUCH_OBJECT || err == LDAP_NO_SUCH_OBJECT) {
-			ldap_controls_free(rctrls);
-			ldap_msgfree(res);
-			rc = 0;
-			break;
-		}
-		if (rc != LDAP_SUCCESS || err != LDAP_SUCCESS) {
-			describe(errmsg, errlen, ld, rc != LDAP_SUCCESS ? rc : err, "paged search", base);
-			ldap_controls_free(rctrls);
-			ldap_msgfree(res);
-			rc = rc < 0 ? -ECONNRESET : -EIO;
-			break;
-		}
-		for (LDAPMessage *m = ldap_first_entry(ld, res); m != NULL && rc == 0; m = ldap_next_entry(ld, m)) {
-			struct source_event *ev;
-			if (*n >= SOURCE_READ_SCOPE_MAX) {
-				rc = source_worker_fail(errmsg, errlen, -EFBIG, "%s: more than %d entries", base,
-							SOURCE_READ_SCOPE_MAX);
-				break;
-			}
-			ev = make(ctx, ld, m, type);
-			if (ev != NULL) /* no anchor: the sync path cannot take it either */
-				push(out, n, &cap, ev);
-		}
-		/* RFC 2696 §3: an empty cookie in the answer ends the search */
-		free(cookie.bv_val);
-		cookie = (struct berval){0, NULL};
-		LDAPControl *page = rctrls ? ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL) : NULL;
-		struct berval next = {0, NULL};
-		if (rc == 0 && page != NULL &&
-		    ldap_parse_pageresponse_control(ld, page, &estimate, &next) == LDAP_SUCCESS && next.bv_len > 0) {
-			cookie.bv_val = xmalloc(next.bv_len);
-			memcpy(cookie.bv_val, next.bv_val, next.bv_len);
-			cookie.bv_len = next.bv_len;
-		}
-		ber_memfree(next.bv_val);
-		ldap_controls_free(rctrls);
-		ldap_msgfree(res);
-		if (rc != 0 || cookie.bv_len == 0)
-			break;
-	}
-	free(cookie.bv_val);
+	if (rc == LDAP_PAGED_NO_BASE) /* a base that does not exist is empty */
+		return 0;
+	if (why.search_rc != LDAP_SUCCESS || why.result != LDAP_SUCCESS) /* the request failed */
+		describe(errmsg, errlen, ld, why.search_rc != LDAP_SUCCESS ? why.search_rc : why.result, "paged search",
+			 base);
 	return rc;
 }

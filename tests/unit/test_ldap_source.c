@@ -9,7 +9,10 @@
  *   - back-pressure: the queue never holds more than queue_max;
  *   - slapd killed and restarted: STATUS down, STATUS up, persisting goes on;
  *   - e-syncRefreshRequired (search base renamed): a full refresh follows;
- *   - stop during a refresh, and while the server hangs, is prompt.
+ *   - stop during a refresh, and while the server hangs, is prompt;
+ *   - the paged search (sync/source/ldap_paged.c, RFC 2696) lists a base in
+ *     pages, stops on the callback's error, tells a missing base and a lost
+ *     server apart.
  *
  * The fixture: a bash process that sources slapd.sh, starts slapd, prints
  * one "ready" line and then obeys commands on stdin (kill, start, sigstop).
@@ -44,6 +47,7 @@
 #include <ldap.h>
 #include <uv.h>
 
+#include "sync/source/ldap_paged.h"
 #include "sync/source/openldap.h"
 
 #define BASE "dc=example,dc=com"
@@ -70,7 +74,7 @@ static const char FIXTURE_SCRIPT[] =
 	"while read -r cmd; do\n"
 	"  case $cmd in\n"
 	"  kill) kill -KILL \"$SLAPD_PID\"; wait \"$SLAPD_PID\" 2>/dev/null\n"
-	"        _slapd_forget_pid \"$SLAPD_PID\"; echo ok ;;\n"
+	"        forget_pid \"$SLAPD_PID\"; echo ok ;;\n"
 	"  start) if _slapd_launch \"$SLAPD_PORT\" >&2; then echo \"ok $SLAPD_URL $SLAPD_PID\";\n"
 	"         else echo fail; fi ;;\n"
 	"  sigstop) kill -STOP \"$SLAPD_PID\"; echo ok ;;\n"
@@ -898,6 +902,67 @@ static void stop_during_refresh_is_prompt(void **state)
 	assert_int_equal(c->n, at);
 }
 
+/* ---- ldap_paged.h: the RFC 2696 loop every LDAP source lists a base with -- */
+
+struct pages {
+	size_t entries, pages, more, stop_at;
+};
+
+static int count_page(void *ctx, LDAP *ld, LDAPMessage *res, bool more)
+{
+	struct pages *p = ctx;
+
+	p->entries += (size_t)ldap_count_entries(ld, res);
+	p->pages++;
+	p->more += more;
+	return p->pages == p->stop_at ? -ECANCELED : 0;
+}
+
+static void paged_search_lists_a_base_in_pages(void **state)
+{
+	struct ctx *c = *state;
+	char *attrs[] = {"entryUUID", NULL};
+	struct ldap_paged_query q = {PEOPLE, "(objectClass=inetOrgPerson)", attrs, 7, 10};
+	struct ldap_paged_failure why;
+	struct pages p = {0};
+	LDAPMessage *res = NULL;
+	char reply[64];
+	size_t n;
+
+	/* what an unpaged search of the rootdn sees (no size limit) */
+	assert_int_equal(ldap_search_ext_s(c->ld, PEOPLE, LDAP_SCOPE_SUBTREE, q.filter, attrs, 0, NULL, NULL, NULL,
+					   LDAP_NO_LIMIT, &res),
+			 LDAP_SUCCESS);
+	n = (size_t)ldap_count_entries(c->ld, res);
+	ldap_msgfree(res);
+	assert_true(n >= 200);
+
+	/* pages of 7: every entry once, a cookie after every page but the last */
+	assert_int_equal(ldap_paged_search(c->ld, &q, count_page, &p, &why), 0);
+	assert_int_equal(p.entries, n);
+	assert_int_equal(p.pages, (n + 6) / 7);
+	assert_int_equal(p.more, p.pages - 1);
+
+	/* the callback's error stops the search: no page after it */
+	p = (struct pages){.stop_at = 3};
+	assert_int_equal(ldap_paged_search(c->ld, &q, count_page, &p, &why), -ECANCELED);
+	assert_int_equal(p.pages, 3);
+	assert_int_equal(p.entries, 21);
+
+	/* a base that does not exist: its own answer, no page */
+	q.base = "ou=nowhere," BASE;
+	p = (struct pages){0};
+	assert_int_equal(ldap_paged_search(c->ld, &q, count_page, &p, &why), LDAP_PAGED_NO_BASE);
+	assert_int_equal(p.pages, 0);
+
+	/* the server gone: -ECONNRESET, and the client's code for the message */
+	q.base = PEOPLE;
+	assert_int_equal(slapd_cmd(&c->d, "kill", reply, sizeof reply), 0);
+	assert_int_equal(ldap_paged_search(c->ld, &q, count_page, &p, &why), -ECONNRESET);
+	assert_true(why.search_rc < 0);
+	assert_int_equal(p.pages, 0);
+}
+
 static bool wait_ms(struct ctx *c, const void *arg) { return false; }
 
 static void stop_while_server_hangs_is_prompt(void **state)
@@ -925,6 +990,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(refresh_required_restarts_full, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(stop_during_refresh_is_prompt, setup_large, teardown),
 		cmocka_unit_test_setup_teardown(stop_while_server_hangs_is_prompt, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(paged_search_lists_a_base_in_pages, setup_small, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

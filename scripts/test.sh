@@ -10,7 +10,9 @@
 # out by default to keep CI within its 30 minutes (the agents' code paths are
 # the integration tests'); ASAN_CHAOS=1 includes it. So is the label fixture:
 # tests of the test fixtures alone (Samba, slapd, the Node servers), which run
-# no canopy C code for the sanitizers to check. Before them, each libFuzzer
+# no canopy C code for the sanitizers to check, and the label heavy: large or
+# long tests whose C code paths smaller tests run under the sanitizers too
+# (tests/CMakeLists.txt names them). Before them, each libFuzzer
 # target runs briefly. build-release/ is compiled (no tests) with
 # CMAKE_BUILD_TYPE=Release: -O3 finds warnings (-Wmaybe-uninitialized, ...)
 # that -O2 and -O0 do not, and -Werror makes them fail CI; it and the normal
@@ -91,8 +93,8 @@ if [ -z "${SKIP_ASAN:-}" ]; then
 	bg_pid=$!
 	asan_args=("$@")
 	if [ $# -eq 0 ]; then
-		asan_args=(-LE 'chaos|fixture')
-		[ -n "${ASAN_CHAOS:-}" ] && asan_args=(-LE fixture)
+		asan_args=(-LE 'chaos|fixture|heavy')
+		[ -n "${ASAN_CHAOS:-}" ] && asan_args=(-LE 'fixture|heavy')
 	fi
 	(cd build-asan && ctest --output-on-failure -j "$jobs" "${asan_args[@]}") || rc=$?
 else

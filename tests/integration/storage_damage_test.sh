@@ -27,17 +27,34 @@ status_is() { # ID JS-EXPR
 }
 
 # ---- a real data dir with closed segments, a snapshot and the marker --------
+sync_setup 20 0
 SNAPSHOT_THRESHOLD=16 SNAPSHOT_TRAILING=8
 export SNAPSHOT_THRESHOLD SNAPSHOT_TRAILING
 agent_ports 1
-agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]"
+sync_agent_config 1 "[\"1@${AGENT_RAFT[1]}\"]"
 agent_start 1
 wait_role 1 leader 10 || fail "single node did not lead"
-# Lease renewals append a barrier every T/3: wait for a few snapshots' worth,
-# and stop mid-way between two snapshots (taken every 16 entries) so the last
-# segment holds entries no snapshot covers.
-wait_until 40 status_is 1 'j.commit_index >= 45 && j.commit_index % 16 >= 5 && j.commit_index % 16 <= 11' ||
-	fail "commit index did not reach 45: $(agent_status 1)"
+users_are() { [ "$(scim_count Users)" = "$1" ]; }
+wait_until 30 users_are 20 || fail "initial sync: $(scim_count Users) users"
+# An idle leader appends nothing (its lease is renewed by heartbeats), so the
+# log grows by changes: modify users one at a time until a few snapshots'
+# worth of entries are committed, and stop mid-way between two snapshots
+# (taken every 16 entries) so the last segment holds entries no snapshot
+# covers.
+commit_index() { json_eval "$(agent_status 1)" 'j.commit_index'; }
+in_window() { status_is 1 'j.commit_index >= 45 && j.commit_index % 16 >= 5 && j.commit_index % 16 <= 11'; }
+n=0
+until in_window; do
+	n=$((n + 1))
+	[ "$n" -le 200 ] || fail "commit index did not reach 45 between two snapshots after 200 changes: $(agent_status 1)"
+	before=$(commit_index)
+	printf 'dn: uid=user%05d,ou=people,%s\nchangetype: modify\nreplace: sn\nsn: Grow%d\n\n' $((n % 20 + 1)) "$SLAPD_BASE" "$n" |
+		slapd_ldapmodify >/dev/null || fail "ldapmodify"
+	grew() { [ "$(commit_index)" -gt "$before" ]; }
+	wait_until 20 grew || fail "change $n committed nothing: $(agent_status 1)"
+	idle1() { status_is 1 'j.sync.state === "idle"'; }
+	wait_until 20 idle1 || fail "change $n: not idle: $(agent_status 1)"
+done
 wait_until 5 status_is 1 'j.storage && j.storage.state === "ok"' || fail "storage not ok: $(agent_status 1)"
 agent_stop 1 TERM
 [ "$AGENT_RC" = 0 ] || fail "agent exited $AGENT_RC"
@@ -136,12 +153,11 @@ pass "full data dir: storage_full in status and log once, ok again after space w
 agent_stop 3 TERM
 
 # ---- the provisioning log on a full disk ----------------------------------
-sync_setup 20 0
+scim_ctl POST reset >/dev/null || fail "SCIM fixture reset" # a new cluster, an empty target
 agent_ports 4
 sync_agent_config 4 "[\"4@${AGENT_RAFT[4]}\"]"
 mount_tmpfs "$dir/data4" 48m
 agent_start 4
-users_are() { [ "$(scim_count Users)" = "$1" ]; }
 wait_until 30 users_are 20 || fail "initial sync"
 idle() { status_is 4 'j.sync.state === "idle"'; }
 wait_until 20 idle || fail "not idle"

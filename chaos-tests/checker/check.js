@@ -260,8 +260,9 @@ function sourceInScope() {
 // ---------------------------------------------------------------- settle
 // Settled: every agent answers; one ready leader, its sync idle, no retry
 // record, no staged delete and no in-doubt repair due (sync.repair_pending); every agent has applied at least what the
-// leader had committed one poll earlier (an idle leader keeps committing
-// empty barriers to renew its lease, so commit_index never stops growing);
+// leader had committed one poll earlier (an idle leader renews its lease by
+// heartbeats now, but one that lost a renewal appends a barrier, so
+// commit_index may still move while idle);
 // and the leader's cursor, batch count and state digest have not changed for
 // --quiet-ms (the source has nothing more to deliver).
 function settledView(list) {

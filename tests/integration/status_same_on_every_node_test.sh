@@ -75,8 +75,9 @@ pass "$rounds rounds during the stream: $indexes applied indexes, $cross of them
 # and every node says the same.
 last() { [ "$(json_eval "$(agent_status "$L")" "j.sync.state")" = idle ] && json_eval "$(scim_ctl GET store)" 'j.Users.some(u => u.name && u.name.familyName === "Stream99")' | grep -q true; }
 wait_until 30 last || fail "the last change was not exported: $(agent_status "$L")"
-# An idle leader still commits a barrier every T'/9 (its lease), so the
-# three are read together until they answer at the same applied index.
+# The followers may still be applying the last entries (and an idle leader
+# that missed a lease renewal appends a barrier), so the three are read
+# together until they answer at the same applied index.
 read_all() {
 	local i pids=()
 	for i in 1 2 3; do

@@ -69,9 +69,22 @@ mv "$dir/agent$F.yaml" "$dir/agent$F.sync.yaml"
 agent_config "$F" "[\"$F@${AGENT_RAFT[$F]}\"]"
 agent_start "$F"
 wait_secs 15 ready_leader "$F" || fail "restored node does not lead: $(agent_status "$F")"
+# As leader it soon drops the version records of the members it no longer
+# has (agent/versions.c: 3 members -> 1): then every other key is the
+# backup's. Before that tick its digest is the backup's exactly.
 got=$(json_eval "$(agent_status "$F")" 'j.state.digest')
-[ "$got" = "$at_backup" ] || fail "restored digest $got, the cluster had $at_backup at the backup: $(agent_status "$F") // at the backup: $(cat "$dir/status-at-backup.json")"
-pass "the restored backup leads alone with the digest of the backup, $got"
+if [ "$got" != "$at_backup" ]; then
+	pruned() { [ "$(json_eval "$(agent_status "$F")" 'j.format.records')" = 1 ]; }
+	wait_secs 10 pruned || fail "restored digest $got (the backup had $at_backup) and the removed members' version records are still there: $(agent_status "$F")"
+	b=$dir/status-at-backup.json
+	want=$(json_get 'j.state.objects + " " + (j.state.keys - (j.format.records - 1)) + " " + j.sync.cursor.length + " " + j.sync.exported_objects' <"$b")
+	have=$(json_eval "$(agent_status "$F")" 'j.state.objects + " " + j.state.keys + " " + j.sync.cursor.length + " " + j.sync.exported_objects')
+	[ "$have" = "$want" ] || fail "restored state (objects keys cursor-length exported) $have, the backup had $want: $(agent_status "$F") // at the backup: $(cat "$b")"
+	cur_ok() { [ "$(json_eval "$(agent_status "$F")" 'j.sync.cursor')" = "$(json_get 'j.sync.cursor' <"$b")" ]; }
+	cur_ok || fail "restored cursor differs from the backup's"
+	got="$got (the backup's $at_backup without the $(($(json_get 'j.format.records' <"$b") - 1)) removed members' version records)"
+fi
+pass "the restored backup leads alone with the state of the backup: digest $got"
 agent_stop "$F"
 mv "$dir/agent$F.sync.yaml" "$dir/agent$F.yaml"
 

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "sync/source/openldap_internal.h"
 
@@ -94,10 +95,51 @@ static int session(void *impl, const char *url, char *msg, size_t len)
 	return persist(s, url, msg, len);
 }
 
+uint64_t openldap__mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/*
+ * slapd 2.5's syncprov can deadlock when a connection is closed just after it
+ * was sent e-syncRefreshRequired. The write that found the persistent
+ * search's base gone (syncprov_matchops: "findbase failed") sends the result
+ * while holding the overlay's op-list lock and then takes the search
+ * connection's mutex to drop the search; closing that connection takes its
+ * mutex and then, abandoning the search, the overlay's lock. A close that
+ * lands between the two waits forever, and so does every later write and
+ * sync search of the server (seen with slapd 2.5.13: the modify, both
+ * abandons and the next search blocked in syncprov, threads' stacks taken
+ * with gdb). Our reaction to the result -- a full refresh on the same
+ * connection, and when the base is still gone, a disconnect -- takes well
+ * under a millisecond, so it can land there whenever that server thread is
+ * preempted. The slapd thread needs microseconds once it runs again: close
+ * no sooner than OPENLDAP_CLOSE_GRACE_MS after such a result.
+ */
+#define OPENLDAP_CLOSE_GRACE_MS 250
+
+static void close_grace(struct ldap_source *s)
+{
+	uint64_t last = 0, now = openldap__mono_ms();
+	struct pollfd p = {.fd = s->w.wake_fd, .events = POLLIN};
+
+	for (size_t i = 0; i < s->n_sess; i++)
+		if (s->sess[i].refresh_required_ms > last)
+			last = s->sess[i].refresh_required_ms;
+	if (last == 0 || now >= last + OPENLDAP_CLOSE_GRACE_MS)
+		return;
+	/* stop() wakes this early: a stop must stay prompt */
+	(void)poll(&p, 1, (int)(last + OPENLDAP_CLOSE_GRACE_MS - now));
+}
+
 static void disconnect(void *impl)
 {
 	struct ldap_source *s = impl;
 
+	close_grace(s);
 	source_worker_unpublish(&s->w);
 	for (size_t i = 0; i < s->n_sess; i++)
 		session_disconnect(&s->sess[i]);

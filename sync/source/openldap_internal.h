@@ -82,6 +82,7 @@ struct ldap_session {
 	bool refresh_done;        /* refreshDone seen in this refresh */
 	bool ended;               /* searchResultDone: the server ended the search */
 	int err;                  /* first failure inside a callback; later ones are skipped */
+	uint64_t refresh_required_ms; /* CLOCK_MONOTONIC ms of the last e-syncRefreshRequired; 0: none */
 };
 
 struct ldap_source {
@@ -128,6 +129,8 @@ int openldap__on_reference(ldap_sync_t *ls, LDAPMessage *msg);
 int openldap__on_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uuids, ldap_sync_refresh_t phase);
 int openldap__on_result(ldap_sync_t *ls, LDAPMessage *msg, int refresh_deletes);
 void openldap__session_drop_cookie(struct ldap_session *x);
+/* CLOCK_MONOTONIC in ms. */
+uint64_t openldap__mono_ms(void);
 /* The refresh phase (§3.4); the persist phase's waiting messages. Return 0 or
  * a negative errno with msg filled. */
 int openldap__session_refresh(struct ldap_session *x, const char *url, char *msg, size_t len);

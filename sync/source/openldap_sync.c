@@ -296,6 +296,8 @@ int openldap__session_refresh(struct ldap_session *x, const char *url, char *msg
 		if (rc != 0)
 			return rc;
 		rc = ldap_sync_init(&x->ls, LDAP_SYNC_REFRESH_AND_PERSIST);
+		if (rc == LDAP_SYNC_REFRESH_REQUIRED)
+			x->refresh_required_ms = openldap__mono_ms(); /* see openldap_conn.c, disconnect() */
 		if (rc == LDAP_SYNC_REFRESH_REQUIRED && x->err == 0 && !x->full) {
 			openldap__session_drop_cookie(x);
 			continue;
@@ -351,6 +353,8 @@ int openldap__session_drain(struct ldap_session *x, const char *url, char *msg, 
 		if (!has_input(x))
 			return 0;
 		rc = ldap_sync_poll(&x->ls);
+		if (rc == LDAP_SYNC_REFRESH_REQUIRED)
+			x->refresh_required_ms = openldap__mono_ms(); /* see openldap_conn.c, disconnect() */
 		if (rc == LDAP_SYNC_REFRESH_REQUIRED && x->err == 0) {
 			openldap__session_drop_cookie(x);
 			rc = openldap__session_refresh(x, url, msg, len);

@@ -52,10 +52,10 @@ for a in "$@"; do
 done
 if [ "$MODE" = quick ]; then
 	SIZES=${BENCH_SIZES:-2000:20} RATES=${BENCH_RATES:-10 100} KILLS=${BENCH_KILLS:-5}
-	TABLES=${BENCH_TABLES:-100000}
+	TABLES=${BENCH_TABLES-100000}
 else
 	SIZES=${BENCH_SIZES:-10000:100 100000:1000 150000:1500} RATES=${BENCH_RATES:-10 100 500 1000} KILLS=${BENCH_KILLS:-10}
-	TABLES=${BENCH_TABLES:-10000 100000 1000000}
+	TABLES=${BENCH_TABLES-10000 100000 1000000}
 fi
 RATE_S=${BENCH_RATE_S:-10}
 BUILD=${BENCH_BUILD_DIR:-$SRC/build-bench}
@@ -107,6 +107,8 @@ wait_for() { # SECS CMD...: every 100 ms for SECS of wall time
 		sleep 0.1
 	done
 }
+# cpu_ms PID: the CPU time (user + system) the process has used, in ms
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 leader_of() { # prints the id of the ready leader
 	local i
@@ -117,7 +119,10 @@ leader_of() { # prints the id of the ready leader
 	return 1
 }
 status_of() { json_eval "$(agent_status "$1")" "$2"; }
-all_created() { [ "$(grep -c '"method":"POST".*"status":201' "$SCIM_AUDIT")" -ge "$1" ]; }
+# Creations the fixture answered (its in-memory counters: grepping an audit log
+# of 100k lines every 100 ms took a quarter of a core from the run measured).
+created_count() { curl -sS "${_SCIM_CURL[@]+"${_SCIM_CURL[@]}"}" "$SCIM_TEST_URL/stats" | grep -o '"201":[0-9]*' | cut -d: -f2; }
+all_created() { local n; n=$(created_count); [ "${n:-0}" -ge "$1" ]; }
 matched() { [ "$(json_eval "$(node "$BENCH_SRC/latency.js" "$1" "$2")" 'j.matched===j.n')" = true ]; }
 sync_idle() { [ "$(status_of "$1" 'j.sync.state')" = idle ]; }
 last_audit_ms() { # time of the last audit entry, ms since the epoch
@@ -189,20 +194,39 @@ for size in $SIZES; do
 	# -- 1. canopy: 3 agents from start until the target holds everything
 	say "  initial sync by 3 agents"
 	t0=$(now_ms)
+	fx0=$(cpu_ms "$SCIM_PID")
 	sync_start_cluster 3
 	limit=$((OBJ / 20 > 600 ? OBJ / 20 : 600)) # 20 objects/s would be a broken sync
-	wait_for "$limit" all_created "$OBJ" || fail "initial sync of $OBJ objects did not finish in $limit s: $(grep -c '"status":201' "$SCIM_AUDIT") created"
+	wait_for "$limit" all_created "$OBJ" || fail "initial sync of $OBJ objects did not finish in $limit s: $(created_count) created"
+	fx1=$(cpu_ms "$SCIM_PID")
 	wait_for 60 leader_of || fail "no ready leader"
 	L=$(leader_of)
 	wait_for 120 sync_idle "$L" || fail "the leader's sync did not go idle"
 	t_end=$(last_audit_ms)
 	SYNC_MS=$((t_end - t0))
 	[ "$SYNC_MS" -gt 0 ] || SYNC_MS=1
+	# how busy the target was: a CPU-bound target at ~100 % is the limit,
+	# whatever feeds it (the ceiling's row below says the same of scim-load.js)
+	FX_BUSY=$(calc "($fx1 - $fx0) * 100 / $SYNC_MS" 0)
+	raw "size.$N.fixture_busy_pct" "$FX_BUSY"
 	CANOPY_RATE=$(calc "$OBJ * 1000 / $SYNC_MS" 0)
 	say "  synced $OBJ objects in $SYNC_MS ms ($CANOPY_RATE/s)"
 	[ "$(scim_count Users)" = "$N" ] || fail "the target holds $(scim_count Users) users, not $N"
 	raw "size.$N.sync_ms" "$SYNC_MS"
 	raw "size.$N.objects" "$OBJ"
+
+	# -- 1c. where the sync's time went, batch by batch: the stage histogram
+	# (sync/engine/stages.h) of every agent since it started; for an initial
+	# sync `target` and `commit` are per batch, `queue` is how long the
+	# directory's entries waited for their batch
+	pairs=()
+	for i in 1 2 3; do
+		: >"$dir/metrics.sync$N.$i.before"
+		curl -sf "http://${AGENT_CTL[$i]}/metrics" >"$dir/metrics.sync$N.$i.after" || : >"$dir/metrics.sync$N.$i.after"
+		pairs+=("$dir/metrics.sync$N.$i.before" "$dir/metrics.sync$N.$i.after")
+	done
+	SYNC_STAGES=$(node "$BENCH_SRC/stages.js" "${pairs[@]}" 2>/dev/null || echo '{}')
+	raw "size.$N.stages" "$SYNC_STAGES"
 
 	# -- 5. the raft commit path, from the replicated sync figures
 	st=$(agent_status "$L")
@@ -229,15 +253,18 @@ for size in $SIZES; do
 	ceiling_scim_start
 	# best of 2 (the second on a warm server, emptied first): a ceiling is the
 	# best this machine did; the ids of the last run are the ones stored
-	WRITE_RATE=0
+	WRITE_RATE=0 CEIL_BUSY=-
 	for try in 1 2; do
 		[ "$try" = 1 ] || curl -sSf -X POST "${CEIL_URL%/scim/v2}/_test/reset" >/dev/null || fail "cannot reset the ceiling fixture"
+		cx0=$(cpu_ms "$CEIL_PID")
 		load=$(node "$BENCH_SRC/scim-load.js" "$CEIL_URL" "$SCIM_TOKEN_FILE" "$dir/store.json" "$MAX_IN_FLIGHT" "$dir/ceil/ids") ||
 			fail "scim-load.js failed: $load"
 		[ "$(json_eval "$load" 'j.errors')" = 0 ] || fail "scim-load.js: $load"
 		raw "size.$N.write_ceiling_ms.$try" "$(json_eval "$load" 'j.ms')"
 		r=$(json_eval "$load" 'Math.round(j.per_s)')
-		[ "$r" -gt "$WRITE_RATE" ] && WRITE_RATE=$r
+		cb=$(calc "($(cpu_ms "$CEIL_PID") - $cx0) * 100 / $(json_eval "$load" 'Math.max(1, j.ms)')" 0)
+		raw "size.$N.write_ceiling_busy_pct.$try" "$cb"
+		[ "$r" -gt "$WRITE_RATE" ] && { WRITE_RATE=$r; CEIL_BUSY=$cb; }
 	done
 
 	MINC=$(awk -v a="$READ_RATE" -v b="$WRITE_RATE" 'BEGIN { print (a < b ? a : b) }')
@@ -249,6 +276,12 @@ for size in $SIZES; do
 		"$(calc "$FHWM / 1024" 1)" "$(calc "$SHWM / 1024" 1)" "$(ratio "$FHWM" "$SHWM")"
 	row "4. leader data dir, bytes per object ($(calc "$LDISK / 1048576" 1) MiB on disk; ref: slapd's mdb)" \
 		"$(calc "$LDISK / $OBJ" 0)" "$(calc "$SDISK / $OBJ" 0)" "$(ratio "$LDISK" "$SDISK")"
+	row "1. initial sync, $N users: the SCIM fixture's CPU busy (%; ceiling: during the best scim-load.js run)" \
+		"$FX_BUSY" "${CEIL_BUSY:--}" "$(ratio "$FX_BUSY" "${CEIL_BUSY:--}")"
+	for stg in plan intent target commit; do
+		row "1. initial sync by stage, $N users: $stg, p50 / p99 / mean (ms per object, on the leaders)" \
+			"$(json_eval "$SYNC_STAGES" "j.$stg?.n ? j.$stg.p50 + ' / ' + j.$stg.p99 + ' / ' + j.$stg.mean : '-'")" - -
+	done
 	if [ "${BATCHES:-0}" -gt 0 ] 2>/dev/null; then
 		row "5. raft commit path: batches committed/s during the sync" "$(calc "$BATCHES * 1000 / $SYNC_MS" 1)" - -
 		row "5. raft commit path: objects per batch ($EXPORTED objects, $BATCHES batches)" "$(calc "$EXPORTED / $BATCHES" 1)" - -

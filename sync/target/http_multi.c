@@ -162,32 +162,37 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+void http_answer_header(struct http_answer *a, const char *data, size_t n, long retry_after_max_s)
 {
-	struct http_req *r = userp;
-	size_t n = size * nmemb;
 	long v;
 
 	if (n > 5 && strncmp(data, "HTTP/", 5) == 0) {
 		/* a new response (after a 100 Continue, say): its headers count */
-		r->a.retry_after_s = -1;
-		r->a.location[0] = '\0';
-		return n;
+		a->retry_after_s = -1;
+		a->location[0] = '\0';
+		return;
 	}
-	if ((v = http_retry_after(data, n, r->ra_cap)) >= 0)
-		r->a.retry_after_s = v;
+	if ((v = http_retry_after(data, n, retry_after_max_s)) >= 0)
+		a->retry_after_s = v;
 	if (n > 9 && strncasecmp(data, "Location:", 9) == 0) {
 		size_t i = 9, e = n;
 		while (i < e && (data[i] == ' ' || data[i] == '\t'))
 			i++;
 		while (e > i && (data[e - 1] == '\r' || data[e - 1] == '\n' || data[e - 1] == ' '))
 			e--;
-		if (e - i < sizeof r->a.location) {
-			memcpy(r->a.location, data + i, e - i);
-			r->a.location[e - i] = '\0';
+		if (e - i < sizeof a->location) {
+			memcpy(a->location, data + i, e - i);
+			a->location[e - i] = '\0';
 		}
 	}
-	return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct http_req *r = userp;
+
+	http_answer_header(&r->a, data, size * nmemb, r->ra_cap);
+	return size * nmemb;
 }
 
 /* ---- requests ---------------------------------------------------------------- */

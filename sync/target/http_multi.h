@@ -147,4 +147,13 @@ void http_multi_close(struct http_multi *m, void (*done)(void *data), void *data
  */
 long http_retry_after(const char *line, size_t n, long cap);
 
+/*
+ * One response header line (n bytes, not terminated, as libcurl hands it
+ * over) into a: a status line ("HTTP/...") starts a new response and clears
+ * what an earlier one (a 100 Continue) said; Retry-After (capped at
+ * retry_after_max_s) and Location are kept. Outside input: fuzzed
+ * (tests/fuzz/fuzz_http_header.c).
+ */
+void http_answer_header(struct http_answer *a, const char *line, size_t n, long retry_after_max_s);
+
 #endif /* CANOPY_SYNC_TARGET_HTTP_MULTI_H */

@@ -147,8 +147,9 @@ static void on_tick(uv_timer_t *h)
 	(void)h; /* wakes the loop: the conditions below are looked at again */
 }
 
-/* Run loop until *flag is nonzero; fails after WATCHDOG_MS. */
-static void run_until(uv_loop_t *loop, const volatile int *flag)
+/* Run loop until *flag is nonzero (set on the loop, or by another thread
+ * with an atomic store); fails after WATCHDOG_MS. */
+static void run_until(uv_loop_t *loop, const int *flag)
 {
 	uv_timer_t dog, tick;
 	bool fired = false;
@@ -158,7 +159,7 @@ static void run_until(uv_loop_t *loop, const volatile int *flag)
 	dog.data = &fired;
 	uv_timer_start(&dog, on_watchdog, WATCHDOG_MS, 0);
 	uv_timer_start(&tick, on_tick, 10, 10);
-	while (!*flag && !fired)
+	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) && !fired)
 		uv_run(loop, UV_RUN_ONCE);
 	uv_close((uv_handle_t *)&dog, NULL);
 	uv_close((uv_handle_t *)&tick, NULL);
@@ -415,7 +416,7 @@ struct caller {
 	const char *url;
 	struct http_answer a;
 	int rc;
-	volatile int done;
+	int done; /* __atomic */
 };
 
 static void *call_thread(void *arg)
@@ -459,7 +460,7 @@ static void call_from_a_thread_waits_for_the_answer_on_the_loop(void **state)
 	/* a call waiting for a silent server is released by cancel_all */
 	struct caller w = {.m = m, .url = s->silent_url};
 	assert_int_equal(pthread_create(&th, NULL, call_thread, &w), 0);
-	for (int i = 0; i < 200 && !w.done; i++) /* until it is on the wire */
+	for (int i = 0; i < 200 && !__atomic_load_n(&w.done, __ATOMIC_ACQUIRE); i++) /* until it is on the wire */
 		uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
 	http_multi_cancel_all(m);
 	run_until(&loop, &w.done);

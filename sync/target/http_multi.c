@@ -102,6 +102,14 @@ struct http_multi {
 	bool calls_closed;
 };
 
+/* Request headers may carry a bearer token: wiped before they are freed. */
+static void free_headers(struct curl_slist *h)
+{
+	for (struct curl_slist *l = h; l != NULL; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(h);
+}
+
 /* ---- Retry-After --------------------------------------------------------- */
 
 long http_retry_after(const char *line, size_t n, long cap)
@@ -205,7 +213,7 @@ int http_multi_start(struct http_multi *m, const struct http_request *rq, http_d
 
 	*out = NULL;
 	if (m->closing) {
-		curl_slist_free_all(rq->headers);
+		free_headers(rq->headers);
 		snprintf(errmsg, errlen, "%s %s: the HTTP engine is closing", rq->method, rq->url);
 		return -ESHUTDOWN;
 	}
@@ -231,7 +239,9 @@ int http_multi_start(struct http_multi *m, const struct http_request *rq, http_d
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)rq->timeout_ms);
-	if (rq->timeout_ms > 0)
+	if (rq->connect_timeout_ms > 0)
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)rq->connect_timeout_ms);
+	else if (rq->timeout_ms > 0)
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(rq->timeout_ms < 10000 ? rq->timeout_ms : 10000));
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* prefer a multiplexed h2 stream to a new connection */
@@ -331,7 +341,7 @@ void http_req_free(struct http_req *r)
 		unwire(r);
 	else
 		hl_remove(&r->link);
-	curl_slist_free_all(r->headers);
+	free_headers(r->headers);
 	free(r->a.body);
 	free(r);
 }
@@ -551,7 +561,7 @@ int http_multi_call(struct http_multi *m, const struct http_request *rq, struct 
 	if (m->calls_closed) {
 		pthread_mutex_unlock(&m->mu);
 		pthread_cond_destroy(&c.cv);
-		curl_slist_free_all(rq->headers);
+		free_headers(rq->headers);
 		memset(out, 0, sizeof *out);
 		out->cc = CURLE_ABORTED_BY_CALLBACK;
 		out->cancelled = true;
@@ -570,6 +580,59 @@ int http_multi_call(struct http_multi *m, const struct http_request *rq, struct 
 	pthread_mutex_unlock(&m->mu);
 	pthread_cond_destroy(&c.cv);
 	return c.rc;
+}
+
+/* ---- one request on a private loop ---------------------------------------------------- */
+
+static void on_perform_done(struct http_req *r, void *data)
+{
+	*(int *)data = 1;
+	/* an answer from a timer callback (a timeout, a refused URL) comes
+	 * before this iteration's poll, which would block on the engine's
+	 * uv_async_t forever: uv_run returns without polling */
+	uv_stop(r->m->loop);
+}
+
+static void on_perform_closed(void *data)
+{
+	*(int *)data = 1;
+}
+
+int http_perform(const struct http_request *rq, struct http_answer *out, char *errmsg, size_t errlen)
+{
+	uv_loop_t loop;
+	struct http_multi *m;
+	struct http_req *r;
+	int done = 0, closed = 0, rc;
+
+	memset(out, 0, sizeof *out);
+	out->cc = CURLE_FAILED_INIT;
+	out->retry_after_s = -1;
+	rc = uv_loop_init(&loop);
+	if (rc != 0) {
+		free_headers(rq->headers);
+		snprintf(errmsg, errlen, "%s %s: %s", rq->method, rq->url, uv_strerror(rc));
+		return rc;
+	}
+	rc = http_multi_new(&loop, 1, &m, errmsg, errlen);
+	if (rc != 0) {
+		free_headers(rq->headers);
+		goto err_after_loop;
+	}
+	rc = http_multi_start(m, rq, on_perform_done, &done, &r, errmsg, errlen);
+	if (rc == 0) {
+		while (!done) /* the request's timeout ends it */
+			uv_run(&loop, UV_RUN_ONCE);
+		*out = r->a;
+		out->body = http_answer_take_body(r);
+		http_req_free(r);
+	}
+	http_multi_close(m, on_perform_closed, &closed);
+	while (!closed)
+		uv_run(&loop, UV_RUN_ONCE);
+err_after_loop:
+	uv_loop_close(&loop);
+	return rc;
 }
 
 /* ---- the engine ------------------------------------------------------------------------ */
@@ -634,7 +697,7 @@ void http_multi_close(struct http_multi *m, void (*done)(void *data), void *data
 	pthread_mutex_unlock(&m->mu);
 	while (calls != NULL) {
 		struct call *next = calls->next;
-		curl_slist_free_all(calls->rq->headers);
+		free_headers(calls->rq->headers);
 		memset(calls->out, 0, sizeof *calls->out);
 		calls->out->cc = CURLE_ABORTED_BY_CALLBACK;
 		calls->out->cancelled = true;

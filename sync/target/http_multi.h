@@ -2,10 +2,10 @@
  * sync/target/http_multi.h -- the one HTTP engine of the target side: a
  * libcurl multi handle driven by a libuv loop. The SCIM target
  * (scim_http.c), the Entra Graph target (entra_graph.c, entra_batch.c) and
- * the Entra bulkUpload target (entra_bulk.c) send every request through it;
- * only the OAuth2 token fetch (oauth2.c, on a libuv worker by design) and
- * the blocking health probe of a SCIM server (scim_probe.c) use libcurl's
- * easy interface directly.
+ * the Entra bulkUpload target (entra_bulk.c) send every request through it,
+ * and so does the blocking health probe (scim_probe.c, http_perform); only
+ * the OAuth2 token fetch (oauth2.c, on a libuv worker by design: oauth2.h)
+ * uses libcurl's easy interface directly.
  *
  * How it runs (the pattern of curl's docs/examples/multi-uv.c):
  * CURLMOPT_SOCKETFUNCTION maps every socket libcurl wants watched onto a
@@ -49,10 +49,11 @@ struct http_req;   /* one request on it */
 struct http_request {
 	const char *method;         /* "GET", "POST", "PUT", "PATCH", "DELETE" */
 	const char *url;            /* copied */
-	struct curl_slist *headers; /* taken over: freed with the request, on failure too */
+	struct curl_slist *headers; /* taken over: wiped (they may carry a token) and freed with
+				     * the request, on failure too */
 	const char *body;           /* borrowed: valid until the request is freed; NULL: none */
-	unsigned timeout_ms;        /* the whole exchange (0: none); connecting takes at most
-				     * 10 s of it */
+	unsigned timeout_ms;        /* the whole exchange (0: none) */
+	unsigned connect_timeout_ms; /* connecting (0: timeout_ms, at most 10 s) */
 	const struct http_tls *tls; /* trust for https:// (NULL: system store); every request
 				     * of one engine must use the same (http_tls.h: the CA cache
 				     * is per multi handle) */
@@ -124,6 +125,16 @@ void http_req_free(struct http_req *req);
  * wait for itself), nor once http_multi_close() has been called.
  */
 int http_multi_call(struct http_multi *m, const struct http_request *rq, struct http_answer *out);
+
+/*
+ * Send rq and block until its answer, on an engine of its own on a private
+ * loop, closed before it returns: for a thread that has no loop (the health
+ * probe, scim_probe.c, on a libuv worker). rq->timeout_ms bounds the wait.
+ * Returns 0 with *out filled as http_multi_call() does (out->body is the
+ * caller's), or http_multi_new/http_multi_start's error (the headers
+ * freed, out says no answer).
+ */
+int http_perform(const struct http_request *rq, struct http_answer *out, char *errmsg, size_t errlen);
 
 /* Cancel every request in flight, http_multi_call()s included. */
 void http_multi_cancel_all(struct http_multi *m);

@@ -471,6 +471,36 @@ static void call_from_a_thread_waits_for_the_answer_on_the_loop(void **state)
 	close_and_check(&loop, m);
 }
 
+static void perform_blocks_until_the_answer_without_a_loop(void **state)
+{
+	struct server *s = *state;
+	struct http_answer a;
+	char url[128], err[256];
+
+	snprintf(url, sizeof url, "%s/throttled", s->url);
+	struct http_request rq = {.method = "GET", .url = url, .timeout_ms = 5000, .max_body = 1024,
+				  .retry_after_max_s = 3600};
+	assert_int_equal(http_perform(&rq, &a, err, sizeof err), 0);
+	assert_int_equal(a.cc, CURLE_OK);
+	assert_int_equal(a.status, 429);
+	assert_int_equal(a.retry_after_s, 7);
+	assert_string_equal(a.body, "hello");
+	free(a.body);
+	/* refused before any I/O (from libcurl's timer callback): it still
+	 * returns, it does not wait in the loop's poll */
+	rq.url = "nope://x";
+	assert_int_equal(http_perform(&rq, &a, err, sizeof err), 0);
+	assert_int_equal(a.cc, CURLE_UNSUPPORTED_PROTOCOL);
+	assert_int_equal(a.status, 0);
+	free(a.body);
+	/* and a timeout, the same way */
+	rq.url = s->silent_url;
+	rq.timeout_ms = 200;
+	assert_int_equal(http_perform(&rq, &a, err, sizeof err), 0);
+	assert_int_equal(a.cc, CURLE_OPERATION_TIMEDOUT);
+	free(a.body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +512,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(cancel_completes_the_request_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(close_with_requests_in_flight_closes_every_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(call_from_a_thread_waits_for_the_answer_on_the_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(perform_blocks_until_the_answer_without_a_loop, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

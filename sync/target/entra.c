@@ -51,6 +51,7 @@ struct entra_run {
 	bool probe_due;             /* the timer fired: pump hands out one operation */
 	struct entra_job *probe;    /* that operation, on a thread */
 	uv_timer_t probe_timer;
+	struct http_multi *http; /* every request of the run (entra_internal.h) */
 	char fence_node[32], fence_term[32], cluster[96];
 	bool stopping;
 	void (*done)(void *data);
@@ -397,10 +398,17 @@ static int e_start(struct target *t, uv_loop_t *loop, struct target_run **out, c
 	entra__budget_init(&r->budget, et->cfg.max_requests_per_s);
 	pthread_mutex_init(&r->batcher.mu, NULL);
 	pthread_cond_init(&r->batcher.cv, NULL);
-	int rc = uv_async_init(loop, &r->wake, on_wake);
+	char why[256];
+	/* keep-alive: a connection for each thread and two spare */
+	int rc = http_multi_new(loop, et->cfg.max_in_flight + 2, &r->http, why, sizeof why);
+	if (rc != 0) {
+		snprintf(errmsg, errlen, "entra target %s: %s", et->cfg.url, why);
+		goto err_after_alloc;
+	}
+	rc = uv_async_init(loop, &r->wake, on_wake);
 	if (rc != 0) {
 		snprintf(errmsg, errlen, "entra target %s: %s", et->cfg.url, uv_strerror(rc));
-		goto err_after_alloc;
+		goto err_after_http;
 	}
 	r->wake.data = r;
 	uv_timer_init(loop, &r->probe_timer);
@@ -435,6 +443,8 @@ err_after_threads:
 	pthread_mutex_unlock(&r->mu);
 	uv_async_send(&r->wake);
 	return rc;
+err_after_http:
+	http_multi_close(r->http, NULL, NULL); /* frees itself from the loop */
 err_after_alloc:
 	pthread_cond_destroy(&r->batcher.cv);
 	pthread_mutex_destroy(&r->batcher.mu);
@@ -508,6 +518,7 @@ static int e_submit(struct target_run *run, struct target_op *op, target_done_cb
 	j->hold_until = &r->hold_until;
 	j->budget = &r->budget;
 	j->batcher = &r->batcher;
+	j->http = r->http;
 	j->top = op;
 	j->cb = cb;
 	j->action = op->action;
@@ -614,10 +625,18 @@ static void on_timer_closed(uv_handle_t *h)
 	uv_close((uv_handle_t *)&r->wake, on_wake_closed);
 }
 
+static void on_http_closed(void *data)
+{
+	struct entra_run *r = data;
+
+	uv_close((uv_handle_t *)&r->probe_timer, on_timer_closed);
+}
+
 /* Every thread has exited and every job is back: release (loop thread). */
 static void finish_stop(struct entra_run *r)
 {
-	uv_close((uv_handle_t *)&r->probe_timer, on_timer_closed);
+	/* no thread is left to call into the engine */
+	http_multi_close(r->http, on_http_closed, r);
 }
 
 static bool e_retry_now(struct target_run *run)
@@ -643,7 +662,10 @@ static void e_stop(struct target_run *run, void (*done)(void *data), void *data)
 	r->done = done;
 	r->done_data = data;
 	/* The threads finish what they hold (its result is dropped) and exit;
-	 * on_wake ends the stop once all are gone, never from inside this call. */
+	 * on_wake ends the stop once all are gone, never from inside this call.
+	 * Their requests on the wire are cancelled: no thread waits out a
+	 * timeout for an answer nobody reads. */
+	http_multi_cancel_all(r->http);
 	pthread_mutex_lock(&r->mu);
 	r->quit = true;
 	pthread_cond_broadcast(&r->cv);

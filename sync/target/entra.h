@@ -81,7 +81,10 @@
  * at submit, so cancel_all() completes it at once with -ECANCELED while its
  * thread finishes the request on the wire and drops the result (a write may
  * still land: every write is keyed by the anchor, so the next leader's
- * repeat converges). Callbacks run on the loop thread (uv_async_t).
+ * repeat converges); stop() also cancels the requests on the wire. The
+ * requests themselves travel on the run's HTTP engine on the loop
+ * (http_multi.h; the thread waits for each answer), with the SCIM
+ * target's transport. Callbacks run on the loop thread (uv_async_t).
  */
 #ifndef CANOPY_SYNC_TARGET_ENTRA_H
 #define CANOPY_SYNC_TARGET_ENTRA_H

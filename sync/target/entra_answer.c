@@ -1,6 +1,6 @@
 /*
  * sync/target/entra_answer.c -- reading Microsoft Graph's answers: the error
- * object, Retry-After, list pages (value + @odata.nextLink), member
+ * object, a $batch response's Retry-After, list pages (value + @odata.nextLink), member
  * references and SelectUniqueValue's "is it taken" page. Everything here is
  * outside input: any JSON, any header text. Fuzzed by
  * tests/fuzz/fuzz_entra_answer.c.
@@ -23,25 +23,6 @@ void entra__answer_error(const json_t *body, char *code, size_t codelen, char *m
 
 	snprintf(code, codelen, "%s", c ? c : "");
 	snprintf(msg, msglen, "%s", m ? m : "");
-}
-
-long entra__retry_after(const char *line, size_t n)
-{
-	char tmp[32], *end;
-	size_t k;
-	long v;
-
-	/* RFC 9110 §10.2.3; Graph sends delay-seconds, never an HTTP date */
-	if (n <= 12 || strncasecmp(line, "Retry-After:", 12) != 0)
-		return -1;
-	k = n - 12 < sizeof tmp - 1 ? n - 12 : sizeof tmp - 1;
-	memcpy(tmp, line + 12, k);
-	tmp[k] = '\0';
-	errno = 0;
-	v = strtol(tmp, &end, 10);
-	if (end == tmp || v < 0 || errno != 0)
-		return -1;
-	return v > 3600 ? 3600 : v;
 }
 
 int entra__page_find(const json_t *page, const char *prop, const char *anchor, char *id, size_t idlen,
@@ -118,11 +99,13 @@ int entra__batch_response(const json_t *answer, const char *id, long *status, lo
 			if (strcasecmp(k, "Retry-After") != 0)
 				continue;
 			if (json_is_integer(v) && json_integer_value(v) >= 0)
-				*retry_after_s = json_integer_value(v) > 3600 ? 3600 : (long)json_integer_value(v);
+				*retry_after_s = json_integer_value(v) > ENTRA_RETRY_AFTER_MAX_S
+							 ? ENTRA_RETRY_AFTER_MAX_S
+							 : (long)json_integer_value(v);
 			else if (json_is_string(v)) {
 				char line[48];
 				int n = snprintf(line, sizeof line, "Retry-After:%.32s", json_string_value(v));
-				*retry_after_s = entra__retry_after(line, (size_t)n);
+				*retry_after_s = http_retry_after(line, (size_t)n, ENTRA_RETRY_AFTER_MAX_S);
 			}
 		}
 		*body = json_object_get(r, "body");

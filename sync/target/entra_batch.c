@@ -82,7 +82,7 @@ static char *envelope(const struct entra_cfg *c, struct entra_breq **q, unsigned
 }
 
 /* Send q[0..n) (n >= 2) as one $batch and fill each answer. */
-static void send_batch(struct entra_job *j, CURL *e, const char *token, struct entra_breq **q, unsigned n)
+static void send_batch(struct entra_job *j, const char *token, struct entra_breq **q, unsigned n)
 {
 	const struct entra_cfg *c = j->cfg;
 	char *payload = envelope(c, q, n);
@@ -90,7 +90,7 @@ static void send_batch(struct entra_job *j, CURL *e, const char *token, struct e
 	struct entra_reply env;
 
 	sprintf(url, "%s/$batch", c->url);
-	int rc = entra__wire(j, e, token, "POST", url, payload, &env);
+	int rc = entra__wire(j, token, "POST", url, payload, &env);
 	for (unsigned i = 0; i < n; i++) {
 		struct entra_reply *o = q[i]->out;
 		char id[12];
@@ -125,7 +125,7 @@ static void send_batch(struct entra_job *j, CURL *e, const char *token, struct e
 	free(payload);
 }
 
-int entra__batch_exchange(struct entra_job *j, CURL *e, const char *token, const char *method, const char *url,
+int entra__batch_exchange(struct entra_job *j, const char *token, const char *method, const char *url,
 			  const char *payload, struct entra_reply *out)
 {
 	struct entra_batcher *b = j->batcher;
@@ -170,9 +170,9 @@ int entra__batch_exchange(struct entra_job *j, CURL *e, const char *token, const
 		pthread_mutex_unlock(&b->mu);
 		int rc = 0;
 		if (n == 1) /* alone: no envelope to pay for */
-			rc = entra__wire(j, e, token, q[0]->method, q[0]->url, q[0]->payload, q[0]->out);
+			rc = entra__wire(j, token, q[0]->method, q[0]->url, q[0]->payload, q[0]->out);
 		else
-			send_batch(j, e, token, q, n);
+			send_batch(j, token, q, n);
 		pthread_mutex_lock(&b->mu);
 		for (unsigned i = 0; i < n; i++)
 			q[i]->done = true;

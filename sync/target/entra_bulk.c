@@ -3,7 +3,9 @@
  * (entra_bulk.h): operations gathered into SCIM BulkRequests for the
  * provisioning job's bulkUpload endpoint, sent by one thread of the run's
  * own at Microsoft's rate, and their verdicts read back from the
- * provisioning logs.
+ * provisioning logs. The thread hands each request to the run's HTTP
+ * engine on the loop (http_multi.h) and waits for its answer, as the Graph
+ * mode's threads do (entra_internal.h says why).
  *
  * Microsoft's documents this follows (also listed in
  * tests/fixtures/graph/README.md): "Perform bulkUpload" (POST only, 50
@@ -41,7 +43,7 @@
 /* Pages of provisioning logs read for one request at one poll, at most. */
 #define LOG_PAGES_MAX 50
 /* A Location header longer than this is not used (the filter is built instead). */
-#define LOCATION_MAX ENTRA_LOCATION_MAX
+#define LOCATION_MAX HTTP_LOCATION_MAX
 
 struct bulk_cfg {
 	char *url, *sp, *job;
@@ -116,8 +118,9 @@ struct bulk_run {
 	pthread_t thread;
 	uv_async_t wake;
 
+	struct http_multi *http; /* every request (http_multi_call from the thread) */
+
 	/* the thread's own */
-	CURL *curl;
 	struct awaiting *awaiting;
 	uint64_t next_send_ms, hold_until_ms;
 	unsigned seq;
@@ -184,28 +187,6 @@ static void give_back(struct bulk_run *r, struct bjob **jobs, size_t n)
 	uv_async_send(&r->wake);
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct entra_buf *b = userp;
-	size_t n = size * nmemb;
-	long v = entra__retry_after(data, n);
-
-	if (v >= 0)
-		b->retry_after_s = v;
-	if (n > 9 && strncasecmp(data, "Location:", 9) == 0) {
-		size_t i = 9, e = n;
-		while (i < e && (data[i] == ' ' || data[i] == '\t'))
-			i++;
-		while (e > i && (data[e - 1] == '\r' || data[e - 1] == '\n' || data[e - 1] == ' '))
-			e--;
-		if (e - i < sizeof b->location) {
-			memcpy(b->location, data + i, e - i);
-			b->location[e - i] = '\0';
-		}
-	}
-	return n;
-}
-
 /* One answer of one request. */
 struct answer {
 	long status;      /* 0: none (see err) */
@@ -225,10 +206,9 @@ static int http_once(struct bulk_run *r, const struct bjob *fence, const char *m
 		     size_t errlen)
 {
 	const struct bulk_cfg *c = r->cfg;
-	char *token = NULL, why[512], errbuf[CURL_ERROR_SIZE] = "", line[160];
+	char *token = NULL, why[512];
 	uint64_t refresh_in;
-	struct entra_buf b = {.retry_after_s = -1};
-	struct curl_slist *h = NULL;
+	struct curl_slist *h;
 	int rc;
 
 	memset(a, 0, sizeof *a);
@@ -238,68 +218,45 @@ static int http_once(struct bulk_run *r, const struct bjob *fence, const char *m
 		snprintf(err, errlen, "%s: no token: %.300s", method, why);
 		return rc == -EACCES ? -EACCES : -EIO;
 	}
-	char *auth = xmalloc(strlen(token) + 32);
-	sprintf(auth, "Authorization: Bearer %s", token);
-	h = xcheck(curl_slist_append(h, auth));
-	secret_free(auth);
-	h = xcheck(curl_slist_append(h, "Accept: application/json"));
-	if (payload != NULL) /* bulkUpload: SCIM, not Graph's OData JSON (Microsoft requires it) */
-		h = xcheck(curl_slist_append(h, "Content-Type: application/scim+json"));
-	h = xcheck(curl_slist_append(h, "Expect:"));
-	snprintf(line, sizeof line, "X-Canopy-Node: %s", fence->fence_node);
-	h = xcheck(curl_slist_append(h, line));
-	snprintf(line, sizeof line, "X-Canopy-Term: %s", fence->fence_term);
-	h = xcheck(curl_slist_append(h, line));
-	if (fence->cluster[0]) {
-		snprintf(line, sizeof line, "X-Canopy-Cluster: %s", fence->cluster);
-		h = xcheck(curl_slist_append(h, line));
-	}
-	CURL *e = r->curl;
-	curl_easy_reset(e);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, entra__on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "canopy/" CANOPY_VERSION);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (http_tls_apply(c->tls, e) != CURLE_OK) {
-		curl_slist_free_all(h);
+	/* bulkUpload: SCIM, not Graph's OData JSON (Microsoft requires it) */
+	h = entra__headers(token, payload != NULL ? "application/scim+json" : NULL, fence->fence_node,
+			   fence->fence_term, fence->cluster);
+	struct http_request rq = {
+		.method = method,
+		.url = url,
+		.headers = h,
+		.body = payload,
+		.timeout_ms = c->timeout_ms,
+		.tls = c->tls,
+		.max_body = ENTRA_RESP_MAX,
+		.retry_after_max_s = ENTRA_RETRY_AFTER_MAX_S,
+	};
+	struct http_answer b;
+	rc = http_multi_call(r->http, &rq, &b); /* takes h */
+	if (rc == -EINVAL) {
+		free(b.body);
 		secret_free(token);
 		snprintf(err, errlen, "%s: cannot set up TLS", method);
 		return -EIO;
 	}
-	if (payload != NULL) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
-	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-	CURLcode cc = curl_easy_perform(e);
-	curl_slist_free_all(h);
 	pthread_mutex_lock(&r->mu);
 	r->requests++;
 	pthread_mutex_unlock(&r->mu);
-	if (cc != CURLE_OK) {
+	if (b.cc != CURLE_OK) {
 		if (b.too_big)
 			snprintf(err, errlen, "%s: answer over %u bytes", method, ENTRA_RESP_MAX);
 		else
-			snprintf(err, errlen, "%s: %.300s", method, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		free(b.p);
+			snprintf(err, errlen, "%s: %.300s", method, b.err);
+		free(b.body);
 		secret_free(token);
 		return -EIO;
 	}
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a->status);
-	a->body = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+	a->status = b.status;
+	a->body = b.len ? json_loadb(b.body, b.len, 0, NULL) : NULL;
 	a->retry_after_s = b.retry_after_s;
 	memcpy(a->location, b.location, sizeof a->location);
 	entra__answer_error(a->body, a->code, sizeof a->code, a->message, sizeof a->message);
-	free(b.p);
+	free(b.body);
 	*used_token = token;
 	return 0;
 }
@@ -825,12 +782,18 @@ static void on_thread_closed(uv_handle_t *h)
 	void (*done)(void *) = r->done;
 	void *data = r->done_data;
 
-	curl_easy_cleanup(r->curl);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 	if (done != NULL)
 		done(data);
+}
+
+static void on_http_closed(void *data)
+{
+	struct bulk_run *r = data;
+
+	uv_close((uv_handle_t *)&r->wake, on_thread_closed);
 }
 
 static void on_wake(uv_async_t *h)
@@ -862,7 +825,8 @@ static void on_wake(uv_async_t *h)
 		if (r->started)
 			pthread_join(r->thread, NULL);
 		r->started = false;
-		uv_close((uv_handle_t *)&r->wake, on_thread_closed);
+		/* no thread is left to call into the engine */
+		http_multi_close(r->http, on_http_closed, r);
 	}
 }
 
@@ -890,7 +854,6 @@ static int b_start(struct target *t, uv_loop_t *loop, struct target_run **out, c
 	r = xcalloc(1, sizeof *r);
 	r->loop = loop;
 	r->cfg = &bt->cfg;
-	r->curl = xcheck(curl_easy_init());
 	snprintf(r->fence_node, sizeof r->fence_node, "0");
 	snprintf(r->fence_term, sizeof r->fence_term, "0");
 	pthread_mutex_init(&r->mu, NULL);
@@ -899,10 +862,16 @@ static int b_start(struct target *t, uv_loop_t *loop, struct target_run **out, c
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	char why[256];
+	rc = http_multi_new(loop, 4, &r->http, why, sizeof why); /* one thread: a connection, spares */
+	if (rc != 0) {
+		snprintf(errmsg, errlen, "entra bulkupload target %s: %s", bt->cfg.url, why);
+		goto err_after_alloc;
+	}
 	rc = uv_async_init(loop, &r->wake, on_wake);
 	if (rc != 0) {
 		snprintf(errmsg, errlen, "entra bulkupload target %s: %s", bt->cfg.url, uv_strerror(rc));
-		goto err_after_alloc;
+		goto err_after_http;
 	}
 	r->wake.data = r;
 	rc = pthread_create(&r->thread, NULL, thread_main, r);
@@ -922,8 +891,9 @@ err_after_async:
 	r->exited = true;
 	uv_async_send(&r->wake);
 	return rc;
+err_after_http:
+	http_multi_close(r->http, NULL, NULL); /* frees itself from the loop */
 err_after_alloc:
-	curl_easy_cleanup(r->curl);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);

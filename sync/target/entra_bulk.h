@@ -54,7 +54,8 @@
  * "Intents"): again harmless.
  *
  * Threads: one thread of the run's own sends the requests and polls the
- * logs, blocking (libcurl easy); callbacks run on the loop thread
+ * logs, blocking: each request goes through the run's HTTP engine on the
+ * loop (http_multi.h, http_multi_call); callbacks run on the loop thread
  * (uv_async_t). cancel_all() completes every operation at once with
  * -ECANCELED; what the thread still has is dropped when it comes back.
  */

@@ -2,7 +2,8 @@
  * sync/target/entra_graph.c -- one operation's Microsoft Graph requests, run
  * blocking on one of the run's threads (entra.h, "Threads"): the request with its
  * retries and token, and the users / groups / members logic of entra.h's
- * wire format.
+ * wire format. Each request travels on the run's HTTP engine on the loop
+ * (http_multi.h; entra_internal.h says why the thread waits for it).
  *
  * Microsoft's documents this follows (also listed in
  * tests/fixtures/graph/README.md): create / update / delete user and group,
@@ -38,39 +39,6 @@ static void answer_clear(struct answer *a)
 {
 	json_decref(a->body);
 	memset(a, 0, sizeof *a);
-}
-
-size_t entra__on_body(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct entra_buf *b = userp;
-	size_t n = size * nmemb;
-
-	if (b->len + n > ENTRA_RESP_MAX) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		b->p = xrealloc(b->p, cap); /* capped above */
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
-{
-	struct entra_buf *b = userp;
-	size_t n = size * nmemb;
-	long v = entra__retry_after(data, n);
-
-	if (v >= 0)
-		b->retry_after_s = v;
-	return n;
 }
 
 static void sleep_ms(struct entra_job *j, unsigned ms)
@@ -200,7 +168,8 @@ static const char *short_path(const struct entra_job *j, const char *path, char 
 	return out;
 }
 
-static struct curl_slist *headers(const struct entra_job *j, const char *token, bool body)
+struct curl_slist *entra__headers(const char *token, const char *content_type, const char *node, const char *term,
+				  const char *cluster)
 {
 	char line[160];
 	struct curl_slist *h = NULL;
@@ -210,15 +179,17 @@ static struct curl_slist *headers(const struct entra_job *j, const char *token, 
 	h = xcheck(curl_slist_append(h, auth));
 	secret_free(auth);
 	h = xcheck(curl_slist_append(h, "Accept: application/json"));
-	if (body)
-		h = xcheck(curl_slist_append(h, "Content-Type: application/json"));
-	h = xcheck(curl_slist_append(h, "Expect:"));
-	snprintf(line, sizeof line, "X-Canopy-Node: %s", j->fence_node);
+	if (content_type != NULL) {
+		snprintf(line, sizeof line, "Content-Type: %s", content_type);
+		h = xcheck(curl_slist_append(h, line));
+	}
+	h = xcheck(curl_slist_append(h, "Expect:")); /* no 100-continue round trip before large bodies */
+	snprintf(line, sizeof line, "X-Canopy-Node: %s", node);
 	h = xcheck(curl_slist_append(h, line));
-	snprintf(line, sizeof line, "X-Canopy-Term: %s", j->fence_term);
+	snprintf(line, sizeof line, "X-Canopy-Term: %s", term);
 	h = xcheck(curl_slist_append(h, line));
-	if (j->cluster[0]) {
-		snprintf(line, sizeof line, "X-Canopy-Cluster: %s", j->cluster);
+	if (cluster[0]) {
+		snprintf(line, sizeof line, "X-Canopy-Cluster: %s", cluster);
 		h = xcheck(curl_slist_append(h, line));
 	}
 	return h;
@@ -229,56 +200,44 @@ static void read_error(struct answer *a)
 	entra__answer_error(a->body, a->code, sizeof a->code, a->message, sizeof a->message);
 }
 
-int entra__wire(struct entra_job *j, CURL *e, const char *token, const char *method, const char *url,
-		const char *payload, struct entra_reply *out)
+int entra__wire(struct entra_job *j, const char *token, const char *method, const char *url, const char *payload,
+		struct entra_reply *out)
 {
-	char errbuf[CURL_ERROR_SIZE] = "";
-	struct entra_buf b = {.retry_after_s = -1};
-	struct curl_slist *h;
 	const struct entra_cfg *c = j->cfg;
+	struct http_answer a;
+	struct http_request rq = {
+		.method = method,
+		.url = url,
+		.headers = entra__headers(token, payload != NULL ? "application/json" : NULL, j->fence_node,
+					  j->fence_term, j->cluster),
+		.body = payload,
+		.timeout_ms = c->timeout_ms,
+		.tls = c->tls,
+		.max_body = ENTRA_RESP_MAX,
+		.retry_after_max_s = ENTRA_RETRY_AFTER_MAX_S,
+	};
 
 	memset(out, 0, sizeof *out);
 	out->retry_after_s = -1;
-	curl_easy_reset(e);
-	h = headers(j, token, payload != NULL);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, entra__on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "canopy/" CANOPY_VERSION);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (http_tls_apply(c->tls, e) != CURLE_OK) {
-		curl_slist_free_all(h);
+	int rc = http_multi_call(j->http, &rq, &a);
+	if (rc == -EINVAL) {
+		free(a.body);
 		return -EINVAL;
 	}
-	if (strcmp(method, "GET") != 0)
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-	if (payload != NULL) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
-	}
-	CURLcode cc = curl_easy_perform(e);
-	curl_slist_free_all(h);
-	if (cc != CURLE_OK) {
-		out->cc = (int)cc;
-		out->too_big = b.too_big;
-		if (b.too_big)
+	if (a.cc != CURLE_OK) {
+		out->cc = (int)a.cc;
+		out->too_big = a.too_big;
+		if (a.too_big)
 			snprintf(out->err, sizeof out->err, "answer over %u bytes", ENTRA_RESP_MAX);
 		else
-			snprintf(out->err, sizeof out->err, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		free(b.p);
+			snprintf(out->err, sizeof out->err, "%s", a.err);
+		free(a.body);
 		return 0;
 	}
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
-	out->body = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
-	out->retry_after_s = b.retry_after_s;
-	free(b.p);
+	out->status = a.status;
+	out->body = a.len ? json_loadb(a.body, a.len, 0, NULL) : NULL;
+	out->retry_after_s = a.retry_after_s;
+	free(a.body);
 	return 0;
 }
 
@@ -312,7 +271,6 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 	char *url, *payload = NULL, *reject = NULL, sp[160];
 	bool refreshed = false;
 	int rc = -EIO;
-	CURL *e = xcheck(curl_easy_init());
 
 	memset(a, 0, sizeof *a);
 	short_path(j, path, sp, sizeof sp);
@@ -320,7 +278,6 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 		/* an @odata.nextLink: followed only below our own base */
 		if (strncmp(path, c->url, strlen(c->url)) != 0) {
 			set_error(j, -EBADMSG, false, "%s %.200s: a next link outside %s", method, path, c->url);
-			curl_easy_cleanup(e);
 			return -EBADMSG;
 		}
 		url = xstrdup(path);
@@ -359,8 +316,8 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 			goto transient;
 		}
 		struct entra_reply w;
-		int wrc = j->batcher != NULL ? entra__batch_exchange(j, e, token, method, url, payload, &w)
-					     : entra__wire(j, e, token, method, url, payload, &w);
+		int wrc = j->batcher != NULL ? entra__batch_exchange(j, token, method, url, payload, &w)
+					     : entra__wire(j, token, method, url, payload, &w);
 		secret_free(token);
 		if (wrc != 0) {
 			rc = wrc;
@@ -423,7 +380,6 @@ static int http_send(struct entra_job *j, const char *method, const char *path, 
 	secret_free(reject);
 	free(payload);
 	free(url);
-	curl_easy_cleanup(e);
 	return rc;
 }
 

@@ -1,9 +1,9 @@
 /*
  * sync/target/http_tls.h -- how every HTTPS request of the agent to the target
- * side verifies its peer: the SCIM target (sync/target/scim.c), its health
- * probe (sync/target/scim_probe.c) and the OAuth2 token endpoint
- * (sync/target/oauth2.c) all go through http_tls_apply, so they trust the
- * same certificates.
+ * side verifies its peer: the HTTP engine of the SCIM and Entra targets
+ * (sync/target/http_multi.c), the SCIM health probe (sync/target/scim_probe.c)
+ * and the OAuth2 token endpoint (sync/target/oauth2.c) all go through
+ * http_tls_apply, so they trust the same certificates.
  *
  * Trusted: the system store (libcurl's built-in CA bundle,
  * /etc/ssl/certs/ca-certificates.crt on Debian) plus, when target.tls.ca is
@@ -18,8 +18,9 @@
  * multi handle, 24 h): parsing ~150 certificates for every new connection
  * cost enough loop time to stall the export under load. The cached store is
  * shared by the handles of one multi handle, and gets the extra CA added:
- * every handle of a multi handle must use the same struct http_tls (the
- * SCIM target's do; the probe and the token fetch use their own).
+ * every handle of a multi handle must use the same struct http_tls (each
+ * target run's engine serves one target; the probe and the token fetch use
+ * their own handles).
  *
  * Why CURLOPT_SSL_CTX_FUNCTION and not CURLOPT_CAINFO_BLOB or a combined
  * bundle file: CAINFO_BLOB replaces the bundle file in some libcurl versions,

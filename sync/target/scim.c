@@ -301,7 +301,6 @@ void scim__release(struct scim_target *t)
 	scim__wipe_free(t->token);
 	free_attrs(t);
 	free(t);
-	curl_global_cleanup();
 	if (done != NULL)
 		done(data);
 }
@@ -394,7 +393,6 @@ int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct sc
 	t->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)t;
 	if (t->rng == 0)
 		t->rng = 0x9E3779B97F4A7C15ULL;
-	list_init(&t->socks);
 	list_init(&t->ready);
 	list_init(&t->delayed);
 	list_init(&t->wire);
@@ -427,7 +425,7 @@ int scim_target_start(struct scim_target **out, uv_loop_t *loop, const struct sc
 		scim__errf(errmsg, errlen, rc, "scim: cannot start: %s", strerror(-rc));
 		goto err_after_alloc;
 	}
-	uv_timer_t *timers[] = {&t->curl_timer, &t->retry_timer, &t->probe_timer, &t->kick_timer, &t->auth_timer};
+	uv_timer_t *timers[] = {&t->retry_timer, &t->probe_timer, &t->kick_timer, &t->auth_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
 		uv_timer_init(loop, timers[i]);
 		timers[i]->data = t;
@@ -596,13 +594,12 @@ void scim_target_stop(struct scim_target *t, void (*done)(void *data), void *dat
 		scim__req_detach(r);
 		scim__req_free(r);
 	}
-	uv_timer_stop(&t->curl_timer);
 	uv_timer_stop(&t->retry_timer);
 	uv_timer_stop(&t->probe_timer);
 	uv_timer_stop(&t->auth_timer);
 	oauth2_cancel(t->auth_req); /* its worker finishes on its own; no callback */
 	t->auth_req = NULL;
-	/* The rest (curl_multi_cleanup, closing handles) from a clean stack: we
+	/* The rest (closing the HTTP engine and the handles) from a clean stack: we
 	 * may be inside check_done() right now. */
 	uv_timer_start(&t->kick_timer, on_kick, 0, 0);
 }

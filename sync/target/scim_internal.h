@@ -2,12 +2,11 @@
  * sync/target/scim_internal.h -- the SCIM target's private types, shared by
  * its files (scim.h is the contract; this is how it is built).
  *
- * One libcurl multi handle per target. CURLMOPT_SOCKETFUNCTION maps every
- * socket libcurl wants watched onto a uv_poll_t, CURLMOPT_TIMERFUNCTION onto
- * one uv_timer_t, and both call curl_multi_socket_action() and then drain
- * CURLMSG_DONE messages (the pattern of curl's docs/examples/multi-uv.c).
- * Connections stay in the multi handle's cache, so they are reused across
- * requests (keep-alive; HTTP/2 multiplexing when the server offers h2).
+ * The transport is the target side's one HTTP engine (http_multi.h): a
+ * libcurl multi handle per target driven by the loop, with the connection
+ * cache that reuses connections across requests (keep-alive; HTTP/2
+ * multiplexing when the server offers h2). A struct req wraps one of its
+ * requests; its answer arrives on the loop thread.
  *
  * An operation (struct scim_op) is driven by a small state machine (struct
  * sop, "step"): each step is one HTTP request; its answer picks the next step
@@ -21,7 +20,7 @@
  * The files, in the order a request lives:
  *   scim.c          operations: submit, queue, retries, quarantine, lifecycle
  *   scim_request.c  building each step's request (bodies, paths, filters, bulk)
- *   scim_http.c     the transport: libcurl easy handles on the multi, on libuv
+ *   scim_http.c     the transport: each request on the target's http_multi
  *   scim_answer.c   reading answers: what each step's answer means
  *   scim_auth.c     credentials (token file, OAuth2), the quarantine probe,
  *                   discovery (ServiceProviderConfig, ResourceTypes, Schemas;
@@ -40,6 +39,7 @@
 #include <uv.h>
 
 #include "common/xalloc.h"
+#include "sync/target/http_multi.h"
 #include "sync/target/scim.h"
 #include "sync/target/scim_discovery.h"
 
@@ -160,30 +160,21 @@ struct req {
 	struct sop **batch; /* R_BULK: the operations, in request order */
 	size_t n_batch;
 	enum req_kind kind;
-	CURL *easy;
-	struct curl_slist *hdrs;
+	struct http_req *http; /* on the wire; NULL once answered or detached */
 	char method[8];
 	char *path; /* below the base URL, for messages */
 	char *body;
 	char *token_used;
-	char *resp;
-	size_t resp_len, resp_cap;
+	char *resp;        /* the answer's body, taken from http (owned) */
+	size_t resp_len;
 	bool resp_too_big;
-	char errbuf[CURL_ERROR_SIZE];
+	char errbuf[CURL_ERROR_SIZE]; /* libcurl's error text of the answer */
 	uint64_t t0; /* uv_hrtime() when sent (target_metrics.h) */
-};
-
-struct sock {
-	uv_poll_t poll;
-	struct link link; /* in t->socks */
-	struct scim_target *t;
-	curl_socket_t fd;
 };
 
 struct scim_target {
 	uv_loop_t *loop;
-	CURLM *multi;
-	uv_timer_t curl_timer;  /* CURLMOPT_TIMERFUNCTION */
+	struct http_multi *http; /* the transport (http_multi.h) */
 	uv_timer_t retry_timer; /* earliest due sop in `delayed` */
 	uv_timer_t probe_timer; /* quarantine probe */
 	uv_timer_t kick_timer;  /* 0 ms: pump from a clean stack / finalize on stop */
@@ -195,7 +186,7 @@ struct scim_target {
 	bool auth_pending_401, auth_pending_probe; /* why the fetch in flight was started */
 	uint64_t auth_due;      /* uv_hrtime() in ms when the current token is due for renewal (the
 				 * clock itself, not the loop's cached time: an iteration may be long) */
-	struct link socks, ready, delayed, wire;
+	struct link ready, delayed, wire;
 	unsigned n_wire;     /* requests on the wire, internal ones included */
 	unsigned n_op_wire;  /* ... of which for operations (single or bulk) */
 	unsigned n_ops_wire; /* operations with a request on the wire */
@@ -310,7 +301,7 @@ void scim__members_filter(struct sop *s, json_t *group);
 
 /* ---- scim_http.c: the transport ---------------------------------------------------- */
 
-/* The multi handle and its libuv glue for a new target. Returns 0 or -EIO. */
+/* The target's HTTP engine. Returns 0 or a negative errno. */
 int scim__transport_init(struct scim_target *t);
 /* Put a request on the wire. Takes ownership of path and body (freed on
  * failure too). The caller attaches the operation(s). Returns 0 or -EIO. */
@@ -318,7 +309,7 @@ int scim__req_start(struct scim_target *t, enum req_kind kind, const char *metho
 		    bool fresh, struct req **out);
 void scim__req_detach(struct req *r);
 void scim__req_free(struct req *r);
-/* Close the multi handle and every uv handle; scim__release follows. */
+/* Close the HTTP engine and every uv handle; scim__release follows. */
 void scim__finalize(struct scim_target *t);
 
 /* ---- scim_answer.c: answers --------------------------------------------------------- */

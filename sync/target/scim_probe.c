@@ -1,11 +1,13 @@
 /*
  * sync/target/scim_probe.c -- one blocking GET of ServiceProviderConfig, or of
- * /Users when a server has none (see scim_probe.h).
+ * /Users when a server has none (see scim_probe.h), on the HTTP engine
+ * (http_multi.h, http_perform: a private loop on the calling worker).
  */
 #include "sync/target/scim_probe.h"
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -13,6 +15,7 @@
 
 #include "common/xalloc.h"
 #include "sync/secret.h"
+#include "sync/target/http_multi.h"
 
 #define DEFAULT_TIMEOUT_MS 4000
 #define BODY_MAX (256 * 1024) /* a probe needs no body; bound what a broken target can send */
@@ -29,15 +32,6 @@ const char *scim_probe_status_name(enum scim_probe_status s)
 	default:
 		return "error";
 	}
-}
-
-static size_t discard(char *data, size_t size, size_t n, void *ctx)
-{
-	size_t *total = ctx;
-
-	(void)data;
-	*total += size * n;
-	return *total > BODY_MAX ? 0 : size * n;
 }
 
 /* Failures where no HTTP answer came back: the target is out of reach from
@@ -67,13 +61,13 @@ static enum scim_probe_status probe_path(const struct scim_probe_config *cfg, co
 					 long *http_out, char *msg, size_t len)
 {
 	unsigned ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
-	char url[1100], auth[8192], node[64], curlerr[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdrs = NULL, *h;
+	char url[1100], auth[8192], node[64], why[CURL_ERROR_SIZE + 300];
+	struct curl_slist *hdrs = NULL;
+	struct http_answer a;
 	enum scim_probe_status st;
-	size_t ulen, body = 0;
+	size_t ulen;
 	long http = 0;
 	CURLcode rc;
-	CURL *c;
 
 	if (cfg->url == NULL || cfg->url[0] == '\0') {
 		snprintf(msg, len, "no target URL configured");
@@ -86,7 +80,6 @@ static enum scim_probe_status probe_path(const struct scim_probe_config *cfg, co
 		snprintf(msg, len, "target URL too long");
 		return SCIM_PROBE_ERROR;
 	}
-	c = xcheck(curl_easy_init()); /* fails only for lack of memory */
 	hdrs = xcheck(curl_slist_append(hdrs, "Accept: application/scim+json"));
 	if (token != NULL && token[0] != '\0' &&
 	    (size_t)snprintf(auth, sizeof auth, "Authorization: Bearer %s", token) < sizeof auth)
@@ -96,26 +89,30 @@ static enum scim_probe_status probe_path(const struct scim_probe_config *cfg, co
 		snprintf(node, sizeof node, "X-Canopy-Node: %llu", (unsigned long long)cfg->node_id);
 		hdrs = xcheck(curl_slist_append(hdrs, node));
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* worker thread: no SIGALRM for DNS timeouts */
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(ms / 2 ? ms / 2 : 1));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ms);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would take the token elsewhere */
-	rc = http_tls_apply(cfg->tls, c); /* the same trust as the target's own requests */
-	if (rc == CURLE_OK)
-		rc = curl_easy_perform(c);
-	if (rc == CURLE_WRITE_ERROR && body > BODY_MAX)
+	struct http_request rq = {
+		.method = "GET",
+		.url = url,
+		.headers = hdrs, /* the engine wipes (the token) and frees them */
+		.timeout_ms = ms,
+		.connect_timeout_ms = ms / 2 ? ms / 2 : 1,
+		.tls = cfg->tls, /* the same trust as the target's own requests */
+		.max_body = BODY_MAX,
+		.retry_after_max_s = 0,
+	};
+	/* on an engine of its own: a libuv worker has no loop (http_multi.h) */
+	if (http_perform(&rq, &a, why, sizeof why) != 0) {
+		snprintf(msg, len, "GET %s: %s", url, why);
+		st = SCIM_PROBE_ERROR;
+		goto out;
+	}
+	rc = a.cc;
+	if (rc == CURLE_WRITE_ERROR && a.too_big)
 		rc = CURLE_OK; /* the status line is what counts */
 	if (rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+		http = a.status;
 	*http_out = http;
 	if (rc != CURLE_OK) {
-		char why[CURL_ERROR_SIZE + 300];
-		http_tls_explain(cfg->tls, url, rc, curlerr, why, sizeof why);
+		http_tls_explain(cfg->tls, url, rc, a.err, why, sizeof why);
 		snprintf(msg, len, "GET %s: %s", url, why);
 		st = no_answer(rc) ? SCIM_PROBE_UNREACHABLE : SCIM_PROBE_ERROR;
 	} else if (http >= 200 && http < 300) {
@@ -128,11 +125,8 @@ static enum scim_probe_status probe_path(const struct scim_probe_config *cfg, co
 		snprintf(msg, len, "GET %s: %ld", url, http);
 		st = SCIM_PROBE_ERROR;
 	}
-	/* the slist holds a copy of the token: wipe it before it is freed */
-	for (h = hdrs; h != NULL; h = h->next)
-		wipe(h->data, strlen(h->data));
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+out:
+	free(a.body);
 	return st;
 }
 

@@ -5,9 +5,10 @@
  * Every agent asks this every few seconds, followers too (agent/health.c runs
  * it on a libuv worker thread), so that the cluster knows which voters could
  * take over the export when the leader's target access breaks. It is a plain
- * GET {url}/ServiceProviderConfig (RFC 7644 §4) with the bearer token, on its
- * own libcurl easy handle: it shares nothing with sync/target/scim.c's
- * requests on the loop. A target that answers 404 there (it serves no
+ * GET {url}/ServiceProviderConfig (RFC 7644 §4) with the bearer token, on an
+ * HTTP engine of its own (http_multi.h, http_perform: a private loop on the
+ * calling worker): it shares no connection with sync/target/scim.c's
+ * requests on the agent's loop. A target that answers 404 there (it serves no
  * discovery endpoint) is asked GET {url}/Users?count=1&attributes=id instead,
  * and that answer is classified.
  *

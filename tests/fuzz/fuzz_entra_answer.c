@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long st, ra;
 	json_t *body, *ids;
 
-	(void)entra__retry_after((const char *)data, size);
+	(void)http_retry_after((const char *)data, size, ENTRA_RETRY_AFTER_MAX_S);
 	body = json_loadb((const char *)data, size, 0, NULL);
 	if (body == NULL)
 		return 0;

@@ -199,7 +199,7 @@ struct config {
 		char url[512];
 		char token_file[512];
 		char *token; /* read from token_file; NULL if none */
-		unsigned max_in_flight; /* concurrent target requests; default 8 */
+		unsigned max_in_flight; /* concurrent target requests; default 8 (scim), 16 (entra) */
 		double max_requests_per_s; /* kind entra: the request budget (> 0); 0: not given,
 					    * the target's default (ENTRA_DEFAULT_RPS) */
 		bool bulk;              /* use SCIM Bulk (RFC 7644 §3.7) when advertised; default false */

@@ -709,7 +709,7 @@ struct target *entra_target_new(const struct entra_config *cfg)
 	else if (entra_anchor_property(cfg->client_id, prop, sizeof prop) == 0)
 		et->cfg.anchor_property = xstrdup(prop);
 	/* else NULL: start() says the client id is no application id */
-	et->cfg.max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : 8;
+	et->cfg.max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : 16;
 	if (et->cfg.max_in_flight > ENTRA_MAX_WORKERS)
 		et->cfg.max_in_flight = ENTRA_MAX_WORKERS;
 	et->cfg.max_attempts = cfg->max_attempts ? cfg->max_attempts : 6;

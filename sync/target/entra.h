@@ -115,7 +115,7 @@ struct entra_config {
 	const struct http_tls *tls; /* trust for https://; NULL: system store; borrowed */
 	const char *anchor_property; /* extension_<appid>_<name>; NULL: from client_id */
 	const char *client_id;      /* for the default anchor property */
-	unsigned max_in_flight;     /* default 8, capped at ENTRA_MAX_WORKERS */
+	unsigned max_in_flight;     /* 0: 16 (the agent's default for entra), capped at ENTRA_MAX_WORKERS */
 	unsigned max_attempts;      /* a request, including the first (default 6) */
 	unsigned backoff_min_ms;    /* default 200 */
 	unsigned backoff_max_ms;    /* default 30000; also caps Retry-After */

@@ -21,29 +21,6 @@ size_t session_batch_max(const struct engine *e)
 	return e->cfg.batch_max ? e->cfg.batch_max : DEFAULT_BATCH_MAX;
 }
 
-/*
- * While a refresh runs (an initial sync, a full read), batches take up to
- * REFRESH_BATCH_FACTOR times as many events. Every batch ends with a gap in
- * the target's work -- its commit, then the next batch's planning and intent
- * rounds, 25 to 50 ms on 2 cores -- and in a refresh nobody waits for one
- * entry in particular, so fewer, larger batches move a directory faster
- * (bench/README.md, "initial sync by stage"). Changes outside a refresh keep
- * batch_max: there a larger batch would only make the changes at its end wait.
- */
-#define REFRESH_BATCH_FACTOR 4
-
-static bool refreshing(const struct session *s)
-{
-	return s->plan.refreshing[OBJECT_USER] || s->plan.refreshing[OBJECT_GROUP];
-}
-
-/* Events one batch takes now (the queue's back-pressure holds two of them). */
-static size_t batch_take_max(const struct session *s)
-{
-	size_t max = session_batch_max(s->e);
-	return refreshing(s) ? max * REFRESH_BATCH_FACTOR : max;
-}
-
 static void on_pump_timer(uv_timer_t *t)
 {
 	session_pump(t->data);
@@ -53,12 +30,10 @@ static void on_pump_timer(uv_timer_t *t)
 static void take_events(struct session *s, struct batch *b)
 {
 	struct engine *e = s->e;
-	/* planning a refresh's first event raises the limit: looked at anew
-	 * for every event, never above what ev_received_ns holds */
-	size_t cap = session_batch_max(e) * REFRESH_BATCH_FACTOR;
+	size_t max = session_batch_max(e);
 	uint64_t now = uv_hrtime();
 
-	for (size_t taken = 0; s->head && taken < batch_take_max(s); taken++) {
+	for (size_t taken = 0; s->head && taken < max; taken++) {
 		struct qnode *q = s->head;
 		s->head = q->next;
 		if (s->head == NULL)
@@ -72,7 +47,7 @@ static void take_events(struct session *s, struct batch *b)
 		 * cookies or refresh markers */
 		if (q->ev->kind == SOURCE_ENTRY || q->ev->kind == SOURCE_DELETE) {
 			if (b->ev_received_ns == NULL)
-				b->ev_received_ns = xmalloc(cap * sizeof *b->ev_received_ns);
+				b->ev_received_ns = xmalloc(max * sizeof *b->ev_received_ns);
 			b->ev_received_ns[b->n_ev++] = q->received_ns;
 			export_stage_observe(EXPORT_STAGE_QUEUE, now > q->received_ns ? now - q->received_ns : 0, 1);
 		}
@@ -80,7 +55,7 @@ static void take_events(struct session *s, struct batch *b)
 		source_event_free(q->ev);
 		free(q);
 	}
-	if (s->paused && s->queued < batch_take_max(s) && s->src) {
+	if (s->paused && s->queued < max && s->src) {
 		s->paused = false;
 		e->source->resume(s->src);
 	}
@@ -187,7 +162,7 @@ static void on_source_event(void *data, struct source_event *ev)
 	s->queued++;
 	/* Back-pressure: beyond two batches of our own, pause the source; its
 	 * bounded queue then fills and it stops reading the directory. */
-	if (!s->paused && s->queued >= 2 * batch_take_max(s) && s->src) {
+	if (!s->paused && s->queued >= 2 * session_batch_max(e) && s->src) {
 		s->paused = true;
 		e->source->pause(s->src);
 	}

@@ -743,42 +743,6 @@ static void a_batch_takes_at_most_batch_max_events(void **state)
 	assert_cursor(f, "c5");
 }
 
-/* A refresh moves in batches of 4 x batch_max (session.c): its entries wait
- * for the whole read anyway, and every batch costs a gap in the target's
- * work; the changes after the refresh are back to batch_max. */
-static void a_refresh_takes_larger_batches(void **state)
-{
-	struct fx *f = *state;
-	struct engine_stats es;
-	char anchor[8], uid[8], cursor[8];
-
-	f->cfg.batch_max = 2;
-	start(f);
-	f->may_write = false; /* the events queue up while no batch may start */
-	emit(f, event(SOURCE_REFRESH_BEGIN, OBJECT_USER, NULL, NULL));
-	for (int i = 1; i <= 16; i++) {
-		snprintf(anchor, sizeof anchor, "a%d", i);
-		snprintf(uid, sizeof uid, "u%d", i);
-		emit(f, user(anchor, uid, "User", NULL));
-	}
-	emit(f, event(SOURCE_REFRESH_END, OBJECT_USER, NULL, "r1"));
-	for (int i = 17; i <= 20; i++) {
-		snprintf(anchor, sizeof anchor, "a%d", i);
-		snprintf(uid, sizeof uid, "u%d", i);
-		snprintf(cursor, sizeof cursor, "c%d", i);
-		emit(f, user(anchor, uid, "User", cursor));
-	}
-	f->may_write = true;
-	settle(f);
-	engine_stats(f->e, &es);
-	/* the begin and 7 entries (the limit is 2 until the begin is planned,
-	 * then 8), 8 entries, the last entry with the end (which brings the
-	 * limit back to 2), then 2 and 2 changes; with batch_max alone: 11 */
-	assert_int_equal(es.batches_total, 5);
-	assert_int_equal(count_seen(f, TARGET_UPSERT), 20);
-	assert_cursor(f, "c20");
-}
-
 /* Pipelining the fence (commit.c, pre_intend): the intents of the changes
  * queued behind a batch ride in that batch's commit, so the next batch's
  * writes go out without an intent entry of their own -- and an intent whose
@@ -2453,7 +2417,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_batch_takes_at_most_batch_max_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_refresh_takes_larger_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(changes_queued_behind_a_batch_need_no_intent_entry_of_their_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_later_change_supersedes_an_earlier_one_in_the_batch, setup,
 						teardown),

@@ -21,7 +21,6 @@ one_ready_leader() {
 	done
 	[ "$n" = 1 ]
 }
-wait_until() { local secs=$1 i; shift; for ((i = 0; i < secs * 20; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 same_view() { # every node names the same leader and term
 	local i l t st first=""
 	for i in "$@"; do

@@ -56,6 +56,11 @@ fi
 EOF
 
 server_of() { pgrep -f "json-eval.js serve $1/" || true; }
+gone() { # PID: no such process, or a zombie (its adopter reaps it)
+	local s
+	s=$(ps -o stat= -p "$1" 2>/dev/null)
+	[ -z "$s" ] || [ "${s:0:1}" = Z ]
+}
 run_shell() { # MODE: runs the shell, fails the test on a BAD line
 	PATH="$dir/bin:$PATH" TMPDIR=$dir bash "$dir/shell.sh" "$@" >"$dir/shell.out" 2>&1 || fail "shell.sh $*: $(cat "$dir/shell.out")"
 	! grep BAD "$dir/shell.out" || fail "shell.sh $*: $(cat "$dir/shell.out")"
@@ -80,7 +85,7 @@ server=$(server_of "$shell_tmp")
 kill -KILL "$shell_pid"
 wait "$shell_pid" 2>/dev/null
 forget_pid "$shell_pid"
-wait_until 10 bash -c "! kill -0 $server" || fail "the evaluator (pid $server) outlived its SIGKILLed shell by 10 s"
+wait_until 10 gone "$server" || fail "the evaluator (pid $server) outlived its SIGKILLed shell by 10 s"
 pass "a SIGKILLed shell's evaluator exits by itself"
 
 : >"$dir/node-starts"

@@ -26,15 +26,43 @@ static void on_pump_timer(uv_timer_t *t)
 	session_pump(t->data);
 }
 
-/* Source events into the batch, in order, at most batch_max. */
+/*
+ * A batch's work grows with its groups' members, not with its events: the
+ * member phase resolves every member value of every group of the batch, and
+ * builds every group's request, in one turn of the loop. At 100,000 users a
+ * batch of 351 groups of 250 members blocked the leader's loop for 350 to
+ * 450 ms at a time, the write lease ran out with requests in flight and the
+ * batch was rewound, again on every rerun (docs/benchmarks.md, "The whole
+ * bench"). So a batch also stops taking events once its entries hold
+ * BATCH_VALUES_MAX attribute values -- a few dozen big groups -- and always
+ * takes at least one event, however big.
+ */
+#define BATCH_VALUES_MAX 16384
+
+static size_t event_values(const struct source_event *ev)
+{
+	size_t n = 1;
+
+	if (ev->kind == SOURCE_ENTRY)
+		for (size_t i = 0; i < ev->n_attrs; i++)
+			n += ev->attrs[i].n_values;
+	return n;
+}
+
+/* Source events into the batch, in order, at most batch_max of them and
+ * (after the first) at most BATCH_VALUES_MAX attribute values. */
 static void take_events(struct session *s, struct batch *b)
 {
 	struct engine *e = s->e;
-	size_t max = session_batch_max(e);
+	size_t max = session_batch_max(e), values = 0;
 	uint64_t now = uv_hrtime();
 
 	for (size_t taken = 0; s->head && taken < max; taken++) {
 		struct qnode *q = s->head;
+		size_t v = event_values(q->ev);
+		if (taken > 0 && values + v > BATCH_VALUES_MAX)
+			break;
+		values += v;
 		s->head = q->next;
 		if (s->head == NULL)
 			s->tail = NULL;

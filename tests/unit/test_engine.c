@@ -743,6 +743,37 @@ static void a_batch_takes_at_most_batch_max_events(void **state)
 	assert_cursor(f, "c5");
 }
 
+static struct source_event *group_with(const char *anchor, const char *cn, const char *const *dns, size_t n,
+				       const char *cursor);
+
+/* Big groups fill a batch before batch_max does (session.c,
+ * BATCH_VALUES_MAX): three groups of 6,000 members are two batches, not one;
+ * the member phase of a batch must not block the loop for long. */
+static void a_batch_of_big_groups_is_bounded_by_its_member_values(void **state)
+{
+	struct fx *f = *state;
+	struct engine_stats es;
+	enum { MEMBERS = 6000 };
+	char **dns = xcalloc(MEMBERS, sizeof *dns), dn[64];
+	const char *anchors[] = {"g1", "g2", "g3"}, *cursors[] = {"c1", "c2", "c3"};
+
+	for (size_t i = 0; i < MEMBERS; i++) {
+		snprintf(dn, sizeof dn, "uid=u%zu,ou=people,dc=example", i);
+		dns[i] = xstrdup(dn);
+	}
+	start(f);
+	f->may_write = false; /* the events queue up while no batch may start */
+	for (size_t g = 0; g < 3; g++)
+		emit(f, group_with(anchors[g], anchors[g], (const char *const *)dns, MEMBERS, cursors[g]));
+	f->may_write = true;
+	settle(f);
+	engine_stats(f->e, &es);
+	assert_int_equal(es.batches_total, 2); /* g1 and g2 (12,006 values), then g3 */
+	assert_int_equal(count_seen(f, TARGET_UPSERT), 3);
+	assert_cursor(f, "c3");
+	engine_strv_free(dns, MEMBERS);
+}
+
 /* Pipelining the fence (commit.c, pre_intend): the intents of the changes
  * queued behind a batch ride in that batch's commit, so the next batch's
  * writes go out without an intent entry of their own -- and an intent whose
@@ -2417,6 +2448,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(a_batch_takes_at_most_batch_max_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_batch_of_big_groups_is_bounded_by_its_member_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(changes_queued_behind_a_batch_need_no_intent_entry_of_their_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_later_change_supersedes_an_earlier_one_in_the_batch, setup,
 						teardown),

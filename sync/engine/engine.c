@@ -87,7 +87,7 @@ int engine_init(struct engine **out, uv_loop_t *loop, const struct engine_ports 
 				     cfg->provlog_keep > 0 ? cfg->provlog_keep : PROVLOG_DEFAULT_KEEP);
 	uv_timer_init(loop, &e->relead);
 	e->relead.data = e;
-	strmap_init(&e->exported_attrs, exec_attrs_free);
+	lastwrite_init(&e->lastwrite, ENGINE_ATTRS_MAX);
 	strmap_init(&e->nested_told, NULL);
 	/* Request only what the mappings read, plus the member attribute. */
 	if (cfg->user_map)
@@ -115,7 +115,7 @@ static void on_relead_closed(uv_handle_t *h)
 	struct engine_ports ports = {e->source, e->target, e->log};
 
 	provlog_close(&e->provlog);
-	strmap_clear(&e->exported_attrs);
+	lastwrite_close(&e->lastwrite);
 	strmap_clear(&e->nested_told);
 	engine_strv_free(e->attrs, e->n_attrs);
 	free(e);

@@ -98,29 +98,21 @@ void exec_item_failed(struct session *s, struct item *it, const char *action)
 	}
 }
 
-void exec_attrs_free(void *v)
-{
-	struct exported_attrs *x = v;
-	json_decref(x->attrs);
-	free(x);
-}
-
 /*
  * An update's modified attributes, when this node knows what the object held
  * before: it wrote it itself, and the record it updates from still has the
  * hash of that write. NULL otherwise (first update after a failover or a
- * restart, or the cache was emptied).
+ * restart, or written longer ago than the ENGINE_ATTRS_MAX latest objects).
  */
 static json_t *modified_of(struct engine *e, const struct item *it)
 {
-	const struct exported_attrs *x;
+	const json_t *was;
 
 	if (!it->has_old || it->attrs == NULL || it->anchor == NULL)
 		return NULL;
-	x = strmap_get(&e->exported_attrs, it->anchor);
-	if (x == NULL || x->hash != it->old.hash)
+	if ((was = lastwrite_get(&e->lastwrite, it->anchor, it->old.hash)) == NULL)
 		return NULL;
-	json_t *mod = provlog_modified(x->attrs, it->attrs);
+	json_t *mod = provlog_modified(was, it->attrs);
 	/* values wrapped in Redact() read "[Redact]" in the log (mapping.h) */
 	mapping_redact_modified(it->type == OBJECT_GROUP ? e->cfg.group_map : e->cfg.user_map, mod);
 	return mod;
@@ -128,28 +120,12 @@ static json_t *modified_of(struct engine *e, const struct item *it)
 
 static void remember_attrs(struct engine *e, const struct item *it, bool written)
 {
-	struct exported_attrs *x;
-
 	if (it->anchor == NULL)
 		return;
-	if (!written || it->attrs == NULL) {
-		if (strmap_has(&e->exported_attrs, it->anchor)) {
-			strmap_del(&e->exported_attrs, it->anchor);
-			e->n_exported_attrs--;
-		}
-		return;
-	}
-	if (!strmap_has(&e->exported_attrs, it->anchor)) {
-		if (e->n_exported_attrs >= ENGINE_ATTRS_MAX) {
-			strmap_clear(&e->exported_attrs);
-			e->n_exported_attrs = 0;
-		}
-		e->n_exported_attrs++;
-	}
-	x = xmalloc(sizeof *x);
-	x->hash = it->hash;
-	x->attrs = xcheck(json_deep_copy(it->attrs));
-	strmap_put(&e->exported_attrs, it->anchor, x);
+	if (!written || it->attrs == NULL)
+		lastwrite_del(&e->lastwrite, it->anchor);
+	else
+		lastwrite_put(&e->lastwrite, it->anchor, it->hash, it->attrs);
 }
 
 static void exported(struct session *s, struct item *it, const char *action)

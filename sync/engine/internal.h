@@ -44,6 +44,7 @@
 
 #include "common/xalloc.h"
 #include "sync/engine.h"
+#include "sync/engine/lastwrite.h"
 #include "sync/engine/stages.h"
 #include "sync/provlog.h"
 #include "sync/replog/replog.h"
@@ -308,13 +309,10 @@ struct engine {
 	enum engine_quarantine logged_reason; /* the quarantine last logged */
 	enum engine_quarantine since_reason;  /* the quarantine since_ms belongs to */
 	int64_t since_ms;                     /* when the cluster entered it (wall clock) */
-	/* anchor -> struct exported_attrs: what this node last wrote for an
-	 * object, so that the provisioning log can name an update's modified
-	 * attributes. Trusted only while the replicated record's hash is the
-	 * one it was written with (another leader may have written since).
-	 * Local, at most ENGINE_ATTRS_MAX objects (then emptied and refilled). */
-	struct strmap exported_attrs;
-	size_t n_exported_attrs;
+	/* what this node last wrote for an object, so that the provisioning
+	 * log can name an update's modified attributes (lastwrite.h): local,
+	 * the ENGINE_ATTRS_MAX objects written most recently */
+	struct lastwrite lastwrite;
 	struct strmap nested_told; /* groups whose refused or skipped nested groups were
 				    * logged (once per group while this agent runs) */
 	void (*close_done)(void *);
@@ -491,11 +489,6 @@ void bisect_free(struct item *it);
 /* ---- exec.c: the batch against the target ---------------------------------- */
 
 #define ENGINE_ATTRS_MAX 20000
-struct exported_attrs {
-	uint64_t hash;  /* the content hash it was written with */
-	json_t *attrs;  /* owned */
-};
-void exec_attrs_free(void *v);
 
 void engine_log(struct engine *e, int level, const char *msg, const char *detail);
 void exec_log_op(struct session *s, const struct item *it, const char *action, const char *result,

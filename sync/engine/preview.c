@@ -162,8 +162,8 @@ static void push_change(json_t *changes, const char *name)
 static void content_changes(struct engine *e, const char *anchor, uint64_t old_hash, const json_t *attrs,
 			    json_t *changes)
 {
-	const struct exported_attrs *x = strmap_get(&e->exported_attrs, anchor);
-	json_t *mod = x != NULL && x->hash == old_hash ? provlog_modified(x->attrs, attrs) : NULL;
+	const json_t *was = lastwrite_get(&e->lastwrite, anchor, old_hash);
+	json_t *mod = was != NULL ? provlog_modified(was, attrs) : NULL;
 	size_t i;
 	json_t *m;
 

@@ -13,21 +13,6 @@ for i in 1 2 3 4 5; do agent_config $i "$members"; done
 for i in 1 2 3; do agent_start $i; done
 
 leader_of() { json_eval "$(agent_status "$1")" 'j.leader.id'; }
-# ctl_mutate NODE ARGS...: canopyctl ARGS on NODE. A follower redirects to
-# the leader's control address once it has applied the entry the new leader
-# publishes it in ("n:ID", agent/control.c redirect_to_leader); before, it
-# answers 503 and does nothing, so ask again (for up to 10 s).
-ctl_mutate() {
-	local node=$1 end out
-	shift
-	end=$((${EPOCHREALTIME//[!0-9]/} + 10000000))
-	until out=$("$CANOPYCTL" --server "${AGENT_CTL[$node]}" "$@" 2>&1); do
-		case $out in *"HTTP 503"*) ;; *) printf '%s\n' "$out"; return 1 ;; esac
-		((${EPOCHREALTIME//[!0-9]/} < end)) || { printf '%s\n' "$out"; return 1; }
-		sleep 0.1
-	done
-	printf '%s\n' "$out"
-}
 one_ready_leader() {
 	local i n=0 st
 	for i in "$@"; do
@@ -61,7 +46,7 @@ pass "status from follower $f shows 3 voters"
 # Transfer to a named node, asked on a follower (redirected to the leader).
 target=$(( leader % 3 + 1 ))
 other=$(( target % 3 + 1 )); [ "$other" = "$leader" ] && other=$(( other % 3 + 1 ))
-out=$(ctl_mutate "$other" cluster transfer "$target") || fail "cluster transfer: $out"
+out=$(agent_ctl "$other" cluster transfer "$target") || fail "cluster transfer: $out"
 wait_until 5 same_view 1 2 3 || fail "views differ after transfer"
 [ "$(leader_of 1)" = "$target" ] || fail "leader after transfer is $(leader_of 1), wanted $target"
 pass "cluster transfer $target (asked on follower $other): $out"
@@ -69,9 +54,9 @@ pass "cluster transfer $target (asked on follower $other): $out"
 # Grow to 5 after the leadership change, asking a follower each time.
 for i in 4 5; do
 	agent_start $i
-	wait_until 10 agent_status $i || fail "agent $i did not start"
+	agent_wait_up $i || fail "agent $i did not start"
 	f=$(( $(leader_of 1) % 3 + 1 ))
-	out=$(ctl_mutate "$f" cluster add "$i@${AGENT_RAFT[$i]}") || fail "cluster add $i: $out"
+	out=$(agent_ctl "$f" cluster add "$i@${AGENT_RAFT[$i]}") || fail "cluster add $i: $out"
 done
 voters() { json_eval "$(agent_status "$1")" 'j.members.filter(m=>m.role==="voter").length'; }
 five_voters() { [ "$(voters 1)" = 5 ] && [ "$(voters 5)" = 5 ]; }

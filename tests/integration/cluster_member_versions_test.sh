@@ -44,7 +44,10 @@ format2() {
 wait_secs 20 format2 || fail "no format 2 entry applied everywhere: $(agent_status 1)"
 L=$(idle_leader 1 2 3) || L=$(ready_leader 1 2 3) || fail "no leader"
 [ "$(json_eval "$(agent_status "$L")" 'j.format.writing')" = 2 ] || fail "leader $L: $(agent_status "$L")"
-agent_logs "$L" | grep -Eq 'msg="(writing entries in format|entry format changed: every member supports it)" format=2' || fail "leader $L did not log its format"
+# status computes format.writing when asked; the leader logs it on its next
+# versions tick (VERSIONS_TICK_MS, agent/versions.c): wait for the line.
+logged_format2() { agent_logs "$L" | grep -Eq 'msg="(writing entries in format|entry format changed: every member supports it)" format=2'; }
+wait_secs 10 logged_format2 || fail "leader $L did not log its format"
 out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" status)
 grep -qxF "version   $VERSION; entry format 2 supported by every member, writing 2" <<<"$out" ||
 	fail "canopyctl status: $out"
@@ -82,12 +85,12 @@ agent_ports 4
 members="[\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\"]"
 sync_agent_config 4 "$members"
 agent_start 4
-wait_tcp "${AGENT_RAFT[4]##*:}" || fail "agent 4 does not listen"
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster add "4@${AGENT_RAFT[4]}" 2>&1) || fail "cluster add 4: $out"
+agent_wait_up 4 || fail "agent 4 does not listen"
+out=$(agent_ctl "$L" cluster add "4@${AGENT_RAFT[4]}") || fail "cluster add 4: $out"
 wait_secs 40 all_show 4 1 2 3 4 || fail "member 4's version not shown everywhere: $(agent_status 1)"
 pass "member 4 added: every node shows its version"
 
 # Removed: its record goes too, on every node.
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster remove 4 2>&1) || fail "cluster remove 4: $out"
+out=$(agent_ctl "$L" cluster remove 4) || fail "cluster remove 4: $out"
 wait_secs 20 all_show 3 1 2 3 || fail "member 4's record not removed: $(agent_status "$L")"
 pass "member 4 removed: 3 version records left on every node"

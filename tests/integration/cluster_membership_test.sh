@@ -21,7 +21,6 @@ one_ready_leader() {
 	done
 	[ "$n" = 1 ]
 }
-wait_until() { local secs=$1 i; shift; for ((i = 0; i < secs * 20; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 same_view() { # every node names the same leader and term
 	local i l t st first=""
 	for i in "$@"; do
@@ -47,7 +46,7 @@ pass "status from follower $f shows 3 voters"
 # Transfer to a named node, asked on a follower (redirected to the leader).
 target=$(( leader % 3 + 1 ))
 other=$(( target % 3 + 1 )); [ "$other" = "$leader" ] && other=$(( other % 3 + 1 ))
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$other]}" cluster transfer "$target") || fail "cluster transfer: $out"
+out=$(agent_ctl "$other" cluster transfer "$target") || fail "cluster transfer: $out"
 wait_until 5 same_view 1 2 3 || fail "views differ after transfer"
 [ "$(leader_of 1)" = "$target" ] || fail "leader after transfer is $(leader_of 1), wanted $target"
 pass "cluster transfer $target (asked on follower $other): $out"
@@ -55,8 +54,9 @@ pass "cluster transfer $target (asked on follower $other): $out"
 # Grow to 5 after the leadership change, asking a follower each time.
 for i in 4 5; do
 	agent_start $i
+	agent_wait_up $i || fail "agent $i did not start"
 	f=$(( $(leader_of 1) % 3 + 1 ))
-	out=$("$CANOPYCTL" --server "${AGENT_CTL[$f]}" cluster add "$i@${AGENT_RAFT[$i]}") || fail "cluster add $i: $out"
+	out=$(agent_ctl "$f" cluster add "$i@${AGENT_RAFT[$i]}") || fail "cluster add $i: $out"
 done
 voters() { json_eval "$(agent_status "$1")" 'j.members.filter(m=>m.role==="voter").length'; }
 five_voters() { [ "$(voters 1)" = 5 ] && [ "$(voters 5)" = 5 ]; }

@@ -14,7 +14,6 @@ members="[\"1@${AGENT_RAFT[1]}\", \"2@${AGENT_RAFT[2]}\", \"3@${AGENT_RAFT[3]}\"
 for i in 1 2 3 4 5 6; do agent_config $i "$members"; done
 for i in 1 2 3; do agent_start $i; done
 
-wait_until() { local secs=$1 i; shift; for ((i = 0; i < secs * 20; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 leader=""
 find_leader() { leader=$(ready_leader 1 2 3 4 5 6); }
 wait_until 15 find_leader || fail "no ready leader"

@@ -28,15 +28,22 @@ since=$(scim_ctl GET audit | json_get 'j.length ? j[j.length-1].seq : 0')
 spawn changes "$dir/changes.log" bash "$dir/changes.sh"
 changer=$SPAWNED_PID
 
+# Each new agent serves before it is added (`cluster add` probes its raft
+# port and refuses an agent that is not up yet), and a 503 (no leader for a
+# moment, e.g. after the previous change) is asked again: the slow polls of
+# the old json helpers used to give the agent that time by accident.
 for i in 4 5; do
 	agent_start $i
+	agent_wait_up $i || fail "agent $i did not start"
+	wait_until 15 ready_leader 1 2 3 4 5 || fail "no leader while adding $i"
 	L=$(ready_leader 1 2 3 4 5) || fail "no leader while adding $i"
-	out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster add "$i@${AGENT_RAFT[$i]}") || fail "cluster add $i: $out"
+	out=$(agent_ctl "$L" cluster add "$i@${AGENT_RAFT[$i]}") || fail "cluster add $i: $out"
 done
+wait_until 15 ready_leader 1 2 3 4 5 || fail "no leader"
 L=$(ready_leader 1 2 3 4 5) || fail "no leader"
 victim=1; [ "$L" = 1 ] && victim=2
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster remove "$victim") || fail "cluster remove: $out"
-out=$("$CANOPYCTL" --server "${AGENT_CTL[$L]}" cluster transfer) || fail "cluster transfer: $out"
+out=$(agent_ctl "$L" cluster remove "$victim") || fail "cluster remove: $out"
+out=$(agent_ctl "$L" cluster transfer) || fail "cluster transfer: $out"
 pass "added 4 and 5, removed $victim, transferred leadership ($out) while changes flowed"
 
 wait "$changer" || fail "the change stream failed: $(cat "$dir/changes.log")"

@@ -42,6 +42,15 @@ for ((r = 1; r <= 30; r++)); do
 		s=$((s + $(json_eval "$(agent_status "$i")" 'j.failover.watch_drops_leader_alive'))); done; echo $s; }
 	back() { [ "$(drops)" -ge "$r" ]; }
 	wait_until 10 back || fail "round $r: the followers did not find the live leader again ($(drops) drops seen alive)"
+	# ... and once the leader's raft links are back too: both followers
+	# apply past what it had committed (a change every 100 ms: there is
+	# always more). Resets back to back, every few ms, keep the leader from
+	# hearing a majority for an election timeout: it steps down, rightly,
+	# and the followers elect early on its "not leading"; not this case.
+	ci=$(json_eval "$(agent_status "$L")" 'j.commit_index')
+	applied_past() { local i; for i in "${rest[@]}"; do
+		[ "$(json_eval "$(agent_status "$i")" "j.applied_index > $ci")" = true ] || return 1; done; }
+	wait_until 10 applied_past || fail "round $r: the followers did not apply past index $ci again"
 done
 kill "$GEN_PID" 2>/dev/null
 

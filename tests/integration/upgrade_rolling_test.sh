@@ -121,6 +121,11 @@ format2() {
 }
 wait_secs 30 format2 || fail "format 2 not written after every agent was upgraded: $(agent_status 1)"
 L=$(ready_leader 1 2 3) || fail "no leader at the end"
+# The leader writes format 2 as soon as the records allow it; it logs the
+# change on its next versions tick (VERSIONS_TICK_MS, agent/versions.c), so
+# the entries can be applied everywhere before the line is written.
+logged_format2() { agent_logs "$L" | grep 'entry format changed' | grep -q 'format=2'; }
+wait_secs 10 logged_format2 || fail "leader $L did not log the change to format 2"
 on_ms=$(agent_logs "$L" | grep 'entry format changed' | grep 'format=2' | tail -n 1 |
 	sed -n 's/^time=\([^ ]*\) .*/\1/p' | xargs -r -I{} node -e 'console.log(Date.parse(process.argv[1]))' {})
 [ -n "$on_ms" ] || fail "leader $L did not log the change to format 2"

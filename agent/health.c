@@ -139,7 +139,11 @@ struct health {
 	uint64_t early_report;  /* leader id an early report was sent for */
 	json_t *leader_verdict; /* the leader's latest answer (cluster_health) */
 	uint64_t leader_verdict_ms, leader_verdict_from;
-	uint64_t answer_term, answer_ms; /* the latest answer's "term" and "leader_ms" (0: none) */
+	/* the latest loop time of the leader this node heard (health.h,
+	 * "checked_after"): from a report's answer or the member view */
+	uint64_t heard_leader, heard_term, heard_ms;
+	uint64_t probe_after_ms;  /* the latest probe's checked_after (0: none) */
+	uint64_t probe_asked_for; /* the leader's failing_since_ms a probe was started for */
 	bool report_failing;
 
 	/* leader */
@@ -404,6 +408,18 @@ static void take_result(struct health *h, struct job *j, enum side s)
 			 log_quote(q, sizeof q, c->detail));
 }
 
+/* Keep the newest time of the leader `leader` heard in `term`. */
+static void heard(struct health *h, uint64_t leader, uint64_t term, uint64_t ms)
+{
+	if (leader == 0 || term == 0 || ms == 0)
+		return;
+	if (leader == h->heard_leader && term == h->heard_term && ms <= h->heard_ms)
+		return; /* an answer overtaken by a newer one */
+	h->heard_leader = leader;
+	h->heard_term = term;
+	h->heard_ms = ms;
+}
+
 static void job_done(uv_work_t *req, int status)
 {
 	struct job *j = req->data;
@@ -435,16 +451,14 @@ static void job_done(uv_work_t *req, int status)
 			h->leader_verdict_ms = now_ms(h);
 			h->leader_verdict_from = (uint64_t)json_integer_value(json_object_get(v, "leader"));
 			h->report_failing = false;
-			/* an older leader sends neither: then no probe of ours counts
-			 * as newer than its failure, and it cannot hand over to us */
-			h->answer_term = json_is_integer(json_object_get(o, "term"))
-						 ? (uint64_t)json_integer_value(json_object_get(o, "term"))
-						 : 0;
-			h->answer_ms = json_is_integer(json_object_get(o, "leader_ms"))
-					       ? (uint64_t)json_integer_value(json_object_get(o, "leader_ms"))
-					       : 0;
-			if (json_is_true(json_object_get(o, "check_now")))
-				h->probe_wanted = true; /* the leader waits for a check newer than its failure */
+			/* an older leader sends neither */
+			if (json_is_integer(json_object_get(o, "term")) &&
+			    json_is_integer(json_object_get(o, "leader_ms")) &&
+			    json_integer_value(json_object_get(o, "term")) > 0 &&
+			    json_integer_value(json_object_get(o, "leader_ms")) > 0)
+				heard(h, h->leader_verdict_from,
+				      (uint64_t)json_integer_value(json_object_get(o, "term")),
+				      (uint64_t)json_integer_value(json_object_get(o, "leader_ms")));
 		} else if (!h->report_failing) {
 			/* debug: a leader that just lost leadership answers 409 */
 			log_debug("health report to the leader not taken", "url=%s status=%ld",
@@ -491,11 +505,12 @@ static void start_probe(struct health *h, const struct node_status *st)
 	j->node_id = h->a->cfg.node.id;
 	j->req.data = j;
 	j->handed_over_ago_ms = h->handed_over_ms ? (int64_t)(now_ms(h) - h->handed_over_ms) : -1;
-	if (h->answer_ms != 0 && h->answer_term != 0 && h->leader_verdict_from == st->leader_id) {
-		j->after_leader = h->leader_verdict_from;
-		j->after_term = h->answer_term;
-		j->after_ms = h->answer_ms;
+	if (h->heard_ms != 0 && h->heard_leader == st->leader_id) {
+		j->after_leader = h->heard_leader;
+		j->after_term = h->heard_term;
+		j->after_ms = h->heard_ms;
 	}
+	h->probe_after_ms = j->after_ms;
 	/* nothing to report without a source or target (a bare Raft group) */
 	if ((h->a->cfg.source.present || h->a->cfg.target.present) && st->leader_id != 0 &&
 	    st->leader_id != j->node_id && control_address_of(h, st->leader_id, addr, sizeof addr))
@@ -745,6 +760,7 @@ static void handover_tick(struct health *h, const struct node_status *st, uint64
 			log_info("no longer leading; health hand-over not needed", NULL);
 		h->leading = h->episode = false;
 		h->quarantined_since[SIDE_SOURCE] = h->quarantined_since[SIDE_TARGET] = 0;
+		h->failing_since[SIDE_SOURCE] = h->failing_since[SIDE_TARGET] = 0;
 		return;
 	}
 	if (!h->leading) {
@@ -960,7 +976,6 @@ void health_handle_report(struct health *h, const struct http_request *req,
 	json_error_t jerr;
 	json_int_t id = 0;
 	uint64_t term = node_term(&h->a->node);
-	bool check_now = false;
 	struct peer *p;
 	int s;
 
@@ -1021,16 +1036,42 @@ void health_handle_report(struct health *h, const struct http_request *req,
 				    : 0;
 	p->checked_after_ms = health_checked_after(json_object_get(body, "checked_after"), h->a->cfg.node.id,
 						   term, p->received_ms);
-	/* A peer that says ok but whose checks may predate this leader's
-	 * failure cannot be handed over to yet: ask it to check again now
-	 * rather than at its next period (health.h, "checked_after"). */
-	for (s = 0; s < SIDE_N; s++)
-		if (h->failing_since[s] != 0 && p->state[s] == HEALTH_OK &&
-		    p->checked_after_ms < h->failing_since[s])
-			check_now = true;
 	json_decref(body);
+	/* term and leader_ms: this leader's clock, for the next report's
+	 * "checked_after" (health.h) */
 	control_reply_json(reply, 200,
-			   json_pack("{s:o,s:I,s:I,s:b}", "cluster_health", health_cluster_json(h), "term",
-				     (json_int_t)term, "leader_ms", (json_int_t)p->received_ms, "check_now",
-				     check_now));
+			   json_pack("{s:o,s:I,s:I}", "cluster_health", health_cluster_json(h), "term",
+				     (json_int_t)term, "leader_ms", (json_int_t)p->received_ms));
+}
+
+static uint64_t failing_since(const struct health *h)
+{
+	return h->failing_since[SIDE_SOURCE] > h->failing_since[SIDE_TARGET] ? h->failing_since[SIDE_SOURCE]
+									     : h->failing_since[SIDE_TARGET];
+}
+
+json_t *health_view_json(struct health *h)
+{
+	json_t *o = xcheck(json_pack("{s:I}", "leader_ms", (json_int_t)now_ms(h)));
+
+	if (h->leading && failing_since(h) != 0)
+		set(o, "failing_since_ms", xcheck(json_integer((json_int_t)failing_since(h))));
+	return o;
+}
+
+void health_leader_seen(struct health *h, uint64_t leader, uint64_t term, const json_t *view)
+{
+	uint64_t ms, since;
+
+	if (h->stopping || h->leading || health_view_parse(view, &ms, &since) != 0)
+		return;
+	heard(h, leader, term, ms);
+	/* The leader has seen a side fail since `since` and hands over only
+	 * to a voter whose check began after it: check once now, not at the
+	 * next period, so that a voter that can do better is known at once.
+	 * Once per failure: a probe started from now on carries ms >= since. */
+	if (since != 0 && since != h->probe_asked_for && h->probe_after_ms < since) {
+		h->probe_asked_for = since;
+		h->probe_wanted = true;
+	}
 }

@@ -4,6 +4,8 @@
  */
 #include "agent/health_pick.h"
 
+#include <errno.h>
+
 const char *health_side_name(enum health_side s)
 {
 	return s == HEALTH_SIDE_SOURCE ? "source" : "target";
@@ -78,4 +80,23 @@ uint64_t health_checked_after(const json_t *after, uint64_t self, uint64_t term,
 	    json_integer_value(ms) <= 0 || (uint64_t)json_integer_value(ms) > now)
 		return 0;
 	return (uint64_t)json_integer_value(ms);
+}
+
+int health_view_parse(const json_t *o, uint64_t *leader_ms, uint64_t *failing_since_ms)
+{
+	json_t *ms, *f;
+
+	*leader_ms = *failing_since_ms = 0;
+	if (!json_is_object(o))
+		return -EPROTO;
+	ms = json_object_get(o, "leader_ms");
+	f = json_object_get(o, "failing_since_ms");
+	if (!json_is_integer(ms) || json_integer_value(ms) <= 0)
+		return -EPROTO;
+	if (f != NULL && (!json_is_integer(f) || json_integer_value(f) <= 0 ||
+			  json_integer_value(f) > json_integer_value(ms)))
+		return -EPROTO;
+	*leader_ms = (uint64_t)json_integer_value(ms);
+	*failing_since_ms = f != NULL ? (uint64_t)json_integer_value(f) : 0;
+	return 0;
 }

@@ -75,4 +75,14 @@ bool health_pick_side_fits(const struct health_candidate *c, enum health_side s,
  */
 uint64_t health_checked_after(const json_t *after, uint64_t self, uint64_t term, uint64_t now);
 
+/*
+ * The "health" object of a leader's GET /v1/members answer (agent/
+ * member_view.h), {"leader_ms": MS, "failing_since_ms": F}: the leader's loop
+ * time when it answered, and since when it has seen a side fail (absent:
+ * nothing fails). 0 with *leader_ms > 0 and *failing_since_ms (0: absent),
+ * or -EPROTO (not an object, MS missing or not positive, F not a positive
+ * integer, F after MS).
+ */
+int health_view_parse(const json_t *o, uint64_t *leader_ms, uint64_t *failing_since_ms);
+
 #endif /* CANOPY_AGENT_HEALTH_PICK_H */

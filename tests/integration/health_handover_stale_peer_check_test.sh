@@ -26,18 +26,20 @@ followers=$(for i in 1 2 3; do [ "$i" != "$leader" ] && echo "$i"; done)
 st_of() { json_eval "$(agent_status "$1" 2>/dev/null || echo '{}')" "$2"; }
 metric_of() { curl -sf --max-time 5 "http://${AGENT_CTL[$1]}/metrics" | awk -v m="$2" '$1==m{print $2}'; }
 log_of() { agent_logs "$1"; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 # The leader holds an ok report from every voter: there is someone to hand
 # over to, as far as the reports' age goes.
 voters_ok() { [ "$(st_of "$leader" '(j.cluster_health.voters||[]).filter(v=>v.target==="ok").length')" = 3 ]; }
 wait_until 20 voters_ok || fail "leader $leader lacks ok reports: $(st_of "$leader" 'j.cluster_health')"
 
-# A follower whose target check (reported with it) is a moment old.
+# A follower whose target check (reported with it) is a moment old: its
+# next periodic check is ~5 s (HEALTH_PROBE_MS) after checked_ms.
 just_checked() {
-	local i
+	local i age
 	for i in $followers; do
-		[ "$(st_of "$i" '(t => t.state === "ok" && t.age_ms !== null && t.age_ms < 400)(j.health.target)')" = true ] &&
-			{ peer=$i; return 0; }
+		age=$(st_of "$i" '(t => t.state === "ok" && t.age_ms !== null && t.age_ms < 400 ? t.age_ms : "no")(j.health.target)')
+		[ "$age" != no ] && [ -n "$age" ] && { peer=$i; checked_ms=$(($(now_ms) - age)); return 0; }
 	done
 	return 1
 }
@@ -59,15 +61,21 @@ LDIF
 # The leader finds its target unusable and looks for a voter to hand over to.
 episode() { [ "$(log_of "$leader" | grep -c 'msg="this leader cannot use its source or target')" -gt "$episodes_before" ]; }
 wait_until 30 episode || fail "leader $leader never found its target unusable: $(st_of "$leader" 'j.sync')"
-began=$(log_of "$leader" | grep 'msg="this leader cannot use its source or target' | tail -n 1 | grep -o '^time=[^ ]*' | cut -d= -f2)
-# The case under test: when the leader's failure began, follower $peer's
-# latest report was its ok check from before the fault.
+log_ms() { date -d "$(grep -o '^time=[^ ]*' | tail -n 1 | cut -d= -f2)" +%s%3N; }
+began=$(log_of "$leader" | grep 'msg="this leader cannot use its source or target' | log_ms)
+# The case under test: the leader decided to hand over before follower
+# $peer's next periodic check, so that check's ok report from before the
+# fault could still be its latest.
+[ "$((began - checked_ms))" -lt 4800 ] ||
+	fail "the leader's failure began $((began - checked_ms)) ms after follower $peer's check: not the case under test"
+# The leader waits for a newer check, and asks for it: follower $peer
+# checks again at once, before its period is over.
 peer_failed() { [ "$(log_of "$peer" | grep -c 'msg="target check failed"')" -gt "$peer_fails_before" ]; }
 wait_until 20 peer_failed || fail "follower $peer never found the rotated token: $(st_of "$peer" 'j.health')"
-peer_at=$(log_of "$peer" | grep 'msg="target check failed"' | tail -n 1 | grep -o '^time=[^ ]*' | cut -d= -f2)
-[[ "$peer_at" > "$began" ]] ||
-	fail "follower $peer checked (at $peer_at) before the leader's failure began ($began): not the case under test"
-pass "leader $leader's failure began at $began while follower $peer's latest report was an ok check from before the fault (its next check failed at $peer_at)"
+peer_at=$(log_of "$peer" | grep 'msg="target check failed"' | log_ms)
+[ "$((peer_at - checked_ms))" -lt 4500 ] ||
+	fail "follower $peer checked again only $((peer_at - checked_ms)) ms after its ok check: not asked by the leader"
+pass "leader $leader's failure began $((began - checked_ms)) ms after follower $peer's ok check (period 5000 ms); asked, $peer checked again after $((peer_at - checked_ms)) ms: unauthorized"
 
 # Every voter has now said unauthorized to the leader (or leadership moved).
 settled() {

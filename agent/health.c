@@ -142,7 +142,7 @@ struct health {
 	/* the latest loop time of the leader this node heard (health.h,
 	 * "checked_after"): from a report's answer or the member view */
 	uint64_t heard_leader, heard_term, heard_ms;
-	uint64_t probe_after_ms;  /* the latest probe's checked_after (0: none) */
+	uint64_t probe_after_leader, probe_after_term, probe_after_ms; /* the latest probe's checked_after */
 	uint64_t probe_asked_for; /* the leader's failing_since_ms a probe was started for */
 	bool report_failing;
 
@@ -510,6 +510,8 @@ static void start_probe(struct health *h, const struct node_status *st)
 		j->after_term = h->heard_term;
 		j->after_ms = h->heard_ms;
 	}
+	h->probe_after_leader = j->after_leader;
+	h->probe_after_term = j->after_term;
 	h->probe_after_ms = j->after_ms;
 	/* nothing to report without a source or target (a bare Raft group) */
 	if ((h->a->cfg.source.present || h->a->cfg.target.present) && st->leader_id != 0 &&
@@ -1069,8 +1071,11 @@ void health_leader_seen(struct health *h, uint64_t leader, uint64_t term, const 
 	/* The leader has seen a side fail since `since` and hands over only
 	 * to a voter whose check began after it: check once now, not at the
 	 * next period, so that a voter that can do better is known at once.
-	 * Once per failure: a probe started from now on carries ms >= since. */
-	if (since != 0 && since != h->probe_asked_for && h->probe_after_ms < since) {
+	 * Once per failure: a probe started from now on carries ms >= since.
+	 * The latest probe's stamp counts only if it is this leader's in this
+	 * term: another leader's clock says nothing of this one's. */
+	if (since != 0 && since != h->probe_asked_for &&
+	    (h->probe_after_leader != leader || h->probe_after_term != term || h->probe_after_ms < since)) {
 		h->probe_asked_for = since;
 		h->probe_wanted = true;
 	}

@@ -10,8 +10,10 @@
  *   - only the failing sides need a newer check; freshness, recent
  *     hand-overs and the preference for both sides ok still hold;
  *   - "checked_after" counts only for this leader in this term, never in
- *     its future.
+ *     its future;
+ *   - the leader's view ("leader_ms", "failing_since_ms") is read strictly.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,6 +152,35 @@ static void checked_after_counts_for_this_leader_and_term_only(void **state)
 	assert_int_equal(health_checked_after(NULL, 1, 7, NOW), 0);
 }
 
+static int view_of(const char *text, uint64_t *ms, uint64_t *since)
+{
+	json_t *o = json_loads(text, 0, NULL);
+	int rv;
+
+	assert_non_null(o);
+	rv = health_view_parse(o, ms, since);
+	json_decref(o);
+	return rv;
+}
+
+/* What a follower takes from the leader's GET /v1/members "health". */
+static void the_leaders_view_gives_its_clock_and_failure_start(void **state)
+{
+	uint64_t ms, since;
+
+	(void)state;
+	assert_int_equal(view_of("{\"leader_ms\":5000,\"failing_since_ms\":3000}", &ms, &since), 0);
+	assert_int_equal(ms, 5000);
+	assert_int_equal(since, 3000);
+	assert_int_equal(view_of("{\"leader_ms\":5000}", &ms, &since), 0);
+	assert_int_equal(since, 0);
+	assert_int_equal(view_of("{\"leader_ms\":5000,\"failing_since_ms\":5001}", &ms, &since), -EPROTO);
+	assert_int_equal(view_of("{\"leader_ms\":5000,\"failing_since_ms\":0}", &ms, &since), -EPROTO);
+	assert_int_equal(view_of("{\"failing_since_ms\":3000}", &ms, &since), -EPROTO);
+	assert_int_equal(view_of("{\"leader_ms\":-1}", &ms, &since), -EPROTO);
+	assert_int_equal(health_view_parse(NULL, &ms, &since), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +191,7 @@ int main(void)
 		cmocka_unit_test(only_failing_sides_need_a_newer_check),
 		cmocka_unit_test(stale_reports_and_recent_handovers_are_not_chosen),
 		cmocka_unit_test(checked_after_counts_for_this_leader_and_term_only),
+		cmocka_unit_test(the_leaders_view_gives_its_clock_and_failure_start),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -382,8 +382,9 @@ static void handle_members(struct agent *a, struct http_reply *reply)
 		return;
 	}
 	control_reply_json(reply, 200,
-			   json_pack("{s:I,s:I,s:o}", "leader", (json_int_t)a->cfg.node.id, "term", (json_int_t)st.term,
-				     "members", members_json(a, &st)));
+			   json_pack("{s:I,s:I,s:o,s:o}", "leader", (json_int_t)a->cfg.node.id, "term",
+				     (json_int_t)st.term, "members", members_json(a, &st), "health",
+				     a->health ? health_view_json(a->health) : json_null()));
 }
 
 static json_t *status_json(struct agent *a)

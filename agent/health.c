@@ -8,6 +8,7 @@
 #include "agent/health.h"
 #include "agent/http_body.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "agent/agent.h"
+#include "agent/health_pick.h"
 #include "agent/log.h"
 #include "common/xalloc.h"
 #include "sync/secret.h"
@@ -33,6 +35,11 @@
 enum side { SIDE_SOURCE, SIDE_TARGET, SIDE_N };
 
 static const char *const side_names[SIDE_N] = {"source", "target"};
+
+/* the same indexes as health_pick.h's */
+_Static_assert(SIDE_SOURCE == (int)HEALTH_SIDE_SOURCE && SIDE_TARGET == (int)HEALTH_SIDE_TARGET &&
+		       SIDE_N == (int)HEALTH_SIDES,
+	       "enum side and enum health_side differ");
 
 const char *health_state_name(enum health_state s)
 {
@@ -69,6 +76,7 @@ struct check {
 	time_t checked_at;   /* wall clock; 0: never */
 	uint64_t checked_ms; /* loop time */
 	unsigned bad_in_row; /* consecutive results other than ok */
+	uint64_t bad_since_ms; /* loop time of the first of those (0: the latest was ok) */
 };
 
 /* A voter's latest report, as the leader received it. */
@@ -79,6 +87,7 @@ struct peer {
 	uint64_t age_ms;      /* of its results when it sent them */
 	uint64_t handed_over_at; /* loop time it last handed leadership over for health (0: never) */
 	uint64_t received_ms; /* loop time */
+	uint64_t checked_after_ms; /* loop time its latest checks began after (0: unknown; health.h) */
 	char control_address[256]; /* as its latest report said ("" : none) */
 	struct format_record version; /* as its latest report said (max_format 0: none, an older agent) */
 	bool reported;                /* a report arrived (version may still be none) */
@@ -92,6 +101,8 @@ struct job {
 	uint64_t node_id;
 	char report_url[320]; /* "" when there is nobody to report to */
 	int64_t handed_over_ago_ms; /* since this node last handed over for health; -1: never */
+	/* the leader's answer this node had when the probes began (after_ms 0: none) */
+	uint64_t after_leader, after_term, after_ms;
 	enum health_state state[SIDE_N];
 	char detail[SIDE_N][DETAIL_MAX];
 	long report_status; /* HTTP status; 0 when it could not be sent */
@@ -128,6 +139,11 @@ struct health {
 	uint64_t early_report;  /* leader id an early report was sent for */
 	json_t *leader_verdict; /* the leader's latest answer (cluster_health) */
 	uint64_t leader_verdict_ms, leader_verdict_from;
+	/* the latest loop time of the leader this node heard (health.h,
+	 * "checked_after"): from a report's answer or the member view */
+	uint64_t heard_leader, heard_term, heard_ms;
+	uint64_t probe_after_leader, probe_after_term, probe_after_ms; /* the latest probe's checked_after */
+	uint64_t probe_asked_for; /* the leader's failing_since_ms a probe was started for */
 	bool report_failing;
 
 	/* leader */
@@ -135,6 +151,7 @@ struct health {
 	unsigned n_peers;
 	bool leading;
 	uint64_t quarantined_since[SIDE_N]; /* engine seen quarantined for the side (0: not) */
+	uint64_t failing_since[SIDE_N]; /* this leader's failure of the side first seen (0: works) */
 	bool episode;           /* a side is bad: looking for someone to hand over to */
 	uint64_t episode_since;
 	bool told_no_candidate;
@@ -287,6 +304,11 @@ static void report(struct job *j)
 				     text_json(j->detail[s]), "age_ms", 0)));
 	if (j->handed_over_ago_ms >= 0)
 		set(o, "handed_over_ms_ago", xcheck(json_integer(j->handed_over_ago_ms)));
+	/* these probes began after this node read that answer (health.h) */
+	if (j->after_ms != 0)
+		set(o, "checked_after",
+		    xcheck(json_pack("{s:I,s:I,s:I}", "leader", (json_int_t)j->after_leader, "term",
+				     (json_int_t)j->after_term, "leader_ms", (json_int_t)j->after_ms)));
 	body = xcheck(json_dumps(o, JSON_COMPACT));
 	json_decref(o);
 	c = xcheck(curl_easy_init());
@@ -371,6 +393,9 @@ static void take_result(struct health *h, struct job *j, enum side s)
 	c->checked_at = time(NULL);
 	c->checked_ms = now_ms(h);
 	c->bad_in_row = c->state == HEALTH_OK || c->state == HEALTH_UNKNOWN ? 0 : c->bad_in_row + 1;
+	/* checked_ms is taken after the worker returned: the fault was there
+	 * by then, which is what a peer's later check is compared with */
+	c->bad_since_ms = c->bad_in_row == 0 ? 0 : c->bad_in_row == 1 ? c->checked_ms : c->bad_since_ms;
 	if (c->state == was)
 		return;
 	/* Logged on change only: a broken credential is one line, not one per probe. */
@@ -381,6 +406,18 @@ static void take_result(struct health *h, struct job *j, enum side s)
 		log_warn(s == SIDE_SOURCE ? "source check failed" : "target check failed",
 			 "state=%s detail=%s", health_state_name(c->state),
 			 log_quote(q, sizeof q, c->detail));
+}
+
+/* Keep the newest time of the leader `leader` heard in `term`. */
+static void heard(struct health *h, uint64_t leader, uint64_t term, uint64_t ms)
+{
+	if (leader == 0 || term == 0 || ms == 0)
+		return;
+	if (leader == h->heard_leader && term == h->heard_term && ms <= h->heard_ms)
+		return; /* an answer overtaken by a newer one */
+	h->heard_leader = leader;
+	h->heard_term = term;
+	h->heard_ms = ms;
 }
 
 static void job_done(uv_work_t *req, int status)
@@ -414,6 +451,14 @@ static void job_done(uv_work_t *req, int status)
 			h->leader_verdict_ms = now_ms(h);
 			h->leader_verdict_from = (uint64_t)json_integer_value(json_object_get(v, "leader"));
 			h->report_failing = false;
+			/* an older leader sends neither */
+			if (json_is_integer(json_object_get(o, "term")) &&
+			    json_is_integer(json_object_get(o, "leader_ms")) &&
+			    json_integer_value(json_object_get(o, "term")) > 0 &&
+			    json_integer_value(json_object_get(o, "leader_ms")) > 0)
+				heard(h, h->leader_verdict_from,
+				      (uint64_t)json_integer_value(json_object_get(o, "term")),
+				      (uint64_t)json_integer_value(json_object_get(o, "leader_ms")));
 		} else if (!h->report_failing) {
 			/* debug: a leader that just lost leadership answers 409 */
 			log_debug("health report to the leader not taken", "url=%s status=%ld",
@@ -460,6 +505,14 @@ static void start_probe(struct health *h, const struct node_status *st)
 	j->node_id = h->a->cfg.node.id;
 	j->req.data = j;
 	j->handed_over_ago_ms = h->handed_over_ms ? (int64_t)(now_ms(h) - h->handed_over_ms) : -1;
+	if (h->heard_ms != 0 && h->heard_leader == st->leader_id) {
+		j->after_leader = h->heard_leader;
+		j->after_term = h->heard_term;
+		j->after_ms = h->heard_ms;
+	}
+	h->probe_after_leader = j->after_leader;
+	h->probe_after_term = j->after_term;
+	h->probe_after_ms = j->after_ms;
 	/* nothing to report without a source or target (a bare Raft group) */
 	if ((h->a->cfg.source.present || h->a->cfg.target.present) && st->leader_id != 0 &&
 	    st->leader_id != j->node_id && control_address_of(h, st->leader_id, addr, sizeof addr))
@@ -587,6 +640,15 @@ static void bad_sides(struct health *h, uint64_t now, bool bad[SIDE_N])
 		bad[i] = (q[i] && now - h->quarantined_since[i] >= HEALTH_QUARANTINE_GRACE_MS) ||
 			 (h->check[i].bad_in_row >= 2 && own_state(h, (enum side)i, now) != HEALTH_OK &&
 			  own_state(h, (enum side)i, now) != HEALTH_UNKNOWN);
+		/* Since when this leader has seen the side fail: the later start
+		 * of the two signs, so that a peer's check counts only when it is
+		 * newer than both (health_pick.h). */
+		h->failing_since[i] = q[i] ? h->quarantined_since[i] : 0;
+		if (h->check[i].bad_in_row >= 1 && own_state(h, (enum side)i, now) != HEALTH_OK &&
+		    own_state(h, (enum side)i, now) != HEALTH_UNKNOWN &&
+		    h->check[i].bad_since_ms > h->failing_since[i])
+			h->failing_since[i] = h->check[i].bad_since_ms;
+		assert(!bad[i] || h->failing_since[i] != 0);
 		/* for the verdict: what the engine met beats what the probe saw */
 		h->verdict.self[i] = q[i] ? how[i] : own_state(h, (enum side)i, now);
 	}
@@ -622,47 +684,38 @@ static void compute_verdict(struct health *h, const struct node_status *st, uint
 	}
 }
 
-/* A voter whose latest report says every bad side works; 0 when none. */
+/* A voter whose latest report, made after this leader's failure began, says
+ * every bad side works; 0 when none (health_pick.h). */
 static uint64_t pick_voter(struct health *h, const struct node_status *st, const bool bad[SIDE_N],
 			   uint64_t now)
 {
-	uint64_t best = 0;
-	int best_score = -1;
+	struct health_candidate c[NODE_MAX_MEMBERS];
+	uint64_t since[HEALTH_SIDES];
+	size_t n = 0;
 	unsigned i;
 	int s;
 
-	for (i = 0; i < st->n_members; i++) {
+	for (s = 0; s < SIDE_N; s++)
+		since[s] = bad[s] ? h->failing_since[s] : 0;
+	for (i = 0; i < st->n_members && n < NODE_MAX_MEMBERS; i++) {
 		const struct node_member_status *m = &st->members[i];
 		struct peer *p;
-		int score = 0;
-		bool fit = true;
 		if (m->role != NODE_VOTER || m->id == h->a->cfg.node.id)
 			continue;
 		p = peer_of(h, m->id, false);
-		if (p == NULL || !fresh(p->received_ms, p->age_ms, now))
+		if (p == NULL)
 			continue;
-		/* A voter that itself handed over for health a short while ago
-		 * probes ok but failed as leader (e.g. the sync's own search is
-		 * refused where the probe's read is not): choosing it again would
-		 * make two such nodes pass leadership back and forth. */
-		if (p->handed_over_at != 0 && now - p->handed_over_at < HEALTH_RECENT_HANDOVER_MS)
-			continue;
-		for (s = 0; s < SIDE_N; s++) {
-			if (bad[s] && p->state[s] != HEALTH_OK)
-				fit = false;
-			if (p->state[s] == HEALTH_OK)
-				score += 2;
-		}
-		if (!fit)
-			continue;
-		if (m->reachable == 1)
-			score += 1;
-		if (score > best_score) {
-			best_score = score;
-			best = m->id;
-		}
+		c[n].id = m->id;
+		c[n].reachable = m->reachable;
+		for (s = 0; s < SIDE_N; s++)
+			c[n].state[s] = p->state[s];
+		c[n].received_ms = p->received_ms;
+		c[n].age_ms = p->age_ms;
+		c[n].checked_after_ms = p->checked_after_ms;
+		c[n].handed_over_at = p->handed_over_at;
+		n++;
 	}
-	return best;
+	return health_pick(c, n, since, now);
 }
 
 static void on_handed_over(struct node *n, bool transferred)
@@ -709,6 +762,7 @@ static void handover_tick(struct health *h, const struct node_status *st, uint64
 			log_info("no longer leading; health hand-over not needed", NULL);
 		h->leading = h->episode = false;
 		h->quarantined_since[SIDE_SOURCE] = h->quarantined_since[SIDE_TARGET] = 0;
+		h->failing_since[SIDE_SOURCE] = h->failing_since[SIDE_TARGET] = 0;
 		return;
 	}
 	if (!h->leading) {
@@ -923,6 +977,7 @@ void health_handle_report(struct health *h, const struct http_request *req,
 	json_t *body, *side;
 	json_error_t jerr;
 	json_int_t id = 0;
+	uint64_t term = node_term(&h->a->node);
 	struct peer *p;
 	int s;
 
@@ -981,6 +1036,47 @@ void health_handle_report(struct health *h, const struct http_request *req,
 	p->handed_over_at = json_is_integer(side) && (uint64_t)json_integer_value(side) < p->received_ms
 				    ? p->received_ms - (uint64_t)json_integer_value(side)
 				    : 0;
+	p->checked_after_ms = health_checked_after(json_object_get(body, "checked_after"), h->a->cfg.node.id,
+						   term, p->received_ms);
 	json_decref(body);
-	control_reply_json(reply, 200, json_pack("{s:o}", "cluster_health", health_cluster_json(h)));
+	/* term and leader_ms: this leader's clock, for the next report's
+	 * "checked_after" (health.h) */
+	control_reply_json(reply, 200,
+			   json_pack("{s:o,s:I,s:I}", "cluster_health", health_cluster_json(h), "term",
+				     (json_int_t)term, "leader_ms", (json_int_t)p->received_ms));
+}
+
+static uint64_t failing_since(const struct health *h)
+{
+	return h->failing_since[SIDE_SOURCE] > h->failing_since[SIDE_TARGET] ? h->failing_since[SIDE_SOURCE]
+									     : h->failing_since[SIDE_TARGET];
+}
+
+json_t *health_view_json(struct health *h)
+{
+	json_t *o = xcheck(json_pack("{s:I}", "leader_ms", (json_int_t)now_ms(h)));
+
+	if (h->leading && failing_since(h) != 0)
+		set(o, "failing_since_ms", xcheck(json_integer((json_int_t)failing_since(h))));
+	return o;
+}
+
+void health_leader_seen(struct health *h, uint64_t leader, uint64_t term, const json_t *view)
+{
+	uint64_t ms, since;
+
+	if (h->stopping || h->leading || health_view_parse(view, &ms, &since) != 0)
+		return;
+	heard(h, leader, term, ms);
+	/* The leader has seen a side fail since `since` and hands over only
+	 * to a voter whose check began after it: check once now, not at the
+	 * next period, so that a voter that can do better is known at once.
+	 * Once per failure: a probe started from now on carries ms >= since.
+	 * The latest probe's stamp counts only if it is this leader's in this
+	 * term: another leader's clock says nothing of this one's. */
+	if (since != 0 && since != h->probe_asked_for &&
+	    (h->probe_after_leader != leader || h->probe_after_term != term || h->probe_after_ms < since)) {
+		h->probe_asked_for = since;
+		h->probe_wanted = true;
+	}
 }

@@ -25,13 +25,34 @@
  * target_unreachable) for HEALTH_QUARANTINE_GRACE_MS, or when this node's own
  * probe failed twice in a row (on a leader the second probe follows the
  * first after HEALTH_CONFIRM_MS). Then leadership is transferred to a voter whose
- * latest report (at most HEALTH_FRESH_MS old) says that side is ok, preferring
- * one with both sides ok; with none, the leader stays and says so once. After
+ * latest report (at most HEALTH_FRESH_MS old) says that side is ok AND whose
+ * check began after this leader first saw the side fail ("checked_after"
+ * below; agent/health_pick.h), preferring one with both sides ok; with none,
+ * the leader stays (and is quarantined as a lone agent would be) and says
+ * so once. After
  * a transfer this node is a follower and the new leader decides on its own
  * reports, so there is no loop: a node is never chosen unless it reported ok.
  * A transfer that does not complete is tried again after HEALTH_PROBE_MS. A
  * voter that itself handed over for health less than HEALTH_RECENT_HANDOVER_MS
  * ago is not chosen (its probe may work where its sync did not).
+ *
+ * "checked_after": how the leader knows a peer's check is newer than its own
+ * failure without comparing clocks. Peers' wall clocks differ, and a report's
+ * age alone does not do either: it is pushed, so the leader cannot measure
+ * its trip (a report delayed by a busy network or loop would look newer than
+ * it is). Instead the leader stamps its answers with its own loop
+ * (monotonic) time: "leader_ms" and "term" in the answer to a report, and
+ * the "health" object of GET /v1/members ({"leader_ms", "failing_since_ms"}),
+ * which every follower fetches every 250 ms (agent/member_view.h). A
+ * follower's report carries "checked_after": {"leader", "term", "leader_ms"},
+ * the newest such stamp it had read when its probes began. Those probes
+ * began after the leader wrote that answer -- causality, no clock compared --
+ * so the leader takes "leader_ms" as a lower bound of the check's time, in
+ * its own clock (only its own stamps in its current term count: a restarted
+ * process's clock starts again). When the leader's view says
+ * "failing_since_ms" newer than the follower's latest probe, the follower
+ * probes once at once, so that a voter that can do better is known within
+ * one fetch and one probe, not one period later.
  */
 #ifndef CANOPY_AGENT_HEALTH_H
 #define CANOPY_AGENT_HEALTH_H
@@ -106,6 +127,16 @@ bool health_peer_address(struct health *h, uint64_t id, char *out, size_t len);
  * *out filled; 0 when that report had none (an older build); -1 when no
  * report came from it since this node leads. */
 int health_peer_version(struct health *h, uint64_t id, struct format_record *out);
+
+/* For GET /v1/members (leader): {"leader_ms": this node's loop time,
+ * "failing_since_ms": since when it has seen a side fail (absent: none)}. */
+json_t *health_view_json(struct health *h);
+
+/* Follower: the "health" object of leader `leader`'s GET /v1/members
+ * answer in `term` (agent/member_view.c): keeps its time for the next
+ * report's "checked_after", and probes at once when the leader waits for a
+ * check newer than its failure. Anything malformed is ignored. */
+void health_leader_seen(struct health *h, uint64_t leader, uint64_t term, const json_t *view);
 
 /* POST /v1/health/report: a follower's latest probe results (leader only). */
 void health_handle_report(struct health *h, const struct http_request *req,

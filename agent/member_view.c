@@ -39,7 +39,7 @@ static void set(json_t *o, const char *key, json_t *v)
 }
 
 int member_view_parse(const char *body, size_t len, uint64_t *leader, uint64_t *term, json_t **members,
-		      char *errmsg, size_t errlen)
+		      json_t **health, char *errmsg, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *o, *m, *e;
@@ -47,6 +47,8 @@ int member_view_parse(const char *body, size_t len, uint64_t *leader, uint64_t *
 	size_t i;
 
 	*members = NULL;
+	if (health != NULL)
+		*health = NULL;
 	if (len > MEMBER_VIEW_MAX_BYTES) {
 		snprintf(errmsg, errlen, "member view: %zu bytes, more than %d", len, MEMBER_VIEW_MAX_BYTES);
 		return -EPROTO;
@@ -74,6 +76,8 @@ int member_view_parse(const char *body, size_t len, uint64_t *leader, uint64_t *
 	*leader = (uint64_t)l;
 	*term = (uint64_t)t;
 	*members = json_incref(m);
+	if (health != NULL && json_is_object(json_object_get(o, "health")))
+		*health = json_incref(json_object_get(o, "health"));
 	json_decref(o);
 	return 0;
 }
@@ -117,17 +121,21 @@ static void fetch_done(uv_work_t *req, int status)
 	struct fetch *f = req->data;
 	struct member_view *v = f->v;
 	uint64_t leader, term;
-	json_t *members;
+	json_t *members, *health;
 	char err[256];
 
 	v->fetch = NULL;
 	if (!v->stopping && status == 0 && f->status == 200 && f->body != NULL &&
-	    member_view_parse(f->body, strlen(f->body), &leader, &term, &members, err, sizeof err) == 0) {
+	    member_view_parse(f->body, strlen(f->body), &leader, &term, &members, &health, err,
+			      sizeof err) == 0) {
 		json_decref(v->members);
 		v->members = members;
 		v->leader = leader;
 		v->term = term;
 		v->at_ms = uv_now(&v->a->loop);
+		if (health != NULL && v->a->health != NULL)
+			health_leader_seen(v->a->health, leader, term, health);
+		json_decref(health);
 	}
 	free(f->body);
 	free(f);

@@ -47,9 +47,12 @@ void member_view_apply(struct member_view *v, const struct node_status *st, cons
 		       json_t *jm);
 
 /* Parse a GET /v1/members answer: 0 with the leader's id, term and members
- * array (a new reference) in *members, or -EPROTO with errmsg. For the
- * fetcher and its fuzz target. */
+ * array (a new reference) in *members, and when `health` is not NULL its
+ * "health" object (a new reference; NULL when absent or not an object: an
+ * older leader), or -EPROTO with errmsg. For the fetcher and its fuzz
+ * target. The fetcher hands "health" to agent/health.h
+ * (health_leader_seen): the leader's clock, for the health hand-over. */
 int member_view_parse(const char *body, size_t len, uint64_t *leader, uint64_t *term, json_t **members,
-		      char *errmsg, size_t errlen);
+		      json_t **health, char *errmsg, size_t errlen);
 
 #endif /* CANOPY_AGENT_MEMBER_VIEW_H */

@@ -877,6 +877,55 @@ static void a_present_phase_deletes_what_the_refresh_did_not_report(void **state
 	planner_clear(&p);
 }
 
+/* The end of a present phase finds what the refresh did not report without
+ * decoding every record (plan.c find_absent): a users' refresh deletes the
+ * unreported users and no group, a groups' refresh the unreported groups
+ * and no user. */
+static void a_present_phase_deletes_only_the_unreported_objects_of_its_type(void **state)
+{
+	struct fx *f = *state;
+	struct state_batch sb;
+	uint64_t seq = 0;
+
+	exported_users(f, 3);
+	state_batch_init(&sb);
+	put_record(&sb, OBJECT_KEY_OBJECT, "g1", OBJECT_GROUP, "cn=g1,ou=groups,dc=example", "id-g1", 0);
+	put_record(&sb, OBJECT_KEY_OBJECT, "g2", OBJECT_GROUP, "cn=g2,ou=groups,dc=example", "id-g2", 0);
+	apply(f, &sb);
+	for (int t = 0; t < 2; t++) {
+		enum object_type type = t == 0 ? OBJECT_USER : OBJECT_GROUP;
+		const char *reported = t == 0 ? "a2" : "g1";
+		struct planner p;
+		struct batch *b = batch_new(BATCH_CHANGES, 1);
+		struct source_event *evs[] = {
+			event(SOURCE_REFRESH_BEGIN, type, NULL, NULL),
+			event(SOURCE_PRESENT, type, reported, NULL),
+			event(SOURCE_REFRESH_END, type, NULL, "c1"),
+		};
+		char got[64] = "";
+
+		evs[2]->present_phase = true;
+		planner_init(&p, &f->cfg, &f->st, &seq);
+		planner_load(&p); /* as a session does */
+		for (size_t i = 0; i < 3; i++) {
+			plan_event(&p, b, evs[i]);
+			source_event_free(evs[i]);
+		}
+		for (size_t i = 0; i < b->n; i++) {
+			assert_int_equal(b->items[i]->kind, IT_DELETE);
+			assert_int_equal(b->items[i]->type, type);
+			strcat(got, b->items[i]->anchor);
+			strcat(got, " ");
+		}
+		if (t == 0)
+			assert_true(strcmp(got, "a1 a3 ") == 0 || strcmp(got, "a3 a1 ") == 0);
+		else
+			assert_string_equal(got, "g2 ");
+		batch_free(b);
+		planner_clear(&p);
+	}
+}
+
 static void a_delete_from_the_other_scope_is_ignored(void **state)
 {
 	struct fx *f = *state;
@@ -2453,6 +2502,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_later_change_supersedes_an_earlier_one_in_the_batch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(an_unchanged_object_costs_no_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_present_phase_deletes_only_the_unreported_objects_of_its_type,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_present_phase_deletes_what_the_refresh_did_not_report, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_delete_from_the_other_scope_is_ignored, setup, teardown),

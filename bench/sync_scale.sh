@@ -6,7 +6,8 @@
 # agent the batches cancelled at the end of the write lease ("lease-expired"
 # in the provisioning log), the "event loop was blocked" warnings and the
 # elections it started. Defaults: 100,000 users, 1,000 groups, 600 s.
-# Uses the build in CANOPY_BUILD_DIR (default <source>/build).
+# Uses the build in CANOPY_BUILD_DIR (default <source>/build); with
+# SYNC_SCALE_KEEP=DIR the agents' logs and provisioning logs are copied there.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 export CANOPY_SOURCE_DIR=$src CANOPY_BUILD_DIR=${CANOPY_BUILD_DIR:-$src/build}
@@ -26,6 +27,11 @@ t1=$(date +%s%N)
 echo "created $((users + groups)) objects in $(((t1 - t0) / 1000000)) ms"
 echo "fixture: $(curl -s "$SCIM_TEST_URL/stats")"
 for i in 1 2 3; do
+	if [ -n "${SYNC_SCALE_KEEP:-}" ]; then
+		mkdir -p "$SYNC_SCALE_KEEP" &&
+			cp "$FIXTURE_TMP/agent$i.log.tmp" "$SYNC_SCALE_KEEP/agent$i.log" &&
+			cp "$FIXTURE_TMP/data$i/provisioning.log" "$SYNC_SCALE_KEEP/provisioning$i.log"
+	fi
 	echo "agent $i: lease-expired $(grep -c lease-expired "$FIXTURE_TMP/data$i/provisioning.log")," \
 		"loop blocked $(grep -c 'event loop was blocked' "$FIXTURE_TMP/agent$i.log.tmp")," \
 		"elections started $(grep -c 'election started' "$FIXTURE_TMP/agent$i.log.tmp")"

@@ -6,10 +6,12 @@
 
 #include "common/xalloc.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 static const unsigned char magic[4] = {'C', 'N', 'P', 'Y'};
 
@@ -226,6 +228,95 @@ static int fsm_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
 	return 0;
 }
 
+/*
+ * Snapshots off the loop (raft_fsm version 3, see fsm.h): libraft calls
+ * snapshot on the loop, snapshot_async through io->async_work on a libuv
+ * worker, and snapshot_finalize on the loop once the snapshot is written or
+ * abandoned -- in every case after a successful snapshot, so thaw always
+ * runs (raft.h, "version 3"; src/replication.c takeSnapshot and
+ * takeSnapshotClose). With snapshot_finalize set, libraft owns none of the
+ * buffers: finalize frees them. The payload buffer is allocated here, on the
+ * loop, at its exact size (malloc of a large block maps pages lazily: cheap);
+ * the worker only fills it.
+ */
+static int fsm_freeze_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct fsm *f = rf->data;
+	struct fsm_machine *m = f->machine;
+	struct raft_buffer *out;
+	size_t len = 0;
+
+	m->freeze(m->data, &len);
+	if (len > UINT32_MAX - FSM_HEADER_SIZE - 8) {
+		m->thaw(m->data);
+		return RAFT_TOOBIG;
+	}
+	out = xcheck(raft_calloc(2, sizeof *out));
+	out[0].base = xcheck(raft_malloc(FSM_HEADER_SIZE));
+	out[0].len = FSM_HEADER_SIZE;
+	header(out[0].base, 0, m->snapshot_version ? m->snapshot_version : m->max_version, len);
+	out[1].base = xcheck(raft_malloc(len ? len : 1));
+	out[1].len = len;
+	*bufs = out;
+	*n_bufs = 2;
+	f->stats.snapshots++;
+	return 0;
+}
+
+/* On a worker thread: reads only what freeze fixed (fsm.h). */
+static int fsm_encode_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct fsm *f = rf->data;
+	struct fsm_machine *m = f->machine;
+	uint64_t t0 = uv_hrtime();
+
+	assert(*n_bufs == 2);
+	m->encode(m->data, (*bufs)[1].base, (*bufs)[1].len);
+	/* read by finalize, on the loop, after this work completed */
+	f->encode_ns = uv_hrtime() - t0;
+	return 0;
+}
+
+static int fsm_finalize_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct fsm *f = rf->data;
+	struct fsm_machine *m = f->machine;
+
+	for (unsigned i = 0; i < *n_bufs; i++)
+		raft_free((*bufs)[i].base);
+	raft_free(*bufs);
+	*bufs = NULL;
+	*n_bufs = 0;
+	f->stats.snapshot_encode_ms = f->encode_ns / 1000000;
+	m->thaw(m->data);
+	return 0;
+}
+
+void fsm_snapshot_now(struct fsm *f, struct raft_buffer *out)
+{
+	struct raft_buffer *bufs = NULL;
+	unsigned n = 0;
+	int rv;
+
+	rv = f->raft.snapshot(&f->raft, &bufs, &n);
+	assert(rv == 0); /* only a state over 4 GB fails */
+	(void)rv;
+	if (f->raft.version < 3 || f->raft.snapshot_async == NULL) {
+		fsm_snapshot_join(bufs, n, out); /* frees them: version 1 */
+		return;
+	}
+	f->raft.snapshot_async(&f->raft, &bufs, &n);
+	/* join a copy: finalize frees the originals (and thaws) */
+	struct raft_buffer *copy = xcheck(raft_calloc(n, sizeof *copy));
+	for (unsigned i = 0; i < n; i++) {
+		copy[i].base = xcheck(raft_malloc(bufs[i].len ? bufs[i].len : 1));
+		copy[i].len = bufs[i].len;
+		memcpy(copy[i].base, bufs[i].base, bufs[i].len);
+	}
+	fsm_snapshot_join(copy, n, out);
+	f->raft.snapshot_finalize(&f->raft, &bufs, &n);
+}
+
 void fsm_init(struct fsm *f, struct fsm_machine *machine)
 {
 	memset(f, 0, sizeof *f);
@@ -235,4 +326,17 @@ void fsm_init(struct fsm *f, struct fsm_machine *machine)
 	f->raft.apply = fsm_apply_cb;
 	f->raft.snapshot = fsm_snapshot_cb;
 	f->raft.restore = fsm_restore_cb;
+}
+
+int fsm_snapshot_off_loop(struct fsm *f)
+{
+	struct fsm_machine *m = f->machine;
+
+	if (m->freeze == NULL || m->encode == NULL || m->thaw == NULL)
+		return -ENOTSUP;
+	f->raft.version = 3;
+	f->raft.snapshot = fsm_freeze_cb;
+	f->raft.snapshot_async = fsm_encode_cb;
+	f->raft.snapshot_finalize = fsm_finalize_cb;
+	return 0;
 }

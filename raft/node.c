@@ -454,9 +454,17 @@ int node_start(struct node *n, uv_loop_t *loop, const struct node_config *cfg,
 		snprintf(errmsg, errlen, "raft storage in %s: %s", cfg->data_dir, n->io.errmsg);
 		goto err_after_transport;
 	}
+	/* raft_uv in 0.15 implements async_work (src/uv_work.c) but leaves
+	 * io->version at 1, and raft_init refuses an fsm with snapshot_async
+	 * unless io->version > 1 (src/raft.c ioFsmVersionCheck). The method is
+	 * there: say so, and snapshots are encoded off the loop (raft/fsm.h). */
+	if (n->io.version < 2 && n->io.async_work != NULL)
+		n->io.version = 2;
 	/* Before raft_init: libraft calls io->start from raft_start. */
 	isolation_wrap(&n->isolation, &n->io, loop);
 	fsm_init(&n->fsm, machine);
+	if (n->io.async_work != NULL)
+		(void)fsm_snapshot_off_loop(&n->fsm); /* -ENOTSUP: a machine without freeze, on the loop */
 	rv = raft_init(&n->raft, &n->io, &n->fsm.raft, cfg->id, cfg->address);
 	if (rv != 0) {
 		snprintf(errmsg, errlen, "raft init: %s", raft_errmsg(&n->raft));

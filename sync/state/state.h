@@ -91,6 +91,17 @@ struct state {
 	uint64_t applied_by_version[STATE_VERSION + 1];
 	uint64_t applied_deflated;
 	struct fsm_machine machine;
+	/* A snapshot being encoded off the loop (fsm.h, freeze/encode/thaw):
+	 * the slots as they were at the freeze, and the cursor then. While
+	 * frozen, a slot replaced or deleted is not freed but kept in
+	 * `graveyard` until the thaw: the worker may still be reading it. */
+	bool frozen;
+	struct state_slot **frozen_slots;
+	size_t n_frozen;
+	void *frozen_cursor;
+	size_t frozen_cursor_len;
+	struct state_slot **graveyard;
+	size_t n_graveyard, cap_graveyard;
 };
 
 /* Set up an empty state (out of memory aborts: common/xalloc.h). */

@@ -243,8 +243,8 @@ static void leader_writes_format_2_only_after_last_member_upgraded(void **ctx)
 	struct machine *spare_old = machine_new(1);
 	const uint64_t ids[] = {1, 2, 3};
 	struct state_batch b;
-	struct raft_buffer buf, *snap, one;
-	unsigned n_snap, i, round;
+	struct raft_buffer buf, one;
+	unsigned i, round;
 	uint16_t f;
 	(void)ctx;
 
@@ -273,16 +273,14 @@ static void leader_writes_format_2_only_after_last_member_upgraded(void **ctx)
 	assert_true(state_digest(&n[3]->s) == state_digest(&n[1]->s));
 
 	/* a snapshot taken by a current node installs on the previous build */
-	assert_int_equal(n[1]->f.raft.snapshot(&n[1]->f.raft, &snap, &n_snap), 0);
-	fsm_snapshot_join(snap, n_snap, &one);
+	fsm_snapshot_now(&n[1]->f, &one);
 	assert_int_equal(spare_old->f.raft.restore(&spare_old->f.raft, &one), 0);
 	assert_true(state_digest(&spare_old->s) == state_digest(&n[1]->s));
 
 	/* upgrade node 3: same data, current build */
 	{
 		struct machine *up = machine_new(STATE_VERSION);
-		assert_int_equal(n[3]->f.raft.snapshot(&n[3]->f.raft, &snap, &n_snap), 0);
-		fsm_snapshot_join(snap, n_snap, &one);
+		fsm_snapshot_now(&n[3]->f, &one);
 		assert_int_equal(up->f.raft.restore(&up->f.raft, &one), 0);
 		machine_free(n[3]);
 		n[3] = up;

@@ -3,6 +3,7 @@
  * adapter: apply, snapshot round trip, refusal of unknown versions and of
  * malformed entries.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@ static int setup(void **ctx)
 	struct fixture *x = calloc(1, sizeof *x);
 	state_init(&x->s);
 	fsm_init(&x->f, state_machine(&x->s));
+	assert_int_equal(fsm_snapshot_off_loop(&x->f), 0); /* as an agent's node does */
 	*ctx = x;
 	return 0;
 }
@@ -175,8 +177,8 @@ static void snapshot_restore_rebuilds_state_exactly(void **ctx)
 	struct state copy;
 	struct fsm cf;
 	struct state_batch b;
-	struct raft_buffer *bufs, one;
-	unsigned n, i;
+	struct raft_buffer one;
+	unsigned i;
 	char k[32], v[32], buf[64];
 
 	state_batch_init(&b);
@@ -188,8 +190,7 @@ static void snapshot_restore_rebuilds_state_exactly(void **ctx)
 	state_batch_cursor(&b, "\x01\x02cookie", 8);
 	assert_int_equal(apply_batch(x, &b), 0);
 
-	assert_int_equal(x->f.raft.snapshot(&x->f.raft, &bufs, &n), 0);
-	fsm_snapshot_join(bufs, n, &one);
+	fsm_snapshot_now(&x->f, &one);
 
 	state_init(&copy);
 	fsm_init(&cf, state_machine(&copy));
@@ -223,6 +224,97 @@ static void snapshot_restore_rebuilds_state_exactly(void **ctx)
 	state_close(&copy);
 }
 
+struct encode_job {
+	struct fixture *x;
+	struct raft_buffer *bufs;
+	unsigned n;
+	int rv;
+};
+
+static void *encode_thread(void *arg)
+{
+	struct encode_job *j = arg;
+
+	j->rv = j->x->f.raft.snapshot_async(&j->x->f.raft, &j->bufs, &j->n);
+	return NULL;
+}
+
+/* libraft takes a snapshot in three steps (raft_fsm version 3): freeze on
+ * the loop, encode on a worker while the loop applies more entries, then
+ * finalize. The snapshot must be the state at the freeze, and the applies
+ * must not free what the worker reads (ASan: a replaced or deleted slot
+ * stays until the thaw) -- replaces, deletes, a new cursor and a table that
+ * grows its buckets meanwhile. */
+static void a_snapshot_is_the_state_at_its_freeze_while_entries_apply(void **ctx)
+{
+	struct fixture *x = *ctx;
+	struct state copy;
+	struct fsm cf;
+	struct state_batch b;
+	struct raft_buffer one, *joined;
+	struct encode_job job = {.x = x};
+	pthread_t th;
+	uint64_t at_freeze;
+	unsigned i;
+	char k[32], v[48];
+
+	assert_int_equal(x->f.raft.version, 3);
+	state_batch_init(&b);
+	for (i = 0; i < 3000; i++) {
+		snprintf(k, sizeof k, "uuid-%u", i);
+		snprintf(v, sizeof v, "target-%u", i);
+		put(&b, k, v);
+	}
+	state_batch_cursor(&b, "cursor-1", 8);
+	assert_int_equal(apply_batch(x, &b), 0);
+	at_freeze = state_digest(&x->s);
+
+	assert_int_equal(x->f.raft.snapshot(&x->f.raft, &job.bufs, &job.n), 0);
+	/* half the rounds before the worker starts (so that it surely reads a
+	 * table changed since the freeze), half while it runs */
+	for (unsigned round = 0; round < 20; round++) {
+		if (round == 10)
+			assert_int_equal(pthread_create(&th, NULL, encode_thread, &job), 0);
+		state_batch_init(&b);
+		for (i = round * 150; i < (round + 1) * 150; i++) {
+			snprintf(k, sizeof k, "uuid-%u", i);
+			if (i % 3 == 0) {
+				state_batch_del(&b, k, strlen(k));
+			} else {
+				snprintf(v, sizeof v, "changed-%u-%u", i, round);
+				put(&b, k, v);
+			}
+			snprintf(k, sizeof k, "new-%u", i);
+			put(&b, k, "fresh");
+		}
+		state_batch_cursor(&b, "cursor-2", 8);
+		assert_int_equal(apply_batch(x, &b), 0);
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(job.rv, 0);
+	assert_true(state_digest(&x->s) != at_freeze);
+
+	/* what libraft writes: the buffers in turn (copied: finalize frees them) */
+	joined = raft_calloc(job.n, sizeof *joined);
+	for (i = 0; i < job.n; i++) {
+		joined[i].len = job.bufs[i].len;
+		joined[i].base = raft_malloc(job.bufs[i].len);
+		memcpy(joined[i].base, job.bufs[i].base, job.bufs[i].len);
+	}
+	fsm_snapshot_join(joined, job.n, &one);
+	assert_int_equal(x->f.raft.snapshot_finalize(&x->f.raft, &job.bufs, &job.n), 0);
+	assert_false(x->s.frozen);
+	assert_int_equal(x->s.n_graveyard, 0);
+
+	state_init(&copy);
+	fsm_init(&cf, state_machine(&copy));
+	assert_int_equal(cf.raft.restore(&cf.raft, &one), 0);
+	assert_true(state_digest(&copy) == at_freeze);
+	assert_int_equal(copy.count, 3000);
+	assert_memory_equal(copy.cursor, "cursor-1", 8);
+	state_close(&copy);
+}
+
 /* A user's manager (its DN and the anchor set in the target) is part of its
  * record: it survives a snapshot on another node, and the digest agrees. A
  * record without a manager is written as before (no new fields). */
@@ -239,8 +331,7 @@ static void object_records_carry_the_manager_through_a_snapshot(void **ctx)
 	struct state copy;
 	struct fsm cf;
 	struct state_batch b;
-	struct raft_buffer *bufs, one;
-	unsigned n;
+	struct raft_buffer one;
 	char *val, err[128];
 	const void *v;
 	size_t vlen;
@@ -259,8 +350,7 @@ static void object_records_carry_the_manager_through_a_snapshot(void **ctx)
 	free(val);
 	assert_int_equal(apply_batch(x, &b), 0);
 
-	assert_int_equal(x->f.raft.snapshot(&x->f.raft, &bufs, &n), 0);
-	fsm_snapshot_join(bufs, n, &one);
+	fsm_snapshot_now(&x->f, &one);
 	state_init(&copy);
 	fsm_init(&cf, state_machine(&copy));
 	assert_int_equal(cf.raft.restore(&cf.raft, &one), 0);
@@ -442,6 +532,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(digest_depends_on_content_not_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(table_grows_past_initial_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(snapshot_restore_rebuilds_state_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_snapshot_is_the_state_at_its_freeze_while_entries_apply, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(object_records_carry_the_manager_through_a_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(entry_of_unknown_version_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(truncated_batch_is_refused_whole, setup, teardown),

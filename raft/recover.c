@@ -110,6 +110,25 @@ static void on_closed(struct raft *r)
 	(void)r;
 }
 
+/*
+ * The entry raft_recover wrote is the last one of the log; give it the
+ * node's current term (metadata): no entry of a node's log has a term above
+ * its current term (Raft dissertation §3.3), so the log's terms stay
+ * non-decreasing, and a snapshot taken at that index is named with a term
+ * no older snapshot exceeds (raft/recover.h says why that matters).
+ */
+static int restamp(const char *data_dir, char *errmsg, size_t errlen)
+{
+	struct storage_info info;
+	int rv;
+
+	rv = storage_inspect(data_dir, &info, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	return storage_restamp_entry(data_dir, info.last_index, info.term ? info.term : 1, errmsg,
+				     errlen);
+}
+
 int recover_write(const char *data_dir, uint64_t id, const char *address,
 		  const struct raft_configuration *conf, char *errmsg, size_t errlen)
 {
@@ -151,6 +170,7 @@ int recover_write(const char *data_dir, uint64_t id, const char *address,
 		const char *cause = io.errmsg[0] ? io.errmsg : raft_errmsg(&r);
 		snprintf(errmsg, errlen, "raft_recover in %s: %s%s%s", data_dir, raft_strerror(rv),
 			 cause && cause[0] ? ": " : "", cause ? cause : "");
+		rv = -EIO;
 	}
 	/* raft_close completes on the loop (src/raft.c), as in node.c. */
 	raft_close(&r, on_closed);
@@ -159,7 +179,9 @@ int recover_write(const char *data_dir, uint64_t id, const char *address,
 	raft_uv_tcp_close(&transport);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
-	return rv == 0 ? 0 : -EIO;
+	if (rv == 0)
+		rv = restamp(data_dir, errmsg, errlen);
+	return rv;
 
 err_after_transport:
 	raft_uv_tcp_close(&transport);

@@ -9,9 +9,15 @@
  * stopped, it loads the log, closes any open segment and writes one closed
  * segment holding a single RAFT_CHANGE entry with the new configuration at
  * the index after the last one (src/uv_segment.c:
- * uvSegmentCreateClosedWithConfiguration; its term is 1, which libraft
- * accepts: the node's current term is in its metadata, not in that entry).
- * On the next start libraft restores that configuration as the latest one
+ * uvSegmentCreateClosedWithConfiguration). libraft gives that entry term 1
+ * whatever terms the entries before it have, and that is not harmless: a
+ * snapshot taken at that index is then named with term 1, and libraft ranks
+ * snapshots by term before index (src/uv_snapshot.c: uvSnapshotCompare), so
+ * it takes the older snapshot of a higher term for the newest one -- it sends
+ * that one to a node that joins (which then waits out libraft's 30 s install
+ * timeout, the log entries after it being gone) and would restore it at the
+ * next start. recover_write therefore gives the entry the node's current
+ * term (storage_restamp_entry, raft/storage.h). On the next start libraft restores that configuration as the latest one
  * (src/raft.c: the last RAFT_CHANGE entry wins), and a one-voter
  * configuration elects itself at once. Every entry the survivor holds --
  * the replicated cursor and object table included -- stays in its log and is
@@ -63,7 +69,9 @@ int recover_decode_configuration(const void *buf, size_t len, struct raft_config
  * data is in data_dir: raft_init on a raft_uv io (no transport is started,
  * nothing listens) and raft_recover, then raft_close. The caller holds the
  * data dir lock and has checked that `conf` lists `id` as a voter at
- * `address`. Returns 0 or -EIO with libraft's cause in errmsg.
+ * `address`; then storage_restamp_entry() gives the new entry the node's
+ * current term. Returns 0, -EIO with libraft's cause in errmsg, or the
+ * restamp's error.
  */
 int recover_write(const char *data_dir, uint64_t id, const char *address,
 		  const struct raft_configuration *conf, char *errmsg, size_t errlen);

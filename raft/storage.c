@@ -684,20 +684,20 @@ static int read_marker(const char *dir, uint64_t *commit, uint64_t *term, char *
 	return 0;
 }
 
-static int write_marker_file(const char *path, const char *tmp, const char *dir,
-			     uint64_t commit, uint64_t term)
+/* Replace dir/path by `len` bytes through tmp: write, fsync, rename, fsync
+ * the directory. A crash leaves the old file or the new one, never a mix. */
+static int write_file_atomic(const char *path, const char *tmp, const char *dir,
+			     const void *buf, size_t len)
 {
-	char text[128];
-	int len = format_marker(text, sizeof text, commit, term);
 	int fd, rv = 0;
 	ssize_t n;
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	n = write(fd, text, (size_t)len);
-	if (n != len)
-		rv = n < 0 ? -errno : -ENOSPC; /* a short write of 60 bytes: out of space */
+	n = write(fd, buf, len);
+	if (n < 0 || (size_t)n != len)
+		rv = n < 0 ? -errno : -ENOSPC; /* a short write of a small file: out of space */
 	if (rv == 0 && fsync(fd) != 0)
 		rv = -errno;
 	if (close(fd) != 0 && rv == 0)
@@ -708,14 +708,22 @@ static int write_marker_file(const char *path, const char *tmp, const char *dir,
 		unlink(tmp);
 		return rv;
 	}
-	/* Make the rename durable: a marker that went back would weaken the
-	 * check, never break it, but keep it cheap and right. */
+	/* Make the rename durable. */
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0) {
 		fsync(fd);
 		close(fd);
 	}
 	return 0;
+}
+
+static int write_marker_file(const char *path, const char *tmp, const char *dir,
+			     uint64_t commit, uint64_t term)
+{
+	char text[128];
+	int len = format_marker(text, sizeof text, commit, term);
+
+	return write_file_atomic(path, tmp, dir, text, (size_t)len);
 }
 
 int storage_marker_write(const char *data_dir, uint64_t commit, uint64_t term)
@@ -1089,6 +1097,51 @@ int storage_marker_flush(struct storage_marker *m)
 	} else {
 		m->errors++;
 	}
+	return rv;
+}
+
+/* ---- the recovery entry's term (for raft/recover.h) ----------------------- */
+
+int storage_restamp_entry(const char *data_dir, uint64_t index, uint64_t term, char *errmsg,
+			  size_t errlen)
+{
+	char name[64], path[1300], tmp[1300];
+	unsigned char *buf;
+	size_t len, off = 8, end;
+	uint64_t n;
+	const char *why = "";
+	int rv;
+
+	/* src/uv.h: UV__CLOSED_TEMPLATE "%016llu-%016llu" */
+	snprintf(name, sizeof name, "%016llu-%016llu", (unsigned long long)index,
+		 (unsigned long long)index);
+	rv = read_all(data_dir, name, &buf, &len, errmsg, errlen);
+	if (rv != 0)
+		return rv;
+	/* Exactly what uvSegmentCreateClosedWithConfiguration writes: format,
+	 * one batch of one RAFT_CHANGE entry, nothing after it. */
+	if (len < 8 || get64(buf) != DISK_FORMAT ||
+	    load_batch(buf, len, &off, &n, &end, &why) != BATCH_OK || n != 1 || off != len ||
+	    buf[8 + 16 + 8] != 3) {
+		snprintf(errmsg, errlen,
+			 "storage: %s/%s is not the single configuration entry libraft's recovery "
+			 "writes%s%s",
+			 data_dir, name, why[0] ? ": " : "", why);
+		free(buf);
+		return -EBADMSG;
+	}
+	/* The entry header starts after the two crcs and the count. */
+	for (int i = 0; i < 8; i++)
+		buf[8 + 16 + i] = (unsigned char)(term >> (8 * i));
+	n = storage_crc32(buf + 8 + 8, 8 + 16, 0);
+	for (int i = 0; i < 4; i++)
+		buf[8 + i] = (unsigned char)(n >> (8 * i));
+	snprintf(path, sizeof path, "%s/%s", data_dir, name);
+	snprintf(tmp, sizeof tmp, "%s/canopy-restamp.tmp", data_dir);
+	rv = write_file_atomic(path, tmp, data_dir, buf, len);
+	free(buf);
+	if (rv != 0)
+		snprintf(errmsg, errlen, "storage: cannot rewrite %s: %s", path, strerror(-rv));
 	return rv;
 }
 

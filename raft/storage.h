@@ -85,6 +85,20 @@ int storage_last_configuration(const char *data_dir, struct storage_conf *out, c
 			       size_t errlen);
 void storage_conf_free(struct storage_conf *c);
 
+/*
+ * Set the term of the single entry in the closed segment "index-index" of
+ * data_dir (the file libraft's raft_recover writes: src/uv_segment.c,
+ * uvSegmentCreateClosedWithConfiguration) to `term`, and its header checksum
+ * with it; the file is replaced atomically (write, fsync, rename, fsync the
+ * directory). Why: libraft writes that entry with term 1 whatever the log
+ * holds (raft/recover.h says what that breaks). -EBADMSG when the file is
+ * not exactly one RAFT_CHANGE entry; other negative errnos from the file
+ * system. The caller holds the data dir lock and no libraft instance has
+ * the data dir open.
+ */
+int storage_restamp_entry(const char *data_dir, uint64_t index, uint64_t term, char *errmsg,
+			  size_t errlen);
+
 /* storage_inspect() without the details. */
 int storage_check(const char *data_dir, char *errmsg, size_t errlen);
 

@@ -96,6 +96,19 @@ users_are 55 || fail "$(scim_count Users) users, expected 55"
 failover_audit_clean
 pass "recovered node $S leads alone, exported the pending changes (55 users), no duplicate create"
 
+# libraft names a snapshot by the term of its last entry and takes the one
+# with the highest term for the newest; the recovery entry must not carry a
+# term below the entries before it (libraft's own raft_recover writes 1), or
+# a snapshot taken there ranks below older ones and a joining node is sent a
+# stale one (it then waits out the 30 s install timeout).
+terms_by_index() {
+	ls "$dir/data$S" | sed -n 's/^snapshot-\([0-9]*\)-\([0-9]*\)-[0-9]*\.meta$/\2 \1/p' | sort -n | awk '{print $2}'
+}
+t=$(terms_by_index | paste -sd' ')
+[ -n "$t" ] || fail "no snapshot in the recovered node's data dir"
+[ "$(terms_by_index)" = "$(terms_by_index | sort -n)" ] || fail "snapshot terms go down as indexes go up: $t"
+pass "the recovered node's snapshots rank by index too (terms $t)"
+
 # A fresh node joins the new cluster.
 CLUSTER_BOOTSTRAP=false sync_agent_config 4 "[\"$self\"]"
 agent_start 4

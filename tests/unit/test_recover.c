@@ -2,7 +2,8 @@
  * tests/unit/test_recover.c -- raft/recover.h and raft/lock.h on real libraft
  * data dirs: a configuration decodes and refuses damage; a data dir
  * bootstrapped by libraft reads back its configuration; raft_recover writes
- * the new one after the last entry and a second read finds it; an empty data
+ * the new one after the last entry and a second read finds it, with the
+ * node's current term (libraft's own is 1); an empty data
  * dir is refused; the data dir lock refuses a second holder, naming the pid,
  * and is free again once released.
  */
@@ -144,6 +145,98 @@ static void test_read_recover_read(void **state)
 	free(dir);
 }
 
+/* metadata1 as libraft writes it (src/uv_metadata.c: format, version, term,
+ * voted_for; the higher version of the two files wins). */
+static void set_term(const char *dir, uint64_t term)
+{
+	unsigned char buf[32];
+	uint64_t v[4] = {1, 100, term, 1};
+	char path[600];
+	FILE *f;
+
+	for (int i = 0; i < 4; i++)
+		for (int b = 0; b < 8; b++)
+			buf[8 * i + b] = (unsigned char)(v[i] >> (8 * b));
+	snprintf(path, sizeof path, "%s/metadata1", dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, sizeof buf, f), sizeof buf);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void on_io_closed(struct raft_io *io)
+{
+	(void)io;
+}
+
+/* What libraft itself loads from dir: the current term and the last entry's. */
+static void load_terms(const char *dir, raft_term *term, raft_term *last_term, raft_index *last)
+{
+	uv_loop_t loop;
+	struct raft_uv_transport t;
+	struct raft_io io;
+	raft_id voted_for;
+	struct raft_snapshot *snap = NULL;
+	raft_index start;
+	struct raft_entry *entries = NULL;
+	size_t n = 0;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(raft_uv_tcp_init(&t, &loop), 0);
+	memset(&io, 0, sizeof io);
+	assert_int_equal(raft_uv_init(&io, &loop, dir, &t), 0);
+	assert_int_equal(io.init(&io, 1, "127.0.0.1:7001"), 0);
+	assert_int_equal(io.load(&io, term, &voted_for, &snap, &start, &entries, &n), 0);
+	assert_null(snap);
+	assert_true(n > 0);
+	*last_term = entries[n - 1].term;
+	*last = start + n - 1;
+	/* one batch per entry here: libraft frees a loaded batch by its first
+	 * entry's batch pointer (src/entry.c: entryBatchesDestroy) */
+	for (size_t i = 0; i < n; i++)
+		if (entries[i].batch != NULL && (i == 0 || entries[i].batch != entries[i - 1].batch))
+			raft_free(entries[i].batch);
+	raft_free(entries);
+	io.close(&io, on_io_closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	raft_uv_close(&io);
+	raft_uv_tcp_close(&t);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/*
+ * raft_recover alone writes the new configuration with term 1 after entries
+ * of higher terms; a snapshot at that index would then rank below older
+ * ones. recover_write gives it the node's current term, and libraft loads
+ * the rewritten file (its checksum holds).
+ */
+static void test_the_recovery_entry_has_the_current_term(void **state)
+{
+	char *dir = tmpdir(), errmsg[512];
+	struct raft_configuration one;
+	raft_term term, last_term;
+	raft_index last;
+
+	(void)state;
+	bootstrap(dir);
+	set_term(dir, 7);
+	raft_configuration_init(&one);
+	assert_int_equal(raft_configuration_add(&one, 1, "127.0.0.1:7001", RAFT_VOTER), 0);
+	assert_int_equal(recover_write(dir, 1, "127.0.0.1:7001", &one, errmsg, sizeof errmsg), 0);
+	raft_configuration_close(&one);
+	load_terms(dir, &term, &last_term, &last);
+	assert_int_equal(term, 7);
+	assert_int_equal(last, 2);
+	assert_int_equal(last_term, 7);
+	assert_int_equal(storage_check(dir, errmsg, sizeof errmsg), 0);
+
+	/* anything but one configuration entry is refused, unchanged */
+	assert_int_equal(storage_restamp_entry(dir, 3, 7, errmsg, sizeof errmsg), -ENOENT);
+	rmdir_all(dir);
+	free(dir);
+}
+
 static void test_empty_data_dir_refused(void **state)
 {
 	char *dir = tmpdir(), errmsg[512];
@@ -185,6 +278,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_round_trip_and_damage),
 		cmocka_unit_test(test_read_recover_read),
+		cmocka_unit_test(test_the_recovery_entry_has_the_current_term),
 		cmocka_unit_test(test_empty_data_dir_refused),
 		cmocka_unit_test(test_lock_one_holder),
 	};

@@ -4,8 +4,11 @@
 # what it cost the cluster: the time to create every object, the fixture's
 # request counts (a create answered 409 was redone after a rewind), and per
 # agent the batches cancelled at the end of the write lease ("lease-expired"
-# in the provisioning log), the "event loop was blocked" warnings and the
-# elections it started. Defaults: 100,000 users, 1,000 groups, 600 s.
+# in the provisioning log), the "event loop was blocked" warnings, the
+# elections it started, its role, the longest its event loop lagged (status
+# loop.lag_max_ms: stalls under the 250 ms warning show here) and how its
+# write lease was renewed (failover.lease_*).
+# Defaults: 100,000 users, 1,000 groups, 600 s.
 # Uses the build in CANOPY_BUILD_DIR (default <source>/build); with
 # SYNC_SCALE_KEEP=DIR the agents' logs and provisioning logs are copied there.
 set -u
@@ -34,5 +37,6 @@ for i in 1 2 3; do
 	fi
 	echo "agent $i: lease-expired $(grep -c lease-expired "$FIXTURE_TMP/data$i/provisioning.log")," \
 		"loop blocked $(grep -c 'event loop was blocked' "$FIXTURE_TMP/agent$i.log.tmp")," \
-		"elections started $(grep -c 'election started' "$FIXTURE_TMP/agent$i.log.tmp")"
+		"elections started $(grep -c 'election started' "$FIXTURE_TMP/agent$i.log.tmp")," \
+		"$(json_eval "$(agent_status "$i")" 'j.role+", loop lag max "+j.loop.lag_max_ms+" ms, lease renewed by heartbeats "+j.failover.lease_heartbeat_renewals+", by barriers "+j.failover.lease_renewal_barriers')"
 done

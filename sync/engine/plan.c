@@ -522,18 +522,19 @@ bool plan_members_differ(struct planner *p, const struct item *it)
 static char *target_id_of(struct planner *p, struct batch *b, const char *anchor)
 {
 	struct item *it = strmap_get(&b->by_anchor, anchor);
-	struct object_record r;
-	char *id;
+	char key[KEY_MAX], *id;
+	const void *v;
+	size_t vlen, klen;
 
 	if (it && it->kind == IT_UPSERT && !it->failed && it->rec.target_id)
 		return xstrdup(it->rec.target_id);
 	if (it && (it->kind == IT_DELETE || it->kind == IT_STAGE))
 		return NULL;
-	if (!engine_record(p->state, OBJECT_KEY_OBJECT, anchor, &r))
+	/* only the id: one lookup per member of every group in the batch */
+	klen = object_key(OBJECT_KEY_OBJECT, anchor, key, sizeof key);
+	if (!state_get(p->state, key, klen, &v, &vlen))
 		return NULL;
-	id = r.target_id ? xstrdup(r.target_id) : NULL;
-	object_record_free(&r);
-	return id;
+	return object_record_target_id(v, vlen, &id) == 1 ? id : NULL;
 }
 
 /* Is the exported object `anchor` a group? This batch's item, else the index. */

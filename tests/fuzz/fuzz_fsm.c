@@ -17,6 +17,23 @@
 #include "sync/state/retry.h"
 #include "sync/state/state.h"
 
+/* object_record_target_id() on what object_record_encode() writes must give
+ * the record's own target id. */
+static void same_target_id(const struct object_record *o)
+{
+	char *buf, *id;
+	size_t len;
+	int rv;
+
+	object_record_encode(o, &buf, &len);
+	rv = object_record_target_id(buf, len, &id);
+	if (rv < 0 || (rv == 1) != (o->target_id != NULL) ||
+	    (rv == 1 && strcmp(id, o->target_id) != 0))
+		abort();
+	free(id);
+	free(buf);
+}
+
 static int each(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct object_record o;
@@ -26,8 +43,10 @@ static int each(void *ctx, const void *key, size_t klen, const void *val, size_t
 	(void)ctx;
 	(void)key;
 	(void)klen;
-	if (object_record_decode(val, vlen, &o, err, sizeof err) == 0)
+	if (object_record_decode(val, vlen, &o, err, sizeof err) == 0) {
+		same_target_id(&o);
 		object_record_free(&o);
+	}
 	if (retry_record_decode(val, vlen, &r, err, sizeof err) == 0)
 		retry_record_free(&r);
 	(void)format_record_parse(val, vlen, &v, err, sizeof err);
@@ -47,6 +66,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	{
+		/* the bytes as one record: the fast target-id reader on anything,
+		 * and the property above when it decodes */
+		struct object_record o;
+		char *id = NULL, *rec = malloc(size);
+		if (rec == NULL)
+			return 0;
+		memcpy(rec, data, size);
+		(void)object_record_target_id(rec, size, &id);
+		free(id);
+		if (object_record_decode(rec, size, &o, err, sizeof err) == 0) {
+			same_target_id(&o);
+			object_record_free(&o);
+		}
+		free(rec);
+	}
 	state_init(&s);
 	m = state_machine(&s);
 	/* a copy of exactly `size` bytes, so reads past it are caught */

@@ -5,6 +5,7 @@
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -476,6 +477,49 @@ static void object_record_without_id_or_dn_decodes(void **state)
 	free(buf);
 }
 
+/* The target id read without decoding the whole record (the member phase's
+ * lookup) is the decoded one: plain ids by the fast path, escaped or
+ * non-ASCII ids, records without an id and other key orders by the full
+ * decode; what is not a record is refused. */
+static void the_target_id_is_read_without_decoding_the_record(void **state)
+{
+	static const char *ids[] = {"2819c223-7f76-453a-919d-413861904646", "", "a\"b", "x\\y",
+				    "caf\xc3\xa9", "tab\there"};
+	char *members[] = {"m1", "m2", NULL};
+	struct object_record r = {.type = OBJECT_GROUP, .hash = 7, .dn = "cn=g", .members = members,
+				  .n_members = 2};
+	char *buf, *id;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+		for (int t = 0; t < 2; t++) {
+			r.type = t ? OBJECT_GROUP : OBJECT_USER;
+			r.target_id = (char *)ids[i];
+			assert_int_equal(object_record_encode(&r, &buf, &len), 0);
+			assert_int_equal(object_record_target_id(buf, len, &id), 1);
+			assert_string_equal(id, ids[i]);
+			free(id);
+			free(buf);
+		}
+	}
+	r.target_id = NULL; /* "id":null */
+	assert_int_equal(object_record_encode(&r, &buf, &len), 0);
+	assert_int_equal(object_record_target_id(buf, len, &id), 0);
+	assert_null(id);
+	free(buf);
+	/* the same record, keys in another order: read by the full decode */
+	static const char other[] = "{\"h\":\"7\",\"id\":\"z9\",\"t\":\"user\",\"v\":1}";
+	assert_int_equal(object_record_target_id(other, sizeof other - 1, &id), 1);
+	assert_string_equal(id, "z9");
+	free(id);
+	/* not a record, or cut before the id's closing quote */
+	static const char cut[] = "{\"v\":1,\"t\":\"user\",\"id\":\"abc";
+	assert_int_equal(object_record_target_id(cut, sizeof cut - 1, &id), -EPROTO);
+	assert_int_equal(object_record_target_id("[1]", 3, &id), -EPROTO);
+	assert_null(id);
+}
+
 /* A group whose members are in doubt says so ("mu"), and only then: other
  * records stay byte for byte what an older canopy wrote and reads. */
 static void group_members_in_doubt_round_trip(void **state)
@@ -542,6 +586,7 @@ int main(void)
 		cmocka_unit_test(entries_carry_their_own_zero_padding),
 		cmocka_unit_test(retry_record_without_dn_or_error_decodes),
 		cmocka_unit_test(object_record_without_id_or_dn_decodes),
+		cmocka_unit_test(the_target_id_is_read_without_decoding_the_record),
 		cmocka_unit_test(group_members_in_doubt_round_trip),
 	};
 	return cmocka_run_group_tests_name("state", tests, NULL, NULL);

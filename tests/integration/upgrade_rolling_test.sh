@@ -34,6 +34,16 @@ sync_setup 50 5
 CANOPY_AGENT=$PREVIOUS_AGENT sync_start_cluster 3
 wait_secs 60 idle_leader 1 2 3 || fail "the previous release's cluster never became idle"
 wait_secs 30 sync_compare || fail "initial sync incomplete"
+# The script asks the leader for every member's control address; a
+# follower's is known from its first health report to the leader (up to one
+# health period after it learned the leader), so a fast sync can finish
+# before that: wait for it as an operator would (or pass --control).
+addresses_known() {
+	local l
+	l=$(idle_leader 1 2 3) &&
+		[ "$(json_eval "$(agent_status "$l")" 'j.members.filter(m=>m.control_address).length')" = 3 ]
+}
+wait_secs 30 addresses_known || fail "the leader does not know every member's control address"
 pass "3 agents of the previous release in sync"
 
 # The stream: every 0.1 s one new user and one change of an existing one.

@@ -23,7 +23,7 @@ audit_map() { # audit_map FILTER MAP: the MAP of the audit lines passing FILTER,
 		console.log(ls.map((l) => f(JSON.parse(l))).join());
 	' "$2"
 }
-enc() { node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$1"; }
+enc() { node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' -- "$1"; }
 user_json() { # upn nickname [immutableId]
 	printf '{"accountEnabled":true,"displayName":"%s","mailNickname":"%s","userPrincipalName":"%s","passwordProfile":{"forceChangePasswordNextSignIn":true,"password":"xWwvJ]6NMw+bWH-d"}%s}' \
 		"$2" "$2" "$1" "${3:+,\"onPremisesImmutableId\":\"$3\"}"

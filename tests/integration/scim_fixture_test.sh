@@ -13,7 +13,7 @@ expect() { # expect ACTUAL WANTED WHAT
 	[ "$1" = "$2" ] || fail "$3: got '$1', want '$2'${4:+ ($4)}"
 }
 body() { scim_body | json_get "$1"; }
-enc() { node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$1"; }
+enc() { node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' -- "$1"; }
 U=urn:ietf:params:scim:schemas:core:2.0:User
 G=urn:ietf:params:scim:schemas:core:2.0:Group
 E=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
